@@ -1,0 +1,210 @@
+"""Frames: the byte layer of the chatroom protocol.  No I/O here.
+
+A frame on the wire is::
+
+    +----------------+----------------------------+---------------------+
+    | length: 4 bytes| header: `length` bytes     | body: `body` bytes  |
+    | unsigned, big- | UTF-8 JSON object, always  | raw, present only   |
+    | endian         | with a "type" key          | if header["body"]>0 |
+    +----------------+----------------------------+---------------------+
+
+TCP is a byte stream: one ``recv()`` may return half a frame or several frames glued
+together.  :class:`FrameDecoder` takes bytes however they were split and yields whole
+frames in order.  Sizes are checked against the limits *before* any of the declared
+bytes are buffered, so a peer announcing a 4 GiB header costs us four bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatroom.errors import FrameTooLarge, LocalProtocolError, MalformedHeader, TruncatedFrame
+
+__all__ = [
+    "PREFIX",
+    "PREFIX_SIZE",
+    "MAX_HEADER_SIZE",
+    "MAX_BODY_SIZE",
+    "BODY_KEY",
+    "Frame",
+    "FrameDecoder",
+    "encode_frame",
+]
+
+#: Network byte order, unsigned: the same on every machine, never negative.
+PREFIX = struct.Struct("!I")
+PREFIX_SIZE = PREFIX.size
+
+#: A chat header is a few hundred bytes; a welcome with 100 messages of history is the
+#: largest ordinary header (tens of KiB).  64 KiB keeps a hostile peer's cost bounded.
+MAX_HEADER_SIZE = 64 * 1024
+
+#: Bodies carry file chunks.  1 MiB chunks keep per-connection memory bounded while
+#: still amortising the per-frame overhead.
+MAX_BODY_SIZE = 1024 * 1024
+
+#: The header key that declares the body's size in bytes.
+BODY_KEY = "body"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame.
+
+    ``wire_size`` is the frame's size on the wire, ``recv_count`` how many chunks fed
+    to the decoder it took to assemble (the trace mode shows it: the sticky-packet
+    lesson), and ``prefix`` the raw 4-byte length prefix.
+    """
+
+    header: dict[str, Any]
+    body: bytes = b""
+    wire_size: int = 0
+    recv_count: int = 1
+    prefix: bytes = field(default=b"", repr=False)
+
+
+def _dumps(header: Mapping[str, Any]) -> bytes:
+    return json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def encode_frame(
+    header: Mapping[str, Any],
+    body: bytes = b"",
+    *,
+    max_header: int = MAX_HEADER_SIZE,
+    max_body: int = MAX_BODY_SIZE,
+) -> bytes:
+    """Return the wire bytes for ``header`` (and ``body``, whose size is declared)."""
+    if "type" not in header:
+        raise LocalProtocolError("a frame header needs a 'type'")
+    if body:
+        header = {**header, BODY_KEY: len(body)}
+    elif BODY_KEY in header:
+        raise LocalProtocolError(f"header declares '{BODY_KEY}' but no body was given")
+    data = _dumps(header)
+    if len(data) > max_header:
+        raise LocalProtocolError(f"header of {len(data)} bytes is over {max_header}")
+    if len(body) > max_body:
+        raise LocalProtocolError(f"body of {len(body)} bytes is over {max_body}")
+    return b"".join((PREFIX.pack(len(data)), data, body))
+
+
+def parse_header(data: bytes) -> dict[str, Any]:
+    """Decode header bytes into a dict, or raise :class:`MalformedHeader`."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedHeader(f"header is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise MalformedHeader("header JSON is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and int strings over Python's digit limit
+        raise MalformedHeader(f"header is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise MalformedHeader(f"header must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+class FrameDecoder:
+    """Incremental frame decoder: bytes in, :class:`Frame` objects out.
+
+    Call :meth:`feed` with whatever ``recv()`` returned, in order; it returns the frames
+    completed by that chunk (possibly none, possibly many).  Call :meth:`feed_eof` when
+    the peer closed: it raises :class:`TruncatedFrame` if a frame was cut off.  After a
+    :class:`~chatroom.errors.FrameError` the decoder is unusable: close the connection.
+    """
+
+    def __init__(self, max_header: int = MAX_HEADER_SIZE, max_body: int = MAX_BODY_SIZE) -> None:
+        self.max_header = max_header
+        self.max_body = max_body
+        self._buf = bytearray()
+        self._pos = 0  # start of unconsumed data in _buf
+        # The frame being assembled: its header once parsed, and how much is needed.
+        self._header: dict[str, Any] | None = None
+        self._header_len = 0
+        self._body_len = 0
+        self._chunks = 0  # chunks that contributed to the current frame
+        self._broken: Exception | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as part of a frame."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: bytes) -> list[Frame]:
+        if self._broken is not None:
+            raise LocalProtocolError("decoder already failed") from self._broken
+        if not data:
+            return []
+        self._buf += data
+        self._chunks += 1
+        frames: list[Frame] = []
+        try:
+            while True:
+                frame = self._next_frame()
+                if frame is None:
+                    break
+                frames.append(frame)
+        except Exception as exc:
+            self._broken = exc
+            raise
+        # Compact once per feed, not once per frame: keeps decoding linear.
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        if not self._buf:
+            self._chunks = 0  # the next frame starts in the next chunk
+        return frames
+
+    def feed_eof(self) -> None:
+        """The peer closed the stream.  Raise if that cut a frame in half."""
+        if self.buffered:
+            have = self.buffered
+            if self._header is None and have < PREFIX_SIZE:
+                need = PREFIX_SIZE
+            elif self._header is None:
+                (length,) = PREFIX.unpack_from(self._buf, self._pos)
+                need = PREFIX_SIZE + length
+            else:
+                need = PREFIX_SIZE + self._header_len + self._body_len
+            raise TruncatedFrame(have, need)
+
+    def _next_frame(self) -> Frame | None:
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        if self._header is None:
+            if avail < PREFIX_SIZE:
+                return None
+            (length,) = PREFIX.unpack_from(buf, pos)
+            if length > self.max_header:
+                raise FrameTooLarge("header", length, self.max_header)
+            if avail < PREFIX_SIZE + length:
+                return None
+            header = parse_header(bytes(buf[pos + PREFIX_SIZE : pos + PREFIX_SIZE + length]))
+            body_len = header.get(BODY_KEY, 0)
+            if type(body_len) is not int or body_len < 0:
+                raise MalformedHeader(f"'{BODY_KEY}' must be a non-negative integer")
+            if body_len > self.max_body:
+                raise FrameTooLarge("body", body_len, self.max_body)
+            self._header, self._header_len, self._body_len = header, length, body_len
+        total = PREFIX_SIZE + self._header_len + self._body_len
+        if avail < total:
+            return None
+        body_start = pos + PREFIX_SIZE + self._header_len
+        frame = Frame(
+            header=self._header,
+            body=bytes(buf[body_start : body_start + self._body_len]),
+            wire_size=total,
+            recv_count=self._chunks,
+            prefix=bytes(buf[pos : pos + PREFIX_SIZE]),
+        )
+        self._pos = pos + total
+        self._header = None
+        # The next frame starts inside the chunk that completed this one.
+        self._chunks = 1
+        return frame

@@ -1,0 +1,624 @@
+"""Typed messages: what a frame header means.  No I/O here.
+
+Every message is a small frozen dataclass named as a noun; its wire form is a JSON
+object whose ``"type"`` is the class's :attr:`Message.TYPE` and whose other keys are
+the dataclass fields.  Fields that are ``None`` are left out on the wire, and absent
+optional fields decode to their defaults.  Unknown keys are ignored, so a later minor
+version may add fields without breaking older peers.  A field named ``data`` of type
+``bytes`` travels as the frame's raw body, not in the JSON.
+
+:func:`decode_message` validates every field against its annotation: a missing,
+mistyped or out-of-range field raises :class:`~chatroom.errors.InvalidField`, an
+unknown type :class:`~chatroom.errors.UnknownMessageType` -- never a bare
+``KeyError``/``TypeError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+from chatroom.errors import InvalidField, LocalProtocolError, UnknownMessageType
+from chatroom.protocol.framing import BODY_KEY, MAX_BODY_SIZE, MAX_HEADER_SIZE, Frame, encode_frame
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "ErrorCode",
+    "PresenceEvent",
+    "Message",
+    "MemberInfo",
+    "RoomInfo",
+    # client -> server
+    "Hello",
+    "Say",
+    "Action",
+    "Direct",
+    "Join",
+    "ListRooms",
+    "SetTopic",
+    "Nick",
+    "Away",
+    "Who",
+    "FetchHistory",
+    # server -> client
+    "Welcome",
+    "Ack",
+    "Chat",
+    "Private",
+    "Presence",
+    "Members",
+    "Rooms",
+    "Joined",
+    "Topic",
+    "History",
+    "Error",
+    # both ways
+    "Ping",
+    "Pong",
+    "Bye",
+    "MESSAGE_TYPES",
+    "encode_message",
+    "decode_message",
+    "message_from_header",
+    "major_version",
+]
+
+#: "MAJOR.MINOR".  Peers with another major version cannot talk; a newer minor only adds.
+PROTOCOL_VERSION = "1.0"
+
+#: Client message ids are chosen by the client to match acknowledgements and to make
+#: resending idempotent; 64 characters is room for a UUID with a prefix.
+MAX_ID_LENGTH = 64
+
+
+class ErrorCode(str, enum.Enum):
+    """The ``code`` of an :class:`Error` frame.  Clients switch on these, never on text."""
+
+    # the stream (fatal: the connection is closed after the error)
+    BAD_FRAME = "bad_frame"
+    FRAME_TOO_LARGE = "frame_too_large"
+    TRUNCATED_FRAME = "truncated_frame"
+    MALFORMED_HEADER = "malformed_header"
+    # one message (the connection stays open)
+    BAD_MESSAGE = "bad_message"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_FIELD = "invalid_field"
+    NOT_READY = "not_ready"  # anything but hello before the handshake
+    ALREADY_HELLO = "already_hello"
+    TEXT_TOO_LONG = "text_too_long"
+    NO_SUCH_NICK = "no_such_nick"
+    NO_SUCH_ROOM = "no_such_room"
+    INVALID_ROOM = "invalid_room"
+    RATE_LIMITED = "rate_limited"  # "slow down": the message was not sent
+    # handshake
+    VERSION_MISMATCH = "version_mismatch"
+    INVALID_NICK = "invalid_nick"
+    NICK_TAKEN = "nick_taken"
+    SERVER_FULL = "server_full"
+    RESUME_REFUSED = "resume_refused"
+    AUTH_REQUIRED = "auth_required"
+    AUTH_FAILED = "auth_failed"
+    # the server ends the connection
+    TIMED_OUT = "timed_out"
+    TOO_SLOW = "too_slow"
+    FLOODING = "flooding"
+    SHUTTING_DOWN = "shutting_down"
+    INTERNAL = "internal"
+
+
+class PresenceEvent(str, enum.Enum):
+    JOIN = "join"
+    LEAVE = "leave"
+    NICK = "nick"
+    AWAY = "away"
+    BACK = "back"
+    RECONNECTED = "reconnected"
+
+
+def major_version(version: str) -> int | None:
+    """The major number of a ``"MAJOR.MINOR"`` string, or None if it is not one."""
+    head, _, _ = version.partition(".")
+    return int(head) if head.isdigit() else None
+
+
+# --------------------------------------------------------------------------- machinery
+
+M = TypeVar("M", bound="Message")
+
+#: type name -> message class
+MESSAGE_TYPES: dict[str, type[Message]] = {}
+
+
+class Message:
+    """Base of every message.  Subclasses are made with :func:`_message`."""
+
+    TYPE: ClassVar[str] = ""
+    _FIELDS: ClassVar[tuple[tuple[str, Callable[[Any], Any], bool], ...]] = ()
+
+    __slots__ = ()
+
+    def to_header(self) -> dict[str, Any]:
+        """The JSON-ready header (without the body) for this message."""
+        header: dict[str, Any] = {"type": self.TYPE}
+        for name, _, _ in self._FIELDS:
+            if name == "data":
+                continue
+            value = getattr(self, name)
+            if value is not None:
+                header[name] = _to_json(value)
+        return header
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`LocalProtocolError` if a value is out of range (per class)."""
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, Message | _Record):
+        return {k: v for k, v in _record_items(value) if v is not None}
+    if isinstance(value, tuple):
+        return [_to_json(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _record_items(value: Any) -> list[tuple[str, Any]]:
+    items = [(f.name, _to_json(getattr(value, f.name))) for f in dataclasses.fields(value)]
+    if isinstance(value, Message):
+        items.insert(0, ("type", value.TYPE))
+    return items
+
+
+class _Record:
+    """Base of nested records (not messages): member and room descriptions."""
+
+    __slots__ = ()
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        pass
+
+
+def _converter(tp: Any, owner: str, name: str) -> Callable[[Any], Any]:
+    """Build a function that validates a JSON value against annotation ``tp``."""
+
+    def bad(problem: str) -> InvalidField:
+        return InvalidField(owner, name, problem)
+
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        (inner,) = args
+        conv = _converter(inner, owner, name)
+        return lambda v: None if v is None else conv(v)
+    if origin is tuple:
+        item_tp, _ = typing.get_args(tp)
+        item = _converter(item_tp, owner, name)
+
+        def to_tuple(v: Any) -> tuple[Any, ...]:
+            if not isinstance(v, list):
+                raise bad(f"expected a list, got {_json_type(v)}")
+            return tuple(item(x) for x in v)
+
+        return to_tuple
+    if origin is dict:
+        key_tp, val_tp = typing.get_args(tp)
+        val = _converter(val_tp, owner, name)
+
+        def to_dict(v: Any) -> dict[str, Any]:
+            if not isinstance(v, dict):
+                raise bad(f"expected an object, got {_json_type(v)}")
+            return {str(k): val(x) for k, x in v.items()}
+
+        return to_dict
+    if tp is str:
+
+        def to_str(v: Any) -> str:
+            if not isinstance(v, str):
+                raise bad(f"expected a string, got {_json_type(v)}")
+            return v
+
+        return to_str
+    if tp is bool:
+
+        def to_bool(v: Any) -> bool:
+            if not isinstance(v, bool):
+                raise bad(f"expected true or false, got {_json_type(v)}")
+            return v
+
+        return to_bool
+    if tp is int:
+
+        def to_int(v: Any) -> int:
+            if type(v) is not int:
+                raise bad(f"expected an integer, got {_json_type(v)}")
+            if not -(2**63) <= v < 2**63:
+                raise bad("integer out of range")
+            return v
+
+        return to_int
+    if tp is float:
+
+        def to_float(v: Any) -> float:
+            if type(v) not in (int, float) or not math.isfinite(v):
+                raise bad(f"expected a number, got {_json_type(v)}")
+            return float(v)
+
+        return to_float
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+
+        def to_enum(v: Any) -> Any:
+            try:
+                return tp(v)
+            except ValueError:
+                raise bad(f"{v!r} is not one of {[m.value for m in tp]}") from None
+
+        return to_enum
+    if isinstance(tp, type) and issubclass(tp, _Record | Message):
+        return lambda v: _build(tp, v, nested=True)
+    if tp is bytes:
+        return lambda v: v
+    raise TypeError(f"no converter for {tp!r}")  # a bug in a message definition
+
+
+def _json_type(v: Any) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(v), "number"
+    )
+
+
+def _build(cls: Any, data: Any, *, nested: bool = False) -> Any:
+    owner = cls.TYPE if issubclass(cls, Message) else cls.__name__
+    if not isinstance(data, dict):
+        raise InvalidField(owner, "", f"expected an object, got {_json_type(data)}")
+    kwargs: dict[str, Any] = {}
+    for name, conv, required in cls._FIELDS:
+        if name in data:
+            kwargs[name] = conv(data[name])
+        elif required:
+            raise InvalidField(owner, name, "missing")
+    try:
+        return cls(**kwargs)
+    except LocalProtocolError as exc:
+        raise InvalidField(owner, getattr(exc, "field", ""), str(exc)) from None
+
+
+class _FieldProblem(LocalProtocolError):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(problem)
+        self.field = field
+
+
+def _require(ok: bool, field: str, problem: str) -> None:
+    if not ok:
+        raise _FieldProblem(field, problem)
+
+
+T = TypeVar("T")
+
+
+def _finish(cls: type[T]) -> type[T]:
+    """Make ``cls`` a frozen dataclass and precompute its field converters."""
+    dc = dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
+    hints = typing.get_type_hints(dc)
+    owner = getattr(dc, "TYPE", "") or dc.__name__
+    dc._FIELDS = tuple(  # type: ignore[attr-defined]
+        (
+            f.name,
+            _converter(hints[f.name], owner, f.name),
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(dc)
+    )
+    return dc
+
+
+def _message(type_name: str) -> Callable[[type[M]], type[M]]:
+    def register(cls: type[M]) -> type[M]:
+        cls.TYPE = type_name
+        dc = _finish(cls)
+        MESSAGE_TYPES[type_name] = dc
+        return dc
+
+    return register
+
+
+def _check_id(value: str | None, field: str = "id") -> None:
+    if value is not None:
+        _require(0 < len(value) <= MAX_ID_LENGTH, field, f"must be 1-{MAX_ID_LENGTH} characters")
+
+
+# --------------------------------------------------------------------------- records
+
+
+@_finish
+class MemberInfo(_Record):
+    """One member as shown by /who: ``idle`` in seconds since their last message."""
+
+    nick: str
+    idle: float = 0.0
+    away: str | None = None
+    op: bool = False
+    address: str | None = None  # only shown to operators
+
+
+@_finish
+class RoomInfo(_Record):
+    name: str
+    members: int = 0
+    topic: str = ""
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@_message("chat")
+class Chat(Message):
+    """A room message as the server relays it: stamped with time and sequence number."""
+
+    room: str
+    seq: int
+    ts: float
+    nick: str
+    text: str
+    action: bool = False
+    id: str | None = None  # the sender's client message id
+
+    def check(self) -> None:
+        _require(self.seq >= 0, "seq", "must not be negative")
+
+
+@_message("hello")
+class Hello(Message):
+    """First message of a client.  ``resume`` and ``last_seq`` reclaim a session."""
+
+    version: str
+    nick: str
+    client: str = ""
+    room: str | None = None
+    resume: str | None = None
+    last_seq: int | None = None
+
+    def check(self) -> None:
+        _require(major_version(self.version) is not None, "version", "must be MAJOR.MINOR")
+
+
+@_message("welcome")
+class Welcome(Message):
+    """The server's answer to a good hello: who we are, where we are, what we missed."""
+
+    version: str
+    server: str
+    nick: str
+    room: str
+    topic: str = ""
+    members: tuple[MemberInfo, ...] = ()
+    history: tuple[Chat, ...] = ()
+    limits: dict[str, int] = dataclasses.field(default_factory=dict)
+    resume_token: str | None = None
+    resumed: bool = False
+
+
+@_message("say")
+class Say(Message):
+    """Chat text to the current room.  May span several lines (a paste is one message)."""
+
+    id: str
+    text: str
+
+    def check(self) -> None:
+        _check_id(self.id)
+        _require(bool(self.text), "text", "must not be empty")
+
+
+@_message("action")
+class Action(Message):
+    """An action ("/me waves") to the current room."""
+
+    id: str
+    text: str
+
+    def check(self) -> None:
+        _check_id(self.id)
+        _require(bool(self.text), "text", "must not be empty")
+
+
+@_message("direct")
+class Direct(Message):
+    """A private message to one nick, wherever they are."""
+
+    id: str
+    to: str
+    text: str
+
+    def check(self) -> None:
+        _check_id(self.id)
+        _require(bool(self.text), "text", "must not be empty")
+
+
+@_message("join")
+class Join(Message):
+    """Move to ``room``, creating it if it does not exist."""
+
+    room: str
+
+
+@_message("list_rooms")
+class ListRooms(Message):
+    pass
+
+
+@_message("set_topic")
+class SetTopic(Message):
+    topic: str
+
+
+@_message("nick")
+class Nick(Message):
+    nick: str
+
+
+@_message("away")
+class Away(Message):
+    """Mark oneself away with ``message``; without a message, back again."""
+
+    message: str | None = None
+
+
+@_message("who")
+class Who(Message):
+    room: str | None = None
+
+
+@_message("fetch_history")
+class FetchHistory(Message):
+    """Ask for up to ``limit`` room messages with a sequence number below ``before``."""
+
+    room: str
+    before: int
+    limit: int = 50
+
+    def check(self) -> None:
+        _require(self.limit > 0, "limit", "must be positive")
+
+
+@_message("ack")
+class Ack(Message):
+    """The server accepted the client's message ``id``; ``seq`` is its place in the room."""
+
+    id: str
+    ts: float
+    seq: int | None = None
+    room: str | None = None
+    duplicate: bool = False  # a resend of an id already accepted: nothing was re-broadcast
+
+
+@_message("private")
+class Private(Message):
+    """A direct message, delivered to its recipient and echoed to its sender."""
+
+    nick: str
+    to: str
+    text: str
+    ts: float
+    id: str | None = None
+
+
+@_message("presence")
+class Presence(Message):
+    """Someone joined, left, changed nick, went away or came back."""
+
+    room: str
+    event: PresenceEvent
+    nick: str
+    ts: float
+    reason: str | None = None  # leave: quit, timed out, too slow, kicked...
+    new_nick: str | None = None  # nick
+    message: str | None = None  # away
+
+
+@_message("members")
+class Members(Message):
+    room: str
+    members: tuple[MemberInfo, ...] = ()
+
+
+@_message("rooms")
+class Rooms(Message):
+    rooms: tuple[RoomInfo, ...] = ()
+
+
+@_message("joined")
+class Joined(Message):
+    """We are now in ``room``: its topic, members and recent history."""
+
+    room: str
+    topic: str = ""
+    members: tuple[MemberInfo, ...] = ()
+    history: tuple[Chat, ...] = ()
+
+
+@_message("topic")
+class Topic(Message):
+    room: str
+    topic: str
+    nick: str
+    ts: float
+
+
+@_message("history")
+class History(Message):
+    """Older room messages, oldest first.  ``complete`` means nothing older exists."""
+
+    room: str
+    messages: tuple[Chat, ...] = ()
+    complete: bool = False
+
+
+@_message("error")
+class Error(Message):
+    """Something went wrong.  ``id`` names the client message it answers, if any;
+    ``fatal`` says the server closes the connection after this frame."""
+
+    code: str
+    message: str
+    id: str | None = None
+    fatal: bool = False
+
+
+@_message("ping")
+class Ping(Message):
+    token: str = ""
+
+
+@_message("pong")
+class Pong(Message):
+    token: str = ""
+
+
+@_message("bye")
+class Bye(Message):
+    """A clean goodbye; the sender closes the connection after it."""
+
+    reason: str = ""
+
+
+# --------------------------------------------------------------------------- encode / decode
+
+
+def encode_message(
+    msg: Message, *, max_header: int = MAX_HEADER_SIZE, max_body: int = MAX_BODY_SIZE
+) -> bytes:
+    """The complete wire frame for ``msg``."""
+    body = getattr(msg, "data", b"") if any(n == "data" for n, _, _ in msg._FIELDS) else b""
+    return encode_frame(msg.to_header(), body, max_header=max_header, max_body=max_body)
+
+
+def message_from_header(header: dict[str, Any], body: bytes = b"") -> Message:
+    """Validate a decoded header (and body) and build its typed message."""
+    type_name = header.get("type")
+    cls = MESSAGE_TYPES.get(type_name) if isinstance(type_name, str) else None
+    if cls is None:
+        raise UnknownMessageType(type_name)
+    if body or BODY_KEY in header:
+        if not any(name == "data" for name, _, _ in cls._FIELDS):
+            raise InvalidField(type_name, BODY_KEY, "this message carries no body")
+        header = {k: v for k, v in header.items() if k != BODY_KEY}
+        header["data"] = body
+    msg: Message = _build(cls, header)
+    return msg
+
+
+def decode_message(frame: Frame) -> Message:
+    """The typed message carried by ``frame``."""
+    return message_from_header(frame.header, frame.body)
