@@ -76,7 +76,7 @@ PROTOCOL_VERSION = "1.0"
 MAX_ID_LENGTH = 64
 
 
-class ErrorCode(str, enum.Enum):
+class ErrorCode(enum.StrEnum):
     """The ``code`` of an :class:`Error` frame.  Clients switch on these, never on text."""
 
     # the stream (fatal: the connection is closed after the error)
@@ -111,7 +111,7 @@ class ErrorCode(str, enum.Enum):
     INTERNAL = "internal"
 
 
-class PresenceEvent(str, enum.Enum):
+class PresenceEvent(enum.StrEnum):
     JOIN = "join"
     LEAVE = "leave"
     NICK = "nick"

@@ -1,0 +1,5 @@
+import sys
+
+from chatroom.cli import main
+
+sys.exit(main())

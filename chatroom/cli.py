@@ -1,0 +1,159 @@
+"""The ``chatroom`` command: ``serve`` a room, ``join`` one.
+
+``main(argv=None)`` parses arguments and returns an exit status; every expected failure
+(port in use, connection refused, nick taken...) is one line on stderr, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from chatroom import __version__
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("chatroom")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from chatroom.server import DEFAULT_PORT, ServerConfig
+
+    defaults = ServerConfig()
+    parser = argparse.ArgumentParser(
+        prog="chatroom",
+        description="A LAN chat room: host one with 'serve', talk in it with 'join'.",
+    )
+    parser.add_argument("--version", action="version", version=f"chatroom {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="host a chat server", description="Host a chat server.")
+    serve.add_argument("--host", default=defaults.host,
+                       help="address to listen on (default %(default)s; 0.0.0.0 shares it on the LAN)")
+    serve.add_argument("--port", type=_positive_int, default=DEFAULT_PORT,
+                       help="TCP port (default %(default)s; 0 picks a free one)")
+    serve.add_argument("--name", default="", help="server name shown to clients (default: host name)")
+    serve.add_argument("--max-clients", type=_positive_int, default=defaults.max_clients,
+                       help="connections accepted at once (default %(default)s)")
+    serve.add_argument("--max-text", type=_positive_int, default=defaults.max_text,
+                       help="characters in one message (default %(default)s)")
+    serve.add_argument("--history", type=_positive_int, default=defaults.history_size,
+                       help="messages replayed on joining a room (default %(default)s)")
+    serve.add_argument("--outbox-limit", type=_positive_int, default=defaults.outbox_limit,
+                       help="bytes queued for one client before it is dropped as too slow "
+                            "(default %(default)s)")
+    serve.add_argument("--rate", type=float, default=defaults.rate,
+                       help="messages per second per client, sustained; 0 turns limiting off "
+                            "(default %(default)s)")
+    serve.add_argument("--burst", type=float, default=defaults.burst,
+                       help="messages a client may send at once (default %(default)s)")
+    serve.add_argument("--ping-interval", type=float, default=defaults.ping_interval,
+                       help="seconds of silence before a client is pinged (default %(default)s)")
+    serve.add_argument("--pong-timeout", type=float, default=defaults.pong_timeout,
+                       help="seconds to wait for the answer to a ping (default %(default)s)")
+    serve.add_argument("--handshake-timeout", type=float, default=defaults.handshake_timeout,
+                       help="seconds a new connection has to say hello (default %(default)s)")
+    _add_logging(serve)
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def _add_logging(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default %(default)s")
+    parser.add_argument("--log-file", help="write the log here instead of stderr")
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    handler: logging.Handler = (
+        logging.FileHandler(args.log_file, encoding="utf-8") if args.log_file else logging.StreamHandler()
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(args.log_level)
+
+
+def _fail(message: str, status: int = 1) -> int:
+    print(f"chatroom: {message}", file=sys.stderr)
+    return status
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from chatroom.netaddr import local_ipv4_addresses
+    from chatroom.server import ChatServer, ServerConfig
+
+    _setup_logging(args)
+    config = ServerConfig(
+        host=args.host, port=args.port, name=args.name, max_clients=args.max_clients,
+        max_text=args.max_text, history_size=args.history, outbox_limit=args.outbox_limit,
+        rate=args.rate, burst=args.burst, ping_interval=args.ping_interval,
+        pong_timeout=args.pong_timeout, handshake_timeout=args.handshake_timeout,
+    )
+    try:
+        server = ChatServer(config)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return _fail(f"port {args.port} on {args.host} is already in use: stop the other server "
+                         "or choose another with --port (0 picks a free one)")
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return _fail(f"{args.host} is not an address of this machine")
+        if exc.errno == errno.EACCES:
+            return _fail(f"not allowed to listen on port {args.port}: use a port above 1024")
+        return _fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+    except OverflowError:
+        return _fail(f"port {args.port} is out of range (0-65535)")
+
+    port = server.port
+    print(f"chatroom {__version__}: serving on {args.host}:{port}", flush=True)
+    if args.host in ("0.0.0.0", ""):
+        addresses = local_ipv4_addresses()
+        if addresses:
+            print("people on your network can join with:", flush=True)
+            for address in addresses:
+                print(f"  chatroom join {address}:{port}", flush=True)
+    else:
+        print(f"join with: chatroom join {args.host}:{port}", flush=True)
+    print("press Ctrl-C to stop", flush=True)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    thread = server.serve_in_thread()
+    try:
+        while not stop.wait(0.5) and thread.is_alive():
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.stop()
+    print("chatroom: server stopped", flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The server's output side: bounded outboxes and one flusher thread.
+
+Broadcasting must never block on a socket, or one member who stops reading freezes
+the room.  So a broadcast only *appends* bytes to each recipient's :class:`Outbox`
+(memory, bounded); then :meth:`Outbox.flush` tries one non-blocking ``send`` of
+everything pending (``MSG_DONTWAIT``: the socket stays blocking for its reader).
+What the kernel does not take waits for the :class:`Flusher`, one thread that watches
+the backed-up sockets with ``selectors`` and writes each one's whole backlog when it
+drains.  Frames queued together go out in one ``send``: coalescing is where the speed
+is (see ../shared/notes/performance.md and ``scripts/bench.py``).
+
+An outbox that would grow past its limit refuses the data and reports overflow: the
+server then drops that client as "too slow" instead of buffering without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import threading
+from collections import deque
+
+__all__ = ["DEFAULT_OUTBOX_LIMIT", "Outbox", "Flusher"]
+
+log = logging.getLogger(__name__)
+
+#: 1 MiB holds several seconds of a busy room for a client that stalls briefly (a
+#: laptop lid, a slow Wi-Fi burst), yet 2,000 stalled clients cost at most 2 GiB.
+DEFAULT_OUTBOX_LIMIT = 1024 * 1024
+
+_SEND_FLAGS = getattr(socket, "MSG_DONTWAIT", 0) | getattr(socket, "MSG_NOSIGNAL", 0)
+
+
+class Outbox:
+    """Bytes waiting to go to one socket, at most ``limit`` of them."""
+
+    __slots__ = ("sock", "limit", "flusher", "overflowed", "_lock", "_buf", "_parked", "_closed")
+
+    def __init__(self, sock: socket.socket, flusher: Flusher, limit: int = DEFAULT_OUTBOX_LIMIT) -> None:
+        self.sock = sock
+        self.limit = limit
+        self.flusher = flusher
+        self.overflowed = False
+        self._lock = threading.Lock()
+        self._buf = bytearray()
+        self._parked = False  # the flusher owns writing until the backlog is gone
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def put(self, data: bytes) -> bool:
+        """Queue ``data`` (never blocks, never sends).  False if that would overflow."""
+        with self._lock:
+            if self._closed:
+                return True  # the connection is going away; nothing to deliver to
+            if len(self._buf) + len(data) > self.limit:
+                self.overflowed = True
+                return False
+            self._buf += data
+            return True
+
+    def flush(self) -> None:
+        """Send what the kernel takes now; hand any rest to the flusher."""
+        with self._lock:
+            if self._parked or not self._buf or self._closed:
+                return
+            self._send_locked()
+            if self._buf and not self._closed:
+                self._parked = True
+                park = True
+            else:
+                park = False
+        if park:
+            self.flusher.watch(self)
+
+    def send_now(self, data: bytes) -> None:
+        """Queue ``data`` and flush (for replies to one client)."""
+        if self.put(data):
+            self.flush()
+
+    def close(self) -> None:
+        """Drop anything pending; further puts are ignored.  Call before closing the
+        socket, so the flusher forgets it before its descriptor can be reused."""
+        with self._lock:
+            self._closed = True
+            self._buf.clear()
+            parked, self._parked = self._parked, False
+        if parked:
+            self.flusher.forget(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _send_locked(self) -> None:
+        try:
+            sent = self.sock.send(self._buf, _SEND_FLAGS)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            # The peer is gone; its reader thread sees that too and cleans up.
+            self._closed = True
+            self._buf.clear()
+            return
+        del self._buf[:sent]
+
+    def _drain(self) -> bool:
+        """Called by the flusher when the socket is writable.  True when done."""
+        with self._lock:
+            if not self._closed:
+                self._send_locked()
+            if self._buf and not self._closed:
+                return False
+            self._parked = False
+            return True
+
+
+class Flusher:
+    """One thread that writes the backlogs of sockets the kernel could not take at once."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        # (outbox, watch?) in order: a forget always precedes the reuse of its fd
+        self._incoming: deque[tuple[Outbox, bool]] = deque()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="chatroom-flusher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def watch(self, outbox: Outbox) -> None:
+        """Take over writing ``outbox`` until its backlog is gone (any thread)."""
+        self._incoming.append((outbox, True))
+        self._wake()
+
+    def forget(self, outbox: Outbox) -> None:
+        """Stop watching ``outbox`` (any thread)."""
+        self._incoming.append((outbox, False))
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except BlockingIOError:
+            pass  # a wake-up is already pending
+
+    @property
+    def backlog(self) -> int:
+        """Sockets currently waiting to be writable (for tests and stats)."""
+        return len(self._selector.get_map()) - 1
+
+    def stop(self) -> None:
+        self._stop = True
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _run(self) -> None:
+        sel = self._selector
+        while not self._stop:
+            for key, _ in sel.select():
+                if key.fileobj is self._wake_r:
+                    self._take_incoming()
+                    continue
+                outbox: Outbox = key.data
+                try:
+                    done = outbox._drain()
+                except Exception:  # never let one socket kill the output thread
+                    log.exception("flusher: writing failed")
+                    done = True
+                if done:
+                    sel.unregister(key.fileobj)
+
+    def _take_incoming(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        sel = self._selector
+        while self._incoming:
+            outbox, watch = self._incoming.popleft()
+            if not watch:
+                # Only parked sockets are in the map: a short scan.
+                for key in [k for k in sel.get_map().values() if k.data is outbox]:
+                    sel.unregister(key.fileobj)
+                continue
+            if outbox._drain():
+                continue
+            try:
+                sel.register(outbox.sock, selectors.EVENT_WRITE, outbox)
+            except KeyError:  # the fd is already watched (for this outbox: keep it)
+                sel.modify(outbox.sock, selectors.EVENT_WRITE, outbox)
+            except (ValueError, OSError):  # the socket was closed meanwhile
+                outbox.close()

@@ -1,0 +1,582 @@
+"""The chat server: ``socketserver.ThreadingTCPServer`` with one handler per connection.
+
+How a message travels::
+
+    reader thread (ChatHandler.handle)       one per connection, blocking recv()
+      recv 64 KiB -> FrameDecoder -> decode_message -> rate limit
+      -> Hub: under ONE lock, ChatState decides (stamp, sequence, history)
+              and each resulting frame is encoded once and appended to every
+              recipient's Outbox (memory only: no socket call under the lock)
+      -> after the whole recv()'s frames: flush each touched outbox once
+         (one non-blocking send each; the rest goes to the Flusher thread)
+
+Holding the hub lock while appending to outboxes is what makes every member see a
+room's messages in the same order.  Nothing under it can block: ``Outbox.put`` never
+touches a socket.  A client whose outbox overflows is disconnected as "too slow".
+
+Silent peers, handshake deadlines and keepalive pings are handled in
+:meth:`ChatServer.service_actions`, socketserver's hook that ``serve_forever`` calls
+about twice a second; it shuts a dead socket down, which wakes its reader.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from chatroom.errors import FrameError, MessageError, Refused, TruncatedFrame
+from chatroom.output import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
+from chatroom.protocol import (
+    MAX_BODY_SIZE,
+    MAX_HEADER_SIZE,
+    PROTOCOL_VERSION,
+    Ack,
+    Action,
+    Away,
+    Bye,
+    Direct,
+    Error,
+    ErrorCode,
+    FetchHistory,
+    FrameDecoder,
+    Hello,
+    Join,
+    ListRooms,
+    Message,
+    Nick,
+    Ping,
+    Pong,
+    Say,
+    SetTopic,
+    Welcome,
+    Who,
+    decode_message,
+    encode_message,
+    major_version,
+)
+from chatroom.ratelimit import RateLimiter, Verdict
+from chatroom.room import ChatState, Delivery, Member
+from chatroom.text import clean_line
+
+__all__ = ["DEFAULT_PORT", "ServerConfig", "ChatServer", "ChatHandler", "ConnState", "Connection"]
+
+log = logging.getLogger("chatroom.server")
+
+DEFAULT_PORT = 7373
+
+#: One recv() takes what the kernel has, up to this; a busy sender's frames arrive
+#: many to a read and are relayed as one batch.
+RECV_SIZE = 64 * 1024
+
+
+@dataclass
+class ServerConfig:
+    """Every server limit, with the defaults the README documents."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    name: str = ""  # shown to clients; the host name when empty
+    max_clients: int = 1000
+    max_text: int = 4000  # characters in one chat message (a pasted block is one)
+    history_size: int = 100  # messages replayed on joining a room
+    outbox_limit: int = DEFAULT_OUTBOX_LIMIT  # bytes queued for one client -> "too slow"
+    handshake_timeout: float = 10.0
+    ping_interval: float = 30.0  # idle this long -> ping
+    pong_timeout: float = 20.0  # no answer this long after a ping -> "timed out"
+    rate: float = 4.0  # messages per second, sustained (0 disables rate limiting)
+    burst: float = 20.0  # messages allowed at once
+    max_strikes: int = 15  # refused messages in a row before "flooding" disconnects
+    max_header: int = MAX_HEADER_SIZE
+    max_body: int = MAX_BODY_SIZE
+    shutdown_grace: float = 1.0  # seconds to let goodbyes drain on shutdown
+
+
+class ConnState(enum.Enum):
+    HANDSHAKE = "handshake"  # connected, no good hello yet
+    ACTIVE = "active"  # a member of a room
+    CLOSING = "closing"  # being torn down; ignore further input
+
+
+class Connection:
+    """One client connection: its socket, outbox and protocol state."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, sock: socket.socket, address: str, flusher: Flusher, config: ServerConfig) -> None:
+        now = time.monotonic()
+        self.id = next(self._ids)
+        self.sock = sock
+        self.address = address
+        self.outbox = Outbox(sock, flusher, config.outbox_limit)
+        self.state = ConnState.HANDSHAKE
+        self.member: Member | None = None
+        self.limiter = RateLimiter(config.rate, config.burst, config.max_strikes, now)
+        self.connected_at = now
+        self.last_heard = now
+        self.ping_sent: float | None = None
+        self.close_reason: str | None = None
+
+    def __repr__(self) -> str:
+        who = self.member.nick if self.member else "-"
+        return f"<Connection #{self.id} {who}@{self.address} {self.state.value}>"
+
+    def shut(self, reason: str) -> bool:
+        """Start closing: record ``reason`` and wake the reader.  Any thread.  Returns
+        False if it was already closing (the first reason wins)."""
+        if self.close_reason is not None:
+            return False
+        self.close_reason = reason
+        self.state = ConnState.CLOSING
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        return True
+
+
+class _Batch:
+    """Outboxes touched while handling one recv(): each is flushed once afterwards."""
+
+    __slots__ = ("touched", "overflowed")
+
+    def __init__(self) -> None:
+        self.touched: set[Outbox] = set()
+        self.overflowed: list[Connection] = []
+
+    def put(self, conn: Connection, data: bytes) -> None:
+        if conn.outbox.put(data):
+            self.touched.add(conn.outbox)
+        elif conn.state is not ConnState.CLOSING:
+            self.overflowed.append(conn)
+
+
+class Hub:
+    """The chat state behind its one lock, and the fan-out of what it decides."""
+
+    def __init__(self, state: ChatState, config: ServerConfig) -> None:
+        self.state = state
+        self.config = config
+        self.lock = threading.Lock()
+
+    def deliver(self, deliveries: Iterable[Delivery], batch: _Batch) -> None:
+        """Encode each message once and queue it for its recipients.  Hold the lock."""
+        for d in deliveries:
+            data = encode_message(d.message, max_header=self.config.max_header)
+            for member in d.recipients:
+                batch.put(member.sink, data)
+
+
+class ChatHandler(socketserver.BaseRequestHandler):
+    """Reads one client's frames and acts on them.  Runs in its own thread."""
+
+    server: ChatServer
+    request: socket.socket
+
+    def setup(self) -> None:
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        host, port = self.client_address[:2]
+        self.conn = Connection(self.request, f"{host}:{port}", self.server.flusher, self.server.config)
+        self.batch = _Batch()
+        self.decoder = FrameDecoder(self.server.config.max_header, self.server.config.max_body)
+        self.refusal = self.server.register(self.conn)
+
+    def handle(self) -> None:
+        conn = self.conn
+        if self.refusal is ErrorCode.SERVER_FULL:
+            log.warning("refused %s: server full (%d clients)", conn.address, self.server.config.max_clients)
+            self.send_error(self.refusal, "the server is full, try again later", fatal=True)
+        elif self.refusal is not None:
+            self.send_error(self.refusal, "the server is shutting down", fatal=True)
+        if self.refusal is not None:
+            conn.close_reason = "refused"
+            self.flush_batch()
+            return
+        log.debug("connection from %s", conn.address)
+        sock = self.request
+        while conn.state is not ConnState.CLOSING:
+            try:
+                data = sock.recv(RECV_SIZE)
+            except OSError:
+                break
+            if not data:
+                try:
+                    self.decoder.feed_eof()
+                except TruncatedFrame as exc:
+                    log.info("%s: %s", conn.address, exc)
+                break
+            conn.last_heard = time.monotonic()
+            conn.ping_sent = None
+            try:
+                for frame in self.decoder.feed(data):
+                    self.dispatch(decode_message_or_error(frame, self))
+                    if conn.state is ConnState.CLOSING:
+                        break
+            except FrameError as exc:
+                log.warning("%s: closing: %s", self.describe(), exc)
+                self.send_error(exc.code, str(exc), fatal=True)
+                conn.close_reason = conn.close_reason or "protocol error"
+                conn.state = ConnState.CLOSING
+            self.flush_batch()
+
+    def finish(self) -> None:
+        conn = self.conn
+        reason = conn.close_reason or "connection lost"
+        conn.state = ConnState.CLOSING
+        if conn.member is not None:
+            batch = self.batch
+            with self.server.hub.lock:
+                deliveries = self.server.hub.state.remove(conn.member, reason, time.time())
+                self.server.hub.deliver(deliveries, batch)
+            log.info("%s left (%s)", self.describe(), reason)
+            self.flush_batch()
+        # Let a last error or goodbye leave before the socket closes (bounded: the
+        # socket is non-blocking for this send, and the rest is dropped).
+        conn.outbox.flush()
+        conn.outbox.close()
+        if self.refusal is None:
+            self.server.unregister(conn)
+
+    # ------------------------------------------------------------------ helpers
+
+    def describe(self) -> str:
+        member = self.conn.member
+        return f"{member.nick}@{self.conn.address}" if member else self.conn.address
+
+    def send(self, msg: Message) -> None:
+        self.batch.put(self.conn, encode_message(msg, max_header=self.server.config.max_header))
+
+    def send_error(self, code: str, message: str, *, msg_id: str | None = None, fatal: bool = False) -> None:
+        self.send(Error(code=str(code.value if isinstance(code, ErrorCode) else code), message=message,
+                        id=msg_id, fatal=fatal))
+
+    def flush_batch(self) -> None:
+        batch = self.batch
+        for outbox in batch.touched:
+            outbox.flush()
+        batch.touched.clear()
+        if batch.overflowed:
+            for conn in batch.overflowed:
+                self.server.drop(conn, "too slow", ErrorCode.TOO_SLOW)
+            batch.overflowed.clear()
+
+    # ------------------------------------------------------------------ dispatch
+
+    def dispatch(self, msg: Message | None) -> None:
+        if msg is None:
+            return
+        conn = self.conn
+        if not isinstance(msg, Pong):
+            verdict = conn.limiter.check(time.monotonic())
+            if verdict is Verdict.SLOW_DOWN:
+                self.send_error(ErrorCode.RATE_LIMITED, "slow down: that message was not sent",
+                                msg_id=getattr(msg, "id", None))
+                return
+            if verdict is Verdict.DISCONNECT:
+                log.warning("%s: disconnected for flooding", self.describe())
+                self.send_error(ErrorCode.FLOODING, "disconnected for flooding", fatal=True)
+                conn.close_reason = "flooding"
+                conn.state = ConnState.CLOSING
+                return
+        if conn.state is ConnState.HANDSHAKE:
+            if isinstance(msg, Hello):
+                self.on_hello(msg)
+            elif isinstance(msg, Bye):
+                conn.close_reason = "quit"
+                conn.state = ConnState.CLOSING
+            else:
+                self.send_error(ErrorCode.NOT_READY, f"say hello first (got {msg.TYPE})")
+            return
+        handler = _HANDLERS.get(type(msg))
+        if handler is None:
+            self.send_error(ErrorCode.BAD_MESSAGE, f"{msg.TYPE} is not a message a client sends")
+            return
+        try:
+            handler(self, msg)
+        except Refused as exc:
+            self.send_error(exc.code, exc.message, msg_id=getattr(msg, "id", None))
+
+    def on_hello(self, msg: Hello) -> None:
+        conn, server = self.conn, self.server
+        if major_version(msg.version) != major_version(PROTOCOL_VERSION):
+            log.info("%s: refused protocol version %s", conn.address, clean_line(msg.version))
+            self.send_error(
+                ErrorCode.VERSION_MISMATCH,
+                f"this server speaks protocol {PROTOCOL_VERSION}, you sent {clean_line(msg.version)[:20]}:"
+                " upgrade the older side",
+                fatal=True,
+            )
+            conn.close_reason = "version mismatch"
+            conn.state = ConnState.CLOSING
+            return
+        hub = server.hub
+        with hub.lock:
+            try:
+                member, joined, deliveries = hub.state.admit(
+                    conn.id, msg.nick, conn.address, time.time(), msg.room
+                )
+            except Refused as exc:
+                log.info("%s: hello refused: %s", conn.address, exc.message)
+                self.send_error(exc.code, exc.message)
+                return
+            member.sink = conn
+            conn.member = member
+            conn.state = ConnState.ACTIVE
+            self.send(
+                Welcome(
+                    version=PROTOCOL_VERSION,
+                    server=server.display_name,
+                    nick=member.nick,
+                    room=joined.room,
+                    topic=joined.topic,
+                    members=joined.members,
+                    history=joined.history,
+                    limits=server.limits,
+                )
+            )
+            hub.deliver(deliveries, self.batch)
+        log.info("%s joined %s", self.describe(), joined.room)
+
+    def on_say(self, msg: Say | Action) -> None:
+        hub = self.server.hub
+        member = self._member()
+        with hub.lock:
+            chat, deliveries = hub.state.say(
+                member, msg.text, time.time(), action=isinstance(msg, Action), msg_id=msg.id
+            )
+            hub.deliver(deliveries, self.batch)
+            self.send(Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room))
+
+    def on_direct(self, msg: Direct) -> None:
+        hub = self.server.hub
+        with hub.lock:
+            private, deliveries = hub.state.direct(self._member(), msg.to, msg.text, time.time(), msg_id=msg.id)
+            hub.deliver(deliveries, self.batch)
+            self.send(Ack(id=msg.id, ts=private.ts))
+
+    def on_join(self, msg: Join) -> None:
+        hub = self.server.hub
+        with hub.lock:
+            joined, deliveries = hub.state.join(self._member(), msg.room, time.time())
+            hub.deliver(deliveries[:1], self.batch)  # the old room hears we left ...
+            self.send(joined)  # ... we see the new room ...
+            hub.deliver(deliveries[1:], self.batch)  # ... and the new room sees us come in
+        log.info("%s moved to %s", self.describe(), joined.room)
+
+    def on_nick(self, msg: Nick) -> None:
+        hub = self.server.hub
+        member = self._member()
+        old = member.nick
+        with hub.lock:
+            hub.deliver(hub.state.rename(member, msg.nick, time.time()), self.batch)
+        log.info("%s is now known as %s", old, member.nick)
+
+    def on_topic(self, msg: SetTopic) -> None:
+        hub = self.server.hub
+        with hub.lock:
+            hub.deliver(hub.state.set_topic(self._member(), msg.topic, time.time()), self.batch)
+
+    def on_away(self, msg: Away) -> None:
+        hub = self.server.hub
+        with hub.lock:
+            hub.deliver(hub.state.set_away(self._member(), msg.message, time.time()), self.batch)
+
+    def on_who(self, msg: Who) -> None:
+        hub = self.server.hub
+        with hub.lock:
+            reply = hub.state.who(self._member(), time.time(), msg.room)
+        self.send(reply)
+
+    def on_list_rooms(self, msg: ListRooms) -> None:
+        hub = self.server.hub
+        with hub.lock:
+            reply = hub.state.list_rooms()
+        self.send(reply)
+
+    def on_fetch_history(self, msg: FetchHistory) -> None:
+        hub = self.server.hub
+        with hub.lock:
+            reply = hub.state.history(msg.room, msg.before, min(msg.limit, self.server.config.history_size))
+        self.send(reply)
+
+    def on_ping(self, msg: Ping) -> None:
+        self.send(Pong(token=msg.token))
+
+    def on_pong(self, msg: Pong) -> None:
+        pass  # any frame proves liveness; last_heard was updated on receipt
+
+    def on_bye(self, msg: Bye) -> None:
+        self.conn.close_reason = "quit"
+        self.conn.state = ConnState.CLOSING
+
+    def on_hello_again(self, msg: Hello) -> None:
+        self.send_error(ErrorCode.ALREADY_HELLO, "you already said hello")
+
+    def _member(self) -> Member:
+        member = self.conn.member
+        if member is None:  # dispatch only calls handlers for ACTIVE connections
+            raise RuntimeError("no member for an active connection")
+        return member
+
+
+def decode_message_or_error(frame: Any, handler: ChatHandler) -> Message | None:
+    """Decode ``frame``; on a bad message answer with an error and return None."""
+    try:
+        return decode_message(frame)
+    except MessageError as exc:
+        log.info("%s: bad message: %s", handler.describe(), exc)
+        msg_id = frame.header.get("id")
+        handler.send_error(exc.code, str(exc), msg_id=msg_id if isinstance(msg_id, str) and len(msg_id) <= 64 else None)
+        return None
+
+
+_HANDLERS: dict[type[Message], Any] = {
+    Say: ChatHandler.on_say,
+    Action: ChatHandler.on_say,
+    Direct: ChatHandler.on_direct,
+    Join: ChatHandler.on_join,
+    Nick: ChatHandler.on_nick,
+    SetTopic: ChatHandler.on_topic,
+    Away: ChatHandler.on_away,
+    Who: ChatHandler.on_who,
+    ListRooms: ChatHandler.on_list_rooms,
+    FetchHistory: ChatHandler.on_fetch_history,
+    Ping: ChatHandler.on_ping,
+    Pong: ChatHandler.on_pong,
+    Bye: ChatHandler.on_bye,
+    Hello: ChatHandler.on_hello_again,
+}
+
+
+class ChatServer(socketserver.ThreadingTCPServer):
+    """A chat server.  ``serve_forever()`` in one thread; :meth:`stop` from another."""
+
+    # A restarted server must bind again at once, despite TIME_WAIT sockets.
+    allow_reuse_address = True
+    # Handler threads are joined by server_close(); stop() shuts their sockets first,
+    # so no join can hang on a recv().
+    daemon_threads = False
+    block_on_close = True
+    # The default of 5 turns a reconnect storm into minutes of SYN retries.
+    request_queue_size = 1024
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.hub = Hub(ChatState(history_size=self.config.history_size, max_text=self.config.max_text),
+                       self.config)
+        self.flusher = Flusher()
+        self.display_name = self.config.name or socket.gethostname()
+        self.limits = {
+            "max_text": self.config.max_text,
+            "max_header": self.config.max_header,
+            "max_body": self.config.max_body,
+            "history_size": self.config.history_size,
+            "ping_interval": int(self.config.ping_interval),
+        }
+        self._conns: dict[int, Connection] = {}
+        self._conns_lock = threading.Lock()
+        self._next_housekeeping = 0.0
+        self._stopping = False
+        super().__init__((self.config.host, self.config.port), ChatHandler)
+        self.flusher.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    # ------------------------------------------------------------------ connections
+
+    def register(self, conn: Connection) -> ErrorCode | None:
+        """Admit ``conn`` to the server, or say why not (full, shutting down)."""
+        with self._conns_lock:
+            if self._stopping:
+                return ErrorCode.SHUTTING_DOWN
+            if len(self._conns) >= self.config.max_clients:
+                return ErrorCode.SERVER_FULL
+            self._conns[conn.id] = conn
+            return None
+
+    def unregister(self, conn: Connection) -> None:
+        with self._conns_lock:
+            self._conns.pop(conn.id, None)
+
+    def connections(self) -> list[Connection]:
+        with self._conns_lock:
+            return list(self._conns.values())
+
+    def drop(self, conn: Connection, reason: str, code: ErrorCode, message: str | None = None) -> None:
+        """Disconnect ``conn`` with ``reason`` (others see it in the leave event)."""
+        if conn.close_reason is not None:
+            return
+        if message:
+            conn.outbox.send_now(encode_message(Error(code=code.value, message=message, fatal=True)))
+        if code is ErrorCode.TOO_SLOW:
+            conn.outbox.close()  # its queue is full; nothing more will get through
+        log.warning("dropping %s: %s", conn, reason)
+        conn.shut(reason)
+
+    # ------------------------------------------------------------------ socketserver hooks
+
+    def service_actions(self) -> None:
+        """Handshake deadlines and keepalive; serve_forever calls this between polls."""
+        now = time.monotonic()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + 0.5
+        cfg = self.config
+        ping = encode_message(Ping(token="keepalive"))
+        for conn in self.connections():
+            if conn.state is ConnState.HANDSHAKE and now - conn.connected_at > cfg.handshake_timeout:
+                self.drop(conn, "no hello in time", ErrorCode.TIMED_OUT,
+                          f"no hello within {cfg.handshake_timeout:g} s")
+            elif conn.state is ConnState.ACTIVE:
+                if conn.ping_sent is not None:
+                    if now - conn.ping_sent > cfg.pong_timeout:
+                        self.drop(conn, "timed out", ErrorCode.TIMED_OUT, "no answer to ping")
+                elif now - conn.last_heard > cfg.ping_interval:
+                    conn.ping_sent = now
+                    conn.outbox.send_now(ping)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The default prints a traceback to stderr; we log it, once, and carry on.
+        log.exception("unexpected error handling %s", client_address)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def stop(self, reason: str = "server shutting down") -> None:
+        """Say goodbye to everyone, stop serving, close every socket, join threads.
+
+        Call from any thread but the one running ``serve_forever`` (socketserver's
+        ``shutdown()`` would deadlock there).  Bounded by ``shutdown_grace`` plus a
+        moment, even with clients that do not read.
+        """
+        with self._conns_lock:
+            self._stopping = True
+        bye = encode_message(Bye(reason=reason))
+        conns = self.connections()
+        for conn in conns:
+            conn.outbox.send_now(bye)
+        deadline = time.monotonic() + self.config.shutdown_grace
+        while time.monotonic() < deadline and any(len(c.outbox) for c in conns):
+            time.sleep(0.02)  # polling the flusher's progress, bounded by the deadline
+        self.shutdown()
+        for conn in conns:
+            conn.outbox.close()
+            conn.shut("server shutting down")
+        self.server_close()
+        self.flusher.stop()
+        log.info("server stopped")
+
+    def serve_in_thread(self) -> threading.Thread:
+        """Start ``serve_forever`` in a daemon thread (tests, demos)."""
+        thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
+                                  name="chatroom-server", daemon=True)
+        thread.start()
+        return thread

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from chatroom.server import ChatServer, ServerConfig
+from tests.wire import WireClient
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., ChatServer]]:
+    """Start servers on 127.0.0.1:0 in a thread; stop and join them all afterwards."""
+    servers: list[ChatServer] = []
+
+    def start(**overrides: object) -> ChatServer:
+        config = ServerConfig(host="127.0.0.1", port=0, **overrides)  # type: ignore[arg-type]
+        server = ChatServer(config)
+        server.serve_in_thread()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., ChatServer]) -> ChatServer:
+    return make_server()
+
+
+@pytest.fixture
+def connect(server: ChatServer) -> Iterator[Callable[..., WireClient]]:
+    """Open raw protocol clients to ``server``; all are closed afterwards."""
+    clients: list[WireClient] = []
+
+    def open_client(nick: str | None = None, port: int | None = None) -> WireClient:
+        client = WireClient(port or server.port)
+        clients.append(client)
+        if nick is not None:
+            client.hello(nick)
+        return client
+
+    yield open_client
+    for client in clients:
+        client.close()

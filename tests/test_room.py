@@ -1,0 +1,142 @@
+"""Room rules with no sockets, threads or clocks."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatroom.errors import Refused
+from chatroom.protocol import Chat, ErrorCode, Presence, PresenceEvent, Private, Topic
+from chatroom.room import DEFAULT_ROOM, ChatState
+
+
+def test_members_start_in_the_lobby_and_hear_each_other_arrive():
+    s = ChatState()
+    ann, joined, deliveries = s.admit(1, "ann", "a", 0.0)
+    assert joined.room == DEFAULT_ROOM and deliveries == []
+    bob, joined, deliveries = s.admit(2, "bob", "b", 1.0)
+    assert [m.nick for m in joined.members] == ["ann", "bob"]
+    (d,) = deliveries
+    assert d.recipients == (ann,)
+    assert d.message == Presence(room="lobby", event=PresenceEvent.JOIN, nick="bob", ts=1.0)
+
+
+def test_room_messages_get_increasing_sequence_numbers_and_go_to_everyone():
+    s = ChatState()
+    ann, _, _ = s.admit(1, "ann", "a", 0.0)
+    bob, _, _ = s.admit(2, "bob", "b", 0.0)
+    c1, (d1,) = s.say(ann, "one", 1.0, msg_id="x")
+    c2, _ = s.say(bob, "two", 2.0, action=True)
+    assert (c1.seq, c2.seq) == (1, 2)
+    assert c2.action and c1.id == "x"
+    assert set(d1.recipients) == {ann, bob}
+
+
+def test_nicks_are_unique_ignoring_case_and_a_free_one_is_suggested():
+    s = ChatState()
+    s.admit(1, "Ann", "a", 0.0)
+    s.admit(2, "ann2", "a", 0.0)
+    with pytest.raises(Refused) as info:
+        s.admit(3, "aNN", "a", 0.0)
+    assert info.value.code == ErrorCode.NICK_TAKEN
+    assert "aNN3" in info.value.message
+
+
+@pytest.mark.parametrize("nick", ["", "a b", "x" * 33, "ann\x1b[31m", "tab\t", "a/b", "émoji🎉"])
+def test_invalid_nicks_are_refused_with_a_reason(nick):
+    with pytest.raises(Refused) as info:
+        ChatState().admit(1, nick, "a", 0.0)
+    assert info.value.code == ErrorCode.INVALID_NICK
+
+
+@pytest.mark.parametrize("nick", ["ann", "Zoë", "名前", "a.b-c_d", "x" * 32, "R2D2"])
+def test_valid_nicks_include_unicode_letters_and_some_punctuation(nick):
+    member, _, _ = ChatState().admit(1, nick, "a", 0.0)
+    assert member.nick == nick
+
+
+def test_switching_rooms_tells_both_rooms_and_empty_rooms_vanish_except_the_lobby():
+    s = ChatState()
+    ann, _, _ = s.admit(1, "ann", "a", 0.0)
+    bob, _, _ = s.admit(2, "bob", "b", 0.0)
+    joined, deliveries = s.join(ann, "dev", 1.0)
+    assert joined.room == "dev"
+    left = deliveries[0].message
+    assert isinstance(left, Presence) and left.event is PresenceEvent.LEAVE and deliveries[0].recipients == (bob,)
+    assert [r.name for r in s.list_rooms().rooms] == ["dev", "lobby"]
+    s.join(ann, "lobby", 2.0)
+    assert [r.name for r in s.list_rooms().rooms] == ["lobby"]
+    s.remove(ann, "quit", 3.0)
+    s.remove(bob, "quit", 3.0)
+    assert [r.name for r in s.list_rooms().rooms] == ["lobby"]
+
+
+def test_joining_replays_recent_history_bounded_by_history_size():
+    s = ChatState(history_size=3)
+    ann, _, _ = s.admit(1, "ann", "a", 0.0)
+    for i in range(5):
+        s.say(ann, f"m{i}", float(i))
+    _, joined, _ = s.admit(2, "bob", "b", 9.0)
+    assert [c.text for c in joined.history] == ["m2", "m3", "m4"]
+
+
+def test_history_pages_go_backwards_from_a_sequence_number():
+    s = ChatState(history_size=10)
+    ann, _, _ = s.admit(1, "ann", "a", 0.0)
+    for i in range(6):
+        s.say(ann, f"m{i}", float(i))
+    page = s.history("lobby", before=5, limit=2)
+    assert [c.seq for c in page.messages] == [3, 4] and not page.complete
+    page = s.history("lobby", before=3, limit=10)
+    assert [c.seq for c in page.messages] == [1, 2] and page.complete
+
+
+def test_direct_messages_reach_the_recipient_and_echo_to_the_sender():
+    s = ChatState()
+    ann, _, _ = s.admit(1, "ann", "a", 0.0)
+    bob, _, _ = s.admit(2, "bob", "b", 0.0)
+    s.join(bob, "elsewhere", 0.5)
+    msg, (d,) = s.direct(ann, "BOB", "psst", 1.0, msg_id="d1")
+    assert isinstance(msg, Private) and msg.to == "bob" and d.recipients == (bob, ann)
+    with pytest.raises(Refused) as info:
+        s.direct(ann, "carol", "hi", 1.0)
+    assert info.value.code == ErrorCode.NO_SUCH_NICK
+
+
+def test_text_is_cleaned_and_limited():
+    s = ChatState(max_text=10)
+    ann, _, _ = s.admit(1, "ann", "a", 0.0)
+    chat, _ = s.say(ann, "\x1b[2Jhi\x07", 1.0)
+    assert chat.text == "hi\ufffd"
+    with pytest.raises(Refused) as info:
+        s.say(ann, "x" * 11, 1.0)
+    assert info.value.code == ErrorCode.TEXT_TOO_LONG
+    with pytest.raises(Refused):
+        s.say(ann, "  \n ", 1.0)
+
+
+def test_nick_change_topic_and_away_are_announced_to_the_room():
+    s = ChatState()
+    ann, _, _ = s.admit(1, "ann", "a", 0.0)
+    (d,) = s.rename(ann, "anna", 1.0)
+    assert d.message.new_nick == "anna" and s.nicks["anna"] is ann and "ann" not in s.nicks
+    (d,) = s.set_topic(ann, "release day", 2.0)
+    assert d.message == Topic(room="lobby", topic="release day", nick="anna", ts=2.0)
+    (d,) = s.set_away(ann, "lunch", 3.0)
+    assert d.message.event is PresenceEvent.AWAY and ann.away == "lunch"
+    assert s.who(ann, 4.0).members[0].away == "lunch"
+    (d,) = s.set_away(ann, None, 5.0)
+    assert d.message.event is PresenceEvent.BACK and ann.away is None
+
+
+def test_members_show_idle_time_since_their_last_message():
+    s = ChatState()
+    ann, _, _ = s.admit(1, "ann", "a", 0.0)
+    s.say(ann, "hi", 10.0)
+    assert s.who(ann, 25.0).members[0].idle == 15.0
+
+
+def test_chat_history_messages_are_chat():
+    s = ChatState()
+    ann, _, _ = s.admit(1, "ann", "a", 0.0)
+    s.say(ann, "hi", 1.0)
+    assert all(isinstance(c, Chat) for c in s.rooms["lobby"].history)
