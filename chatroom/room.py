@@ -9,6 +9,7 @@ no sockets, threads or clocks at all.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 from chatroom.errors import Refused
 from chatroom.protocol import (
+    MAX_LISTED_MEMBERS,
     Chat,
     ErrorCode,
     History,
@@ -87,7 +89,9 @@ class Room:
         return RoomInfo(name=self.name, members=len(self.members), topic=self.topic)
 
     def member_infos(self, now: float, *, show_addresses: bool = False) -> tuple[MemberInfo, ...]:
-        return tuple(m.info(now, show_address=show_addresses) for m in self.members.values())
+        """The first MAX_LISTED_MEMBERS members, in joining order."""
+        listed = itertools.islice(self.members.values(), MAX_LISTED_MEMBERS)
+        return tuple(m.info(now, show_address=show_addresses) for m in listed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +211,11 @@ class ChatState:
         target = self._room_of(member) if room is None else self.rooms.get(fold(room))
         if target is None:
             raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room or '')}")
-        return Members(room=target.name, members=target.member_infos(now, show_addresses=member.op))
+        return Members(
+            room=target.name,
+            members=target.member_infos(now, show_addresses=member.op),
+            member_count=len(target.members),
+        )
 
     def list_rooms(self) -> Rooms:
         return Rooms(rooms=tuple(sorted((r.info() for r in self.rooms.values()), key=lambda r: fold(r.name))))
@@ -281,6 +289,7 @@ class ChatState:
             room=room.name,
             topic=room.topic,
             members=room.member_infos(now, show_addresses=member.op),
+            member_count=len(room.members),
             history=tuple(room.history),
         )
         event = Presence(room=room.name, event=PresenceEvent.JOIN, nick=member.nick, ts=now)

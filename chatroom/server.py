@@ -21,6 +21,7 @@ about twice a second; it shuts a dead socket down, which wakes its reader.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import itertools
 import logging
@@ -32,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from chatroom.errors import FrameError, MessageError, Refused, TruncatedFrame
+from chatroom.errors import FrameError, LocalProtocolError, MessageError, Refused, TruncatedFrame
 from chatroom.output import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
 from chatroom.protocol import (
     MAX_BODY_SIZE,
@@ -48,7 +49,9 @@ from chatroom.protocol import (
     FetchHistory,
     FrameDecoder,
     Hello,
+    History,
     Join,
+    Joined,
     ListRooms,
     Message,
     Nick,
@@ -253,6 +256,24 @@ class ChatHandler(socketserver.BaseRequestHandler):
     def send(self, msg: Message) -> None:
         self.batch.put(self.conn, encode_message(msg, max_header=self.server.config.max_header))
 
+    def send_fitted(self, msg: Welcome | Joined | History) -> None:
+        """Send ``msg``, dropping its oldest history until it fits the header limit
+        (100 long messages can exceed 64 KiB; the client pages back for more)."""
+        field = "messages" if isinstance(msg, History) else "history"
+        while True:
+            try:
+                data = encode_message(msg, max_header=self.server.config.max_header)
+            except LocalProtocolError:
+                items = getattr(msg, field)
+                if not items:
+                    raise
+                msg = dataclasses.replace(msg, **{field: items[len(items) // 2 + 1 :]})
+                if isinstance(msg, History):
+                    msg = dataclasses.replace(msg, complete=False)
+                continue
+            self.batch.put(self.conn, data)
+            return
+
     def send_error(self, code: str, message: str, *, msg_id: str | None = None, fatal: bool = False) -> None:
         self.send(Error(code=str(code.value if isinstance(code, ErrorCode) else code), message=message,
                         id=msg_id, fatal=fatal))
@@ -329,18 +350,18 @@ class ChatHandler(socketserver.BaseRequestHandler):
             member.sink = conn
             conn.member = member
             conn.state = ConnState.ACTIVE
-            self.send(
-                Welcome(
-                    version=PROTOCOL_VERSION,
-                    server=server.display_name,
-                    nick=member.nick,
-                    room=joined.room,
-                    topic=joined.topic,
-                    members=joined.members,
-                    history=joined.history,
-                    limits=server.limits,
-                )
+            welcome = Welcome(
+                version=PROTOCOL_VERSION,
+                server=server.display_name,
+                nick=member.nick,
+                room=joined.room,
+                topic=joined.topic,
+                members=joined.members,
+                member_count=joined.member_count,
+                history=joined.history,
+                limits=server.limits,
             )
+            self.send_fitted(welcome)
             hub.deliver(deliveries, self.batch)
         log.info("%s joined %s", self.describe(), joined.room)
 
@@ -366,7 +387,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         with hub.lock:
             joined, deliveries = hub.state.join(self._member(), msg.room, time.time())
             hub.deliver(deliveries[:1], self.batch)  # the old room hears we left ...
-            self.send(joined)  # ... we see the new room ...
+            self.send_fitted(joined)  # ... we see the new room ...
             hub.deliver(deliveries[1:], self.batch)  # ... and the new room sees us come in
         log.info("%s moved to %s", self.describe(), joined.room)
 
@@ -404,7 +425,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         hub = self.server.hub
         with hub.lock:
             reply = hub.state.history(msg.room, msg.before, min(msg.limit, self.server.config.history_size))
-        self.send(reply)
+        self.send_fitted(reply)
 
     def on_ping(self, msg: Ping) -> None:
         self.send(Pong(token=msg.token))

@@ -140,3 +140,14 @@ def test_chat_history_messages_are_chat():
     ann, _, _ = s.admit(1, "ann", "a", 0.0)
     s.say(ann, "hi", 1.0)
     assert all(isinstance(c, Chat) for c in s.rooms["lobby"].history)
+
+
+def test_member_lists_name_at_most_the_listed_maximum_but_count_everyone():
+    from chatroom.protocol import MAX_LISTED_MEMBERS
+
+    s = ChatState()
+    for i in range(MAX_LISTED_MEMBERS + 50):
+        member, joined, _ = s.admit(i, f"m{i}", "a", 0.0)
+    assert len(joined.members) == MAX_LISTED_MEMBERS
+    assert joined.member_count == MAX_LISTED_MEMBERS + 50
+    assert s.who(member, 1.0).member_count == MAX_LISTED_MEMBERS + 50

@@ -366,3 +366,21 @@ def test_handler_threads_end_when_clients_leave(make_server):
         c.close()
     poll_until(lambda: threading.active_count() <= base, what="handler threads to end")
     poll_until(lambda: not server.hub.state.nicks, what="members to be removed")
+
+
+def test_welcome_trims_the_oldest_history_to_fit_the_header_limit(make_server):
+    server = make_server(rate=0, max_text=4000)
+    ann = WireClient(server.port)
+    try:
+        ann.hello("ann")
+        for n in range(100):
+            ann.send(Say(id=str(n), text=f"{n:03d}" + "z" * 3990))
+        ann.collect(Ack, 100)
+        late = WireClient(server.port)
+        welcome = late.hello("late")
+        seqs = [c.seq for c in welcome.history]
+        assert 0 < len(seqs) < 100 and seqs[-1] == 100  # the newest are kept, in order
+        assert seqs == list(range(seqs[0], 101))
+        late.close()
+    finally:
+        ann.close()

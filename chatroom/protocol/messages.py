@@ -28,6 +28,7 @@ from chatroom.protocol.framing import BODY_KEY, MAX_BODY_SIZE, MAX_HEADER_SIZE, 
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "MAX_LISTED_MEMBERS",
     "ErrorCode",
     "PresenceEvent",
     "Message",
@@ -70,6 +71,10 @@ __all__ = [
 
 #: "MAJOR.MINOR".  Peers with another major version cannot talk; a newer minor only adds.
 PROTOCOL_VERSION = "1.0"
+
+#: Member lists (welcome, joined, members) name at most this many members, so that a
+#: room of thousands still fits in one header; ``member_count`` says how many there are.
+MAX_LISTED_MEMBERS = 200
 
 #: Client message ids are chosen by the client to match acknowledgements and to make
 #: resending idempotent; 64 characters is room for a UUID with a prefix.
@@ -403,6 +408,7 @@ class Welcome(Message):
     room: str
     topic: str = ""
     members: tuple[MemberInfo, ...] = ()
+    member_count: int = 0  # everyone in the room; `members` lists at most MAX_LISTED_MEMBERS
     history: tuple[Chat, ...] = ()
     limits: dict[str, int] = dataclasses.field(default_factory=dict)
     resume_token: str | None = None
@@ -531,6 +537,7 @@ class Presence(Message):
 class Members(Message):
     room: str
     members: tuple[MemberInfo, ...] = ()
+    member_count: int = 0
 
 
 @_message("rooms")
@@ -545,6 +552,7 @@ class Joined(Message):
     room: str
     topic: str = ""
     members: tuple[MemberInfo, ...] = ()
+    member_count: int = 0
     history: tuple[Chat, ...] = ()
 
 
