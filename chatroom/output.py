@@ -31,61 +31,94 @@ DEFAULT_OUTBOX_LIMIT = 1024 * 1024
 
 _SEND_FLAGS = getattr(socket, "MSG_DONTWAIT", 0) | getattr(socket, "MSG_NOSIGNAL", 0)
 
+#: Join at most this much per send: big enough to amortise the system call, small
+#: enough not to copy megabytes for a peer that will take a fraction of it.
+_MAX_SEND = 256 * 1024
+
 
 class Outbox:
-    """Bytes waiting to go to one socket, at most ``limit`` of them."""
+    """Frames waiting to go to one socket, at most ``limit`` bytes of them.
 
-    __slots__ = ("sock", "limit", "flusher", "overflowed", "_lock", "_buf", "_parked", "_closed")
+    Producers and consumers are kept apart so the broadcast path takes no lock per
+    recipient:
 
-    def __init__(self, sock: socket.socket, flusher: Flusher, limit: int = DEFAULT_OUTBOX_LIMIT) -> None:
+    * **Producers** (:meth:`put`) must be serialised by the caller: the server holds
+      its hub lock (``producer_lock``) around every put, which is also what keeps every
+      member's view in the same order.  A put appends a *shared* ``bytes`` object (the
+      frame encoded once for the whole room) to a deque: no copy.
+    * **Consumers** (:meth:`flush`, the flusher) take a per-outbox try-lock, join what
+      is queued and send it in one call.
+
+    The size is ``queued - sent``: two counters, each written by one side only.
+    """
+
+    __slots__ = (
+        "sock", "limit", "flusher", "producer_lock", "overflowed",
+        "_chunks", "_queued", "_sent", "_partial", "_flush_lock", "_parked", "_closed",
+    )
+
+    def __init__(self, sock: socket.socket, flusher: Flusher, producer_lock: threading.RLock,
+                 limit: int = DEFAULT_OUTBOX_LIMIT) -> None:
         self.sock = sock
         self.limit = limit
         self.flusher = flusher
+        self.producer_lock = producer_lock
         self.overflowed = False
-        self._lock = threading.Lock()
-        self._buf = bytearray()
+        self._chunks: deque[bytes] = deque()
+        self._queued = 0  # bytes ever put (producers only)
+        self._sent = 0  # bytes sent or dropped (consumers only)
+        self._partial: memoryview | None = None  # the unsent tail of the last send
+        self._flush_lock = threading.Lock()
         self._parked = False  # the flusher owns writing until the backlog is gone
         self._closed = False
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return self._queued - self._sent
 
     def put(self, data: bytes) -> bool:
-        """Queue ``data`` (never blocks, never sends).  False if that would overflow."""
-        with self._lock:
-            if self._closed:
-                return True  # the connection is going away; nothing to deliver to
-            if len(self._buf) + len(data) > self.limit:
-                self.overflowed = True
-                return False
-            self._buf += data
-            return True
-
-    def flush(self) -> None:
-        """Send what the kernel takes now; hand any rest to the flusher."""
-        with self._lock:
-            if self._parked or not self._buf or self._closed:
-                return
-            self._send_locked()
-            if self._buf and not self._closed:
-                self._parked = True
-                park = True
-            else:
-                park = False
-        if park:
-            self.flusher.watch(self)
+        """Queue ``data``; never blocks or sends.  False if that would overflow.
+        The caller holds ``producer_lock``."""
+        if self._closed:
+            return True  # the connection is going away; nothing to deliver to
+        if self._queued - self._sent + len(data) > self.limit:
+            self.overflowed = True
+            return False
+        self._chunks.append(data)
+        self._queued += len(data)
+        return True
 
     def send_now(self, data: bytes) -> None:
-        """Queue ``data`` and flush (for replies to one client)."""
-        if self.put(data):
+        """Queue ``data`` and flush (any thread: takes ``producer_lock`` itself)."""
+        with self.producer_lock:
+            ok = self.put(data)
+        if ok:
             self.flush()
+
+    def flush(self) -> None:
+        """Send what the kernel takes now; hand any rest to the flusher.  Any thread."""
+        while self._chunks and not self._parked and not self._closed:
+            if not self._flush_lock.acquire(blocking=False):
+                return  # another thread is flushing; it re-checks after releasing
+            try:
+                if self._parked:
+                    return
+                blocked = not self._send_some()
+                if blocked and not self._closed:
+                    self._parked = True
+            finally:
+                self._flush_lock.release()
+            if self._parked:
+                self.flusher.watch(self)
+                return
+            # Loop: a producer may have appended while we held the lock and given up.
 
     def close(self) -> None:
         """Drop anything pending; further puts are ignored.  Call before closing the
         socket, so the flusher forgets it before its descriptor can be reused."""
-        with self._lock:
-            self._closed = True
-            self._buf.clear()
+        self._closed = True
+        with self._flush_lock:
+            self._chunks.clear()
+            self._partial = None
             parked, self._parked = self._parked, False
         if parked:
             self.flusher.forget(self)
@@ -94,27 +127,50 @@ class Outbox:
     def closed(self) -> bool:
         return self._closed
 
-    def _send_locked(self) -> None:
-        try:
-            sent = self.sock.send(self._buf, _SEND_FLAGS)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            # The peer is gone; its reader thread sees that too and cleans up.
-            self._closed = True
-            self._buf.clear()
-            return
-        del self._buf[:sent]
+    def _send_some(self) -> bool:
+        """Send pending bytes until done (True) or the kernel is full (False).
+        Hold ``_flush_lock``."""
+        chunks = self._chunks
+        while self._partial is not None or chunks:
+            if self._partial is not None:
+                data: bytes | memoryview = self._partial
+                self._partial = None
+            else:
+                # Coalesce: everything queued goes out in as few sends as possible.
+                parts = [chunks.popleft()]
+                size = len(parts[0])
+                while chunks and size < _MAX_SEND:
+                    part = chunks.popleft()
+                    parts.append(part)
+                    size += len(part)
+                data = parts[0] if len(parts) == 1 else b"".join(parts)
+            try:
+                sent = self.sock.send(data, _SEND_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                # The peer is gone; its reader thread sees that too and cleans up.
+                self._closed = True
+                self._sent += len(data) + sum(len(c) for c in chunks)
+                chunks.clear()
+                return True
+            self._sent += sent
+            if sent < len(data):
+                self._partial = memoryview(data)[sent:]
+                return False
+        return True
 
     def _drain(self) -> bool:
         """Called by the flusher when the socket is writable.  True when done."""
-        with self._lock:
-            if not self._closed:
-                self._send_locked()
-            if self._buf and not self._closed:
-                return False
-            self._parked = False
-            return True
+        with self._flush_lock:
+            if self._closed or self._send_some():
+                self._parked = False
+                done = True
+            else:
+                done = False
+        if done and self._chunks and not self._closed:
+            self.flush()  # a producer appended after our last look
+        return done
 
 
 class Flusher:

@@ -81,9 +81,25 @@ class Room:
     members: dict[int, Member] = field(default_factory=dict)
     next_seq: int = 1
     history: deque[Chat] = field(init=False)
+    _everyone: tuple[Member, ...] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.history = deque(maxlen=self.history_size)
+
+    def everyone(self) -> tuple[Member, ...]:
+        """Every member, in joining order.  Cached: a busy room broadcasts far more
+        often than its membership changes."""
+        if self._everyone is None:
+            self._everyone = tuple(self.members.values())
+        return self._everyone
+
+    def add(self, member: Member) -> None:
+        self.members[member.key] = member
+        self._everyone = None
+
+    def discard(self, member: Member) -> bool:
+        self._everyone = None
+        return self.members.pop(member.key, None) is not None
 
     def info(self) -> RoomInfo:
         return RoomInfo(name=self.name, members=len(self.members), topic=self.topic)
@@ -150,7 +166,7 @@ class ChatState:
         self.nicks[fold(new_nick)] = member
         room = self._room_of(member)
         event = Presence(room=room.name, event=PresenceEvent.NICK, nick=old, new_nick=new_nick, ts=now)
-        return [Delivery(tuple(room.members.values()), event)]
+        return [Delivery(room.everyone(), event)]
 
     # ------------------------------------------------------------------ messages
 
@@ -166,7 +182,7 @@ class ChatState:
         room.next_seq += 1
         room.history.append(chat)
         member.last_active = now
-        return chat, [Delivery(tuple(room.members.values()), chat)]
+        return chat, [Delivery(room.everyone(), chat)]
 
     def direct(
         self, member: Member, to: str, text: str, now: float, *, msg_id: str | None = None
@@ -187,7 +203,7 @@ class ChatState:
         room = self._room_of(member)
         room.topic = topic
         msg = Topic(room=room.name, topic=topic, nick=member.nick, ts=now)
-        return [Delivery(tuple(room.members.values()), msg)]
+        return [Delivery(room.everyone(), msg)]
 
     def set_away(self, member: Member, message: str | None, now: float) -> list[Delivery]:
         """Away with ``message``, or back when it is None or blank."""
@@ -203,7 +219,7 @@ class ChatState:
             message=message,
             ts=now,
         )
-        return [Delivery(tuple(room.members.values()), event)]
+        return [Delivery(room.everyone(), event)]
 
     # ------------------------------------------------------------------ queries
 
@@ -282,8 +298,8 @@ class ChatState:
         return member.room
 
     def _enter(self, member: Member, room: Room, now: float) -> tuple[Joined, list[Delivery]]:
-        others = tuple(room.members.values())
-        room.members[member.key] = member
+        others = room.everyone()
+        room.add(member)
         member.room = room
         joined = Joined(
             room=room.name,
@@ -297,11 +313,11 @@ class ChatState:
 
     def _leave(self, member: Member, reason: str, now: float) -> list[Delivery]:
         room = member.room
-        if room is None or room.members.pop(member.key, None) is None:
+        if room is None or not room.discard(member):
             return []
         member.room = None
         if not room.members and fold(room.name) != fold(DEFAULT_ROOM):
             del self.rooms[fold(room.name)]
             return []
         event = Presence(room=room.name, event=PresenceEvent.LEAVE, nick=member.nick, reason=reason, ts=now)
-        return [Delivery(tuple(room.members.values()), event)]
+        return [Delivery(room.everyone(), event)]

@@ -21,6 +21,7 @@ about twice a second; it shuts a dead socket down, which wakes its reader.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import itertools
@@ -29,7 +30,7 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ from chatroom.protocol import (
     Error,
     ErrorCode,
     FetchHistory,
+    Frame,
     FrameDecoder,
     Hello,
     History,
@@ -113,12 +115,13 @@ class Connection:
 
     _ids = itertools.count(1)
 
-    def __init__(self, sock: socket.socket, address: str, flusher: Flusher, config: ServerConfig) -> None:
+    def __init__(self, sock: socket.socket, address: str, hub: Hub, flusher: Flusher,
+                 config: ServerConfig) -> None:
         now = time.monotonic()
         self.id = next(self._ids)
         self.sock = sock
         self.address = address
-        self.outbox = Outbox(sock, flusher, config.outbox_limit)
+        self.outbox = Outbox(sock, flusher, hub.lock, config.outbox_limit)
         self.state = ConnState.HANDSHAKE
         self.member: Member | None = None
         self.limiter = RateLimiter(config.rate, config.burst, config.max_strikes, now)
@@ -126,6 +129,10 @@ class Connection:
         self.last_heard = now
         self.ping_sent: float | None = None
         self.close_reason: str | None = None
+        #: Deliveries name recipients by objects with a ``sink`` (members); a connection
+        #: is its own sink, and ``me`` is its cached one-element recipient tuple.
+        self.sink = self
+        self.me = (self,)
 
     def __repr__(self) -> str:
         who = self.member.nick if self.member else "-"
@@ -146,35 +153,85 @@ class Connection:
 
 
 class _Batch:
-    """Outboxes touched while handling one recv(): each is flushed once afterwards."""
+    """What one thread queues under the hub lock; fanned out as the lock is released.
 
-    __slots__ = ("touched", "overflowed")
+    Consecutive frames for the *same* recipients (the room's cached member tuple, so an
+    identity check) are joined and put once per recipient: a sender's burst of k
+    messages costs each member one outbox entry, not k.  ``deferred`` frames (the
+    sender's acknowledgements) go after the rest, so acks do not split a burst.
+    Then ``touched`` outboxes are flushed once each, outside the lock.
+    """
+
+    __slots__ = ("entries", "deferred", "touched", "overflowed")
 
     def __init__(self) -> None:
+        self.entries: list[tuple[tuple[Any, ...], list[bytes]]] = []
+        self.deferred: list[tuple[tuple[Any, ...], list[bytes]]] = []
         self.touched: set[Outbox] = set()
         self.overflowed: list[Connection] = []
 
-    def put(self, conn: Connection, data: bytes) -> None:
-        if conn.outbox.put(data):
-            self.touched.add(conn.outbox)
-        elif conn.state is not ConnState.CLOSING:
-            self.overflowed.append(conn)
+    def queue(self, targets: tuple[Any, ...], data: bytes) -> None:
+        _append(self.entries, targets, data)
+
+    def defer(self, targets: tuple[Any, ...], data: bytes) -> None:
+        _append(self.deferred, targets, data)
+
+
+def _append(entries: list[tuple[tuple[Any, ...], list[bytes]]], targets: tuple[Any, ...], data: bytes) -> None:
+    if entries and entries[-1][0] is targets:
+        entries[-1][1].append(data)
+    else:
+        entries.append((targets, [data]))
 
 
 class Hub:
-    """The chat state behind its one lock, and the fan-out of what it decides."""
+    """The chat state behind its one lock, and the fan-out of what it decides.
+
+    Use ``with hub.locked(batch) as state:``; what is queued on ``batch`` inside is put
+    into the recipients' outboxes as the block ends, still under the lock, so every
+    member's outbox receives the room's frames in one global order.  The lock is
+    re-entrant and is every outbox's producer lock (see ``Outbox``).
+    """
 
     def __init__(self, state: ChatState, config: ServerConfig) -> None:
         self.state = state
         self.config = config
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def locked(self, batch: _Batch) -> Iterator[ChatState]:
+        with self.lock:
+            self._depth += 1  # only the lock's owner touches it
+            try:
+                yield self.state
+            finally:
+                self._depth -= 1
+                if not self._depth:  # the outermost block: now the batch is complete
+                    self._fan_out(batch)
 
     def deliver(self, deliveries: Iterable[Delivery], batch: _Batch) -> None:
-        """Encode each message once and queue it for its recipients.  Hold the lock."""
+        """Encode each message once and queue it for its recipients (inside ``locked``)."""
         for d in deliveries:
-            data = encode_message(d.message, max_header=self.config.max_header)
-            for member in d.recipients:
-                batch.put(member.sink, data)
+            batch.queue(d.recipients, encode_message(d.message, max_header=self.config.max_header))
+
+    def _fan_out(self, batch: _Batch) -> None:
+        entries = batch.entries
+        for targets, parts in batch.deferred:
+            _append(entries, targets, b"".join(parts))
+        batch.deferred.clear()
+        touched = batch.touched
+        # Once per recipient per batch: keep it lean.
+        for targets, parts in entries:
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+            for target in targets:
+                conn: Connection = target.sink
+                outbox = conn.outbox
+                if outbox.put(data):
+                    touched.add(outbox)
+                elif conn.state is not ConnState.CLOSING:
+                    batch.overflowed.append(conn)
+        entries.clear()
 
 
 class ChatHandler(socketserver.BaseRequestHandler):
@@ -186,7 +243,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
     def setup(self) -> None:
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         host, port = self.client_address[:2]
-        self.conn = Connection(self.request, f"{host}:{port}", self.server.flusher, self.server.config)
+        self.conn = Connection(self.request, f"{host}:{port}", self.server.hub, self.server.flusher,
+                               self.server.config)
         self.batch = _Batch()
         self.decoder = FrameDecoder(self.server.config.max_header, self.server.config.max_body)
         self.refusal = self.server.register(self.conn)
@@ -218,15 +276,14 @@ class ChatHandler(socketserver.BaseRequestHandler):
             conn.last_heard = time.monotonic()
             conn.ping_sent = None
             try:
-                for frame in self.decoder.feed(data):
-                    self.dispatch(decode_message_or_error(frame, self))
-                    if conn.state is ConnState.CLOSING:
-                        break
+                frames = self.decoder.feed(data)
             except FrameError as exc:
                 log.warning("%s: closing: %s", self.describe(), exc)
                 self.send_error(exc.code, str(exc), fatal=True)
                 conn.close_reason = conn.close_reason or "protocol error"
                 conn.state = ConnState.CLOSING
+                frames = []  # nothing after a broken frame can be trusted; the peer is dropped
+            self.dispatch_all(frames)
             self.flush_batch()
 
     def finish(self) -> None:
@@ -234,10 +291,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
         reason = conn.close_reason or "connection lost"
         conn.state = ConnState.CLOSING
         if conn.member is not None:
-            batch = self.batch
-            with self.server.hub.lock:
-                deliveries = self.server.hub.state.remove(conn.member, reason, time.time())
-                self.server.hub.deliver(deliveries, batch)
+            hub = self.server.hub
+            with hub.locked(self.batch) as state:
+                hub.deliver(state.remove(conn.member, reason, time.time()), self.batch)
             log.info("%s left (%s)", self.describe(), reason)
             self.flush_batch()
         # Let a last error or goodbye leave before the socket closes (bounded: the
@@ -254,7 +310,10 @@ class ChatHandler(socketserver.BaseRequestHandler):
         return f"{member.nick}@{self.conn.address}" if member else self.conn.address
 
     def send(self, msg: Message) -> None:
-        self.batch.put(self.conn, encode_message(msg, max_header=self.server.config.max_header))
+        """Queue ``msg`` for this client (flushed with the rest of the batch)."""
+        data = encode_message(msg, max_header=self.server.config.max_header)
+        with self.server.hub.locked(self.batch):
+            self.batch.queue(self.conn.me, data)
 
     def send_fitted(self, msg: Welcome | Joined | History) -> None:
         """Send ``msg``, dropping its oldest history until it fits the header limit
@@ -271,7 +330,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 if isinstance(msg, History):
                     msg = dataclasses.replace(msg, complete=False)
                 continue
-            self.batch.put(self.conn, data)
+            with self.server.hub.locked(self.batch):
+                self.batch.queue(self.conn.me, data)
             return
 
     def send_error(self, code: str, message: str, *, msg_id: str | None = None, fatal: bool = False) -> None:
@@ -289,6 +349,33 @@ class ChatHandler(socketserver.BaseRequestHandler):
             batch.overflowed.clear()
 
     # ------------------------------------------------------------------ dispatch
+
+    def dispatch_all(self, frames: list[Frame]) -> None:
+        """Act on the frames of one recv(), in order.
+
+        Runs of chat messages -- a busy sender's usual batch -- are handled under one
+        acquisition of the hub lock instead of one each: the senders' threads then
+        contend for it once per read, not once per message.  Only the room logic and
+        queueing happen under it; no logging and no socket calls.
+        """
+        conn = self.conn
+        hub = self.server.hub
+        i, count = 0, len(frames)
+        while i < count and conn.state is not ConnState.CLOSING:
+            msg = decode_message_or_error(frames[i], self)
+            i += 1
+            if type(msg) not in _CHAT_TYPES or conn.state is not ConnState.ACTIVE:
+                self.dispatch(msg)
+                continue
+            with hub.locked(self.batch):
+                while True:
+                    self.dispatch(msg)
+                    if i == count or conn.state is ConnState.CLOSING:
+                        break
+                    if frames[i].header.get("type") not in _CHAT_TYPE_NAMES:
+                        break
+                    msg = decode_message_or_error(frames[i], self)
+                    i += 1
 
     def dispatch(self, msg: Message | None) -> None:
         if msg is None:
@@ -338,9 +425,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
             conn.state = ConnState.CLOSING
             return
         hub = server.hub
-        with hub.lock:
+        with hub.locked(self.batch) as state:
             try:
-                member, joined, deliveries = hub.state.admit(
+                member, joined, deliveries = state.admit(
                     conn.id, msg.nick, conn.address, time.time(), msg.room
                 )
             except Refused as exc:
@@ -368,24 +455,23 @@ class ChatHandler(socketserver.BaseRequestHandler):
     def on_say(self, msg: Say | Action) -> None:
         hub = self.server.hub
         member = self._member()
-        with hub.lock:
-            chat, deliveries = hub.state.say(
-                member, msg.text, time.time(), action=isinstance(msg, Action), msg_id=msg.id
-            )
+        with hub.locked(self.batch) as state:
+            chat, deliveries = state.say(member, msg.text, time.time(), action=isinstance(msg, Action), msg_id=msg.id)
             hub.deliver(deliveries, self.batch)
-            self.send(Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room))
+            ack = Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room)
+            self.batch.defer(self.conn.me, encode_message(ack))
 
     def on_direct(self, msg: Direct) -> None:
         hub = self.server.hub
-        with hub.lock:
-            private, deliveries = hub.state.direct(self._member(), msg.to, msg.text, time.time(), msg_id=msg.id)
+        with hub.locked(self.batch) as state:
+            private, deliveries = state.direct(self._member(), msg.to, msg.text, time.time(), msg_id=msg.id)
             hub.deliver(deliveries, self.batch)
             self.send(Ack(id=msg.id, ts=private.ts))
 
     def on_join(self, msg: Join) -> None:
         hub = self.server.hub
-        with hub.lock:
-            joined, deliveries = hub.state.join(self._member(), msg.room, time.time())
+        with hub.locked(self.batch) as state:
+            joined, deliveries = state.join(self._member(), msg.room, time.time())
             hub.deliver(deliveries[:1], self.batch)  # the old room hears we left ...
             self.send_fitted(joined)  # ... we see the new room ...
             hub.deliver(deliveries[1:], self.batch)  # ... and the new room sees us come in
@@ -395,36 +481,36 @@ class ChatHandler(socketserver.BaseRequestHandler):
         hub = self.server.hub
         member = self._member()
         old = member.nick
-        with hub.lock:
-            hub.deliver(hub.state.rename(member, msg.nick, time.time()), self.batch)
+        with hub.locked(self.batch) as state:
+            hub.deliver(state.rename(member, msg.nick, time.time()), self.batch)
         log.info("%s is now known as %s", old, member.nick)
 
     def on_topic(self, msg: SetTopic) -> None:
         hub = self.server.hub
-        with hub.lock:
-            hub.deliver(hub.state.set_topic(self._member(), msg.topic, time.time()), self.batch)
+        with hub.locked(self.batch) as state:
+            hub.deliver(state.set_topic(self._member(), msg.topic, time.time()), self.batch)
 
     def on_away(self, msg: Away) -> None:
         hub = self.server.hub
-        with hub.lock:
-            hub.deliver(hub.state.set_away(self._member(), msg.message, time.time()), self.batch)
+        with hub.locked(self.batch) as state:
+            hub.deliver(state.set_away(self._member(), msg.message, time.time()), self.batch)
 
     def on_who(self, msg: Who) -> None:
         hub = self.server.hub
-        with hub.lock:
-            reply = hub.state.who(self._member(), time.time(), msg.room)
+        with hub.locked(self.batch) as state:
+            reply = state.who(self._member(), time.time(), msg.room)
         self.send(reply)
 
     def on_list_rooms(self, msg: ListRooms) -> None:
         hub = self.server.hub
-        with hub.lock:
-            reply = hub.state.list_rooms()
+        with hub.locked(self.batch) as state:
+            reply = state.list_rooms()
         self.send(reply)
 
     def on_fetch_history(self, msg: FetchHistory) -> None:
         hub = self.server.hub
-        with hub.lock:
-            reply = hub.state.history(msg.room, msg.before, min(msg.limit, self.server.config.history_size))
+        with hub.locked(self.batch) as state:
+            reply = state.history(msg.room, msg.before, min(msg.limit, self.server.config.history_size))
         self.send_fitted(reply)
 
     def on_ping(self, msg: Ping) -> None:
@@ -447,7 +533,11 @@ class ChatHandler(socketserver.BaseRequestHandler):
         return member
 
 
-def decode_message_or_error(frame: Any, handler: ChatHandler) -> Message | None:
+_CHAT_TYPES = (Say, Action)
+_CHAT_TYPE_NAMES = frozenset(cls.TYPE for cls in _CHAT_TYPES)
+
+
+def decode_message_or_error(frame: Frame, handler: ChatHandler) -> Message | None:
     """Decode ``frame``; on a bad message answer with an error and return None."""
     try:
         return decode_message(frame)

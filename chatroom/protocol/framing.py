@@ -67,8 +67,15 @@ class Frame:
     prefix: bytes = field(default=b"", repr=False)
 
 
+# One encoder for every frame: json.dumps() with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _dumps(header: Mapping[str, Any]) -> bytes:
-    return json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    try:
+        return _ENCODER.encode(header).encode("utf-8")
+    except ValueError as exc:  # NaN or infinity: not JSON
+        raise LocalProtocolError(f"header cannot be encoded: {exc}") from None
 
 
 def encode_frame(
@@ -88,6 +95,8 @@ def encode_frame(
     data = _dumps(header)
     if len(data) > max_header:
         raise LocalProtocolError(f"header of {len(data)} bytes is over {max_header}")
+    if not body:
+        return PREFIX.pack(len(data)) + data
     if len(body) > max_body:
         raise LocalProtocolError(f"body of {len(body)} bytes is over {max_body}")
     return b"".join((PREFIX.pack(len(data)), data, body))

@@ -151,11 +151,11 @@ class Message:
         """The JSON-ready header (without the body) for this message."""
         header: dict[str, Any] = {"type": self.TYPE}
         for name, _, _ in self._FIELDS:
-            if name == "data":
-                continue
             value = getattr(self, name)
-            if value is not None:
-                header[name] = _to_json(value)
+            if value is None or name == "data":
+                continue
+            # Plain values (the vast majority, on the broadcast path) go in as they are.
+            header[name] = value if type(value) in _PLAIN else _to_json(value)
         return header
 
     def __post_init__(self) -> None:
@@ -163,6 +163,9 @@ class Message:
 
     def check(self) -> None:
         """Raise :class:`LocalProtocolError` if a value is out of range (per class)."""
+
+
+_PLAIN = frozenset({str, int, float, bool})
 
 
 def _to_json(value: Any) -> Any:

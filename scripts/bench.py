@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+"""Benchmark chatroom's server against the tutorial baseline, side by side.
+
+Both servers run as subprocesses on 127.0.0.1 (free ports); this process is the load
+generator: one selector loop over every client socket, so it never blocks on a server
+that stops reading.  Runs alternate between the two servers and medians are reported,
+so the figures are ratios measured in the same run on this noisy, shared machine.
+
+Scenarios (100-byte messages, one room):
+  saturation  N members, S senders each send M messages as fast as they can;
+              deliveries/s = messages x members / time, and end-to-end latency
+  paced       a fixed offered load in deliveries/s; p50/p99 latency
+  slow        one extra member never reads; the others' deliveries/s as a fraction
+              of the same run without it
+  scale       2,000 members join; one broadcast reaches all; join time, server RSS
+              per member, server threads
+
+Usage: python scripts/bench.py [--quick] [--json FILE]
+Every loop is bounded in count and time; all traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+CHAT = b'{"type":"chat"'
+TS = re.compile(rb'"text":"T(\d+\.\d+) ')
+PREFIX = 4
+
+
+# ----------------------------------------------------------------------------- servers
+
+
+class Server:
+    """A server subprocess on 127.0.0.1 with a free port."""
+
+    def __init__(self, name: str, argv: list[str]) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 15
+        self.port = 0
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            match = re.search(r"serving on 127\.0\.0\.1:(\d+)", line)
+            if match:
+                self.port = int(match.group(1))
+                break
+            if not line and self.proc.poll() is not None:
+                break
+        if not self.port:
+            self.stop()
+            raise RuntimeError(f"{name} did not start")
+
+    def status(self) -> dict[str, int]:
+        fields = {}
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "Threads"):
+                    fields[key] = int(value.split()[0])
+        return fields
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_servers() -> dict[str, Server]:
+    py = sys.executable
+    return {
+        "chatroom": Server("chatroom", [py, "-m", "chatroom", "serve", "--port", "0", "--rate", "0",
+                                        "--max-clients", "10000", "--log-level", "WARNING"]),
+        "naive": Server("naive", [py, "scripts/naive_server.py", "--port", "0"]),
+    }
+
+
+# ----------------------------------------------------------------------------- clients
+
+
+def hello(nick: str) -> bytes:
+    data = json.dumps({"type": "hello", "version": "1.0", "nick": nick}).encode()
+    return len(data).to_bytes(4, "big") + data
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    def exactly(n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed during join")
+            buf += chunk
+        return buf
+
+    return exactly(int.from_bytes(exactly(4), "big"))
+
+
+@dataclass(eq=False)
+class Member:
+    sock: socket.socket
+    parse: bool = False  # decode frames for latency (else count chats with bytes.count)
+    chats: int = 0
+    tail: bytes = b""
+    buf: bytearray = field(default_factory=bytearray)
+    latencies: list[float] = field(default_factory=list)
+    # sending
+    remaining: int = 0
+    out: bytearray = field(default_factory=bytearray)
+    sent: int = 0
+    done_at: float = 0.0
+
+    def feed(self, data: bytes, now: float) -> None:
+        if not self.parse:
+            joined = self.tail + data
+            self.chats += joined.count(CHAT)
+            self.tail = joined[-(len(CHAT) - 1):]
+            return
+        buf = self.buf
+        buf += data
+        pos, end = 0, len(buf)
+        while end - pos >= PREFIX:
+            length = int.from_bytes(buf[pos:pos + PREFIX], "big")
+            stop = pos + PREFIX + length
+            if stop > end:
+                break
+            header = bytes(buf[pos + PREFIX:stop])
+            if header.startswith(CHAT):
+                self.chats += 1
+                match = TS.search(header)
+                if match:
+                    self.latencies.append(now - float(match.group(1)))
+            pos = stop
+        del buf[:pos]
+
+
+def join_members(port: int, n: int, tag: str, parse_every: int) -> list[Member]:
+    members = []
+    for i in range(n):
+        sock = socket.create_connection((HOST, port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(hello(f"{tag}{i}"))
+        members.append(Member(sock, parse=(i % parse_every == 0)))
+    for m in members:  # the welcome, then nothing else is pending we care about
+        while not read_frame(m.sock).startswith(b'{"type":"welcome"'):
+            pass
+        m.sock.setblocking(False)
+    return members
+
+
+def close_members(members: list[Member]) -> None:
+    for m in members:
+        try:
+            m.sock.close()
+        except OSError:
+            pass
+
+
+def say_frames(count: int, serial: int) -> bytes:
+    """``count`` say frames with the send time in the text, 100 bytes of text each."""
+    now = time.time()
+    parts = []
+    for k in range(count):
+        text = f"T{now:.6f} ".ljust(100, "x")
+        header = f'{{"type":"say","id":"{serial + k}","text":"{text}"}}'.encode()
+        parts.append(len(header).to_bytes(4, "big") + header)
+    return b"".join(parts)
+
+
+def pump(members: list[Member], senders: list[Member], expected: int, deadline: float,
+         rate_per_sender: float = 0.0) -> tuple[float, float]:
+    """Run the load until every member has ``expected`` chats or the deadline passes.
+
+    Returns (start, end) times.  ``rate_per_sender`` > 0 paces each sender (messages/s).
+    """
+    sel = selectors.DefaultSelector()
+    for m in members:
+        sel.register(m.sock, selectors.EVENT_READ, m)
+    start = time.monotonic()
+    next_send = {id(s): start for s in senders}
+    want_write: set[int] = set()
+    pending = len(members)
+    serial = 0
+    while pending and time.monotonic() < deadline:
+        now = time.monotonic()
+        timeout = 0.05
+        for s in senders:
+            if s.remaining and not s.out:
+                if rate_per_sender:
+                    if now >= next_send[id(s)]:
+                        s.out += say_frames(1, serial)
+                        serial += 1
+                        s.remaining -= 1
+                        next_send[id(s)] += 1.0 / rate_per_sender
+                    else:
+                        timeout = min(timeout, next_send[id(s)] - now)
+                else:
+                    batch = min(s.remaining, 64)
+                    s.out += say_frames(batch, serial)
+                    serial += batch
+                    s.remaining -= batch
+            if s.out:
+                try:
+                    sent = s.sock.send(s.out)
+                    del s.out[:sent]
+                except BlockingIOError:
+                    pass
+                if s.out and id(s) not in want_write:
+                    sel.modify(s.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, s)
+                    want_write.add(id(s))
+            if not s.out and id(s) in want_write:
+                sel.modify(s.sock, selectors.EVENT_READ, s)
+                want_write.discard(id(s))
+        if not senders or all(not s.remaining and not s.out for s in senders):
+            timeout = 0.05
+        elif not rate_per_sender:
+            timeout = 0
+        for key, events in sel.select(max(0.0, timeout)):
+            m: Member = key.data
+            if events & selectors.EVENT_READ:
+                try:
+                    data = m.sock.recv(1 << 18)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    sel.unregister(m.sock)
+                    if not m.done_at:
+                        pending -= 1
+                    continue
+                m.feed(data, time.time())
+                if not m.done_at and m.chats >= expected:
+                    m.done_at = time.monotonic()
+                    pending -= 1
+    sel.close()
+    finished = [m.done_at for m in members if m.done_at]
+    end = max(finished) if len(finished) == len(members) else time.monotonic()
+    return start, end
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+# ----------------------------------------------------------------------------- scenarios
+
+
+def run_saturation(port: int, n: int, s: int, total_deliveries: int, tag: str, *,
+                   stalled: bool = False, time_limit: float = 30.0) -> dict[str, float]:
+    members = join_members(port, n, tag, parse_every=max(1, n // 10))
+    stall_sock = None
+    if stalled:
+        stall_sock = socket.socket()
+        stall_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stall_sock.connect((HOST, port))
+        stall_sock.sendall(hello(f"{tag}stalled"))
+        read_frame(stall_sock)  # its welcome; then it never reads again
+    try:
+        per_sender = max(1, total_deliveries // (n * s))
+        senders = members[:s]
+        for snd in senders:
+            snd.remaining = per_sender
+        expected = per_sender * s
+        start, end = pump(members, senders, expected, time.monotonic() + time_limit)
+        delivered = sum(min(m.chats, expected) for m in members)
+        latencies = [x for m in members for x in m.latencies]
+        return {
+            "deliveries_per_s": delivered / max(end - start, 1e-9),
+            "complete": float(delivered == expected * n),
+            "p50_ms": percentile(latencies, 50) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000,
+        }
+    finally:
+        close_members(members)
+        if stall_sock:
+            stall_sock.close()
+
+
+def run_paced(port: int, n: int, s: int, offered: float, seconds: float, tag: str) -> dict[str, float]:
+    members = join_members(port, n, tag, parse_every=1)
+    try:
+        messages_per_s = offered / n
+        per_sender_rate = messages_per_s / s
+        per_sender = max(1, int(per_sender_rate * seconds))
+        senders = members[:s]
+        for snd in senders:
+            snd.remaining = per_sender
+        expected = per_sender * s
+        start, end = pump(members, senders, expected, time.monotonic() + seconds + 15, per_sender_rate)
+        latencies = [x for m in members for x in m.latencies]
+        return {
+            "p50_ms": percentile(latencies, 50) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000,
+            "complete": float(all(m.chats >= expected for m in members)),
+        }
+    finally:
+        close_members(members)
+
+
+def run_scale(server: Server, n: int, tag: str) -> dict[str, float]:
+    before = server.status()
+    t0 = time.monotonic()
+    members = join_members(server.port, n, tag, parse_every=n)
+    join_s = time.monotonic() - t0
+    try:
+        # Let the join announcements drain so the RSS reading is of the steady state.
+        pump(members, [], expected=1 << 30, deadline=time.monotonic() + 1.0)
+        after = server.status()
+        for m in members:
+            m.chats = 0
+        members[0].remaining = 1
+        start, end = pump(members, members[:1], 1, time.monotonic() + 30)
+        return {
+            "join_s": join_s,
+            "broadcast_ms": (end - start) * 1000,
+            "reached": float(sum(m.chats >= 1 for m in members)),
+            "rss_per_client_kib": (after["VmRSS"] - before["VmRSS"]) / n,
+            "threads": float(after["Threads"]),
+        }
+    finally:
+        close_members(members)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="chatroom vs the tutorial server, side by side")
+    parser.add_argument("--quick", action="store_true", help="fewer, smaller runs (development)")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per scenario (median)")
+    parser.add_argument("--json", default=str(ROOT / "bench-results.json"), help="raw figures go here")
+    parser.add_argument("--only", help="comma-separated scenario names (saturation,paced,slow,scale)")
+    args = parser.parse_args(argv)
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 20000)), hard))
+
+    quick = args.quick
+    repeat = args.repeat or (1 if quick else 3)
+    deliveries = 300_000 if quick else 1_000_000
+    only = set(args.only.split(",")) if args.only else {"saturation", "paced", "slow", "scale"}
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    rows: list[tuple[str, str, float, float, bool]] = []  # label, unit, ours, base, higher_is_better
+
+    def record(label: str, key: str, unit: str, ours: dict[str, float], base: dict[str, float],
+               higher: bool) -> None:
+        results.setdefault(label, {})["chatroom"] = ours
+        results[label]["naive"] = base
+        rows.append((f"{label} {key}", unit, ours[key], base[key], higher))
+
+    def alternate(fn, *a, **kw) -> tuple[dict[str, float], dict[str, float]]:
+        runs: dict[str, list[dict[str, float]]] = {"chatroom": [], "naive": []}
+        for r in range(repeat):
+            order = ["chatroom", "naive"] if r % 2 == 0 else ["naive", "chatroom"]
+            for name in order:
+                runs[name].append(fn(servers[name], *a, **kw))
+        return median_of(runs["chatroom"]), median_of(runs["naive"])
+
+    servers = start_servers()
+    counter = iter(range(10**9))
+    try:
+        if "saturation" in only:
+            sizes = [10, 100, 500] if not quick else [10, 100, 500]
+            for n in sizes:
+                for s in sorted({1, max(1, n // 10)}):
+                    ours, base = alternate(
+                        lambda srv, n=n, s=s: run_saturation(srv.port, n, s, deliveries, f"s{next(counter)}x")
+                    )
+                    label = f"saturation N={n} S={s}"
+                    record(label, "deliveries_per_s", "deliv/s", ours, base, True)
+                    rows.append((f"{label} p99", "ms", ours["p99_ms"], base["p99_ms"], False))
+                    print(f"  {label}: chatroom {ours['deliveries_per_s']:,.0f}/s, "
+                          f"naive {base['deliveries_per_s']:,.0f}/s", flush=True)
+        if "paced" in only:
+            for n, s, offered in [(100, 10, 20_000), (500, 50, 20_000)]:
+                seconds = 2.0 if quick else 4.0
+                ours, base = alternate(
+                    lambda srv, n=n, s=s, o=offered, t=seconds: run_paced(srv.port, n, s, o, t, f"p{next(counter)}x")
+                )
+                label = f"paced N={n} {offered // 1000}k deliv/s"
+                record(label, "p50_ms", "ms", ours, base, False)
+                rows.append((f"{label} p99_ms", "ms", ours["p99_ms"], base["p99_ms"], False))
+                print(f"  {label}: p99 chatroom {ours['p99_ms']:.1f} ms, naive {base['p99_ms']:.1f} ms", flush=True)
+        if "slow" in only:
+            n, s = 100, 10
+            limit = 10.0 if quick else 15.0
+
+            def slow_ratio(srv: Server) -> dict[str, float]:
+                free = run_saturation(srv.port, n, s, deliveries // 2, f"f{next(counter)}x", time_limit=limit)
+                stalled = run_saturation(srv.port, n, s, deliveries // 2, f"w{next(counter)}x", stalled=True,
+                                         time_limit=limit)
+                return {"fraction_kept": stalled["deliveries_per_s"] / free["deliveries_per_s"],
+                        "complete": stalled["complete"]}
+
+            ours, base = alternate(slow_ratio)
+            record(f"slow consumer N={n} S={s}", "fraction_kept", "x", ours, base, True)
+            print(f"  slow consumer: chatroom keeps {ours['fraction_kept']:.0%}, "
+                  f"naive keeps {base['fraction_kept']:.0%}", flush=True)
+        if "scale" in only:
+            n = 2000
+            ours, base = {}, {}
+            for name in ("chatroom", "naive"):  # once each: a restart would be needed to repeat cleanly
+                figures = run_scale(servers[name], n, f"c{next(counter)}x")
+                (ours if name == "chatroom" else base).update(figures)
+            label = f"scale N={n}"
+            results[label] = {"chatroom": ours, "naive": base}
+            rows.append((f"{label} join", "s", ours["join_s"], base["join_s"], False))
+            rows.append((f"{label} broadcast", "ms", ours["broadcast_ms"], base["broadcast_ms"], False))
+            rows.append((f"{label} RSS/client", "KiB", ours["rss_per_client_kib"], base["rss_per_client_kib"],
+                         False))
+            rows.append((f"{label} threads", "", ours["threads"], base["threads"], False))
+            print(f"  scale: reached {ours['reached']:.0f}/{n} (chatroom), {base['reached']:.0f}/{n} (naive)",
+                  flush=True)
+    finally:
+        for srv in servers.values():
+            srv.stop()
+
+    print()
+    print(f"{'scenario':<44} {'chatroom':>14} {'naive':>14} {'ratio':>8}")
+    for label, unit, ours_v, base_v, higher in rows:
+        ratio = (ours_v / base_v if higher else base_v / ours_v) if ours_v and base_v else float("nan")
+        print(f"{label:<44} {ours_v:>12,.1f}{unit[:2]:>2} {base_v:>12,.1f}{unit[:2]:>2} {ratio:>7.2f}x")
+    print("(ratio > 1 means chatroom is better: faster, or lower latency/memory)")
+    Path(args.json).write_text(json.dumps({"quick": quick, "repeat": repeat, "results": results}, indent=2))
+    print(f"raw figures: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
