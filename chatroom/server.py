@@ -129,6 +129,7 @@ class Connection:
         self.last_heard = now
         self.ping_sent: float | None = None
         self.close_reason: str | None = None
+        self.thread = threading.current_thread()
         #: Deliveries name recipients by objects with a ``sink`` (members); a connection
         #: is its own sink, and ``me`` is its cached one-element recipient tuple.
         self.sink = self
@@ -571,10 +572,12 @@ class ChatServer(socketserver.ThreadingTCPServer):
 
     # A restarted server must bind again at once, despite TIME_WAIT sockets.
     allow_reuse_address = True
-    # Handler threads are joined by server_close(); stop() shuts their sockets first,
-    # so no join can hang on a recv().
-    daemon_threads = False
-    block_on_close = True
+    # socketserver's own thread tracking (block_on_close with non-daemon threads)
+    # scans every live thread on each accept: O(N^2) to join 2,000 clients.  We track
+    # handler threads in our connection registry instead, and stop() joins them after
+    # shutting their sockets down, so none can hang in recv().
+    daemon_threads = True
+    block_on_close = False
     # The default of 5 turns a reconnect storm into minutes of SYN retries.
     request_queue_size = 1024
 
@@ -593,6 +596,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         }
         self._conns: dict[int, Connection] = {}
         self._conns_lock = threading.Lock()
+        self._conns_gone = threading.Condition(self._conns_lock)
         self._next_housekeeping = 0.0
         self._stopping = False
         super().__init__((self.config.host, self.config.port), ChatHandler)
@@ -617,6 +621,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
     def unregister(self, conn: Connection) -> None:
         with self._conns_lock:
             self._conns.pop(conn.id, None)
+            if not self._conns:
+                self._conns_gone.notify_all()
 
     def connections(self) -> list[Connection]:
         with self._conns_lock:
@@ -678,10 +684,18 @@ class ChatServer(socketserver.ThreadingTCPServer):
         while time.monotonic() < deadline and any(len(c.outbox) for c in conns):
             time.sleep(0.02)  # polling the flusher's progress, bounded by the deadline
         self.shutdown()
-        for conn in conns:
+        self.server_close()  # no new connections from here on
+        for conn in self.connections():
             conn.outbox.close()
             conn.shut("server shutting down")
-        self.server_close()
+        # Every handler now sees EOF and unregisters in finish(); wait for that, then
+        # for the threads themselves to end.
+        deadline = time.monotonic() + 1.0
+        with self._conns_lock:
+            self._conns_gone.wait_for(lambda: not self._conns, timeout=1.0)
+            stragglers = list(self._conns.values())
+        for conn in conns + stragglers:
+            conn.thread.join(max(0.0, deadline - time.monotonic()))
         self.flusher.stop()
         log.info("server stopped")
 
