@@ -67,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds a new connection has to say hello (default %(default)s)")
     _add_logging(serve)
     serve.set_defaults(func=cmd_serve)
+
+    join = sub.add_parser("join", help="join a chat room", description="Join a chat room.")
+    join.add_argument("address", nargs="?", default=f"127.0.0.1:{DEFAULT_PORT}",
+                      help=f"HOST[:PORT] of the server (default 127.0.0.1:{DEFAULT_PORT})")
+    join.add_argument("--nick", default=None, help="your nick (default: your login name)")
+    join.add_argument("--room", default=None, help="room to join (default: lobby)")
+    join.add_argument("--plain", action="store_true",
+                      help="no full screen: send lines from stdin, print one line per message")
+    join.set_defaults(func=cmd_join)
     return parser
 
 
@@ -143,6 +152,66 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         server.stop()
     print("chatroom: server stopped", flush=True)
+    return 0
+
+
+def _default_nick() -> str:
+    import getpass
+
+    from chatroom.text import MAX_NICK_LENGTH
+
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = ""
+    nick = "".join(ch for ch in login if ch.isalnum() or ch in "_-.")[:MAX_NICK_LENGTH]
+    return nick or "guest"
+
+
+def _refusal_advice(code: str, message: str, args: argparse.Namespace) -> str:
+    from chatroom.protocol import ErrorCode
+
+    if code == ErrorCode.NICK_TAKEN:
+        return f"{message}: choose another with --nick NAME"
+    if code == ErrorCode.INVALID_NICK:
+        return f"that nick cannot be used ({message}): choose another with --nick NAME"
+    if code == ErrorCode.SERVER_FULL:
+        return "the server is full: try again later, or ask its host to raise --max-clients"
+    if code == ErrorCode.VERSION_MISMATCH:
+        return f"{message} (this is chatroom {__version__})"
+    if code == ErrorCode.INVALID_ROOM:
+        return f"cannot join that room: {message}"
+    return message
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    from chatroom.client import ChatClient, parse_address
+    from chatroom.errors import ConnectionFailed, HandshakeRefused
+    from chatroom.server import DEFAULT_PORT
+
+    logging.getLogger().addHandler(logging.NullHandler())
+    try:
+        host, port = parse_address(args.address, DEFAULT_PORT)
+    except ValueError as exc:
+        return _fail(f"bad address {args.address!r}: {exc}", 2)
+    nick = args.nick or _default_nick()
+    client = ChatClient(host, port, nick, room=args.room)
+    try:
+        client.connect()
+    except ConnectionFailed as exc:
+        return _fail(str(exc))
+    except HandshakeRefused as exc:
+        return _fail(_refusal_advice(exc.code, exc.message, args))
+    if args.plain:
+        from chatroom.plain import run_plain
+
+        return run_plain(client)
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        client.close()
+        return _fail("the full-screen client needs a terminal: use --plain for pipes and scripts", 2)
+    from chatroom.tui import ChatApp
+
+    ChatApp(client).run()
     return 0
 
 

@@ -1,0 +1,576 @@
+"""The network side of a chat client: connect, handshake, read, keepalive, reconnect.
+
+No UI here, and no prompt_toolkit.  :class:`ChatClient` runs one network thread that
+owns the socket (a ``selectors`` loop, non-blocking writes), so callers never block on
+the network: ``say()`` and friends only queue and wake it.  Everything that happens is
+reported as an event to the ``on_event`` callback, *from the network thread*; a UI
+hands it over to its own loop.
+
+Events are the server's messages (``chatroom.protocol``) plus the local ones below.
+
+Outgoing chat is tracked by client message id until the server acknowledges it.  If
+the connection drops, the client reconnects with backoff (1 s doubling to 30 s),
+rejoins the room it was in, and sends what is still unacknowledged, in order.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import os
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from chatroom import __version__
+from chatroom.errors import ConnectionFailed, FrameError, HandshakeRefused, MessageError
+from chatroom.protocol import (
+    PROTOCOL_VERSION,
+    Ack,
+    Action,
+    Bye,
+    Chat,
+    Direct,
+    Error,
+    ErrorCode,
+    FrameDecoder,
+    Hello,
+    Joined,
+    MemberInfo,
+    Members,
+    Message,
+    Ping,
+    Pong,
+    Presence,
+    PresenceEvent,
+    Private,
+    Say,
+    Topic,
+    Welcome,
+    decode_message,
+    encode_message,
+)
+
+__all__ = [
+    "ConnState",
+    "StateChanged",
+    "Outgoing",
+    "OutgoingChanged",
+    "ChatClient",
+    "parse_address",
+]
+
+log = logging.getLogger("chatroom.client")
+
+#: Errors that end the session for good: retrying cannot help.
+FATAL_CODES = frozenset({
+    ErrorCode.VERSION_MISMATCH, ErrorCode.INVALID_NICK, ErrorCode.AUTH_FAILED, ErrorCode.AUTH_REQUIRED,
+})
+
+
+class ConnState(enum.Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"  # will retry
+    CLOSED = "closed"  # for good
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """The connection state changed.  ``retry_in``: seconds until the next attempt."""
+
+    state: ConnState
+    detail: str = ""
+    retry_in: float | None = None
+
+
+@dataclass(eq=False)
+class Outgoing:
+    """A message the user sent, until the server acknowledges or refuses it."""
+
+    id: str
+    message: Say | Action | Direct
+    status: str = "pending"  # pending -> acked | refused
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class OutgoingChanged:
+    """An outgoing message was queued, acknowledged or refused."""
+
+    outgoing: Outgoing
+
+
+EventSink = Callable[[object], None]
+
+
+def parse_address(text: str | None, default_port: int) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT``, ``:PORT`` or ``[IPv6]:PORT`` -> (host, port)."""
+    if not text:
+        return "127.0.0.1", default_port
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    if port and not port.isdigit():
+        raise ValueError(f"{port!r} is not a port number")
+    number = int(port) if port else default_port
+    if not 0 < number < 65536:
+        raise ValueError(f"port {number} is out of range")
+    return host or "127.0.0.1", number
+
+
+@dataclass
+class _Session:
+    """What we know about where we are (updated only by the network thread)."""
+
+    server: str = ""
+    nick: str = ""
+    room: str = ""
+    topic: str = ""
+    members: dict[str, MemberInfo] = field(default_factory=dict)
+    member_count: int = 0
+    limits: dict[str, int] = field(default_factory=dict)
+
+
+class ChatClient:
+    """A connection to a chat server that keeps itself alive.
+
+    Call :meth:`connect` once (it raises on a first failure, so a command line can
+    say what went wrong), then use :meth:`say`, :meth:`send` and friends from any
+    thread, and :meth:`close` at the end.
+    """
+
+    BACKOFF_START = 1.0
+    BACKOFF_MAX = 30.0
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        nick: str,
+        *,
+        on_event: EventSink | None = None,
+        room: str | None = None,
+        reconnect: bool = True,
+        connect_timeout: float = 5.0,
+        ping_interval: float = 30.0,
+        pong_timeout: float = 20.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.wanted_nick = nick
+        self.on_event: EventSink = on_event or (lambda event: None)
+        self.reconnect = reconnect
+        self.connect_timeout = connect_timeout
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.session = _Session(nick=nick, room=room or "")
+        self.state = ConnState.CLOSED
+        self._ids = itertools.count(1)
+        self._id_prefix = os.urandom(4).hex()
+        self._lock = threading.Lock()  # guards _unacked and _requests
+        self._unacked: dict[str, Outgoing] = {}  # in sending order
+        self._requests: deque[bytes] = deque()  # frames queued by callers
+        self._sock: socket.socket | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._closing = False
+        self._bye_reason = "quit"
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition(self._lock)
+        self.pings_answered = 0
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def nick(self) -> str:
+        return self.session.nick
+
+    @property
+    def room(self) -> str:
+        return self.session.room
+
+    def connect(self) -> Welcome:
+        """Connect and say hello; start the network thread.  Raises
+        :class:`ConnectionFailed` or :class:`HandshakeRefused` on a first failure."""
+        self._set_state(ConnState.CONNECTING, f"connecting to {self.host}:{self.port}")
+        sock, welcome, leftover = self._open()
+        self._adopt(sock, welcome)
+        self._thread = threading.Thread(target=self._run, args=(leftover,), name="chatroom-client", daemon=True)
+        self._thread.start()
+        return welcome
+
+    def say(self, text: str) -> Outgoing:
+        return self._send_chat(Say(id=self._next_id(), text=text))
+
+    def action(self, text: str) -> Outgoing:
+        return self._send_chat(Action(id=self._next_id(), text=text))
+
+    def direct(self, to: str, text: str) -> Outgoing:
+        return self._send_chat(Direct(id=self._next_id(), to=to, text=text))
+
+    def send(self, msg: Message) -> None:
+        """Send a request (join, nick, who...).  Dropped while disconnected: such
+        requests are about the present, unlike chat which is kept and resent."""
+        if self.state is not ConnState.CONNECTED:
+            return
+        self._queue(encode_message(msg))
+
+    def pending(self) -> list[Outgoing]:
+        with self._lock:
+            return list(self._unacked.values())
+
+    def wait_acked(self, timeout: float) -> bool:
+        """Wait until every outgoing message is acknowledged or refused."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._unacked, timeout=timeout)
+
+    def close(self, reason: str = "quit", timeout: float = 2.0) -> None:
+        """Say goodbye and stop.  Safe to call twice."""
+        self._bye_reason = reason
+        self._closing = True
+        self._wake()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._drop_socket()
+        self._set_state(ConnState.CLOSED, "closed")
+        for s in (self._wake_r, self._wake_w):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------------ helpers
+
+    def _next_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._ids)}"
+
+    def _send_chat(self, msg: Say | Action | Direct) -> Outgoing:
+        out = Outgoing(id=msg.id, message=msg)
+        with self._lock:
+            self._unacked[msg.id] = out
+            if self.state is ConnState.CONNECTED:
+                self._requests.append(encode_message(msg))
+        self._wake()
+        self.on_event(OutgoingChanged(out))
+        return out
+
+    def _queue(self, data: bytes) -> None:
+        with self._lock:
+            self._requests.append(data)
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass  # already pending, or closed
+
+    def _set_state(self, state: ConnState, detail: str = "", retry_in: float | None = None) -> None:
+        self.state = state
+        self.on_event(StateChanged(state, detail, retry_in))
+
+    def _emit(self, event: object) -> None:
+        try:
+            self.on_event(event)
+        except Exception:  # a UI bug must not kill the network thread
+            log.exception("event handler failed")
+
+    # ------------------------------------------------------------------ connecting
+
+    def _open(self) -> tuple[socket.socket, Welcome, list[Message]]:
+        """Connect, hello, and wait for welcome.  Returns messages that came after it."""
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except ConnectionRefusedError:
+            raise ConnectionFailed(
+                f"nothing is listening on {self.host}:{self.port} (is the server running? right port?)"
+            ) from None
+        except TimeoutError:
+            raise ConnectionFailed(
+                f"no answer from {self.host}:{self.port} within {self.connect_timeout:g} s "
+                "(wrong address, or a firewall?)"
+            ) from None
+        except socket.gaierror:
+            raise ConnectionFailed(f"cannot find a host called {self.host!r}") from None
+        except OSError as exc:
+            raise ConnectionFailed(f"cannot reach {self.host}:{self.port}: {exc.strerror or exc}") from None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            hello = Hello(version=PROTOCOL_VERSION, nick=self.wanted_nick, client=f"chatroom {__version__}",
+                          room=self.session.room or None)
+            sock.sendall(encode_message(hello))
+            decoder = FrameDecoder(max_header=1 << 20)
+            deadline = time.monotonic() + self.connect_timeout + 5
+            while True:
+                sock.settimeout(max(0.1, deadline - time.monotonic()))
+                try:
+                    data = sock.recv(1 << 16)
+                except TimeoutError:
+                    raise ConnectionFailed(f"{self.host}:{self.port} did not answer the handshake") from None
+                if not data:
+                    raise ConnectionFailed(f"{self.host}:{self.port} closed the connection during the handshake")
+                messages = [decode_message(f) for f in decoder.feed(data)]
+                for i, msg in enumerate(messages):
+                    if isinstance(msg, Welcome):
+                        sock.setblocking(False)
+                        self._decoder = decoder
+                        return sock, msg, messages[i + 1:]
+                    if isinstance(msg, Error):
+                        raise HandshakeRefused(msg.code, msg.message)
+                    if isinstance(msg, Bye):
+                        raise HandshakeRefused(ErrorCode.SHUTTING_DOWN, msg.reason or "the server is closing")
+        except (FrameError, MessageError) as exc:
+            sock.close()
+            raise ConnectionFailed(f"{self.host}:{self.port} does not speak the chatroom protocol ({exc})") from None
+        except BaseException:
+            sock.close()
+            raise
+
+    def _adopt(self, sock: socket.socket, welcome: Welcome) -> None:
+        s = self.session
+        s.server, s.nick, s.room, s.topic = welcome.server, welcome.nick, welcome.room, welcome.topic
+        s.members = {m.nick: m for m in welcome.members}
+        s.member_count = welcome.member_count or len(welcome.members)
+        s.limits = dict(welcome.limits)
+        self.wanted_nick = welcome.nick
+        if "ping_interval" in welcome.limits:
+            self.ping_interval = max(1.0, min(self.ping_interval, welcome.limits["ping_interval"] - 1.0))
+        self._sock = sock
+        with self._lock:
+            # Everything unacknowledged goes again, in order, ahead of new requests.
+            resend = [encode_message(o.message) for o in self._unacked.values()]
+            self._requests.clear()
+            self._requests.extend(resend)
+        self._set_state(ConnState.CONNECTED, f"connected to {welcome.server}")
+        self._emit(welcome)
+
+    def _drop_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------------ network thread
+
+    def _run(self, leftover: list[Message]) -> None:
+        for msg in leftover:
+            self._handle(msg)
+        backoff = self.BACKOFF_START
+        while not self._closing:
+            reason = self._serve()
+            self._drop_socket()
+            if self._closing:
+                break
+            if reason.fatal or not self.reconnect:
+                self._set_state(ConnState.CLOSED, reason.text)
+                return
+            # Reconnect with backoff until it works or the user quits.
+            while not self._closing:
+                self._set_state(ConnState.DISCONNECTED, reason.text, retry_in=backoff)
+                if self._sleep(backoff):
+                    break
+                backoff = min(backoff * 2, self.BACKOFF_MAX)
+                self._set_state(ConnState.CONNECTING, f"reconnecting to {self.host}:{self.port}")
+                try:
+                    sock, welcome, leftover = self._open()
+                except HandshakeRefused as exc:
+                    if exc.code in FATAL_CODES:
+                        self._set_state(ConnState.CLOSED, exc.message)
+                        return
+                    reason = _Why(f"{exc.message}; retrying")
+                    continue
+                except ConnectionFailed as exc:
+                    reason = _Why(exc.args[0] if exc.args else "connection failed")
+                    continue
+                self._adopt(sock, welcome)
+                for msg in leftover:
+                    self._handle(msg)
+                backoff = self.BACKOFF_START
+                break
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep, waking early on close.  True if closing."""
+        deadline = time.monotonic() + seconds
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while not self._closing and time.monotonic() < deadline:
+                sel.select(deadline - time.monotonic())
+                self._drain_wake()
+        return self._closing
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def _serve(self) -> _Why:
+        """Pump one connection until it ends; say why it ended."""
+        sock = self._sock
+        assert sock is not None
+        decoder = self._decoder
+        out = bytearray()
+        last_heard = time.monotonic()
+        ping_sent: float | None = None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            sel.register(sock, selectors.EVENT_READ)
+            writing = False
+            while True:
+                if self._closing:
+                    self._goodbye(sock, out)
+                    return _Why("closed", fatal=True)
+                with self._lock:
+                    while self._requests:
+                        out += self._requests.popleft()
+                if out and not writing:
+                    sel.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+                    writing = True
+                elif not out and writing:
+                    sel.modify(sock, selectors.EVENT_READ)
+                    writing = False
+                now = time.monotonic()
+                if ping_sent is not None and now - ping_sent > self.pong_timeout:
+                    return _Why("the server stopped answering")
+                if ping_sent is None and now - last_heard > self.ping_interval:
+                    out += encode_message(Ping(token="client"))
+                    ping_sent = now
+                    continue
+                timeout = (ping_sent + self.pong_timeout if ping_sent else last_heard + self.ping_interval) - now
+                for key, events in sel.select(max(0.05, timeout)):
+                    if key.fileobj is self._wake_r:
+                        self._drain_wake()
+                        continue
+                    if events & selectors.EVENT_WRITE and out:
+                        try:
+                            sent = sock.send(out)
+                            del out[:sent]
+                        except (BlockingIOError, InterruptedError):
+                            pass
+                        except OSError as exc:
+                            return _Why(f"connection lost ({exc.strerror or exc})")
+                    if events & selectors.EVENT_READ:
+                        try:
+                            data = sock.recv(1 << 18)
+                        except (BlockingIOError, InterruptedError):
+                            continue
+                        except OSError as exc:
+                            return _Why(f"connection lost ({exc.strerror or exc})")
+                        if not data:
+                            return _Why("the server closed the connection")
+                        last_heard = time.monotonic()
+                        ping_sent = None
+                        try:
+                            frames = decoder.feed(data)
+                        except FrameError as exc:
+                            return _Why(f"the server sent garbage ({exc})")
+                        for frame in frames:
+                            try:
+                                msg = decode_message(frame)
+                            except MessageError as exc:
+                                log.warning("ignoring a message from the server: %s", exc)
+                                continue
+                            why = self._handle(msg)
+                            if why is not None:
+                                return why
+
+    def _goodbye(self, sock: socket.socket, out: bytearray) -> None:
+        """Send what is queued and a bye, best effort and bounded."""
+        out += encode_message(Bye(reason=self._bye_reason))
+        deadline = time.monotonic() + 1.0
+        try:
+            sock.setblocking(True)
+            sock.settimeout(max(0.05, deadline - time.monotonic()))
+            sock.sendall(out)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ incoming
+
+    def _handle(self, msg: Message) -> _Why | None:
+        s = self.session
+        if isinstance(msg, Ping):
+            self._queue(encode_message(Pong(token=msg.token)))
+            self.pings_answered += 1
+            return None
+        if isinstance(msg, Pong):
+            return None
+        if isinstance(msg, Ack):
+            self._settle(msg.id, "acked")
+        elif isinstance(msg, Error):
+            if msg.id is not None and msg.id in self._unacked:
+                self._settle(msg.id, "refused", msg.message)
+            if msg.fatal:
+                self._emit(msg)
+                fatal = msg.code in FATAL_CODES
+                return _Why(msg.message, fatal=fatal)
+        elif isinstance(msg, Bye):
+            self._emit(msg)
+            return _Why(msg.reason or "the server said goodbye")
+        elif isinstance(msg, Joined):
+            s.room, s.topic = msg.room, msg.topic
+            s.members = {m.nick: m for m in msg.members}
+            s.member_count = msg.member_count or len(msg.members)
+        elif isinstance(msg, Presence) and msg.room == s.room:
+            self._track_presence(msg)
+        elif isinstance(msg, Topic) and msg.room == s.room:
+            s.topic = msg.topic
+        elif isinstance(msg, Members) and msg.room == s.room:
+            s.members = {m.nick: m for m in msg.members}
+            s.member_count = msg.member_count or len(msg.members)
+        elif isinstance(msg, Chat | Private):
+            pass
+        self._emit(msg)
+        return None
+
+    def _track_presence(self, p: Presence) -> None:
+        # Copy-on-write: the UI thread may be iterating the dict it read a moment ago.
+        s = self.session
+        members = dict(s.members)
+        if p.event is PresenceEvent.JOIN:
+            members[p.nick] = MemberInfo(nick=p.nick)
+            s.member_count += 1
+        elif p.event is PresenceEvent.LEAVE:
+            members.pop(p.nick, None)
+            s.member_count = max(len(members), s.member_count - 1)
+        elif p.event is PresenceEvent.NICK and p.new_nick:
+            info = members.pop(p.nick, MemberInfo(nick=p.nick))
+            members[p.new_nick] = MemberInfo(nick=p.new_nick, away=info.away, op=info.op)
+            if p.nick == s.nick:
+                s.nick = self.wanted_nick = p.new_nick
+        elif p.event in (PresenceEvent.AWAY, PresenceEvent.BACK):
+            info = members.get(p.nick, MemberInfo(nick=p.nick))
+            members[p.nick] = MemberInfo(nick=p.nick, idle=info.idle, op=info.op,
+                                         away=p.message if p.event is PresenceEvent.AWAY else None)
+        s.members = members
+
+    def _settle(self, msg_id: str, status: str, error: str = "") -> None:
+        with self._lock:
+            out = self._unacked.pop(msg_id, None)
+            if not self._unacked:
+                self._idle.notify_all()
+        if out is not None:
+            out.status, out.error = status, error
+            self._emit(OutgoingChanged(out))
+
+
+@dataclass(frozen=True)
+class _Why:
+    """Why a connection ended, and whether trying again makes sense."""
+
+    text: str
+    fatal: bool = False

@@ -1,0 +1,79 @@
+"""Turns what the user typed into client calls.  Shared by the full-screen and plain
+front ends; knows nothing about terminals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chatroom.client import ChatClient, ConnState
+from chatroom.commands import HELP, ChatLine, Command, Invalid, parse_input
+from chatroom.protocol import Away, Join, ListRooms, Nick, SetTopic, Who
+from chatroom.text import clean_line
+
+__all__ = ["Controller"]
+
+
+class Controller:
+    """``show(text, error)`` prints a line from us; ``set_bell``, ``clear`` and
+    ``quit`` are the front end's own actions."""
+
+    def __init__(
+        self,
+        client: ChatClient,
+        show: Callable[[str, bool], None],
+        quit: Callable[[], None],
+        clear: Callable[[], None] = lambda: None,
+        set_bell: Callable[[str], None] = lambda mode: None,
+    ) -> None:
+        self.client = client
+        self.show = show
+        self.quit = quit
+        self.clear = clear
+        self.set_bell = set_bell
+
+    def handle(self, line: str) -> None:
+        parsed = parse_input(line)
+        if parsed is None:
+            return
+        if isinstance(parsed, Invalid):
+            self.show(parsed.reason, True)
+        elif isinstance(parsed, ChatLine):
+            self.client.say(parsed.text)  # kept and resent if we are offline
+        else:
+            self._command(parsed)
+
+    def _command(self, cmd: Command) -> None:
+        c = self.client
+        name = cmd.name
+        if name == "help":
+            self.show(HELP, False)
+        elif name == "quit":
+            self.quit()
+        elif name == "clear":
+            self.clear()
+        elif name == "bell":
+            mode = cmd.args[0].lower()
+            self.set_bell(mode)
+            self.show(f"bell: {mode}", False)
+        elif name == "me":
+            c.action(cmd.rest)
+        elif name == "msg":
+            c.direct(cmd.args[0], cmd.rest)
+        elif name == "topic" and not cmd.rest:
+            topic = c.session.topic
+            self.show(f"topic of {clean_line(c.room)}: {clean_line(topic)}" if topic else "no topic is set", False)
+        elif c.state is not ConnState.CONNECTED:
+            self.show(f"/{name} needs the server: wait until we are connected again", True)
+        elif name == "nick":
+            c.send(Nick(nick=cmd.args[0]))
+        elif name == "who":
+            c.send(Who())
+        elif name == "join":
+            c.send(Join(room=cmd.args[0]))
+        elif name == "rooms":
+            c.send(ListRooms())
+        elif name == "topic":
+            c.send(SetTopic(topic=cmd.rest))
+        elif name == "away":
+            c.send(Away(message=cmd.rest or None))

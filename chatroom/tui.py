@@ -1,0 +1,295 @@
+"""The full-screen terminal client (prompt_toolkit).
+
+Layout: the message pane, a status bar, and the input line, in an ``HSplit``; a
+completion menu floats above.  The pane is a custom ``UIControl`` whose content *ends*
+at the scroll position, so incoming messages never move what the user is reading, and
+nothing is ever printed over the input line: the input cannot be garbled.
+
+Threads: the network client calls :meth:`ChatApp.on_event` from its own thread; events
+go into a queue and one callback per burst is scheduled on the UI loop with
+``call_soon_threadsafe``.  Only the UI loop touches the transcript and the layout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable
+from queue import Empty, SimpleQueue
+
+from prompt_toolkit.application import Application
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.data_structures import Point
+from prompt_toolkit.document import Document
+from prompt_toolkit.filters import has_focus
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.layout import Float, FloatContainer, HSplit, Layout, Window
+from prompt_toolkit.layout.controls import FormattedTextControl, UIContent, UIControl
+from prompt_toolkit.layout.dimension import Dimension
+from prompt_toolkit.layout.menus import CompletionsMenu
+from prompt_toolkit.styles import Style
+from prompt_toolkit.widgets import TextArea
+
+from chatroom.client import ChatClient, ConnState, StateChanged
+from chatroom.commands import COMMANDS
+from chatroom.controller import Controller
+from chatroom.protocol import Bye, Error
+from chatroom.text import clean_line
+from chatroom.transcript import NICK_COLOURS, Transcript
+
+__all__ = ["ChatApp", "ChatCompleter", "MessagePane", "STYLE"]
+
+_PALETTE = ["#e06c75", "#98c379", "#e5c07b", "#61afef", "#c678dd", "#56b6c2",
+            "#d19a66", "#be5046", "#7ec699", "#f0a0c0", "#8fbcff", "#c0c040"]
+assert len(_PALETTE) == NICK_COLOURS
+
+STYLE = Style.from_dict({
+    **{f"nick.c{i}": f"{colour} bold" for i, colour in enumerate(_PALETTE)},
+    "time": "#808080",
+    "text": "",
+    "own": "#a0a0a0",
+    "history": "#a0a0a0",
+    "action": "italic #c0a0ff",
+    "private": "#ff9e64",
+    "mention": "bold #ffd75f bg:#3a3000",
+    "system": "#6c9fb0",
+    "error": "#ff6060 bold",
+    "pending": "#707070 italic",
+    "pending.mark": "#a06000",
+    "status": "bg:#303a50 #e0e0e0",
+    "status.bad": "bg:#703030 #ffffff bold",
+    "status.note": "bg:#505000 #ffffff",
+    "prompt": "bold",
+})
+
+
+class MessagePane(UIControl):
+    """Renders the transcript up to its scroll position; the last line is at the bottom."""
+
+    def __init__(self, transcript: Transcript) -> None:
+        self.transcript = transcript
+        self.height = 24  # the last rendered height, for paging
+
+    def create_content(self, width: int, height: int) -> UIContent:
+        self.height = height
+        lines = self.transcript.visible()
+        count = len(lines)
+        return UIContent(
+            get_line=lambda i: lines[i],
+            line_count=count,
+            cursor_position=Point(x=0, y=max(0, count - 1)),
+            show_cursor=False,
+        )
+
+    def is_focusable(self) -> bool:
+        return False
+
+
+class ChatCompleter(Completer):
+    """/commands at the start of the line; nicks anywhere."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self.client = client
+
+    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterable[Completion]:
+        before = document.text_before_cursor
+        if before.startswith("/") and " " not in before:
+            typed = before[1:].lower()
+            for name, (_args, what) in COMMANDS.items():
+                if name.startswith(typed):
+                    yield Completion(f"/{name} ", start_position=-len(before), display=f"/{name}",
+                                     display_meta=what)
+            return
+        word = document.get_word_before_cursor(WORD=True)
+        prefix = word[1:] if word.startswith("@") else word
+        if not word:
+            return
+        for nick in sorted(self.client.session.members, key=str.casefold):
+            if nick.casefold().startswith(prefix.casefold()) and nick != self.client.nick:
+                at_start = len(before) == len(word)
+                text = ("@" if word.startswith("@") else "") + nick + (": " if at_start else " ")
+                yield Completion(text, start_position=-len(word), display=nick)
+
+
+class ChatApp:
+    """The full-screen client around a connected :class:`ChatClient`."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self.client = client
+        self.transcript = Transcript()
+        self.transcript.nick = client.nick
+        self.pane = MessagePane(self.transcript)
+        self._events: SimpleQueue[object] = SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False
+        self._schedule_lock = threading.Lock()
+        self.quit_reason = "quit"
+        self.state_text = "connected"
+        self.state_bad = False
+
+        self.input = TextArea(
+            height=Dimension(min=1, max=6),
+            prompt=[("class:prompt", "> ")],
+            multiline=True,
+            wrap_lines=True,
+            history=InMemoryHistory(),
+            completer=ChatCompleter(client),
+            complete_while_typing=False,
+            focus_on_click=True,
+        )
+        self.input.buffer.accept_handler = self._accept
+        self.controller = Controller(
+            client,
+            show=lambda text, error: self.transcript.system(text, error=error),
+            quit=self.exit,
+            clear=self.transcript.clear,
+            set_bell=self._set_bell,
+        )
+        body = HSplit([
+            Window(self.pane, wrap_lines=True, always_hide_cursor=True),
+            Window(FormattedTextControl(self._status), height=1, style="class:status"),
+            self.input,
+        ])
+        self.app: Application[None] = Application(
+            layout=Layout(
+                FloatContainer(body, floats=[Float(xcursor=True, ycursor=True,
+                                                   content=CompletionsMenu(max_height=8, scroll_offset=1))]),
+                focused_element=self.input,
+            ),
+            key_bindings=self._bindings(),
+            style=STYLE,
+            full_screen=True,
+            mouse_support=False,
+        )
+        client.on_event = self.on_event
+
+    # ------------------------------------------------------------------ events (any thread)
+
+    def on_event(self, event: object) -> None:
+        self._events.put(event)
+        with self._schedule_lock:
+            if self._loop is None or self._scheduled:
+                return
+            self._scheduled = True
+        self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._schedule_lock:
+            self._scheduled = False
+        ring = False
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except Empty:
+                break
+            ring |= self._show(event)
+        if ring:
+            self.app.output.bell()
+        self.app.invalidate()
+
+    def _show(self, event: object) -> bool:
+        t = self.transcript
+        t.nick = self.client.nick
+        if isinstance(event, StateChanged):
+            self.state_bad = event.state is not ConnState.CONNECTED
+            if event.state is ConnState.DISCONNECTED:
+                self.state_text = f"disconnected — retrying in {event.retry_in:g}s"
+                t.system(f"connection lost: {event.detail}; retrying in {event.retry_in:g} s", error=True)
+            elif event.state is ConnState.CONNECTING:
+                self.state_text = "connecting…"
+            elif event.state is ConnState.CONNECTED:
+                self.state_text = "connected"
+                if t.lines:
+                    t.system("reconnected")
+            elif event.state is ConnState.CLOSED:
+                self.state_text = "closed"
+                t.system(f"connection closed: {event.detail}", error=True)
+            return False
+        if isinstance(event, Bye):
+            t.system(f"the server said goodbye: {clean_line(event.reason)}", error=True)
+            return False
+        if isinstance(event, Error) and event.fatal:
+            t.system(f"disconnected by the server: {clean_line(event.message)}", error=True)
+            return False
+        return t.add(event)
+
+    # ------------------------------------------------------------------ UI
+
+    def _status(self) -> StyleAndTextTuples:
+        c, t = self.client, self.transcript
+        s = c.session
+        parts: StyleAndTextTuples = [
+            ("class:status", f" {clean_line(s.server)} │ {clean_line(s.room)} │ {clean_line(c.nick)} │ "
+                             f"{max(s.member_count, len(s.members))} online │ "),
+            ("class:status.bad" if self.state_bad else "class:status", self.state_text),
+        ]
+        if t.pending:
+            parts.append(("class:status", f" │ {len(t.pending)} sending"))
+        if t.scroll:
+            parts.append(("class:status.note", f" ↓ {t.unread} new below (PageDown) "))
+        if t.bell_mode != "mentions":
+            parts.append(("class:status", f" │ bell {t.bell_mode}"))
+        return parts
+
+    def _bindings(self) -> KeyBindings:
+        kb = KeyBindings()
+
+        @kb.add("c-c")
+        @kb.add("c-d")
+        def _quit(event: KeyPressEvent) -> None:
+            self.exit()
+
+        @kb.add("enter", filter=has_focus(self.input), eager=True)
+        def _send(event: KeyPressEvent) -> None:
+            buffer = self.input.buffer
+            if buffer.complete_state and buffer.complete_state.current_completion:
+                buffer.apply_completion(buffer.complete_state.current_completion)
+                return
+            buffer.validate_and_handle()
+
+        @kb.add("escape", "enter", filter=has_focus(self.input))
+        def _newline(event: KeyPressEvent) -> None:
+            self.input.buffer.insert_text("\n")
+
+        @kb.add("pageup")
+        def _up(event: KeyPressEvent) -> None:
+            self.transcript.page_up(self.pane.height)
+
+        @kb.add("pagedown")
+        def _down(event: KeyPressEvent) -> None:
+            self.transcript.page_down(self.pane.height)
+
+        return kb
+
+    def _accept(self, buffer: object) -> bool:
+        text = self.input.text
+        self.transcript.nick = self.client.nick
+        self.controller.handle(text)
+        self.app.invalidate()
+        return False  # clear the input line (it is in the history)
+
+    def _set_bell(self, mode: str) -> None:
+        self.transcript.bell_mode = mode
+
+    def exit(self) -> None:
+        if self.app.is_running:
+            self.app.exit()
+
+    async def run_async(self) -> None:
+        """Run until the user quits; then say goodbye to the server."""
+        def pre_run() -> None:
+            with self._schedule_lock:
+                self._loop = asyncio.get_running_loop()
+            self._drain()
+
+        try:
+            await self.app.run_async(pre_run=pre_run)
+        finally:
+            with self._schedule_lock:
+                self._loop = None
+            await asyncio.get_running_loop().run_in_executor(None, self.client.close, self.quit_reason)
+
+    def run(self) -> None:
+        asyncio.run(self.run_async())

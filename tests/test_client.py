@@ -1,0 +1,205 @@
+"""The network client core against a real server on 127.0.0.1: no UI involved."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+
+import pytest
+
+from chatroom.client import ChatClient, ConnState, OutgoingChanged, StateChanged, parse_address
+from chatroom.errors import ConnectionFailed, HandshakeRefused
+from chatroom.protocol import Chat, ErrorCode, Join, Joined, Presence, PresenceEvent, Private, Welcome
+from tests.wire import WireClient
+
+
+class Events:
+    """Collects a client's events (delivered on its network thread)."""
+
+    def __init__(self) -> None:
+        self.q: queue.Queue[object] = queue.Queue()
+        self.seen: list[object] = []
+
+    def __call__(self, event: object) -> None:
+        self.q.put(event)
+
+    def wait(self, pred, timeout: float = 10.0) -> object:
+        deadline = time.monotonic() + timeout
+        for event in self.seen:
+            if pred(event):
+                self.seen.remove(event)
+                return event
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching event; last: {self.seen[-5:]}")
+            try:
+                event = self.q.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if pred(event):
+                return event
+            self.seen.append(event)
+
+
+@pytest.fixture
+def clients():
+    made: list[ChatClient] = []
+
+    def make(port: int, nick: str, **kw) -> tuple[ChatClient, Events]:
+        events = Events()
+        client = ChatClient("127.0.0.1", port, nick, on_event=events, **kw)
+        made.append(client)
+        return client, events
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def test_address_parsing():
+    assert parse_address(None, 7373) == ("127.0.0.1", 7373)
+    assert parse_address("10.0.0.5", 7373) == ("10.0.0.5", 7373)
+    assert parse_address("host:99", 7373) == ("host", 99)
+    assert parse_address(":99", 7373) == ("127.0.0.1", 99)
+    assert parse_address("[::1]:99", 7373) == ("::1", 99)
+    with pytest.raises(ValueError):
+        parse_address("host:http", 7373)
+    with pytest.raises(ValueError):
+        parse_address("host:70000", 7373)
+
+
+def test_connect_failures_are_clear_exceptions(make_server):
+    server = make_server()
+    port = server.port
+    with socket.socket() as probe:  # a port with nobody listening
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    with pytest.raises(ConnectionFailed, match="nothing is listening"):
+        ChatClient("127.0.0.1", dead_port, "ann").connect()
+    taker = ChatClient("127.0.0.1", port, "ann")
+    taker.connect()
+    try:
+        with pytest.raises(HandshakeRefused) as info:
+            ChatClient("127.0.0.1", port, "ann").connect()
+        assert info.value.code == ErrorCode.NICK_TAKEN and "ann2" in info.value.message
+        with pytest.raises(HandshakeRefused) as info:
+            ChatClient("127.0.0.1", port, "bad nick").connect()
+        assert info.value.code == ErrorCode.INVALID_NICK
+    finally:
+        taker.close()
+
+
+def test_two_clients_chat_and_acks_clear_pending(server, clients):
+    ann, ann_events = clients(server.port, "ann")
+    bob, bob_events = clients(server.port, "bob")
+    assert ann.connect().nick == "ann"
+    bob.connect()
+    out = ann.say("hi bob")
+    assert out.status in ("pending", "acked")
+    chat = bob_events.wait(lambda e: isinstance(e, Chat))
+    assert chat.text == "hi bob" and chat.nick == "ann" and chat.id == out.id
+    acked = ann_events.wait(lambda e: isinstance(e, OutgoingChanged) and e.outgoing.status == "acked")
+    assert acked.outgoing is out and ann.wait_acked(5) and ann.pending() == []
+    ann.direct("bob", "psst")
+    assert bob_events.wait(lambda e: isinstance(e, Private)).text == "psst"
+    ann.action("waves")
+    assert bob_events.wait(lambda e: isinstance(e, Chat) and e.action).text == "waves"
+
+
+def test_the_client_tracks_room_members_topic_and_nick(server, clients):
+    ann, ann_events = clients(server.port, "ann")
+    bob, _ = clients(server.port, "bob")
+    ann.connect()
+    bob.connect()
+    ann_events.wait(lambda e: isinstance(e, Presence) and e.nick == "bob")
+    assert set(ann.session.members) == {"ann", "bob"}
+    from chatroom.protocol import Nick
+
+    ann.send(Nick(nick="anna"))
+    ann_events.wait(lambda e: isinstance(e, Presence) and e.event is PresenceEvent.NICK)
+    assert ann.nick == "anna" and set(ann.session.members) == {"anna", "bob"}
+    ann.send(Join(room="dev"))
+    ann_events.wait(lambda e: isinstance(e, Joined))
+    assert ann.room == "dev" and set(ann.session.members) == {"anna"}
+
+
+def test_a_refused_message_is_reported_on_its_outgoing_record(make_server, clients):
+    server = make_server(max_text=5)
+    ann, events = clients(server.port, "ann")
+    ann.connect()
+    out = ann.say("far too long")
+    refused = events.wait(lambda e: isinstance(e, OutgoingChanged) and e.outgoing.status == "refused")
+    assert refused.outgoing is out and "at most 5" in out.error
+
+
+def test_the_client_answers_pings_and_stays_connected(make_server, clients):
+    server = make_server(ping_interval=0.2, pong_timeout=0.5)
+    ann, events = clients(server.port, "ann")
+    ann.connect()
+    watcher = WireClient(server.port)
+    watcher.hello("watcher")
+    try:
+        # The server pings after 0.2 s of silence and drops after 0.5 s more; the
+        # client's own keepalive (1 s at the least) is too slow to save it: only
+        # answering pings keeps it here through several rounds.
+        deadline = time.monotonic() + 10
+        while ann.pings_answered < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ann.pings_answered >= 3
+        assert "ann" in server.hub.state.nicks and ann.state is ConnState.CONNECTED
+    finally:
+        watcher.close()
+
+
+def test_lost_connection_reconnects_rejoins_the_room_and_resends_what_was_typed(make_server, clients):
+    server = make_server()
+    ann, events = clients(server.port, "ann")
+    ann.BACKOFF_START = 0.2
+    ann.connect()
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    ann.send(Join(room="dev"))
+    events.wait(lambda e: isinstance(e, Joined))
+    bob.send(Join(room="dev"))
+    bob.expect(Joined)
+    # Cut ann's connection from the server side, as a network failure would.
+    conn = next(c for c in server.connections() if c.member and c.member.nick == "ann")
+    conn.shut("connection lost")
+    events.wait(lambda e: isinstance(e, StateChanged) and e.state is ConnState.DISCONNECTED)
+    typed = ann.say("typed while offline")
+    assert typed.status == "pending"
+    events.wait(lambda e: isinstance(e, Welcome))
+    assert ann.room == "dev"
+    chat = bob.expect(Chat, text="typed while offline")
+    assert chat.room == "dev" and chat.nick == "ann"
+    assert ann.wait_acked(5) and typed.status == "acked"
+    bob.close()
+
+
+def test_close_sends_a_goodbye_so_others_see_quit(server, clients):
+    ann, _ = clients(server.port, "ann")
+    ann.connect()
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    ann.close()
+    assert bob.expect(Presence, event=PresenceEvent.LEAVE, nick="ann").reason == "quit"
+    bob.close()
+
+
+def test_callers_never_block_even_when_the_server_stops_reading(server, clients):
+    ann, _ = clients(server.port, "ann")
+    ann.connect()
+    start = time.monotonic()
+    done = threading.Event()
+
+    def flood() -> None:
+        for n in range(2000):
+            ann.say(f"message {n}")
+        done.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    assert done.wait(10)
+    assert time.monotonic() - start < 10

@@ -1,0 +1,132 @@
+"""What the screen shows, without a screen: lines, pending marks, scrolling, mentions."""
+
+from __future__ import annotations
+
+from chatroom.client import Outgoing, OutgoingChanged
+from chatroom.commands import ChatLine, Command, Invalid, parse_input
+from chatroom.protocol import Chat, Error, Presence, PresenceEvent, Private, Say
+from chatroom.transcript import Transcript, mentions, nick_style, plain_line
+
+
+def text_of(line) -> str:
+    return "".join(t for _, t in line)
+
+
+def chat(seq: int, nick: str, text: str, **kw) -> Chat:
+    return Chat(room="lobby", seq=seq, ts=0.0, nick=nick, text=text, **kw)
+
+
+def test_escape_sequences_from_peers_never_reach_the_screen():
+    t = Transcript()
+    t.add(chat(1, "evil\x1b[31m", "\x1b]0;pwned\x07\x1b[2J\x1b[Hclear?\x9b31m \u202eabc"))
+    shown = text_of(t.lines[-1])
+    assert "\x1b" not in shown and "\x07" not in shown and "\x9b" not in shown and "\u202e" not in shown
+    assert "clear?" in shown
+
+
+def test_multiline_messages_become_indented_continuation_lines():
+    t = Transcript()
+    t.add(chat(1, "ann", "one\ntwo\nthree"))
+    lines = [text_of(line) for line in t.lines]
+    assert lines[0].endswith("<ann> one")
+    assert lines[1].strip() == "two" and lines[1].startswith(" ")
+    assert len(lines) == 3
+
+
+def test_mentions_are_highlighted_and_ring_but_own_messages_do_not():
+    t = Transcript()
+    t.nick = "ann"
+    assert t.add(chat(1, "bob", "hey @ann, look"))
+    assert any("mention" in style for style, _ in t.lines[-1])
+    assert not t.add(chat(2, "bob", "annabel is here"))  # not a word match
+    assert not t.add(chat(3, "ann", "ann talking to herself"))
+    t.bell_mode = "off"
+    assert not t.add(chat(4, "bob", "ann!"))
+    t.bell_mode = "on"
+    assert t.add(chat(5, "bob", "anything"))
+    assert mentions("ANN: hi", "ann") and not mentions("banner", "ann")
+
+
+def test_nick_colours_are_stable_and_case_insensitive():
+    assert nick_style("Ann") == nick_style("ann") == nick_style("ann")
+    assert len({nick_style(f"user{i}") for i in range(100)}) > 6
+
+
+def test_pending_messages_show_below_until_the_server_echoes_them():
+    t = Transcript()
+    t.nick = "ann"
+    out = Outgoing(id="c1", message=Say(id="c1", text="hello"))
+    t.add(OutgoingChanged(out))
+    assert "(sending)" in text_of(t.visible()[-1])
+    t.add(chat(1, "bob", "meanwhile"))
+    assert "(sending)" in text_of(t.visible()[-1])  # pending stays at the bottom
+    t.add(chat(2, "ann", "hello", id="c1"))
+    assert all("(sending)" not in text_of(line) for line in t.visible())
+    assert text_of(t.visible()[-1]).endswith("<ann> hello")
+
+
+def test_a_refused_message_loses_its_mark_and_says_why():
+    t = Transcript()
+    out = Outgoing(id="c1", message=Say(id="c1", text="spam"), status="refused", error="slow down")
+    t.pending["c1"] = [("", "x")]
+    t.add(OutgoingChanged(out))
+    assert not t.pending and "not sent: spam — slow down" in text_of(t.lines[-1])
+
+
+def test_scrolling_up_holds_the_view_and_counts_new_messages():
+    t = Transcript()
+    for i in range(100):
+        t.add(chat(i + 1, "bob", f"m{i}"))
+    t.page_up(height=20)
+    assert t.scroll == 19
+    before = [text_of(line) for line in t.visible()[-3:]]
+    for i in range(5):
+        t.add(chat(200 + i, "bob", f"new{i}"))
+    assert [text_of(line) for line in t.visible()[-3:]] == before
+    assert t.unread == 5
+    t.page_down(height=20)
+    assert t.scroll == 5
+    t.page_down(height=20)
+    assert t.scroll == 0 and t.unread == 0
+    assert text_of(t.visible()[-1]).endswith("new4")
+
+
+def test_scrollback_holds_at_least_five_thousand_lines():
+    t = Transcript()
+    for i in range(6000):
+        t.add(chat(i + 1, "bob", f"m{i}"))
+    assert len(t.lines) == 6000
+    t.page_up(height=10_000)
+    assert text_of(t.visible()[0]).endswith("m0")
+
+
+def test_system_events_look_distinct_from_chat():
+    t = Transcript()
+    t.add(Presence(room="lobby", event=PresenceEvent.LEAVE, nick="bob", reason="too slow", ts=0.0))
+    assert "bob left (too slow)" in text_of(t.lines[-1])
+    assert any(style == "class:system" for style, _ in t.lines[-1])
+    t.add(Error(code="x", message="boom"))
+    assert any(style == "class:error" for style, _ in t.lines[-1])
+    t.add(Private(nick="bob", to="ann", text="psst", ts=0.0))
+    assert "[bob →]" in text_of(t.lines[-1])
+
+
+def test_plain_lines_are_one_line_per_event_and_sanitised():
+    assert plain_line(chat(1, "ann", "hi\x1b[31m")).endswith("<ann> hi")
+    assert plain_line(chat(1, "ann", "waves", action=True)).endswith("* ann waves")
+    assert plain_line(Presence(room="lobby", event=PresenceEvent.JOIN, nick="bob", ts=0.0)).endswith(
+        "-- bob joined lobby")
+
+
+def test_input_parsing():
+    assert parse_input("hello") == ChatLine("hello")
+    assert parse_input("   ") is None
+    assert parse_input("//etc/passwd is a path") == ChatLine("/etc/passwd is a path")
+    assert parse_input("/me waves") == Command("me", ("waves",), "waves")
+    assert parse_input("/msg bob hi there") == Command("msg", ("bob", "hi", "there"), "hi there")
+    assert parse_input("/JOIN dev") == Command("join", ("dev",), "dev")
+    bad = parse_input("/frobnicate now")
+    assert isinstance(bad, Invalid) and "unknown command /frobnicate" in bad.reason and "/help" in bad.reason
+    assert isinstance(parse_input("/msg bob"), Invalid)
+    assert isinstance(parse_input("/bell loud"), Invalid)
+    assert parse_input("line one\nline two") == ChatLine("line one\nline two")
