@@ -167,7 +167,11 @@ class ChatClient:
     ) -> None:
         self.host, self.port = host, port
         self.wanted_nick = nick
-        self.on_event: EventSink = on_event or (lambda event: None)
+        # Events wait here until a handler is attached (a UI is usually built after
+        # connect(), which already emits the welcome); they are then replayed in order.
+        self._handler: EventSink | None = on_event
+        self._backlog: list[object] = []
+        self._emit_lock = threading.RLock()
         self.reconnect = reconnect
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
@@ -190,6 +194,19 @@ class ChatClient:
         self.pings_answered = 0
 
     # ------------------------------------------------------------------ public API
+
+    @property
+    def on_event(self) -> EventSink | None:
+        return self._handler
+
+    @on_event.setter
+    def on_event(self, handler: EventSink) -> None:
+        """Attach the event handler; events so far are replayed to it first."""
+        with self._emit_lock:
+            backlog, self._backlog = self._backlog, []
+            self._handler = handler
+            for event in backlog:
+                self._emit(event)
 
     @property
     def nick(self) -> str:
@@ -261,7 +278,7 @@ class ChatClient:
             if self.state is ConnState.CONNECTED:
                 self._requests.append(encode_message(msg))
         self._wake()
-        self.on_event(OutgoingChanged(out))
+        self._emit(OutgoingChanged(out))
         return out
 
     def _queue(self, data: bytes) -> None:
@@ -277,13 +294,17 @@ class ChatClient:
 
     def _set_state(self, state: ConnState, detail: str = "", retry_in: float | None = None) -> None:
         self.state = state
-        self.on_event(StateChanged(state, detail, retry_in))
+        self._emit(StateChanged(state, detail, retry_in))
 
     def _emit(self, event: object) -> None:
-        try:
-            self.on_event(event)
-        except Exception:  # a UI bug must not kill the network thread
-            log.exception("event handler failed")
+        with self._emit_lock:  # one order for everyone, replay included
+            if self._handler is None:
+                self._backlog.append(event)
+                return
+            try:
+                self._handler(event)
+            except Exception:  # a UI bug must not kill the network thread
+                log.exception("event handler failed")
 
     # ------------------------------------------------------------------ connecting
 

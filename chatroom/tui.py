@@ -77,7 +77,7 @@ class MessagePane(UIControl):
         lines = self.transcript.visible()
         count = len(lines)
         return UIContent(
-            get_line=lambda i: lines[i],
+            get_line=lambda i: lines[i] if 0 <= i < count else [],
             line_count=count,
             cursor_position=Point(x=0, y=max(0, count - 1)),
             show_cursor=False,
@@ -130,7 +130,8 @@ class ChatApp:
         self.state_bad = False
 
         self.input = TextArea(
-            height=Dimension(min=1, max=6),
+            # As tall as what is typed (a paste may hold several lines), up to 6 rows.
+            height=lambda: Dimension.exact(min(6, max(1, self.input.document.line_count))),
             prompt=[("class:prompt", "> ")],
             multiline=True,
             wrap_lines=True,

@@ -1,0 +1,209 @@
+"""The full-screen app driven through a pipe input, against a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+import pyte
+import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from prompt_toolkit.output.vt100 import Vt100_Output
+
+from chatroom.client import ChatClient
+from chatroom.protocol import Chat, Say
+from chatroom.tui import ChatApp
+from tests.wire import WireClient
+
+
+def line_texts(app: ChatApp) -> list[str]:
+    return ["".join(t for _, t in line) for line in app.transcript.visible()]
+
+
+async def until(pred, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def run_app(port: int, nick: str, scenario, *, screen: pyte.Screen | None = None):
+    """Run a ChatApp with piped keystrokes; ``scenario(app, pipe)`` drives it."""
+
+    async def main() -> None:
+        with create_pipe_input() as pipe:
+            output = DummyOutput()
+            stream = None
+            if screen is not None:
+                stream = io.StringIO()
+                output = Vt100_Output(stream, lambda: _size(screen), term="xterm-256color")
+            with create_app_session(input=pipe, output=output):
+                client = ChatClient("127.0.0.1", port, nick)
+                client.connect()
+                app = ChatApp(client)
+                task = asyncio.ensure_future(app.run_async())
+                try:
+                    await until(lambda: app.app.is_running, what="the app to start")
+                    await scenario(app, pipe, stream)
+                finally:
+                    app.exit()
+                    await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+
+
+def _size(screen: pyte.Screen):
+    from prompt_toolkit.data_structures import Size
+
+    return Size(rows=screen.lines, columns=screen.columns)
+
+
+def test_typing_a_line_sends_it_and_it_appears_after_the_echo(server):
+    bob = WireClient(server.port)
+    bob.hello("bob")
+
+    async def scenario(app, pipe, _):
+        pipe.send_text("hello from the tui\r")
+        await until(lambda: any("<alice> hello from the tui" in t for t in line_texts(app)), what="echo")
+        assert not app.transcript.pending
+
+    run_app(server.port, "alice", scenario)
+    assert bob.expect(Chat).text == "hello from the tui"
+    bob.close()
+
+
+def test_commands_work_and_unknown_ones_show_help_instead_of_being_sent(server):
+    bob = WireClient(server.port)
+    bob.hello("bob")
+
+    async def scenario(app, pipe, _):
+        pipe.send_text("/frobnicate now\r")
+        await until(lambda: any("unknown command /frobnicate" in t for t in line_texts(app)), what="help")
+        pipe.send_text("/me waves\r")
+        pipe.send_text("/join dev\r")
+        await until(lambda: app.client.room == "dev", what="room change")
+        pipe.send_text("/who\r")
+        await until(lambda: any("in dev: alice" in t for t in line_texts(app)), what="who")
+        pipe.send_text("/nick alicia\r")
+        await until(lambda: app.client.nick == "alicia", what="nick change")
+
+    run_app(server.port, "alice", scenario)
+    texts = [m.text for m in bob.inbox if isinstance(m, Chat)]
+    bob.expect(Chat, action=True, text="waves")
+    assert "/frobnicate now" not in texts and "frobnicate now" not in texts
+    bob.close()
+
+
+def test_tab_completes_commands_at_line_start_and_nicks_anywhere(server):
+    bob = WireClient(server.port)
+    bob.hello("bobby")
+
+    async def scenario(app, pipe, _):
+        await until(lambda: "bobby" in app.client.session.members, what="member list")
+        pipe.send_text("/jo")
+        await until(lambda: app.input.text == "/jo", what="typing")
+        pipe.send_text("\t")
+        await until(lambda: app.input.text == "/join ", what="command completion")
+        app.input.text = ""
+        pipe.send_text("hi bo")
+        await until(lambda: app.input.text == "hi bo", what="typing")
+        pipe.send_text("\t")
+        await until(lambda: app.input.text == "hi bobby ", what="nick completion")
+        app.input.text = ""
+
+    run_app(server.port, "alice", scenario)
+    bob.close()
+
+
+def test_pageup_holds_the_view_and_the_status_bar_counts_what_is_below(make_server):
+    server = make_server(rate=0)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    for n in range(60):
+        bob.send(Say(id=str(n), text=f"old {n}"))
+    bob.collect(Chat, 60)
+
+    async def scenario(app, pipe, _):
+        await until(lambda: any("old 59" in t for t in line_texts(app)), what="history")
+        pipe.send_text("\x1b[5~")  # PageUp
+        await until(lambda: app.transcript.scroll > 0, what="scroll")
+        bottom = line_texts(app)[-1]
+        for n in range(3):
+            bob.send(Say(id=f"n{n}", text=f"new {n}"))
+        await until(lambda: app.transcript.unread == 3, what="unread count")
+        assert line_texts(app)[-1] == bottom
+        status = "".join(t for _, t in app._status())
+        assert "3 new below" in status
+        pipe.send_text("\x1b[6~\x1b[6~\x1b[6~")  # PageDown
+        await until(lambda: app.transcript.scroll == 0, what="back at the bottom")
+        assert line_texts(app)[-1].endswith("new 2")
+
+    run_app(server.port, "alice", scenario)
+    bob.close()
+
+
+def test_messages_typed_while_disconnected_show_pending_then_go_out(make_server):
+    server = make_server()
+    bob = WireClient(server.port)
+    bob.hello("bob")
+
+    async def scenario(app, pipe, _):
+        app.client.BACKOFF_START = 0.3
+        conn = next(c for c in server.connections() if c.member and c.member.nick == "alice")
+        conn.shut("connection lost")
+        await until(lambda: "disconnected" in app.state_text, what="disconnect shown")
+        pipe.send_text("sent while offline\r")
+        await until(lambda: any("(sending)" in t for t in line_texts(app)), what="pending mark")
+        await until(lambda: not app.transcript.pending, timeout=15, what="pending cleared")
+        assert any("<alice> sent while offline" in t for t in line_texts(app))
+
+    run_app(server.port, "alice", scenario)
+    bob.expect(Chat, text="sent while offline")
+    bob.close()
+
+
+def test_the_screen_shows_status_bar_and_input_rendered_by_a_terminal(server):
+    screen = pyte.Screen(80, 24)
+    stream = pyte.Stream(screen)
+
+    async def scenario(app, pipe, out):
+        bob = WireClient(server.port)
+        bob.hello("bob")
+        bob.send(Say(id="1", text="你好, wide characters"))
+        await until(lambda: any("你好" in t for t in line_texts(app)), what="cjk line")
+        pipe.send_text("half a li")
+        await until(lambda: app.input.text == "half a li", what="typing")
+
+        def rendered() -> bool:
+            stream.feed(out.getvalue())
+            out.seek(0)
+            out.truncate()
+            return screen.display[-1].startswith("> half a li")
+
+        await until(rendered, what="the input line on screen")
+        display = screen.display
+        assert any("bob" in row and "你好" in row for row in display)
+        assert any("lobby" in row and "alice" in row and "online" in row for row in display)
+        assert display[-1].startswith("> half a li")
+        bob.close()
+
+    run_app(server.port, "alice", scenario, screen=screen)
+
+
+@pytest.mark.parametrize("n", [1])
+def test_app_quits_cleanly_and_the_server_sees_a_goodbye(server, n):
+    watcher = WireClient(server.port)
+    watcher.hello("watcher")
+
+    async def scenario(app, pipe, _):
+        pipe.send_text("\x03")  # Ctrl-C
+
+    run_app(server.port, "alice", scenario)
+    from chatroom.protocol import Presence, PresenceEvent
+
+    assert watcher.expect(Presence, event=PresenceEvent.LEAVE, nick="alice").reason == "quit"
+    watcher.close()
