@@ -113,7 +113,8 @@ class Transcript:
                               history=True)
             topic = f" — topic: {clean_line(event.topic)}" if event.topic else ""
             count = event.member_count or len(event.members)
-            self.system(f"you are in {clean_line(event.room)} with {count - 1} others{topic}")
+            others = {0: "nobody else", 1: "1 other"}.get(count - 1, f"{count - 1} others")
+            self.system(f"you are in {clean_line(event.room)} with {others}{topic}")
         elif isinstance(event, Members):
             names = ", ".join(
                 clean_line(m.nick) + (f" (away: {clean_line(m.away)})" if m.away else "")

@@ -30,9 +30,9 @@ def server_process():
 def test_incoming_flood_never_garbles_the_half_typed_line(server_process):
     server = server_process("--rate", "0")
     alice = Terminal(["join", server.address, "--nick", "alice"])
+    alice.wait_text("online")
     bob = Terminal(["join", server.address, "--nick", "bob"])
     try:
-        alice.wait_text("online")
         bob.wait_text("online")
         alice.wait_text("bob joined")
         alice.type("half a li")
