@@ -15,6 +15,7 @@ rejoins the room it was in, and sends what is still unacknowledged, in order.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import itertools
 import logging
@@ -24,7 +25,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from chatroom import __version__
@@ -40,6 +41,7 @@ from chatroom.protocol import (
     ErrorCode,
     FrameDecoder,
     Hello,
+    History,
     Joined,
     MemberInfo,
     Members,
@@ -48,13 +50,13 @@ from chatroom.protocol import (
     Pong,
     Presence,
     PresenceEvent,
-    Private,
     Say,
     Topic,
     Welcome,
     decode_message,
     encode_message,
 )
+from chatroom.text import fold
 
 __all__ = [
     "ConnState",
@@ -192,6 +194,9 @@ class ChatClient:
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition(self._lock)
         self.pings_answered = 0
+        self.resume_token: str | None = None
+        self.last_seq: dict[str, int] = {}  # folded room name -> newest sequence number seen
+        self.resumed = False  # whether the last (re)connection resumed our session
 
     # ------------------------------------------------------------------ public API
 
@@ -329,7 +334,12 @@ class ChatClient:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             hello = Hello(version=PROTOCOL_VERSION, nick=self.wanted_nick, client=f"chatroom {__version__}",
                           room=self.session.room or None)
-            sock.sendall(encode_message(hello))
+            if self.resume_token:
+                # Ask for our session back: same nick at once, and what we missed.
+                last = self.last_seq.get(fold(self.session.room))
+                sock.sendall(encode_message(dataclasses.replace(hello, resume=self.resume_token, last_seq=last)))
+            else:
+                sock.sendall(encode_message(hello))
             decoder = FrameDecoder(max_header=1 << 20)
             deadline = time.monotonic() + self.connect_timeout + 5
             while True:
@@ -346,6 +356,11 @@ class ChatClient:
                         sock.setblocking(False)
                         self._decoder = decoder
                         return sock, msg, messages[i + 1:]
+                    if isinstance(msg, Error) and msg.code == ErrorCode.RESUME_REFUSED:
+                        log.info("resume refused (%s); joining afresh", msg.message)
+                        self.resume_token = None
+                        sock.sendall(encode_message(hello))
+                        continue
                     if isinstance(msg, Error):
                         raise HandshakeRefused(msg.code, msg.message)
                     if isinstance(msg, Bye):
@@ -364,6 +379,9 @@ class ChatClient:
         s.member_count = welcome.member_count or len(welcome.members)
         s.limits = dict(welcome.limits)
         self.wanted_nick = welcome.nick
+        self.resume_token = welcome.resume_token
+        self.resumed = welcome.resumed
+        self._saw(welcome.history)
         if "ping_interval" in welcome.limits:
             self.ping_interval = max(1.0, min(self.ping_interval, welcome.limits["ping_interval"] - 1.0))
         self._sock = sock
@@ -544,6 +562,7 @@ class ChatClient:
             return _Why(msg.reason or "the server said goodbye")
         elif isinstance(msg, Joined):
             s.room, s.topic = msg.room, msg.topic
+            self._saw(msg.history)
             s.members = {m.nick: m for m in msg.members}
             s.member_count = msg.member_count or len(msg.members)
         elif isinstance(msg, Presence) and msg.room == s.room:
@@ -553,10 +572,18 @@ class ChatClient:
         elif isinstance(msg, Members) and msg.room == s.room:
             s.members = {m.nick: m for m in msg.members}
             s.member_count = msg.member_count or len(msg.members)
-        elif isinstance(msg, Chat | Private):
-            pass
+        elif isinstance(msg, Chat):
+            self._saw((msg,))
+        elif isinstance(msg, History):
+            self._saw(msg.messages)
         self._emit(msg)
         return None
+
+    def _saw(self, chats: Iterable[Chat]) -> None:
+        for chat in chats:
+            key = fold(chat.room)
+            if chat.seq > self.last_seq.get(key, 0):
+                self.last_seq[key] = chat.seq
 
     def _track_presence(self, p: Presence) -> None:
         # Copy-on-write: the UI thread may be iterating the dict it read a moment ago.

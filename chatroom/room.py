@@ -5,12 +5,21 @@ lock around every call (see ``chatroom.server.Hub``).  Every operation takes ``n
 (seconds since the epoch) instead of reading a clock, and returns what must be sent
 to whom as :class:`Delivery` values instead of sending anything, so it is tested with
 no sockets, threads or clocks at all.
+
+An optional *store* (``chatroom.store.HistoryStore``, or anything with its reading
+methods) is consulted when a room is created, to continue its sequence numbers and
+history, and when someone pages back past what is in memory.  New messages and topic
+changes collect in :attr:`ChatState.unsaved` until the server commits them.
+
+Sessions: a member whose connection drops without a goodbye is *held* for a grace
+period (:meth:`ChatState.hold`); :meth:`ChatState.resume` gives it, nick and room,
+to a new connection presenting its token, with the messages it missed.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +55,10 @@ __all__ = ["DEFAULT_ROOM", "Member", "Room", "Delivery", "ChatState"]
 
 DEFAULT_ROOM = "lobby"
 
+#: Recently sent (nick, client id) pairs remembered to make resending idempotent.
+#: A client resends only what was unacknowledged when its connection dropped.
+RECENT_IDS = 50_000
+
 
 @dataclass(eq=False)
 class Member:
@@ -60,7 +73,10 @@ class Member:
     room: Room | None = None
     away: str | None = None
     op: bool = False
-    sink: Any = None
+    sink: Any = None  # None while the member is held for a reconnect
+    token: str = ""  # the resume token of this member's session
+    held_until: float | None = None  # set while waiting for a reconnect
+    held_reason: str = ""
 
     def info(self, now: float, *, show_address: bool = False) -> MemberInfo:
         return MemberInfo(
@@ -121,30 +137,93 @@ class Delivery:
 class ChatState:
     """Every room, member and nick of one server."""
 
-    def __init__(self, *, history_size: int = 100, max_text: int = 4000) -> None:
+    def __init__(self, *, history_size: int = 100, max_text: int = 4000, store: Any = None) -> None:
         self.history_size = history_size
         self.max_text = max_text
+        self.store = store
         self.rooms: dict[str, Room] = {}  # fold(name) -> room
         self.nicks: dict[str, Member] = {}  # fold(nick) -> member
+        self.sessions: dict[str, Member] = {}  # resume token -> member
+        self.sent: OrderedDict[tuple[str, str], Chat | Private] = OrderedDict()  # (fold(nick), id) -> message
+        self.unsaved: list[Chat] = []  # accepted, not yet committed by the server
+        self.dirty: dict[str, Room] = {}  # rooms whose sequence or topic changed
+        if store is not None:
+            for key, msg_id, chat in store.recent_ids(RECENT_IDS):
+                self.sent[(key, msg_id)] = chat
         self._room(DEFAULT_ROOM)
 
     # ------------------------------------------------------------------ membership
 
     def admit(
-        self, key: int, nick: str, address: str, now: float, room: str | None = None
+        self, key: int, nick: str, address: str, now: float, room: str | None = None, token: str = ""
     ) -> tuple[Member, Joined, list[Delivery]]:
         """Add a new member named ``nick`` to ``room`` (the lobby by default)."""
         self._check_nick_free(nick)
         target = self._room_for_join(room or DEFAULT_ROOM)
-        member = Member(key=key, nick=nick, address=address, joined_at=now, last_active=now)
+        member = Member(key=key, nick=nick, address=address, joined_at=now, last_active=now, token=token)
         self.nicks[fold(nick)] = member
+        if token:
+            self.sessions[token] = member
         return member, *self._enter(member, target, now)
 
     def remove(self, member: Member, reason: str, now: float) -> list[Delivery]:
         """``member`` is gone (``reason``: quit, timed out, too slow, kicked...)."""
         if self.nicks.get(fold(member.nick)) is member:
             del self.nicks[fold(member.nick)]
+        if member.token and self.sessions.get(member.token) is member:
+            del self.sessions[member.token]
+        member.held_until = None
         return self._leave(member, reason, now)
+
+    def hold(self, member: Member, reason: str, now: float, grace: float) -> list[Delivery]:
+        """The connection dropped without a goodbye: keep nick and room for ``grace``
+        seconds, silently, in case it comes back.  No grace: remove at once."""
+        if grace <= 0 or not member.token:
+            return self.remove(member, reason, now)
+        member.sink = None
+        member.held_until = now + grace
+        member.held_reason = reason
+        return []
+
+    def expire(self, now: float) -> list[Delivery]:
+        """Remove the held members whose grace period has passed."""
+        deliveries: list[Delivery] = []
+        for member in [m for m in self.sessions.values() if m.held_until is not None and m.held_until <= now]:
+            deliveries += self.remove(member, member.held_reason or "connection lost", now)
+        return deliveries
+
+    def resume(
+        self, token: str, key: int, address: str, now: float, last_seq: int | None
+    ) -> tuple[Member, Any, list[Chat], list[Delivery]]:
+        """Give the session of ``token`` to connection ``key``.
+
+        Returns the member, the sink of the connection it had (a ghost to close
+        silently, or None), the room messages after ``last_seq``, and one
+        "reconnected" event for the others.
+        """
+        member = self.sessions.get(token)
+        if member is None:
+            raise Refused(ErrorCode.RESUME_REFUSED, "that session is unknown or has expired: join normally")
+        old_sink = member.sink
+        room = self._room_of(member)
+        room.discard(member)  # under its old connection key ...
+        member.key, member.address, member.held_until = key, address, None
+        room.add(member)  # ... and back under the new one, in the same room
+        missed = self.missed(room, last_seq)
+        event = Presence(room=room.name, event=PresenceEvent.RECONNECTED, nick=member.nick, ts=now)
+        others = tuple(m for m in room.everyone() if m is not member)
+        return member, old_sink, missed, [Delivery(others, event)] if others else []
+
+    def missed(self, room: Room, last_seq: int | None) -> list[Chat]:
+        """The room's messages after ``last_seq``, oldest first."""
+        if last_seq is None:
+            return []
+        in_memory = [c for c in room.history if c.seq > last_seq]
+        oldest = room.history[0].seq if room.history else room.next_seq
+        if last_seq + 1 < oldest and self.store is not None:
+            older = self.store.after(room.name, last_seq, oldest - last_seq - 1)
+            return [c for c in older if c.seq < oldest] + in_memory
+        return in_memory
 
     def join(self, member: Member, room: str, now: float) -> tuple[Joined, list[Delivery]]:
         """Move ``member`` to ``room``, creating it if needed."""
@@ -182,7 +261,41 @@ class ChatState:
         room.next_seq += 1
         room.history.append(chat)
         member.last_active = now
+        self.unsaved.append(chat)
+        self.dirty[fold(room.name)] = room
+        if msg_id is not None:
+            self._remember(member, msg_id, chat)
         return chat, [Delivery(room.everyone(), chat)]
+
+    def already_sent(self, member: Member, msg_id: str) -> Chat | Private | None:
+        """The message this member already sent with ``msg_id``, if any (a resend)."""
+        return self.sent.get((fold(member.nick), msg_id))
+
+    def take_unsaved(self) -> tuple[list[Chat], list[tuple[str, int, str]]]:
+        """What the server must commit now: new messages and changed rooms."""
+        chats, self.unsaved = self.unsaved, []
+        rooms = [(r.name, r.next_seq, r.topic) for r in self.dirty.values()]
+        self.dirty = {}
+        return chats, rooms
+
+    def rollback(self, chats: list[Chat]) -> None:
+        """Committing ``chats`` failed: forget them as if never sent."""
+        for chat in chats:
+            room = self.rooms.get(fold(chat.room))
+            if room is not None:
+                try:
+                    room.history.remove(chat)
+                except ValueError:
+                    pass
+                room.next_seq = min(room.next_seq, chat.seq)
+            for key, value in list(self.sent.items()):
+                if value is chat:
+                    del self.sent[key]
+
+    def _remember(self, member: Member, msg_id: str, msg: Chat | Private) -> None:
+        self.sent[(fold(member.nick), msg_id)] = msg
+        if len(self.sent) > RECENT_IDS:
+            self.sent.popitem(last=False)
 
     def direct(
         self, member: Member, to: str, text: str, now: float, *, msg_id: str | None = None
@@ -193,6 +306,8 @@ class ChatState:
             raise Refused(ErrorCode.NO_SUCH_NICK, f"nobody is called {clean_line(to)[:MAX_NICK_LENGTH]}")
         msg = Private(nick=member.nick, to=target.nick, text=text, ts=now, id=msg_id)
         member.last_active = now
+        if msg_id is not None:
+            self._remember(member, msg_id, msg)
         recipients = (target,) if target is member else (target, member)
         return msg, [Delivery(recipients, msg)]
 
@@ -202,6 +317,7 @@ class ChatState:
             raise Refused(ErrorCode.TEXT_TOO_LONG, f"a topic is at most {MAX_TOPIC_LENGTH} characters")
         room = self._room_of(member)
         room.topic = topic
+        self.dirty[fold(room.name)] = room
         msg = Topic(room=room.name, topic=topic, nick=member.nick, ts=now)
         return [Delivery(room.everyone(), msg)]
 
@@ -243,7 +359,13 @@ class ChatState:
         older = [c for c in target.history if c.seq < before]
         page = older[-limit:]
         oldest_kept = target.history[0].seq if target.history else target.next_seq
-        complete = oldest_kept <= 1 and len(page) == len(older)
+        if len(page) < limit and self.store is not None:
+            start = min(before, oldest_kept)
+            page = self.store.before(target.name, start, limit - len(page)) + page
+            first = self.store.oldest_seq(target.name)
+            complete = first is None or (bool(page) and page[0].seq <= first)
+        else:
+            complete = oldest_kept <= 1 and len(page) == len(older)
         return History(room=target.name, messages=tuple(page), complete=complete)
 
     def members(self) -> Iterable[Member]:
@@ -284,6 +406,10 @@ class ChatState:
         room = self.rooms.get(key)
         if room is None:
             room = self.rooms[key] = Room(name=name, history_size=self.history_size)
+            record = self.store.room(name) if self.store is not None else None
+            if record is not None:  # it existed before: continue where it stopped
+                room.name, room.next_seq, room.topic = record.name, record.next_seq, record.topic
+                room.history.extend(self.store.recent(name, self.history_size))
         return room
 
     def _room_for_join(self, name: str) -> Room:

@@ -26,12 +26,15 @@ import dataclasses
 import enum
 import itertools
 import logging
+import secrets
 import socket
 import socketserver
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from chatroom.errors import FrameError, LocalProtocolError, MessageError, Refused, TruncatedFrame
@@ -69,7 +72,8 @@ from chatroom.protocol import (
 )
 from chatroom.ratelimit import RateLimiter, Verdict
 from chatroom.room import ChatState, Delivery, Member
-from chatroom.text import clean_line
+from chatroom.store import DB_NAME, HistoryStore
+from chatroom.text import clean_line, fold
 
 __all__ = ["DEFAULT_PORT", "ServerConfig", "ChatServer", "ChatHandler", "ConnState", "Connection"]
 
@@ -102,6 +106,11 @@ class ServerConfig:
     max_header: int = MAX_HEADER_SIZE
     max_body: int = MAX_BODY_SIZE
     shutdown_grace: float = 1.0  # seconds to let goodbyes drain on shutdown
+    data_dir: str | None = None  # where history.sqlite3 lives; None keeps history in memory
+    sync: str = "normal"  # SQLite synchronous: "normal" survives a crash, "full" a power cut
+    resume_grace: float = 120.0  # seconds a dropped member keeps nick and room for a resume
+    keep_messages: int | None = None  # retention: newest messages kept per room (None: all)
+    keep_days: float | None = None  # retention: age limit (None: forever)
 
 
 class ConnState(enum.Enum):
@@ -163,11 +172,12 @@ class _Batch:
     Then ``touched`` outboxes are flushed once each, outside the lock.
     """
 
-    __slots__ = ("entries", "deferred", "touched", "overflowed")
+    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed")
 
     def __init__(self) -> None:
         self.entries: list[tuple[tuple[Any, ...], list[bytes]]] = []
         self.deferred: list[tuple[tuple[Any, ...], list[bytes]]] = []
+        self.acks: list[tuple[Connection, str]] = []  # whose acks are deferred, for errors
         self.touched: set[Outbox] = set()
         self.overflowed: list[Connection] = []
 
@@ -194,9 +204,10 @@ class Hub:
     re-entrant and is every outbox's producer lock (see ``Outbox``).
     """
 
-    def __init__(self, state: ChatState, config: ServerConfig) -> None:
+    def __init__(self, state: ChatState, config: ServerConfig, store: HistoryStore) -> None:
         self.state = state
         self.config = config
+        self.store = store
         self.lock = threading.RLock()
         self._depth = 0
 
@@ -211,22 +222,43 @@ class Hub:
                 if not self._depth:  # the outermost block: now the batch is complete
                     self._fan_out(batch)
 
+    def _refuse_unstored(self, batch: _Batch) -> None:
+        """A commit failed: nothing of this batch goes out; its senders hear why."""
+        batch.entries.clear()
+        batch.deferred.clear()
+        for conn, msg_id in batch.acks:
+            error = Error(code=ErrorCode.INTERNAL.value, id=msg_id,
+                          message="the server could not store this message; it was not sent")
+            _append(batch.entries, conn.me, encode_message(error))
+
     def deliver(self, deliveries: Iterable[Delivery], batch: _Batch) -> None:
         """Encode each message once and queue it for its recipients (inside ``locked``)."""
         for d in deliveries:
             batch.queue(d.recipients, encode_message(d.message, max_header=self.config.max_header))
 
     def _fan_out(self, batch: _Batch) -> None:
+        # Commit before anyone sees a message or its acknowledgement (see store.py).
+        if self.state.unsaved or self.state.dirty:
+            chats, rooms = self.state.take_unsaved()
+            try:
+                self.store.save(chats, rooms)
+            except sqlite3.Error as exc:
+                log.error("could not store %d message(s): %s; they were not sent", len(chats), exc)
+                self.state.rollback(chats)
+                self._refuse_unstored(batch)
         entries = batch.entries
         for targets, parts in batch.deferred:
             _append(entries, targets, b"".join(parts))
         batch.deferred.clear()
+        batch.acks.clear()
         touched = batch.touched
         # Once per recipient per batch: keep it lean.
         for targets, parts in entries:
             data = parts[0] if len(parts) == 1 else b"".join(parts)
             for target in targets:
-                conn: Connection = target.sink
+                conn: Connection | None = target.sink
+                if conn is None:  # held for a reconnect: it will get what it missed then
+                    continue
                 outbox = conn.outbox
                 if outbox.put(data):
                     touched.add(outbox)
@@ -291,11 +323,16 @@ class ChatHandler(socketserver.BaseRequestHandler):
         conn = self.conn
         reason = conn.close_reason or "connection lost"
         conn.state = ConnState.CLOSING
-        if conn.member is not None:
+        member = conn.member
+        if member is not None and member.sink is conn:  # not if a resume took it over
             hub = self.server.hub
+            grace = self.server.config.resume_grace if reason in _RESUMABLE else 0.0
             with hub.locked(self.batch) as state:
-                hub.deliver(state.remove(conn.member, reason, time.time()), self.batch)
-            log.info("%s left (%s)", self.describe(), reason)
+                hub.deliver(state.hold(member, reason, time.time(), grace), self.batch)
+            if member.held_until is not None:
+                log.info("%s dropped (%s); holding the session for %g s", self.describe(), reason, grace)
+            else:
+                log.info("%s left (%s)", self.describe(), reason)
             self.flush_batch()
         # Let a last error or goodbye leave before the socket closes (bounded: the
         # socket is non-blocking for this send, and the rest is dropped).
@@ -426,10 +463,14 @@ class ChatHandler(socketserver.BaseRequestHandler):
             conn.state = ConnState.CLOSING
             return
         hub = server.hub
+        if msg.resume:
+            self.resume(msg)
+            return
+        token = secrets.token_urlsafe(18)
         with hub.locked(self.batch) as state:
             try:
                 member, joined, deliveries = state.admit(
-                    conn.id, msg.nick, conn.address, time.time(), msg.room
+                    conn.id, msg.nick, conn.address, time.time(), msg.room, token=token
                 )
             except Refused as exc:
                 log.info("%s: hello refused: %s", conn.address, exc.message)
@@ -448,23 +489,73 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 member_count=joined.member_count,
                 history=joined.history,
                 limits=server.limits,
+                resume_token=token,
             )
             self.send_fitted(welcome)
             hub.deliver(deliveries, self.batch)
         log.info("%s joined %s", self.describe(), joined.room)
 
+    def resume(self, msg: Hello) -> None:
+        """Hand a held (or ghosted) session to this connection, with what it missed."""
+        conn, server, hub = self.conn, self.server, self.server.hub
+        with hub.locked(self.batch) as state:
+            try:
+                member, ghost, missed, deliveries = state.resume(
+                    msg.resume or "", conn.id, conn.address, time.time(), msg.last_seq
+                )
+            except Refused as exc:
+                log.info("%s: resume refused", conn.address)
+                self.send_error(exc.code, exc.message)
+                return
+            if ghost is not None and ghost is not conn:
+                ghost.member = None  # its reader will end quietly: no leave for the others
+                ghost.shut("replaced by a reconnect")
+            member.sink = conn
+            conn.member = member
+            conn.state = ConnState.ACTIVE
+            room = state.rooms[fold(member.room.name)] if member.room else None
+            self.send_fitted(Welcome(
+                version=PROTOCOL_VERSION,
+                server=server.display_name,
+                nick=member.nick,
+                room=room.name if room else "",
+                topic=room.topic if room else "",
+                members=room.member_infos(time.time()) if room else (),
+                member_count=len(room.members) if room else 0,
+                limits=server.limits,
+                resume_token=member.token,
+                resumed=True,
+            ))
+            # What it missed, oldest first, before any live message.
+            for start in range(0, len(missed), 100):
+                chunk = tuple(missed[start:start + 100])
+                self.send_fitted(History(room=chunk[0].room, messages=chunk, complete=False))
+            hub.deliver(deliveries, self.batch)
+        log.info("%s resumed (%d missed messages)", self.describe(), len(missed))
+
     def on_say(self, msg: Say | Action) -> None:
         hub = self.server.hub
         member = self._member()
         with hub.locked(self.batch) as state:
+            earlier = state.already_sent(member, msg.id)
+            if earlier is not None:  # a resend of something we have: acknowledge, don't repeat
+                ack = Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
+                          room=getattr(earlier, "room", None), duplicate=True)
+                self.batch.defer(self.conn.me, encode_message(ack))
+                return
             chat, deliveries = state.say(member, msg.text, time.time(), action=isinstance(msg, Action), msg_id=msg.id)
             hub.deliver(deliveries, self.batch)
             ack = Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room)
             self.batch.defer(self.conn.me, encode_message(ack))
+            self.batch.acks.append((self.conn, msg.id))
 
     def on_direct(self, msg: Direct) -> None:
         hub = self.server.hub
         with hub.locked(self.batch) as state:
+            earlier = state.already_sent(self._member(), msg.id)
+            if earlier is not None:
+                self.send(Ack(id=msg.id, ts=earlier.ts, duplicate=True))
+                return
             private, deliveries = state.direct(self._member(), msg.to, msg.text, time.time(), msg_id=msg.id)
             hub.deliver(deliveries, self.batch)
             self.send(Ack(id=msg.id, ts=private.ts))
@@ -534,6 +625,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
         return member
 
 
+#: Connections that ended this way may come back and resume their session.
+_RESUMABLE = frozenset({"connection lost", "timed out"})
+
 _CHAT_TYPES = (Say, Action)
 _CHAT_TYPE_NAMES = frozenset(cls.TYPE for cls in _CHAT_TYPES)
 
@@ -583,8 +677,12 @@ class ChatServer(socketserver.ThreadingTCPServer):
 
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
-        self.hub = Hub(ChatState(history_size=self.config.history_size, max_text=self.config.max_text),
-                       self.config)
+        path = Path(self.config.data_dir) / DB_NAME if self.config.data_dir else None
+        self.store = HistoryStore(path, sync=self.config.sync)
+        state = ChatState(history_size=self.config.history_size, max_text=self.config.max_text, store=self.store)
+        self.hub = Hub(state, self.config, self.store)
+        self._housekeeping_batch = _Batch()
+        self._next_retention = 0.0
         self.flusher = Flusher()
         self.display_name = self.config.name or socket.gethostname()
         self.limits = {
@@ -648,6 +746,15 @@ class ChatServer(socketserver.ThreadingTCPServer):
             return
         self._next_housekeeping = now + 0.5
         cfg = self.config
+        batch = self._housekeeping_batch
+        with self.hub.locked(batch) as state:
+            self.hub.deliver(state.expire(time.time()), batch)
+        for outbox in batch.touched:
+            outbox.flush()
+        batch.touched.clear()
+        if now >= self._next_retention:
+            self._next_retention = now + 600
+            self.apply_retention()
         ping = encode_message(Ping(token="keepalive"))
         for conn in self.connections():
             if conn.state is ConnState.HANDSHAKE and now - conn.connected_at > cfg.handshake_timeout:
@@ -660,6 +767,17 @@ class ChatServer(socketserver.ThreadingTCPServer):
                 elif now - conn.last_heard > cfg.ping_interval:
                     conn.ping_sent = now
                     conn.outbox.send_now(ping)
+
+    def apply_retention(self) -> None:
+        cfg = self.config
+        if cfg.keep_messages is None and cfg.keep_days is None:
+            return
+        with self.hub.lock:
+            deleted = self.store.prune(
+                keep=cfg.keep_messages, max_age=cfg.keep_days * 86400 if cfg.keep_days is not None else None
+            )
+        if deleted:
+            log.info("retention: deleted %d old messages", deleted)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The default prints a traceback to stderr; we log it, once, and carry on.
@@ -697,6 +815,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
         for conn in conns + stragglers:
             conn.thread.join(max(0.0, deadline - time.monotonic()))
         self.flusher.stop()
+        with self.hub.lock:
+            self.store.close()
         log.info("server stopped")
 
     def serve_in_thread(self) -> threading.Thread:

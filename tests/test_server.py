@@ -151,8 +151,8 @@ def test_a_client_that_never_reads_is_dropped_as_too_slow_while_others_get_every
             c.close()
 
 
-def test_keepalive_pings_a_silent_client_and_drops_it_when_no_pong_comes(make_server, ):
-    server = make_server(ping_interval=0.3, pong_timeout=0.4)
+def test_keepalive_pings_a_silent_client_and_drops_it_when_no_pong_comes(make_server):
+    server = make_server(ping_interval=0.3, pong_timeout=0.4, resume_grace=0.5)
     watcher, silent = WireClient(server.port), WireClient(server.port)
     try:
         watcher.hello("watcher")
@@ -356,7 +356,7 @@ def test_shutdown_with_clients_connected_some_not_reading_is_quick_and_leaks_no_
 
 
 def test_handler_threads_end_when_clients_leave(make_server):
-    server = make_server()
+    server = make_server(resume_grace=0)  # no session hold: members go at once
     base = threading.active_count()
     clients = [WireClient(server.port) for _ in range(10)]
     for i, c in enumerate(clients):

@@ -1,0 +1,192 @@
+"""Room history on disk: SQLite in WAL mode.
+
+The server appends the chat messages of each batch and commits them *before* anyone
+is sent them or their acknowledgement (see ``chatroom.server.Hub``), so a message
+someone saw acknowledged survives the server being killed the next instant.  With
+``synchronous=NORMAL`` (the default) a commit is in the operating system's hands when
+it returns: it survives the process dying, not a power cut; ``sync="full"`` waits for
+the disk too.  Sequence numbers are kept per room in their own table, so they never
+repeat, even after retention has deleted every message of a room.
+
+Not thread-safe by itself: the server calls it under its hub lock.  ``chatroom log``
+opens the same file read-only while a server runs (WAL allows that).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatroom.protocol import Chat
+from chatroom.text import fold
+
+__all__ = ["HistoryStore", "RoomRecord", "default_data_dir", "DB_NAME"]
+
+DB_NAME = "history.sqlite3"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (
+    room_key TEXT PRIMARY KEY,        -- the folded name: rooms are case-insensitive
+    name     TEXT NOT NULL,
+    next_seq INTEGER NOT NULL,
+    topic    TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS messages (
+    room_key  TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    room      TEXT NOT NULL,
+    ts        REAL NOT NULL,
+    nick      TEXT NOT NULL,
+    text      TEXT NOT NULL,
+    action    INTEGER NOT NULL DEFAULT 0,
+    client_id TEXT,
+    PRIMARY KEY (room_key, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
+"""
+
+
+def default_data_dir() -> Path:
+    """Where a user's servers keep their data: $XDG_DATA_HOME/chatroom."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "chatroom"
+
+
+@dataclass(frozen=True)
+class RoomRecord:
+    name: str
+    next_seq: int
+    topic: str
+
+
+def _chat(row: tuple) -> Chat:  # type: ignore[type-arg]
+    room, seq, ts, nick, text, action, client_id = row
+    return Chat(room=room, seq=seq, ts=ts, nick=nick, text=text, action=bool(action), id=client_id)
+
+
+_COLUMNS = "room, seq, ts, nick, text, action, client_id"
+
+
+class HistoryStore:
+    """One SQLite database of rooms and their messages.  ``path=None``: in memory."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, sync: str = "normal",
+                 read_only: bool = False) -> None:
+        self.path = None if path is None else Path(path)
+        if self.path is None:
+            target = ":memory:"
+        elif read_only:
+            target = f"file:{self.path}?mode=ro"
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            target = str(self.path)
+        self.db = sqlite3.connect(target, uri=read_only, check_same_thread=False, isolation_level=None)
+        if read_only:
+            return
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+        self.db.executescript(_SCHEMA)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------------ writing
+
+    def save(self, chats: Iterable[Chat], rooms: Iterable[tuple[str, int, str]]) -> None:
+        """Commit ``chats`` and the rooms' (name, next_seq, topic) in one transaction.
+        Raises ``sqlite3.Error`` and writes nothing if anything fails."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            db.executemany(
+                "INSERT INTO messages (room_key, seq, room, ts, nick, text, action, client_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(fold(c.room), c.seq, c.room, c.ts, c.nick, c.text, int(c.action), c.id) for c in chats],
+            )
+            db.executemany(
+                "INSERT INTO rooms (room_key, name, next_seq, topic) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (room_key) DO UPDATE SET name=excluded.name, next_seq=excluded.next_seq, "
+                "topic=excluded.topic",
+                [(fold(name), name, next_seq, topic) for name, next_seq, topic in rooms],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def prune(self, *, keep: int | None = None, max_age: float | None = None, now: float | None = None) -> int:
+        """Apply retention: keep the newest ``keep`` messages per room and none older
+        than ``max_age`` seconds.  Returns how many were deleted."""
+        deleted = 0
+        with self.db:
+            if max_age is not None:
+                cutoff = (now if now is not None else time.time()) - max_age
+                deleted += self.db.execute("DELETE FROM messages WHERE ts < ?", (cutoff,)).rowcount
+            if keep is not None:
+                deleted += self.db.execute(
+                    "DELETE FROM messages WHERE (room_key, seq) IN ("
+                    " SELECT room_key, seq FROM (SELECT room_key, seq, ROW_NUMBER() OVER"
+                    " (PARTITION BY room_key ORDER BY seq DESC) AS n FROM messages) WHERE n > ?)",
+                    (keep,),
+                ).rowcount
+        return deleted
+
+    # ------------------------------------------------------------------ reading
+
+    def room(self, name: str) -> RoomRecord | None:
+        row = self.db.execute("SELECT name, next_seq, topic FROM rooms WHERE room_key = ?", (fold(name),)).fetchone()
+        return RoomRecord(*row) if row else None
+
+    def rooms(self) -> list[RoomRecord]:
+        return [RoomRecord(*r) for r in self.db.execute("SELECT name, next_seq, topic FROM rooms ORDER BY room_key")]
+
+    def recent(self, room: str, limit: int) -> list[Chat]:
+        """The newest ``limit`` messages of ``room``, oldest first."""
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE room_key = ? ORDER BY seq DESC LIMIT ?", (fold(room), limit)
+        ).fetchall()
+        return [_chat(r) for r in reversed(rows)]
+
+    def before(self, room: str, seq: int, limit: int) -> list[Chat]:
+        """Up to ``limit`` messages with a sequence number below ``seq``, oldest first."""
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE room_key = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+            (fold(room), seq, limit),
+        ).fetchall()
+        return [_chat(r) for r in reversed(rows)]
+
+    def after(self, room: str, seq: int, limit: int) -> list[Chat]:
+        """Up to ``limit`` messages with a sequence number above ``seq``, oldest first."""
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE room_key = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (fold(room), seq, limit),
+        ).fetchall()
+        return [_chat(r) for r in rows]
+
+    def oldest_seq(self, room: str) -> int | None:
+        row = self.db.execute("SELECT MIN(seq) FROM messages WHERE room_key = ?", (fold(room),)).fetchone()
+        return row[0] if row else None
+
+    def recent_ids(self, limit: int) -> list[tuple[str, str, Chat]]:
+        """(folded nick, client id, message) of the newest ``limit`` messages with an id,
+        to recognise a resent message after a restart."""
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE client_id IS NOT NULL ORDER BY ts DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [(fold(c.nick), c.id or "", c) for c in map(_chat, reversed(rows))]
+
+    def transcript(self, room: str, since: float | None = None) -> Iterator[Chat]:
+        """Every stored message of ``room`` (since ``since``), oldest first."""
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE room_key = ? AND ts >= ? ORDER BY seq",
+            (fold(room), since if since is not None else float("-inf")),
+        )
+        for row in rows:
+            yield _chat(row)
