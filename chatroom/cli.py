@@ -10,9 +10,11 @@ import argparse
 import errno
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from chatroom import __version__
 
@@ -65,8 +67,33 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds to wait for the answer to a ping (default %(default)s)")
     serve.add_argument("--handshake-timeout", type=float, default=defaults.handshake_timeout,
                        help="seconds a new connection has to say hello (default %(default)s)")
+    store = serve.add_mutually_exclusive_group()
+    store.add_argument("--data-dir", default=None,
+                       help="where the room history database lives (default: $XDG_DATA_HOME/chatroom, "
+                            "i.e. ~/.local/share/chatroom)")
+    store.add_argument("--memory", action="store_true",
+                       help="keep history in memory only (a throwaway demo: gone when the server stops)")
+    serve.add_argument("--sync", choices=["normal", "full"], default="normal",
+                       help="normal: an acknowledged message survives the server crashing; "
+                            "full: it also survives a power cut (slower). Default %(default)s")
+    serve.add_argument("--resume-grace", type=float, default=defaults.resume_grace,
+                       help="seconds a dropped client keeps its nick and room to resume (default %(default)s)")
+    serve.add_argument("--keep-messages", type=_positive_int, default=None,
+                       help="retention: keep only the newest N messages per room (default: all)")
+    serve.add_argument("--keep-days", type=float, default=None,
+                       help="retention: delete messages older than this many days (default: never)")
     _add_logging(serve)
     serve.set_defaults(func=cmd_serve)
+
+    logcmd = sub.add_parser("log", help="print a room's transcript from the history database",
+                            description="Print a room's transcript (the server need not be running).")
+    logcmd.add_argument("room", nargs="?", default="lobby", help="the room (default: lobby)")
+    logcmd.add_argument("--since", default=None,
+                        help="only messages since: an ISO date/time (2026-11-21 or 2026-11-21T14:00), "
+                             "or an age such as 30m, 2h, 3d")
+    logcmd.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    logcmd.add_argument("--data-dir", default=None, help="as given to 'chatroom serve' (default: the same default)")
+    logcmd.set_defaults(func=cmd_log)
 
     join = sub.add_parser("join", help="join a chat room", description="Join a chat room.")
     join.add_argument("address", nargs="?", default=f"127.0.0.1:{DEFAULT_PORT}",
@@ -110,6 +137,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_text=args.max_text, history_size=args.history, outbox_limit=args.outbox_limit,
         rate=args.rate, burst=args.burst, ping_interval=args.ping_interval,
         pong_timeout=args.pong_timeout, handshake_timeout=args.handshake_timeout,
+        data_dir=None if args.memory else str(_data_dir(args.data_dir)), sync=args.sync,
+        resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
     )
     try:
         server = ChatServer(config)
@@ -124,6 +153,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     except OverflowError:
         return _fail(f"port {args.port} is out of range (0-65535)")
+    except sqlite3.Error as exc:
+        return _fail(f"cannot open the history database in {config.data_dir}: {exc}")
 
     port = server.port
     print(f"chatroom {__version__}: serving on {args.host}:{port}", flush=True)
@@ -135,6 +166,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 print(f"  chatroom join {address}:{port}", flush=True)
     else:
         print(f"join with: chatroom join {args.host}:{port}", flush=True)
+    print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)
     print("press Ctrl-C to stop", flush=True)
 
     stop = threading.Event()
@@ -152,6 +184,79 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         server.stop()
     print("chatroom: server stopped", flush=True)
+    return 0
+
+
+def _data_dir(given: str | None) -> Path:
+    from chatroom.store import default_data_dir
+
+    return Path(given).expanduser() if given else default_data_dir()
+
+
+def _parse_since(text: str) -> float:
+    """An ISO date/time, or an age like 30m / 2h / 3d, as a Unix time."""
+    import datetime
+    import re
+    import time
+
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if match:
+        seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+        return time.time() - seconds
+    try:
+        moment = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a date/time (2026-11-21T14:00) nor an age (2h, 3d)") from None
+    return moment.timestamp()
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from chatroom.store import DB_NAME, HistoryStore
+    from chatroom.text import clean_line, clean_text
+
+    path = _data_dir(args.data_dir) / DB_NAME
+    if not path.exists():
+        return _fail(f"no history database at {path} (has a server run with that --data-dir?)")
+    try:
+        since = _parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        return _fail(str(exc), 2)
+    try:
+        store = HistoryStore(path, read_only=True)
+        record = store.room(args.room)
+        if record is None:
+            known = ", ".join(r.name for r in store.rooms()) or "none"
+            return _fail(f"no room called {args.room!r} in {path} (rooms: {known})")
+        chats = list(store.transcript(args.room, since))
+        store.close()
+    except sqlite3.Error as exc:
+        return _fail(f"cannot read {path}: {exc}")
+    out = sys.stdout
+    if args.format == "json":
+        for c in chats:
+            out.write(json.dumps({"room": c.room, "seq": c.seq, "ts": c.ts, "nick": c.nick, "text": c.text,
+                                  "action": c.action}, ensure_ascii=False) + "\n")
+        return 0
+
+    def stamp(ts: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+    if args.format == "markdown":
+        out.write(f"# {clean_line(record.name)}\n\n")
+        if record.topic:
+            out.write(f"*{clean_line(record.topic)}*\n\n")
+        for c in chats:
+            body = clean_text(c.text).replace("\n", "  \n")
+            who = f"*{clean_line(c.nick)} {body}*" if c.action else f"**{clean_line(c.nick)}**: {body}"
+            out.write(f"- `{stamp(c.ts)}` {who}\n")
+        return 0
+    for c in chats:
+        body = clean_text(c.text).replace("\n", "\n" + " " * 22)
+        who = f"* {clean_line(c.nick)} {body}" if c.action else f"<{clean_line(c.nick)}> {body}"
+        out.write(f"[{stamp(c.ts)}] {who}\n")
     return 0
 
 

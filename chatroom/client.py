@@ -382,6 +382,7 @@ class ChatClient:
         self.resume_token = welcome.resume_token
         self.resumed = welcome.resumed
         self._saw(welcome.history)
+        self._saw_up_to(welcome.room, welcome.last_seq)
         if "ping_interval" in welcome.limits:
             self.ping_interval = max(1.0, min(self.ping_interval, welcome.limits["ping_interval"] - 1.0))
         self._sock = sock
@@ -563,6 +564,7 @@ class ChatClient:
         elif isinstance(msg, Joined):
             s.room, s.topic = msg.room, msg.topic
             self._saw(msg.history)
+            self._saw_up_to(msg.room, msg.last_seq)
             s.members = {m.nick: m for m in msg.members}
             s.member_count = msg.member_count or len(msg.members)
         elif isinstance(msg, Presence) and msg.room == s.room:
@@ -578,6 +580,12 @@ class ChatClient:
             self._saw(msg.messages)
         self._emit(msg)
         return None
+
+    def _saw_up_to(self, room: str, seq: int) -> None:
+        """We are current in ``room`` up to ``seq`` (what we join at, we need not see)."""
+        key = fold(room)
+        if seq > self.last_seq.get(key, -1):
+            self.last_seq[key] = seq
 
     def _saw(self, chats: Iterable[Chat]) -> None:
         for chat in chats:

@@ -433,6 +433,7 @@ class ChatState:
             members=room.member_infos(now, show_addresses=member.op),
             member_count=len(room.members),
             history=tuple(room.history),
+            last_seq=room.next_seq - 1,
         )
         event = Presence(room=room.name, event=PresenceEvent.JOIN, nick=member.nick, ts=now)
         return joined, [Delivery(others, event)] if others else []

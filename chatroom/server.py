@@ -488,6 +488,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 members=joined.members,
                 member_count=joined.member_count,
                 history=joined.history,
+                last_seq=joined.last_seq,
                 limits=server.limits,
                 resume_token=token,
             )
@@ -522,6 +523,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 topic=room.topic if room else "",
                 members=room.member_infos(time.time()) if room else (),
                 member_count=len(room.members) if room else 0,
+                last_seq=missed[-1].seq if missed else (msg.last_seq or 0),
                 limits=server.limits,
                 resume_token=member.token,
                 resumed=True,

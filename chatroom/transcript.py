@@ -22,6 +22,7 @@ from chatroom.protocol import (
     Chat,
     Direct,
     Error,
+    History,
     Joined,
     Members,
     Presence,
@@ -31,7 +32,7 @@ from chatroom.protocol import (
     Topic,
     Welcome,
 )
-from chatroom.text import clean_line, clean_text
+from chatroom.text import clean_line, clean_text, fold
 
 __all__ = ["Fragment", "Line", "Transcript", "nick_style", "plain_line", "NICK_COLOURS"]
 
@@ -83,8 +84,15 @@ class Transcript:
         self.scroll = 0  # lines above the bottom; 0 = follow new messages
         self.unread = 0  # messages arrived while scrolled up
         self.nick = ""
+        self.room = ""  # the room on screen now (older pages are prepended for it only)
         self.bell_mode = "mentions"
         self.version = 0  # bumps on every change, so a renderer can cache
+        # Per room (folded name): the newest and oldest sequence numbers on screen, so
+        # a message replayed after a reconnect never shows twice, and whether the
+        # oldest one is the room's first.
+        self.newest: dict[str, int] = {}
+        self.oldest: dict[str, int] = {}
+        self.complete: set[str] = set()
 
     # ------------------------------------------------------------------ adding
 
@@ -93,6 +101,9 @@ class Transcript:
         ring = False
         if isinstance(event, Chat):
             self.pending.pop(event.id or "", None)
+            if not self._fresh(event):
+                self.version += 1
+                return False
             own = event.nick == self.nick
             mention = not own and mentions(event.text, self.nick)
             self._message(event.ts, event.nick, event.text, own=own, action=event.action, mention=mention)
@@ -108,13 +119,20 @@ class Transcript:
         elif isinstance(event, Topic):
             self.system(f"{clean_line(event.nick)} set the topic: {clean_line(event.topic)}", ts=event.ts)
         elif isinstance(event, Welcome | Joined):
+            self.room = event.room
             for chat in event.history:
-                self._message(chat.ts, chat.nick, chat.text, own=chat.nick == self.nick, action=chat.action,
-                              history=True)
+                if self._fresh(chat):
+                    self._message(chat.ts, chat.nick, chat.text, own=chat.nick == self.nick, action=chat.action,
+                                  history=True)
+            if isinstance(event, Welcome) and event.resumed:
+                self.system(f"reconnected to {clean_line(event.room)}: your session was kept")
+                return False
             topic = f" — topic: {clean_line(event.topic)}" if event.topic else ""
             count = event.member_count or len(event.members)
             others = {0: "nobody else", 1: "1 other"}.get(count - 1, f"{count - 1} others")
             self.system(f"you are in {clean_line(event.room)} with {others}{topic}")
+        elif isinstance(event, History):
+            self._history(event)
         elif isinstance(event, Members):
             names = ", ".join(
                 clean_line(m.nick) + (f" (away: {clean_line(m.away)})" if m.away else "")
@@ -135,6 +153,45 @@ class Transcript:
         elif isinstance(event, OutgoingChanged):
             self._outgoing(event.outgoing)
         return ring
+
+    def wants_older(self) -> int | None:
+        """The sequence number to page back from in the current room, or None."""
+        key = fold(self.room)
+        if not self.room or key in self.complete:
+            return None
+        return self.oldest.get(key, self.newest.get(key, 0) + 1)
+
+    def _fresh(self, chat: Chat) -> bool:
+        """Record ``chat`` as shown; False if it already was (a replay)."""
+        key = fold(chat.room)
+        if chat.seq <= self.newest.get(key, 0):
+            return False
+        self.newest[key] = chat.seq
+        self.oldest.setdefault(key, chat.seq)
+        return True
+
+    def _history(self, page: History) -> None:
+        key = fold(page.room)
+        newest = self.newest.get(key, 0)
+        older = [c for c in page.messages if c.seq < self.oldest.get(key, newest + 1)]
+        newer = [c for c in page.messages if c.seq > newest]
+        for chat in newer:  # missed while disconnected: they come before anything live
+            self.add(chat)
+        if older and fold(self.room) == key:  # paging back: goes on top
+            saved, self.lines = list(self.lines), deque(maxlen=self.lines.maxlen)
+            scroll, unread = self.scroll, self.unread
+            self.scroll = 0
+            if page.complete:
+                self.system(f"beginning of {clean_line(page.room)}")
+            for chat in older:
+                self._message(chat.ts, chat.nick, chat.text, own=chat.nick == self.nick, action=chat.action,
+                              history=True)
+            self.lines.extend(saved[: (self.lines.maxlen or len(saved)) - len(self.lines)])
+            self.scroll, self.unread = scroll, unread
+            self.oldest[key] = older[0].seq
+        if page.complete and not newer:
+            self.complete.add(key)
+        self.version += 1
 
     def system(self, text: str, *, ts: float | None = None, error: bool = False) -> None:
         """A line from us (help, errors, presence), not from a peer."""

@@ -35,7 +35,7 @@ from prompt_toolkit.widgets import TextArea
 from chatroom.client import ChatClient, ConnState, StateChanged
 from chatroom.commands import COMMANDS
 from chatroom.controller import Controller
-from chatroom.protocol import Bye, Error
+from chatroom.protocol import Bye, Error, FetchHistory
 from chatroom.text import clean_line
 from chatroom.transcript import NICK_COLOURS, Transcript
 
@@ -256,7 +256,13 @@ class ChatApp:
 
         @kb.add("pageup")
         def _up(event: KeyPressEvent) -> None:
-            self.transcript.page_up(self.pane.height)
+            t = self.transcript
+            at_top = t.scroll >= len(t.lines) - 1
+            t.page_up(self.pane.height)
+            before = t.wants_older()
+            if at_top and before is not None and before > 1:
+                # Past the top of what we hold: ask the server for an older page.
+                self.client.send(FetchHistory(room=t.room, before=before, limit=100))
 
         @kb.add("pagedown")
         def _down(event: KeyPressEvent) -> None:

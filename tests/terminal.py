@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +17,13 @@ import pyte
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Servers started by tests keep their history here, never in the user's own data dir.
+_DATA_HOME = tempfile.mkdtemp(prefix="chatroom-test-data-")
+
+
 def chatroom_env() -> dict[str, str]:
     env = dict(os.environ)
+    env["XDG_DATA_HOME"] = _DATA_HOME
     env.update(TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8", PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env

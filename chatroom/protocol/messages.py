@@ -413,6 +413,7 @@ class Welcome(Message):
     members: tuple[MemberInfo, ...] = ()
     member_count: int = 0  # everyone in the room; `members` lists at most MAX_LISTED_MEMBERS
     history: tuple[Chat, ...] = ()
+    last_seq: int = 0  # the room's newest sequence number now: where "missed" starts from
     limits: dict[str, int] = dataclasses.field(default_factory=dict)
     resume_token: str | None = None
     resumed: bool = False
@@ -557,6 +558,7 @@ class Joined(Message):
     members: tuple[MemberInfo, ...] = ()
     member_count: int = 0
     history: tuple[Chat, ...] = ()
+    last_seq: int = 0
 
 
 @_message("topic")
