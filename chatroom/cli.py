@@ -15,8 +15,13 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chatroom import __version__
+
+if TYPE_CHECKING:
+    from chatroom.client import ChatClient
+    from chatroom.trace import Tracer
 
 __all__ = ["main", "build_parser"]
 
@@ -82,8 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="retention: keep only the newest N messages per room (default: all)")
     serve.add_argument("--keep-days", type=float, default=None,
                        help="retention: delete messages older than this many days (default: never)")
+    serve.add_argument("--trace", nargs="?", const="-", default=None, metavar="FILE",
+                       help="show every recv() and frame on the wire (to stdout, or to FILE): for teaching")
     _add_logging(serve)
     serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="a server and chatting bots on this machine, then join them",
+                          description="Start a server on 127.0.0.1 with a few bots holding a conversation, "
+                                      "then the full-screen client for you. Ctrl-C or /quit stops everything.")
+    demo.add_argument("--bots", type=_positive_int, default=4, help="how many bots (1-8, default %(default)s)")
+    demo.add_argument("--rate", type=float, default=3.0,
+                      help="seconds between bot lines (default %(default)s)")
+    demo.add_argument("--no-client", action="store_true",
+                      help="only the server and bots (for a projector; students join from their terminals)")
+    demo.add_argument("--port", type=_positive_int, default=0, help="TCP port (default: a free one)")
+    demo.add_argument("--nick", default=None, help="your nick (default: your login name)")
+    demo.set_defaults(func=cmd_demo)
 
     logcmd = sub.add_parser("log", help="print a room's transcript from the history database",
                             description="Print a room's transcript (the server need not be running).")
@@ -102,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--room", default=None, help="room to join (default: lobby)")
     join.add_argument("--plain", action="store_true",
                       help="no full screen: send lines from stdin, print one line per message")
+    join.add_argument("--trace", metavar="FILE", default=None,
+                      help="write every recv() and frame on the wire to FILE (the screen is busy)")
     join.set_defaults(func=cmd_join)
     return parser
 
@@ -140,8 +161,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         data_dir=None if args.memory else str(_data_dir(args.data_dir)), sync=args.sync,
         resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
     )
+    tracer = _open_tracer(args.trace)
     try:
-        server = ChatServer(config)
+        server = ChatServer(config, tracer=tracer)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             return _fail(f"port {args.port} on {args.host} is already in use: stop the other server "
@@ -183,8 +205,64 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         server.stop()
+        if tracer is not None:
+            tracer.close()
     print("chatroom: server stopped", flush=True)
     return 0
+
+
+def _open_tracer(target: str | None) -> Tracer | None:
+    if target is None:
+        return None
+    from chatroom.trace import Tracer
+
+    if target == "-":
+        return Tracer(sys.stdout)
+    return Tracer(open(target, "a", encoding="utf-8"), close_out=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from chatroom.client import ChatClient
+    from chatroom.demo import Demo
+
+    logging.getLogger().addHandler(logging.NullHandler())
+    logging.getLogger("chatroom").setLevel(logging.WARNING)
+    if args.rate <= 0:
+        return _fail("--rate is the number of seconds between bot lines: give a positive number", 2)
+    if not args.no_client and (not sys.stdin.isatty() or not sys.stdout.isatty()):
+        return _fail("the demo's client needs a terminal: run it in one, or use --no-client", 2)
+    try:
+        demo = Demo(bots=args.bots, interval=args.rate, port=args.port)
+    except OSError as exc:
+        return _fail(f"cannot start the demo server on port {args.port}: {exc.strerror or exc}")
+    demo.start()
+    try:
+        if args.no_client:
+            print(f"chatroom demo: {len(demo.bots)} bots chatting on 127.0.0.1:{demo.port}", flush=True)
+            print(f"join with: chatroom join 127.0.0.1:{demo.port}", flush=True)
+            print("press Ctrl-C to stop", flush=True)
+            stop = threading.Event()
+            previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                while not stop.wait(0.5):
+                    pass
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+            return 0
+        from chatroom.errors import HandshakeRefused
+        from chatroom.tui import ChatApp
+
+        client = ChatClient("127.0.0.1", demo.port, args.nick or _default_nick())
+        try:
+            client.connect()
+        except HandshakeRefused as exc:
+            return _fail(_refusal_advice(exc.code, exc.message, args))
+        ChatApp(client).run()
+        return 0
+    finally:
+        demo.stop()
+        print("chatroom demo: stopped", flush=True)
 
 
 def _data_dir(given: str | None) -> Path:
@@ -291,7 +369,6 @@ def _refusal_advice(code: str, message: str, args: argparse.Namespace) -> str:
 
 def cmd_join(args: argparse.Namespace) -> int:
     from chatroom.client import ChatClient, parse_address
-    from chatroom.errors import ConnectionFailed, HandshakeRefused
     from chatroom.server import DEFAULT_PORT
 
     logging.getLogger().addHandler(logging.NullHandler())
@@ -300,7 +377,23 @@ def cmd_join(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(f"bad address {args.address!r}: {exc}", 2)
     nick = args.nick or _default_nick()
-    client = ChatClient(host, port, nick, room=args.room)
+    if args.trace == "-":
+        return _fail("--trace needs a file for 'join' (the screen is busy): --trace trace.log", 2)
+    try:
+        tracer = _open_tracer(args.trace)
+    except OSError as exc:
+        return _fail(f"cannot write the trace to {args.trace}: {exc.strerror or exc}")
+    client = ChatClient(host, port, nick, room=args.room, tracer=tracer)
+    try:
+        return _run_client(client, args)
+    finally:
+        if tracer is not None:
+            tracer.close()
+
+
+def _run_client(client: ChatClient, args: argparse.Namespace) -> int:
+    from chatroom.errors import ConnectionFailed, HandshakeRefused
+
     try:
         client.connect()
     except ConnectionFailed as exc:

@@ -57,6 +57,7 @@ from chatroom.protocol import (
     encode_message,
 )
 from chatroom.text import fold
+from chatroom.trace import Tracer
 
 __all__ = [
     "ConnState",
@@ -166,7 +167,9 @@ class ChatClient:
         connect_timeout: float = 5.0,
         ping_interval: float = 30.0,
         pong_timeout: float = 20.0,
+        tracer: Tracer | None = None,
     ) -> None:
+        self.tracer = tracer
         self.host, self.port = host, port
         self.wanted_nick = nick
         # Events wait here until a handler is attached (a UI is usually built after
@@ -337,9 +340,9 @@ class ChatClient:
             if self.resume_token:
                 # Ask for our session back: same nick at once, and what we missed.
                 last = self.last_seq.get(fold(self.session.room))
-                sock.sendall(encode_message(dataclasses.replace(hello, resume=self.resume_token, last_seq=last)))
+                self._send_blocking(sock, dataclasses.replace(hello, resume=self.resume_token, last_seq=last))
             else:
-                sock.sendall(encode_message(hello))
+                self._send_blocking(sock, hello)
             decoder = FrameDecoder(max_header=1 << 20)
             deadline = time.monotonic() + self.connect_timeout + 5
             while True:
@@ -350,7 +353,9 @@ class ChatClient:
                     raise ConnectionFailed(f"{self.host}:{self.port} did not answer the handshake") from None
                 if not data:
                     raise ConnectionFailed(f"{self.host}:{self.port} closed the connection during the handshake")
-                messages = [decode_message(f) for f in decoder.feed(data)]
+                frames = decoder.feed(data)
+                self._trace_in(len(data), frames)
+                messages = [decode_message(f) for f in frames]
                 for i, msg in enumerate(messages):
                     if isinstance(msg, Welcome):
                         sock.setblocking(False)
@@ -359,7 +364,7 @@ class ChatClient:
                     if isinstance(msg, Error) and msg.code == ErrorCode.RESUME_REFUSED:
                         log.info("resume refused (%s); joining afresh", msg.message)
                         self.resume_token = None
-                        sock.sendall(encode_message(hello))
+                        self._send_blocking(sock, hello)
                         continue
                     if isinstance(msg, Error):
                         raise HandshakeRefused(msg.code, msg.message)
@@ -371,6 +376,22 @@ class ChatClient:
         except BaseException:
             sock.close()
             raise
+
+    def _send_blocking(self, sock: socket.socket, msg: Message) -> None:
+        data = encode_message(msg)
+        if self.tracer is not None:
+            self.tracer.frame_out("-> server", data)
+        sock.sendall(data)
+
+    def _trace_in(self, size: int, frames: list) -> None:  # type: ignore[type-arg]
+        tracer = self.tracer
+        if tracer is None:
+            return
+        tracer.recv("server", size)
+        if len(frames) > 1:
+            tracer.note("server", f"one recv() held {len(frames)} frames: the decoder splits them")
+        for frame in frames:
+            tracer.frame_in("server", frame)
 
     def _adopt(self, sock: socket.socket, welcome: Welcome) -> None:
         s = self.session
@@ -475,7 +496,10 @@ class ChatClient:
                     return _Why("closed", fatal=True)
                 with self._lock:
                     while self._requests:
-                        out += self._requests.popleft()
+                        data = self._requests.popleft()
+                        if self.tracer is not None:
+                            self.tracer.frame_out("-> server", data)
+                        out += data
                 if out and not writing:
                     sel.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
                     writing = True
@@ -517,6 +541,7 @@ class ChatClient:
                             frames = decoder.feed(data)
                         except FrameError as exc:
                             return _Why(f"the server sent garbage ({exc})")
+                        self._trace_in(len(data), frames)
                         for frame in frames:
                             try:
                                 msg = decode_message(frame)
@@ -529,7 +554,10 @@ class ChatClient:
 
     def _goodbye(self, sock: socket.socket, out: bytearray) -> None:
         """Send what is queued and a bye, best effort and bounded."""
-        out += encode_message(Bye(reason=self._bye_reason))
+        bye = encode_message(Bye(reason=self._bye_reason))
+        if self.tracer is not None:
+            self.tracer.frame_out("-> server", bye)
+        out += bye
         deadline = time.monotonic() + 1.0
         try:
             sock.setblocking(True)

@@ -74,6 +74,7 @@ from chatroom.ratelimit import RateLimiter, Verdict
 from chatroom.room import ChatState, Delivery, Member
 from chatroom.store import DB_NAME, HistoryStore
 from chatroom.text import clean_line, fold
+from chatroom.trace import Tracer
 
 __all__ = ["DEFAULT_PORT", "ServerConfig", "ChatServer", "ChatHandler", "ConnState", "Connection"]
 
@@ -172,9 +173,10 @@ class _Batch:
     Then ``touched`` outboxes are flushed once each, outside the lock.
     """
 
-    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed")
+    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed", "tracer")
 
-    def __init__(self) -> None:
+    def __init__(self, tracer: Tracer | None = None) -> None:
+        self.tracer = tracer
         self.entries: list[tuple[tuple[Any, ...], list[bytes]]] = []
         self.deferred: list[tuple[tuple[Any, ...], list[bytes]]] = []
         self.acks: list[tuple[Connection, str]] = []  # whose acks are deferred, for errors
@@ -182,10 +184,21 @@ class _Batch:
         self.overflowed: list[Connection] = []
 
     def queue(self, targets: tuple[Any, ...], data: bytes) -> None:
+        if self.tracer is not None:
+            self.tracer.frame_out(_describe_targets(targets), data)
         _append(self.entries, targets, data)
 
     def defer(self, targets: tuple[Any, ...], data: bytes) -> None:
+        if self.tracer is not None:
+            self.tracer.frame_out(_describe_targets(targets), data)
         _append(self.deferred, targets, data)
+
+
+def _describe_targets(targets: tuple[Any, ...]) -> str:
+    if len(targets) == 1:
+        conn = targets[0].sink
+        return f"-> {conn.address} {conn.member.nick if conn and conn.member else ''}" if conn else "-> (held)"
+    return f"-> {len(targets)} members"
 
 
 def _append(entries: list[tuple[tuple[Any, ...], list[bytes]]], targets: tuple[Any, ...], data: bytes) -> None:
@@ -278,7 +291,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
         host, port = self.client_address[:2]
         self.conn = Connection(self.request, f"{host}:{port}", self.server.hub, self.server.flusher,
                                self.server.config)
-        self.batch = _Batch()
+        self.tracer = self.server.tracer
+        self.batch = _Batch(self.tracer)
         self.decoder = FrameDecoder(self.server.config.max_header, self.server.config.max_body)
         self.refusal = self.server.register(self.conn)
 
@@ -308,6 +322,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 break
             conn.last_heard = time.monotonic()
             conn.ping_sent = None
+            tracer = self.tracer
+            if tracer is not None:
+                tracer.recv(self.peer(), len(data))
             try:
                 frames = self.decoder.feed(data)
             except FrameError as exc:
@@ -316,6 +333,11 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 conn.close_reason = conn.close_reason or "protocol error"
                 conn.state = ConnState.CLOSING
                 frames = []  # nothing after a broken frame can be trusted; the peer is dropped
+            if tracer is not None:
+                if len(frames) > 1:
+                    tracer.note(self.peer(), f"one recv() held {len(frames)} frames: the decoder splits them")
+                for frame in frames:
+                    tracer.frame_in(self.peer(), frame)
             self.dispatch_all(frames)
             self.flush_batch()
 
@@ -342,6 +364,10 @@ class ChatHandler(socketserver.BaseRequestHandler):
             self.server.unregister(conn)
 
     # ------------------------------------------------------------------ helpers
+
+    def peer(self) -> str:
+        member = self.conn.member
+        return f"{self.conn.address} {member.nick if member else ''}"
 
     def describe(self) -> str:
         member = self.conn.member
@@ -677,8 +703,9 @@ class ChatServer(socketserver.ThreadingTCPServer):
     # The default of 5 turns a reconnect storm into minutes of SYN retries.
     request_queue_size = 1024
 
-    def __init__(self, config: ServerConfig | None = None) -> None:
+    def __init__(self, config: ServerConfig | None = None, tracer: Tracer | None = None) -> None:
         self.config = config or ServerConfig()
+        self.tracer = tracer
         path = Path(self.config.data_dir) / DB_NAME if self.config.data_dir else None
         self.store = HistoryStore(path, sync=self.config.sync)
         state = ChatState(history_size=self.config.history_size, max_text=self.config.max_text, store=self.store)

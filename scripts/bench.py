@@ -31,6 +31,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,12 +93,16 @@ class Server:
                 self.proc.wait()
 
 
+def chatroom_argv(*store: str) -> list[str]:
+    return [sys.executable, "-m", "chatroom", "serve", "--port", "0", "--rate", "0", "--max-clients", "10000",
+            "--log-level", "WARNING", *store]
+
+
 def start_servers() -> dict[str, Server]:
-    py = sys.executable
     return {
-        "chatroom": Server("chatroom", [py, "-m", "chatroom", "serve", "--port", "0", "--rate", "0",
-                                        "--max-clients", "10000", "--log-level", "WARNING"]),
-        "naive": Server("naive", [py, "scripts/naive_server.py", "--port", "0"]),
+        # History in memory: the baseline keeps none, so this compares the relay itself.
+        "chatroom": Server("chatroom", chatroom_argv("--memory")),
+        "naive": Server("naive", [sys.executable, "scripts/naive_server.py", "--port", "0"]),
     }
 
 
@@ -374,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer, smaller runs (development)")
     parser.add_argument("--repeat", type=int, default=None, help="runs per scenario (median)")
     parser.add_argument("--json", default=str(ROOT / "bench-results.json"), help="raw figures go here")
-    parser.add_argument("--only", help="comma-separated scenario names (saturation,paced,slow,scale)")
+    parser.add_argument("--only", help="comma-separated scenario names (saturation,paced,slow,durable,scale)")
     args = parser.parse_args(argv)
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -383,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     repeat = args.repeat or (1 if quick else 3)
     deliveries = 300_000 if quick else 1_000_000
-    only = set(args.only.split(",")) if args.only else {"saturation", "paced", "slow", "scale"}
+    only = set(args.only.split(",")) if args.only else {"saturation", "paced", "slow", "durable", "scale"}
     results: dict[str, dict[str, dict[str, float]]] = {}
     rows: list[tuple[str, str, float, float, bool]] = []  # label, unit, ours, base, higher_is_better
 
@@ -445,6 +450,26 @@ def main(argv: list[str] | None = None) -> int:
             record(f"slow consumer N={n} S={s}", "fraction_kept", "x", ours, base, True)
             print(f"  slow consumer: chatroom keeps {ours['fraction_kept']:.0%}, "
                   f"naive keeps {base['fraction_kept']:.0%}", flush=True)
+        if "durable" in only:
+            # The cost of durability: chatroom with its SQLite store (every message
+            # committed before it is relayed) against chatroom in memory.
+            with tempfile.TemporaryDirectory(prefix="chatroom-bench-") as data_dir:
+                servers["sqlite"] = Server("sqlite", chatroom_argv("--data-dir", data_dir))
+                try:
+                    for n, s in [(100, 1), (100, 10), (500, 50)]:
+                        runs: dict[str, list[dict[str, float]]] = {"sqlite": [], "chatroom": []}
+                        for r in range(repeat):
+                            for name in (["sqlite", "chatroom"] if r % 2 == 0 else ["chatroom", "sqlite"]):
+                                runs[name].append(run_saturation(servers[name].port, n, s, deliveries,
+                                                                 f"d{next(counter)}x"))
+                        disk, mem = median_of(runs["sqlite"]), median_of(runs["chatroom"])
+                        label = f"durable N={n} S={s} (sqlite vs memory)"
+                        results[label] = {"sqlite": disk, "memory": mem}
+                        rows.append((f"{label}", "deliv/s", disk["deliveries_per_s"], mem["deliveries_per_s"], True))
+                        print(f"  {label}: sqlite {disk['deliveries_per_s']:,.0f}/s, "
+                              f"memory {mem['deliveries_per_s']:,.0f}/s", flush=True)
+                finally:
+                    servers.pop("sqlite").stop()
         if "scale" in only:
             n = 2000
             ours, base = {}, {}
@@ -466,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(f"{'scenario':<44} {'chatroom':>14} {'naive':>14} {'ratio':>8}")
+    print("(durable rows: chatroom with SQLite in the first column, chatroom in memory in the second)")
     for label, unit, ours_v, base_v, higher in rows:
         ratio = (ours_v / base_v if higher else base_v / ours_v) if ours_v and base_v else float("nan")
         print(f"{label:<44} {ours_v:>12,.1f}{unit[:2]:>2} {base_v:>12,.1f}{unit[:2]:>2} {ratio:>7.2f}x")
