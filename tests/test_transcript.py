@@ -130,3 +130,36 @@ def test_input_parsing():
     assert isinstance(parse_input("/msg bob"), Invalid)
     assert isinstance(parse_input("/bell loud"), Invalid)
     assert parse_input("line one\nline two") == ChatLine("line one\nline two")
+
+
+def test_a_replayed_message_never_shows_twice():
+    from chatroom.protocol import Welcome
+
+    t = Transcript()
+    t.add(chat(1, "bob", "one"))
+    t.add(chat(2, "bob", "two"))
+    # a fresh join after a failed resume replays history we already show
+    t.add(Welcome(version="1.0", server="s", nick="ann", room="lobby",
+                  history=(chat(1, "bob", "one"), chat(2, "bob", "two"), chat(3, "bob", "three"))))
+    t.add(chat(3, "bob", "three"))
+    texts = [text_of(line) for line in t.lines]
+    assert sum(x.endswith("one") for x in texts) == 1 and sum(x.endswith("three") for x in texts) == 1
+
+
+def test_missed_messages_are_appended_and_older_pages_go_on_top():
+    from chatroom.protocol import History
+
+    t = Transcript()
+    t.room = "lobby"
+    for seq in (10, 11):
+        t.add(chat(seq, "bob", f"m{seq}"))
+    t.add(History(room="lobby", messages=(chat(12, "bob", "m12"), chat(13, "bob", "m13"))))  # missed
+    assert [text_of(line)[-3:] for line in t.lines] == ["m10", "m11", "m12", "m13"]
+    assert t.wants_older() == 10
+    t.page_up(height=2)
+    scroll_before = t.scroll
+    t.add(History(room="lobby", messages=(chat(8, "bob", "m8"), chat(9, "bob", "m9")), complete=True))
+    texts = [text_of(line) for line in t.lines]
+    assert "beginning of lobby" in texts[0] and [x[-2:] for x in texts[1:3]] == ["m8", "m9"]
+    assert t.scroll == scroll_before  # the view did not jump
+    assert t.wants_older() is None  # nothing older exists

@@ -76,6 +76,47 @@ def test_typing_a_line_sends_it_and_it_appears_after_the_echo(server):
     bob.close()
 
 
+def test_up_arrow_brings_back_what_was_sent(server):
+    async def scenario(app, pipe, _):
+        pipe.send_text("first line\r")
+        await until(lambda: any("<alice> first line" in t for t in line_texts(app)), what="echo")
+        pipe.send_text("second\r")
+        await until(lambda: any("<alice> second" in t for t in line_texts(app)), what="echo")
+        pipe.send_text("\x1b[A")  # Up
+        await until(lambda: app.input.text == "second", what="history 1")
+        pipe.send_text("\x1b[A")
+        await until(lambda: app.input.text == "first line", what="history 2")
+        pipe.send_text("\x1b[B")  # Down
+        await until(lambda: app.input.text == "second", what="history forward")
+        app.input.text = ""
+
+    run_app(server.port, "alice", scenario)
+
+
+def test_pageup_past_the_top_fetches_older_history_from_the_server(make_server):
+    server = make_server(rate=0, history_size=10)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    for n in range(40):
+        bob.send(Say(id=str(n), text=f"old {n}"))
+    bob.collect(Chat, 40)
+
+    async def scenario(app, pipe, _):
+        await until(lambda: any("old 39" in t for t in line_texts(app)), what="replay")
+        assert not any(t.endswith("old 20") for t in line_texts(app))  # only the last 10 came
+        for _ in range(6):
+            pipe.send_text("\x1b[5~")  # PageUp, past the top
+            await asyncio.sleep(0.05)
+        def all_lines() -> list[str]:
+            return ["".join(text for _, text in line) for line in app.transcript.lines]
+
+        await until(lambda: any(t.endswith("old 0") for t in all_lines()), what="older pages from the server")
+        assert sum(t.endswith("old 25") for t in all_lines()) == 1  # each page once
+
+    run_app(server.port, "alice", scenario)
+    bob.close()
+
+
 def test_commands_work_and_unknown_ones_show_help_instead_of_being_sent(server):
     bob = WireClient(server.port)
     bob.hello("bob")
