@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="retention: keep only the newest N messages per room (default: all)")
     serve.add_argument("--keep-days", type=float, default=None,
                        help="retention: delete messages older than this many days (default: never)")
+    serve.add_argument("--password", action="store_true",
+                       help="require a room password: read from $CHATROOM_PASSWORD, or asked for")
+    serve.add_argument("--op-password", action="store_true",
+                       help="choose the operator token (from $CHATROOM_OP_PASSWORD, or asked for) instead of "
+                            "a random one printed at start")
     serve.add_argument("--trace", nargs="?", const="-", default=None, metavar="FILE",
                        help="show every recv() and frame on the wire (to stdout, or to FILE): for teaching")
     _add_logging(serve)
@@ -153,6 +158,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from chatroom.server import ChatServer, ServerConfig
 
     _setup_logging(args)
+    password = op_password = None
+    if args.password:
+        password = _secret("CHATROOM_PASSWORD", "room password")
+        if password is None:
+            return _fail("--password: set CHATROOM_PASSWORD, or run in a terminal to be asked", 2)
+    if args.op_password:
+        op_password = _secret("CHATROOM_OP_PASSWORD", "operator token")
+        if op_password is None:
+            return _fail("--op-password: set CHATROOM_OP_PASSWORD, or run in a terminal to be asked", 2)
     config = ServerConfig(
         host=args.host, port=args.port, name=args.name, max_clients=args.max_clients,
         max_text=args.max_text, history_size=args.history, outbox_limit=args.outbox_limit,
@@ -160,6 +174,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pong_timeout=args.pong_timeout, handshake_timeout=args.handshake_timeout,
         data_dir=None if args.memory else str(_data_dir(args.data_dir)), sync=args.sync,
         resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
+        password=password, op_password=op_password,
     )
     tracer = _open_tracer(args.trace)
     try:
@@ -189,6 +204,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         print(f"join with: chatroom join {args.host}:{port}", flush=True)
     print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)
+    if password:
+        print("this room needs a password", flush=True)
+    if not op_password:
+        print(f"operator token (type /op TOKEN in a client; shown only now): {server.op_token}", flush=True)
     print("press Ctrl-C to stop", flush=True)
 
     stop = threading.Event()
@@ -263,6 +282,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         demo.stop()
         print("chatroom demo: stopped", flush=True)
+
+
+def _secret(variable: str, what: str, *, confirm: bool = True) -> str | None:
+    """A secret from the environment, or asked for in the terminal (None: neither)."""
+    import getpass
+    import os
+
+    value = os.environ.get(variable)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        return None
+    while True:
+        first = getpass.getpass(f"{what}: ")
+        if not first:
+            print(f"the {what} cannot be empty", file=sys.stderr)
+            continue
+        if not confirm or getpass.getpass(f"{what} again: ") == first:
+            return first
+        print("they differ; again", file=sys.stderr)
 
 
 def _data_dir(given: str | None) -> Path:
@@ -364,6 +403,10 @@ def _refusal_advice(code: str, message: str, args: argparse.Namespace) -> str:
         return f"{message} (this is chatroom {__version__})"
     if code == ErrorCode.INVALID_ROOM:
         return f"cannot join that room: {message}"
+    if code == ErrorCode.AUTH_FAILED:
+        return f"{message} (the password comes from $CHATROOM_PASSWORD or the prompt)"
+    if code == ErrorCode.BANNED:
+        return message
     return message
 
 
@@ -383,7 +426,10 @@ def cmd_join(args: argparse.Namespace) -> int:
         tracer = _open_tracer(args.trace)
     except OSError as exc:
         return _fail(f"cannot write the trace to {args.trace}: {exc.strerror or exc}")
-    client = ChatClient(host, port, nick, room=args.room, tracer=tracer)
+    import os
+
+    client = ChatClient(host, port, nick, room=args.room, tracer=tracer,
+                        password=os.environ.get("CHATROOM_PASSWORD") or None)
     try:
         return _run_client(client, args)
     finally:
@@ -393,9 +439,18 @@ def cmd_join(args: argparse.Namespace) -> int:
 
 def _run_client(client: ChatClient, args: argparse.Namespace) -> int:
     from chatroom.errors import ConnectionFailed, HandshakeRefused
+    from chatroom.protocol import ErrorCode
 
     try:
-        client.connect()
+        try:
+            client.connect()
+        except HandshakeRefused as exc:
+            if exc.code != ErrorCode.AUTH_REQUIRED or client.password is not None:
+                raise
+            client.password = _secret("CHATROOM_PASSWORD", "room password", confirm=False)
+            if client.password is None:
+                return _fail("this room needs a password: set CHATROOM_PASSWORD, or run in a terminal to be asked")
+            client.connect()
     except ConnectionFailed as exc:
         return _fail(str(exc))
     except HandshakeRefused as exc:

@@ -29,12 +29,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from chatroom import __version__
+from chatroom.auth import NONCE_BYTES, client_proof, derive_key, proofs_match, server_proof
 from chatroom.errors import ConnectionFailed, FrameError, HandshakeRefused, MessageError
 from chatroom.protocol import (
     PROTOCOL_VERSION,
     Ack,
     Action,
+    Auth,
     Bye,
+    Challenge,
     Chat,
     Direct,
     Error,
@@ -168,8 +171,10 @@ class ChatClient:
         ping_interval: float = 30.0,
         pong_timeout: float = 20.0,
         tracer: Tracer | None = None,
+        password: str | None = None,
     ) -> None:
         self.tracer = tracer
+        self.password = password
         self.host, self.port = host, port
         self.wanted_nick = nick
         # Events wait here until a handler is attached (a UI is usually built after
@@ -335,8 +340,9 @@ class ChatClient:
             raise ConnectionFailed(f"cannot reach {self.host}:{self.port}: {exc.strerror or exc}") from None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            client_nonce = os.urandom(NONCE_BYTES)  # our half of a password exchange, if the room has one
             hello = Hello(version=PROTOCOL_VERSION, nick=self.wanted_nick, client=f"chatroom {__version__}",
-                          room=self.session.room or None)
+                          room=self.session.room or None, nonce=client_nonce.hex())
             if self.resume_token:
                 # Ask for our session back: same nick at once, and what we missed.
                 last = self.last_seq.get(fold(self.session.room))
@@ -344,6 +350,7 @@ class ChatClient:
             else:
                 self._send_blocking(sock, hello)
             decoder = FrameDecoder(max_header=1 << 20)
+            answered: bytes | None = None  # the proof the server must give, once we proved ours
             deadline = time.monotonic() + self.connect_timeout + 5
             while True:
                 sock.settimeout(max(0.1, deadline - time.monotonic()))
@@ -357,10 +364,16 @@ class ChatClient:
                 self._trace_in(len(data), frames)
                 messages = [decode_message(f) for f in frames]
                 for i, msg in enumerate(messages):
+                    if isinstance(msg, Welcome) and answered is not None and not msg.resumed:
+                        self._check_server(msg, answered)
                     if isinstance(msg, Welcome):
                         sock.setblocking(False)
                         self._decoder = decoder
                         return sock, msg, messages[i + 1:]
+                    if isinstance(msg, Challenge):
+                        auth, answered = self._answer(msg, client_nonce)
+                        self._send_blocking(sock, auth)
+                        continue
                     if isinstance(msg, Error) and msg.code == ErrorCode.RESUME_REFUSED:
                         log.info("resume refused (%s); joining afresh", msg.message)
                         self.resume_token = None
@@ -376,6 +389,24 @@ class ChatClient:
         except BaseException:
             sock.close()
             raise
+
+    def _answer(self, challenge: Challenge, client_nonce: bytes) -> tuple[Auth, bytes]:
+        """Prove we know the room password; return the proof and what the server must
+        answer with to prove it knows it too."""
+        if self.password is None:
+            raise HandshakeRefused(ErrorCode.AUTH_REQUIRED, "this room needs a password")
+        key = derive_key(self.password, bytes.fromhex(challenge.salt))
+        server_nonce = bytes.fromhex(challenge.nonce)
+        expected = server_proof(key, client_nonce, server_nonce)
+        return Auth(proof=client_proof(key, server_nonce, client_nonce).hex()), expected
+
+    def _check_server(self, welcome: Welcome, expected: bytes) -> None:
+        if welcome.proof is None or not proofs_match(bytes.fromhex(welcome.proof), expected):
+            raise HandshakeRefused(
+                ErrorCode.AUTH_FAILED,
+                "this server accepted us without proving it knows the room password: it is not the room you "
+                "think it is (check the address with the host)",
+            )
 
     def _send_blocking(self, sock: socket.socket, msg: Message) -> None:
         data = encode_message(msg)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["COMMANDS", "HELP", "Command", "ChatLine", "Invalid", "parse_input"]
+__all__ = ["COMMANDS", "HELP", "Command", "ChatLine", "Invalid", "parse_input", "parse_duration"]
 
 #: name -> (arguments, what it does).  The order is the order of /help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -23,6 +23,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "clear": ("", "clear the screen"),
     "bell": ("on|off|mentions", "when to ring the bell (default: mentions)"),
     "quit": ("", "leave (Ctrl-C and Ctrl-D too)"),
+    "op": ("TOKEN", "become an operator with the host's token"),
+    "kick": ("NICK [REASON]", "operators: disconnect someone"),
+    "ban": ("NICK|ADDRESS [TIME]", "operators: ban an address (TIME: 30m, 2h, 1d; default: until lifted)"),
+    "unban": ("NICK|ADDRESS", "operators: lift a ban"),
+    "mute": ("NICK [TIME]", "operators: stop someone's messages"),
+    "unmute": ("NICK", "operators: let them speak again"),
+    "lock": ("", "operators: only operators may change this room's topic"),
+    "unlock": ("", "operators: anyone may change the topic again"),
 }
 
 HELP = "commands:\n" + "\n".join(
@@ -77,4 +85,19 @@ def parse_input(line: str) -> ChatLine | Command | Invalid | None:
         return Invalid(f"usage: /{name} {COMMANDS[name][0]}")
     if name == "bell" and (len(args) != 1 or args[0].lower() not in BELL_MODES):
         return Invalid("usage: /bell on|off|mentions")
+    if name in ("op", "kick", "ban", "unban", "mute", "unmute") and not args:
+        return Invalid(f"usage: /{name} {COMMANDS[name][0]}")
+    if name in ("ban", "mute") and len(args) > 1 and parse_duration(args[1]) is None:
+        return Invalid(f"usage: /{name} {COMMANDS[name][0]} ({args[1]!r} is not a time like 30m, 2h or 1d)")
     return Command(name, args, rest)
+
+
+def parse_duration(text: str) -> float | None:
+    """'90', '30s', '10m', '2h', '1d' -> seconds; None if it is not one."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        value = float(number)
+    except ValueError:
+        return None
+    return value * units[unit] if value > 0 else None

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chatroom.client import ChatClient, ConnState
-from chatroom.commands import HELP, ChatLine, Command, Invalid, parse_input
-from chatroom.protocol import Away, Join, ListRooms, Nick, SetTopic, Who
+from chatroom.commands import HELP, ChatLine, Command, Invalid, parse_duration, parse_input
+from chatroom.protocol import Away, Join, ListRooms, ModAction, Moderate, Nick, Op, SetTopic, Who
 from chatroom.text import clean_line
 
 __all__ = ["Controller"]
@@ -77,3 +77,15 @@ class Controller:
             c.send(SetTopic(topic=cmd.rest))
         elif name == "away":
             c.send(Away(message=cmd.rest or None))
+        elif name == "op":
+            c.send(Op(token=cmd.args[0]))
+        elif name == "kick":
+            c.send(Moderate(action=ModAction.KICK, target=cmd.args[0], reason=" ".join(cmd.args[1:])))
+        elif name in ("ban", "mute"):
+            duration = parse_duration(cmd.args[1]) if len(cmd.args) > 1 else None
+            action = ModAction.BAN if name == "ban" else ModAction.MUTE
+            c.send(Moderate(action=action, target=cmd.args[0], duration=duration))
+        elif name in ("unban", "unmute"):
+            c.send(Moderate(action=ModAction(name), target=cmd.args[0]))
+        elif name in ("lock", "unlock"):
+            c.send(Moderate(action=ModAction(name)))

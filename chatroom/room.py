@@ -75,6 +75,7 @@ class Member:
     op: bool = False
     sink: Any = None  # None while the member is held for a reconnect
     token: str = ""  # the resume token of this member's session
+    muted_until: float = 0.0  # an operator muted this member until then
     held_until: float | None = None  # set while waiting for a reconnect
     held_reason: str = ""
 
@@ -93,6 +94,7 @@ class Room:
     name: str
     history_size: int
     topic: str = ""
+    topic_locked: bool = False  # only operators may change the topic
     #: connection key -> member, in joining order
     members: dict[int, Member] = field(default_factory=dict)
     next_seq: int = 1
@@ -253,6 +255,7 @@ class ChatState:
         self, member: Member, text: str, now: float, *, action: bool = False, msg_id: str | None = None
     ) -> tuple[Chat, list[Delivery]]:
         """Stamp ``text`` with the room's next sequence number and broadcast it."""
+        self._check_not_muted(member, now)
         text = self._clean_message(text)
         room = self._room_of(member)
         chat = Chat(
@@ -300,6 +303,7 @@ class ChatState:
     def direct(
         self, member: Member, to: str, text: str, now: float, *, msg_id: str | None = None
     ) -> tuple[Private, list[Delivery]]:
+        self._check_not_muted(member, now)
         text = self._clean_message(text)
         target = self.nicks.get(fold(to))
         if target is None:
@@ -316,6 +320,8 @@ class ChatState:
         if len(topic) > MAX_TOPIC_LENGTH:
             raise Refused(ErrorCode.TEXT_TOO_LONG, f"a topic is at most {MAX_TOPIC_LENGTH} characters")
         room = self._room_of(member)
+        if room.topic_locked and not member.op:
+            raise Refused(ErrorCode.NOT_OPERATOR, f"the topic of {room.name} is locked: only operators may change it")
         room.topic = topic
         self.dirty[fold(room.name)] = room
         msg = Topic(room=room.name, topic=topic, nick=member.nick, ts=now)
@@ -381,6 +387,12 @@ class ChatState:
             if fold(candidate) not in self.nicks:
                 return candidate
         return nick[: MAX_NICK_LENGTH - 1] + "_"
+
+    def _check_not_muted(self, member: Member, now: float) -> None:
+        if member.muted_until > now:
+            left = member.muted_until - now
+            until = "until an operator lifts it" if left > 1e9 else f"for {int(left) + 1} more seconds"
+            raise Refused(ErrorCode.MUTED, f"you are muted {until}: that message was not sent")
 
     def _check_nick_free(self, nick: str) -> None:
         problem = nick_problem(nick)

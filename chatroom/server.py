@@ -24,8 +24,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import hmac
+import ipaddress
 import itertools
 import logging
+import os
 import secrets
 import socket
 import socketserver
@@ -33,10 +36,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chatroom.auth import NONCE_BYTES, AuthGuard, client_proof, derive_key, proofs_match, server_proof
 from chatroom.errors import FrameError, LocalProtocolError, MessageError, Refused, TruncatedFrame
 from chatroom.output import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
 from chatroom.protocol import (
@@ -45,8 +49,10 @@ from chatroom.protocol import (
     PROTOCOL_VERSION,
     Ack,
     Action,
+    Auth,
     Away,
     Bye,
+    Challenge,
     Direct,
     Error,
     ErrorCode,
@@ -59,7 +65,11 @@ from chatroom.protocol import (
     Joined,
     ListRooms,
     Message,
+    ModAction,
+    Moderate,
     Nick,
+    Notice,
+    Op,
     Ping,
     Pong,
     Say,
@@ -112,6 +122,8 @@ class ServerConfig:
     resume_grace: float = 120.0  # seconds a dropped member keeps nick and room for a resume
     keep_messages: int | None = None  # retention: newest messages kept per room (None: all)
     keep_days: float | None = None  # retention: age limit (None: forever)
+    password: str | None = field(default=None, repr=False)  # the room password (None: open)
+    op_password: str | None = field(default=None, repr=False)  # operator token (None: a random one)
 
 
 class ConnState(enum.Enum):
@@ -131,7 +143,10 @@ class Connection:
         self.id = next(self._ids)
         self.sock = sock
         self.address = address
+        self.ip = address.rsplit(":", 1)[0]
         self.outbox = Outbox(sock, flusher, hub.lock, config.outbox_limit)
+        # a hello waiting for its password proof: (hello, client nonce, server nonce)
+        self.pending_auth: tuple[Hello, bytes, bytes] | None = None
         self.state = ConnState.HANDSHAKE
         self.member: Member | None = None
         self.limiter = RateLimiter(config.rate, config.burst, config.max_strikes, now)
@@ -192,6 +207,14 @@ class _Batch:
         if self.tracer is not None:
             self.tracer.frame_out(_describe_targets(targets), data)
         _append(self.deferred, targets, data)
+
+
+def _looks_like_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _describe_targets(targets: tuple[Any, ...]) -> str:
@@ -303,6 +326,14 @@ class ChatHandler(socketserver.BaseRequestHandler):
             self.send_error(self.refusal, "the server is full, try again later", fatal=True)
         elif self.refusal is not None:
             self.send_error(self.refusal, "the server is shutting down", fatal=True)
+        if self.refusal is None:
+            banned = self.server.ban_remaining(conn.ip)
+            if banned:
+                log.info("refused %s: banned", conn.address)
+                how_long = "" if banned == float("inf") else f" for {int(banned // 60) + 1} more minutes"
+                self.send_error(ErrorCode.BANNED, f"your address is banned from this server{how_long}", fatal=True)
+                self.refusal = ErrorCode.BANNED
+                self.server.unregister(conn)
         if self.refusal is not None:
             conn.close_reason = "refused"
             self.flush_batch()
@@ -460,6 +491,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
         if conn.state is ConnState.HANDSHAKE:
             if isinstance(msg, Hello):
                 self.on_hello(msg)
+            elif isinstance(msg, Auth):
+                self.on_auth(msg)
             elif isinstance(msg, Bye):
                 conn.close_reason = "quit"
                 conn.state = ConnState.CLOSING
@@ -488,10 +521,59 @@ class ChatHandler(socketserver.BaseRequestHandler):
             conn.close_reason = "version mismatch"
             conn.state = ConnState.CLOSING
             return
-        hub = server.hub
         if msg.resume:
-            self.resume(msg)
+            self.resume(msg)  # the token itself was only ever given after the password
             return
+        if server.auth_key is not None:
+            self.challenge(msg)
+            return
+        self.admit(msg)
+
+    def challenge(self, msg: Hello) -> None:
+        """The room has a password: prove we know it, and ask the client to."""
+        conn, server = self.conn, self.server
+        assert server.auth_key is not None
+        blocked = server.auth_guard.blocked_for(conn.ip, time.monotonic())
+        if blocked:
+            self.refuse_auth(f"too many wrong passwords from your address: try again in {int(blocked // 60) + 1} "
+                             "minutes")
+            return
+        if msg.nonce is None:
+            self.send_error(ErrorCode.AUTH_REQUIRED, "this room needs a password")
+            return
+        client_nonce, server_nonce = bytes.fromhex(msg.nonce), os.urandom(NONCE_BYTES)
+        conn.pending_auth = (msg, client_nonce, server_nonce)
+        self.send(Challenge(nonce=server_nonce.hex(), salt=server.auth_salt.hex()))
+
+    def on_auth(self, msg: Auth) -> None:
+        conn, server = self.conn, self.server
+        if conn.pending_auth is None or server.auth_key is None:
+            self.send_error(ErrorCode.NOT_READY, "say hello first")
+            return
+        hello, client_nonce, server_nonce = conn.pending_auth
+        conn.pending_auth = None  # one proof per challenge: no second guess on it
+        expected = client_proof(server.auth_key, server_nonce, client_nonce)
+        if proofs_match(bytes.fromhex(msg.proof), expected):
+            server.auth_guard.succeeded(conn.ip)
+            # Now, and only now, the server proves it knows the password too.
+            self.admit(hello, proof=server_proof(server.auth_key, client_nonce, server_nonce).hex())
+            return
+        delay, blocked = server.auth_guard.failed(conn.ip, time.monotonic())
+        log.warning("wrong password from %s%s", conn.ip,
+                    f"; refusing it for {server.auth_guard.block:g} s" if blocked else
+                    f"; slowing it down by {delay:g} s" if delay else "")
+        if delay:
+            time.sleep(delay)  # this connection's own thread: only the guesser waits
+        self.refuse_auth("wrong password" + (": your address is refused for a while" if blocked else ""))
+
+    def refuse_auth(self, message: str) -> None:
+        self.send_error(ErrorCode.AUTH_FAILED, message, fatal=True)
+        self.conn.close_reason = "wrong password"
+        self.conn.state = ConnState.CLOSING
+
+    def admit(self, msg: Hello, proof: str | None = None) -> None:
+        conn, server = self.conn, self.server
+        hub = server.hub
         token = secrets.token_urlsafe(18)
         with hub.locked(self.batch) as state:
             try:
@@ -517,6 +599,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 last_seq=joined.last_seq,
                 limits=server.limits,
                 resume_token=token,
+                proof=proof,
             )
             self.send_fitted(welcome)
             hub.deliver(deliveries, self.batch)
@@ -633,6 +716,29 @@ class ChatHandler(socketserver.BaseRequestHandler):
             reply = state.history(msg.room, msg.before, min(msg.limit, self.server.config.history_size))
         self.send_fitted(reply)
 
+    def on_op(self, msg: Op) -> None:
+        conn, server = self.conn, self.server
+        member = self._member()
+        if server.auth_guard.blocked_for(conn.ip, time.monotonic()):
+            self.send_error(ErrorCode.NOT_OPERATOR, "too many wrong tokens from your address: try later")
+            return
+        if not hmac.compare_digest(msg.token.encode(), server.op_token.encode()):
+            server.auth_guard.failed(conn.ip, time.monotonic())
+            log.warning("%s: wrong operator token", self.describe())
+            self.send_error(ErrorCode.NOT_OPERATOR, "that is not the operator token")
+            return
+        member.op = True
+        log.info("%s is now an operator", self.describe())
+        self.send(Notice(text="you are now an operator: /kick /ban /unban /mute /unmute /lock /unlock"))
+
+    def on_moderate(self, msg: Moderate) -> None:
+        member = self._member()
+        if not member.op:
+            self.send_error(ErrorCode.NOT_OPERATOR, "only operators can do that (see /op)")
+            return
+        text = self.server.moderate(member, msg, self.batch)
+        self.send(Notice(text=text))
+
     def on_ping(self, msg: Ping) -> None:
         self.send(Pong(token=msg.token))
 
@@ -686,6 +792,9 @@ _HANDLERS: dict[type[Message], Any] = {
     Pong: ChatHandler.on_pong,
     Bye: ChatHandler.on_bye,
     Hello: ChatHandler.on_hello_again,
+    Auth: ChatHandler.on_hello_again,
+    Op: ChatHandler.on_op,
+    Moderate: ChatHandler.on_moderate,
 }
 
 
@@ -712,6 +821,14 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self.hub = Hub(state, self.config, self.store)
         self._housekeeping_batch = _Batch()
         self._next_retention = 0.0
+        self.auth_guard = AuthGuard()
+        self.auth_salt = os.urandom(16)
+        # Derived once: PBKDF2 is deliberately slow.
+        self.auth_key = derive_key(self.config.password, self.auth_salt) if self.config.password else None
+        self.op_token = self.config.op_password or secrets.token_urlsafe(12)
+        self.bans: dict[str, float] = {}  # address -> until (inf: until lifted)
+        for address, until, _nick in self.store.bans():
+            self.bans[address] = until if until is not None else float("inf")
         self.flusher = Flusher()
         self.display_name = self.config.name or socket.gethostname()
         self.limits = {
@@ -754,6 +871,78 @@ class ChatServer(socketserver.ThreadingTCPServer):
     def connections(self) -> list[Connection]:
         with self._conns_lock:
             return list(self._conns.values())
+
+    def ban_remaining(self, ip: str) -> float:
+        """Seconds ``ip`` stays banned (inf: until lifted; 0: not banned)."""
+        until = self.bans.get(ip)
+        if until is None:
+            return 0.0
+        left = until - time.time()
+        if left <= 0:
+            with self.hub.lock:
+                self.bans.pop(ip, None)
+                self.store.delete_ban(ip)
+            return 0.0
+        return left
+
+    def moderate(self, op: Member, msg: Moderate, batch: _Batch) -> str:
+        """Carry out an operator's action; returns what to tell the operator."""
+        now = time.time()
+        action, target, reason = msg.action, clean_line(msg.target).strip(), clean_line(msg.reason).strip()
+        with self.hub.locked(batch) as state:
+            member = state.nicks.get(fold(target)) if target else None
+            if action in (ModAction.LOCK, ModAction.UNLOCK):
+                room = op.room
+                if room is None:
+                    return "you are in no room"
+                room.topic_locked = action is ModAction.LOCK
+                return f"the topic of {room.name} is now {'locked' if room.topic_locked else 'open'}"
+            if action is ModAction.UNBAN:
+                addresses = [target] if target in self.bans else [
+                    a for a, _, nick in self.store.bans() if fold(nick) == fold(target)]
+                for address in addresses:
+                    self.bans.pop(address, None)
+                    self.store.delete_ban(address)
+                log.info("%s unbanned %s", op.nick, ", ".join(addresses) or target)
+                return f"unbanned {', '.join(addresses)}" if addresses else f"no ban matches {target}"
+            if action is ModAction.BAN:
+                address = member.address.rsplit(":", 1)[0] if member else target
+                if not address or (member is None and not _looks_like_address(address)):
+                    return f"nobody is called {target}, and it is not an address"
+                until = now + msg.duration if msg.duration else None
+                self.bans[address] = until if until is not None else float("inf")
+                self.store.save_ban(address, until, member.nick if member else "", reason, op.nick)
+                victims = [c for c in self.connections() if c.ip == address]
+                log.warning("%s banned %s (%s)%s", op.nick, address, member.nick if member else "-",
+                            f" for {msg.duration:g} s" if msg.duration else "")
+            elif member is None:
+                return f"nobody is called {target}"
+            elif action is ModAction.KICK:
+                victims = [member.sink] if member.sink is not None else []
+                if member.sink is None:  # held for a reconnect: just end the session
+                    self.hub.deliver(state.remove(member, f"kicked by {op.nick}", now), batch)
+                log.warning("%s kicked %s%s", op.nick, member.nick, f": {reason}" if reason else "")
+            elif action in (ModAction.MUTE, ModAction.UNMUTE):
+                member.muted_until = (now + msg.duration if msg.duration else float("inf")) \
+                    if action is ModAction.MUTE else 0.0
+                log.info("%s %sd %s", op.nick, action.value, member.nick)
+                if member.sink is not None:
+                    how = "" if action is ModAction.UNMUTE or not msg.duration else f" for {msg.duration:g} s"
+                    _append(batch.entries, member.sink.me, encode_message(
+                        Notice(text=f"{op.nick} {action.value}d you{how}" + (f": {reason}" if reason else ""))))
+                return f"{action.value}d {member.nick}"
+            else:
+                return f"unknown action {action}"
+        verb = "banned" if action is ModAction.BAN else "kicked"
+        why = f"{verb} by {op.nick}" + (f": {reason}" if reason else "")
+        for conn in victims:
+            if conn is None:
+                continue
+            conn.outbox.send_now(encode_message(Error(code=(ErrorCode.BANNED if action is ModAction.BAN
+                                                             else ErrorCode.KICKED).value,
+                                                       message=f"you were {why}", fatal=True)))
+            conn.shut(why)
+        return f"{verb} {target}" + (f" ({len(victims)} connection(s))" if action is ModAction.BAN else "")
 
     def drop(self, conn: Connection, reason: str, code: ErrorCode, message: str | None = None) -> None:
         """Disconnect ``conn`` with ``reason`` (others see it in the leave event)."""

@@ -49,6 +49,13 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (room_key, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
+CREATE TABLE IF NOT EXISTS bans (
+    address TEXT PRIMARY KEY,
+    until   REAL,                     -- NULL: until lifted
+    nick    TEXT NOT NULL DEFAULT '', -- who had the address, to unban by nick
+    reason  TEXT NOT NULL DEFAULT '',
+    by      TEXT NOT NULL DEFAULT ''
+);
 """
 
 
@@ -137,6 +144,18 @@ class HistoryStore:
                     (keep,),
                 ).rowcount
         return deleted
+
+    def save_ban(self, address: str, until: float | None, nick: str, reason: str, by: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO bans VALUES (?, ?, ?, ?, ?)", (address, until, nick, reason, by))
+
+    def delete_ban(self, address: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM bans WHERE address = ?", (address,))
+
+    def bans(self) -> list[tuple[str, float | None, str]]:
+        """(address, until or None, nick) of every ban."""
+        return list(self.db.execute("SELECT address, until, nick FROM bans"))
 
     # ------------------------------------------------------------------ reading
 

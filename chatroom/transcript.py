@@ -25,6 +25,7 @@ from chatroom.protocol import (
     History,
     Joined,
     Members,
+    Notice,
     Presence,
     PresenceEvent,
     Private,
@@ -150,6 +151,8 @@ class Transcript:
         elif isinstance(event, Error):
             if event.id is None:  # refusals of our own messages show on the message
                 self.system(clean_text(event.message), error=True)
+        elif isinstance(event, Notice):
+            self.system(clean_text(event.text))
         elif isinstance(event, OutgoingChanged):
             self._outgoing(event.outgoing)
         return ring
@@ -298,6 +301,8 @@ def plain_line(event: object, nick: str = "") -> str | None:
         return f"[{_clock(event.ts)}] -- {clean_line(event.nick)} set the topic: {clean_line(event.topic)}"
     if isinstance(event, Error) and event.id is None:
         return f"-- error: {clean_text(event.message)}"
+    if isinstance(event, Notice):
+        return f"-- {clean_text(event.text)}"
     if isinstance(event, OutgoingChanged) and event.outgoing.status == "refused":
         return f"-- not sent: {clean_line(event.outgoing.message.text)[:60]} ({clean_line(event.outgoing.error)})"
     if isinstance(event, Members | Rooms):

@@ -59,6 +59,12 @@ __all__ = [
     "History",
     "Error",
     # both ways
+    "Challenge",
+    "Auth",
+    "ModAction",
+    "Op",
+    "Moderate",
+    "Notice",
     "Ping",
     "Pong",
     "Bye",
@@ -100,6 +106,8 @@ class ErrorCode(enum.StrEnum):
     NO_SUCH_ROOM = "no_such_room"
     INVALID_ROOM = "invalid_room"
     RATE_LIMITED = "rate_limited"  # "slow down": the message was not sent
+    NOT_OPERATOR = "not_operator"  # that needs operator rights
+    MUTED = "muted"  # an operator muted you: the message was not sent
     # handshake
     VERSION_MISMATCH = "version_mismatch"
     INVALID_NICK = "invalid_nick"
@@ -112,6 +120,8 @@ class ErrorCode(enum.StrEnum):
     TIMED_OUT = "timed_out"
     TOO_SLOW = "too_slow"
     FLOODING = "flooding"
+    KICKED = "kicked"
+    BANNED = "banned"
     SHUTTING_DOWN = "shutting_down"
     INTERNAL = "internal"
 
@@ -341,6 +351,12 @@ def _message(type_name: str) -> Callable[[type[M]], type[M]]:
     return register
 
 
+def _check_hex(value: str | None, field: str, length: int) -> None:
+    if value is not None:
+        ok = len(value) == length and all(c in "0123456789abcdef" for c in value)
+        _require(ok, field, f"must be {length} lowercase hex digits")
+
+
 def _check_id(value: str | None, field: str = "id") -> None:
     if value is not None:
         _require(0 < len(value) <= MAX_ID_LENGTH, field, f"must be 1-{MAX_ID_LENGTH} characters")
@@ -396,9 +412,11 @@ class Hello(Message):
     room: str | None = None
     resume: str | None = None
     last_seq: int | None = None
+    nonce: str | None = None  # 64 hex digits: the client's half of a password exchange
 
     def check(self) -> None:
         _require(major_version(self.version) is not None, "version", "must be MAJOR.MINOR")
+        _check_hex(self.nonce, "nonce", 64)
 
 
 @_message("welcome")
@@ -417,6 +435,7 @@ class Welcome(Message):
     limits: dict[str, int] = dataclasses.field(default_factory=dict)
     resume_token: str | None = None
     resumed: bool = False
+    proof: str | None = None  # password rooms: the server's proof that it knows the password
 
 
 @_message("say")
@@ -587,6 +606,68 @@ class Error(Message):
     message: str
     id: str | None = None
     fatal: bool = False
+
+
+@_message("challenge")
+class Challenge(Message):
+    """The room needs a password: the server's nonce and the KDF salt.  The server
+    proves its own knowledge only after the client has (in ``welcome.proof``), so
+    connecting gives nobody anything to guess the password against offline."""
+
+    nonce: str
+    salt: str
+
+    def check(self) -> None:
+        _check_hex(self.nonce, "nonce", 64)
+        _require(0 < len(self.salt) <= 128, "salt", "must be 1-128 hex digits")
+
+
+@_message("auth")
+class Auth(Message):
+    """The client's proof that it knows the room password."""
+
+    proof: str
+
+    def check(self) -> None:
+        _check_hex(self.proof, "proof", 64)
+
+
+class ModAction(enum.StrEnum):
+    KICK = "kick"
+    BAN = "ban"
+    UNBAN = "unban"
+    MUTE = "mute"
+    UNMUTE = "unmute"
+    LOCK = "lock"  # only operators may change this room's topic
+    UNLOCK = "unlock"
+
+
+@_message("op")
+class Op(Message):
+    """Become an operator with the server's operator token."""
+
+    token: str
+
+
+@_message("moderate")
+class Moderate(Message):
+    """An operator's action.  ``target``: a nick, or an address for ban/unban;
+    ``duration`` in seconds (absent: until lifted)."""
+
+    action: ModAction
+    target: str = ""
+    reason: str = ""
+    duration: float | None = None
+
+    def check(self) -> None:
+        _require(self.duration is None or self.duration > 0, "duration", "must be positive")
+
+
+@_message("notice")
+class Notice(Message):
+    """Information for one client from the server (not from a peer)."""
+
+    text: str
 
 
 @_message("ping")

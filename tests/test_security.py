@@ -1,0 +1,265 @@
+"""Room password, operators and moderation, against a live server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+
+import pytest
+
+from chatroom.auth import AuthGuard, client_proof, derive_key, server_proof
+from chatroom.client import ChatClient
+from chatroom.errors import HandshakeRefused
+from chatroom.protocol import (
+    PROTOCOL_VERSION,
+    Auth,
+    Challenge,
+    Chat,
+    Error,
+    ErrorCode,
+    FrameDecoder,
+    Hello,
+    Members,
+    ModAction,
+    Moderate,
+    Notice,
+    Op,
+    Presence,
+    PresenceEvent,
+    Say,
+    SetTopic,
+    Topic,
+    Welcome,
+    Who,
+    decode_message,
+    encode_message,
+)
+from chatroom.trace import Tracer
+from tests.wire import WireClient
+
+PASSWORD = "correct horse battery staple"
+
+
+def password_hello(c: WireClient, nick: str, password: str) -> Welcome | Error:
+    """Do the exchange by hand, as PROTOCOL.md describes it."""
+    nonce = os.urandom(32)
+    c.send(Hello(version=PROTOCOL_VERSION, nick=nick, nonce=nonce.hex()))
+    challenge = c.expect(Challenge)
+    key = derive_key(password, bytes.fromhex(challenge.salt))
+    c.send(Auth(proof=client_proof(key, bytes.fromhex(challenge.nonce), nonce).hex()))
+    reply = c.wait_for(lambda m: isinstance(m, Welcome | Error))
+    if isinstance(reply, Welcome):  # the server proves itself only now, and correctly
+        assert reply.proof == server_proof(key, nonce, bytes.fromhex(challenge.nonce)).hex()
+    return reply  # type: ignore[return-value]
+
+
+def test_the_right_password_joins_and_the_password_never_crosses_the_wire(make_server):
+    server = make_server(password=PASSWORD)
+    server.tracer = trace = Tracer(io.StringIO())  # every frame, both ways, as text
+    c = WireClient(server.port)
+    reply = password_hello(c, "ann", PASSWORD)
+    assert isinstance(reply, Welcome) and reply.nick == "ann"
+    trace.close()
+    wire = trace.out.getvalue()
+    assert '"type":"auth"' in wire and '"type":"challenge"' in wire  # the exchange was traced ...
+    assert "horse" not in wire and derive_key(PASSWORD, b"x").hex() not in wire  # ... the secret was not
+    c.close()
+
+
+def test_no_password_is_asked_for_and_a_wrong_one_is_refused(make_server):
+    server = make_server(password=PASSWORD)
+    c = WireClient(server.port)
+    c.send(Hello(version=PROTOCOL_VERSION, nick="ann"))  # no nonce
+    err = c.expect(Error)
+    assert err.code == ErrorCode.AUTH_REQUIRED.value and not err.fatal
+    reply = password_hello(c, "ann", "wrong")
+    assert isinstance(reply, Error) and reply.code == ErrorCode.AUTH_FAILED.value and reply.fatal
+    c.wait_closed()
+    c.close()
+
+
+def test_a_recorded_proof_cannot_be_replayed_in_another_exchange(make_server):
+    server = make_server(password=PASSWORD)
+    first = WireClient(server.port)
+    nonce = os.urandom(32)
+    first.send(Hello(version=PROTOCOL_VERSION, nick="ann", nonce=nonce.hex()))
+    challenge = first.expect(Challenge)
+    key = derive_key(PASSWORD, bytes.fromhex(challenge.salt))
+    recorded = Auth(proof=client_proof(key, bytes.fromhex(challenge.nonce), nonce).hex())
+    first.send(recorded)
+    first.expect(Welcome)
+    first.close()
+    attacker = WireClient(server.port)
+    attacker.send(Hello(version=PROTOCOL_VERSION, nick="mallory", nonce=nonce.hex()))  # same client nonce
+    attacker.expect(Challenge)  # but a fresh server nonce
+    attacker.send(recorded)
+    assert attacker.expect(Error).code == ErrorCode.AUTH_FAILED.value
+    attacker.close()
+
+
+def test_the_client_refuses_a_room_that_cannot_prove_it_knows_the_password():
+    """A fake room that accepts any proof gives itself away: it cannot prove back."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def fake_room() -> None:
+        conn, _ = listener.accept()
+        decoder = FrameDecoder()
+        while not (frames := decoder.feed(conn.recv(65536))):
+            pass
+        conn.sendall(encode_message(Challenge(nonce=os.urandom(32).hex(), salt=os.urandom(16).hex())))
+        while not decoder.feed(conn.recv(65536)):
+            pass
+        conn.sendall(encode_message(Welcome(version=PROTOCOL_VERSION, server="fake", nick="ann", room="lobby",
+                                            proof=os.urandom(32).hex())))
+        assert isinstance(decode_message(frames[0]), Hello)
+        conn.recv(65536)
+        conn.close()
+
+    thread = threading.Thread(target=fake_room, daemon=True)
+    thread.start()
+    client = ChatClient("127.0.0.1", listener.getsockname()[1], "ann", password=PASSWORD)
+    with pytest.raises(HandshakeRefused) as info:
+        client.connect()
+    assert info.value.code == ErrorCode.AUTH_FAILED and "not the room" in info.value.message
+    thread.join(5)
+    listener.close()
+
+
+def test_the_client_does_the_exchange_itself_and_resumes_without_repeating_it(make_server):
+    server = make_server(password=PASSWORD)
+    client = ChatClient("127.0.0.1", server.port, "ann", password=PASSWORD)
+    client.BACKOFF_START = 0.1
+    try:
+        assert client.connect().nick == "ann"
+        with pytest.raises(HandshakeRefused) as info:
+            ChatClient("127.0.0.1", server.port, "bob").connect()
+        assert info.value.code == ErrorCode.AUTH_REQUIRED
+        with pytest.raises(HandshakeRefused) as info:
+            ChatClient("127.0.0.1", server.port, "bob", password="nope").connect()
+        assert info.value.code == ErrorCode.AUTH_FAILED
+    finally:
+        client.close()
+
+
+def test_repeated_wrong_passwords_are_slowed_then_refused_for_a_while(make_server, caplog):
+    server = make_server(password=PASSWORD)
+    server.auth_guard = AuthGuard(free=1, limit=3, window=60, block=60, max_delay=0.1)
+    for attempt in range(3):
+        c = WireClient(server.port)
+        reply = password_hello(c, "guesser", f"guess {attempt}")
+        assert isinstance(reply, Error) and reply.code == ErrorCode.AUTH_FAILED.value
+        c.close()
+    assert "refused for a while" in reply.message
+    c = WireClient(server.port)
+    c.send(Hello(version=PROTOCOL_VERSION, nick="guesser", nonce=os.urandom(32).hex()))
+    err = c.expect(Error)  # refused before any challenge, even with the right password coming
+    assert err.code == ErrorCode.AUTH_FAILED.value and "too many" in err.message
+    c.close()
+    assert any("wrong password from 127.0.0.1" in r.message for r in caplog.records)
+    assert any("refusing it" in r.message for r in caplog.records)
+
+
+def test_auth_guard_rules():
+    guard = AuthGuard(free=2, limit=5, window=100, block=50, max_delay=4)
+    assert [guard.failed("a", t) for t in (0, 1)] == [(0.0, False), (0.0, False)]
+    assert guard.failed("a", 2) == (1.0, False)
+    assert guard.failed("a", 3) == (2.0, False)
+    assert guard.failed("a", 4) == (0.0, True)
+    assert guard.blocked_for("a", 10) == 44 and guard.blocked_for("b", 10) == 0
+    assert guard.blocked_for("a", 60) == 0
+    guard.failed("c", 0)
+    guard.succeeded("c")
+    assert guard.failed("c", 1) == (0.0, False)
+
+
+# ----------------------------------------------------------------------------- operators
+
+
+def become_op(c: WireClient, server) -> None:
+    c.send(Op(token=server.op_token))
+    assert "operator" in c.expect(Notice).text
+
+
+def test_only_the_operator_token_makes_an_operator_and_only_operators_moderate(connect, server):
+    ann, bob = connect("ann"), connect("bob")
+    bob.send(Moderate(action=ModAction.KICK, target="ann"))
+    assert bob.expect(Error).code == ErrorCode.NOT_OPERATOR.value
+    bob.send(Op(token="guess"))
+    assert bob.expect(Error).code == ErrorCode.NOT_OPERATOR.value
+    become_op(ann, server)
+    ann.send(Who())
+    assert all(m.address and m.address.startswith("127.0.0.1") for m in ann.expect(Members).members)
+    bob.send(Who())
+    assert all(m.address is None for m in bob.expect(Members).members)
+
+
+def test_kick_disconnects_with_a_reason_everyone_sees(connect, server):
+    op, victim, witness = connect("op"), connect("victim"), connect("witness")
+    become_op(op, server)
+    op.send(Moderate(action=ModAction.KICK, target="victim", reason="spamming"))
+    err = victim.expect(Error)
+    assert err.code == ErrorCode.KICKED.value and "spamming" in err.message and err.fatal
+    victim.wait_closed()
+    leave = witness.expect(Presence, event=PresenceEvent.LEAVE, nick="victim")
+    assert leave.reason == "kicked by op: spamming"
+
+
+def test_a_ban_disconnects_refuses_reconnects_survives_a_restart_and_can_be_lifted(make_server, tmp_path):
+    server = make_server(data_dir=str(tmp_path))
+    op, victim = WireClient(server.port), WireClient(server.port)
+    op.hello("op")
+    victim.hello("victim")
+    become_op(op, server)
+    op.send(Moderate(action=ModAction.BAN, target="victim"))
+    assert victim.expect(Error).code == ErrorCode.BANNED.value
+    # everyone here is 127.0.0.1, the op included: that is what a ban of that address means
+    op.wait_closed()
+    again = WireClient(server.port)
+    assert again.expect(Error).code == ErrorCode.BANNED.value
+    again.close()
+    server.stop()
+    restarted = make_server(data_dir=str(tmp_path))
+    still = WireClient(restarted.port)
+    err = still.expect(Error)
+    assert err.code == ErrorCode.BANNED.value and err.fatal
+    still.close()
+    restarted.bans.clear()  # the host lifts it by hand to get an operator in ...
+    op2 = WireClient(restarted.port)
+    op2.hello("op2")
+    become_op(op2, restarted)
+    restarted.bans["127.0.0.1"] = float("inf")  # ... and /unban by the banned nick lifts it for good
+    op2.send(Moderate(action=ModAction.UNBAN, target="victim"))
+    assert "unbanned 127.0.0.1" in op2.expect(Notice).text
+    welcome = WireClient(restarted.port)
+    assert welcome.hello("victim").nick == "victim"
+    for c in (op2, welcome):
+        c.close()
+
+
+def test_mute_stops_messages_until_unmuted(connect, server):
+    op, loud, witness = connect("op"), connect("loud"), connect("witness")
+    become_op(op, server)
+    op.send(Moderate(action=ModAction.MUTE, target="loud"))
+    assert "muted you" in loud.expect(Notice).text
+    loud.send(Say(id="m1", text="can anyone hear me"))
+    err = loud.expect(Error, id="m1")
+    assert err.code == ErrorCode.MUTED.value
+    op.send(Moderate(action=ModAction.UNMUTE, target="loud"))
+    loud.expect(Notice)
+    loud.send(Say(id="m2", text="back"))
+    assert witness.expect(Chat).text == "back"  # the muted message never arrived
+
+
+def test_a_locked_topic_is_for_operators_only(connect, server):
+    op, user = connect("op"), connect("user")
+    become_op(op, server)
+    op.send(Moderate(action=ModAction.LOCK))
+    assert "locked" in op.expect(Notice).text
+    user.send(SetTopic(topic="vandalism"))
+    assert user.expect(Error).code == ErrorCode.NOT_OPERATOR.value
+    op.send(SetTopic(topic="official"))
+    assert user.expect(Topic).topic == "official"
