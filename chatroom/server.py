@@ -147,6 +147,7 @@ class Connection:
         self.outbox = Outbox(sock, flusher, hub.lock, config.outbox_limit)
         # a hello waiting for its password proof: (hello, client nonce, server nonce)
         self.pending_auth: tuple[Hello, bytes, bytes] | None = None
+        self.decoder: FrameDecoder | None = None
         self.state = ConnState.HANDSHAKE
         self.member: Member | None = None
         self.limiter = RateLimiter(config.rate, config.burst, config.max_strikes, now)
@@ -317,6 +318,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         self.tracer = self.server.tracer
         self.batch = _Batch(self.tracer)
         self.decoder = FrameDecoder(self.server.config.max_header, self.server.config.max_body)
+        self.conn.decoder = self.decoder  # so limits can be checked from outside (tests, stats)
         self.refusal = self.server.register(self.conn)
 
     def handle(self) -> None:
