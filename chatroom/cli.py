@@ -11,6 +11,7 @@ import errno
 import logging
 import signal
 import sqlite3
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -92,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--op-password", action="store_true",
                        help="choose the operator token (from $CHATROOM_OP_PASSWORD, or asked for) instead of "
                             "a random one printed at start")
+    serve.add_argument("--tls", action="store_true",
+                       help="encrypt with TLS; without --cert/--key a self-signed certificate is made once "
+                            "and kept in the data directory")
+    serve.add_argument("--cert", default=None, help="PEM certificate for --tls")
+    serve.add_argument("--key", default=None, help="PEM private key for --tls")
     serve.add_argument("--trace", nargs="?", const="-", default=None, metavar="FILE",
                        help="show every recv() and frame on the wire (to stdout, or to FILE): for teaching")
     _add_logging(serve)
@@ -126,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--room", default=None, help="room to join (default: lobby)")
     join.add_argument("--plain", action="store_true",
                       help="no full screen: send lines from stdin, print one line per message")
+    join.add_argument("--tls", action="store_true",
+                      help="use TLS (automatic when the server requires it); the certificate is trusted on first "
+                           "use, like SSH, and a changed one is refused")
+    join.add_argument("--fingerprint", default=None, metavar="SHA256",
+                      help="the server certificate's fingerprint, as 'chatroom serve --tls' printed it: "
+                           "pinned up front instead of trusting on first use")
     join.add_argument("--trace", metavar="FILE", default=None,
                       help="write every recv() and frame on the wire to FILE (the screen is busy)")
     join.set_defaults(func=cmd_join)
@@ -167,6 +179,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         op_password = _secret("CHATROOM_OP_PASSWORD", "operator token")
         if op_password is None:
             return _fail("--op-password: set CHATROOM_OP_PASSWORD, or run in a terminal to be asked", 2)
+    cert = key = None
+    if args.tls or args.cert or args.key:
+        if bool(args.cert) != bool(args.key):
+            return _fail("--cert and --key go together (or give neither for a self-signed certificate)", 2)
+        if args.cert:
+            cert, key = args.cert, args.key
+        else:
+            import socket as _socket
+
+            from chatroom.tls import ensure_certificate
+
+            tls_dir = _data_dir(args.data_dir) / "tls"
+            try:
+                cert_path, key_path = ensure_certificate(tls_dir, _socket.gethostname())
+            except OSError as exc:
+                return _fail(f"cannot keep a certificate in {tls_dir}: {exc.strerror or exc}")
+            cert, key = str(cert_path), str(key_path)
     config = ServerConfig(
         host=args.host, port=args.port, name=args.name, max_clients=args.max_clients,
         max_text=args.max_text, history_size=args.history, outbox_limit=args.outbox_limit,
@@ -174,7 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pong_timeout=args.pong_timeout, handshake_timeout=args.handshake_timeout,
         data_dir=None if args.memory else str(_data_dir(args.data_dir)), sync=args.sync,
         resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
-        password=password, op_password=op_password,
+        password=password, op_password=op_password, tls_cert=cert, tls_key=key,
     )
     tracer = _open_tracer(args.trace)
     try:
@@ -192,6 +221,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail(f"port {args.port} is out of range (0-65535)")
     except sqlite3.Error as exc:
         return _fail(f"cannot open the history database in {config.data_dir}: {exc}")
+    except (ssl.SSLError, ValueError) as exc:
+        return _fail(f"cannot use the TLS certificate {cert} / key {key}: {exc}")
 
     port = server.port
     print(f"chatroom {__version__}: serving on {args.host}:{port}", flush=True)
@@ -206,6 +237,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)
     if password:
         print("this room needs a password", flush=True)
+    if server.tls_fingerprint:
+        print(f"TLS certificate fingerprint (people joining can compare it): {server.tls_fingerprint}", flush=True)
     if not op_password:
         print(f"operator token (type /op TOKEN in a client; shown only now): {server.op_token}", flush=True)
     print("press Ctrl-C to stop", flush=True)
@@ -428,8 +461,14 @@ def cmd_join(args: argparse.Namespace) -> int:
         return _fail(f"cannot write the trace to {args.trace}: {exc.strerror or exc}")
     import os
 
-    client = ChatClient(host, port, nick, room=args.room, tracer=tracer,
-                        password=os.environ.get("CHATROOM_PASSWORD") or None)
+    from chatroom.tls import KnownServers, default_known_servers
+
+    try:
+        client = ChatClient(host, port, nick, room=args.room, tracer=tracer,
+                            password=os.environ.get("CHATROOM_PASSWORD") or None, tls=args.tls,
+                            fingerprint=args.fingerprint, known_servers=KnownServers(default_known_servers()))
+    except ValueError as exc:
+        return _fail(f"--fingerprint: {exc}", 2)
     try:
         return _run_client(client, args)
     finally:

@@ -22,6 +22,7 @@ import logging
 import os
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -60,6 +61,7 @@ from chatroom.protocol import (
     encode_message,
 )
 from chatroom.text import fold
+from chatroom.tls import KnownServers, client_context, fingerprint, normalize_fingerprint
 from chatroom.trace import Tracer
 
 __all__ = [
@@ -67,6 +69,8 @@ __all__ = [
     "StateChanged",
     "Outgoing",
     "OutgoingChanged",
+    "Trusted",
+    "CertificateChanged",
     "ChatClient",
     "parse_address",
 ]
@@ -103,6 +107,15 @@ class Outgoing:
     message: Say | Action | Direct
     status: str = "pending"  # pending -> acked | refused
     error: str = ""
+
+
+@dataclass(frozen=True)
+class Trusted:
+    """A TLS server's certificate, and whether we just met it (trust on first use)."""
+
+    server: str
+    fingerprint: str
+    first_time: bool
 
 
 @dataclass(frozen=True)
@@ -172,9 +185,15 @@ class ChatClient:
         pong_timeout: float = 20.0,
         tracer: Tracer | None = None,
         password: str | None = None,
+        tls: bool = False,
+        fingerprint: str | None = None,
+        known_servers: KnownServers | None = None,
     ) -> None:
         self.tracer = tracer
         self.password = password
+        self.tls = tls or fingerprint is not None
+        self.pinned = normalize_fingerprint(fingerprint) if fingerprint else None
+        self.known_servers = known_servers
         self.host, self.port = host, port
         self.wanted_nick = nick
         # Events wait here until a handler is attached (a UI is usually built after
@@ -340,6 +359,8 @@ class ChatClient:
             raise ConnectionFailed(f"cannot reach {self.host}:{self.port}: {exc.strerror or exc}") from None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls:
+                sock = self._secure(sock)
             client_nonce = os.urandom(NONCE_BYTES)  # our half of a password exchange, if the room has one
             hello = Hello(version=PROTOCOL_VERSION, nick=self.wanted_nick, client=f"chatroom {__version__}",
                           room=self.session.room or None, nonce=client_nonce.hex())
@@ -379,16 +400,56 @@ class ChatClient:
                         self.resume_token = None
                         self._send_blocking(sock, hello)
                         continue
+                    if isinstance(msg, Error) and msg.code == ErrorCode.TLS_REQUIRED and not self.tls:
+                        raise _UpgradeToTls()
                     if isinstance(msg, Error):
                         raise HandshakeRefused(msg.code, msg.message)
                     if isinstance(msg, Bye):
                         raise HandshakeRefused(ErrorCode.SHUTTING_DOWN, msg.reason or "the server is closing")
+        except _UpgradeToTls:
+            sock.close()
+            self.tls = True  # the server insists on TLS: an upgrade, never a downgrade
+            return self._open()
         except (FrameError, MessageError) as exc:
             sock.close()
             raise ConnectionFailed(f"{self.host}:{self.port} does not speak the chatroom protocol ({exc})") from None
         except BaseException:
             sock.close()
             raise
+
+    def _secure(self, sock: socket.socket) -> socket.socket:
+        """TLS handshake, then the certificate check: pinned, remembered, or new."""
+        try:
+            tls = client_context().wrap_socket(sock)
+        except (ssl.SSLError, OSError) as exc:
+            sock.close()
+            raise ConnectionFailed(f"TLS with {self.host}:{self.port} failed ({exc}): is it a TLS server?") from None
+        der = tls.getpeercert(binary_form=True) or b""
+        fp = fingerprint(der)
+        server = f"{self.host}:{self.port}"
+        expected = self.pinned
+        first_time = False
+        if expected is None and self.known_servers is not None:
+            expected = self.known_servers.lookup(server)
+            if expected is None:
+                self.known_servers.remember(server, fp)
+                expected, first_time = fp, True
+        if expected is not None and fp != expected:
+            tls.close()
+            if self.pinned:
+                raise CertificateChanged(
+                    f"WARNING: {server} presented certificate {fp}, not the {expected} you gave with "
+                    "--fingerprint. Someone may be impersonating the room: check the fingerprint with its host."
+                )
+            where = self.known_servers.path if self.known_servers else "known_servers"
+            raise CertificateChanged(
+                f"WARNING: THE CERTIFICATE OF {server} HAS CHANGED. Someone may be impersonating the room, or "
+                f"its host made a new certificate. Expected {expected}, got {fp}. Ask the host for the "
+                f"fingerprint 'chatroom serve --tls' printed; if it is {fp}, remove the line for {server} from "
+                f"{where} (or join with --fingerprint {fp})."
+            )
+        self._emit(Trusted(server, fp, first_time))
+        return tls
 
     def _answer(self, challenge: Challenge, client_nonce: bytes) -> tuple[Auth, bytes]:
         """Prove we know the room password; return the proof and what the server must
@@ -551,17 +612,17 @@ class ChatClient:
                         continue
                     if events & selectors.EVENT_WRITE and out:
                         try:
-                            sent = sock.send(out)
+                            sent = sock.send(out[:65536] if self.tls else out)
                             del out[:sent]
-                        except (BlockingIOError, InterruptedError):
+                        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                             pass
                         except OSError as exc:
                             return _Why(f"connection lost ({exc.strerror or exc})")
-                    if events & selectors.EVENT_READ:
+                    while events & selectors.EVENT_READ:
                         try:
                             data = sock.recv(1 << 18)
-                        except (BlockingIOError, InterruptedError):
-                            continue
+                        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                            break
                         except OSError as exc:
                             return _Why(f"connection lost ({exc.strerror or exc})")
                         if not data:
@@ -582,6 +643,9 @@ class ChatClient:
                             why = self._handle(msg)
                             if why is not None:
                                 return why
+                        # OpenSSL may hold decrypted bytes that select() cannot see
+                        if not (self.tls and isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                            break
 
     def _goodbye(self, sock: socket.socket, out: bytearray) -> None:
         """Send what is queued and a bye, best effort and bounded."""
@@ -681,6 +745,14 @@ class ChatClient:
         if out is not None:
             out.status, out.error = status, error
             self._emit(OutgoingChanged(out))
+
+
+class CertificateChanged(ConnectionFailed):
+    """The server's TLS certificate is not the one we know: refuse, loudly."""
+
+
+class _UpgradeToTls(Exception):
+    """The server said it speaks TLS only: reconnect with TLS."""
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ from chatroom.ratelimit import RateLimiter, Verdict
 from chatroom.room import ChatState, Delivery, Member
 from chatroom.store import DB_NAME, HistoryStore
 from chatroom.text import clean_line, fold
+from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
 from chatroom.trace import Tracer
 
 __all__ = ["DEFAULT_PORT", "ServerConfig", "ChatServer", "ChatHandler", "ConnState", "Connection"]
@@ -123,6 +124,8 @@ class ServerConfig:
     keep_messages: int | None = None  # retention: newest messages kept per room (None: all)
     keep_days: float | None = None  # retention: age limit (None: forever)
     password: str | None = field(default=None, repr=False)  # the room password (None: open)
+    tls_cert: str | None = None  # PEM certificate and key: TLS on (None: plain TCP)
+    tls_key: str | None = None
     op_password: str | None = field(default=None, repr=False)  # operator token (None: a random one)
 
 
@@ -311,7 +314,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
     request: socket.socket
 
     def setup(self) -> None:
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.request.family in (socket.AF_INET, socket.AF_INET6):  # TLS hands us a socketpair end
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         host, port = self.client_address[:2]
         self.conn = Connection(self.request, f"{host}:{port}", self.server.hub, self.server.flusher,
                                self.server.config)
@@ -845,8 +849,24 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self._conns_gone = threading.Condition(self._conns_lock)
         self._next_housekeeping = 0.0
         self._stopping = False
+        self.tls_context = None
+        self.tls_fingerprint: str | None = None
+        if self.config.tls_cert and self.config.tls_key:
+            self.tls_context = server_context(Path(self.config.tls_cert), Path(self.config.tls_key))
+            self.tls_fingerprint = certificate_fingerprint(Path(self.config.tls_cert))
         super().__init__((self.config.host, self.config.port), ChatHandler)
         self.flusher.start()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """With TLS, the handler gets the plain end of a :class:`TlsBridge`."""
+        raw, address = super().get_request()
+        if self.tls_context is None:
+            return raw, address
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        refusal = encode_message(Error(code=ErrorCode.TLS_REQUIRED.value, fatal=True,
+                                       message="this server speaks TLS: join with --tls"))
+        bridge = TlsBridge(raw, self.tls_context, self.config.handshake_timeout, refusal)
+        return bridge.inner, address
 
     @property
     def port(self) -> int:

@@ -16,7 +16,7 @@ import time
 import zlib
 from collections import deque
 
-from chatroom.client import Outgoing, OutgoingChanged
+from chatroom.client import Outgoing, OutgoingChanged, Trusted
 from chatroom.protocol import (
     Action,
     Chat,
@@ -153,6 +153,8 @@ class Transcript:
                 self.system(clean_text(event.message), error=True)
         elif isinstance(event, Notice):
             self.system(clean_text(event.text))
+        elif isinstance(event, Trusted):
+            self.system(_trusted_text(event))
         elif isinstance(event, OutgoingChanged):
             self._outgoing(event.outgoing)
         return ring
@@ -286,6 +288,13 @@ class Transcript:
         self.version += 1
 
 
+def _trusted_text(event: Trusted) -> str:
+    if event.first_time:
+        return (f"TLS: first visit to {event.server}; its certificate {event.fingerprint} is now remembered. "
+                "Compare it with the one the host's server printed.")
+    return f"TLS: {event.server} is the server we know ({event.fingerprint})"
+
+
 def plain_line(event: object, nick: str = "") -> str | None:
     """One line of text for the plain client, or None for events it does not print."""
     if isinstance(event, Chat):
@@ -303,6 +312,8 @@ def plain_line(event: object, nick: str = "") -> str | None:
         return f"-- error: {clean_text(event.message)}"
     if isinstance(event, Notice):
         return f"-- {clean_text(event.text)}"
+    if isinstance(event, Trusted) and event.first_time:
+        return f"-- {_trusted_text(event)}"
     if isinstance(event, OutgoingChanged) and event.outgoing.status == "refused":
         return f"-- not sent: {clean_line(event.outgoing.message.text)[:60]} ({clean_line(event.outgoing.error)})"
     if isinstance(event, Members | Rooms):

@@ -25,6 +25,15 @@ def make_server() -> Iterator[Callable[..., ChatServer]]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """One self-signed certificate for the TLS tests (made as 'serve --tls' makes it)."""
+    from chatroom.tls import ensure_certificate
+
+    cert, key = ensure_certificate(tmp_path_factory.mktemp("tls"), "test-host")
+    return str(cert), str(key)
+
+
 @pytest.fixture
 def server(make_server: Callable[..., ChatServer]) -> ChatServer:
     return make_server()

@@ -63,7 +63,8 @@ class Chatter:
     MIN_MESSAGES = 10
 
     def __init__(self, server: ChatServer) -> None:
-        self.alice, self.bob = WireClient(server.port), WireClient(server.port)
+        tls = server.tls_context is not None
+        self.alice, self.bob = WireClient(server.port, tls=tls), WireClient(server.port, tls=tls)
         password = server.config.password
         for c, nick in ((self.alice, "alice"), (self.bob, "bob")):
             if password:  # the bystanders know the room password; the attacker does not
@@ -236,6 +237,12 @@ def tls_client_to_plain_server(ctx: Ctx) -> None:
         context.wrap_socket(s, server_hostname="localhost")  # our reply is not TLS: the handshake fails
 
 
+def plain_client_to_tls_server(ctx: Ctx) -> None:
+    c = ctx.client(None)
+    c.send(Hello(version=PROTOCOL_VERSION, nick="plain"))
+    assert "--tls" in expect_error(c, ErrorCode.TLS_REQUIRED, fatal=True).message
+
+
 def escapes_are_made_harmless(ctx: Ctx) -> None:
     c = ctx.client()
     c.send(Say(id="e", text="\x1b]0;pwned\x07\x1b[2J\x00null\u202eevil\x9b31m"))
@@ -338,6 +345,7 @@ CASES: dict[str, tuple[Callable[[Ctx], None], dict]] = {
     "ping-flood": (ping_flood, {"rate": 4, "burst": 20, "max_strikes": 10}),
     "wrong-password-repeated": (wrong_password_repeated, {"password": "the real one"}),
     "tls-client-to-plain-server": (tls_client_to_plain_server, {}),
+    "plain-client-to-tls-server": (plain_client_to_tls_server, {"tls": True}),
     "escape-sequences-in-text-and-topic": (escapes_are_made_harmless, {}),
     "history-with-a-huge-limit": (history_with_a_huge_limit, {}),
     "direct-to-self-and-to-nobody": (direct_to_self_and_to_nobody, {}),
@@ -348,9 +356,11 @@ CASES: dict[str, tuple[Callable[[Ctx], None], dict]] = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_hostile_input_is_harmless(make_server, name):
+def test_hostile_input_is_harmless(make_server, name, request):
     attack, overrides = CASES[name]
     settings = {"rate": 0, **overrides}
+    if settings.pop("tls", False):
+        settings["tls_cert"], settings["tls_key"] = request.getfixturevalue("tls_files")
     needs_password = "password" in settings
     server = make_server(**settings)
     before = rss_kib()
@@ -376,7 +386,7 @@ def test_hostile_input_is_harmless(make_server, name):
             attack(ctx)
         assert chatter.sent >= Chatter.MIN_MESSAGES
         chatter.verify()
-        newcomer = WireClient(server.port) if not needs_password else None
+        newcomer = WireClient(server.port, tls=server.tls_context is not None) if not needs_password else None
         if newcomer is not None:
             assert newcomer.hello("newcomer").nick == "newcomer"
             newcomer.close()

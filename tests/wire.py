@@ -7,6 +7,7 @@ Every wait is a poll with a deadline, never a fixed sleep.
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -27,9 +28,13 @@ DEFAULT_TIMEOUT = 10.0
 
 
 class WireClient:
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", *, tls: bool = False) -> None:
         self.sock = socket.create_connection((host, port), timeout=DEFAULT_TIMEOUT)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:
+            from chatroom.tls import client_context
+
+            self.sock = client_context().wrap_socket(self.sock)
         self.decoder = FrameDecoder(max_body=16 * 1024 * 1024)
         self.inbox: list[Message] = []
         self.eof = False
@@ -58,7 +63,7 @@ class WireClient:
             data = self.sock.recv(1 << 16)
         except TimeoutError:
             return False
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError):
             data = b""
         if not data:
             self.eof = True

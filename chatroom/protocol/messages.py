@@ -116,6 +116,7 @@ class ErrorCode(enum.StrEnum):
     RESUME_REFUSED = "resume_refused"
     AUTH_REQUIRED = "auth_required"
     AUTH_FAILED = "auth_failed"
+    TLS_REQUIRED = "tls_required"  # a plaintext hello on a TLS server
     # the server ends the connection
     TIMED_OUT = "timed_out"
     TOO_SLOW = "too_slow"
