@@ -93,13 +93,19 @@ def test_up_arrow_brings_back_what_was_sent(server):
     run_app(server.port, "alice", scenario)
 
 
-def test_pageup_past_the_top_fetches_older_history_from_the_server(make_server):
-    server = make_server(rate=0, history_size=10)
+def talker_with_history(server, count: int) -> WireClient:
+    """Bob, who has already said ``count`` messages in the lobby."""
     bob = WireClient(server.port)
     bob.hello("bob")
-    for n in range(40):
+    for n in range(count):
         bob.send(Say(id=str(n), text=f"old {n}"))
-    bob.collect(Chat, 40)
+    bob.collect(Chat, count)
+    return bob
+
+
+def test_pageup_past_the_top_fetches_older_history_from_the_server(make_server):
+    server = make_server(rate=0, history_size=10)
+    bob = talker_with_history(server, 40)
 
     async def scenario(app, pipe, _):
         await until(lambda: any("old 39" in t for t in line_texts(app)), what="replay")
@@ -162,11 +168,7 @@ def test_tab_completes_commands_at_line_start_and_nicks_anywhere(server):
 
 def test_pageup_holds_the_view_and_the_status_bar_counts_what_is_below(make_server):
     server = make_server(rate=0)
-    bob = WireClient(server.port)
-    bob.hello("bob")
-    for n in range(60):
-        bob.send(Say(id=str(n), text=f"old {n}"))
-    bob.collect(Chat, 60)
+    bob = talker_with_history(server, 60)
 
     async def scenario(app, pipe, _):
         await until(lambda: any("old 59" in t for t in line_texts(app)), what="history")
