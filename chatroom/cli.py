@@ -22,6 +22,8 @@ from chatroom import __version__
 
 if TYPE_CHECKING:
     from chatroom.client import ChatClient
+    from chatroom.discovery import Announcer
+    from chatroom.server import ChatServer, ServerConfig
     from chatroom.trace import Tracer
 
 __all__ = ["main", "build_parser"]
@@ -98,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "and kept in the data directory")
     serve.add_argument("--cert", default=None, help="PEM certificate for --tls")
     serve.add_argument("--key", default=None, help="PEM private key for --tls")
+    serve.add_argument("--no-announce", action="store_true",
+                       help="do not announce the rooms on the LAN (mDNS); a server on 127.0.0.1 never does")
     serve.add_argument("--trace", nargs="?", const="-", default=None, metavar="FILE",
                        help="show every recv() and frame on the wire (to stdout, or to FILE): for teaching")
     _add_logging(serve)
@@ -115,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--nick", default=None, help="your nick (default: your login name)")
     demo.set_defaults(func=cmd_demo)
 
+    rooms = sub.add_parser("rooms", help="list the rooms announced on the LAN",
+                           description="Look for rooms on the LAN (mDNS/DNS-SD) for a moment and list them.")
+    rooms.add_argument("--seconds", type=float, default=2.0, help="how long to look (default %(default)s)")
+    rooms.set_defaults(func=cmd_rooms)
+
     logcmd = sub.add_parser("log", help="print a room's transcript from the history database",
                             description="Print a room's transcript (the server need not be running).")
     logcmd.add_argument("room", nargs="?", default="lobby", help="the room (default: lobby)")
@@ -126,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     logcmd.set_defaults(func=cmd_log)
 
     join = sub.add_parser("join", help="join a chat room", description="Join a chat room.")
-    join.add_argument("address", nargs="?", default=f"127.0.0.1:{DEFAULT_PORT}",
-                      help=f"HOST[:PORT] of the server (default 127.0.0.1:{DEFAULT_PORT})")
+    join.add_argument("address", nargs="?", default=None,
+                      help=f"HOST[:PORT] of the server (port {DEFAULT_PORT} if not given); without it, "
+                           "rooms on the LAN are looked for")
     join.add_argument("--nick", default=None, help="your nick (default: your login name)")
     join.add_argument("--room", default=None, help="room to join (default: lobby)")
     join.add_argument("--plain", action="store_true",
@@ -250,17 +260,73 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     thread = server.serve_in_thread()
+    announcer = _announce(args, server, config)
     try:
         while not stop.wait(0.5) and thread.is_alive():
             pass
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if announcer is not None:
+            announcer.stop()  # goodbyes first, while the rooms still exist
         server.stop()
         if tracer is not None:
             tracer.close()
     print("chatroom: server stopped", flush=True)
     return 0
+
+
+def _announce(args: argparse.Namespace, server: ChatServer, config: ServerConfig) -> Announcer | None:
+    from chatroom.discovery import Announcer, should_announce
+    from chatroom.netaddr import local_ipv4_addresses
+
+    if args.no_announce or not should_announce(args.host):
+        return None
+    addresses = [args.host] if args.host not in ("0.0.0.0", "") else local_ipv4_addresses()
+    if not addresses:
+        return None
+    announcer = Announcer(addresses, server.port, server.room_counts, password=bool(config.password),
+                          tls=server.tls_fingerprint, on_event=lambda text: print(f"chatroom: {text}", flush=True))
+    announcer.start()
+    return announcer
+
+
+def cmd_rooms(args: argparse.Namespace) -> int:
+    from chatroom.discovery import browse, describe
+
+    try:
+        ads = browse(args.seconds)
+    except Exception as exc:  # no multicast, a firewall, no interface: say so, never hang
+        return _fail(f"could not look for rooms on the LAN ({exc}); join by address: chatroom join HOST[:PORT]")
+    if not ads:
+        print("no rooms found on the LAN; join one by address: chatroom join HOST[:PORT]")
+        return 1
+    print("\n".join(describe(ads)))
+    return 0
+
+
+def _discover(args: argparse.Namespace) -> tuple[list[str], int, str | None, bool] | str:
+    """Find a room on the LAN for 'join' with no address: (addresses, port, room,
+    tls), or a message saying why not."""
+    from chatroom.discovery import browse, choose, describe
+
+    try:
+        ads = browse(2.0)
+    except Exception as exc:
+        return f"could not look for rooms on the LAN ({exc}); join by address: chatroom join HOST[:PORT]"
+    if args.room:
+        ads = [ad for ad in ads if ad.room.casefold() == args.room.casefold()] or ads
+    if not ads:
+        return "no rooms found on the LAN; join one by address: chatroom join HOST[:PORT] (127.0.0.1 for this machine)"
+    ad = ads[0]
+    if len(ads) > 1:
+        print("\n".join(describe(ads)))
+        if not sys.stdin.isatty():
+            return "several rooms found: say which with chatroom join HOST[:PORT] --room ROOM"
+        while (picked := choose(ads, input("join which room (number or name)? "))) is None:
+            print("type one of the numbers, or a room's name")
+        ad = picked
+    return list(ad.addresses), ad.port, ad.room, ad.tls is not None
 
 
 def _open_tracer(target: str | None) -> Tracer | None:
@@ -448,10 +514,19 @@ def cmd_join(args: argparse.Namespace) -> int:
     from chatroom.server import DEFAULT_PORT
 
     logging.getLogger().addHandler(logging.NullHandler())
-    try:
-        host, port = parse_address(args.address, DEFAULT_PORT)
-    except ValueError as exc:
-        return _fail(f"bad address {args.address!r}: {exc}", 2)
+    if args.address is None:
+        found = _discover(args)
+        if isinstance(found, str):
+            return _fail(found)
+        addresses, port, room, tls = found
+        args.room = args.room or room
+        args.tls = args.tls or tls
+    else:
+        try:
+            host, port = parse_address(args.address, DEFAULT_PORT)
+        except ValueError as exc:
+            return _fail(f"bad address {args.address!r}: {exc}", 2)
+        addresses = [host]
     nick = args.nick or _default_nick()
     if args.trace == "-":
         return _fail("--trace needs a file for 'join' (the screen is busy): --trace trace.log", 2)
@@ -464,19 +539,28 @@ def cmd_join(args: argparse.Namespace) -> int:
     from chatroom.tls import KnownServers, default_known_servers
 
     try:
-        client = ChatClient(host, port, nick, room=args.room, tracer=tracer,
-                            password=os.environ.get("CHATROOM_PASSWORD") or None, tls=args.tls,
-                            fingerprint=args.fingerprint, known_servers=KnownServers(default_known_servers()))
-    except ValueError as exc:
-        return _fail(f"--fingerprint: {exc}", 2)
-    try:
-        return _run_client(client, args)
+        for i, host in enumerate(addresses):  # every advertised address, in turn
+            try:
+                client = ChatClient(host, port, nick, room=args.room, tracer=tracer,
+                                    password=os.environ.get("CHATROOM_PASSWORD") or None, tls=args.tls,
+                                    fingerprint=args.fingerprint,
+                                    known_servers=KnownServers(default_known_servers()))
+            except ValueError as exc:
+                return _fail(f"--fingerprint: {exc}", 2)
+            status = _run_client(client, args, last=i == len(addresses) - 1)
+            if status != _TRY_NEXT:
+                return status
+        return 1
     finally:
         if tracer is not None:
             tracer.close()
 
 
-def _run_client(client: ChatClient, args: argparse.Namespace) -> int:
+_TRY_NEXT = -1
+
+
+def _run_client(client: ChatClient, args: argparse.Namespace, last: bool = True) -> int:
+    from chatroom.client import CertificateChanged
     from chatroom.errors import ConnectionFailed, HandshakeRefused
     from chatroom.protocol import ErrorCode
 
@@ -491,6 +575,8 @@ def _run_client(client: ChatClient, args: argparse.Namespace) -> int:
                 return _fail("this room needs a password: set CHATROOM_PASSWORD, or run in a terminal to be asked")
             client.connect()
     except ConnectionFailed as exc:
+        if not last and not isinstance(exc, CertificateChanged):
+            return _TRY_NEXT
         return _fail(str(exc))
     except HandshakeRefused as exc:
         return _fail(_refusal_advice(exc.code, exc.message, args))

@@ -894,6 +894,11 @@ class ChatServer(socketserver.ThreadingTCPServer):
         with self._conns_lock:
             return list(self._conns.values())
 
+    def room_counts(self) -> list[tuple[str, int]]:
+        """(room, people in it) for every room, for the LAN announcer."""
+        with self.hub.lock:
+            return [(room.name, len(room.members)) for room in self.hub.state.rooms.values()]
+
     def ban_remaining(self, ip: str) -> float:
         """Seconds ``ip`` stays banned (inf: until lifted; 0: not banned)."""
         until = self.bans.get(ip)
