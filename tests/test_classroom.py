@@ -9,13 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from chatroom.demo import BOT_NICKS
 from chatroom.protocol import PROTOCOL_VERSION, Chat, Hello, Private, Say, Welcome, encode_message
 from chatroom.server import ChatServer, ServerConfig
 from chatroom.trace import Tracer
+from tests.polling import wait_until
 from tests.terminal import ROOT, chatroom_env
 from tests.wire import WireClient
 
@@ -60,13 +60,6 @@ def test_demo_without_client_has_bots_talking_and_stops_cleanly_on_sigint():
             proc.wait()
 
 
-def poll(pred, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_trace_shows_glued_and_split_frames_as_the_decoder_sees_them():
     out = io.StringIO()
     tracer = Tracer(out)
@@ -76,18 +69,18 @@ def test_trace_shows_glued_and_split_frames_as_the_decoder_sees_them():
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.sendall(encode_message(Hello(version=PROTOCOL_VERSION, nick="ann")))
-        poll(lambda: '"type":"welcome"' in out.getvalue())
+        wait_until(lambda: '"type":"welcome"' in out.getvalue())
         # two frames in one send()
         first, second = encode_message(Say(id="a", text="glued one")), encode_message(Say(id="b", text="glued two"))
         sock.sendall(first + second)
-        poll(lambda: "glued two" in out.getvalue())
+        wait_until(lambda: "glued two" in out.getvalue())
         # one frame in three send()s, each waiting until the server has read it
         third = encode_message(Say(id="c", text="split in three"))
         parts = [third[:3], third[3:20], third[20:]]
         for n, part in enumerate(parts, 1):
             sock.sendall(part)
-            poll(lambda n=n, part=part: out.getvalue().count(f"recv() returned {len(part)} bytes") >= 1)
-        poll(lambda: "split in three" in out.getvalue())
+            wait_until(lambda n=n, part=part: out.getvalue().count(f"recv() returned {len(part)} bytes") >= 1)
+        wait_until(lambda: "split in three" in out.getvalue())
     finally:
         sock.close()
         server.stop()
@@ -176,16 +169,16 @@ def test_classroom_script_lays_out_a_traced_server_and_three_clients_in_tmux():
         subprocess.run(["bash", "scripts/classroom.sh", str(port)], check=True, env=env, cwd=str(ROOT), timeout=30,
                        capture_output=True)
 
-        def pane(n: int) -> str:
-            return subprocess.run([*tmux, "capture-pane", "-p", "-t", f"=chatroom-class:0.{n}"], capture_output=True,
-                                  text=True).stdout
+        def pane(n: int) -> str:  # the screen and its scrollback, wrapped lines joined
+            argv = [*tmux, "capture-pane", "-p", "-J", "-S", "-2000", "-t", f"=chatroom-class:0.{n}"]
+            return subprocess.run(argv, capture_output=True, text=True).stdout
 
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            panes = [pane(n) for n in range(4)]
-            if all("online" in p for p in panes[1:]) and '"type":"welcome"' in panes[0]:
-                break
-            time.sleep(0.2)
+        def ready() -> bool:
+            panes[:] = [pane(n) for n in range(4)]
+            return all("online" in p for p in panes[1:]) and '"type":"welcome"' in panes[0]
+
+        panes: list[str] = []
+        wait_until(ready, 20, "three clients and a traced server", interval=0.2)
         assert "carol" in panes[0] and "RECV" in panes[0] and " IN " in panes[0]
         assert all("online" in p for p in panes[1:]), panes
     finally:

@@ -30,6 +30,7 @@ from chatroom.protocol import (
 )
 from chatroom.room import ChatState
 from chatroom.store import DB_NAME, HistoryStore
+from tests.polling import wait_until
 from tests.terminal import ROOT, ServerProcess, chatroom_env
 from tests.wire import WireClient
 
@@ -149,9 +150,7 @@ def test_forged_and_stale_resume_tokens_are_refused_and_a_normal_join_still_work
     d = WireClient(server.port)
     token = d.hello("dora").resume_token
     d.close()
-    deadline = time.monotonic() + 10
-    while "dora" in server.hub.state.nicks and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: "dora" not in server.hub.state.nicks, 10, "dora's grace period to end")
     e = WireClient(server.port)
     e.send(Hello(version=PROTOCOL_VERSION, nick="dora", resume=token, last_seq=0))
     assert e.expect(Error).code == ErrorCode.RESUME_REFUSED.value
@@ -219,12 +218,11 @@ def test_a_dropped_client_resumes_keeps_its_nick_and_sees_exactly_what_an_undrop
             if n == 35:
                 flaky.say("typed by flaky around the drop")
         talker.send(Say(id="end", text="the end"))
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        def caught_up() -> bool:
             with locks:  # 100 lines, "the end" and flaky's own: 102 messages for each
-                if all(len(set(v)) >= 102 for v in seen.values()) and flaky.wait_acked(0):
-                    break
-            time.sleep(0.02)
+                return all(len(set(v)) >= 102 for v in seen.values()) and flaky.wait_acked(0)
+
+        wait_until(caught_up, 20, "both clients to see all 102 messages")
         with locks:
             assert seen["flaky"] == seen["steady"]
             texts = [t for _, t in seen["steady"]]
@@ -271,9 +269,7 @@ def test_every_acknowledged_message_survives_sigkill_in_order_exactly_once(tmp_p
     threads = [threading.Thread(target=talk, args=(f"t{i}",)) for i in range(3)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 20
-    while sum(len(v) for v in acked.values()) < 600 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: sum(len(v) for v in acked.values()) >= 600, 20, "a busy conversation")
     os.kill(server.proc.pid, signal.SIGKILL)  # mid-conversation, no warning
     server.proc.wait()
     stop.set()

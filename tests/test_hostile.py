@@ -39,6 +39,7 @@ from chatroom.protocol import (
     encode_message,
 )
 from chatroom.server import ChatServer
+from tests.polling import wait_until
 from tests.wire import WireClient
 
 HELLO = encode_message(Hello(version=PROTOCOL_VERSION, nick="offender"))
@@ -89,9 +90,8 @@ class Chatter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        deadline = time.monotonic() + 10
-        while self.sent < self.MIN_MESSAGES and time.monotonic() < deadline and self.thread.is_alive():
-            time.sleep(0.01)
+        wait_until(lambda: self.sent >= self.MIN_MESSAGES or not self.thread.is_alive(), 10,
+                   "the bystanders to talk")
         self.stop.set()
         self.thread.join(5)
 

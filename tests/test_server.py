@@ -34,15 +34,8 @@ from chatroom.protocol import (
     Who,
     encode_message,
 )
+from tests.polling import wait_until
 from tests.wire import WireClient
-
-
-def poll_until(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def test_hello_gets_welcome_with_members_history_and_limits(connect):
@@ -108,7 +101,7 @@ def test_a_client_that_never_reads_is_dropped_as_too_slow_while_others_get_every
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
     stalled.connect(("127.0.0.1", server.port))
     stalled.sendall(encode_message(Hello(version=PROTOCOL_VERSION, nick="stalled")))
-    poll_until(lambda: "stalled" in server.hub.state.nicks, what="stalled to join")
+    wait_until(lambda: "stalled" in server.hub.state.nicks, what="stalled to join")
 
     # ~5 MB to each member: more than the stalled socket's kernel buffers and outbox hold
     count = 5000
@@ -134,7 +127,7 @@ def test_a_client_that_never_reads_is_dropped_as_too_slow_while_others_get_every
         if n % step == step - 1:
             # Stay at most a few hundred messages ahead of the slowest *reading* member:
             # the test clients share the GIL with the server, a real room does not.
-            poll_until(lambda n=n: errors or (len(results) == 21 and min(results.values()) >= n - 2 * step),
+            wait_until(lambda n=n: errors or (len(results) == 21 and min(results.values()) >= n - 2 * step),
                        what="readers")
     for t in threads:
         t.join(90)
@@ -294,7 +287,7 @@ def test_the_server_refuses_clients_when_full(make_server):
         assert err.code == ErrorCode.SERVER_FULL.value and err.fatal
         c.wait_closed()
         a.close()
-        poll_until(lambda: len(server.connections()) == 1, what="a slot to free")
+        wait_until(lambda: len(server.connections()) == 1, what="a slot to free")
         d = WireClient(server.port)
         assert d.hello("d").nick == "d"
         d.close()
@@ -337,7 +330,7 @@ def test_shutdown_with_clients_connected_some_not_reading_is_quick_and_leaks_no_
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.sendall(encode_message(Hello(version=PROTOCOL_VERSION, nick=f"stall{i}")))
         stalled.append(s)
-    poll_until(lambda: len(server.hub.state.nicks) == 10, what="all to join")
+    wait_until(lambda: len(server.hub.state.nicks) == 10, what="all to join")
     for n in range(300):
         readers[0].send(Say(id=str(n), text="y" * 200))
     start = time.monotonic()
@@ -364,8 +357,8 @@ def test_handler_threads_end_when_clients_leave(make_server):
     assert threading.active_count() >= base + 10
     for c in clients:
         c.close()
-    poll_until(lambda: threading.active_count() <= base, what="handler threads to end")
-    poll_until(lambda: not server.hub.state.nicks, what="members to be removed")
+    wait_until(lambda: threading.active_count() <= base, what="handler threads to end")
+    wait_until(lambda: not server.hub.state.nicks, what="members to be removed")
 
 
 def test_welcome_trims_the_oldest_history_to_fit_the_header_limit(make_server):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import stat
-import time
 
 import pytest
 
@@ -28,6 +27,7 @@ from chatroom.tls import (
     ensure_certificate,
     normalize_fingerprint,
 )
+from tests.polling import wait_until
 from tests.wire import WireClient
 
 
@@ -158,12 +158,8 @@ def test_a_tls_client_that_stops_reading_is_dropped_without_hurting_others(make_
         for n in range(total):
             talker.say(f"{n} " + "y" * 1000)
             if n % 10 == 9:  # at most ~30 KB in flight for the members who read
-                deadline = time.monotonic() + 30
-                while min(counts.values()) < n - 30 and time.monotonic() < deadline:
-                    time.sleep(0.005)
-        deadline = time.monotonic() + 30
-        while min(counts.values()) < total and time.monotonic() < deadline:
-            time.sleep(0.01)
+                wait_until(lambda n=n: min(counts.values()) >= n - 30, 30, "the readers", interval=0.005)
+        wait_until(lambda: min(counts.values()) >= total, 30, "every message to arrive")
         assert counts == {"talker": total, "listener": total}
         assert any(p.nick == "stalled" and p.reason == "too slow" for p in leaves)
     finally:
