@@ -136,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     join = sub.add_parser("join", help="join a chat room", description="Join a chat room.")
     join.add_argument("address", nargs="?", default=None,
-                      help=f"HOST[:PORT] of the server (port {DEFAULT_PORT} if not given); without it, "
-                           "rooms on the LAN are looked for")
+                      help=f"HOST[:PORT] of the server (port {DEFAULT_PORT} if not given); without it, a server "
+                           f"on this machine (127.0.0.1:{DEFAULT_PORT}), else the rooms announced on the LAN")
     join.add_argument("--nick", default=None, help="your nick (default: your login name)")
     join.add_argument("--room", default=None, help="room to join (default: lobby)")
     join.add_argument("--plain", action="store_true",
@@ -303,6 +303,17 @@ def cmd_rooms(args: argparse.Namespace) -> int:
         return 1
     print("\n".join(describe(ads)))
     return 0
+
+
+def _listening(host: str, port: int) -> bool:
+    """Does something accept connections at host:port (loopback: answers at once)?"""
+    import socket as _socket
+
+    try:
+        with _socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _discover(args: argparse.Namespace) -> tuple[list[str], int, str | None, bool] | str:
@@ -514,7 +525,9 @@ def cmd_join(args: argparse.Namespace) -> int:
     from chatroom.server import DEFAULT_PORT
 
     logging.getLogger().addHandler(logging.NullHandler())
-    if args.address is None:
+    if args.address is None and _listening("127.0.0.1", DEFAULT_PORT):
+        addresses, port = ["127.0.0.1"], DEFAULT_PORT  # a server on this machine: no need to look further
+    elif args.address is None:
         found = _discover(args)
         if isinstance(found, str):
             return _fail(found)

@@ -179,3 +179,18 @@ gone.wait(30)
 browser.cancel()
 zc.close()
 """
+
+
+def test_join_without_an_address_prefers_a_server_on_this_machine(netns):
+    # Inside the namespace the default port is ours alone, whatever runs on the host.
+    server = netns.python_in(netns.pid_a, ["-m", "chatroom", "serve", "--memory"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, env=chatroom_env(), cwd=str(ROOT))
+    try:
+        assert "serving on 127.0.0.1:7373" in server.stdout.readline()
+        start = time.monotonic()
+        joined = in_ns(netns, netns.pid_a, "join", "--plain", "--nick", "local", stdin="right here\n")
+        assert joined.returncode == 0, joined.stderr
+        assert "<local> right here" in joined.stdout
+        assert time.monotonic() - start < 10  # no LAN browse first
+    finally:
+        stop(server)
