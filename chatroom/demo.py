@@ -67,7 +67,6 @@ class Demo:
         self.bots = [_Bot(nick) for nick in BOT_NICKS[: max(1, min(bots, len(BOT_NICKS)))]]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._talk, name="chatroom-demo-bots", daemon=True)
-        self.lines_said = 0
 
     @property
     def port(self) -> int:
@@ -111,7 +110,6 @@ class Demo:
                 self._act(bot, what, text)
             except ChatroomError as exc:  # a refused nick, a bot that is gone...
                 log.info("demo: %s could not %s: %s", bot.nick, what, exc)
-            self.lines_said += 1
 
     def _act(self, bot: _Bot, what: str, text: str) -> None:
         if what == "return":

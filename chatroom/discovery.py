@@ -151,7 +151,6 @@ class Announcer:
         self.host = f"{socket.gethostname().split('.')[0]}-{os.urandom(2).hex()}.local."
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chatroom-announce", daemon=True)
-        self._zc = None
         self._registered: dict[str, object] = {}  # room name -> ServiceInfo
         self._counts: dict[str, int] = {}
 
@@ -187,7 +186,7 @@ class Announcer:
         try:
             from zeroconf import IPVersion, Zeroconf
 
-            self._zc = zc = Zeroconf(interfaces=self.addresses, ip_version=IPVersion.V4Only)
+            zc = Zeroconf(interfaces=self.addresses, ip_version=IPVersion.V4Only)
         except Exception as exc:  # no multicast, no interface...: chat goes on without it
             log.warning("LAN discovery is off: %s", exc)
             self.on_event(f"could not announce on the LAN ({exc}); people can still join by address")

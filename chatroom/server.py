@@ -1000,6 +1000,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         if now >= self._next_retention:
             self._next_retention = now + 600
             self.apply_retention()
+            self.auth_guard.forget_old(now)  # addresses that stopped guessing
         ping = encode_message(Ping(token="keepalive"))
         for conn in self.connections():
             if conn.state is ConnState.HANDSHAKE and now - conn.connected_at > cfg.handshake_timeout:

@@ -174,6 +174,8 @@ def test_auth_guard_rules():
     guard.failed("c", 0)
     guard.succeeded("c")
     assert guard.failed("c", 1) == (0.0, False)
+    guard.forget_old(1000)  # long after: nothing about "a" or "c" is kept
+    assert guard._records == {}
 
 
 # ----------------------------------------------------------------------------- operators

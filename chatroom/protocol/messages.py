@@ -284,7 +284,7 @@ def _converter(tp: Any, owner: str, name: str) -> Callable[[Any], Any]:
 
         return to_enum
     if isinstance(tp, type) and issubclass(tp, _Record | Message):
-        return lambda v: _build(tp, v, nested=True)
+        return lambda v: _build(tp, v)
     if tp is bytes:
         return lambda v: v
     raise TypeError(f"no converter for {tp!r}")  # a bug in a message definition
@@ -296,7 +296,7 @@ def _json_type(v: Any) -> str:
     )
 
 
-def _build(cls: Any, data: Any, *, nested: bool = False) -> Any:
+def _build(cls: Any, data: Any) -> Any:
     owner = cls.TYPE if issubclass(cls, Message) else cls.__name__
     if not isinstance(data, dict):
         raise InvalidField(owner, "", f"expected an object, got {_json_type(data)}")
