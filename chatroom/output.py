@@ -232,12 +232,22 @@ class Flusher:
                     continue
                 outbox: Outbox = key.data
                 try:
+                    # An earlier event of this same batch (a wake-up carrying a
+                    # forget) may have unregistered it, or handed its fd to another.
+                    if sel.get_key(key.fileobj).data is not outbox:
+                        continue
+                except (KeyError, ValueError):
+                    continue
+                try:
                     done = outbox._drain()
                 except Exception:  # never let one socket kill the output thread
                     log.exception("flusher: writing failed")
                     done = True
                 if done:
-                    sel.unregister(key.fileobj)
+                    try:
+                        sel.unregister(key.fileobj)
+                    except (KeyError, ValueError):
+                        pass
 
     def _take_incoming(self) -> None:
         try:
