@@ -68,6 +68,20 @@ __all__ = [
     "Ping",
     "Pong",
     "Bye",
+    # file sharing
+    "FileEvent",
+    "OfferFile",
+    "AcceptFile",
+    "RejectFile",
+    "CancelFile",
+    "FileChunk",
+    "FileAck",
+    "FileDone",
+    "FileOffer",
+    "FileSend",
+    "FileCredit",
+    "FileData",
+    "FileUpdate",
     "MESSAGE_TYPES",
     "encode_message",
     "decode_message",
@@ -108,6 +122,13 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "rate_limited"  # "slow down": the message was not sent
     NOT_OPERATOR = "not_operator"  # that needs operator rights
     MUTED = "muted"  # an operator muted you: the message was not sent
+    # file sharing
+    FILES_DISABLED = "files_disabled"  # this server does not relay files
+    FILE_TOO_LARGE = "file_too_large"  # over the server's max_file limit
+    NO_RECIPIENTS = "no_recipients"  # nobody else is in the room
+    NO_SUCH_TRANSFER = "no_such_transfer"  # unknown, expired, cancelled, or not offered to you
+    TOO_MANY_TRANSFERS = "too_many_transfers"
+    BAD_TRANSFER = "bad_transfer"  # a chunk out of order or beyond its credit: the transfer is cancelled
     # handshake
     VERSION_MISMATCH = "version_mismatch"
     INVALID_NICK = "invalid_nick"
@@ -686,6 +707,165 @@ class Bye(Message):
     """A clean goodbye; the sender closes the connection after it."""
 
     reason: str = ""
+
+
+# --------------------------------------------------------------------------- file sharing
+#
+# A file travels from its sender through the server to each receiver in chunks that
+# are raw frame bodies (``file_chunk`` in, ``file_data`` out), interleaved with chat.
+# The server stores nothing: it passes each chunk on as it arrives, and the sender may
+# only run ``credit`` bytes ahead of the slowest receiver's ``file_ack``, so what is in
+# flight for one transfer is bounded whatever the speeds.  Every receiver gets the whole
+# file from byte 0: the sender sends it once per *round* (``file_send``) to everyone
+# who accepted before that round started.
+
+
+class FileEvent(enum.StrEnum):
+    """What a :class:`FileUpdate` reports."""
+
+    ACCEPTED = "accepted"  # to the sender: ``nick`` accepted
+    REJECTED = "rejected"  # to the sender: ``nick`` declined
+    QUEUED = "queued"  # to a receiver: the file is being sent to others; yours follows
+    RECEIVED = "received"  # to the sender: ``nick`` has the file, checksum verified
+    FAILED = "failed"  # to either side: a reception failed (``nick``: whose; ``reason``: why)
+    CANCELLED = "cancelled"  # to either side: ``nick`` cancelled
+    EXPIRED = "expired"  # the offer timed out (to the sender and to who never answered)
+    STOPPED = "stopped"  # to the sender: nobody is receiving this round any more: stop sending
+
+
+def _check_sha256(value: str) -> None:
+    _check_hex(value, "sha256", 64)
+
+
+@_message("offer_file")
+class OfferFile(Message):
+    """Offer a file to the current room, or to one nick with ``to``."""
+
+    id: str
+    name: str
+    size: int
+    sha256: str  # of the whole file, 64 lowercase hex digits
+    to: str | None = None
+
+    def check(self) -> None:
+        _check_id(self.id)
+        _require(0 < len(self.name) <= 1024, "name", "must be 1-1024 characters")
+        _require(self.size >= 0, "size", "must not be negative")
+        _check_sha256(self.sha256)
+
+
+@_message("file_offer")
+class FileOffer(Message):
+    """A file on offer, to each recipient -- and to its sender with the sender's ``id``,
+    which is how the sender learns the ``transfer`` number."""
+
+    transfer: int
+    name: str  # as the sender named it, control characters removed; receivers sanitise it again
+    size: int
+    sha256: str
+    nick: str  # who offers it
+    ts: float
+    expires_in: float  # seconds the offer stays open to /accept
+    room: str | None = None  # offered to this room ...
+    to: str | None = None  # ... or to this one nick
+    recipients: int = 0  # how many it was offered to
+    id: str | None = None  # the sender's offer_file id (only in the sender's copy)
+
+    def check(self) -> None:
+        _require(self.size >= 0, "size", "must not be negative")
+        _check_sha256(self.sha256)
+
+
+@_message("accept_file")
+class AcceptFile(Message):
+    transfer: int
+
+
+@_message("reject_file")
+class RejectFile(Message):
+    transfer: int
+
+
+@_message("cancel_file")
+class CancelFile(Message):
+    """Stop a transfer: the sender stops it for everyone, a receiver only for itself."""
+
+    transfer: int
+    reason: str = ""
+
+
+@_message("file_send")
+class FileSend(Message):
+    """To the sender: send the file from byte 0 (round ``round``) to ``receivers``; you
+    may send the bytes before offset ``credit`` now."""
+
+    transfer: int
+    round: int
+    credit: int
+    receivers: tuple[str, ...] = ()
+
+
+@_message("file_credit")
+class FileCredit(Message):
+    """To the sender: you may now send the bytes before offset ``credit``."""
+
+    transfer: int
+    round: int
+    credit: int
+
+
+@_message("file_chunk")
+class FileChunk(Message):
+    """From the sender: the bytes at ``offset`` (the body).  Offsets follow each other
+    exactly and stay within the credit; a zero-byte file is one empty chunk."""
+
+    transfer: int
+    round: int
+    offset: int
+    data: bytes = b""
+
+    def check(self) -> None:
+        _require(self.offset >= 0, "offset", "must not be negative")
+
+
+@_message("file_data")
+class FileData(Message):
+    """To a receiver: the bytes at ``offset`` (the body), in order, from 0 to the size."""
+
+    transfer: int
+    offset: int
+    data: bytes = b""
+
+    def check(self) -> None:
+        _require(self.offset >= 0, "offset", "must not be negative")
+
+
+@_message("file_ack")
+class FileAck(Message):
+    """From a receiver: I have stored every byte before ``offset``."""
+
+    transfer: int
+    offset: int
+
+
+@_message("file_done")
+class FileDone(Message):
+    """From a receiver, after the last byte: whether the SHA-256 matched and the file was kept."""
+
+    transfer: int
+    ok: bool
+    reason: str = ""
+
+
+@_message("file_update")
+class FileUpdate(Message):
+    """Something happened to a transfer: ``nick`` (who) did ``event``, maybe with a ``reason``."""
+
+    transfer: int
+    event: FileEvent
+    nick: str = ""
+    reason: str = ""
+    over: bool = False  # the transfer is over for whoever gets this update
 
 
 # --------------------------------------------------------------------------- encode / decode
