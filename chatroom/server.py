@@ -47,16 +47,21 @@ from chatroom.protocol import (
     MAX_BODY_SIZE,
     MAX_HEADER_SIZE,
     PROTOCOL_VERSION,
+    AcceptFile,
     Ack,
     Action,
     Auth,
     Away,
     Bye,
+    CancelFile,
     Challenge,
     Direct,
     Error,
     ErrorCode,
     FetchHistory,
+    FileAck,
+    FileChunk,
+    FileDone,
     Frame,
     FrameDecoder,
     Hello,
@@ -69,9 +74,11 @@ from chatroom.protocol import (
     Moderate,
     Nick,
     Notice,
+    OfferFile,
     Op,
     Ping,
     Pong,
+    RejectFile,
     Say,
     SetTopic,
     Welcome,
@@ -81,6 +88,7 @@ from chatroom.protocol import (
     major_version,
 )
 from chatroom.ratelimit import RateLimiter, Verdict
+from chatroom.relay import DEFAULT_MAX_FILE, DEFAULT_WINDOW, MAX_RECEIVING, Relay
 from chatroom.room import ChatState, Delivery, Member
 from chatroom.store import DB_NAME, HistoryStore
 from chatroom.text import clean_line, fold
@@ -127,6 +135,9 @@ class ServerConfig:
     tls_cert: str | None = None  # PEM certificate and key: TLS on (None: plain TCP)
     tls_key: str | None = None
     op_password: str | None = field(default=None, repr=False)  # operator token (None: a random one)
+    max_file_size: int = DEFAULT_MAX_FILE  # bytes in one shared file (0 turns file sharing off)
+    file_offer_ttl: float = 300.0  # seconds a file offer stays open to /accept
+    file_stall_timeout: float = 60.0  # a transfer that makes no progress this long is ended
 
 
 class ConnState(enum.Enum):
@@ -383,8 +394,10 @@ class ChatHandler(socketserver.BaseRequestHandler):
         reason = conn.close_reason or "connection lost"
         conn.state = ConnState.CLOSING
         member = conn.member
+        hub = self.server.hub
+        with hub.locked(self.batch):  # its transfers end with it (a resume starts afresh)
+            hub.deliver(self.server.relay.connection_closed(conn, time.monotonic()), self.batch)
         if member is not None and member.sink is conn:  # not if a resume took it over
-            hub = self.server.hub
             grace = self.server.config.resume_grace if reason in _RESUMABLE else 0.0
             with hub.locked(self.batch) as state:
                 hub.deliver(state.hold(member, reason, time.time(), grace), self.batch)
@@ -392,7 +405,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 log.info("%s dropped (%s); holding the session for %g s", self.describe(), reason, grace)
             else:
                 log.info("%s left (%s)", self.describe(), reason)
-            self.flush_batch()
+        self.flush_batch()
         # Let a last error or goodbye leave before the socket closes (bounded: the
         # socket is non-blocking for this send, and the rest is dropped).
         conn.outbox.flush()
@@ -482,18 +495,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
         if msg is None:
             return
         conn = self.conn
-        if not isinstance(msg, Pong):
-            verdict = conn.limiter.check(time.monotonic())
-            if verdict is Verdict.SLOW_DOWN:
-                self.send_error(ErrorCode.RATE_LIMITED, "slow down: that message was not sent",
-                                msg_id=getattr(msg, "id", None))
-                return
-            if verdict is Verdict.DISCONNECT:
-                log.warning("%s: disconnected for flooding", self.describe())
-                self.send_error(ErrorCode.FLOODING, "disconnected for flooding", fatal=True)
-                conn.close_reason = "flooding"
-                conn.state = ConnState.CLOSING
-                return
+        # Pongs, and a transfer's own flow (bounded by its credit), are not chat.
+        if type(msg) not in _UNCOUNTED and not self.within_rate(msg):
+            return
         if conn.state is ConnState.HANDSHAKE:
             if isinstance(msg, Hello):
                 self.on_hello(msg)
@@ -513,6 +517,22 @@ class ChatHandler(socketserver.BaseRequestHandler):
             handler(self, msg)
         except Refused as exc:
             self.send_error(exc.code, exc.message, msg_id=getattr(msg, "id", None))
+
+    def within_rate(self, msg: Message) -> bool:
+        """Charge ``msg`` to the rate limit; False (with an error sent) if refused."""
+        conn = self.conn
+        verdict = conn.limiter.check(time.monotonic())
+        if verdict is Verdict.SLOW_DOWN:
+            self.send_error(ErrorCode.RATE_LIMITED, "slow down: that message was not sent",
+                            msg_id=getattr(msg, "id", None))
+            return False
+        if verdict is Verdict.DISCONNECT:
+            log.warning("%s: disconnected for flooding", self.describe())
+            self.send_error(ErrorCode.FLOODING, "disconnected for flooding", fatal=True)
+            conn.close_reason = "flooding"
+            conn.state = ConnState.CLOSING
+            return False
+        return True
 
     def on_hello(self, msg: Hello) -> None:
         conn, server = self.conn, self.server
@@ -745,6 +765,56 @@ class ChatHandler(socketserver.BaseRequestHandler):
         text = self.server.moderate(member, msg, self.batch)
         self.send(Notice(text=text))
 
+    # ------------------------------------------------------------------ file sharing
+
+    def on_offer_file(self, msg: OfferFile) -> None:
+        hub, member = self.server.hub, self._member()
+        with hub.locked(self.batch) as state:
+            if msg.to is not None:
+                target = state.nicks.get(fold(msg.to))
+                if target is None:
+                    raise Refused(ErrorCode.NO_SUCH_NICK, f"nobody is called {clean_line(msg.to)}")
+                recipients: tuple[Member, ...] = (target,)
+            else:
+                recipients = member.room.everyone() if member.room else ()
+            hub.deliver(self.server.relay.offer(self.conn, member, msg, recipients, time.monotonic(), time.time()),
+                        self.batch)
+        log.info("%s offers %r (%d bytes) to %s", self.describe(), clean_line(msg.name)[:80], msg.size,
+                 clean_line(msg.to) if msg.to else "the room")
+
+    def on_accept_file(self, msg: AcceptFile) -> None:
+        hub, member = self.server.hub, self._member()
+        with hub.locked(self.batch):
+            hub.deliver(self.server.relay.accept(self.conn, member, msg.transfer, time.monotonic()), self.batch)
+
+    def on_reject_file(self, msg: RejectFile) -> None:
+        hub, member = self.server.hub, self._member()
+        with hub.locked(self.batch):
+            hub.deliver(self.server.relay.reject(self.conn, member, msg.transfer, time.monotonic()), self.batch)
+
+    def on_cancel_file(self, msg: CancelFile) -> None:
+        hub, member = self.server.hub, self._member()
+        with hub.locked(self.batch):
+            hub.deliver(self.server.relay.cancel(self.conn, member, msg.transfer, msg.reason, time.monotonic()),
+                        self.batch)
+
+    def on_file_flow(self, msg: FileChunk | FileAck | FileDone) -> None:
+        """A chunk, an ack or a verdict: the relay passes it on.  Stale ones (the
+        transfer ended while they travelled) are dropped, and charged to the rate
+        limit so that nobody can spray them for free."""
+        hub, relay = self.server.hub, self.server.relay
+        with hub.locked(self.batch):
+            if type(msg) is FileChunk:
+                deliveries = relay.chunk(self.conn, msg, time.monotonic())
+            elif type(msg) is FileAck:
+                deliveries = relay.ack(self.conn, msg, time.monotonic())
+            else:
+                deliveries = relay.done(self.conn, msg)
+            if deliveries:
+                hub.deliver(deliveries, self.batch)
+        if deliveries is None:
+            self.within_rate(msg)
+
     def on_ping(self, msg: Ping) -> None:
         self.send(Pong(token=msg.token))
 
@@ -764,6 +834,10 @@ class ChatHandler(socketserver.BaseRequestHandler):
             raise RuntimeError("no member for an active connection")
         return member
 
+
+#: Not charged to the rate limit: keepalive answers, and a file transfer's own flow
+#: (paced by its credit; stale or impossible ones are charged by the handler).
+_UNCOUNTED = frozenset({Pong, FileChunk, FileAck, FileDone})
 
 #: Connections that ended this way may come back and resume their session.
 _RESUMABLE = frozenset({"connection lost", "timed out"})
@@ -801,6 +875,13 @@ _HANDLERS: dict[type[Message], Any] = {
     Auth: ChatHandler.on_hello_again,
     Op: ChatHandler.on_op,
     Moderate: ChatHandler.on_moderate,
+    OfferFile: ChatHandler.on_offer_file,
+    AcceptFile: ChatHandler.on_accept_file,
+    RejectFile: ChatHandler.on_reject_file,
+    CancelFile: ChatHandler.on_cancel_file,
+    FileChunk: ChatHandler.on_file_flow,
+    FileAck: ChatHandler.on_file_flow,
+    FileDone: ChatHandler.on_file_flow,
 }
 
 
@@ -825,6 +906,11 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self.store = HistoryStore(path, sync=self.config.sync)
         state = ChatState(history_size=self.config.history_size, max_text=self.config.max_text, store=self.store)
         self.hub = Hub(state, self.config, self.store)
+        # Each receiver may take MAX_RECEIVING files at once, each at most a window
+        # ahead: together they fill at most half of its outbox, leaving room for chat.
+        self.relay = Relay(max_size=self.config.max_file_size,
+                           window=max(4096, min(DEFAULT_WINDOW, self.config.outbox_limit // (2 * MAX_RECEIVING))),
+                           offer_ttl=self.config.file_offer_ttl, stall_timeout=self.config.file_stall_timeout)
         self._housekeeping_batch = _Batch()
         self._next_retention = 0.0
         self.auth_guard = AuthGuard()
@@ -843,6 +929,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
             "max_body": self.config.max_body,
             "history_size": self.config.history_size,
             "ping_interval": int(self.config.ping_interval),
+            "max_file": self.config.max_file_size,
         }
         self._conns: dict[int, Connection] = {}
         self._conns_lock = threading.Lock()
@@ -994,6 +1081,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         batch = self._housekeeping_batch
         with self.hub.locked(batch) as state:
             self.hub.deliver(state.expire(time.time()), batch)
+            self.hub.deliver(self.relay.housekeeping(now), batch)
         for outbox in batch.touched:
             outbox.flush()
         batch.touched.clear()
