@@ -28,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from chatroom import __version__
 from chatroom.auth import NONCE_BYTES, client_proof, derive_key, proofs_match, server_proof
@@ -63,6 +64,7 @@ from chatroom.protocol import (
 from chatroom.text import fold
 from chatroom.tls import KnownServers, client_context, fingerprint, normalize_fingerprint
 from chatroom.trace import Tracer
+from chatroom.transfers import Transfers, default_downloads
 
 __all__ = [
     "ConnState",
@@ -188,6 +190,7 @@ class ChatClient:
         tls: bool = False,
         fingerprint: str | None = None,
         known_servers: KnownServers | None = None,
+        downloads: Path | None = None,
     ) -> None:
         self.tracer = tracer
         self.password = password
@@ -224,6 +227,9 @@ class ChatClient:
         self.resume_token: str | None = None
         self.last_seq: dict[str, int] = {}  # folded room name -> newest sequence number seen
         self.resumed = False  # whether the last (re)connection resumed our session
+        #: File sharing: offers, uploads and downloads (see transfers.py).
+        self.files = Transfers(downloads or default_downloads(), send=self._send_file_message, emit=self._emit,
+                               next_id=self._next_id)
 
     # ------------------------------------------------------------------ public API
 
@@ -274,6 +280,12 @@ class ChatClient:
             return
         self._queue(encode_message(msg))
 
+    def _send_file_message(self, msg: Message) -> bool:
+        if self.state is not ConnState.CONNECTED:
+            return False
+        self._queue(encode_message(msg))
+        return True
+
     def pending(self) -> list[Outgoing]:
         with self._lock:
             return list(self._unacked.values())
@@ -291,6 +303,7 @@ class ChatClient:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         self._drop_socket()
+        self.files.close()
         self._set_state(ConnState.CLOSED, "closed")
         for s in (self._wake_r, self._wake_w):
             try:
@@ -316,7 +329,8 @@ class ChatClient:
     def _queue(self, data: bytes) -> None:
         with self._lock:
             self._requests.append(data)
-        self._wake()
+        if threading.current_thread() is not self._thread:  # the network thread looks anyway
+            self._wake()
 
     def _wake(self) -> None:
         try:
@@ -491,6 +505,7 @@ class ChatClient:
         s.members = {m.nick: m for m in welcome.members}
         s.member_count = welcome.member_count or len(welcome.members)
         s.limits = dict(welcome.limits)
+        self.files.max_size = welcome.limits.get("max_file")
         self.wanted_nick = welcome.nick
         self.resume_token = welcome.resume_token
         self.resumed = welcome.resumed
@@ -524,6 +539,7 @@ class ChatClient:
         while not self._closing:
             reason = self._serve()
             self._drop_socket()
+            self.files.connection_lost()
             if self._closing:
                 break
             if reason.fatal or not self.reconnect:
@@ -672,6 +688,8 @@ class ChatClient:
             return None
         if isinstance(msg, Pong):
             return None
+        if self.files.handle(msg):
+            return None  # reported as TransferChanged events
         if isinstance(msg, Ack):
             self._settle(msg.id, "acked")
         elif isinstance(msg, Error):

@@ -1,0 +1,534 @@
+"""File sharing as a client sees it: offers, sending, receiving, verifying.
+
+No sockets and no UI here.  :class:`Transfers` is driven from two sides:
+
+* the user's commands (any thread): :meth:`Transfers.offer`, :meth:`~Transfers.accept`,
+  :meth:`~Transfers.reject`, :meth:`~Transfers.cancel`;
+* the client's network thread: :meth:`Transfers.handle` for every file message from
+  the server, :meth:`~Transfers.connection_lost` when the connection drops.
+
+It answers through two callbacks: ``send(message)`` queues a frame for the server,
+``emit(event)`` reports a :class:`TransferChanged` to the UI.
+
+The sender reads its file only as credit arrives (``file_send``/``file_credit``), a
+chunk at a time.  The receiver writes each chunk to a hidden temporary file in the
+downloads directory, hashes as it goes, and acknowledges what it stored; after the
+last byte it compares the SHA-256 with the offer's and only then gives the file its
+final (sanitised, never overwriting) name.  Anything else -- a mismatch, a cancel, a
+lost connection -- deletes the temporary file.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from chatroom.filenames import keep, safe_name
+from chatroom.protocol import (
+    AcceptFile,
+    CancelFile,
+    Error,
+    FileAck,
+    FileChunk,
+    FileCredit,
+    FileData,
+    FileDone,
+    FileEvent,
+    FileOffer,
+    FileSend,
+    FileUpdate,
+    Message,
+    OfferFile,
+    RejectFile,
+)
+from chatroom.relay import human_size
+from chatroom.text import clean_line
+
+__all__ = ["CHUNK_SIZE", "Phase", "FileTransfer", "TransferChanged", "TransferError", "Transfers",
+           "default_downloads", "human_size", "human_rate", "file_sha256"]
+
+log = logging.getLogger("chatroom.transfers")
+
+#: Bytes per chunk: big enough that per-frame costs vanish, small enough that a chat
+#: message queued behind one waits for no more than a fraction of a millisecond on a LAN.
+CHUNK_SIZE = 64 * 1024
+
+#: Progress events at most this often per transfer (the UI redraws on each).
+PROGRESS_INTERVAL = 0.1
+
+
+class Phase(enum.Enum):
+    HASHING = "hashing"  # ours: computing the SHA-256 before offering
+    OFFERED = "offered"  # ours: open for accepts; theirs: waiting for our answer
+    WAITING = "waiting"  # theirs: accepted, the data has not started yet
+    SENDING = "sending"
+    RECEIVING = "receiving"
+    DONE = "done"  # theirs: verified and kept; ours: the offer is over
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def active(self) -> bool:
+        return self in (Phase.HASHING, Phase.SENDING, Phase.RECEIVING)
+
+    @property
+    def over(self) -> bool:
+        return self in (Phase.DONE, Phase.FAILED, Phase.CANCELLED, Phase.REJECTED, Phase.EXPIRED)
+
+
+class TransferError(Exception):
+    """A file command that cannot be done; the message says why, for the user."""
+
+
+@dataclass(eq=False)
+class FileTransfer:
+    """One file offer, ours (``outgoing``) or someone else's."""
+
+    outgoing: bool
+    name: str  # the name as offered, cleaned for display
+    size: int
+    peer: str  # theirs: who offers it; ours: "the room" or a nick
+    id: int | None = None  # the server's transfer number (ours: once the server confirmed)
+    phase: Phase = Phase.OFFERED
+    sha256: str = ""
+    done: int = 0  # bytes sent (this round) or received
+    rate: float = 0.0  # bytes per second, smoothed
+    path: Path | None = None  # ours: the file sent; theirs: where it was kept
+    detail: str = ""  # why it failed, or what is happening
+    receivers: tuple[str, ...] = ()  # ours: who this round is for
+    delivered: int = 0  # ours: receivers that confirmed the checksum
+    offer_id: str = ""
+    # working state (network thread)
+    _file: BinaryIO | None = field(default=None, repr=False)
+    _hash: object = field(default=None, repr=False)
+    _temp: Path | None = field(default=None, repr=False)
+    _round: int = 0
+    _credit: int = 0
+    _mark: tuple[float, int] = (0.0, 0)  # (time, bytes) at the last rate sample
+    _shown: float = 0.0  # when progress was last reported
+
+    @property
+    def percent(self) -> float:
+        return 100.0 if self.size == 0 else 100.0 * self.done / self.size
+
+    def progress_text(self) -> str:
+        """'notes.pdf 45% 9.0 MiB/20.0 MiB 31.2 MiB/s' for the status bar."""
+        arrow = "↑" if self.outgoing else "↓"
+        rate = f" {human_rate(self.rate)}" if self.phase in (Phase.SENDING, Phase.RECEIVING) else ""
+        return (f"{arrow} {_short(self.name)} {self.percent:.0f}% {human_size(self.done)}/{human_size(self.size)}"
+                f"{rate}")
+
+
+@dataclass(frozen=True)
+class TransferChanged:
+    """Something happened to ``transfer``: ``what`` is a :class:`FileEvent` value, or
+    'offered', 'started', 'progress', 'saved', 'sent', 'error' for our own news;
+    ``nick`` is who (a receiver, for our offers); ``detail`` says more."""
+
+    transfer: FileTransfer
+    what: str
+    nick: str = ""
+    detail: str = ""
+
+
+def human_rate(rate: float) -> str:
+    return f"{human_size(rate)}/s"
+
+
+def _short(name: str, width: int = 24) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def default_downloads() -> Path:
+    """Where received files go unless ``--downloads`` says otherwise."""
+    configured = os.environ.get("XDG_DOWNLOAD_DIR")
+    return Path(configured).expanduser() if configured else Path.home() / "Downloads"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Transfers:
+    """Every file offer this client made or received, by server transfer number."""
+
+    def __init__(self, downloads: Path, send: Callable[[Message], bool], emit: Callable[[object], None],
+                 next_id: Callable[[], str]) -> None:
+        self.downloads = downloads
+        self._send = send
+        self._emit = emit
+        self._next_id = next_id
+        self._lock = threading.RLock()
+        self._by_id: dict[int, FileTransfer] = {}
+        self._preparing: dict[str, FileTransfer] = {}  # our offers the server has not confirmed
+        self.max_size: int | None = None  # the server's limit, from the welcome
+
+    # ------------------------------------------------------------------ queries
+
+    def all(self) -> list[FileTransfer]:
+        with self._lock:
+            return [*self._preparing.values(), *self._by_id.values()]
+
+    def active(self) -> list[FileTransfer]:
+        return [t for t in self.all() if t.phase.active]
+
+    def get(self, transfer_id: int) -> FileTransfer | None:
+        with self._lock:
+            return self._by_id.get(transfer_id)
+
+    # ------------------------------------------------------------------ the user's side
+
+    def offer(self, path: Path, to: str | None = None) -> FileTransfer:
+        """Offer ``path`` to the room (or to nick ``to``).  Hashing happens in the
+        background; the offer goes out when it is done."""
+        path = path.expanduser()
+        try:
+            size = path.stat().st_size
+            if not path.is_file():
+                raise TransferError(f"{path} is not a file")
+            with open(path, "rb"):
+                pass
+        except FileNotFoundError:
+            raise TransferError(f"no such file: {path}") from None
+        except OSError as exc:
+            raise TransferError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if self.max_size is not None and size > self.max_size:
+            raise TransferError(f"{path.name} is {human_size(size)}; this server takes files up to "
+                                f"{human_size(self.max_size)}" if self.max_size else
+                                "file sharing is turned off on this server")
+        t = FileTransfer(outgoing=True, name=clean_line(path.name), size=size, peer=to or "the room", path=path,
+                         phase=Phase.HASHING, offer_id=self._next_id())
+        with self._lock:
+            self._preparing[t.offer_id] = t
+        threading.Thread(target=self._hash_and_offer, args=(t, to), name="chatroom-hash", daemon=True).start()
+        return t
+
+    def _hash_and_offer(self, t: FileTransfer, to: str | None) -> None:
+        assert t.path is not None
+        try:
+            t.sha256 = file_sha256(t.path)
+        except OSError as exc:
+            self._fail(t, f"cannot read {t.path}: {exc.strerror or exc}")
+            return
+        with self._lock:
+            if t.phase is not Phase.HASHING:  # cancelled meanwhile
+                return
+            t.phase = Phase.OFFERED
+        if not self._send(OfferFile(id=t.offer_id, name=t.path.name, size=t.size, sha256=t.sha256, to=to)):
+            self._fail(t, "not connected to the server: try again when we are")
+
+    def accept(self, transfer_id: int) -> FileTransfer:
+        t = self._theirs(transfer_id)
+        if t.phase is not Phase.OFFERED:
+            raise TransferError(f"{t.name} is already {t.phase.value}")
+        try:
+            self.downloads.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(self.downloads).free
+        except OSError as exc:
+            raise TransferError(f"cannot save to {self.downloads}: {exc.strerror or exc}") from None
+        if free < t.size + (16 << 20):
+            raise TransferError(f"not enough space in {self.downloads} for {t.name} ({human_size(t.size)}; "
+                                f"{human_size(free)} free)")
+        t.phase = Phase.WAITING
+        t.detail = ""
+        self._send(AcceptFile(transfer=transfer_id))
+        self._changed(t, "accepted")
+        return t
+
+    def reject(self, transfer_id: int) -> FileTransfer:
+        t = self._theirs(transfer_id)
+        if t.phase is not Phase.OFFERED:
+            raise TransferError(f"{t.name} is already {t.phase.value}: use /cancel")
+        t.phase = Phase.REJECTED
+        self._send(RejectFile(transfer=transfer_id))
+        self._changed(t, FileEvent.REJECTED.value)
+        return t
+
+    def cancel(self, transfer_id: int | None = None) -> FileTransfer:
+        """Cancel ``transfer_id``, or the one transfer under way if there is only one."""
+        with self._lock:
+            if transfer_id is None:
+                live = [t for t in self.all() if not t.phase.over and (t.outgoing or t.phase is not Phase.OFFERED)]
+                if len(live) != 1:
+                    raise TransferError("no transfer to cancel" if not live else
+                                        "which one? /cancel N (see /files for the numbers)")
+                t = live[0]
+            else:
+                found = self._by_id.get(transfer_id)
+                if found is None:
+                    raise TransferError(f"there is no transfer {transfer_id} (see /files)")
+                t = found
+            if t.phase.over:
+                raise TransferError(f"{t.name} is already {t.phase.value}")
+            was = t.phase
+            t.phase = Phase.CANCELLED
+            self._close(t)
+        if t.id is not None and was is not Phase.HASHING:
+            self._send(CancelFile(transfer=t.id, reason="cancelled"))
+        self._changed(t, FileEvent.CANCELLED.value)
+        return t
+
+    def latest_offer(self) -> FileTransfer | None:
+        """The newest offer still waiting for our answer."""
+        with self._lock:
+            waiting = [t for t in self._by_id.values() if not t.outgoing and t.phase is Phase.OFFERED]
+        return waiting[-1] if waiting else None
+
+    def _theirs(self, transfer_id: int) -> FileTransfer:
+        t = self.get(transfer_id)
+        if t is None or t.outgoing:
+            raise TransferError(f"there is no file offer {transfer_id} for you (see /files)")
+        return t
+
+    # ------------------------------------------------------------------ the network thread
+
+    def handle(self, msg: Message) -> bool:
+        """Act on a message from the server; False if it is not about files."""
+        if isinstance(msg, FileData):
+            self._on_data(msg)
+        elif isinstance(msg, FileCredit):
+            self._on_credit(msg)
+        elif isinstance(msg, FileSend):
+            self._on_send(msg)
+        elif isinstance(msg, FileOffer):
+            self._on_offer(msg)
+        elif isinstance(msg, FileUpdate):
+            self._on_update(msg)
+        elif isinstance(msg, Error) and msg.id is not None and msg.id in self._preparing:
+            t = self._preparing.pop(msg.id)
+            self._fail(t, clean_line(msg.message))
+        else:
+            return False
+        return True
+
+    def connection_lost(self) -> None:
+        """Everything under way stops (the server ended it too); offers to us stay."""
+        with self._lock:
+            transfers = self.all()
+        for t in transfers:
+            if t.outgoing and not t.phase.over:
+                self._fail(t, "the connection was lost")
+            elif t.phase in (Phase.WAITING, Phase.RECEIVING):
+                self._close(t)
+                t.phase, t.done = Phase.OFFERED, 0
+                self._changed(t, FileEvent.FAILED.value, detail="the connection was lost; /accept it again")
+
+    def close(self) -> None:
+        """Leaving: delete every unfinished download."""
+        with self._lock:
+            for t in self.all():
+                self._close(t)
+
+    def _on_offer(self, msg: FileOffer) -> None:
+        with self._lock:
+            mine = self._preparing.pop(msg.id, None) if msg.id else None
+            if mine is not None:
+                mine.id = msg.transfer
+                mine.detail = f"offered to {msg.recipients}" if msg.to is None else f"offered to {msg.to}"
+                self._by_id[msg.transfer] = mine
+                if mine.phase is Phase.CANCELLED:  # cancelled while the offer travelled
+                    self._send(CancelFile(transfer=msg.transfer, reason="cancelled"))
+                    return
+                t = mine
+            else:
+                t = FileTransfer(outgoing=False, id=msg.transfer, name=clean_line(msg.name), size=msg.size,
+                                 peer=clean_line(msg.nick), sha256=msg.sha256,
+                                 detail="to you" if msg.to else f"to {clean_line(msg.room or 'the room')}")
+                self._by_id[msg.transfer] = t
+        self._changed(t, "offered", detail=f"{msg.recipients}")
+
+    def _on_send(self, msg: FileSend) -> None:
+        t = self.get(msg.transfer)
+        if t is None or not t.outgoing or t.phase.over:
+            return
+        self._close(t)
+        assert t.path is not None
+        try:
+            t._file = open(t.path, "rb")
+        except OSError as exc:
+            self._fail(t, f"cannot read {t.path}: {exc.strerror or exc}", tell=True)
+            return
+        t.phase = Phase.SENDING
+        t._round, t._credit, t.done = msg.round, msg.credit, 0
+        t.receivers = tuple(clean_line(n) for n in msg.receivers)
+        t._mark = (time.monotonic(), 0)
+        self._changed(t, "started", detail=", ".join(t.receivers))
+        self._pump(t)
+
+    def _on_credit(self, msg: FileCredit) -> None:
+        t = self.get(msg.transfer)
+        if t is None or not t.outgoing or t.phase is not Phase.SENDING or msg.round != t._round:
+            return
+        t._credit = max(t._credit, msg.credit)
+        self._pump(t)
+
+    def _pump(self, t: FileTransfer) -> None:
+        """Send what the credit allows."""
+        f = t._file
+        if f is None:
+            return
+        try:
+            if t.size == 0 and t.done == 0:
+                self._send(FileChunk(transfer=t.id or 0, round=t._round, offset=0))
+            while t.done < min(t._credit, t.size):
+                data = f.read(min(CHUNK_SIZE, t._credit - t.done))
+                if not data:
+                    raise OSError(0, "the file got shorter while it was being sent")
+                self._send(FileChunk(transfer=t.id or 0, round=t._round, offset=t.done, data=data))
+                t.done += len(data)
+        except OSError as exc:
+            self._fail(t, f"cannot read {t.path}: {exc.strerror or exc}", tell=True)
+            return
+        if t.done >= t.size:
+            self._close(t)
+            t.phase = Phase.OFFERED
+            self._changed(t, "sent", detail=", ".join(t.receivers))
+        else:
+            self._progress(t)
+
+    def _on_data(self, msg: FileData) -> None:
+        t = self.get(msg.transfer)
+        if t is None or t.outgoing or t.phase not in (Phase.WAITING, Phase.RECEIVING):
+            return  # a cancelled transfer's last chunks
+        if msg.offset != t.done or t.done + len(msg.data) > t.size:
+            self._give_up(t, f"the data arrived out of order (offset {msg.offset}, expected {t.done})")
+            return
+        try:
+            if t._file is None:
+                self._open_download(t)
+            assert t._file is not None
+            t._file.write(msg.data)
+        except OSError as exc:
+            self._give_up(t, f"cannot write to {self.downloads}: {exc.strerror or exc}")
+            return
+        t._hash.update(msg.data)  # type: ignore[attr-defined]
+        t.done += len(msg.data)
+        self._send(FileAck(transfer=msg.transfer, offset=t.done))
+        if t.done == t.size:
+            self._finish_download(t)
+        else:
+            self._progress(t)
+
+    def _open_download(self, t: FileTransfer) -> None:
+        self.downloads.mkdir(parents=True, exist_ok=True)
+        temp = self.downloads / f".{safe_name(t.name)[:60]}.{secrets.token_hex(4)}.part"
+        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        t._temp, t._file = temp, os.fdopen(fd, "wb")
+        t._hash = hashlib.sha256()
+        t.phase = Phase.RECEIVING
+        t._mark = (time.monotonic(), 0)
+        self._changed(t, "started")
+
+    def _finish_download(self, t: FileTransfer) -> None:
+        assert t._file is not None and t._temp is not None
+        try:
+            t._file.flush()
+            os.fsync(t._file.fileno())
+            t._file.close()
+        except OSError as exc:
+            self._give_up(t, f"cannot write to {self.downloads}: {exc.strerror or exc}", done=True)
+            return
+        t._file = None
+        digest = t._hash.hexdigest()  # type: ignore[attr-defined]
+        if digest != t.sha256:
+            self._give_up(t, "the SHA-256 does not match: the file was damaged on the way and was discarded",
+                          done=True)
+            return
+        try:
+            t.path = keep(t._temp, self.downloads, t.name)
+        except OSError as exc:
+            self._give_up(t, f"cannot save to {self.downloads}: {exc.strerror or exc}", done=True)
+            return
+        t._temp = None
+        t.phase = Phase.DONE
+        self._send(FileDone(transfer=t.id or 0, ok=True))
+        self._changed(t, "saved", detail=str(t.path))
+
+    def _give_up(self, t: FileTransfer, reason: str, *, done: bool = False) -> None:
+        """Our download failed: drop the partial file and tell the server."""
+        self._close(t)
+        t.phase, t.detail = Phase.FAILED, reason
+        if done:
+            self._send(FileDone(transfer=t.id or 0, ok=False, reason=reason))
+        else:
+            self._send(CancelFile(transfer=t.id or 0, reason=reason))
+        self._changed(t, FileEvent.FAILED.value, detail=reason)
+
+    def _on_update(self, msg: FileUpdate) -> None:
+        t = self.get(msg.transfer)
+        if t is None:
+            return
+        nick, reason, event = clean_line(msg.nick), clean_line(msg.reason), msg.event
+        if msg.over and not t.phase.over:
+            self._close(t)
+            t.detail = reason
+            if t.outgoing and event is FileEvent.EXPIRED:
+                t.phase = Phase.DONE  # the offer closed; receivers got it or not
+            else:
+                t.phase = Phase(event.value)
+        elif event is FileEvent.RECEIVED and t.outgoing:
+            t.delivered += 1
+        elif event is FileEvent.STOPPED and t.outgoing and t.phase is Phase.SENDING:
+            self._close(t)
+            t.phase = Phase.OFFERED
+        elif event is FileEvent.QUEUED and not t.outgoing:
+            t.detail = reason
+        elif msg.over:
+            return  # already over here (we cancelled it ourselves)
+        self._changed(t, event.value, nick=nick, detail=reason)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _progress(self, t: FileTransfer) -> None:
+        now = time.monotonic()
+        then, at = t._mark
+        if now - then >= 0.25:
+            fresh = (t.done - at) / (now - then)
+            t.rate = fresh if not t.rate else 0.5 * t.rate + 0.5 * fresh
+            t._mark = (now, t.done)
+        if now - t._shown >= PROGRESS_INTERVAL:
+            t._shown = now
+            self._changed(t, "progress")
+
+    def _fail(self, t: FileTransfer, reason: str, *, tell: bool = False) -> None:
+        with self._lock:
+            self._preparing.pop(t.offer_id, None)
+            self._close(t)
+            t.phase, t.detail = Phase.FAILED, reason
+        if tell and t.id is not None:
+            self._send(CancelFile(transfer=t.id, reason=reason))
+        self._changed(t, "error", detail=reason)
+
+    def _close(self, t: FileTransfer) -> None:
+        """Close the open file; a download that did not finish is deleted."""
+        f, t._file = t._file, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+        temp, t._temp = t._temp, None
+        if temp is not None:
+            try:
+                temp.unlink()
+            except OSError:
+                pass
+
+    def _changed(self, t: FileTransfer, what: str, *, nick: str = "", detail: str = "") -> None:
+        self._emit(TransferChanged(t, what, nick, detail))
