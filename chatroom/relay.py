@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatroom.errors import Refused
+from chatroom.filenames import shorten
 from chatroom.protocol import (
     Error,
     ErrorCode,
@@ -151,7 +152,7 @@ class Relay:
         invited = {m for m in recipients if m is not member}
         if not invited:
             raise Refused(ErrorCode.NO_RECIPIENTS, "nobody else is here to send it to")
-        name = clean_line(msg.name).strip()[:MAX_NAME] or "file"
+        name = shorten(clean_line(msg.name).strip(), MAX_NAME) or "file"
         room = None if msg.to else (member.room.name if member.room else None)
         transfer = Transfer(id=next(self._ids), sender=conn, owner=member, name=name, size=msg.size,
                             sha256=msg.sha256, room=room, to=next(iter(invited)).nick if msg.to else None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 import socket
 import threading
 import time
@@ -12,37 +11,8 @@ import pytest
 from chatroom.client import ChatClient, ConnState, OutgoingChanged, StateChanged, parse_address
 from chatroom.errors import ConnectionFailed, HandshakeRefused
 from chatroom.protocol import Chat, ErrorCode, Join, Joined, Presence, PresenceEvent, Private, Welcome
-from tests.polling import wait_until
+from tests.polling import Events, wait_until
 from tests.wire import WireClient
-
-
-class Events:
-    """Collects a client's events (delivered on its network thread)."""
-
-    def __init__(self) -> None:
-        self.q: queue.Queue[object] = queue.Queue()
-        self.seen: list[object] = []
-
-    def __call__(self, event: object) -> None:
-        self.q.put(event)
-
-    def wait(self, pred, timeout: float = 10.0) -> object:
-        deadline = time.monotonic() + timeout
-        for event in self.seen:
-            if pred(event):
-                self.seen.remove(event)
-                return event
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no matching event; last: {self.seen[-5:]}")
-            try:
-                event = self.q.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if pred(event):
-                return event
-            self.seen.append(event)
 
 
 @pytest.fixture

@@ -81,7 +81,7 @@ class WireClient:
             if not self._pump(deadline):
                 if self.eof or time.monotonic() >= deadline:
                     raise AssertionError(
-                        f"no matching message within {timeout} s (eof={self.eof}); inbox: {self.inbox[-5:]}"
+                        f"no matching message within {timeout} s (eof={self.eof}); inbox: {str(self.inbox[-5:])[:800]}"
                     )
 
     def expect(self, cls: type[M], timeout: float = DEFAULT_TIMEOUT, **fields: object) -> M:
