@@ -38,6 +38,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _size(text: str) -> int:
+    """'100M', '2G', '500k', '1048576' -> bytes."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower().removesuffix("ib").removesuffix("b")
+    number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1)
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 100M, 2G or 500K") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return int(value * unit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from chatroom.server import DEFAULT_PORT, ServerConfig
 
@@ -100,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "and kept in the data directory")
     serve.add_argument("--cert", default=None, help="PEM certificate for --tls")
     serve.add_argument("--key", default=None, help="PEM private key for --tls")
+    serve.add_argument("--max-file-size", type=_size, default=defaults.max_file_size, metavar="SIZE",
+                       help="largest file people may share through the server, e.g. 20M or 2G "
+                            "(default 100M; 0 turns file sharing off)")
     serve.add_argument("--no-announce", action="store_true",
                        help="do not announce the rooms on the LAN (mDNS); a server on 127.0.0.1 never does")
     serve.add_argument("--trace", nargs="?", const="-", default=None, metavar="FILE",
@@ -150,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "pinned up front instead of trusting on first use")
     join.add_argument("--trace", metavar="FILE", default=None,
                       help="write every recv() and frame on the wire to FILE (the screen is busy)")
+    join.add_argument("--downloads", metavar="DIR", default=None,
+                      help="where files you /accept are saved (default: $XDG_DOWNLOAD_DIR or ~/Downloads)")
     join.set_defaults(func=cmd_join)
     return parser
 
@@ -214,6 +233,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         data_dir=None if args.memory else str(_data_dir(args.data_dir)), sync=args.sync,
         resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
         password=password, op_password=op_password, tls_cert=cert, tls_key=key,
+        max_file_size=args.max_file_size,
     )
     tracer = _open_tracer(args.trace)
     try:
@@ -557,7 +577,8 @@ def cmd_join(args: argparse.Namespace) -> int:
                 client = ChatClient(host, port, nick, room=args.room, tracer=tracer,
                                     password=os.environ.get("CHATROOM_PASSWORD") or None, tls=args.tls,
                                     fingerprint=args.fingerprint,
-                                    known_servers=KnownServers(default_known_servers()))
+                                    known_servers=KnownServers(default_known_servers()),
+                                    downloads=Path(args.downloads).expanduser() if args.downloads else None)
             except ValueError as exc:
                 return _fail(f"--fingerprint: {exc}", 2)
             status = _run_client(client, args, last=i == len(addresses) - 1)

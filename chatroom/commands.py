@@ -23,6 +23,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "clear": ("", "clear the screen"),
     "bell": ("on|off|mentions", "when to ring the bell (default: mentions)"),
     "quit": ("", "leave (Ctrl-C and Ctrl-D too)"),
+    "send": ("[NICK] PATH", "offer a file to the room, or to one person"),
+    "accept": ("[N]", "accept a file offer (default: the newest)"),
+    "reject": ("[N]", "decline a file offer (default: the newest)"),
+    "cancel": ("[N]", "stop a file transfer, sending or receiving"),
+    "files": ("", "list file offers and transfers"),
     "op": ("TOKEN", "become an operator with the host's token"),
     "kick": ("NICK [REASON]", "operators: disconnect someone"),
     "ban": ("NICK|ADDRESS [TIME]", "operators: ban an address (TIME: 30m, 2h, 1d; default: until lifted)"),
@@ -87,6 +92,10 @@ def parse_input(line: str) -> ChatLine | Command | Invalid | None:
         return Invalid("usage: /bell on|off|mentions")
     if name in ("op", "kick", "ban", "unban", "mute", "unmute") and not args:
         return Invalid(f"usage: /{name} {COMMANDS[name][0]}")
+    if name == "send" and not rest:
+        return Invalid("usage: /send [NICK] PATH (a path with spaces can be quoted)")
+    if name in ("accept", "reject", "cancel") and (len(args) > 1 or (args and not args[0].isdigit())):
+        return Invalid(f"usage: /{name} [N] (N: the number /files shows)")
     if name in ("ban", "mute") and len(args) > 1 and parse_duration(args[1]) is None:
         return Invalid(f"usage: /{name} {COMMANDS[name][0]} ({args[1]!r} is not a time like 30m, 2h or 1d)")
     return Command(name, args, rest)

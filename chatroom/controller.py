@@ -5,11 +5,14 @@ front ends; knows nothing about terminals.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from chatroom.client import ChatClient, ConnState
 from chatroom.commands import HELP, ChatLine, Command, Invalid, parse_duration, parse_input
 from chatroom.protocol import Away, Join, ListRooms, ModAction, Moderate, Nick, Op, SetTopic, Who
-from chatroom.text import clean_line
+from chatroom.text import clean_line, fold
+from chatroom.transcript import files_text
+from chatroom.transfers import TransferError
 
 __all__ = ["Controller"]
 
@@ -63,6 +66,8 @@ class Controller:
         elif name == "topic" and not cmd.rest:
             topic = c.session.topic
             self.show(f"topic of {clean_line(c.room)}: {clean_line(topic)}" if topic else "no topic is set", False)
+        elif name == "files":
+            self.show(files_text(c.files.all()), False)
         elif c.state is not ConnState.CONNECTED:
             self.show(f"/{name} needs the server: wait until we are connected again", True)
         elif name == "nick":
@@ -89,3 +94,49 @@ class Controller:
             c.send(Moderate(action=ModAction(name), target=cmd.args[0]))
         elif name in ("lock", "unlock"):
             c.send(Moderate(action=ModAction(name)))
+        elif name in ("send", "accept", "reject", "cancel"):
+            try:
+                self._file_command(name, cmd)
+            except TransferError as exc:
+                self.show(str(exc), True)
+
+    def _file_command(self, name: str, cmd: Command) -> None:
+        files = self.client.files
+        number = int(cmd.args[0]) if cmd.args and name != "send" else None
+        if name == "send":
+            path, to = self.send_target(cmd.rest)
+            files.offer(path, to)
+        elif name == "cancel":
+            files.cancel(number)
+        else:
+            if number is None:
+                latest = files.latest_offer()
+                if latest is None or latest.id is None:
+                    raise TransferError(f"no file offer to {name}")
+                number = latest.id
+            if name == "accept":
+                files.accept(number)
+            else:
+                files.reject(number)
+
+    def send_target(self, rest: str) -> tuple[Path, str | None]:
+        """'/send PATH' or '/send NICK PATH': the whole text is a path if such a file
+        exists; otherwise a first word naming someone here is the recipient."""
+        whole = Path(_unquote(rest)).expanduser()
+        if whole.exists():
+            return whole, None
+        first, _, remainder = rest.partition(" ")
+        nick = first.lstrip("@").rstrip(":,")
+        if remainder.strip():
+            candidate = Path(_unquote(remainder.strip())).expanduser()
+            here = {fold(n) for n in self.client.session.members}
+            if fold(nick) in here or candidate.exists():
+                return candidate, nick
+        return whole, None
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text

@@ -34,8 +34,10 @@ from chatroom.protocol import (
     Welcome,
 )
 from chatroom.text import clean_line, clean_text, fold
+from chatroom.transfers import FileTransfer, Phase, TransferChanged, human_size
 
-__all__ = ["Fragment", "Line", "Transcript", "nick_style", "plain_line", "NICK_COLOURS"]
+__all__ = ["Fragment", "Line", "Transcript", "nick_style", "plain_line", "transfer_text", "files_text",
+           "NICK_COLOURS"]
 
 Fragment = tuple[str, str]
 Line = list[Fragment]
@@ -157,6 +159,12 @@ class Transcript:
             self.system(_trusted_text(event))
         elif isinstance(event, OutgoingChanged):
             self._outgoing(event.outgoing)
+        elif isinstance(event, TransferChanged):
+            shown = transfer_text(event)
+            if shown is not None:
+                self.system(shown[0], error=shown[1])
+            offered = event.what == "offered" and not event.transfer.outgoing
+            ring = offered and self.bell_mode != "off"
         return ring
 
     def wants_older(self) -> int | None:
@@ -288,6 +296,67 @@ class Transcript:
         self.version += 1
 
 
+def transfer_text(event: TransferChanged) -> tuple[str, bool] | None:
+    """The line a file event deserves (and whether it is bad news), or None."""
+    t, what, nick, detail = event.transfer, event.what, clean_line(event.nick), clean_line(event.detail)
+    name, size, peer = f"“{clean_line(t.name)}”", human_size(t.size), clean_line(t.peer)
+    why = f": {detail}" if detail else ""
+    if t.outgoing:
+        lines = {
+            "offered": f"offered {name} ({size}) to {peer}"
+                       + (f" ({detail} people)" if peer == "the room" and detail else "")
+                       + f" — /cancel {t.id} withdraws it",
+            "accepted": f"{nick} accepted {name}",
+            "rejected": f"{nick} declined {name}",
+            "started": f"sending {name} to {detail}…",
+            "received": f"{nick} received {name} (SHA-256 verified)",
+            "cancelled": f"{nick} cancelled {name}{why}" if nick else f"cancelled {name}",
+            "stopped": f"stopped sending {name}: nobody is receiving it now",
+            "expired": f"your offer of {name} has closed (delivered to {t.delivered})",
+            "failed": f"sending {name} failed{why}" if t.phase.over else f"{name} to {nick} failed{why}",
+            "error": f"could not offer {name}{why}",
+        }
+        bad = what in ("failed", "error")
+    else:
+        lines = {
+            "offered": f"{peer} offers {name} ({size}) {detail} — /accept {t.id} or /reject {t.id}",
+            "accepted": f"accepted {name}; it will be saved in {detail}",
+            "queued": f"{name}: {detail}",
+            "saved": f"saved {name} (SHA-256 verified) as {clean_line(str(t.path))}",
+            "rejected": f"declined {name}",
+            "cancelled": f"{nick} cancelled {name}{why}" if nick else f"cancelled {name}",
+            "expired": f"the offer of {name} from {peer} expired",
+            "failed": f"{name} from {peer} failed{why}",
+            "error": f"{name}{why}",
+        }
+        bad = what in ("failed", "error")
+    text = lines.get(what)
+    return (text, bad) if text is not None else None
+
+
+def files_text(transfers: list[FileTransfer]) -> str:
+    """The answer to /files."""
+    if not transfers:
+        return "no file offers or transfers yet (/send PATH offers one)"
+    rows = []
+    for t in transfers:
+        number = f"{t.id:>3}" if t.id is not None else "  -"
+        arrow, who = ("↑", f"to {clean_line(t.peer)}") if t.outgoing else ("↓", f"from {clean_line(t.peer)}")
+        state = t.phase.value
+        if t.phase in (Phase.SENDING, Phase.RECEIVING):
+            state = f"{state} {t.percent:.0f}%"
+        elif t.outgoing and t.delivered:
+            state += f", delivered to {t.delivered}"
+        elif not t.outgoing and t.phase is Phase.OFFERED:
+            state = f"offered: /accept {t.id}"
+        elif t.phase is Phase.DONE and t.path is not None and not t.outgoing:
+            state = f"saved as {clean_line(str(t.path))}"
+        elif t.detail and t.phase.over:
+            state += f" ({clean_line(t.detail)})"
+        rows.append(f"{number} {arrow} {clean_line(t.name)} ({human_size(t.size)}) {who} — {state}")
+    return "files:\n" + "\n".join(rows)
+
+
 def _trusted_text(event: Trusted) -> str:
     if event.first_time:
         return (f"TLS: first visit to {event.server}; its certificate {event.fingerprint} is now remembered. "
@@ -316,6 +385,9 @@ def plain_line(event: object, nick: str = "") -> str | None:
         return f"-- {_trusted_text(event)}"
     if isinstance(event, OutgoingChanged) and event.outgoing.status == "refused":
         return f"-- not sent: {clean_line(event.outgoing.message.text)[:60]} ({clean_line(event.outgoing.error)})"
+    if isinstance(event, TransferChanged):
+        shown = transfer_text(event)
+        return None if shown is None else ("-- error: " if shown[1] else "-- ") + shown[0]
     if isinstance(event, Members | Rooms):
         t = Transcript()
         t.add(event)

@@ -28,6 +28,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,8 @@ CHUNK_SIZE = 64 * 1024
 
 #: Progress events at most this often per transfer (the UI redraws on each).
 PROGRESS_INTERVAL = 0.1
+#: The transfer rate shown is measured over this many seconds.
+RATE_WINDOW = 3.0
 
 
 class Phase(enum.Enum):
@@ -104,7 +107,6 @@ class FileTransfer:
     phase: Phase = Phase.OFFERED
     sha256: str = ""
     done: int = 0  # bytes sent (this round) or received
-    rate: float = 0.0  # bytes per second, smoothed
     path: Path | None = None  # ours: the file sent; theirs: where it was kept
     detail: str = ""  # why it failed, or what is happening
     receivers: tuple[str, ...] = ()  # ours: who this round is for
@@ -116,17 +118,32 @@ class FileTransfer:
     _temp: Path | None = field(default=None, repr=False)
     _round: int = 0
     _credit: int = 0
-    _mark: tuple[float, int] = (0.0, 0)  # (time, bytes) at the last rate sample
+    _samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64), repr=False)
     _shown: float = 0.0  # when progress was last reported
 
     @property
     def percent(self) -> float:
         return 100.0 if self.size == 0 else 100.0 * self.done / self.size
 
+    def rate(self, now: float | None = None) -> float:
+        """Bytes per second over the last few seconds (0 when stalled)."""
+        now = time.monotonic() if now is None else now
+        recent = [s for s in self._samples if now - s[0] <= RATE_WINDOW]
+        if not recent:
+            return 0.0
+        then, at = recent[0]
+        return (self.done - at) / max(now - then, 0.2)
+
+    def sample(self, now: float) -> None:
+        if not self._samples or now - self._samples[-1][0] >= 0.05:
+            self._samples.append((now, self.done))
+
     def progress_text(self) -> str:
         """'notes.pdf 45% 9.0 MiB/20.0 MiB 31.2 MiB/s' for the status bar."""
         arrow = "↑" if self.outgoing else "↓"
-        rate = f" {human_rate(self.rate)}" if self.phase in (Phase.SENDING, Phase.RECEIVING) else ""
+        if self.phase in (Phase.HASHING, Phase.WAITING):
+            return f"{arrow} {_short(self.name)} {self.phase.value}…"
+        rate = f" {human_rate(self.rate())}" if self.phase in (Phase.SENDING, Phase.RECEIVING) else ""
         return (f"{arrow} {_short(self.name)} {self.percent:.0f}% {human_size(self.done)}/{human_size(self.size)}"
                 f"{rate}")
 
@@ -248,7 +265,7 @@ class Transfers:
         t.phase = Phase.WAITING
         t.detail = ""
         self._send(AcceptFile(transfer=transfer_id))
-        self._changed(t, "accepted")
+        self._changed(t, "accepted", detail=str(self.downloads))
         return t
 
     def reject(self, transfer_id: int) -> FileTransfer:
@@ -351,7 +368,7 @@ class Transfers:
                                  peer=clean_line(msg.nick), sha256=msg.sha256,
                                  detail="to you" if msg.to else f"to {clean_line(msg.room or 'the room')}")
                 self._by_id[msg.transfer] = t
-        self._changed(t, "offered", detail=f"{msg.recipients}")
+        self._changed(t, "offered", detail=f"{msg.recipients}" if t.outgoing else t.detail)
 
     def _on_send(self, msg: FileSend) -> None:
         t = self.get(msg.transfer)
@@ -367,7 +384,8 @@ class Transfers:
         t.phase = Phase.SENDING
         t._round, t._credit, t.done = msg.round, msg.credit, 0
         t.receivers = tuple(clean_line(n) for n in msg.receivers)
-        t._mark = (time.monotonic(), 0)
+        t._samples.clear()
+        t.sample(time.monotonic())
         self._changed(t, "started", detail=", ".join(t.receivers))
         self._pump(t)
 
@@ -432,7 +450,8 @@ class Transfers:
         t._temp, t._file = temp, os.fdopen(fd, "wb")
         t._hash = hashlib.sha256()
         t.phase = Phase.RECEIVING
-        t._mark = (time.monotonic(), 0)
+        t._samples.clear()
+        t.sample(time.monotonic())
         self._changed(t, "started")
 
     def _finish_download(self, t: FileTransfer) -> None:
@@ -497,11 +516,7 @@ class Transfers:
 
     def _progress(self, t: FileTransfer) -> None:
         now = time.monotonic()
-        then, at = t._mark
-        if now - then >= 0.25:
-            fresh = (t.done - at) / (now - then)
-            t.rate = fresh if not t.rate else 0.5 * t.rate + 0.5 * fresh
-            t._mark = (now, t.done)
+        t.sample(now)
         if now - t._shown >= PROGRESS_INTERVAL:
             t._shown = now
             self._changed(t, "progress")

@@ -38,6 +38,7 @@ from chatroom.controller import Controller
 from chatroom.protocol import Bye, Error, FetchHistory
 from chatroom.text import clean_line
 from chatroom.transcript import NICK_COLOURS, Transcript
+from chatroom.transfers import Phase
 
 __all__ = ["ChatApp", "ChatCompleter", "MessagePane", "STYLE"]
 
@@ -61,6 +62,7 @@ STYLE = Style.from_dict({
     "status": "bg:#303a50 #e0e0e0",
     "status.bad": "bg:#703030 #ffffff bold",
     "status.note": "bg:#505000 #ffffff",
+    "status.file": "bg:#303a50 #a0e0a0",
     "prompt": "bold",
 })
 
@@ -163,6 +165,7 @@ class ChatApp:
             style=STYLE,
             full_screen=True,
             mouse_support=False,
+            refresh_interval=1.0,  # transfer rates move even when nothing arrives
         )
         client.on_event = self.on_event
 
@@ -228,6 +231,11 @@ class ChatApp:
         ]
         if t.pending:
             parts.append(("class:status", f" │ {len(t.pending)} sending"))
+        moving = [f for f in c.files.all() if f.phase.active or f.phase is Phase.WAITING]
+        for f in moving[:2]:
+            parts.append(("class:status.file", f" │ {f.progress_text()}"))
+        if len(moving) > 2:
+            parts.append(("class:status.file", f" +{len(moving) - 2} more (/files)"))
         if t.scroll:
             parts.append(("class:status.note", f" ↓ {t.unread} new below (PageDown) "))
         if t.bell_mode != "mentions":

@@ -163,3 +163,58 @@ def test_missed_messages_are_appended_and_older_pages_go_on_top():
     assert "beginning of lobby" in texts[0] and [x[-2:] for x in texts[1:3]] == ["m8", "m9"]
     assert t.scroll == scroll_before  # the view did not jump
     assert t.wants_older() is None  # nothing older exists
+
+
+def test_file_commands_parse():
+    assert parse_input("/send notes.pdf") == Command("send", ("notes.pdf",), "notes.pdf")
+    assert parse_input('/send bob "my notes.pdf"').rest == 'bob "my notes.pdf"'  # type: ignore[union-attr]
+    assert isinstance(parse_input("/send"), Invalid)
+    assert parse_input("/accept") == Command("accept")
+    assert parse_input("/accept 3") == Command("accept", ("3",), "3")
+    assert isinstance(parse_input("/accept three"), Invalid)
+    assert isinstance(parse_input("/cancel 1 2"), Invalid)
+    assert parse_input("/files") == Command("files")
+
+
+def test_send_target_reads_a_path_or_a_nick_and_a_path(tmp_path):
+    from pathlib import Path
+
+    from chatroom.controller import Controller
+
+    class FakeClient:  # the controller only reads the member list here
+        class session:  # noqa: N801
+            members = {"bob": None, "Carol": None}
+
+    (tmp_path / "my notes.pdf").write_bytes(b"x")
+    (tmp_path / "bob").write_bytes(b"a file called bob")
+    c = Controller(FakeClient(), show=lambda text, error: None, quit=lambda: None)  # type: ignore[arg-type]
+    notes = tmp_path / "my notes.pdf"
+    assert c.send_target(str(notes)) == (notes, None)
+    assert c.send_target(f'"{notes}"') == (notes, None)
+    assert c.send_target(f"bob {notes}") == (notes, "bob")
+    assert c.send_target(f"@carol '{notes}'") == (notes, "carol")
+    assert c.send_target(str(tmp_path / "bob")) == (tmp_path / "bob", None)  # an existing path wins
+    assert c.send_target("nobody missing.txt") == (Path("nobody missing.txt"), None)
+
+
+def test_file_events_read_as_sentences_and_are_sanitised():
+    from pathlib import Path
+
+    from chatroom.transfers import FileTransfer, Phase, TransferChanged
+
+    theirs = FileTransfer(outgoing=False, id=4, name="evil\x1b[2J.txt", size=2048, peer="mallory",
+                          detail="to you")
+    t = Transcript()
+    ring = t.add(TransferChanged(theirs, "offered", detail="to you"))
+    text = "".join(x for _, x in t.lines[-1])
+    assert "mallory offers “evil" in text and "(2.0 KiB) to you — /accept 4 or /reject 4" in text
+    assert "\x1b" not in text and ring
+    theirs.phase, theirs.path = Phase.DONE, Path("/dl/evil.txt")
+    t.add(TransferChanged(theirs, "saved"))
+    assert "saved “evil" in "".join(x for _, x in t.lines[-1]) and "SHA-256 verified" in "".join(
+        x for _, x in t.lines[-1])
+    ours = FileTransfer(outgoing=True, id=5, name="a.bin", size=10, peer="the room")
+    assert plain_line(TransferChanged(ours, "accepted", nick="bob")) == "-- bob accepted “a.bin”"
+    assert plain_line(TransferChanged(ours, "progress")) is None
+    failed = plain_line(TransferChanged(theirs, "failed", detail="the SHA-256 does not match"))
+    assert failed is not None and failed.startswith("-- error:") and "SHA-256" in failed
