@@ -193,7 +193,8 @@ class Relay:
         if member in t.answered:
             return []
         t.answered.add(member)
-        return [Delivery((t.sender,), FileUpdate(transfer=t.id, event=FileEvent.REJECTED, nick=member.nick))]
+        update = FileUpdate(transfer=t.id, event=FileEvent.REJECTED, nick=member.nick)
+        return [Delivery((t.sender,), update), *self._maybe_close(t)]
 
     def cancel(self, conn: Any, member: Member, transfer_id: int, reason: str, now: float) -> list[Delivery]:
         """The sender cancels the transfer for everyone; a receiver for itself."""
@@ -266,10 +267,7 @@ class Relay:
         else:
             update = FileUpdate(transfer=t.id, event=FileEvent.FAILED, nick=member.nick,
                                 reason=clean_line(msg.reason).strip()[:200] or "the receiver discarded it")
-        out = [Delivery((t.sender,), update)]
-        if t.expired and self._idle(t):
-            out += self._end(t, FileEvent.EXPIRED, f"delivered to {t.delivered}")
-        return out
+        return [Delivery((t.sender,), update), *self._maybe_close(t)]
 
     # ------------------------------------------------------------------ endings
 
@@ -307,8 +305,8 @@ class Relay:
                     del t.finishing[conn]
                     out.append(Delivery((t.sender,), FileUpdate(transfer=t.id, event=FileEvent.FAILED,
                                                                 nick=member.nick, reason="it never confirmed")))
-            if t.id in self.transfers and t.expired and self._idle(t):
-                out += self._end(t, FileEvent.EXPIRED, f"delivered to {t.delivered}")
+            if t.id in self.transfers:
+                out += self._maybe_close(t)
         return out
 
     # ------------------------------------------------------------------ internals
@@ -323,6 +321,15 @@ class Relay:
     @staticmethod
     def _idle(t: Transfer) -> bool:
         return t.round is None and not t.waiting and not t.finishing
+
+    def _maybe_close(self, t: Transfer) -> list[Delivery]:
+        """An offer nobody can still answer, with nothing under way, is over: expired,
+        or everyone it was offered to accepted (and was served) or declined."""
+        if t.id not in self.transfers or not self._idle(t):
+            return []
+        if not (t.expired or t.invited <= t.answered):
+            return []
+        return self._end(t, FileEvent.CLOSED, f"delivered to {t.delivered}")
 
     def _start_round(self, t: Transfer, now: float) -> list[Delivery]:
         t.rounds += 1
@@ -345,9 +352,7 @@ class Relay:
                 out = []
             if t.waiting and not t.expired:
                 out += self._start_round(t, now)
-            elif t.expired and self._idle(t):
-                out += self._end(t, FileEvent.EXPIRED, f"delivered to {t.delivered}")
-            return out
+            return out + self._maybe_close(t)
         slowest = r.slowest()
         if slowest <= before:
             return []
@@ -377,9 +382,7 @@ class Relay:
         if event is FileEvent.FAILED and reason != "disconnected":
             out.insert(1, Delivery((conn,), FileUpdate(transfer=t.id, event=event, nick=member.nick, reason=reason,
                                                        over=True)))
-        if t.expired and self._idle(t) and t.id in self.transfers:
-            out += self._end(t, FileEvent.EXPIRED, f"delivered to {t.delivered}")
-        return out
+        return out + self._maybe_close(t)
 
     def _end(self, t: Transfer, event: FileEvent, reason: str, *, tell_sender: bool = True) -> list[Delivery]:
         """The transfer is over for everyone: tell whoever still cares, and forget it."""
@@ -391,7 +394,7 @@ class Relay:
         out: list[Delivery] = []
         if involved:
             out.append(Delivery(tuple(involved), update))
-        if event is not FileEvent.EXPIRED:  # expiry already told those who never answered
+        if event is not FileEvent.CLOSED:  # a closing offer has nobody waiting to answer
             silent = tuple(m for m in t.invited if m not in t.answered and m not in involved_members)
             if silent:
                 out.append(Delivery(silent, update))

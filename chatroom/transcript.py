@@ -312,7 +312,7 @@ def transfer_text(event: TransferChanged) -> tuple[str, bool] | None:
             "received": f"{nick} received {name} (SHA-256 verified)",
             "cancelled": f"{nick} cancelled {name}{why}" if nick else f"cancelled {name}",
             "stopped": f"stopped sending {name}: nobody is receiving it now",
-            "expired": f"your offer of {name} has closed (delivered to {t.delivered})",
+            "closed": f"your offer of {name} is closed (delivered to {t.delivered})",
             "failed": f"sending {name} failed{why}" if t.phase.over else f"{name} to {nick} failed{why}",
             "error": f"could not offer {name}{why}",
         }

@@ -497,8 +497,8 @@ class Transfers:
         if msg.over and not t.phase.over:
             self._close(t)
             t.detail = reason
-            if t.outgoing and event is FileEvent.EXPIRED:
-                t.phase = Phase.DONE  # the offer closed; receivers got it or not
+            if event is FileEvent.CLOSED:
+                t.phase = Phase.DONE  # our offer is over; `reason` says how many got it
             else:
                 t.phase = Phase(event.value)
         elif event is FileEvent.RECEIVED and t.outgoing:

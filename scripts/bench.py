@@ -14,6 +14,9 @@ Scenarios (100-byte messages, one room):
               of the same run without it
   scale       2,000 members join; one broadcast reaches all; join time, server RSS
               per member, server threads
+  files       chatroom only (the tutorial server shares no files): chat latency
+              between two members while 20 MiB files stream to three receivers,
+              against the same chat with no transfer; and the transfer rate
 
 Usage: python scripts/bench.py [--quick] [--json FILE]
 Every loop is bounded in count and time; all traffic stays on 127.0.0.1.
@@ -367,6 +370,112 @@ def run_scale(server: Server, n: int, tag: str) -> dict[str, float]:
         close_members(members)
 
 
+def file_load(port: int, seconds: float, size: int, receivers: int) -> None:
+    """``--file-load``: in its own process (so its hashing and disk writes do not
+    share a GIL with the chat being measured), offer a file of ``size`` bytes to
+    ``receivers`` members again and again for ``seconds``.  Prints a JSON summary."""
+    import queue
+    import shutil
+
+    sys.path.insert(0, str(ROOT))
+    from chatroom.client import ChatClient
+    from chatroom.transfers import TransferChanged
+
+    work = Path(tempfile.mkdtemp(prefix="chatroom-bench-files-"))
+    source = work / "payload.bin"
+    source.write_bytes(os.urandom(size))
+    events: dict[str, queue.Queue[object]] = {}
+    clients: dict[str, ChatClient] = {}
+    try:
+        for nick in ["fsender", *(f"frecv{i}" for i in range(receivers))]:
+            events[nick] = queue.Queue()
+            clients[nick] = ChatClient(HOST, port, nick, downloads=work / nick, on_event=events[nick].put)
+            clients[nick].connect()
+
+        def wait(nick: str, whats: tuple[str, ...], deadline: float) -> TransferChanged:
+            while True:
+                e = events[nick].get(timeout=max(0.01, deadline - time.monotonic()))
+                if isinstance(e, TransferChanged) and e.what in whats:
+                    return e
+
+        start = time.monotonic()
+        moved = transfers = 0
+        print("ready", flush=True)
+        while time.monotonic() - start < seconds and transfers < 1000:
+            deadline = time.monotonic() + 60
+            offer = clients["fsender"].files.offer(source)
+            for nick in clients:
+                if nick != "fsender":
+                    clients[nick].files.accept(wait(nick, ("offered",), deadline).transfer.id)
+            for nick in clients:
+                if nick != "fsender":
+                    saved = wait(nick, ("saved", "failed"), deadline)
+                    if saved.what == "saved" and saved.transfer.path:
+                        moved += size
+                        saved.transfer.path.unlink()
+            for _ in range(receivers):
+                wait("fsender", ("received", "failed"), deadline)
+            clients["fsender"].files.cancel(offer.id)  # the chatters in the room never answer it
+            transfers += 1
+        elapsed = time.monotonic() - start
+        print(json.dumps({"bytes_per_receiver_per_s": moved / receivers / elapsed, "transfers": transfers}),
+              flush=True)
+    finally:
+        for c in clients.values():
+            c.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_chat_latency(port: int, seconds: float, rate: float, tag: str, *, files: bool) -> dict[str, float]:
+    """Chat between two members at ``rate`` messages/s for ``seconds``; with
+    ``files``, a --file-load process streams files through the same server."""
+    sys.path.insert(0, str(ROOT))
+    from chatroom.client import ChatClient
+    from chatroom.protocol import Chat
+
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, Chat) and event.text in sent:
+            latencies.append(time.monotonic() - sent[event.text])
+
+    talker = ChatClient(HOST, port, f"{tag}talk", on_event=lambda e: None)
+    listener = ChatClient(HOST, port, f"{tag}listen", on_event=on_event)
+    load = None
+    summary: dict[str, float] = {}
+    try:
+        talker.connect()
+        listener.connect()
+        if files:
+            load = subprocess.Popen([sys.executable, __file__, "--file-load", str(port), str(seconds)],
+                                    cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            assert load.stdout is not None
+            load.stdout.readline()  # "ready"
+        count = int(seconds * rate)
+        t0 = time.monotonic()
+        for i in range(count):
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # pacing the offered load
+            text = f"{tag} {i}"
+            sent[text] = time.monotonic()
+            talker.say(text)
+        deadline = time.monotonic() + 10
+        while len(latencies) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if load is not None:
+            out, _ = load.communicate(timeout=120)
+            summary = json.loads(out.strip().splitlines()[-1])
+    finally:
+        if load is not None and load.poll() is None:
+            load.kill()
+        talker.close()
+        listener.close()
+    return {"p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
+            "max_ms": max(latencies) * 1000, "received": float(len(latencies)), **summary}
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -379,8 +488,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer, smaller runs (development)")
     parser.add_argument("--repeat", type=int, default=None, help="runs per scenario (median)")
     parser.add_argument("--json", default=str(ROOT / "bench-results.json"), help="raw figures go here")
-    parser.add_argument("--only", help="comma-separated scenario names (saturation,paced,slow,durable,scale)")
+    parser.add_argument("--only", help="comma-separated scenario names (saturation,paced,slow,durable,scale,files)")
+    parser.add_argument("--file-load", nargs=2, metavar=("PORT", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.file_load:
+        file_load(int(args.file_load[0]), float(args.file_load[1]), 20 * 1024 * 1024, 3)
+        return 0
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 20000)), hard))
@@ -388,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     repeat = args.repeat or (1 if quick else 3)
     deliveries = 300_000 if quick else 1_000_000
-    only = set(args.only.split(",")) if args.only else {"saturation", "paced", "slow", "durable", "scale"}
+    only = set(args.only.split(",")) if args.only else {"saturation", "paced", "slow", "durable", "scale", "files"}
     results: dict[str, dict[str, dict[str, float]]] = {}
     rows: list[tuple[str, str, float, float, bool]] = []  # label, unit, ours, base, higher_is_better
 
@@ -470,6 +583,22 @@ def main(argv: list[str] | None = None) -> int:
                               f"memory {mem['deliveries_per_s']:,.0f}/s", flush=True)
                 finally:
                     servers.pop("sqlite").stop()
+        if "files" in only:
+            seconds = 4.0 if quick else 8.0
+            runs = {"alone": [], "files": []}
+            for r in range(repeat):
+                for mode in (["alone", "files"] if r % 2 == 0 else ["files", "alone"]):
+                    runs[mode].append(run_chat_latency(servers["chatroom"].port, seconds, 50.0,
+                                                       f"l{next(counter)}x", files=mode == "files"))
+            alone, busy = median_of(runs["alone"]), median_of(runs["files"])
+            label = "chat during file transfers (with vs without)"
+            results[label] = {"with_files": busy, "without": alone}
+            rows.append((f"{label} p50", "ms", busy["p50_ms"], alone["p50_ms"], False))
+            rows.append((f"{label} p99", "ms", busy["p99_ms"], alone["p99_ms"], False))
+            rate = busy["bytes_per_receiver_per_s"] / 1024 / 1024
+            print(f"  chat p50/p99: {alone['p50_ms']:.1f}/{alone['p99_ms']:.1f} ms alone, "
+                  f"{busy['p50_ms']:.1f}/{busy['p99_ms']:.1f} ms while {busy['transfers']:.0f} x 20 MiB went to 3 "
+                  f"receivers at {rate:.0f} MiB/s each", flush=True)
         if "scale" in only:
             n = 2000
             ours, base = {}, {}
@@ -491,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(f"{'scenario':<44} {'chatroom':>14} {'naive':>14} {'ratio':>8}")
-    print("(durable rows: chatroom with SQLite in the first column, chatroom in memory in the second)")
+    print("(durable rows: chatroom with SQLite in the first column, chatroom in memory in the second;")
+    print(" file rows: chat latency during file transfers in the first, the same chat alone in the second)")
     for label, unit, ours_v, base_v, higher in rows:
         ratio = (ours_v / base_v if higher else base_v / ours_v) if ours_v and base_v else float("nan")
         print(f"{label:<44} {ours_v:>12,.1f}{unit[:2]:>2} {base_v:>12,.1f}{unit[:2]:>2} {ratio:>7.2f}x")

@@ -225,7 +225,10 @@ def test_reject(make_server, people, tmp_path):
     assert carol_ev.wait(finished).what == "saved"
     alice_ev.wait(transfer_event(FileEvent.RECEIVED.value, "carol"))
     assert downloads(bob) == [] and downloads(carol) == ["notes.pdf"]
-    assert mine.delivered == 1
+    # Everyone answered and was served: the offer closes at once, freeing its slot.
+    closed = alice_ev.wait(transfer_event(FileEvent.CLOSED.value))
+    assert closed.detail == "delivered to 1" and mine.phase is Phase.DONE and mine.delivered == 1
+    assert not server.relay.transfers
     with pytest.raises(TransferError):
         bob.files.accept(bob_offer.id)  # a declined offer stays declined
 
@@ -496,7 +499,8 @@ def test_offers_expire(make_server, wires):
     bob.expect(FileOffer)
     expired = bob.expect(FileUpdate, transfer=offer.transfer, event=FileEvent.EXPIRED)
     assert expired.over
-    assert sender.expect(FileUpdate, transfer=offer.transfer, event=FileEvent.EXPIRED).over
+    closed = sender.expect(FileUpdate, transfer=offer.transfer, event=FileEvent.CLOSED)
+    assert closed.over and closed.reason == "delivered to 0"
     bob.send(AcceptFile(transfer=offer.transfer))
     assert bob.expect(Error).code == ErrorCode.NO_SUCH_TRANSFER
 

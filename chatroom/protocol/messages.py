@@ -729,8 +729,9 @@ class FileEvent(enum.StrEnum):
     RECEIVED = "received"  # to the sender: ``nick`` has the file, checksum verified
     FAILED = "failed"  # to either side: a reception failed (``nick``: whose; ``reason``: why)
     CANCELLED = "cancelled"  # to either side: ``nick`` cancelled
-    EXPIRED = "expired"  # the offer timed out (to the sender and to who never answered)
+    EXPIRED = "expired"  # to who never answered: the offer timed out
     STOPPED = "stopped"  # to the sender: nobody is receiving this round any more: stop sending
+    CLOSED = "closed"  # to the sender: the offer is over (expired, or everyone answered and was served)
 
 
 def _check_sha256(value: str) -> None:
