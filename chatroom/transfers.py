@@ -39,6 +39,7 @@ from chatroom.protocol import (
     AcceptFile,
     CancelFile,
     Error,
+    ErrorCode,
     FileAck,
     FileChunk,
     FileCredit,
@@ -264,7 +265,7 @@ class Transfers:
                                 f"{human_size(free)} free)")
         t.phase = Phase.WAITING
         t.detail = ""
-        self._send(AcceptFile(transfer=transfer_id))
+        self._send(AcceptFile(transfer=transfer_id, id=f"accept:{transfer_id}"))
         self._changed(t, "accepted", detail=str(self.downloads))
         return t
 
@@ -330,6 +331,8 @@ class Transfers:
         elif isinstance(msg, Error) and msg.id is not None and msg.id in self._preparing:
             t = self._preparing.pop(msg.id)
             self._fail(t, clean_line(msg.message))
+        elif isinstance(msg, Error) and msg.id is not None and msg.id.startswith("accept:"):
+            self._accept_refused(msg)
         else:
             return False
         return True
@@ -351,6 +354,15 @@ class Transfers:
         with self._lock:
             for t in self.all():
                 self._close(t)
+
+    def _accept_refused(self, msg: Error) -> None:
+        number = msg.id.partition(":")[2] if msg.id else ""
+        t = self.get(int(number)) if number.isdigit() else None
+        if t is None or t.phase is not Phase.WAITING:
+            return
+        gone = msg.code == ErrorCode.NO_SUCH_TRANSFER
+        t.phase, t.detail = (Phase.EXPIRED if gone else Phase.OFFERED), clean_line(msg.message)
+        self._changed(t, "error", detail=t.detail)
 
     def _on_offer(self, msg: FileOffer) -> None:
         with self._lock:

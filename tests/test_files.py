@@ -551,3 +551,24 @@ def test_the_sender_leaving_cancels_for_everyone(make_server, people, wires):
     assert "left" in cancelled.detail
     assert downloads(bob) == []
     wait_until(lambda: not server.relay.transfers, what="the server to forget the transfer")
+
+
+def test_a_refused_accept_is_reported_and_can_be_retried(make_server, people, wires):
+    server = make_server()
+    senders = [wires(server, f"s{i}") for i in range(3)]
+    bob, bob_ev = people(server, "bob")
+    offers = [offer_from_wire(s, f"f{i}", b"data", to="bob") for i, s in enumerate(senders)]
+    for _ in offers:
+        bob_ev.wait(transfer_event("offered"))
+    bob.files.accept(offers[0].transfer)
+    bob.files.accept(offers[1].transfer)
+    bob.files.accept(offers[2].transfer)  # a third at once is one too many
+    refused = bob_ev.wait(transfer_event("error"))
+    assert refused.transfer.id == offers[2].transfer and "already receiving" in refused.detail
+    assert refused.transfer.phase is Phase.OFFERED
+    senders[0].send(CancelFile(transfer=offers[0].transfer))
+    bob_ev.wait(transfer_event(FileEvent.CANCELLED.value))
+    bob.files.accept(offers[2].transfer)
+    start = senders[2].expect(FileSend, transfer=offers[2].transfer)
+    stream(senders[2], start, b"data")
+    assert bob_ev.wait(transfer_event("saved")).transfer.id == offers[2].transfer

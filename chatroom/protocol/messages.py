@@ -779,7 +779,13 @@ class FileOffer(Message):
 
 @_message("accept_file")
 class AcceptFile(Message):
+    """Take an offer.  A refusal (expired, too many at once) names ``id``, if given."""
+
     transfer: int
+    id: str | None = None
+
+    def check(self) -> None:
+        _check_id(self.id)
 
 
 @_message("reject_file")
