@@ -138,7 +138,6 @@ def test_twenty_mib_to_three_receivers_while_two_others_chat(make_server, people
     # Chat: eve talks to the room every 10 ms while the file moves; frank notes arrivals.
     sent_at: dict[str, float] = {}
     latency: dict[str, float] = {}
-    first_data = threading.Event()
     stop = threading.Event()
 
     def chatter() -> None:
@@ -188,7 +187,6 @@ def test_twenty_mib_to_three_receivers_while_two_others_chat(make_server, people
           f"max {worst * 1000:.1f} ms over {len(during)} lines")
     # Generous bounds for a loaded 2-core CI machine: the point is "not seconds".
     assert median < 0.1 and worst < 1.0
-    del first_data
 
 
 def test_an_offer_to_one_person_reaches_only_them(make_server, people, tmp_path):
@@ -299,18 +297,25 @@ def test_late_acceptor_gets_the_next_round(make_server, people, wires):
 # --------------------------------------------------------------------------- ending early
 
 
+def half_way(server: ChatServer, sender: WireClient, receiver: ChatClient, events: Events,
+             upto: int) -> tuple[FileOffer, FileSend]:
+    """``sender`` offers 2 MiB; ``receiver`` accepts and holds the first ``upto`` bytes."""
+    data = os.urandom(2 * MiB)
+    offer = offer_from_wire(sender, "half.bin", data)
+    receiver.files.accept(events.wait(transfer_event("offered")).transfer.id)
+    start = sender.expect(FileSend)
+    stream(sender, start, data, upto=upto)
+    wait_until(lambda: receiver.files.get(offer.transfer).done == upto, what=f"{upto} bytes to arrive")
+    assert receiver.files.get(offer.transfer).phase is Phase.RECEIVING
+    return offer, start
+
+
 def test_sender_cancels_midway(make_server, people, wires, tmp_path):
     """The sender stops: the receiver is told, and keeps no partial file."""
     server = make_server()
     sender = wires(server, "alice")
     bob, bob_ev = people(server, "bob")
-    data = os.urandom(2 * MiB)
-    offer = offer_from_wire(sender, "half.bin", data)
-    bob.files.accept(bob_ev.wait(transfer_event("offered")).transfer.id)
-    start = sender.expect(FileSend)
-    stream(sender, start, data, upto=512 * 1024)
-    wait_until(lambda: bob.files.get(offer.transfer).done == 512 * 1024, what="half a MiB to arrive")
-    assert bob.files.get(offer.transfer).phase is Phase.RECEIVING
+    offer, _ = half_way(server, sender, bob, bob_ev, 512 * 1024)
     assert [n for n in downloads(bob) if n.endswith(".part")], "the download is written to a temporary file"
     sender.send(CancelFile(transfer=offer.transfer, reason="wrong file"))
     cancelled = bob_ev.wait(transfer_event(FileEvent.CANCELLED.value))
@@ -325,12 +330,7 @@ def test_receiver_cancels_midway(make_server, people, wires):
     server = make_server()
     sender = wires(server, "alice")
     bob, bob_ev = people(server, "bob")
-    data = os.urandom(2 * MiB)
-    offer = offer_from_wire(sender, "half.bin", data)
-    bob.files.accept(bob_ev.wait(transfer_event("offered")).transfer.id)
-    start = sender.expect(FileSend)
-    stream(sender, start, data, upto=256 * 1024)
-    wait_until(lambda: bob.files.get(offer.transfer).done == 256 * 1024, what="the first window to arrive")
+    offer, start = half_way(server, sender, bob, bob_ev, 256 * 1024)
     bob.files.cancel()  # the only transfer under way
     update = sender.expect(FileUpdate, transfer=offer.transfer, event=FileEvent.CANCELLED)
     assert update.nick == "bob"
