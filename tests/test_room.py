@@ -7,6 +7,7 @@ import pytest
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, ErrorCode, Presence, PresenceEvent, Private, Topic
 from chatroom.room import DEFAULT_ROOM, ChatState
+from chatroom.text import nick_key
 
 
 def test_members_start_in_the_lobby_and_hear_each_other_arrive():
@@ -151,3 +152,43 @@ def test_member_lists_name_at_most_the_listed_maximum_but_count_everyone():
     assert len(joined.members) == MAX_LISTED_MEMBERS
     assert joined.member_count == MAX_LISTED_MEMBERS + 50
     assert s.who(member, 1.0).member_count == MAX_LISTED_MEMBERS + 50
+
+
+@pytest.mark.parametrize("lookalike", ["\u0430lice", "al\u0131ce", "AL\u0130CE", "ALICE", "\uff41lice", "alice\u0307"])
+def test_a_nick_that_looks_like_a_present_or_held_one_is_taken(lookalike):
+    s = ChatState()
+    alice, _, _ = s.admit(1, "alice", "a", 0.0, token="t")
+    for holder_state in ("present", "held"):
+        if holder_state == "held":
+            s.hold(alice, "connection lost", 1.0, grace=60)
+        with pytest.raises(Refused) as info:
+            s.admit(2, lookalike, "b", 2.0)
+        assert info.value.code in (ErrorCode.NICK_TAKEN, ErrorCode.INVALID_NICK), info.value
+        if info.value.code == ErrorCode.NICK_TAKEN:
+            assert "try alice2" in info.value.message or "try " in info.value.message
+
+
+def test_the_skeleton_follows_unicode_confusables_and_keeps_distinct_names_apart():
+    assert nick_key("\u0430lice") == nick_key("alice") == nick_key("ALİCE") == nick_key("alıce")
+    assert nick_key("m") == nick_key("rn")  # UTS #39: m looks like rn
+    assert nick_key("ann") != nick_key("anne") and nick_key("bob") != nick_key("rob")
+    assert nick_key("李") != nick_key("季")
+
+
+@pytest.mark.parametrize("nick", ["server", "SYSTEM", "admin", "\u0430dmin", "Operator", "chatroom", "--", "._"])
+def test_reserved_and_punctuation_only_nicks_are_refused(nick):
+    s = ChatState()
+    with pytest.raises(Refused) as info:
+        s.admit(1, nick, "a", 0.0)
+    assert info.value.code == ErrorCode.INVALID_NICK
+
+
+def test_renaming_into_a_lookalike_of_someone_else_is_refused_but_respelling_ones_own_is_not():
+    s = ChatState()
+    s.admit(1, "bob", "a", 0.0)
+    ann, _, _ = s.admit(2, "ann", "b", 0.0)
+    with pytest.raises(Refused) as info:
+        s.rename(ann, "b\u043eb", 1.0)
+    assert info.value.code == ErrorCode.NICK_TAKEN and "looks like bob" in info.value.message
+    s.rename(ann, "Ann", 2.0)
+    assert ann.nick == "Ann" and s.nicks[nick_key("ann")] is ann

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -25,10 +26,12 @@ from typing import Any, ClassVar, TypeVar
 
 from chatroom.errors import InvalidField, LocalProtocolError, UnknownMessageType
 from chatroom.protocol.framing import BODY_KEY, MAX_BODY_SIZE, MAX_HEADER_SIZE, Frame, encode_frame
+from chatroom.text import unencodable
 
 __all__ = [
     "PROTOCOL_VERSION",
     "MAX_LISTED_MEMBERS",
+    "MAX_ID_LENGTH",
     "ErrorCode",
     "PresenceEvent",
     "Message",
@@ -134,6 +137,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_NICK = "invalid_nick"
     NICK_TAKEN = "nick_taken"
     SERVER_FULL = "server_full"
+    TOO_MANY_CONNECTIONS = "too_many_connections"  # over the server's limit per address
     RESUME_REFUSED = "resume_refused"
     AUTH_REQUIRED = "auth_required"
     AUTH_FAILED = "auth_failed"
@@ -157,10 +161,14 @@ class PresenceEvent(enum.StrEnum):
     RECONNECTED = "reconnected"
 
 
+_VERSION = re.compile(r"([0-9]{1,6})\.[0-9]{1,6}")
+
+
 def major_version(version: str) -> int | None:
-    """The major number of a ``"MAJOR.MINOR"`` string, or None if it is not one."""
-    head, _, _ = version.partition(".")
-    return int(head) if head.isdigit() else None
+    """The major number of a ``"MAJOR.MINOR"`` string (ASCII digits, nothing else), or
+    None if it is not one."""
+    match = _VERSION.fullmatch(version)
+    return int(match.group(1)) if match else None
 
 
 # --------------------------------------------------------------------------- machinery
@@ -258,6 +266,8 @@ def _converter(tp: Any, owner: str, name: str) -> Callable[[Any], Any]:
         def to_dict(v: Any) -> dict[str, Any]:
             if not isinstance(v, dict):
                 raise bad(f"expected an object, got {_json_type(v)}")
+            for k in v:
+                _check_encodable(k, bad)
             return {str(k): val(x) for k, x in v.items()}
 
         return to_dict
@@ -266,6 +276,7 @@ def _converter(tp: Any, owner: str, name: str) -> Callable[[Any], Any]:
         def to_str(v: Any) -> str:
             if not isinstance(v, str):
                 raise bad(f"expected a string, got {_json_type(v)}")
+            _check_encodable(v, bad)
             return v
 
         return to_str
@@ -309,6 +320,14 @@ def _converter(tp: Any, owner: str, name: str) -> Callable[[Any], Any]:
     if tp is bytes:
         return lambda v: v
     raise TypeError(f"no converter for {tp!r}")  # a bug in a message definition
+
+
+def _check_encodable(v: str, bad: Callable[[str], InvalidField]) -> None:
+    """Refuse what UTF-8 cannot encode: JSON lets a peer send a lone surrogate
+    (``"\\ud83d"``), which would break every later attempt to store or relay it."""
+    at = unencodable(v)
+    if at is not None:
+        raise bad(f"not valid Unicode: a lone surrogate U+{ord(v[at]):04X} at character {at}")
 
 
 def _json_type(v: Any) -> str:
