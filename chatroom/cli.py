@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--name", default="", help="server name shown to clients (default: host name)")
     serve.add_argument("--max-clients", type=_positive_int, default=defaults.max_clients,
                        help="connections accepted at once (default %(default)s)")
+    serve.add_argument("--max-per-address", type=_positive_int, default=defaults.max_per_address, metavar="N",
+                       help="connections from one address (0: no limit; default %(default)s)")
+    serve.add_argument("--frame-timeout", type=float, default=defaults.frame_timeout, metavar="SECONDS",
+                       help="a frame left unfinished this long drops its sender as too slow (default %(default)s)")
     serve.add_argument("--max-text", type=_positive_int, default=defaults.max_text,
                        help="characters in one message (default %(default)s)")
     serve.add_argument("--history", type=_positive_int, default=defaults.history_size,
@@ -165,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--fingerprint", default=None, metavar="SHA256",
                       help="the server certificate's fingerprint, as 'chatroom serve --tls' printed it: "
                            "pinned up front instead of trusting on first use")
+    join.add_argument("--forget-pin", action="store_true",
+                      help="forget the certificate remembered for this server first (when its host really "
+                           "made a new one, or turned TLS off); without it, a server once met over TLS is "
+                           "never spoken to in plaintext")
     join.add_argument("--trace", metavar="FILE", default=None,
                       help="write every recv() and frame on the wire to FILE (the screen is busy)")
     join.add_argument("--downloads", metavar="DIR", default=None,
@@ -233,7 +241,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         data_dir=None if args.memory else str(_data_dir(args.data_dir)), sync=args.sync,
         resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
         password=password, op_password=op_password, tls_cert=cert, tls_key=key,
-        max_file_size=args.max_file_size,
+        max_file_size=args.max_file_size, max_per_address=args.max_per_address, frame_timeout=args.frame_timeout,
     )
     tracer = _open_tracer(args.trace)
     try:
@@ -529,6 +537,8 @@ def _refusal_advice(code: str, message: str, args: argparse.Namespace) -> str:
         return f"that nick cannot be used ({message}): choose another with --nick NAME"
     if code == ErrorCode.SERVER_FULL:
         return "the server is full: try again later, or ask its host to raise --max-clients"
+    if code == ErrorCode.TOO_MANY_CONNECTIONS:
+        return f"{message} (or ask the server's host to raise --max-per-address)"
     if code == ErrorCode.VERSION_MISMATCH:
         return f"{message} (this is chatroom {__version__})"
     if code == ErrorCode.INVALID_ROOM:
@@ -571,13 +581,18 @@ def cmd_join(args: argparse.Namespace) -> int:
 
     from chatroom.tls import KnownServers, default_known_servers
 
+    known_servers = KnownServers(default_known_servers())
+    if args.forget_pin:
+        for host in addresses:
+            if known_servers.forget(f"{host}:{port}"):
+                print(f"forgot the certificate remembered for {host}:{port}", file=sys.stderr)
     try:
         for i, host in enumerate(addresses):  # every advertised address, in turn
             try:
                 client = ChatClient(host, port, nick, room=args.room, tracer=tracer,
                                     password=os.environ.get("CHATROOM_PASSWORD") or None, tls=args.tls,
                                     fingerprint=args.fingerprint,
-                                    known_servers=KnownServers(default_known_servers()),
+                                    known_servers=known_servers,
                                     downloads=Path(args.downloads).expanduser() if args.downloads else None)
             except ValueError as exc:
                 return _fail(f"--fingerprint: {exc}", 2)

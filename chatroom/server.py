@@ -28,11 +28,11 @@ import hmac
 import ipaddress
 import itertools
 import logging
+import math
 import os
 import secrets
 import socket
 import socketserver
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -46,6 +46,7 @@ from chatroom.output import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
 from chatroom.protocol import (
     MAX_BODY_SIZE,
     MAX_HEADER_SIZE,
+    MAX_ID_LENGTH,
     PROTOCOL_VERSION,
     AcceptFile,
     Ack,
@@ -69,6 +70,7 @@ from chatroom.protocol import (
     Join,
     Joined,
     ListRooms,
+    Members,
     Message,
     ModAction,
     Moderate,
@@ -91,7 +93,7 @@ from chatroom.ratelimit import RateLimiter, Verdict
 from chatroom.relay import DEFAULT_MAX_FILE, DEFAULT_WINDOW, MAX_RECEIVING, Relay
 from chatroom.room import ChatState, Delivery, Member
 from chatroom.store import DB_NAME, HistoryStore
-from chatroom.text import clean_line, fold
+from chatroom.text import clean_line, fold, nick_key, unencodable
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
 from chatroom.trace import Tracer
 
@@ -114,10 +116,17 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     name: str = ""  # shown to clients; the host name when empty
     max_clients: int = 1000
+    # Connections from one address (0: no limit).  Enough for the demo's bots and a few
+    # people behind one NAT; one address can no longer take every slot.
+    max_per_address: int = 20
     max_text: int = 4000  # characters in one chat message (a pasted block is one)
     history_size: int = 100  # messages replayed on joining a room
     outbox_limit: int = DEFAULT_OUTBOX_LIMIT  # bytes queued for one client -> "too slow"
     handshake_timeout: float = 10.0
+    # A frame begun and not finished this long after the last complete one: the peer is
+    # trickling bytes to hold the connection ("too slow sending").  A 1 MiB file chunk
+    # needs only ~35 KB/s to make it.
+    frame_timeout: float = 30.0
     ping_interval: float = 30.0  # idle this long -> ping
     pong_timeout: float = 20.0  # no answer this long after a ping -> "timed out"
     rate: float = 4.0  # messages per second, sustained (0 disables rate limiting)
@@ -168,6 +177,8 @@ class Connection:
         self.connected_at = now
         self.last_heard = now
         self.ping_sent: float | None = None
+        self.partial_since: float | None = None  # when the frame now being received began
+        self.waited = 0.0  # seconds the server made this handshake wait (throttled passwords)
         self.close_reason: str | None = None
         self.thread = threading.current_thread()
         #: Deliveries name recipients by objects with a ``sink`` (members); a connection
@@ -222,6 +233,21 @@ class _Batch:
         if self.tracer is not None:
             self.tracer.frame_out(_describe_targets(targets), data)
         _append(self.deferred, targets, data)
+
+
+def _shrunk(msg: Welcome | Joined | History | Members) -> Welcome | Joined | History | Members:
+    """``msg`` with half of its history (oldest first) or, with no history left, half of
+    its member list gone; raise LocalProtocolError when nothing is left to drop."""
+    if isinstance(msg, History):
+        if not msg.messages:
+            raise LocalProtocolError("an empty history page does not fit the header limit")
+        return dataclasses.replace(msg, messages=msg.messages[len(msg.messages) // 2 + 1:], complete=False)
+    history = getattr(msg, "history", ())
+    if history:
+        return dataclasses.replace(msg, history=history[len(history) // 2 + 1:])  # type: ignore[arg-type]
+    if msg.members:
+        return dataclasses.replace(msg, members=msg.members[: len(msg.members) // 2])  # type: ignore[arg-type]
+    raise LocalProtocolError(f"{msg.TYPE} does not fit the header limit even without history and members")
 
 
 def _looks_like_address(text: str) -> bool:
@@ -293,7 +319,7 @@ class Hub:
             chats, rooms = self.state.take_unsaved()
             try:
                 self.store.save(chats, rooms)
-            except sqlite3.Error as exc:
+            except Exception as exc:  # noqa: BLE001 -- sqlite3.Error, or a bug: either way, refuse, never half-send
                 log.error("could not store %d message(s): %s; they were not sent", len(chats), exc)
                 self.state.rollback(chats)
                 self._refuse_unstored(batch)
@@ -341,6 +367,11 @@ class ChatHandler(socketserver.BaseRequestHandler):
         if self.refusal is ErrorCode.SERVER_FULL:
             log.warning("refused %s: server full (%d clients)", conn.address, self.server.config.max_clients)
             self.send_error(self.refusal, "the server is full, try again later", fatal=True)
+        elif self.refusal is ErrorCode.TOO_MANY_CONNECTIONS:
+            limit = self.server.config.max_per_address
+            log.warning("refused %s: already %d connections from %s", conn.address, limit, conn.ip)
+            self.send_error(self.refusal, f"too many connections from your address (at most {limit}): close one and "
+                            "try again", fatal=True)
         elif self.refusal is not None:
             self.send_error(self.refusal, "the server is shutting down", fatal=True)
         if self.refusal is None:
@@ -356,6 +387,20 @@ class ChatHandler(socketserver.BaseRequestHandler):
             self.flush_batch()
             return
         log.debug("connection from %s", conn.address)
+        try:
+            self.read_loop()
+        except Exception as exc:  # noqa: BLE001 -- the safety net: never a silent, half-dead connection
+            log.error("%s: unexpected internal error, closing: %s: %s", self.describe(), type(exc).__name__, exc)
+            log.debug("traceback of that internal error", exc_info=exc)
+            conn.close_reason = conn.close_reason or "internal error"
+            with contextlib.suppress(Exception):
+                self.send_error(ErrorCode.INTERNAL, "internal server error: closing this connection", fatal=True)
+                self.flush_batch()
+            conn.shut(conn.close_reason)
+
+    def read_loop(self) -> None:
+        """recv -> decoder -> dispatch -> flush, until the connection closes."""
+        conn = self.conn
         sock = self.request
         while conn.state is not ConnState.CLOSING:
             try:
@@ -368,7 +413,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 except TruncatedFrame as exc:
                     log.info("%s: %s", conn.address, exc)
                 break
-            conn.last_heard = time.monotonic()
+            now = conn.last_heard = time.monotonic()
             conn.ping_sent = None
             tracer = self.tracer
             if tracer is not None:
@@ -381,6 +426,10 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 conn.close_reason = conn.close_reason or "protocol error"
                 conn.state = ConnState.CLOSING
                 frames = []  # nothing after a broken frame can be trusted; the peer is dropped
+            if not self.decoder.buffered:
+                conn.partial_since = None
+            elif frames or conn.partial_since is None:
+                conn.partial_since = now  # a new frame has begun: its clock starts
             if tracer is not None:
                 if len(frames) > 1:
                     tracer.note(self.peer(), f"one recv() held {len(frames)} frames: the decoder splits them")
@@ -429,20 +478,16 @@ class ChatHandler(socketserver.BaseRequestHandler):
         with self.server.hub.locked(self.batch):
             self.batch.queue(self.conn.me, data)
 
-    def send_fitted(self, msg: Welcome | Joined | History) -> None:
-        """Send ``msg``, dropping its oldest history until it fits the header limit
-        (100 long messages can exceed 64 KiB; the client pages back for more)."""
-        field = "messages" if isinstance(msg, History) else "history"
+    def send_fitted(self, msg: Welcome | Joined | History | Members) -> None:
+        """Send ``msg``, dropping its oldest history, then the tail of its member list,
+        until it fits the header limit (100 long messages, or 200 members with long away
+        texts, can exceed 64 KiB; the client pages back for more history, and
+        ``member_count`` still says how many are there)."""
         while True:
             try:
                 data = encode_message(msg, max_header=self.server.config.max_header)
             except LocalProtocolError:
-                items = getattr(msg, field)
-                if not items:
-                    raise
-                msg = dataclasses.replace(msg, **{field: items[len(items) // 2 + 1 :]})
-                if isinstance(msg, History):
-                    msg = dataclasses.replace(msg, complete=False)
+                msg = _shrunk(msg)
                 continue
             with self.server.hub.locked(self.batch):
                 self.batch.queue(self.conn.me, data)
@@ -499,15 +544,18 @@ class ChatHandler(socketserver.BaseRequestHandler):
         if type(msg) not in _UNCOUNTED and not self.within_rate(msg):
             return
         if conn.state is ConnState.HANDSHAKE:
-            if isinstance(msg, Hello):
-                self.on_hello(msg)
-            elif isinstance(msg, Auth):
-                self.on_auth(msg)
-            elif isinstance(msg, Bye):
-                conn.close_reason = "quit"
-                conn.state = ConnState.CLOSING
-            else:
-                self.send_error(ErrorCode.NOT_READY, f"say hello first (got {msg.TYPE})")
+            try:
+                if isinstance(msg, Hello):
+                    self.on_hello(msg)
+                elif isinstance(msg, Auth):
+                    self.on_auth(msg)
+                elif isinstance(msg, Bye):
+                    conn.close_reason = "quit"
+                    conn.state = ConnState.CLOSING
+                else:
+                    self.send_error(ErrorCode.NOT_READY, f"say hello first (got {msg.TYPE})")
+            except Exception as exc:  # noqa: BLE001 -- as below
+                self.internal_error(msg, exc)
             return
         handler = _HANDLERS.get(type(msg))
         if handler is None:
@@ -517,6 +565,20 @@ class ChatHandler(socketserver.BaseRequestHandler):
             handler(self, msg)
         except Refused as exc:
             self.send_error(exc.code, exc.message, msg_id=getattr(msg, "id", None))
+        except Exception as exc:  # noqa: BLE001 -- a bug must cost one message, not the connection
+            self.internal_error(msg, exc)
+
+    def internal_error(self, msg: Message, exc: Exception) -> None:
+        """Handling ``msg`` failed unexpectedly (a bug, or input nobody foresaw).  The
+        stream is still in sync, so the connection goes on: the client hears that this
+        message failed, the log gets one line (the traceback only at debug level)."""
+        log.error("%s: internal error handling %s: %s: %s", self.describe(), msg.TYPE, type(exc).__name__, exc)
+        log.debug("traceback of that internal error", exc_info=exc)
+        try:
+            self.send_error(ErrorCode.INTERNAL, f"the server failed to handle that {msg.TYPE}; it had no effect",
+                            msg_id=getattr(msg, "id", None))
+        except Exception:  # noqa: BLE001 -- not even an error frame: give up on this connection
+            self.conn.shut("internal error")
 
     def within_rate(self, msg: Message) -> bool:
         """Charge ``msg`` to the rate limit; False (with an error sent) if refused."""
@@ -547,23 +609,18 @@ class ChatHandler(socketserver.BaseRequestHandler):
             conn.close_reason = "version mismatch"
             conn.state = ConnState.CLOSING
             return
-        if msg.resume:
-            self.resume(msg)  # the token itself was only ever given after the password
-            return
         if server.auth_key is not None:
-            self.challenge(msg)
+            self.challenge(msg)  # a resume too: both sides prove the password every time
+            return
+        if msg.resume:
+            self.resume(msg)
             return
         self.admit(msg)
 
     def challenge(self, msg: Hello) -> None:
-        """The room has a password: prove we know it, and ask the client to."""
+        """The room has a password: ask the client to prove it knows it (the server
+        proves its own knowledge in the welcome, after the client's proof)."""
         conn, server = self.conn, self.server
-        assert server.auth_key is not None
-        blocked = server.auth_guard.blocked_for(conn.ip, time.monotonic())
-        if blocked:
-            self.refuse_auth(f"too many wrong passwords from your address: try again in {int(blocked // 60) + 1} "
-                             "minutes")
-            return
         if msg.nonce is None:
             self.send_error(ErrorCode.AUTH_REQUIRED, "this room needs a password")
             return
@@ -578,19 +635,40 @@ class ChatHandler(socketserver.BaseRequestHandler):
             return
         hello, client_nonce, server_nonce = conn.pending_auth
         conn.pending_auth = None  # one proof per challenge: no second guess on it
+        if not self.wait_turn("password"):
+            return
         expected = client_proof(server.auth_key, server_nonce, client_nonce)
         if proofs_match(bytes.fromhex(msg.proof), expected):
-            server.auth_guard.succeeded(conn.ip)
             # Now, and only now, the server proves it knows the password too.
-            self.admit(hello, proof=server_proof(server.auth_key, client_nonce, server_nonce).hex())
+            proof = server_proof(server.auth_key, client_nonce, server_nonce).hex()
+            if hello.resume:
+                self.resume(hello, proof=proof)
+            else:
+                self.admit(hello, proof=proof)
             return
-        delay, blocked = server.auth_guard.failed(conn.ip, time.monotonic())
-        log.warning("wrong password from %s%s", conn.ip,
-                    f"; refusing it for {server.auth_guard.block:g} s" if blocked else
-                    f"; slowing it down by {delay:g} s" if delay else "")
-        if delay:
-            time.sleep(delay)  # this connection's own thread: only the guesser waits
-        self.refuse_auth("wrong password" + (": your address is refused for a while" if blocked else ""))
+        server.auth_guard.failed(conn.ip, time.monotonic())
+        log.warning("wrong password from %s", conn.ip)
+        self.refuse_auth("wrong password")
+
+    def wait_turn(self, what: str) -> bool:
+        """Before checking a password or operator token: if this address has been
+        guessing, wait for this attempt's turn (see ``AuthGuard``) -- right and wrong
+        answers alike, so the timing says nothing.  The client hears why (at least every
+        5 s, so that its handshake does not time out).  False if the server stopped."""
+        conn, server = self.conn, self.server
+        wait = server.auth_guard.schedule(conn.ip, time.monotonic())
+        if wait <= 0:
+            return True
+        conn.waited += wait
+        log.info("%s: throttled %s attempt, answered in %.1f s", conn.address, what, wait)
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            self.send(Notice(text=f"too many wrong answers from your address lately: your {what} is checked in "
+                                  f"{math.ceil(left)} s"))
+            self.flush_batch()
+            if server.stopped.wait(min(left, 5.0)):
+                return False
+        return True
 
     def refuse_auth(self, message: str) -> None:
         self.send_error(ErrorCode.AUTH_FAILED, message, fatal=True)
@@ -631,7 +709,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
             hub.deliver(deliveries, self.batch)
         log.info("%s joined %s", self.describe(), joined.room)
 
-    def resume(self, msg: Hello) -> None:
+    def resume(self, msg: Hello, proof: str | None = None) -> None:
         """Hand a held (or ghosted) session to this connection, with what it missed."""
         conn, server, hub = self.conn, self.server, self.server.hub
         with hub.locked(self.batch) as state:
@@ -662,6 +740,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 limits=server.limits,
                 resume_token=member.token,
                 resumed=True,
+                proof=proof,
             ))
             # What it missed, oldest first, before any live message.
             for start in range(0, len(missed), 100):
@@ -728,7 +807,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         hub = self.server.hub
         with hub.locked(self.batch) as state:
             reply = state.who(self._member(), time.time(), msg.room)
-        self.send(reply)
+        self.send_fitted(reply)
 
     def on_list_rooms(self, msg: ListRooms) -> None:
         hub = self.server.hub
@@ -745,8 +824,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
     def on_op(self, msg: Op) -> None:
         conn, server = self.conn, self.server
         member = self._member()
-        if server.auth_guard.blocked_for(conn.ip, time.monotonic()):
-            self.send_error(ErrorCode.NOT_OPERATOR, "too many wrong tokens from your address: try later")
+        if not self.wait_turn("operator token"):
             return
         if not hmac.compare_digest(msg.token.encode(), server.op_token.encode()):
             server.auth_guard.failed(conn.ip, time.monotonic())
@@ -771,7 +849,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         hub, member = self.server.hub, self._member()
         with hub.locked(self.batch) as state:
             if msg.to is not None:
-                target = state.nicks.get(fold(msg.to))
+                target = state.nicks.get(nick_key(msg.to))
                 if target is None:
                     raise Refused(ErrorCode.NO_SUCH_NICK, f"nobody is called {clean_line(msg.to)}")
                 recipients: tuple[Member, ...] = (target,)
@@ -853,7 +931,9 @@ def decode_message_or_error(frame: Frame, handler: ChatHandler) -> Message | Non
     except MessageError as exc:
         log.info("%s: bad message: %s", handler.describe(), exc)
         msg_id = frame.header.get("id")
-        handler.send_error(exc.code, str(exc), msg_id=msg_id if isinstance(msg_id, str) and len(msg_id) <= 64 else None)
+        if not (isinstance(msg_id, str) and 0 < len(msg_id) <= MAX_ID_LENGTH and unencodable(msg_id) is None):
+            msg_id = None  # only an id we could have accepted is echoed back
+        handler.send_error(exc.code, str(exc), msg_id=msg_id)
         return None
 
 
@@ -932,10 +1012,12 @@ class ChatServer(socketserver.ThreadingTCPServer):
             "max_file": self.config.max_file_size,
         }
         self._conns: dict[int, Connection] = {}
+        self._per_address: dict[str, int] = {}  # ip -> connections in _conns (under _conns_lock)
         self._conns_lock = threading.Lock()
         self._conns_gone = threading.Condition(self._conns_lock)
         self._next_housekeeping = 0.0
         self._stopping = False
+        self.stopped = threading.Event()  # set by stop(): wakes handlers that wait (see wait_turn)
         self.tls_context = None
         self.tls_fingerprint: str | None = None
         if self.config.tls_cert and self.config.tls_key:
@@ -968,12 +1050,21 @@ class ChatServer(socketserver.ThreadingTCPServer):
                 return ErrorCode.SHUTTING_DOWN
             if len(self._conns) >= self.config.max_clients:
                 return ErrorCode.SERVER_FULL
+            per_address = self._per_address.get(conn.ip, 0)
+            if self.config.max_per_address and per_address >= self.config.max_per_address:
+                return ErrorCode.TOO_MANY_CONNECTIONS
+            self._per_address[conn.ip] = per_address + 1
             self._conns[conn.id] = conn
             return None
 
     def unregister(self, conn: Connection) -> None:
         with self._conns_lock:
-            self._conns.pop(conn.id, None)
+            if self._conns.pop(conn.id, None) is not None:
+                left = self._per_address[conn.ip] - 1
+                if left:
+                    self._per_address[conn.ip] = left
+                else:
+                    del self._per_address[conn.ip]
             if not self._conns:
                 self._conns_gone.notify_all()
 
@@ -1004,7 +1095,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         now = time.time()
         action, target, reason = msg.action, clean_line(msg.target).strip(), clean_line(msg.reason).strip()
         with self.hub.locked(batch) as state:
-            member = state.nicks.get(fold(target)) if target else None
+            member = state.nicks.get(nick_key(target)) if target else None
             if action in (ModAction.LOCK, ModAction.UNLOCK):
                 room = op.room
                 if room is None:
@@ -1091,7 +1182,11 @@ class ChatServer(socketserver.ThreadingTCPServer):
             self.auth_guard.forget_old(now)  # addresses that stopped guessing
         ping = encode_message(Ping(token="keepalive"))
         for conn in self.connections():
-            if conn.state is ConnState.HANDSHAKE and now - conn.connected_at > cfg.handshake_timeout:
+            partial = conn.partial_since
+            if partial is not None and now - partial > cfg.frame_timeout and conn.state is not ConnState.CLOSING:
+                self.drop(conn, "too slow sending", ErrorCode.TIMED_OUT,
+                          f"a frame took over {cfg.frame_timeout:g} s to arrive: too slow sending")
+            elif conn.state is ConnState.HANDSHAKE and now - conn.connected_at > cfg.handshake_timeout + conn.waited:
                 self.drop(conn, "no hello in time", ErrorCode.TIMED_OUT,
                           f"no hello within {cfg.handshake_timeout:g} s")
             elif conn.state is ConnState.ACTIVE:
@@ -1128,6 +1223,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         """
         with self._conns_lock:
             self._stopping = True
+        self.stopped.set()
         bye = encode_message(Bye(reason=reason))
         conns = self.connections()
         for conn in conns:

@@ -14,7 +14,7 @@ def make_server() -> Iterator[Callable[..., ChatServer]]:
     servers: list[ChatServer] = []
 
     def start(**overrides: object) -> ChatServer:
-        config = ServerConfig(host="127.0.0.1", port=0, **overrides)  # type: ignore[arg-type]
+        config = ServerConfig(**{"host": "127.0.0.1", "port": 0, **overrides})  # type: ignore[arg-type]
         server = ChatServer(config)
         server.serve_in_thread()
         servers.append(server)

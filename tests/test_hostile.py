@@ -9,7 +9,9 @@ the attack, and that no connection's buffers ever exceeded their configured limi
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import socket
 import ssl
 import struct
@@ -22,19 +24,27 @@ import pytest
 
 from chatroom.protocol import (
     PROTOCOL_VERSION,
+    Auth,
+    Challenge,
     Chat,
     Direct,
     Error,
     ErrorCode,
     FetchHistory,
+    FrameDecoder,
     Hello,
     History,
     Join,
+    Members,
+    Nick,
+    Notice,
     Ping,
     Private,
     Say,
     SetTopic,
     Topic,
+    Welcome,
+    Who,
     encode_frame,
     encode_message,
 )
@@ -216,7 +226,7 @@ def wrong_password_repeated(ctx: Ctx) -> None:
     from chatroom.auth import AuthGuard
     from tests.test_security import password_hello
 
-    ctx.server.auth_guard = AuthGuard(free=1, limit=4, window=60, block=60, max_delay=0.05)
+    ctx.server.auth_guard = AuthGuard(free=1, window=60, first_delay=0.05, max_delay=0.1)
     for attempt in range(4):
         c = ctx.client(None)
         reply = password_hello(c, "guesser", f"guess {attempt}")
@@ -224,7 +234,10 @@ def wrong_password_repeated(ctx: Ctx) -> None:
         c.wait_closed()
     c = ctx.client(None)
     c.send(Hello(version=PROTOCOL_VERSION, nick="guesser", nonce=os.urandom(32).hex()))
-    assert "too many" in expect_error(c, ErrorCode.AUTH_FAILED, fatal=True).message
+    c.expect(Challenge)
+    c.send(Auth(proof=os.urandom(32).hex()))
+    assert "checked in" in c.expect(Notice).text  # throttled, and told so
+    assert expect_error(c, ErrorCode.AUTH_FAILED, fatal=True).message == "wrong password"
 
 
 def tls_client_to_plain_server(ctx: Ctx) -> None:
@@ -288,6 +301,127 @@ def one_byte_per_send_is_fine(ctx: Ctx) -> None:
     ctx.chatter.bob.expect(Chat, nick="offender", text="byte by byte")
 
 
+def surrogates(*headers: dict) -> Callable[[Ctx], None]:
+    """Frames whose JSON holds a lone surrogate (``"\\ud83d"``: valid JSON, not valid
+    Unicode) in some string field: each is refused as invalid_field, the stream goes on,
+    and nothing of it is kept that could break someone else's welcome or message."""
+    def attack(ctx: Ctx) -> None:
+        c = ctx.client()
+        for header in headers:
+            c.send_raw(raw(json.dumps(header).encode()))  # ensure_ascii: the surrogate goes as an escape
+            err = expect_error(c, ErrorCode.INVALID_FIELD, fatal=False)
+            assert "surrogate" in err.message
+            if isinstance(header.get("id"), str) and "\ud83d" in header["id"]:
+                assert err.id is None  # an id that cannot be encoded is not echoed back
+            elif "id" in header:
+                assert err.id == header["id"]
+        c.send(Say(id="ok", text="still here"))
+        ctx.chatter.bob.expect(Chat, nick="offender", text="still here")
+        late = ctx.client("latecomer")  # a welcome that lists the offender, the topic, the history
+        late.close()
+    return attack
+
+
+def from_address(ctx: Ctx, address: str, nick: str | None = None) -> WireClient:
+    """A client whose source address is another loopback address (127.0.0.0/8): another
+    machine as far as the server can tell."""
+    sock = socket.socket()
+    sock.settimeout(10)
+    sock.bind((address, 0))
+    sock.connect(("127.0.0.1", ctx.port))
+    c = WireClient.__new__(WireClient)
+    c.sock, c.decoder, c.inbox, c.eof = sock, FrameDecoder(max_body=16 * 1024 * 1024), [], False
+    ctx.sockets.append(sock)
+    if nick:
+        c.hello(nick)
+    return c
+
+
+def one_address_cannot_take_every_slot(ctx: Ctx) -> None:
+    limit = ctx.server.config.max_per_address
+    squatter = [from_address(ctx, "127.0.0.2", f"squat{n}" if n % 2 else None) for n in range(limit)]
+    extra = from_address(ctx, "127.0.0.2")
+    err = expect_error(extra, ErrorCode.TOO_MANY_CONNECTIONS, fatal=True)
+    assert str(limit) in err.message
+    # Others still get in, from their own addresses (the harness's newcomer too).
+    assert from_address(ctx, "127.0.0.3", "neighbour").eof is False
+    for c in squatter[:1]:  # one slot freed: the address may connect again
+        c.close()
+    wait_until(lambda: ctx.server._per_address.get("127.0.0.2", 0) < limit, 5, "the slot to be freed")
+    assert from_address(ctx, "127.0.0.2", "squat-again").eof is False
+
+
+def trickle_after_hello(ctx: Ctx) -> None:
+    c = ctx.client()
+    frame = encode_message(Say(id="t", text="one byte at a time, forever"))
+    start = time.monotonic()
+    for byte in frame[:-1]:
+        try:
+            c.send_raw(bytes([byte]))
+        except OSError:
+            break
+        if ctx.chatter.stop.wait(0.1) or time.monotonic() - start > 5:
+            break
+        if select.select([c.sock], [], [], 0)[0]:  # the server said something: stop and read it
+            break
+    err = expect_error(c, ErrorCode.TIMED_OUT, fatal=True)
+    assert "too slow sending" in err.message
+    assert time.monotonic() - start < 5
+
+
+def lookalike_and_reserved_nicks(ctx: Ctx) -> None:
+    c = ctx.client(None)
+    for nick in ("\u0430lice", "al\u0131ce", "AL\u0130CE", "ALICE", "b\u043eb"):  # alice and bob are here
+        c.send_raw(raw(json.dumps({"type": "hello", "version": PROTOCOL_VERSION, "nick": nick}).encode()))
+        err = expect_error(c, ErrorCode.NICK_TAKEN, fatal=False)
+        assert "try " in err.message
+    for nick in ("server", "System", "admin", "\u0430dmin", "operator", "chatroom", "--", "..", "_"):
+        c.send_raw(raw(json.dumps({"type": "hello", "version": PROTOCOL_VERSION, "nick": nick}).encode()))
+        expect_error(c, ErrorCode.INVALID_NICK, fatal=False)
+    assert c.hello("alice2").nick == "alice2"  # a nick of its own is fine
+    c.send(Nick(nick="b\u043eb"))  # and renaming into a look-alike is not
+    assert expect_error(c, ErrorCode.NICK_TAKEN, fatal=False)
+
+
+def guessing_does_not_lock_out_the_rightful(ctx: Ctx) -> None:
+    from chatroom.auth import AuthGuard
+    from tests.test_security import password_hello
+
+    ctx.server.auth_guard = AuthGuard(free=2, window=60, first_delay=0.05, max_delay=0.2)
+    for attempt in range(12):  # far past where the old guard refused everyone for 10 minutes
+        c = ctx.client(None)
+        reply = password_hello(c, "guesser", f"guess {attempt}")
+        assert isinstance(reply, Error) and reply.code == ErrorCode.AUTH_FAILED.value
+        c.wait_closed()
+    c = ctx.client(None)
+    welcome = password_hello(c, "rightful", ctx.server.config.password or "")
+    assert isinstance(welcome, Welcome) and welcome.nick == "rightful"
+
+
+def internal_errors_cost_one_message(ctx: Ctx) -> None:
+    """A bug in one handler (forced here) answers that message with `internal` and a
+    log line; the connection and everyone else go on."""
+    from chatroom import server as server_module
+
+    c = ctx.client()
+    original = server_module._HANDLERS[Who]
+
+    def broken(handler, msg):
+        raise ZeroDivisionError("a bug nobody foresaw")
+
+    server_module._HANDLERS[Who] = broken
+    try:
+        c.send(Who())
+        err = expect_error(c, ErrorCode.INTERNAL, fatal=False)
+        assert "who" in err.message
+    finally:
+        server_module._HANDLERS[Who] = original
+    c.send(Who())
+    assert c.expect(Members).room == "lobby"
+    c.send(Say(id="after", text="after the bug"))
+    ctx.chatter.bob.expect(Chat, nick="offender", text="after the bug")
+
+
 CASES: dict[str, tuple[Callable[[Ctx], None], dict]] = {
     # declared lengths and truncation
     "length-0": (raw_case(raw(b""), ErrorCode.MALFORMED_HEADER, closes=True), {}),
@@ -340,7 +474,8 @@ CASES: dict[str, tuple[Callable[[Ctx], None], dict]] = {
                                       ErrorCode.VERSION_MISMATCH, closes=True, after_hello=False), {}),
     # behaviour
     "slowloris": (slowloris, {"handshake_timeout": 1.0}),
-    "500-connections-never-say-hello": (many_silent_connections, {"handshake_timeout": 1.0, "max_clients": 300}),
+    "500-connections-never-say-hello": (many_silent_connections, {"handshake_timeout": 1.0, "max_clients": 300,
+                                                                  "max_per_address": 0}),
     "flood-of-valid-messages": (valid_flood, {"rate": 4, "burst": 20, "max_strikes": 10}),
     "ping-flood": (ping_flood, {"rate": 4, "burst": 20, "max_strikes": 10}),
     "wrong-password-repeated": (wrong_password_repeated, {"password": "the real one"}),
@@ -352,6 +487,25 @@ CASES: dict[str, tuple[Callable[[Ctx], None], dict]] = {
     "invalid-room-name": (invalid_room, {}),
     "text-one-over-the-limit": (text_too_long, {}),
     "one-byte-per-send": (one_byte_per_send_is_fine, {}),
+    # round two: what the black-box attackers found
+    "surrogate-in-topic": (surrogates({"type": "set_topic", "topic": "t\ud83d"}), {}),
+    "surrogate-in-away": (surrogates({"type": "away", "message": "gone \ud83d"}), {}),
+    "surrogate-in-texts": (surrogates({"type": "say", "id": "s1", "text": "hi \ud83d"},
+                                      {"type": "action", "id": "s2", "text": "\ude00 waves"},
+                                      {"type": "direct", "id": "s3", "to": "bob", "text": "psst \ud83d"},
+                                      {"type": "direct", "id": "s4", "to": "b\ud83d", "text": "psst"}), {}),
+    "surrogate-in-id": (surrogates({"type": "say", "id": "x\ud83d", "text": "hi"}), {}),
+    "surrogate-in-nick-and-room": (surrogates({"type": "nick", "nick": "n\ud83d"},
+                                              {"type": "join", "room": "r\ud83d"},
+                                              {"type": "fetch_history", "room": "\ud83d", "before": 5}), {}),
+    "surrogate-in-file-name": (surrogates({"type": "offer_file", "id": "f1", "name": "evil\ud83d.txt",
+                                           "size": 3, "sha256": "0" * 64}), {}),
+    "one-address-takes-every-slot": (one_address_cannot_take_every_slot, {"max_per_address": 6}),
+    "trickle-after-hello": (trickle_after_hello, {"frame_timeout": 1.0}),
+    "lookalike-and-reserved-nicks": (lookalike_and_reserved_nicks, {}),
+    "guessers-do-not-lock-out-the-rightful": (guessing_does_not_lock_out_the_rightful,
+                                              {"password": "the real one"}),
+    "a-bug-in-a-handler": (internal_errors_cost_one_message, {}),
 }
 
 

@@ -6,6 +6,7 @@ import io
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -37,6 +38,7 @@ from chatroom.protocol import (
     encode_message,
 )
 from chatroom.trace import Tracer
+from tests.polling import wait_until
 from tests.wire import WireClient
 
 PASSWORD = "correct horse battery staple"
@@ -129,7 +131,60 @@ def test_the_client_refuses_a_room_that_cannot_prove_it_knows_the_password():
     listener.close()
 
 
-def test_the_client_does_the_exchange_itself_and_resumes_without_repeating_it(make_server):
+def test_a_client_with_a_password_refuses_a_room_that_never_asked_for_it(make_server):
+    """A fake "password room" that skips the challenge and welcomes anyone: the client
+    sent a nonce, got no proof back, and refuses."""
+    server = make_server()  # no password at all
+    client = ChatClient("127.0.0.1", server.port, "ann", password=PASSWORD)
+    with pytest.raises(HandshakeRefused) as info:
+        client.connect()
+    assert info.value.code == ErrorCode.AUTH_FAILED and "not the room" in info.value.message
+    # Without a password the same client joins that open room as before.
+    open_client = ChatClient("127.0.0.1", server.port, "bea")
+    try:
+        assert open_client.connect().nick == "bea"
+    finally:
+        open_client.close()
+
+
+def test_a_resume_on_a_password_room_proves_both_sides_again(make_server):
+    server = make_server(password=PASSWORD, resume_grace=30)
+    first = WireClient(server.port)
+    welcome = password_hello(first, "ann", PASSWORD)
+    assert isinstance(welcome, Welcome) and welcome.resume_token
+    first.close()  # dropped, not gone: the session is held
+    wait_until(lambda: all(c.member is None or c.member.sink is None for c in server.connections()), 5,
+               "the first connection to end")
+    back = WireClient(server.port)
+    back.send(Hello(version=PROTOCOL_VERSION, nick="ann", resume=welcome.resume_token, last_seq=0))
+    assert back.expect(Error).code == ErrorCode.AUTH_REQUIRED.value  # the token alone is not enough
+    nonce = os.urandom(32)
+    back.send(Hello(version=PROTOCOL_VERSION, nick="ann", resume=welcome.resume_token, last_seq=0,
+                    nonce=nonce.hex()))
+    challenge = back.expect(Challenge)
+    key = derive_key(PASSWORD, bytes.fromhex(challenge.salt))
+    back.send(Auth(proof=client_proof(key, bytes.fromhex(challenge.nonce), nonce).hex()))
+    resumed = back.expect(Welcome)
+    assert resumed.resumed and resumed.nick == "ann"
+    assert resumed.proof == server_proof(key, nonce, bytes.fromhex(challenge.nonce)).hex()
+    back.close()
+
+
+def test_the_client_resumes_a_password_room_checking_the_servers_proof(make_server):
+    server = make_server(password=PASSWORD)
+    client = ChatClient("127.0.0.1", server.port, "ann", password=PASSWORD)
+    client.BACKOFF_START = 0.1
+    try:
+        client.connect()
+        conn = next(c for c in server.connections() if c.member and c.member.nick == "ann")
+        conn.shut("connection lost")
+        wait_until(lambda: client.resumed and client.state.value == "connected", 10, "the client to resume")
+        assert client.nick == "ann"
+    finally:
+        client.close()
+
+
+def test_the_client_does_the_exchange_itself(make_server):
     server = make_server(password=PASSWORD)
     client = ChatClient("127.0.0.1", server.port, "ann", password=PASSWORD)
     client.BACKOFF_START = 0.1
@@ -145,36 +200,47 @@ def test_the_client_does_the_exchange_itself_and_resumes_without_repeating_it(ma
         client.close()
 
 
-def test_repeated_wrong_passwords_are_slowed_then_refused_for_a_while(make_server, caplog):
+def test_guessers_are_slowed_but_the_right_password_still_gets_in(make_server, caplog):
     server = make_server(password=PASSWORD)
-    server.auth_guard = AuthGuard(free=1, limit=3, window=60, block=60, max_delay=0.1)
-    for attempt in range(3):
+    server.auth_guard = AuthGuard(free=2, window=60, first_delay=0.2, max_delay=0.4)
+    answered = []
+    for attempt in range(4):
         c = WireClient(server.port)
         reply = password_hello(c, "guesser", f"guess {attempt}")
+        answered.append(time.monotonic())
         assert isinstance(reply, Error) and reply.code == ErrorCode.AUTH_FAILED.value
         c.close()
-    assert "refused for a while" in reply.message
+    # Two free failures, then answers spaced by a growing delay: 0.2 s, then 0.4 s.
+    assert answered[2] - answered[1] >= 0.19 and answered[3] - answered[2] >= 0.39
+    # The rightful user on the same address waits its turn (as long as a guess would:
+    # the timing tells nothing), is told why, and gets in.
     c = WireClient(server.port)
-    c.send(Hello(version=PROTOCOL_VERSION, nick="guesser", nonce=os.urandom(32).hex()))
-    err = c.expect(Error)  # refused before any challenge, even with the right password coming
-    assert err.code == ErrorCode.AUTH_FAILED.value and "too many" in err.message
+    start = time.monotonic()
+    reply = password_hello(c, "rightful", PASSWORD)
+    assert isinstance(reply, Welcome) and reply.nick == "rightful"
+    assert time.monotonic() - start >= 0.39
+    assert any(isinstance(m, Notice) and "checked in" in m.text for m in c.inbox)
     c.close()
     assert any("wrong password from 127.0.0.1" in r.message for r in caplog.records)
-    assert any("refusing it" in r.message for r in caplog.records)
 
 
 def test_auth_guard_rules():
-    guard = AuthGuard(free=2, limit=5, window=100, block=50, max_delay=4)
-    assert [guard.failed("a", t) for t in (0, 1)] == [(0.0, False), (0.0, False)]
-    assert guard.failed("a", 2) == (1.0, False)
-    assert guard.failed("a", 3) == (2.0, False)
-    assert guard.failed("a", 4) == (0.0, True)
-    assert guard.blocked_for("a", 10) == 44 and guard.blocked_for("b", 10) == 0
-    assert guard.blocked_for("a", 60) == 0
-    guard.failed("c", 0)
-    guard.succeeded("c")
-    assert guard.failed("c", 1) == (0.0, False)
-    guard.forget_old(1000)  # long after: nothing about "a" or "c" is kept
+    guard = AuthGuard(free=2, window=100, first_delay=1, max_delay=4)
+    assert guard.schedule("a", 0) == 0
+    guard.failed("a", 0)
+    assert guard.delay("a", 0) == 0 and guard.schedule("a", 1) == 0  # a free guess (typos happen)
+    guard.failed("a", 1)
+    assert guard.delay("a", 1) == 1
+    guard.failed("a", 2)
+    assert guard.delay("a", 2) == 2
+    guard.failed("a", 4)
+    guard.failed("a", 5)
+    assert guard.delay("a", 5) == 4  # capped
+    # Answers to one address are spaced out, however many connections ask at once.
+    assert guard.schedule("a", 5) == 4 and guard.schedule("a", 5) == 8 and guard.schedule("a", 6) == 11
+    assert guard.schedule("b", 5) == 0  # other addresses are not affected
+    assert guard.delay("a", 200) == 0  # the failures aged out of the window
+    guard.forget_old(1000)  # long after: nothing about "a" is kept
     assert guard._records == {}
 
 

@@ -52,7 +52,7 @@ def test_hello_gets_welcome_with_members_history_and_limits(connect):
 
 
 def test_fifty_clients_sending_at_once_all_see_every_message_in_the_same_order(make_server):
-    server = make_server(rate=0)
+    server = make_server(rate=0, max_per_address=0)  # fifty people, all on this machine
     clients = [WireClient(server.port) for _ in range(50)]
     try:
         for i, c in enumerate(clients):
@@ -91,7 +91,7 @@ def test_fifty_clients_sending_at_once_all_see_every_message_in_the_same_order(m
 
 
 def test_a_client_that_never_reads_is_dropped_as_too_slow_while_others_get_everything(make_server):
-    server = make_server(rate=0, outbox_limit=256 * 1024)
+    server = make_server(rate=0, outbox_limit=256 * 1024, max_per_address=0)
     sender = WireClient(server.port)
     sender.hello("sender")
     readers = [WireClient(server.port) for _ in range(20)]
@@ -377,3 +377,28 @@ def test_welcome_trims_the_oldest_history_to_fit_the_header_limit(make_server):
         late.close()
     finally:
         ann.close()
+
+
+def test_members_long_away_texts_never_stop_a_newcomer_from_joining(make_server):
+    """One member's state must not make another member's welcome fail: with many long
+    away texts the member list no longer fits a header, so the welcome lists fewer
+    members (member_count still says how many) instead of failing."""
+    from chatroom.protocol import Away, Members, Who
+
+    server = make_server(max_header=8192, rate=0)
+    away = "\U0001f600" * 300  # 1,200 bytes of UTF-8 each
+    members = []
+    for n in range(12):
+        c = WireClient(server.port)
+        c.hello(f"m{n}")
+        c.send(Away(message=away))
+        members.append(c)
+    members[-1].expect(Presence, nick="m11", event="away")
+    newcomer = WireClient(server.port)
+    welcome = newcomer.hello("newcomer")
+    assert welcome.member_count == 13 and 0 < len(welcome.members) < 13
+    newcomer.send(Who())
+    listed = newcomer.expect(Members)
+    assert listed.member_count == 13 and len(listed.members) < 13
+    for c in [*members, newcomer]:
+        c.close()
