@@ -51,6 +51,7 @@ from chatroom.protocol import (
     MemberInfo,
     Members,
     Message,
+    Notice,
     Ping,
     Pong,
     Presence,
@@ -73,6 +74,7 @@ __all__ = [
     "OutgoingChanged",
     "Trusted",
     "CertificateChanged",
+    "NotTlsAnyMore",
     "ChatClient",
     "parse_address",
 ]
@@ -373,11 +375,14 @@ class ChatClient:
             raise ConnectionFailed(f"cannot reach {self.host}:{self.port}: {exc.strerror or exc}") from None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.tls:
-                sock = self._secure(sock)
-            client_nonce = os.urandom(NONCE_BYTES)  # our half of a password exchange, if the room has one
+            pin = self._known_pin()
+            if self.tls or pin is not None:  # a server met over TLS is never spoken to in plaintext
+                sock = self._secure(sock, pin)
+            # Our half of a password exchange: only when we have a password, and then
+            # the server must prove it knows it too, or we refuse its welcome.
+            client_nonce = os.urandom(NONCE_BYTES) if self.password is not None else None
             hello = Hello(version=PROTOCOL_VERSION, nick=self.wanted_nick, client=f"chatroom {__version__}",
-                          room=self.session.room or None, nonce=client_nonce.hex())
+                          room=self.session.room or None, nonce=client_nonce.hex() if client_nonce else None)
             if self.resume_token:
                 # Ask for our session back: same nick at once, and what we missed.
                 last = self.last_seq.get(fold(self.session.room))
@@ -395,19 +400,26 @@ class ChatClient:
                     raise ConnectionFailed(f"{self.host}:{self.port} did not answer the handshake") from None
                 if not data:
                     raise ConnectionFailed(f"{self.host}:{self.port} closed the connection during the handshake")
+                # The server is alive and talking (it may be making a throttled address wait).
+                deadline = max(deadline, time.monotonic() + self.connect_timeout + 5)
                 frames = decoder.feed(data)
                 self._trace_in(len(data), frames)
                 messages = [decode_message(f) for f in frames]
                 for i, msg in enumerate(messages):
-                    if isinstance(msg, Welcome) and answered is not None and not msg.resumed:
-                        self._check_server(msg, answered)
                     if isinstance(msg, Welcome):
+                        if client_nonce is not None:  # resumed or not: no valid proof, no room
+                            self._check_server(msg, answered)
                         sock.setblocking(False)
                         self._decoder = decoder
                         return sock, msg, messages[i + 1:]
                     if isinstance(msg, Challenge):
+                        if client_nonce is None:  # we have no password (the caller may ask for one)
+                            raise HandshakeRefused(ErrorCode.AUTH_REQUIRED, "this room needs a password")
                         auth, answered = self._answer(msg, client_nonce)
                         self._send_blocking(sock, auth)
+                        continue
+                    if isinstance(msg, Notice):
+                        log.info("server notice during the handshake: %s", msg.text)
                         continue
                     if isinstance(msg, Error) and msg.code == ErrorCode.RESUME_REFUSED:
                         log.info("resume refused (%s); joining afresh", msg.message)
@@ -431,23 +443,34 @@ class ChatClient:
             sock.close()
             raise
 
-    def _secure(self, sock: socket.socket) -> socket.socket:
+    def _known_pin(self) -> str | None:
+        """The fingerprint remembered for this server (trust on first use), if any."""
+        if self.known_servers is None:
+            return None
+        return self.known_servers.lookup(f"{self.host}:{self.port}")
+
+    def _secure(self, sock: socket.socket, known: str | None = None) -> socket.socket:
         """TLS handshake, then the certificate check: pinned, remembered, or new."""
+        server = f"{self.host}:{self.port}"
         try:
             tls = client_context().wrap_socket(sock)
         except (ssl.SSLError, OSError) as exc:
             sock.close()
-            raise ConnectionFailed(f"TLS with {self.host}:{self.port} failed ({exc}): is it a TLS server?") from None
+            if known is not None and not self.tls:
+                where = self.known_servers.path if self.known_servers else "known_servers"
+                raise NotTlsAnyMore(
+                    f"refusing plaintext: {server} spoke TLS before (its certificate is pinned in {where}) but does "
+                    f"not now ({exc}). Someone may be downgrading you. If its host really turned TLS off, join "
+                    f"once with --forget-pin."
+                ) from None
+            raise ConnectionFailed(f"TLS with {server} failed ({exc}): is it a TLS server?") from None
         der = tls.getpeercert(binary_form=True) or b""
         fp = fingerprint(der)
-        server = f"{self.host}:{self.port}"
-        expected = self.pinned
+        expected = self.pinned or known
         first_time = False
         if expected is None and self.known_servers is not None:
-            expected = self.known_servers.lookup(server)
-            if expected is None:
-                self.known_servers.remember(server, fp)
-                expected, first_time = fp, True
+            self.known_servers.remember(server, fp)
+            expected, first_time = fp, True
         if expected is not None and fp != expected:
             tls.close()
             if self.pinned:
@@ -475,8 +498,11 @@ class ChatClient:
         expected = server_proof(key, client_nonce, server_nonce)
         return Auth(proof=client_proof(key, server_nonce, client_nonce).hex()), expected
 
-    def _check_server(self, welcome: Welcome, expected: bytes) -> None:
-        if welcome.proof is None or not proofs_match(bytes.fromhex(welcome.proof), expected):
+    def _check_server(self, welcome: Welcome, expected: bytes | None) -> None:
+        """We sent a nonce: the welcome must carry the server's proof for this exchange.
+        No challenge at all (``expected`` None), no proof, or a wrong one: a server that
+        does not know the room password let us in, so it is not the room we think."""
+        if expected is None or welcome.proof is None or not proofs_match(bytes.fromhex(welcome.proof), expected):
             raise HandshakeRefused(
                 ErrorCode.AUTH_FAILED,
                 "this server accepted us without proving it knows the room password: it is not the room you "
@@ -560,6 +586,9 @@ class ChatClient:
                         return
                     reason = _Why(f"{exc.message}; retrying")
                     continue
+                except CertificateChanged as exc:  # final: retrying would not make it safe
+                    self._set_state(ConnState.CLOSED, str(exc))
+                    return
                 except ConnectionFailed as exc:
                     reason = _Why(exc.args[0] if exc.args else "connection failed")
                     continue
@@ -767,6 +796,10 @@ class ChatClient:
 
 class CertificateChanged(ConnectionFailed):
     """The server's TLS certificate is not the one we know: refuse, loudly."""
+
+
+class NotTlsAnyMore(CertificateChanged):
+    """A server we pinned over TLS answered without TLS: refuse the downgrade."""
 
 
 class _UpgradeToTls(Exception):

@@ -280,6 +280,18 @@ class KnownServers:
                 return parts[1]
         return None
 
+    def forget(self, server: str) -> bool:
+        """Drop what we remembered of ``server``; True if there was something."""
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return False
+        kept = [line for line in lines if line.split()[:1] != [server]]
+        if len(kept) == len(lines):
+            return False
+        self.path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+        return True
+
     def remember(self, server: str, fp: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as f:

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from chatroom.client import CertificateChanged, ChatClient, Trusted
+from chatroom.client import CertificateChanged, ChatClient, NotTlsAnyMore, Trusted
 from chatroom.protocol import (
     PROTOCOL_VERSION,
     Chat,
@@ -116,6 +116,29 @@ def test_a_tls_client_is_not_silently_downgraded_by_a_plain_server(make_server, 
     with pytest.raises(Exception) as info:
         ChatClient("127.0.0.1", server.port, "ann", tls=True, known_servers=KnownServers(tmp_path / "k")).connect()
     assert "TLS" in str(info.value)
+
+
+def test_a_server_met_over_tls_is_never_spoken_to_in_plaintext(make_server, tls_files, tmp_path):
+    """The TLS-stripping attack: the room we pinned is replaced by a plaintext server on
+    the same HOST:PORT, and the user (as the README allows) left out --tls."""
+    cert, key = tls_files
+    known = KnownServers(tmp_path / "known_servers")
+    real = make_server(tls_cert=cert, tls_key=key)
+    port = real.port
+    first = ChatClient("127.0.0.1", port, "ann", known_servers=known)  # no --tls: it upgrades, and pins
+    assert first.connect().nick == "ann" and first.tls
+    first.close()
+    real.stop()
+    make_server(port=port)  # the impostor: same address, no TLS
+    with pytest.raises(NotTlsAnyMore) as info:
+        ChatClient("127.0.0.1", port, "ann", known_servers=known).connect()
+    message = str(info.value)
+    assert "refusing plaintext" in message and "--forget-pin" in message and f"127.0.0.1:{port}" in message
+    # Forgetting the pin on purpose is the one way back to plaintext.
+    assert known.forget(f"127.0.0.1:{port}") and known.lookup(f"127.0.0.1:{port}") is None
+    again = ChatClient("127.0.0.1", port, "ann", known_servers=known)
+    assert again.connect().nick == "ann" and not again.tls
+    again.close()
 
 
 def test_tls_and_the_password_work_together(make_server, tls_files, tmp_path):
