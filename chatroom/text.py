@@ -51,7 +51,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: Nicks nobody may take: they would pass for the server or its staff.  Compared by
 #: :func:`nick_key`, so look-alikes of them are refused as well.
-RESERVED_NICKS = ("server", "system", "admin", "administrator", "operator", "chatroom", "root",
+RESERVED_NICKS = ("server", "system", "admin", "administrator", "operator", "chatroom",
                   "moderator", "nickserv", "chanserv")
 
 

@@ -77,13 +77,16 @@ class Chatter:
         tls = server.tls_context is not None
         self.alice, self.bob = WireClient(server.port, tls=tls), WireClient(server.port, tls=tls)
         password = server.config.password
+        self.welcomes = {}
         for c, nick in ((self.alice, "alice"), (self.bob, "bob")):
             if password:  # the bystanders know the room password; the attacker does not
                 from tests.test_security import password_hello
 
-                assert password_hello(c, nick, password).nick == nick  # type: ignore[union-attr]
+                welcome = password_hello(c, nick, password)
+                assert isinstance(welcome, Welcome) and welcome.nick == nick
             else:
-                c.hello(nick)
+                welcome = c.hello(nick)
+            self.welcomes[nick] = welcome
         self.sent = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._talk, daemon=True)
@@ -398,6 +401,20 @@ def guessing_does_not_lock_out_the_rightful(ctx: Ctx) -> None:
     assert isinstance(welcome, Welcome) and welcome.nick == "rightful"
 
 
+def stolen_resume_token_without_the_password(ctx: Ctx) -> None:
+    """A resume token (sniffed on a plaintext network, say) is not a password: on a
+    password room a resume goes through the same challenge as any hello."""
+    token = ctx.chatter.welcomes["alice"].resume_token
+    c = ctx.client(None)
+    c.send(Hello(version=PROTOCOL_VERSION, nick="alice", resume=token, last_seq=0))
+    expect_error(c, ErrorCode.AUTH_REQUIRED, fatal=False)
+    c.send(Hello(version=PROTOCOL_VERSION, nick="alice", resume=token, last_seq=0, nonce=os.urandom(32).hex()))
+    c.expect(Challenge)
+    c.send(Auth(proof=os.urandom(32).hex()))  # a guess
+    expect_error(c, ErrorCode.AUTH_FAILED, fatal=True)
+    assert not any(isinstance(m, Welcome) for m in c.inbox)
+
+
 def internal_errors_cost_one_message(ctx: Ctx) -> None:
     """A bug in one handler (forced here) answers that message with `internal` and a
     log line; the connection and everyone else go on."""
@@ -506,6 +523,8 @@ CASES: dict[str, tuple[Callable[[Ctx], None], dict]] = {
     "guessers-do-not-lock-out-the-rightful": (guessing_does_not_lock_out_the_rightful,
                                               {"password": "the real one"}),
     "a-bug-in-a-handler": (internal_errors_cost_one_message, {}),
+    "stolen-resume-token-without-the-password": (stolen_resume_token_without_the_password,
+                                                 {"password": "the real one"}),
 }
 
 
