@@ -155,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     logcmd.add_argument("--data-dir", default=None, help="as given to 'chatroom serve' (default: the same default)")
     logcmd.set_defaults(func=cmd_log)
 
+    bans = sub.add_parser("bans", help="list or lift bans, with the server up or down",
+                          description="List the bans a server keeps in its data directory, or lift one.")
+    bans.add_argument("--data-dir", default=None, help="as given to 'chatroom serve' (default: the same default)")
+    bans.add_argument("--unban", metavar="NICK|ADDRESS", default=None,
+                      help="lift the ban of this address, or of the person or address banned under this nick "
+                           "(a running server forgets it at its next restart; /unban lifts it at once)")
+    bans.set_defaults(func=cmd_bans)
+
     join = sub.add_parser("join", help="join a chat room", description="Join a chat room.")
     join.add_argument("address", nargs="?", default=None,
                       help=f"HOST[:PORT] of the server (port {DEFAULT_PORT} if not given); without it, a server "
@@ -446,6 +454,37 @@ def _data_dir(given: str | None) -> Path:
     from chatroom.store import default_data_dir
 
     return Path(given).expanduser() if given else default_data_dir()
+
+
+def cmd_bans(args: argparse.Namespace) -> int:
+    import time
+
+    from chatroom.bans import BanList
+    from chatroom.store import DB_NAME, HistoryStore
+    from chatroom.text import clean_line
+
+    path = _data_dir(args.data_dir) / DB_NAME
+    if not path.exists():
+        return _fail(f"no database at {path} (has a server run with that --data-dir?)")
+    now = time.time()
+    try:
+        store = HistoryStore(path)
+        bans = BanList(store.bans())
+        if args.unban is not None:
+            lifted = bans.matching(args.unban)
+            for ban in lifted:
+                store.delete_ban(ban.target)
+            store.close()
+            if not lifted:
+                return _fail(f"no ban matches {clean_line(args.unban)}")
+            print("unbanned " + ", ".join(clean_line(b.describe(now)) for b in lifted))
+            return 0
+        store.close()
+    except sqlite3.Error as exc:
+        return _fail(f"cannot use {path}: {exc}")
+    active = bans.all(now)
+    print("\n".join(clean_line(b.describe(now)) for b in active) if active else "nobody is banned")
+    return 0
 
 
 def _parse_since(text: str) -> float:

@@ -20,6 +20,7 @@ import enum
 import itertools
 import logging
 import os
+import random
 import selectors
 import socket
 import ssl
@@ -44,6 +45,7 @@ from chatroom.protocol import (
     Direct,
     Error,
     ErrorCode,
+    FetchHistory,
     FrameDecoder,
     Hello,
     History,
@@ -81,10 +83,19 @@ __all__ = [
 
 log = logging.getLogger("chatroom.client")
 
-#: Errors that end the session for good: retrying cannot help.
+#: Errors that end the session for good: retrying by itself cannot help (or, for a kick,
+#: must not: the person may come back by hand with /reconnect).
 FATAL_CODES = frozenset({
     ErrorCode.VERSION_MISMATCH, ErrorCode.INVALID_NICK, ErrorCode.AUTH_FAILED, ErrorCode.AUTH_REQUIRED,
+    ErrorCode.KICKED, ErrorCode.BANNED,
 })
+
+#: Messages that the server's rate limit does not count (PROTOCOL.md, "Rate limit").
+_UNPACED = frozenset({"ping", "pong", "bye", "file_chunk", "file_ack", "file_done"})
+
+#: Pace to this share of the server's advertised rate, and half its burst: the server
+#: measures arrivals, which a network hiccup can bunch together.
+PACE_MARGIN = 0.9
 
 
 class ConnState(enum.Enum):
@@ -216,12 +227,15 @@ class ChatClient:
         self._id_prefix = os.urandom(4).hex()
         self._lock = threading.Lock()  # guards _unacked and _requests
         self._unacked: dict[str, Outgoing] = {}  # in sending order
-        self._requests: deque[bytes] = deque()  # frames queued by callers
+        self._requests: deque[tuple[bytes, bool]] = deque()  # (frame, paced?) queued by callers
+        self._calls: deque[Callable[[], None]] = deque()  # to run on the network thread
+        self._pacer = _Pacer(0.0, 0.0)  # set from the welcome's limits
         self._sock: socket.socket | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._closing = False
+        self._skip_wait = False  # /reconnect: retry now
         self._bye_reason = "quit"
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition(self._lock)
@@ -231,7 +245,10 @@ class ChatClient:
         self.resumed = False  # whether the last (re)connection resumed our session
         #: File sharing: offers, uploads and downloads (see transfers.py).
         self.files = Transfers(downloads or default_downloads(), send=self._send_file_message, emit=self._emit,
-                               next_id=self._next_id)
+                               next_id=self._next_id, run=self.call_soon)
+        #: Per room (folded name): a hole in the sequence numbers being fetched.
+        self._fills: dict[str, _Fill] = {}
+        self._replay: _Replay | None = None  # what a resumed welcome said will be replayed
 
     # ------------------------------------------------------------------ public API
 
@@ -280,13 +297,36 @@ class ChatClient:
         requests are about the present, unlike chat which is kept and resent."""
         if self.state is not ConnState.CONNECTED:
             return
-        self._queue(encode_message(msg))
+        self._queue(encode_message(msg), msg.TYPE not in _UNPACED)
 
     def _send_file_message(self, msg: Message) -> bool:
         if self.state is not ConnState.CONNECTED:
             return False
-        self._queue(encode_message(msg))
+        self._queue(encode_message(msg), msg.TYPE not in _UNPACED)
         return True
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the network thread (at once if there is none): state that the
+        network thread owns, such as file transfers, is changed there only."""
+        thread = self._thread
+        if thread is None or not thread.is_alive() or thread is threading.current_thread():
+            fn()
+            return
+        with self._lock:
+            self._calls.append(fn)
+        self._wake()
+
+    def reconnect_now(self) -> None:
+        """Connect again: after a final refusal (a kick...), or without waiting for the
+        next retry.  In the background; events tell how it goes."""
+        self._skip_wait = True
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._wake()  # it is waiting to retry: retry now
+            return
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, args=([], True), name="chatroom-client", daemon=True)
+        self._thread.start()
 
     def pending(self) -> list[Outgoing]:
         with self._lock:
@@ -323,14 +363,14 @@ class ChatClient:
         with self._lock:
             self._unacked[msg.id] = out
             if self.state is ConnState.CONNECTED:
-                self._requests.append(encode_message(msg))
+                self._requests.append((encode_message(msg), True))
         self._wake()
         self._emit(OutgoingChanged(out))
         return out
 
-    def _queue(self, data: bytes) -> None:
+    def _queue(self, data: bytes, paced: bool = False) -> None:
         with self._lock:
-            self._requests.append(data)
+            self._requests.append((data, paced))
         if threading.current_thread() is not self._thread:  # the network thread looks anyway
             self._wake()
 
@@ -535,14 +575,26 @@ class ChatClient:
         self.wanted_nick = welcome.nick
         self.resume_token = welcome.resume_token
         self.resumed = welcome.resumed
+        self._fills.clear()
+        self._replay = None
         self._saw(welcome.history)
-        self._saw_up_to(welcome.room, welcome.last_seq)
+        if welcome.resumed:
+            # The missed messages follow in replay frames; we are current once we have
+            # welcome.last_seq.  What the replay does not hold, we fetch (see _Fill).
+            key = fold(welcome.room)
+            self._replay = _Replay(key, welcome.room, welcome.missed or 0, welcome.last_seq)
+            if not welcome.missed:
+                self._replay_done()
+        else:
+            self._saw_up_to(welcome.room, welcome.last_seq)
         if "ping_interval" in welcome.limits:
             self.ping_interval = max(1.0, min(self.ping_interval, welcome.limits["ping_interval"] - 1.0))
+        per_minute = welcome.limits.get("rate_per_minute", 0)
+        self._pacer = _Pacer(per_minute / 60.0 * PACE_MARGIN, max(1.0, welcome.limits.get("burst", 1) / 2))
         self._sock = sock
         with self._lock:
             # Everything unacknowledged goes again, in order, ahead of new requests.
-            resend = [encode_message(o.message) for o in self._unacked.values()]
+            resend = [(encode_message(o.message), True) for o in self._unacked.values()]
             self._requests.clear()
             self._requests.extend(resend)
         self._set_state(ConnState.CONNECTED, f"connected to {welcome.server}")
@@ -558,54 +610,91 @@ class ChatClient:
 
     # ------------------------------------------------------------------ network thread
 
-    def _run(self, leftover: list[Message]) -> None:
-        for msg in leftover:
-            self._handle(msg)
+    def _run(self, leftover: list[Message], reconnect_first: bool = False) -> None:
+        """The network thread: serve the connection, reconnect when it drops, until
+        closed or refused for good.  Nothing escapes it: an unexpected error is logged
+        and handled like a lost connection (a reconnect and a resume), never a silent
+        stall."""
         backoff = self.BACKOFF_START
+        connected = not reconnect_first
+        reason = _Why("reconnecting")
         while not self._closing:
-            reason = self._serve()
-            self._drop_socket()
-            self.files.connection_lost()
-            if self._closing:
-                break
-            if reason.fatal or not self.reconnect:
-                self._set_state(ConnState.CLOSED, reason.text)
-                return
-            # Reconnect with backoff until it works or the user quits.
+            if connected:
+                reason = self._serve_safely(leftover)
+                leftover = []
+                self._drop_socket()
+                self.files.connection_lost()
+                if self._closing:
+                    break
+                if reason.fatal or not self.reconnect:
+                    self._set_state(ConnState.CLOSED, reason.text)
+                    return
+            connected = False
+            # Reconnect with backoff (and jitter: a whole class must not retry in step)
+            # until it works, the user quits, or the server refuses us for good.
             while not self._closing:
-                self._set_state(ConnState.DISCONNECTED, reason.text, retry_in=backoff)
-                if self._sleep(backoff):
+                wait = 0.0 if self._skip_wait else backoff * random.uniform(0.5, 1.0)
+                self._skip_wait = False
+                self._set_state(ConnState.DISCONNECTED, reason.text, retry_in=wait)
+                if self._sleep(wait):
                     break
                 backoff = min(backoff * 2, self.BACKOFF_MAX)
                 self._set_state(ConnState.CONNECTING, f"reconnecting to {self.host}:{self.port}")
                 try:
                     sock, welcome, leftover = self._open()
+                except CertificateChanged as exc:  # final: retrying would not make it safe
+                    self._set_state(ConnState.CLOSED, str(exc))
+                    return
                 except HandshakeRefused as exc:
                     if exc.code in FATAL_CODES:
                         self._set_state(ConnState.CLOSED, exc.message)
                         return
                     reason = _Why(f"{exc.message}; retrying")
                     continue
-                except CertificateChanged as exc:  # final: retrying would not make it safe
-                    self._set_state(ConnState.CLOSED, str(exc))
-                    return
                 except ConnectionFailed as exc:
                     reason = _Why(exc.args[0] if exc.args else "connection failed")
                     continue
+                except Exception as exc:  # noqa: BLE001 -- the network thread never dies of a bug
+                    log.error("reconnecting failed unexpectedly: %s: %s", type(exc).__name__, exc)
+                    log.debug("traceback", exc_info=exc)
+                    reason = _Why(f"reconnecting failed ({type(exc).__name__}: {exc})")
+                    continue
                 self._adopt(sock, welcome)
-                for msg in leftover:
-                    self._handle(msg)
                 backoff = self.BACKOFF_START
+                connected = True
                 break
 
+    def _serve_safely(self, leftover: list[Message]) -> _Why:
+        try:
+            for msg in leftover:
+                why = self._handle(msg)
+                if why is not None:
+                    return why
+            return self._serve()
+        except Exception as exc:  # noqa: BLE001 -- a bug ends this connection, not the client
+            log.error("unexpected error in the network thread, reconnecting: %s: %s", type(exc).__name__, exc)
+            log.debug("traceback", exc_info=exc)
+            return _Why(f"the client hit a bug ({type(exc).__name__}: {exc}); reconnecting")
+
+    def _run_calls(self) -> None:
+        with self._lock:
+            calls, self._calls = self._calls, deque()
+        for fn in calls:
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 -- a failed action is reported, the thread goes on
+                log.error("an action on the network thread failed: %s: %s", type(exc).__name__, exc)
+                log.debug("traceback", exc_info=exc)
+
     def _sleep(self, seconds: float) -> bool:
-        """Sleep, waking early on close.  True if closing."""
+        """Sleep, waking early on close (or /reconnect).  True if closing."""
         deadline = time.monotonic() + seconds
         with selectors.DefaultSelector() as sel:
             sel.register(self._wake_r, selectors.EVENT_READ)
-            while not self._closing and time.monotonic() < deadline:
+            while not self._closing and time.monotonic() < deadline and not self._skip_wait:
                 sel.select(deadline - time.monotonic())
                 self._drain_wake()
+                self._run_calls()
         return self._closing
 
     def _drain_wake(self) -> None:
@@ -631,12 +720,8 @@ class ChatClient:
                 if self._closing:
                     self._goodbye(sock, out)
                     return _Why("closed", fatal=True)
-                with self._lock:
-                    while self._requests:
-                        data = self._requests.popleft()
-                        if self.tracer is not None:
-                            self.tracer.frame_out("-> server", data)
-                        out += data
+                self._run_calls()
+                pace_wait = self._take_requests(out)
                 if out and not writing:
                     sel.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
                     writing = True
@@ -651,7 +736,9 @@ class ChatClient:
                     ping_sent = now
                     continue
                 timeout = (ping_sent + self.pong_timeout if ping_sent else last_heard + self.ping_interval) - now
-                for key, events in sel.select(max(0.05, timeout)):
+                if pace_wait is not None:
+                    timeout = min(timeout, pace_wait)
+                for key, events in sel.select(max(0.01, timeout)):
                     if key.fileobj is self._wake_r:
                         self._drain_wake()
                         continue
@@ -692,6 +779,27 @@ class ChatClient:
                         if not (self.tls and isinstance(sock, ssl.SSLSocket) and sock.pending()):
                             break
 
+    def _take_requests(self, out: bytearray) -> float | None:
+        """Move queued requests to ``out``: paced ones (counted by the server's rate
+        limit) only as the pacer allows, in order; the rest at once.  Returns the
+        seconds until the next paced one may go, if one is waiting."""
+        now = time.monotonic()
+        with self._lock:
+            if not self._requests:
+                return None
+            waiting: deque[tuple[bytes, bool]] = deque()
+            blocked = False
+            for data, paced in self._requests:
+                if paced and (blocked or not self._pacer.take(now)):
+                    blocked = True
+                    waiting.append((data, paced))
+                    continue
+                if self.tracer is not None:
+                    self.tracer.frame_out("-> server", data)
+                out += data
+            self._requests = waiting
+        return self._pacer.wait(now) if blocked else None
+
     def _goodbye(self, sock: socket.socket, out: bytearray) -> None:
         """Send what is queued and a bye, best effort and bounded."""
         bye = encode_message(Bye(reason=self._bye_reason))
@@ -727,7 +835,8 @@ class ChatClient:
             if msg.fatal:
                 self._emit(msg)
                 fatal = msg.code in FATAL_CODES
-                return _Why(msg.message, fatal=fatal)
+                text = msg.message + (" (/reconnect to come back)" if msg.code == ErrorCode.KICKED else "")
+                return _Why(text, fatal=fatal)
         elif isinstance(msg, Bye):
             self._emit(msg)
             return _Why(msg.reason or "the server said goodbye")
@@ -745,11 +854,84 @@ class ChatClient:
             s.members = {m.nick: m for m in msg.members}
             s.member_count = msg.member_count or len(msg.members)
         elif isinstance(msg, Chat):
+            if not self._in_order(msg):
+                return None  # held until the hole before it is filled
             self._saw((msg,))
         elif isinstance(msg, History):
+            if self._filled(msg):
+                return None  # delivered as the chats it holds
             self._saw(msg.messages)
+            if msg.replay and self._replay is not None and fold(msg.room) == self._replay.key:
+                self._replay.got += len(msg.messages)
+                if self._replay.got >= self._replay.expected:
+                    self._emit(msg)
+                    self._replay_done()
+                    return None
         self._emit(msg)
         return None
+
+    # ------------------------------------------------------------------ holes in a room's sequence
+
+    def _replay_done(self) -> None:
+        """The resume replay is in: if it did not reach the room's newest message (it is
+        bounded), fetch the rest before showing anything live."""
+        replay, self._replay = self._replay, None
+        if replay is not None and self.last_seq.get(replay.key, 0) < replay.upto:
+            self._start_fill(replay.key, replay.room, replay.upto)
+
+    def _in_order(self, chat: Chat) -> bool:
+        """Sequence numbers have no holes: a chat that skips some (a bounded replay, a
+        server bug) is held while the missing ones are fetched.  Defence in depth."""
+        key = fold(chat.room)
+        fill = self._fills.get(key)
+        if fill is not None:
+            fill.held.append(chat)
+            return False
+        last = self.last_seq.get(key)
+        if last is not None and chat.seq > last + 1:
+            log.info("messages %d-%d of %s are missing: fetching them", last + 1, chat.seq - 1, chat.room)
+            self._start_fill(key, chat.room, chat.seq - 1)
+            self._fills[key].held.append(chat)
+            return False
+        return True
+
+    def _start_fill(self, key: str, room: str, upto: int) -> None:
+        fill = self._fills.setdefault(key, _Fill(room, upto))
+        fill.upto = max(fill.upto, upto)
+        self._fetch_fill(key)
+
+    def _fetch_fill(self, key: str) -> None:
+        fill = self._fills[key]
+        self._queue(encode_message(FetchHistory(room=fill.room, after=self.last_seq.get(key, 0), limit=100)),
+                    True)
+
+    def _filled(self, page: History) -> bool:
+        """``page`` answers our fetch of a hole: show its messages as live ones, then
+        what was held; fetch more if the hole is not closed yet."""
+        key = fold(page.room)
+        fill = self._fills.get(key)
+        if fill is None or page.replay:
+            return False
+        last = self.last_seq.get(key, 0)
+        if page.messages and page.messages[-1].seq <= last:
+            return False  # an older page (paging back): not ours
+        for chat in page.messages:
+            if chat.seq > self.last_seq.get(key, 0):
+                self._saw((chat,))
+                self._emit(chat)
+        now_at = self.last_seq.get(key, 0)
+        if page.messages and now_at < fill.upto and not page.complete:
+            self._fetch_fill(key)
+            return True
+        if now_at < fill.upto:
+            log.warning("messages %d-%d of %s are no longer in the server's history", now_at + 1, fill.upto,
+                        fill.room)
+        del self._fills[key]
+        for chat in sorted(fill.held, key=lambda c: c.seq):
+            if self._in_order(chat):
+                self._saw((chat,))
+                self._emit(chat)
+        return True
 
     def _saw_up_to(self, room: str, seq: int) -> None:
         """We are current in ``room`` up to ``seq`` (what we join at, we need not see)."""
@@ -792,6 +974,54 @@ class ChatClient:
         if out is not None:
             out.status, out.error = status, error
             self._emit(OutgoingChanged(out))
+
+
+class _Pacer:
+    """A token bucket matching the server's rate limit (PROTOCOL.md, "Rate limit"), so
+    that a paste or a pipe is sent as fast as the server takes it, never refused."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens, self._stamp = burst, time.monotonic()
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def take(self, now: float) -> bool:
+        if self.rate <= 0:  # the server has no limit
+            return True
+        self._refill(now)
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+    def wait(self, now: float) -> float:
+        """Seconds until the next token."""
+        self._refill(now)
+        return 0.0 if self.rate <= 0 else max(0.0, (1 - self._tokens) / self.rate)
+
+
+@dataclass
+class _Replay:
+    """A resumed welcome's promise: ``expected`` messages follow in replay frames, and
+    the room's newest message is ``upto``."""
+
+    key: str
+    room: str
+    expected: int
+    upto: int
+    got: int = 0
+
+
+@dataclass
+class _Fill:
+    """A hole being fetched in ``room``, through ``upto``; live chats wait in ``held``."""
+
+    room: str
+    upto: int
+    held: list[Chat] = field(default_factory=list)
 
 
 class CertificateChanged(ConnectionFailed):

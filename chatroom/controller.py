@@ -25,7 +25,7 @@ class Controller:
         self,
         client: ChatClient,
         show: Callable[[str, bool], None],
-        quit: Callable[[], None],
+        quit: Callable[[str], None],
         clear: Callable[[], None] = lambda: None,
         set_bell: Callable[[str], None] = lambda mode: None,
     ) -> None:
@@ -52,7 +52,13 @@ class Controller:
         if name == "help":
             self.show(HELP, False)
         elif name == "quit":
-            self.quit()
+            self.quit(cmd.rest.strip())
+        elif name == "reconnect":
+            if c.state in (ConnState.CONNECTED, ConnState.CONNECTING):
+                self.show("already connected" if c.state is ConnState.CONNECTED else "already connecting", False)
+            else:
+                self.show(f"reconnecting to {c.host}:{c.port}", False)
+                c.reconnect_now()
         elif name == "clear":
             self.clear()
         elif name == "bell":
@@ -92,7 +98,7 @@ class Controller:
             c.send(Moderate(action=action, target=cmd.args[0], duration=duration))
         elif name in ("unban", "unmute"):
             c.send(Moderate(action=ModAction(name), target=cmd.args[0]))
-        elif name in ("lock", "unlock"):
+        elif name in ("lock", "unlock", "bans"):
             c.send(Moderate(action=ModAction(name)))
         elif name in ("send", "accept", "reject", "cancel"):
             try:

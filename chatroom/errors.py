@@ -125,12 +125,14 @@ class InvalidField(MessageError):
 
 
 class Refused(ChatroomError):
-    """A valid request that the room's rules refuse; ``code`` goes into the error frame."""
+    """A valid request that the room's rules refuse; ``code`` goes into the error frame
+    (with ``suggestion``, for nick_taken)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, suggestion: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.suggestion = suggestion
 
     def __str__(self) -> str:
         return self.message

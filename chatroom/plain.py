@@ -44,8 +44,14 @@ def run_plain(client: ChatClient, stdin: TextIO = sys.stdin, stdout: TextIO = sy
             emit(line)
 
     client.on_event = on_event
+    reason = ["quit"]
+
+    def quit(why: str) -> None:
+        reason[0] = why or "quit"
+        done.set()
+
     controller = Controller(client, show=lambda text, error: emit(("-- " if not error else "-- error: ") + text),
-                            quit=done.set)
+                            quit=quit)
     status = 0
     try:
         for raw in stdin:
@@ -59,5 +65,5 @@ def run_plain(client: ChatClient, stdin: TextIO = sys.stdin, stdout: TextIO = sy
         emit(f"-- {unsent} message(s) were not acknowledged by the server and may not have been delivered")
         status = status or 1
     done.set()  # our own goodbye is not news
-    client.close("quit")
+    client.close(reason[0])
     return status

@@ -196,7 +196,7 @@ class ChatState:
         return deliveries
 
     def resume(
-        self, token: str, key: int, address: str, now: float, last_seq: int | None
+        self, token: str, key: int, address: str, now: float, last_seq: int | None, limit: int | None = None
     ) -> tuple[Member, Any, list[Chat], list[Delivery]]:
         """Give the session of ``token`` to connection ``key``.
 
@@ -212,21 +212,24 @@ class ChatState:
         room.discard(member)  # under its old connection key ...
         member.key, member.address, member.held_until = key, address, None
         room.add(member)  # ... and back under the new one, in the same room
-        missed = self.missed(room, last_seq)
+        missed = self.missed(room, last_seq, limit)
         event = Presence(room=room.name, event=PresenceEvent.RECONNECTED, nick=member.nick, ts=now)
         others = tuple(m for m in room.everyone() if m is not member)
         return member, old_sink, missed, [Delivery(others, event)] if others else []
 
-    def missed(self, room: Room, last_seq: int | None) -> list[Chat]:
-        """The room's messages after ``last_seq``, oldest first."""
+    def missed(self, room: Room, last_seq: int | None, limit: int | None = None) -> list[Chat]:
+        """The room's messages after ``last_seq`` (at most ``limit``), oldest first."""
         if last_seq is None:
             return []
-        in_memory = [c for c in room.history if c.seq > last_seq]
         oldest = room.history[0].seq if room.history else room.next_seq
+        out: list[Chat] = []
         if last_seq + 1 < oldest and self.store is not None:
-            older = self.store.after(room.name, last_seq, oldest - last_seq - 1)
-            return [c for c in older if c.seq < oldest] + in_memory
-        return in_memory
+            wanted = oldest - last_seq - 1 if limit is None else min(limit, oldest - last_seq - 1)
+            out = [c for c in self.store.after(room.name, last_seq, wanted) if c.seq < oldest]
+        room_left = None if limit is None else limit - len(out)
+        if room_left is None or room_left > 0:
+            out += [c for c in room.history if c.seq > last_seq][:room_left]
+        return out
 
     def join(self, member: Member, room: str, now: float) -> tuple[Joined, list[Delivery]]:
         """Move ``member`` to ``room``, creating it if needed."""
@@ -275,9 +278,21 @@ class ChatState:
             self._remember(member, msg_id, chat)
         return chat, [Delivery(room.everyone(), chat)]
 
-    def already_sent(self, member: Member, msg_id: str) -> Chat | Private | None:
-        """The message this member already sent with ``msg_id``, if any (a resend)."""
-        return self.sent.get((fold(member.nick), msg_id))
+    def already_sent(self, member: Member, msg_id: str, text: str, *, action: bool = False,
+                     private: bool = False) -> Chat | Private | None:
+        """The message this member already sent with ``msg_id``, if this is a resend of
+        it: the same nick, id, kind and text (and room, for room messages).  An id
+        reused for anything else -- another program under the same nick, a counter
+        that restarted -- is a new message, never silently swallowed."""
+        earlier = self.sent.get((fold(member.nick), msg_id))
+        if earlier is None or earlier.text != clean_text(text):
+            return None
+        if private != isinstance(earlier, Private):
+            return None
+        if isinstance(earlier, Chat) and (earlier.action != action or member.room is None
+                                          or fold(earlier.room) != fold(member.room.name)):
+            return None
+        return earlier
 
     def take_unsaved(self) -> tuple[list[Chat], list[tuple[str, int, str]]]:
         """What the server must commit now: new messages and changed rooms."""
@@ -363,20 +378,28 @@ class ChatState:
     def list_rooms(self) -> Rooms:
         return Rooms(rooms=tuple(sorted((r.info() for r in self.rooms.values()), key=lambda r: fold(r.name))))
 
-    def history(self, room: str, before: int, limit: int) -> History:
+    def history(self, room: str, before: int | None, limit: int, after: int | None = None) -> History:
+        """A page of ``room``'s messages: the newest ``limit`` below ``before``, or the
+        oldest ``limit`` above ``after`` (bounds exclusive), oldest first.  ``complete``:
+        going back, nothing older exists; going forward, the page reaches the newest."""
         target = self.rooms.get(fold(room))
         if target is None:
             raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room)}")
-        older = [c for c in target.history if c.seq < before]
-        page = older[-limit:]
+        if after is not None:
+            page = self.missed(target, after, limit)
+            newest = target.next_seq - 1
+            return History(room=target.name, messages=tuple(page),
+                           complete=(page[-1].seq if page else after) >= newest)
+        assert before is not None
+        page = [c for c in target.history if c.seq < before][-limit:]
         oldest_kept = target.history[0].seq if target.history else target.next_seq
         if len(page) < limit and self.store is not None:
-            start = min(before, oldest_kept)
-            page = self.store.before(target.name, start, limit - len(page)) + page
+            page = self.store.before(target.name, min(before, oldest_kept), limit - len(page)) + page
+        if self.store is not None:
             first = self.store.oldest_seq(target.name)
-            complete = first is None or (bool(page) and page[0].seq <= first)
         else:
-            complete = oldest_kept <= 1 and len(page) == len(older)
+            first = target.history[0].seq if target.history else None
+        complete = first is None or (page[0].seq if page else before) <= first
         return History(room=target.name, messages=tuple(page), complete=complete)
 
     def members(self) -> Iterable[Member]:
@@ -406,9 +429,8 @@ class ChatState:
         holder = self.nicks.get(nick_key(nick))
         if holder is not None:
             alike = "" if fold(holder.nick) == fold(nick) else f" (it looks like {holder.nick}, who is here)"
-            raise Refused(
-                ErrorCode.NICK_TAKEN, f"the nick {nick} is taken{alike}; try {self.suggest_nick(nick)}"
-            )
+            suggestion = self.suggest_nick(nick)
+            raise Refused(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken{alike}; try {suggestion}", suggestion)
 
     def _clean_message(self, text: str) -> str:
         text = clean_text(text)

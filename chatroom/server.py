@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import enum
 import hmac
-import ipaddress
 import itertools
 import logging
 import math
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from chatroom.auth import NONCE_BYTES, AuthGuard, client_proof, derive_key, proofs_match, server_proof
+from chatroom.bans import Ban, BanList, looks_like_address, person_key
 from chatroom.errors import FrameError, LocalProtocolError, MessageError, Refused, TruncatedFrame
 from chatroom.output import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
 from chatroom.protocol import (
@@ -102,6 +102,9 @@ __all__ = ["DEFAULT_PORT", "ServerConfig", "ChatServer", "ChatHandler", "ConnSta
 log = logging.getLogger("chatroom.server")
 
 DEFAULT_PORT = 7373
+
+#: Pings a client may send per second, and at once: far above any keepalive.
+PING_RATE, PING_BURST = 2.0, 10.0
 
 #: One recv() takes what the kernel has, up to this; a busy sender's frames arrive
 #: many to a read and are relayed as one batch.
@@ -174,6 +177,8 @@ class Connection:
         self.state = ConnState.HANDSHAKE
         self.member: Member | None = None
         self.limiter = RateLimiter(config.rate, config.burst, config.max_strikes, now)
+        # Pings on their own: a keepalive every few seconds always passes, a ping flood does not.
+        self.ping_limiter = RateLimiter(PING_RATE if config.rate else 0, PING_BURST, config.max_strikes, now)
         self.connected_at = now
         self.last_heard = now
         self.ping_sent: float | None = None
@@ -235,6 +240,37 @@ class _Batch:
         _append(self.deferred, targets, data)
 
 
+#: A resume replays at most this many messages (and at most half the outbox limit in
+#: bytes, so the replay itself cannot make the client "too slow"); the client fetches
+#: the rest with fetch_history {after}.
+REPLAY_MAX_MESSAGES = 10_000
+
+
+def _replay_frames(room: str, chats: list[Any], max_header: int, budget: int) -> tuple[list[bytes], int]:
+    """``chats`` as ``history {replay: true}`` frames, oldest first, each within the
+    header limit, together within ``budget`` bytes (at least one frame).  Returns the
+    frames and how many messages they hold: a prefix of ``chats``, with no holes."""
+    frames: list[bytes] = []
+    used = count = 0
+    while count < len(chats):
+        n = min(100, len(chats) - count)
+        while True:
+            page = History(room=room, messages=tuple(chats[count:count + n]), replay=True)
+            try:
+                data = encode_message(page, max_header=max_header)
+                break
+            except LocalProtocolError:
+                if n == 1:
+                    raise
+                n //= 2
+        if frames and used + len(data) > budget:
+            break
+        frames.append(data)
+        used += len(data)
+        count += n
+    return frames, count
+
+
 def _shrunk(msg: Welcome | Joined | History | Members) -> Welcome | Joined | History | Members:
     """``msg`` with half of its history (oldest first) or, with no history left, half of
     its member list gone; raise LocalProtocolError when nothing is left to drop."""
@@ -250,12 +286,26 @@ def _shrunk(msg: Welcome | Joined | History | Members) -> Welcome | Joined | His
     raise LocalProtocolError(f"{msg.TYPE} does not fit the header limit even without history and members")
 
 
-def _looks_like_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+@dataclass
+class _Sanction:
+    """What a moderation decided under the lock, carried out after it."""
+
+    text: str  # for the operator (and the log)
+    victims: list[Connection] = field(default_factory=list)  # disconnected with ``code`` and ``why``
+    code: ErrorCode = ErrorCode.KICKED
+    why: str = ""
+    added: Ban | None = None  # to store
+    lifted: list[Ban] = field(default_factory=list)  # to delete
+    ended: list[Member] = field(default_factory=list)  # held sessions that must not be resumed
+
+
+def _ip(address: str) -> str:
+    """``host:port`` -> host."""
+    return address.rsplit(":", 1)[0]
+
+
+def _how_long(ban: Ban) -> str:
+    return "" if ban.until is None else f" for {math.ceil((ban.until - time.time()) / 60)} more minutes"
 
 
 def _describe_targets(targets: tuple[Any, ...]) -> str:
@@ -375,11 +425,11 @@ class ChatHandler(socketserver.BaseRequestHandler):
         elif self.refusal is not None:
             self.send_error(self.refusal, "the server is shutting down", fatal=True)
         if self.refusal is None:
-            banned = self.server.ban_remaining(conn.ip)
-            if banned:
+            ban = self.server.bans.for_address(conn.ip, time.time())
+            if ban is not None:
                 log.info("refused %s: banned", conn.address)
-                how_long = "" if banned == float("inf") else f" for {int(banned // 60) + 1} more minutes"
-                self.send_error(ErrorCode.BANNED, f"your address is banned from this server{how_long}", fatal=True)
+                self.send_error(ErrorCode.BANNED, f"your address is banned from this server{_how_long(ban)}",
+                                fatal=True)
                 self.refusal = ErrorCode.BANNED
                 self.server.unregister(conn)
         if self.refusal is not None:
@@ -446,11 +496,15 @@ class ChatHandler(socketserver.BaseRequestHandler):
         hub = self.server.hub
         with hub.locked(self.batch):  # its transfers end with it (a resume starts afresh)
             hub.deliver(self.server.relay.connection_closed(conn, time.monotonic()), self.batch)
-        if member is not None and member.sink is conn:  # not if a resume took it over
+        if member is not None:
             grace = self.server.config.resume_grace if reason in _RESUMABLE else 0.0
-            with hub.locked(self.batch) as state:
-                hub.deliver(state.hold(member, reason, time.time(), grace), self.batch)
-            if member.held_until is not None:
+            with hub.locked(self.batch) as state:  # decided under the lock: a resume may be taking it over
+                ours = member.sink is conn
+                if ours:
+                    hub.deliver(state.hold(member, reason, time.time(), grace), self.batch)
+            if not ours:
+                pass  # a resume took the session over: nothing to tell anyone
+            elif member.held_until is not None:
                 log.info("%s dropped (%s); holding the session for %g s", self.describe(), reason, grace)
             else:
                 log.info("%s left (%s)", self.describe(), reason)
@@ -493,9 +547,10 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 self.batch.queue(self.conn.me, data)
             return
 
-    def send_error(self, code: str, message: str, *, msg_id: str | None = None, fatal: bool = False) -> None:
+    def send_error(self, code: str, message: str, *, msg_id: str | None = None, fatal: bool = False,
+                   suggestion: str | None = None) -> None:
         self.send(Error(code=str(code.value if isinstance(code, ErrorCode) else code), message=message,
-                        id=msg_id, fatal=fatal))
+                        id=msg_id, fatal=fatal, suggestion=suggestion))
 
     def flush_batch(self) -> None:
         batch = self.batch
@@ -540,8 +595,11 @@ class ChatHandler(socketserver.BaseRequestHandler):
         if msg is None:
             return
         conn = self.conn
-        # Pongs, and a transfer's own flow (bounded by its credit), are not chat.
-        if type(msg) not in _UNCOUNTED and not self.within_rate(msg):
+        # Keepalive, goodbye and a transfer's own flow (bounded by its credit) are not chat.
+        if type(msg) not in _UNCOUNTED:
+            if not self.within_rate(msg):
+                return
+        elif type(msg) is Ping and not self.within_rate(msg, conn.ping_limiter):
             return
         if conn.state is ConnState.HANDSHAKE:
             try:
@@ -564,7 +622,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         try:
             handler(self, msg)
         except Refused as exc:
-            self.send_error(exc.code, exc.message, msg_id=getattr(msg, "id", None))
+            self.send_error(exc.code, exc.message, msg_id=getattr(msg, "id", None), suggestion=exc.suggestion)
         except Exception as exc:  # noqa: BLE001 -- a bug must cost one message, not the connection
             self.internal_error(msg, exc)
 
@@ -580,10 +638,11 @@ class ChatHandler(socketserver.BaseRequestHandler):
         except Exception:  # noqa: BLE001 -- not even an error frame: give up on this connection
             self.conn.shut("internal error")
 
-    def within_rate(self, msg: Message) -> bool:
-        """Charge ``msg`` to the rate limit; False (with an error sent) if refused."""
+    def within_rate(self, msg: Message, limiter: RateLimiter | None = None) -> bool:
+        """Charge ``msg`` to the rate limit (or ``limiter``); False (with an error sent)
+        if refused."""
         conn = self.conn
-        verdict = conn.limiter.check(time.monotonic())
+        verdict = (limiter or conn.limiter).check(time.monotonic())
         if verdict is Verdict.SLOW_DOWN:
             self.send_error(ErrorCode.RATE_LIMITED, "slow down: that message was not sent",
                             msg_id=getattr(msg, "id", None))
@@ -607,6 +666,13 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 fatal=True,
             )
             conn.close_reason = "version mismatch"
+            conn.state = ConnState.CLOSING
+            return
+        ban = server.bans.for_nick(msg.nick, time.time())
+        if ban is not None:
+            log.info("%s: refused %s: banned", conn.address, clean_line(msg.nick))
+            self.send_error(ErrorCode.BANNED, f"you are banned from this server{_how_long(ban)}", fatal=True)
+            conn.close_reason = "banned"
             conn.state = ConnState.CLOSING
             return
         if server.auth_key is not None:
@@ -686,7 +752,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 )
             except Refused as exc:
                 log.info("%s: hello refused: %s", conn.address, exc.message)
-                self.send_error(exc.code, exc.message)
+                self.send_error(exc.code, exc.message, suggestion=exc.suggestion)
                 return
             member.sink = conn
             conn.member = member
@@ -715,7 +781,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         with hub.locked(self.batch) as state:
             try:
                 member, ghost, missed, deliveries = state.resume(
-                    msg.resume or "", conn.id, conn.address, time.time(), msg.last_seq
+                    msg.resume or "", conn.id, conn.address, time.time(), msg.last_seq, REPLAY_MAX_MESSAGES
                 )
             except Refused as exc:
                 log.info("%s: resume refused", conn.address)
@@ -728,6 +794,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
             conn.member = member
             conn.state = ConnState.ACTIVE
             room = state.rooms[fold(member.room.name)] if member.room else None
+            replay, replayed = _replay_frames(room.name if room else "", missed, server.config.max_header,
+                                              server.config.outbox_limit // 2)
             self.send_fitted(Welcome(
                 version=PROTOCOL_VERSION,
                 server=server.display_name,
@@ -736,24 +804,24 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 topic=room.topic if room else "",
                 members=room.member_infos(time.time()) if room else (),
                 member_count=len(room.members) if room else 0,
-                last_seq=missed[-1].seq if missed else (msg.last_seq or 0),
+                last_seq=room.next_seq - 1 if room else 0,
                 limits=server.limits,
                 resume_token=member.token,
                 resumed=True,
                 proof=proof,
+                missed=replayed,
             ))
             # What it missed, oldest first, before any live message.
-            for start in range(0, len(missed), 100):
-                chunk = tuple(missed[start:start + 100])
-                self.send_fitted(History(room=chunk[0].room, messages=chunk, complete=False))
+            for data in replay:
+                self.batch.queue(conn.me, data)
             hub.deliver(deliveries, self.batch)
-        log.info("%s resumed (%d missed messages)", self.describe(), len(missed))
+        log.info("%s resumed (%d missed messages replayed)", self.describe(), replayed)
 
     def on_say(self, msg: Say | Action) -> None:
         hub = self.server.hub
         member = self._member()
         with hub.locked(self.batch) as state:
-            earlier = state.already_sent(member, msg.id)
+            earlier = state.already_sent(member, msg.id, msg.text, action=isinstance(msg, Action))
             if earlier is not None:  # a resend of something we have: acknowledge, don't repeat
                 ack = Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
                           room=getattr(earlier, "room", None), duplicate=True)
@@ -768,7 +836,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
     def on_direct(self, msg: Direct) -> None:
         hub = self.server.hub
         with hub.locked(self.batch) as state:
-            earlier = state.already_sent(self._member(), msg.id)
+            earlier = state.already_sent(self._member(), msg.id, msg.text, private=True)
             if earlier is not None:
                 self.send(Ack(id=msg.id, ts=earlier.ts, duplicate=True))
                 return
@@ -818,7 +886,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
     def on_fetch_history(self, msg: FetchHistory) -> None:
         hub = self.server.hub
         with hub.locked(self.batch) as state:
-            reply = state.history(msg.room, msg.before, min(msg.limit, self.server.config.history_size))
+            reply = state.history(msg.room, msg.before, min(msg.limit, self.server.config.history_size), msg.after)
         self.send_fitted(reply)
 
     def on_op(self, msg: Op) -> None:
@@ -900,7 +968,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
         pass  # any frame proves liveness; last_heard was updated on receipt
 
     def on_bye(self, msg: Bye) -> None:
-        self.conn.close_reason = "quit"
+        # The others see the reason: "quit: lunch".  (A bare "quit" is what clients say by default.)
+        reason = clean_line(msg.reason).strip()[:MAX_QUIT_REASON]
+        self.conn.close_reason = f"quit: {reason}" if reason and reason != "quit" else "quit"
         self.conn.state = ConnState.CLOSING
 
     def on_hello_again(self, msg: Hello) -> None:
@@ -913,9 +983,13 @@ class ChatHandler(socketserver.BaseRequestHandler):
         return member
 
 
-#: Not charged to the rate limit: keepalive answers, and a file transfer's own flow
-#: (paced by its credit; stale or impossible ones are charged by the handler).
-_UNCOUNTED = frozenset({Pong, FileChunk, FileAck, FileDone})
+#: Not charged to the rate limit: keepalive and goodbye (a burst of chat must never make
+#: a ping go unanswered: pings have a limiter of their own), and a file transfer's own
+#: flow (paced by its credit; stale or impossible ones are charged by the handler).
+_UNCOUNTED = frozenset({Ping, Pong, Bye, FileChunk, FileAck, FileDone})
+
+#: A goodbye's reason is shown to the room; a line, not an essay.
+MAX_QUIT_REASON = 100
 
 #: Connections that ended this way may come back and resume their session.
 _RESUMABLE = frozenset({"connection lost", "timed out"})
@@ -998,9 +1072,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         # Derived once: PBKDF2 is deliberately slow.
         self.auth_key = derive_key(self.config.password, self.auth_salt) if self.config.password else None
         self.op_token = self.config.op_password or secrets.token_urlsafe(12)
-        self.bans: dict[str, float] = {}  # address -> until (inf: until lifted)
-        for address, until, _nick in self.store.bans():
-            self.bans[address] = until if until is not None else float("inf")
+        self.bans = BanList(self.store.bans())  # changed under the hub lock; stored after it
         self.flusher = Flusher()
         self.display_name = self.config.name or socket.gethostname()
         self.limits = {
@@ -1010,6 +1082,10 @@ class ChatServer(socketserver.ThreadingTCPServer):
             "history_size": self.config.history_size,
             "ping_interval": int(self.config.ping_interval),
             "max_file": self.config.max_file_size,
+            # The rate limit, so that clients can pace themselves instead of being refused
+            # (0: no limit).  Messages per minute: limits are integers.
+            "rate_per_minute": round(self.config.rate * 60),
+            "burst": int(self.config.burst),
         }
         self._conns: dict[int, Connection] = {}
         self._per_address: dict[str, int] = {}  # ip -> connections in _conns (under _conns_lock)
@@ -1077,77 +1153,111 @@ class ChatServer(socketserver.ThreadingTCPServer):
         with self.hub.lock:
             return [(room.name, len(room.members)) for room in self.hub.state.rooms.values()]
 
-    def ban_remaining(self, ip: str) -> float:
-        """Seconds ``ip`` stays banned (inf: until lifted; 0: not banned)."""
-        until = self.bans.get(ip)
-        if until is None:
-            return 0.0
-        left = until - time.time()
-        if left <= 0:
-            with self.hub.lock:
-                self.bans.pop(ip, None)
-                self.store.delete_ban(ip)
-            return 0.0
-        return left
-
     def moderate(self, op: Member, msg: Moderate, batch: _Batch) -> str:
-        """Carry out an operator's action; returns what to tell the operator."""
+        """Carry out an operator's action; returns what to tell the operator.  Decided
+        under the hub lock; bans are stored and victims disconnected after it."""
         now = time.time()
         action, target, reason = msg.action, clean_line(msg.target).strip(), clean_line(msg.reason).strip()
+        if action is ModAction.BANS:
+            bans = self.bans.all(now)
+            return "bans:\n" + "\n".join(f"  {b.describe(now)}" for b in bans) if bans else "nobody is banned"
         with self.hub.locked(batch) as state:
-            member = state.nicks.get(nick_key(target)) if target else None
             if action in (ModAction.LOCK, ModAction.UNLOCK):
-                room = op.room
-                if room is None:
-                    return "you are in no room"
-                room.topic_locked = action is ModAction.LOCK
-                return f"the topic of {room.name} is now {'locked' if room.topic_locked else 'open'}"
+                return self._lock_topic(op, action is ModAction.LOCK)
             if action is ModAction.UNBAN:
-                addresses = [target] if target in self.bans else [
-                    a for a, _, nick in self.store.bans() if fold(nick) == fold(target)]
-                for address in addresses:
-                    self.bans.pop(address, None)
-                    self.store.delete_ban(address)
-                log.info("%s unbanned %s", op.nick, ", ".join(addresses) or target)
-                return f"unbanned {', '.join(addresses)}" if addresses else f"no ban matches {target}"
-            if action is ModAction.BAN:
-                address = member.address.rsplit(":", 1)[0] if member else target
-                if not address or (member is None and not _looks_like_address(address)):
-                    return f"nobody is called {target}, and it is not an address"
-                until = now + msg.duration if msg.duration else None
-                self.bans[address] = until if until is not None else float("inf")
-                self.store.save_ban(address, until, member.nick if member else "", reason, op.nick)
-                victims = [c for c in self.connections() if c.ip == address]
-                log.warning("%s banned %s (%s)%s", op.nick, address, member.nick if member else "-",
-                            f" for {msg.duration:g} s" if msg.duration else "")
-            elif member is None:
-                return f"nobody is called {target}"
-            elif action is ModAction.KICK:
-                victims = [member.sink] if member.sink is not None else []
-                if member.sink is None:  # held for a reconnect: just end the session
-                    self.hub.deliver(state.remove(member, f"kicked by {op.nick}", now), batch)
-                log.warning("%s kicked %s%s", op.nick, member.nick, f": {reason}" if reason else "")
-            elif action in (ModAction.MUTE, ModAction.UNMUTE):
-                member.muted_until = (now + msg.duration if msg.duration else float("inf")) \
-                    if action is ModAction.MUTE else 0.0
-                log.info("%s %sd %s", op.nick, action.value, member.nick)
-                if member.sink is not None:
-                    how = "" if action is ModAction.UNMUTE or not msg.duration else f" for {msg.duration:g} s"
-                    _append(batch.entries, member.sink.me, encode_message(
-                        Notice(text=f"{op.nick} {action.value}d you{how}" + (f": {reason}" if reason else ""))))
-                return f"{action.value}d {member.nick}"
+                lifted = self.bans.matching(target)
+                for ban in lifted:
+                    self.bans.remove(ban.target)
+                outcome: _Sanction | str = _Sanction(
+                    f"unbanned {', '.join(b.describe(now) for b in lifted)}" if lifted else f"no ban matches {target}",
+                    lifted=lifted)
             else:
-                return f"unknown action {action}"
-        verb = "banned" if action is ModAction.BAN else "kicked"
-        why = f"{verb} by {op.nick}" + (f": {reason}" if reason else "")
-        for conn in victims:
-            if conn is None:
-                continue
-            conn.outbox.send_now(encode_message(Error(code=(ErrorCode.BANNED if action is ModAction.BAN
-                                                             else ErrorCode.KICKED).value,
-                                                       message=f"you were {why}", fatal=True)))
-            conn.shut(why)
-        return f"{verb} {target}" + (f" ({len(victims)} connection(s))" if action is ModAction.BAN else "")
+                member = state.nicks.get(nick_key(target)) if target else None
+                if action is ModAction.BAN:
+                    outcome = self._ban(op, member, target, reason, msg.duration, now, state)
+                elif member is None:
+                    return f"nobody is called {target}"
+                elif action is ModAction.KICK:
+                    outcome = _Sanction(f"kicked {member.nick}", [member.sink] if member.sink else [],
+                                        ErrorCode.KICKED, f"kicked by {op.nick}" + (f": {reason}" if reason else ""))
+                    if member.sink is None:  # held for a reconnect: just end the session
+                        self.hub.deliver(state.remove(member, outcome.why, now), batch)
+                else:
+                    return self._mute(op, member, action is ModAction.MUTE, msg.duration, reason, now, batch)
+            if isinstance(outcome, str):
+                return outcome
+        log.warning("%s: %s", op.nick, outcome.text)
+        self._store_bans(outcome, batch)
+        for conn in outcome.victims:
+            conn.outbox.send_now(encode_message(Error(code=outcome.code.value, message=f"you were {outcome.why}",
+                                                      fatal=True)))
+            conn.shut(outcome.why)
+        return outcome.text
+
+    def _lock_topic(self, op: Member, locked: bool) -> str:
+        room = op.room
+        if room is None:
+            return "you are in no room"
+        room.topic_locked = locked
+        return f"the topic of {room.name} is now {'locked' if locked else 'open'}"
+
+    def _ban(self, op: Member, member: Member | None, target: str, reason: str, duration: float | None,
+             now: float, state: ChatState) -> _Sanction | str:
+        """Ban ``member``'s address, or the person when the address is shared, or an
+        address given as ``target``.  An operator is never banned.  Under the hub lock."""
+        until = now + duration if duration else None
+        why = "banned by " + op.nick + (f": {reason}" if reason else "")
+        if member is not None:
+            if member.op:
+                return f"{member.nick} is an operator: operators cannot be banned"
+            address = _ip(member.address)
+            sharing = [m for m in state.members() if m is not member and _ip(m.address) == address]
+            sharing += [c for c in self.connections() if c.member is None and c.ip == address]
+            if sharing:  # banning the address would ban them too: ban the person
+                ban = Ban(person_key(member.nick), until, member.nick, reason, op.nick)
+                self.bans.add(ban)
+                text = (f"banned {member.nick} (the person, not the address {address}: "
+                        f"{len(sharing)} other connection(s) share it)")
+                return _Sanction(text, [member.sink] if member.sink else [], ErrorCode.BANNED, why, added=ban,
+                                 ended=[member])
+            ban = Ban(address, until, member.nick, reason, op.nick)
+        elif looks_like_address(target):
+            if any(m.op and _ip(m.address) == target for m in state.members()):
+                return f"an operator is connected from {target}: not banned"
+            ban = Ban(target, until, "", reason, op.nick)
+        else:
+            return f"nobody is called {target}, and it is not an address"
+        self.bans.add(ban)
+        victims = [c for c in self.connections() if c.ip == ban.target]
+        held = [m for m in state.members() if m.sink is None and _ip(m.address) == ban.target]
+        how = f" for {duration:g} s" if duration else ""
+        return _Sanction(f"banned {ban.target}{how} ({len(victims)} connection(s))", victims, ErrorCode.BANNED, why,
+                         added=ban, ended=held)
+
+    def _mute(self, op: Member, member: Member, mute: bool, duration: float | None, reason: str, now: float,
+              batch: _Batch) -> str:
+        member.muted_until = (now + duration if duration else float("inf")) if mute else 0.0
+        verb = "muted" if mute else "unmuted"
+        log.info("%s %s %s", op.nick, verb, member.nick)
+        if member.sink is not None:
+            how = f" for {duration:g} s" if mute and duration else ""
+            _append(batch.entries, member.sink.me, encode_message(
+                Notice(text=f"{op.nick} {verb} you{how}" + (f": {reason}" if reason else ""))))
+        return f"{verb} {member.nick}"
+
+    def _store_bans(self, outcome: _Sanction, batch: _Batch) -> None:
+        """Persist what a moderation changed (outside the hub lock: a disk write), and
+        end the banned people's held sessions, so that they cannot be resumed."""
+        if outcome.added is not None:
+            b = outcome.added
+            self.store.save_ban(b.target, b.until, b.nick, b.reason, b.by)
+        for ban in outcome.lifted:
+            self.store.delete_ban(ban.target)
+        if outcome.ended:
+            with self.hub.locked(batch) as state:
+                for member in outcome.ended:
+                    if member.sink is None and member.held_until is not None:
+                        self.hub.deliver(state.remove(member, outcome.why, time.time()), batch)
 
     def drop(self, conn: Connection, reason: str, code: ErrorCode, message: str | None = None) -> None:
         """Disconnect ``conn`` with ``reason`` (others see it in the leave event)."""

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from chatroom.bans import Ban
 from chatroom.protocol import Chat
 from chatroom.text import fold
 
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
 CREATE TABLE IF NOT EXISTS bans (
-    address TEXT PRIMARY KEY,
+    address TEXT PRIMARY KEY,         -- an IP address, or '@' + a nick's key: a person ban
     until   REAL,                     -- NULL: until lifted
     nick    TEXT NOT NULL DEFAULT '', -- who had the address, to unban by nick
     reason  TEXT NOT NULL DEFAULT '',
@@ -153,9 +154,9 @@ class HistoryStore:
         with self.db:
             self.db.execute("DELETE FROM bans WHERE address = ?", (address,))
 
-    def bans(self) -> list[tuple[str, float | None, str]]:
-        """(address, until or None, nick) of every ban."""
-        return list(self.db.execute("SELECT address, until, nick FROM bans"))
+    def bans(self) -> list[Ban]:
+        """Every ban stored, expired ones included."""
+        return [Ban(*row) for row in self.db.execute("SELECT address, until, nick, reason, by FROM bans")]
 
     # ------------------------------------------------------------------ reading
 

@@ -138,7 +138,9 @@ class Transcript:
             self._history(event)
         elif isinstance(event, Members):
             names = ", ".join(
-                clean_line(m.nick) + (f" (away: {clean_line(m.away)})" if m.away else "")
+                clean_line(m.nick) + (" [op]" if m.op else "")
+                + (f" <{clean_line(m.address)}>" if m.address else "")  # the server shows operators addresses
+                + (f" (away: {clean_line(m.away)})" if m.away else "")
                 + (f" idle {int(m.idle)}s" if m.idle >= 60 else "")
                 for m in event.members
             )

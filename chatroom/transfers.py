@@ -7,6 +7,11 @@ No sockets and no UI here.  :class:`Transfers` is driven from two sides:
 * the client's network thread: :meth:`Transfers.handle` for every file message from
   the server, :meth:`~Transfers.connection_lost` when the connection drops.
 
+Transfer state is changed on one thread only: the network thread.  A command checks
+what it can at once (and raises :class:`TransferError` for the user), then hands the
+change to the network thread through ``run``; the hashing thread hands its result over
+the same way.  The lock only guards the two dicts that other threads read.
+
 It answers through two callbacks: ``send(message)`` queues a frame for the server,
 ``emit(event)`` reports a :class:`TransferChanged` to the UI.
 
@@ -90,6 +95,17 @@ class Phase(enum.Enum):
     @property
     def over(self) -> bool:
         return self in (Phase.DONE, Phase.FAILED, Phase.CANCELLED, Phase.REJECTED, Phase.EXPIRED)
+
+
+#: What a transfer becomes when a file_update with ``over: true`` reports ``event``.
+_OVER_AS = {
+    FileEvent.CLOSED: Phase.DONE,
+    FileEvent.RECEIVED: Phase.DONE,
+    FileEvent.REJECTED: Phase.REJECTED,
+    FileEvent.FAILED: Phase.FAILED,
+    FileEvent.CANCELLED: Phase.CANCELLED,
+    FileEvent.EXPIRED: Phase.EXPIRED,
+}
 
 
 class TransferError(Exception):
@@ -187,12 +203,13 @@ class Transfers:
     """Every file offer this client made or received, by server transfer number."""
 
     def __init__(self, downloads: Path, send: Callable[[Message], bool], emit: Callable[[object], None],
-                 next_id: Callable[[], str]) -> None:
+                 next_id: Callable[[], str], run: Callable[[Callable[[], None]], None] = lambda fn: fn()) -> None:
         self.downloads = downloads
         self._send = send
         self._emit = emit
         self._next_id = next_id
-        self._lock = threading.RLock()
+        self._run = run  # runs a change on the network thread (the one thread that changes state)
+        self._lock = threading.RLock()  # guards _by_id and _preparing, which other threads read
         self._by_id: dict[int, FileTransfer] = {}
         self._preparing: dict[str, FileTransfer] = {}  # our offers the server has not confirmed
         self.max_size: int | None = None  # the server's limit, from the welcome
@@ -238,16 +255,22 @@ class Transfers:
         return t
 
     def _hash_and_offer(self, t: FileTransfer, to: str | None) -> None:
+        """The hashing thread: compute, then hand the result to the network thread."""
         assert t.path is not None
         try:
-            t.sha256 = file_sha256(t.path)
+            digest = file_sha256(t.path)
         except OSError as exc:
-            self._fail(t, f"cannot read {t.path}: {exc.strerror or exc}")
+            failure = f"cannot read {t.path}: {exc.strerror or exc}"
+            self._run(lambda: self._fail(t, failure))
             return
-        with self._lock:
-            if t.phase is not Phase.HASHING:  # cancelled meanwhile
-                return
-            t.phase = Phase.OFFERED
+        self._run(lambda: self._hashed(t, to, digest))
+
+    def _hashed(self, t: FileTransfer, to: str | None, digest: str) -> None:
+        assert t.path is not None
+        if t.phase is not Phase.HASHING:  # cancelled meanwhile
+            return
+        t.sha256 = digest
+        t.phase = Phase.OFFERED
         if not self._send(OfferFile(id=t.offer_id, name=t.path.name, size=t.size, sha256=t.sha256, to=to)):
             self._fail(t, "not connected to the server: try again when we are")
 
@@ -263,19 +286,33 @@ class Transfers:
         if free < t.size + (16 << 20):
             raise TransferError(f"not enough space in {self.downloads} for {t.name} ({human_size(t.size)}; "
                                 f"{human_size(free)} free)")
-        t.phase = Phase.WAITING
-        t.detail = ""
-        self._send(AcceptFile(transfer=transfer_id, id=f"accept:{transfer_id}"))
-        self._changed(t, "accepted", detail=str(self.downloads))
+
+        def accept() -> None:
+            if t.phase is not Phase.OFFERED:  # it changed while the command travelled
+                self._changed(t, "error", detail=f"{t.name} is already {t.phase.value}")
+                return
+            t.phase = Phase.WAITING
+            t.detail = ""
+            self._send(AcceptFile(transfer=transfer_id, id=f"accept:{transfer_id}"))
+            self._changed(t, "accepted", detail=str(self.downloads))
+
+        self._run(accept)
         return t
 
     def reject(self, transfer_id: int) -> FileTransfer:
         t = self._theirs(transfer_id)
         if t.phase is not Phase.OFFERED:
             raise TransferError(f"{t.name} is already {t.phase.value}: use /cancel")
-        t.phase = Phase.REJECTED
-        self._send(RejectFile(transfer=transfer_id))
-        self._changed(t, FileEvent.REJECTED.value)
+
+        def reject() -> None:
+            if t.phase is not Phase.OFFERED:
+                self._changed(t, "error", detail=f"{t.name} is already {t.phase.value}: use /cancel")
+                return
+            t.phase = Phase.REJECTED
+            self._send(RejectFile(transfer=transfer_id))
+            self._changed(t, FileEvent.REJECTED.value)
+
+        self._run(reject)
         return t
 
     def cancel(self, transfer_id: int | None = None) -> FileTransfer:
@@ -294,12 +331,18 @@ class Transfers:
                 t = found
             if t.phase.over:
                 raise TransferError(f"{t.name} is already {t.phase.value}")
+
+        def cancel() -> None:
+            if t.phase.over:
+                return
             was = t.phase
             t.phase = Phase.CANCELLED
             self._close(t)
-        if t.id is not None and was is not Phase.HASHING:
-            self._send(CancelFile(transfer=t.id, reason="cancelled"))
-        self._changed(t, FileEvent.CANCELLED.value)
+            if t.id is not None and was is not Phase.HASHING:
+                self._send(CancelFile(transfer=t.id, reason="cancelled"))
+            self._changed(t, FileEvent.CANCELLED.value)
+
+        self._run(cancel)
         return t
 
     def latest_offer(self) -> FileTransfer | None:
@@ -509,10 +552,9 @@ class Transfers:
         if msg.over and not t.phase.over:
             self._close(t)
             t.detail = reason
-            if event is FileEvent.CLOSED:
-                t.phase = Phase.DONE  # our offer is over; `reason` says how many got it
-            else:
-                t.phase = Phase(event.value)
+            # CLOSED: our offer is over (`reason` says how many got it).  An event that
+            # does not end anything by itself (a server of another version?) ends as failed.
+            t.phase = _OVER_AS.get(event, Phase.FAILED)
         elif event is FileEvent.RECEIVED and t.outgoing:
             t.delivered += 1
         elif event is FileEvent.STOPPED and t.outgoing and t.phase is Phase.SENDING:

@@ -288,7 +288,9 @@ class ChatApp:
     def _set_bell(self, mode: str) -> None:
         self.transcript.bell_mode = mode
 
-    def exit(self) -> None:
+    def exit(self, reason: str = "") -> None:
+        if reason:
+            self.quit_reason = reason  # the others see it: "left (quit: lunch)"
         if self.app.is_running:
             self.app.exit()
 

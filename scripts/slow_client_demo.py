@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chatroom.protocol import PROTOCOL_VERSION, Hello, Say, encode_message  # noqa: E402
+from chatroom.protocol import PROTOCOL_VERSION, FrameDecoder, Hello, Say, encode_message  # noqa: E402
 
 CHAT = b'{"type":"chat"'
 
@@ -62,6 +62,17 @@ def hello(port: int, nick: str, *, rcvbuf: int | None = None) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # before connect: a small window
     sock.connect(("127.0.0.1", port))
     sock.sendall(encode_message(Hello(version=PROTOCOL_VERSION, nick=nick)))
+    # Wait for the welcome: the handlers run in parallel, and a talker admitted before
+    # the listener would say things the listener is not there to hear.
+    decoder, sock_timeout = FrameDecoder(), sock.gettimeout()
+    sock.settimeout(10)
+    while True:
+        data = sock.recv(4096)
+        if not data:
+            raise SystemExit(f"the server closed {nick}'s connection before its welcome")
+        if any(f.header.get("type") == "welcome" for f in decoder.feed(data)):
+            break
+    sock.settimeout(sock_timeout)
     return sock
 
 
@@ -87,7 +98,8 @@ def run_room(port: int, messages: int, seconds: float) -> Outcome:
             if not data:
                 break
             joined = tail + data
-            out.received += joined.count(CHAT)
+            # What the tail already held was counted last time.
+            out.received += joined.count(CHAT) - tail.count(CHAT)
             if out.stalled_dropped_after is None and b'"nick":"stalled","ts"' in joined and b"too slow" in joined:
                 out.stalled_dropped_after = time.monotonic() - start_time
             tail = joined[-64:]

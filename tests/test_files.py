@@ -217,6 +217,7 @@ def test_reject(make_server, people, tmp_path):
     bob_offer = bob_ev.wait(transfer_event("offered")).transfer
     carol_offer = carol_ev.wait(transfer_event("offered")).transfer
     bob.files.reject(bob_offer.id)
+    bob_ev.wait(transfer_event(FileEvent.REJECTED.value))  # changed on bob's network thread
     assert bob_offer.phase is Phase.REJECTED
     alice_ev.wait(transfer_event(FileEvent.REJECTED.value, "bob"))
     carol.files.accept(carol_offer.id)

@@ -31,7 +31,6 @@ from chatroom.protocol import (
     Error,
     ErrorCode,
     FetchHistory,
-    FrameDecoder,
     Hello,
     History,
     Join,
@@ -326,15 +325,9 @@ def surrogates(*headers: dict) -> Callable[[Ctx], None]:
 
 
 def from_address(ctx: Ctx, address: str, nick: str | None = None) -> WireClient:
-    """A client whose source address is another loopback address (127.0.0.0/8): another
-    machine as far as the server can tell."""
-    sock = socket.socket()
-    sock.settimeout(10)
-    sock.bind((address, 0))
-    sock.connect(("127.0.0.1", ctx.port))
-    c = WireClient.__new__(WireClient)
-    c.sock, c.decoder, c.inbox, c.eof = sock, FrameDecoder(max_body=16 * 1024 * 1024), [], False
-    ctx.sockets.append(sock)
+    """A client whose source address is another loopback address (127.0.0.0/8)."""
+    c = WireClient(ctx.port, source=address)
+    ctx.sockets.append(c.sock)
     if nick:
         c.hello(nick)
     return c

@@ -278,34 +278,96 @@ def test_kick_disconnects_with_a_reason_everyone_sees(connect, server):
 
 def test_a_ban_disconnects_refuses_reconnects_survives_a_restart_and_can_be_lifted(make_server, tmp_path):
     server = make_server(data_dir=str(tmp_path))
-    op, victim = WireClient(server.port), WireClient(server.port)
+    op = WireClient(server.port)  # 127.0.0.1
+    victim = WireClient(server.port, source="127.0.0.2")  # another machine
     op.hello("op")
     victim.hello("victim")
     become_op(op, server)
-    op.send(Moderate(action=ModAction.BAN, target="victim"))
+    op.send(Moderate(action=ModAction.BAN, target="victim", reason="spam"))
     assert victim.expect(Error).code == ErrorCode.BANNED.value
-    # everyone here is 127.0.0.1, the op included: that is what a ban of that address means
-    op.wait_closed()
-    again = WireClient(server.port)
+    assert "banned 127.0.0.2" in op.expect(Notice).text
+    victim.wait_closed()
+    again = WireClient(server.port, source="127.0.0.2")
     assert again.expect(Error).code == ErrorCode.BANNED.value
-    again.close()
+    neighbour = WireClient(server.port, source="127.0.0.3")
+    assert neighbour.hello("neighbour").nick == "neighbour"  # only that address
+    op.send(Moderate(action=ModAction.BANS))
+    listing = op.expect(Notice).text
+    assert "127.0.0.2 (victim)" in listing and "by op: spam" in listing
+    for c in (again, neighbour, op):
+        c.close()
     server.stop()
     restarted = make_server(data_dir=str(tmp_path))
-    still = WireClient(restarted.port)
+    still = WireClient(restarted.port, source="127.0.0.2")
     err = still.expect(Error)
     assert err.code == ErrorCode.BANNED.value and err.fatal
     still.close()
-    restarted.bans.clear()  # the host lifts it by hand to get an operator in ...
     op2 = WireClient(restarted.port)
     op2.hello("op2")
     become_op(op2, restarted)
-    restarted.bans["127.0.0.1"] = float("inf")  # ... and /unban by the banned nick lifts it for good
-    op2.send(Moderate(action=ModAction.UNBAN, target="victim"))
-    assert "unbanned 127.0.0.1" in op2.expect(Notice).text
-    welcome = WireClient(restarted.port)
-    assert welcome.hello("victim").nick == "victim"
-    for c in (op2, welcome):
+    op2.send(Moderate(action=ModAction.UNBAN, target="victim"))  # by the banned nick
+    assert "unbanned 127.0.0.2" in op2.expect(Notice).text
+    back = WireClient(restarted.port, source="127.0.0.2")
+    assert back.hello("victim").nick == "victim"
+    for c in (op2, back):
         c.close()
+
+
+def test_on_a_shared_address_a_ban_falls_back_to_the_person_and_never_hits_an_operator(connect, server):
+    op, victim, bystander = connect("op"), connect("victim"), connect("bystander")  # all on 127.0.0.1
+    become_op(op, server)
+    op.send(Moderate(action=ModAction.BAN, target="victim"))
+    assert victim.expect(Error).code == ErrorCode.BANNED.value
+    assert "the person, not the address 127.0.0.1" in op.expect(Notice).text
+    victim.wait_closed()
+    bystander.send(Say(id="b1", text="still here"))  # the others on that address are untouched
+    assert op.expect(Chat).text == "still here"
+    for nick in ("victim", "VICTIM", "v\u0456ctim"):  # the person, look-alikes included
+        back = connect()
+        back.send(Hello(version=PROTOCOL_VERSION, nick=nick))
+        assert back.expect(Error).code == ErrorCode.BANNED.value
+    # An operator is never banned: not by nick, not by address.
+    second = connect("second")
+    become_op(second, server)
+    op.send(Moderate(action=ModAction.BAN, target="second"))
+    assert "operators cannot be banned" in op.expect(Notice).text
+    op.send(Moderate(action=ModAction.BAN, target="127.0.0.1"))
+    assert "an operator is connected from 127.0.0.1" in op.expect(Notice).text
+    op.send(Moderate(action=ModAction.UNBAN, target="victim"))
+    assert "unbanned victim (the person)" in op.expect(Notice).text
+    connect("victim")  # joins again: its hello expects a welcome, and fails the test otherwise
+
+
+def test_bans_can_be_listed_and_lifted_with_the_server_down(make_server, tmp_path):
+    import subprocess
+    import sys
+
+    server = make_server(data_dir=str(tmp_path))
+    op = WireClient(server.port)
+    victim = WireClient(server.port, source="127.0.0.2")
+    op.hello("op")
+    victim.hello("victim")
+    become_op(op, server)
+    op.send(Moderate(action=ModAction.BAN, target="victim", duration=3600))
+    op.expect(Notice)
+    op.close()
+    victim.close()
+    server.stop()
+
+    def bans(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "chatroom", "bans", "--data-dir", str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=30)
+
+    listed = bans()
+    assert listed.returncode == 0 and "127.0.0.2 (victim)" in listed.stdout and "more min" in listed.stdout
+    lifted = bans("--unban", "victim")
+    assert lifted.returncode == 0 and "unbanned 127.0.0.2" in lifted.stdout
+    assert "nobody is banned" in bans().stdout
+    assert bans("--unban", "nobody").returncode == 1
+    restarted = make_server(data_dir=str(tmp_path))
+    back = WireClient(restarted.port, source="127.0.0.2")
+    assert back.hello("victim").nick == "victim"
+    back.close()
 
 
 def test_mute_stops_messages_until_unmuted(connect, server):

@@ -311,11 +311,14 @@ def test_too_long_messages_are_refused_and_not_broadcast(make_server):
         b.close()
 
 
-def test_bye_leaves_with_reason_quit(connect):
-    ann, bob = connect("ann"), connect("bob")
-    ann.expect(Presence, nick="bob")
-    bob.send(Bye(reason="done"))
-    assert ann.expect(Presence, event=PresenceEvent.LEAVE).reason == "quit"
+def test_bye_leaves_with_its_reason_for_everyone_to_see(connect):
+    ann, bob, cat = connect("ann"), connect("bob"), connect("cat")
+    ann.expect(Presence, nick="cat")
+    bob.send(Bye(reason="lunch \x1b[31m" + "x" * 300))
+    reason = ann.expect(Presence, event=PresenceEvent.LEAVE).reason
+    assert reason.startswith("quit: lunch") and "\x1b" not in reason and len(reason) <= 6 + 100
+    cat.send(Bye(reason="quit"))  # what clients say by default: just "quit"
+    assert ann.expect(Presence, event=PresenceEvent.LEAVE, nick="cat").reason == "quit"
 
 
 def test_shutdown_with_clients_connected_some_not_reading_is_quick_and_leaks_no_thread(make_server):

@@ -28,8 +28,11 @@ DEFAULT_TIMEOUT = 10.0
 
 
 class WireClient:
-    def __init__(self, port: int, host: str = "127.0.0.1", *, tls: bool = False) -> None:
-        self.sock = socket.create_connection((host, port), timeout=DEFAULT_TIMEOUT)
+    def __init__(self, port: int, host: str = "127.0.0.1", *, tls: bool = False, source: str | None = None) -> None:
+        # ``source``: another loopback address (127.0.0.2...) to connect from: another
+        # machine as far as the server can tell.
+        self.sock = socket.create_connection((host, port), timeout=DEFAULT_TIMEOUT,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls:
             from chatroom.tls import client_context

@@ -32,6 +32,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "MAX_LISTED_MEMBERS",
     "MAX_ID_LENGTH",
+    "MAX_CHUNK",
     "ErrorCode",
     "PresenceEvent",
     "Message",
@@ -93,11 +94,14 @@ __all__ = [
 ]
 
 #: "MAJOR.MINOR".  Peers with another major version cannot talk; a newer minor only adds.
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
 
 #: Member lists (welcome, joined, members) name at most this many members, so that a
 #: room of thousands still fits in one header; ``member_count`` says how many there are.
 MAX_LISTED_MEMBERS = 200
+
+#: File data travels in chunks of at most this many bytes (a frame body).
+MAX_CHUNK = 64 * 1024
 
 #: Client message ids are chosen by the client to match acknowledgements and to make
 #: resending idempotent; 64 characters is room for a UUID with a prefix.
@@ -477,6 +481,9 @@ class Welcome(Message):
     resume_token: str | None = None
     resumed: bool = False
     proof: str | None = None  # password rooms: the server's proof that it knows the password
+    #: resumed: how many room messages after hello.last_seq follow in ``history`` frames
+    #: marked ``replay`` (if fewer than ``last_seq - hello.last_seq``, fetch the rest)
+    missed: int | None = None
 
 
 @_message("say")
@@ -552,14 +559,18 @@ class Who(Message):
 
 @_message("fetch_history")
 class FetchHistory(Message):
-    """Ask for up to ``limit`` room messages with a sequence number below ``before``."""
+    """Ask for up to ``limit`` room messages with a sequence number below ``before``
+    (the newest of those), or, with ``after`` instead, above ``after`` (the oldest of
+    those: filling a hole going forward).  Both bounds are exclusive."""
 
     room: str
-    before: int
+    before: int | None = None
     limit: int = 50
+    after: int | None = None
 
     def check(self) -> None:
         _require(self.limit > 0, "limit", "must be positive")
+        _require((self.before is None) != (self.after is None), "before", "give exactly one of before and after")
 
 
 @_message("ack")
@@ -636,6 +647,7 @@ class History(Message):
     room: str
     messages: tuple[Chat, ...] = ()
     complete: bool = False
+    replay: bool = False  # part of the replay after a resumed welcome (see Welcome.missed)
 
 
 @_message("error")
@@ -647,6 +659,7 @@ class Error(Message):
     message: str
     id: str | None = None
     fatal: bool = False
+    suggestion: str | None = None  # nick_taken: a free nick close to the one asked for
 
 
 @_message("challenge")
@@ -681,6 +694,7 @@ class ModAction(enum.StrEnum):
     UNMUTE = "unmute"
     LOCK = "lock"  # only operators may change this room's topic
     UNLOCK = "unlock"
+    BANS = "bans"  # list the bans in force (answered with a notice)
 
 
 @_message("op")
@@ -852,6 +866,7 @@ class FileChunk(Message):
 
     def check(self) -> None:
         _require(self.offset >= 0, "offset", "must not be negative")
+        _require(len(self.data) <= MAX_CHUNK, "body", f"a chunk is at most {MAX_CHUNK} bytes")
 
 
 @_message("file_data")
