@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import signal
 import sqlite3
 import ssl
@@ -184,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--trace", metavar="FILE", default=None,
                       help="write every recv() and frame on the wire to FILE (the screen is busy)")
     join.add_argument("--downloads", metavar="DIR", default=None,
-                      help="where files you /accept are saved (default: $XDG_DOWNLOAD_DIR or ~/Downloads)")
+                      help="where files you /accept are saved (default: the platform's Downloads folder; on "
+                           "Linux the XDG user-dirs setting)")
     join.set_defaults(func=cmd_join)
     return parser
 
@@ -688,6 +690,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `chatroom log | head -1`: the reader is gone; end quietly.  Python would try to
+        # flush stdout again at exit and complain, so point it at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

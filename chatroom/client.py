@@ -240,6 +240,7 @@ class ChatClient:
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition(self._lock)
         self.pings_answered = 0
+        self.refused = 0  # messages the server refused (too long, muted...): never delivered
         self.resume_token: str | None = None
         self.last_seq: dict[str, int] = {}  # folded room name -> newest sequence number seen
         self.resumed = False  # whether the last (re)connection resumed our session
@@ -327,6 +328,11 @@ class ChatClient:
         self._closing = False
         self._thread = threading.Thread(target=self._run, args=([], True), name="chatroom-client", daemon=True)
         self._thread.start()
+
+    def pace_time(self, messages: int) -> float:
+        """Seconds the server's rate limit needs for ``messages`` more (0: no limit)."""
+        rate = self._pacer.rate
+        return messages / rate if rate > 0 else 0.0
 
     def pending(self) -> list[Outgoing]:
         with self._lock:
@@ -973,6 +979,8 @@ class ChatClient:
                 self._idle.notify_all()
         if out is not None:
             out.status, out.error = status, error
+            if status == "refused":
+                self.refused += 1
             self._emit(OutgoingChanged(out))
 
 

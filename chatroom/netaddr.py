@@ -1,34 +1,27 @@
-"""This machine's IPv4 addresses, to tell people what to type.  Sends no packets."""
+"""This machine's IPv4 addresses, to tell people what to type.  Sends no packets.
+
+``ifaddr`` (a dependency of zeroconf, so always here) reads them the same way on Linux,
+macOS and Windows; no ``fcntl``/``ioctl``, which Windows does not have.
+"""
 
 from __future__ import annotations
 
-import fcntl
-import socket
-import struct
+import ipaddress
+
+import ifaddr
 
 __all__ = ["local_ipv4_addresses"]
 
-_SIOCGIFADDR = 0x8915  # Linux: get an interface's IPv4 address
-
 
 def local_ipv4_addresses(include_loopback: bool = False) -> list[str]:
-    """IPv4 addresses of the machine's interfaces (Linux ioctl; a name lookup elsewhere)."""
+    """IPv4 addresses of the machine's interfaces, loopback and link-local left out
+    unless ``include_loopback``."""
     found: list[str] = []
-    try:
-        names = [name for _, name in socket.if_nameindex()]
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            for name in names:
-                try:
-                    packed = fcntl.ioctl(probe.fileno(), _SIOCGIFADDR, struct.pack("256s", name.encode()[:15]))
-                except OSError:
-                    continue  # no IPv4 address on this interface
-                found.append(socket.inet_ntoa(packed[20:24]))
-    except (OSError, AttributeError):
-        try:
-            found = socket.gethostbyname_ex(socket.gethostname())[2]
-        except OSError:
-            found = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str):  # IPv4 (IPv6 entries are tuples)
+                found.append(ip.ip)
     unique = list(dict.fromkeys(found))
     if include_loopback:
         return unique
-    return [a for a in unique if not a.startswith("127.")]
+    return [a for a in unique if not ipaddress.ip_address(a).is_loopback and not ipaddress.ip_address(a).is_link_local]

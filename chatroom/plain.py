@@ -1,8 +1,11 @@
 """``chatroom join --plain``: lines in from stdin, one line out per room event.
 
-For scripts, pipes, screen readers and classroom demos.  On EOF it waits (bounded)
-until the server has acknowledged everything it sent, then leaves, so
-``echo "build done" | chatroom join --plain`` delivers its line.
+For scripts, pipes, screen readers and classroom demos.  Lines go out as fast as the
+server's rate limit allows (the client paces itself, so a long pipe is never refused).
+On EOF it waits until the server has acknowledged everything it sent -- as long as
+what is left needs at the server's rate, plus a margin -- then leaves, so
+``seq 1 60 | chatroom join --plain`` delivers all 60 lines, in order.  If anything was
+not delivered it says how many on stderr and exits with status 1.
 """
 
 from __future__ import annotations
@@ -17,18 +20,23 @@ from chatroom.transcript import plain_line
 
 __all__ = ["run_plain"]
 
-#: How long to wait at EOF for acknowledgements before leaving anyway.
+#: How long to wait at EOF for acknowledgements, beyond what the rate limit needs.
 EOF_ACK_TIMEOUT = 10.0
 
 
-def run_plain(client: ChatClient, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+def run_plain(client: ChatClient, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
+              stderr: TextIO = sys.stderr) -> int:
     """Run until EOF or /quit.  The client must be connected.  Returns an exit status."""
     out_lock = threading.Lock()
     done = threading.Event()
 
     def emit(text: str) -> None:
         with out_lock:
-            stdout.write(text + "\n")
+            try:
+                stdout.write(text + "\n")
+            except UnicodeEncodeError:  # e.g. Windows' redirected output: replace, never drop the line
+                encoding = getattr(stdout, "encoding", None) or "ascii"
+                stdout.write(text.encode(encoding, "replace").decode(encoding) + "\n")
             stdout.flush()
 
     def on_event(event: object) -> None:
@@ -60,9 +68,16 @@ def run_plain(client: ChatClient, stdin: TextIO = sys.stdin, stdout: TextIO = sy
                 break
     except KeyboardInterrupt:
         status = 130
-    if not client.wait_acked(EOF_ACK_TIMEOUT):
+    if not client.wait_acked(EOF_ACK_TIMEOUT + client.pace_time(len(client.pending()))):
         unsent = len(client.pending())
-        emit(f"-- {unsent} message(s) were not acknowledged by the server and may not have been delivered")
+        stderr.write(f"chatroom: {unsent} message(s) were not acknowledged by the server and may not have been "
+                     "delivered\n")
+        stderr.flush()
+        status = status or 1
+    refused = client.refused
+    if refused:
+        stderr.write(f"chatroom: {refused} message(s) were refused by the server (see above)\n")
+        stderr.flush()
         status = status or 1
     done.set()  # our own goodbye is not news
     client.close(reason[0])

@@ -143,6 +143,7 @@ class ServerConfig:
     resume_grace: float = 120.0  # seconds a dropped member keeps nick and room for a resume
     keep_messages: int | None = None  # retention: newest messages kept per room (None: all)
     keep_days: float | None = None  # retention: age limit (None: forever)
+    retention_interval: float = 600.0  # seconds between retention passes (and forgetting old guessers)
     password: str | None = field(default=None, repr=False)  # the room password (None: open)
     tls_cert: str | None = None  # PEM certificate and key: TLS on (None: plain TCP)
     tls_key: str | None = None
@@ -271,13 +272,17 @@ def _replay_frames(room: str, chats: list[Any], max_header: int, budget: int) ->
     return frames, count
 
 
-def _shrunk(msg: Welcome | Joined | History | Members) -> Welcome | Joined | History | Members:
-    """``msg`` with half of its history (oldest first) or, with no history left, half of
-    its member list gone; raise LocalProtocolError when nothing is left to drop."""
+def _shrunk(msg: Welcome | Joined | History | Members, *, forward: bool = False
+            ) -> Welcome | Joined | History | Members:
+    """``msg`` with half of its history (the oldest, or for a ``forward`` page the
+    newest: a page never has a hole) or, with no history left, half of its member list
+    gone; raise LocalProtocolError when nothing is left to drop."""
     if isinstance(msg, History):
         if not msg.messages:
             raise LocalProtocolError("an empty history page does not fit the header limit")
-        return dataclasses.replace(msg, messages=msg.messages[len(msg.messages) // 2 + 1:], complete=False)
+        half = len(msg.messages) // 2
+        kept = msg.messages[:half] if forward else msg.messages[half + 1:]
+        return dataclasses.replace(msg, messages=kept, complete=False)
     history = getattr(msg, "history", ())
     if history:
         return dataclasses.replace(msg, history=history[len(history) // 2 + 1:])  # type: ignore[arg-type]
@@ -532,7 +537,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         with self.server.hub.locked(self.batch):
             self.batch.queue(self.conn.me, data)
 
-    def send_fitted(self, msg: Welcome | Joined | History | Members) -> None:
+    def send_fitted(self, msg: Welcome | Joined | History | Members, *, forward: bool = False) -> None:
         """Send ``msg``, dropping its oldest history, then the tail of its member list,
         until it fits the header limit (100 long messages, or 200 members with long away
         texts, can exceed 64 KiB; the client pages back for more history, and
@@ -541,7 +546,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
             try:
                 data = encode_message(msg, max_header=self.server.config.max_header)
             except LocalProtocolError:
-                msg = _shrunk(msg)
+                msg = _shrunk(msg, forward=forward)
                 continue
             with self.server.hub.locked(self.batch):
                 self.batch.queue(self.conn.me, data)
@@ -887,7 +892,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         hub = self.server.hub
         with hub.locked(self.batch) as state:
             reply = state.history(msg.room, msg.before, min(msg.limit, self.server.config.history_size), msg.after)
-        self.send_fitted(reply)
+        self.send_fitted(reply, forward=msg.after is not None)
 
     def on_op(self, msg: Op) -> None:
         conn, server = self.conn, self.server
@@ -1287,7 +1292,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
             outbox.flush()
         batch.touched.clear()
         if now >= self._next_retention:
-            self._next_retention = now + 600
+            self._next_retention = now + cfg.retention_interval
             self.apply_retention()
             self.auth_guard.forget_old(now)  # addresses that stopped guessing
         ping = encode_message(Ping(token="keepalive"))

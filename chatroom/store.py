@@ -21,6 +21,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
+
 from chatroom.bans import Ban
 from chatroom.protocol import Chat
 from chatroom.text import fold
@@ -61,9 +63,9 @@ CREATE TABLE IF NOT EXISTS bans (
 
 
 def default_data_dir() -> Path:
-    """Where a user's servers keep their data: $XDG_DATA_HOME/chatroom."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "chatroom"
+    """Where a user's servers keep their data: the platform's data folder
+    (``$XDG_DATA_HOME/chatroom`` on Linux)."""
+    return Path(platformdirs.user_data_dir("chatroom", appauthor=False))
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ import ssl
 import threading
 from pathlib import Path
 
+import platformdirs
+
 __all__ = [
     "fingerprint",
     "certificate_fingerprint",
@@ -259,8 +261,8 @@ class TlsBridge:
 
 
 def default_known_servers() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "chatroom" / "known_servers"
+    """The platform's config folder (``$XDG_CONFIG_HOME/chatroom`` on Linux)."""
+    return Path(platformdirs.user_config_dir("chatroom", appauthor=False)) / "known_servers"
 
 
 class KnownServers:

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import platformdirs
+
 from chatroom.filenames import keep, safe_name
 from chatroom.protocol import (
     AcceptFile,
@@ -186,9 +188,10 @@ def _short(name: str, width: int = 24) -> str:
 
 
 def default_downloads() -> Path:
-    """Where received files go unless ``--downloads`` says otherwise."""
-    configured = os.environ.get("XDG_DOWNLOAD_DIR")
-    return Path(configured).expanduser() if configured else Path.home() / "Downloads"
+    """Where received files go unless ``--downloads`` says otherwise: the platform's own
+    setting (on Linux, XDG user-dirs: ``XDG_DOWNLOAD_DIR`` in the environment or in
+    ``~/.config/user-dirs.dirs``; Downloads on macOS and Windows)."""
+    return Path(platformdirs.user_downloads_dir())
 
 
 def file_sha256(path: Path) -> str:
