@@ -42,7 +42,7 @@ def run_plain(client: ChatClient, stdin: TextIO = sys.stdin, stdout: TextIO = sy
     def on_event(event: object) -> None:
         if isinstance(event, StateChanged):
             if event.state is ConnState.DISCONNECTED:
-                emit(f"-- disconnected: {event.detail}; retrying in {event.retry_in:g} s")
+                emit(f"-- disconnected: {event.detail}; retrying in {event.retry_in:.1f} s")
             elif event.state is ConnState.CLOSED and not done.is_set():
                 emit(f"-- closed: {event.detail}")
                 done.set()

@@ -228,7 +228,7 @@ class Relay:
                        f"{min(r.credit, t.size)}")
             out = self._end(t, FileEvent.FAILED, "the sender broke the transfer protocol")
             out.append(Delivery((conn,), Error(code=ErrorCode.BAD_TRANSFER.value,
-                                               message=f"transfer {t.id} cancelled: {problem}")))
+                                               message=f"transfer {t.id} failed: {problem}")))
             return out
         r.sent += size
         r.started = True

@@ -199,8 +199,8 @@ class ChatApp:
         if isinstance(event, StateChanged):
             self.state_bad = event.state is not ConnState.CONNECTED
             if event.state is ConnState.DISCONNECTED:
-                self.state_text = f"disconnected — retrying in {event.retry_in:g}s"
-                t.system(f"connection lost: {event.detail}; retrying in {event.retry_in:g} s", error=True)
+                self.state_text = f"disconnected — retrying in {event.retry_in:.1f}s"
+                t.system(f"connection lost: {event.detail}; retrying in {event.retry_in:.1f} s", error=True)
             elif event.state is ConnState.CONNECTING:
                 self.state_text = "connecting…"
             elif event.state is ConnState.CONNECTED:

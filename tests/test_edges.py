@@ -31,6 +31,7 @@ from chatroom.protocol import (
 from chatroom.room import ChatState
 from chatroom.server import _replay_frames
 from chatroom.store import HistoryStore
+from tests.polling import wait_until
 from tests.wire import WireClient
 
 
@@ -174,7 +175,19 @@ def test_the_fine_print_of_protocol_md_holds(make_server):
     assert c.expect(Error).code == ErrorCode.INVALID_FIELD.value
     c.send(Say(id="alive", text="still in sync"))
     assert c.expect(Chat).text == "still in sync"
+    other.send_raw(_hello(nick="bea", nonce="AB" * 32))  # hex, but not lowercase
+    err = other.expect(Error)
+    assert err.code == ErrorCode.INVALID_FIELD.value and "nonce" in err.message
     c.close()
+    # On a resume the hello's nick is ignored: the session's nick comes back.
+    wait_until(lambda: not server.connections() or all(x.member is None or x.member.sink is None
+                                                         for x in server.connections() if x.member
+                                                         and x.member.nick == "ann"), 5, "ann's drop")
+    back = WireClient(server.port)
+    back.send_raw(_hello(nick="somebody-else", resume=welcome.resume_token, last_seq=welcome.last_seq))
+    resumed = back.expect(type(welcome))
+    assert resumed.resumed and resumed.nick == "ann"
+    back.close()
     other.close()
 
 

@@ -108,7 +108,9 @@ class Chatter:
         self.thread.join(5)
 
     def verify(self) -> None:
-        """Both saw every message of the conversation, in the same order."""
+        """Both saw every message of the conversation, in the same order, and each
+        sender's messages in the order it sent them.  (Not a global order across the two
+        senders: they send independently, and the server may sequence them either way.)"""
         seen = []
         for c in (self.alice, self.bob):
             def ours(c: WireClient = c) -> list[Chat]:
@@ -118,8 +120,14 @@ class Chatter:
             while len(ours()) < self.sent and time.monotonic() < deadline:
                 c._pump(min(deadline, time.monotonic() + 0.5))
             seen.append([(m.seq, m.text) for m in ours()])
-        assert [t for _, t in seen[0]] == [f"chat {n}" for n in range(self.sent)]
-        assert seen[0] == seen[1]
+        texts = [t for _, t in seen[0]]
+        assert sorted(texts) == sorted(f"chat {n}" for n in range(self.sent))  # every one, once
+        assert seen[0] == seen[1]  # one order for everyone
+        seqs = [seq for seq, _ in seen[0]]
+        assert seqs == sorted(seqs)
+        for parity in (0, 1):  # alice said the even ones, bob the odd ones
+            own = [int(t.split()[1]) for t in texts if int(t.split()[1]) % 2 == parity]
+            assert own == sorted(own)
 
     def close(self) -> None:
         self.alice.close()
