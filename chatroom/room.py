@@ -178,9 +178,15 @@ class ChatState:
         member.held_until = None
         return self._leave(member, reason, now)
 
-    def hold(self, member: Member, reason: str, now: float, grace: float) -> list[Delivery]:
+    def hold(self, member: Member, reason: str, now: float, grace: float, sink: Any = None) -> list[Delivery]:
         """The connection dropped without a goodbye: keep nick and room for ``grace``
-        seconds, silently, in case it comes back.  No grace: remove at once."""
+        seconds, silently, in case it comes back.  No grace: remove at once.
+
+        ``sink``: the connection that ended.  If the member no longer belongs to it (a
+        resume handed the session to a new connection meanwhile), nothing happens: the
+        new connection must not be silenced, and nobody is told anything."""
+        if sink is not None and member.sink is not sink:
+            return []
         if grace <= 0 or not member.token:
             return self.remove(member, reason, now)
         member.sink = None

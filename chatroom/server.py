@@ -503,10 +503,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
             hub.deliver(self.server.relay.connection_closed(conn, time.monotonic()), self.batch)
         if member is not None:
             grace = self.server.config.resume_grace if reason in _RESUMABLE else 0.0
-            with hub.locked(self.batch) as state:  # decided under the lock: a resume may be taking it over
+            with hub.locked(self.batch) as state:  # the room decides, under the lock, whether a resume took it
                 ours = member.sink is conn
-                if ours:
-                    hub.deliver(state.hold(member, reason, time.time(), grace), self.batch)
+                hub.deliver(state.hold(member, reason, time.time(), grace, sink=conn), self.batch)
             if not ours:
                 pass  # a resume took the session over: nothing to tell anyone
             elif member.held_until is not None:

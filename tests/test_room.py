@@ -192,3 +192,19 @@ def test_renaming_into_a_lookalike_of_someone_else_is_refused_but_respelling_one
     assert info.value.code == ErrorCode.NICK_TAKEN and "looks like bob" in info.value.message
     s.rename(ann, "Ann", 2.0)
     assert ann.nick == "Ann" and s.nicks[nick_key("ann")] is ann
+
+
+def test_a_late_disconnect_of_a_replaced_connection_changes_nothing():
+    """A resume may hand the session to a new connection just before the old one's
+    reader ends: the old one's hold must not silence (or later drop) the new one."""
+    s = ChatState()
+    old_sink, new_sink = object(), object()
+    ann, _, _ = s.admit(1, "ann", "a", 0.0, token="t")
+    ann.sink = old_sink
+    s.hold(ann, "connection lost", 1.0, grace=60, sink=old_sink)
+    member, ghost, _, _ = s.resume("t", 2, "a", 2.0, last_seq=None)
+    member.sink = new_sink
+    assert s.hold(member, "connection lost", 3.0, grace=60, sink=old_sink) == []
+    assert member.sink is new_sink and member.held_until is None
+    s.hold(member, "connection lost", 4.0, grace=0, sink=new_sink)  # its own connection's end does count
+    assert s.nicks == {}
