@@ -103,6 +103,9 @@ log = logging.getLogger("chatroom.server")
 
 DEFAULT_PORT = 7373
 
+#: How long a closing connection's last frames (an error, a goodbye) may take to leave.
+FINAL_FLUSH_SECONDS = 1.0
+
 #: Pings a client may send per second, and at once: far above any keepalive.
 PING_RATE, PING_BURST = 2.0, 10.0
 
@@ -198,13 +201,17 @@ class Connection:
 
     def shut(self, reason: str) -> bool:
         """Start closing: record ``reason`` and wake the reader.  Any thread.  Returns
-        False if it was already closing (the first reason wins)."""
+        False if it was already closing (the first reason wins).
+
+        Only the reading half is shut: a last error frame queued just before (kicked,
+        banned, timed out) still goes out; the reader's ``finish`` lets the outbox
+        drain, briefly, before the socket closes."""
         if self.close_reason is not None:
             return False
         self.close_reason = reason
         self.state = ConnState.CLOSING
         try:
-            self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.shutdown(socket.SHUT_RD)
         except OSError:
             pass
         return True
@@ -513,9 +520,13 @@ class ChatHandler(socketserver.BaseRequestHandler):
             else:
                 log.info("%s left (%s)", self.describe(), reason)
         self.flush_batch()
-        # Let a last error or goodbye leave before the socket closes (bounded: the
-        # socket is non-blocking for this send, and the rest is dropped).
+        # Let a last error or goodbye leave before the socket closes: the flusher may
+        # be writing it.  Bounded: a client that does not read loses the rest (a "too
+        # slow" one has nothing left: its outbox was closed when it was dropped).
         conn.outbox.flush()
+        deadline = time.monotonic() + FINAL_FLUSH_SECONDS
+        while len(conn.outbox) and not conn.outbox.closed and time.monotonic() < deadline:
+            self.server.stopped.wait(0.01)
         conn.outbox.close()
         if self.refusal is None:
             self.server.unregister(conn)
