@@ -894,6 +894,8 @@ class ChatClient:
             fill.held.append(chat)
             return False
         last = self.last_seq.get(key)
+        if last is not None and chat.seq <= last:
+            return False  # already shown (a fetched page held it too): exactly once
         if last is not None and chat.seq > last + 1:
             log.info("messages %d-%d of %s are missing: fetching them", last + 1, chat.seq - 1, chat.room)
             self._start_fill(key, chat.room, chat.seq - 1)
@@ -940,10 +942,10 @@ class ChatClient:
         return True
 
     def _saw_up_to(self, room: str, seq: int) -> None:
-        """We are current in ``room`` up to ``seq`` (what we join at, we need not see)."""
-        key = fold(room)
-        if seq > self.last_seq.get(key, -1):
-            self.last_seq[key] = seq
+        """We (re)joined ``room`` where it is at ``seq``: what came before is history,
+        not something we missed.  Set, not raised: a server whose history was wiped
+        numbers from 1 again."""
+        self.last_seq[fold(room)] = seq
 
     def _saw(self, chats: Iterable[Chat]) -> None:
         for chat in chats:

@@ -232,9 +232,11 @@ def test_retry_waits_are_spread_so_a_class_does_not_retry_in_step(make_server):
     assert len(set(waits)) > 1, waits
 
 
-def test_a_replay_too_big_for_one_go_is_completed_by_the_client_in_order(make_server):
+@pytest.mark.parametrize("room_keeps_talking", [False, True])
+def test_a_replay_too_big_for_one_go_is_completed_by_the_client_in_order(make_server, room_keeps_talking):
     """The server replays at most half an outbox; the client fetches the rest (after=)
-    before it shows anything newer, so the screen gets every message once, in order."""
+    before it shows anything newer, so every message is shown once, in order -- also
+    when the room goes on talking while it resumes and fetches."""
     server = make_server(rate=0, outbox_limit=128 * 1024, resume_grace=60)
     seen: list[int] = []
     lock = threading.Lock()
@@ -245,24 +247,30 @@ def test_a_replay_too_big_for_one_go_is_completed_by_the_client_in_order(make_se
             seen.extend(c.seq for c in chats if c.room == "lobby")
 
     client = ChatClient("127.0.0.1", server.port, "flaky", on_event=record)
-    client.BACKOFF_START = 0.05
+    # Quiet room: stay away (1-2 s) until the room has said everything, then come back.
+    # Talking room: come back at once, while it talks.
+    client.BACKOFF_START = 0.05 if room_keeps_talking else 2.0
     talker = WireClient(server.port)
     talker.hello("talker")
+    total = 120 if room_keeps_talking else 60
     try:
         client.connect()
         conn = next(c for c in server.connections() if c.member and c.member.nick == "flaky")
-        client.BACKOFF_START = 2.0  # stay away while the room talks
         conn.shut("connection lost")
         wait_until(lambda: client.state is not ConnState.CONNECTED, 5, "the drop")
-        for n in range(60):
+        for n in range(total):
             talker.send(Say(id=str(n), text=f"{n} " + "\u00e9" * 3000))
-        talker.collect(Chat, 60)
-        client.reconnect_now()
-        wait_until(lambda: len(set(seen)) >= 60, 20, "all 60 missed messages")
+            if room_keeps_talking:
+                talker.collect(Chat, 1)  # at the room's pace, not all in one burst
+        if not room_keeps_talking:
+            talker.collect(Chat, total)
+            client.reconnect_now()
+        wait_until(lambda: len(set(seen)) >= total, 30, f"all {total} messages")
         talker.send(Say(id="live", text="live"))
-        wait_until(lambda: len(set(seen)) >= 61, 10, "the live one")
+        wait_until(lambda: len(set(seen)) >= total + 1, 10, "the live one")
+        assert client.resumed
         with lock:
-            assert seen == sorted(seen) and len(seen) == len(set(seen)) == 61
+            assert seen == sorted(seen) and len(seen) == len(set(seen)) == total + 1
     finally:
         client.close()
         talker.close()
