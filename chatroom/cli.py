@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 from chatroom import __version__
 
 if TYPE_CHECKING:
-    from chatroom.client import ChatClient
+    from chatroom.client.connection import ChatClient
     from chatroom.discovery import Announcer
-    from chatroom.server import ChatServer, ServerConfig
+    from chatroom.server.tcp import ChatServer, ServerConfig
     from chatroom.trace import Tracer
 
 __all__ = ["main", "build_parser"]
@@ -54,7 +54,8 @@ def _size(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from chatroom.server import DEFAULT_PORT, ServerConfig
+    from chatroom.protocol import DEFAULT_PORT
+    from chatroom.server.tcp import ServerConfig
 
     defaults = ServerConfig()
     parser = argparse.ArgumentParser(
@@ -214,7 +215,7 @@ def _fail(message: str, status: int = 1) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from chatroom.netaddr import local_ipv4_addresses
-    from chatroom.server import ChatServer, ServerConfig
+    from chatroom.server.tcp import ChatServer, ServerConfig
 
     _setup_logging(args)
     password = op_password = None
@@ -389,7 +390,7 @@ def _open_tracer(target: str | None) -> Tracer | None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from chatroom.client import ChatClient
+    from chatroom.client.connection import ChatClient
     from chatroom.demo import Demo
 
     logging.getLogger().addHandler(logging.NullHandler())
@@ -418,7 +419,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     signal.signal(sig, handler)
             return 0
         from chatroom.errors import HandshakeRefused
-        from chatroom.tui import ChatApp
+        from chatroom.ui.tui import ChatApp
 
         client = ChatClient("127.0.0.1", demo.port, args.nick or _default_nick())
         try:
@@ -453,7 +454,7 @@ def _secret(variable: str, what: str, *, confirm: bool = True) -> str | None:
 
 
 def _data_dir(given: str | None) -> Path:
-    from chatroom.store import default_data_dir
+    from chatroom.server.store import default_data_dir
 
     return Path(given).expanduser() if given else default_data_dir()
 
@@ -461,8 +462,8 @@ def _data_dir(given: str | None) -> Path:
 def cmd_bans(args: argparse.Namespace) -> int:
     import time
 
-    from chatroom.bans import BanList
-    from chatroom.store import DB_NAME, HistoryStore
+    from chatroom.server.bans import BanList
+    from chatroom.server.store import DB_NAME, HistoryStore
     from chatroom.text import clean_line
 
     path = _data_dir(args.data_dir) / DB_NAME
@@ -510,7 +511,7 @@ def cmd_log(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from chatroom.store import DB_NAME, HistoryStore
+    from chatroom.server.store import DB_NAME, HistoryStore
     from chatroom.text import clean_line, clean_text
 
     path = _data_dir(args.data_dir) / DB_NAME
@@ -592,8 +593,8 @@ def _refusal_advice(code: str, message: str, args: argparse.Namespace) -> str:
 
 
 def cmd_join(args: argparse.Namespace) -> int:
-    from chatroom.client import ChatClient, parse_address
-    from chatroom.server import DEFAULT_PORT
+    from chatroom.client.connection import ChatClient, parse_address
+    from chatroom.protocol import DEFAULT_PORT
 
     logging.getLogger().addHandler(logging.NullHandler())
     if args.address is None and _listening("127.0.0.1", DEFAULT_PORT):
@@ -650,7 +651,7 @@ _TRY_NEXT = -1
 
 
 def _run_client(client: ChatClient, args: argparse.Namespace, last: bool = True) -> int:
-    from chatroom.client import CertificateChanged
+    from chatroom.client.connection import CertificateChanged
     from chatroom.errors import ConnectionFailed, HandshakeRefused
     from chatroom.protocol import ErrorCode
 
@@ -671,13 +672,13 @@ def _run_client(client: ChatClient, args: argparse.Namespace, last: bool = True)
     except HandshakeRefused as exc:
         return _fail(_refusal_advice(exc.code, exc.message, args))
     if args.plain:
-        from chatroom.plain import run_plain
+        from chatroom.ui.plain import run_plain
 
         return run_plain(client)
     if not sys.stdin.isatty() or not sys.stdout.isatty():
         client.close()
         return _fail("the full-screen client needs a terminal: use --plain for pipes and scripts", 2)
-    from chatroom.tui import ChatApp
+    from chatroom.ui.tui import ChatApp
 
     ChatApp(client).run()
     return 0

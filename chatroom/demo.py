@@ -15,10 +15,10 @@ import random
 import threading
 from dataclasses import dataclass
 
-from chatroom.client import ChatClient
+from chatroom.client.connection import ChatClient
 from chatroom.errors import ChatroomError
 from chatroom.protocol import Join, Nick
-from chatroom.server import ChatServer, ServerConfig
+from chatroom.server.tcp import ChatServer, ServerConfig
 
 __all__ = ["BOT_NICKS", "SCRIPT", "Demo"]
 

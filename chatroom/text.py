@@ -24,6 +24,8 @@ __all__ = [
     "nick_key",
     "RESERVED_NICKS",
     "unencodable",
+    "shorten",
+    "human_size",
 ]
 
 MAX_NICK_LENGTH = 32
@@ -155,3 +157,24 @@ def room_problem(room: str) -> str | None:
     if problem is None and room.startswith((".", "-")):
         return "a room name starts with a letter, digit or _"
     return problem
+
+
+def shorten(name: str, limit: int) -> str:
+    """Cut ``name`` to ``limit`` bytes of UTF-8, keeping a short extension."""
+    if len(name.encode()) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    suffix = f".{ext}" if dot and stem and 0 < len(ext.encode()) <= 16 else ""
+    base = name[: len(name) - len(suffix)] if suffix else name
+    budget = limit - len(suffix.encode())
+    cut = base.encode()[:budget].decode("utf-8", "ignore").rstrip(". ")
+    return cut + suffix
+
+
+def human_size(size: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")

@@ -379,8 +379,8 @@ def file_load(port: int, seconds: float, size: int, receivers: int) -> None:
     import shutil
 
     sys.path.insert(0, str(ROOT))
-    from chatroom.client import ChatClient
-    from chatroom.transfers import TransferChanged
+    from chatroom.client.connection import ChatClient
+    from chatroom.client.transfers import TransferChanged
 
     work = Path(tempfile.mkdtemp(prefix="chatroom-bench-files-"))
     source = work / "payload.bin"
@@ -431,7 +431,7 @@ def run_chat_latency(port: int, seconds: float, rate: float, tag: str, *, files:
     """Chat between two members at ``rate`` messages/s for ``seconds``; with
     ``files``, a --file-load process streams files through the same server."""
     sys.path.insert(0, str(ROOT))
-    from chatroom.client import ChatClient
+    from chatroom.client.connection import ChatClient
     from chatroom.protocol import Chat
 
     sent: dict[str, float] = {}

@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from chatroom.server import ChatServer, ServerConfig
+from chatroom.server.tcp import ChatServer, ServerConfig
 from tests.wire import WireClient
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from chatroom.demo import BOT_NICKS
 from chatroom.protocol import PROTOCOL_VERSION, Chat, Hello, Private, Say, Welcome, encode_message
-from chatroom.server import ChatServer, ServerConfig
+from chatroom.server.tcp import ChatServer, ServerConfig
 from chatroom.trace import Tracer
 from tests.polling import wait_until
 from tests.terminal import ROOT, chatroom_env

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from chatroom.client import ChatClient, ConnState, OutgoingChanged, StateChanged, parse_address
+from chatroom.client.connection import ChatClient, ConnState, OutgoingChanged, StateChanged, parse_address
 from chatroom.errors import ConnectionFailed, HandshakeRefused
 from chatroom.protocol import Chat, ErrorCode, Join, Joined, Presence, PresenceEvent, Private, Welcome
 from tests.polling import Events, wait_until

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chatroom.client import ChatClient, ConnState, StateChanged
+from chatroom.client.connection import ChatClient, ConnState, StateChanged
+from chatroom.client.transfers import Phase, Transfers
 from chatroom.protocol import (
     Chat,
     Error,
@@ -31,7 +32,6 @@ from chatroom.protocol import (
     Op,
     Say,
 )
-from chatroom.transfers import Phase, Transfers
 from tests.polling import Events, wait_until
 from tests.wire import WireClient
 
@@ -92,7 +92,7 @@ def test_the_plain_client_says_what_was_not_delivered_and_exits_non_zero(make_se
 
 
 def test_plain_mode_replaces_what_the_output_cannot_encode_instead_of_dropping_the_line(make_server):
-    from chatroom.plain import run_plain
+    from chatroom.ui.plain import run_plain
 
     server = make_server()
     bob = WireClient(server.port)
@@ -157,7 +157,7 @@ def test_a_kick_stops_the_reconnects_and_reconnect_brings_one_back(make_server):
 
 
 def test_operators_see_addresses_in_who():
-    from chatroom.transcript import Transcript
+    from chatroom.client.transcript import Transcript
 
     t = Transcript()
     t.add(Members(room="lobby", members=(MemberInfo(nick="ann", op=True, address="192.0.2.7:5000"),
@@ -282,7 +282,7 @@ def test_a_replay_too_big_for_one_go_is_completed_by_the_client_in_order(make_se
 def test_the_server_and_cli_import_and_find_addresses_without_fcntl():
     """Windows has no fcntl; macOS no SIOCGIFADDR.  Addresses come from ifaddr."""
     code = ("import sys; sys.modules['fcntl'] = None\n"
-            "import chatroom.cli, chatroom.server, chatroom.netaddr\n"
+            "import chatroom.cli, chatroom.server.tcp, chatroom.netaddr\n"
             "print(chatroom.netaddr.local_ipv4_addresses(include_loopback=True))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             env=chatroom_env(), cwd=str(ROOT))
@@ -294,7 +294,7 @@ def test_downloads_follow_the_platforms_own_setting(tmp_path):
     """On Linux that is XDG user-dirs: a file, not only an environment variable."""
     (tmp_path / ".config").mkdir()
     (tmp_path / ".config" / "user-dirs.dirs").write_text('XDG_DOWNLOAD_DIR="$HOME/T\u00e9l\u00e9chargements"\n')
-    code = "from chatroom.transfers import default_downloads; print(default_downloads())"
+    code = "from chatroom.client.transfers import default_downloads; print(default_downloads())"
     env = chatroom_env(HOME=str(tmp_path))
     for name in ("XDG_DOWNLOAD_DIR", "XDG_CONFIG_HOME"):
         env.pop(name, None)
@@ -308,7 +308,7 @@ def test_downloads_follow_the_platforms_own_setting(tmp_path):
 
 
 def test_the_server_applies_retention_by_itself(make_server, tmp_path):
-    from chatroom.store import DB_NAME, HistoryStore
+    from chatroom.server.store import DB_NAME, HistoryStore
 
     server = make_server(data_dir=str(tmp_path), keep_messages=5, retention_interval=0.5, rate=0)
     c = WireClient(server.port)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from chatroom.client import ChatClient, ConnState, StateChanged
+from chatroom.client.connection import ChatClient, ConnState, StateChanged
 from chatroom.protocol import (
     PROTOCOL_VERSION,
     Ack,
@@ -28,8 +28,8 @@ from chatroom.protocol import (
     Say,
     Welcome,
 )
-from chatroom.room import ChatState
-from chatroom.store import DB_NAME, HistoryStore
+from chatroom.server.room import ChatState
+from chatroom.server.store import DB_NAME, HistoryStore
 from tests.polling import wait_until
 from tests.terminal import ROOT, ServerProcess, chatroom_env
 from tests.wire import WireClient

@@ -28,9 +28,9 @@ from chatroom.protocol import (
     Say,
     decode_message,
 )
-from chatroom.room import ChatState
-from chatroom.server import _replay_frames
-from chatroom.store import HistoryStore
+from chatroom.server.room import ChatState
+from chatroom.server.store import HistoryStore
+from chatroom.server.tcp import _replay_frames
 from tests.polling import wait_until
 from tests.wire import WireClient
 

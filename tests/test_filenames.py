@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chatroom.filenames import MAX_NAME_BYTES, keep, safe_name
+from chatroom.client.filenames import MAX_NAME_BYTES, keep, safe_name
 
 
 @pytest.mark.parametrize(

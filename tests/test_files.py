@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from chatroom.client import ChatClient
+from chatroom.client.connection import ChatClient
+from chatroom.client.transfers import CHUNK_SIZE, Phase, TransferChanged, TransferError
 from chatroom.protocol import (
     AcceptFile,
     CancelFile,
@@ -36,8 +37,7 @@ from chatroom.protocol import (
     RejectFile,
     Say,
 )
-from chatroom.server import ChatServer
-from chatroom.transfers import CHUNK_SIZE, Phase, TransferChanged, TransferError
+from chatroom.server.tcp import ChatServer
 from tests.polling import Events, wait_until
 from tests.wire import WireClient
 

@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+from chatroom.client.transfers import CHUNK_SIZE
 from chatroom.protocol import (
     AcceptFile,
     CancelFile,
@@ -23,7 +24,6 @@ from chatroom.protocol import (
     FileUpdate,
     OfferFile,
 )
-from chatroom.transfers import CHUNK_SIZE
 from tests.polling import wait_until
 from tests.terminal import Terminal
 from tests.wire import WireClient

@@ -195,7 +195,7 @@ def test_protocol_package_imports_no_io_modules():
     # -S: site-packages' .pth files may import threading themselves; we test our code.
     code = (
         "import sys; sys.path.insert(0, '.'); "
-        "import chatroom.protocol, chatroom.room, chatroom.text, chatroom.ratelimit; "
+        "import chatroom.protocol, chatroom.server.room, chatroom.text, chatroom.server.ratelimit; "
         "bad = {'socket', 'threading', 'asyncio', 'selectors', 'ssl'} & set(sys.modules); "
         "print(sorted(bad))"
     )

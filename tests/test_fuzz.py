@@ -161,7 +161,7 @@ def test_json_escapes_in_every_string_field_of_every_message_are_answered(make_s
     """Against a live server: each frame gets an answer (an ack, an error, or what the
     message asks for) before the ping after it is answered; a lone surrogate is always
     ``invalid_field``; nothing is an internal error; the connection and the room live on."""
-    from chatroom.auth import AuthGuard
+    from chatroom.server.guard import AuthGuard
     from tests.wire import WireClient
 
     server = make_server(rate=0)

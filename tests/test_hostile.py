@@ -47,7 +47,7 @@ from chatroom.protocol import (
     encode_frame,
     encode_message,
 )
-from chatroom.server import ChatServer
+from chatroom.server.tcp import ChatServer
 from tests.polling import wait_until
 from tests.wire import WireClient
 
@@ -233,7 +233,7 @@ def ping_flood(ctx: Ctx) -> None:
 
 
 def wrong_password_repeated(ctx: Ctx) -> None:
-    from chatroom.auth import AuthGuard
+    from chatroom.server.guard import AuthGuard
     from tests.test_security import password_hello
 
     ctx.server.auth_guard = AuthGuard(free=1, window=60, first_delay=0.05, max_delay=0.1)
@@ -388,7 +388,7 @@ def lookalike_and_reserved_nicks(ctx: Ctx) -> None:
 
 
 def guessing_does_not_lock_out_the_rightful(ctx: Ctx) -> None:
-    from chatroom.auth import AuthGuard
+    from chatroom.server.guard import AuthGuard
     from tests.test_security import password_hello
 
     ctx.server.auth_guard = AuthGuard(free=2, window=60, first_delay=0.05, max_delay=0.2)
@@ -419,7 +419,7 @@ def stolen_resume_token_without_the_password(ctx: Ctx) -> None:
 def internal_errors_cost_one_message(ctx: Ctx) -> None:
     """A bug in one handler (forced here) answers that message with `internal` and a
     log line; the connection and everyone else go on."""
-    from chatroom import server as server_module
+    from chatroom.server import tcp as server_module
 
     c = ctx.client()
     original = server_module._HANDLERS[Who]

@@ -6,7 +6,7 @@ import pytest
 
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, ErrorCode, Presence, PresenceEvent, Private, Topic
-from chatroom.room import DEFAULT_ROOM, ChatState
+from chatroom.server.room import DEFAULT_ROOM, ChatState
 from chatroom.text import nick_key
 
 

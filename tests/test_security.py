@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from chatroom.auth import AuthGuard, client_proof, derive_key, server_proof
-from chatroom.client import ChatClient
+from chatroom.auth import client_proof, derive_key, server_proof
+from chatroom.client.connection import ChatClient
 from chatroom.errors import HandshakeRefused
 from chatroom.protocol import (
     PROTOCOL_VERSION,
@@ -37,6 +37,7 @@ from chatroom.protocol import (
     decode_message,
     encode_message,
 )
+from chatroom.server.guard import AuthGuard
 from chatroom.trace import Tracer
 from tests.polling import wait_until
 from tests.wire import WireClient

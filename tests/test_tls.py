@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from chatroom.client import CertificateChanged, ChatClient, NotTlsAnyMore, Trusted
+from chatroom.client.connection import CertificateChanged, ChatClient, NotTlsAnyMore, Trusted
 from chatroom.protocol import (
     PROTOCOL_VERSION,
     Chat,

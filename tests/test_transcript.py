@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from chatroom.client import Outgoing, OutgoingChanged
-from chatroom.commands import ChatLine, Command, Invalid, parse_input
+from chatroom.client.commands import ChatLine, Command, Invalid, parse_input
+from chatroom.client.connection import Outgoing, OutgoingChanged
+from chatroom.client.transcript import Transcript, mentions, nick_style, plain_line
 from chatroom.protocol import Chat, Error, Presence, PresenceEvent, Private, Say
-from chatroom.transcript import Transcript, mentions, nick_style, plain_line
 
 
 def text_of(line) -> str:
@@ -179,7 +179,7 @@ def test_file_commands_parse():
 def test_send_target_reads_a_path_or_a_nick_and_a_path(tmp_path):
     from pathlib import Path
 
-    from chatroom.controller import Controller
+    from chatroom.client.controller import Controller
 
     class FakeClient:  # the controller only reads the member list here
         class session:  # noqa: N801
@@ -200,7 +200,7 @@ def test_send_target_reads_a_path_or_a_nick_and_a_path(tmp_path):
 def test_file_events_read_as_sentences_and_are_sanitised():
     from pathlib import Path
 
-    from chatroom.transfers import FileTransfer, Phase, TransferChanged
+    from chatroom.client.transfers import FileTransfer, Phase, TransferChanged
 
     theirs = FileTransfer(outgoing=False, id=4, name="evil\x1b[2J.txt", size=2048, peer="mallory",
                           detail="to you")

@@ -13,9 +13,9 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.output.vt100 import Vt100_Output
 
-from chatroom.client import ChatClient
+from chatroom.client.connection import ChatClient
 from chatroom.protocol import Chat, Say
-from chatroom.tui import ChatApp
+from chatroom.ui.tui import ChatApp
 from tests.wire import WireClient
 
 

@@ -30,6 +30,7 @@ from chatroom.text import unencodable
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "DEFAULT_PORT",
     "MAX_LISTED_MEMBERS",
     "MAX_ID_LENGTH",
     "MAX_CHUNK",
@@ -92,6 +93,9 @@ __all__ = [
     "message_from_header",
     "major_version",
 ]
+
+#: The TCP port a server listens on unless told otherwise.
+DEFAULT_PORT = 7373
 
 #: "MAJOR.MINOR".  Peers with another major version cannot talk; a newer minor only adds.
 PROTOCOL_VERSION = "1.1"

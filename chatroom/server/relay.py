@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatroom.errors import Refused
-from chatroom.filenames import shorten
 from chatroom.protocol import (
     Error,
     ErrorCode,
@@ -42,10 +41,10 @@ from chatroom.protocol import (
     FileUpdate,
     OfferFile,
 )
-from chatroom.room import Delivery, Member
-from chatroom.text import clean_line
+from chatroom.server.room import Delivery, Member
+from chatroom.text import clean_line, human_size, shorten
 
-__all__ = ["Relay", "Transfer", "Round", "human_size", "DEFAULT_MAX_FILE", "DEFAULT_WINDOW"]
+__all__ = ["Relay", "Transfer", "Round", "DEFAULT_MAX_FILE", "DEFAULT_WINDOW"]
 
 DEFAULT_MAX_FILE = 100 * 1024 * 1024
 #: Bytes of one transfer in flight beyond the slowest receiver.  Chat queued behind
@@ -56,15 +55,6 @@ DEFAULT_WINDOW = 256 * 1024
 MAX_OFFERS_PER_SENDER = 4
 MAX_RECEIVING = 2
 MAX_NAME = 255
-
-
-def human_size(size: float) -> str:
-    """1536 -> '1.5 KiB'."""
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 @dataclass(eq=False)

@@ -14,9 +14,9 @@ import sys
 import threading
 from typing import TextIO
 
-from chatroom.client import ChatClient, ConnState, StateChanged
-from chatroom.controller import Controller
-from chatroom.transcript import plain_line
+from chatroom.client.connection import ChatClient, ConnState, StateChanged
+from chatroom.client.controller import Controller
+from chatroom.client.transcript import plain_line
 
 __all__ = ["run_plain"]
 

@@ -41,7 +41,7 @@ from typing import BinaryIO
 
 import platformdirs
 
-from chatroom.filenames import keep, safe_name
+from chatroom.client.filenames import keep, safe_name
 from chatroom.protocol import (
     AcceptFile,
     CancelFile,
@@ -60,11 +60,10 @@ from chatroom.protocol import (
     OfferFile,
     RejectFile,
 )
-from chatroom.relay import human_size
-from chatroom.text import clean_line
+from chatroom.text import clean_line, human_size
 
 __all__ = ["CHUNK_SIZE", "Phase", "FileTransfer", "TransferChanged", "TransferError", "Transfers",
-           "default_downloads", "human_size", "human_rate", "file_sha256"]
+           "default_downloads", "human_rate", "file_sha256"]
 
 log = logging.getLogger("chatroom.transfers")
 

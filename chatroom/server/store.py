@@ -23,8 +23,8 @@ from pathlib import Path
 
 import platformdirs
 
-from chatroom.bans import Ban
 from chatroom.protocol import Chat
+from chatroom.server.bans import Ban
 from chatroom.text import fold
 
 __all__ = ["HistoryStore", "RoomRecord", "default_data_dir", "DB_NAME"]

@@ -32,13 +32,13 @@ from prompt_toolkit.layout.menus import CompletionsMenu
 from prompt_toolkit.styles import Style
 from prompt_toolkit.widgets import TextArea
 
-from chatroom.client import ChatClient, ConnState, StateChanged
-from chatroom.commands import COMMANDS
-from chatroom.controller import Controller
+from chatroom.client.commands import COMMANDS
+from chatroom.client.connection import ChatClient, ConnState, StateChanged
+from chatroom.client.controller import Controller
+from chatroom.client.transcript import NICK_COLOURS, Transcript
+from chatroom.client.transfers import Phase
 from chatroom.protocol import Bye, Error, FetchHistory
 from chatroom.text import clean_line
-from chatroom.transcript import NICK_COLOURS, Transcript
-from chatroom.transfers import Phase
 
 __all__ = ["ChatApp", "ChatCompleter", "MessagePane", "STYLE"]
 

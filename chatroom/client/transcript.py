@@ -16,7 +16,8 @@ import time
 import zlib
 from collections import deque
 
-from chatroom.client import Outgoing, OutgoingChanged, Trusted
+from chatroom.client.connection import Outgoing, OutgoingChanged, Trusted
+from chatroom.client.transfers import FileTransfer, Phase, TransferChanged
 from chatroom.protocol import (
     Action,
     Chat,
@@ -33,8 +34,7 @@ from chatroom.protocol import (
     Topic,
     Welcome,
 )
-from chatroom.text import clean_line, clean_text, fold
-from chatroom.transfers import FileTransfer, Phase, TransferChanged, human_size
+from chatroom.text import clean_line, clean_text, fold, human_size
 
 __all__ = ["Fragment", "Line", "Transcript", "nick_style", "plain_line", "transfer_text", "files_text",
            "NICK_COLOURS"]

@@ -34,16 +34,14 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatroom.auth import NONCE_BYTES, AuthGuard, client_proof, derive_key, proofs_match, server_proof
-from chatroom.bans import Ban, BanList, looks_like_address, person_key
+from chatroom.auth import NONCE_BYTES, client_proof, derive_key, proofs_match, server_proof
 from chatroom.errors import FrameError, LocalProtocolError, MessageError, Refused, TruncatedFrame
-from chatroom.output import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
 from chatroom.protocol import (
+    DEFAULT_PORT,
     MAX_BODY_SIZE,
     MAX_HEADER_SIZE,
     MAX_ID_LENGTH,
@@ -89,10 +87,14 @@ from chatroom.protocol import (
     encode_message,
     major_version,
 )
-from chatroom.ratelimit import RateLimiter, Verdict
-from chatroom.relay import DEFAULT_MAX_FILE, DEFAULT_WINDOW, MAX_RECEIVING, Relay
-from chatroom.room import ChatState, Delivery, Member
-from chatroom.store import DB_NAME, HistoryStore
+from chatroom.server.bans import Ban, BanList, looks_like_address, person_key
+from chatroom.server.guard import AuthGuard
+from chatroom.server.hub import Batch, Hub, append_entry
+from chatroom.server.outbox import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
+from chatroom.server.ratelimit import RateLimiter, Verdict
+from chatroom.server.relay import DEFAULT_MAX_FILE, DEFAULT_WINDOW, MAX_RECEIVING, Relay
+from chatroom.server.room import ChatState, Member
+from chatroom.server.store import DB_NAME, HistoryStore
 from chatroom.text import clean_line, fold, nick_key, unencodable
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
 from chatroom.trace import Tracer
@@ -100,8 +102,6 @@ from chatroom.trace import Tracer
 __all__ = ["DEFAULT_PORT", "ServerConfig", "ChatServer", "ChatHandler", "ConnState", "Connection"]
 
 log = logging.getLogger("chatroom.server")
-
-DEFAULT_PORT = 7373
 
 #: How long a closing connection's last frames (an error, a goodbye) may take to leave.
 FINAL_FLUSH_SECONDS = 1.0
@@ -195,6 +195,10 @@ class Connection:
         self.sink = self
         self.me = (self,)
 
+    @property
+    def closing(self) -> bool:
+        return self.state is ConnState.CLOSING
+
     def __repr__(self) -> str:
         who = self.member.nick if self.member else "-"
         return f"<Connection #{self.id} {who}@{self.address} {self.state.value}>"
@@ -215,37 +219,6 @@ class Connection:
         except OSError:
             pass
         return True
-
-
-class _Batch:
-    """What one thread queues under the hub lock; fanned out as the lock is released.
-
-    Consecutive frames for the *same* recipients (the room's cached member tuple, so an
-    identity check) are joined and put once per recipient: a sender's burst of k
-    messages costs each member one outbox entry, not k.  ``deferred`` frames (the
-    sender's acknowledgements) go after the rest, so acks do not split a burst.
-    Then ``touched`` outboxes are flushed once each, outside the lock.
-    """
-
-    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed", "tracer")
-
-    def __init__(self, tracer: Tracer | None = None) -> None:
-        self.tracer = tracer
-        self.entries: list[tuple[tuple[Any, ...], list[bytes]]] = []
-        self.deferred: list[tuple[tuple[Any, ...], list[bytes]]] = []
-        self.acks: list[tuple[Connection, str]] = []  # whose acks are deferred, for errors
-        self.touched: set[Outbox] = set()
-        self.overflowed: list[Connection] = []
-
-    def queue(self, targets: tuple[Any, ...], data: bytes) -> None:
-        if self.tracer is not None:
-            self.tracer.frame_out(_describe_targets(targets), data)
-        _append(self.entries, targets, data)
-
-    def defer(self, targets: tuple[Any, ...], data: bytes) -> None:
-        if self.tracer is not None:
-            self.tracer.frame_out(_describe_targets(targets), data)
-        _append(self.deferred, targets, data)
 
 
 #: A resume replays at most this many messages (and at most half the outbox limit in
@@ -320,92 +293,6 @@ def _how_long(ban: Ban) -> str:
     return "" if ban.until is None else f" for {math.ceil((ban.until - time.time()) / 60)} more minutes"
 
 
-def _describe_targets(targets: tuple[Any, ...]) -> str:
-    if len(targets) == 1:
-        conn = targets[0].sink
-        return f"-> {conn.address} {conn.member.nick if conn and conn.member else ''}" if conn else "-> (held)"
-    return f"-> {len(targets)} members"
-
-
-def _append(entries: list[tuple[tuple[Any, ...], list[bytes]]], targets: tuple[Any, ...], data: bytes) -> None:
-    if entries and entries[-1][0] is targets:
-        entries[-1][1].append(data)
-    else:
-        entries.append((targets, [data]))
-
-
-class Hub:
-    """The chat state behind its one lock, and the fan-out of what it decides.
-
-    Use ``with hub.locked(batch) as state:``; what is queued on ``batch`` inside is put
-    into the recipients' outboxes as the block ends, still under the lock, so every
-    member's outbox receives the room's frames in one global order.  The lock is
-    re-entrant and is every outbox's producer lock (see ``Outbox``).
-    """
-
-    def __init__(self, state: ChatState, config: ServerConfig, store: HistoryStore) -> None:
-        self.state = state
-        self.config = config
-        self.store = store
-        self.lock = threading.RLock()
-        self._depth = 0
-
-    @contextlib.contextmanager
-    def locked(self, batch: _Batch) -> Iterator[ChatState]:
-        with self.lock:
-            self._depth += 1  # only the lock's owner touches it
-            try:
-                yield self.state
-            finally:
-                self._depth -= 1
-                if not self._depth:  # the outermost block: now the batch is complete
-                    self._fan_out(batch)
-
-    def _refuse_unstored(self, batch: _Batch) -> None:
-        """A commit failed: nothing of this batch goes out; its senders hear why."""
-        batch.entries.clear()
-        batch.deferred.clear()
-        for conn, msg_id in batch.acks:
-            error = Error(code=ErrorCode.INTERNAL.value, id=msg_id,
-                          message="the server could not store this message; it was not sent")
-            _append(batch.entries, conn.me, encode_message(error))
-
-    def deliver(self, deliveries: Iterable[Delivery], batch: _Batch) -> None:
-        """Encode each message once and queue it for its recipients (inside ``locked``)."""
-        for d in deliveries:
-            batch.queue(d.recipients, encode_message(d.message, max_header=self.config.max_header))
-
-    def _fan_out(self, batch: _Batch) -> None:
-        # Commit before anyone sees a message or its acknowledgement (see store.py).
-        if self.state.unsaved or self.state.dirty:
-            chats, rooms = self.state.take_unsaved()
-            try:
-                self.store.save(chats, rooms)
-            except Exception as exc:  # noqa: BLE001 -- sqlite3.Error, or a bug: either way, refuse, never half-send
-                log.error("could not store %d message(s): %s; they were not sent", len(chats), exc)
-                self.state.rollback(chats)
-                self._refuse_unstored(batch)
-        entries = batch.entries
-        for targets, parts in batch.deferred:
-            _append(entries, targets, b"".join(parts))
-        batch.deferred.clear()
-        batch.acks.clear()
-        touched = batch.touched
-        # Once per recipient per batch: keep it lean.
-        for targets, parts in entries:
-            data = parts[0] if len(parts) == 1 else b"".join(parts)
-            for target in targets:
-                conn: Connection | None = target.sink
-                if conn is None:  # held for a reconnect: it will get what it missed then
-                    continue
-                outbox = conn.outbox
-                if outbox.put(data):
-                    touched.add(outbox)
-                elif conn.state is not ConnState.CLOSING:
-                    batch.overflowed.append(conn)
-        entries.clear()
-
-
 class ChatHandler(socketserver.BaseRequestHandler):
     """Reads one client's frames and acts on them.  Runs in its own thread."""
 
@@ -419,7 +306,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         self.conn = Connection(self.request, f"{host}:{port}", self.server.hub, self.server.flusher,
                                self.server.config)
         self.tracer = self.server.tracer
-        self.batch = _Batch(self.tracer)
+        self.batch = Batch(self.tracer)
         self.decoder = FrameDecoder(self.server.config.max_header, self.server.config.max_body)
         self.conn.decoder = self.decoder  # so limits can be checked from outside (tests, stats)
         self.refusal = self.server.register(self.conn)
@@ -1074,13 +961,13 @@ class ChatServer(socketserver.ThreadingTCPServer):
         path = Path(self.config.data_dir) / DB_NAME if self.config.data_dir else None
         self.store = HistoryStore(path, sync=self.config.sync)
         state = ChatState(history_size=self.config.history_size, max_text=self.config.max_text, store=self.store)
-        self.hub = Hub(state, self.config, self.store)
+        self.hub = Hub(state, self.store, self.config.max_header)
         # Each receiver may take MAX_RECEIVING files at once, each at most a window
         # ahead: together they fill at most half of its outbox, leaving room for chat.
         self.relay = Relay(max_size=self.config.max_file_size,
                            window=max(4096, min(DEFAULT_WINDOW, self.config.outbox_limit // (2 * MAX_RECEIVING))),
                            offer_ttl=self.config.file_offer_ttl, stall_timeout=self.config.file_stall_timeout)
-        self._housekeeping_batch = _Batch()
+        self._housekeeping_batch = Batch()
         self._next_retention = 0.0
         self.auth_guard = AuthGuard()
         self.auth_salt = os.urandom(16)
@@ -1168,7 +1055,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         with self.hub.lock:
             return [(room.name, len(room.members)) for room in self.hub.state.rooms.values()]
 
-    def moderate(self, op: Member, msg: Moderate, batch: _Batch) -> str:
+    def moderate(self, op: Member, msg: Moderate, batch: Batch) -> str:
         """Carry out an operator's action; returns what to tell the operator.  Decided
         under the hub lock; bans are stored and victims disconnected after it."""
         now = time.time()
@@ -1250,17 +1137,17 @@ class ChatServer(socketserver.ThreadingTCPServer):
                          added=ban, ended=held)
 
     def _mute(self, op: Member, member: Member, mute: bool, duration: float | None, reason: str, now: float,
-              batch: _Batch) -> str:
+              batch: Batch) -> str:
         member.muted_until = (now + duration if duration else float("inf")) if mute else 0.0
         verb = "muted" if mute else "unmuted"
         log.info("%s %s %s", op.nick, verb, member.nick)
         if member.sink is not None:
             how = f" for {duration:g} s" if mute and duration else ""
-            _append(batch.entries, member.sink.me, encode_message(
+            append_entry(batch.entries, member.sink.me, encode_message(
                 Notice(text=f"{op.nick} {verb} you{how}" + (f": {reason}" if reason else ""))))
         return f"{verb} {member.nick}"
 
-    def _store_bans(self, outcome: _Sanction, batch: _Batch) -> None:
+    def _store_bans(self, outcome: _Sanction, batch: Batch) -> None:
         """Persist what a moderation changed (outside the hub lock: a disk write), and
         end the banned people's held sessions, so that they cannot be resumed."""
         if outcome.added is not None:

@@ -13,7 +13,9 @@ import re
 import unicodedata
 from pathlib import Path
 
-__all__ = ["safe_name", "shorten", "keep", "MAX_NAME_BYTES"]
+from chatroom.text import shorten
+
+__all__ = ["safe_name", "keep", "MAX_NAME_BYTES"]
 
 #: Most file systems allow 255 bytes; leave room for " (99)".
 MAX_NAME_BYTES = 200
@@ -35,20 +37,8 @@ def safe_name(offered: str) -> str:
     stem = name.partition(".")[0]  # "con.txt" is the device too
     if stem.casefold() in _WINDOWS_DEVICES:
         name = f"_{name}"
-    name = shorten(name) if name else ""
+    name = shorten(name, MAX_NAME_BYTES) if name else ""
     return name or "file"
-
-
-def shorten(name: str, limit: int = MAX_NAME_BYTES) -> str:
-    """Cut ``name`` to ``limit`` bytes of UTF-8, keeping a short extension."""
-    if len(name.encode()) <= limit:
-        return name
-    stem, dot, ext = name.rpartition(".")
-    suffix = f".{ext}" if dot and stem and 0 < len(ext.encode()) <= 16 else ""
-    base = name[: len(name) - len(suffix)] if suffix else name
-    budget = limit - len(suffix.encode())
-    cut = base.encode()[:budget].decode("utf-8", "ignore").rstrip(". ")
-    return cut + suffix
 
 
 def _numbered(name: str, n: int) -> str:

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from chatroom.client import ChatClient, ConnState
-from chatroom.commands import HELP, ChatLine, Command, Invalid, parse_duration, parse_input
+from chatroom.client.commands import HELP, ChatLine, Command, Invalid, parse_duration, parse_input
+from chatroom.client.connection import ChatClient, ConnState
+from chatroom.client.transcript import files_text
+from chatroom.client.transfers import TransferError
 from chatroom.protocol import Away, Join, ListRooms, ModAction, Moderate, Nick, Op, SetTopic, Who
 from chatroom.text import clean_line, fold
-from chatroom.transcript import files_text
-from chatroom.transfers import TransferError
 
 __all__ = ["Controller"]
 

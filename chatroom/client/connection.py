@@ -33,6 +33,7 @@ from pathlib import Path
 
 from chatroom import __version__
 from chatroom.auth import NONCE_BYTES, client_proof, derive_key, proofs_match, server_proof
+from chatroom.client.transfers import Transfers, default_downloads
 from chatroom.errors import ConnectionFailed, FrameError, HandshakeRefused, MessageError
 from chatroom.protocol import (
     PROTOCOL_VERSION,
@@ -67,7 +68,6 @@ from chatroom.protocol import (
 from chatroom.text import fold
 from chatroom.tls import KnownServers, client_context, fingerprint, normalize_fingerprint
 from chatroom.trace import Tracer
-from chatroom.transfers import Transfers, default_downloads
 
 __all__ = [
     "ConnState",

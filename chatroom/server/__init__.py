@@ -1,0 +1,20 @@
+"""The server side: rooms and their rules, the file relay, and the sockets.
+
+What decides, with no I/O (tested with no sockets, threads or clocks)::
+
+    room.py       ChatState: rooms, members, nicks, history, sessions     (the chat's rules)
+    relay.py      Relay: file transfers in rounds, under credit            (the file rules)
+    bans.py       BanList: bans of an address or of a person
+    ratelimit.py  RateLimiter: burst, then throttle, then disconnect
+    guard.py      AuthGuard: slows down password and operator-token guessing
+
+What does I/O::
+
+    store.py      HistoryStore: SQLite history, sessions' ids, bans
+    outbox.py     Outbox and Flusher: bounded per-client output, one writer thread
+    hub.py        Hub: the one lock around ChatState, and the fan-out of what it decides
+    tcp.py        ChatServer / ChatHandler: socketserver, one reader thread per connection
+
+Nothing here imports ``chatroom.client`` or ``chatroom.ui``.  (No re-exports either:
+importing ``chatroom.server.room`` must not pull in sockets and threads.)
+"""

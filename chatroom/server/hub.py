@@ -1,0 +1,155 @@
+"""The hub: the chat state behind the server's one lock, and the fan-out of what it
+decides into the recipients' outboxes.
+
+Every thread that changes the chat does ``with hub.locked(batch) as state:``; the
+frames it queues on its :class:`Batch` are committed (new messages to SQLite first)
+and appended to every recipient's outbox as the outermost block ends, still under the
+lock -- that is what gives every member a room's messages in the same order.  The
+outboxes are flushed by the caller afterwards, outside the lock.
+
+Recipients are anything with a ``sink`` (room members); a sink is a connection with
+``outbox``, ``closing`` and ``me`` (its one-element recipient tuple), or None while a
+member is held for a reconnect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from chatroom.protocol import Error, ErrorCode, encode_message
+from chatroom.server.outbox import Outbox
+from chatroom.server.room import ChatState, Delivery
+from chatroom.server.store import HistoryStore
+from chatroom.trace import Tracer
+
+__all__ = ["Batch", "Hub", "append_entry"]
+
+log = logging.getLogger("chatroom.server")
+
+
+class Batch:
+    """What one thread queues under the hub lock; fanned out as the lock is released.
+
+    Consecutive frames for the *same* recipients (the room's cached member tuple, so an
+    identity check) are joined and put once per recipient: a sender's burst of k
+    messages costs each member one outbox entry, not k.  ``deferred`` frames (the
+    sender's acknowledgements) go after the rest, so acks do not split a burst.
+    Then ``touched`` outboxes are flushed once each, outside the lock.
+    """
+
+    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed", "tracer")
+
+    def __init__(self, tracer: Tracer | None = None) -> None:
+        self.tracer = tracer
+        self.entries: list[tuple[tuple[Any, ...], list[bytes]]] = []
+        self.deferred: list[tuple[tuple[Any, ...], list[bytes]]] = []
+        self.acks: list[tuple[Any, str]] = []  # whose acks are deferred, for errors
+        self.touched: set[Outbox] = set()
+        self.overflowed: list[Any] = []  # connections whose outbox overflowed: drop them as too slow
+
+    def queue(self, targets: tuple[Any, ...], data: bytes) -> None:
+        if self.tracer is not None:
+            self.tracer.frame_out(_describe_targets(targets), data)
+        append_entry(self.entries, targets, data)
+
+    def defer(self, targets: tuple[Any, ...], data: bytes) -> None:
+        if self.tracer is not None:
+            self.tracer.frame_out(_describe_targets(targets), data)
+        append_entry(self.deferred, targets, data)
+
+
+def _describe_targets(targets: tuple[Any, ...]) -> str:
+    if len(targets) == 1:
+        conn = targets[0].sink
+        return f"-> {conn.address} {conn.member.nick if conn and conn.member else ''}" if conn else "-> (held)"
+    return f"-> {len(targets)} members"
+
+
+def append_entry(entries: list[tuple[tuple[Any, ...], list[bytes]]], targets: tuple[Any, ...], data: bytes) -> None:
+    if entries and entries[-1][0] is targets:
+        entries[-1][1].append(data)
+    else:
+        entries.append((targets, [data]))
+
+
+class Hub:
+    """The chat state behind its one lock, and the fan-out of what it decides.
+
+    Use ``with hub.locked(batch) as state:``; what is queued on ``batch`` inside is put
+    into the recipients' outboxes as the block ends, still under the lock, so every
+    member's outbox receives the room's frames in one global order.  The lock is
+    re-entrant and is every outbox's producer lock (see ``Outbox``).
+    """
+
+    def __init__(self, state: ChatState, store: HistoryStore, max_header: int) -> None:
+        self.state = state
+        self.store = store
+        self.max_header = max_header
+        # The one lock of the server.  It protects the ChatState, the file Relay, the
+        # ban list and the producer side of every Outbox (so that each member's outbox
+        # gets the room's frames in one order).  What runs under it: room decisions,
+        # encoding each message once, appending to outboxes, and the commit of the
+        # batch's new messages to SQLite (the one disk write: "on disk before anyone
+        # sees it"; a failure logs one line).  Never a socket call, a sleep, a ban
+        # write, a retention prune or a callback into the UI.  Re-entrant.
+        self.lock = threading.RLock()
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def locked(self, batch: Batch) -> Iterator[ChatState]:
+        with self.lock:
+            self._depth += 1  # only the lock's owner touches it
+            try:
+                yield self.state
+            finally:
+                self._depth -= 1
+                if not self._depth:  # the outermost block: now the batch is complete
+                    self._fan_out(batch)
+
+    def _refuse_unstored(self, batch: Batch) -> None:
+        """A commit failed: nothing of this batch goes out; its senders hear why."""
+        batch.entries.clear()
+        batch.deferred.clear()
+        for conn, msg_id in batch.acks:
+            error = Error(code=ErrorCode.INTERNAL.value, id=msg_id,
+                          message="the server could not store this message; it was not sent")
+            append_entry(batch.entries, conn.me, encode_message(error))
+
+    def deliver(self, deliveries: Iterable[Delivery], batch: Batch) -> None:
+        """Encode each message once and queue it for its recipients (inside ``locked``)."""
+        for d in deliveries:
+            batch.queue(d.recipients, encode_message(d.message, max_header=self.max_header))
+
+    def _fan_out(self, batch: Batch) -> None:
+        # Commit before anyone sees a message or its acknowledgement (see store.py).
+        if self.state.unsaved or self.state.dirty:
+            chats, rooms = self.state.take_unsaved()
+            try:
+                self.store.save(chats, rooms)
+            except Exception as exc:  # noqa: BLE001 -- sqlite3.Error, or a bug: either way, refuse, never half-send
+                log.error("could not store %d message(s): %s; they were not sent", len(chats), exc)
+                self.state.rollback(chats)
+                self._refuse_unstored(batch)
+        entries = batch.entries
+        for targets, parts in batch.deferred:
+            append_entry(entries, targets, b"".join(parts))
+        batch.deferred.clear()
+        batch.acks.clear()
+        touched = batch.touched
+        # Once per recipient per batch: keep it lean.
+        for targets, parts in entries:
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+            for target in targets:
+                conn = target.sink
+                if conn is None:  # held for a reconnect: it will get what it missed then
+                    continue
+                outbox = conn.outbox
+                if outbox.put(data):
+                    touched.add(outbox)
+                elif not conn.closing:
+                    batch.overflowed.append(conn)
+        entries.clear()
