@@ -11,6 +11,7 @@ import pytest
 from chatroom.client.connection import ChatClient, ConnState, OutgoingChanged, StateChanged, parse_address
 from chatroom.errors import ConnectionFailed, HandshakeRefused
 from chatroom.protocol import Chat, ErrorCode, Join, Joined, Presence, PresenceEvent, Private, Welcome
+from chatroom.server.tcp import CloseReason
 from tests.polling import Events, wait_until
 from tests.wire import WireClient
 
@@ -135,7 +136,7 @@ def test_lost_connection_reconnects_rejoins_the_room_and_resends_what_was_typed(
     bob.expect(Joined)
     # Cut ann's connection from the server side, as a network failure would.
     conn = next(c for c in server.connections() if c.member and c.member.nick == "ann")
-    conn.shut("connection lost")
+    conn.close(CloseReason.LOST)
     events.wait(lambda e: isinstance(e, StateChanged) and e.state is ConnState.DISCONNECTED)
     typed = ann.say("typed while offline")
     assert typed.status == "pending"

@@ -32,6 +32,7 @@ from chatroom.protocol import (
     Op,
     Say,
 )
+from chatroom.server.tcp import CloseReason
 from tests.polling import Events, wait_until
 from tests.wire import WireClient
 
@@ -256,7 +257,7 @@ def test_a_replay_too_big_for_one_go_is_completed_by_the_client_in_order(make_se
     try:
         client.connect()
         conn = next(c for c in server.connections() if c.member and c.member.nick == "flaky")
-        conn.shut("connection lost")
+        conn.close(CloseReason.LOST)
         wait_until(lambda: client.state is not ConnState.CONNECTED, 5, "the drop")
         for n in range(total):
             talker.send(Say(id=str(n), text=f"{n} " + "\u00e9" * 3000))

@@ -30,6 +30,7 @@ from chatroom.protocol import (
 )
 from chatroom.server.room import ChatState
 from chatroom.server.store import DB_NAME, HistoryStore
+from chatroom.server.tcp import CloseReason
 from tests.polling import wait_until
 from tests.terminal import ROOT, ServerProcess, chatroom_env
 from tests.wire import WireClient
@@ -214,7 +215,7 @@ def test_a_dropped_client_resumes_keeps_its_nick_and_sees_exactly_what_an_undrop
             talker.send(Say(id=str(n), text=f"line {n}"))
             if n == 30:  # cut flaky's connection under it, mid-conversation
                 conn = next(c for c in server.connections() if c.member and c.member.nick == "flaky")
-                conn.shut("connection lost")
+                conn.close(CloseReason.LOST)
             if n == 35:
                 flaky.say("typed by flaky around the drop")
         talker.send(Say(id="end", text="the end"))

@@ -198,3 +198,11 @@ def _frame(header: dict) -> bytes:
 
 def _hello(**fields: object) -> bytes:
     return _frame({"type": "hello", "version": PROTOCOL_VERSION, **fields})
+
+
+def test_only_a_lost_connection_or_an_unanswered_ping_keeps_the_session():
+    """PROTOCOL.md, "Sessions": which endings keep the session for a resume."""
+    from chatroom.server.tcp import CloseReason
+
+    assert {r for r in CloseReason if r.keeps_session} == {CloseReason.LOST, CloseReason.TIMED_OUT}
+    assert len({r.text for r in CloseReason}) == len(CloseReason)  # each says something of its own

@@ -38,6 +38,7 @@ from chatroom.protocol import (
     encode_message,
 )
 from chatroom.server.guard import AuthGuard
+from chatroom.server.tcp import CloseReason
 from chatroom.trace import Tracer
 from tests.polling import wait_until
 from tests.wire import WireClient
@@ -178,7 +179,7 @@ def test_the_client_resumes_a_password_room_checking_the_servers_proof(make_serv
     try:
         client.connect()
         conn = next(c for c in server.connections() if c.member and c.member.nick == "ann")
-        conn.shut("connection lost")
+        conn.close(CloseReason.LOST)
         wait_until(lambda: client.resumed and client.state.value == "connected", 10, "the client to resume")
         assert client.nick == "ann"
     finally:

@@ -15,6 +15,7 @@ from prompt_toolkit.output.vt100 import Vt100_Output
 
 from chatroom.client.connection import ChatClient
 from chatroom.protocol import Chat, Say
+from chatroom.server.tcp import CloseReason
 from chatroom.ui.tui import ChatApp
 from tests.wire import WireClient
 
@@ -198,7 +199,7 @@ def test_messages_typed_while_disconnected_show_pending_then_go_out(make_server)
     async def scenario(app, pipe, _):
         app.client.BACKOFF_START = 0.3
         conn = next(c for c in server.connections() if c.member and c.member.nick == "alice")
-        conn.shut("connection lost")
+        conn.close(CloseReason.LOST)
         await until(lambda: "disconnected" in app.state_text, what="disconnect shown")
         pipe.send_text("sent while offline\r")
         await until(lambda: any("(sending)" in t for t in line_texts(app)), what="pending mark")

@@ -99,7 +99,7 @@ from chatroom.text import clean_line, fold, nick_key, unencodable
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
 from chatroom.trace import Tracer
 
-__all__ = ["DEFAULT_PORT", "ServerConfig", "ChatServer", "ChatHandler", "ConnState", "Connection"]
+__all__ = ["ServerConfig", "ChatServer", "ChatHandler", "CloseReason", "ConnState", "Connection"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -156,6 +156,33 @@ class ServerConfig:
     file_stall_timeout: float = 60.0  # a transfer that makes no progress this long is ended
 
 
+class CloseReason(enum.Enum):
+    """Why a connection ended: the one vocabulary for closing.  ``text`` is what the
+    room is told (a detail may stand in for it: "kicked by ann: spam", "quit: lunch");
+    ``keeps_session``: the member is held for a resume instead of leaving at once."""
+
+    LOST = ("connection lost", True)  # EOF or a reset without a goodbye
+    TIMED_OUT = ("timed out", True)  # no answer to a ping
+    QUIT = ("quit", False)
+    TOO_SLOW = ("too slow", False)  # its outbox overflowed
+    TOO_SLOW_SENDING = ("too slow sending", False)  # a frame left incomplete too long
+    NO_HELLO = ("no hello in time", False)
+    FLOODING = ("flooding", False)
+    PROTOCOL_ERROR = ("protocol error", False)  # the byte stream broke
+    VERSION_MISMATCH = ("version mismatch", False)
+    WRONG_PASSWORD = ("wrong password", False)
+    BANNED = ("banned", False)
+    KICKED = ("kicked", False)
+    REFUSED = ("refused", False)  # server full, too many from the address, banned address
+    REPLACED = ("replaced by a reconnect", False)  # a ghost: its session went on elsewhere
+    SHUTDOWN = ("server shutting down", False)
+    INTERNAL = ("internal error", False)
+
+    def __init__(self, text: str, keeps_session: bool) -> None:
+        self.text = text
+        self.keeps_session = keeps_session
+
+
 class ConnState(enum.Enum):
     HANDSHAKE = "handshake"  # connected, no good hello yet
     ACTIVE = "active"  # a member of a room
@@ -188,7 +215,8 @@ class Connection:
         self.ping_sent: float | None = None
         self.partial_since: float | None = None  # when the frame now being received began
         self.waited = 0.0  # seconds the server made this handshake wait (throttled passwords)
-        self.close_reason: str | None = None
+        self.close_reason: CloseReason | None = None
+        self.close_detail = ""  # what the room is told instead of the reason's own text
         self.thread = threading.current_thread()
         #: Deliveries name recipients by objects with a ``sink`` (members); a connection
         #: is its own sink, and ``me`` is its cached one-element recipient tuple.
@@ -203,16 +231,23 @@ class Connection:
         who = self.member.nick if self.member else "-"
         return f"<Connection #{self.id} {who}@{self.address} {self.state.value}>"
 
-    def shut(self, reason: str) -> bool:
-        """Start closing: record ``reason`` and wake the reader.  Any thread.  Returns
-        False if it was already closing (the first reason wins).
+    @property
+    def close_text(self) -> str:
+        """How the room hears of this ending."""
+        if self.close_reason is None:
+            return CloseReason.LOST.text
+        return self.close_detail or self.close_reason.text
+
+    def close(self, reason: CloseReason, detail: str = "") -> bool:
+        """The one way to close: record ``reason`` and wake the reader.  Any thread.
+        Returns False if it was already closing (the first reason wins).
 
         Only the reading half is shut: a last error frame queued just before (kicked,
         banned, timed out) still goes out; the reader's ``finish`` lets the outbox
         drain, briefly, before the socket closes."""
         if self.close_reason is not None:
             return False
-        self.close_reason = reason
+        self.close_reason, self.close_detail = reason, detail
         self.state = ConnState.CLOSING
         try:
             self.sock.shutdown(socket.SHUT_RD)
@@ -283,6 +318,10 @@ class _Sanction:
     lifted: list[Ban] = field(default_factory=list)  # to delete
     ended: list[Member] = field(default_factory=list)  # held sessions that must not be resumed
 
+    @property
+    def reason(self) -> CloseReason:
+        return CloseReason.BANNED if self.code is ErrorCode.BANNED else CloseReason.KICKED
+
 
 def _ip(address: str) -> str:
     """``host:port`` -> host."""
@@ -332,7 +371,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 self.refusal = ErrorCode.BANNED
                 self.server.unregister(conn)
         if self.refusal is not None:
-            conn.close_reason = "refused"
+            conn.close(CloseReason.REFUSED)
             self.flush_batch()
             return
         log.debug("connection from %s", conn.address)
@@ -341,11 +380,10 @@ class ChatHandler(socketserver.BaseRequestHandler):
         except Exception as exc:  # noqa: BLE001 -- the safety net: never a silent, half-dead connection
             log.error("%s: unexpected internal error, closing: %s: %s", self.describe(), type(exc).__name__, exc)
             log.debug("traceback of that internal error", exc_info=exc)
-            conn.close_reason = conn.close_reason or "internal error"
             with contextlib.suppress(Exception):
                 self.send_error(ErrorCode.INTERNAL, "internal server error: closing this connection", fatal=True)
                 self.flush_batch()
-            conn.shut(conn.close_reason)
+            conn.close(CloseReason.INTERNAL)
 
     def read_loop(self) -> None:
         """recv -> decoder -> dispatch -> flush, until the connection closes."""
@@ -372,8 +410,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
             except FrameError as exc:
                 log.warning("%s: closing: %s", self.describe(), exc)
                 self.send_error(exc.code, str(exc), fatal=True)
-                conn.close_reason = conn.close_reason or "protocol error"
-                conn.state = ConnState.CLOSING
+                conn.close(CloseReason.PROTOCOL_ERROR)
                 frames = []  # nothing after a broken frame can be trusted; the peer is dropped
             if not self.decoder.buffered:
                 conn.partial_since = None
@@ -389,23 +426,24 @@ class ChatHandler(socketserver.BaseRequestHandler):
 
     def finish(self) -> None:
         conn = self.conn
-        reason = conn.close_reason or "connection lost"
+        reason = conn.close_reason or CloseReason.LOST
+        text = conn.close_text
         conn.state = ConnState.CLOSING
         member = conn.member
         hub = self.server.hub
         with hub.locked(self.batch):  # its transfers end with it (a resume starts afresh)
             hub.deliver(self.server.relay.connection_closed(conn, time.monotonic()), self.batch)
         if member is not None:
-            grace = self.server.config.resume_grace if reason in _RESUMABLE else 0.0
+            grace = self.server.config.resume_grace if reason.keeps_session else 0.0
             with hub.locked(self.batch) as state:  # the room decides, under the lock, whether a resume took it
                 ours = member.sink is conn
-                hub.deliver(state.hold(member, reason, time.time(), grace, sink=conn), self.batch)
+                hub.deliver(state.hold(member, text, time.time(), grace, sink=conn), self.batch)
             if not ours:
                 pass  # a resume took the session over: nothing to tell anyone
             elif member.held_until is not None:
-                log.info("%s dropped (%s); holding the session for %g s", self.describe(), reason, grace)
+                log.info("%s dropped (%s); holding the session for %g s", self.describe(), text, grace)
             else:
-                log.info("%s left (%s)", self.describe(), reason)
+                log.info("%s left (%s)", self.describe(), text)
         self.flush_batch()
         # Let a last error or goodbye leave before the socket closes: the flusher may
         # be writing it.  Bounded: a client that does not read loses the rest (a "too
@@ -461,7 +499,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         batch.touched.clear()
         if batch.overflowed:
             for conn in batch.overflowed:
-                self.server.drop(conn, "too slow", ErrorCode.TOO_SLOW)
+                self.server.drop(conn, CloseReason.TOO_SLOW, ErrorCode.TOO_SLOW)
             batch.overflowed.clear()
 
     # ------------------------------------------------------------------ dispatch
@@ -510,8 +548,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 elif isinstance(msg, Auth):
                     self.on_auth(msg)
                 elif isinstance(msg, Bye):
-                    conn.close_reason = "quit"
-                    conn.state = ConnState.CLOSING
+                    conn.close(CloseReason.QUIT)
                 else:
                     self.send_error(ErrorCode.NOT_READY, f"say hello first (got {msg.TYPE})")
             except Exception as exc:  # noqa: BLE001 -- as below
@@ -538,7 +575,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
             self.send_error(ErrorCode.INTERNAL, f"the server failed to handle that {msg.TYPE}; it had no effect",
                             msg_id=getattr(msg, "id", None))
         except Exception:  # noqa: BLE001 -- not even an error frame: give up on this connection
-            self.conn.shut("internal error")
+            self.conn.close(CloseReason.INTERNAL)
 
     def within_rate(self, msg: Message, limiter: RateLimiter | None = None) -> bool:
         """Charge ``msg`` to the rate limit (or ``limiter``); False (with an error sent)
@@ -552,8 +589,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         if verdict is Verdict.DISCONNECT:
             log.warning("%s: disconnected for flooding", self.describe())
             self.send_error(ErrorCode.FLOODING, "disconnected for flooding", fatal=True)
-            conn.close_reason = "flooding"
-            conn.state = ConnState.CLOSING
+            conn.close(CloseReason.FLOODING)
             return False
         return True
 
@@ -567,15 +603,13 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 " upgrade the older side",
                 fatal=True,
             )
-            conn.close_reason = "version mismatch"
-            conn.state = ConnState.CLOSING
+            conn.close(CloseReason.VERSION_MISMATCH)
             return
         ban = server.bans.for_nick(msg.nick, time.time())
         if ban is not None:
             log.info("%s: refused %s: banned", conn.address, clean_line(msg.nick))
             self.send_error(ErrorCode.BANNED, f"you are banned from this server{_how_long(ban)}", fatal=True)
-            conn.close_reason = "banned"
-            conn.state = ConnState.CLOSING
+            conn.close(CloseReason.BANNED)
             return
         if server.auth_key is not None:
             self.challenge(msg)  # a resume too: both sides prove the password every time
@@ -640,8 +674,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
 
     def refuse_auth(self, message: str) -> None:
         self.send_error(ErrorCode.AUTH_FAILED, message, fatal=True)
-        self.conn.close_reason = "wrong password"
-        self.conn.state = ConnState.CLOSING
+        self.conn.close(CloseReason.WRONG_PASSWORD)
 
     def admit(self, msg: Hello, proof: str | None = None) -> None:
         conn, server = self.conn, self.server
@@ -691,7 +724,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 return
             if ghost is not None and ghost is not conn:
                 ghost.member = None  # its reader will end quietly: no leave for the others
-                ghost.shut("replaced by a reconnect")
+                ghost.close(CloseReason.REPLACED)
             member.sink = conn
             conn.member = member
             conn.state = ConnState.ACTIVE
@@ -872,8 +905,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
     def on_bye(self, msg: Bye) -> None:
         # The others see the reason: "quit: lunch".  (A bare "quit" is what clients say by default.)
         reason = clean_line(msg.reason).strip()[:MAX_QUIT_REASON]
-        self.conn.close_reason = f"quit: {reason}" if reason and reason != "quit" else "quit"
-        self.conn.state = ConnState.CLOSING
+        self.conn.close(CloseReason.QUIT, f"quit: {reason}" if reason and reason != "quit" else "")
 
     def on_hello_again(self, msg: Hello) -> None:
         self.send_error(ErrorCode.ALREADY_HELLO, "you already said hello")
@@ -893,8 +925,6 @@ _UNCOUNTED = frozenset({Ping, Pong, Bye, FileChunk, FileAck, FileDone})
 #: A goodbye's reason is shown to the room; a line, not an essay.
 MAX_QUIT_REASON = 100
 
-#: Connections that ended this way may come back and resume their session.
-_RESUMABLE = frozenset({"connection lost", "timed out"})
 
 _CHAT_TYPES = (Say, Action)
 _CHAT_TYPE_NAMES = frozenset(cls.TYPE for cls in _CHAT_TYPES)
@@ -1093,7 +1123,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         for conn in outcome.victims:
             conn.outbox.send_now(encode_message(Error(code=outcome.code.value, message=f"you were {outcome.why}",
                                                       fatal=True)))
-            conn.shut(outcome.why)
+            conn.close(outcome.reason, outcome.why)
         return outcome.text
 
     def _lock_topic(self, op: Member, locked: bool) -> str:
@@ -1161,16 +1191,17 @@ class ChatServer(socketserver.ThreadingTCPServer):
                     if member.sink is None and member.held_until is not None:
                         self.hub.deliver(state.remove(member, outcome.why, time.time()), batch)
 
-    def drop(self, conn: Connection, reason: str, code: ErrorCode, message: str | None = None) -> None:
-        """Disconnect ``conn`` with ``reason`` (others see it in the leave event)."""
+    def drop(self, conn: Connection, reason: CloseReason, code: ErrorCode, message: str | None = None) -> None:
+        """Disconnect ``conn`` with ``reason`` (others see it in the leave event),
+        telling it ``message`` in an error frame first."""
         if conn.close_reason is not None:
             return
         if message:
             conn.outbox.send_now(encode_message(Error(code=code.value, message=message, fatal=True)))
         if code is ErrorCode.TOO_SLOW:
             conn.outbox.close()  # its queue is full; nothing more will get through
-        log.warning("dropping %s: %s", conn, reason)
-        conn.shut(reason)
+        log.warning("dropping %s: %s", conn, reason.text)
+        conn.close(reason)
 
     # ------------------------------------------------------------------ socketserver hooks
 
@@ -1196,15 +1227,15 @@ class ChatServer(socketserver.ThreadingTCPServer):
         for conn in self.connections():
             partial = conn.partial_since
             if partial is not None and now - partial > cfg.frame_timeout and conn.state is not ConnState.CLOSING:
-                self.drop(conn, "too slow sending", ErrorCode.TIMED_OUT,
+                self.drop(conn, CloseReason.TOO_SLOW_SENDING, ErrorCode.TIMED_OUT,
                           f"a frame took over {cfg.frame_timeout:g} s to arrive: too slow sending")
             elif conn.state is ConnState.HANDSHAKE and now - conn.connected_at > cfg.handshake_timeout + conn.waited:
-                self.drop(conn, "no hello in time", ErrorCode.TIMED_OUT,
+                self.drop(conn, CloseReason.NO_HELLO, ErrorCode.TIMED_OUT,
                           f"no hello within {cfg.handshake_timeout:g} s")
             elif conn.state is ConnState.ACTIVE:
                 if conn.ping_sent is not None:
                     if now - conn.ping_sent > cfg.pong_timeout:
-                        self.drop(conn, "timed out", ErrorCode.TIMED_OUT, "no answer to ping")
+                        self.drop(conn, CloseReason.TIMED_OUT, ErrorCode.TIMED_OUT, "no answer to ping")
                 elif now - conn.last_heard > cfg.ping_interval:
                     conn.ping_sent = now
                     conn.outbox.send_now(ping)
@@ -1247,7 +1278,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self.server_close()  # no new connections from here on
         for conn in self.connections():
             conn.outbox.close()
-            conn.shut("server shutting down")
+            conn.close(CloseReason.SHUTDOWN)
         # Every handler now sees EOF and unregisters in finish(); wait for that, then
         # for the threads themselves to end.
         deadline = time.monotonic() + 1.0
