@@ -79,7 +79,7 @@ def test_a_paste_of_many_lines_is_paced_never_refused(make_server):
             client.say(f"line {n}")
         assert client.wait_acked(30)
         assert client.refused == 0
-        assert not any(c.limiter._strikes for c in server.connections())  # never even refused once
+        assert not any(c.session.limiter._strikes for c in server.connections())  # never even refused once
     finally:
         client.close()
 

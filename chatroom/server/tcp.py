@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import enum
 import hmac
 import itertools
 import logging
@@ -39,12 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from chatroom.auth import NONCE_BYTES, client_proof, derive_key, proofs_match, server_proof
-from chatroom.errors import FrameError, LocalProtocolError, MessageError, Refused, TruncatedFrame
+from chatroom.errors import LocalProtocolError, Refused
 from chatroom.protocol import (
     DEFAULT_PORT,
     MAX_BODY_SIZE,
     MAX_HEADER_SIZE,
-    MAX_ID_LENGTH,
     PROTOCOL_VERSION,
     AcceptFile,
     Ack,
@@ -61,7 +59,6 @@ from chatroom.protocol import (
     FileAck,
     FileChunk,
     FileDone,
-    Frame,
     FrameDecoder,
     Hello,
     History,
@@ -76,14 +73,11 @@ from chatroom.protocol import (
     Notice,
     OfferFile,
     Op,
-    Ping,
-    Pong,
     RejectFile,
     Say,
     SetTopic,
     Welcome,
     Who,
-    decode_message,
     encode_message,
     major_version,
 )
@@ -91,23 +85,20 @@ from chatroom.server.bans import Ban, BanList, looks_like_address, person_key
 from chatroom.server.guard import AuthGuard
 from chatroom.server.hub import Batch, Hub, append_entry
 from chatroom.server.outbox import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
-from chatroom.server.ratelimit import RateLimiter, Verdict
 from chatroom.server.relay import DEFAULT_MAX_FILE, DEFAULT_WINDOW, MAX_RECEIVING, Relay
 from chatroom.server.room import ChatState, Member
+from chatroom.server.session import Act, CloseReason, Event, Phase, Reply, ServerSession, SessionLimits
 from chatroom.server.store import DB_NAME, HistoryStore
-from chatroom.text import clean_line, fold, nick_key, unencodable
+from chatroom.text import clean_line, fold, nick_key
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
 from chatroom.trace import Tracer
 
-__all__ = ["ServerConfig", "ChatServer", "ChatHandler", "CloseReason", "ConnState", "Connection"]
+__all__ = ["ServerConfig", "ChatServer", "ChatHandler", "Connection"]
 
 log = logging.getLogger("chatroom.server")
 
 #: How long a closing connection's last frames (an error, a goodbye) may take to leave.
 FINAL_FLUSH_SECONDS = 1.0
-
-#: Pings a client may send per second, and at once: far above any keepalive.
-PING_RATE, PING_BURST = 2.0, 10.0
 
 #: One recv() takes what the kernel has, up to this; a busy sender's frames arrive
 #: many to a read and are relayed as one batch.
@@ -155,38 +146,11 @@ class ServerConfig:
     file_offer_ttl: float = 300.0  # seconds a file offer stays open to /accept
     file_stall_timeout: float = 60.0  # a transfer that makes no progress this long is ended
 
-
-class CloseReason(enum.Enum):
-    """Why a connection ended: the one vocabulary for closing.  ``text`` is what the
-    room is told (a detail may stand in for it: "kicked by ann: spam", "quit: lunch");
-    ``keeps_session``: the member is held for a resume instead of leaving at once."""
-
-    LOST = ("connection lost", True)  # EOF or a reset without a goodbye
-    TIMED_OUT = ("timed out", True)  # no answer to a ping
-    QUIT = ("quit", False)
-    TOO_SLOW = ("too slow", False)  # its outbox overflowed
-    TOO_SLOW_SENDING = ("too slow sending", False)  # a frame left incomplete too long
-    NO_HELLO = ("no hello in time", False)
-    FLOODING = ("flooding", False)
-    PROTOCOL_ERROR = ("protocol error", False)  # the byte stream broke
-    VERSION_MISMATCH = ("version mismatch", False)
-    WRONG_PASSWORD = ("wrong password", False)
-    BANNED = ("banned", False)
-    KICKED = ("kicked", False)
-    REFUSED = ("refused", False)  # server full, too many from the address, banned address
-    REPLACED = ("replaced by a reconnect", False)  # a ghost: its session went on elsewhere
-    SHUTDOWN = ("server shutting down", False)
-    INTERNAL = ("internal error", False)
-
-    def __init__(self, text: str, keeps_session: bool) -> None:
-        self.text = text
-        self.keeps_session = keeps_session
-
-
-class ConnState(enum.Enum):
-    HANDSHAKE = "handshake"  # connected, no good hello yet
-    ACTIVE = "active"  # a member of a room
-    CLOSING = "closing"  # being torn down; ignore further input
+    def session_limits(self) -> SessionLimits:
+        return SessionLimits(max_header=self.max_header, max_body=self.max_body, rate=self.rate, burst=self.burst,
+                             max_strikes=self.max_strikes, handshake_timeout=self.handshake_timeout,
+                             frame_timeout=self.frame_timeout, ping_interval=self.ping_interval,
+                             pong_timeout=self.pong_timeout)
 
 
 class Connection:
@@ -196,27 +160,16 @@ class Connection:
 
     def __init__(self, sock: socket.socket, address: str, hub: Hub, flusher: Flusher,
                  config: ServerConfig) -> None:
-        now = time.monotonic()
         self.id = next(self._ids)
         self.sock = sock
         self.address = address
         self.ip = address.rsplit(":", 1)[0]
         self.outbox = Outbox(sock, flusher, hub.lock, config.outbox_limit)
+        #: The protocol state (no I/O): phase, limits, deadlines, close reason.
+        self.session = ServerSession(config.session_limits(), time.monotonic())
         # a hello waiting for its password proof: (hello, client nonce, server nonce)
         self.pending_auth: tuple[Hello, bytes, bytes] | None = None
-        self.decoder: FrameDecoder | None = None
-        self.state = ConnState.HANDSHAKE
         self.member: Member | None = None
-        self.limiter = RateLimiter(config.rate, config.burst, config.max_strikes, now)
-        # Pings on their own: a keepalive every few seconds always passes, a ping flood does not.
-        self.ping_limiter = RateLimiter(PING_RATE if config.rate else 0, PING_BURST, config.max_strikes, now)
-        self.connected_at = now
-        self.last_heard = now
-        self.ping_sent: float | None = None
-        self.partial_since: float | None = None  # when the frame now being received began
-        self.waited = 0.0  # seconds the server made this handshake wait (throttled passwords)
-        self.close_reason: CloseReason | None = None
-        self.close_detail = ""  # what the room is told instead of the reason's own text
         self.thread = threading.current_thread()
         #: Deliveries name recipients by objects with a ``sink`` (members); a connection
         #: is its own sink, and ``me`` is its cached one-element recipient tuple.
@@ -225,35 +178,31 @@ class Connection:
 
     @property
     def closing(self) -> bool:
-        return self.state is ConnState.CLOSING
+        return self.session.closed
+
+    @property
+    def decoder(self) -> FrameDecoder:
+        return self.session.decoder
 
     def __repr__(self) -> str:
         who = self.member.nick if self.member else "-"
-        return f"<Connection #{self.id} {who}@{self.address} {self.state.value}>"
-
-    @property
-    def close_text(self) -> str:
-        """How the room hears of this ending."""
-        if self.close_reason is None:
-            return CloseReason.LOST.text
-        return self.close_detail or self.close_reason.text
+        return f"<Connection #{self.id} {who}@{self.address} {self.session.phase.value}>"
 
     def close(self, reason: CloseReason, detail: str = "") -> bool:
-        """The one way to close: record ``reason`` and wake the reader.  Any thread.
-        Returns False if it was already closing (the first reason wins).
+        """The one way to close: the session records ``reason``, and the reader is
+        woken.  Any thread.  False if it was already closing (the first reason wins)."""
+        first = self.session.close(reason, detail)
+        self.wake()
+        return first
 
-        Only the reading half is shut: a last error frame queued just before (kicked,
-        banned, timed out) still goes out; the reader's ``finish`` lets the outbox
-        drain, briefly, before the socket closes."""
-        if self.close_reason is not None:
-            return False
-        self.close_reason, self.close_detail = reason, detail
-        self.state = ConnState.CLOSING
+    def wake(self) -> None:
+        """Wake the reader of a closed session.  Only the reading half is shut: a last
+        error frame queued just before (kicked, banned, timed out) still goes out; the
+        reader's ``finish`` lets the outbox drain, briefly, before the socket closes."""
         try:
             self.sock.shutdown(socket.SHUT_RD)
         except OSError:
             pass
-        return True
 
 
 #: A resume replays at most this many messages (and at most half the outbox limit in
@@ -346,8 +295,6 @@ class ChatHandler(socketserver.BaseRequestHandler):
                                self.server.config)
         self.tracer = self.server.tracer
         self.batch = Batch(self.tracer)
-        self.decoder = FrameDecoder(self.server.config.max_header, self.server.config.max_body)
-        self.conn.decoder = self.decoder  # so limits can be checked from outside (tests, stats)
         self.refusal = self.server.register(self.conn)
 
     def handle(self) -> None:
@@ -386,49 +333,37 @@ class ChatHandler(socketserver.BaseRequestHandler):
             conn.close(CloseReason.INTERNAL)
 
     def read_loop(self) -> None:
-        """recv -> decoder -> dispatch -> flush, until the connection closes."""
-        conn = self.conn
+        """The pump: recv -> session -> act (room, relay) -> flush, until it closes."""
+        conn, session = self.conn, self.conn.session
         sock = self.request
-        while conn.state is not ConnState.CLOSING:
+        while not session.closed:
             try:
                 data = sock.recv(RECV_SIZE)
             except OSError:
                 break
             if not data:
-                try:
-                    self.decoder.feed_eof()
-                except TruncatedFrame as exc:
-                    log.info("%s: %s", conn.address, exc)
+                cut = session.receive_eof()
+                if cut:
+                    log.info("%s: %s", conn.address, cut)
                 break
-            now = conn.last_heard = time.monotonic()
-            conn.ping_sent = None
             tracer = self.tracer
             if tracer is not None:
                 tracer.recv(self.peer(), len(data))
-            try:
-                frames = self.decoder.feed(data)
-            except FrameError as exc:
-                log.warning("%s: closing: %s", self.describe(), exc)
-                self.send_error(exc.code, str(exc), fatal=True)
-                conn.close(CloseReason.PROTOCOL_ERROR)
-                frames = []  # nothing after a broken frame can be trusted; the peer is dropped
-            if not self.decoder.buffered:
-                conn.partial_since = None
-            elif frames or conn.partial_since is None:
-                conn.partial_since = now  # a new frame has begun: its clock starts
+            frames, events = session.receive_data(data, time.monotonic())
             if tracer is not None:
                 if len(frames) > 1:
                     tracer.note(self.peer(), f"one recv() held {len(frames)} frames: the decoder splits them")
                 for frame in frames:
                     tracer.frame_in(self.peer(), frame)
-            self.dispatch_all(frames)
+            self.act_all(events)
             self.flush_batch()
 
     def finish(self) -> None:
         conn = self.conn
-        reason = conn.close_reason or CloseReason.LOST
-        text = conn.close_text
-        conn.state = ConnState.CLOSING
+        session = conn.session
+        reason = session.close_reason or CloseReason.LOST
+        text = session.close_text
+        session.close(reason)
         member = conn.member
         hub = self.server.hub
         with hub.locked(self.batch):  # its transfers end with it (a resume starts afresh)
@@ -504,62 +439,44 @@ class ChatHandler(socketserver.BaseRequestHandler):
 
     # ------------------------------------------------------------------ dispatch
 
-    def dispatch_all(self, frames: list[Frame]) -> None:
-        """Act on the frames of one recv(), in order.
+    def act_all(self, events: list[Event]) -> None:
+        """Carry out what the session decided for one recv(), in order.
 
         Runs of chat messages -- a busy sender's usual batch -- are handled under one
         acquisition of the hub lock instead of one each: the senders' threads then
         contend for it once per read, not once per message.  Only the room logic and
         queueing happen under it; no logging and no socket calls.
         """
-        conn = self.conn
-        hub = self.server.hub
-        i, count = 0, len(frames)
-        while i < count and conn.state is not ConnState.CLOSING:
-            msg = decode_message_or_error(frames[i], self)
+        hub, session = self.server.hub, self.conn.session
+        i, count = 0, len(events)
+        while i < count:
+            event = events[i]
             i += 1
-            if type(msg) not in _CHAT_TYPES or conn.state is not ConnState.ACTIVE:
-                self.dispatch(msg)
+            if not (type(event) is Act and type(event.message) in _CHAT_TYPES and session.phase is Phase.ACTIVE):
+                self.act(event)
                 continue
             with hub.locked(self.batch):
-                while True:
-                    self.dispatch(msg)
-                    if i == count or conn.state is ConnState.CLOSING:
-                        break
-                    if frames[i].header.get("type") not in _CHAT_TYPE_NAMES:
-                        break
-                    msg = decode_message_or_error(frames[i], self)
+                self.act(event)
+                while i < count and type(events[i]) is Act and type(events[i].message) in _CHAT_TYPES:
+                    self.act(events[i])
                     i += 1
 
-    def dispatch(self, msg: Message | None) -> None:
-        if msg is None:
+    def act(self, event: Event) -> None:
+        if type(event) is Reply:
+            msg = event.message
+            if type(msg) is Error and msg.code != ErrorCode.RATE_LIMITED.value:
+                log.log(logging.WARNING if msg.fatal else logging.INFO, "%s: %s%s: %s", self.describe(),
+                        "closing: " if msg.fatal else "", msg.code, msg.message)
+            self.send(msg)
             return
-        conn = self.conn
-        # Keepalive, goodbye and a transfer's own flow (bounded by its credit) are not chat.
-        if type(msg) not in _UNCOUNTED:
-            if not self.within_rate(msg):
-                return
-        elif type(msg) is Ping and not self.within_rate(msg, conn.ping_limiter):
-            return
-        if conn.state is ConnState.HANDSHAKE:
-            try:
-                if isinstance(msg, Hello):
-                    self.on_hello(msg)
-                elif isinstance(msg, Auth):
-                    self.on_auth(msg)
-                elif isinstance(msg, Bye):
-                    conn.close(CloseReason.QUIT)
-                else:
-                    self.send_error(ErrorCode.NOT_READY, f"say hello first (got {msg.TYPE})")
-            except Exception as exc:  # noqa: BLE001 -- as below
-                self.internal_error(msg, exc)
-            return
-        handler = _HANDLERS.get(type(msg))
-        if handler is None:
-            self.send_error(ErrorCode.BAD_MESSAGE, f"{msg.TYPE} is not a message a client sends")
-            return
+        msg = event.message  # type: ignore[union-attr]
         try:
-            handler(self, msg)
+            if type(msg) is Hello:
+                self.on_hello(msg)
+            elif type(msg) is Auth:
+                self.on_auth(msg)
+            else:
+                _HANDLERS[type(msg)](self, msg)
         except Refused as exc:
             self.send_error(exc.code, exc.message, msg_id=getattr(msg, "id", None), suggestion=exc.suggestion)
         except Exception as exc:  # noqa: BLE001 -- a bug must cost one message, not the connection
@@ -576,22 +493,6 @@ class ChatHandler(socketserver.BaseRequestHandler):
                             msg_id=getattr(msg, "id", None))
         except Exception:  # noqa: BLE001 -- not even an error frame: give up on this connection
             self.conn.close(CloseReason.INTERNAL)
-
-    def within_rate(self, msg: Message, limiter: RateLimiter | None = None) -> bool:
-        """Charge ``msg`` to the rate limit (or ``limiter``); False (with an error sent)
-        if refused."""
-        conn = self.conn
-        verdict = (limiter or conn.limiter).check(time.monotonic())
-        if verdict is Verdict.SLOW_DOWN:
-            self.send_error(ErrorCode.RATE_LIMITED, "slow down: that message was not sent",
-                            msg_id=getattr(msg, "id", None))
-            return False
-        if verdict is Verdict.DISCONNECT:
-            log.warning("%s: disconnected for flooding", self.describe())
-            self.send_error(ErrorCode.FLOODING, "disconnected for flooding", fatal=True)
-            conn.close(CloseReason.FLOODING)
-            return False
-        return True
 
     def on_hello(self, msg: Hello) -> None:
         conn, server = self.conn, self.server
@@ -661,7 +562,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         wait = server.auth_guard.schedule(conn.ip, time.monotonic())
         if wait <= 0:
             return True
-        conn.waited += wait
+        conn.session.waited += wait
         log.info("%s: throttled %s attempt, answered in %.1f s", conn.address, what, wait)
         deadline = time.monotonic() + wait
         while (left := deadline - time.monotonic()) > 0:
@@ -691,7 +592,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 return
             member.sink = conn
             conn.member = member
-            conn.state = ConnState.ACTIVE
+            conn.session.admitted()
             welcome = Welcome(
                 version=PROTOCOL_VERSION,
                 server=server.display_name,
@@ -727,7 +628,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 ghost.close(CloseReason.REPLACED)
             member.sink = conn
             conn.member = member
-            conn.state = ConnState.ACTIVE
+            conn.session.admitted()
             room = state.rooms[fold(member.room.name)] if member.room else None
             replay, replayed = _replay_frames(room.name if room else "", missed, server.config.max_header,
                                               server.config.outbox_limit // 2)
@@ -894,21 +795,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
             if deliveries:
                 hub.deliver(deliveries, self.batch)
         if deliveries is None:
-            self.within_rate(msg)
-
-    def on_ping(self, msg: Ping) -> None:
-        self.send(Pong(token=msg.token))
-
-    def on_pong(self, msg: Pong) -> None:
-        pass  # any frame proves liveness; last_heard was updated on receipt
-
-    def on_bye(self, msg: Bye) -> None:
-        # The others see the reason: "quit: lunch".  (A bare "quit" is what clients say by default.)
-        reason = clean_line(msg.reason).strip()[:MAX_QUIT_REASON]
-        self.conn.close(CloseReason.QUIT, f"quit: {reason}" if reason and reason != "quit" else "")
-
-    def on_hello_again(self, msg: Hello) -> None:
-        self.send_error(ErrorCode.ALREADY_HELLO, "you already said hello")
+            refusal = self.conn.session.charge(msg, time.monotonic())
+            if refusal is not None:
+                self.act(refusal)
 
     def _member(self) -> Member:
         member = self.conn.member
@@ -917,30 +806,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         return member
 
 
-#: Not charged to the rate limit: keepalive and goodbye (a burst of chat must never make
-#: a ping go unanswered: pings have a limiter of their own), and a file transfer's own
-#: flow (paced by its credit; stale or impossible ones are charged by the handler).
-_UNCOUNTED = frozenset({Ping, Pong, Bye, FileChunk, FileAck, FileDone})
-
-#: A goodbye's reason is shown to the room; a line, not an essay.
-MAX_QUIT_REASON = 100
-
-
 _CHAT_TYPES = (Say, Action)
-_CHAT_TYPE_NAMES = frozenset(cls.TYPE for cls in _CHAT_TYPES)
-
-
-def decode_message_or_error(frame: Frame, handler: ChatHandler) -> Message | None:
-    """Decode ``frame``; on a bad message answer with an error and return None."""
-    try:
-        return decode_message(frame)
-    except MessageError as exc:
-        log.info("%s: bad message: %s", handler.describe(), exc)
-        msg_id = frame.header.get("id")
-        if not (isinstance(msg_id, str) and 0 < len(msg_id) <= MAX_ID_LENGTH and unencodable(msg_id) is None):
-            msg_id = None  # only an id we could have accepted is echoed back
-        handler.send_error(exc.code, str(exc), msg_id=msg_id)
-        return None
 
 
 _HANDLERS: dict[type[Message], Any] = {
@@ -954,11 +820,6 @@ _HANDLERS: dict[type[Message], Any] = {
     Who: ChatHandler.on_who,
     ListRooms: ChatHandler.on_list_rooms,
     FetchHistory: ChatHandler.on_fetch_history,
-    Ping: ChatHandler.on_ping,
-    Pong: ChatHandler.on_pong,
-    Bye: ChatHandler.on_bye,
-    Hello: ChatHandler.on_hello_again,
-    Auth: ChatHandler.on_hello_again,
     Op: ChatHandler.on_op,
     Moderate: ChatHandler.on_moderate,
     OfferFile: ChatHandler.on_offer_file,
@@ -1143,8 +1004,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
             if member.op:
                 return f"{member.nick} is an operator: operators cannot be banned"
             address = _ip(member.address)
-            sharing = [m for m in state.members() if m is not member and _ip(m.address) == address]
-            sharing += [c for c in self.connections() if c.member is None and c.ip == address]
+            sharing: list[object] = [m for m in state.members() if m is not member and _ip(m.address) == address]
+            sharing += [c for c in self.connections() if c.member is None and c.ip == address]  # in handshake
             if sharing:  # banning the address would ban them too: ban the person
                 ban = Ban(person_key(member.nick), until, member.nick, reason, op.nick)
                 self.bans.add(ban)
@@ -1194,7 +1055,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
     def drop(self, conn: Connection, reason: CloseReason, code: ErrorCode, message: str | None = None) -> None:
         """Disconnect ``conn`` with ``reason`` (others see it in the leave event),
         telling it ``message`` in an error frame first."""
-        if conn.close_reason is not None:
+        if conn.session.close_reason is not None:
             return
         if message:
             conn.outbox.send_now(encode_message(Error(code=code.value, message=message, fatal=True)))
@@ -1223,22 +1084,14 @@ class ChatServer(socketserver.ThreadingTCPServer):
             self._next_retention = now + cfg.retention_interval
             self.apply_retention()
             self.auth_guard.forget_old(now)  # addresses that stopped guessing
-        ping = encode_message(Ping(token="keepalive"))
         for conn in self.connections():
-            partial = conn.partial_since
-            if partial is not None and now - partial > cfg.frame_timeout and conn.state is not ConnState.CLOSING:
-                self.drop(conn, CloseReason.TOO_SLOW_SENDING, ErrorCode.TIMED_OUT,
-                          f"a frame took over {cfg.frame_timeout:g} s to arrive: too slow sending")
-            elif conn.state is ConnState.HANDSHAKE and now - conn.connected_at > cfg.handshake_timeout + conn.waited:
-                self.drop(conn, CloseReason.NO_HELLO, ErrorCode.TIMED_OUT,
-                          f"no hello within {cfg.handshake_timeout:g} s")
-            elif conn.state is ConnState.ACTIVE:
-                if conn.ping_sent is not None:
-                    if now - conn.ping_sent > cfg.pong_timeout:
-                        self.drop(conn, CloseReason.TIMED_OUT, ErrorCode.TIMED_OUT, "no answer to ping")
-                elif now - conn.last_heard > cfg.ping_interval:
-                    conn.ping_sent = now
-                    conn.outbox.send_now(ping)
+            session = conn.session
+            was_open = not session.closed
+            for event in session.tick(now):  # keepalive and deadlines: the session decides
+                conn.outbox.send_now(encode_message(event.message))
+            if was_open and session.closed:
+                log.warning("dropping %s: %s", conn, session.close_text)
+                conn.wake()
 
     def apply_retention(self) -> None:
         cfg = self.config

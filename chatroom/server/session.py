@@ -1,0 +1,304 @@
+"""One connection's protocol state, as the server sees it.  No I/O, no clock.
+
+Like h11's ``Connection`` or websockets' ``ServerProtocol``: bytes and ``now`` go in,
+what to do comes out.  The handler in ``tcp.py`` is a pump around it::
+
+    recv() -> ServerSession.receive_data(data, now) -> [Act | Reply]
+              Act(message):  legal now and within the limits: act on it (room, relay)
+              Reply(message): send this to the peer (a pong, an error)
+    every half second: ServerSession.tick(now) -> [Reply]  (keepalive, deadlines)
+
+Decided here, once per connection: framing (a broken stream closes the connection),
+message validation, which messages are legal in which phase (``LEGAL``), the rate
+limits (chat, and pings on their own), the handshake, frame and keepalive deadlines,
+and closing -- one :meth:`ServerSession.close` with a :class:`CloseReason` that knows
+whether the session is kept for a resume.  Not decided here: what a message means for
+the room (``room.py``) or whether a password is right (``tcp.py``, with the server's
+key and guesser throttle).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from chatroom.errors import FrameError, MessageError, TruncatedFrame
+from chatroom.protocol import (
+    MAX_ID_LENGTH,
+    AcceptFile,
+    Action,
+    Auth,
+    Away,
+    Bye,
+    CancelFile,
+    Direct,
+    Error,
+    ErrorCode,
+    FetchHistory,
+    FileAck,
+    FileChunk,
+    FileDone,
+    Frame,
+    FrameDecoder,
+    Hello,
+    Join,
+    ListRooms,
+    Message,
+    Moderate,
+    Nick,
+    OfferFile,
+    Op,
+    Ping,
+    Pong,
+    RejectFile,
+    Say,
+    SetTopic,
+    Who,
+    decode_message,
+)
+from chatroom.server.ratelimit import RateLimiter, Verdict
+from chatroom.text import clean_line, unencodable
+
+__all__ = ["Phase", "CloseReason", "SessionLimits", "Act", "Reply", "ServerSession", "LEGAL", "CLIENT_MESSAGES"]
+
+#: Pings a client may send per second, and at once: far above any keepalive.
+PING_RATE, PING_BURST = 2.0, 10.0
+
+#: A goodbye's reason is shown to the room; a line, not an essay.
+MAX_QUIT_REASON = 100
+
+
+class Phase(enum.Enum):
+    HANDSHAKE = "handshake"  # connected, no good hello yet (a password exchange may be under way)
+    ACTIVE = "active"  # a member of a room
+    CLOSED = "closed"  # closing: nothing more is read or acted on
+
+
+class CloseReason(enum.Enum):
+    """Why a connection ended: the one vocabulary for closing.  ``text`` is what the
+    room is told (a detail may stand in for it: "kicked by ann: spam", "quit: lunch");
+    ``keeps_session``: the member is held for a resume instead of leaving at once."""
+
+    LOST = ("connection lost", True)  # EOF or a reset without a goodbye
+    TIMED_OUT = ("timed out", True)  # no answer to a ping
+    QUIT = ("quit", False)
+    TOO_SLOW = ("too slow", False)  # its outbox overflowed
+    TOO_SLOW_SENDING = ("too slow sending", False)  # a frame left incomplete too long
+    NO_HELLO = ("no hello in time", False)
+    FLOODING = ("flooding", False)
+    PROTOCOL_ERROR = ("protocol error", False)  # the byte stream broke
+    VERSION_MISMATCH = ("version mismatch", False)
+    WRONG_PASSWORD = ("wrong password", False)
+    BANNED = ("banned", False)
+    KICKED = ("kicked", False)
+    REFUSED = ("refused", False)  # server full, too many from the address, banned address
+    REPLACED = ("replaced by a reconnect", False)  # a ghost: its session went on elsewhere
+    SHUTDOWN = ("server shutting down", False)
+    INTERNAL = ("internal error", False)
+
+    def __init__(self, text: str, keeps_session: bool) -> None:
+        self.text = text
+        self.keeps_session = keeps_session
+
+
+#: The messages a client may send once it is a member (besides keepalive and goodbye).
+CLIENT_MESSAGES: frozenset[type[Message]] = frozenset({
+    Say, Action, Direct, Join, Nick, SetTopic, Away, Who, ListRooms, FetchHistory, Op, Moderate,
+    OfferFile, AcceptFile, RejectFile, CancelFile, FileChunk, FileAck, FileDone,
+})
+
+#: What is legal in each phase; anything else is answered with an error (not fatal).
+LEGAL: dict[Phase, frozenset[type[Message]]] = {
+    Phase.HANDSHAKE: frozenset({Hello, Auth, Bye, Ping, Pong}),
+    Phase.ACTIVE: CLIENT_MESSAGES | {Bye, Ping, Pong},
+    Phase.CLOSED: frozenset(),
+}
+
+#: Not charged to the rate limit: keepalive and goodbye (a burst of chat must never make
+#: a ping go unanswered: pings have a limiter of their own), and a file transfer's own
+#: flow (paced by its credit; stale or impossible ones are charged by the handler).
+UNCOUNTED = frozenset({Ping, Pong, Bye, FileChunk, FileAck, FileDone})
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """The server settings a session enforces (see ``ServerConfig``)."""
+
+    max_header: int
+    max_body: int
+    rate: float
+    burst: float
+    max_strikes: int
+    handshake_timeout: float
+    frame_timeout: float
+    ping_interval: float
+    pong_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """``message`` is legal now and within the limits: act on it."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Send ``message`` to the peer (an error says ``fatal`` when the session closed)."""
+
+    message: Message
+
+
+Event = Act | Reply
+
+
+class ServerSession:
+    """The protocol state of one client connection.  Not thread-safe by itself: its
+    reader thread feeds it, and the server's housekeeping thread calls :meth:`tick`
+    and :meth:`close` (each a few attribute updates: a race costs at most a reason)."""
+
+    def __init__(self, limits: SessionLimits, now: float) -> None:
+        self.limits = limits
+        self.decoder = FrameDecoder(limits.max_header, limits.max_body)
+        self.phase = Phase.HANDSHAKE
+        self.limiter = RateLimiter(limits.rate, limits.burst, limits.max_strikes, now)
+        # Pings on their own: a keepalive every few seconds always passes, a ping flood does not.
+        self.ping_limiter = RateLimiter(PING_RATE if limits.rate else 0, PING_BURST, limits.max_strikes, now)
+        self.connected_at = now
+        self.last_heard = now
+        self.ping_sent: float | None = None
+        self.partial_since: float | None = None  # when the frame now being received began
+        self.waited = 0.0  # seconds the server made this handshake wait (throttled passwords)
+        self.close_reason: CloseReason | None = None
+        self.close_detail = ""  # what the room is told instead of the reason's own text
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def closed(self) -> bool:
+        return self.phase is Phase.CLOSED
+
+    @property
+    def close_text(self) -> str:
+        """How the room hears of this ending."""
+        if self.close_reason is None:
+            return CloseReason.LOST.text
+        return self.close_detail or self.close_reason.text
+
+    def close(self, reason: CloseReason, detail: str = "") -> bool:
+        """The one way to close.  False if it was closed already (the first reason wins)."""
+        if self.close_reason is not None:
+            return False
+        self.close_reason, self.close_detail = reason, detail
+        self.phase = Phase.CLOSED
+        return True
+
+    def admitted(self) -> None:
+        """The hello was accepted (welcome sent): the connection is a member now."""
+        if self.phase is Phase.HANDSHAKE:
+            self.phase = Phase.ACTIVE
+
+    # ------------------------------------------------------------------ input
+
+    def receive_data(self, data: bytes, now: float) -> tuple[list[Frame], list[Event]]:
+        """Bytes from the peer, as ``recv()`` returned them.  Returns the frames they
+        completed (for the wire trace) and what to do, in order."""
+        self.last_heard, self.ping_sent = now, None  # any byte is a sign of life
+        try:
+            frames = self.decoder.feed(data)
+        except FrameError as exc:
+            # Nothing after a broken frame can be trusted: the stream is over.
+            self.close(CloseReason.PROTOCOL_ERROR)
+            return [], [Reply(Error(code=exc.code, message=str(exc), fatal=True))]
+        if not self.decoder.buffered:
+            self.partial_since = None
+        elif frames or self.partial_since is None:
+            self.partial_since = now  # a new frame has begun: its clock starts
+        events: list[Event] = []
+        for frame in frames:
+            if self.closed:
+                break  # e.g. a goodbye, or flooding, earlier in the same read
+            event = self._message(frame, now)
+            if event is not None:
+                events.append(event)
+        return frames, events
+
+    def receive_eof(self) -> str | None:
+        """The peer closed.  Returns what was cut off, if a frame was (for the log)."""
+        try:
+            self.decoder.feed_eof()
+        except TruncatedFrame as exc:
+            return str(exc)
+        return None
+
+    def charge(self, message: Message, now: float) -> Event | None:
+        """Charge ``message`` to the rate limit; an error to send if it is refused."""
+        limiter = self.ping_limiter if type(message) is Ping else self.limiter
+        verdict = limiter.check(now)
+        if verdict is Verdict.ALLOW:
+            return None
+        if verdict is Verdict.SLOW_DOWN:
+            return Reply(Error(code=ErrorCode.RATE_LIMITED.value, message="slow down: that message was not sent",
+                               id=getattr(message, "id", None)))
+        self.close(CloseReason.FLOODING)
+        return Reply(Error(code=ErrorCode.FLOODING.value, message="disconnected for flooding", fatal=True))
+
+    def _message(self, frame: Frame, now: float) -> Event | None:
+        try:
+            message = decode_message(frame)
+        except MessageError as exc:
+            msg_id = frame.header.get("id")
+            if not (isinstance(msg_id, str) and 0 < len(msg_id) <= MAX_ID_LENGTH and unencodable(msg_id) is None):
+                msg_id = None  # only an id we could have accepted is echoed back
+            return Reply(Error(code=exc.code, message=str(exc), id=msg_id))
+        kind = type(message)
+        if kind not in UNCOUNTED or kind is Ping:
+            refusal = self.charge(message, now)
+            if refusal is not None:
+                return refusal
+        if kind not in LEGAL[self.phase]:
+            return Reply(self._illegal(message))
+        if kind is Ping:
+            return Reply(Pong(token=message.token))  # type: ignore[attr-defined]
+        if kind is Pong:
+            return None  # any frame proves liveness; last_heard was updated on receipt
+        if kind is Bye:
+            # The others see the reason: "quit: lunch".  (A bare "quit" is what clients say by default.)
+            reason = clean_line(message.reason).strip()[:MAX_QUIT_REASON]  # type: ignore[attr-defined]
+            self.close(CloseReason.QUIT, f"quit: {reason}" if reason and reason != "quit" else "")
+            return None
+        return Act(message)
+
+    def _illegal(self, message: Message) -> Error:
+        if self.phase is Phase.HANDSHAKE:
+            return Error(code=ErrorCode.NOT_READY.value, message=f"say hello first (got {message.TYPE})")
+        if type(message) in (Hello, Auth):
+            return Error(code=ErrorCode.ALREADY_HELLO.value, message="you already said hello")
+        return Error(code=ErrorCode.BAD_MESSAGE.value, message=f"{message.TYPE} is not a message a client sends")
+
+    # ------------------------------------------------------------------ time
+
+    def tick(self, now: float) -> list[Event]:
+        """Deadlines and keepalive (the server calls this about twice a second): a ping
+        to send, or an error and a closed session."""
+        limits = self.limits
+        if self.closed:
+            return []
+        if self.partial_since is not None and now - self.partial_since > limits.frame_timeout:
+            self.close(CloseReason.TOO_SLOW_SENDING)
+            return [Reply(Error(code=ErrorCode.TIMED_OUT.value, fatal=True,
+                                message=f"a frame took over {limits.frame_timeout:g} s to arrive: too slow sending"))]
+        if self.phase is Phase.HANDSHAKE:
+            if now - self.connected_at > limits.handshake_timeout + self.waited:
+                self.close(CloseReason.NO_HELLO)
+                return [Reply(Error(code=ErrorCode.TIMED_OUT.value, fatal=True,
+                                    message=f"no hello within {limits.handshake_timeout:g} s"))]
+            return []
+        if self.ping_sent is not None:
+            if now - self.ping_sent > limits.pong_timeout:
+                self.close(CloseReason.TIMED_OUT)
+                return [Reply(Error(code=ErrorCode.TIMED_OUT.value, message="no answer to ping", fatal=True))]
+        elif now - self.last_heard > limits.ping_interval:
+            self.ping_sent = now
+            return [Reply(Ping(token="keepalive"))]
+        return []

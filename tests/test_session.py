@@ -1,0 +1,147 @@
+"""ServerSession: one connection's protocol decisions, with bytes, messages and a fake
+clock only -- no sockets, no threads."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+
+import pytest
+
+from chatroom.protocol import (
+    PROTOCOL_VERSION,
+    Ack,
+    Auth,
+    Bye,
+    Error,
+    ErrorCode,
+    Hello,
+    Ping,
+    Pong,
+    Say,
+    encode_message,
+)
+from chatroom.server.session import Act, CloseReason, Phase, Reply, ServerSession, SessionLimits
+
+LIMITS = SessionLimits(max_header=65536, max_body=1 << 20, rate=4.0, burst=5.0, max_strikes=3,
+                       handshake_timeout=10.0, frame_timeout=30.0, ping_interval=30.0, pong_timeout=20.0)
+HELLO = encode_message(Hello(version=PROTOCOL_VERSION, nick="ann"))
+
+
+def active(now: float = 0.0, limits: SessionLimits = LIMITS) -> ServerSession:
+    s = ServerSession(limits, now)
+    _, events = s.receive_data(HELLO, now)
+    assert [type(e) for e in events] == [Act]
+    s.admitted()
+    return s
+
+
+def errors(events: list) -> list[Error]:
+    return [e.message for e in events if isinstance(e, Reply) and isinstance(e.message, Error)]
+
+
+def test_bytes_split_anywhere_give_the_same_events():
+    data = HELLO + encode_message(Ping(token="t")) + encode_message(Say(id="1", text="héllo"))
+    whole = ServerSession(LIMITS, 0.0).receive_data(data, 0.0)[1]
+    for cut in range(1, len(data)):
+        s = ServerSession(LIMITS, 0.0)
+        events = s.receive_data(data[:cut], 0.0)[1] + s.receive_data(data[cut:], 0.0)[1]
+        assert events == whole, cut
+    assert [type(e) for e in whole] == [Act, Reply, Reply]  # hello; pong; say is not legal before welcome
+    assert whole[1].message == Pong(token="t") and whole[2].message.code == ErrorCode.NOT_READY.value
+
+
+def test_what_is_legal_depends_on_the_phase():
+    s = ServerSession(LIMITS, 0.0)
+    assert errors(s.receive_data(encode_message(Say(id="1", text="hi")), 0.0)[1])[0].code == "not_ready"
+    s = active()
+    (err,) = errors(s.receive_data(HELLO, 1.0)[1])
+    assert err.code == ErrorCode.ALREADY_HELLO.value and not err.fatal
+    (err,) = errors(s.receive_data(encode_message(Auth(proof="0" * 64)), 1.0)[1])
+    assert err.code == ErrorCode.ALREADY_HELLO.value
+    (err,) = errors(s.receive_data(encode_message(Ack(id="1", ts=0.0)), 1.0)[1])
+    assert err.code == ErrorCode.BAD_MESSAGE.value
+    (act,) = s.receive_data(encode_message(Say(id="2", text="hi")), 1.0)[1]
+    assert act == Act(Say(id="2", text="hi")) and s.phase is Phase.ACTIVE
+
+
+def test_a_burst_then_slow_down_then_flooding_closes():
+    s = active()
+    says = b"".join(encode_message(Say(id=str(n), text="x")) for n in range(9))
+    events = s.receive_data(says, 1.0)[1]
+    assert [type(e) for e in events[:5]] == [Act] * 5  # the burst
+    refused = errors(events[5:])
+    assert [e.code for e in refused[:3]] == ["rate_limited"] * 3 and refused[0].id == "5"
+    assert refused[-1].code == ErrorCode.FLOODING.value and refused[-1].fatal
+    assert s.closed and s.close_reason is CloseReason.FLOODING and not s.close_reason.keeps_session
+
+
+def test_keepalive_is_never_refused_after_a_burst_of_chat_but_a_ping_flood_is():
+    s = active(limits=dataclasses.replace(LIMITS, max_strikes=100))
+    s.receive_data(b"".join(encode_message(Say(id=str(n), text="x")) for n in range(8)), 1.0)
+    (pong,) = s.receive_data(encode_message(Ping(token="alive?")), 1.0)[1]
+    assert pong == Reply(Pong(token="alive?"))
+    flood = b"".join(encode_message(Ping(token=str(n))) for n in range(300))
+    events = s.receive_data(flood, 1.0)[1]
+    assert errors(events)[-1].code == ErrorCode.FLOODING.value and s.closed
+
+
+def test_a_goodbye_closes_with_its_reason():
+    s = active()
+    assert s.receive_data(encode_message(Bye(reason="lunch\x1b[31m")), 1.0)[1] == []
+    assert s.closed and s.close_reason is CloseReason.QUIT and s.close_text.startswith("quit: lunch")
+    s = active()
+    s.receive_data(encode_message(Bye(reason="quit")), 1.0)
+    assert s.close_text == "quit"
+
+
+def test_a_broken_stream_closes_and_nothing_after_it_counts():
+    s = active()
+    _, events = s.receive_data(b"\xff\xff\xff\xff" + encode_message(Say(id="1", text="x")), 1.0)
+    (err,) = errors(events)
+    assert err.code == ErrorCode.FRAME_TOO_LARGE.value and err.fatal
+    assert s.close_reason is CloseReason.PROTOCOL_ERROR and len(events) == 1
+
+
+def test_an_id_that_cannot_be_encoded_is_not_echoed():
+    s = active()
+    payload = json.dumps({"type": "say", "id": "x\ud83d", "text": "hi"}).encode()
+    (err,) = errors(s.receive_data(struct.pack("!I", len(payload)) + payload, 1.0)[1])
+    assert err.code == ErrorCode.INVALID_FIELD.value and err.id is None
+
+
+@pytest.mark.parametrize("waited", [0.0, 5.0])
+def test_the_handshake_deadline_counts_the_time_the_server_made_it_wait(waited):
+    s = ServerSession(LIMITS, 0.0)
+    s.waited = waited
+    assert s.tick(10.0 + waited - 0.1) == []
+    (err,) = errors(s.tick(10.0 + waited + 0.1))
+    assert err.code == ErrorCode.TIMED_OUT.value and err.fatal and s.close_reason is CloseReason.NO_HELLO
+
+
+def test_a_frame_left_incomplete_too_long_drops_its_sender():
+    s = active()
+    frame = encode_message(Say(id="1", text="slowly, " * 10))
+    for t in range(1, 31):  # a byte a second: no frame ever completes, and no connection is kept
+        assert s.receive_data(frame[t - 1:t], float(t))[1] == []
+        assert s.tick(float(t)) == []
+    (err,) = errors(s.tick(31.5))
+    assert "too slow sending" in err.message and s.close_reason is CloseReason.TOO_SLOW_SENDING
+
+
+def test_keepalive_pings_a_silent_member_then_times_it_out_keeping_its_session():
+    s = active(0.0)
+    assert s.tick(29.0) == []
+    assert s.tick(31.0) == [Reply(Ping(token="keepalive"))]
+    assert s.tick(40.0) == []  # waiting for the answer
+    (err,) = errors(s.tick(51.5))
+    assert err.code == ErrorCode.TIMED_OUT.value and s.close_reason is CloseReason.TIMED_OUT
+    assert s.close_reason.keeps_session  # a lost network: the member may resume
+
+
+def test_any_byte_answers_a_ping():
+    s = active(0.0)
+    s.tick(31.0)
+    s.receive_data(encode_message(Pong(token="keepalive")), 45.0)
+    assert s.tick(52.0) == [] and not s.closed
