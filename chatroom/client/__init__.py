@@ -2,8 +2,9 @@
 
 ::
 
-    connection.py  ChatClient: the network thread (connect, handshake, keepalive,
-                   reconnect, resume, pacing); reports everything as events
+    connection.py  ChatClient: the network thread (connect, keepalive, reconnect,
+                   resume, pacing, holes); reports everything as events
+    handshake.py   ClientHandshake: hello, the password proofs, resume fallback (no I/O)
     transfers.py   Transfers: sending and receiving files, verified by SHA-256
     filenames.py   safe names for received files, never overwriting
     commands.py    what a typed line means: chat or a /command          (no I/O)

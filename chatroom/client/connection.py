@@ -15,7 +15,6 @@ rejoins the room it was in, and sends what is still unacknowledged, in order.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import itertools
 import logging
@@ -32,23 +31,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chatroom import __version__
-from chatroom.auth import NONCE_BYTES, client_proof, derive_key, proofs_match, server_proof
+from chatroom.auth import NONCE_BYTES
+from chatroom.client.handshake import ClientHandshake, Done, NeedTls, Send
 from chatroom.client.transfers import Transfers, default_downloads
 from chatroom.errors import ConnectionFailed, FrameError, HandshakeRefused, MessageError
 from chatroom.protocol import (
-    PROTOCOL_VERSION,
     Ack,
     Action,
-    Auth,
     Bye,
-    Challenge,
     Chat,
     Direct,
     Error,
     ErrorCode,
     FetchHistory,
     FrameDecoder,
-    Hello,
     History,
     Joined,
     MemberInfo,
@@ -424,61 +420,14 @@ class ChatClient:
             pin = self._known_pin()
             if self.tls or pin is not None:  # a server met over TLS is never spoken to in plaintext
                 sock = self._secure(sock, pin)
-            # Our half of a password exchange: only when we have a password, and then
-            # the server must prove it knows it too, or we refuse its welcome.
-            client_nonce = os.urandom(NONCE_BYTES) if self.password is not None else None
-            hello = Hello(version=PROTOCOL_VERSION, nick=self.wanted_nick, client=f"chatroom {__version__}",
-                          room=self.session.room or None, nonce=client_nonce.hex() if client_nonce else None)
-            if self.resume_token:
-                # Ask for our session back: same nick at once, and what we missed.
-                last = self.last_seq.get(fold(self.session.room))
-                self._send_blocking(sock, dataclasses.replace(hello, resume=self.resume_token, last_seq=last))
-            else:
-                self._send_blocking(sock, hello)
-            decoder = FrameDecoder(max_header=1 << 20)
-            answered: bytes | None = None  # the proof the server must give, once we proved ours
-            deadline = time.monotonic() + self.connect_timeout + 5
-            while True:
-                sock.settimeout(max(0.1, deadline - time.monotonic()))
-                try:
-                    data = sock.recv(1 << 16)
-                except TimeoutError:
-                    raise ConnectionFailed(f"{self.host}:{self.port} did not answer the handshake") from None
-                if not data:
-                    raise ConnectionFailed(f"{self.host}:{self.port} closed the connection during the handshake")
-                # The server is alive and talking (it may be making a throttled address wait).
-                deadline = max(deadline, time.monotonic() + self.connect_timeout + 5)
-                frames = decoder.feed(data)
-                self._trace_in(len(data), frames)
-                messages = [decode_message(f) for f in frames]
-                for i, msg in enumerate(messages):
-                    if isinstance(msg, Welcome):
-                        if client_nonce is not None:  # resumed or not: no valid proof, no room
-                            self._check_server(msg, answered)
-                        sock.setblocking(False)
-                        self._decoder = decoder
-                        return sock, msg, messages[i + 1:]
-                    if isinstance(msg, Challenge):
-                        if client_nonce is None:  # we have no password (the caller may ask for one)
-                            raise HandshakeRefused(ErrorCode.AUTH_REQUIRED, "this room needs a password")
-                        auth, answered = self._answer(msg, client_nonce)
-                        self._send_blocking(sock, auth)
-                        continue
-                    if isinstance(msg, Notice):
-                        log.info("server notice during the handshake: %s", msg.text)
-                        continue
-                    if isinstance(msg, Error) and msg.code == ErrorCode.RESUME_REFUSED:
-                        log.info("resume refused (%s); joining afresh", msg.message)
-                        self.resume_token = None
-                        self._send_blocking(sock, hello)
-                        continue
-                    if isinstance(msg, Error) and msg.code == ErrorCode.TLS_REQUIRED and not self.tls:
-                        raise _UpgradeToTls()
-                    if isinstance(msg, Error):
-                        raise HandshakeRefused(msg.code, msg.message)
-                    if isinstance(msg, Bye):
-                        raise HandshakeRefused(ErrorCode.SHUTTING_DOWN, msg.reason or "the server is closing")
-        except _UpgradeToTls:
+            # The decisions are the handshake's (client/handshake.py); this only pumps.
+            handshake = ClientHandshake(
+                nick=self.wanted_nick, room=self.session.room, client=f"chatroom {__version__}",
+                password=self.password, nonce=os.urandom(NONCE_BYTES) if self.password is not None else None,
+                resume_token=self.resume_token, last_seq=self.last_seq.get(fold(self.session.room)), tls=self.tls)
+            self._send_blocking(sock, handshake.hello)
+            return self._pump_handshake(sock, handshake)
+        except NeedTls:
             sock.close()
             self.tls = True  # the server insists on TLS: an upgrade, never a downgrade
             return self._open()
@@ -488,6 +437,38 @@ class ChatClient:
         except BaseException:
             sock.close()
             raise
+
+    def _pump_handshake(self, sock: socket.socket, handshake: ClientHandshake
+                        ) -> tuple[socket.socket, Welcome, list[Message]]:
+        """Read until the handshake is done (or refused), sending what it asks to."""
+        decoder = FrameDecoder(max_header=1 << 20)
+        deadline = time.monotonic() + self.connect_timeout + 5
+        while True:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                data = sock.recv(1 << 16)
+            except TimeoutError:
+                raise ConnectionFailed(f"{self.host}:{self.port} did not answer the handshake") from None
+            if not data:
+                raise ConnectionFailed(f"{self.host}:{self.port} closed the connection during the handshake")
+            # The server is alive and talking (it may be making a throttled address wait).
+            deadline = max(deadline, time.monotonic() + self.connect_timeout + 5)
+            frames = decoder.feed(data)
+            self._trace_in(len(data), frames)
+            messages = [decode_message(f) for f in frames]
+            for i, msg in enumerate(messages):
+                if isinstance(msg, Notice):
+                    log.info("server notice during the handshake: %s", msg.text)
+                step = handshake.receive(msg)
+                if isinstance(step, Send):
+                    self._send_blocking(sock, step.message)
+                elif isinstance(step, Done):
+                    if handshake.resume_refused:
+                        log.info("resume refused; joined afresh")
+                        self.resume_token = None
+                    sock.setblocking(False)
+                    self._decoder = decoder
+                    return sock, step.welcome, messages[i + 1:]
 
     def _known_pin(self) -> str | None:
         """The fingerprint remembered for this server (trust on first use), if any."""
@@ -533,27 +514,6 @@ class ChatClient:
             )
         self._emit(Trusted(server, fp, first_time))
         return tls
-
-    def _answer(self, challenge: Challenge, client_nonce: bytes) -> tuple[Auth, bytes]:
-        """Prove we know the room password; return the proof and what the server must
-        answer with to prove it knows it too."""
-        if self.password is None:
-            raise HandshakeRefused(ErrorCode.AUTH_REQUIRED, "this room needs a password")
-        key = derive_key(self.password, bytes.fromhex(challenge.salt))
-        server_nonce = bytes.fromhex(challenge.nonce)
-        expected = server_proof(key, client_nonce, server_nonce)
-        return Auth(proof=client_proof(key, server_nonce, client_nonce).hex()), expected
-
-    def _check_server(self, welcome: Welcome, expected: bytes | None) -> None:
-        """We sent a nonce: the welcome must carry the server's proof for this exchange.
-        No challenge at all (``expected`` None), no proof, or a wrong one: a server that
-        does not know the room password let us in, so it is not the room we think."""
-        if expected is None or welcome.proof is None or not proofs_match(bytes.fromhex(welcome.proof), expected):
-            raise HandshakeRefused(
-                ErrorCode.AUTH_FAILED,
-                "this server accepted us without proving it knows the room password: it is not the room you "
-                "think it is (check the address with the host)",
-            )
 
     def _send_blocking(self, sock: socket.socket, msg: Message) -> None:
         data = encode_message(msg)
@@ -1040,10 +1000,6 @@ class CertificateChanged(ConnectionFailed):
 
 class NotTlsAnyMore(CertificateChanged):
     """A server we pinned over TLS answered without TLS: refuse the downgrade."""
-
-
-class _UpgradeToTls(Exception):
-    """The server said it speaks TLS only: reconnect with TLS."""
 
 
 @dataclass(frozen=True)
