@@ -1,16 +1,19 @@
-"""The network side of a chat client: connect, handshake, read, keepalive, reconnect.
+"""The network side of a chat client: connect, read, write, keepalive, reconnect.
 
 No UI here, and no prompt_toolkit.  :class:`ChatClient` runs one network thread that
 owns the socket (a ``selectors`` loop, non-blocking writes), so callers never block on
 the network: ``say()`` and friends only queue and wake it.  Everything that happens is
 reported as an event to the ``on_event`` callback, *from the network thread*; a UI
-hands it over to its own loop.
+hands it over to its own loop.  The decisions are not made here: the handshake's in
+``handshake.py``, what each message means in ``session.py`` (both sans-I/O); this
+module pumps bytes and carries out what they say.
 
 Events are the server's messages (``chatroom.protocol``) plus the local ones below.
 
-Outgoing chat is tracked by client message id until the server acknowledges it.  If
-the connection drops, the client reconnects with backoff (1 s doubling to 30 s),
-rejoins the room it was in, and sends what is still unacknowledged, in order.
+Outgoing chat is tracked by client message id until the server acknowledges it, and
+paced to the server's rate limit.  If the connection drops, the client reconnects with
+backoff (0.5-1 s, doubling to 30 s, with jitter), resumes its session, and sends what
+is still unacknowledged, in order.
 """
 
 from __future__ import annotations
@@ -26,37 +29,25 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from chatroom import __version__
 from chatroom.auth import NONCE_BYTES
 from chatroom.client.handshake import ClientHandshake, Done, NeedTls, Send
+from chatroom.client.session import FATAL_CODES, ClientSession, Emit, End, Request, SessionAction, Settle
 from chatroom.client.transfers import Transfers, default_downloads
 from chatroom.errors import ConnectionFailed, FrameError, HandshakeRefused, MessageError
 from chatroom.protocol import (
-    Ack,
     Action,
     Bye,
-    Chat,
     Direct,
-    Error,
-    ErrorCode,
-    FetchHistory,
     FrameDecoder,
-    History,
-    Joined,
-    MemberInfo,
-    Members,
     Message,
     Notice,
     Ping,
-    Pong,
-    Presence,
-    PresenceEvent,
     Say,
-    Topic,
     Welcome,
     decode_message,
     encode_message,
@@ -78,13 +69,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("chatroom.client")
-
-#: Errors that end the session for good: retrying by itself cannot help (or, for a kick,
-#: must not: the person may come back by hand with /reconnect).
-FATAL_CODES = frozenset({
-    ErrorCode.VERSION_MISMATCH, ErrorCode.INVALID_NICK, ErrorCode.AUTH_FAILED, ErrorCode.AUTH_REQUIRED,
-    ErrorCode.KICKED, ErrorCode.BANNED,
-})
 
 #: Messages that the server's rate limit does not count (PROTOCOL.md, "Rate limit").
 _UNPACED = frozenset({"ping", "pong", "bye", "file_chunk", "file_ack", "file_done"})
@@ -158,19 +142,6 @@ def parse_address(text: str | None, default_port: int) -> tuple[str, int]:
     return host or "127.0.0.1", number
 
 
-@dataclass
-class _Session:
-    """What we know about where we are (updated only by the network thread)."""
-
-    server: str = ""
-    nick: str = ""
-    room: str = ""
-    topic: str = ""
-    members: dict[str, MemberInfo] = field(default_factory=dict)
-    member_count: int = 0
-    limits: dict[str, int] = field(default_factory=dict)
-
-
 class ChatClient:
     """A connection to a chat server that keeps itself alive.
 
@@ -207,7 +178,6 @@ class ChatClient:
         self.pinned = normalize_fingerprint(fingerprint) if fingerprint else None
         self.known_servers = known_servers
         self.host, self.port = host, port
-        self.wanted_nick = nick
         # Events wait here until a handler is attached (a UI is usually built after
         # connect(), which already emits the welcome); they are then replayed in order.
         self._handler: EventSink | None = on_event
@@ -217,7 +187,8 @@ class ChatClient:
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout
-        self.session = _Session(nick=nick, room=room or "")
+        #: Where we are and what we have seen (no I/O): see client/session.py.
+        self.session = ClientSession(nick, room or "")
         self.state = ConnState.CLOSED
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex()
@@ -237,15 +208,9 @@ class ChatClient:
         self._idle = threading.Condition(self._lock)
         self.pings_answered = 0
         self.refused = 0  # messages the server refused (too long, muted...): never delivered
-        self.resume_token: str | None = None
-        self.last_seq: dict[str, int] = {}  # folded room name -> newest sequence number seen
-        self.resumed = False  # whether the last (re)connection resumed our session
         #: File sharing: offers, uploads and downloads (see transfers.py).
         self.files = Transfers(downloads or default_downloads(), send=self._send_file_message, emit=self._emit,
                                next_id=self._next_id, run=self.call_soon)
-        #: Per room (folded name): a hole in the sequence numbers being fetched.
-        self._fills: dict[str, _Fill] = {}
-        self._replay: _Replay | None = None  # what a resumed welcome said will be replayed
 
     # ------------------------------------------------------------------ public API
 
@@ -269,6 +234,11 @@ class ChatClient:
     @property
     def room(self) -> str:
         return self.session.room
+
+    @property
+    def resumed(self) -> bool:
+        """Whether the last (re)connection resumed our session."""
+        return self.session.resumed
 
     def connect(self) -> Welcome:
         """Connect and say hello; start the network thread.  Raises
@@ -422,9 +392,10 @@ class ChatClient:
                 sock = self._secure(sock, pin)
             # The decisions are the handshake's (client/handshake.py); this only pumps.
             handshake = ClientHandshake(
-                nick=self.wanted_nick, room=self.session.room, client=f"chatroom {__version__}",
+                nick=self.session.wanted_nick, room=self.session.room, client=f"chatroom {__version__}",
                 password=self.password, nonce=os.urandom(NONCE_BYTES) if self.password is not None else None,
-                resume_token=self.resume_token, last_seq=self.last_seq.get(fold(self.session.room)), tls=self.tls)
+                resume_token=self.session.resume_token,
+                last_seq=self.session.last_seq.get(fold(self.session.room)), tls=self.tls)
             self._send_blocking(sock, handshake.hello)
             return self._pump_handshake(sock, handshake)
         except NeedTls:
@@ -465,7 +436,7 @@ class ChatClient:
                 elif isinstance(step, Done):
                     if handshake.resume_refused:
                         log.info("resume refused; joined afresh")
-                        self.resume_token = None
+                        self.session.resume_token = None
                     sock.setblocking(False)
                     self._decoder = decoder
                     return sock, step.welcome, messages[i + 1:]
@@ -532,27 +503,8 @@ class ChatClient:
             tracer.frame_in("server", frame)
 
     def _adopt(self, sock: socket.socket, welcome: Welcome) -> None:
-        s = self.session
-        s.server, s.nick, s.room, s.topic = welcome.server, welcome.nick, welcome.room, welcome.topic
-        s.members = {m.nick: m for m in welcome.members}
-        s.member_count = welcome.member_count or len(welcome.members)
-        s.limits = dict(welcome.limits)
+        actions = self.session.welcomed(welcome)
         self.files.max_size = welcome.limits.get("max_file")
-        self.wanted_nick = welcome.nick
-        self.resume_token = welcome.resume_token
-        self.resumed = welcome.resumed
-        self._fills.clear()
-        self._replay = None
-        self._saw(welcome.history)
-        if welcome.resumed:
-            # The missed messages follow in replay frames; we are current once we have
-            # welcome.last_seq.  What the replay does not hold, we fetch (see _Fill).
-            key = fold(welcome.room)
-            self._replay = _Replay(key, welcome.room, welcome.missed or 0, welcome.last_seq)
-            if not welcome.missed:
-                self._replay_done()
-        else:
-            self._saw_up_to(welcome.room, welcome.last_seq)
         if "ping_interval" in welcome.limits:
             self.ping_interval = max(1.0, min(self.ping_interval, welcome.limits["ping_interval"] - 1.0))
         per_minute = welcome.limits.get("rate_per_minute", 0)
@@ -565,6 +517,7 @@ class ChatClient:
             self._requests.extend(resend)
         self._set_state(ConnState.CONNECTED, f"connected to {welcome.server}")
         self._emit(welcome)
+        self._carry_out(actions)
 
     def _drop_socket(self) -> None:
         sock, self._sock = self._sock, None
@@ -784,155 +737,25 @@ class ChatClient:
     # ------------------------------------------------------------------ incoming
 
     def _handle(self, msg: Message) -> _Why | None:
-        s = self.session
+        """A message from the server: the session says what it means; do that."""
         if isinstance(msg, Ping):
-            self._queue(encode_message(Pong(token=msg.token)))
             self.pings_answered += 1
-            return None
-        if isinstance(msg, Pong):
-            return None
         if self.files.handle(msg):
             return None  # reported as TransferChanged events
-        if isinstance(msg, Ack):
-            self._settle(msg.id, "acked")
-        elif isinstance(msg, Error):
-            if msg.id is not None and msg.id in self._unacked:
-                self._settle(msg.id, "refused", msg.message)
-            if msg.fatal:
-                self._emit(msg)
-                fatal = msg.code in FATAL_CODES
-                text = msg.message + (" (/reconnect to come back)" if msg.code == ErrorCode.KICKED else "")
-                return _Why(text, fatal=fatal)
-        elif isinstance(msg, Bye):
-            self._emit(msg)
-            return _Why(msg.reason or "the server said goodbye")
-        elif isinstance(msg, Joined):
-            s.room, s.topic = msg.room, msg.topic
-            self._saw(msg.history)
-            self._saw_up_to(msg.room, msg.last_seq)
-            s.members = {m.nick: m for m in msg.members}
-            s.member_count = msg.member_count or len(msg.members)
-        elif isinstance(msg, Presence) and msg.room == s.room:
-            self._track_presence(msg)
-        elif isinstance(msg, Topic) and msg.room == s.room:
-            s.topic = msg.topic
-        elif isinstance(msg, Members) and msg.room == s.room:
-            s.members = {m.nick: m for m in msg.members}
-            s.member_count = msg.member_count or len(msg.members)
-        elif isinstance(msg, Chat):
-            if not self._in_order(msg):
-                return None  # held until the hole before it is filled
-            self._saw((msg,))
-        elif isinstance(msg, History):
-            if self._filled(msg):
-                return None  # delivered as the chats it holds
-            self._saw(msg.messages)
-            if msg.replay and self._replay is not None and fold(msg.room) == self._replay.key:
-                self._replay.got += len(msg.messages)
-                if self._replay.got >= self._replay.expected:
-                    self._emit(msg)
-                    self._replay_done()
-                    return None
-        self._emit(msg)
-        return None
+        return self._carry_out(self.session.receive(msg))
 
-    # ------------------------------------------------------------------ holes in a room's sequence
-
-    def _replay_done(self) -> None:
-        """The resume replay is in: if it did not reach the room's newest message (it is
-        bounded), fetch the rest before showing anything live."""
-        replay, self._replay = self._replay, None
-        if replay is not None and self.last_seq.get(replay.key, 0) < replay.upto:
-            self._start_fill(replay.key, replay.room, replay.upto)
-
-    def _in_order(self, chat: Chat) -> bool:
-        """Sequence numbers have no holes: a chat that skips some (a bounded replay, a
-        server bug) is held while the missing ones are fetched.  Defence in depth."""
-        key = fold(chat.room)
-        fill = self._fills.get(key)
-        if fill is not None:
-            fill.held.append(chat)
-            return False
-        last = self.last_seq.get(key)
-        if last is not None and chat.seq <= last:
-            return False  # already shown (a fetched page held it too): exactly once
-        if last is not None and chat.seq > last + 1:
-            log.info("messages %d-%d of %s are missing: fetching them", last + 1, chat.seq - 1, chat.room)
-            self._start_fill(key, chat.room, chat.seq - 1)
-            self._fills[key].held.append(chat)
-            return False
-        return True
-
-    def _start_fill(self, key: str, room: str, upto: int) -> None:
-        fill = self._fills.setdefault(key, _Fill(room, upto))
-        fill.upto = max(fill.upto, upto)
-        self._fetch_fill(key)
-
-    def _fetch_fill(self, key: str) -> None:
-        fill = self._fills[key]
-        self._queue(encode_message(FetchHistory(room=fill.room, after=self.last_seq.get(key, 0), limit=100)),
-                    True)
-
-    def _filled(self, page: History) -> bool:
-        """``page`` answers our fetch of a hole: show its messages as live ones, then
-        what was held; fetch more if the hole is not closed yet."""
-        key = fold(page.room)
-        fill = self._fills.get(key)
-        if fill is None or page.replay:
-            return False
-        last = self.last_seq.get(key, 0)
-        if page.messages and page.messages[-1].seq <= last:
-            return False  # an older page (paging back): not ours
-        for chat in page.messages:
-            if chat.seq > self.last_seq.get(key, 0):
-                self._saw((chat,))
-                self._emit(chat)
-        now_at = self.last_seq.get(key, 0)
-        if page.messages and now_at < fill.upto and not page.complete:
-            self._fetch_fill(key)
-            return True
-        if now_at < fill.upto:
-            log.warning("messages %d-%d of %s are no longer in the server's history", now_at + 1, fill.upto,
-                        fill.room)
-        del self._fills[key]
-        for chat in sorted(fill.held, key=lambda c: c.seq):
-            if self._in_order(chat):
-                self._saw((chat,))
-                self._emit(chat)
-        return True
-
-    def _saw_up_to(self, room: str, seq: int) -> None:
-        """We (re)joined ``room`` where it is at ``seq``: what came before is history,
-        not something we missed.  Set, not raised: a server whose history was wiped
-        numbers from 1 again."""
-        self.last_seq[fold(room)] = seq
-
-    def _saw(self, chats: Iterable[Chat]) -> None:
-        for chat in chats:
-            key = fold(chat.room)
-            if chat.seq > self.last_seq.get(key, 0):
-                self.last_seq[key] = chat.seq
-
-    def _track_presence(self, p: Presence) -> None:
-        # Copy-on-write: the UI thread may be iterating the dict it read a moment ago.
-        s = self.session
-        members = dict(s.members)
-        if p.event is PresenceEvent.JOIN:
-            members[p.nick] = MemberInfo(nick=p.nick)
-            s.member_count += 1
-        elif p.event is PresenceEvent.LEAVE:
-            members.pop(p.nick, None)
-            s.member_count = max(len(members), s.member_count - 1)
-        elif p.event is PresenceEvent.NICK and p.new_nick:
-            info = members.pop(p.nick, MemberInfo(nick=p.nick))
-            members[p.new_nick] = MemberInfo(nick=p.new_nick, away=info.away, op=info.op)
-            if p.nick == s.nick:
-                s.nick = self.wanted_nick = p.new_nick
-        elif p.event in (PresenceEvent.AWAY, PresenceEvent.BACK):
-            info = members.get(p.nick, MemberInfo(nick=p.nick))
-            members[p.nick] = MemberInfo(nick=p.nick, idle=info.idle, op=info.op,
-                                         away=p.message if p.event is PresenceEvent.AWAY else None)
-        s.members = members
+    def _carry_out(self, actions: list[SessionAction]) -> _Why | None:
+        why: _Why | None = None
+        for action in actions:
+            if type(action) is Emit:
+                self._emit(action.event)
+            elif type(action) is Request:
+                self._queue(encode_message(action.message), action.message.TYPE not in _UNPACED)
+            elif type(action) is Settle:
+                self._settle(action.id, action.status, action.error)
+            elif type(action) is End:
+                why = _Why(action.why, fatal=action.fatal)
+        return why
 
     def _settle(self, msg_id: str, status: str, error: str = "") -> None:
         with self._lock:
@@ -971,27 +794,6 @@ class _Pacer:
         """Seconds until the next token."""
         self._refill(now)
         return 0.0 if self.rate <= 0 else max(0.0, (1 - self._tokens) / self.rate)
-
-
-@dataclass
-class _Replay:
-    """A resumed welcome's promise: ``expected`` messages follow in replay frames, and
-    the room's newest message is ``upto``."""
-
-    key: str
-    room: str
-    expected: int
-    upto: int
-    got: int = 0
-
-
-@dataclass
-class _Fill:
-    """A hole being fetched in ``room``, through ``upto``; live chats wait in ``held``."""
-
-    room: str
-    upto: int
-    held: list[Chat] = field(default_factory=list)
 
 
 class CertificateChanged(ConnectionFailed):
