@@ -213,85 +213,37 @@ def _fail(message: str, status: int = 1) -> int:
     return status
 
 
+class _Exit(Exception):
+    """A command-line failure already worded for the user: print it, exit with ``status``."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    from chatroom.netaddr import local_ipv4_addresses
-    from chatroom.server.tcp import ChatServer, ServerConfig
+    from chatroom.server.tcp import ServerConfig
 
     _setup_logging(args)
-    password = op_password = None
-    if args.password:
-        password = _secret("CHATROOM_PASSWORD", "room password")
-        if password is None:
-            return _fail("--password: set CHATROOM_PASSWORD, or run in a terminal to be asked", 2)
-    if args.op_password:
-        op_password = _secret("CHATROOM_OP_PASSWORD", "operator token")
-        if op_password is None:
-            return _fail("--op-password: set CHATROOM_OP_PASSWORD, or run in a terminal to be asked", 2)
-    cert = key = None
-    if args.tls or args.cert or args.key:
-        if bool(args.cert) != bool(args.key):
-            return _fail("--cert and --key go together (or give neither for a self-signed certificate)", 2)
-        if args.cert:
-            cert, key = args.cert, args.key
-        else:
-            import socket as _socket
-
-            from chatroom.tls import ensure_certificate
-
-            tls_dir = _data_dir(args.data_dir) / "tls"
-            try:
-                cert_path, key_path = ensure_certificate(tls_dir, _socket.gethostname())
-            except OSError as exc:
-                return _fail(f"cannot keep a certificate in {tls_dir}: {exc.strerror or exc}")
-            cert, key = str(cert_path), str(key_path)
-    config = ServerConfig(
-        host=args.host, port=args.port, name=args.name, max_clients=args.max_clients,
-        max_text=args.max_text, history_size=args.history, outbox_limit=args.outbox_limit,
-        rate=args.rate, burst=args.burst, ping_interval=args.ping_interval,
-        pong_timeout=args.pong_timeout, handshake_timeout=args.handshake_timeout,
-        data_dir=None if args.memory else str(_data_dir(args.data_dir)), sync=args.sync,
-        resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
-        password=password, op_password=op_password, tls_cert=cert, tls_key=key,
-        max_file_size=args.max_file_size, max_per_address=args.max_per_address, frame_timeout=args.frame_timeout,
-    )
-    tracer = _open_tracer(args.trace)
     try:
-        server = ChatServer(config, tracer=tracer)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            return _fail(f"port {args.port} on {args.host} is already in use: stop the other server "
-                         "or choose another with --port (0 picks a free one)")
-        if exc.errno == errno.EADDRNOTAVAIL:
-            return _fail(f"{args.host} is not an address of this machine")
-        if exc.errno == errno.EACCES:
-            return _fail(f"not allowed to listen on port {args.port}: use a port above 1024")
-        return _fail(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
-    except OverflowError:
-        return _fail(f"port {args.port} is out of range (0-65535)")
-    except sqlite3.Error as exc:
-        return _fail(f"cannot open the history database in {config.data_dir}: {exc}")
-    except (ssl.SSLError, ValueError) as exc:
-        return _fail(f"cannot use the TLS certificate {cert} / key {key}: {exc}")
-
-    port = server.port
-    print(f"chatroom {__version__}: serving on {args.host}:{port}", flush=True)
-    if args.host in ("0.0.0.0", ""):
-        addresses = local_ipv4_addresses()
-        if addresses:
-            print("people on your network can join with:", flush=True)
-            for address in addresses:
-                print(f"  chatroom join {address}:{port}", flush=True)
-    else:
-        print(f"join with: chatroom join {args.host}:{port}", flush=True)
-    print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)
-    if password:
-        print("this room needs a password", flush=True)
-    if server.tls_fingerprint:
-        print(f"TLS certificate fingerprint (people joining can compare it): {server.tls_fingerprint}", flush=True)
-    if not op_password:
-        print(f"operator token (type /op TOKEN in a client; shown only now): {server.op_token}", flush=True)
-    print("press Ctrl-C to stop", flush=True)
-
+        password, op_password = _serve_secrets(args)
+        cert, key = _serve_certificate(args)
+        config = ServerConfig(
+            host=args.host, port=args.port, name=args.name, max_clients=args.max_clients,
+            max_text=args.max_text, history_size=args.history, outbox_limit=args.outbox_limit,
+            rate=args.rate, burst=args.burst, ping_interval=args.ping_interval,
+            pong_timeout=args.pong_timeout, handshake_timeout=args.handshake_timeout,
+            data_dir=None if args.memory else str(_data_dir(args.data_dir)), sync=args.sync,
+            resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
+            password=password, op_password=op_password, tls_cert=cert, tls_key=key,
+            max_file_size=args.max_file_size, max_per_address=args.max_per_address,
+            frame_timeout=args.frame_timeout,
+        )
+        tracer = _open_tracer(args.trace)
+        server = _start_server(args, config, tracer)
+    except _Exit as exc:
+        return _fail(str(exc), exc.status)
+    _print_welcome(args, server, config)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -313,6 +265,84 @@ def cmd_serve(args: argparse.Namespace) -> int:
             tracer.close()
     print("chatroom: server stopped", flush=True)
     return 0
+
+
+def _serve_secrets(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    password = op_password = None
+    if args.password:
+        password = _secret("CHATROOM_PASSWORD", "room password")
+        if password is None:
+            raise _Exit("--password: set CHATROOM_PASSWORD, or run in a terminal to be asked", 2)
+    if args.op_password:
+        op_password = _secret("CHATROOM_OP_PASSWORD", "operator token")
+        if op_password is None:
+            raise _Exit("--op-password: set CHATROOM_OP_PASSWORD, or run in a terminal to be asked", 2)
+    return password, op_password
+
+
+def _serve_certificate(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The PEM certificate and key for --tls: given, or self-signed and kept."""
+    if not (args.tls or args.cert or args.key):
+        return None, None
+    if bool(args.cert) != bool(args.key):
+        raise _Exit("--cert and --key go together (or give neither for a self-signed certificate)", 2)
+    if args.cert:
+        return args.cert, args.key
+    import socket as _socket
+
+    from chatroom.tls import ensure_certificate
+
+    tls_dir = _data_dir(args.data_dir) / "tls"
+    try:
+        cert_path, key_path = ensure_certificate(tls_dir, _socket.gethostname())
+    except OSError as exc:
+        raise _Exit(f"cannot keep a certificate in {tls_dir}: {exc.strerror or exc}") from None
+    return str(cert_path), str(key_path)
+
+
+def _start_server(args: argparse.Namespace, config: ServerConfig, tracer: Tracer | None) -> ChatServer:
+    from chatroom.server.tcp import ChatServer
+
+    try:
+        return ChatServer(config, tracer=tracer)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise _Exit(f"port {args.port} on {args.host} is already in use: stop the other server "
+                        "or choose another with --port (0 picks a free one)") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise _Exit(f"{args.host} is not an address of this machine") from None
+        if exc.errno == errno.EACCES:
+            raise _Exit(f"not allowed to listen on port {args.port}: use a port above 1024") from None
+        raise _Exit(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except OverflowError:
+        raise _Exit(f"port {args.port} is out of range (0-65535)") from None
+    except sqlite3.Error as exc:
+        raise _Exit(f"cannot open the history database in {config.data_dir}: {exc}") from None
+    except (ssl.SSLError, ValueError) as exc:
+        raise _Exit(f"cannot use the TLS certificate {config.tls_cert} / key {config.tls_key}: {exc}") from None
+
+
+def _print_welcome(args: argparse.Namespace, server: ChatServer, config: ServerConfig) -> None:
+    from chatroom.netaddr import local_ipv4_addresses
+
+    port = server.port
+    print(f"chatroom {__version__}: serving on {args.host}:{port}", flush=True)
+    if args.host in ("0.0.0.0", ""):
+        addresses = local_ipv4_addresses()
+        if addresses:
+            print("people on your network can join with:", flush=True)
+            for address in addresses:
+                print(f"  chatroom join {address}:{port}", flush=True)
+    else:
+        print(f"join with: chatroom join {args.host}:{port}", flush=True)
+    print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)
+    if config.password:
+        print("this room needs a password", flush=True)
+    if server.tls_fingerprint:
+        print(f"TLS certificate fingerprint (people joining can compare it): {server.tls_fingerprint}", flush=True)
+    if not config.op_password:
+        print(f"operator token (type /op TOKEN in a client; shown only now): {server.op_token}", flush=True)
+    print("press Ctrl-C to stop", flush=True)
 
 
 def _announce(args: argparse.Namespace, server: ChatServer, config: ServerConfig) -> Announcer | None:
@@ -593,25 +623,14 @@ def _refusal_advice(code: str, message: str, args: argparse.Namespace) -> str:
 
 
 def cmd_join(args: argparse.Namespace) -> int:
-    from chatroom.client.connection import ChatClient, parse_address
-    from chatroom.protocol import DEFAULT_PORT
+    from chatroom.client.connection import ChatClient
+    from chatroom.tls import KnownServers, default_known_servers
 
     logging.getLogger().addHandler(logging.NullHandler())
-    if args.address is None and _listening("127.0.0.1", DEFAULT_PORT):
-        addresses, port = ["127.0.0.1"], DEFAULT_PORT  # a server on this machine: no need to look further
-    elif args.address is None:
-        found = _discover(args)
-        if isinstance(found, str):
-            return _fail(found)
-        addresses, port, room, tls = found
-        args.room = args.room or room
-        args.tls = args.tls or tls
-    else:
-        try:
-            host, port = parse_address(args.address, DEFAULT_PORT)
-        except ValueError as exc:
-            return _fail(f"bad address {args.address!r}: {exc}", 2)
-        addresses = [host]
+    where = _join_addresses(args)
+    if isinstance(where, int):
+        return where
+    addresses, port = where
     nick = args.nick or _default_nick()
     if args.trace == "-":
         return _fail("--trace needs a file for 'join' (the screen is busy): --trace trace.log", 2)
@@ -619,10 +638,6 @@ def cmd_join(args: argparse.Namespace) -> int:
         tracer = _open_tracer(args.trace)
     except OSError as exc:
         return _fail(f"cannot write the trace to {args.trace}: {exc.strerror or exc}")
-    import os
-
-    from chatroom.tls import KnownServers, default_known_servers
-
     known_servers = KnownServers(default_known_servers())
     if args.forget_pin:
         for host in addresses:
@@ -645,6 +660,30 @@ def cmd_join(args: argparse.Namespace) -> int:
     finally:
         if tracer is not None:
             tracer.close()
+
+
+def _join_addresses(args: argparse.Namespace) -> tuple[list[str], int] | int:
+    """Where to join: the typed address, a server on this machine, or what the LAN
+    announces (which may also set ``args.room`` and ``args.tls``).  An int: the exit
+    status of a failure already reported."""
+    from chatroom.client.connection import parse_address
+    from chatroom.protocol import DEFAULT_PORT
+
+    if args.address is not None:
+        try:
+            host, port = parse_address(args.address, DEFAULT_PORT)
+        except ValueError as exc:
+            return _fail(f"bad address {args.address!r}: {exc}", 2)
+        return [host], port
+    if _listening("127.0.0.1", DEFAULT_PORT):
+        return ["127.0.0.1"], DEFAULT_PORT  # a server on this machine: no need to look further
+    found = _discover(args)
+    if isinstance(found, str):
+        return _fail(found)
+    addresses, port, room, tls = found
+    args.room = args.room or room
+    args.tls = args.tls or tls
+    return addresses, port
 
 
 _TRY_NEXT = -1

@@ -81,26 +81,38 @@ def parse_input(line: str) -> ChatLine | Command | Invalid | None:
     if name not in COMMANDS:
         return Invalid(f"unknown command /{head} (type //{head} to send it as text)\n{HELP}")
     args = tuple(rest.split())
-    if name == "me" and not rest:
-        return Invalid("usage: /me ACTION")
-    if name == "msg" and len(args) < 2:
-        return Invalid("usage: /msg NICK TEXT")
+    problem = _usage_problem(name, args, rest)
+    if problem is not None:
+        return Invalid(problem)
     if name == "msg":
         _, _, text = rest.partition(" ")
         return Command(name, args, text.strip())
-    if name in ("nick", "join") and len(args) != 1:
-        return Invalid(f"usage: /{name} {COMMANDS[name][0]}")
-    if name == "bell" and (len(args) != 1 or args[0].lower() not in BELL_MODES):
-        return Invalid("usage: /bell on|off|mentions")
-    if name in ("op", "kick", "ban", "unban", "mute", "unmute") and not args:
-        return Invalid(f"usage: /{name} {COMMANDS[name][0]}")
-    if name == "send" and not rest:
-        return Invalid("usage: /send [NICK] PATH (a path with spaces can be quoted)")
-    if name in ("accept", "reject", "cancel") and (len(args) > 1 or (args and not args[0].isdigit())):
-        return Invalid(f"usage: /{name} [N] (N: the number /files shows)")
-    if name in ("ban", "mute") and len(args) > 1 and parse_duration(args[1]) is None:
-        return Invalid(f"usage: /{name} {COMMANDS[name][0]} ({args[1]!r} is not a time like 30m, 2h or 1d)")
     return Command(name, args, rest)
+
+
+#: Commands that need exactly one argument, or at least one.
+_ONE_ARG = frozenset({"nick", "join"})
+_SOME_ARGS = frozenset({"op", "kick", "ban", "unban", "mute", "unmute"})
+
+
+def _usage_problem(name: str, args: tuple[str, ...], rest: str) -> str | None:
+    """Why ``/name rest`` cannot be used as typed, or None."""
+    usage = f"usage: /{name} {COMMANDS[name][0]}"
+    if name == "me" and not rest:
+        return "usage: /me ACTION"
+    if name == "msg" and len(args) < 2:
+        return "usage: /msg NICK TEXT"
+    if (name in _ONE_ARG and len(args) != 1) or (name in _SOME_ARGS and not args):
+        return usage
+    if name == "bell" and (len(args) != 1 or args[0].lower() not in BELL_MODES):
+        return "usage: /bell on|off|mentions"
+    if name == "send" and not rest:
+        return "usage: /send [NICK] PATH (a path with spaces can be quoted)"
+    if name in ("accept", "reject", "cancel") and (len(args) > 1 or (args and not args[0].isdigit())):
+        return f"usage: /{name} [N] (N: the number /files shows)"
+    if name in ("ban", "mute") and len(args) > 1 and parse_duration(args[1]) is None:
+        return f"{usage} ({args[1]!r} is not a time like 30m, 2h or 1d)"
+    return None
 
 
 def parse_duration(text: str) -> float | None:

@@ -27,38 +27,28 @@ EOF_ACK_TIMEOUT = 10.0
 def run_plain(client: ChatClient, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
               stderr: TextIO = sys.stderr) -> int:
     """Run until EOF or /quit.  The client must be connected.  Returns an exit status."""
-    out_lock = threading.Lock()
+    out = _Output(stdout)
     done = threading.Event()
-
-    def emit(text: str) -> None:
-        with out_lock:
-            try:
-                stdout.write(text + "\n")
-            except UnicodeEncodeError:  # e.g. Windows' redirected output: replace, never drop the line
-                encoding = getattr(stdout, "encoding", None) or "ascii"
-                stdout.write(text.encode(encoding, "replace").decode(encoding) + "\n")
-            stdout.flush()
+    reason = ["quit"]
 
     def on_event(event: object) -> None:
         if isinstance(event, StateChanged):
             if event.state is ConnState.DISCONNECTED:
-                emit(f"-- disconnected: {event.detail}; retrying in {event.retry_in:.1f} s")
+                out.emit(f"-- disconnected: {event.detail}; retrying in {event.retry_in:.1f} s")
             elif event.state is ConnState.CLOSED and not done.is_set():
-                emit(f"-- closed: {event.detail}")
+                out.emit(f"-- closed: {event.detail}")
                 done.set()
             return
         line = plain_line(event, client.nick)
         if line is not None:
-            emit(line)
-
-    client.on_event = on_event
-    reason = ["quit"]
+            out.emit(line)
 
     def quit(why: str) -> None:
         reason[0] = why or "quit"
         done.set()
 
-    controller = Controller(client, show=lambda text, error: emit(("-- " if not error else "-- error: ") + text),
+    client.on_event = on_event
+    controller = Controller(client, show=lambda text, error: out.emit(("-- " if not error else "-- error: ") + text),
                             quit=quit)
     status = 0
     try:
@@ -68,17 +58,39 @@ def run_plain(client: ChatClient, stdin: TextIO = sys.stdin, stdout: TextIO = sy
                 break
     except KeyboardInterrupt:
         status = 130
-    if not client.wait_acked(EOF_ACK_TIMEOUT + client.pace_time(len(client.pending()))):
-        unsent = len(client.pending())
-        stderr.write(f"chatroom: {unsent} message(s) were not acknowledged by the server and may not have been "
-                     "delivered\n")
-        stderr.flush()
-        status = status or 1
-    refused = client.refused
-    if refused:
-        stderr.write(f"chatroom: {refused} message(s) were refused by the server (see above)\n")
-        stderr.flush()
-        status = status or 1
+    status = _report_undelivered(client, stderr) or status
     done.set()  # our own goodbye is not news
     client.close(reason[0])
+    return status
+
+
+class _Output:
+    """Lines to stdout, one writer at a time, never lost to an encoding."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+
+    def emit(self, text: str) -> None:
+        with self.lock:
+            try:
+                self.stream.write(text + "\n")
+            except UnicodeEncodeError:  # e.g. Windows' redirected output: replace, never drop the line
+                encoding = getattr(self.stream, "encoding", None) or "ascii"
+                self.stream.write(text.encode(encoding, "replace").decode(encoding) + "\n")
+            self.stream.flush()
+
+
+def _report_undelivered(client: ChatClient, stderr: TextIO) -> int:
+    """Wait (as long as the rate limit needs, and a margin) for everything to be
+    acknowledged; say on stderr what was not delivered.  Returns 1 if anything was not."""
+    status = 0
+    if not client.wait_acked(EOF_ACK_TIMEOUT + client.pace_time(len(client.pending()))):
+        stderr.write(f"chatroom: {len(client.pending())} message(s) were not acknowledged by the server and may "
+                     "not have been delivered\n")
+        status = 1
+    if client.refused:
+        stderr.write(f"chatroom: {client.refused} message(s) were refused by the server (see above)\n")
+        status = 1
+    stderr.flush()
     return status
