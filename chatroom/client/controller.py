@@ -11,7 +11,7 @@ from chatroom.client.commands import HELP, ChatLine, Command, Invalid, parse_dur
 from chatroom.client.connection import ChatClient, ConnState
 from chatroom.client.transcript import files_text
 from chatroom.client.transfers import TransferError
-from chatroom.protocol import Away, Join, ListRooms, ModAction, Moderate, Nick, Op, SetTopic, Who
+from chatroom.protocol import Away, Join, ListRooms, Message, ModAction, Moderate, Nick, Op, SetTopic, Who
 from chatroom.text import clean_line, fold
 
 __all__ = ["Controller"]
@@ -47,18 +47,30 @@ class Controller:
             self._command(parsed)
 
     def _command(self, cmd: Command) -> None:
+        if self._local(cmd):
+            return
         c = self.client
-        name = cmd.name
+        if c.state is not ConnState.CONNECTED:
+            self.show(f"/{cmd.name} needs the server: wait until we are connected again", True)
+        elif cmd.name in ("send", "accept", "reject", "cancel"):
+            try:
+                self._file_command(cmd.name, cmd)
+            except TransferError as exc:
+                self.show(str(exc), True)
+        else:
+            request = _request(cmd)
+            if request is not None:
+                c.send(request)
+
+    def _local(self, cmd: Command) -> bool:
+        """Commands that work offline (chat is kept and resent).  True if handled."""
+        c, name = self.client, cmd.name
         if name == "help":
             self.show(HELP, False)
         elif name == "quit":
             self.quit(cmd.rest.strip())
         elif name == "reconnect":
-            if c.state in (ConnState.CONNECTED, ConnState.CONNECTING):
-                self.show("already connected" if c.state is ConnState.CONNECTED else "already connecting", False)
-            else:
-                self.show(f"reconnecting to {c.host}:{c.port}", False)
-                c.reconnect_now()
+            self._reconnect()
         elif name == "clear":
             self.clear()
         elif name == "bell":
@@ -74,37 +86,17 @@ class Controller:
             self.show(f"topic of {clean_line(c.room)}: {clean_line(topic)}" if topic else "no topic is set", False)
         elif name == "files":
             self.show(files_text(c.files.all()), False)
-        elif c.state is not ConnState.CONNECTED:
-            self.show(f"/{name} needs the server: wait until we are connected again", True)
-        elif name == "nick":
-            c.send(Nick(nick=cmd.args[0]))
-        elif name == "who":
-            c.send(Who())
-        elif name == "join":
-            c.send(Join(room=cmd.args[0]))
-        elif name == "rooms":
-            c.send(ListRooms())
-        elif name == "topic":
-            c.send(SetTopic(topic=cmd.rest))
-        elif name == "away":
-            c.send(Away(message=cmd.rest or None))
-        elif name == "op":
-            c.send(Op(token=cmd.args[0]))
-        elif name == "kick":
-            c.send(Moderate(action=ModAction.KICK, target=cmd.args[0], reason=" ".join(cmd.args[1:])))
-        elif name in ("ban", "mute"):
-            duration = parse_duration(cmd.args[1]) if len(cmd.args) > 1 else None
-            action = ModAction.BAN if name == "ban" else ModAction.MUTE
-            c.send(Moderate(action=action, target=cmd.args[0], duration=duration))
-        elif name in ("unban", "unmute"):
-            c.send(Moderate(action=ModAction(name), target=cmd.args[0]))
-        elif name in ("lock", "unlock", "bans"):
-            c.send(Moderate(action=ModAction(name)))
-        elif name in ("send", "accept", "reject", "cancel"):
-            try:
-                self._file_command(name, cmd)
-            except TransferError as exc:
-                self.show(str(exc), True)
+        else:
+            return False
+        return True
+
+    def _reconnect(self) -> None:
+        c = self.client
+        if c.state in (ConnState.CONNECTED, ConnState.CONNECTING):
+            self.show("already connected" if c.state is ConnState.CONNECTED else "already connecting", False)
+        else:
+            self.show(f"reconnecting to {c.host}:{c.port}", False)
+            c.reconnect_now()
 
     def _file_command(self, name: str, cmd: Command) -> None:
         files = self.client.files
@@ -146,3 +138,29 @@ def _unquote(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
     return text
+
+
+def _request(cmd: Command) -> Message | None:
+    """The request a command sends to the server (the command was checked by
+    parse_input: its arguments are there)."""
+    name, args = cmd.name, cmd.args
+    simple: dict[str, Callable[[], Message]] = {
+        "nick": lambda: Nick(nick=args[0]),
+        "who": lambda: Who(),
+        "join": lambda: Join(room=args[0]),
+        "rooms": lambda: ListRooms(),
+        "topic": lambda: SetTopic(topic=cmd.rest),
+        "away": lambda: Away(message=cmd.rest or None),
+        "op": lambda: Op(token=args[0]),
+        "kick": lambda: Moderate(action=ModAction.KICK, target=args[0], reason=" ".join(args[1:])),
+    }
+    if name in simple:
+        return simple[name]()
+    if name in ("ban", "mute"):
+        duration = parse_duration(args[1]) if len(args) > 1 else None
+        return Moderate(action=ModAction(name), target=args[0], duration=duration)
+    if name in ("unban", "unmute"):
+        return Moderate(action=ModAction(name), target=args[0])
+    if name in ("lock", "unlock", "bans"):
+        return Moderate(action=ModAction(name))
+    return None
