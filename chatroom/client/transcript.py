@@ -101,73 +101,61 @@ class Transcript:
 
     def add(self, event: object) -> bool:
         """Show ``event``.  Returns True if it should ring the bell."""
-        ring = False
         if isinstance(event, Chat):
-            self.pending.pop(event.id or "", None)
-            if not self._fresh(event):
-                self.version += 1
-                return False
-            own = event.nick == self.nick
-            mention = not own and mentions(event.text, self.nick)
-            self._message(event.ts, event.nick, event.text, own=own, action=event.action, mention=mention)
-            ring = not own and (self.bell_mode == "on" or (self.bell_mode == "mentions" and mention))
-        elif isinstance(event, Private):
-            self.pending.pop(event.id or "", None)
-            own = event.nick == self.nick
-            who = f"→ {event.to}" if own else f"{event.nick} →"
-            self._message(event.ts, event.nick, event.text, own=own, private=who)
-            ring = not own and self.bell_mode != "off"
-        elif isinstance(event, Presence):
-            self.system(_presence_text(event), ts=event.ts)
-        elif isinstance(event, Topic):
-            self.system(f"{clean_line(event.nick)} set the topic: {clean_line(event.topic)}", ts=event.ts)
-        elif isinstance(event, Welcome | Joined):
-            self.room = event.room
-            for chat in event.history:
-                if self._fresh(chat):
-                    self._message(chat.ts, chat.nick, chat.text, own=chat.nick == self.nick, action=chat.action,
-                                  history=True)
-            if isinstance(event, Welcome) and event.resumed:
-                self.system(f"reconnected to {clean_line(event.room)}: your session was kept")
-                return False
-            topic = f" — topic: {clean_line(event.topic)}" if event.topic else ""
-            count = event.member_count or len(event.members)
-            others = {0: "nobody else", 1: "1 other"}.get(count - 1, f"{count - 1} others")
-            self.system(f"you are in {clean_line(event.room)} with {others}{topic}")
+            return self._chat(event)
+        if isinstance(event, Private):
+            return self._private(event)
+        if isinstance(event, Welcome | Joined):
+            self._arrived(event)
         elif isinstance(event, History):
             self._history(event)
-        elif isinstance(event, Members):
-            names = ", ".join(
-                clean_line(m.nick) + (" [op]" if m.op else "")
-                + (f" <{clean_line(m.address)}>" if m.address else "")  # the server shows operators addresses
-                + (f" (away: {clean_line(m.away)})" if m.away else "")
-                + (f" idle {int(m.idle)}s" if m.idle >= 60 else "")
-                for m in event.members
-            )
-            more = event.member_count - len(event.members)
-            self.system(f"in {clean_line(event.room)}: {names}" + (f" and {more} more" if more > 0 else ""))
-        elif isinstance(event, Rooms):
-            text = "; ".join(
-                f"{clean_line(r.name)} ({r.members})" + (f": {clean_line(r.topic)}" if r.topic else "")
-                for r in event.rooms
-            )
-            self.system(f"rooms: {text}")
-        elif isinstance(event, Error):
-            if event.id is None:  # refusals of our own messages show on the message
-                self.system(clean_text(event.message), error=True)
-        elif isinstance(event, Notice):
-            self.system(clean_text(event.text))
-        elif isinstance(event, Trusted):
-            self.system(_trusted_text(event))
         elif isinstance(event, OutgoingChanged):
             self._outgoing(event.outgoing)
         elif isinstance(event, TransferChanged):
-            shown = transfer_text(event)
-            if shown is not None:
-                self.system(shown[0], error=shown[1])
-            offered = event.what == "offered" and not event.transfer.outgoing
-            ring = offered and self.bell_mode != "off"
-        return ring
+            return self._transfer(event)
+        else:
+            line = _system_line(event)
+            if line is not None:
+                self.system(line[0], ts=line[1], error=line[2])
+        return False
+
+    def _chat(self, event: Chat) -> bool:
+        self.pending.pop(event.id or "", None)
+        if not self._fresh(event):
+            self.version += 1
+            return False
+        own = event.nick == self.nick
+        mention = not own and mentions(event.text, self.nick)
+        self._message(event.ts, event.nick, event.text, own=own, action=event.action, mention=mention)
+        return not own and (self.bell_mode == "on" or (self.bell_mode == "mentions" and mention))
+
+    def _private(self, event: Private) -> bool:
+        self.pending.pop(event.id or "", None)
+        own = event.nick == self.nick
+        who = f"→ {event.to}" if own else f"{event.nick} →"
+        self._message(event.ts, event.nick, event.text, own=own, private=who)
+        return not own and self.bell_mode != "off"
+
+    def _arrived(self, event: Welcome | Joined) -> None:
+        self.room = event.room
+        for chat in event.history:
+            if self._fresh(chat):
+                self._message(chat.ts, chat.nick, chat.text, own=chat.nick == self.nick, action=chat.action,
+                              history=True)
+        if isinstance(event, Welcome) and event.resumed:
+            self.system(f"reconnected to {clean_line(event.room)}: your session was kept")
+            return
+        topic = f" — topic: {clean_line(event.topic)}" if event.topic else ""
+        count = event.member_count or len(event.members)
+        others = {0: "nobody else", 1: "1 other"}.get(count - 1, f"{count - 1} others")
+        self.system(f"you are in {clean_line(event.room)} with {others}{topic}")
+
+    def _transfer(self, event: TransferChanged) -> bool:
+        shown = transfer_text(event)
+        if shown is not None:
+            self.system(shown[0], error=shown[1])
+        offered = event.what == "offered" and not event.transfer.outgoing
+        return offered and self.bell_mode != "off"
 
     def wants_older(self) -> int | None:
         """The sequence number to page back from in the current room, or None."""
@@ -395,3 +383,37 @@ def plain_line(event: object, nick: str = "") -> str | None:
         t.add(event)
         return "".join(text for _, text in t.lines[-1])[6:].lstrip()
     return None
+
+
+def _system_line(event: object) -> tuple[str, float | None, bool] | None:
+    """(text, time, error?) of a line from us about ``event``, or None to show nothing."""
+    if isinstance(event, Presence):
+        return _presence_text(event), event.ts, False
+    if isinstance(event, Topic):
+        return f"{clean_line(event.nick)} set the topic: {clean_line(event.topic)}", event.ts, False
+    if isinstance(event, Members):
+        return _members_text(event), None, False
+    if isinstance(event, Rooms):
+        text = "; ".join(f"{clean_line(r.name)} ({r.members})" + (f": {clean_line(r.topic)}" if r.topic else "")
+                         for r in event.rooms)
+        return f"rooms: {text}", None, False
+    if isinstance(event, Error):
+        # Refusals of our own messages show on the message.
+        return (clean_text(event.message), None, True) if event.id is None else None
+    if isinstance(event, Notice):
+        return clean_text(event.text), None, False
+    if isinstance(event, Trusted):
+        return _trusted_text(event), None, False
+    return None
+
+
+def _members_text(event: Members) -> str:
+    names = ", ".join(
+        clean_line(m.nick) + (" [op]" if m.op else "")
+        + (f" <{clean_line(m.address)}>" if m.address else "")  # the server shows operators addresses
+        + (f" (away: {clean_line(m.away)})" if m.away else "")
+        + (f" idle {int(m.idle)}s" if m.idle >= 60 else "")
+        for m in event.members
+    )
+    more = event.member_count - len(event.members)
+    return f"in {clean_line(event.room)}: {names}" + (f" and {more} more" if more > 0 else "")
