@@ -627,76 +627,87 @@ class ChatClient:
         """Pump one connection until it ends; say why it ended."""
         sock = self._sock
         assert sock is not None
-        decoder = self._decoder
-        out = bytearray()
-        last_heard = time.monotonic()
-        ping_sent: float | None = None
+        link = _Link(sock, time.monotonic())
         with selectors.DefaultSelector() as sel:
             sel.register(self._wake_r, selectors.EVENT_READ)
             sel.register(sock, selectors.EVENT_READ)
-            writing = False
             while True:
                 if self._closing:
-                    self._goodbye(sock, out)
+                    self._goodbye(sock, link.out)
                     return _Why("closed", fatal=True)
                 self._run_calls()
-                pace_wait = self._take_requests(out)
-                if out and not writing:
-                    sel.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-                    writing = True
-                elif not out and writing:
-                    sel.modify(sock, selectors.EVENT_READ)
-                    writing = False
-                now = time.monotonic()
-                if ping_sent is not None and now - ping_sent > self.pong_timeout:
-                    return _Why("the server stopped answering")
-                if ping_sent is None and now - last_heard > self.ping_interval:
-                    out += encode_message(Ping(token="client"))
-                    ping_sent = now
-                    continue
-                timeout = (ping_sent + self.pong_timeout if ping_sent else last_heard + self.ping_interval) - now
+                pace_wait = self._take_requests(link.out)
+                link.want_write(sel, bool(link.out))
+                timeout = self._keepalive(link, time.monotonic())
+                if isinstance(timeout, _Why):
+                    return timeout
                 if pace_wait is not None:
                     timeout = min(timeout, pace_wait)
                 for key, events in sel.select(max(0.01, timeout)):
                     if key.fileobj is self._wake_r:
                         self._drain_wake()
                         continue
-                    if events & selectors.EVENT_WRITE and out:
-                        try:
-                            sent = sock.send(out[:65536] if self.tls else out)
-                            del out[:sent]
-                        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                            pass
-                        except OSError as exc:
-                            return _Why(f"connection lost ({exc.strerror or exc})")
-                    while events & selectors.EVENT_READ:
-                        try:
-                            data = sock.recv(1 << 18)
-                        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                            break
-                        except OSError as exc:
-                            return _Why(f"connection lost ({exc.strerror or exc})")
-                        if not data:
-                            return _Why("the server closed the connection")
-                        last_heard = time.monotonic()
-                        ping_sent = None
-                        try:
-                            frames = decoder.feed(data)
-                        except FrameError as exc:
-                            return _Why(f"the server sent garbage ({exc})")
-                        self._trace_in(len(data), frames)
-                        for frame in frames:
-                            try:
-                                msg = decode_message(frame)
-                            except MessageError as exc:
-                                log.warning("ignoring a message from the server: %s", exc)
-                                continue
-                            why = self._handle(msg)
-                            if why is not None:
-                                return why
-                        # OpenSSL may hold decrypted bytes that select() cannot see
-                        if not (self.tls and isinstance(sock, ssl.SSLSocket) and sock.pending()):
-                            break
+                    why = self._on_ready(link, events)
+                    if why is not None:
+                        return why
+
+    def _keepalive(self, link: _Link, now: float) -> float | _Why:
+        """Ping a silent server; give up on one that does not answer.  Returns how long
+        the loop may wait, or why the connection is over."""
+        if link.ping_sent is not None and now - link.ping_sent > self.pong_timeout:
+            return _Why("the server stopped answering")
+        if link.ping_sent is None and now - link.last_heard > self.ping_interval:
+            link.out += encode_message(Ping(token="client"))
+            link.ping_sent = now
+            return 0.0
+        due = link.ping_sent + self.pong_timeout if link.ping_sent else link.last_heard + self.ping_interval
+        return due - now
+
+    def _on_ready(self, link: _Link, events: int) -> _Why | None:
+        """The socket is writable and/or readable: write what is queued, read and handle
+        what arrived."""
+        sock = link.sock
+        if events & selectors.EVENT_WRITE and link.out:
+            try:
+                del link.out[:sock.send(link.out[:65536] if self.tls else link.out)]
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            except OSError as exc:
+                return _Why(f"connection lost ({exc.strerror or exc})")
+        while events & selectors.EVENT_READ:
+            try:
+                data = sock.recv(1 << 18)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            except OSError as exc:
+                return _Why(f"connection lost ({exc.strerror or exc})")
+            if not data:
+                return _Why("the server closed the connection")
+            why = self._received(link, data)
+            if why is not None:
+                return why
+            # OpenSSL may hold decrypted bytes that select() cannot see
+            if not (self.tls and isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                break
+        return None
+
+    def _received(self, link: _Link, data: bytes) -> _Why | None:
+        link.last_heard, link.ping_sent = time.monotonic(), None
+        try:
+            frames = self._decoder.feed(data)
+        except FrameError as exc:
+            return _Why(f"the server sent garbage ({exc})")
+        self._trace_in(len(data), frames)
+        for frame in frames:
+            try:
+                msg = decode_message(frame)
+            except MessageError as exc:
+                log.warning("ignoring a message from the server: %s", exc)
+                continue
+            why = self._handle(msg)
+            if why is not None:
+                return why
+        return None
 
     def _take_requests(self, out: bytearray) -> float | None:
         """Move queued requests to ``out``: paced ones (counted by the server's rate
@@ -794,6 +805,24 @@ class _Pacer:
         """Seconds until the next token."""
         self._refill(now)
         return 0.0 if self.rate <= 0 else max(0.0, (1 - self._tokens) / self.rate)
+
+
+class _Link:
+    """One connection's socket and its loop's state (network thread only)."""
+
+    __slots__ = ("sock", "out", "last_heard", "ping_sent", "writing")
+
+    def __init__(self, sock: socket.socket, now: float) -> None:
+        self.sock = sock
+        self.out = bytearray()  # bytes waiting for the socket
+        self.last_heard = now
+        self.ping_sent: float | None = None
+        self.writing = False  # registered for EVENT_WRITE
+
+    def want_write(self, sel: selectors.BaseSelector, writing: bool) -> None:
+        if writing != self.writing:
+            sel.modify(self.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if writing else 0))
+            self.writing = writing
 
 
 class CertificateChanged(ConnectionFailed):
