@@ -365,7 +365,7 @@ def cmd_rooms(args: argparse.Namespace) -> int:
 
     try:
         ads = browse(args.seconds)
-    except Exception as exc:  # no multicast, a firewall, no interface: say so, never hang
+    except Exception as exc:  # noqa: BLE001 -- zeroconf raises what the OS gives it: say so, never hang
         return _fail(f"could not look for rooms on the LAN ({exc}); join by address: chatroom join HOST[:PORT]")
     if not ads:
         print("no rooms found on the LAN; join one by address: chatroom join HOST[:PORT]")
@@ -392,7 +392,7 @@ def _discover(args: argparse.Namespace) -> tuple[list[str], int, str | None, boo
 
     try:
         ads = browse(2.0)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- zeroconf raises what its OS gives it: say so, never hang
         return f"could not look for rooms on the LAN ({exc}); join by address: chatroom join HOST[:PORT]"
     if args.room:
         ads = [ad for ad in ads if ad.room.casefold() == args.room.casefold()] or ads

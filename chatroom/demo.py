@@ -120,13 +120,9 @@ class Demo:
         if client is None:
             return
         user = self._someone()
-        if "{user}" in text:
-            if user is None:
-                if what == "dm":
-                    return
-                text = text.replace("@{user} ", "").replace("{user}", "everyone")
-            else:
-                text = text.replace("{user}", user)
+        if what == "dm" and user is None:
+            return  # nobody to write to
+        text = _address(text, user)
         if what == "say":
             client.say(text)
         elif what == "me":
@@ -140,3 +136,12 @@ class Demo:
         elif what == "leave":
             client.close(text or "quit")
             bot.client = None
+
+
+def _address(text: str, user: str | None) -> str:
+    """Fill in the script's "{user}": someone who is not a bot, or everyone."""
+    if "{user}" not in text:
+        return text
+    if user is None:
+        return text.replace("@{user} ", "").replace("{user}", "everyone")
+    return text.replace("{user}", user)

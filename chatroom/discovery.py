@@ -187,7 +187,8 @@ class Announcer:
             from zeroconf import IPVersion, Zeroconf
 
             zc = Zeroconf(interfaces=self.addresses, ip_version=IPVersion.V4Only)
-        except Exception as exc:  # no multicast, no interface...: chat goes on without it
+        # zeroconf raises what its OS gives it; no multicast, no interface...: chat goes on without it
+        except Exception as exc:  # noqa: BLE001
             log.warning("LAN discovery is off: %s", exc)
             self.on_event(f"could not announce on the LAN ({exc}); people can still join by address")
             return
@@ -200,7 +201,7 @@ class Announcer:
             for info in self._registered.values():
                 try:
                     zc.unregister_service(info)  # the goodbye packets
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 -- a goodbye that fails must not stop the others
                     log.info("goodbye failed: %s", exc)
             zc.close()
 
@@ -229,7 +230,7 @@ class Announcer:
                     zc.update_service(new)
                     self._registered[room] = new
                     self._counts[room] = members
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 -- one room's announcement must not stop the others
                 log.warning("could not announce %s: %s", room, exc)
 
 

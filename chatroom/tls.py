@@ -188,76 +188,87 @@ class TlsBridge:
         return tls
 
     def _relay(self, tls: ssl.SSLSocket) -> None:
-        outer = self._outer
-        to_peer = bytearray()  # plaintext from the handler, to encrypt and send
-        to_handler = bytearray()  # plaintext from the peer, for the handler
-        peer_open = handler_open = True
+        pipe = _Pipe(tls, self._outer)
         with selectors.DefaultSelector() as sel:
             sel.register(tls, selectors.EVENT_READ)
-            sel.register(outer, selectors.EVENT_READ)
-            while peer_open or to_handler:
-                if not handler_open:
-                    break
-                sel.modify(tls, (selectors.EVENT_READ if peer_open and len(to_handler) < self.BUFFER else 0)
-                           | (selectors.EVENT_WRITE if to_peer else 0) or selectors.EVENT_READ)
-                sel.modify(outer, (selectors.EVENT_READ if len(to_peer) < self.BUFFER else 0)
-                           | (selectors.EVENT_WRITE if to_handler else 0) or selectors.EVENT_READ)
+            sel.register(self._outer, selectors.EVENT_READ)
+            while (pipe.peer_open or pipe.to_handler) and pipe.handler_open:
+                sel.modify(tls, (selectors.EVENT_READ if pipe.peer_open and len(pipe.to_handler) < self.BUFFER else 0)
+                           | (selectors.EVENT_WRITE if pipe.to_peer else 0) or selectors.EVENT_READ)
+                sel.modify(self._outer, (selectors.EVENT_READ if len(pipe.to_peer) < self.BUFFER else 0)
+                           | (selectors.EVENT_WRITE if pipe.to_handler else 0) or selectors.EVENT_READ)
                 sel.select(30)
-                # peer -> handler (drain what OpenSSL has buffered too: select cannot see it)
-                while peer_open and len(to_handler) < self.BUFFER:
-                    try:
-                        data = tls.recv(65536)
-                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-                        break
-                    except (ssl.SSLError, OSError):
-                        data = b""
-                    if not data:
-                        peer_open = False
-                        break
-                    to_handler += data
-                if to_handler:
-                    try:
-                        del to_handler[: outer.send(to_handler)]
-                    except BlockingIOError:
-                        pass
-                    except OSError:
-                        handler_open = False
-                if not peer_open and not to_handler:
-                    try:
-                        outer.shutdown(socket.SHUT_WR)  # the handler reads EOF
-                    except OSError:
-                        pass
-                # handler -> peer
-                while len(to_peer) < self.BUFFER:
-                    try:
-                        data = outer.recv(65536)
-                    except BlockingIOError:
-                        break
-                    except OSError:
-                        data = b""
-                    if not data:
-                        handler_open = False
-                        break
-                    to_peer += data
-                while to_peer:
-                    try:
-                        del to_peer[: tls.send(to_peer[:16384])]
-                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-                        break
-                    except (ssl.SSLError, OSError):
-                        peer_open = handler_open = False
-                        break
+                pipe.peer_to_handler(self.BUFFER)
+                pipe.handler_to_peer(self.BUFFER)
             # what the handler said last (a goodbye, an error) goes out before we close
-            if to_peer and peer_open:
+            if pipe.to_peer and pipe.peer_open:
                 tls.settimeout(1.0)
                 try:
-                    tls.sendall(bytes(to_peer))
+                    tls.sendall(bytes(pipe.to_peer))
                 except (ssl.SSLError, OSError):
                     pass
         try:
             tls.close()
         except OSError:
             pass
+
+
+class _Pipe:
+    """Both directions of a TLS bridge: what each side has sent and the other not yet
+    taken, and which sides are still open (the bridge thread only)."""
+
+    def __init__(self, tls: ssl.SSLSocket, outer: socket.socket) -> None:
+        self.tls, self.outer = tls, outer
+        self.to_peer = bytearray()  # plaintext from the handler, to encrypt and send
+        self.to_handler = bytearray()  # plaintext from the peer, for the handler
+        self.peer_open = self.handler_open = True
+
+    def peer_to_handler(self, limit: int) -> None:
+        # Drain what OpenSSL has buffered too: select() cannot see it.
+        while self.peer_open and len(self.to_handler) < limit:
+            try:
+                data = self.tls.recv(65536)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                break
+            except (ssl.SSLError, OSError):
+                data = b""
+            if not data:
+                self.peer_open = False
+                break
+            self.to_handler += data
+        if self.to_handler:
+            try:
+                del self.to_handler[: self.outer.send(self.to_handler)]
+            except BlockingIOError:
+                pass
+            except OSError:
+                self.handler_open = False
+        if not self.peer_open and not self.to_handler:
+            try:
+                self.outer.shutdown(socket.SHUT_WR)  # the handler reads EOF
+            except OSError:
+                pass
+
+    def handler_to_peer(self, limit: int) -> None:
+        while len(self.to_peer) < limit:
+            try:
+                data = self.outer.recv(65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self.handler_open = False
+                break
+            self.to_peer += data
+        while self.to_peer:
+            try:
+                del self.to_peer[: self.tls.send(self.to_peer[:16384])]
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                break
+            except (ssl.SSLError, OSError):
+                self.peer_open = self.handler_open = False
+                break
 
 
 def default_known_servers() -> Path:

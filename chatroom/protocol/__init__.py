@@ -17,7 +17,7 @@ from chatroom.protocol.framing import (
 from chatroom.protocol.messages import *  # noqa: F403
 from chatroom.protocol.messages import __all__ as _messages_all
 
-__all__ = [
+__all__ = [  # noqa: PLE0604 -- the messages module's own __all__, spliced in
     "MAX_BODY_SIZE",
     "MAX_HEADER_SIZE",
     "PREFIX_SIZE",

@@ -253,81 +253,98 @@ def _converter(tp: Any, owner: str, name: str) -> Callable[[Any], Any]:
 
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        (inner,) = args
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
         conv = _converter(inner, owner, name)
         return lambda v: None if v is None else conv(v)
     if origin is tuple:
-        item_tp, _ = typing.get_args(tp)
-        item = _converter(item_tp, owner, name)
-
-        def to_tuple(v: Any) -> tuple[Any, ...]:
-            if not isinstance(v, list):
-                raise bad(f"expected a list, got {_json_type(v)}")
-            return tuple(item(x) for x in v)
-
-        return to_tuple
+        return _tuple_of(_converter(typing.get_args(tp)[0], owner, name), bad)
     if origin is dict:
-        key_tp, val_tp = typing.get_args(tp)
-        val = _converter(val_tp, owner, name)
-
-        def to_dict(v: Any) -> dict[str, Any]:
-            if not isinstance(v, dict):
-                raise bad(f"expected an object, got {_json_type(v)}")
-            for k in v:
-                _check_encodable(k, bad)
-            return {str(k): val(x) for k, x in v.items()}
-
-        return to_dict
-    if tp is str:
-
-        def to_str(v: Any) -> str:
-            if not isinstance(v, str):
-                raise bad(f"expected a string, got {_json_type(v)}")
-            _check_encodable(v, bad)
-            return v
-
-        return to_str
-    if tp is bool:
-
-        def to_bool(v: Any) -> bool:
-            if not isinstance(v, bool):
-                raise bad(f"expected true or false, got {_json_type(v)}")
-            return v
-
-        return to_bool
-    if tp is int:
-
-        def to_int(v: Any) -> int:
-            if type(v) is not int:
-                raise bad(f"expected an integer, got {_json_type(v)}")
-            if not -(2**63) <= v < 2**63:
-                raise bad("integer out of range")
-            return v
-
-        return to_int
-    if tp is float:
-
-        def to_float(v: Any) -> float:
-            if type(v) not in (int, float) or not math.isfinite(v):
-                raise bad(f"expected a number, got {_json_type(v)}")
-            return float(v)
-
-        return to_float
+        return _dict_of(_converter(typing.get_args(tp)[1], owner, name), bad)
+    if tp in _SCALARS:
+        return _SCALARS[tp](bad)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-
-        def to_enum(v: Any) -> Any:
-            try:
-                return tp(v)
-            except ValueError:
-                raise bad(f"{v!r} is not one of {[m.value for m in tp]}") from None
-
-        return to_enum
+        return _enum_of(tp, bad)
     if isinstance(tp, type) and issubclass(tp, _Record | Message):
         return lambda v: _build(tp, v)
-    if tp is bytes:
-        return lambda v: v
     raise TypeError(f"no converter for {tp!r}")  # a bug in a message definition
+
+
+Bad = Callable[[str], InvalidField]
+
+
+def _tuple_of(item: Callable[[Any], Any], bad: Bad) -> Callable[[Any], tuple[Any, ...]]:
+    def to_tuple(v: Any) -> tuple[Any, ...]:
+        if not isinstance(v, list):
+            raise bad(f"expected a list, got {_json_type(v)}")
+        return tuple(item(x) for x in v)
+
+    return to_tuple
+
+
+def _dict_of(val: Callable[[Any], Any], bad: Bad) -> Callable[[Any], dict[str, Any]]:
+    def to_dict(v: Any) -> dict[str, Any]:
+        if not isinstance(v, dict):
+            raise bad(f"expected an object, got {_json_type(v)}")
+        for k in v:
+            _check_encodable(k, bad)
+        return {str(k): val(x) for k, x in v.items()}
+
+    return to_dict
+
+
+def _enum_of(tp: type[enum.Enum], bad: Bad) -> Callable[[Any], enum.Enum]:
+    def to_enum(v: Any) -> enum.Enum:
+        try:
+            return tp(v)
+        except ValueError:
+            raise bad(f"{v!r} is not one of {[m.value for m in tp]}") from None
+
+    return to_enum
+
+
+def _str_of(bad: Bad) -> Callable[[Any], str]:
+    def to_str(v: Any) -> str:
+        if not isinstance(v, str):
+            raise bad(f"expected a string, got {_json_type(v)}")
+        _check_encodable(v, bad)
+        return v
+
+    return to_str
+
+
+def _bool_of(bad: Bad) -> Callable[[Any], bool]:
+    def to_bool(v: Any) -> bool:
+        if not isinstance(v, bool):
+            raise bad(f"expected true or false, got {_json_type(v)}")
+        return v
+
+    return to_bool
+
+
+def _int_of(bad: Bad) -> Callable[[Any], int]:
+    def to_int(v: Any) -> int:
+        if type(v) is not int:
+            raise bad(f"expected an integer, got {_json_type(v)}")
+        if not -(2**63) <= v < 2**63:
+            raise bad("integer out of range")
+        return v
+
+    return to_int
+
+
+def _float_of(bad: Bad) -> Callable[[Any], float]:
+    def to_float(v: Any) -> float:
+        if type(v) not in (int, float) or not math.isfinite(v):
+            raise bad(f"expected a number, got {_json_type(v)}")
+        return float(v)
+
+    return to_float
+
+
+#: Plain JSON values: annotation -> converter factory.  ``bytes`` is a frame body, checked by the framing.
+_SCALARS: dict[Any, Callable[[Bad], Callable[[Any], Any]]] = {
+    str: _str_of, bool: _bool_of, int: _int_of, float: _float_of, bytes: lambda bad: lambda v: v,
+}
 
 
 def _check_encodable(v: str, bad: Callable[[str], InvalidField]) -> None:
