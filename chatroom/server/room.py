@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from chatroom.protocol import (
     MemberInfo,
     Members,
     Message,
+    ModAction,
     Presence,
     PresenceEvent,
     Private,
@@ -41,6 +42,7 @@ from chatroom.protocol import (
     Rooms,
     Topic,
 )
+from chatroom.server.bans import Ban, BanList, looks_like_address, person_key
 from chatroom.text import (
     MAX_NICK_LENGTH,
     MAX_TOPIC_LENGTH,
@@ -52,7 +54,7 @@ from chatroom.text import (
     room_problem,
 )
 
-__all__ = ["DEFAULT_ROOM", "Member", "Room", "Delivery", "ChatState"]
+__all__ = ["DEFAULT_ROOM", "Member", "Room", "Delivery", "Sanction", "ChatState"]
 
 DEFAULT_ROOM = "lobby"
 
@@ -129,6 +131,25 @@ class Room:
         return tuple(m.info(now, show_address=show_addresses) for m in listed)
 
 
+@dataclass
+class Sanction:
+    """What an operator's action decided, for the server to carry out (the room does no
+    I/O): tell the operator ``text``; disconnect ``victims`` -- and, for an address ban,
+    every connection from ``address`` -- with ``code`` and ``why``; store ``added`` and
+    delete ``lifted``; end the held sessions in ``ended``; ``notice``: (member, text) to
+    tell someone."""
+
+    text: str
+    victims: list[Member] = field(default_factory=list)
+    address: str | None = None
+    code: str = ErrorCode.KICKED.value
+    why: str = ""
+    added: Ban | None = None
+    lifted: list[Ban] = field(default_factory=list)
+    ended: list[Member] = field(default_factory=list)
+    notice: tuple[Member, str] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """Send ``message`` to each of ``recipients``, in this order relative to others."""
@@ -140,10 +161,12 @@ class Delivery:
 class ChatState:
     """Every room, member and nick of one server."""
 
-    def __init__(self, *, history_size: int = 100, max_text: int = 4000, store: Any = None) -> None:
+    def __init__(self, *, history_size: int = 100, max_text: int = 4000, store: Any = None,
+                 bans: Iterable[Ban] = ()) -> None:
         self.history_size = history_size
         self.max_text = max_text
         self.store = store
+        self.bans = BanList(bans)
         self.rooms: dict[str, Room] = {}  # fold(name) -> room
         self.nicks: dict[str, Member] = {}  # nick_key(nick) -> member: look-alikes share a key
         self.sessions: dict[str, Member] = {}  # resume token -> member
@@ -369,6 +392,78 @@ class ChatState:
         )
         return [Delivery(room.everyone(), event)]
 
+    # ------------------------------------------------------------------ moderation
+
+    def make_operator(self, member: Member) -> None:
+        member.op = True
+
+    def moderate(self, op: Member, action: ModAction, target: str, reason: str, duration: float | None,
+                 now: float, handshaking: Callable[[str], int] = lambda address: 0) -> Sanction:
+        """Carry out an operator's ``action`` on ``target`` (a nick, or an address for a
+        ban).  ``handshaking(ip)``: connections from that address that have no member
+        yet (the server knows them; they count as sharing an address)."""
+        if not op.op:
+            raise Refused(ErrorCode.NOT_OPERATOR, "only operators can do that (see /op)")
+        target, reason = clean_line(target).strip(), clean_line(reason).strip()
+        if action is ModAction.BANS:
+            bans = self.bans.all(now)
+            return Sanction("bans:\n" + "\n".join(f"  {b.describe(now)}" for b in bans) if bans else "nobody is banned")
+        if action in (ModAction.LOCK, ModAction.UNLOCK):
+            room = self._room_of(op)
+            room.topic_locked = action is ModAction.LOCK
+            return Sanction(f"the topic of {room.name} is now {'locked' if room.topic_locked else 'open'}")
+        if action is ModAction.UNBAN:
+            lifted = self.bans.matching(target)
+            for ban in lifted:
+                self.bans.remove(ban.target)
+            return Sanction(f"unbanned {', '.join(b.describe(now) for b in lifted)}" if lifted
+                            else f"no ban matches {target}", lifted=lifted)
+        member = self.nicks.get(nick_key(target)) if target else None
+        if action is ModAction.BAN:
+            return self._ban(op, member, target, reason, duration, now, handshaking)
+        if member is None:
+            return Sanction(f"nobody is called {target}")
+        if action is ModAction.KICK:
+            why = f"kicked by {op.nick}" + (f": {reason}" if reason else "")
+            return Sanction(f"kicked {member.nick}", [member], code=ErrorCode.KICKED.value, why=why, ended=[member])
+        mute = action is ModAction.MUTE
+        member.muted_until = (now + duration if duration else float("inf")) if mute else 0.0
+        verb = "muted" if mute else "unmuted"
+        how = f" for {duration:g} s" if mute and duration else ""
+        return Sanction(f"{verb} {member.nick}",
+                        notice=(member, f"{op.nick} {verb} you{how}" + (f": {reason}" if reason else "")))
+
+    def _ban(self, op: Member, member: Member | None, target: str, reason: str, duration: float | None,
+             now: float, handshaking: Callable[[str], int]) -> Sanction:
+        """Ban ``member``'s address -- or the person, when others share that address --
+        or an address given as ``target``.  An operator is never banned."""
+        until = now + duration if duration else None
+        why = "banned by " + op.nick + (f": {reason}" if reason else "")
+        if member is not None:
+            if member.op:
+                return Sanction(f"{member.nick} is an operator: operators cannot be banned")
+            address = _ip(member.address)
+            sharing = sum(1 for m in self.members() if m is not member and _ip(m.address) == address)
+            sharing += handshaking(address)
+            if sharing:  # banning the address would ban them too: ban the person
+                ban = Ban(person_key(member.nick), until, member.nick, reason, op.nick)
+                self.bans.add(ban)
+                return Sanction(f"banned {member.nick} (the person, not the address {address}: {sharing} other "
+                                "connection(s) share it)", [member], code=ErrorCode.BANNED.value, why=why,
+                                added=ban, ended=[member])
+            ban = Ban(address, until, member.nick, reason, op.nick)
+        elif looks_like_address(target):
+            if any(m.op and _ip(m.address) == target for m in self.members()):
+                return Sanction(f"an operator is connected from {target}: not banned")
+            ban = Ban(target, until, "", reason, op.nick)
+        else:
+            return Sanction(f"nobody is called {target}, and it is not an address")
+        self.bans.add(ban)
+        held = [m for m in self.members() if _ip(m.address) == ban.target]
+        how = f" for {duration:g} s" if duration else ""
+        return Sanction(f"banned {ban.target}{how}", address=ban.target, code=ErrorCode.BANNED.value, why=why,
+                        added=ban, ended=held)
+
     # ------------------------------------------------------------------ queries
 
     def who(self, member: Member, now: float, room: str | None = None) -> Members:
@@ -495,3 +590,8 @@ class ChatState:
             return []
         event = Presence(room=room.name, event=PresenceEvent.LEAVE, nick=member.nick, reason=reason, ts=now)
         return [Delivery(room.everyone(), event)]
+
+
+def _ip(address: str) -> str:
+    """``host:port`` -> host."""
+    return address.rsplit(":", 1)[0]

@@ -67,7 +67,6 @@ from chatroom.protocol import (
     ListRooms,
     Members,
     Message,
-    ModAction,
     Moderate,
     Nick,
     Notice,
@@ -81,12 +80,12 @@ from chatroom.protocol import (
     encode_message,
     major_version,
 )
-from chatroom.server.bans import Ban, BanList, looks_like_address, person_key
+from chatroom.server.bans import Ban
 from chatroom.server.guard import AuthGuard
 from chatroom.server.hub import Batch, Hub, append_entry
 from chatroom.server.outbox import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
 from chatroom.server.relay import DEFAULT_MAX_FILE, DEFAULT_WINDOW, MAX_RECEIVING, Relay
-from chatroom.server.room import ChatState, Member
+from chatroom.server.room import ChatState, Member, Sanction
 from chatroom.server.session import Act, CloseReason, Event, Phase, Reply, ServerSession, SessionLimits
 from chatroom.server.store import DB_NAME, HistoryStore
 from chatroom.text import clean_line, fold, nick_key
@@ -255,28 +254,6 @@ def _shrunk(msg: Welcome | Joined | History | Members, *, forward: bool = False
     raise LocalProtocolError(f"{msg.TYPE} does not fit the header limit even without history and members")
 
 
-@dataclass
-class _Sanction:
-    """What a moderation decided under the lock, carried out after it."""
-
-    text: str  # for the operator (and the log)
-    victims: list[Connection] = field(default_factory=list)  # disconnected with ``code`` and ``why``
-    code: ErrorCode = ErrorCode.KICKED
-    why: str = ""
-    added: Ban | None = None  # to store
-    lifted: list[Ban] = field(default_factory=list)  # to delete
-    ended: list[Member] = field(default_factory=list)  # held sessions that must not be resumed
-
-    @property
-    def reason(self) -> CloseReason:
-        return CloseReason.BANNED if self.code is ErrorCode.BANNED else CloseReason.KICKED
-
-
-def _ip(address: str) -> str:
-    """``host:port`` -> host."""
-    return address.rsplit(":", 1)[0]
-
-
 def _how_long(ban: Ban) -> str:
     return "" if ban.until is None else f" for {math.ceil((ban.until - time.time()) / 60)} more minutes"
 
@@ -310,7 +287,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         elif self.refusal is not None:
             self.send_error(self.refusal, "the server is shutting down", fatal=True)
         if self.refusal is None:
-            ban = self.server.bans.for_address(conn.ip, time.time())
+            ban = self.server.hub.state.bans.for_address(conn.ip, time.time())  # a dict read: no lock needed
             if ban is not None:
                 log.info("refused %s: banned", conn.address)
                 self.send_error(ErrorCode.BANNED, f"your address is banned from this server{_how_long(ban)}",
@@ -506,7 +483,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
             )
             conn.close(CloseReason.VERSION_MISMATCH)
             return
-        ban = server.bans.for_nick(msg.nick, time.time())
+        ban = server.hub.state.bans.for_nick(msg.nick, time.time())
         if ban is not None:
             log.info("%s: refused %s: banned", conn.address, clean_line(msg.nick))
             self.send_error(ErrorCode.BANNED, f"you are banned from this server{_how_long(ban)}", fatal=True)
@@ -735,16 +712,13 @@ class ChatHandler(socketserver.BaseRequestHandler):
             log.warning("%s: wrong operator token", self.describe())
             self.send_error(ErrorCode.NOT_OPERATOR, "that is not the operator token")
             return
-        member.op = True
+        with server.hub.locked(self.batch) as state:
+            state.make_operator(member)
         log.info("%s is now an operator", self.describe())
         self.send(Notice(text="you are now an operator: /kick /ban /unban /mute /unmute /lock /unlock"))
 
     def on_moderate(self, msg: Moderate) -> None:
-        member = self._member()
-        if not member.op:
-            self.send_error(ErrorCode.NOT_OPERATOR, "only operators can do that (see /op)")
-            return
-        text = self.server.moderate(member, msg, self.batch)
+        text = self.server.moderate(self._member(), msg, self.batch)  # Refused (not an operator) is answered
         self.send(Notice(text=text))
 
     # ------------------------------------------------------------------ file sharing
@@ -851,7 +825,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self.tracer = tracer
         path = Path(self.config.data_dir) / DB_NAME if self.config.data_dir else None
         self.store = HistoryStore(path, sync=self.config.sync)
-        state = ChatState(history_size=self.config.history_size, max_text=self.config.max_text, store=self.store)
+        state = ChatState(history_size=self.config.history_size, max_text=self.config.max_text, store=self.store,
+                          bans=self.store.bans())
         self.hub = Hub(state, self.store, self.config.max_header)
         # Each receiver may take MAX_RECEIVING files at once, each at most a window
         # ahead: together they fill at most half of its outbox, leaving room for chat.
@@ -865,7 +840,6 @@ class ChatServer(socketserver.ThreadingTCPServer):
         # Derived once: PBKDF2 is deliberately slow.
         self.auth_key = derive_key(self.config.password, self.auth_salt) if self.config.password else None
         self.op_token = self.config.op_password or secrets.token_urlsafe(12)
-        self.bans = BanList(self.store.bans())  # changed under the hub lock; stored after it
         self.flusher = Flusher()
         self.display_name = self.config.name or socket.gethostname()
         self.limits = {
@@ -947,110 +921,45 @@ class ChatServer(socketserver.ThreadingTCPServer):
             return [(room.name, len(room.members)) for room in self.hub.state.rooms.values()]
 
     def moderate(self, op: Member, msg: Moderate, batch: Batch) -> str:
-        """Carry out an operator's action; returns what to tell the operator.  Decided
-        under the hub lock; bans are stored and victims disconnected after it."""
+        """Carry out an operator's action; returns what to tell the operator.  The room
+        decides, under the hub lock; bans are stored and victims disconnected after it."""
         now = time.time()
-        action, target, reason = msg.action, clean_line(msg.target).strip(), clean_line(msg.reason).strip()
-        if action is ModAction.BANS:
-            bans = self.bans.all(now)
-            return "bans:\n" + "\n".join(f"  {b.describe(now)}" for b in bans) if bans else "nobody is banned"
         with self.hub.locked(batch) as state:
-            if action in (ModAction.LOCK, ModAction.UNLOCK):
-                return self._lock_topic(op, action is ModAction.LOCK)
-            if action is ModAction.UNBAN:
-                lifted = self.bans.matching(target)
-                for ban in lifted:
-                    self.bans.remove(ban.target)
-                outcome: _Sanction | str = _Sanction(
-                    f"unbanned {', '.join(b.describe(now) for b in lifted)}" if lifted else f"no ban matches {target}",
-                    lifted=lifted)
-            else:
-                member = state.nicks.get(nick_key(target)) if target else None
-                if action is ModAction.BAN:
-                    outcome = self._ban(op, member, target, reason, msg.duration, now, state)
-                elif member is None:
-                    return f"nobody is called {target}"
-                elif action is ModAction.KICK:
-                    outcome = _Sanction(f"kicked {member.nick}", [member.sink] if member.sink else [],
-                                        ErrorCode.KICKED, f"kicked by {op.nick}" + (f": {reason}" if reason else ""))
-                    if member.sink is None:  # held for a reconnect: just end the session
-                        self.hub.deliver(state.remove(member, outcome.why, now), batch)
-                else:
-                    return self._mute(op, member, action is ModAction.MUTE, msg.duration, reason, now, batch)
-            if isinstance(outcome, str):
-                return outcome
-        log.warning("%s: %s", op.nick, outcome.text)
-        self._store_bans(outcome, batch)
-        for conn in outcome.victims:
-            conn.outbox.send_now(encode_message(Error(code=outcome.code.value, message=f"you were {outcome.why}",
+            sanction = state.moderate(op, msg.action, msg.target, msg.reason, msg.duration, now,
+                                      handshaking=self._handshaking_from)
+            if sanction.notice is not None and sanction.notice[0].sink is not None:
+                member, text = sanction.notice
+                append_entry(batch.entries, member.sink.me, encode_message(Notice(text=text)))
+        if sanction.added is not None or sanction.lifted or sanction.victims or sanction.address:
+            log.warning("%s: %s", op.nick, sanction.text)
+        self._store_bans(sanction, batch)
+        victims = [m.sink for m in sanction.victims if m.sink is not None]
+        if sanction.address is not None:
+            victims += [c for c in self.connections() if c.ip == sanction.address and c not in victims]
+        reason = CloseReason.BANNED if sanction.code == ErrorCode.BANNED.value else CloseReason.KICKED
+        for conn in victims:
+            conn.outbox.send_now(encode_message(Error(code=sanction.code, message=f"you were {sanction.why}",
                                                       fatal=True)))
-            conn.close(outcome.reason, outcome.why)
-        return outcome.text
+            conn.close(reason, sanction.why)
+        return sanction.text + (f" ({len(victims)} connection(s))" if sanction.address else "")
 
-    def _lock_topic(self, op: Member, locked: bool) -> str:
-        room = op.room
-        if room is None:
-            return "you are in no room"
-        room.topic_locked = locked
-        return f"the topic of {room.name} is now {'locked' if locked else 'open'}"
+    def _handshaking_from(self, ip: str) -> int:
+        """Connections from ``ip`` with no member (yet): they share that address too."""
+        return sum(1 for c in self.connections() if c.member is None and c.ip == ip)
 
-    def _ban(self, op: Member, member: Member | None, target: str, reason: str, duration: float | None,
-             now: float, state: ChatState) -> _Sanction | str:
-        """Ban ``member``'s address, or the person when the address is shared, or an
-        address given as ``target``.  An operator is never banned.  Under the hub lock."""
-        until = now + duration if duration else None
-        why = "banned by " + op.nick + (f": {reason}" if reason else "")
-        if member is not None:
-            if member.op:
-                return f"{member.nick} is an operator: operators cannot be banned"
-            address = _ip(member.address)
-            sharing: list[object] = [m for m in state.members() if m is not member and _ip(m.address) == address]
-            sharing += [c for c in self.connections() if c.member is None and c.ip == address]  # in handshake
-            if sharing:  # banning the address would ban them too: ban the person
-                ban = Ban(person_key(member.nick), until, member.nick, reason, op.nick)
-                self.bans.add(ban)
-                text = (f"banned {member.nick} (the person, not the address {address}: "
-                        f"{len(sharing)} other connection(s) share it)")
-                return _Sanction(text, [member.sink] if member.sink else [], ErrorCode.BANNED, why, added=ban,
-                                 ended=[member])
-            ban = Ban(address, until, member.nick, reason, op.nick)
-        elif looks_like_address(target):
-            if any(m.op and _ip(m.address) == target for m in state.members()):
-                return f"an operator is connected from {target}: not banned"
-            ban = Ban(target, until, "", reason, op.nick)
-        else:
-            return f"nobody is called {target}, and it is not an address"
-        self.bans.add(ban)
-        victims = [c for c in self.connections() if c.ip == ban.target]
-        held = [m for m in state.members() if m.sink is None and _ip(m.address) == ban.target]
-        how = f" for {duration:g} s" if duration else ""
-        return _Sanction(f"banned {ban.target}{how} ({len(victims)} connection(s))", victims, ErrorCode.BANNED, why,
-                         added=ban, ended=held)
-
-    def _mute(self, op: Member, member: Member, mute: bool, duration: float | None, reason: str, now: float,
-              batch: Batch) -> str:
-        member.muted_until = (now + duration if duration else float("inf")) if mute else 0.0
-        verb = "muted" if mute else "unmuted"
-        log.info("%s %s %s", op.nick, verb, member.nick)
-        if member.sink is not None:
-            how = f" for {duration:g} s" if mute and duration else ""
-            append_entry(batch.entries, member.sink.me, encode_message(
-                Notice(text=f"{op.nick} {verb} you{how}" + (f": {reason}" if reason else ""))))
-        return f"{verb} {member.nick}"
-
-    def _store_bans(self, outcome: _Sanction, batch: Batch) -> None:
+    def _store_bans(self, sanction: Sanction, batch: Batch) -> None:
         """Persist what a moderation changed (outside the hub lock: a disk write), and
-        end the banned people's held sessions, so that they cannot be resumed."""
-        if outcome.added is not None:
-            b = outcome.added
+        end the sanctioned people's held sessions, so that they cannot be resumed."""
+        if sanction.added is not None:
+            b = sanction.added
             self.store.save_ban(b.target, b.until, b.nick, b.reason, b.by)
-        for ban in outcome.lifted:
+        for ban in sanction.lifted:
             self.store.delete_ban(ban.target)
-        if outcome.ended:
+        if sanction.ended:
             with self.hub.locked(batch) as state:
-                for member in outcome.ended:
+                for member in sanction.ended:
                     if member.sink is None and member.held_until is not None:
-                        self.hub.deliver(state.remove(member, outcome.why, time.time()), batch)
+                        self.hub.deliver(state.remove(member, sanction.why, time.time()), batch)
 
     def drop(self, conn: Connection, reason: CloseReason, code: ErrorCode, message: str | None = None) -> None:
         """Disconnect ``conn`` with ``reason`` (others see it in the leave event),
