@@ -95,7 +95,8 @@ class Hub:
         # encoding each message once, appending to outboxes, and the commit of the
         # batch's new messages to SQLite (the one disk write: "on disk before anyone
         # sees it"; a failure logs one line).  Never a socket call, a sleep, a ban
-        # write, a retention prune or a callback into the UI.  Re-entrant.
+        # write, a retention prune (the store has a lock of its own for those), or a
+        # callback into the UI.  Re-entrant.
         self.lock = threading.RLock()
         self._depth = 0
 

@@ -14,12 +14,15 @@ opens the same file read-only while a server runs (WAL allows that).
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import platformdirs
 
@@ -80,11 +83,27 @@ def _chat(row: tuple) -> Chat:  # type: ignore[type-arg]
     return Chat(room=room, seq=seq, ts=ts, nick=nick, text=text, action=bool(action), id=client_id)
 
 
+T = TypeVar("T")
+
 _COLUMNS = "room, seq, ts, nick, text, action, client_id"
 
 
+def _locked(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def locked(self: HistoryStore, *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class HistoryStore:
-    """One SQLite database of rooms and their messages.  ``path=None``: in memory."""
+    """One SQLite database of rooms and their messages.  ``path=None``: in memory.
+
+    Any thread may call it: one lock serialises every use of the one connection, so
+    that a transaction (a batch of messages, a ban, a retention pass) is never
+    interleaved with another thread's.
+    """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, sync: str = "normal",
                  read_only: bool = False) -> None:
@@ -96,6 +115,7 @@ class HistoryStore:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             target = str(self.path)
+        self._lock = threading.RLock()  # serialises every use of self.db (see the class docstring)
         self.db = sqlite3.connect(target, uri=read_only, check_same_thread=False, isolation_level=None)
         if read_only:
             return
@@ -104,11 +124,13 @@ class HistoryStore:
         self.db.executescript(_SCHEMA)
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
+    @_locked
     def close(self) -> None:
         self.db.close()
 
     # ------------------------------------------------------------------ writing
 
+    @_locked
     def save(self, chats: Iterable[Chat], rooms: Iterable[tuple[str, int, str]]) -> None:
         """Commit ``chats`` and the rooms' (name, next_seq, topic) in one transaction.
         Raises ``sqlite3.Error`` and writes nothing if anything fails."""
@@ -131,6 +153,7 @@ class HistoryStore:
             db.execute("ROLLBACK")
             raise
 
+    @_locked
     def prune(self, *, keep: int | None = None, max_age: float | None = None, now: float | None = None) -> int:
         """Apply retention: keep the newest ``keep`` messages per room and none older
         than ``max_age`` seconds.  Returns how many were deleted."""
@@ -148,27 +171,33 @@ class HistoryStore:
                 ).rowcount
         return deleted
 
+    @_locked
     def save_ban(self, address: str, until: float | None, nick: str, reason: str, by: str) -> None:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO bans VALUES (?, ?, ?, ?, ?)", (address, until, nick, reason, by))
 
+    @_locked
     def delete_ban(self, address: str) -> None:
         with self.db:
             self.db.execute("DELETE FROM bans WHERE address = ?", (address,))
 
+    @_locked
     def bans(self) -> list[Ban]:
         """Every ban stored, expired ones included."""
         return [Ban(*row) for row in self.db.execute("SELECT address, until, nick, reason, by FROM bans")]
 
     # ------------------------------------------------------------------ reading
 
+    @_locked
     def room(self, name: str) -> RoomRecord | None:
         row = self.db.execute("SELECT name, next_seq, topic FROM rooms WHERE room_key = ?", (fold(name),)).fetchone()
         return RoomRecord(*row) if row else None
 
+    @_locked
     def rooms(self) -> list[RoomRecord]:
         return [RoomRecord(*r) for r in self.db.execute("SELECT name, next_seq, topic FROM rooms ORDER BY room_key")]
 
+    @_locked
     def recent(self, room: str, limit: int) -> list[Chat]:
         """The newest ``limit`` messages of ``room``, oldest first."""
         rows = self.db.execute(
@@ -176,6 +205,7 @@ class HistoryStore:
         ).fetchall()
         return [_chat(r) for r in reversed(rows)]
 
+    @_locked
     def before(self, room: str, seq: int, limit: int) -> list[Chat]:
         """Up to ``limit`` messages with a sequence number below ``seq``, oldest first."""
         rows = self.db.execute(
@@ -184,6 +214,7 @@ class HistoryStore:
         ).fetchall()
         return [_chat(r) for r in reversed(rows)]
 
+    @_locked
     def after(self, room: str, seq: int, limit: int) -> list[Chat]:
         """Up to ``limit`` messages with a sequence number above ``seq``, oldest first."""
         rows = self.db.execute(
@@ -192,10 +223,12 @@ class HistoryStore:
         ).fetchall()
         return [_chat(r) for r in rows]
 
+    @_locked
     def oldest_seq(self, room: str) -> int | None:
         row = self.db.execute("SELECT MIN(seq) FROM messages WHERE room_key = ?", (fold(room),)).fetchone()
         return row[0] if row else None
 
+    @_locked
     def recent_ids(self, limit: int) -> list[tuple[str, str, Chat]]:
         """(folded nick, client id, message) of the newest ``limit`` messages with an id,
         to recognise a resent message after a restart."""
@@ -205,7 +238,8 @@ class HistoryStore:
         return [(fold(c.nick), c.id or "", c) for c in map(_chat, reversed(rows))]
 
     def transcript(self, room: str, since: float | None = None) -> Iterator[Chat]:
-        """Every stored message of ``room`` (since ``since``), oldest first."""
+        """Every stored message of ``room`` (since ``since``), oldest first.  A lazy
+        cursor, not under the lock: for one reader (``chatroom log``), not a server."""
         rows = self.db.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE room_key = ? AND ts >= ? ORDER BY seq",
             (fold(room), since if since is not None else float("-inf")),

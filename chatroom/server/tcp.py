@@ -1006,10 +1006,10 @@ class ChatServer(socketserver.ThreadingTCPServer):
         cfg = self.config
         if cfg.keep_messages is None and cfg.keep_days is None:
             return
-        with self.hub.lock:
-            deleted = self.store.prune(
-                keep=cfg.keep_messages, max_age=cfg.keep_days * 86400 if cfg.keep_days is not None else None
-            )
+        # Not under the hub lock: the store serialises itself, and the room goes on.
+        deleted = self.store.prune(
+            keep=cfg.keep_messages, max_age=cfg.keep_days * 86400 if cfg.keep_days is not None else None
+        )
         if deleted:
             log.info("retention: deleted %d old messages", deleted)
 
