@@ -216,44 +216,44 @@ def test_a_late_disconnect_of_a_replaced_connection_changes_nothing():
 
 def _room_with_op() -> tuple[ChatState, object]:
     s = ChatState()
-    op, _, _ = s.admit(1, "op", "10.0.0.1:1000", 0.0)
+    op, _, _ = s.admit(1, "op", "127.0.1.1:1000", 0.0)
     s.make_operator(op)
     return s, op
 
 
 def test_only_operators_moderate_and_an_operator_is_never_banned():
     s, op = _room_with_op()
-    bob, _, _ = s.admit(2, "bob", "10.0.0.2:2000", 0.0)
+    bob, _, _ = s.admit(2, "bob", "127.0.1.2:2000", 0.0)
     with pytest.raises(Refused) as info:
         s.moderate(bob, ModAction.KICK, "op", "", None, 1.0)
     assert info.value.code == ErrorCode.NOT_OPERATOR
-    other_op, _, _ = s.admit(3, "op2", "10.0.0.3:3000", 0.0)
+    other_op, _, _ = s.admit(3, "op2", "127.0.1.3:3000", 0.0)
     s.make_operator(other_op)
     assert "cannot be banned" in s.moderate(op, ModAction.BAN, "op2", "", None, 1.0).text
-    assert "an operator is connected" in s.moderate(op, ModAction.BAN, "10.0.0.3", "", None, 1.0).text
+    assert "an operator is connected" in s.moderate(op, ModAction.BAN, "127.0.1.3", "", None, 1.0).text
     assert s.bans.all(1.0) == []
 
 
 def test_a_ban_takes_the_address_unless_others_share_it_then_the_person():
     s, op = _room_with_op()
-    s.admit(2, "bob", "10.0.0.2:2000", 0.0)
+    s.admit(2, "bob", "127.0.1.2:2000", 0.0)
     alone = s.moderate(op, ModAction.BAN, "bob", "spam", 600, 1.0)
-    assert alone.address == "10.0.0.2" and alone.added.target == "10.0.0.2" and alone.added.until == 601
-    s.admit(4, "cat", "10.0.0.9:1", 0.0)
-    s.admit(5, "dan", "10.0.0.9:2", 0.0)
+    assert alone.address == "127.0.1.2" and alone.added.target == "127.0.1.2" and alone.added.until == 601
+    s.admit(4, "cat", "127.0.1.9:1", 0.0)
+    s.admit(5, "dan", "127.0.1.9:2", 0.0)
     shared = s.moderate(op, ModAction.BAN, "cat", "", None, 1.0)
     assert shared.address is None and [m.nick for m in shared.victims] == ["cat"]
     assert "the person" in shared.text and s.bans.for_nick("CAT", 2.0) is not None
     # ... and a connection still in its handshake counts as sharing the address too.
-    s.admit(6, "eve", "10.0.0.7:1", 0.0)
+    s.admit(6, "eve", "127.0.1.7:1", 0.0)
     assert s.moderate(op, ModAction.BAN, "eve", "", None, 1.0, handshaking=lambda ip: 1).address is None
     lifted = s.moderate(op, ModAction.UNBAN, "bob", "", None, 2.0)
-    assert [b.target for b in lifted.lifted] == ["10.0.0.2"] and s.bans.for_address("10.0.0.2", 2.0) is None
+    assert [b.target for b in lifted.lifted] == ["127.0.1.2"] and s.bans.for_address("127.0.1.2", 2.0) is None
 
 
 def test_kick_and_mute_say_what_to_do():
     s, op = _room_with_op()
-    bob, _, _ = s.admit(2, "bob", "10.0.0.2:2000", 0.0)
+    bob, _, _ = s.admit(2, "bob", "127.0.1.2:2000", 0.0)
     kick = s.moderate(op, ModAction.KICK, "bob", "cool down", None, 1.0)
     assert kick.victims == [bob] and kick.why == "kicked by op: cool down" and kick.code == "kicked"
     mute = s.moderate(op, ModAction.MUTE, "bob", "", 60, 1.0)
