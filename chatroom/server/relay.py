@@ -12,7 +12,7 @@ A round sends the whole file, from byte 0, to everyone who accepted before it be
 (or before its first chunk arrived).  Who accepts while a round runs waits for the
 next one, so every receiver gets the file in order and can hash it as it comes.
 
-Like ``room.py`` this module only decides: it returns :class:`~chatroom.room.Delivery`
+Like ``room.py`` this module only decides: it returns :class:`~chatroom.server.room.Delivery`
 lists for the server to fan out, and raises :class:`~chatroom.errors.Refused` for
 requests the rules refuse.  Connections are opaque objects here (the server's
 ``Connection``; anything with a ``sink`` in tests); members are ``room.Member``.

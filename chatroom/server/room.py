@@ -1,12 +1,12 @@
 """Rooms, members, nicknames and recent history: the rules of the chat.  No I/O.
 
 :class:`ChatState` is a plain object, not thread-safe by itself: the server holds one
-lock around every call (see ``chatroom.server.Hub``).  Every operation takes ``now``
+lock around every call (see ``chatroom.server.hub.Hub``).  Every operation takes ``now``
 (seconds since the epoch) instead of reading a clock, and returns what must be sent
 to whom as :class:`Delivery` values instead of sending anything, so it is tested with
 no sockets, threads or clocks at all.
 
-An optional *store* (``chatroom.store.HistoryStore``, or anything with its reading
+An optional *store* (``chatroom.server.store.HistoryStore``, or anything with its reading
 methods) is consulted when a room is created, to continue its sequence numbers and
 history, and when someone pages back past what is in memory.  New messages and topic
 changes collect in :attr:`ChatState.unsaved` until the server commits them.

@@ -1,7 +1,7 @@
 """Room history on disk: SQLite in WAL mode.
 
 The server appends the chat messages of each batch and commits them *before* anyone
-is sent them or their acknowledgement (see ``chatroom.server.Hub``), so a message
+is sent them or their acknowledgement (see ``chatroom.server.hub.Hub``), so a message
 someone saw acknowledged survives the server being killed the next instant.  With
 ``synchronous=NORMAL`` (the default) a commit is in the operating system's hands when
 it returns: it survives the process dying, not a power cut; ``sync="full"`` waits for

@@ -3,7 +3,7 @@
 How a message travels::
 
     reader thread (ChatHandler.handle)       one per connection, blocking recv()
-      recv 64 KiB -> FrameDecoder -> decode_message -> rate limit
+      recv 64 KiB -> ServerSession (frames, validation, phase, rate limit: no I/O)
       -> Hub: under ONE lock, ChatState decides (stamp, sequence, history)
               and each resulting frame is encoded once and appended to every
               recipient's Outbox (memory only: no socket call under the lock)
@@ -14,9 +14,10 @@ Holding the hub lock while appending to outboxes is what makes every member see 
 room's messages in the same order.  Nothing under it can block: ``Outbox.put`` never
 touches a socket.  A client whose outbox overflows is disconnected as "too slow".
 
-Silent peers, handshake deadlines and keepalive pings are handled in
-:meth:`ChatServer.service_actions`, socketserver's hook that ``serve_forever`` calls
-about twice a second; it shuts a dead socket down, which wakes its reader.
+Silent peers, handshake and frame deadlines and keepalive pings are decided by each
+connection's ``ServerSession.tick``, which :meth:`ChatServer.service_actions` (the hook
+``serve_forever`` calls about twice a second) asks; a closed session's socket is shut
+for reading, which wakes its reader.
 """
 
 from __future__ import annotations
