@@ -4,10 +4,13 @@ The exchange (PROTOCOL.md, "Room password")::
 
     client                                         server (knows key = KDF(password, salt))
       hello {nonce: Nc, ...}                  ->
-                                              <-   challenge {nonce: Ns, salt, proof: Ps}
-      checks Ps == HMAC(key, "server" | Nc | Ns)   (a fake room cannot produce it)
+                                              <-   challenge {nonce: Ns, salt}
       auth {proof: Pc}                        ->   Pc == HMAC(key, "client" | Ns | Nc) ?
-                                              <-   welcome ... or error auth_failed
+                                              <-   welcome {proof: Ps, ...} or error auth_failed
+      checks Ps == HMAC(key, "server" | Nc | Ns)   (a fake room cannot produce it)
+
+The server's side of it is decided in ``server/session.py``; the client's in
+``client/handshake.py``.
 
 Both nonces are 32 fresh random bytes, so a recorded exchange proves nothing in
 another one: it cannot be replayed.  The password never crosses the wire.  What a

@@ -22,7 +22,7 @@ from chatroom.protocol import (
     Say,
     encode_message,
 )
-from chatroom.server.session import Act, CloseReason, Phase, Reply, ServerSession, SessionLimits
+from chatroom.server.session import Act, Admit, Checked, CloseReason, Phase, Reply, RoomKey, ServerSession, SessionLimits
 
 LIMITS = SessionLimits(max_header=65536, max_body=1 << 20, rate=4.0, burst=5.0, max_strikes=3,
                        handshake_timeout=10.0, frame_timeout=30.0, ping_interval=30.0, pong_timeout=20.0)
@@ -32,7 +32,7 @@ HELLO = encode_message(Hello(version=PROTOCOL_VERSION, nick="ann"))
 def active(now: float = 0.0, limits: SessionLimits = LIMITS) -> ServerSession:
     s = ServerSession(limits, now)
     _, events = s.receive_data(HELLO, now)
-    assert [type(e) for e in events] == [Act]
+    assert [type(e) for e in events] == [Admit]
     s.admitted()
     return s
 
@@ -48,7 +48,7 @@ def test_bytes_split_anywhere_give_the_same_events():
         s = ServerSession(LIMITS, 0.0)
         events = s.receive_data(data[:cut], 0.0)[1] + s.receive_data(data[cut:], 0.0)[1]
         assert events == whole, cut
-    assert [type(e) for e in whole] == [Act, Reply, Reply]  # hello; pong; say is not legal before welcome
+    assert [type(e) for e in whole] == [Admit, Reply, Reply]  # hello; pong; say is not legal before welcome
     assert whole[1].message == Pong(token="t") and whole[2].message.code == ErrorCode.NOT_READY.value
 
 
@@ -145,3 +145,86 @@ def test_any_byte_answers_a_ping():
     s.tick(31.0)
     s.receive_data(encode_message(Pong(token="keepalive")), 45.0)
     assert s.tick(52.0) == [] and not s.closed
+
+
+# ---------------------------------------------------------------- handshake: version, password
+
+KEY = RoomKey(key=bytes(range(32)), salt=b"salt" * 4)
+CLIENT_NONCE = b"c" * 32
+
+
+def challenged(nonce: bytes = b"s" * 32) -> tuple[ServerSession, object]:
+    s = ServerSession(LIMITS, 0.0, password=KEY, random=lambda n: nonce[:n])
+    hello = encode_message(Hello(version=PROTOCOL_VERSION, nick="ann", nonce=CLIENT_NONCE.hex()))
+    _, events = s.receive_data(hello, 0.0)
+    (reply,) = events
+    assert type(reply) is Reply and reply.message.TYPE == "challenge"
+    assert reply.message.nonce == nonce.hex() and reply.message.salt == KEY.salt.hex()
+    return s, reply.message
+
+
+def test_another_major_version_is_refused_and_closes():
+    s = ServerSession(LIMITS, 0.0)
+    _, events = s.receive_data(encode_message(Hello(version="2.0", nick="ann")), 0.0)
+    (error,) = errors(events)
+    assert error.code == "version_mismatch" and error.fatal and "2.0" in error.message
+    assert s.close_reason is CloseReason.VERSION_MISMATCH
+
+
+def test_a_newer_minor_version_is_admitted():
+    s = ServerSession(LIMITS, 0.0)
+    _, events = s.receive_data(encode_message(Hello(version="1.99", nick="ann")), 0.0)
+    assert [type(e) for e in events] == [Admit] and events[0].proof is None
+
+
+def test_a_password_room_asks_for_a_nonce_first_without_closing():
+    s = ServerSession(LIMITS, 0.0, password=KEY)
+    _, events = s.receive_data(HELLO, 0.0)
+    (error,) = errors(events)
+    assert error.code == "auth_required" and not error.fatal and not s.closed
+
+
+def test_the_right_proof_admits_with_the_servers_own_proof():
+    from chatroom.auth import client_proof, server_proof
+
+    s, challenge = challenged()
+    proof = client_proof(KEY.key, bytes.fromhex(challenge.nonce), CLIENT_NONCE)
+    _, events = s.receive_data(encode_message(Auth(proof=proof.hex())), 0.0)
+    (checked,) = events
+    assert type(checked) is Checked and checked.right and type(checked.then) is Admit
+    assert checked.then.proof == server_proof(KEY.key, CLIENT_NONCE, b"s" * 32).hex()
+    assert checked.then.hello.nick == "ann" and not s.closed
+
+
+def test_a_wrong_proof_closes_and_a_second_guess_is_not_checked():
+    from chatroom.auth import client_proof
+
+    s, challenge = challenged()
+    wrong = client_proof(b"x" * 32, bytes.fromhex(challenge.nonce), CLIENT_NONCE)
+    _, events = s.receive_data(encode_message(Auth(proof=wrong.hex())), 0.0)
+    (checked,) = events
+    assert type(checked) is Checked and not checked.right
+    assert checked.then.message.code == "auth_failed" and checked.then.message.fatal
+    assert s.close_reason is CloseReason.WRONG_PASSWORD
+
+
+def test_one_proof_per_challenge():
+    from chatroom.auth import client_proof
+
+    s, challenge = challenged()
+    proof = encode_message(Auth(proof=client_proof(KEY.key, bytes.fromhex(challenge.nonce), CLIENT_NONCE).hex()))
+    _, events = s.receive_data(proof + proof, 0.0)  # the same proof twice, before any welcome
+    assert type(events[0]) is Checked and events[0].right
+    (error,) = errors(events[1:])
+    assert error.code == "not_ready" and not s.closed
+
+
+def test_a_proof_for_another_challenge_is_wrong():
+    """A recorded exchange is no use in another: the server's nonce differs."""
+    from chatroom.auth import client_proof
+
+    s1, c1 = challenged(b"1" * 32)
+    recorded = client_proof(KEY.key, bytes.fromhex(c1.nonce), CLIENT_NONCE)
+    s2, _ = challenged(b"2" * 32)
+    _, events = s2.receive_data(encode_message(Auth(proof=recorded.hex())), 0.0)
+    assert type(events[0]) is Checked and not events[0].right

@@ -3,34 +3,43 @@
 Like h11's ``Connection`` or websockets' ``ServerProtocol``: bytes and ``now`` go in,
 what to do comes out.  The handler in ``tcp.py`` is a pump around it::
 
-    recv() -> ServerSession.receive_data(data, now) -> [Act | Reply]
+    recv() -> ServerSession.receive_data(data, now) -> [Act | Admit | Checked | Reply]
               Act(message):  legal now and within the limits: act on it (room, relay)
-              Reply(message): send this to the peer (a pong, an error)
+              Admit(hello):  a good hello: admit it to its room (or resume its session)
+              Checked(...):  a password proof was checked: wait this address's turn
+                             (guesser throttle), then carry out what it holds
+              Reply(message): send this to the peer (a pong, an error, a challenge)
     every half second: ServerSession.tick(now) -> [Reply]  (keepalive, deadlines)
 
 Decided here, once per connection: framing (a broken stream closes the connection),
 message validation, which messages are legal in which phase (``LEGAL``), the rate
-limits (chat, and pings on their own), the handshake, frame and keepalive deadlines,
-and closing -- one :meth:`ServerSession.close` with a :class:`CloseReason` that knows
-whether the session is kept for a resume.  Not decided here: what a message means for
-the room (``room.py``) or whether a password is right (``tcp.py``, with the server's
-key and guesser throttle).
+limits (chat, and pings on their own), the handshake (protocol version, the room
+password's challenge and both proofs), frame and keepalive deadlines, and closing --
+one :meth:`ServerSession.close` with a :class:`CloseReason` that knows whether the
+session is kept for a resume.  Not decided here: what a message means for the room
+(``room.py``), or how long a guessing address waits for its answer (``guard.py``: the
+pump waits, since waiting is I/O).
 """
 
 from __future__ import annotations
 
 import enum
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from chatroom.auth import NONCE_BYTES, client_proof, proofs_match, server_proof
 from chatroom.errors import FrameError, MessageError, TruncatedFrame
 from chatroom.protocol import (
     MAX_ID_LENGTH,
+    PROTOCOL_VERSION,
     AcceptFile,
     Action,
     Auth,
     Away,
     Bye,
     CancelFile,
+    Challenge,
     Direct,
     Error,
     ErrorCode,
@@ -55,11 +64,13 @@ from chatroom.protocol import (
     SetTopic,
     Who,
     decode_message,
+    major_version,
 )
 from chatroom.server.ratelimit import RateLimiter, Verdict
 from chatroom.text import clean_line, unencodable
 
-__all__ = ["Phase", "CloseReason", "SessionLimits", "Act", "Reply", "ServerSession", "LEGAL", "CLIENT_MESSAGES"]
+__all__ = ["Phase", "CloseReason", "SessionLimits", "RoomKey", "Act", "Admit", "Checked", "Reply", "Event",
+           "ServerSession", "LEGAL", "CLIENT_MESSAGES"]
 
 #: Pings a client may send per second, and at once: far above any keepalive.
 PING_RATE, PING_BURST = 2.0, 10.0
@@ -136,6 +147,14 @@ class SessionLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomKey:
+    """The room password as the server holds it: ``key`` = KDF(password, ``salt``)."""
+
+    key: bytes
+    salt: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Act:
     """``message`` is legal now and within the limits: act on it."""
 
@@ -149,7 +168,28 @@ class Reply:
     message: Message
 
 
-Event = Act | Reply
+@dataclass(frozen=True, slots=True)
+class Admit:
+    """``hello`` passed every check of the handshake: admit it to its room, or hand it
+    its held session if it asks to resume.  ``proof``: the server's own password proof,
+    for the welcome (None in an open room)."""
+
+    hello: Hello
+    proof: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A password proof was checked.  Before carrying out ``then`` (an admission, or the
+    fatal ``auth_failed``), the pump waits this address's turn if it has been guessing
+    -- right and wrong answers alike, so the timing tells nothing; ``right`` says which
+    it was (a wrong one counts against the address)."""
+
+    then: Admit | Reply
+    right: bool
+
+
+Event = Act | Admit | Checked | Reply
 
 
 class ServerSession:
@@ -157,8 +197,13 @@ class ServerSession:
     reader thread feeds it, and the server's housekeeping thread calls :meth:`tick`
     and :meth:`close` (each a few attribute updates: a race costs at most a reason)."""
 
-    def __init__(self, limits: SessionLimits, now: float) -> None:
+    def __init__(self, limits: SessionLimits, now: float, password: RoomKey | None = None,
+                 random: Callable[[int], bytes] = os.urandom) -> None:
         self.limits = limits
+        self.password = password
+        self.random = random  # the server's nonces (injected: tests replay an exchange)
+        # A hello waiting for its password proof: (hello, client nonce, server nonce).
+        self.pending_auth: tuple[Hello, bytes, bytes] | None = None
         self.decoder = FrameDecoder(limits.max_header, limits.max_body)
         self.phase = Phase.HANDSHAKE
         self.limiter = RateLimiter(limits.rate, limits.burst, limits.max_strikes, now)
@@ -262,12 +307,46 @@ class ServerSession:
             return Reply(Pong(token=message.token))  # type: ignore[attr-defined]
         if kind is Pong:
             return None  # any frame proves liveness; last_heard was updated on receipt
+        if kind is Hello:
+            return self._hello(message)  # type: ignore[arg-type]
+        if kind is Auth:
+            return self._auth(message)  # type: ignore[arg-type]
         if kind is Bye:
             # The others see the reason: "quit: lunch".  (A bare "quit" is what clients say by default.)
             reason = clean_line(message.reason).strip()[:MAX_QUIT_REASON]  # type: ignore[attr-defined]
             self.close(CloseReason.QUIT, f"quit: {reason}" if reason and reason != "quit" else "")
             return None
         return Act(message)
+
+    # ------------------------------------------------------------------ handshake
+
+    def _hello(self, hello: Hello) -> Event:
+        if major_version(hello.version) != major_version(PROTOCOL_VERSION):
+            self.close(CloseReason.VERSION_MISMATCH)
+            return Reply(Error(code=ErrorCode.VERSION_MISMATCH.value, fatal=True,
+                               message=f"this server speaks protocol {PROTOCOL_VERSION}, you sent "
+                                       f"{clean_line(hello.version)[:20]}: upgrade the older side"))
+        if self.password is None:
+            return Admit(hello)
+        # The room has a password, and a resume proves it too: the client first, then the
+        # server (in the welcome, once the client's proof is right).
+        if hello.nonce is None:
+            return Reply(Error(code=ErrorCode.AUTH_REQUIRED.value, message="this room needs a password"))
+        server_nonce = self.random(NONCE_BYTES)
+        self.pending_auth = (hello, bytes.fromhex(hello.nonce), server_nonce)
+        return Reply(Challenge(nonce=server_nonce.hex(), salt=self.password.salt.hex()))
+
+    def _auth(self, auth: Auth) -> Event:
+        if self.pending_auth is None or self.password is None:
+            return Reply(Error(code=ErrorCode.NOT_READY.value, message="say hello first"))
+        hello, client_nonce, server_nonce = self.pending_auth
+        self.pending_auth = None  # one proof per challenge: no second guess on it
+        key = self.password.key
+        if proofs_match(bytes.fromhex(auth.proof), client_proof(key, server_nonce, client_nonce)):
+            return Checked(Admit(hello, proof=server_proof(key, client_nonce, server_nonce).hex()), right=True)
+        self.close(CloseReason.WRONG_PASSWORD)
+        return Checked(Reply(Error(code=ErrorCode.AUTH_FAILED.value, message="wrong password", fatal=True)),
+                       right=False)
 
     def _illegal(self, message: Message) -> Error:
         if self.phase is Phase.HANDSHAKE:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatroom.auth import NONCE_BYTES, client_proof, derive_key, proofs_match, server_proof
+from chatroom.auth import derive_key
 from chatroom.errors import LocalProtocolError, Refused
 from chatroom.protocol import (
     DEFAULT_PORT,
@@ -48,11 +48,9 @@ from chatroom.protocol import (
     AcceptFile,
     Ack,
     Action,
-    Auth,
     Away,
     Bye,
     CancelFile,
-    Challenge,
     Direct,
     Error,
     ErrorCode,
@@ -79,7 +77,6 @@ from chatroom.protocol import (
     Welcome,
     Who,
     encode_message,
-    major_version,
 )
 from chatroom.server.bans import Ban
 from chatroom.server.guard import AuthGuard
@@ -87,7 +84,18 @@ from chatroom.server.hub import Batch, Hub, append_entry
 from chatroom.server.outbox import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
 from chatroom.server.relay import DEFAULT_MAX_FILE, DEFAULT_WINDOW, MAX_RECEIVING, Relay
 from chatroom.server.room import ChatState, Member, Sanction
-from chatroom.server.session import Act, CloseReason, Event, Phase, Reply, ServerSession, SessionLimits
+from chatroom.server.session import (
+    Act,
+    Admit,
+    Checked,
+    CloseReason,
+    Event,
+    Phase,
+    Reply,
+    RoomKey,
+    ServerSession,
+    SessionLimits,
+)
 from chatroom.server.store import DB_NAME, HistoryStore
 from chatroom.text import clean_line, fold, nick_key
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
@@ -159,16 +167,14 @@ class Connection:
     _ids = itertools.count(1)
 
     def __init__(self, sock: socket.socket, address: str, hub: Hub, flusher: Flusher,
-                 config: ServerConfig) -> None:
+                 config: ServerConfig, password: RoomKey | None = None) -> None:
         self.id = next(self._ids)
         self.sock = sock
         self.address = address
         self.ip = address.rsplit(":", 1)[0]
         self.outbox = Outbox(sock, flusher, hub.lock, config.outbox_limit)
         #: The protocol state (no I/O): phase, limits, deadlines, close reason.
-        self.session = ServerSession(config.session_limits(), time.monotonic())
-        # a hello waiting for its password proof: (hello, client nonce, server nonce)
-        self.pending_auth: tuple[Hello, bytes, bytes] | None = None
+        self.session = ServerSession(config.session_limits(), time.monotonic(), password)
         self.member: Member | None = None
         self.thread = threading.current_thread()
         #: Deliveries name recipients by objects with a ``sink`` (members); a connection
@@ -270,7 +276,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         host, port = self.client_address[:2]
         self.conn = Connection(self.request, f"{host}:{port}", self.server.hub, self.server.flusher,
-                               self.server.config)
+                               self.server.config, self.server.password)
         self.tracer = self.server.tracer
         self.batch = Batch(self.tracer)
         self.refusal = self.server.register(self.conn)
@@ -447,14 +453,15 @@ class ChatHandler(socketserver.BaseRequestHandler):
                         "closing: " if msg.fatal else "", msg.code, msg.message)
             self.send(msg)
             return
-        msg = event.message  # type: ignore[union-attr]
+        if type(event) is Admit:
+            self.on_admit(event)
+            return
+        if type(event) is Checked:
+            self.on_checked(event)
+            return
+        msg = event.message
         try:
-            if type(msg) is Hello:
-                self.on_hello(msg)
-            elif type(msg) is Auth:
-                self.on_auth(msg)
-            else:
-                _HANDLERS[type(msg)](self, msg)
+            _HANDLERS[type(msg)](self, msg)
         except Refused as exc:
             self.send_error(exc.code, exc.message, msg_id=getattr(msg, "id", None), suggestion=exc.suggestion)
         except Exception as exc:  # noqa: BLE001 -- a bug must cost one message, not the connection
@@ -472,64 +479,31 @@ class ChatHandler(socketserver.BaseRequestHandler):
         except Exception:  # noqa: BLE001 -- not even an error frame: give up on this connection
             self.conn.close(CloseReason.INTERNAL)
 
-    def on_hello(self, msg: Hello) -> None:
-        conn, server = self.conn, self.server
-        if major_version(msg.version) != major_version(PROTOCOL_VERSION):
-            log.info("%s: refused protocol version %s", conn.address, clean_line(msg.version))
-            self.send_error(
-                ErrorCode.VERSION_MISMATCH,
-                f"this server speaks protocol {PROTOCOL_VERSION}, you sent {clean_line(msg.version)[:20]}:"
-                " upgrade the older side",
-                fatal=True,
-            )
-            conn.close(CloseReason.VERSION_MISMATCH)
-            return
-        ban = server.hub.state.bans.for_nick(msg.nick, time.time())
+    def on_admit(self, event: Admit) -> None:
+        """The session accepted a hello: the room's bans, then admit or resume."""
+        conn, hello = self.conn, event.hello
+        ban = self.server.hub.state.bans.for_nick(hello.nick, time.time())  # a dict read: no lock needed
         if ban is not None:
-            log.info("%s: refused %s: banned", conn.address, clean_line(msg.nick))
+            log.info("%s: refused %s: banned", conn.address, clean_line(hello.nick))
             self.send_error(ErrorCode.BANNED, f"you are banned from this server{_how_long(ban)}", fatal=True)
             conn.close(CloseReason.BANNED)
-            return
-        if server.auth_key is not None:
-            self.challenge(msg)  # a resume too: both sides prove the password every time
-            return
-        if msg.resume:
-            self.resume(msg)
-            return
-        self.admit(msg)
+        elif hello.resume:
+            self.resume(hello, proof=event.proof)
+        else:
+            self.admit(hello, proof=event.proof)
 
-    def challenge(self, msg: Hello) -> None:
-        """The room has a password: ask the client to prove it knows it (the server
-        proves its own knowledge in the welcome, after the client's proof)."""
-        conn, server = self.conn, self.server
-        if msg.nonce is None:
-            self.send_error(ErrorCode.AUTH_REQUIRED, "this room needs a password")
-            return
-        client_nonce, server_nonce = bytes.fromhex(msg.nonce), os.urandom(NONCE_BYTES)
-        conn.pending_auth = (msg, client_nonce, server_nonce)
-        self.send(Challenge(nonce=server_nonce.hex(), salt=server.auth_salt.hex()))
-
-    def on_auth(self, msg: Auth) -> None:
-        conn, server = self.conn, self.server
-        if conn.pending_auth is None or server.auth_key is None:
-            self.send_error(ErrorCode.NOT_READY, "say hello first")
-            return
-        hello, client_nonce, server_nonce = conn.pending_auth
-        conn.pending_auth = None  # one proof per challenge: no second guess on it
+    def on_checked(self, event: Checked) -> None:
+        """A password proof was checked: this address waits its turn if it has been
+        guessing, then hears the answer."""
+        if not event.right:
+            self.server.auth_guard.failed(self.conn.ip, time.monotonic())
+            log.warning("wrong password from %s", self.conn.ip)
         if not self.wait_turn("password"):
             return
-        expected = client_proof(server.auth_key, server_nonce, client_nonce)
-        if proofs_match(bytes.fromhex(msg.proof), expected):
-            # Now, and only now, the server proves it knows the password too.
-            proof = server_proof(server.auth_key, client_nonce, server_nonce).hex()
-            if hello.resume:
-                self.resume(hello, proof=proof)
-            else:
-                self.admit(hello, proof=proof)
-            return
-        server.auth_guard.failed(conn.ip, time.monotonic())
-        log.warning("wrong password from %s", conn.ip)
-        self.refuse_auth("wrong password")
+        if type(event.then) is Admit:
+            self.on_admit(event.then)
+        else:
+            self.act(event.then)
 
     def wait_turn(self, what: str) -> bool:
         """Before checking a password or operator token: if this address has been
@@ -550,10 +524,6 @@ class ChatHandler(socketserver.BaseRequestHandler):
             if server.stopped.wait(min(left, 5.0)):
                 return False
         return True
-
-    def refuse_auth(self, message: str) -> None:
-        self.send_error(ErrorCode.AUTH_FAILED, message, fatal=True)
-        self.conn.close(CloseReason.WRONG_PASSWORD)
 
     def admit(self, msg: Hello, proof: str | None = None) -> None:
         conn, server = self.conn, self.server
@@ -837,9 +807,9 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self._housekeeping_batch = Batch()
         self._next_retention = 0.0
         self.auth_guard = AuthGuard()
-        self.auth_salt = os.urandom(16)
+        salt = os.urandom(16)
         # Derived once: PBKDF2 is deliberately slow.
-        self.auth_key = derive_key(self.config.password, self.auth_salt) if self.config.password else None
+        self.password = RoomKey(derive_key(self.config.password, salt), salt) if self.config.password else None
         self.op_token = self.config.op_password or secrets.token_urlsafe(12)
         self.flusher = Flusher()
         self.display_name = self.config.name or socket.gethostname()
