@@ -8,8 +8,9 @@ lock -- that is what gives every member a room's messages in the same order.  Th
 outboxes are flushed by the caller afterwards, outside the lock.
 
 Recipients are anything with a ``sink`` (room members); a sink is a connection with
-``outbox``, ``closing`` and ``me`` (its one-element recipient tuple), or None while a
-member is held for a reconnect.
+``outbox``, ``closing``, ``me`` (its one-element recipient tuple) and ``wire`` (its
+:class:`~chatroom.server.wire.WireFormat`), or None while a member is held for a
+reconnect.  A message is encoded once per wire format in use among its recipients.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from chatroom.protocol import Error, ErrorCode, encode_message
+from chatroom.protocol import Error, ErrorCode
 from chatroom.server.outbox import Outbox
 from chatroom.server.room import ChatState, Delivery
 from chatroom.server.store import HistoryStore
+from chatroom.server.wire import FRAMED, Outgoing
 from chatroom.trace import Tracer
 
 __all__ = ["Batch", "Hub", "append_entry"]
@@ -45,21 +47,21 @@ class Batch:
 
     def __init__(self, tracer: Tracer | None = None) -> None:
         self.tracer = tracer
-        self.entries: list[tuple[tuple[Any, ...], list[bytes]]] = []
-        self.deferred: list[tuple[tuple[Any, ...], list[bytes]]] = []
+        self.entries: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
+        self.deferred: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
         self.acks: list[tuple[Any, str]] = []  # whose acks are deferred, for errors
         self.touched: set[Outbox] = set()
         self.overflowed: list[Any] = []  # connections whose outbox overflowed: drop them as too slow
 
-    def queue(self, targets: tuple[Any, ...], data: bytes) -> None:
+    def queue(self, targets: tuple[Any, ...], out: Outgoing) -> None:
         if self.tracer is not None:
-            self.tracer.frame_out(_describe_targets(targets), data)
-        append_entry(self.entries, targets, data)
+            self.tracer.frame_out(_describe_targets(targets), out.framed)
+        append_entry(self.entries, targets, out)
 
-    def defer(self, targets: tuple[Any, ...], data: bytes) -> None:
+    def defer(self, targets: tuple[Any, ...], out: Outgoing) -> None:
         if self.tracer is not None:
-            self.tracer.frame_out(_describe_targets(targets), data)
-        append_entry(self.deferred, targets, data)
+            self.tracer.frame_out(_describe_targets(targets), out.framed)
+        append_entry(self.deferred, targets, out)
 
 
 def _describe_targets(targets: tuple[Any, ...]) -> str:
@@ -69,11 +71,12 @@ def _describe_targets(targets: tuple[Any, ...]) -> str:
     return f"-> {len(targets)} members"
 
 
-def append_entry(entries: list[tuple[tuple[Any, ...], list[bytes]]], targets: tuple[Any, ...], data: bytes) -> None:
+def append_entry(entries: list[tuple[tuple[Any, ...], list[Outgoing]]], targets: tuple[Any, ...],
+                 out: Outgoing) -> None:
     if entries and entries[-1][0] is targets:
-        entries[-1][1].append(data)
+        entries[-1][1].append(out)
     else:
-        entries.append((targets, [data]))
+        entries.append((targets, [out]))
 
 
 class Hub:
@@ -118,15 +121,29 @@ class Hub:
         for conn, msg_id in batch.acks:
             error = Error(code=ErrorCode.INTERNAL.value, id=msg_id,
                           message="the server could not store this message; it was not sent")
-            append_entry(batch.entries, conn.me, encode_message(error))
+            append_entry(batch.entries, conn.me, Outgoing.of(error))
 
     def deliver(self, deliveries: Iterable[Delivery], batch: Batch) -> None:
-        """Encode each message once and queue it for its recipients (inside ``locked``)."""
+        """Queue each message for its recipients (inside ``locked``), framed once."""
         for d in deliveries:
-            batch.queue(d.recipients, encode_message(d.message, max_header=self.max_header))
+            batch.queue(d.recipients, Outgoing.of(d.message, self.max_header))
 
     def _fan_out(self, batch: Batch) -> None:
-        # Commit before anyone sees a message or its acknowledgement (see store.py).
+        self._commit(batch)
+        entries = batch.entries
+        for targets, parts in batch.deferred:
+            if entries and entries[-1][0] is targets:
+                entries[-1][1].extend(parts)
+            else:
+                entries.append((targets, parts))
+        batch.deferred.clear()
+        batch.acks.clear()
+        for targets, parts in entries:
+            _append(targets, parts, batch)
+        entries.clear()
+
+    def _commit(self, batch: Batch) -> None:
+        """Commit before anyone sees a message or its acknowledgement (see store.py)."""
         if self.state.unsaved or self.state.dirty:
             chats, rooms = self.state.take_unsaved()
             try:
@@ -135,22 +152,31 @@ class Hub:
                 log.error("could not store %d message(s): %s; they were not sent", len(chats), exc)
                 self.state.rollback(chats)
                 self._refuse_unstored(batch)
-        entries = batch.entries
-        for targets, parts in batch.deferred:
-            append_entry(entries, targets, b"".join(parts))
-        batch.deferred.clear()
-        batch.acks.clear()
-        touched = batch.touched
-        # Once per recipient per batch: keep it lean.
-        for targets, parts in entries:
-            data = parts[0] if len(parts) == 1 else b"".join(parts)
-            for target in targets:
-                conn = target.sink
-                if conn is None:  # held for a reconnect: it will get what it missed then
-                    continue
-                outbox = conn.outbox
-                if outbox.put(data):
-                    touched.add(outbox)
-                elif not conn.closing:
-                    batch.overflowed.append(conn)
-        entries.clear()
+
+
+def _append(targets: tuple[Any, ...], parts: list[Outgoing], batch: Batch) -> None:
+    """Append one entry to each recipient's outbox: once per recipient per batch, so
+    keep it lean.  Encoded once per wire format among them (framed: frames joined)."""
+    framed = parts[0].framed if len(parts) == 1 else b"".join([p.framed for p in parts])
+    others: dict[Any, bytes] | None = None
+    touched = batch.touched
+    for target in targets:
+        conn = target.sink
+        if conn is None:  # held for a reconnect: it will get what it missed then
+            continue
+        wire = conn.wire
+        if wire is FRAMED:
+            data = framed
+        else:
+            if others is None:
+                others = {}
+            data = others.get(wire)
+            if data is None:
+                data = others[wire] = wire.encode(parts)
+            if not data:
+                continue  # nothing of this in that format
+        outbox = conn.outbox
+        if outbox.put(data):
+            touched.add(outbox)
+        elif not conn.closing:
+            batch.overflowed.append(conn)

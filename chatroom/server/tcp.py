@@ -80,7 +80,7 @@ from chatroom.protocol import (
 )
 from chatroom.server.bans import Ban
 from chatroom.server.guard import AuthGuard
-from chatroom.server.hub import Batch, Hub, append_entry
+from chatroom.server.hub import Batch, Hub
 from chatroom.server.outbox import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
 from chatroom.server.relay import DEFAULT_MAX_FILE, DEFAULT_WINDOW, MAX_RECEIVING, Relay
 from chatroom.server.room import ChatState, Member, Sanction
@@ -97,6 +97,7 @@ from chatroom.server.session import (
     SessionLimits,
 )
 from chatroom.server.store import DB_NAME, HistoryStore
+from chatroom.server.wire import FRAMED, Outgoing, WireFormat
 from chatroom.text import clean_line, fold, nick_key
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
 from chatroom.trace import Tracer
@@ -181,6 +182,8 @@ class Connection:
         #: is its own sink, and ``me`` is its cached one-element recipient tuple.
         self.sink = self
         self.me = (self,)
+        #: How this connection's messages are encoded (the hub encodes once per format).
+        self.wire: WireFormat = FRAMED
 
     @property
     def closing(self) -> bool:
@@ -201,6 +204,12 @@ class Connection:
         self.wake()
         return first
 
+    def send_now(self, out: Outgoing) -> None:
+        """Out of band, ahead of anything queued: keepalive, a last error, the goodbye."""
+        data = self.wire.encode((out,))
+        if data:
+            self.outbox.send_now(data)
+
     def wake(self) -> None:
         """Wake the reader of a closed session.  Only the reading half is shut: a last
         error frame queued just before (kicked, banned, timed out) still goes out; the
@@ -217,11 +226,11 @@ class Connection:
 REPLAY_MAX_MESSAGES = 10_000
 
 
-def _replay_frames(room: str, chats: list[Any], max_header: int, budget: int) -> tuple[list[bytes], int]:
+def _replay_frames(room: str, chats: list[Any], max_header: int, budget: int) -> tuple[list[Outgoing], int]:
     """``chats`` as ``history {replay: true}`` frames, oldest first, each within the
     header limit, together within ``budget`` bytes (at least one frame).  Returns the
     frames and how many messages they hold: a prefix of ``chats``, with no holes."""
-    frames: list[bytes] = []
+    frames: list[Outgoing] = []
     used = count = 0
     while count < len(chats):
         n = min(100, len(chats) - count)
@@ -236,7 +245,7 @@ def _replay_frames(room: str, chats: list[Any], max_header: int, budget: int) ->
                 n //= 2
         if frames and used + len(data) > budget:
             break
-        frames.append(data)
+        frames.append(Outgoing(page, data))
         used += len(data)
         count += n
     return frames, count
@@ -387,9 +396,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
 
     def send(self, msg: Message) -> None:
         """Queue ``msg`` for this client (flushed with the rest of the batch)."""
-        data = encode_message(msg, max_header=self.server.config.max_header)
+        out = Outgoing.of(msg, self.server.config.max_header)
         with self.server.hub.locked(self.batch):
-            self.batch.queue(self.conn.me, data)
+            self.batch.queue(self.conn.me, out)
 
     def send_fitted(self, msg: Welcome | Joined | History | Members, *, forward: bool = False) -> None:
         """Send ``msg``, dropping its oldest history, then the tail of its member list,
@@ -398,12 +407,12 @@ class ChatHandler(socketserver.BaseRequestHandler):
         ``member_count`` still says how many are there)."""
         while True:
             try:
-                data = encode_message(msg, max_header=self.server.config.max_header)
+                out = Outgoing.of(msg, self.server.config.max_header)
             except LocalProtocolError:
                 msg = _shrunk(msg, forward=forward)
                 continue
             with self.server.hub.locked(self.batch):
-                self.batch.queue(self.conn.me, data)
+                self.batch.queue(self.conn.me, out)
             return
 
     def send_error(self, code: str, message: str, *, msg_id: str | None = None, fatal: bool = False,
@@ -596,8 +605,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 missed=replayed,
             ))
             # What it missed, oldest first, before any live message.
-            for data in replay:
-                self.batch.queue(conn.me, data)
+            for out in replay:
+                self.batch.queue(conn.me, out)
             hub.deliver(deliveries, self.batch)
         log.info("%s resumed (%d missed messages replayed)", self.describe(), replayed)
 
@@ -609,12 +618,12 @@ class ChatHandler(socketserver.BaseRequestHandler):
             if earlier is not None:  # a resend of something we have: acknowledge, don't repeat
                 ack = Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
                           room=getattr(earlier, "room", None), duplicate=True)
-                self.batch.defer(self.conn.me, encode_message(ack))
+                self.batch.defer(self.conn.me, Outgoing.of(ack))
                 return
             chat, deliveries = state.say(member, msg.text, time.time(), action=isinstance(msg, Action), msg_id=msg.id)
             hub.deliver(deliveries, self.batch)
             ack = Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room)
-            self.batch.defer(self.conn.me, encode_message(ack))
+            self.batch.defer(self.conn.me, Outgoing.of(ack))
             self.batch.acks.append((self.conn, msg.id))
 
     def on_direct(self, msg: Direct) -> None:
@@ -900,7 +909,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
                                       handshaking=self._handshaking_from)
             if sanction.notice is not None and sanction.notice[0].sink is not None:
                 member, text = sanction.notice
-                append_entry(batch.entries, member.sink.me, encode_message(Notice(text=text)))
+                batch.queue(member.sink.me, Outgoing.of(Notice(text=text)))
         if sanction.added is not None or sanction.lifted or sanction.victims or sanction.address:
             log.warning("%s: %s", op.nick, sanction.text)
         self._store_bans(sanction, batch)
@@ -909,7 +918,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
             victims += [c for c in self.connections() if c.ip == sanction.address and c not in victims]
         reason = CloseReason.BANNED if sanction.code == ErrorCode.BANNED.value else CloseReason.KICKED
         for conn in victims:
-            conn.outbox.send_now(encode_message(Error(code=sanction.code, message=f"you were {sanction.why}",
+            conn.send_now(Outgoing.of(Error(code=sanction.code, message=f"you were {sanction.why}",
                                                       fatal=True)))
             conn.close(reason, sanction.why)
         return sanction.text + (f" ({len(victims)} connection(s))" if sanction.address else "")
@@ -938,7 +947,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         if conn.session.close_reason is not None:
             return
         if message:
-            conn.outbox.send_now(encode_message(Error(code=code.value, message=message, fatal=True)))
+            conn.send_now(Outgoing.of(Error(code=code.value, message=message, fatal=True)))
         if code is ErrorCode.TOO_SLOW:
             conn.outbox.close()  # its queue is full; nothing more will get through
         log.warning("dropping %s: %s", conn, reason.text)
@@ -968,7 +977,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
             session = conn.session
             was_open = not session.closed
             for event in session.tick(now):  # keepalive and deadlines: the session decides
-                conn.outbox.send_now(encode_message(event.message))
+                conn.send_now(Outgoing.of(event.message))
             if was_open and session.closed:
                 log.warning("dropping %s: %s", conn, session.close_text)
                 conn.wake()
@@ -1000,10 +1009,10 @@ class ChatServer(socketserver.ThreadingTCPServer):
         with self._conns_lock:
             self._stopping = True
         self.stopped.set()
-        bye = encode_message(Bye(reason=reason))
+        bye = Outgoing.of(Bye(reason=reason))
         conns = self.connections()
         for conn in conns:
-            conn.outbox.send_now(bye)
+            conn.send_now(bye)
         deadline = time.monotonic() + self.config.shutdown_grace
         while time.monotonic() < deadline and any(len(c.outbox) for c in conns):
             time.sleep(0.02)  # polling the flusher's progress, bounded by the deadline

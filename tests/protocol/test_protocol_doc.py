@@ -15,7 +15,7 @@ from chatroom.protocol import (
     message_from_header,
 )
 
-DOC = (Path(__file__).resolve().parent.parent / "PROTOCOL.md").read_text(encoding="utf-8")
+DOC = (Path(__file__).resolve().parents[2] / "PROTOCOL.md").read_text(encoding="utf-8")
 
 
 def block_after(marker: str) -> str:

@@ -79,7 +79,7 @@ class Chatter:
         self.welcomes = {}
         for c, nick in ((self.alice, "alice"), (self.bob, "bob")):
             if password:  # the bystanders know the room password; the attacker does not
-                from tests.test_security import password_hello
+                from tests.server.test_security import password_hello
 
                 welcome = password_hello(c, nick, password)
                 assert isinstance(welcome, Welcome) and welcome.nick == nick
@@ -234,7 +234,7 @@ def ping_flood(ctx: Ctx) -> None:
 
 def wrong_password_repeated(ctx: Ctx) -> None:
     from chatroom.server.guard import AuthGuard
-    from tests.test_security import password_hello
+    from tests.server.test_security import password_hello
 
     ctx.server.auth_guard = AuthGuard(free=1, window=60, first_delay=0.05, max_delay=0.1)
     for attempt in range(4):
@@ -389,7 +389,7 @@ def lookalike_and_reserved_nicks(ctx: Ctx) -> None:
 
 def guessing_does_not_lock_out_the_rightful(ctx: Ctx) -> None:
     from chatroom.server.guard import AuthGuard
-    from tests.test_security import password_hello
+    from tests.server.test_security import password_hello
 
     ctx.server.auth_guard = AuthGuard(free=2, window=60, first_delay=0.05, max_delay=0.2)
     for attempt in range(12):  # far past where the old guard refused everyone for 10 minutes

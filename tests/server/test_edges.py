@@ -57,13 +57,13 @@ def test_a_resume_replays_exactly_what_was_missed_and_the_rest_can_be_fetched(ga
     frames, replayed = _replay_frames("lobby", missed, 64 * 1024, budget)
     decoder = FrameDecoder()
     got = []
-    for data in frames:
-        (frame,) = decoder.feed(data)
+    for out in frames:
+        (frame,) = decoder.feed(out.framed)
         page = decode_message(frame)
         assert isinstance(page, History) and page.replay
         got += [c.seq for c in page.messages]
     assert got == list(range(6, 6 + replayed))  # contiguous, oldest first, no holes
-    assert sum(len(f) for f in frames) <= budget or len(frames) == 1
+    assert sum(len(f.framed) for f in frames) <= budget or len(frames) == 1
     # Whatever did not fit is fetched going forward, page by page, with nothing skipped.
     seen = got[-1] if got else last_seq
     while True:

@@ -22,7 +22,17 @@ from chatroom.protocol import (
     Say,
     encode_message,
 )
-from chatroom.server.session import Act, Admit, Checked, CloseReason, Phase, Reply, RoomKey, ServerSession, SessionLimits
+from chatroom.server.session import (
+    Act,
+    Admit,
+    Checked,
+    CloseReason,
+    Phase,
+    Reply,
+    RoomKey,
+    ServerSession,
+    SessionLimits,
+)
 
 LIMITS = SessionLimits(max_header=65536, max_body=1 << 20, rate=4.0, burst=5.0, max_strikes=3,
                        handshake_timeout=10.0, frame_timeout=30.0, ping_interval=30.0, pong_timeout=20.0)

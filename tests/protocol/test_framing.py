@@ -200,7 +200,7 @@ def test_protocol_package_imports_no_io_modules():
         "bad = {'socket', 'threading', 'asyncio', 'selectors', 'ssl'} & set(sys.modules); "
         "print(sorted(bad))"
     )
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, cwd=root
     )

@@ -36,7 +36,7 @@ from chatroom.server.tcp import CloseReason
 from tests.polling import Events, wait_until
 from tests.wire import WireClient
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def chatroom_env(**extra: str) -> dict[str, str]:

@@ -1,0 +1,73 @@
+"""Wire formats: how one decided message becomes bytes for each kind of client.
+
+A room decides a message once; its recipients may speak different formats (the
+framed protocol of PROTOCOL.md today; IRC lines and browser WebSockets are planned
+doors into the same rooms).  Each connection names its :class:`WireFormat`, and the
+hub's fan-out encodes a message **once per format in use**, not once per recipient:
+
+    Outgoing(message, framed bytes)  --fan-out-->  format.encode(parts) per format,
+                                                   cached for every recipient of it
+
+The framed encoding is made eagerly, when the message is queued: it is what almost
+every recipient needs, and its limits (the header size) are checked there, where the
+caller can still shrink the message.  Other formats encode lazily, at most once per
+batch entry.  No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from chatroom.protocol import Message, encode_message
+
+__all__ = ["Outgoing", "WireFormat", "Framed", "FRAMED"]
+
+
+class Outgoing:
+    """One message on its way out: the message itself (for other formats) and its
+    framed bytes."""
+
+    __slots__ = ("message", "framed")
+
+    def __init__(self, message: Message, framed: bytes) -> None:
+        self.message = message
+        self.framed = framed
+
+    @classmethod
+    def of(cls, message: Message, max_header: int | None = None) -> Outgoing:
+        """Encode ``message`` as a frame (raises ``LocalProtocolError`` if its header
+        exceeds ``max_header``)."""
+        if max_header is None:
+            return cls(message, encode_message(message))
+        return cls(message, encode_message(message, max_header=max_header))
+
+    def __repr__(self) -> str:
+        return f"<Outgoing {self.message.TYPE} {len(self.framed)} bytes>"
+
+
+class WireFormat(Protocol):
+    """How a kind of connection wants its messages.  ``encode`` turns consecutive
+    messages (for the same recipients) into the bytes to append to each outbox; b""
+    means none of them is shown in this format."""
+
+    name: str
+
+    def encode(self, parts: Sequence[Outgoing]) -> bytes: ...
+
+
+class Framed:
+    """PROTOCOL.md's frames: already encoded when queued, so only joined."""
+
+    name = "framed"
+
+    def encode(self, parts: Sequence[Outgoing]) -> bytes:
+        if len(parts) == 1:
+            return parts[0].framed
+        return b"".join([p.framed for p in parts])
+
+    def __repr__(self) -> str:
+        return "FRAMED"
+
+
+FRAMED = Framed()

@@ -1,0 +1,118 @@
+"""The hub's fan-out alone: a room's messages reach every recipient in one order,
+encoded once per wire format in use -- not once per recipient.  Recipients here are
+plain objects with an outbox that records; no sockets, no threads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from chatroom.protocol import FrameDecoder, decode_message
+from chatroom.server.hub import Batch, Hub
+from chatroom.server.room import ChatState
+from chatroom.server.store import HistoryStore
+from chatroom.server.wire import FRAMED, Outgoing
+
+
+class Recorder:
+    """An outbox that keeps what it is given (and refuses past ``limit`` puts)."""
+
+    def __init__(self, limit: int = 1_000) -> None:
+        self.data: list[bytes] = []
+        self.limit = limit
+
+    def put(self, data: bytes) -> bool:
+        if len(self.data) >= self.limit:
+            return False
+        self.data.append(data)
+        return True
+
+
+class Sink:
+    def __init__(self, wire, limit: int = 1_000) -> None:
+        self.outbox = Recorder(limit)
+        self.wire = wire
+        self.closing = False
+        self.me = (self,)
+        self.sink = self
+
+
+class Lines:
+    """A second wire format, as a door for another kind of client would be: one text
+    line per chat, nothing for anything else; counts its encodings."""
+
+    name = "lines"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, parts: Sequence[Outgoing]) -> bytes:
+        self.calls += 1
+        out = [f"<{p.message.nick}> {p.message.text}\n" for p in parts if p.message.TYPE == "chat"]
+        return "".join(out).encode()
+
+
+def room_of(formats: list) -> tuple[Hub, ChatState, list, list[Sink]]:
+    store = HistoryStore(None)
+    state = ChatState(store=store)
+    hub = Hub(state, store, 65536)
+    members, sinks = [], []
+    for i, wire in enumerate(formats):
+        member, _, _ = state.admit(i + 1, f"user{i}", f"127.0.0.1:{1000 + i}", 0.0)
+        sink = Sink(wire)
+        member.sink = sink
+        members.append(member)
+        sinks.append(sink)
+    return hub, state, members, sinks
+
+
+def frames(data: bytes) -> list:
+    return [decode_message(f) for f in FrameDecoder().feed(data)]
+
+
+def test_a_chat_is_encoded_once_per_format_and_each_recipient_gets_its_own():
+    lines = Lines()
+    hub, state, members, sinks = room_of([FRAMED, lines, FRAMED, lines, lines])
+    batch = Batch()
+    with hub.locked(batch) as st:
+        for text in ("one", "two", "three"):
+            hub.deliver(st.say(members[0], text, 1.0)[1], batch)
+    assert lines.calls == 1  # three chats, three line recipients: one encoding
+    for sink in sinks:
+        (data,) = sink.outbox.data  # one outbox entry per recipient for the whole batch
+        if sink.wire is FRAMED:
+            assert [m.text for m in frames(data)] == ["one", "two", "three"]
+            assert [m.seq for m in frames(data)] == [1, 2, 3]
+        else:
+            assert data == b"<user0> one\n<user0> two\n<user0> three\n"
+    assert sinks[0].outbox.data[0] is sinks[2].outbox.data[0]  # the very same bytes object
+
+
+def test_a_format_that_shows_nothing_of_an_entry_gets_no_empty_put():
+    lines = Lines()
+    hub, state, members, sinks = room_of([FRAMED, lines])
+    batch = Batch()
+    with hub.locked(batch) as st:
+        hub.deliver(st.set_topic(members[0], "plans", 1.0), batch)
+    assert sinks[1].outbox.data == []  # a topic is not a line in that format
+    assert [m.TYPE for m in frames(sinks[0].outbox.data[0])] == ["topic"]
+
+
+def test_a_full_outbox_is_reported_for_dropping_not_skipped_silently():
+    hub, state, members, sinks = room_of([FRAMED, FRAMED])
+    sinks[1].outbox.limit = 0
+    batch = Batch()
+    with hub.locked(batch) as st:
+        hub.deliver(st.say(members[0], "hi", 1.0)[1], batch)
+    assert batch.overflowed == [sinks[1]]
+    assert [m.text for m in frames(sinks[0].outbox.data[0])] == ["hi"]  # the others still get it
+
+
+def test_a_held_member_is_skipped_and_gets_the_message_on_resume():
+    hub, state, members, sinks = room_of([FRAMED, FRAMED])
+    members[1].sink = None  # held for a reconnect
+    batch = Batch()
+    with hub.locked(batch) as st:
+        chat, deliveries = st.say(members[0], "while you were away", 1.0)
+        hub.deliver(deliveries, batch)
+    assert sinks[1].outbox.data == []
+    assert state.rooms["lobby"].next_seq - 1 == chat.seq  # it is in the room's history to replay
