@@ -16,7 +16,6 @@ count is written as soon as there is room again.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -62,7 +61,7 @@ class Tracer:
         self._line(f"RECV  {peer:<28} recv() returned {size} bytes")
 
     def frame_in(self, peer: str, frame: Frame) -> None:
-        header = json.dumps(frame.header, ensure_ascii=False, separators=(",", ":"))
+        header = frame.raw_header.decode("utf-8", "replace")  # as the peer sent it
         glue = f"{frame.recv_count} recv()s" if frame.recv_count != 1 else "1 recv"
         self._line(f"IN    {peer:<28} {_prefix(frame.prefix)}  {_shown(header)}  body {len(frame.body)}  ({glue})")
 

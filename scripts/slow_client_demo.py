@@ -70,7 +70,7 @@ def hello(port: int, nick: str, *, rcvbuf: int | None = None) -> socket.socket:
         data = sock.recv(4096)
         if not data:
             raise SystemExit(f"the server closed {nick}'s connection before its welcome")
-        if any(f.header.get("type") == "welcome" for f in decoder.feed(data)):
+        if any(f.type == "welcome" for f in decoder.feed(data)):
             break
     sock.settimeout(sock_timeout)
     return sock

@@ -15,8 +15,9 @@ The rules it keeps (PROTOCOL.md, "Handshake" and "Room password"):
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+
+import msgspec
 
 from chatroom.auth import client_proof, derive_key, proofs_match, server_proof
 from chatroom.errors import HandshakeRefused
@@ -68,7 +69,7 @@ class ClientHandshake:
         self.tls = tls
         self.plain_hello = Hello(version=PROTOCOL_VERSION, nick=nick, client=client, room=room or None,
                                  nonce=nonce.hex() if nonce else None)
-        self.hello = (dataclasses.replace(self.plain_hello, resume=resume_token, last_seq=last_seq)
+        self.hello = (msgspec.structs.replace(self.plain_hello, resume=resume_token, last_seq=last_seq)
                       if resume_token else self.plain_hello)
         self.resume_refused = False
         self._expected_proof: bytes | None = None  # the server's proof, once we have given ours

@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from chatroom.errors import FrameTooLarge, LocalProtocolError, MalformedHeader, TruncatedFrame
 
@@ -51,20 +52,64 @@ MAX_BODY_SIZE = 1024 * 1024
 BODY_KEY = "body"
 
 
-@dataclass(frozen=True, slots=True)
 class Frame:
-    """One decoded frame.
+    """One decoded frame: its header's raw bytes (``header`` parses them, for the
+    curious: the wire trace, tests), the message ``type`` they name (None if not a
+    string), and the body.
 
     ``wire_size`` is the frame's size on the wire, ``recv_count`` how many chunks fed
     to the decoder it took to assemble (the trace mode shows it: the sticky-packet
     lesson), and ``prefix`` the raw 4-byte length prefix.
     """
 
-    header: dict[str, Any]
-    body: bytes = b""
-    wire_size: int = 0
-    recv_count: int = 1
-    prefix: bytes = field(default=b"", repr=False)
+    __slots__ = ("raw_header", "type", "declares_body", "body", "wire_size", "recv_count", "prefix")
+
+    def __init__(self, raw_header: bytes, type: Any = None, body: bytes = b"", *, declares_body: bool = False,
+                 wire_size: int = 0, recv_count: int = 1, prefix: bytes = b"") -> None:
+        self.raw_header = raw_header
+        self.type = type if isinstance(type, str) else None
+        self.declares_body = declares_body
+        self.body = body
+        self.wire_size = wire_size
+        self.recv_count = recv_count
+        self.prefix = prefix
+
+    @property
+    def header(self) -> dict[str, Any]:
+        return parse_header(self.raw_header)
+
+    def __repr__(self) -> str:
+        return f"Frame({self.raw_header!r}, body={len(self.body)} bytes)"
+
+
+class _Envelope(msgspec.Struct):
+    """What the framing needs of a header: the body's size (and the type, passed on)."""
+
+    type: Any = None
+    body: Any = None
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+
+
+def read_envelope(data: bytes) -> tuple[Any, Any]:
+    """(type, body) of header bytes, or :class:`MalformedHeader` if they are not a
+    UTF-8 JSON object.  One C pass; the stdlib parser only for what msgspec refuses
+    (JSON that it does not take, a lone surrogate or a NaN among them, is refused or
+    accepted exactly as Python's ``json`` would: the message layer then names the bad
+    field)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedHeader(f"header is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        envelope = _ENVELOPE.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        header = parse_header(data)
+        return header.get("type"), header.get(BODY_KEY)
+    except RecursionError:
+        raise MalformedHeader("header JSON is nested too deeply") from None
+    return envelope.type, envelope.body
 
 
 # One encoder for every frame: json.dumps() with options builds a new one per call.
@@ -134,7 +179,9 @@ class FrameDecoder:
         self._buf = bytearray()
         self._pos = 0  # start of unconsumed data in _buf
         # The frame being assembled: its header once parsed, and how much is needed.
-        self._header: dict[str, Any] | None = None
+        self._header: bytes | None = None  # raw
+        self._type: Any = None
+        self._declares_body = False
         self._header_len = 0
         self._body_len = 0
         self._chunks = 0  # chunks that contributed to the current frame
@@ -194,20 +241,25 @@ class FrameDecoder:
                 raise FrameTooLarge("header", length, self.max_header)
             if avail < PREFIX_SIZE + length:
                 return None
-            header = parse_header(bytes(buf[pos + PREFIX_SIZE : pos + PREFIX_SIZE + length]))
-            body_len = header.get(BODY_KEY, 0)
-            if type(body_len) is not int or body_len < 0:
+            raw = bytes(buf[pos + PREFIX_SIZE : pos + PREFIX_SIZE + length])
+            type_name, body_len = read_envelope(raw)
+            self._declares_body = body_len is not None
+            if body_len is None:
+                body_len = 0
+            elif type(body_len) is not int or body_len < 0:
                 raise MalformedHeader(f"'{BODY_KEY}' must be a non-negative integer")
             if body_len > self.max_body:
                 raise FrameTooLarge("body", body_len, self.max_body)
-            self._header, self._header_len, self._body_len = header, length, body_len
+            self._header, self._type, self._header_len, self._body_len = raw, type_name, length, body_len
         total = PREFIX_SIZE + self._header_len + self._body_len
         if avail < total:
             return None
         body_start = pos + PREFIX_SIZE + self._header_len
         frame = Frame(
-            header=self._header,
-            body=bytes(buf[body_start : body_start + self._body_len]),
+            self._header,
+            self._type,
+            bytes(buf[body_start : body_start + self._body_len]),
+            declares_body=self._declares_body,
             wire_size=total,
             recv_count=self._chunks,
             prefix=bytes(buf[pos : pos + PREFIX_SIZE]),

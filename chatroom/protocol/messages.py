@@ -1,31 +1,31 @@
 """Typed messages: what a frame header means.  No I/O here.
 
-Every message is a small frozen dataclass named as a noun; its wire form is a JSON
-object whose ``"type"`` is the class's :attr:`Message.TYPE` and whose other keys are
-the dataclass fields.  Fields that are ``None`` are left out on the wire, and absent
-optional fields decode to their defaults.  Unknown keys are ignored, so a later minor
-version may add fields without breaking older peers.  A field named ``data`` of type
-``bytes`` travels as the frame's raw body, not in the JSON.
+Every message is a frozen ``msgspec.Struct`` named as a noun, tagged by its wire
+``"type"`` (:attr:`Message.TYPE`); its other keys are the struct's fields.  Fields that
+are ``None`` are left out on the wire, and absent optional fields decode to their
+defaults.  Unknown keys are ignored, so a later minor version may add fields without
+breaking older peers.  A field named ``data`` of type ``bytes`` travels as the frame's
+raw body, not in the JSON.
 
-:func:`decode_message` validates every field against its annotation: a missing,
-mistyped or out-of-range field raises :class:`~chatroom.errors.InvalidField`, an
-unknown type :class:`~chatroom.errors.UnknownMessageType` -- never a bare
-``KeyError``/``TypeError``.
+Decoding and validating a header is one C pass (msgspec), straight from the header's
+bytes: types, integer ranges and the per-message rules (``check``) together.  A bad
+field raises :class:`~chatroom.errors.InvalidField` naming it, an unknown type
+:class:`~chatroom.errors.UnknownMessageType` -- never a bare ``KeyError``/``TypeError``
+or a msgspec exception.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
+import json
 import math
 import re
-import types
-import typing
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar
 
-from chatroom.errors import InvalidField, LocalProtocolError, UnknownMessageType
-from chatroom.protocol.framing import BODY_KEY, MAX_BODY_SIZE, MAX_HEADER_SIZE, Frame, encode_frame
+import msgspec
+
+from chatroom.errors import InvalidField, LocalProtocolError, MalformedHeader, UnknownMessageType
+from chatroom.protocol.framing import BODY_KEY, MAX_BODY_SIZE, MAX_HEADER_SIZE, PREFIX, Frame, parse_header
 from chatroom.text import unencodable
 
 __all__ = [
@@ -91,6 +91,7 @@ __all__ = [
     "encode_message",
     "decode_message",
     "message_from_header",
+    "claimed_id",
     "major_version",
 ]
 
@@ -181,240 +182,65 @@ def major_version(version: str) -> int | None:
 
 # --------------------------------------------------------------------------- machinery
 
-M = TypeVar("M", bound="Message")
+#: Integers on the wire are 64-bit signed: what every language's JSON library can hold.
+Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 #: type name -> message class
 MESSAGE_TYPES: dict[str, type[Message]] = {}
 
 
-class Message:
-    """Base of every message.  Subclasses are made with :func:`_message`."""
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every message.  A subclass is declared ``class Chat(Message, tag="chat")``."""
 
     TYPE: ClassVar[str] = ""
-    _FIELDS: ClassVar[tuple[tuple[str, Callable[[Any], Any], bool], ...]] = ()
+    #: Fields holding records (member lists, history): encoded with their None fields dropped too.
+    _NESTED: ClassVar[frozenset[str]] = frozenset()
+    _HAS_BODY: ClassVar[bool] = False
 
-    __slots__ = ()
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`LocalProtocolError` (via ``_require``) if a value is out of range."""
 
     def to_header(self) -> dict[str, Any]:
-        """The JSON-ready header (without the body) for this message."""
+        """The JSON-ready header (without the body) for this message: ``None`` fields left out."""
         header: dict[str, Any] = {"type": self.TYPE}
-        for name, _, _ in self._FIELDS:
-            value = getattr(self, name)
-            if value is None or name == "data":
+        nested = self._NESTED
+        for name, value in msgspec.structs.asdict(self).items():
+            if value is None:
                 continue
-            # Plain values (the vast majority, on the broadcast path) go in as they are.
-            header[name] = value if type(value) in _PLAIN else _to_json(value)
+            if nested and name in nested:
+                value = _stripped(msgspec.to_builtins(value))
+            header[name] = value
+        if self._HAS_BODY:
+            del header["data"]
         return header
 
-    def __post_init__(self) -> None:
-        self.check()
 
-    def check(self) -> None:
-        """Raise :class:`LocalProtocolError` if a value is out of range (per class)."""
-
-
-_PLAIN = frozenset({str, int, float, bool})
-
-
-def _to_json(value: Any) -> Any:
-    if isinstance(value, Message | _Record):
-        return {k: v for k, v in _record_items(value) if v is not None}
-    if isinstance(value, tuple):
-        return [_to_json(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
-
-
-def _record_items(value: Any) -> list[tuple[str, Any]]:
-    items = [(f.name, _to_json(getattr(value, f.name))) for f in dataclasses.fields(value)]
-    if isinstance(value, Message):
-        items.insert(0, ("type", value.TYPE))
-    return items
-
-
-class _Record:
+class _Record(msgspec.Struct, frozen=True, kw_only=True):
     """Base of nested records (not messages): member and room descriptions."""
 
-    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        self.check()
-
-    def check(self) -> None:
-        pass
-
-
-def _converter(tp: Any, owner: str, name: str) -> Callable[[Any], Any]:
-    """Build a function that validates a JSON value against annotation ``tp``."""
-
-    def bad(problem: str) -> InvalidField:
-        return InvalidField(owner, name, problem)
-
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        conv = _converter(inner, owner, name)
-        return lambda v: None if v is None else conv(v)
-    if origin is tuple:
-        return _tuple_of(_converter(typing.get_args(tp)[0], owner, name), bad)
-    if origin is dict:
-        return _dict_of(_converter(typing.get_args(tp)[1], owner, name), bad)
-    if tp in _SCALARS:
-        return _SCALARS[tp](bad)
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return _enum_of(tp, bad)
-    if isinstance(tp, type) and issubclass(tp, _Record | Message):
-        return lambda v: _build(tp, v)
-    raise TypeError(f"no converter for {tp!r}")  # a bug in a message definition
-
-
-Bad = Callable[[str], InvalidField]
-
-
-def _tuple_of(item: Callable[[Any], Any], bad: Bad) -> Callable[[Any], tuple[Any, ...]]:
-    def to_tuple(v: Any) -> tuple[Any, ...]:
-        if not isinstance(v, list):
-            raise bad(f"expected a list, got {_json_type(v)}")
-        return tuple(item(x) for x in v)
-
-    return to_tuple
-
-
-def _dict_of(val: Callable[[Any], Any], bad: Bad) -> Callable[[Any], dict[str, Any]]:
-    def to_dict(v: Any) -> dict[str, Any]:
-        if not isinstance(v, dict):
-            raise bad(f"expected an object, got {_json_type(v)}")
-        for k in v:
-            _check_encodable(k, bad)
-        return {str(k): val(x) for k, x in v.items()}
-
-    return to_dict
-
-
-def _enum_of(tp: type[enum.Enum], bad: Bad) -> Callable[[Any], enum.Enum]:
-    def to_enum(v: Any) -> enum.Enum:
-        try:
-            return tp(v)
-        except ValueError:
-            raise bad(f"{v!r} is not one of {[m.value for m in tp]}") from None
-
-    return to_enum
-
-
-def _str_of(bad: Bad) -> Callable[[Any], str]:
-    def to_str(v: Any) -> str:
-        if not isinstance(v, str):
-            raise bad(f"expected a string, got {_json_type(v)}")
-        _check_encodable(v, bad)
-        return v
-
-    return to_str
-
-
-def _bool_of(bad: Bad) -> Callable[[Any], bool]:
-    def to_bool(v: Any) -> bool:
-        if not isinstance(v, bool):
-            raise bad(f"expected true or false, got {_json_type(v)}")
-        return v
-
-    return to_bool
-
-
-def _int_of(bad: Bad) -> Callable[[Any], int]:
-    def to_int(v: Any) -> int:
-        if type(v) is not int:
-            raise bad(f"expected an integer, got {_json_type(v)}")
-        if not -(2**63) <= v < 2**63:
-            raise bad("integer out of range")
-        return v
-
-    return to_int
-
-
-def _float_of(bad: Bad) -> Callable[[Any], float]:
-    def to_float(v: Any) -> float:
-        if type(v) not in (int, float) or not math.isfinite(v):
-            raise bad(f"expected a number, got {_json_type(v)}")
-        return float(v)
-
-    return to_float
-
-
-#: Plain JSON values: annotation -> converter factory.  ``bytes`` is a frame body, checked by the framing.
-_SCALARS: dict[Any, Callable[[Bad], Callable[[Any], Any]]] = {
-    str: _str_of, bool: _bool_of, int: _int_of, float: _float_of, bytes: lambda bad: lambda v: v,
-}
-
-
-def _check_encodable(v: str, bad: Callable[[str], InvalidField]) -> None:
-    """Refuse what UTF-8 cannot encode: JSON lets a peer send a lone surrogate
-    (``"\\ud83d"``), which would break every later attempt to store or relay it."""
-    at = unencodable(v)
-    if at is not None:
-        raise bad(f"not valid Unicode: a lone surrogate U+{ord(v[at]):04X} at character {at}")
-
-
-def _json_type(v: Any) -> str:
-    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(v), "number"
-    )
-
-
-def _build(cls: Any, data: Any) -> Any:
-    owner = cls.TYPE if issubclass(cls, Message) else cls.__name__
-    if not isinstance(data, dict):
-        raise InvalidField(owner, "", f"expected an object, got {_json_type(data)}")
-    kwargs: dict[str, Any] = {}
-    for name, conv, required in cls._FIELDS:
-        if name in data:
-            kwargs[name] = conv(data[name])
-        elif required:
-            raise InvalidField(owner, name, "missing")
-    try:
-        return cls(**kwargs)
-    except LocalProtocolError as exc:
-        raise InvalidField(owner, getattr(exc, "field", ""), str(exc)) from None
+def _stripped(value: Any) -> Any:
+    """``value`` (JSON-ready) without the None fields of the objects in it."""
+    if isinstance(value, dict):
+        return {k: _stripped(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_stripped(v) for v in value]
+    return value
 
 
 class _FieldProblem(LocalProtocolError):
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(problem)
+        super().__init__(f"{field}: {problem}")
         self.field = field
+        self.problem = problem
 
 
 def _require(ok: bool, field: str, problem: str) -> None:
     if not ok:
         raise _FieldProblem(field, problem)
-
-
-T = TypeVar("T")
-
-
-def _finish(cls: type[T]) -> type[T]:
-    """Make ``cls`` a frozen dataclass and precompute its field converters."""
-    dc = dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
-    hints = typing.get_type_hints(dc)
-    owner = getattr(dc, "TYPE", "") or dc.__name__
-    dc._FIELDS = tuple(  # type: ignore[attr-defined]
-        (
-            f.name,
-            _converter(hints[f.name], owner, f.name),
-            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-        )
-        for f in dataclasses.fields(dc)
-    )
-    return dc
-
-
-def _message(type_name: str) -> Callable[[type[M]], type[M]]:
-    def register(cls: type[M]) -> type[M]:
-        cls.TYPE = type_name
-        dc = _finish(cls)
-        MESSAGE_TYPES[type_name] = dc
-        return dc
-
-    return register
 
 
 def _check_hex(value: str | None, field: str, length: int) -> None:
@@ -431,7 +257,6 @@ def _check_id(value: str | None, field: str = "id") -> None:
 # --------------------------------------------------------------------------- records
 
 
-@_finish
 class MemberInfo(_Record):
     """One member as shown by /who: ``idle`` in seconds since their last message."""
 
@@ -442,22 +267,20 @@ class MemberInfo(_Record):
     address: str | None = None  # only shown to operators
 
 
-@_finish
 class RoomInfo(_Record):
     name: str
-    members: int = 0
+    members: Int = 0
     topic: str = ""
 
 
 # --------------------------------------------------------------------------- messages
 
 
-@_message("chat")
-class Chat(Message):
+class Chat(Message, tag="chat"):
     """A room message as the server relays it: stamped with time and sequence number."""
 
     room: str
-    seq: int
+    seq: Int
     ts: float
     nick: str
     text: str
@@ -468,8 +291,7 @@ class Chat(Message):
         _require(self.seq >= 0, "seq", "must not be negative")
 
 
-@_message("hello")
-class Hello(Message):
+class Hello(Message, tag="hello"):
     """First message of a client.  ``resume`` and ``last_seq`` reclaim a session."""
 
     version: str
@@ -477,7 +299,7 @@ class Hello(Message):
     client: str = ""
     room: str | None = None
     resume: str | None = None
-    last_seq: int | None = None
+    last_seq: Int | None = None
     nonce: str | None = None  # 64 hex digits: the client's half of a password exchange
 
     def check(self) -> None:
@@ -485,8 +307,7 @@ class Hello(Message):
         _check_hex(self.nonce, "nonce", 64)
 
 
-@_message("welcome")
-class Welcome(Message):
+class Welcome(Message, tag="welcome"):
     """The server's answer to a good hello: who we are, where we are, what we missed."""
 
     version: str
@@ -495,20 +316,19 @@ class Welcome(Message):
     room: str
     topic: str = ""
     members: tuple[MemberInfo, ...] = ()
-    member_count: int = 0  # everyone in the room; `members` lists at most MAX_LISTED_MEMBERS
+    member_count: Int = 0  # everyone in the room; `members` lists at most MAX_LISTED_MEMBERS
     history: tuple[Chat, ...] = ()
-    last_seq: int = 0  # the room's newest sequence number now: where "missed" starts from
-    limits: dict[str, int] = dataclasses.field(default_factory=dict)
+    last_seq: Int = 0  # the room's newest sequence number now: where "missed" starts from
+    limits: dict[str, Int] = msgspec.field(default_factory=dict)
     resume_token: str | None = None
     resumed: bool = False
     proof: str | None = None  # password rooms: the server's proof that it knows the password
     #: resumed: how many room messages after hello.last_seq follow in ``history`` frames
     #: marked ``replay`` (if fewer than ``last_seq - hello.last_seq``, fetch the rest)
-    missed: int | None = None
+    missed: Int | None = None
 
 
-@_message("say")
-class Say(Message):
+class Say(Message, tag="say"):
     """Chat text to the current room.  May span several lines (a paste is one message)."""
 
     id: str
@@ -519,8 +339,7 @@ class Say(Message):
         _require(bool(self.text), "text", "must not be empty")
 
 
-@_message("action")
-class Action(Message):
+class Action(Message, tag="action"):
     """An action ("/me waves") to the current room."""
 
     id: str
@@ -531,8 +350,7 @@ class Action(Message):
         _require(bool(self.text), "text", "must not be empty")
 
 
-@_message("direct")
-class Direct(Message):
+class Direct(Message, tag="direct"):
     """A private message to one nick, wherever they are."""
 
     id: str
@@ -544,69 +362,60 @@ class Direct(Message):
         _require(bool(self.text), "text", "must not be empty")
 
 
-@_message("join")
-class Join(Message):
+class Join(Message, tag="join"):
     """Move to ``room``, creating it if it does not exist."""
 
     room: str
 
 
-@_message("list_rooms")
-class ListRooms(Message):
+class ListRooms(Message, tag="list_rooms"):
     pass
 
 
-@_message("set_topic")
-class SetTopic(Message):
+class SetTopic(Message, tag="set_topic"):
     topic: str
 
 
-@_message("nick")
-class Nick(Message):
+class Nick(Message, tag="nick"):
     nick: str
 
 
-@_message("away")
-class Away(Message):
+class Away(Message, tag="away"):
     """Mark oneself away with ``message``; without a message, back again."""
 
     message: str | None = None
 
 
-@_message("who")
-class Who(Message):
+class Who(Message, tag="who"):
     room: str | None = None
 
 
-@_message("fetch_history")
-class FetchHistory(Message):
+class FetchHistory(Message, tag="fetch_history"):
     """Ask for up to ``limit`` room messages with a sequence number below ``before``
     (the newest of those), or, with ``after`` instead, above ``after`` (the oldest of
     those: filling a hole going forward).  Both bounds are exclusive."""
 
     room: str
-    before: int | None = None
-    limit: int = 50
-    after: int | None = None
+    before: Int | None = None
+    limit: Int = 50
+    after: Int | None = None
 
     def check(self) -> None:
         _require(self.limit > 0, "limit", "must be positive")
         _require((self.before is None) != (self.after is None), "before", "give exactly one of before and after")
 
 
-@_message("ack")
-class Ack(Message):
+class Ack(Message, tag="ack"):
     """The server accepted the client's message ``id``; ``seq`` is its place in the room."""
 
     id: str
     ts: float
-    seq: int | None = None
+    seq: Int | None = None
     room: str | None = None
     duplicate: bool = False  # a resend of an id already accepted: nothing was re-broadcast
 
 
-@_message("private")
-class Private(Message):
+class Private(Message, tag="private"):
     """A direct message, delivered to its recipient and echoed to its sender."""
 
     nick: str
@@ -616,8 +425,7 @@ class Private(Message):
     id: str | None = None
 
 
-@_message("presence")
-class Presence(Message):
+class Presence(Message, tag="presence"):
     """Someone joined, left, changed nick, went away or came back."""
 
     room: str
@@ -629,40 +437,35 @@ class Presence(Message):
     message: str | None = None  # away
 
 
-@_message("members")
-class Members(Message):
+class Members(Message, tag="members"):
     room: str
     members: tuple[MemberInfo, ...] = ()
-    member_count: int = 0
+    member_count: Int = 0
 
 
-@_message("rooms")
-class Rooms(Message):
+class Rooms(Message, tag="rooms"):
     rooms: tuple[RoomInfo, ...] = ()
 
 
-@_message("joined")
-class Joined(Message):
+class Joined(Message, tag="joined"):
     """We are now in ``room``: its topic, members and recent history."""
 
     room: str
     topic: str = ""
     members: tuple[MemberInfo, ...] = ()
-    member_count: int = 0
+    member_count: Int = 0
     history: tuple[Chat, ...] = ()
-    last_seq: int = 0
+    last_seq: Int = 0
 
 
-@_message("topic")
-class Topic(Message):
+class Topic(Message, tag="topic"):
     room: str
     topic: str
     nick: str
     ts: float
 
 
-@_message("history")
-class History(Message):
+class History(Message, tag="history"):
     """Older room messages, oldest first.  ``complete`` means nothing older exists."""
 
     room: str
@@ -671,8 +474,7 @@ class History(Message):
     replay: bool = False  # part of the replay after a resumed welcome (see Welcome.missed)
 
 
-@_message("error")
-class Error(Message):
+class Error(Message, tag="error"):
     """Something went wrong.  ``id`` names the client message it answers, if any;
     ``fatal`` says the server closes the connection after this frame."""
 
@@ -683,8 +485,7 @@ class Error(Message):
     suggestion: str | None = None  # nick_taken: a free nick close to the one asked for
 
 
-@_message("challenge")
-class Challenge(Message):
+class Challenge(Message, tag="challenge"):
     """The room needs a password: the server's nonce and the KDF salt.  The server
     proves its own knowledge only after the client has (in ``welcome.proof``), so
     connecting gives nobody anything to guess the password against offline."""
@@ -697,8 +498,7 @@ class Challenge(Message):
         _require(0 < len(self.salt) <= 128, "salt", "must be 1-128 hex digits")
 
 
-@_message("auth")
-class Auth(Message):
+class Auth(Message, tag="auth"):
     """The client's proof that it knows the room password."""
 
     proof: str
@@ -718,15 +518,13 @@ class ModAction(enum.StrEnum):
     BANS = "bans"  # list the bans in force (answered with a notice)
 
 
-@_message("op")
-class Op(Message):
+class Op(Message, tag="op"):
     """Become an operator with the server's operator token."""
 
     token: str
 
 
-@_message("moderate")
-class Moderate(Message):
+class Moderate(Message, tag="moderate"):
     """An operator's action.  ``target``: a nick, or an address for ban/unban;
     ``duration`` in seconds (absent: until lifted)."""
 
@@ -739,25 +537,21 @@ class Moderate(Message):
         _require(self.duration is None or self.duration > 0, "duration", "must be positive")
 
 
-@_message("notice")
-class Notice(Message):
+class Notice(Message, tag="notice"):
     """Information for one client from the server (not from a peer)."""
 
     text: str
 
 
-@_message("ping")
-class Ping(Message):
+class Ping(Message, tag="ping"):
     token: str = ""
 
 
-@_message("pong")
-class Pong(Message):
+class Pong(Message, tag="pong"):
     token: str = ""
 
 
-@_message("bye")
-class Bye(Message):
+class Bye(Message, tag="bye"):
     """A clean goodbye; the sender closes the connection after it."""
 
     reason: str = ""
@@ -792,13 +586,12 @@ def _check_sha256(value: str) -> None:
     _check_hex(value, "sha256", 64)
 
 
-@_message("offer_file")
-class OfferFile(Message):
+class OfferFile(Message, tag="offer_file"):
     """Offer a file to the current room, or to one nick with ``to``."""
 
     id: str
     name: str
-    size: int
+    size: Int
     sha256: str  # of the whole file, 64 lowercase hex digits
     to: str | None = None
 
@@ -809,21 +602,20 @@ class OfferFile(Message):
         _check_sha256(self.sha256)
 
 
-@_message("file_offer")
-class FileOffer(Message):
+class FileOffer(Message, tag="file_offer"):
     """A file on offer, to each recipient -- and to its sender with the sender's ``id``,
     which is how the sender learns the ``transfer`` number."""
 
-    transfer: int
+    transfer: Int
     name: str  # as the sender named it, control characters removed; receivers sanitise it again
-    size: int
+    size: Int
     sha256: str
     nick: str  # who offers it
     ts: float
     expires_in: float  # seconds the offer stays open to /accept
     room: str | None = None  # offered to this room ...
     to: str | None = None  # ... or to this one nick
-    recipients: int = 0  # how many it was offered to
+    recipients: Int = 0  # how many it was offered to
     id: str | None = None  # the sender's offer_file id (only in the sender's copy)
 
     def check(self) -> None:
@@ -831,58 +623,52 @@ class FileOffer(Message):
         _check_sha256(self.sha256)
 
 
-@_message("accept_file")
-class AcceptFile(Message):
+class AcceptFile(Message, tag="accept_file"):
     """Take an offer.  A refusal (expired, too many at once) names ``id``, if given."""
 
-    transfer: int
+    transfer: Int
     id: str | None = None
 
     def check(self) -> None:
         _check_id(self.id)
 
 
-@_message("reject_file")
-class RejectFile(Message):
-    transfer: int
+class RejectFile(Message, tag="reject_file"):
+    transfer: Int
 
 
-@_message("cancel_file")
-class CancelFile(Message):
+class CancelFile(Message, tag="cancel_file"):
     """Stop a transfer: the sender stops it for everyone, a receiver only for itself."""
 
-    transfer: int
+    transfer: Int
     reason: str = ""
 
 
-@_message("file_send")
-class FileSend(Message):
+class FileSend(Message, tag="file_send"):
     """To the sender: send the file from byte 0 (round ``round``) to ``receivers``; you
     may send the bytes before offset ``credit`` now."""
 
-    transfer: int
-    round: int
-    credit: int
+    transfer: Int
+    round: Int
+    credit: Int
     receivers: tuple[str, ...] = ()
 
 
-@_message("file_credit")
-class FileCredit(Message):
+class FileCredit(Message, tag="file_credit"):
     """To the sender: you may now send the bytes before offset ``credit``."""
 
-    transfer: int
-    round: int
-    credit: int
+    transfer: Int
+    round: Int
+    credit: Int
 
 
-@_message("file_chunk")
-class FileChunk(Message):
+class FileChunk(Message, tag="file_chunk"):
     """From the sender: the bytes at ``offset`` (the body).  Offsets follow each other
     exactly and stay within the credit; a zero-byte file is one empty chunk."""
 
-    transfer: int
-    round: int
-    offset: int
+    transfer: Int
+    round: Int
+    offset: Int
     data: bytes = b""
 
     def check(self) -> None:
@@ -890,40 +676,36 @@ class FileChunk(Message):
         _require(len(self.data) <= MAX_CHUNK, "body", f"a chunk is at most {MAX_CHUNK} bytes")
 
 
-@_message("file_data")
-class FileData(Message):
+class FileData(Message, tag="file_data"):
     """To a receiver: the bytes at ``offset`` (the body), in order, from 0 to the size."""
 
-    transfer: int
-    offset: int
+    transfer: Int
+    offset: Int
     data: bytes = b""
 
     def check(self) -> None:
         _require(self.offset >= 0, "offset", "must not be negative")
 
 
-@_message("file_ack")
-class FileAck(Message):
+class FileAck(Message, tag="file_ack"):
     """From a receiver: I have stored every byte before ``offset``."""
 
-    transfer: int
-    offset: int
+    transfer: Int
+    offset: Int
 
 
-@_message("file_done")
-class FileDone(Message):
+class FileDone(Message, tag="file_done"):
     """From a receiver, after the last byte: whether the SHA-256 matched and the file was kept."""
 
-    transfer: int
+    transfer: Int
     ok: bool
     reason: str = ""
 
 
-@_message("file_update")
-class FileUpdate(Message):
+class FileUpdate(Message, tag="file_update"):
     """Something happened to a transfer: ``nick`` (who) did ``event``, maybe with a ``reason``."""
 
-    transfer: int
+    transfer: Int
     event: FileEvent
     nick: str = ""
     reason: str = ""
@@ -933,29 +715,164 @@ class FileUpdate(Message):
 # --------------------------------------------------------------------------- encode / decode
 
 
+def _register() -> None:
+    """Index every message class by its type, and note which fields need care."""
+    pending = list(Message.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        tag = cls.__struct_config__.tag
+        cls.TYPE = tag
+        fields = msgspec.structs.fields(cls)
+        cls._NESTED = frozenset(f.name for f in fields if _holds_records(f.type))
+        cls._HAS_BODY = any(f.name == "data" for f in fields)
+        MESSAGE_TYPES[tag] = cls
+
+
+def _holds_records(tp: Any) -> bool:
+    text = repr(tp)
+    return any(name in text for name in ("MemberInfo", "RoomInfo", "Chat"))
+
+
+_register()
+
+#: One decoder per message type: the frame's envelope already said which.
+_DECODERS = {name: msgspec.json.Decoder(cls) for name, cls in MESSAGE_TYPES.items()}
+_ENCODER = msgspec.json.Encoder()
+
+
 def encode_message(
     msg: Message, *, max_header: int = MAX_HEADER_SIZE, max_body: int = MAX_BODY_SIZE
 ) -> bytes:
     """The complete wire frame for ``msg``."""
-    body = getattr(msg, "data", b"") if any(n == "data" for n, _, _ in msg._FIELDS) else b""
-    return encode_frame(msg.to_header(), body, max_header=max_header, max_body=max_body)
-
-
-def message_from_header(header: dict[str, Any], body: bytes = b"") -> Message:
-    """Validate a decoded header (and body) and build its typed message."""
-    type_name = header.get("type")
-    cls = MESSAGE_TYPES.get(type_name) if isinstance(type_name, str) else None
-    if cls is None:
-        raise UnknownMessageType(type_name)
-    if body or BODY_KEY in header:
-        if not any(name == "data" for name, _, _ in cls._FIELDS):
-            raise InvalidField(type_name, BODY_KEY, "this message carries no body")
-        header = {k: v for k, v in header.items() if k != BODY_KEY}
-        header["data"] = body
-    msg: Message = _build(cls, header)
-    return msg
+    header = msg.to_header()
+    body = msg.data if msg._HAS_BODY else b""  # type: ignore[attr-defined]
+    if body:
+        header[BODY_KEY] = len(body)
+    try:
+        data = _ENCODER.encode(header)
+    except (TypeError, ValueError, UnicodeEncodeError) as exc:
+        raise LocalProtocolError(f"header cannot be encoded: {exc}") from None
+    if len(data) > max_header:
+        raise LocalProtocolError(f"header of {len(data)} bytes is over {max_header}")
+    if not body:
+        return PREFIX.pack(len(data)) + data
+    if len(body) > max_body:
+        raise LocalProtocolError(f"body of {len(body)} bytes is over {max_body}")
+    return b"".join((PREFIX.pack(len(data)), data, body))
 
 
 def decode_message(frame: Frame) -> Message:
     """The typed message carried by ``frame``."""
-    return message_from_header(frame.header, frame.body)
+    return _decode(frame.type, frame.raw_header, frame.body, frame.declares_body)
+
+
+def message_from_header(header: dict[str, Any], body: bytes = b"") -> Message:
+    """Validate a decoded header (and body) and build its typed message."""
+    try:
+        raw = json.dumps(header, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidField(str(header.get("type")), "", f"not JSON: {exc}") from None
+    return _decode(header.get("type"), raw, body, BODY_KEY in header)
+
+
+def _decode(type_name: object, raw: bytes, body: bytes, declares_body: bool) -> Message:
+    cls = MESSAGE_TYPES.get(type_name) if isinstance(type_name, str) else None
+    if cls is None:
+        raise UnknownMessageType(type_name)
+    if (body or declares_body) and not cls._HAS_BODY:
+        raise InvalidField(cls.TYPE, BODY_KEY, "this message carries no body")
+    try:
+        msg = _DECODERS[cls.TYPE].decode(raw)
+        if cls._HAS_BODY:
+            msg = msgspec.structs.replace(msg, data=body)
+    except _FieldProblem as exc:
+        raise InvalidField(cls.TYPE, exc.field, exc.problem) from None
+    except msgspec.ValidationError as exc:
+        raise _invalid(cls.TYPE, str(exc)) from None
+    except msgspec.DecodeError:
+        raise _undecodable(cls.TYPE, raw) from None
+    return msg
+
+
+_AT = re.compile(r"(.*?)(?: - at `\$\.?(.*)`)?")
+
+
+#: msgspec's wording -> ours (the range first: it begins like the type).
+_PROBLEMS = (
+    ("Expected `int` <= 9223372036854775807", "integer out of range"),
+    ("Expected `int` >= -9223372036854775808", "integer out of range"),
+    ("Expected `str`", "expected a string"),
+    ("Expected `int`", "expected an integer"),
+    ("Expected `bool`", "expected true or false"),
+    ("Expected `float`", "expected a number"),
+    ("Expected `array`", "expected a list"),
+    ("Expected `object`", "expected an object"),
+    ("Invalid enum value", "not one of the allowed values:"),
+    ("Integer value out of range", "integer out of range"),
+)
+
+
+def _invalid(type_name: str, text: str) -> InvalidField:
+    """msgspec's "Expected `int`, got `str` - at `$.seq`" as an InvalidField."""
+    match = _AT.fullmatch(text)
+    problem, path = (match.group(1), match.group(2) or "") if match else (text, "")
+    missing = re.fullmatch(r"Object missing required field `(\w+)`", problem)
+    if missing:
+        return InvalidField(type_name, f"{path}.{missing.group(1)}" if path else missing.group(1), "missing")
+    for theirs, ours in _PROBLEMS:
+        problem = problem.replace(theirs, ours)
+    return InvalidField(type_name, path, problem)
+
+
+def _undecodable(type_name: str, raw: bytes) -> InvalidField:
+    """msgspec refused JSON that the framing accepted: a lone surrogate (``"\\ud83d"``)
+    or a NaN/Infinity.  Find the field that holds it, to name it."""
+    try:
+        header = parse_header(raw)
+    except MalformedHeader as exc:  # e.g. also a number too long for Python's own parser
+        return InvalidField(type_name, "", str(exc))
+    for name, value in header.items():
+        problem = _unrepresentable(value)
+        if problem is not None:
+            return InvalidField(type_name, name, problem)
+    return InvalidField(type_name, "", "cannot be decoded")
+
+
+class _Claimed(msgspec.Struct):
+    id: Any = None
+
+
+_CLAIMED = msgspec.json.Decoder(_Claimed)
+
+
+def claimed_id(frame: Frame) -> Any:
+    """The ``id`` a frame's header holds, whatever it is, for echoing in an error about
+    it (the caller checks that it is a sane id); None if it has none or is unreadable."""
+    try:
+        return _CLAIMED.decode(frame.raw_header).id
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        try:
+            return parse_header(frame.raw_header).get("id")
+        except MalformedHeader:
+            return None
+
+
+def _unrepresentable(value: Any) -> str | None:
+    if isinstance(value, str):
+        at = unencodable(value)
+        if at is not None:
+            return f"not valid Unicode: a lone surrogate U+{ord(value[at]):04X} at character {at}"
+    elif isinstance(value, float) and not math.isfinite(value):
+        return f"expected a number, got {value}"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            problem = _unrepresentable(k) or _unrepresentable(v)
+            if problem is not None:
+                return problem
+    elif isinstance(value, list):
+        for v in value:
+            problem = _unrepresentable(v)
+            if problem is not None:
+                return problem
+    return None

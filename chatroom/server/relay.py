@@ -20,11 +20,12 @@ requests the rules refuse.  Connections are opaque objects here (the server's
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from chatroom.errors import Refused
 from chatroom.protocol import (
@@ -150,7 +151,7 @@ class Relay:
         self.transfers[transfer.id] = transfer
         offer = FileOffer(transfer=transfer.id, name=name, size=msg.size, sha256=msg.sha256, nick=member.nick,
                           ts=ts, expires_in=self.offer_ttl, room=room, to=transfer.to, recipients=len(invited))
-        return [Delivery(tuple(invited), offer), Delivery((conn,), dataclasses.replace(offer, id=msg.id))]
+        return [Delivery(tuple(invited), offer), Delivery((conn,), msgspec.structs.replace(offer, id=msg.id))]
 
     def accept(self, conn: Any, member: Member, transfer_id: int, now: float) -> list[Delivery]:
         t = self._offered_to(member, transfer_id)

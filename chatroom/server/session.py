@@ -63,6 +63,7 @@ from chatroom.protocol import (
     Say,
     SetTopic,
     Who,
+    claimed_id,
     decode_message,
     major_version,
 )
@@ -292,7 +293,7 @@ class ServerSession:
         try:
             message = decode_message(frame)
         except MessageError as exc:
-            msg_id = frame.header.get("id")
+            msg_id = claimed_id(frame)
             if not (isinstance(msg_id, str) and 0 < len(msg_id) <= MAX_ID_LENGTH and unencodable(msg_id) is None):
                 msg_id = None  # only an id we could have accepted is echoed back
             return Reply(Error(code=exc.code, message=str(exc), id=msg_id))

@@ -23,7 +23,6 @@ for reading, which wakes its reader.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hmac
 import itertools
 import logging
@@ -37,6 +36,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from chatroom.auth import derive_key
 from chatroom.errors import LocalProtocolError, Refused
@@ -261,12 +262,12 @@ def _shrunk(msg: Welcome | Joined | History | Members, *, forward: bool = False
             raise LocalProtocolError("an empty history page does not fit the header limit")
         half = len(msg.messages) // 2
         kept = msg.messages[:half] if forward else msg.messages[half + 1:]
-        return dataclasses.replace(msg, messages=kept, complete=False)
+        return msgspec.structs.replace(msg, messages=kept, complete=False)
     history = getattr(msg, "history", ())
     if history:
-        return dataclasses.replace(msg, history=history[len(history) // 2 + 1:])  # type: ignore[arg-type]
+        return msgspec.structs.replace(msg, history=history[len(history) // 2 + 1:])  # type: ignore[arg-type]
     if msg.members:
-        return dataclasses.replace(msg, members=msg.members[: len(msg.members) // 2])  # type: ignore[arg-type]
+        return msgspec.structs.replace(msg, members=msg.members[: len(msg.members) // 2])  # type: ignore[arg-type]
     raise LocalProtocolError(f"{msg.TYPE} does not fit the header limit even without history and members")
 
 

@@ -127,11 +127,10 @@ def test_declared_body_over_the_limit_is_rejected_before_the_body_arrives():
         (b'"text"', "object"),
         (b"", "JSON"),
         (b"[" * 30_000 + b"]" * 30_000, "nested too deeply"),
-        (b'{"type":"a","n":' + b"9" * 5000 + b"}", "JSON"),
         (b'{"type":"a","body":-1}', "non-negative"),
         (b'{"type":"a","body":"3"}', "non-negative"),
     ],
-    ids=["bad-utf8", "not-json", "list", "string", "empty", "deep-nesting", "huge-number",
+    ids=["bad-utf8", "not-json", "list", "string", "empty", "deep-nesting",
          "negative-body", "string-body"],
 )
 def test_each_malformed_header_raises_malformed_header(payload, fragment):
@@ -202,6 +201,6 @@ def test_protocol_package_imports_no_io_modules():
     )
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
-        [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, cwd=root
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )
     assert result.stdout.strip() == "[]"

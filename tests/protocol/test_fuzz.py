@@ -7,13 +7,13 @@ and the parser turns any JSON object into a message or a MessageError.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import struct
 import types
 import typing
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -127,13 +127,13 @@ def _sample(tp: object) -> object:
 
 def _string_fields(cls: type) -> list[str]:
     hints = typing.get_type_hints(cls)
-    return [f.name for f in dataclasses.fields(cls) if str in (hints[f.name], *typing.get_args(hints[f.name]))]
+    return [f.name for f in msgspec.structs.fields(cls) if str in (hints[f.name], *typing.get_args(hints[f.name]))]
 
 
 def _valid_header(cls: type) -> dict:
     hints = typing.get_type_hints(cls)
     header = {"type": cls.TYPE}
-    for f in dataclasses.fields(cls):
+    for f in msgspec.structs.fields(cls):
         if f.name != "data":
             header[f.name] = _sample(hints[f.name])
     for name, value in {"id": "id1", "nonce": "0" * 64, "proof": "0" * 64, "sha256": "0" * 64,

@@ -459,8 +459,9 @@ CASES: dict[str, tuple[Callable[[Ctx], None], dict]] = {
     "json-string": (raw_case(raw(b'"say"'), ErrorCode.MALFORMED_HEADER, closes=True), {}),
     "deeply-nested": (raw_case(raw(b'{"type":"say","x":' + b"[" * 20000 + b"]" * 20000 + b"}"),
                                ErrorCode.MALFORMED_HEADER, closes=True), {}),
-    "huge-number": (raw_case(raw(b'{"type":"say","id":"1","text":"x","n":' + b"9" * 6000 + b"}"),
-                             ErrorCode.MALFORMED_HEADER, closes=True), {}),
+    # valid JSON: a field error, not a broken stream (64-bit integers, PROTOCOL.md)
+    "huge-number": (raw_case(raw(b'{"type":"fetch_history","room":"lobby","limit":1,"before":' + b"9" * 6000 + b"}"),
+                             ErrorCode.INVALID_FIELD, closes=False), {}),
     "negative-body": (raw_case(raw(b'{"type":"say","body":-5}'), ErrorCode.MALFORMED_HEADER, closes=True), {}),
     # valid frames, invalid messages: an error, and the stream carries on
     "unknown-type": (raw_case(encode_frame({"type": "launch_missiles"}), ErrorCode.UNKNOWN_TYPE, closes=False), {}),
