@@ -745,12 +745,16 @@ def encode_message(
     msg: Message, *, max_header: int = MAX_HEADER_SIZE, max_body: int = MAX_BODY_SIZE
 ) -> bytes:
     """The complete wire frame for ``msg``."""
-    header = msg.to_header()
-    body = msg.data if msg._HAS_BODY else b""  # type: ignore[attr-defined]
-    if body:
-        header[BODY_KEY] = len(body)
+    body = b""
     try:
-        data = _ENCODER.encode(header)
+        if not msg._NESTED and not msg._HAS_BODY and None not in msgspec.structs.astuple(msg):
+            data = _ENCODER.encode(msg)  # nothing to leave out: the struct as it is (most chats, acks)
+        else:
+            header = msg.to_header()
+            body = msg.data if msg._HAS_BODY else b""  # type: ignore[attr-defined]
+            if body:
+                header[BODY_KEY] = len(body)
+            data = _ENCODER.encode(header)
     except (TypeError, ValueError, UnicodeEncodeError) as exc:
         raise LocalProtocolError(f"header cannot be encoded: {exc}") from None
     if len(data) > max_header:
