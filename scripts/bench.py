@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
-"""Benchmark chatroom's server against the tutorial baseline, side by side.
+"""Benchmark chatroom's server against two baselines, side by side: ngircd (a C IRC
+server, from Debian's packages) and the tutorial design (scripts/naive_server.py).
 
-Both servers run as subprocesses on 127.0.0.1 (free ports); this process is the load
+The servers run as subprocesses on 127.0.0.1 (free ports); this process is the load
 generator: one selector loop over every client socket, so it never blocks on a server
-that stops reading.  Runs alternate between the two servers and medians are reported,
-so the figures are ratios measured in the same run on this noisy, shared machine.
+that stops reading.  It speaks chatroom's frames to chatroom and the tutorial server,
+and IRC to ngircd (NICK/USER, JOIN #lobby, PRIVMSG: the same 100-byte texts).  Runs
+alternate between the servers and medians are reported, so the figures are ratios
+measured in the same run on this noisy, shared machine.  ngircd runs with its flood
+penalties off (MaxPenaltyTime = 0), no DNS or ident lookups; it is installed with
+apt-get if missing (root), or left out of the table with a note.  An IRC server does
+not echo a message to its sender; chatroom does: deliveries are counted as received.
 
 Scenarios (100-byte messages, one room):
   saturation  N members, S senders each send M messages as fast as they can;
@@ -12,7 +18,7 @@ Scenarios (100-byte messages, one room):
   paced       a fixed offered load in deliveries/s; p50/p99 latency
   slow        one extra member never reads; the others' deliveries/s as a fraction
               of the same run without it
-  scale       2,000 members join; one broadcast reaches all; join time, server RSS
+  scale       5,000 members join; one broadcast reaches all; join time, server RSS
               per member, server threads
   files       chatroom only (the tutorial server shares no files): chat latency
               between two members while 20 MiB files stream to three receivers,
@@ -30,6 +36,7 @@ import os
 import re
 import resource
 import selectors
+import shutil
 import socket
 import statistics
 import subprocess
@@ -38,11 +45,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 CHAT = b'{"type":"chat"'
 TS = re.compile(rb'"text":"T(\d+\.\d+) ')
+IRC_TS = re.compile(rb' :T(\d+\.\d+) ')
 PREFIX = 4
 
 
@@ -50,27 +59,28 @@ PREFIX = 4
 
 
 class Server:
-    """A server subprocess on 127.0.0.1 with a free port."""
+    """A server subprocess on 127.0.0.1 with a free port; ``kind`` is what it speaks
+    ("framed": chatroom's protocol, or "irc")."""
 
-    def __init__(self, name: str, argv: list[str]) -> None:
+    kind = "framed"
+
+    def __init__(self, name: str, argv: list[str], stdout: Any = subprocess.PIPE) -> None:
         self.name = name
-        self.proc = subprocess.Popen(
-            argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=stdout, stderr=subprocess.DEVNULL, text=True)
+        self.port = self.wait_ready()
+
+    def wait_ready(self) -> int:
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 15
-        self.port = 0
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             match = re.search(r"serving on 127\.0\.0\.1:(\d+)", line)
             if match:
-                self.port = int(match.group(1))
-                break
+                return int(match.group(1))
             if not line and self.proc.poll() is not None:
                 break
-        if not self.port:
-            self.stop()
-            raise RuntimeError(f"{name} did not start")
+        self.stop()
+        raise RuntimeError(f"{self.name} did not start")
 
     def status(self) -> dict[str, int]:
         fields = {}
@@ -96,6 +106,80 @@ class Server:
                 self.proc.wait()
 
 
+NGIRCD_CONF = """\
+[Global]
+Name = bench.invalid
+Info = chatroom benchmark baseline
+Listen = 127.0.0.1
+Ports = {port}
+MotdPhrase = bench
+PidFile = {dir}/ngircd.pid
+ServerUID = {uid}
+ServerGID = {gid}
+[Limits]
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxNickLength = 31
+MaxPenaltyTime = 0
+PingTimeout = 600
+PongTimeout = 600
+[Options]
+DNS = no
+Ident = no
+PAM = no
+[Operator]
+Name = bench
+Password = bench
+"""
+
+
+def ngircd_path() -> str | None:
+    """Debian's ngircd, installed now if it is missing and we may (root, apt-get)."""
+    found = shutil.which("ngircd") or ("/usr/sbin/ngircd" if Path("/usr/sbin/ngircd").exists() else None)
+    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    print("  installing ngircd (Debian) for the C baseline...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "install", "-y", "-qq", "ngircd"], ["apt-get", "update", "-qq"],
+                ["apt-get", "install", "-y", "-qq", "ngircd"]):
+        if subprocess.run(cmd, env=env, capture_output=True, timeout=600).returncode == 0 and "install" in cmd:
+            break
+    return shutil.which("ngircd") or ("/usr/sbin/ngircd" if Path("/usr/sbin/ngircd").exists() else None)
+
+
+class Ngircd(Server):
+    """ngircd on 127.0.0.1 with a config of our own (a temporary directory)."""
+
+    kind = "irc"
+
+    def __init__(self, binary: str) -> None:
+        self.dir = tempfile.mkdtemp(prefix="chatroom-bench-ngircd-")
+        with socket.socket() as probe:  # a free port (ngircd cannot be told to pick one)
+            probe.bind((HOST, 0))
+            self.chosen = probe.getsockname()[1]
+        conf = Path(self.dir) / "ngircd.conf"
+        conf.write_text(NGIRCD_CONF.format(port=self.chosen, dir=self.dir, uid=os.getuid(), gid=os.getgid()))
+        os.chmod(self.dir, 0o755)
+        # Its log goes nowhere: a pipe nobody reads would fill and stop it.
+        super().__init__("ngircd", [binary, "--nodaemon", "--config", str(conf)], stdout=subprocess.DEVNULL)
+
+    def wait_ready(self) -> int:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with socket.create_connection((HOST, self.chosen), timeout=1):
+                    return self.chosen
+            except OSError:
+                time.sleep(0.05)  # polling for the listener, bounded by the deadline
+        self.stop()
+        raise RuntimeError("ngircd did not start")
+
+    def stop(self) -> None:
+        super().stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def chatroom_argv(*store: str) -> list[str]:
     # The load generator is one address with thousands of connections: no per-address limit.
     return [sys.executable, "-m", "chatroom", "serve", "--port", "0", "--rate", "0", "--max-clients", "10000",
@@ -103,11 +187,17 @@ def chatroom_argv(*store: str) -> list[str]:
 
 
 def start_servers() -> dict[str, Server]:
-    return {
-        # History in memory: the baseline keeps none, so this compares the relay itself.
+    servers: dict[str, Server] = {
+        # History in memory: the baselines keep none, so this compares the relay itself.
         "chatroom": Server("chatroom", chatroom_argv("--memory")),
-        "naive": Server("naive", [sys.executable, "scripts/naive_server.py", "--port", "0"]),
     }
+    binary = ngircd_path()
+    if binary:
+        servers["ngircd"] = Ngircd(binary)
+    else:
+        print("  ngircd is not installed and cannot be installed here: no C baseline in this run", flush=True)
+    servers["naive"] = Server("naive", [sys.executable, "scripts/naive_server.py", "--port", "0"])
+    return servers
 
 
 # ----------------------------------------------------------------------------- clients
@@ -116,6 +206,18 @@ def start_servers() -> dict[str, Server]:
 def hello(nick: str) -> bytes:
     data = json.dumps({"type": "hello", "version": "1.0", "nick": nick}).encode()
     return len(data).to_bytes(4, "big") + data
+
+
+def irc_register(nick: str) -> bytes:
+    # An operator with user mode F: ngircd's "relaxed flood protection", so that a
+    # client with more than 3 commands waiting is not throttled (its penalties off).
+    return (f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nOPER bench bench\r\nMODE {nick} +F\r\n"
+            f"JOIN {IRC_CHANNEL}\r\n").encode()
+
+
+IRC_CHANNEL = "#lobby"
+IRC_CHAT = b" PRIVMSG "
+IRC_JOINED = re.compile(rb" 366 ")  # RPL_ENDOFNAMES: the JOIN is complete
 
 
 def read_frame(sock: socket.socket) -> bytes:
@@ -131,11 +233,28 @@ def read_frame(sock: socket.socket) -> bytes:
     return exactly(int.from_bytes(exactly(4), "big"))
 
 
+def read_until(sock: socket.socket, pattern: re.Pattern[bytes], deadline: float) -> bytes:
+    """IRC: read lines until one matches (the end of a JOIN's names), bounded in time."""
+    buf = b""
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed during join")
+        buf += chunk
+        if pattern.search(buf):
+            return buf
+        buf = buf[-512:]
+    raise TimeoutError("no end of join")
+
+
 @dataclass(eq=False)
 class Member:
     sock: socket.socket
     parse: bool = False  # decode frames for latency (else count chats with bytes.count)
+    irc: bool = False  # lines of IRC instead of frames
     chats: int = 0
+    expected: int = 0
     tail: bytes = b""
     buf: bytearray = field(default_factory=bytearray)
     latencies: list[float] = field(default_factory=list)
@@ -147,12 +266,23 @@ class Member:
 
     def feed(self, data: bytes, now: float) -> None:
         if not self.parse:
+            marker = IRC_CHAT if self.irc else CHAT
             joined = self.tail + data
-            self.chats += joined.count(CHAT)
-            self.tail = joined[-(len(CHAT) - 1):]
+            self.chats += joined.count(marker)
+            self.tail = joined[-(len(marker) - 1):]
             return
         buf = self.buf
         buf += data
+        if self.irc:
+            *lines, rest = bytes(buf).split(b"\r\n")
+            for line in lines:
+                if IRC_CHAT in line:
+                    self.chats += 1
+                    match = IRC_TS.search(line)
+                    if match:
+                        self.latencies.append(now - float(match.group(1)))
+            buf[:] = rest
+            return
         pos, end = 0, len(buf)
         while end - pos >= PREFIX:
             length = int.from_bytes(buf[pos:pos + PREFIX], "big")
@@ -169,18 +299,52 @@ class Member:
         del buf[:pos]
 
 
-def join_members(port: int, n: int, tag: str, parse_every: int) -> list[Member]:
-    members = []
+def join_one(server: Server, nick: str, *, rcvbuf: int = 0) -> socket.socket:
+    """Connect and start joining (the answer is read by ``finish_join``)."""
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(30)
+    sock.connect((HOST, server.port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(irc_register(nick) if server.kind == "irc" else hello(nick))
+    return sock
+
+
+def finish_join(server: Server, sock: socket.socket) -> None:
+    if server.kind == "irc":
+        read_until(sock, IRC_JOINED, time.monotonic() + 120)
+        return
+    while not read_frame(sock).startswith(b'{"type":"welcome"'):
+        pass
+
+
+def join_members(server: Server, n: int, tag: str, parse_every: int) -> list[Member]:
+    """``n`` members join one after the other, each waiting for its welcome (or the
+    end of its JOIN), as people do; those already in read what the joins announce."""
+    members: list[Member] = []
+    irc = server.kind == "irc"
     for i in range(n):
-        sock = socket.create_connection((HOST, port), timeout=30)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(hello(f"{tag}{i}"))
-        members.append(Member(sock, parse=(i % parse_every == 0)))
-    for m in members:  # the welcome, then nothing else is pending we care about
-        while not read_frame(m.sock).startswith(b'{"type":"welcome"'):
-            pass
-        m.sock.setblocking(False)
+        sock = join_one(server, f"{tag}{i}")
+        finish_join(server, sock)
+        sock.setblocking(False)
+        members.append(Member(sock, parse=(i % parse_every == 0), irc=irc))
+        if i % 100 == 99:
+            drain(members)
+    drain(members)
     return members
+
+
+def drain(members: list[Member]) -> None:
+    """Read (and drop) what is waiting for each member, without blocking."""
+    for m in members:
+        try:
+            while m.sock.recv(1 << 18):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            pass
 
 
 def close_members(members: list[Member]) -> None:
@@ -191,20 +355,34 @@ def close_members(members: list[Member]) -> None:
             pass
 
 
-def say_frames(count: int, serial: int) -> bytes:
-    """``count`` say frames with the send time in the text, 100 bytes of text each."""
+def say_frames(count: int, serial: int, irc: bool = False) -> bytes:
+    """``count`` say frames (or IRC PRIVMSG lines) with the send time in the text, 100
+    bytes of text each."""
     now = time.time()
     parts = []
     for k in range(count):
         text = f"T{now:.6f} ".ljust(100, "x")
+        if irc:
+            parts.append(f"PRIVMSG {IRC_CHANNEL} :{text}\r\n".encode())
+            continue
         header = f'{{"type":"say","id":"{serial + k}","text":"{text}"}}'.encode()
         parts.append(len(header).to_bytes(4, "big") + header)
     return b"".join(parts)
 
 
-def pump(members: list[Member], senders: list[Member], expected: int, deadline: float,
+def set_expected(members: list[Member], senders: list[Member], per_sender: int) -> int:
+    """What each member should receive: every sender's messages -- but for IRC, not
+    its own (an IRC server does not echo them).  Returns the total."""
+    total = 0
+    for m in members:
+        m.expected = per_sender * (len(senders) - (m.irc and m in senders))
+        total += m.expected
+    return total
+
+
+def pump(members: list[Member], senders: list[Member], deadline: float,
          rate_per_sender: float = 0.0) -> tuple[float, float]:
-    """Run the load until every member has ``expected`` chats or the deadline passes.
+    """Run the load until every member has its ``expected`` chats or the deadline passes.
 
     Returns (start, end) times.  ``rate_per_sender`` > 0 paces each sender (messages/s).
     """
@@ -217,6 +395,10 @@ def pump(members: list[Member], senders: list[Member], expected: int, deadline: 
     next_send = {id(s): start + i * period / len(senders) for i, s in enumerate(senders)}
     want_write: set[int] = set()
     pending = len(members)
+    for m in members:  # nothing to wait for (an IRC sender alone: its messages do not come back)
+        if m.chats >= m.expected:
+            m.done_at = start
+            pending -= 1
     serial = 0
     while pending and time.monotonic() < deadline:
         now = time.monotonic()
@@ -225,7 +407,7 @@ def pump(members: list[Member], senders: list[Member], expected: int, deadline: 
             if s.remaining and not s.out:
                 if rate_per_sender:
                     if now >= next_send[id(s)]:
-                        s.out += say_frames(1, serial)
+                        s.out += say_frames(1, serial, s.irc)
                         serial += 1
                         s.remaining -= 1
                         next_send[id(s)] += 1.0 / rate_per_sender
@@ -233,7 +415,7 @@ def pump(members: list[Member], senders: list[Member], expected: int, deadline: 
                         timeout = min(timeout, next_send[id(s)] - now)
                 else:
                     batch = min(s.remaining, 64)
-                    s.out += say_frames(batch, serial)
+                    s.out += say_frames(batch, serial, s.irc)
                     serial += batch
                     s.remaining -= batch
             if s.out:
@@ -267,7 +449,7 @@ def pump(members: list[Member], senders: list[Member], expected: int, deadline: 
                         pending -= 1
                     continue
                 m.feed(data, time.time())
-                if not m.done_at and m.chats >= expected:
+                if not m.done_at and m.chats >= m.expected:
                     m.done_at = time.monotonic()
                     pending -= 1
     sel.close()
@@ -278,7 +460,9 @@ def pump(members: list[Member], senders: list[Member], expected: int, deadline: 
 
 def settle(members: list[Member], seconds: float = 0.5) -> None:
     """Drain the join announcements so a measurement starts from a quiet room."""
-    pump(members, [], expected=1 << 30, deadline=time.monotonic() + seconds)
+    for m in members:
+        m.expected = 1 << 30
+    pump(members, [], deadline=time.monotonic() + seconds)
     for m in members:
         m.chats = 0
         m.latencies.clear()
@@ -294,29 +478,26 @@ def percentile(values: list[float], p: float) -> float:
 # ----------------------------------------------------------------------------- scenarios
 
 
-def run_saturation(port: int, n: int, s: int, total_deliveries: int, tag: str, *,
+def run_saturation(server: Server, n: int, s: int, total_deliveries: int, tag: str, *,
                    stalled: bool = False, time_limit: float = 30.0) -> dict[str, float]:
-    members = join_members(port, n, tag, parse_every=max(1, n // 10))
+    members = join_members(server, n, tag, parse_every=max(1, n // 10))
     stall_sock = None
     if stalled:
-        stall_sock = socket.socket()
-        stall_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stall_sock.connect((HOST, port))
-        stall_sock.sendall(hello(f"{tag}stalled"))
-        read_frame(stall_sock)  # its welcome; then it never reads again
+        stall_sock = join_one(server, f"{tag}stalled", rcvbuf=4096)
+        finish_join(server, stall_sock)  # its welcome; then it never reads again
     try:
         settle(members)
         per_sender = max(1, total_deliveries // (n * s))
         senders = members[:s]
         for snd in senders:
             snd.remaining = per_sender
-        expected = per_sender * s
-        start, end = pump(members, senders, expected, time.monotonic() + time_limit)
-        delivered = sum(min(m.chats, expected) for m in members)
+        expected = set_expected(members, senders, per_sender)
+        start, end = pump(members, senders, time.monotonic() + time_limit)
+        delivered = sum(min(m.chats, m.expected) for m in members)
         latencies = [x for m in members for x in m.latencies]
         return {
             "deliveries_per_s": delivered / max(end - start, 1e-9),
-            "complete": float(delivered == expected * n),
+            "complete": float(delivered == expected),
             "p50_ms": percentile(latencies, 50) * 1000,
             "p99_ms": percentile(latencies, 99) * 1000,
         }
@@ -326,10 +507,10 @@ def run_saturation(port: int, n: int, s: int, total_deliveries: int, tag: str, *
             stall_sock.close()
 
 
-def run_paced(port: int, n: int, s: int, offered: float, seconds: float, tag: str) -> dict[str, float]:
+def run_paced(server: Server, n: int, s: int, offered: float, seconds: float, tag: str) -> dict[str, float]:
     # Latency from 50 receivers spread over the room (parsing all 500 in Python would
     # make the load generator, not the server, the bottleneck); the rest are counted.
-    members = join_members(port, n, tag, parse_every=max(1, n // 50))
+    members = join_members(server, n, tag, parse_every=max(1, n // 50))
     try:
         settle(members)
         messages_per_s = offered / n
@@ -338,13 +519,17 @@ def run_paced(port: int, n: int, s: int, offered: float, seconds: float, tag: st
         senders = members[:s]
         for snd in senders:
             snd.remaining = per_sender
-        expected = per_sender * s
-        start, end = pump(members, senders, expected, time.monotonic() + seconds + 15, per_sender_rate)
+        set_expected(members, senders, per_sender)
+        cpu = server.cpu_seconds()
+        start, end = pump(members, senders, time.monotonic() + seconds + 15, per_sender_rate)
+        cpu = server.cpu_seconds() - cpu
         latencies = [x for m in members for x in m.latencies]
+        delivered = sum(min(m.chats, m.expected) for m in members)
         return {
+            "cpu_us_per_delivery": cpu / max(delivered, 1) * 1e6,
             "p50_ms": percentile(latencies, 50) * 1000,
             "p99_ms": percentile(latencies, 99) * 1000,
-            "complete": float(all(m.chats >= expected for m in members)),
+            "complete": float(all(m.chats >= m.expected for m in members)),
         }
     finally:
         close_members(members)
@@ -353,17 +538,18 @@ def run_paced(port: int, n: int, s: int, offered: float, seconds: float, tag: st
 def run_scale(server: Server, n: int, tag: str) -> dict[str, float]:
     before = server.status()
     t0 = time.monotonic()
-    members = join_members(server.port, n, tag, parse_every=n)
+    members = join_members(server, n, tag, parse_every=n)
     join_s = time.monotonic() - t0
     try:
         settle(members, 1.0)  # RSS of the steady state, not of queued announcements
         after = server.status()
         members[0].remaining = 1
-        start, end = pump(members, members[:1], 1, time.monotonic() + 30)
+        set_expected(members, members[:1], 1)
+        start, end = pump(members, members[:1], time.monotonic() + 30)
         return {
             "join_s": join_s,
             "broadcast_ms": (end - start) * 1000,
-            "reached": float(sum(m.chats >= 1 for m in members)),
+            "reached": float(sum(m.chats >= m.expected for m in members)),
             "rss_per_client_kib": (after["VmRSS"] - before["VmRSS"]) / n,
             "threads": float(after["Threads"]),
         }
@@ -504,47 +690,46 @@ def main(argv: list[str] | None = None) -> int:
     deliveries = 300_000 if quick else 1_000_000
     only = set(args.only.split(",")) if args.only else {"saturation", "paced", "slow", "durable", "scale", "files"}
     results: dict[str, dict[str, dict[str, float]]] = {}
-    rows: list[tuple[str, str, float, float, bool]] = []  # label, unit, ours, base, higher_is_better
+    rows: list[tuple[str, str, dict[str, float], bool]] = []  # label, unit, {server: value}, higher_is_better
+    alone: list[tuple[str, str, float, float, str]] = []  # chatroom against itself: label, unit, a, b, what
 
-    def record(label: str, key: str, unit: str, ours: dict[str, float], base: dict[str, float],
-               higher: bool) -> None:
-        results.setdefault(label, {})["chatroom"] = ours
-        results[label]["naive"] = base
-        rows.append((f"{label} {key}", unit, ours[key], base[key], higher))
+    def record(label: str, figures: dict[str, dict[str, float]], keys: list[tuple[str, str, bool]]) -> None:
+        results[label] = figures
+        for key, unit, higher in keys:
+            rows.append((f"{label} {key}", unit, {name: f[key] for name, f in figures.items()}, higher))
 
-    def alternate(fn, *a, **kw) -> tuple[dict[str, float], dict[str, float]]:
-        runs: dict[str, list[dict[str, float]]] = {"chatroom": [], "naive": []}
+    def alternate(fn) -> dict[str, dict[str, float]]:
+        """Each server ``repeat`` times, the order rotating, medians."""
+        names = list(servers)
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
         for r in range(repeat):
-            order = ["chatroom", "naive"] if r % 2 == 0 else ["naive", "chatroom"]
-            for name in order:
-                runs[name].append(fn(servers[name], *a, **kw))
-        return median_of(runs["chatroom"]), median_of(runs["naive"])
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                runs[name].append(fn(servers[name]))
+        return {name: median_of(runs[name]) for name in names}
+
+    def say(label: str, figures: dict[str, dict[str, float]], key: str, fmt: str) -> None:
+        print(f"  {label}: " + ", ".join(f"{name} {fmt.format(f[key])}" for name, f in figures.items()), flush=True)
 
     servers = start_servers()
     counter = iter(range(10**9))
     try:
         if "saturation" in only:
-            sizes = [10, 100, 500] if not quick else [10, 100, 500]
-            for n in sizes:
+            for n in (10, 100, 500):
                 for s in sorted({1, max(1, n // 10)}):
-                    ours, base = alternate(
-                        lambda srv, n=n, s=s: run_saturation(srv.port, n, s, deliveries, f"s{next(counter)}x")
-                    )
+                    figures = alternate(
+                        lambda srv, n=n, s=s: run_saturation(srv, n, s, deliveries, f"s{next(counter)}x"))
                     label = f"saturation N={n} S={s}"
-                    record(label, "deliveries_per_s", "deliv/s", ours, base, True)
-                    rows.append((f"{label} p99", "ms", ours["p99_ms"], base["p99_ms"], False))
-                    print(f"  {label}: chatroom {ours['deliveries_per_s']:,.0f}/s, "
-                          f"naive {base['deliveries_per_s']:,.0f}/s", flush=True)
+                    record(label, figures, [("deliveries_per_s", "/s", True), ("p99_ms", "ms", False)])
+                    say(label, figures, "deliveries_per_s", "{:,.0f}/s")
         if "paced" in only:
             for n, s, offered in [(100, 10, 20_000), (500, 50, 20_000), (500, 50, 100_000)]:
                 seconds = 2.0 if quick else 4.0
-                ours, base = alternate(
-                    lambda srv, n=n, s=s, o=offered, t=seconds: run_paced(srv.port, n, s, o, t, f"p{next(counter)}x")
-                )
-                label = f"paced N={n} {offered // 1000}k deliv/s"
-                record(label, "p50_ms", "ms", ours, base, False)
-                rows.append((f"{label} p99_ms", "ms", ours["p99_ms"], base["p99_ms"], False))
-                print(f"  {label}: p99 chatroom {ours['p99_ms']:.1f} ms, naive {base['p99_ms']:.1f} ms", flush=True)
+                figures = alternate(lambda srv, n=n, s=s, o=offered, t=seconds:
+                                    run_paced(srv, n, s, o, t, f"p{next(counter)}x"))
+                label = f"paced N={n} {offered // 1000}k/s"
+                record(label, figures, [("p50_ms", "ms", False), ("p99_ms", "ms", False),
+                                        ("cpu_us_per_delivery", "us", False)])
+                say(f"{label} p99", figures, "p99_ms", "{:.1f} ms")
         if "slow" in only:
             n, s = 100, 10
             limit = 10.0 if quick else 15.0
@@ -554,36 +739,35 @@ def main(argv: list[str] | None = None) -> int:
             volume = 8_000_000 // 150 * n
 
             def slow_ratio(srv: Server) -> dict[str, float]:
-                free = run_saturation(srv.port, n, s, volume, f"f{next(counter)}x", time_limit=limit)
-                stalled = run_saturation(srv.port, n, s, volume, f"w{next(counter)}x", stalled=True,
-                                         time_limit=limit)
+                free = run_saturation(srv, n, s, volume, f"f{next(counter)}x", time_limit=limit)
+                stalled = run_saturation(srv, n, s, volume, f"w{next(counter)}x", stalled=True, time_limit=limit)
                 return {"fraction_kept": stalled["deliveries_per_s"] / free["deliveries_per_s"],
                         "complete": stalled["complete"]}
 
-            ours, base = alternate(slow_ratio)
-            record(f"slow consumer N={n} S={s}", "fraction_kept", "x", ours, base, True)
-            print(f"  slow consumer: chatroom keeps {ours['fraction_kept']:.0%}, "
-                  f"naive keeps {base['fraction_kept']:.0%}", flush=True)
+            figures = alternate(slow_ratio)
+            record(f"slow consumer N={n} S={s}", figures, [("fraction_kept", "x", True)])
+            say("slow consumer: the others keep", figures, "fraction_kept", "{:.0%}")
         if "durable" in only:
             # The cost of durability: chatroom with its SQLite store (every message
             # committed before it is relayed) against chatroom in memory.
             with tempfile.TemporaryDirectory(prefix="chatroom-bench-") as data_dir:
-                servers["sqlite"] = Server("sqlite", chatroom_argv("--data-dir", data_dir))
+                sqlite = Server("sqlite", chatroom_argv("--data-dir", data_dir))
                 try:
                     for n, s in [(100, 1), (100, 10), (500, 50)]:
-                        runs: dict[str, list[dict[str, float]]] = {"sqlite": [], "chatroom": []}
+                        runs: dict[str, list[dict[str, float]]] = {"sqlite": [], "memory": []}
                         for r in range(repeat):
-                            for name in (["sqlite", "chatroom"] if r % 2 == 0 else ["chatroom", "sqlite"]):
-                                runs[name].append(run_saturation(servers[name].port, n, s, deliveries,
-                                                                 f"d{next(counter)}x"))
-                        disk, mem = median_of(runs["sqlite"]), median_of(runs["chatroom"])
-                        label = f"durable N={n} S={s} (sqlite vs memory)"
+                            for name in (["sqlite", "memory"] if r % 2 == 0 else ["memory", "sqlite"]):
+                                srv = sqlite if name == "sqlite" else servers["chatroom"]
+                                runs[name].append(run_saturation(srv, n, s, deliveries, f"d{next(counter)}x"))
+                        disk, mem = median_of(runs["sqlite"]), median_of(runs["memory"])
+                        label = f"durable N={n} S={s}"
                         results[label] = {"sqlite": disk, "memory": mem}
-                        rows.append((f"{label}", "deliv/s", disk["deliveries_per_s"], mem["deliveries_per_s"], True))
+                        alone.append((label, "/s", disk["deliveries_per_s"], mem["deliveries_per_s"],
+                                      "SQLite vs memory"))
                         print(f"  {label}: sqlite {disk['deliveries_per_s']:,.0f}/s, "
                               f"memory {mem['deliveries_per_s']:,.0f}/s", flush=True)
                 finally:
-                    servers.pop("sqlite").stop()
+                    sqlite.stop()
         if "files" in only:
             seconds = 4.0 if quick else 8.0
             runs = {"alone": [], "files": []}
@@ -591,46 +775,51 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in (["alone", "files"] if r % 2 == 0 else ["files", "alone"]):
                     runs[mode].append(run_chat_latency(servers["chatroom"].port, seconds, 50.0,
                                                        f"l{next(counter)}x", files=mode == "files"))
-            alone, busy = median_of(runs["alone"]), median_of(runs["files"])
-            label = "chat during file transfers (with vs without)"
-            results[label] = {"with_files": busy, "without": alone}
-            rows.append((f"{label} p50", "ms", busy["p50_ms"], alone["p50_ms"], False))
-            rows.append((f"{label} p99", "ms", busy["p99_ms"], alone["p99_ms"], False))
+            quiet, busy = median_of(runs["alone"]), median_of(runs["files"])
+            label = "chat during file transfers"
+            results[label] = {"with_files": busy, "without": quiet}
+            alone.append((f"{label} p50", "ms", busy["p50_ms"], quiet["p50_ms"], "with vs without"))
+            alone.append((f"{label} p99", "ms", busy["p99_ms"], quiet["p99_ms"], "with vs without"))
             rate = busy["bytes_per_receiver_per_s"] / 1024 / 1024
-            print(f"  chat p50/p99: {alone['p50_ms']:.1f}/{alone['p99_ms']:.1f} ms alone, "
+            print(f"  chat p50/p99: {quiet['p50_ms']:.1f}/{quiet['p99_ms']:.1f} ms alone, "
                   f"{busy['p50_ms']:.1f}/{busy['p99_ms']:.1f} ms while {busy['transfers']:.0f} x 20 MiB went to 3 "
                   f"receivers at {rate:.0f} MiB/s each", flush=True)
         if "scale" in only:
-            n = 2000
-            ours, base = {}, {}
-            for name in ("chatroom", "naive"):  # once each: a restart would be needed to repeat cleanly
-                figures = run_scale(servers[name], n, f"c{next(counter)}x")
-                (ours if name == "chatroom" else base).update(figures)
-            label = f"scale N={n}"
-            results[label] = {"chatroom": ours, "naive": base}
-            rows.append((f"{label} join", "s", ours["join_s"], base["join_s"], False))
-            rows.append((f"{label} broadcast", "ms", ours["broadcast_ms"], base["broadcast_ms"], False))
-            rows.append((f"{label} RSS/client", "KiB", ours["rss_per_client_kib"], base["rss_per_client_kib"],
-                         False))
-            rows.append((f"{label} threads", "", ours["threads"], base["threads"], False))
-            print(f"  scale: reached {ours['reached']:.0f}/{n} (chatroom), {base['reached']:.0f}/{n} (naive)",
-                  flush=True)
+            n = 1000 if quick else 5000
+            figures = {}
+            for name, srv in servers.items():  # once each: a restart would be needed to repeat cleanly
+                figures[name] = run_scale(srv, n, f"c{next(counter)}x")
+            record(f"scale N={n}", figures, [("join_s", "s", False), ("broadcast_ms", "ms", False),
+                                             ("rss_per_client_kib", "KiB", False), ("threads", "", False)])
+            say(f"scale N={n}: reached", figures, "reached", "{:.0f}")
     finally:
         for srv in servers.values():
             srv.stop()
 
-    print()
-    print(f"{'scenario':<44} {'chatroom':>14} {'naive':>14} {'ratio':>8}")
-    print("(durable rows: chatroom with SQLite in the first column, chatroom in memory in the second;")
-    print(" file rows: chat latency during file transfers in the first, the same chat alone in the second)")
-    for label, unit, ours_v, base_v, higher in rows:
-        ratio = (ours_v / base_v if higher else base_v / ours_v) if ours_v and base_v else float("nan")
-        print(f"{label:<44} {ours_v:>12,.1f}{unit[:2]:>2} {base_v:>12,.1f}{unit[:2]:>2} {ratio:>7.2f}x")
-    print("(ratio > 1 means chatroom is better: faster, or lower latency/memory)")
+    print_table(list(servers), rows, alone)
     Path(args.json).write_text(json.dumps({"quick": quick, "repeat": repeat, "results": results}, indent=2))
     print(f"raw figures: {args.json}")
     return 0
 
+
+def print_table(names: list[str], rows: list[tuple[str, str, dict[str, float], bool]],
+                alone: list[tuple[str, str, float, float, str]]) -> None:
+    baselines = [name for name in names if name != "chatroom"]
+    print()
+    print(f"{'scenario':<44}" + "".join(f"{name:>15}" for name in names)
+          + "".join(f"{'vs ' + name:>11}" for name in baselines))
+    for label, unit, values, higher in rows:
+        line = f"{label:<44}" + "".join(f"{values[name]:>13,.1f}{unit[:2]:>2}" for name in names)
+        for name in baselines:
+            ours, base = values["chatroom"], values[name]
+            ratio = (ours / base if higher else base / ours) if ours and base else float("nan")
+            line += f"{ratio:>10.2f}x"
+        print(line)
+    print("(a ratio > 1 means chatroom is better: faster, or lower latency/CPU/memory)")
+    if alone:
+        print()
+        for label, unit, a, b, what in alone:
+            print(f"{label:<44} {a:>13,.1f}{unit[:2]:>2} {b:>13,.1f}{unit[:2]:>2}   ({what})")
 
 if __name__ == "__main__":
     sys.exit(main())
