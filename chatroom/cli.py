@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where the room history database lives (default: $XDG_DATA_HOME/chatroom, "
                             "i.e. ~/.local/share/chatroom)")
     store.add_argument("--memory", action="store_true",
-                       help="keep history in memory only (a throwaway demo: gone when the server stops)")
+                       help="keep history in memory only, the newest 10,000 messages per room (a throwaway "
+                            "demo: gone when the server stops)")
     serve.add_argument("--sync", choices=["normal", "full"], default="normal",
                        help="normal: an acknowledged message survives the server crashing; "
                             "full: it also survives a power cut (slower). Default %(default)s")

@@ -22,6 +22,7 @@ from chatroom.protocol import (
     Ack,
     Bye,
     Chat,
+    Crowd,
     Error,
     ErrorCode,
     FetchHistory,
@@ -183,6 +184,12 @@ class ClientSession:
             self.member_count = msg.member_count or len(msg.members)
         elif isinstance(msg, Presence) and msg.room == self.room:
             self._presence(msg)
+        elif isinstance(msg, Crowd) and msg.room == self.room:
+            members = dict(self.members)  # copy-on-write, as for presence
+            for nick in msg.left:
+                members.pop(nick, None)
+            self.members = members
+            self.member_count = msg.member_count
         elif isinstance(msg, Topic) and msg.room == self.room:
             self.topic = msg.topic
         elif isinstance(msg, Members) and msg.room == self.room:

@@ -21,6 +21,7 @@ from chatroom.client.transfers import FileTransfer, Phase, TransferChanged
 from chatroom.protocol import (
     Action,
     Chat,
+    Crowd,
     Direct,
     Error,
     History,
@@ -61,6 +62,21 @@ def mentions(text: str, nick: str) -> bool:
     if not nick:
         return False
     return re.search(rf"(?<![\w]){re.escape(nick)}(?![\w])", text, re.IGNORECASE) is not None
+
+
+def _names(names: tuple[str, ...], count: int) -> str:
+    shown = ", ".join(clean_line(n) for n in names)
+    return f"{shown} and {count - len(names):,} more" if count > len(names) else shown
+
+
+def crowd_text(c: Crowd) -> str:
+    """A large room's joins and leaves of the last moment, in one line."""
+    parts = []
+    if c.joined_count:
+        parts.append(f"{c.joined_count:,} joined ({_names(c.joined, c.joined_count)})")
+    if c.left_count:
+        parts.append(f"{c.left_count:,} left ({_names(c.left, c.left_count)})")
+    return "; ".join(parts) + f"; {c.member_count:,} here now"
 
 
 def _presence_text(p: Presence) -> str:
@@ -363,10 +379,8 @@ def plain_line(event: object, nick: str = "") -> str | None:
         return f"[{_clock(event.ts)}] <{clean_line(event.nick)}> {text}"
     if isinstance(event, Private):
         return f"[{_clock(event.ts)}] [{clean_line(event.nick)} → {clean_line(event.to)}] {clean_text(event.text)}"
-    if isinstance(event, Presence):
-        return f"[{_clock(event.ts)}] -- {_presence_text(event)}"
-    if isinstance(event, Topic):
-        return f"[{_clock(event.ts)}] -- {clean_line(event.nick)} set the topic: {clean_line(event.topic)}"
+    if isinstance(event, Presence | Crowd | Topic):
+        return f"[{_clock(event.ts)}] -- {_system_line(event)[0]}"  # type: ignore[index]
     if isinstance(event, Error) and event.id is None:
         return f"-- error: {clean_text(event.message)}"
     if isinstance(event, Notice):
@@ -389,6 +403,8 @@ def _system_line(event: object) -> tuple[str, float | None, bool] | None:
     """(text, time, error?) of a line from us about ``event``, or None to show nothing."""
     if isinstance(event, Presence):
         return _presence_text(event), event.ts, False
+    if isinstance(event, Crowd):
+        return crowd_text(event), event.ts, False
     if isinstance(event, Topic):
         return f"{clean_line(event.nick)} set the topic: {clean_line(event.topic)}", event.ts, False
     if isinstance(event, Members):

@@ -57,6 +57,7 @@ __all__ = [
     "Chat",
     "Private",
     "Presence",
+    "Crowd",
     "Members",
     "Rooms",
     "Joined",
@@ -93,13 +94,24 @@ __all__ = [
     "message_from_header",
     "claimed_id",
     "major_version",
+    "speaks",
+    "LARGE_ROOM",
+    "MAX_CROWD_NAMES",
 ]
 
 #: The TCP port a server listens on unless told otherwise.
 DEFAULT_PORT = 7373
 
 #: "MAJOR.MINOR".  Peers with another major version cannot talk; a newer minor only adds.
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.2"
+
+#: Rooms with at least this many members (besides whoever joins or leaves) sum their
+#: joins and leaves up in one ``crowd`` frame per tick instead of one ``presence`` each:
+#: a room of thousands would otherwise turn every arrival into thousands of frames.
+LARGE_ROOM = 200
+
+#: A ``crowd`` frame names at most this many of those who came or went (it counts all).
+MAX_CROWD_NAMES = 50
 
 #: Member lists (welcome, joined, members) name at most this many members, so that a
 #: room of thousands still fits in one header; ``member_count`` says how many there are.
@@ -178,6 +190,12 @@ def major_version(version: str) -> int | None:
     None if it is not one."""
     match = _VERSION.fullmatch(version)
     return int(match.group(1)) if match else None
+
+
+def speaks(version: str, minor: int) -> bool:
+    """Does a peer that said ``version`` (1.x) understand what 1.``minor`` added?"""
+    match = _VERSION.fullmatch(version)
+    return match is not None and int(version.split(".")[1]) >= minor
 
 
 # --------------------------------------------------------------------------- machinery
@@ -435,6 +453,20 @@ class Presence(Message, tag="presence"):
     reason: str | None = None  # leave: quit, timed out, too slow, kicked...
     new_nick: str | None = None  # nick
     message: str | None = None  # away
+
+
+class Crowd(Message, tag="crowd"):
+    """Protocol 1.2: in a large room (``LARGE_ROOM``), who joined and who left since the
+    last tick (about half a second), in place of a ``presence`` each.  ``joined`` and
+    ``left`` name at most ``MAX_CROWD_NAMES``; the counts count everyone."""
+
+    room: str
+    ts: float
+    joined: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()
+    joined_count: Int = 0
+    left_count: Int = 0
+    member_count: Int = 0
 
 
 class Members(Message, tag="members"):

@@ -9,10 +9,13 @@ What decides, with no I/O (tested with no sockets, threads or clocks)::
     bans.py       BanList: bans of an address or of a person
     ratelimit.py  RateLimiter: burst, then throttle, then disconnect
     guard.py      AuthGuard: slows down password and operator-token guessing
+    wire.py       wire formats: each message encoded once per format in use
+    memstore.py   MemoryStore: --memory's bounded history (no I/O either)
 
 What does I/O::
 
-    store.py      HistoryStore: SQLite history, sessions' ids, bans
+    store.py      HistoryStore: SQLite history, sessions' ids, bans (and ``Store``,
+                  what the server needs of either store)
     outbox.py     Outbox and Flusher: bounded per-client output, one writer thread
     hub.py        Hub: the one lock around ChatState, and the fan-out of what it decides
     tcp.py        ChatServer / ChatHandler: socketserver, one reader thread per

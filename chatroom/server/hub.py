@@ -3,9 +3,10 @@ decides into the recipients' outboxes.
 
 Every thread that changes the chat does ``with hub.locked(batch) as state:``; the
 frames it queues on its :class:`Batch` are committed (new messages to SQLite first)
-and appended to every recipient's outbox as the outermost block ends, still under the
-lock -- that is what gives every member a room's messages in the same order.  The
-outboxes are flushed by the caller afterwards, outside the lock.
+and handed to every recipient's outbox as the outermost block ends, still under the
+lock -- that is what gives every member a room's messages in the same order.  An idle
+outbox sends at once (non-blocking); the others are flushed by the caller afterwards,
+outside the lock.
 
 Recipients are anything with a ``sink`` (room members); a sink is a connection with
 ``outbox``, ``closing``, ``me`` (its one-element recipient tuple) and ``wire`` (its
@@ -22,9 +23,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from chatroom.protocol import Error, ErrorCode
-from chatroom.server.outbox import Outbox
+from chatroom.server.outbox import QUEUED, REFUSED, Outbox
 from chatroom.server.room import ChatState, Delivery
-from chatroom.server.store import HistoryStore
+from chatroom.server.store import Store
 from chatroom.server.wire import FRAMED, Outgoing
 from chatroom.trace import Tracer
 
@@ -88,18 +89,20 @@ class Hub:
     re-entrant and is every outbox's producer lock (see ``Outbox``).
     """
 
-    def __init__(self, state: ChatState, store: HistoryStore, max_header: int) -> None:
+    def __init__(self, state: ChatState, store: Store, max_header: int) -> None:
         self.state = state
         self.store = store
         self.max_header = max_header
         # The one lock of the server.  It protects the ChatState, the file Relay, the
         # ban list and the producer side of every Outbox (so that each member's outbox
         # gets the room's frames in one order).  What runs under it: room decisions,
-        # encoding each message once, appending to outboxes, and the commit of the
-        # batch's new messages to SQLite (the one disk write: "on disk before anyone
-        # sees it"; a failure logs one line).  Never a socket call, a sleep, a ban
-        # write, a retention prune (the store has a lock of its own for those), or a
-        # callback into the UI.  Re-entrant.
+        # encoding each message once per wire format, appending to outboxes -- or, for
+        # an outbox with nothing queued, one non-blocking send() (MSG_DONTWAIT: it
+        # cannot wait; what the kernel does not take is queued for the flusher) --
+        # and the commit of the batch's new messages to SQLite (the one disk write:
+        # "on disk before anyone sees it"; a failure logs one line).  Never a call that
+        # can block on a peer, a sleep, a ban write, a retention prune (the store has a
+        # lock of its own for those), or a callback into the UI.  Re-entrant.
         self.lock = threading.RLock()
         self._depth = 0
 
@@ -176,7 +179,8 @@ def _append(targets: tuple[Any, ...], parts: list[Outgoing], batch: Batch) -> No
             if not data:
                 continue  # nothing of this in that format
         outbox = conn.outbox
-        if outbox.put(data):
+        done = outbox.put_or_send(data)
+        if done == QUEUED:
             touched.add(outbox)
-        elif not conn.closing:
+        elif done == REFUSED and not conn.closing:
             batch.overflowed.append(conn)

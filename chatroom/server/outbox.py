@@ -21,7 +21,10 @@ import socket
 import threading
 from collections import deque
 
-__all__ = ["DEFAULT_OUTBOX_LIMIT", "Outbox", "Flusher"]
+__all__ = ["DEFAULT_OUTBOX_LIMIT", "Outbox", "Flusher", "SENT", "QUEUED", "REFUSED"]
+
+#: What :meth:`Outbox.put_or_send` did.
+SENT, QUEUED, REFUSED = 0, 1, 2
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,36 @@ class Outbox:
         self._chunks.append(data)
         self._queued += len(data)
         return True
+
+    def put_or_send(self, data: bytes) -> int:
+        """The broadcast's fast path: if nothing is queued or being sent, send ``data``
+        at once (non-blocking: a socket call that cannot block, so allowed under the
+        producer lock), else queue it.  Returns SENT (nothing left to flush), QUEUED
+        (flush this outbox afterwards) or REFUSED (it would overflow).  The caller
+        holds ``producer_lock``."""
+        if self._chunks or self._parked or self._closed or not self._flush_lock.acquire(blocking=False):
+            return QUEUED if self.put(data) else REFUSED
+        try:
+            if self._partial is not None or self._parked:
+                return QUEUED if self.put(data) else REFUSED
+            self._queued += len(data)
+            try:
+                sent = self.sock.send(data, _SEND_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._closed = True  # the peer is gone; its reader sees that too and cleans up
+                self._sent += len(data)
+                return SENT
+            self._sent += sent
+            if sent == len(data):
+                return SENT
+            self._partial = memoryview(data)[sent:]  # the rest waits for the flusher
+            self._parked = True
+        finally:
+            self._flush_lock.release()
+        self.flusher.watch(self)
+        return SENT
 
     def send_now(self, data: bytes) -> None:
         """Queue ``data`` and flush (any thread: takes ``producer_lock`` itself)."""

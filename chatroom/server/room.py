@@ -26,8 +26,11 @@ from typing import Any
 
 from chatroom.errors import Refused
 from chatroom.protocol import (
+    LARGE_ROOM,
+    MAX_CROWD_NAMES,
     MAX_LISTED_MEMBERS,
     Chat,
+    Crowd,
     ErrorCode,
     History,
     Joined,
@@ -81,6 +84,7 @@ class Member:
     muted_until: float = 0.0  # an operator muted this member until then
     held_until: float | None = None  # set while waiting for a reconnect
     held_reason: str = ""
+    crowd: bool = False  # speaks protocol 1.2: large rooms send it crowd summaries
 
     def info(self, now: float, *, show_address: bool = False) -> MemberInfo:
         return MemberInfo(
@@ -102,7 +106,11 @@ class Room:
     members: dict[int, Member] = field(default_factory=dict)
     next_seq: int = 1
     history: deque[Chat] = field(init=False)
+    #: Large rooms: who came and went since the last crowd summary.
+    crowd_joined: list[str] = field(default_factory=list)
+    crowd_left: list[str] = field(default_factory=list)
     _everyone: tuple[Member, ...] | None = field(init=False, default=None)
+    _listeners: tuple[Member, ...] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.history = deque(maxlen=self.history_size)
@@ -114,12 +122,22 @@ class Room:
             self._everyone = tuple(self.members.values())
         return self._everyone
 
+    def crowd_listeners(self) -> tuple[Member, ...]:
+        """The members who understand crowd summaries (protocol 1.2).  Cached."""
+        if self._listeners is None:
+            self._listeners = tuple(m for m in self.members.values() if m.crowd)
+        return self._listeners
+
+    @property
+    def large(self) -> bool:
+        return len(self.members) >= LARGE_ROOM
+
     def add(self, member: Member) -> None:
         self.members[member.key] = member
-        self._everyone = None
+        self._everyone = self._listeners = None
 
     def discard(self, member: Member) -> bool:
-        self._everyone = None
+        self._everyone = self._listeners = None
         return self.members.pop(member.key, None) is not None
 
     def info(self) -> RoomInfo:
@@ -181,12 +199,15 @@ class ChatState:
     # ------------------------------------------------------------------ membership
 
     def admit(
-        self, key: int, nick: str, address: str, now: float, room: str | None = None, token: str = ""
+        self, key: int, nick: str, address: str, now: float, room: str | None = None, token: str = "",
+        crowd: bool = False,
     ) -> tuple[Member, Joined, list[Delivery]]:
-        """Add a new member named ``nick`` to ``room`` (the lobby by default)."""
+        """Add a new member named ``nick`` to ``room`` (the lobby by default); ``crowd``:
+        it speaks protocol 1.2 (large rooms send it crowd summaries)."""
         self._check_nick_free(nick)
         target = self._room_for_join(room or DEFAULT_ROOM)
-        member = Member(key=key, nick=nick, address=address, joined_at=now, last_active=now, token=token)
+        member = Member(key=key, nick=nick, address=address, joined_at=now, last_active=now, token=token,
+                        crowd=crowd)
         self.nicks[nick_key(nick)] = member
         if token:
             self.sessions[token] = member
@@ -217,6 +238,22 @@ class ChatState:
         member.held_reason = reason
         return []
 
+    def crowd_news(self, now: float) -> list[Delivery]:
+        """The tick of large rooms: one crowd summary each of who came and went since
+        the last tick, to the members who speak protocol 1.2 (others hear of neither)."""
+        out: list[Delivery] = []
+        for room in self.rooms.values():
+            if not (room.crowd_joined or room.crowd_left):
+                continue
+            joined, left = room.crowd_joined, room.crowd_left
+            room.crowd_joined, room.crowd_left = [], []
+            listeners = room.crowd_listeners()
+            if listeners:
+                out.append(Delivery(listeners, Crowd(
+                    room=room.name, ts=now, joined=tuple(joined[:MAX_CROWD_NAMES]), left=tuple(left[:MAX_CROWD_NAMES]),
+                    joined_count=len(joined), left_count=len(left), member_count=len(room.members))))
+        return out
+
     def expire(self, now: float) -> list[Delivery]:
         """Remove the held members whose grace period has passed."""
         deliveries: list[Delivery] = []
@@ -225,7 +262,8 @@ class ChatState:
         return deliveries
 
     def resume(
-        self, token: str, key: int, address: str, now: float, last_seq: int | None, limit: int | None = None
+        self, token: str, key: int, address: str, now: float, last_seq: int | None, limit: int | None = None,
+        *, crowd: bool = False,
     ) -> tuple[Member, Any, list[Chat], list[Delivery]]:
         """Give the session of ``token`` to connection ``key``.
 
@@ -240,8 +278,11 @@ class ChatState:
         room = self._room_of(member)
         room.discard(member)  # under its old connection key ...
         member.key, member.address, member.held_until = key, address, None
+        member.crowd = crowd  # what the new connection's client speaks
         room.add(member)  # ... and back under the new one, in the same room
         missed = self.missed(room, last_seq, limit)
+        if room.large:  # nothing changed for the others: it was held, and still listed
+            return member, old_sink, missed, []
         event = Presence(room=room.name, event=PresenceEvent.RECONNECTED, nick=member.nick, ts=now)
         others = tuple(m for m in room.everyone() if m is not member)
         return member, old_sink, missed, [Delivery(others, event)] if others else []
@@ -577,6 +618,9 @@ class ChatState:
             history=tuple(room.history),
             last_seq=room.next_seq - 1,
         )
+        if len(others) >= LARGE_ROOM:  # summed up at the next tick (see crowd_news)
+            room.crowd_joined.append(member.nick)
+            return joined, []
         event = Presence(room=room.name, event=PresenceEvent.JOIN, nick=member.nick, ts=now)
         return joined, [Delivery(others, event)] if others else []
 
@@ -587,6 +631,9 @@ class ChatState:
         member.room = None
         if not room.members and fold(room.name) != fold(DEFAULT_ROOM):
             del self.rooms[fold(room.name)]
+            return []
+        if room.large:  # summed up at the next tick (see crowd_news)
+            room.crowd_left.append(member.nick)
             return []
         event = Presence(room=room.name, event=PresenceEvent.LEAVE, nick=member.nick, reason=reason, ts=now)
         return [Delivery(room.everyone(), event)]

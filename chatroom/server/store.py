@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import platformdirs
 
@@ -30,7 +30,7 @@ from chatroom.protocol import Chat
 from chatroom.server.bans import Ban
 from chatroom.text import fold
 
-__all__ = ["HistoryStore", "RoomRecord", "default_data_dir", "DB_NAME"]
+__all__ = ["Store", "HistoryStore", "RoomRecord", "default_data_dir", "DB_NAME"]
 
 DB_NAME = "history.sqlite3"
 SCHEMA_VERSION = 1
@@ -76,6 +76,25 @@ class RoomRecord:
     name: str
     next_seq: int
     topic: str
+
+
+class Store(Protocol):
+    """What the server needs of a history store: this SQLite one, or the bounded
+    ``MemoryStore`` of ``--memory``.  Thread-safe; ``save`` is all or nothing."""
+
+    def save(self, chats: Iterable[Chat], rooms: Iterable[tuple[str, int, str]]) -> None: ...
+    def prune(self, *, keep: int | None = None, max_age: float | None = None, now: float | None = None) -> int: ...
+    def save_ban(self, address: str, until: float | None, nick: str, reason: str, by: str) -> None: ...
+    def delete_ban(self, address: str) -> None: ...
+    def bans(self) -> list[Ban]: ...
+    def room(self, name: str) -> RoomRecord | None: ...
+    def rooms(self) -> list[RoomRecord]: ...
+    def recent(self, room: str, limit: int) -> list[Chat]: ...
+    def before(self, room: str, seq: int, limit: int) -> list[Chat]: ...
+    def after(self, room: str, seq: int, limit: int) -> list[Chat]: ...
+    def oldest_seq(self, room: str) -> int | None: ...
+    def recent_ids(self, limit: int) -> list[tuple[str, str, Chat]]: ...
+    def close(self) -> None: ...
 
 
 def _chat(row: tuple) -> Chat:  # type: ignore[type-arg]

@@ -78,10 +78,12 @@ from chatroom.protocol import (
     Welcome,
     Who,
     encode_message,
+    speaks,
 )
 from chatroom.server.bans import Ban
 from chatroom.server.guard import AuthGuard
 from chatroom.server.hub import Batch, Hub
+from chatroom.server.memstore import MEMORY_KEEP, MemoryStore
 from chatroom.server.outbox import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
 from chatroom.server.relay import DEFAULT_MAX_FILE, DEFAULT_WINDOW, MAX_RECEIVING, Relay
 from chatroom.server.room import ChatState, Member, Sanction
@@ -97,7 +99,7 @@ from chatroom.server.session import (
     ServerSession,
     SessionLimits,
 )
-from chatroom.server.store import DB_NAME, HistoryStore
+from chatroom.server.store import DB_NAME, HistoryStore, Store
 from chatroom.server.wire import FRAMED, Outgoing, WireFormat
 from chatroom.text import clean_line, fold, nick_key
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
@@ -542,7 +544,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         with hub.locked(self.batch) as state:
             try:
                 member, joined, deliveries = state.admit(
-                    conn.id, msg.nick, conn.address, time.time(), msg.room, token=token
+                    conn.id, msg.nick, conn.address, time.time(), msg.room, token=token, crowd=speaks(msg.version, 2)
                 )
             except Refused as exc:
                 log.info("%s: hello refused: %s", conn.address, exc.message)
@@ -575,7 +577,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
         with hub.locked(self.batch) as state:
             try:
                 member, ghost, missed, deliveries = state.resume(
-                    msg.resume or "", conn.id, conn.address, time.time(), msg.last_seq, REPLAY_MAX_MESSAGES
+                    msg.resume or "", conn.id, conn.address, time.time(), msg.last_seq, REPLAY_MAX_MESSAGES,
+                    crowd=speaks(msg.version, 2),
                 )
             except Refused as exc:
                 log.info("%s: resume refused", conn.address)
@@ -805,7 +808,9 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self.config = config or ServerConfig()
         self.tracer = tracer
         path = Path(self.config.data_dir) / DB_NAME if self.config.data_dir else None
-        self.store = HistoryStore(path, sync=self.config.sync)
+        # On disk (SQLite), or --memory: a bounded history that dies with the process.
+        self.store: Store = (HistoryStore(path, sync=self.config.sync) if path is not None
+                             else MemoryStore(keep=min(MEMORY_KEEP, self.config.keep_messages or MEMORY_KEEP)))
         state = ChatState(history_size=self.config.history_size, max_text=self.config.max_text, store=self.store,
                           bans=self.store.bans())
         self.hub = Hub(state, self.store, self.config.max_header)
@@ -966,6 +971,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         batch = self._housekeeping_batch
         with self.hub.locked(batch) as state:
             self.hub.deliver(state.expire(time.time()), batch)
+            self.hub.deliver(state.crowd_news(time.time()), batch)
             self.hub.deliver(self.relay.housekeeping(now), batch)
         for outbox in batch.touched:
             outbox.flush()

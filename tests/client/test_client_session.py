@@ -108,3 +108,17 @@ def test_pings_are_answered_and_presence_is_tracked():
     assert set(s.members) == {"ann", "bob"} and s.member_count == 2
     s.receive(Presence(room="lobby", event=PresenceEvent.NICK, nick="ann", new_nick="anna", ts=2.0))
     assert s.nick == s.wanted_nick == "anna" and "anna" in s.members
+
+
+def test_a_crowd_summary_updates_the_count_and_drops_who_left_and_is_shown():
+    from chatroom.protocol import Crowd
+
+    s = ClientSession("ann")
+    s.welcomed(welcome(members=(MemberInfo(nick="ann"), MemberInfo(nick="eve")), member_count=250))
+    crowd = Crowd(room="lobby", ts=1.0, joined=("x",), joined_count=30, left=("eve",), left_count=2, member_count=278)
+    actions = s.receive(crowd)
+    assert s.member_count == 278 and "eve" not in s.members and "ann" in s.members
+    assert [a.event for a in actions if isinstance(a, Emit)] == [crowd]
+    other = Crowd(room="elsewhere", ts=1.0, member_count=3)
+    s.receive(other)
+    assert s.member_count == 278  # another room's news does not change ours

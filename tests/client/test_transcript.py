@@ -218,3 +218,13 @@ def test_file_events_read_as_sentences_and_are_sanitised():
     assert plain_line(TransferChanged(ours, "progress")) is None
     failed = plain_line(TransferChanged(theirs, "failed", detail="the SHA-256 does not match"))
     assert failed is not None and failed.startswith("-- error:") and "SHA-256" in failed
+
+
+def test_a_crowd_summary_is_one_line_naming_some_and_counting_all():
+    from chatroom.client.transcript import crowd_text, plain_line
+    from chatroom.protocol import Crowd
+
+    crowd = Crowd(room="lobby", ts=0.0, joined=("ann", "bob"), joined_count=40, left=("eve",), left_count=1,
+                  member_count=5001)
+    assert crowd_text(crowd) == "40 joined (ann, bob and 38 more); 1 left (eve); 5,001 here now"
+    assert plain_line(crowd).endswith("-- 40 joined (ann, bob and 38 more); 1 left (eve); 5,001 here now")

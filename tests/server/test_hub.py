@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from chatroom.protocol import FrameDecoder, decode_message
 from chatroom.server.hub import Batch, Hub
+from chatroom.server.outbox import REFUSED, SENT
 from chatroom.server.room import ChatState
 from chatroom.server.store import HistoryStore
 from chatroom.server.wire import FRAMED, Outgoing
@@ -20,11 +21,11 @@ class Recorder:
         self.data: list[bytes] = []
         self.limit = limit
 
-    def put(self, data: bytes) -> bool:
+    def put_or_send(self, data: bytes) -> int:
         if len(self.data) >= self.limit:
-            return False
+            return REFUSED
         self.data.append(data)
-        return True
+        return SENT
 
 
 class Sink:

@@ -262,3 +262,44 @@ def test_kick_and_mute_say_what_to_do():
         s.say(bob, "hello?", 2.0)
     s.moderate(op, ModAction.UNMUTE, "bob", "", None, 3.0)
     s.say(bob, "hello!", 4.0)
+
+
+# ----------------------------------------------------------------------------- large rooms (crowd summaries)
+
+
+def _crowded(n: int, *, crowd_every: int = 2):
+    from chatroom.server.room import ChatState
+
+    state = ChatState()
+    members = [state.admit(i, f"m{i}", f"127.0.0.1:{i}", 0.0, crowd=(i % crowd_every == 0))[0] for i in range(n)]
+    state.crowd_news(0.0)  # what the filling up itself announced
+    return state, members
+
+
+def test_joins_and_leaves_in_a_large_room_are_summed_up_per_tick_for_12_clients_only():
+    from chatroom.protocol import LARGE_ROOM, Crowd, Presence
+
+    state, members = _crowded(LARGE_ROOM)
+    _, _, deliveries = state.admit(1000, "newcomer", "127.0.0.1:1000", 1.0, crowd=True)
+    assert deliveries == []  # not one frame per member per arrival
+    more = [state.admit(1001 + i, f"late{i}", "127.0.0.1:9", 1.0)[0] for i in range(60)]
+    assert state.remove(members[3], "quit", 1.2) == []
+    (news,) = state.crowd_news(1.5)
+    crowd = news.message
+    assert isinstance(crowd, Crowd) and crowd.joined_count == 61 and len(crowd.joined) == 50
+    assert crowd.joined[0] == "newcomer" and crowd.left == ("m3",) and crowd.left_count == 1
+    assert crowd.member_count == LARGE_ROOM + 60
+    assert all(m.crowd for m in news.recipients) and len(news.recipients) == LARGE_ROOM // 2 + 1  # evens + newcomer
+    assert state.crowd_news(2.0) == []  # said once
+    # Nick changes are presence as ever, whatever the size.
+    (nick,) = state.rename(more[0], "later0", 3.0)
+    assert isinstance(nick.message, Presence) and len(nick.recipients) == LARGE_ROOM + 60
+
+
+def test_a_leave_that_makes_the_room_small_again_is_a_presence():
+    from chatroom.protocol import LARGE_ROOM, Presence
+
+    state, members = _crowded(LARGE_ROOM)
+    (leave,) = state.remove(members[0], "quit", 1.0)  # 199 left: a small room
+    assert isinstance(leave.message, Presence) and leave.message.event.value == "leave"
+    assert len(leave.recipients) == LARGE_ROOM - 1
