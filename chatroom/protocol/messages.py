@@ -229,7 +229,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
             if value is None:
                 continue
             if nested and name in nested:
-                value = _stripped(msgspec.to_builtins(value))
+                value = _records(value)
             header[name] = value
         if self._HAS_BODY:
             del header["data"]
@@ -240,13 +240,34 @@ class _Record(msgspec.Struct, frozen=True, kw_only=True):
     """Base of nested records (not messages): member and room descriptions."""
 
 
-def _stripped(value: Any) -> Any:
-    """``value`` (JSON-ready) without the None fields of the objects in it."""
-    if isinstance(value, dict):
-        return {k: _stripped(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_stripped(v) for v in value]
-    return value
+_asdict = msgspec.structs.asdict
+
+#: id(tuple of records) -> (that tuple, its JSON): a room shares one member list and
+#: one history tuple among the welcomes of a wave of arrivals, so each is encoded once.
+_ENCODED: dict[int, tuple[tuple[Any, ...], msgspec.Raw]] = {}
+_ENCODED_MAX = 64
+
+
+def _records(values: tuple[Any, ...]) -> Any:
+    """A tuple of flat records, JSON-ready: encoded once per tuple object (the entry
+    holds the tuple, so its id cannot be reused while cached)."""
+    if len(values) < 8:
+        return [_record(v) for v in values]
+    hit = _ENCODED.get(id(values))
+    if hit is not None and hit[0] is values:
+        return hit[1]
+    raw = msgspec.Raw(_ENCODER.encode([_record(v) for v in values]))
+    if len(_ENCODED) >= _ENCODED_MAX:
+        _ENCODED.clear()
+    _ENCODED[id(values)] = (values, raw)
+    return raw
+
+
+def _record(value: msgspec.Struct) -> dict[str, Any]:
+    """A flat record (a member, a room, a chat in a history list) without its None
+    fields; a message keeps its type."""
+    fields = {k: v for k, v in _asdict(value).items() if v is not None}
+    return {"type": value.TYPE, **fields} if isinstance(value, Message) else fields
 
 
 class _FieldProblem(LocalProtocolError):

@@ -61,6 +61,9 @@ __all__ = ["DEFAULT_ROOM", "Member", "Room", "Delivery", "Sanction", "ChatState"
 
 DEFAULT_ROOM = "lobby"
 
+#: How stale the idle times in a member list may be (see ``Room.member_infos``).
+LISTED_TTL = 1.0
+
 #: Recently sent (nick, client id) pairs remembered to make resending idempotent.
 #: A client resends only what was unacknowledged when its connection dropped.
 RECENT_IDS = 50_000
@@ -111,6 +114,12 @@ class Room:
     crowd_left: list[str] = field(default_factory=list)
     _everyone: tuple[Member, ...] | None = field(init=False, default=None)
     _listeners: tuple[Member, ...] | None = field(init=False, default=None)
+    #: (when made, the listed members' keys, their infos): what every welcome and
+    #: joined lists, rebuilt when one of them changes or it is LISTED_TTL old -- so a
+    #: wave of arrivals in a big room shares one list (and its encoding, see
+    #: ``protocol.messages``) instead of building 200 records per arrival.
+    _listed: tuple[float, frozenset[int], tuple[MemberInfo, ...]] | None = field(init=False, default=None)
+    _recent: tuple[Chat, ...] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.history = deque(maxlen=self.history_size)
@@ -135,18 +144,46 @@ class Room:
     def add(self, member: Member) -> None:
         self.members[member.key] = member
         self._everyone = self._listeners = None
+        if len(self.members) <= MAX_LISTED_MEMBERS:
+            self._listed = None  # it is one of the listed
 
     def discard(self, member: Member) -> bool:
         self._everyone = self._listeners = None
+        if self._listed is not None and member.key in self._listed[1]:
+            self._listed = None
         return self.members.pop(member.key, None) is not None
+
+    def roster_changed(self) -> None:
+        """A member's nick, away message or operator flag changed."""
+        self._listed = None
+
+    def remember(self, chat: Chat) -> None:
+        self.history.append(chat)
+        self._recent = None
+
+    def history_changed(self) -> None:
+        self._recent = None
+
+    def recent(self) -> tuple[Chat, ...]:
+        """The history a join replays.  Cached until the next message."""
+        if self._recent is None:
+            self._recent = tuple(self.history)
+        return self._recent
 
     def info(self) -> RoomInfo:
         return RoomInfo(name=self.name, members=len(self.members), topic=self.topic)
 
     def member_infos(self, now: float, *, show_addresses: bool = False) -> tuple[MemberInfo, ...]:
-        """The first MAX_LISTED_MEMBERS members, in joining order."""
-        listed = itertools.islice(self.members.values(), MAX_LISTED_MEMBERS)
-        return tuple(m.info(now, show_address=show_addresses) for m in listed)
+        """The first MAX_LISTED_MEMBERS members, in joining order (idle times at most
+        LISTED_TTL old; operators get a fresh list, with addresses)."""
+        cached = self._listed
+        if not show_addresses and cached is not None and 0 <= now - cached[0] < LISTED_TTL:
+            return cached[2]
+        listed = list(itertools.islice(self.members.values(), MAX_LISTED_MEMBERS))
+        infos = tuple(m.info(now, show_address=show_addresses) for m in listed)
+        if not show_addresses:
+            self._listed = (now, frozenset(m.key for m in listed), infos)
+        return infos
 
 
 @dataclass
@@ -324,6 +361,7 @@ class ChatState:
         member.nick = new_nick
         self.nicks[nick_key(new_nick)] = member
         room = self._room_of(member)
+        room.roster_changed()
         event = Presence(room=room.name, event=PresenceEvent.NICK, nick=old, new_nick=new_nick, ts=now)
         return [Delivery(room.everyone(), event)]
 
@@ -340,7 +378,7 @@ class ChatState:
             room=room.name, seq=room.next_seq, ts=now, nick=member.nick, text=text, action=action, id=msg_id
         )
         room.next_seq += 1
-        room.history.append(chat)
+        room.remember(chat)
         member.last_active = now
         self.unsaved.append(chat)
         self.dirty[fold(room.name)] = room
@@ -378,6 +416,7 @@ class ChatState:
             if room is not None:
                 try:
                     room.history.remove(chat)
+                    room.history_changed()
                 except ValueError:
                     pass
                 room.next_seq = min(room.next_seq, chat.seq)
@@ -424,6 +463,7 @@ class ChatState:
             raise Refused(ErrorCode.BAD_MESSAGE, "you are not away")
         member.away = message or None
         room = self._room_of(member)
+        room.roster_changed()
         event = Presence(
             room=room.name,
             event=PresenceEvent.AWAY if message else PresenceEvent.BACK,
@@ -437,6 +477,8 @@ class ChatState:
 
     def make_operator(self, member: Member) -> None:
         member.op = True
+        if member.room is not None:
+            member.room.roster_changed()
 
     def moderate(self, op: Member, action: ModAction, target: str, reason: str, duration: float | None,
                  now: float, handshaking: Callable[[str], int] = lambda address: 0) -> Sanction:
@@ -593,6 +635,7 @@ class ChatState:
             if record is not None:  # it existed before: continue where it stopped
                 room.name, room.next_seq, room.topic = record.name, record.next_seq, record.topic
                 room.history.extend(self.store.recent(name, self.history_size))
+                room.history_changed()
         return room
 
     def _room_for_join(self, name: str) -> Room:
@@ -615,7 +658,7 @@ class ChatState:
             topic=room.topic,
             members=room.member_infos(now, show_addresses=member.op),
             member_count=len(room.members),
-            history=tuple(room.history),
+            history=room.recent(),
             last_seq=room.next_seq - 1,
         )
         if len(others) >= LARGE_ROOM:  # summed up at the next tick (see crowd_news)

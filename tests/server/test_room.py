@@ -303,3 +303,34 @@ def test_a_leave_that_makes_the_room_small_again_is_a_presence():
     (leave,) = state.remove(members[0], "quit", 1.0)  # 199 left: a small room
     assert isinstance(leave.message, Presence) and leave.message.event.value == "leave"
     assert len(leave.recipients) == LARGE_ROOM - 1
+
+
+def test_a_wave_of_arrivals_shares_one_member_list_until_a_listed_member_changes():
+    from chatroom.protocol import LARGE_ROOM
+    from chatroom.server.room import LISTED_TTL
+
+    state, members = _crowded(LARGE_ROOM)
+    room = state.rooms["lobby"]
+    first = state.admit(9000, "late1", "127.0.0.1:1", 10.0)[1].members
+    second = state.admit(9001, "late2", "127.0.0.1:1", 10.5)[1].members
+    assert second is first and len(first) == 200  # the listed 200 did not change: one list, encoded once
+    state.set_away(members[5], "lunch", 10.6)
+    third = state.admit(9002, "late3", "127.0.0.1:1", 10.7)[1].members
+    assert third is not first and third[5].away == "lunch"  # a listed member changed: a fresh list
+    later = room.member_infos(10.7 + LISTED_TTL)
+    assert later is not third  # idle times are at most LISTED_TTL old
+    state.remove(members[0], "quit", 12.0)
+    assert all(m.nick != "m0" for m in room.member_infos(12.0))
+
+
+def test_the_replayed_history_is_shared_until_the_next_message():
+    from chatroom.server.room import ChatState
+
+    state = ChatState()
+    ann = state.admit(1, "ann", "a:1", 0.0)[0]
+    state.say(ann, "one", 1.0)
+    a = state.admit(2, "bob", "b:1", 2.0)[1].history
+    b = state.admit(3, "cy", "c:1", 2.0)[1].history
+    assert a is b and [c.text for c in a] == ["one"]
+    state.say(ann, "two", 3.0)
+    assert [c.text for c in state.admit(4, "di", "d:1", 4.0)[1].history] == ["one", "two"]
