@@ -319,17 +319,23 @@ def finish_join(server: Server, sock: socket.socket) -> None:
         pass
 
 
+#: Members arrive this many at a time (a class walking in), each waiting for its own
+#: welcome (or the end of its JOIN).
+JOIN_WAVE = 20
+
+
 def join_members(server: Server, n: int, tag: str, parse_every: int) -> list[Member]:
-    """``n`` members join one after the other, each waiting for its welcome (or the
-    end of its JOIN), as people do; those already in read what the joins announce."""
+    """``n`` members join, JOIN_WAVE at a time; those already in read what the joins
+    announce (every 100 arrivals)."""
     members: list[Member] = []
     irc = server.kind == "irc"
-    for i in range(n):
-        sock = join_one(server, f"{tag}{i}")
-        finish_join(server, sock)
-        sock.setblocking(False)
-        members.append(Member(sock, parse=(i % parse_every == 0), irc=irc))
-        if i % 100 == 99:
+    for start in range(0, n, JOIN_WAVE):
+        wave = [join_one(server, f"{tag}{i}") for i in range(start, min(n, start + JOIN_WAVE))]
+        for i, sock in enumerate(wave, start):
+            finish_join(server, sock)
+            sock.setblocking(False)
+            members.append(Member(sock, parse=(i % parse_every == 0), irc=irc))
+        if start // JOIN_WAVE % 5 == 4:
             drain(members)
     drain(members)
     return members
