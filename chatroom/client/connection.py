@@ -426,7 +426,12 @@ class ChatClient:
             deadline = max(deadline, time.monotonic() + self.connect_timeout + 5)
             frames = decoder.feed(data)
             self._trace_in(len(data), frames)
-            messages = [decode_message(f) for f in frames]
+            messages = []
+            for frame in frames:  # a newer server may send what this client does not know: skip it
+                try:
+                    messages.append(decode_message(frame))
+                except MessageError as exc:
+                    log.warning("ignoring a message from the server: %s", exc)
             for i, msg in enumerate(messages):
                 if isinstance(msg, Notice):
                     log.info("server notice during the handshake: %s", msg.text)

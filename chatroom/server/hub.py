@@ -16,10 +16,9 @@ reconnect.  A message is encoded once per wire format in use among its recipient
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from chatroom.protocol import Error, ErrorCode
@@ -106,16 +105,10 @@ class Hub:
         self.lock = threading.RLock()
         self._depth = 0
 
-    @contextlib.contextmanager
-    def locked(self, batch: Batch) -> Iterator[ChatState]:
-        with self.lock:
-            self._depth += 1  # only the lock's owner touches it
-            try:
-                yield self.state
-            finally:
-                self._depth -= 1
-                if not self._depth:  # the outermost block: now the batch is complete
-                    self._fan_out(batch)
+    def locked(self, batch: Batch) -> _Locked:
+        """``with hub.locked(batch) as state:`` -- see the class docstring.  (A small
+        class, not a generator context manager: it runs once per message.)"""
+        return _Locked(self, batch)
 
     def _refuse_unstored(self, batch: Batch) -> None:
         """A commit failed: nothing of this batch goes out; its senders hear why."""
@@ -155,6 +148,28 @@ class Hub:
                 log.error("could not store %d message(s): %s; they were not sent", len(chats), exc)
                 self.state.rollback(chats)
                 self._refuse_unstored(batch)
+
+
+class _Locked:
+    __slots__ = ("hub", "batch")
+
+    def __init__(self, hub: Hub, batch: Batch) -> None:
+        self.hub, self.batch = hub, batch
+
+    def __enter__(self) -> ChatState:
+        hub = self.hub
+        hub.lock.acquire()
+        hub._depth += 1  # only the lock's owner touches it
+        return hub.state
+
+    def __exit__(self, *exc: object) -> None:
+        hub = self.hub
+        try:
+            hub._depth -= 1
+            if not hub._depth:  # the outermost block: now the batch is complete
+                hub._fan_out(self.batch)
+        finally:
+            hub.lock.release()
 
 
 def _append(targets: tuple[Any, ...], parts: list[Outgoing], batch: Batch) -> None:

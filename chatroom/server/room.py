@@ -205,7 +205,7 @@ class Sanction:
     notice: tuple[Member, str] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delivery:
     """Send ``message`` to each of ``recipients``, in this order relative to others."""
 

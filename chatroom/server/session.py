@@ -155,21 +155,21 @@ class RoomKey:
     salt: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Act:
     """``message`` is legal now and within the limits: act on it."""
 
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
     """Send ``message`` to the peer (an error says ``fatal`` when the session closed)."""
 
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Admit:
     """``hello`` passed every check of the handshake: admit it to its room, or hand it
     its held session if it asks to resume.  ``proof``: the server's own password proof,
@@ -179,7 +179,7 @@ class Admit:
     proof: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Checked:
     """A password proof was checked.  Before carrying out ``then`` (an admission, or the
     fatal ``auth_failed``), the pump waits this address's turn if it has been guessing
@@ -261,8 +261,9 @@ class ServerSession:
         elif frames or self.partial_since is None:
             self.partial_since = now  # a new frame has begun: its clock starts
         events: list[Event] = []
+        closed = Phase.CLOSED
         for frame in frames:
-            if self.closed:
+            if self.phase is closed:
                 break  # e.g. a goodbye, or flooding, earlier in the same read
             event = self._message(frame, now)
             if event is not None:
