@@ -29,14 +29,14 @@ from tests.terminal import ROOT, chatroom_env
 def test_a_room_survives_the_trip_through_a_txt_record():
     txt = room_txt("lobby", password=True, tls="SHA256:abc", members=3)
     assert all(len(key) <= 9 for key in txt)
-    ad = ad_from_record(instance_name("lobby"), "laptop-1a2b.local.", ["192.0.2.7", "192.0.2.7"], 7373,
+    ad = ad_from_record(instance_name("lobby"), "laptop-1a2b.local.", ["127.0.0.7", "127.0.0.7"], 7373,
                         {k.encode(): v.encode() for k, v in txt.items()})
-    assert ad == RoomAd(room="lobby", host="laptop-1a2b.local.", addresses=("192.0.2.7",), port=7373,
+    assert ad == RoomAd(room="lobby", host="laptop-1a2b.local.", addresses=("127.0.0.7",), port=7373,
                         password=True, tls="SHA256:abc", members=3)
 
 
 def test_a_renamed_instance_still_names_the_servers_own_room():
-    ad = ad_from_record(f"lobby-2.{SERVICE_TYPE}", "h.local.", ["192.0.2.7"], 7373,
+    ad = ad_from_record(f"lobby-2.{SERVICE_TYPE}", "h.local.", ["127.0.0.7"], 7373,
                         room_txt("lobby", password=False, tls=None, members=None))
     assert ad is not None and ad.room == "lobby" and ad.members is None and not ad.password
 
@@ -49,7 +49,7 @@ def test_a_renamed_instance_still_names_the_servers_own_room():
     (f"lobby.{SERVICE_TYPE}", {"v": "1.0"}, 0),  # no port
 ])
 def test_records_that_are_not_usable_rooms_are_ignored(name, props, port):
-    assert ad_from_record(name, "h.local.", ["192.0.2.7"], port, props) is None
+    assert ad_from_record(name, "h.local.", ["127.0.0.7"], port, props) is None
 
 
 def test_instance_names_fit_a_dns_label():
@@ -59,16 +59,16 @@ def test_instance_names_fit_a_dns_label():
 
 
 def test_choosing_among_rooms_by_number_or_name():
-    ads = [RoomAd("dev", "a.local.", ("192.0.2.1",), 7373), RoomAd("lobby", "b.local.", ("192.0.2.2",), 7374)]
+    ads = [RoomAd("dev", "a.local.", ("127.0.0.2",), 7373), RoomAd("lobby", "b.local.", ("127.0.0.3",), 7374)]
     assert choose(ads, "2") is ads[1] and choose(ads, "DEV") is ads[0]
     assert choose(ads, "3") is None and choose(ads, "nope") is None
     table = describe(ads)
-    assert "192.0.2.2:7374" in table[2] and table[0].split() == ["room", "host", "address", "people", "lock", "tls"]
+    assert "127.0.0.3:7374" in table[2] and table[0].split() == ["room", "host", "address", "people", "lock", "tls"]
 
 
 def test_a_server_on_loopback_never_announces():
     assert not should_announce("127.0.0.1") and not should_announce("localhost")
-    assert should_announce("0.0.0.0") and should_announce("192.0.2.1")
+    assert should_announce("0.0.0.0") and should_announce("::")  # every address: announce
 
 
 # ----------------------------------------------------------------------------- the real thing

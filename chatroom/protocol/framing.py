@@ -34,6 +34,7 @@ __all__ = [
     "Frame",
     "FrameDecoder",
     "encode_frame",
+    "pack_frame",
 ]
 
 #: Network byte order, unsigned: the same on every machine, never negative.
@@ -137,7 +138,13 @@ def encode_frame(
         header = {**header, BODY_KEY: len(body)}
     elif BODY_KEY in header:
         raise LocalProtocolError(f"header declares '{BODY_KEY}' but no body was given")
-    data = _dumps(header)
+    return pack_frame(_dumps(header), body, max_header=max_header, max_body=max_body)
+
+
+def pack_frame(data: bytes, body: bytes = b"", *, max_header: int = MAX_HEADER_SIZE,
+               max_body: int = MAX_BODY_SIZE) -> bytes:
+    """Prefix + encoded header ``data`` (which declares the body's size) + ``body``,
+    within the limits."""
     if len(data) > max_header:
         raise LocalProtocolError(f"header of {len(data)} bytes is over {max_header}")
     if not body:

@@ -25,7 +25,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from chatroom.errors import InvalidField, LocalProtocolError, MalformedHeader, UnknownMessageType
-from chatroom.protocol.framing import BODY_KEY, MAX_BODY_SIZE, MAX_HEADER_SIZE, PREFIX, Frame, parse_header
+from chatroom.protocol.framing import BODY_KEY, MAX_BODY_SIZE, MAX_HEADER_SIZE, Frame, pack_frame, parse_header
 from chatroom.text import unencodable
 
 __all__ = [
@@ -810,13 +810,7 @@ def encode_message(
             data = _ENCODER.encode(header)
     except (TypeError, ValueError, UnicodeEncodeError) as exc:
         raise LocalProtocolError(f"header cannot be encoded: {exc}") from None
-    if len(data) > max_header:
-        raise LocalProtocolError(f"header of {len(data)} bytes is over {max_header}")
-    if not body:
-        return PREFIX.pack(len(data)) + data
-    if len(body) > max_body:
-        raise LocalProtocolError(f"body of {len(body)} bytes is over {max_body}")
-    return b"".join((PREFIX.pack(len(data)), data, body))
+    return pack_frame(data, body, max_header=max_header, max_body=max_body)
 
 
 def decode_message(frame: Frame) -> Message:
