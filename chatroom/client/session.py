@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from chatroom.protocol import (
     Ack,
     Bye,
@@ -161,7 +163,11 @@ class ClientSession:
             return self._chat(msg)
         if isinstance(msg, History):
             return self._history(msg)
+        if isinstance(msg, Crowd) and self.nick in msg.joined:
+            msg = _without_me(msg, self.nick)  # we know we joined: the welcome said so
         self._track(msg)
+        if isinstance(msg, Crowd) and not (msg.joined_count or msg.left_count):
+            return []
         return [Emit(msg)]
 
     def _error(self, msg: Error) -> list[SessionAction]:
@@ -306,3 +312,9 @@ class ClientSession:
             key = fold(chat.room)
             if chat.seq > self.last_seq.get(key, 0):
                 self.last_seq[key] = chat.seq
+
+
+def _without_me(crowd: Crowd, nick: str) -> Crowd:
+    joined = tuple(n for n in crowd.joined if n != nick)
+    return msgspec.structs.replace(crowd, joined=joined,
+                                   joined_count=crowd.joined_count - (len(crowd.joined) - len(joined)))

@@ -122,3 +122,13 @@ def test_a_crowd_summary_updates_the_count_and_drops_who_left_and_is_shown():
     other = Crowd(room="elsewhere", ts=1.0, member_count=3)
     s.receive(other)
     assert s.member_count == 278  # another room's news does not change ours
+
+
+def test_a_crowd_line_does_not_announce_our_own_arrival():
+    from chatroom.protocol import Crowd
+
+    s = ClientSession("ann")
+    s.welcomed(welcome(member_count=300))
+    assert s.receive(Crowd(room="lobby", ts=1.0, joined=("ann",), joined_count=1, member_count=300)) == []
+    (emit,) = s.receive(Crowd(room="lobby", ts=2.0, joined=("ann", "bob"), joined_count=2, member_count=301))
+    assert emit.event.joined == ("bob",) and emit.event.joined_count == 1 and s.member_count == 301
