@@ -20,6 +20,7 @@ __all__ = [
     "clean_line",
     "nick_problem",
     "room_problem",
+    "without_hash",
     "fold",
     "nick_key",
     "RESERVED_NICKS",
@@ -149,6 +150,11 @@ def nick_problem(nick: str) -> str | None:
     if nick_key(nick) in _reserved_keys():
         return f"the nick {nick} is reserved: it would pass for the server's own"
     return None
+
+
+def without_hash(room: str) -> str:
+    """``#lobby`` is ``lobby``: IRC habits are accepted (one ``#`` in front, ignored)."""
+    return room[1:] if room.startswith("#") else room
 
 
 def room_problem(room: str) -> str | None:

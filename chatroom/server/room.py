@@ -55,6 +55,7 @@ from chatroom.text import (
     nick_key,
     nick_problem,
     room_problem,
+    without_hash,
 )
 
 __all__ = ["DEFAULT_ROOM", "Member", "Room", "Delivery", "Sanction", "ChatState"]
@@ -550,7 +551,7 @@ class ChatState:
     # ------------------------------------------------------------------ queries
 
     def who(self, member: Member, now: float, room: str | None = None) -> Members:
-        target = self._room_of(member) if room is None else self.rooms.get(fold(room))
+        target = self._room_of(member) if room is None else self.rooms.get(fold(without_hash(room)))
         if target is None:
             raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room or '')}")
         return Members(
@@ -566,7 +567,7 @@ class ChatState:
         """A page of ``room``'s messages: the newest ``limit`` below ``before``, or the
         oldest ``limit`` above ``after`` (bounds exclusive), oldest first.  ``complete``:
         going back, nothing older exists; going forward, the page reaches the newest."""
-        target = self.rooms.get(fold(room))
+        target = self.rooms.get(fold(without_hash(room)))
         if target is None:
             raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room)}")
         if after is not None:
@@ -639,6 +640,7 @@ class ChatState:
         return room
 
     def _room_for_join(self, name: str) -> Room:
+        name = without_hash(name)
         problem = room_problem(name)
         if problem:
             raise Refused(ErrorCode.INVALID_ROOM, problem)

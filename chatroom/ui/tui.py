@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterable
 from queue import Empty, SimpleQueue
 
@@ -41,6 +42,9 @@ from chatroom.protocol import Bye, Error, FetchHistory
 from chatroom.text import clean_line
 
 __all__ = ["ChatApp", "ChatCompleter", "MessagePane", "STYLE"]
+
+#: A second Ctrl-C on an empty line within this many seconds leaves.
+QUIT_CONFIRM_SECONDS = 3.0
 
 _PALETTE = ["#e06c75", "#98c379", "#e5c07b", "#61afef", "#c678dd", "#56b6c2",
             "#d19a66", "#be5046", "#7ec699", "#f0a0c0", "#8fbcff", "#c0c040"]
@@ -128,6 +132,7 @@ class ChatApp:
         self._scheduled = False
         self._schedule_lock = threading.Lock()
         self.quit_reason = "quit"
+        self._interrupted = 0.0  # when Ctrl-C last asked "again to leave?"
         self.state_text = "connected"
         self.state_bad = False
 
@@ -245,10 +250,33 @@ class ChatApp:
     def _bindings(self) -> KeyBindings:
         kb = KeyBindings()
 
-        @kb.add("c-c")
         @kb.add("c-d")
-        def _quit(event: KeyPressEvent) -> None:
-            self.exit()
+        def _eof(event: KeyPressEvent) -> None:
+            # As in a shell: Ctrl-D leaves on an empty line; with text typed it deletes
+            # the character under the cursor -- never the message being written.
+            buffer = self.input.buffer
+            if buffer.text:
+                buffer.delete()
+            else:
+                self.exit()
+
+        @kb.add("c-c")
+        def _interrupt(event: KeyPressEvent) -> None:
+            # With text typed: clear the line (Up brings it back).  On an empty line: ask,
+            # and leave on a second Ctrl-C within a few seconds.
+            buffer = self.input.buffer
+            now = time.monotonic()
+            if buffer.text:
+                buffer.append_to_history()
+                buffer.reset()
+                self._interrupted = 0.0
+            elif now - self._interrupted < QUIT_CONFIRM_SECONDS:
+                self.exit()
+                return
+            else:
+                self.transcript.system("press Ctrl-C again to leave (or type /quit)")
+                self._interrupted = now
+            self.app.invalidate()
 
         @kb.add("enter", filter=has_focus(self.input), eager=True)
         def _send(event: KeyPressEvent) -> None:

@@ -334,3 +334,15 @@ def test_the_replayed_history_is_shared_until_the_next_message():
     assert a is b and [c.text for c in a] == ["one"]
     state.say(ann, "two", 3.0)
     assert [c.text for c in state.admit(4, "di", "d:1", 4.0)[1].history] == ["one", "two"]
+
+
+def test_a_hash_in_front_of_a_room_name_is_accepted_and_ignored():
+    from chatroom.server.room import ChatState
+
+    state = ChatState()
+    ann, joined, _ = state.admit(1, "ann", "127.0.0.1:1", 0.0, room="#Lobby")
+    assert joined.room == "lobby"
+    joined, _ = state.join(ann, "#general", 1.0)
+    assert joined.room == "general" and state.who(ann, 1.0, "#GENERAL").room == "general"
+    state.say(ann, "hi", 2.0)
+    assert [c.text for c in state.history("#general", 10, 10).messages] == ["hi"]

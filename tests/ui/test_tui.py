@@ -245,10 +245,35 @@ def test_app_quits_cleanly_and_the_server_sees_a_goodbye(server, n):
     watcher.hello("watcher")
 
     async def scenario(app, pipe, _):
-        pipe.send_text("\x03")  # Ctrl-C
+        pipe.send_text("\x04")  # Ctrl-D on an empty line
+        await until(lambda: not app.app.is_running, what="Ctrl-D to leave")
 
     run_app(server.port, "alice", scenario)
     from chatroom.protocol import Presence, PresenceEvent
 
     assert watcher.expect(Presence, event=PresenceEvent.LEAVE, nick="alice").reason == "quit"
     watcher.close()
+
+
+def test_ctrl_c_and_ctrl_d_never_throw_away_a_typed_line(server):
+    """Ctrl-D with text deletes a character, Ctrl-C with text clears the line (Up brings
+    it back); on an empty line Ctrl-C asks first and leaves on the second press."""
+
+    async def scenario(app, pipe, _):
+        pipe.send_text("draft")
+        await until(lambda: app.input.text == "draft", what="typing")
+        pipe.send_text("\x1b[D\x04")  # cursor left, Ctrl-D: deletes the "t", stays
+        await until(lambda: app.input.text == "draf", what="Ctrl-D to delete a character")
+        pipe.send_text("\x03")  # Ctrl-C: clears the line
+        await until(lambda: app.input.text == "", what="Ctrl-C to clear the line")
+        assert app.app.is_running
+        pipe.send_text("\x1b[A")  # Up: it is in the history
+        await until(lambda: app.input.text == "draf", what="Up to bring the line back")
+        pipe.send_text("\x03\x03")  # clear, then ask
+        await until(lambda: any("again to leave" in "".join(t for _, t in line) for line in app.transcript.lines),
+                    what="the question")
+        assert app.app.is_running
+        pipe.send_text("\x03")  # the second Ctrl-C on an empty line
+        await until(lambda: not app.app.is_running, what="Ctrl-C twice to leave")
+
+    run_app(server.port, "alice", scenario)
