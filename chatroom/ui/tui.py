@@ -31,6 +31,7 @@ from prompt_toolkit.layout.controls import FormattedTextControl, UIContent, UICo
 from prompt_toolkit.layout.dimension import Dimension
 from prompt_toolkit.layout.menus import CompletionsMenu
 from prompt_toolkit.styles import Style
+from prompt_toolkit.utils import get_cwidth
 from prompt_toolkit.widgets import TextArea
 
 from chatroom.client.commands import COMMANDS
@@ -42,6 +43,9 @@ from chatroom.protocol import Bye, Error, FetchHistory
 from chatroom.text import clean_line
 
 __all__ = ["ChatApp", "ChatCompleter", "MessagePane", "STYLE"]
+
+#: The input line's prompt ("> "), in columns.
+PROMPT_WIDTH = 2
 
 #: A second Ctrl-C on an empty line within this many seconds leaves.
 QUIT_CONFIRM_SECONDS = 3.0
@@ -137,8 +141,9 @@ class ChatApp:
         self.state_bad = False
 
         self.input = TextArea(
-            # As tall as what is typed (a paste may hold several lines), up to 6 rows.
-            height=lambda: Dimension.exact(min(6, max(1, self.input.document.line_count))),
+            # As tall as what is typed, wrapped lines included (a long message shows its
+            # beginning and the prompt), up to a third of the screen.
+            height=lambda: Dimension.exact(self._input_rows()),
             prompt=[("class:prompt", "> ")],
             multiline=True,
             wrap_lines=True,
@@ -246,6 +251,20 @@ class ChatApp:
         if t.bell_mode != "mentions":
             parts.append(("class:status", f" │ bell {t.bell_mode}"))
         return parts
+
+    def _input_rows(self) -> int:
+        """Screen rows the input needs: each line wrapped at the terminal's width
+        (display width: wide characters count two), the prompt on the first."""
+        size = self.app.output.get_size() if hasattr(self, "app") else None
+        columns = max(10, size.columns) if size else 80
+        most = max(3, (size.rows if size else 24) // 3)
+        rows = 0
+        for i, line in enumerate(self.input.document.lines):
+            width = get_cwidth(line) + (PROMPT_WIDTH if i == 0 else 0) + 1  # +1: the cursor after it
+            rows += -(-width // columns)
+            if rows >= most:
+                return most
+        return max(1, rows)
 
     def _bindings(self) -> KeyBindings:
         kb = KeyBindings()

@@ -277,3 +277,29 @@ def test_ctrl_c_and_ctrl_d_never_throw_away_a_typed_line(server):
         await until(lambda: not app.app.is_running, what="Ctrl-C twice to leave")
 
     run_app(server.port, "alice", scenario)
+
+
+def test_a_long_typed_line_wraps_in_a_taller_input_that_keeps_its_beginning(server):
+    """At 80 columns a 160-character message takes three rows; the input grows to show
+    all of them, prompt and beginning included (it used to show only the last row)."""
+    screen = pyte.Screen(80, 24)
+    stream = pyte.Stream(screen)
+    typed = "start-" + "x" * 150 + "-end"
+
+    async def scenario(app, pipe, out):
+        pipe.send_text(typed)
+        await until(lambda: app.input.text == typed, what="typing")
+
+        def rendered() -> bool:
+            stream.feed(out.getvalue())
+            out.seek(0)
+            out.truncate()
+            return "".join(screen.display[-3:]).rstrip().endswith(typed[-20:])
+
+        await until(rendered, what="the whole line on screen")
+        rows = screen.display
+        first = next(i for i, row in enumerate(rows) if row.startswith("> start-"))
+        assert first == 24 - 3  # three rows at the bottom of the screen, the prompt on the first
+        assert "".join(rows[first:]).rstrip() == "> " + typed
+
+    run_app(server.port, "alice", scenario, screen=screen)
