@@ -5,13 +5,14 @@ Shared by the full-screen and the plain client, so a line means the same in both
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
-__all__ = ["COMMANDS", "HELP", "Command", "ChatLine", "Invalid", "parse_input", "parse_duration"]
+__all__ = ["COMMANDS", "HELP", "Command", "ChatLine", "Invalid", "parse_input", "parse_duration", "help_text"]
 
 #: name -> (arguments, what it does).  The order is the order of /help.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "help": ("", "show this help"),
+    "help": ("[COMMAND]", "the commands and keys; with a name, that command"),
     "me": ("ACTION", "say what you are doing: /me waves"),
     "msg": ("NICK TEXT", "send a private message"),
     "nick": ("NAME", "change your nick"),
@@ -22,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "away": ("[MESSAGE]", "mark yourself away; without a message, back again"),
     "clear": ("", "clear the screen"),
     "bell": ("on|off|mentions", "when to ring the bell (default: mentions)"),
-    "quit": ("[REASON]", "leave; the others see the reason (Ctrl-C and Ctrl-D too)"),
+    "quit": ("[REASON]", "leave; the others see the reason"),
     "reconnect": ("", "connect again (after a kick, or when the client gave up)"),
     "send": ("[NICK] PATH", "offer a file to the room, or to one person"),
     "accept": ("[N]", "accept a file offer (default: the newest)"),
@@ -40,9 +41,42 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "unlock": ("", "operators: anyone may change the topic again"),
 }
 
-HELP = "commands:\n" + "\n".join(
-    f"  /{name:<6} {args:<16} {what}" for name, (args, what) in COMMANDS.items()
+#: /help on one screen: the commands by what they are for, then the keys.
+_GROUPS = (
+    ("talk", ("me", "msg", "nick", "away")),
+    ("rooms", ("join", "who", "rooms", "topic")),
+    ("files", ("send", "accept", "reject", "cancel", "files")),
+    ("client", ("help", "clear", "bell", "reconnect", "quit")),
+    ("operators", ("op", "kick", "ban", "unban", "bans", "mute", "unmute", "lock", "unlock")),
 )
+_KEYS = ("Enter send · Alt-Enter new line · Tab complete",
+         "Up/Down earlier lines · PageUp/PageDown scroll",
+         "Ctrl-C clear the line · Ctrl-D on an empty line: leave")
+
+HELP = "\n".join([
+    "commands (/help NAME for one; //text sends text starting with /):",
+    *(f"  {group:<10}" + " ".join(f"/{name}" for name in names) for group, names in _GROUPS),
+    f"keys: {_KEYS[0]}",
+    *(f"      {keys}" for keys in _KEYS[1:]),
+])
+
+
+def help_text(name: str = "") -> str:
+    """/help, or /help NAME: one command's use and what it does."""
+    name = name.strip().lstrip("/").lower()
+    if not name:
+        return HELP
+    if name not in COMMANDS:
+        return _unknown(name)
+    args, what = COMMANDS[name]
+    return f"/{name} {args}".rstrip() + f": {what}"
+
+
+def _unknown(name: str) -> str:
+    close = difflib.get_close_matches(name.lower(), COMMANDS, n=1)
+    hint = f"did you mean /{close[0]}? " if close else ""
+    return f"unknown command /{name}: {hint}/help lists them; //{name} sends it as text"
+
 
 BELL_MODES = ("on", "off", "mentions")
 
@@ -79,7 +113,7 @@ def parse_input(line: str) -> ChatLine | Command | Invalid | None:
     name = head.lower()
     rest = rest.strip()
     if name not in COMMANDS:
-        return Invalid(f"unknown command /{head} (type //{head} to send it as text)\n{HELP}")
+        return Invalid(_unknown(head))
     args = tuple(rest.split())
     problem = _usage_problem(name, args, rest)
     if problem is not None:

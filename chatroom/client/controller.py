@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from chatroom.client.commands import HELP, ChatLine, Command, Invalid, parse_duration, parse_input
+from chatroom.client.commands import ChatLine, Command, Invalid, help_text, parse_duration, parse_input
 from chatroom.client.connection import ChatClient, ConnState
 from chatroom.client.transcript import files_text
 from chatroom.client.transfers import TransferError
@@ -66,7 +66,7 @@ class Controller:
         """Commands that work offline (chat is kept and resent).  True if handled."""
         c, name = self.client, cmd.name
         if name == "help":
-            self.show(HELP, False)
+            self.show(help_text(cmd.rest), False)
         elif name == "quit":
             self.quit(cmd.rest.strip())
         elif name == "reconnect":

@@ -228,3 +228,17 @@ def test_a_crowd_summary_is_one_line_naming_some_and_counting_all():
                   member_count=5001)
     assert crowd_text(crowd) == "40 joined (ann, bob and 38 more); 1 left (eve); 5,001 here now"
     assert plain_line(crowd).endswith("-- 40 joined (ann, bob and 38 more); 1 left (eve); 5,001 here now")
+
+
+def test_help_fits_a_small_screen_and_a_typo_gets_one_line_with_a_suggestion():
+    import chatroom.client.commands as commands
+    from chatroom.client.commands import COMMANDS, HELP, help_text
+
+    lines = HELP.splitlines()
+    assert len(lines) <= 10 and all(len(line) <= 70 for line in lines)  # 80 columns, with the time in front
+    grouped = [name for _, names in commands._GROUPS for name in names]
+    assert sorted(grouped) == sorted(COMMANDS)  # every command is listed, once
+    assert "PageUp" in HELP and "Ctrl-D" in HELP  # the keys too
+    bad = parse_input("/jion dev")
+    assert isinstance(bad, Invalid) and "\n" not in bad.reason and "did you mean /join?" in bad.reason
+    assert help_text("/ban").startswith("/ban NICK|ADDRESS [TIME]: ")
