@@ -53,8 +53,14 @@ def nick_style(nick: str) -> str:
     return f"class:nick.c{zlib.crc32(nick.casefold().encode()) % NICK_COLOURS}"
 
 
-def _clock(ts: float) -> str:
-    return time.strftime("%H:%M", time.localtime(ts))
+def _clock(ts: float, now: float | None = None) -> str:
+    """``14:05`` today; ``Nov 30 14:05`` on another day (history from yesterday must
+    not read as today)."""
+    when = time.localtime(ts)
+    today = time.localtime(time.time() if now is None else now)
+    if when[:3] == today[:3]:
+        return time.strftime("%H:%M", when)
+    return time.strftime("%b %d %H:%M", when)
 
 
 def mentions(text: str, nick: str) -> bool:

@@ -242,3 +242,13 @@ def test_help_fits_a_small_screen_and_a_typo_gets_one_line_with_a_suggestion():
     bad = parse_input("/jion dev")
     assert isinstance(bad, Invalid) and "\n" not in bad.reason and "did you mean /join?" in bad.reason
     assert help_text("/ban").startswith("/ban NICK|ADDRESS [TIME]: ")
+
+
+def test_times_from_another_day_carry_their_date():
+    import time as _time
+
+    from chatroom.client.transcript import _clock
+
+    now = _time.mktime((2026, 12, 1, 10, 0, 0, 0, 0, -1))
+    assert _clock(_time.mktime((2026, 12, 1, 9, 5, 0, 0, 0, -1)), now) == "09:05"
+    assert _clock(_time.mktime((2026, 11, 30, 23, 59, 0, 0, 0, -1)), now) == "Nov 30 23:59"
