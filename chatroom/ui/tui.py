@@ -139,6 +139,8 @@ class ChatApp:
         self._interrupted = 0.0  # when Ctrl-C last asked "again to leave?"
         self.state_text = "connected"
         self.state_bad = False
+        self._outage = ""  # why the connection is down (empty: it is not)
+        self._retry_at = 0.0  # when the client tries again (the status bar counts down)
 
         self.input = TextArea(
             # As tall as what is typed, wrapped lines included (a long message shows its
@@ -175,7 +177,7 @@ class ChatApp:
             style=STYLE,
             full_screen=True,
             mouse_support=False,
-            refresh_interval=1.0,  # transfer rates move even when nothing arrives
+            refresh_interval=1.0,  # transfer rates and the retry countdown move even when nothing arrives
         )
         client.on_event = self.on_event
 
@@ -207,19 +209,7 @@ class ChatApp:
         t = self.transcript
         t.nick = self.client.nick
         if isinstance(event, StateChanged):
-            self.state_bad = event.state is not ConnState.CONNECTED
-            if event.state is ConnState.DISCONNECTED:
-                self.state_text = f"disconnected — retrying in {event.retry_in:.1f}s"
-                t.system(f"connection lost: {event.detail}; retrying in {event.retry_in:.1f} s", error=True)
-            elif event.state is ConnState.CONNECTING:
-                self.state_text = "connecting…"
-            elif event.state is ConnState.CONNECTED:
-                self.state_text = "connected"
-                if t.lines:
-                    t.system("reconnected")
-            elif event.state is ConnState.CLOSED:
-                self.state_text = "closed"
-                t.system(f"connection closed: {event.detail}", error=True)
+            self._state_changed(event)
             return False
         if isinstance(event, Bye):
             t.system(f"the server said goodbye: {clean_line(event.reason)}", error=True)
@@ -229,6 +219,36 @@ class ChatApp:
             return False
         return t.add(event)
 
+    def _state_changed(self, event: StateChanged) -> None:
+        """The status bar follows every change; the transcript says an outage began (once,
+        with why) and ended -- not a line per retry, and no "reconnected" for the first
+        connection."""
+        t = self.transcript
+        self.state_bad = event.state is not ConnState.CONNECTED
+        if event.state is ConnState.DISCONNECTED:
+            self._retry_at = time.monotonic() + (event.retry_in or 0.0)
+            self.state_text = "disconnected"
+            if not self._outage or event.detail != self._outage:
+                t.system(f"connection lost: {event.detail}; retrying until it is back", error=True)
+            self._outage = event.detail
+        elif event.state is ConnState.CONNECTING:
+            self.state_text = "connecting…"
+        elif event.state is ConnState.CONNECTED:
+            self.state_text = "connected"
+            if self._outage:
+                t.system("reconnected")
+            self._outage = ""
+        elif event.state is ConnState.CLOSED:
+            self.state_text = "closed"
+            self._outage = ""
+            t.system(f"connection closed: {event.detail}", error=True)
+
+    def _state(self) -> str:
+        if self.state_text == "disconnected":
+            left = self._retry_at - time.monotonic()
+            return f"disconnected — retrying in {left:.0f}s" if left >= 0.5 else "disconnected — retrying"
+        return self.state_text
+
     # ------------------------------------------------------------------ UI
 
     def _status(self) -> StyleAndTextTuples:
@@ -236,8 +256,8 @@ class ChatApp:
         s = c.session
         parts: StyleAndTextTuples = [
             ("class:status", f" {clean_line(s.server)} │ {clean_line(s.room)} │ {clean_line(c.nick)} │ "
-                             f"{max(s.member_count, len(s.members))} online │ "),
-            ("class:status.bad" if self.state_bad else "class:status", self.state_text),
+                             + ("" if self.state_bad else f"{max(s.member_count, len(s.members))} online │ ")),
+            ("class:status.bad" if self.state_bad else "class:status", self._state()),
         ]
         if t.pending:
             parts.append(("class:status", f" │ {len(t.pending)} sending"))

@@ -198,13 +198,18 @@ def test_messages_typed_while_disconnected_show_pending_then_go_out(make_server)
 
     async def scenario(app, pipe, _):
         app.client.BACKOFF_START = 0.3
+        assert not any("reconnected" in t for t in line_texts(app))  # the first connection is no reconnect
         conn = next(c for c in server.connections() if c.member and c.member.nick == "alice")
         conn.close(CloseReason.LOST)
         await until(lambda: "disconnected" in app.state_text, what="disconnect shown")
+        status = "".join(text for _, text in app._status())
+        assert "online" not in status and "retrying" in status  # no stale head count while offline
         pipe.send_text("sent while offline\r")
         await until(lambda: any("(sending)" in t for t in line_texts(app)), what="pending mark")
         await until(lambda: not app.transcript.pending, timeout=15, what="pending cleared")
         assert any("<alice> sent while offline" in t for t in line_texts(app))
+        texts = line_texts(app)
+        assert sum("connection lost" in t for t in texts) == 1 and sum(t.endswith("reconnected") for t in texts) == 1
 
     run_app(server.port, "alice", scenario)
     bob.expect(Chat, text="sent while offline")
