@@ -118,6 +118,7 @@ class Transcript:
         self.newest: dict[str, int] = {}
         self.oldest: dict[str, int] = {}
         self.complete: set[str] = set()
+        self.trusted: set[tuple[str, str]] = set()  # TLS servers already announced
 
     # ------------------------------------------------------------------ adding
 
@@ -135,7 +136,11 @@ class Transcript:
             self._outgoing(event.outgoing)
         elif isinstance(event, TransferChanged):
             return self._transfer(event)
+        elif isinstance(event, Trusted) and (event.server, event.fingerprint) in self.trusted:
+            pass  # said once; a reconnect to the same certificate is not news
         else:
+            if isinstance(event, Trusted):
+                self.trusted.add((event.server, event.fingerprint))
             line = _system_line(event)
             if line is not None:
                 self.system(line[0], ts=line[1], error=line[2])

@@ -252,3 +252,14 @@ def test_times_from_another_day_carry_their_date():
     now = _time.mktime((2026, 12, 1, 10, 0, 0, 0, 0, -1))
     assert _clock(_time.mktime((2026, 12, 1, 9, 5, 0, 0, 0, -1)), now) == "09:05"
     assert _clock(_time.mktime((2026, 11, 30, 23, 59, 0, 0, 0, -1)), now) == "Nov 30 23:59"
+
+
+def test_a_known_certificate_is_announced_once_not_on_every_reconnect():
+    from chatroom.client.connection import Trusted
+
+    t = Transcript()
+    for _ in range(3):
+        t.add(Trusted("host:7373", "AB:CD", False))
+    assert sum("TLS:" in "".join(x for _, x in line) for line in t.lines) == 1
+    t.add(Trusted("host:7373", "EF:01", False))  # another certificate is news
+    assert sum("TLS:" in "".join(x for _, x in line) for line in t.lines) == 2
