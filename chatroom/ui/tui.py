@@ -254,11 +254,11 @@ class ChatApp:
     def _status(self) -> StyleAndTextTuples:
         c, t = self.client, self.transcript
         s = c.session
-        parts: StyleAndTextTuples = [
-            ("class:status", f" {clean_line(s.server)} │ {clean_line(s.room)} │ {clean_line(c.nick)} │ "
-                             + ("" if self.state_bad else f"{max(s.member_count, len(s.members))} online │ ")),
-            ("class:status.bad" if self.state_bad else "class:status", self._state()),
-        ]
+        where = f" {clean_line(s.server)} │ {clean_line(s.room)} │ {clean_line(c.nick)}"
+        if self.state_bad:  # what is wrong comes first: a narrow screen cuts the end of the bar
+            parts: StyleAndTextTuples = [("class:status.bad", f" {self._state()} "), ("class:status", where)]
+        else:
+            parts = [("class:status", f"{where} │ {max(s.member_count, len(s.members))} online │ {self._state()}")]
         if t.pending:
             parts.append(("class:status", f" │ {len(t.pending)} sending"))
         moving = [f for f in c.files.all() if f.phase.active or f.phase is Phase.WAITING]

@@ -204,6 +204,7 @@ def test_messages_typed_while_disconnected_show_pending_then_go_out(make_server)
         await until(lambda: "disconnected" in app.state_text, what="disconnect shown")
         status = "".join(text for _, text in app._status())
         assert "online" not in status and "retrying" in status  # no stale head count while offline
+        assert status.lstrip().startswith("disconnected")  # first: a narrow screen cuts the end of the bar
         pipe.send_text("sent while offline\r")
         await until(lambda: any("(sending)" in t for t in line_texts(app)), what="pending mark")
         await until(lambda: not app.transcript.pending, timeout=15, what="pending cleared")
