@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from chatroom.protocol import PROTOCOL_VERSION
 from chatroom.server.tcp import ChatServer, ServerConfig
 from tests.wire import WireClient
 
@@ -44,11 +45,11 @@ def connect(server: ChatServer) -> Iterator[Callable[..., WireClient]]:
     """Open raw protocol clients to ``server``; all are closed afterwards."""
     clients: list[WireClient] = []
 
-    def open_client(nick: str | None = None, port: int | None = None) -> WireClient:
+    def open_client(nick: str | None = None, port: int | None = None, version: str = PROTOCOL_VERSION) -> WireClient:
         client = WireClient(port or server.port)
         clients.append(client)
         if nick is not None:
-            client.hello(nick)
+            client.hello(nick, version)
         return client
 
     yield open_client

@@ -49,8 +49,8 @@ class WireClient:
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def hello(self, nick: str, **fields: object) -> Welcome:
-        self.send(Hello(version=PROTOCOL_VERSION, nick=nick, **fields))  # type: ignore[arg-type]
+    def hello(self, nick: str, version: str = PROTOCOL_VERSION, **fields: object) -> Welcome:
+        self.send(Hello(version=version, nick=nick, **fields))  # type: ignore[arg-type]
         return self.expect(Welcome)
 
     # receiving

@@ -250,11 +250,12 @@ class ChatClient:
         self._thread.start()
         return welcome
 
-    def say(self, text: str) -> Outgoing:
-        return self._send_chat(Say(id=self._next_id(), text=text))
+    def say(self, text: str, room: str | None = None) -> Outgoing:
+        """Say ``text`` in ``room`` (default: the current room)."""
+        return self._send_chat(Say(id=self._next_id(), text=text, room=room or self.session.room or None))
 
-    def action(self, text: str) -> Outgoing:
-        return self._send_chat(Action(id=self._next_id(), text=text))
+    def action(self, text: str, room: str | None = None) -> Outgoing:
+        return self._send_chat(Action(id=self._next_id(), text=text, room=room or self.session.room or None))
 
     def direct(self, to: str, text: str) -> Outgoing:
         return self._send_chat(Direct(id=self._next_id(), to=to, text=text))
@@ -395,7 +396,7 @@ class ChatClient:
                 nick=self.session.wanted_nick, room=self.session.room, client=f"chatroom {__version__}",
                 password=self.password, nonce=os.urandom(NONCE_BYTES) if self.password is not None else None,
                 resume_token=self.session.resume_token,
-                last_seq=self.session.last_seq.get(fold(self.session.room)), tls=self.tls)
+                last_seq=self.session.last_seq.get(fold(self.session.room)), seen=self.session.seen(), tls=self.tls)
             self._send_blocking(sock, handshake.hello)
             return self._pump_handshake(sock, handshake)
         except NeedTls:

@@ -61,7 +61,7 @@ class ClientHandshake:
 
     def __init__(self, *, nick: str, room: str | None, client: str, password: str | None,
                  nonce: bytes | None, resume_token: str | None = None, last_seq: int | None = None,
-                 tls: bool = False) -> None:
+                 seen: dict[str, int] | None = None, tls: bool = False) -> None:
         if (password is None) != (nonce is None):
             raise ValueError("a nonce goes with a password, and only with one")
         self.password = password
@@ -69,7 +69,8 @@ class ClientHandshake:
         self.tls = tls
         self.plain_hello = Hello(version=PROTOCOL_VERSION, nick=nick, client=client, room=room or None,
                                  nonce=nonce.hex() if nonce else None)
-        self.hello = (msgspec.structs.replace(self.plain_hello, resume=resume_token, last_seq=last_seq)
+        self.hello = (msgspec.structs.replace(self.plain_hello, resume=resume_token, last_seq=last_seq,
+                                              seen=seen or None)
                       if resume_token else self.plain_hello)
         self.resume_refused = False
         self._expected_proof: bytes | None = None  # the server's proof, once we have given ours

@@ -8,8 +8,9 @@ No I/O: messages in, actions out.
 * :class:`Settle` -- our outgoing message ``id`` was acknowledged or refused;
 * :class:`End` -- the connection is over (``fatal``: do not reconnect by yourself).
 
-Kept here: where we are (server, nick, room, topic, members), the resume token, the
-newest sequence number seen per room, the resume replay's promise and the holes being
+Kept here: where we are (server, nick, and each room we are in with its topic and
+members: protocol 1.3 lets a member be in several), the resume token, the newest
+sequence number seen per room, each resumed room's replay promise and the holes being
 fetched -- so that every room message is shown exactly once, in order.
 """
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from chatroom.protocol import (
+    SEVERAL_ROOMS,
     Ack,
     Bye,
     Chat,
@@ -29,20 +31,23 @@ from chatroom.protocol import (
     ErrorCode,
     FetchHistory,
     History,
+    Join,
     Joined,
     MemberInfo,
     Members,
     Message,
+    Parted,
     Ping,
     Pong,
     Presence,
     PresenceEvent,
     Topic,
     Welcome,
+    speaks,
 )
 from chatroom.text import fold
 
-__all__ = ["ClientSession", "Emit", "Request", "Settle", "End", "SessionAction", "FATAL_CODES"]
+__all__ = ["ClientSession", "RoomView", "Emit", "Request", "Settle", "End", "SessionAction", "FATAL_CODES"]
 
 #: Errors that end the session for good: retrying by itself cannot help (or, for a kick,
 #: must not: the person may come back by hand with /reconnect).
@@ -82,6 +87,16 @@ SessionAction = Emit | Request | Settle | End
 
 
 @dataclass
+class RoomView:
+    """One room we are in, as far as we know.  ``members`` is replaced, never mutated."""
+
+    name: str
+    topic: str = ""
+    members: dict[str, MemberInfo] = field(default_factory=dict)
+    member_count: int = 0
+
+
+@dataclass
 class _Replay:
     """A resumed welcome's promise: ``expected`` messages follow in replay frames, and
     the room's newest message is ``upto``."""
@@ -111,39 +126,75 @@ class ClientSession:
         self.server = ""
         self.nick = nick
         self.wanted_nick = nick  # what we ask for at the next hello
+        #: The room we talk in unless told otherwise: the welcome's, then the newest joined.
         self.room = room
-        self.topic = ""
-        self.members: dict[str, MemberInfo] = {}
-        self.member_count = 0
+        #: Every room we are in (folded name -> view), in joining order.
+        self.rooms: dict[str, RoomView] = {}
         self.limits: dict[str, int] = {}
+        self.version = ""  # the server's protocol version
         self.resume_token: str | None = None
         self.resumed = False  # whether the last (re)connection resumed our session
         self.last_seq: dict[str, int] = {}  # folded room name -> newest sequence number seen
         self._fills: dict[str, _Fill] = {}
-        self._replay: _Replay | None = None
+        self._replays: dict[str, _Replay] = {}
+
+    # The current room's view, for front ends that show one room.
+    @property
+    def _current(self) -> RoomView:
+        return self.rooms.get(fold(self.room)) or RoomView(self.room)
+
+    @property
+    def topic(self) -> str:
+        return self._current.topic
+
+    @property
+    def members(self) -> dict[str, MemberInfo]:
+        return self._current.members
+
+    @property
+    def member_count(self) -> int:
+        return self._current.member_count
+
+    def view(self, room: str) -> RoomView | None:
+        """The room called ``room`` if we are in it."""
+        return self.rooms.get(fold(room))
+
+    def seen(self) -> dict[str, int]:
+        """Room name -> newest sequence number seen, for every room we are in (a resume)."""
+        return {v.name: self.last_seq[key] for key, v in self.rooms.items() if key in self.last_seq}
 
     # ------------------------------------------------------------------ the welcome
 
     def welcomed(self, welcome: Welcome) -> list[SessionAction]:
-        """A (re)connection was welcomed.  Returns what to do (a fetch, if a resume's
-        replay will be empty but messages are missing)."""
-        self.server, self.nick, self.room, self.topic = welcome.server, welcome.nick, welcome.room, welcome.topic
-        self.members = {m.nick: m for m in welcome.members}
-        self.member_count = welcome.member_count or len(welcome.members)
+        """A (re)connection was welcomed.  Returns what to do: a fetch, if a resume's
+        replay will be empty but messages are missing; joins for the rooms we were in,
+        if the session was not kept."""
+        before = [v.name for key, v in self.rooms.items() if key != fold(welcome.room)]
+        self.server, self.nick, self.room = welcome.server, welcome.nick, welcome.room
+        self.rooms = {}
+        if welcome.room:
+            self.rooms[fold(welcome.room)] = RoomView(welcome.room, welcome.topic, {m.nick: m for m in welcome.members},
+                                                      welcome.member_count or len(welcome.members))
         self.limits = dict(welcome.limits)
+        self.version = welcome.version
         self.wanted_nick = welcome.nick
         self.resume_token = welcome.resume_token
         self.resumed = welcome.resumed
         self._fills.clear()
-        self._replay = None
+        self._replays.clear()
         self._saw(welcome.history)
         if not welcome.resumed:
-            self._saw_up_to(welcome.room, welcome.last_seq)
-            return []
+            if welcome.room:
+                self._saw_up_to(welcome.room, welcome.last_seq)
+            return [Request(Join(room=name)) for name in before]  # a new session: back where we were
         # The missed messages follow in replay frames; we are current once we have
-        # welcome.last_seq.  What the replay does not hold, we fetch (see _Fill).
-        self._replay = _Replay(fold(welcome.room), welcome.room, welcome.missed or 0, welcome.last_seq)
-        return [] if welcome.missed else self._replay_done()
+        # welcome.last_seq.  What the replay does not hold, we fetch (see _Fill).  The
+        # session's other rooms follow as resumed ``joined``, each with its own replay.
+        return self._expect_replay(welcome.room, welcome.missed or 0, welcome.last_seq) if welcome.room else []
+
+    def _expect_replay(self, room: str, missed: int, upto: int) -> list[SessionAction]:
+        self._replays[fold(room)] = _Replay(fold(room), room, missed, upto)
+        return [] if missed else self._replay_done(fold(room))
 
     # ------------------------------------------------------------------ messages
 
@@ -165,10 +216,10 @@ class ClientSession:
             return self._history(msg)
         if isinstance(msg, Crowd) and self.nick in msg.joined:
             msg = _without_me(msg, self.nick)  # we know we joined: the welcome said so
-        self._track(msg)
+        actions = self._track(msg)
         if isinstance(msg, Crowd) and not (msg.joined_count or msg.left_count):
-            return []
-        return [Emit(msg)]
+            return actions
+        return [Emit(msg), *actions]
 
     def _error(self, msg: Error) -> list[SessionAction]:
         actions: list[SessionAction] = []
@@ -180,37 +231,58 @@ class ClientSession:
             actions.append(End(text, fatal=msg.code in FATAL_CODES))
         return actions
 
-    def _track(self, msg: Message) -> None:
-        """Where we are: room, topic, members."""
+    def _track(self, msg: Message) -> list[SessionAction]:
+        """Where we are: rooms, topics, members.  Returns what to do (a resumed room's fetch)."""
         if isinstance(msg, Joined):
-            self.room, self.topic = msg.room, msg.topic
-            self._saw(msg.history)
-            self._saw_up_to(msg.room, msg.last_seq)
-            self.members = {m.nick: m for m in msg.members}
-            self.member_count = msg.member_count or len(msg.members)
-        elif isinstance(msg, Presence) and msg.room == self.room:
-            self._presence(msg)
-        elif isinstance(msg, Crowd) and msg.room == self.room:
-            members = dict(self.members)  # copy-on-write, as for presence
+            return self._joined(msg)
+        if isinstance(msg, Parted):
+            self.rooms.pop(fold(msg.room), None)
+            if fold(msg.room) == fold(self.room):
+                self.room = next(reversed(self.rooms.values())).name if self.rooms else ""
+            return []
+        view = self.rooms.get(fold(getattr(msg, "room", None) or ""))
+        if isinstance(msg, Presence):
+            if view is not None:
+                self._presence(view, msg)
+            elif msg.event is PresenceEvent.NICK and msg.nick == self.nick and msg.new_nick:
+                self.nick = self.wanted_nick = msg.new_nick  # in no room: told alone
+        elif view is None:
+            pass
+        elif isinstance(msg, Crowd):
+            members = dict(view.members)  # copy-on-write, as for presence
             for nick in msg.left:
                 members.pop(nick, None)
-            self.members = members
-            self.member_count = msg.member_count
-        elif isinstance(msg, Topic) and msg.room == self.room:
-            self.topic = msg.topic
-        elif isinstance(msg, Members) and msg.room == self.room:
-            self.members = {m.nick: m for m in msg.members}
-            self.member_count = msg.member_count or len(msg.members)
+            view.members = members
+            view.member_count = msg.member_count
+        elif isinstance(msg, Topic):
+            view.topic = msg.topic
+        elif isinstance(msg, Members):
+            view.members = {m.nick: m for m in msg.members}
+            view.member_count = msg.member_count or len(msg.members)
+        return []
 
-    def _presence(self, p: Presence) -> None:
+    def _joined(self, msg: Joined) -> list[SessionAction]:
+        key = fold(msg.room)
+        self.rooms[key] = RoomView(msg.room, msg.topic, {m.nick: m for m in msg.members},
+                                   msg.member_count or len(msg.members))
+        if msg.resumed:  # a room of our resumed session: its replay follows
+            return self._expect_replay(msg.room, msg.missed or 0, msg.last_seq)
+        self.room = msg.room
+        self._saw(msg.history)
+        self._saw_up_to(msg.room, msg.last_seq)
+        if not speaks(self.version, SEVERAL_ROOMS):  # an older server moved us
+            self.rooms = {key: self.rooms[key]}
+        return []
+
+    def _presence(self, view: RoomView, p: Presence) -> None:
         # Copy-on-write: the UI thread may be iterating the dict it read a moment ago.
-        members = dict(self.members)
+        members = dict(view.members)
         if p.event is PresenceEvent.JOIN:
             members[p.nick] = MemberInfo(nick=p.nick)
-            self.member_count += 1
+            view.member_count += 1
         elif p.event is PresenceEvent.LEAVE:
             members.pop(p.nick, None)
-            self.member_count = max(len(members), self.member_count - 1)
+            view.member_count = max(len(members), view.member_count - 1)
         elif p.event is PresenceEvent.NICK and p.new_nick:
             info = members.pop(p.nick, MemberInfo(nick=p.nick))
             members[p.new_nick] = MemberInfo(nick=p.new_nick, away=info.away, op=info.op)
@@ -220,7 +292,7 @@ class ClientSession:
             info = members.get(p.nick, MemberInfo(nick=p.nick))
             members[p.nick] = MemberInfo(nick=p.nick, idle=info.idle, op=info.op,
                                          away=p.message if p.event is PresenceEvent.AWAY else None)
-        self.members = members
+        view.members = members
 
     # ------------------------------------------------------------------ exactly once, in order
 
@@ -251,17 +323,17 @@ class ClientSession:
                 return filled
         self._saw(page.messages)
         actions: list[SessionAction] = [Emit(page)]
-        replay = self._replay
-        if page.replay and replay is not None and key == replay.key:
+        replay = self._replays.get(key)
+        if page.replay and replay is not None:
             replay.got += len(page.messages)
             if replay.got >= replay.expected:
-                actions += self._replay_done()
+                actions += self._replay_done(key)
         return actions
 
-    def _replay_done(self) -> list[SessionAction]:
-        """The resume replay is in: if it did not reach the room's newest message (it is
-        bounded), fetch the rest before showing anything live."""
-        replay, self._replay = self._replay, None
+    def _replay_done(self, key: str) -> list[SessionAction]:
+        """A room's resume replay is in: if it did not reach the room's newest message
+        (it is bounded), fetch the rest before showing anything live."""
+        replay = self._replays.pop(key, None)
         if replay is not None and self.last_seq.get(replay.key, 0) < replay.upto:
             return self._start_fill(replay.key, replay.room, replay.upto)
         return []

@@ -96,6 +96,10 @@ __all__ = [
     "major_version",
     "speaks",
     "LARGE_ROOM",
+    "SEVERAL_ROOMS",
+    "MAX_ROOMS",
+    "Part",
+    "Parted",
     "MAX_CROWD_NAMES",
 ]
 
@@ -103,12 +107,19 @@ __all__ = [
 DEFAULT_PORT = 7373
 
 #: "MAJOR.MINOR".  Peers with another major version cannot talk; a newer minor only adds.
-PROTOCOL_VERSION = "1.2"
+PROTOCOL_VERSION = "1.3"
 
 #: Rooms with at least this many members (besides whoever joins or leaves) sum their
 #: joins and leaves up in one ``crowd`` frame per tick instead of one ``presence`` each:
 #: a room of thousands would otherwise turn every arrival into thousands of frames.
 LARGE_ROOM = 200
+
+#: The protocol minor version that lets a member be in several rooms at once (``join``
+#: adds a room, ``part`` leaves one).  Older clients are in one room: ``join`` moves them.
+SEVERAL_ROOMS = 3
+
+#: Rooms one member may be in at once (server default; ``welcome.limits.max_rooms``).
+MAX_ROOMS = 20
 
 #: A ``crowd`` frame names at most this many of those who came or went (it counts all).
 MAX_CROWD_NAMES = 50
@@ -143,6 +154,8 @@ class ErrorCode(enum.StrEnum):
     NO_SUCH_NICK = "no_such_nick"
     NO_SUCH_ROOM = "no_such_room"
     INVALID_ROOM = "invalid_room"
+    NOT_IN_ROOM = "not_in_room"  # 1.3: a room message for a room you are not in
+    TOO_MANY_ROOMS = "too_many_rooms"  # 1.3: over the server's max_rooms
     RATE_LIMITED = "rate_limited"  # "slow down": the message was not sent
     NOT_OPERATOR = "not_operator"  # that needs operator rights
     MUTED = "muted"  # an operator muted you: the message was not sent
@@ -340,6 +353,9 @@ class Hello(Message, tag="hello"):
     resume: str | None = None
     last_seq: Int | None = None
     nonce: str | None = None  # 64 hex digits: the client's half of a password exchange
+    #: 1.3, resuming: room name -> the newest sequence number seen there (every room of
+    #: the session; ``last_seq`` stands for the welcome's room when it is not named)
+    seen: dict[str, Int] | None = None
 
     def check(self) -> None:
         _require(major_version(self.version) is not None, "version", "must be MAJOR.MINOR")
@@ -368,10 +384,12 @@ class Welcome(Message, tag="welcome"):
 
 
 class Say(Message, tag="say"):
-    """Chat text to the current room.  May span several lines (a paste is one message)."""
+    """Chat text to a room.  May span several lines (a paste is one message).  ``room``:
+    1.3, which of your rooms (needed when you are in several)."""
 
     id: str
     text: str
+    room: str | None = None
 
     def check(self) -> None:
         _check_id(self.id)
@@ -379,10 +397,11 @@ class Say(Message, tag="say"):
 
 
 class Action(Message, tag="action"):
-    """An action ("/me waves") to the current room."""
+    """An action ("/me waves") to a room (``room`` as in :class:`Say`)."""
 
     id: str
     text: str
+    room: str | None = None
 
     def check(self) -> None:
         _check_id(self.id)
@@ -402,7 +421,21 @@ class Direct(Message, tag="direct"):
 
 
 class Join(Message, tag="join"):
-    """Move to ``room``, creating it if it does not exist."""
+    """Go into ``room``, creating it if it does not exist: in addition to your other
+    rooms (1.3), or instead of your room (1.0-1.2)."""
+
+    room: str
+
+
+class Part(Message, tag="part"):
+    """1.3: leave ``room`` (the others see ``left`` or ``left: REASON``)."""
+
+    room: str
+    reason: str = ""
+
+
+class Parted(Message, tag="parted"):
+    """1.3: the answer to ``part``: you are no longer in ``room``."""
 
     room: str
 
@@ -413,6 +446,7 @@ class ListRooms(Message, tag="list_rooms"):
 
 class SetTopic(Message, tag="set_topic"):
     topic: str
+    room: str | None = None  # 1.3: which of your rooms
 
 
 class Nick(Message, tag="nick"):
@@ -509,6 +543,11 @@ class Joined(Message, tag="joined"):
     member_count: Int = 0
     history: tuple[Chat, ...] = ()
     last_seq: Int = 0
+    #: 1.3, after a resumed welcome: this room of the session, with how many of its
+    #: messages after ``hello.seen[room]`` follow in ``replay`` history frames (``history``
+    #: is then empty)
+    resumed: bool = False
+    missed: Int | None = None
 
 
 class Topic(Message, tag="topic"):
@@ -585,6 +624,7 @@ class Moderate(Message, tag="moderate"):
     target: str = ""
     reason: str = ""
     duration: float | None = None
+    room: str | None = None  # 1.3, lock/unlock: which of your rooms
 
     def check(self) -> None:
         _require(self.duration is None or self.duration > 0, "duration", "must be positive")
@@ -647,6 +687,7 @@ class OfferFile(Message, tag="offer_file"):
     size: Int
     sha256: str  # of the whole file, 64 lowercase hex digits
     to: str | None = None
+    room: str | None = None  # 1.3: which of your rooms (without ``to``)
 
     def check(self) -> None:
         _check_id(self.id)

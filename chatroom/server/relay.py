@@ -128,8 +128,8 @@ class Relay:
     # ------------------------------------------------------------------ offers and answers
 
     def offer(self, conn: Any, member: Member, msg: OfferFile, recipients: Iterable[Member],
-              now: float, ts: float) -> list[Delivery]:
-        """``member`` offers a file to ``recipients`` (the room, or one nick)."""
+              now: float, ts: float, room: str | None = None) -> list[Delivery]:
+        """``member`` offers a file to ``recipients``: the members of ``room``, or one nick."""
         if self.max_size <= 0:
             raise Refused(ErrorCode.FILES_DISABLED, "file sharing is turned off on this server")
         if msg.size > self.max_size:
@@ -144,7 +144,7 @@ class Relay:
         if not invited:
             raise Refused(ErrorCode.NO_RECIPIENTS, "nobody else is here to send it to")
         name = shorten(clean_line(msg.name).strip(), MAX_NAME) or "file"
-        room = None if msg.to else (member.room.name if member.room else None)
+        room = None if msg.to else room
         transfer = Transfer(id=next(self._ids), sender=conn, owner=member, name=name, size=msg.size,
                             sha256=msg.sha256, room=room, to=next(iter(invited)).nick if msg.to else None,
                             expires_at=now + self.offer_ttl, invited=invited)

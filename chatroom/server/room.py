@@ -29,6 +29,7 @@ from chatroom.protocol import (
     LARGE_ROOM,
     MAX_CROWD_NAMES,
     MAX_LISTED_MEMBERS,
+    MAX_ROOMS,
     Chat,
     Crowd,
     ErrorCode,
@@ -38,6 +39,7 @@ from chatroom.protocol import (
     Members,
     Message,
     ModAction,
+    Parted,
     Presence,
     PresenceEvent,
     Private,
@@ -69,6 +71,9 @@ LISTED_TTL = 1.0
 #: A client resends only what was unacknowledged when its connection dropped.
 RECENT_IDS = 50_000
 
+#: A part's reason is shown to the room; a line, not an essay.
+MAX_REASON = 100
+
 
 @dataclass(eq=False)
 class Member:
@@ -80,7 +85,9 @@ class Member:
     address: str
     joined_at: float
     last_active: float
-    room: Room | None = None
+    #: fold(name) -> room, in the order they were joined: one room for a client of
+    #: protocol 1.0-1.2; any number up to the server's limit (even none) for 1.3
+    rooms: dict[str, Room] = field(default_factory=dict)
     away: str | None = None
     op: bool = False
     sink: Any = None  # None while the member is held for a reconnect
@@ -89,6 +96,14 @@ class Member:
     held_until: float | None = None  # set while waiting for a reconnect
     held_reason: str = ""
     crowd: bool = False  # speaks protocol 1.2: large rooms send it crowd summaries
+    several: bool = False  # speaks protocol 1.3: join adds a room, part leaves one
+
+    @property
+    def room(self) -> Room | None:
+        """The first of this member's rooms (its only one, before protocol 1.3)."""
+        for room in self.rooms.values():
+            return room
+        return None
 
     def info(self, now: float, *, show_address: bool = False) -> MemberInfo:
         return MemberInfo(
@@ -218,9 +233,10 @@ class ChatState:
     """Every room, member and nick of one server."""
 
     def __init__(self, *, history_size: int = 100, max_text: int = 4000, store: Any = None,
-                 bans: Iterable[Ban] = ()) -> None:
+                 bans: Iterable[Ban] = (), max_rooms: int = MAX_ROOMS) -> None:
         self.history_size = history_size
         self.max_text = max_text
+        self.max_rooms = max_rooms
         self.store = store
         self.bans = BanList(bans)
         self.rooms: dict[str, Room] = {}  # fold(name) -> room
@@ -238,14 +254,15 @@ class ChatState:
 
     def admit(
         self, key: int, nick: str, address: str, now: float, room: str | None = None, token: str = "",
-        crowd: bool = False,
+        crowd: bool = False, several: bool = False,
     ) -> tuple[Member, Joined, list[Delivery]]:
         """Add a new member named ``nick`` to ``room`` (the lobby by default); ``crowd``:
-        it speaks protocol 1.2 (large rooms send it crowd summaries)."""
+        it speaks protocol 1.2 (large rooms send it crowd summaries); ``several``: 1.3
+        (it may be in several rooms)."""
         self._check_nick_free(nick)
         target = self._room_for_join(room or DEFAULT_ROOM)
         member = Member(key=key, nick=nick, address=address, joined_at=now, last_active=now, token=token,
-                        crowd=crowd)
+                        crowd=crowd, several=several)
         self.nicks[nick_key(nick)] = member
         if token:
             self.sessions[token] = member
@@ -258,7 +275,10 @@ class ChatState:
         if member.token and self.sessions.get(member.token) is member:
             del self.sessions[member.token]
         member.held_until = None
-        return self._leave(member, reason, now)
+        deliveries: list[Delivery] = []
+        for room in list(member.rooms.values()):
+            deliveries += self._leave(member, room, reason, now)
+        return deliveries
 
     def hold(self, member: Member, reason: str, now: float, grace: float, sink: Any = None) -> list[Delivery]:
         """The connection dropped without a goodbye: keep nick and room for ``grace``
@@ -300,30 +320,35 @@ class ChatState:
         return deliveries
 
     def resume(
-        self, token: str, key: int, address: str, now: float, last_seq: int | None, limit: int | None = None,
-        *, crowd: bool = False,
-    ) -> tuple[Member, Any, list[Chat], list[Delivery]]:
-        """Give the session of ``token`` to connection ``key``.
+        self, token: str, key: int, address: str, now: float, *, crowd: bool = False, several: bool = False,
+    ) -> tuple[Member, Any, list[Delivery]]:
+        """Give the session of ``token`` to connection ``key``, in every room it holds.
 
         Returns the member, the sink of the connection it had (a ghost to close
-        silently, or None), the room messages after ``last_seq``, and one
-        "reconnected" event for the others.
+        silently, or None), and one "reconnected" event per room for the others (see
+        :meth:`missed` for what the member missed there).  A client older than 1.3
+        taking over a session in several rooms keeps the first and leaves the others.
         """
         member = self.sessions.get(token)
         if member is None:
             raise Refused(ErrorCode.RESUME_REFUSED, "that session is unknown or has expired: join normally")
         old_sink = member.sink
-        room = self._room_of(member)
-        room.discard(member)  # under its old connection key ...
+        rooms = list(member.rooms.values())
+        for room in rooms:
+            room.discard(member)  # under its old connection key ...
         member.key, member.address, member.held_until = key, address, None
-        member.crowd = crowd  # what the new connection's client speaks
-        room.add(member)  # ... and back under the new one, in the same room
-        missed = self.missed(room, last_seq, limit)
-        if room.large:  # nothing changed for the others: it was held, and still listed
-            return member, old_sink, missed, []
-        event = Presence(room=room.name, event=PresenceEvent.RECONNECTED, nick=member.nick, ts=now)
-        others = tuple(m for m in room.everyone() if m is not member)
-        return member, old_sink, missed, [Delivery(others, event)] if others else []
+        member.crowd, member.several = crowd, several  # what the new connection's client speaks
+        deliveries: list[Delivery] = []
+        for room in rooms:
+            room.add(member)  # ... and back under the new one
+            if not several and room is not rooms[0]:
+                deliveries += self._leave(member, room, f"went to {rooms[0].name}", now)
+            elif not room.large:  # nothing changed for the others in a large one: it was still listed
+                event = Presence(room=room.name, event=PresenceEvent.RECONNECTED, nick=member.nick, ts=now)
+                others = tuple(m for m in room.everyone() if m is not member)
+                if others:
+                    deliveries.append(Delivery(others, event))
+        return member, old_sink, deliveries
 
     def missed(self, room: Room, last_seq: int | None, limit: int | None = None) -> list[Chat]:
         """The room's messages after ``last_seq`` (at most ``limit``), oldest first."""
@@ -340,13 +365,30 @@ class ChatState:
         return out
 
     def join(self, member: Member, room: str, now: float) -> tuple[Joined, list[Delivery]]:
-        """Move ``member`` to ``room``, creating it if needed."""
-        target = self._room_for_join(room)
-        if member.room is target:
-            raise Refused(ErrorCode.INVALID_ROOM, f"you are already in {target.name}")
-        deliveries = self._leave(member, f"went to {target.name}", now)
+        """Put ``member`` in ``room``, creating it if needed: in addition to its other
+        rooms (protocol 1.3), or instead of its room (older clients: they move)."""
+        name = self._room_name(room)
+        if fold(name) in member.rooms:
+            raise Refused(ErrorCode.INVALID_ROOM, f"you are already in {member.rooms[fold(name)].name}")
+        if member.several and len(member.rooms) >= self.max_rooms:
+            raise Refused(ErrorCode.TOO_MANY_ROOMS, f"you are in {len(member.rooms)} rooms, the most this server "
+                                                    "allows: part one first")
+        target = self._room(name)
+        deliveries: list[Delivery] = []
+        if not member.several:
+            for old in list(member.rooms.values()):
+                deliveries += self._leave(member, old, f"went to {target.name}", now)
         joined, more = self._enter(member, target, now)
         return joined, deliveries + more
+
+    def part(self, member: Member, room: str, reason: str, now: float) -> tuple[Parted, list[Delivery]]:
+        """Protocol 1.3: ``member`` leaves one of its rooms (maybe its last)."""
+        if not member.several:
+            raise Refused(ErrorCode.BAD_MESSAGE, "part needs protocol 1.3: before it, you are always in one room "
+                                                 "(join moves you)")
+        target = self._room_in(member, room)
+        reason = clean_line(reason).strip()[:MAX_REASON]
+        return Parted(room=target.name), self._leave(member, target, f"left: {reason}" if reason else "left", now)
 
     def rename(self, member: Member, new_nick: str, now: float) -> list[Delivery]:
         if nick_key(new_nick) != nick_key(member.nick):
@@ -361,20 +403,20 @@ class ChatState:
         del self.nicks[nick_key(old)]
         member.nick = new_nick
         self.nicks[nick_key(new_nick)] = member
-        room = self._room_of(member)
-        room.roster_changed()
-        event = Presence(room=room.name, event=PresenceEvent.NICK, nick=old, new_nick=new_nick, ts=now)
-        return [Delivery(room.everyone(), event)]
+        return self._tell_rooms(member, lambda name: Presence(
+            room=name, event=PresenceEvent.NICK, nick=old, new_nick=new_nick, ts=now))
 
     # ------------------------------------------------------------------ messages
 
     def say(
-        self, member: Member, text: str, now: float, *, action: bool = False, msg_id: str | None = None
+        self, member: Member, text: str, now: float, *, action: bool = False, msg_id: str | None = None,
+        room_name: str | None = None,
     ) -> tuple[Chat, list[Delivery]]:
-        """Stamp ``text`` with the room's next sequence number and broadcast it."""
+        """Stamp ``text`` with the next sequence number of ``room_name`` (one of the
+        member's rooms; None: its only one) and broadcast it."""
+        room = self._room_in(member, room_name)
         self._check_not_muted(member, now)
         text = self._clean_message(text)
-        room = self._room_of(member)
         chat = Chat(
             room=room.name, seq=room.next_seq, ts=now, nick=member.nick, text=text, action=action, id=msg_id
         )
@@ -388,7 +430,7 @@ class ChatState:
         return chat, [Delivery(room.everyone(), chat)]
 
     def already_sent(self, member: Member, msg_id: str, text: str, *, action: bool = False,
-                     private: bool = False) -> Chat | Private | None:
+                     private: bool = False, room_name: str | None = None) -> Chat | Private | None:
         """The message this member already sent with ``msg_id``, if this is a resend of
         it: the same nick, id, kind and text (and room, for room messages).  An id
         reused for anything else -- another program under the same nick, a counter
@@ -398,9 +440,15 @@ class ChatState:
             return None
         if private != isinstance(earlier, Private):
             return None
-        if isinstance(earlier, Chat) and (earlier.action != action or member.room is None
-                                          or fold(earlier.room) != fold(member.room.name)):
-            return None
+        if isinstance(earlier, Chat):
+            if earlier.action != action:
+                return None
+            try:
+                room = self._room_in(member, room_name)
+            except Refused:  # not a room of the member's: say() explains why
+                return None
+            if fold(earlier.room) != fold(room.name):
+                return None
         return earlier
 
     def take_unsaved(self) -> tuple[list[Chat], list[tuple[str, int, str]]]:
@@ -445,11 +493,11 @@ class ChatState:
         recipients = (target,) if target is member else (target, member)
         return msg, [Delivery(recipients, msg)]
 
-    def set_topic(self, member: Member, topic: str, now: float) -> list[Delivery]:
+    def set_topic(self, member: Member, topic: str, now: float, room_name: str | None = None) -> list[Delivery]:
+        room = self._room_in(member, room_name)
         topic = clean_line(topic).strip()
         if len(topic) > MAX_TOPIC_LENGTH:
             raise Refused(ErrorCode.TEXT_TOO_LONG, f"a topic is at most {MAX_TOPIC_LENGTH} characters")
-        room = self._room_of(member)
         if room.topic_locked and not member.op:
             raise Refused(ErrorCode.NOT_OPERATOR, f"the topic of {room.name} is locked: only operators may change it")
         room.topic = topic
@@ -463,26 +511,31 @@ class ChatState:
         if not message and member.away is None:
             raise Refused(ErrorCode.BAD_MESSAGE, "you are not away")
         member.away = message or None
-        room = self._room_of(member)
-        room.roster_changed()
-        event = Presence(
-            room=room.name,
-            event=PresenceEvent.AWAY if message else PresenceEvent.BACK,
-            nick=member.nick,
-            message=message,
-            ts=now,
-        )
-        return [Delivery(room.everyone(), event)]
+        return self._tell_rooms(member, lambda name: Presence(
+            room=name, event=PresenceEvent.AWAY if message else PresenceEvent.BACK, nick=member.nick,
+            message=message, ts=now))
+
+    def _tell_rooms(self, member: Member, event: Callable[[str], Presence]) -> list[Delivery]:
+        """A change of ``member`` itself (nick, away): ``event(room name)`` to each of its
+        rooms -- or, in no room (1.3), to the member alone, with room ``""``."""
+        if not member.rooms:
+            return [Delivery((member,), event(""))]
+        out: list[Delivery] = []
+        for room in member.rooms.values():
+            room.roster_changed()
+            out.append(Delivery(room.everyone(), event(room.name)))
+        return out
 
     # ------------------------------------------------------------------ moderation
 
     def make_operator(self, member: Member) -> None:
         member.op = True
-        if member.room is not None:
-            member.room.roster_changed()
+        for room in member.rooms.values():
+            room.roster_changed()
 
     def moderate(self, op: Member, action: ModAction, target: str, reason: str, duration: float | None,
-                 now: float, handshaking: Callable[[str], int] = lambda address: 0) -> Sanction:
+                 now: float, handshaking: Callable[[str], int] = lambda address: 0,
+                 room_name: str | None = None) -> Sanction:
         """Carry out an operator's ``action`` on ``target`` (a nick, or an address for a
         ban).  ``handshaking(ip)``: connections from that address that have no member
         yet (the server knows them; they count as sharing an address)."""
@@ -493,7 +546,7 @@ class ChatState:
             bans = self.bans.all(now)
             return Sanction("bans:\n" + "\n".join(f"  {b.describe(now)}" for b in bans) if bans else "nobody is banned")
         if action in (ModAction.LOCK, ModAction.UNLOCK):
-            room = self._room_of(op)
+            room = self._room_in(op, room_name)
             room.topic_locked = action is ModAction.LOCK
             return Sanction(f"the topic of {room.name} is now {'locked' if room.topic_locked else 'open'}")
         if action is ModAction.UNBAN:
@@ -551,7 +604,7 @@ class ChatState:
     # ------------------------------------------------------------------ queries
 
     def who(self, member: Member, now: float, room: str | None = None) -> Members:
-        target = self._room_of(member) if room is None else self.rooms.get(fold(without_hash(room)))
+        target = self._room_in(member, None) if room is None else self.rooms.get(fold(without_hash(room)))
         if target is None:
             raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room or '')}")
         return Members(
@@ -640,21 +693,37 @@ class ChatState:
         return room
 
     def _room_for_join(self, name: str) -> Room:
+        return self._room(self._room_name(name))
+
+    @staticmethod
+    def _room_name(name: str) -> str:
         name = without_hash(name)
         problem = room_problem(name)
         if problem:
             raise Refused(ErrorCode.INVALID_ROOM, problem)
-        return self._room(name)
+        return name
 
-    def _room_of(self, member: Member) -> Room:
-        if member.room is None:  # only between _leave and _enter, never seen by callers
-            raise RuntimeError(f"{member.nick} is in no room")
-        return member.room
+    def room_of(self, member: Member, name: str | None) -> Room:
+        """The member's room called ``name``; None: its only room (see ``_room_in``)."""
+        return self._room_in(member, name)
+
+    def _room_in(self, member: Member, name: str | None) -> Room:
+        """The member's room called ``name``; None: its only room."""
+        if name is None:
+            if len(member.rooms) == 1:
+                return next(iter(member.rooms.values()))
+            if not member.rooms:
+                raise Refused(ErrorCode.NOT_IN_ROOM, "you are in no room: join one first")
+            raise Refused(ErrorCode.INVALID_ROOM, f"you are in {len(member.rooms)} rooms: say which one in \"room\"")
+        room = member.rooms.get(fold(without_hash(name)))
+        if room is None:
+            raise Refused(ErrorCode.NOT_IN_ROOM, f"you are not in {clean_line(name)[:MAX_NICK_LENGTH]}: join it first")
+        return room
 
     def _enter(self, member: Member, room: Room, now: float) -> tuple[Joined, list[Delivery]]:
         others = room.everyone()
         room.add(member)
-        member.room = room
+        member.rooms[fold(room.name)] = room
         joined = Joined(
             room=room.name,
             topic=room.topic,
@@ -669,11 +738,10 @@ class ChatState:
         event = Presence(room=room.name, event=PresenceEvent.JOIN, nick=member.nick, ts=now)
         return joined, [Delivery(others, event)] if others else []
 
-    def _leave(self, member: Member, reason: str, now: float) -> list[Delivery]:
-        room = member.room
-        if room is None or not room.discard(member):
+    def _leave(self, member: Member, room: Room, reason: str, now: float) -> list[Delivery]:
+        member.rooms.pop(fold(room.name), None)
+        if not room.discard(member):
             return []
-        member.room = None
         if not room.members and fold(room.name) != fold(DEFAULT_ROOM):
             del self.rooms[fold(room.name)]
             return []

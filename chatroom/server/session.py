@@ -57,6 +57,7 @@ from chatroom.protocol import (
     Nick,
     OfferFile,
     Op,
+    Part,
     Ping,
     Pong,
     RejectFile,
@@ -115,7 +116,7 @@ class CloseReason(enum.Enum):
 
 #: The messages a client may send once it is a member (besides keepalive and goodbye).
 CLIENT_MESSAGES: frozenset[type[Message]] = frozenset({
-    Say, Action, Direct, Join, Nick, SetTopic, Away, Who, ListRooms, FetchHistory, Op, Moderate,
+    Say, Action, Direct, Join, Part, Nick, SetTopic, Away, Who, ListRooms, FetchHistory, Op, Moderate,
     OfferFile, AcceptFile, RejectFile, CancelFile, FileChunk, FileAck, FileDone,
 })
 

@@ -45,7 +45,9 @@ from chatroom.protocol import (
     DEFAULT_PORT,
     MAX_BODY_SIZE,
     MAX_HEADER_SIZE,
+    MAX_ROOMS,
     PROTOCOL_VERSION,
+    SEVERAL_ROOMS,
     AcceptFile,
     Ack,
     Action,
@@ -72,6 +74,7 @@ from chatroom.protocol import (
     Notice,
     OfferFile,
     Op,
+    Part,
     RejectFile,
     Say,
     SetTopic,
@@ -101,7 +104,7 @@ from chatroom.server.session import (
 )
 from chatroom.server.store import DB_NAME, HistoryStore, Store
 from chatroom.server.wire import FRAMED, Outgoing, WireFormat
-from chatroom.text import clean_line, fold, nick_key
+from chatroom.text import clean_line, fold, nick_key, without_hash
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
 from chatroom.trace import Tracer
 
@@ -134,6 +137,7 @@ class ServerConfig:
     max_per_address: int = 20
     max_text: int = 4000  # characters in one chat message (a pasted block is one)
     history_size: int = 100  # messages replayed on joining a room
+    max_rooms: int = MAX_ROOMS  # rooms one member (protocol 1.3) may be in at once
     outbox_limit: int = DEFAULT_OUTBOX_LIMIT  # bytes queued for one client -> "too slow"
     handshake_timeout: float = 10.0
     # A frame begun and not finished this long after the last complete one: the peer is
@@ -568,7 +572,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
         with hub.locked(self.batch) as state:
             try:
                 member, joined, deliveries = state.admit(
-                    conn.id, msg.nick, conn.address, time.time(), msg.room, token=token, crowd=speaks(msg.version, 2)
+                    conn.id, msg.nick, conn.address, time.time(), msg.room, token=token, crowd=speaks(msg.version, 2),
+                    several=speaks(msg.version, SEVERAL_ROOMS),
                 )
             except Refused as exc:
                 log.info("%s: hello refused: %s", conn.address, exc.message)
@@ -596,13 +601,15 @@ class ChatHandler(socketserver.BaseRequestHandler):
         log.info("%s joined %s", self.describe(), joined.room)
 
     def resume(self, msg: Hello, proof: str | None = None) -> None:
-        """Hand a held (or ghosted) session to this connection, with what it missed."""
+        """Hand a held (or ghosted) session to this connection, with what it missed: the
+        welcome for its first room, then (1.3) a resumed ``joined`` for each other room,
+        each followed by its replay."""
         conn, server, hub = self.conn, self.server, self.server.hub
         with hub.locked(self.batch) as state:
             try:
-                member, ghost, missed, deliveries = state.resume(
-                    msg.resume or "", conn.id, conn.address, time.time(), msg.last_seq, REPLAY_MAX_MESSAGES,
-                    crowd=speaks(msg.version, 2),
+                member, ghost, deliveries = state.resume(
+                    msg.resume or "", conn.id, conn.address, time.time(), crowd=speaks(msg.version, 2),
+                    several=speaks(msg.version, SEVERAL_ROOMS),
                 )
             except Refused as exc:
                 log.info("%s: resume refused", conn.address)
@@ -614,41 +621,56 @@ class ChatHandler(socketserver.BaseRequestHandler):
             member.sink = conn
             conn.member = member
             conn.session.admitted()
-            room = state.rooms[fold(member.room.name)] if member.room else None
-            replay, replayed = _replay_frames(room.name if room else "", missed, server.config.max_header,
-                                              server.config.outbox_limit // 2)
+            rooms = list(member.rooms.values())
+            seen = {fold(without_hash(name)): seq for name, seq in (msg.seen or {}).items()}
+            budget, replayed, total = server.config.outbox_limit // 2, [], 0
+            for i, room in enumerate(rooms):  # what each room missed, within one budget
+                last_seq = seen.get(fold(room.name), msg.last_seq if i == 0 else None)
+                missed = state.missed(room, last_seq, REPLAY_MAX_MESSAGES)
+                frames, count = _replay_frames(room.name, missed, server.config.max_header, budget)
+                budget = max(1, budget - sum(len(f.framed) for f in frames))
+                replayed.append((frames, count))
+                total += count
+            now = time.time()
+            first = rooms[0] if rooms else None
             self.send_fitted(Welcome(
                 version=PROTOCOL_VERSION,
                 server=server.display_name,
                 nick=member.nick,
-                room=room.name if room else "",
-                topic=room.topic if room else "",
-                members=room.member_infos(time.time()) if room else (),
-                member_count=len(room.members) if room else 0,
-                last_seq=room.next_seq - 1 if room else 0,
+                room=first.name if first else "",
+                topic=first.topic if first else "",
+                members=first.member_infos(now) if first else (),
+                member_count=len(first.members) if first else 0,
+                last_seq=first.next_seq - 1 if first else 0,
                 limits=server.limits,
                 resume_token=member.token,
                 resumed=True,
                 proof=proof,
-                missed=replayed,
+                missed=replayed[0][1] if first else 0,
             ))
-            # What it missed, oldest first, before any live message.
-            for out in replay:
-                self.batch.queue(conn.me, out)
+            for i, room in enumerate(rooms):  # what it missed, oldest first, before any live message
+                frames, count = replayed[i]
+                if i:
+                    self.send_fitted(Joined(room=room.name, topic=room.topic, members=room.member_infos(now),
+                                            member_count=len(room.members), last_seq=room.next_seq - 1,
+                                            resumed=True, missed=count))
+                for out in frames:
+                    self.batch.queue(conn.me, out)
             hub.deliver(deliveries, self.batch)
-        log.info("%s resumed (%d missed messages replayed)", self.describe(), replayed)
+        log.info("%s resumed in %d room(s) (%d missed messages replayed)", self.describe(), len(rooms), total)
 
     def on_say(self, msg: Say | Action) -> None:
         hub = self.server.hub
         member = self._member()
         with hub.locked(self.batch) as state:
-            earlier = state.already_sent(member, msg.id, msg.text, action=isinstance(msg, Action))
+            earlier = state.already_sent(member, msg.id, msg.text, action=isinstance(msg, Action), room_name=msg.room)
             if earlier is not None:  # a resend of something we have: acknowledge, don't repeat
                 ack = Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
                           room=getattr(earlier, "room", None), duplicate=True)
                 self.batch.defer(self.conn.me, Outgoing.of(ack))
                 return
-            chat, deliveries = state.say(member, msg.text, time.time(), action=isinstance(msg, Action), msg_id=msg.id)
+            chat, deliveries = state.say(member, msg.text, time.time(), action=isinstance(msg, Action), msg_id=msg.id,
+                                         room_name=msg.room)
             hub.deliver(deliveries, self.batch)
             ack = Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room)
             self.batch.defer(self.conn.me, Outgoing.of(ack))
@@ -669,10 +691,17 @@ class ChatHandler(socketserver.BaseRequestHandler):
         hub = self.server.hub
         with hub.locked(self.batch) as state:
             joined, deliveries = state.join(self._member(), msg.room, time.time())
-            hub.deliver(deliveries[:1], self.batch)  # the old room hears we left ...
-            self.send_fitted(joined)  # ... we see the new room ...
-            hub.deliver(deliveries[1:], self.batch)  # ... and the new room sees us come in
-        log.info("%s moved to %s", self.describe(), joined.room)
+            self.send_fitted(joined)  # we see the room before anything said in it ...
+            hub.deliver(deliveries, self.batch)  # ... (the old room hears we left; the new one, that we came)
+        log.info("%s joined %s", self.describe(), joined.room)
+
+    def on_part(self, msg: Part) -> None:
+        hub = self.server.hub
+        with hub.locked(self.batch) as state:
+            parted, deliveries = state.part(self._member(), msg.room, msg.reason, time.time())
+            self.send(parted)
+            hub.deliver(deliveries, self.batch)
+        log.info("%s left %s", self.describe(), parted.room)
 
     def on_nick(self, msg: Nick) -> None:
         hub = self.server.hub
@@ -685,7 +714,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
     def on_topic(self, msg: SetTopic) -> None:
         hub = self.server.hub
         with hub.locked(self.batch) as state:
-            hub.deliver(state.set_topic(self._member(), msg.topic, time.time()), self.batch)
+            hub.deliver(state.set_topic(self._member(), msg.topic, time.time(), msg.room), self.batch)
 
     def on_away(self, msg: Away) -> None:
         hub = self.server.hub
@@ -739,10 +768,12 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 if target is None:
                     raise Refused(ErrorCode.NO_SUCH_NICK, f"nobody is called {clean_line(msg.to)}")
                 recipients: tuple[Member, ...] = (target,)
+                room = None
             else:
-                recipients = member.room.everyone() if member.room else ()
-            hub.deliver(self.server.relay.offer(self.conn, member, msg, recipients, time.monotonic(), time.time()),
-                        self.batch)
+                room = state.room_of(member, msg.room)
+                recipients = room.everyone()
+            hub.deliver(self.server.relay.offer(self.conn, member, msg, recipients, time.monotonic(), time.time(),
+                                                room=room.name if room else None), self.batch)
         log.info("%s offers %r (%d bytes) to %s", self.describe(), clean_line(msg.name)[:80], msg.size,
                  clean_line(msg.to) if msg.to else "the room")
 
@@ -796,6 +827,7 @@ _HANDLERS: dict[type[Message], Any] = {
     Action: ChatHandler.on_say,
     Direct: ChatHandler.on_direct,
     Join: ChatHandler.on_join,
+    Part: ChatHandler.on_part,
     Nick: ChatHandler.on_nick,
     SetTopic: ChatHandler.on_topic,
     Away: ChatHandler.on_away,
@@ -836,7 +868,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self.store: Store = (HistoryStore(path, sync=self.config.sync) if path is not None
                              else MemoryStore(keep=min(MEMORY_KEEP, self.config.keep_messages or MEMORY_KEEP)))
         state = ChatState(history_size=self.config.history_size, max_text=self.config.max_text, store=self.store,
-                          bans=self.store.bans())
+                          bans=self.store.bans(), max_rooms=self.config.max_rooms)
         self.hub = Hub(state, self.store, self.config.max_header)
         # Each receiver may take MAX_RECEIVING files at once, each at most a window
         # ahead: together they fill at most half of its outbox, leaving room for chat.
@@ -863,6 +895,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
             # (0: no limit).  Messages per minute: limits are integers.
             "rate_per_minute": round(self.config.rate * 60),
             "burst": int(self.config.burst),
+            "max_rooms": self.config.max_rooms,
         }
         self._conns: dict[int, Connection] = {}
         self._per_address: dict[str, int] = {}  # ip -> connections in _conns (under _conns_lock)
@@ -936,7 +969,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         now = time.time()
         with self.hub.locked(batch) as state:
             sanction = state.moderate(op, msg.action, msg.target, msg.reason, msg.duration, now,
-                                      handshaking=self._handshaking_from)
+                                      handshaking=self._handshaking_from, room_name=msg.room)
             if sanction.notice is not None and sanction.notice[0].sink is not None:
                 member, text = sanction.notice
                 batch.queue(member.sink.me, Outgoing.of(Notice(text=text)))

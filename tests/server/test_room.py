@@ -202,7 +202,7 @@ def test_a_late_disconnect_of_a_replaced_connection_changes_nothing():
     ann, _, _ = s.admit(1, "ann", "a", 0.0, token="t")
     ann.sink = old_sink
     s.hold(ann, "connection lost", 1.0, grace=60, sink=old_sink)
-    member, ghost, _, _ = s.resume("t", 2, "a", 2.0, last_seq=None)
+    member, ghost, _ = s.resume("t", 2, "a", 2.0)
     member.sink = new_sink
     assert s.hold(member, "connection lost", 3.0, grace=60, sink=old_sink) == []
     assert member.sink is new_sink and member.held_until is None

@@ -201,7 +201,8 @@ def test_another_major_version_is_refused_clearly_and_closed(connect):
 
 
 def test_room_switching_topics_presence_and_listing(connect):
-    ann, bob = connect("ann"), connect("bob")
+    """Protocol 1.0-1.2: a member is in one room, and join moves it."""
+    ann, bob = connect("ann", version="1.2"), connect("bob", version="1.2")
     ann.expect(Presence, nick="bob")
     bob.send(Join(room="dev"))
     joined = bob.expect(Joined)
