@@ -15,13 +15,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "help": ("[COMMAND]", "the commands and keys; with a name, that command"),
     "me": ("ACTION", "say what you are doing: /me waves"),
     "msg": ("NICK TEXT", "send a private message"),
+    "query": ("NICK [TEXT]", "open a window for a private conversation"),
+    "reply": ("TEXT", "answer the last private message"),
     "nick": ("NAME", "change your nick"),
+    "away": ("[MESSAGE]", "mark yourself away; without a message, back again"),
+    "ignore": ("[NICK]", "hide someone's messages; alone: list who is ignored"),
+    "unignore": ("NICK", "show their messages again"),
+    "join": ("ROOM", "join a room too (created if new); it gets a window"),
+    "part": ("[ROOM] [REASON]", "leave a room (default: this window's); the others see the reason"),
     "who": ("", "list the people in this room"),
-    "join": ("ROOM", "go to another room (created if new)"),
+    "names": ("", "the same as /who"),
     "rooms": ("", "list the rooms"),
     "topic": ("[TEXT]", "show or set the room's topic"),
-    "away": ("[MESSAGE]", "mark yourself away; without a message, back again"),
-    "clear": ("", "clear the screen"),
+    "window": ("N", "show window N (also Alt-N, Ctrl-N/Ctrl-P)"),
+    "close": ("", "close this window (leaving its room)"),
+    "clear": ("", "clear this window"),
     "bell": ("on|off|mentions", "when to ring the bell (default: mentions)"),
     "quit": ("[REASON]", "leave; the others see the reason"),
     "reconnect": ("", "connect again (after a kick, or when the client gave up)"),
@@ -43,14 +51,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 #: /help on one screen: the commands by what they are for, then the keys.
 _GROUPS = (
-    ("talk", ("me", "msg", "nick", "away")),
-    ("rooms", ("join", "who", "rooms", "topic")),
+    ("talk", ("me", "msg", "query", "reply", "nick", "away", "ignore", "unignore")),
+    ("rooms", ("join", "part", "who", "names", "rooms", "topic")),
     ("files", ("send", "accept", "reject", "cancel", "files")),
-    ("client", ("help", "clear", "bell", "reconnect", "quit")),
+    ("client", ("window", "close", "clear", "help", "bell", "reconnect", "quit")),
     ("operators", ("op", "kick", "ban", "unban", "bans", "mute", "unmute", "lock", "unlock")),
 )
 _KEYS = ("Enter send · Alt-Enter new line · Tab complete",
-         "Up/Down earlier lines · PageUp/PageDown scroll",
+         "Alt-1..9 / Ctrl-N / Ctrl-P windows · Up/Down earlier lines",
+         "PageUp/PageDown scroll · End newest · Ctrl-R search typed",
          "Ctrl-C clear the line · Ctrl-D on an empty line: leave")
 
 HELP = "\n".join([
@@ -125,8 +134,8 @@ def parse_input(line: str) -> ChatLine | Command | Invalid | None:
 
 
 #: Commands that need exactly one argument, or at least one.
-_ONE_ARG = frozenset({"nick", "join"})
-_SOME_ARGS = frozenset({"op", "kick", "ban", "unban", "mute", "unmute"})
+_ONE_ARG = frozenset({"nick", "join", "window", "unignore"})
+_SOME_ARGS = frozenset({"op", "kick", "ban", "unban", "mute", "unmute", "query", "reply"})
 
 
 def _usage_problem(name: str, args: tuple[str, ...], rest: str) -> str | None:
@@ -138,6 +147,8 @@ def _usage_problem(name: str, args: tuple[str, ...], rest: str) -> str | None:
         return "usage: /msg NICK TEXT"
     if (name in _ONE_ARG and len(args) != 1) or (name in _SOME_ARGS and not args):
         return usage
+    if name == "window" and not args[0].isdigit():
+        return "usage: /window N (the number in the status bar)"
     if name == "bell" and (len(args) != 1 or args[0].lower() not in BELL_MODES):
         return "usage: /bell on|off|mentions"
     if name == "send" and not rest:

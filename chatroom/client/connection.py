@@ -44,6 +44,7 @@ from chatroom.protocol import (
     Bye,
     Direct,
     FrameDecoder,
+    Join,
     Message,
     Notice,
     Ping,
@@ -265,6 +266,8 @@ class ChatClient:
         requests are about the present, unlike chat which is kept and resent."""
         if self.state is not ConnState.CONNECTED:
             return
+        if isinstance(msg, Join):
+            self.session.joining(msg.room)  # what we say next goes there
         self._queue(encode_message(msg), msg.TYPE not in _UNPACED)
 
     def _send_file_message(self, msg: Message) -> bool:

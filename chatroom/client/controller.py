@@ -11,10 +11,47 @@ from chatroom.client.commands import ChatLine, Command, Invalid, help_text, pars
 from chatroom.client.connection import ChatClient, ConnState
 from chatroom.client.transcript import files_text
 from chatroom.client.transfers import TransferError
-from chatroom.protocol import Away, Join, ListRooms, Message, ModAction, Moderate, Nick, Op, SetTopic, Who
+from chatroom.protocol import (
+    Away,
+    Chat,
+    Join,
+    ListRooms,
+    Message,
+    ModAction,
+    Moderate,
+    Nick,
+    Op,
+    Part,
+    Private,
+    SetTopic,
+    Who,
+)
 from chatroom.text import clean_line, fold
 
-__all__ = ["Controller"]
+__all__ = ["Controller", "Front"]
+
+
+class Front:
+    """What a front end shows, as far as commands care: which window is on screen and
+    how to open, close and switch them.  This one is the plain client's: one stream of
+    lines, talking in the current room."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self.client = client
+
+    def where(self) -> tuple[str, bool]:
+        """(room or nick, is it a private conversation?) of what is on screen."""
+        return self.client.room, False
+
+    def open_query(self, nick: str) -> None:
+        """Show the conversation with ``nick`` (the plain client has nothing to open)."""
+
+    def close_window(self) -> bool:
+        """Close a private conversation's window; False if there is nothing to close."""
+        return False
+
+    def switch(self, number: int) -> bool:
+        return False
 
 
 class Controller:
@@ -28,12 +65,28 @@ class Controller:
         quit: Callable[[str], None],
         clear: Callable[[], None] = lambda: None,
         set_bell: Callable[[str], None] = lambda mode: None,
+        front: Front | None = None,
     ) -> None:
         self.client = client
         self.show = show
         self.quit = quit
         self.clear = clear
         self.set_bell = set_bell
+        self.front = front or Front(client)
+        self.ignored: set[str] = set()  # folded nicks; the front end hides their messages
+        self.last_sender = ""  # who sent the last private message (/reply)
+
+    def hides(self, event: object) -> bool:
+        """Should ``event`` not be shown (a message from someone ignored)?  Also notes
+        who sent the last private message, for /reply."""
+        nick = getattr(event, "nick", None)
+        if not isinstance(event, Chat | Private) or nick is None:
+            return False
+        if fold(nick) in self.ignored:
+            return True
+        if isinstance(event, Private) and nick != self.client.nick:
+            self.last_sender = nick
+        return False
 
     def handle(self, line: str) -> None:
         parsed = parse_input(line)
@@ -42,9 +95,26 @@ class Controller:
         if isinstance(parsed, Invalid):
             self.show(parsed.reason, True)
         elif isinstance(parsed, ChatLine):
-            self.client.say(parsed.text)  # kept and resent if we are offline
+            self._talk(parsed.text)  # kept and resent if we are offline
         else:
             self._command(parsed)
+
+    def _talk(self, text: str, *, action: bool = False) -> None:
+        """Text typed in the window on screen: to its room, or to its conversation."""
+        name, query = self.front.where()
+        if query:
+            self.client.direct(name, f"* {self.client.nick} {text}" if action else text)
+        elif not name:
+            self.show("you are in no room: /join one (or /query NICK to talk to someone)", True)
+        elif action:
+            self.client.action(text, room=name)
+        else:
+            self.client.say(text, room=name)
+
+    def room(self) -> str:
+        """The room commands are about: the window's, or the current room in a conversation."""
+        name, query = self.front.where()
+        return self.client.room if query else name
 
     def _command(self, cmd: Command) -> None:
         if self._local(cmd):
@@ -57,10 +127,20 @@ class Controller:
                 self._file_command(cmd.name, cmd)
             except TransferError as exc:
                 self.show(str(exc), True)
+        elif cmd.name == "part":
+            c.send(self._part(cmd.rest))
         else:
-            request = _request(cmd)
+            request = _request(cmd, self.room())
             if request is not None:
                 c.send(request)
+
+    def _part(self, rest: str) -> Part:
+        """'/part', '/part ROOM', '/part ROOM REASON', '/part REASON': a first word that
+        is one of our rooms (or starts with #) names the room."""
+        first, _, reason = rest.partition(" ")
+        if first and (first.startswith("#") or self.client.session.view(first) is not None):
+            return Part(room=first, reason=reason.strip())
+        return Part(room=self.room(), reason=rest)
 
     def _local(self, cmd: Command) -> bool:
         """Commands that work offline (chat is kept and resent).  True if handled."""
@@ -78,17 +158,57 @@ class Controller:
             self.set_bell(mode)
             self.show(f"bell: {mode}", False)
         elif name == "me":
-            c.action(cmd.rest)
+            self._talk(cmd.rest, action=True)
         elif name == "msg":
             c.direct(cmd.args[0], cmd.rest)
+        elif name in ("query", "reply", "window", "close", "ignore", "unignore"):
+            self._window_command(cmd)
         elif name == "topic" and not cmd.rest:
-            topic = c.session.topic
-            self.show(f"topic of {clean_line(c.room)}: {clean_line(topic)}" if topic else "no topic is set", False)
+            view = c.session.view(self.room())
+            topic = view.topic if view else ""
+            self.show(f"topic of {clean_line(self.room())}: {clean_line(topic)}" if topic else "no topic is set",
+                      False)
         elif name == "files":
             self.show(files_text(c.files.all()), False)
         else:
             return False
         return True
+
+    def _window_command(self, cmd: Command) -> None:
+        name, args, front = cmd.name, cmd.args, self.front
+        if name == "query":
+            front.open_query(args[0])
+            text = cmd.rest[len(args[0]):].strip()
+            if text:
+                self.client.direct(args[0], text)
+        elif name == "reply":
+            if not self.last_sender:
+                self.show("nobody has sent you a private message yet", True)
+            else:
+                self.client.direct(self.last_sender, cmd.rest)
+        elif name == "window":
+            if not front.switch(int(args[0])):
+                self.show(f"there is no window {args[0]}", True)
+        elif name == "close":
+            if not front.close_window():
+                if self.client.state is not ConnState.CONNECTED:
+                    self.show("/close of a room needs the server: wait until we are connected again", True)
+                else:
+                    self.client.send(Part(room=self.room()))
+        else:
+            self._ignore(name == "ignore", args[0] if args else "")
+
+    def _ignore(self, on: bool, nick: str) -> None:
+        if on and not nick:
+            self.show("ignored: " + ", ".join(sorted(self.ignored)) if self.ignored else "nobody is ignored", False)
+        elif on:
+            self.ignored.add(fold(nick))
+            self.show(f"ignoring {clean_line(nick)}: their messages are not shown (/unignore to undo)", False)
+        elif fold(nick) in self.ignored:
+            self.ignored.discard(fold(nick))
+            self.show(f"no longer ignoring {clean_line(nick)}", False)
+        else:
+            self.show(f"{clean_line(nick)} is not ignored", True)
 
     def _reconnect(self) -> None:
         c = self.client
@@ -140,16 +260,17 @@ def _unquote(text: str) -> str:
     return text
 
 
-def _request(cmd: Command) -> Message | None:
+def _request(cmd: Command, room: str) -> Message | None:
     """The request a command sends to the server (the command was checked by
-    parse_input: its arguments are there)."""
+    parse_input: its arguments are there); ``room``: the room it is about."""
     name, args = cmd.name, cmd.args
     simple: dict[str, Callable[[], Message]] = {
         "nick": lambda: Nick(nick=args[0]),
-        "who": lambda: Who(),
+        "who": lambda: Who(room=room or None),
+        "names": lambda: Who(room=room or None),
         "join": lambda: Join(room=args[0]),
         "rooms": lambda: ListRooms(),
-        "topic": lambda: SetTopic(topic=cmd.rest),
+        "topic": lambda: SetTopic(topic=cmd.rest, room=room or None),
         "away": lambda: Away(message=cmd.rest or None),
         "op": lambda: Op(token=args[0]),
         "kick": lambda: Moderate(action=ModAction.KICK, target=args[0], reason=" ".join(args[1:])),
@@ -161,6 +282,8 @@ def _request(cmd: Command) -> Message | None:
         return Moderate(action=ModAction(name), target=args[0], duration=duration)
     if name in ("unban", "unmute"):
         return Moderate(action=ModAction(name), target=args[0])
-    if name in ("lock", "unlock", "bans"):
+    if name in ("lock", "unlock"):
+        return Moderate(action=ModAction(name), room=room or None)
+    if name == "bans":
         return Moderate(action=ModAction(name))
     return None

@@ -45,7 +45,7 @@ from chatroom.protocol import (
     Welcome,
     speaks,
 )
-from chatroom.text import fold
+from chatroom.text import fold, without_hash
 
 __all__ = ["ClientSession", "RoomView", "Emit", "Request", "Settle", "End", "SessionAction", "FATAL_CODES"]
 
@@ -134,9 +134,12 @@ class ClientSession:
         self.version = ""  # the server's protocol version
         self.resume_token: str | None = None
         self.resumed = False  # whether the last (re)connection resumed our session
+        self.away: str | None = None  # our own away message (None: here)
         self.last_seq: dict[str, int] = {}  # folded room name -> newest sequence number seen
         self._fills: dict[str, _Fill] = {}
         self._replays: dict[str, _Replay] = {}
+        self._return_to = ""  # folded: the room to be current again once it is back
+        self._before_join = ""  # the current room before a join we asked for
 
     # The current room's view, for front ends that show one room.
     @property
@@ -163,6 +166,13 @@ class ClientSession:
         """Room name -> newest sequence number seen, for every room we are in (a resume)."""
         return {v.name: self.last_seq[key] for key, v in self.rooms.items() if key in self.last_seq}
 
+    def joining(self, room: str) -> None:
+        """We asked to join ``room``: from now on it is the room we talk in, as the
+        server will have it by the time it reads what we say next (a refusal puts
+        the room we were in back)."""
+        self._before_join = self.room
+        self.room = without_hash(room)
+
     # ------------------------------------------------------------------ the welcome
 
     def welcomed(self, welcome: Welcome) -> list[SessionAction]:
@@ -170,6 +180,8 @@ class ClientSession:
         replay will be empty but messages are missing; joins for the rooms we were in,
         if the session was not kept."""
         before = [v.name for key, v in self.rooms.items() if key != fold(welcome.room)]
+        # The room we talked in stays the current one when it comes back (resumed, or rejoined).
+        self._return_to = fold(self.room) if self.room and fold(self.room) != fold(welcome.room) else ""
         self.server, self.nick, self.room = welcome.server, welcome.nick, welcome.room
         self.rooms = {}
         if welcome.room:
@@ -222,6 +234,8 @@ class ClientSession:
         return [Emit(msg), *actions]
 
     def _error(self, msg: Error) -> list[SessionAction]:
+        if msg.id is None and msg.code in (ErrorCode.INVALID_ROOM, ErrorCode.TOO_MANY_ROOMS) and self._before_join:
+            self.room, self._before_join = self._before_join, ""  # our join was refused
         actions: list[SessionAction] = []
         if msg.id is not None:
             actions.append(Settle(msg.id, "refused", msg.message))  # if it was ours
@@ -242,10 +256,9 @@ class ClientSession:
             return []
         view = self.rooms.get(fold(getattr(msg, "room", None) or ""))
         if isinstance(msg, Presence):
+            self._own(msg)
             if view is not None:
                 self._presence(view, msg)
-            elif msg.event is PresenceEvent.NICK and msg.nick == self.nick and msg.new_nick:
-                self.nick = self.wanted_nick = msg.new_nick  # in no room: told alone
         elif view is None:
             pass
         elif isinstance(msg, Crowd):
@@ -261,13 +274,23 @@ class ClientSession:
             view.member_count = msg.member_count or len(msg.members)
         return []
 
+    def _own(self, p: Presence) -> None:
+        """Our own nick and away state (told once per room, or alone in no room)."""
+        if p.nick != self.nick:
+            return
+        if p.event is PresenceEvent.NICK and p.new_nick:
+            self.nick = self.wanted_nick = p.new_nick
+        elif p.event in (PresenceEvent.AWAY, PresenceEvent.BACK):
+            self.away = p.message if p.event is PresenceEvent.AWAY else None
+
     def _joined(self, msg: Joined) -> list[SessionAction]:
         key = fold(msg.room)
         self.rooms[key] = RoomView(msg.room, msg.topic, {m.nick: m for m in msg.members},
                                    msg.member_count or len(msg.members))
+        if self._return_to == key or (not self._return_to and not msg.resumed):
+            self.room, self._return_to, self._before_join = msg.room, "", ""
         if msg.resumed:  # a room of our resumed session: its replay follows
             return self._expect_replay(msg.room, msg.missed or 0, msg.last_seq)
-        self.room = msg.room
         self._saw(msg.history)
         self._saw_up_to(msg.room, msg.last_seq)
         if not speaks(self.version, SEVERAL_ROOMS):  # an older server moved us
@@ -286,8 +309,6 @@ class ClientSession:
         elif p.event is PresenceEvent.NICK and p.new_nick:
             info = members.pop(p.nick, MemberInfo(nick=p.nick))
             members[p.new_nick] = MemberInfo(nick=p.new_nick, away=info.away, op=info.op)
-            if p.nick == self.nick:
-                self.nick = self.wanted_nick = p.new_nick
         elif p.event in (PresenceEvent.AWAY, PresenceEvent.BACK):
             info = members.get(p.nick, MemberInfo(nick=p.nick))
             members[p.nick] = MemberInfo(nick=p.nick, idle=info.idle, op=info.op,

@@ -28,6 +28,7 @@ from chatroom.protocol import (
     Joined,
     Members,
     Notice,
+    Parted,
     Presence,
     PresenceEvent,
     Private,
@@ -172,6 +173,8 @@ class Transcript:
         if isinstance(event, Welcome) and event.resumed:
             self.system(f"reconnected to {clean_line(event.room)}: your session was kept")
             return
+        if isinstance(event, Joined) and event.resumed:
+            return  # one of the resumed session's rooms: nothing changed for us
         topic = f" — topic: {clean_line(event.topic)}" if event.topic else ""
         count = event.member_count or len(event.members)
         others = {0: "nobody else", 1: "1 other"}.get(count - 1, f"{count - 1} others")
@@ -249,6 +252,11 @@ class Transcript:
         self.scroll = max(0, self.scroll - max(1, height - 1))
         if self.scroll == 0:
             self.unread = 0
+        self.version += 1
+
+    def to_bottom(self) -> None:
+        """Back to the newest line."""
+        self.scroll = self.unread = 0
         self.version += 1
 
     def visible(self) -> list[Line]:
@@ -381,13 +389,15 @@ def _trusted_text(event: Trusted) -> str:
     return f"TLS: {event.server} is the server we know ({event.fingerprint})"
 
 
-def plain_line(event: object, nick: str = "") -> str | None:
-    """One line of text for the plain client, or None for events it does not print."""
+def plain_line(event: object, nick: str = "", *, several: bool = False) -> str | None:
+    """One line of text for the plain client, or None for events it does not print.
+    ``several``: we are in several rooms, so room messages say which."""
     if isinstance(event, Chat):
-        text = clean_text(event.text).replace("\n", "\n    ")
-        if event.action:
-            return f"[{_clock(event.ts)}] * {clean_line(event.nick)} {text}"
-        return f"[{_clock(event.ts)}] <{clean_line(event.nick)}> {text}"
+        return _plain_chat(event, several)
+    if isinstance(event, Joined) and not event.resumed:
+        return f"-- you are in {clean_line(event.room)} ({event.member_count} here)"
+    if isinstance(event, Parted):
+        return f"-- you left {clean_line(event.room)}"
     if isinstance(event, Private):
         return f"[{_clock(event.ts)}] [{clean_line(event.nick)} → {clean_line(event.to)}] {clean_text(event.text)}"
     if isinstance(event, Presence | Crowd | Topic):
@@ -408,6 +418,14 @@ def plain_line(event: object, nick: str = "") -> str | None:
         t.add(event)
         return "".join(text for _, text in t.lines[-1])[6:].lstrip()
     return None
+
+
+def _plain_chat(event: Chat, several: bool) -> str:
+    text = clean_text(event.text).replace("\n", "\n    ")
+    where = f"{clean_line(event.room)} " if several else ""
+    if event.action:
+        return f"[{_clock(event.ts)}] {where}* {clean_line(event.nick)} {text}"
+    return f"[{_clock(event.ts)}] {where}<{clean_line(event.nick)}> {text}"
 
 
 def _system_line(event: object) -> tuple[str, float | None, bool] | None:

@@ -39,7 +39,9 @@ def run_plain(client: ChatClient, stdin: TextIO = sys.stdin, stdout: TextIO = sy
                 out.emit(f"-- closed: {event.detail}")
                 done.set()
             return
-        line = plain_line(event, client.nick)
+        if controller.hides(event):
+            return
+        line = plain_line(event, client.nick, several=len(client.session.rooms) > 1)
         if line is not None:
             out.emit(line)
 
@@ -47,9 +49,9 @@ def run_plain(client: ChatClient, stdin: TextIO = sys.stdin, stdout: TextIO = sy
         reason[0] = why or "quit"
         done.set()
 
-    client.on_event = on_event
     controller = Controller(client, show=lambda text, error: out.emit(("-- " if not error else "-- error: ") + text),
                             quit=quit)
+    client.on_event = on_event
     status = 0
     try:
         for raw in stdin:

@@ -1,9 +1,12 @@
 """The full-screen terminal client (prompt_toolkit).
 
-Layout: the message pane, a status bar, and the input line, in an ``HSplit``; a
-completion menu floats above.  The pane is a custom ``UIControl`` whose content *ends*
-at the scroll position, so incoming messages never move what the user is reading, and
-nothing is ever printed over the input line: the input cannot be garbled.
+Layout: the topic line, the message pane of the window on screen, a status bar (with
+the numbered windows and their activity), and the input line, in an ``HSplit``; a
+completion menu floats above.  Windows (one per room, one per private conversation)
+are ``client/windows.py``'s; this module only draws them and binds the keys.  The
+pane is a custom ``UIControl`` whose content *ends* at the scroll position, so
+incoming messages never move what the user is reading, and nothing is ever printed
+over the input line: the input cannot be garbled.
 
 Threads: the network client calls :meth:`ChatApp.on_event` from its own thread; events
 go into a queue and one callback per burst is scheduled on the UI loop with
@@ -15,14 +18,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from queue import Empty, SimpleQueue
 
 from prompt_toolkit.application import Application
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.data_structures import Point
 from prompt_toolkit.document import Document
-from prompt_toolkit.filters import has_focus
+from prompt_toolkit.filters import Condition, has_focus
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
@@ -32,13 +35,14 @@ from prompt_toolkit.layout.dimension import Dimension
 from prompt_toolkit.layout.menus import CompletionsMenu
 from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
-from prompt_toolkit.widgets import TextArea
+from prompt_toolkit.widgets import SearchToolbar, TextArea
 
 from chatroom.client.commands import COMMANDS
 from chatroom.client.connection import ChatClient, ConnState, StateChanged
-from chatroom.client.controller import Controller
+from chatroom.client.controller import Controller, Front
 from chatroom.client.transcript import NICK_COLOURS, Transcript
 from chatroom.client.transfers import Phase
+from chatroom.client.windows import Activity, Windows
 from chatroom.protocol import Bye, Error, FetchHistory
 from chatroom.text import clean_line
 
@@ -71,20 +75,26 @@ STYLE = Style.from_dict({
     "status.bad": "bg:#703030 #ffffff bold",
     "status.note": "bg:#505000 #ffffff",
     "status.file": "bg:#303a50 #a0e0a0",
+    "status.window": "bg:#303a50 #a0a0a0",
+    "status.window.current": "bg:#303a50 #ffffff bold underline",
+    "status.window.text": "bg:#303a50 #ffffff bold",
+    "status.window.highlight": "bg:#a03060 #ffffff bold",
+    "topic": "bg:#202830 #c0c0c0",
     "prompt": "bold",
 })
 
 
 class MessagePane(UIControl):
-    """Renders the transcript up to its scroll position; the last line is at the bottom."""
+    """Renders the transcript of the window on screen up to its scroll position; the
+    last line is at the bottom."""
 
-    def __init__(self, transcript: Transcript) -> None:
+    def __init__(self, transcript: Callable[[], Transcript]) -> None:
         self.transcript = transcript
         self.height = 24  # the last rendered height, for paging
 
     def create_content(self, width: int, height: int) -> UIContent:
         self.height = height
-        lines = self.transcript.visible()
+        lines = self.transcript().visible()
         count = len(lines)
         return UIContent(
             get_line=lambda i: lines[i] if 0 <= i < count else [],
@@ -100,8 +110,9 @@ class MessagePane(UIControl):
 class ChatCompleter(Completer):
     """/commands at the start of the line; nicks anywhere."""
 
-    def __init__(self, client: ChatClient) -> None:
+    def __init__(self, client: ChatClient, room: Callable[[], str] | None = None) -> None:
         self.client = client
+        self.room = room or (lambda: client.room)
 
     def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterable[Completion]:
         before = document.text_before_cursor
@@ -116,7 +127,8 @@ class ChatCompleter(Completer):
         prefix = word[1:] if word.startswith("@") else word
         if not word:
             return
-        for nick in sorted(self.client.session.members, key=str.casefold):
+        view = self.client.session.view(self.room())
+        for nick in sorted(view.members if view else (), key=str.casefold):
             if nick.casefold().startswith(prefix.casefold()) and nick != self.client.nick:
                 at_start = len(before) == len(word)
                 text = ("@" if word.startswith("@") else "") + nick + (": " if at_start else " ")
@@ -128,9 +140,8 @@ class ChatApp:
 
     def __init__(self, client: ChatClient) -> None:
         self.client = client
-        self.transcript = Transcript()
-        self.transcript.nick = client.nick
-        self.pane = MessagePane(self.transcript)
+        self.windows = Windows(client.nick)
+        self.pane = MessagePane(lambda: self.transcript)
         self._events: SimpleQueue[object] = SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
@@ -142,7 +153,10 @@ class ChatApp:
         self._outage = ""  # why the connection is down (empty: it is not)
         self._retry_at = 0.0  # when the client tries again (the status bar counts down)
 
+        self.search = SearchToolbar(text_if_not_searching="", forward_search_prompt="search typed: ",
+                                    backward_search_prompt="search typed: ")
         self.input = TextArea(
+            search_field=self.search,  # Ctrl-R: search what was typed before
             # As tall as what is typed, wrapped lines included (a long message shows its
             # beginning and the prompt), up to a third of the screen.
             height=lambda: Dimension.exact(self._input_rows()),
@@ -150,7 +164,7 @@ class ChatApp:
             multiline=True,
             wrap_lines=True,
             history=InMemoryHistory(),
-            completer=ChatCompleter(client),
+            completer=ChatCompleter(client, lambda: self.controller.room()),
             complete_while_typing=False,
             focus_on_click=True,
         )
@@ -159,13 +173,17 @@ class ChatApp:
             client,
             show=lambda text, error: self.transcript.system(text, error=error),
             quit=self.exit,
-            clear=self.transcript.clear,
+            clear=lambda: self.transcript.clear(),
             set_bell=self._set_bell,
+            front=_WindowsFront(self),
         )
+        self.windows.ignored = self.controller.ignored  # one set: /ignore changes what windows show
         body = HSplit([
+            Window(FormattedTextControl(self._topic), height=1, style="class:topic"),
             Window(self.pane, wrap_lines=True, always_hide_cursor=True),
             Window(FormattedTextControl(self._status), height=1, style="class:status"),
             self.input,
+            self.search,
         ])
         self.app: Application[None] = Application(
             layout=Layout(
@@ -180,6 +198,11 @@ class ChatApp:
             refresh_interval=1.0,  # transfer rates and the retry countdown move even when nothing arrives
         )
         client.on_event = self.on_event
+
+    @property
+    def transcript(self) -> Transcript:
+        """The transcript of the window on screen."""
+        return self.windows.active.transcript
 
     # ------------------------------------------------------------------ events (any thread)
 
@@ -207,7 +230,8 @@ class ChatApp:
 
     def _show(self, event: object) -> bool:
         t = self.transcript
-        t.nick = self.client.nick
+        if self.windows.nick != self.client.nick:
+            self.windows.set_nick(self.client.nick)
         if isinstance(event, StateChanged):
             self._state_changed(event)
             return False
@@ -217,7 +241,9 @@ class ChatApp:
         if isinstance(event, Error) and event.fatal:
             t.system(f"disconnected by the server: {clean_line(event.message)}", error=True)
             return False
-        return t.add(event)
+        if self.controller.hides(event):
+            return False
+        return self.windows.add(event)
 
     def _state_changed(self, event: StateChanged) -> None:
         """The status bar follows every change; the transcript says an outage began (once,
@@ -251,14 +277,44 @@ class ChatApp:
 
     # ------------------------------------------------------------------ UI
 
+    def _topic(self) -> StyleAndTextTuples:
+        """The line above the messages: the window's room and topic, or whom it talks to."""
+        name, query = self.controller.front.where()
+        if query:
+            return [("class:topic", f" private conversation with {clean_line(name)} (/close to close it)")]
+        view = self.client.session.view(name)
+        if view is None:
+            return [("class:topic", f" {clean_line(name)} (not joined)" if name else " (no room: /join one)")]
+        return [("class:topic", f" {clean_line(view.name)}" + (f": {clean_line(view.topic)}" if view.topic else ""))]
+
+    def _window_list(self) -> StyleAndTextTuples:
+        """``[1:lobby 2:dev+ 3:@bob!]``: the window on screen underlined, activity in
+        white (+), highlights -- a mention or a private message -- on red (!)."""
+        styles = {Activity.NONE: "class:status.window", Activity.TEXT: "class:status.window.text",
+                  Activity.HIGHLIGHT: "class:status.window.highlight"}
+        marks = {Activity.NONE: "", Activity.TEXT: "+", Activity.HIGHLIGHT: "!"}
+        out: StyleAndTextTuples = [("class:status", " [")]
+        for i, (number, label, activity, current) in enumerate(self.windows.labels()):
+            style = "class:status.window.current" if current else styles[activity]
+            out.append(("class:status", " " if i else ""))
+            out.append((style, f"{number}:{label}{marks[activity]}"))
+        out.append(("class:status", "]"))
+        return out
+
     def _status(self) -> StyleAndTextTuples:
         c, t = self.client, self.transcript
-        s = c.session
-        where = f" {clean_line(s.server)} │ {clean_line(s.room)} │ {clean_line(c.nick)}"
-        if self.state_bad:  # what is wrong comes first: a narrow screen cuts the end of the bar
-            parts: StyleAndTextTuples = [("class:status.bad", f" {self._state()} "), ("class:status", where)]
-        else:
-            parts = [("class:status", f"{where} │ {max(s.member_count, len(s.members))} online │ {self._state()}")]
+        name, query = self.controller.front.where()
+        view = None if query else c.session.view(name)
+        # What matters most comes first, as a narrow screen cuts the end of the bar: what
+        # is wrong, who we are, the windows (where something happened), then the rest.
+        parts: StyleAndTextTuples = [("class:status.bad", f" {self._state()} ")] if self.state_bad else []
+        parts.append(("class:status", f" {clean_line(c.nick)}"))
+        if c.session.away:
+            parts.append(("class:status.note", " away "))
+        parts += self._window_list()
+        if not self.state_bad:
+            online = f" │ {max(view.member_count, len(view.members))} online" if view is not None else ""
+            parts.append(("class:status", f"{online} │ {self._state()}"))
         if t.pending:
             parts.append(("class:status", f" │ {len(t.pending)} sending"))
         moving = [f for f in c.files.all() if f.phase.active or f.phase is Phase.WAITING]
@@ -329,6 +385,13 @@ class ChatApp:
         def _newline(event: KeyPressEvent) -> None:
             self.input.buffer.insert_text("\n")
 
+        self._window_keys(kb)
+
+        self._scroll_keys(kb)
+        return kb
+
+    def _scroll_keys(self, kb: KeyBindings) -> None:
+        """PageUp/PageDown scroll the window on screen; End and Ctrl-End return to the newest."""
         @kb.add("pageup")
         def _up(event: KeyPressEvent) -> None:
             t = self.transcript
@@ -343,7 +406,29 @@ class ChatApp:
         def _down(event: KeyPressEvent) -> None:
             self.transcript.page_down(self.pane.height)
 
-        return kb
+        @kb.add("c-end")
+        def _newest(event: KeyPressEvent) -> None:
+            self.transcript.to_bottom()
+
+        @kb.add("end", filter=Condition(lambda: self.transcript.scroll > 0))
+        def _end(event: KeyPressEvent) -> None:
+            # Scrolled back: End returns to the newest line (otherwise it ends the input line).
+            self.transcript.to_bottom()
+
+    def _window_keys(self, kb: KeyBindings) -> None:
+        """Alt-1..9 show a window; Ctrl-N and Ctrl-P the next and the previous."""
+        for digit in "123456789":
+            @kb.add("escape", digit)
+            def _window(event: KeyPressEvent, number: int = int(digit)) -> None:
+                self.windows.switch(number)
+
+        @kb.add("c-n")
+        def _next(event: KeyPressEvent) -> None:
+            self.windows.step(1)
+
+        @kb.add("c-p")
+        def _previous(event: KeyPressEvent) -> None:
+            self.windows.step(-1)
 
     def _accept(self, buffer: object) -> bool:
         text = self.input.text
@@ -353,7 +438,7 @@ class ChatApp:
         return False  # clear the input line (it is in the history)
 
     def _set_bell(self, mode: str) -> None:
-        self.transcript.bell_mode = mode
+        self.windows.set_bell(mode)
 
     def exit(self, reason: str = "") -> None:
         if reason:
@@ -377,3 +462,28 @@ class ChatApp:
 
     def run(self) -> None:
         asyncio.run(self.run_async())
+
+
+class _WindowsFront(Front):
+    """Commands see the full-screen client's windows."""
+
+    def __init__(self, app: ChatApp) -> None:
+        super().__init__(app.client)
+        self.app = app
+
+    def where(self) -> tuple[str, bool]:
+        w = self.app.windows.active
+        return w.name, w.query
+
+    def open_query(self, nick: str) -> None:
+        self.app.windows.query(nick)
+
+    def close_window(self) -> bool:
+        w = self.app.windows.active
+        if not w.query and self.app.client.session.view(w.name) is not None:
+            return False  # a room: leaving it closes its window
+        self.app.windows.close(w)
+        return True
+
+    def switch(self, number: int) -> bool:
+        return self.app.windows.switch(number)

@@ -10,7 +10,19 @@ import pytest
 
 from chatroom.client.connection import ChatClient, ConnState, OutgoingChanged, StateChanged, parse_address
 from chatroom.errors import ConnectionFailed, HandshakeRefused
-from chatroom.protocol import Chat, ErrorCode, Join, Joined, Presence, PresenceEvent, Private, Welcome
+from chatroom.protocol import (
+    Ack,
+    Chat,
+    ErrorCode,
+    History,
+    Join,
+    Joined,
+    Presence,
+    PresenceEvent,
+    Private,
+    Say,
+    Welcome,
+)
 from chatroom.server.tcp import CloseReason
 from tests.polling import Events, wait_until
 from tests.wire import WireClient
@@ -172,3 +184,35 @@ def test_callers_never_block_even_when_the_server_stops_reading(server, clients)
     threading.Thread(target=flood, daemon=True).start()
     assert done.wait(10)
     assert time.monotonic() - start < 10
+
+
+def test_a_client_in_several_rooms_resumes_all_of_them_with_what_each_missed(make_server, clients):
+    server = make_server(rate=0)
+    ann, events = clients(server.port, "ann")
+    ann.BACKOFF_START = 0.2
+    ann.connect()
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    for client in (ann, bob):
+        client.send(Join(room="dev"))
+    events.wait(lambda e: isinstance(e, Joined) and e.room == "dev")
+    bob.expect(Joined)
+    ann.send(Join(room="ops"))
+    events.wait(lambda e: isinstance(e, Joined) and e.room == "ops")
+    ann.say("back in dev", room="dev")
+    bob.expect(Chat, text="back in dev")
+    assert [v.name for v in ann.session.rooms.values()] == ["lobby", "dev", "ops"] and ann.room == "ops"
+    conn = next(c for c in server.connections() if c.member and c.member.nick == "ann")
+    conn.close(CloseReason.LOST)
+    events.wait(lambda e: isinstance(e, StateChanged) and e.state is ConnState.DISCONNECTED)
+    bob.send(Say(id="1", text="missed in dev", room="dev"))
+    bob.send(Say(id="2", text="missed in the lobby", room="lobby"))
+    bob.expect(Ack, id="2")
+    events.wait(lambda e: isinstance(e, Chat) and e.text == "missed in the lobby"
+                or isinstance(e, History) and any(c.text == "missed in the lobby" for c in e.messages))
+    events.wait(lambda e: isinstance(e, History) and any(c.text == "missed in dev" for c in e.messages))
+    assert ann.resumed and [v.name for v in ann.session.rooms.values()] == ["lobby", "dev", "ops"]
+    assert ann.room == "ops"  # still talking where we were
+    back = [bob.expect(Presence, event=PresenceEvent.RECONNECTED) for _ in range(2)]
+    assert sorted(p.room for p in back) == ["dev", "lobby"]  # once in each room
+    bob.close()

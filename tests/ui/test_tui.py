@@ -14,7 +14,7 @@ from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.output.vt100 import Vt100_Output
 
 from chatroom.client.connection import ChatClient
-from chatroom.protocol import Chat, Say
+from chatroom.protocol import Chat, Direct, Private, Say
 from chatroom.server.tcp import CloseReason
 from chatroom.ui.tui import ChatApp
 from tests.wire import WireClient
@@ -309,3 +309,43 @@ def test_a_long_typed_line_wraps_in_a_taller_input_that_keeps_its_beginning(serv
         assert "".join(rows[first:]).rstrip() == "> " + typed
 
     run_app(server.port, "alice", scenario, screen=screen)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (50, 20)])
+def test_two_rooms_and_a_private_conversation_in_three_windows_with_their_marks(server, size):
+    """Another room's mention and a direct message mark their windows (!) in the status
+    bar; Alt-1 shows the lobby, with the mention in it; typing there goes to the lobby."""
+    cols, rows = size
+    screen = pyte.Screen(cols, rows)
+    stream = pyte.Stream(screen)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+
+    def rendered(out, pred) -> bool:
+        stream.feed(out.getvalue())
+        out.seek(0)
+        out.truncate()
+        return pred(screen.display)
+
+    async def scenario(app, pipe, out):
+        pipe.send_text("/join dev\r")
+        await until(lambda: app.windows.active.name == "dev", what="the dev window")
+        bob.send(Say(id="1", text="alice: lunch?", room="lobby"))
+        bob.send(Direct(id="2", to="alice", text="psst"))
+        status = "[1:lobby! 2:dev 3:@bob!]"
+        await until(lambda: rendered(out, lambda d: any(status in row for row in d)), what=status)
+        assert screen.display[0].startswith(" dev")  # the topic line names the window's room
+        pipe.send_text("\x1b1")  # Alt-1
+        await until(lambda: rendered(out, lambda d: any("<bob> alice: lunch?" in row for row in d)
+                                     and any("[1:lobby 2:dev 3:@bob!]" in row for row in d)), what="the lobby")
+        pipe.send_text("right here\r")
+        said = await asyncio.to_thread(bob.expect, Chat, text="right here")  # the loop goes on meanwhile
+        assert said.room == "lobby"
+        pipe.send_text("\x0e\x0e")  # Ctrl-N twice: the conversation with bob
+        await until(lambda: rendered(out, lambda d: any("psst" in row for row in d)), what="the conversation")
+        pipe.send_text("hi bob\r")
+        private = await asyncio.to_thread(bob.expect, Private, text="hi bob")
+        assert private.to == "bob"
+
+    run_app(server.port, "alice", scenario, screen=screen)
+    bob.close()

@@ -1,0 +1,226 @@
+"""The full-screen client's windows: one per room and one per private conversation,
+numbered, each with its own transcript and its activity.  No I/O, no terminal.
+
+Every event the client reports is routed to the window it belongs to: a room's
+messages, presence and topic to that room's window; a direct message to the window of
+the conversation (opened on the first one); everything else (errors, notices, file
+news, the connection) to the window on screen.  A window not on screen collects
+*activity* (new messages: ``+``) and *highlight* (a mention of you or a direct message:
+``!``), so that nothing addressed to you is missed while you are elsewhere; the status
+bar shows them, e.g. ``1:lobby 2:dev+ 3:@bob!``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from chatroom.client.connection import OutgoingChanged
+from chatroom.client.transcript import Transcript, mentions
+from chatroom.protocol import (
+    Chat,
+    Crowd,
+    Direct,
+    History,
+    Joined,
+    Members,
+    Parted,
+    Presence,
+    PresenceEvent,
+    Private,
+    Topic,
+    Welcome,
+)
+from chatroom.text import clean_line, fold
+
+__all__ = ["Activity", "Window", "Windows"]
+
+
+class Activity(enum.IntEnum):
+    NONE = 0
+    TEXT = 1  # new messages: "+"
+    HIGHLIGHT = 2  # a mention of you, or a direct message: "!"
+
+
+@dataclass(eq=False)
+class Window:
+    """A room (``query`` False) or a private conversation with ``name`` (True)."""
+
+    name: str
+    query: bool = False
+    transcript: Transcript = field(default_factory=Transcript)
+    activity: Activity = Activity.NONE
+
+    @property
+    def label(self) -> str:
+        return ("@" if self.query else "") + (clean_line(self.name) or "(none)")
+
+    @property
+    def key(self) -> tuple[bool, str]:
+        return self.query, fold(self.name)
+
+
+class Windows:
+    """The numbered windows and which one is on screen."""
+
+    def __init__(self, nick: str = "", bell_mode: str = "mentions") -> None:
+        self.items: list[Window] = []
+        self.current = 0
+        self.nick = nick
+        self.bell_mode = bell_mode
+        self.ignored: set[str] = set()  # folded nicks whose messages are not shown
+        #: The lobby's window exists before the welcome, so that lines from before it
+        #: (connecting, TLS) have somewhere to go.
+        self._placeholder = True
+        self.items.append(self._new(""))
+
+    # ------------------------------------------------------------------ looking
+
+    @property
+    def active(self) -> Window:
+        return self.items[self.current]
+
+    def find(self, name: str, *, query: bool = False) -> Window | None:
+        key = (query, fold(name))
+        return next((w for w in self.items if w.key == key), None)
+
+    def labels(self) -> list[tuple[int, str, Activity, bool]]:
+        """(number, label, activity, on screen) for the status bar."""
+        return [(i + 1, w.label, w.activity, i == self.current) for i, w in enumerate(self.items)]
+
+    def status_text(self) -> str:
+        """``[1:lobby 2:dev+ 3:@bob!]``"""
+        marks = {Activity.NONE: "", Activity.TEXT: "+", Activity.HIGHLIGHT: "!"}
+        return "[" + " ".join(f"{n}:{label}{marks[a]}" for n, label, a, _ in self.labels()) + "]"
+
+    @property
+    def unread_highlights(self) -> int:
+        return sum(1 for w in self.items if w.activity is Activity.HIGHLIGHT)
+
+    # ------------------------------------------------------------------ switching
+
+    def switch(self, number: int) -> bool:
+        """Show window ``number`` (1-based).  False if there is none."""
+        if not 1 <= number <= len(self.items):
+            return False
+        self.current = number - 1
+        self.active.activity = Activity.NONE
+        self.active.transcript.version += 1
+        return True
+
+    def step(self, delta: int) -> None:
+        """The next (1) or previous (-1) window, round the end."""
+        self.switch((self.current + delta) % len(self.items) + 1)
+
+    def query(self, nick: str) -> Window:
+        """The conversation with ``nick``, opened if needed, on screen."""
+        window = self.find(nick, query=True) or self._open(nick, query=True)
+        self.switch(self.items.index(window) + 1)
+        return window
+
+    def close(self, window: Window) -> None:
+        """Take ``window`` off the list (a room's is closed when we leave the room)."""
+        if window not in self.items:
+            return
+        index = self.items.index(window)
+        if len(self.items) == 1:  # never no window at all: an empty one stands in
+            self.items[0] = self._new("")
+            self._placeholder = True
+            return
+        self.items.remove(window)
+        if index <= self.current:  # the one on screen goes: show the one before it
+            self.current = max(0, self.current - 1)
+        self.active.activity = Activity.NONE
+
+    # ------------------------------------------------------------------ events
+
+    def add(self, event: object) -> bool:
+        """Show ``event`` in its window.  True if it should ring the bell."""
+        if self._ignored(event):
+            return False
+        window = self._route(event)
+        ring = window.transcript.add(event)
+        if window is not self.active:
+            window.activity = max(window.activity, self._activity(event))
+        if isinstance(event, Parted):
+            self.close(window)
+            self.active.transcript.system(f"you left {clean_line(event.room)}")
+        return ring or (window is not self.active and isinstance(event, Private) and event.nick != self.nick)
+
+    def system(self, text: str, *, error: bool = False) -> None:
+        """A line from us, in the window on screen."""
+        self.active.transcript.system(text, error=error)
+
+    def set_nick(self, nick: str) -> None:
+        self.nick = nick
+        for w in self.items:
+            w.transcript.nick = nick
+
+    def set_bell(self, mode: str) -> None:
+        self.bell_mode = mode
+        for w in self.items:
+            w.transcript.bell_mode = mode
+
+    def transcripts(self) -> Iterable[Transcript]:
+        return (w.transcript for w in self.items)
+
+    # ------------------------------------------------------------------ internals
+
+    def _new(self, name: str, *, query: bool = False) -> Window:
+        w = Window(name, query)
+        w.transcript.nick, w.transcript.bell_mode = self.nick, self.bell_mode
+        w.transcript.room = "" if query else name
+        return w
+
+    def _open(self, name: str, *, query: bool = False) -> Window:
+        if self._placeholder and not query:  # the first room takes over the stand-in
+            self._placeholder = False
+            w = self.items[0]
+            w.name = w.transcript.room = name
+            return w
+        w = self._new(name, query=query)
+        self.items.append(w)
+        return w
+
+    def _room_window(self, room: str) -> Window:
+        return self.find(room) or self._open(room)
+
+    def _route(self, event: object) -> Window:
+        if isinstance(event, Welcome | Joined):
+            if not event.room:
+                return self.active
+            known = self.find(event.room) is not None or (self._placeholder and not self.active.name)
+            window = self._room_window(event.room)
+            if isinstance(event, Joined) and not event.resumed and not known:
+                self.switch(self.items.index(window) + 1)  # the room we just joined comes to the front
+            return window
+        if isinstance(event, Private):
+            peer = event.to if event.nick == self.nick else event.nick
+            return self.find(peer, query=True) or self._open(peer, query=True)
+        if isinstance(event, OutgoingChanged):
+            msg = event.outgoing.message
+            if isinstance(msg, Direct):
+                return self.find(msg.to, query=True) or self.active
+            return (self.find(msg.room) if msg.room else None) or self.active
+        if isinstance(event, Presence) and event.event is PresenceEvent.NICK:
+            self._renamed(event.nick, event.new_nick or event.nick)
+        if isinstance(event, Chat | History | Presence | Crowd | Topic | Members | Parted) and event.room:
+            return self.find(event.room) or self.active
+        return self.active
+
+    def _renamed(self, old: str, new: str) -> None:
+        """A conversation follows its peer's new nick."""
+        w = self.find(old, query=True)
+        if w is not None and self.find(new, query=True) is None:
+            w.name = new
+
+    def _activity(self, event: object) -> Activity:
+        if isinstance(event, Private):
+            return Activity.HIGHLIGHT if event.nick != self.nick else Activity.NONE
+        if isinstance(event, Chat) and event.nick != self.nick:
+            return Activity.HIGHLIGHT if mentions(event.text, self.nick) else Activity.TEXT
+        return Activity.NONE
+
+    def _ignored(self, event: object) -> bool:
+        return isinstance(event, Chat | Private) and fold(event.nick) in self.ignored
