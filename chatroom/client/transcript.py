@@ -18,6 +18,7 @@ from collections import deque
 
 from chatroom.client.connection import Outgoing, OutgoingChanged, Trusted
 from chatroom.client.transfers import FileTransfer, Phase, TransferChanged
+from chatroom.client.wrap import for_display, wrap
 from chatroom.protocol import (
     Action,
     Chat,
@@ -107,7 +108,8 @@ class Transcript:
     def __init__(self, max_lines: int = MAX_LINES) -> None:
         self.lines: deque[Line] = deque(maxlen=max_lines)
         self.pending: dict[str, Line] = {}  # client message id -> its dimmed line
-        self.scroll = 0  # lines above the bottom; 0 = follow new messages
+        self.scroll = 0  # screen rows above the bottom; 0 = follow new messages
+        self.width = 80  # columns of the pane, as last drawn: rows are counted at this width
         self.unread = 0  # messages arrived while scrolled up
         self.nick = ""
         self.room = ""  # the room on screen now (older pages are prepended for it only)
@@ -120,6 +122,9 @@ class Transcript:
         self.oldest: dict[str, int] = {}
         self.complete: set[str] = set()
         self.trusted: set[tuple[str, str]] = set()  # TLS servers already announced
+        self._day = ""  # the day of the last live line: a "day changed" line when it does
+        #: id(line) -> (line, width, its rows): wrapping is done once per line and width.
+        self._rows: dict[int, tuple[Line, int, list[Line]]] = {}
 
     # ------------------------------------------------------------------ adding
 
@@ -242,35 +247,86 @@ class Transcript:
         self.scroll = self.unread = 0
         self.version += 1
 
-    # ------------------------------------------------------------------ scrolling
+    # ------------------------------------------------------------------ scrolling (screen rows)
+
+    def rows_of(self, line: Line, width: int | None = None) -> list[Line]:
+        """``line`` wrapped into screen rows (cached)."""
+        width = width or self.width
+        cached = self._rows.get(id(line))
+        if cached is not None and cached[0] is line and cached[1] == width:
+            return cached[2]
+        if len(self._rows) > 2 * len(self.lines) + 1000:  # forget lines that scrolled away
+            alive = {id(x) for x in self.lines}
+            self._rows = {k: v for k, v in self._rows.items() if k in alive}
+        rows = wrap(line, width)
+        self._rows[id(line)] = (line, width, rows)
+        return rows
+
+    def total_rows(self) -> int:
+        return sum(len(self.rows_of(line)) for line in self.lines)
+
+    def top(self, height: int) -> int:
+        """The largest scroll: the oldest line at the top of a full pane."""
+        return max(0, self.total_rows() - height)
 
     def page_up(self, height: int) -> None:
-        self.scroll = min(self.scroll + max(1, height - 1), max(0, len(self.lines) - 1))
+        """Back by a screen (less a row, for context), no further than the oldest line at the top."""
+        self.scroll = min(self.scroll + max(1, height - 1), self.top(height))
         self.version += 1
 
     def page_down(self, height: int) -> None:
-        self.scroll = max(0, self.scroll - max(1, height - 1))
+        self.scroll_by(-max(1, height - 1), height)
+
+    def scroll_by(self, rows: int, height: int) -> None:
+        """Up (positive) or down by ``rows`` rows: the mouse wheel."""
+        self.scroll = max(0, min(self.scroll + rows, self.top(height)))
         if self.scroll == 0:
             self.unread = 0
         self.version += 1
+
+    def at_top(self, height: int) -> bool:
+        return self.scroll >= self.top(height)
 
     def to_bottom(self) -> None:
         """Back to the newest line."""
         self.scroll = self.unread = 0
         self.version += 1
 
+    def screen(self, width: int, height: int) -> list[Line]:
+        """The rows a pane ``width`` x ``height`` shows: the ``height`` ending ``scroll``
+        rows above the newest (then the pending lines, when following)."""
+        if width != self.width:
+            self.width = width
+        want = self.scroll + height
+        chunks: list[list[Line]] = []
+        got = 0
+        source = list(self.pending.values()) if not self.scroll else []
+        for line in reversed(source):
+            chunks.append(self.rows_of(line))
+            got += len(chunks[-1])
+        for i in range(len(self.lines) - 1, -1, -1):
+            if got >= want:
+                break
+            chunks.append(self.rows_of(self.lines[i]))
+            got += len(chunks[-1])
+        rows = [row for chunk in reversed(chunks) for row in chunk]
+        end = len(rows) - self.scroll if self.scroll else len(rows)
+        return rows[max(0, end - height):end]
+
     def visible(self) -> list[Line]:
-        """Every line up to the scroll position, then the pending ones (when following)."""
-        lines = list(self.lines)
+        """Every row up to the scroll position, then the pending ones (when following)."""
+        rows = [row for line in self.lines for row in self.rows_of(line)]
         if self.scroll:
-            return lines[: len(lines) - self.scroll]
-        return lines + list(self.pending.values())
+            return rows[: len(rows) - self.scroll]
+        return rows + [row for line in self.pending.values() for row in self.rows_of(line)]
 
     # ------------------------------------------------------------------ internals
 
     def _message(self, ts: float, nick: str, text: str, *, own: bool, action: bool = False,
                  private: str | None = None, mention: bool = False, history: bool = False) -> None:
         nick = clean_line(nick)
+        if not history:
+            self._new_day(ts)
         body_style = "class:mention" if mention else "class:own" if own else "class:text"
         if history:
             body_style += " class:history"
@@ -286,6 +342,13 @@ class Transcript:
         self._append_text(lead, clean_text(text), body_style)
         self._counted()
 
+    def _new_day(self, ts: float) -> None:
+        """A live line on another day than the last one: say so first."""
+        day = time.strftime("%a %d %b %Y", time.localtime(ts))
+        if self._day and day != self._day:
+            self.system(f"day changed to {day}", ts=ts)
+        self._day = day
+
     def _append_text(self, lead: Line, text: str, style: str) -> None:
         indent = " " * sum(len(t) for _, t in lead)
         for i, part in enumerate(text.split("\n")):
@@ -293,9 +356,10 @@ class Transcript:
             self._append([*lead, (style, part)] if i == 0 else [("", indent), (style, part)])
 
     def _append(self, line: Line) -> None:
+        line = [(style, for_display(text)) for style, text in line]
         self.lines.append(line)
-        if self.scroll:
-            self.scroll = min(self.scroll + 1, len(self.lines) - 1)
+        if self.scroll:  # the view holds still: what was at the bottom stays there
+            self.scroll += len(self.rows_of(line))
         self.version += 1
 
     def _counted(self) -> None:

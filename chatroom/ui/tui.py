@@ -33,6 +33,7 @@ from prompt_toolkit.layout import Float, FloatContainer, HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl, UIContent, UIControl
 from prompt_toolkit.layout.dimension import Dimension
 from prompt_toolkit.layout.menus import CompletionsMenu
+from prompt_toolkit.mouse_events import MouseEvent, MouseEventType
 from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 from prompt_toolkit.widgets import SearchToolbar, TextArea
@@ -50,6 +51,9 @@ __all__ = ["ChatApp", "ChatCompleter", "MessagePane", "STYLE"]
 
 #: The input line's prompt ("> "), in columns.
 PROMPT_WIDTH = 2
+
+#: Rows one turn of the mouse wheel scrolls.
+WHEEL_ROWS = 3
 
 #: A second Ctrl-C on an empty line within this many seconds leaves.
 QUIT_CONFIRM_SECONDS = 3.0
@@ -94,7 +98,7 @@ class MessagePane(UIControl):
 
     def create_content(self, width: int, height: int) -> UIContent:
         self.height = height
-        lines = self.transcript().visible()
+        lines = self.transcript().screen(width, height)  # wrapped by words, in screen rows
         count = len(lines)
         return UIContent(
             get_line=lambda i: lines[i] if 0 <= i < count else [],
@@ -105,6 +109,17 @@ class MessagePane(UIControl):
 
     def is_focusable(self) -> bool:
         return False
+
+    def mouse_handler(self, mouse_event: MouseEvent) -> object:
+        """The wheel scrolls three rows at a time."""
+        t = self.transcript()
+        if mouse_event.event_type is MouseEventType.SCROLL_UP:
+            t.scroll_by(WHEEL_ROWS, self.height)
+        elif mouse_event.event_type is MouseEventType.SCROLL_DOWN:
+            t.scroll_by(-WHEEL_ROWS, self.height)
+        else:
+            return NotImplemented
+        return None
 
 
 class ChatCompleter(Completer):
@@ -158,7 +173,7 @@ class ChatApp:
         self.input = TextArea(
             search_field=self.search,  # Ctrl-R: search what was typed before
             # As tall as what is typed, wrapped lines included (a long message shows its
-            # beginning and the prompt), up to a third of the screen.
+            # beginning and the prompt), up to half the screen.
             height=lambda: Dimension.exact(self._input_rows()),
             prompt=[("class:prompt", "> ")],
             multiline=True,
@@ -180,7 +195,7 @@ class ChatApp:
         self.windows.ignored = self.controller.ignored  # one set: /ignore changes what windows show
         body = HSplit([
             Window(FormattedTextControl(self._topic), height=1, style="class:topic"),
-            Window(self.pane, wrap_lines=True, always_hide_cursor=True),
+            Window(self.pane, wrap_lines=False, always_hide_cursor=True),  # the pane wraps by words
             Window(FormattedTextControl(self._status), height=1, style="class:status"),
             self.input,
             self.search,
@@ -194,7 +209,7 @@ class ChatApp:
             key_bindings=self._bindings(),
             style=STYLE,
             full_screen=True,
-            mouse_support=False,
+            mouse_support=True,  # the wheel scrolls the messages
             refresh_interval=1.0,  # transfer rates and the retry countdown move even when nothing arrives
         )
         client.on_event = self.on_event
@@ -315,6 +330,9 @@ class ChatApp:
         if not self.state_bad:
             online = f" │ {max(view.member_count, len(view.members))} online" if view is not None else ""
             parts.append(("class:status", f"{online} │ {self._state()}"))
+        typed = self.input.document.line_count if hasattr(self, "input") else 1
+        if typed > 1:  # a paste: Enter sends it as one message of this many lines
+            parts.append(("class:status.note", f" {typed} lines: Enter sends them as one message "))
         if t.pending:
             parts.append(("class:status", f" │ {len(t.pending)} sending"))
         moving = [f for f in c.files.all() if f.phase.active or f.phase is Phase.WAITING]
@@ -333,7 +351,7 @@ class ChatApp:
         (display width: wide characters count two), the prompt on the first."""
         size = self.app.output.get_size() if hasattr(self, "app") else None
         columns = max(10, size.columns) if size else 80
-        most = max(3, (size.rows if size else 24) // 3)
+        most = max(3, (size.rows if size else 24) // 2)
         rows = 0
         for i, line in enumerate(self.input.document.lines):
             width = get_cwidth(line) + (PROMPT_WIDTH if i == 0 else 0) + 1  # +1: the cursor after it
@@ -395,11 +413,11 @@ class ChatApp:
         @kb.add("pageup")
         def _up(event: KeyPressEvent) -> None:
             t = self.transcript
-            at_top = t.scroll >= len(t.lines) - 1
             t.page_up(self.pane.height)
             before = t.wants_older()
-            if at_top and before is not None and before > 1:
-                # Past the top of what we hold: ask the server for an older page.
+            if t.at_top(self.pane.height) and before is not None and before > 1:
+                # The first press that reaches the top of what we hold asks the server
+                # for an older page (it goes on top; the view stays where it is).
                 self.client.send(FetchHistory(room=t.room, before=before, limit=100))
 
         @kb.add("pagedown")

@@ -349,3 +349,82 @@ def test_two_rooms_and_a_private_conversation_in_three_windows_with_their_marks(
 
     run_app(server.port, "alice", scenario, screen=screen)
     bob.close()
+
+
+def test_emoji_cjk_and_long_urls_scroll_and_redraw_with_no_stale_cells(server):
+    """At 50x20: lines with emoji sequences, CJK and a URL, wrapped by words; after
+    PageUp, PageDown and End every row of the pane on the rendered screen is exactly
+    what the transcript says it holds -- nothing left over from an earlier frame."""
+    screen = pyte.Screen(50, 20)
+    stream = pyte.Stream(screen)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    url = "https://example.org/docs/index.html"
+    texts = [f"{n}: family 👨\u200d👩\u200d👧 thumbs 👍🏽 你好世界 see {url} ok" for n in range(12)]
+
+    def feed(out) -> None:
+        stream.feed(out.getvalue())
+        out.seek(0)
+        out.truncate()
+
+    def pane_matches(app) -> bool:
+        height = app.pane.height
+        want = ["".join(t for _, t in row).rstrip() for row in app.transcript.screen(50, height)]
+        want = [""] * (height - len(want)) + want if len(want) < height else want
+        return [row.rstrip() for row in screen.display[1:1 + height]] == want
+
+    async def scenario(app, pipe, out):
+        for n, text in enumerate(texts):
+            bob.send(Say(id=str(n), text=text))
+        await until(lambda: any("11: family" in t for t in line_texts(app)), what="the lines")
+        for keys, what in (("", "the newest lines"), ("\x1b[5~", "PageUp"), ("\x1b[5~", "PageUp again"),
+                           ("\x1b[6~", "PageDown"), ("\x1b[F", "End")):
+            pipe.send_text(keys)
+            await asyncio.sleep(0.1)
+            await until(lambda: (feed(out), pane_matches(app))[1], what=f"the pane after {what}")
+        assert app.transcript.scroll == 0
+        assert any(url in row for row in screen.display)  # the URL fits a row, so it is never cut
+        assert not any("\u200d" in row or "🏽" in row for row in screen.display)
+
+    run_app(server.port, "alice", scenario, screen=screen)
+    bob.close()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (50, 20)])
+def test_a_300_character_line_shows_its_prompt_and_first_row(server, size):
+    cols, rows = size
+    screen = pyte.Screen(cols, rows)
+    stream = pyte.Stream(screen)
+    typed = "first-" + "y" * 290 + "-last"
+
+    async def scenario(app, pipe, out):
+        pipe.send_text(typed)
+        await until(lambda: app.input.text == typed, what="typing")
+
+        def rendered() -> bool:
+            stream.feed(out.getvalue())
+            out.seek(0)
+            out.truncate()
+            return "".join(screen.display[-7:]).rstrip().endswith("-last")
+
+        await until(rendered, what="the whole line on screen")
+        assert any(row.startswith("> first-") for row in screen.display)
+
+    run_app(server.port, "alice", scenario, screen=screen)
+
+
+def test_a_multi_line_paste_says_how_many_lines_go_out_as_one_message(server):
+    bob = WireClient(server.port)
+    bob.hello("bob")
+
+    async def scenario(app, pipe, _):
+        pipe.send_text("one\x1b\rtwo\x1b\rthree")  # Alt-Enter between them, as a paste brings newlines
+        await until(lambda: app.input.text == "one\ntwo\nthree", what="three lines typed")
+        assert "3 lines: Enter sends them as one message" in "".join(t for _, t in app._status())
+        pipe.send_text("\r")
+        said = await asyncio.to_thread(bob.expect, Chat)
+        assert said.text == "one\ntwo\nthree"
+        assert "lines:" not in "".join(t for _, t in app._status())
+
+    run_app(server.port, "alice", scenario)
+    bob.close()

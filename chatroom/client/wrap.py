@@ -1,0 +1,92 @@
+"""Lines of formatted text cut into screen rows: word wrap with a hanging indent, and
+widths as the terminal draws them.  No I/O.
+
+Widths come from prompt_toolkit's own ``get_cwidth`` (wcwidth), the function its
+renderer uses, never from ``len()``: a CJK character takes two columns, a combining
+accent none.  Where terminals and wcwidth disagree -- emoji sequences joined with
+U+200D, skin-tone modifiers, the emoji variation selector -- the text is shown as its
+parts (:func:`for_display`), which both agree on, so a redraw never leaves stale cells.
+"""
+
+from __future__ import annotations
+
+import re
+
+from prompt_toolkit.utils import get_cwidth
+
+__all__ = ["for_display", "width", "wrap"]
+
+Fragment = tuple[str, str]
+Line = list[Fragment]
+
+#: Zero-width joiner, emoji variation selector, skin-tone modifiers: a terminal may draw
+#: the sequence as one glyph of two columns where wcwidth counts each part.
+_SEQUENCE_PARTS = re.compile("[\u200d\ufe0f\U0001f3fb-\U0001f3ff]")
+
+_TOKENS = re.compile(r"\s+|\S+")
+
+
+def for_display(text: str) -> str:
+    """``text`` with emoji sequences shown as their parts (see the module's doc)."""
+    return _SEQUENCE_PARTS.sub("", text) if _SEQUENCE_PARTS.search(text) else text
+
+
+def width(text: str) -> int:
+    """Columns ``text`` takes on a terminal."""
+    return get_cwidth(text)
+
+
+def wrap(line: Line, columns: int) -> list[Line]:
+    """``line`` as rows of at most ``columns`` columns.  Breaks go between words; the
+    rows after the first are indented under the text (past the time and nick: the
+    width of everything before the last fragment, at most half the row); a word longer
+    than a row -- a long URL -- starts a row of its own and is cut only where it must be."""
+    columns = max(1, columns)
+    if sum(width(text) for _, text in line) <= columns:
+        return [line]
+    indent = min(sum(width(text) for _, text in line[:-1]), columns // 2)
+    rows: list[Line] = []
+    row: Line = []
+    used = 0
+
+    def new_row() -> None:
+        nonlocal row, used
+        while len(row) > 1 and row[-1][1].isspace():  # no trailing blanks at a break
+            row.pop()
+        rows.append(row)
+        row, used = ([("", " " * indent)], indent) if indent else ([], 0)
+
+    for style, text in line:
+        for token in _TOKENS.findall(text):
+            size = width(token)
+            if used + size <= columns:
+                row.append((style, token))
+                used += size
+            elif token.isspace():
+                new_row()  # a break between words: the space is not carried over
+            else:
+                if used > indent and size <= columns - indent:
+                    new_row()  # the word fits on a row of its own: never split it
+                for part in _cut(token, columns - used, columns - indent):
+                    if used + width(part) > columns:
+                        new_row()
+                    row.append((style, part))
+                    used += width(part)
+    if row and (len(row) > 1 or row[0][1].strip()):
+        rows.append(row)
+    return rows
+
+
+def _cut(word: str, first: int, rest: int) -> list[str]:
+    """``word`` in pieces: the first at most ``first`` columns wide, the others ``rest``."""
+    pieces, piece, used, room = [], "", 0, max(1, first)
+    for char in word:
+        size = width(char)
+        if used + size > room and piece:
+            pieces.append(piece)
+            piece, used, room = "", 0, max(1, rest)
+        piece += char
+        used += size
+    if piece:
+        pieces.append(piece)
+    return pieces
