@@ -189,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--downloads", metavar="DIR", default=None,
                       help="where files you /accept are saved (default: the platform's Downloads folder; on "
                            "Linux the XDG user-dirs setting)")
+    join.add_argument("--config", metavar="FILE", default=None,
+                      help="the client's settings (default: client.toml in the platform's config directory, "
+                           "e.g. ~/.config/chatroom/client.toml): server, nick, rooms, highlight words, bell, "
+                           "timestamp, theme, downloads, aliases...")
     join.set_defaults(func=cmd_join)
     return parser
 
@@ -624,15 +628,25 @@ def _refusal_advice(code: str, message: str, args: argparse.Namespace) -> str:
 
 
 def cmd_join(args: argparse.Namespace) -> int:
+    from chatroom.client.config import ConfigError, load_config
     from chatroom.client.connection import ChatClient
     from chatroom.tls import KnownServers, default_known_servers
 
     logging.getLogger().addHandler(logging.NullHandler())
+    try:
+        config = load_config(Path(args.config).expanduser() if args.config else None)
+    except ConfigError as exc:
+        return _fail(f"the client's settings: {exc}", 2)
+    args.config_values = config
+    args.address = args.address or config.server  # the command line wins over the file
+    args.rooms = [args.room] if args.room else list(config.rooms)
+    args.room = args.rooms[0] if args.rooms else None
+    args.downloads = args.downloads or config.downloads
     where = _join_addresses(args)
     if isinstance(where, int):
         return where
     addresses, port = where
-    nick = args.nick or _default_nick()
+    nick = args.nick or config.nick or _default_nick()
     if args.trace == "-":
         return _fail("--trace needs a file for 'join' (the screen is busy): --trace trace.log", 2)
     try:
@@ -711,6 +725,10 @@ def _run_client(client: ChatClient, args: argparse.Namespace, last: bool = True)
         return _fail(str(exc))
     except HandshakeRefused as exc:
         return _fail(_refusal_advice(exc.code, exc.message, args))
+    from chatroom.protocol import Join
+
+    for room in args.rooms[1:]:  # the config's other rooms
+        client.send(Join(room=room))
     if args.plain:
         from chatroom.ui.plain import run_plain
 
@@ -720,7 +738,7 @@ def _run_client(client: ChatClient, args: argparse.Namespace, last: bool = True)
         return _fail("the full-screen client needs a terminal: use --plain for pipes and scripts", 2)
     from chatroom.ui.tui import ChatApp
 
-    ChatApp(client).run()
+    ChatApp(client, args.config_values).run()
     return 0
 
 

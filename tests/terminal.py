@@ -19,11 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Servers started by tests keep their history here, never in the user's own data dir.
 _DATA_HOME = tempfile.mkdtemp(prefix="chatroom-test-data-")
+#: ... and read no settings, and remember no certificates, of the user's own.
+_CONFIG_HOME = tempfile.mkdtemp(prefix="chatroom-test-config-")
+DATA_HOME = Path(_DATA_HOME)
 
 
 def chatroom_env() -> dict[str, str]:
     env = dict(os.environ)
     env["XDG_DATA_HOME"] = _DATA_HOME
+    env["XDG_CONFIG_HOME"] = _CONFIG_HOME
     env.update(TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8", PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
@@ -74,7 +78,8 @@ class Terminal:
 
     def close(self) -> None:
         if self.child.isalive():
-            self.child.sendcontrol("c")
+            self.child.sendcontrol("c")  # clears a typed line (or asks) ...
+            self.child.sendcontrol("d")  # ... and Ctrl-D on the empty line leaves, saying goodbye
             try:
                 self.child.expect(pexpect.EOF, timeout=5)
             except (pexpect.TIMEOUT, pexpect.EOF):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from chatroom.protocol import Chat, Say
+from chatroom.protocol import Chat, Join, Joined, Say
 from tests.terminal import ROOT, ServerProcess, Terminal, chatroom_env
 from tests.wire import WireClient
 
@@ -159,3 +159,36 @@ def test_server_exits_promptly_on_sigterm_with_clients_that_do_not_read(server_p
     for s in stalled:
         s.close()
     talker.close()
+
+
+def test_the_settings_file_picks_server_nick_rooms_and_keeps_what_was_typed_and_a_log(server_process, tmp_path):
+    server = server_process()
+    settings = tmp_path / "client.toml"
+    settings.write_text(f'server = "{server.address}"\nnick = "zed"\nrooms = ["lobby", "dev"]\n'
+                        'highlight = ["release"]\n', encoding="utf-8")
+    zed = Terminal(["join", "--config", str(settings)])
+    bob = WireClient(server.port)
+    try:
+        zed.wait_text("zed [1:lobby 2:dev]")
+        bob.hello("bob")
+        bob.send(Say(id="1", text="the release is out", room="lobby"))
+        zed.wait_text("[1:lobby! 2:dev]")  # a highlight word, in the window not on screen
+        bob.send(Join(room="dev"))
+        bob.expect(Joined)
+        zed.type("remember me\r")  # the window on screen is dev, the last room joined
+        wait_for_chat = bob.expect(Chat, text="remember me")
+        assert wait_for_chat.room == "dev"
+    finally:
+        zed.close()
+    again = Terminal(["join", "--config", str(settings)])
+    try:
+        again.wait_text("zed [1:lobby 2:dev]")
+        again.type("\x1b[A")  # Up: what was typed in the last run
+        again.wait_for(lambda rows: rows[-1].startswith("> remember me"), what="the line from the last run")
+    finally:
+        again.close()
+        bob.close()
+    from tests.terminal import DATA_HOME
+
+    logs = list((DATA_HOME / "chatroom" / "logs").glob("*/dev.log"))
+    assert logs and any("<zed> remember me" in p.read_text(encoding="utf-8") for p in logs)

@@ -66,6 +66,7 @@ class Controller:
         clear: Callable[[], None] = lambda: None,
         set_bell: Callable[[str], None] = lambda mode: None,
         front: Front | None = None,
+        aliases: dict[str, str] | None = None,
     ) -> None:
         self.client = client
         self.show = show
@@ -73,6 +74,7 @@ class Controller:
         self.clear = clear
         self.set_bell = set_bell
         self.front = front or Front(client)
+        self.aliases = aliases or {}  # /NAME -> a command with its first words (the config's [aliases])
         self.ignored: set[str] = set()  # folded nicks; the front end hides their messages
         self.last_sender = ""  # who sent the last private message (/reply)
 
@@ -89,7 +91,7 @@ class Controller:
         return False
 
     def handle(self, line: str) -> None:
-        parsed = parse_input(line)
+        parsed = parse_input(self._expand(line))
         if parsed is None:
             return
         if isinstance(parsed, Invalid):
@@ -98,6 +100,14 @@ class Controller:
             self._talk(parsed.text)  # kept and resent if we are offline
         else:
             self._command(parsed)
+
+    def _expand(self, line: str) -> str:
+        """'/j dev' with the alias j = "join": '/join dev'."""
+        if not line.startswith("/") or line.startswith("//"):
+            return line
+        head, sep, rest = line[1:].partition(" ")
+        target = self.aliases.get(head.lower())
+        return f"/{target}{sep}{rest}" if target else line
 
     def _talk(self, text: str, *, action: bool = False) -> None:
         """Text typed in the window on screen: to its room, or to its conversation."""

@@ -55,14 +55,14 @@ def nick_style(nick: str) -> str:
     return f"class:nick.c{zlib.crc32(nick.casefold().encode()) % NICK_COLOURS}"
 
 
-def _clock(ts: float, now: float | None = None) -> str:
+def _clock(ts: float, now: float | None = None, fmt: str = "%H:%M") -> str:
     """``14:05`` today; ``Nov 30 14:05`` on another day (history from yesterday must
-    not read as today)."""
+    not read as today).  ``fmt``: the time's strftime format (the config's ``timestamp``)."""
     when = time.localtime(ts)
     today = time.localtime(time.time() if now is None else now)
     if when[:3] == today[:3]:
-        return time.strftime("%H:%M", when)
-    return time.strftime("%b %d %H:%M", when)
+        return time.strftime(fmt, when)
+    return time.strftime(f"%b %d {fmt}", when)
 
 
 def mentions(text: str, nick: str) -> bool:
@@ -114,6 +114,8 @@ class Transcript:
         self.nick = ""
         self.room = ""  # the room on screen now (older pages are prepended for it only)
         self.bell_mode = "mentions"
+        self.time_format = "%H:%M"
+        self.highlights: tuple[str, ...] = ()  # words that highlight a line, besides our nick
         self.version = 0  # bumps on every change, so a renderer can cache
         # Per room (folded name): the newest and oldest sequence numbers on screen, so
         # a message replayed after a reconnect never shows twice, and whether the
@@ -158,9 +160,13 @@ class Transcript:
             self.version += 1
             return False
         own = event.nick == self.nick
-        mention = not own and mentions(event.text, self.nick)
+        mention = not own and self.mentions_me(event.text)
         self._message(event.ts, event.nick, event.text, own=own, action=event.action, mention=mention)
         return not own and (self.bell_mode == "on" or (self.bell_mode == "mentions" and mention))
+
+    def mentions_me(self, text: str) -> bool:
+        """Does ``text`` name our nick or one of the highlight words?"""
+        return mentions(text, self.nick) or any(mentions(text, word) for word in self.highlights)
 
     def _private(self, event: Private) -> bool:
         self.pending.pop(event.id or "", None)
@@ -234,7 +240,7 @@ class Transcript:
     def system(self, text: str, *, ts: float | None = None, error: bool = False) -> None:
         """A line from us (help, errors, presence), not from a peer."""
         style = "class:error" if error else "class:system"
-        stamp = _clock(ts if ts is not None else time.time())
+        stamp = _clock(ts if ts is not None else time.time(), fmt=self.time_format)
         first = True
         for part in text.split("\n"):
             lead = [("class:time", f"{stamp} "), (style, "-- " if first else "   ")]
@@ -327,18 +333,19 @@ class Transcript:
         nick = clean_line(nick)
         if not history:
             self._new_day(ts)
+        stamp = f"{_clock(ts, fmt=self.time_format)} "
         body_style = "class:mention" if mention else "class:own" if own else "class:text"
         if history:
             body_style += " class:history"
         if private is not None:
             body_style = "class:private"
-            lead: Line = [("class:time", f"{_clock(ts)} "), ("class:private", f"[{clean_line(private)}] ")]
+            lead: Line = [("class:time", stamp), ("class:private", f"[{clean_line(private)}] ")]
         elif action:
-            lead = [("class:time", f"{_clock(ts)} "), ("class:action", "* "), (nick_style(nick), nick),
+            lead = [("class:time", stamp), ("class:action", "* "), (nick_style(nick), nick),
                     ("class:action", " ")]
             body_style = "class:action" + (" class:mention" if mention else "")
         else:
-            lead = [("class:time", f"{_clock(ts)} "), (nick_style(nick), f"<{nick}>"), ("", " ")]
+            lead = [("class:time", stamp), (nick_style(nick), f"<{nick}>"), ("", " ")]
         self._append_text(lead, clean_text(text), body_style)
         self._counted()
 

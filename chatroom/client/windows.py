@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from chatroom.client.connection import OutgoingChanged
-from chatroom.client.transcript import Transcript, mentions
+from chatroom.client.transcript import Transcript
 from chatroom.protocol import (
     Chat,
     Crowd,
@@ -64,12 +64,16 @@ class Window:
 class Windows:
     """The numbered windows and which one is on screen."""
 
-    def __init__(self, nick: str = "", bell_mode: str = "mentions") -> None:
+    def __init__(self, nick: str = "", bell_mode: str = "mentions", *, highlights: tuple[str, ...] = (),
+                 time_format: str = "%H:%M") -> None:
         self.items: list[Window] = []
         self.current = 0
         self.nick = nick
         self.bell_mode = bell_mode
+        self.highlights = highlights
+        self.time_format = time_format
         self.ignored: set[str] = set()  # folded nicks whose messages are not shown
+        self.last: Window | None = None  # where the last event went
         #: The lobby's window exists before the welcome, so that lines from before it
         #: (connecting, TLS) have somewhere to go.
         self._placeholder = True
@@ -139,7 +143,7 @@ class Windows:
         """Show ``event`` in its window.  True if it should ring the bell."""
         if self._ignored(event):
             return False
-        window = self._route(event)
+        window = self.last = self._route(event)
         ring = window.transcript.add(event)
         if window is not self.active:
             window.activity = max(window.activity, self._activity(event))
@@ -170,6 +174,7 @@ class Windows:
     def _new(self, name: str, *, query: bool = False) -> Window:
         w = Window(name, query)
         w.transcript.nick, w.transcript.bell_mode = self.nick, self.bell_mode
+        w.transcript.highlights, w.transcript.time_format = self.highlights, self.time_format
         w.transcript.room = "" if query else name
         return w
 
@@ -219,7 +224,7 @@ class Windows:
         if isinstance(event, Private):
             return Activity.HIGHLIGHT if event.nick != self.nick else Activity.NONE
         if isinstance(event, Chat) and event.nick != self.nick:
-            return Activity.HIGHLIGHT if mentions(event.text, self.nick) else Activity.TEXT
+            return Activity.HIGHLIGHT if self.active.transcript.mentions_me(event.text) else Activity.TEXT
         return Activity.NONE
 
     def _ignored(self, event: object) -> bool:

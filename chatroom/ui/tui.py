@@ -16,6 +16,7 @@ go into a queue and one callback per burst is scheduled on the UI loop with
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -27,7 +28,7 @@ from prompt_toolkit.data_structures import Point
 from prompt_toolkit.document import Document
 from prompt_toolkit.filters import Condition, has_focus
 from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.layout import Float, FloatContainer, HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl, UIContent, UIControl
@@ -39,9 +40,11 @@ from prompt_toolkit.utils import get_cwidth
 from prompt_toolkit.widgets import SearchToolbar, TextArea
 
 from chatroom.client.commands import COMMANDS
+from chatroom.client.config import ClientConfig, data_dir
 from chatroom.client.connection import ChatClient, ConnState, StateChanged
 from chatroom.client.controller import Controller, Front
-from chatroom.client.transcript import NICK_COLOURS, Transcript
+from chatroom.client.logs import WindowLogs
+from chatroom.client.transcript import NICK_COLOURS, Transcript, plain_line
 from chatroom.client.transfers import Phase
 from chatroom.client.windows import Activity, Windows
 from chatroom.protocol import Bye, Error, FetchHistory
@@ -84,6 +87,36 @@ STYLE = Style.from_dict({
     "status.window.text": "bg:#303a50 #ffffff bold",
     "status.window.highlight": "bg:#a03060 #ffffff bold",
     "topic": "bg:#202830 #c0c0c0",
+    "prompt": "bold",
+})
+
+#: For terminals with a light background: darker nick colours, no pale text.
+_LIGHT_PALETTE = ["#b02030", "#2a7a1a", "#8a6a00", "#1a5aa0", "#7a3aa0", "#10707a",
+                  "#a05010", "#802010", "#207050", "#a03070", "#3050b0", "#606000"]
+assert len(_LIGHT_PALETTE) == NICK_COLOURS
+
+LIGHT_STYLE = Style.from_dict({
+    **{f"nick.c{i}": f"{colour} bold" for i, colour in enumerate(_LIGHT_PALETTE)},
+    "time": "#707070",
+    "text": "",
+    "own": "#505050",
+    "history": "#606060",
+    "action": "italic #6030a0",
+    "private": "#b05000",
+    "mention": "bold #000000 bg:#ffe080",
+    "system": "#306070",
+    "error": "#c00000 bold",
+    "pending": "#909090 italic",
+    "pending.mark": "#a06000",
+    "status": "bg:#d0d8e8 #000000",
+    "status.bad": "bg:#c04040 #ffffff bold",
+    "status.note": "bg:#f0e080 #000000",
+    "status.file": "bg:#d0d8e8 #206020",
+    "status.window": "bg:#d0d8e8 #505050",
+    "status.window.current": "bg:#d0d8e8 #000000 bold underline",
+    "status.window.text": "bg:#d0d8e8 #000000 bold",
+    "status.window.highlight": "bg:#c03070 #ffffff bold",
+    "topic": "bg:#e8ecf0 #303030",
     "prompt": "bold",
 })
 
@@ -153,9 +186,16 @@ class ChatCompleter(Completer):
 class ChatApp:
     """The full-screen client around a connected :class:`ChatClient`."""
 
-    def __init__(self, client: ChatClient) -> None:
+    def __init__(self, client: ChatClient, config: ClientConfig | None = None) -> None:
+        """``config``: the user's settings; without one (the demo, tests) nothing is kept
+        on disk -- no input history, no window logs."""
         self.client = client
-        self.windows = Windows(client.nick)
+        settings = config or ClientConfig(input_history=False, log=False)
+        self.config = settings
+        self.windows = Windows(client.nick, settings.bell, highlights=settings.highlight,
+                               time_format=settings.timestamp)
+        self.logs = WindowLogs(data_dir() / "logs") if settings.log else None
+        self._title = ""
         self.pane = MessagePane(lambda: self.transcript)
         self._events: SimpleQueue[object] = SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -178,7 +218,7 @@ class ChatApp:
             prompt=[("class:prompt", "> ")],
             multiline=True,
             wrap_lines=True,
-            history=InMemoryHistory(),
+            history=_input_history(settings),
             completer=ChatCompleter(client, lambda: self.controller.room()),
             complete_while_typing=False,
             focus_on_click=True,
@@ -191,6 +231,7 @@ class ChatApp:
             clear=lambda: self.transcript.clear(),
             set_bell=self._set_bell,
             front=_WindowsFront(self),
+            aliases=settings.aliases,
         )
         self.windows.ignored = self.controller.ignored  # one set: /ignore changes what windows show
         body = HSplit([
@@ -207,7 +248,7 @@ class ChatApp:
                 focused_element=self.input,
             ),
             key_bindings=self._bindings(),
-            style=STYLE,
+            style=LIGHT_STYLE if settings.theme == "light" else STYLE,
             full_screen=True,
             mouse_support=True,  # the wheel scrolls the messages
             refresh_interval=1.0,  # transfer rates and the retry countdown move even when nothing arrives
@@ -241,6 +282,7 @@ class ChatApp:
             ring |= self._show(event)
         if ring:
             self.app.output.bell()
+        self._set_title()
         self.app.invalidate()
 
     def _show(self, event: object) -> bool:
@@ -258,7 +300,33 @@ class ChatApp:
             return False
         if self.controller.hides(event):
             return False
-        return self.windows.add(event)
+        ring = self.windows.add(event)
+        window = self.windows.last
+        if self.logs is not None and window is not None:
+            self.logs.write(self.client.session.server, window.label, event, self.client.nick)
+        if ring and self.config.notify:
+            self._notify(event)
+        return ring
+
+    def _set_title(self) -> None:
+        """The terminal's title counts the windows with a mention or a private message."""
+        n = self.windows.unread_highlights
+        title = f"chatroom ({n})" if n else "chatroom"
+        if title != self._title:
+            self._title = title
+            self.app.output.set_title(title)
+
+    def _notify(self, event: object) -> None:
+        """A desktop notification by escape sequence (OSC 777 where VTE or rxvt reads it,
+        OSC 9 elsewhere); terminals without either ignore it."""
+        text = clean_line(plain_line(event, self.client.nick) or "")[:200].replace(";", ",")
+        if not text:
+            return
+        if os.environ.get("VTE_VERSION") or "rxvt" in os.environ.get("TERM", ""):
+            self.app.output.write_raw(f"\x1b]777;notify;chatroom;{text}\x07")
+        else:
+            self.app.output.write_raw(f"\x1b]9;{text}\x07")
+        self.app.output.flush()
 
     def _state_changed(self, event: StateChanged) -> None:
         """The status bar follows every change; the transcript says an outage began (once,
@@ -477,6 +545,8 @@ class ChatApp:
             with self._schedule_lock:
                 self._loop = None
             await asyncio.get_running_loop().run_in_executor(None, self.client.close, self.quit_reason)
+            if self.logs is not None:
+                self.logs.close()
 
     def run(self) -> None:
         asyncio.run(self.run_async())
@@ -505,3 +575,16 @@ class _WindowsFront(Front):
 
     def switch(self, number: int) -> bool:
         return self.app.windows.switch(number)
+
+
+def _input_history(config: ClientConfig) -> History:
+    """What was typed: kept across runs in the data directory (Up, Ctrl-R), unless off."""
+    if not config.input_history:
+        return InMemoryHistory()
+    path = data_dir() / "input_history"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)  # private: it holds what you wrote
+    except OSError:
+        return InMemoryHistory()
+    return FileHistory(str(path))

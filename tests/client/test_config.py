@@ -1,0 +1,90 @@
+"""The client's settings file, aliases and window logs, with no terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chatroom.client.config import ClientConfig, ConfigError, load_config, parse_config
+from chatroom.client.connection import ChatClient
+from chatroom.client.controller import Controller
+from chatroom.client.logs import WindowLogs, log_name
+from chatroom.protocol import Chat, Joined, Private
+from tests.polling import wait_until
+
+EXAMPLE = '''
+server = "127.0.0.1:7373"
+nick = "ann"
+rooms = ["lobby", "#dev"]
+highlight = ["release"]
+bell = "off"
+timestamp = "%H:%M:%S"
+theme = "light"
+downloads = "~/Incoming"
+input_history = false
+log = false
+notify = true
+
+[aliases]
+j = "join"
+Wave = "/me waves"
+'''
+
+
+def test_every_setting_is_read_from_the_toml_file():
+    c = parse_config(EXAMPLE)
+    assert (c.server, c.nick, c.rooms, c.highlight) == ("127.0.0.1:7373", "ann", ("lobby", "#dev"), ("release",))
+    assert (c.bell, c.timestamp, c.theme, c.input_history, c.log, c.notify) == ("off", "%H:%M:%S", "light",
+                                                                                 False, False, True)
+    assert c.downloads == Path("~/Incoming").expanduser() and c.aliases == {"j": "join", "wave": "me waves"}
+
+
+def test_no_file_means_the_defaults(tmp_path):
+    assert load_config(tmp_path / "missing.toml") == ClientConfig()
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("nick = ", "not valid TOML"),
+    ("colour = 'red'", "unknown setting 'colour'"),
+    ("bell = 'loud'", "bell must be one of on, off, mentions"),
+    ("theme = 'blue'", "theme must be one of dark, light"),
+    ("rooms = 'lobby'", "rooms must be a list"),
+    ("log = 'yes'", "log must be true or false"),
+    ("[aliases]\njoin = 'nick'", "would hide the command /join"),
+    ("[aliases]\nx = 'explode now'", "names no command (/explode)"),
+])
+def test_a_bad_setting_is_a_clear_error_naming_it(text, says):
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "client.toml")
+    assert says in str(info.value) and str(info.value).startswith("client.toml: ")
+
+
+def test_an_alias_runs_its_command_with_the_words_typed_after_it(server):
+    client = ChatClient("127.0.0.1", server.port, "ann")
+    client.connect()
+    events: list[object] = []
+    client.on_event = events.append
+    shown: list[str] = []
+    controller = Controller(client, show=lambda text, error: shown.append(text), quit=lambda why: None,
+                            aliases=parse_config(EXAMPLE).aliases)
+    controller.handle("/J dev")
+    wait_until(lambda: any(isinstance(e, Joined) and e.room == "dev" for e in events), 10, "the alias to join")
+    controller.handle("/wave hello")
+    wait_until(lambda: any(isinstance(e, Chat) and e.action and e.text == "waves hello" for e in events), 10,
+               "the alias with words after it")
+    client.close()
+
+
+def test_each_window_has_its_own_log_file_appended_across_runs(tmp_path):
+    for run in range(2):
+        logs = WindowLogs(tmp_path)
+        logs.write("Class Server", "lobby", Chat(room="lobby", seq=run + 1, ts=0.0, nick="bob", text=f"run {run}"))
+        logs.write("Class Server", "@bob", Private(nick="bob", to="ann", text="psst", ts=0.0))
+        logs.close()
+    lobby = (tmp_path / "class_server" / "lobby.log").read_text(encoding="utf-8").splitlines()
+    assert [line.split("> ", 1)[1] for line in lobby] == ["run 0", "run 1"]
+    assert "psst" in (tmp_path / "class_server" / "@bob.log").read_text(encoding="utf-8")
+    for hostile in ("../../etc/passwd", "..", "a\\b", "/abs"):
+        name = log_name(hostile)
+        assert "/" not in name and "\\" not in name and not name.startswith(".") and name
