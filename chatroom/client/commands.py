@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "join": ("ROOM", "join a room too (created if new); it gets a window"),
     "part": ("[ROOM] [REASON]", "leave a room (default: this window's); the others see the reason"),
     "who": ("", "list the people in this room"),
+    "whois": ("NICK", "someone's rooms, idle time and away message"),
+    "last": ("TEXT", "lines with TEXT in this window, and in the room's history on the server"),
     "names": ("", "the same as /who"),
     "rooms": ("", "list the rooms"),
     "topic": ("[TEXT]", "show or set the room's topic"),
@@ -52,7 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 #: /help on one screen: the commands by what they are for, then the keys.
 _GROUPS = (
     ("talk", ("me", "msg", "query", "reply", "nick", "away", "ignore", "unignore")),
-    ("rooms", ("join", "part", "who", "names", "rooms", "topic")),
+    ("rooms", ("join", "part", "who", "names", "whois", "rooms", "topic", "last")),
     ("files", ("send", "accept", "reject", "cancel", "files")),
     ("client", ("window", "close", "clear", "help", "bell", "reconnect", "quit")),
     ("operators", ("op", "kick", "ban", "unban", "bans", "mute", "unmute", "lock", "unlock")),
@@ -134,8 +136,8 @@ def parse_input(line: str) -> ChatLine | Command | Invalid | None:
 
 
 #: Commands that need exactly one argument, or at least one.
-_ONE_ARG = frozenset({"nick", "join", "window", "unignore"})
-_SOME_ARGS = frozenset({"op", "kick", "ban", "unban", "mute", "unmute", "query", "reply"})
+_ONE_ARG = frozenset({"nick", "join", "window", "unignore", "whois"})
+_SOME_ARGS = frozenset({"op", "kick", "ban", "unban", "mute", "unmute", "query", "reply", "last"})
 
 
 def _usage_problem(name: str, args: tuple[str, ...], rest: str) -> str | None:

@@ -12,6 +12,7 @@ from chatroom.client.connection import ChatClient, ConnState
 from chatroom.client.transcript import files_text
 from chatroom.client.transfers import TransferError
 from chatroom.protocol import (
+    MAX_SEARCH_TEXT,
     Away,
     Chat,
     Join,
@@ -23,8 +24,10 @@ from chatroom.protocol import (
     Op,
     Part,
     Private,
+    Search,
     SetTopic,
     Who,
+    Whois,
 )
 from chatroom.text import clean_line, fold
 
@@ -52,6 +55,10 @@ class Front:
 
     def switch(self, number: int) -> bool:
         return False
+
+    def lines_with(self, text: str) -> list[str]:
+        """Lines on screen containing ``text`` (the plain client keeps none)."""
+        return []
 
 
 class Controller:
@@ -139,10 +146,24 @@ class Controller:
                 self.show(str(exc), True)
         elif cmd.name == "part":
             c.send(self._part(cmd.rest))
+        elif cmd.name == "last":
+            self._last(cmd.rest)
         else:
             request = _request(cmd, self.room())
             if request is not None:
                 c.send(request)
+
+    def _last(self, text: str) -> None:
+        """What this window shows with ``text`` in it, then (the answer to a search) what
+        the server's history of the room holds."""
+        here = self.front.lines_with(text)
+        if here:
+            self.show(f"/last {text}: {len(here)} line(s) in this window:\n" + "\n".join(here[-20:]), False)
+        room = self.room()
+        if room:
+            self.client.send(Search(room=room, text=text[:MAX_SEARCH_TEXT]))
+        elif not here:
+            self.show(f"no line with {text!r} here", False)
 
     def _part(self, rest: str) -> Part:
         """'/part', '/part ROOM', '/part ROOM REASON', '/part REASON': a first word that
@@ -277,6 +298,7 @@ def _request(cmd: Command, room: str) -> Message | None:
     simple: dict[str, Callable[[], Message]] = {
         "nick": lambda: Nick(nick=args[0]),
         "who": lambda: Who(room=room or None),
+        "whois": lambda: Whois(nick=args[0]),
         "names": lambda: Who(room=room or None),
         "join": lambda: Join(room=args[0]),
         "rooms": lambda: ListRooms(),

@@ -25,6 +25,7 @@ from chatroom.protocol import (
     Crowd,
     Direct,
     Error,
+    Found,
     History,
     Joined,
     Members,
@@ -35,6 +36,7 @@ from chatroom.protocol import (
     Private,
     Rooms,
     Topic,
+    User,
     Welcome,
 )
 from chatroom.text import clean_line, clean_text, fold, human_size
@@ -475,8 +477,6 @@ def plain_line(event: object, nick: str = "", *, several: bool = False) -> str |
         return f"[{_clock(event.ts)}] -- {_system_line(event)[0]}"  # type: ignore[index]
     if isinstance(event, Error) and event.id is None:
         return f"-- error: {clean_text(event.message)}"
-    if isinstance(event, Notice):
-        return f"-- {clean_text(event.text)}"
     if isinstance(event, Trusted) and event.first_time:
         return f"-- {_trusted_text(event)}"
     if isinstance(event, OutgoingChanged) and event.outgoing.status == "refused":
@@ -484,10 +484,8 @@ def plain_line(event: object, nick: str = "", *, several: bool = False) -> str |
     if isinstance(event, TransferChanged):
         shown = transfer_text(event)
         return None if shown is None else ("-- error: " if shown[1] else "-- ") + shown[0]
-    if isinstance(event, Members | Rooms):
-        t = Transcript()
-        t.add(event)
-        return "".join(text for _, text in t.lines[-1])[6:].lstrip()
+    if isinstance(event, Notice | User | Found | Members | Rooms):
+        return "-- " + _system_line(event)[0]  # type: ignore[index]
     return None
 
 
@@ -509,6 +507,10 @@ def _system_line(event: object) -> tuple[str, float | None, bool] | None:
         return f"{clean_line(event.nick)} set the topic: {clean_line(event.topic)}", event.ts, False
     if isinstance(event, Members):
         return _members_text(event), None, False
+    if isinstance(event, User):
+        return _user_text(event), None, False
+    if isinstance(event, Found):
+        return _found_text(event), None, False
     if isinstance(event, Rooms):
         text = "; ".join(f"{clean_line(r.name)} ({r.members})" + (f": {clean_line(r.topic)}" if r.topic else "")
                          for r in event.rooms)
@@ -521,6 +523,40 @@ def _system_line(event: object) -> tuple[str, float | None, bool] | None:
     if isinstance(event, Trusted):
         return _trusted_text(event), None, False
     return None
+
+
+def _user_text(u: User) -> str:
+    rooms = ", ".join(clean_line(r) for r in u.rooms) or "no room"
+    parts = [f"{clean_line(u.nick)}: in {rooms}"]
+    if u.held:
+        parts.append("connection lost, session kept for a reconnect")
+    elif u.idle >= 60:
+        parts.append(f"idle {_duration(u.idle)}")
+    if u.away:
+        parts.append(f"away: {clean_line(u.away)}")
+    if u.op:
+        parts.append("operator")
+    if u.address:
+        parts.append(f"from {clean_line(u.address)}")
+    return " · ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds) // 60
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+def _found_text(f: Found) -> str:
+    where = f"the history of {clean_line(f.room)}"
+    if not f.messages:
+        return f"nothing with {clean_line(f.text)!r} in {where}"
+    more = "" if f.complete else " (the newest; there are older ones)"
+    lines = [f"{len(f.messages)} message(s) with {clean_line(f.text)!r} in {where}{more}:"]
+    for c in f.messages:
+        text = clean_line(c.text.replace("\n", " "))
+        lines.append(f"  {_clock(c.ts)} " + (f"* {clean_line(c.nick)} {text}" if c.action
+                                               else f"<{clean_line(c.nick)}> {text}"))
+    return "\n".join(lines)
 
 
 def _members_text(event: Members) -> str:

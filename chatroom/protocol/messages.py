@@ -100,6 +100,11 @@ __all__ = [
     "MAX_ROOMS",
     "Part",
     "Parted",
+    "Whois",
+    "User",
+    "Search",
+    "Found",
+    "MAX_SEARCH_TEXT",
     "MAX_CROWD_NAMES",
 ]
 
@@ -120,6 +125,9 @@ SEVERAL_ROOMS = 3
 
 #: Rooms one member may be in at once (server default; ``welcome.limits.max_rooms``).
 MAX_ROOMS = 20
+
+#: A ``search`` looks for at most this many characters.
+MAX_SEARCH_TEXT = 200
 
 #: A ``crowd`` frame names at most this many of those who came or went (it counts all).
 MAX_CROWD_NAMES = 50
@@ -438,6 +446,47 @@ class Parted(Message, tag="parted"):
     """1.3: the answer to ``part``: you are no longer in ``room``."""
 
     room: str
+
+
+class Whois(Message, tag="whois"):
+    """1.3: who is ``nick``?  Answered with ``user``."""
+
+    nick: str
+
+
+class User(Message, tag="user"):
+    """1.3: one member: its rooms, idle time, away message; ``held``: its connection
+    dropped and the server keeps its session for a resume."""
+
+    nick: str
+    rooms: tuple[str, ...] = ()
+    idle: float = 0.0
+    away: str | None = None
+    op: bool = False
+    held: bool = False
+    address: str | None = None  # only shown to operators
+
+
+class Search(Message, tag="search"):
+    """1.3: the newest messages of ``room`` containing ``text`` (ignoring case)."""
+
+    room: str
+    text: str
+    limit: Int = 50
+
+    def check(self) -> None:
+        _require(0 < len(self.text) <= MAX_SEARCH_TEXT, "text", f"must be 1-{MAX_SEARCH_TEXT} characters")
+        _require(self.limit > 0, "limit", "must be positive")
+
+
+class Found(Message, tag="found"):
+    """1.3: the answer to ``search``: matching messages, oldest first; ``complete``:
+    every match the server searched is here (none was cut by the limit)."""
+
+    room: str
+    text: str
+    messages: tuple[Chat, ...] = ()
+    complete: bool = True
 
 
 class ListRooms(Message, tag="list_rooms"):

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 
 from chatroom.protocol import Chat
 from chatroom.server.bans import Ban
+from chatroom.server.search import SEARCH_DEPTH, search_in
 from chatroom.server.store import RoomRecord
 from chatroom.text import fold
 
@@ -123,6 +124,12 @@ class MemoryStore:
             messages = self._messages(room)
             start = bisect.bisect_right(messages, seq, key=_seq)
             return messages[start:start + limit]
+
+    def search(self, room: str, text: str, limit: int) -> tuple[list[Chat], bool]:
+        """As :meth:`HistoryStore.search`."""
+        with self._lock:
+            messages = self._messages(room)[-SEARCH_DEPTH:]
+        return search_in(messages, text, limit)
 
     def oldest_seq(self, room: str) -> int | None:
         with self._lock:

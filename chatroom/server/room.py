@@ -33,6 +33,7 @@ from chatroom.protocol import (
     Chat,
     Crowd,
     ErrorCode,
+    Found,
     History,
     Joined,
     MemberInfo,
@@ -46,8 +47,10 @@ from chatroom.protocol import (
     RoomInfo,
     Rooms,
     Topic,
+    User,
 )
 from chatroom.server.bans import Ban, BanList, looks_like_address, person_key
+from chatroom.server.search import search_in
 from chatroom.text import (
     MAX_NICK_LENGTH,
     MAX_TOPIC_LENGTH,
@@ -612,6 +615,28 @@ class ChatState:
             members=target.member_infos(now, show_addresses=member.op),
             member_count=len(target.members),
         )
+
+    def whois(self, asker: Member, nick: str, now: float) -> User:
+        """Who is ``nick``: rooms, idle time, away; the address for operators."""
+        member = self.nicks.get(nick_key(nick))
+        if member is None:
+            raise Refused(ErrorCode.NO_SUCH_NICK, f"nobody is called {clean_line(nick)[:MAX_NICK_LENGTH]}")
+        return User(nick=member.nick, rooms=tuple(r.name for r in member.rooms.values()),
+                    idle=round(max(0.0, now - member.last_active), 1), away=member.away, op=member.op,
+                    held=member.held_until is not None, address=member.address if asker.op else None)
+
+    def search(self, room: str, text: str, limit: int) -> Found:
+        """The room's newest messages containing ``text`` (ignoring case), oldest first:
+        from the store when there is one, else from what is in memory.  The store has its
+        own lock: the caller may (and should) call this outside the hub lock."""
+        target = self.rooms.get(fold(without_hash(room)))
+        if target is None:
+            raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room)}")
+        if self.store is not None:
+            found, complete = self.store.search(target.name, text, limit)
+        else:
+            found, complete = search_in(list(target.history), text, limit)
+        return Found(room=target.name, text=text, messages=tuple(found), complete=complete)
 
     def list_rooms(self) -> Rooms:
         return Rooms(rooms=tuple(sorted((r.info() for r in self.rooms.values()), key=lambda r: fold(r.name))))

@@ -62,8 +62,10 @@ from chatroom.protocol import (
     Pong,
     RejectFile,
     Say,
+    Search,
     SetTopic,
     Who,
+    Whois,
     claimed_id,
     decode_message,
     major_version,
@@ -116,7 +118,7 @@ class CloseReason(enum.Enum):
 
 #: The messages a client may send once it is a member (besides keepalive and goodbye).
 CLIENT_MESSAGES: frozenset[type[Message]] = frozenset({
-    Say, Action, Direct, Join, Part, Nick, SetTopic, Away, Who, ListRooms, FetchHistory, Op, Moderate,
+    Say, Action, Direct, Join, Part, Nick, SetTopic, Away, Who, Whois, ListRooms, FetchHistory, Search, Op, Moderate,
     OfferFile, AcceptFile, RejectFile, CancelFile, FileChunk, FileAck, FileDone,
 })
 

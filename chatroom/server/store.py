@@ -28,6 +28,7 @@ import platformdirs
 
 from chatroom.protocol import Chat
 from chatroom.server.bans import Ban
+from chatroom.server.search import SEARCH_DEPTH
 from chatroom.text import fold
 
 __all__ = ["Store", "HistoryStore", "RoomRecord", "default_data_dir", "DB_NAME"]
@@ -93,6 +94,7 @@ class Store(Protocol):
     def before(self, room: str, seq: int, limit: int) -> list[Chat]: ...
     def after(self, room: str, seq: int, limit: int) -> list[Chat]: ...
     def oldest_seq(self, room: str) -> int | None: ...
+    def search(self, room: str, text: str, limit: int) -> tuple[list[Chat], bool]: ...
     def recent_ids(self, limit: int) -> list[tuple[str, str, Chat]]: ...
     def close(self) -> None: ...
 
@@ -138,6 +140,9 @@ class HistoryStore:
         self.db = sqlite3.connect(target, uri=read_only, check_same_thread=False, isolation_level=None)
         if read_only:
             return
+        # Search ignores case the way nicks and rooms do (Unicode folding, not ASCII only).
+        self.db.create_function("casefold", 1, lambda text: text.casefold() if isinstance(text, str) else text,
+                                deterministic=True)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
         self.db.executescript(_SCHEMA)
@@ -241,6 +246,17 @@ class HistoryStore:
             (fold(room), seq, limit),
         ).fetchall()
         return [_chat(r) for r in rows]
+
+    @_locked
+    def search(self, room: str, text: str, limit: int) -> tuple[list[Chat], bool]:
+        """The newest ``limit`` of the room's last SEARCH_DEPTH messages that contain
+        ``text`` (ignoring case), oldest first; and whether that is all of them."""
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS} FROM messages WHERE room_key = ? ORDER BY seq DESC LIMIT ?)"
+            " WHERE instr(casefold(text), ?) > 0 ORDER BY seq DESC LIMIT ?",
+            (fold(room), SEARCH_DEPTH, text.casefold(), limit + 1),
+        ).fetchall()
+        return [_chat(r) for r in reversed(rows[:limit])], len(rows) <= limit
 
     @_locked
     def oldest_seq(self, room: str) -> int | None:

@@ -61,6 +61,7 @@ from chatroom.protocol import (
     FileAck,
     FileChunk,
     FileDone,
+    Found,
     FrameDecoder,
     Hello,
     History,
@@ -77,9 +78,11 @@ from chatroom.protocol import (
     Part,
     RejectFile,
     Say,
+    Search,
     SetTopic,
     Welcome,
     Who,
+    Whois,
     encode_message,
     speaks,
 )
@@ -262,14 +265,14 @@ def _replay_frames(room: str, chats: list[Any], max_header: int, budget: int) ->
     return frames, count
 
 
-def _shrunk(msg: Welcome | Joined | History | Members, *, forward: bool = False
-            ) -> Welcome | Joined | History | Members:
+def _shrunk(msg: Welcome | Joined | History | Members | Found, *, forward: bool = False
+            ) -> Welcome | Joined | History | Members | Found:
     """``msg`` with half of its history (the oldest, or for a ``forward`` page the
     newest: a page never has a hole) or, with no history left, half of its member list
     gone; raise LocalProtocolError when nothing is left to drop."""
-    if isinstance(msg, History):
+    if isinstance(msg, History | Found):
         if not msg.messages:
-            raise LocalProtocolError("an empty history page does not fit the header limit")
+            raise LocalProtocolError(f"an empty {msg.TYPE} page does not fit the header limit")
         half = len(msg.messages) // 2
         kept = msg.messages[:half] if forward else msg.messages[half + 1:]
         return msgspec.structs.replace(msg, messages=kept, complete=False)
@@ -431,7 +434,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         with self.server.hub.locked(self.batch):
             self.batch.queue(self.conn.me, out)
 
-    def send_fitted(self, msg: Welcome | Joined | History | Members, *, forward: bool = False) -> None:
+    def send_fitted(self, msg: Welcome | Joined | History | Members | Found, *, forward: bool = False) -> None:
         """Send ``msg``, dropping its oldest history, then the tail of its member list,
         until it fits the header limit (100 long messages, or 200 members with long away
         texts, can exceed 64 KiB; the client pages back for more history, and
@@ -739,6 +742,20 @@ class ChatHandler(socketserver.BaseRequestHandler):
             reply = state.history(msg.room, msg.before, min(msg.limit, self.server.config.history_size), msg.after)
         self.send_fitted(reply, forward=msg.after is not None)
 
+    def on_whois(self, msg: Whois) -> None:
+        with self.server.hub.locked(self.batch) as state:
+            reply = state.whois(self._member(), msg.nick, time.time())
+        self.send(reply)
+
+    def on_search(self, msg: Search) -> None:
+        state, limit = self.server.hub.state, min(msg.limit, self.server.config.history_size)
+        if state.store is None:  # the rooms' own history: read it under the lock
+            with self.server.hub.locked(self.batch):
+                found = state.search(msg.room, msg.text, limit)
+        else:  # the store has its own lock: a search (bounded) does not hold up the room
+            found = state.search(msg.room, msg.text, limit)
+        self.send_fitted(found)
+
     def on_op(self, msg: Op) -> None:
         conn, server = self.conn, self.server
         member = self._member()
@@ -828,6 +845,8 @@ _HANDLERS: dict[type[Message], Any] = {
     Direct: ChatHandler.on_direct,
     Join: ChatHandler.on_join,
     Part: ChatHandler.on_part,
+    Whois: ChatHandler.on_whois,
+    Search: ChatHandler.on_search,
     Nick: ChatHandler.on_nick,
     SetTopic: ChatHandler.on_topic,
     Away: ChatHandler.on_away,

@@ -576,6 +576,11 @@ class _WindowsFront(Front):
     def switch(self, number: int) -> bool:
         return self.app.windows.switch(number)
 
+    def lines_with(self, text: str) -> list[str]:
+        wanted = text.casefold()
+        lines = ("".join(t for _, t in line) for line in self.app.transcript.lines)
+        return [line for line in lines if wanted in line.casefold() and "/last " not in line]
+
 
 def _input_history(config: ClientConfig) -> History:
     """What was typed: kept across runs in the data directory (Up, Ctrl-R), unless off."""

@@ -195,7 +195,8 @@ def test_protocol_package_imports_no_io_modules():
     code = (
         "import sys; sys.path.insert(0, '.'); "
         "import chatroom.protocol, chatroom.server.room, chatroom.server.session, chatroom.server.relay, "
-        "chatroom.server.bans, chatroom.text, chatroom.server.ratelimit, chatroom.server.guard; "
+        "chatroom.server.bans, chatroom.text, chatroom.server.ratelimit, chatroom.server.guard, "
+        "chatroom.server.search; "
         "bad = {'socket', 'threading', 'asyncio', 'selectors', 'ssl'} & set(sys.modules); "
         "print(sorted(bad))"
     )

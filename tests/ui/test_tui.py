@@ -428,3 +428,29 @@ def test_a_multi_line_paste_says_how_many_lines_go_out_as_one_message(server):
 
     run_app(server.port, "alice", scenario)
     bob.close()
+
+
+def test_last_lists_matching_lines_here_and_in_the_servers_history_and_whois_answers(make_server):
+    server = make_server(rate=0, history_size=5)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    bob.send(Say(id="old", text="the deploy key is in the wiki"))
+    for n in range(8):  # pushes the old line out of what a join replays
+        bob.send(Say(id=str(n), text=f"chatter {n}"))
+    bob.collect(Chat, 9)
+
+    async def scenario(app, pipe, _):
+        await until(lambda: any("chatter 7" in t for t in line_texts(app)), what="the replay")
+        bob.send(Say(id="new", text="Deploy done"))
+        await until(lambda: any("Deploy done" in t for t in line_texts(app)), what="a live line")
+        pipe.send_text("/last deploy\r")
+        await until(lambda: any("message(s) with 'deploy' in the history of lobby" in t for t in line_texts(app)),
+                    what="the server's matches")
+        text = "\n".join(line_texts(app))
+        assert "/last deploy: 1 line(s) in this window" in text
+        assert "<bob> the deploy key is in the wiki" in text  # found only on the server
+        pipe.send_text("/whois bob\r")
+        await until(lambda: any("bob: in lobby" in t for t in line_texts(app)), what="whois")
+
+    run_app(server.port, "alice", scenario)
+    bob.close()
