@@ -120,6 +120,10 @@ def test_pageup_past_the_top_fetches_older_history_from_the_server(make_server):
 
         await until(lambda: any(t.endswith("old 0") for t in all_lines()), what="older pages from the server")
         assert sum(t.endswith("old 25") for t in all_lines()) == 1  # each page once
+        assert app.transcript.scroll > 0
+        pipe.send_text("\x1b[F")  # End: back to the newest line
+        await until(lambda: app.transcript.scroll == 0, what="End to return to the bottom")
+        assert any(t.endswith("old 39") for t in line_texts(app)[-3:])
 
     run_app(server.port, "alice", scenario)
     bob.close()
@@ -454,3 +458,18 @@ def test_last_lists_matching_lines_here_and_in_the_servers_history_and_whois_ans
 
     run_app(server.port, "alice", scenario)
     bob.close()
+
+
+def test_ctrl_r_finds_an_earlier_typed_line(server):
+    async def scenario(app, pipe, _):
+        for line in ("alpha one", "beta two", "gamma three"):
+            pipe.send_text(line + "\r")
+        await until(lambda: len(app.input.buffer.history.get_strings()) == 3, what="three lines sent")
+        pipe.send_text("\x12")  # Ctrl-R
+        await until(lambda: app.app.layout.has_focus(app.search), what="the search field")
+        pipe.send_text("bet")  # what to look for
+        await until(lambda: app.search.control.buffer.text == "bet", what="the search text")
+        pipe.send_text("\r")  # Enter ends the search and keeps the line found, to edit or send
+        await until(lambda: app.input.text == "beta two", what="the line found")
+
+    run_app(server.port, "alice", scenario)
