@@ -43,3 +43,11 @@ class RateLimiter:
         if self._strikes > self.max_strikes:
             return Verdict.DISCONNECT
         return Verdict.SLOW_DOWN
+
+    def delay(self, now: float, cost: float = 1.0) -> float:
+        """Seconds until ``cost`` tokens are there (0: now).  Takes nothing: for a
+        reader that waits instead of refusing (IRC's way with a fast client)."""
+        if self.rate <= 0:
+            return 0.0
+        tokens = min(self.burst, self._tokens + max(0.0, now - self._stamp) * self.rate)
+        return max(0.0, (cost - tokens) / self.rate)

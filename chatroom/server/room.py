@@ -264,12 +264,21 @@ class ChatState:
         (it may be in several rooms)."""
         self._check_nick_free(nick)
         target = self._room_for_join(room or DEFAULT_ROOM)
+        member = self.admit_roomless(key, nick, address, now, token=token, crowd=crowd, several=True)
+        member.several = several
+        return member, *self._enter(member, target, now)
+
+    def admit_roomless(self, key: int, nick: str, address: str, now: float, *, token: str = "",
+                       crowd: bool = True, several: bool = True) -> Member:
+        """Add a new member in no room yet (an IRC client joins channels after it
+        registers)."""
+        self._check_nick_free(nick)
         member = Member(key=key, nick=nick, address=address, joined_at=now, last_active=now, token=token,
                         crowd=crowd, several=several)
         self.nicks[nick_key(nick)] = member
         if token:
             self.sessions[token] = member
-        return member, *self._enter(member, target, now)
+        return member
 
     def remove(self, member: Member, reason: str, now: float) -> list[Delivery]:
         """``member`` is gone (``reason``: quit, timed out, too slow, kicked...)."""

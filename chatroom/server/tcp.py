@@ -41,6 +41,7 @@ import msgspec
 
 from chatroom.auth import derive_key
 from chatroom.errors import LocalProtocolError, Refused
+from chatroom.irc.door import IrcDoor, looks_like_irc
 from chatroom.protocol import (
     DEFAULT_PORT,
     MAX_BODY_SIZE,
@@ -344,11 +345,16 @@ class ChatHandler(socketserver.BaseRequestHandler):
         conn, session = self.conn, self.conn.session
         sock = self.request
         size = IDLE_RECV_SIZE
+        first = True
         while not session.closed:
             try:
                 data = sock.recv(size)
             except OSError:
                 break
+            if first and looks_like_irc(data):  # an IRC client: the IRC door serves it from here
+                IrcDoor(self).run(data)
+                return
+            first = False
             size = RECV_SIZE if len(data) == size else IDLE_RECV_SIZE
             if not data:
                 cut = session.receive_eof()

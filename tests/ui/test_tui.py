@@ -138,7 +138,7 @@ def test_commands_work_and_unknown_ones_show_help_instead_of_being_sent(server):
         await until(lambda: any("unknown command /frobnicate" in t for t in line_texts(app)), what="help")
         pipe.send_text("/me waves\r")
         pipe.send_text("/join dev\r")
-        await until(lambda: app.client.room == "dev", what="room change")
+        await until(lambda: app.windows.active.name == "dev", what="the dev window")
         pipe.send_text("/who\r")
         await until(lambda: any("in dev: alice" in t for t in line_texts(app)), what="who")
         pipe.send_text("/nick alicia\r")

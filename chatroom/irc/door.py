@@ -1,0 +1,579 @@
+"""The IRC door: one IRC connection, carried out on the room core.
+
+``ChatHandler`` hands a connection here when its first bytes are an IRC command word
+instead of a frame.  This reads lines, lets the :class:`~chatroom.irc.session.IrcSession`
+decide registration and capabilities, and does what each command asks through the same
+``ChatState`` (under the hub lock) as the framed protocol: no second copy of the room
+rules.  Replies meant for this client alone (numerics) are queued as ``IrcText`` on the
+batch, so they keep their place among the room's lines; the room's own messages reach
+every IRC member through the hub's fan-out, encoded once per capability set
+(``wire.py``).
+
+The same limits as everyone: the connection's ``ServerSession`` keeps the handshake
+deadline, the keepalive (PING/PONG) and the rate limit -- over which an IRC client is
+*slowed* (its next line is read later), not refused: IRC clients pace themselves by the
+server's answers, and a paste must not be lost.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from chatroom import __version__
+from chatroom.errors import Refused
+from chatroom.irc import numerics as n
+from chatroom.irc.lines import IrcLine, LineError, LineReader, format_line, parse_line
+from chatroom.irc.session import IrcSession, Pong, Quit, Register
+from chatroom.irc.wire import IrcFormat, IrcText, channel, mask
+from chatroom.protocol import ErrorCode, ModAction, Moderate
+from chatroom.server.hub import append_entry
+from chatroom.server.room import ChatState, Delivery, Member
+from chatroom.server.session import CloseReason
+from chatroom.server.wire import Outgoing
+from chatroom.text import MAX_NICK_LENGTH, MAX_TOPIC_LENGTH, clean_line, fold, nick_key, without_hash
+
+__all__ = ["IrcDoor", "looks_like_irc"]
+
+log = logging.getLogger("chatroom.server")
+
+#: Bytes read at a time.
+RECV_SIZE = 16 * 1024
+
+_FORMATS: dict[tuple[str, bool, bool], IrcFormat] = {}
+
+
+def looks_like_irc(first: bytes) -> bool:
+    """A connection's first bytes: an IRC command word (or IRCv3 tags) rather than a
+    frame (whose first byte is 0) or TLS (0x16)."""
+    return bool(first) and (first[:1].isalpha() or first[:1] == b"@")
+
+
+def irc_format(server: str, server_time: bool, away_notify: bool) -> IrcFormat:
+    """One format per capability set, shared by every connection that has it (so the
+    hub encodes a message once per set, not once per member)."""
+    key = (server, server_time, away_notify)
+    fmt = _FORMATS.get(key)
+    if fmt is None:
+        fmt = _FORMATS[key] = IrcFormat(server, server_time=server_time, away_notify=away_notify)
+    return fmt
+
+
+# Refusals of the room rules, as IRC numerics.
+_NUMERIC_FOR = {
+    ErrorCode.NOT_IN_ROOM: n.ERR_CANNOTSENDTOCHAN,
+    ErrorCode.MUTED: n.ERR_CANNOTSENDTOCHAN,
+    ErrorCode.NO_SUCH_NICK: n.ERR_NOSUCHNICK,
+    ErrorCode.NO_SUCH_ROOM: n.ERR_NOSUCHCHANNEL,
+    ErrorCode.INVALID_ROOM: n.ERR_BADCHANNAME,
+    ErrorCode.TOO_MANY_ROOMS: n.ERR_TOOMANYCHANNELS,
+    ErrorCode.NOT_OPERATOR: n.ERR_CHANOPRIVSNEEDED,
+    ErrorCode.BAD_MESSAGE: n.ERR_NOTEXTTOSEND,
+}
+
+
+class IrcDoor:
+    """Serves one IRC connection for ``handler`` (a ``ChatHandler``: its connection,
+    server, batch and socket)."""
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+        self.conn = handler.conn
+        self.server = handler.server
+        self.hub = handler.server.hub
+        self.name = self.server.display_name
+        self.session = IrcSession(self.name, tls=self.server.tls_context is not None,
+                                  password_room=self.server.password is not None)
+        self.reader = LineReader()
+        self.conn.wire = irc_format(self.name, False, False)
+        self._commands: dict[str, Callable[[IrcLine], None]] = {
+            "JOIN": self.on_join, "PART": self.on_part, "PRIVMSG": self.on_privmsg, "NOTICE": self.on_privmsg,
+            "TOPIC": self.on_topic, "NAMES": self.on_names, "WHO": self.on_who, "WHOIS": self.on_whois,
+            "LIST": self.on_list, "AWAY": self.on_away, "MODE": self.on_mode, "KICK": self.on_kick,
+            "OPER": self.on_oper, "NICK": self.on_nick, "LUSERS": self.on_lusers, "MOTD": self.on_motd,
+            "ISON": self.on_ison, "USERHOST": self.on_userhost,
+        }
+
+    # ------------------------------------------------------------------ the pump
+
+    def run(self, first: bytes) -> None:
+        """Serve until the connection closes (the handler's ``finish`` does the rest)."""
+        conn, sock = self.conn, self.handler.request
+        data = first
+        while True:
+            lines, overlong = self.reader.feed(data)
+            now = time.monotonic()
+            conn.session.last_heard, conn.session.ping_sent = now, None  # any line is a sign of life
+            for _ in range(overlong):
+                self.send(self.session.reply(n.ERR_INPUTTOOLONG, "Input line was too long"))
+            for raw in lines:
+                if conn.session.closed:
+                    break
+                self.line(raw)
+            self.handler.flush_batch()
+            if conn.session.closed:
+                return
+            try:
+                data = sock.recv(RECV_SIZE)
+            except OSError:
+                return
+            if not data:
+                return
+
+    def line(self, raw: bytes) -> None:
+        try:
+            line = parse_line(raw)
+        except LineError as exc:
+            self.send(self.session.notice(f"line ignored: {exc}"))
+            return
+        if line.command not in ("PING", "PONG"):
+            self.pace()
+        try:
+            for action in self.session.receive(line):
+                self.act(action)
+        except Refused as exc:
+            self.refused(line, exc)
+        except Exception as exc:  # noqa: BLE001 -- a bug must cost one line, not the connection
+            log.error("%s: internal error handling IRC %s: %s: %s", self.handler.describe(), line.command,
+                      type(exc).__name__, exc)
+            log.debug("traceback of that internal error", exc_info=exc)
+            self.send(self.session.notice(f"the server failed to handle that {line.command}; it had no effect"))
+
+    def pace(self) -> None:
+        """Over the rate limit, wait for the next token instead of refusing (see the
+        module's doc); a flooder only slows itself down."""
+        limiter = self.conn.session.limiter
+        wait = limiter.delay(time.monotonic())
+        if wait > 0 and self.server.stopped.wait(wait):
+            return
+        limiter.check(time.monotonic())
+
+    def act(self, action: object) -> None:
+        if isinstance(action, bytes):
+            self.send(action)
+            if self.session.refused:
+                self.close(CloseReason.WRONG_PASSWORD)
+        elif isinstance(action, Register):
+            self.register(action)
+        elif isinstance(action, Quit):
+            reason = clean_line(action.reason).strip()[:100]
+            self.send(format_line("ERROR", f"Closing link: quit{': ' + reason if reason else ''}", trailing=True))
+            self.close(CloseReason.QUIT, f"quit: {reason}" if reason and reason.lower() != "quit" else "")
+        elif isinstance(action, Pong):
+            self.conn.session.ping_sent = None
+        elif isinstance(action, IrcLine):
+            handler = self._commands.get(action.command)
+            if handler is None:
+                self.send(self.session.reply(n.ERR_UNKNOWNCOMMAND, action.command, "Unknown command"))
+            else:
+                handler(action)
+            self.update_format()
+
+    # ------------------------------------------------------------------ helpers
+
+    def send(self, data: bytes) -> None:
+        """Lines for this client, in order with the room's (under the hub lock)."""
+        with self.hub.locked(self.handler.batch):
+            append_entry(self.handler.batch.entries, self.conn.me, Outgoing(IrcText(data), b""))  # type: ignore
+
+    def reply(self, numeric: str, *params: str) -> None:
+        self.send(self.session.reply(numeric, *params))
+
+    def close(self, reason: CloseReason, detail: str = "") -> None:
+        self.handler.flush_batch()
+        self.conn.close(reason, detail)
+
+    def member(self) -> Member:
+        member = self.conn.member
+        if member is None:
+            raise RuntimeError("no member for a registered IRC connection")
+        return member
+
+    @property
+    def echo(self) -> bool:
+        return "echo-message" in self.session.caps
+
+    def update_format(self) -> None:
+        caps = self.session.caps
+        self.conn.wire = irc_format(self.name, "server-time" in caps, "away-notify" in caps)
+
+    def deliver(self, deliveries: list[Delivery], *, without_me: bool = False) -> None:
+        """Queue deliveries (under the lock); ``without_me``: this member's own copy is
+        left out (no echo-message: an IRC client shows what it sent by itself)."""
+        if without_me:
+            member = self.conn.member
+            deliveries = [Delivery(tuple(m for m in d.recipients if m is not member), d.message)
+                          for d in deliveries]
+        self.hub.deliver([d for d in deliveries if d.recipients], self.handler.batch)
+
+    def refused(self, line: IrcLine, exc: Refused) -> None:
+        target = line.params[0] if line.params else "*"
+        if exc.code in (ErrorCode.NICK_TAKEN, ErrorCode.INVALID_NICK):
+            numeric = n.ERR_NICKNAMEINUSE if exc.code == ErrorCode.NICK_TAKEN else n.ERR_ERRONEUSNICKNAME
+            self.reply(numeric, target, exc.message)
+            return
+        numeric = _NUMERIC_FOR.get(ErrorCode(exc.code)) if exc.code in ErrorCode._value2member_map_ else None
+        if numeric is None:
+            self.send(self.session.notice(exc.message))
+        else:
+            self.reply(numeric, target, exc.message)
+
+    @staticmethod
+    def rooms_of(param: str) -> list[str]:
+        return [without_hash(r) for r in param.split(",") if r]
+
+    def need(self, line: IrcLine, count: int) -> bool:
+        if len(line.params) >= count:
+            return True
+        self.reply(n.ERR_NEEDMOREPARAMS, line.command, "Not enough parameters")
+        return False
+
+    # ------------------------------------------------------------------ registration
+
+    def register(self, reg: Register) -> None:
+        conn, server, session = self.conn, self.server, self.session
+        if server.password is not None:  # over TLS (the session saw to that): PASS must match
+            given = (reg.password or "").encode()
+            if not hmac.compare_digest(given, (server.config.password or "").encode()):
+                server.auth_guard.failed(conn.ip, time.monotonic())
+                log.warning("wrong IRC password from %s", conn.ip)
+                self.reply(n.ERR_PASSWDMISMATCH, "Password incorrect")
+                self.send(format_line("ERROR", "Closing link: wrong password", trailing=True))
+                self.close(CloseReason.WRONG_PASSWORD)
+                return
+        ban = self.hub.state.bans.for_nick(reg.nick, time.time())
+        if ban is not None:
+            self.reply(n.ERR_YOUREBANNEDCREEP, "You are banned from this server")
+            self.send(format_line("ERROR", "Closing link: banned", trailing=True))
+            self.close(CloseReason.BANNED)
+            return
+        try:
+            with self.hub.locked(self.handler.batch) as state:
+                member = state.admit_roomless(conn.id, reg.nick, conn.address, time.time())
+                member.sink = conn
+                conn.member = member
+        except Refused as exc:
+            session.nick_refused()
+            numeric = n.ERR_NICKNAMEINUSE if exc.code == ErrorCode.NICK_TAKEN else n.ERR_ERRONEUSNICKNAME
+            self.send(format_line(numeric, "*", reg.nick, exc.message, source=self.name, trailing=True))
+            return
+        conn.session.admitted()
+        session.registered_as(member.nick)
+        self.update_format()
+        self.welcome()
+        log.info("%s joined over IRC", self.handler.describe())
+
+    def welcome(self) -> None:
+        nick = self.session.nick
+        self.reply(n.RPL_WELCOME, f"Welcome to chatroom on {self.name}, {nick}")
+        self.reply(n.RPL_YOURHOST, f"Your host is {self.name}, running chatroom {__version__}")
+        self.reply(n.RPL_CREATED, "This server speaks chatroom's protocol and IRC on one port")
+        self.send(format_line(n.RPL_MYINFO, nick, self.name, f"chatroom-{__version__}", "i", "bnt",
+                              source=self.name))
+        limits = self.server.config
+        tokens = ["CHANTYPES=#", "PREFIX=(o)@", "CHANMODES=b,,,nt", f"NICKLEN={MAX_NICK_LENGTH}",
+                  f"CHANNELLEN={MAX_NICK_LENGTH + 1}", f"TOPICLEN={MAX_TOPIC_LENGTH}", "AWAYLEN=200",
+                  "KICKLEN=100", f"CHANLIMIT=#:{limits.max_rooms}", "LINELEN=512", "CASEMAPPING=rfc7613",
+                  "UTF8ONLY", "NETWORK=chatroom"]
+        self.send(format_line(n.RPL_ISUPPORT, nick, *tokens, "are supported by this server", source=self.name,
+                              trailing=True))
+        self.on_lusers(None)
+        self.on_motd(None)
+
+    # ------------------------------------------------------------------ commands
+
+    def on_join(self, line: IrcLine) -> None:
+        if not self.need(line, 1):
+            return
+        if line.params[0] == "0":  # JOIN 0: leave every channel
+            for room in list(self.member().rooms.values()):
+                self.part(room.name, "left")
+            return
+        for room in self.rooms_of(line.params[0]):
+            try:
+                self.join(room)
+            except Refused as exc:
+                self.refused(IrcLine("JOIN", [channel(room)]), exc)
+
+    def join(self, room: str) -> None:
+        member = self.member()
+        with self.hub.locked(self.handler.batch) as state:
+            joined, deliveries = state.join(member, room, time.time())
+            chan = channel(joined.room)
+            out = [format_line("JOIN", chan, source=mask(member.nick))]
+            if joined.topic:
+                out.append(self.session.reply(n.RPL_TOPIC, chan, joined.topic))
+            out += self.names_lines(state, joined.room)
+            out += self.history_lines(chan, joined.history)
+            self.send(b"".join(out))
+            self.deliver(deliveries)
+
+    def history_lines(self, chan: str, history: tuple[Any, ...]) -> list[bytes]:
+        """The room's recent history, with its times: only for a client that reads
+        server-time (otherwise old lines would look new), inside a batch if it can."""
+        caps = self.session.caps
+        if not history or "server-time" not in caps:
+            return []
+        fmt = self.conn.wire
+        batch = "history" if "batch" in caps else None
+        out = [format_line("BATCH", "+history", "chathistory", chan, source=self.name)] if batch else []
+        for chat in history:
+            out.append(fmt.privmsg(chat.nick, chan, chat.text, chat.ts, action=chat.action, batch=batch))
+        if batch:
+            out.append(format_line("BATCH", "-history", source=self.name))
+        return out
+
+    def names_lines(self, state: ChatState, room: str) -> list[bytes]:
+        chan = channel(room)
+        target = state.rooms.get(fold(room))
+        names = [("@" if m.op else "") + m.nick for m in target.everyone()] if target else []
+        out, row = [], []
+        for name in names:
+            row.append(name)
+            if sum(len(x) + 1 for x in row) > 400:
+                out.append(self.session.reply(n.RPL_NAMREPLY, "=", chan, " ".join(row)))
+                row = []
+        if row:
+            out.append(self.session.reply(n.RPL_NAMREPLY, "=", chan, " ".join(row)))
+        out.append(self.session.reply(n.RPL_ENDOFNAMES, chan, "End of /NAMES list"))
+        return out
+
+    def on_part(self, line: IrcLine) -> None:
+        if not self.need(line, 1):
+            return
+        reason = line.params[1] if len(line.params) > 1 else ""
+        for room in self.rooms_of(line.params[0]):
+            try:
+                self.part(room, reason)
+            except Refused:
+                self.reply(n.ERR_NOTONCHANNEL, channel(room), "You're not on that channel")
+
+    def part(self, room: str, reason: str) -> None:
+        member = self.member()
+        with self.hub.locked(self.handler.batch) as state:
+            parted, deliveries = state.part(member, room, "" if reason == "left" else reason, time.time())
+            why = clean_line(reason).strip()[:100]
+            self.send(format_line("PART", channel(parted.room), *([why] if why else []), source=mask(member.nick),
+                                  trailing=bool(why)))
+            self.deliver(deliveries)
+
+    def on_privmsg(self, line: IrcLine) -> None:
+        if not line.params:
+            self.reply(n.ERR_NORECIPIENT, f"No recipient given ({line.command})")
+            return
+        if len(line.params) < 2 or not line.params[1]:
+            self.reply(n.ERR_NOTEXTTOSEND, "No text to send")
+            return
+        text, action = line.params[1], False
+        if text.startswith("\x01"):
+            body = text.strip("\x01")
+            if not body.upper().startswith("ACTION "):
+                return  # other CTCP (VERSION, PING...): not for people; dropped
+            text, action = body[7:], True
+        for target in line.params[0].split(","):
+            self.say(target, text, action)
+
+    def say(self, target: str, text: str, action: bool) -> None:
+        member, now = self.member(), time.time()
+        with self.hub.locked(self.handler.batch) as state:
+            if target.startswith("#"):
+                _, deliveries = state.say(member, text, now, action=action, room_name=target[1:])
+            else:
+                _, deliveries = state.direct(member, target, f"* {member.nick} {text}" if action else text, now)
+            self.deliver(deliveries, without_me=not self.echo)
+
+    def on_topic(self, line: IrcLine) -> None:
+        if not self.need(line, 1):
+            return
+        chan = line.params[0]
+        if len(line.params) > 1:
+            with self.hub.locked(self.handler.batch) as state:
+                self.deliver(state.set_topic(self.member(), line.params[1], time.time(), without_hash(chan)))
+            return
+        room = self.hub.state.rooms.get(fold(without_hash(chan)))
+        if room is None:
+            self.reply(n.ERR_NOSUCHCHANNEL, chan, "No such channel")
+        elif room.topic:
+            self.reply(n.RPL_TOPIC, channel(room.name), room.topic)
+        else:
+            self.reply(n.RPL_NOTOPIC, channel(room.name), "No topic is set")
+
+    def on_names(self, line: IrcLine) -> None:
+        rooms = self.rooms_of(line.params[0]) if line.params else [r.name for r in self.member().rooms.values()]
+        with self.hub.locked(self.handler.batch) as state:
+            for room in rooms:
+                self.send(b"".join(self.names_lines(state, room)))
+
+    def on_who(self, line: IrcLine) -> None:
+        mask_ = line.params[0] if line.params else "*"
+        with self.hub.locked(self.handler.batch) as state:
+            room = state.rooms.get(fold(without_hash(mask_))) if mask_.startswith("#") else None
+            if room is not None:
+                people, chan = list(room.everyone()), channel(room.name)
+            else:
+                person = state.nicks.get(nick_key(mask_))
+                people = [person] if person is not None else []
+                chan = channel(person.room.name) if person is not None and person.room is not None else "*"
+            out = []
+            for m in people:
+                flags = ("G" if m.away else "H") + ("@" if m.op else "")
+                out.append(self.session.reply(n.RPL_WHOREPLY, chan, m.nick, "chatroom", self.name, m.nick, flags,
+                                              f"0 {m.nick}"))
+            out.append(self.session.reply(n.RPL_ENDOFWHO, mask_, "End of /WHO list"))
+        self.send(b"".join(out))
+
+    def on_whois(self, line: IrcLine) -> None:
+        if not line.params:
+            self.reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")
+            return
+        nick = line.params[-1]
+        with self.hub.locked(self.handler.batch) as state:
+            user = state.whois(self.member(), nick, time.time())
+            joined_at = next((m.joined_at for m in state.members() if m.nick == user.nick), time.time())
+        out = [self.session.reply(n.RPL_WHOISUSER, user.nick, user.nick, "chatroom", "*", user.nick)]
+        if user.rooms:
+            out.append(self.session.reply(n.RPL_WHOISCHANNELS, user.nick, " ".join(channel(r) for r in user.rooms)))
+        out.append(self.session.reply(n.RPL_WHOISSERVER, user.nick, self.name, "chatroom"))
+        if user.away:
+            out.append(self.session.reply(n.RPL_AWAY, user.nick, user.away))
+        if user.op:
+            out.append(self.session.reply(n.RPL_WHOISOPERATOR, user.nick, "is a chatroom operator"))
+        out.append(self.session.reply(n.RPL_WHOISIDLE, user.nick, str(int(user.idle)), str(int(joined_at)),
+                                      "seconds idle, signon time"))
+        out.append(self.session.reply(n.RPL_ENDOFWHOIS, user.nick, "End of /WHOIS list"))
+        self.send(b"".join(out))
+
+    def on_list(self, line: IrcLine) -> None:
+        with self.hub.locked(self.handler.batch) as state:
+            rooms = state.list_rooms().rooms
+        out = [self.session.reply(n.RPL_LISTSTART, "Channel", "Users  Name")]
+        out += [self.session.reply(n.RPL_LIST, channel(r.name), str(r.members), r.topic) for r in rooms]
+        out.append(self.session.reply(n.RPL_LISTEND, "End of /LIST"))
+        self.send(b"".join(out))
+
+    def on_away(self, line: IrcLine) -> None:
+        message = line.params[0] if line.params else ""
+        with self.hub.locked(self.handler.batch) as state:
+            try:
+                self.deliver(state.set_away(self.member(), message or None, time.time()))
+            except Refused:
+                pass  # "back" while not away: IRC says 305 all the same
+        if message:
+            self.reply(n.RPL_NOWAWAY, "You have been marked as being away")
+        else:
+            self.reply(n.RPL_UNAWAY, "You are no longer marked as being away")
+
+    def on_mode(self, line: IrcLine) -> None:
+        if not self.need(line, 1):
+            return
+        target = line.params[0]
+        if not target.startswith("#"):
+            if fold(target) != fold(self.session.nick):
+                self.reply(n.ERR_USERSDONTMATCH, "Cannot change mode for other users")
+            elif len(line.params) == 1:
+                self.reply(n.RPL_UMODEIS, "+i")
+            return  # user modes cannot be changed: silently, as +i is all there is
+        room = self.hub.state.rooms.get(fold(without_hash(target)))
+        if room is None:
+            self.reply(n.ERR_NOSUCHCHANNEL, target, "No such channel")
+            return
+        chan = channel(room.name)
+        if len(line.params) == 1:
+            self.reply(n.RPL_CHANNELMODEIS, chan, "+nt" if room.topic_locked else "+n")
+            return
+        self.channel_mode(chan, room.name, line.params[1], line.params[2:])
+
+    def channel_mode(self, chan: str, room: str, modes: str, args: list[str]) -> None:
+        if modes in ("b", "+b") and not args:  # the ban list
+            now = time.time()
+            if self.member().op:
+                for ban in self.hub.state.bans.all(now):
+                    self.reply(n.RPL_BANLIST, chan, ban.target, ban.by or self.name, "0")
+            self.reply(n.RPL_ENDOFBANLIST, chan, "End of channel ban list")
+            return
+        actions = {"+t": ModAction.LOCK, "-t": ModAction.UNLOCK, "+b": ModAction.BAN, "-b": ModAction.UNBAN}
+        action = actions.get(modes if modes[:1] in "+-" else "+" + modes)
+        if action is None:
+            self.reply(n.ERR_UNKNOWNMODE, modes.lstrip("+-")[:1] or "?", "is not a mode chatroom has")
+            return
+        if action in (ModAction.BAN, ModAction.UNBAN):
+            if not args:
+                self.reply(n.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
+                return
+            target = args[0].split("!", 1)[0].split("@", 1)[-1] if "@" in args[0] else args[0].split("!", 1)[0]
+        else:
+            target = ""
+        self.moderate(Moderate(action=action, target=target, room=room), chan)
+
+    def moderate(self, msg: Moderate, chan: str) -> None:
+        member = self.member()
+        if not member.op:
+            self.reply(n.ERR_CHANOPRIVSNEEDED, chan, "You're not a chatroom operator (OPER any TOKEN)")
+            return
+        text = self.server.moderate(member, msg, self.handler.batch)
+        self.send(self.session.notice(text))
+
+    def on_kick(self, line: IrcLine) -> None:
+        if not self.need(line, 2):
+            return
+        reason = line.params[2] if len(line.params) > 2 else ""
+        self.moderate(Moderate(action=ModAction.KICK, target=line.params[1], reason=reason,
+                               room=without_hash(line.params[0])), line.params[0])
+
+    def on_oper(self, line: IrcLine) -> None:
+        if not self.need(line, 2):
+            return
+        server, conn = self.server, self.conn
+        if not self.handler.wait_turn("operator token"):
+            return
+        if not hmac.compare_digest(line.params[1].encode(), server.op_token.encode()):
+            server.auth_guard.failed(conn.ip, time.monotonic())
+            log.warning("%s: wrong operator token over IRC", self.handler.describe())
+            self.reply(n.ERR_PASSWDMISMATCH, "Password incorrect")
+            return
+        with self.hub.locked(self.handler.batch) as state:
+            state.make_operator(self.member())
+        self.reply(n.RPL_YOUREOPER, "You are now a chatroom operator: KICK, MODE +b/-b, +t/-t")
+
+    def on_nick(self, line: IrcLine) -> None:
+        if not line.params or not line.params[0]:
+            self.reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")
+            return
+        member = self.member()
+        old = member.nick
+        with self.hub.locked(self.handler.batch) as state:
+            deliveries = state.rename(member, line.params[0], time.time())
+            if not member.rooms or all(d.recipients == (member,) for d in deliveries):
+                self.send(format_line("NICK", member.nick, source=mask(old)))  # in no room: told alone
+            else:
+                deliveries = deliveries[:1] + [  # once is enough for us (and for those in several rooms with us)
+                    Delivery(tuple(m for m in d.recipients if m is not member), d.message) for d in deliveries[1:]]
+            self.deliver([d for d in deliveries if d.recipients != (member,) or member.rooms])
+        self.session.nick = member.nick
+
+    def on_lusers(self, line: IrcLine | None) -> None:
+        state = self.hub.state
+        people = len(state.nicks)
+        ops = sum(1 for m in state.members() if m.op)
+        self.reply(n.RPL_LUSERCLIENT, f"There are {people} users and 0 invisible on 1 server")
+        self.reply(n.RPL_LUSEROP, str(ops), "operator(s) online")
+        self.reply(n.RPL_LUSERCHANNELS, str(len(state.rooms)), "channels formed")
+        self.reply(n.RPL_LUSERME, f"I have {people} clients and 0 servers")
+
+    def on_motd(self, line: IrcLine | None) -> None:
+        self.reply(n.ERR_NOMOTD, "MOTD File is missing")
+
+    def on_ison(self, line: IrcLine) -> None:
+        nicks = self.hub.state.nicks
+        here = [m.nick for word in " ".join(line.params).split() if (m := nicks.get(nick_key(word))) is not None]
+        self.reply(n.RPL_ISON, " ".join(here))
+
+    def on_userhost(self, line: IrcLine) -> None:
+        nicks = self.hub.state.nicks
+        found = [f"{m.nick}{'*' if m.op else ''}={'-' if m.away else '+'}{m.nick}@chatroom"
+                 for word in line.params[:5] if (m := nicks.get(nick_key(word))) is not None]
+        self.reply("302", " ".join(found))
+

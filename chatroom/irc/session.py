@@ -1,0 +1,155 @@
+"""One IRC connection's state: registration and capabilities.  No I/O.
+
+Registration is ``CAP LS 302`` (optional, first: a server that ignores it stalls some
+clients), ``PASS`` (optional), ``NICK`` and ``USER``, then ``CAP END`` if CAP was
+started.  Until then only those (and PING, PONG, QUIT) are accepted; anything else is
+451.  Once registered, lines go to the door (``door.py``) -- except CAP, PING and PONG,
+which are answered here.
+
+The room password: IRC's PASS travels in clear text, and chatroom promises the password
+never crosses the wire in the clear.  So a password room takes IRC clients over TLS
+only; without TLS, registration ends with 464 and a NOTICE saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatroom.irc import numerics as n
+from chatroom.irc.lines import IrcLine, format_line
+
+__all__ = ["CAPABILITIES", "IrcSession", "Register", "Quit", "Pong"]
+
+#: What we offer to ``CAP LS``.
+CAPABILITIES = ("server-time", "message-tags", "echo-message", "batch", "away-notify", "multi-prefix")
+
+_BEFORE = frozenset({"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
+
+
+@dataclass(frozen=True)
+class Register:
+    """NICK, USER (and CAP END) are in: admit ``nick`` (``password``: what PASS said)."""
+
+    nick: str
+    password: str | None
+
+
+@dataclass(frozen=True)
+class Quit:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Pong:
+    """The client answered a PING of ours (a sign of life)."""
+
+
+Action = bytes | Register | Quit | Pong | IrcLine
+
+
+class IrcSession:
+    def __init__(self, server: str, *, tls: bool = False, password_room: bool = False) -> None:
+        self.server = server
+        self.tls = tls
+        self.password_room = password_room
+        self.nick = ""  # once registered: ours; before, what NICK asked for
+        self.user = ""
+        self.password: str | None = None
+        self.caps: set[str] = set()
+        self.negotiating = False  # CAP LS/REQ seen, CAP END not yet
+        self.registered = False
+        self.refused = False  # registration ended (464): the connection closes
+
+    def reply(self, numeric: str, *params: str) -> bytes:
+        """A numeric to this client: ``:server NUM nick params...``."""
+        return format_line(numeric, self.nick if self.registered else (self.nick or "*"), *params,
+                           source=self.server, trailing=True)
+
+    def notice(self, text: str) -> bytes:
+        return format_line("NOTICE", self.nick or "*", text, source=self.server, trailing=True)
+
+    def receive(self, line: IrcLine) -> list[Action]:
+        """What ``line`` asks for: bytes to send back, a registration, a quit, or (once
+        registered) the line itself for the door."""
+        command, params = line.command, line.params
+        if command == "CAP":
+            return self._cap(params)
+        if command == "PING":
+            token = params[0] if params else ""
+            return [format_line("PONG", self.server, token, source=self.server, trailing=True)]
+        if command == "PONG":
+            return [Pong()]
+        if command == "QUIT":
+            return [Quit(params[0] if params else "")]
+        if self.registered:
+            if command in ("PASS", "USER"):
+                return [self.reply(n.ERR_ALREADYREGISTERED, "You may not reregister")]
+            return [line]
+        if command not in _BEFORE:
+            return [self.reply(n.ERR_NOTREGISTERED, "You have not registered")]
+        return self._registering(command, params)
+
+    def _registering(self, command: str, params: list[str]) -> list[Action]:
+        """PASS, NICK and USER before registration."""
+        if command == "PASS":
+            if not params:
+                return [self.reply(n.ERR_NEEDMOREPARAMS, "PASS", "Not enough parameters")]
+            self.password = params[0]
+        elif command == "NICK":
+            if not params or not params[0]:
+                return [self.reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")]
+            self.nick = params[0]
+        elif command == "USER":
+            if len(params) < 4:
+                return [self.reply(n.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")]
+            self.user = params[0]
+        return self._maybe_register()
+
+    def registered_as(self, nick: str) -> None:
+        """The room admitted us under ``nick``."""
+        self.nick = nick
+        self.registered = True
+
+    def nick_refused(self) -> None:
+        """The room refused the nick (433/432 sent): wait for another NICK."""
+        self.nick = ""
+
+    def _maybe_register(self) -> list[Action]:
+        if not (self.nick and self.user) or self.negotiating:
+            return []
+        if self.password_room and not self.tls:
+            self.refused = True
+            return [self.notice("this room has a password, and IRC sends PASS in clear text: connect with TLS "
+                                "(and PASS) to join it, or use chatroom's own client"),
+                    self.reply(n.ERR_PASSWDMISMATCH, "Password required: connect over TLS with PASS")]
+        return [Register(self.nick, self.password)]
+
+    def _cap(self, params: list[str]) -> list[Action]:
+        sub = params[0].upper() if params else ""
+        target = self.nick or "*"
+        if sub == "LS":
+            if not self.registered:
+                self.negotiating = True
+            return [format_line("CAP", target, "LS", " ".join(CAPABILITIES), source=self.server, trailing=True)]
+        if sub == "LIST":
+            return [format_line("CAP", target, "LIST", " ".join(sorted(self.caps)), source=self.server,
+                                trailing=True)]
+        if sub == "REQ":
+            if not self.registered:
+                self.negotiating = True
+            wanted = (params[1] if len(params) > 1 else "").split()
+            names = [w.lstrip("-") for w in wanted]
+            if not wanted or any(name not in CAPABILITIES for name in names):
+                return [format_line("CAP", target, "NAK", " ".join(wanted), source=self.server, trailing=True)]
+            for word in wanted:
+                if word.startswith("-"):
+                    self.caps.discard(word[1:])
+                else:
+                    self.caps.add(word)
+            return [format_line("CAP", target, "ACK", " ".join(wanted), source=self.server, trailing=True)]
+        if sub == "END":
+            if self.registered or not self.negotiating:
+                return []
+            self.negotiating = False
+            return self._maybe_register()
+        return [self.reply("410", sub or "*", "Invalid CAP command")]

@@ -1,0 +1,195 @@
+"""The rooms' messages as IRC lines: a wire format of the hub's fan-out.  No I/O.
+
+A room decides a message once; every IRC member with the same capabilities gets the
+same bytes, encoded once per batch (see ``chatroom/server/wire.py``).  What depends on
+the recipient is not here: the door writes numerics and its own replies itself and
+queues them as :class:`IrcText`, and leaves a sender without ``echo-message`` out of
+its own message's recipients.
+
+How chatroom's world maps onto IRC's:
+
+* a room is the channel ``#room``; a person is ``nick!nick@chatroom`` (addresses are
+  never shown, as in the framed protocol);
+* a message longer than an IRC line, or with several lines, is several PRIVMSGs, cut
+  between words where it can be (never inside a UTF-8 character); an action is a CTCP
+  ACTION;
+* leaving: ``left[: why]`` and ``went to ROOM`` are PART, a kick is KICK (by the
+  operator), anything else (quit, connection lost, timed out...) is QUIT with the reason;
+* ``server-time`` adds each message's time as a tag; ``away-notify`` adds AWAY lines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from chatroom.irc.lines import MAX_LINE, format_line
+from chatroom.protocol import (
+    Bye,
+    Chat,
+    Crowd,
+    Error,
+    FileOffer,
+    Message,
+    Notice,
+    Ping,
+    Presence,
+    PresenceEvent,
+    Private,
+    Topic,
+)
+from chatroom.server.wire import Outgoing
+from chatroom.text import human_size
+
+__all__ = ["IrcFormat", "IrcText", "channel", "mask", "server_time", "split_text"]
+
+
+class IrcText:
+    """Lines the door wrote for one connection (numerics, replies): passed through."""
+
+    __slots__ = ("data",)
+    TYPE = "irc"
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def channel(room: str) -> str:
+    return f"#{room}"
+
+
+def mask(nick: str) -> str:
+    """The source of a person's lines: addresses stay private."""
+    return f"{nick}!{nick}@chatroom"
+
+
+def server_time(ts: float) -> str:
+    """IRCv3 ``server-time``: ``2026-12-01T08:00:00.000Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
+def split_text(text: str, budget: int) -> list[str]:
+    """``text`` as IRC-sized pieces of at most ``budget`` UTF-8 bytes each: one per
+    line of it, each cut between words where possible.  Empty lines are dropped."""
+    out: list[str] = []
+    budget = max(16, budget)
+    for line in text.split("\n"):
+        line = line.rstrip()
+        while len(line.encode("utf-8")) > budget:
+            cut = budget
+            head = line.encode("utf-8")[:cut].decode("utf-8", "ignore")  # never half a character
+            space = head.rfind(" ")
+            if space > len(head) // 2:
+                head = head[:space]
+            out.append(head)
+            line = line[len(head):].lstrip(" ")
+        if line.strip():
+            out.append(line)
+    return out
+
+
+def _leave(p: Presence, tags: dict[str, str] | None) -> bytes:
+    reason = p.reason or "quit"
+    who = mask(p.nick)
+    if reason == "left" or reason.startswith("left: ") or reason.startswith("went to "):
+        why = reason[6:] if reason.startswith("left: ") else "" if reason == "left" else reason
+        return format_line("PART", channel(p.room), why, source=who, tags=tags, trailing=True) if why else \
+            format_line("PART", channel(p.room), source=who, tags=tags)
+    if reason.startswith("kicked by "):
+        by, _, why = reason[len("kicked by "):].partition(": ")
+        return format_line("KICK", channel(p.room), p.nick, why or "kicked", source=mask(by), tags=tags,
+                           trailing=True)
+    return format_line("QUIT", reason if not reason.startswith("quit: ") else f"Quit: {reason[6:]}",
+                       source=who, tags=tags, trailing=True)
+
+
+class IrcFormat:
+    """IRC lines for connections that negotiated ``server_time`` and ``away_notify``
+    (or not).  ``server``: the name numerics and notices come from."""
+
+    name = "irc"
+
+    def __init__(self, server: str, *, server_time: bool = False, away_notify: bool = False) -> None:
+        self.server = server
+        self.server_time = server_time
+        self.away_notify = away_notify
+
+    def __repr__(self) -> str:
+        return f"IrcFormat(time={self.server_time}, away={self.away_notify})"
+
+    def encode(self, parts: Sequence[Outgoing]) -> bytes:
+        if len(parts) == 1:
+            return self.lines(parts[0].message)
+        return b"".join([self.lines(p.message) for p in parts])
+
+    def _tags(self, ts: float | None) -> dict[str, str] | None:
+        return {"time": server_time(ts)} if self.server_time and ts is not None else None
+
+    def lines(self, msg: Message | IrcText) -> bytes:  # noqa: C901 -- one case per message type, flat
+        kind = type(msg)
+        if kind is IrcText:
+            return msg.data  # type: ignore[union-attr]
+        if kind is Chat:
+            return self.privmsg(msg.nick, channel(msg.room), msg.text, msg.ts, action=msg.action)  # type: ignore
+        if kind is Private:
+            return self.privmsg(msg.nick, msg.to, msg.text, msg.ts)  # type: ignore[union-attr]
+        if kind is Presence:
+            return self._presence(msg)  # type: ignore[arg-type]
+        if kind is Topic:
+            return format_line("TOPIC", channel(msg.room), msg.topic, source=mask(msg.nick),  # type: ignore
+                               tags=self._tags(msg.ts), trailing=True)  # type: ignore[union-attr]
+        if kind is Crowd:
+            return self._crowd(msg)  # type: ignore[arg-type]
+        if kind is Ping:
+            return format_line("PING", msg.token or "keepalive")  # type: ignore[union-attr]
+        if kind is Error and msg.fatal:  # type: ignore[union-attr]
+            return format_line("ERROR", f"Closing link: {msg.message}", trailing=True)  # type: ignore[union-attr]
+        if kind is Error or kind is Notice:
+            text = msg.message if kind is Error else msg.text  # type: ignore[union-attr]
+            return b"".join(format_line("NOTICE", "*", piece, source=self.server, trailing=True)
+                            for piece in split_text(text, 400))
+        if kind is Bye:
+            return format_line("ERROR", f"Closing link: {msg.reason or 'the server is closing'}",  # type: ignore
+                               trailing=True)
+        if kind is FileOffer:
+            return self._offer(msg)  # type: ignore[arg-type]
+        return b""  # acks, history pages, file data...: nothing an IRC client would understand
+
+    def privmsg(self, nick: str, target: str, text: str, ts: float | None, *, action: bool = False,
+                batch: str | None = None) -> bytes:
+        source = mask(nick)
+        tags = self._tags(ts)
+        if batch is not None:
+            tags = {**(tags or {}), "batch": batch}
+        overhead = len(f":{source} PRIVMSG {target} :".encode()) + 2 + (9 if action else 0)
+        out = []
+        for piece in split_text(text, MAX_LINE - overhead):
+            body = f"\x01ACTION {piece}\x01" if action else piece
+            out.append(format_line("PRIVMSG", target, body, source=source, tags=tags, trailing=True))
+        return b"".join(out)
+
+    def _presence(self, p: Presence) -> bytes:
+        tags = self._tags(p.ts)
+        if p.event is PresenceEvent.JOIN:
+            return format_line("JOIN", channel(p.room), source=mask(p.nick), tags=tags)
+        if p.event is PresenceEvent.LEAVE:
+            return _leave(p, tags)
+        if p.event is PresenceEvent.NICK and p.new_nick:
+            return format_line("NICK", p.new_nick, source=mask(p.nick), tags=tags)
+        if p.event is PresenceEvent.AWAY and self.away_notify:
+            return format_line("AWAY", p.message or "away", source=mask(p.nick), tags=tags, trailing=True)
+        if p.event is PresenceEvent.BACK and self.away_notify:
+            return format_line("AWAY", source=mask(p.nick), tags=tags)
+        return b""
+
+    def _crowd(self, c: Crowd) -> bytes:
+        tags = self._tags(c.ts)
+        out = [format_line("JOIN", channel(c.room), source=mask(n), tags=tags) for n in c.joined]
+        out += [format_line("PART", channel(c.room), source=mask(n), tags=tags) for n in c.left]
+        return b"".join(out)
+
+    def _offer(self, f: FileOffer) -> bytes:
+        target = channel(f.room) if f.room else (f.to or "*")
+        text = (f"{f.nick} offers the file “{f.name}” ({human_size(f.size)}): files travel through chatroom's "
+                f"own client (chatroom join, then /accept {f.transfer})")
+        return format_line("NOTICE", target, text, source=self.server, trailing=True)

@@ -1,0 +1,238 @@
+"""The IRC door end to end: IRC clients (raw lines over loopback) and framed clients in
+the same rooms of one real server."""
+
+from __future__ import annotations
+
+import time
+
+from chatroom.protocol import Chat, Join, Joined, Presence, PresenceEvent, Private, Say
+from tests.irc.client import IrcClient
+from tests.wire import WireClient
+
+
+def test_registration_numerics_and_an_honest_isupport(server):
+    irc = IrcClient(server.port)
+    welcome = irc.register("ann")
+    assert welcome.params[0] == "ann"
+    isupport = irc.expect("005")
+    tokens = set(isupport.params[1:-1])
+    assert {"CHANTYPES=#", "NICKLEN=32", "UTF8ONLY", "LINELEN=512", "CASEMAPPING=rfc7613"} <= tokens
+    irc.expect("422")  # no MOTD
+    irc.send("FROB x")
+    assert irc.expect("421").params[1] == "FROB"  # never silence
+    irc.close()
+
+
+def test_irc_and_framed_members_talk_in_one_room_both_ways(connect):
+    bob = connect("bob")
+    irc = IrcClient(bob.sock.getpeername()[1])
+    irc.register("ann")
+    irc.send("JOIN #lobby")
+    irc.expect("JOIN", "#lobby")
+    names = irc.expect("353")
+    assert set(names.params[-1].split()) == {"ann", "bob"}
+    assert bob.expect(Presence, event=PresenceEvent.JOIN).nick == "ann"
+    irc.send("PRIVMSG #lobby :hello from irssi", "PRIVMSG #lobby :\x01ACTION waves\x01")
+    assert bob.expect(Chat, text="hello from irssi").room == "lobby"
+    assert bob.expect(Chat, text="waves").action
+    bob.send(Say(id="1", text="hi ann\nsecond line"))
+    first = irc.expect("PRIVMSG", "#lobby")
+    second = irc.expect("PRIVMSG", "#lobby")
+    assert (first.source, first.params[1], second.params[1]) == ("bob!bob@chatroom", "hi ann", "second line")
+    # Direct messages, both ways
+    irc.send("PRIVMSG bob :psst")
+    assert bob.expect(Private, text="psst").nick == "ann"
+    irc.send("QUIT :lunch time")
+    irc.wait_closed()
+    assert bob.expect(Presence, event=PresenceEvent.LEAVE, nick="ann").reason == "quit: lunch time"
+
+
+def test_history_is_replayed_on_join_with_server_time_in_a_batch(connect):
+    bob = connect("bob")
+    for n in range(3):
+        bob.send(Say(id=str(n), text=f"earlier {n}"))
+    bob.collect(Chat, 3)
+    irc = IrcClient(bob.sock.getpeername()[1])
+    irc.register("ann", caps="server-time batch message-tags")
+    irc.send("JOIN #lobby")
+    start = irc.expect("BATCH")
+    assert start.params[1:] == ["chathistory", "#lobby"]
+    replayed = [irc.expect("PRIVMSG", "#lobby") for _ in range(3)]
+    assert [r.params[1] for r in replayed] == ["earlier 0", "earlier 1", "earlier 2"]
+    assert all(r.tags["batch"] == start.params[0][1:] and r.tags["time"].endswith("Z") for r in replayed)
+    assert irc.expect("BATCH").params[0] == "-" + start.params[0][1:]
+    # Without server-time, old lines would look new: nothing is replayed.
+    plain = IrcClient(bob.sock.getpeername()[1])
+    plain.register("cy")
+    plain.send("JOIN #lobby", "PING done")
+    plain.expect("PONG")
+    assert not any(line.command == "PRIVMSG" for line in plain.inbox)
+
+
+def test_echo_message_decides_whether_a_sender_sees_its_own_lines(connect):
+    bob = connect("bob")
+    port = bob.sock.getpeername()[1]
+    echo, quiet = IrcClient(port), IrcClient(port)
+    echo.register("ann", caps="echo-message")
+    quiet.register("cy")
+    for c in (echo, quiet):
+        c.send("JOIN #lobby")
+        c.expect("366")
+    echo.send("PRIVMSG #lobby :from ann")
+    quiet.send("PRIVMSG #lobby :from cy")
+    assert echo.expect("PRIVMSG", "#lobby", "from ann").source.startswith("ann!")
+    assert echo.expect("PRIVMSG", "#lobby", "from cy").source.startswith("cy!")
+    assert quiet.expect("PRIVMSG", "#lobby", "from ann")
+    quiet.send("PING end")
+    quiet.expect("PONG")
+    assert not any(line.params[-1] == "from cy" for line in quiet.inbox)  # no echo of its own
+
+
+def test_nick_rules_are_chatrooms_with_irc_numerics(connect):
+    connect("bob")
+    irc = IrcClient(connect().sock.getpeername()[1])
+    irc.send("NICK BOB", "USER x 0 * :x")
+    assert irc.expect("433").params[1] == "BOB"  # taken, ignoring case
+    irc.send("NICK аlice")  # a Cyrillic а: any script's letters make a nick
+    irc.expect("001")
+    irc.send("NICK B0B")
+    assert irc.expect("NICK").params == ["B0B"]  # told alone: in no channel yet
+    irc.send("NICK admin")
+    assert irc.expect("432").params[1] == "admin"  # reserved
+
+
+def test_topic_names_who_whois_list_and_mode(connect):
+    bob = connect("bob")
+    irc = IrcClient(bob.sock.getpeername()[1])
+    irc.register("ann")
+    irc.send("JOIN #dev")
+    irc.expect("366")
+    irc.send("TOPIC #dev :ship it")
+    assert irc.expect("TOPIC", "#dev").params[1] == "ship it"
+    irc.send("TOPIC #dev")
+    assert irc.expect("332").params[1:] == ["#dev", "ship it"]
+    irc.send("WHO #dev")
+    assert irc.expect("352").params[5] == "ann"
+    irc.expect("315")
+    irc.send("WHOIS bob")
+    assert irc.expect("319").params[2] == "#lobby"
+    irc.expect("318")
+    irc.send("LIST")
+    listed = {irc.expect("322").params[1] for _ in range(2)}
+    assert listed == {"#dev", "#lobby"}
+    irc.expect("323")
+    irc.send("MODE #dev")
+    assert irc.expect("324").params[2] == "+n"
+    irc.send("MODE #dev +m")
+    assert irc.expect("472")
+    irc.send("PART #dev :done here")
+    assert irc.expect("PART", "#dev").params[1] == "done here"
+    irc.send("PRIVMSG #dev :anyone?")
+    assert irc.expect("404")  # not in that channel any more
+
+
+def test_an_operator_kicks_and_bans_over_irc_with_chatrooms_rules(make_server):
+    server = make_server(max_per_address=0)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    irc = IrcClient(server.port)
+    irc.register("ann")
+    irc.send("JOIN #lobby")
+    irc.expect("366")
+    irc.send("KICK #lobby bob :spam")
+    assert irc.expect("482")  # not an operator yet
+    irc.send("OPER ann wrong-token")
+    assert irc.expect("464")
+    irc.send(f"OPER ann {server.op_token}")
+    irc.expect("381")
+    irc.send("MODE #lobby +t")
+    assert "locked" in irc.expect("NOTICE").params[1]
+    irc.send("KICK #lobby bob :spam")
+    kick = irc.expect("KICK", "#lobby", "bob")
+    assert kick.params[2] == "spam" and kick.source.startswith("ann!")
+    assert irc.expect("NOTICE").params[1] == "kicked bob"
+    bob.wait_closed()
+    cy = WireClient(server.port, source="127.0.0.2")
+    cy.hello("cy")
+    irc.send("MODE #lobby +b cy")
+    assert "banned" in irc.expect("NOTICE").params[1]
+    cy.wait_closed()
+    irc.send("MODE #lobby +b ann")  # operators are never banned
+    assert "operator" in irc.expect("NOTICE").params[1]
+
+
+def test_away_reaches_irc_clients_that_asked_for_it(connect):
+    bob = connect("bob")
+    irc = IrcClient(bob.sock.getpeername()[1])
+    irc.register("ann", caps="away-notify")
+    irc.send("JOIN #lobby")
+    irc.expect("366")
+    from chatroom.protocol import Away
+
+    bob.send(Away(message="lunch"))
+    away = irc.expect("AWAY")
+    assert away.source.startswith("bob!") and away.params == ["lunch"]
+    irc.send("AWAY :brb")
+    irc.expect("306")
+    assert bob.expect(Presence, event=PresenceEvent.AWAY, nick="ann").message == "brb"
+
+
+def test_hostile_irc_input_hurts_nobody(make_server):
+    server = make_server(rate=4, burst=20)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    bob.send(Join(room="dev"))
+    bob.expect(Joined)
+    irc = IrcClient(server.port)
+    irc.register("mallory")
+    irc.send("JOIN #dev")
+    irc.expect("366")
+    irc.sock.sendall(b"PRIVMSG #dev :" + b"x" * 9000 + b"\r\n")  # overlong
+    irc.sock.sendall(b"PRIVMSG #dev :nul\0here\r\nBOGUS\r\n")
+    assert irc.expect("417") and irc.expect("421")
+    irc.sock.sendall(b"PRIVMSG #dev :flood\r\n" * 10_000)  # one write: the door reads it at the rate limit
+    # bob talks meanwhile and is served at once
+    t0 = time.monotonic()
+    bob.send(Say(id="b", text="still here", room="dev"))
+    bob.expect(Chat, text="still here")
+    assert time.monotonic() - t0 < 5
+    floods = bob.collect(Chat, 20)  # the burst went through, no more: it is paced, not dropped
+    assert all(c.text == "flood" for c in floods)
+    assert not any(isinstance(m, Chat) and m.text.startswith("nul") for m in bob.inbox)
+    irc.close()
+
+
+def _tls_irc(port: int) -> IrcClient:
+    import socket
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the test pins nothing: it checks the password rule
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return IrcClient(port, sock=context.wrap_socket(raw))
+
+
+def test_a_password_room_takes_irc_over_tls_with_pass_and_never_in_clear(make_server, tls_files):
+    cert, key = tls_files
+    server = make_server(tls_cert=cert, tls_key=key, password="open sesame", max_per_address=0)
+    good = _tls_irc(server.port)
+    good.send("PASS :open sesame")
+    good.register("ann")
+    good.send("JOIN #lobby")
+    good.expect("366")
+    bad = _tls_irc(server.port)
+    bad.send("PASS :guess", "NICK eve", "USER eve 0 * :eve")
+    assert bad.expect("464")
+    bad.wait_closed()
+    assert "eve" not in server.hub.state.nicks
+
+
+def test_a_password_room_refuses_irc_in_clear_text(make_server):
+    server = make_server(password="open sesame")
+    irc = IrcClient(server.port)
+    irc.send("PASS :open sesame", "NICK ann", "USER ann 0 * :ann")
+    assert "clear text" in irc.expect("NOTICE").params[1]
+    irc.expect("464")
+    irc.wait_closed()
+    assert "ann" not in server.hub.state.nicks
