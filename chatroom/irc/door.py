@@ -26,10 +26,10 @@ from typing import Any
 from chatroom import __version__
 from chatroom.errors import Refused
 from chatroom.irc import numerics as n
-from chatroom.irc.lines import IrcLine, LineError, LineReader, format_line, parse_line
+from chatroom.irc.lines import IrcLine, LineError, LineReader, LineTooLong, format_line, parse_line
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
 from chatroom.irc.wire import IrcFormat, IrcText, channel, mask
-from chatroom.protocol import ErrorCode, ModAction, Moderate
+from chatroom.protocol import ErrorCode, ModAction, Moderate, Presence, PresenceEvent
 from chatroom.server.hub import append_entry
 from chatroom.server.room import ChatState, Delivery, Member
 from chatroom.server.session import CloseReason
@@ -127,7 +127,10 @@ class IrcDoor:
         try:
             line = parse_line(raw)
         except LineError as exc:
-            self.send(self.session.notice(f"line ignored: {exc}"))
+            if isinstance(exc, LineTooLong):
+                self.reply(n.ERR_INPUTTOOLONG, "Input line was too long")
+            else:
+                self.send(self.session.notice(f"line ignored: {exc}"))
             return
         if line.command not in ("PING", "PONG"):
             self.pace()
@@ -253,6 +256,8 @@ class IrcDoor:
         try:
             with self.hub.locked(self.handler.batch) as state:
                 member = state.admit_roomless(conn.id, reg.nick, conn.address, time.time())
+                member.realname = clean_line(session.realname)[:100]
+                member.ident = clean_line(session.user).replace(" ", "")[:32] or reg.nick
                 member.sink = conn
                 conn.member = member
         except Refused as exc:
@@ -292,11 +297,14 @@ class IrcDoor:
             for room in list(self.member().rooms.values()):
                 self.part(room.name, "left")
             return
-        for room in self.rooms_of(line.params[0]):
+        for name in line.params[0].split(","):
+            if not name.startswith("#"):
+                self.reply(n.ERR_NOSUCHCHANNEL, name or "*", "No such channel (channels start with #)")
+                continue
             try:
-                self.join(room)
+                self.join(name[1:])
             except Refused as exc:
-                self.refused(IrcLine("JOIN", [channel(room)]), exc)
+                self.refused(IrcLine("JOIN", [name]), exc)
 
     def join(self, room: str) -> None:
         member = self.member()
@@ -310,6 +318,11 @@ class IrcDoor:
             out += self.history_lines(chan, joined.history)
             self.send(b"".join(out))
             self.deliver(deliveries)
+            if member.away:  # away-notify: an away member who joins is said to be away
+                others = tuple(m for m in state.rooms[fold(joined.room)].everyone()
+                               if m is not member and m.sink is not None and getattr(m.sink.wire, "away_notify", False))
+                self.deliver([Delivery(others, Presence(room=joined.room, event=PresenceEvent.AWAY, nick=member.nick,
+                                                        message=member.away, ts=time.time()))])
 
     def history_lines(self, chan: str, history: tuple[Any, ...]) -> list[bytes]:
         """The room's recent history, with its times: only for a client that reads
@@ -326,10 +339,14 @@ class IrcDoor:
             out.append(format_line("BATCH", "-history", source=self.name))
         return out
 
-    def names_lines(self, state: ChatState, room: str) -> list[bytes]:
+    def names_lines(self, state: ChatState, room: str, asked: str | None = None) -> list[bytes]:
         chan = channel(room)
         target = state.rooms.get(fold(room))
-        names = [("@" if m.op else "") + m.nick for m in target.everyone()] if target else []
+        if target is None:  # NAMES of a channel that does not exist: just the end, as asked
+            return [self.session.reply(n.RPL_ENDOFNAMES, asked or chan, "End of /NAMES list")]
+        full = "userhost-in-names" in self.session.caps
+        names = [("@" if m.op else "") + (f"{m.nick}!{m.nick}@chatroom" if full else m.nick)
+                 for m in target.everyone()]
         out, row = [], []
         for name in names:
             row.append(name)
@@ -374,7 +391,13 @@ class IrcDoor:
                 return  # other CTCP (VERSION, PING...): not for people; dropped
             text, action = body[7:], True
         for target in line.params[0].split(","):
-            self.say(target, text, action)
+            if line.command == "NOTICE":  # a NOTICE is never answered, not even with an error
+                try:
+                    self.say(target, text, action)
+                except Refused:
+                    pass
+            else:
+                self.say(target, text, action)
 
     def say(self, target: str, text: str, action: bool) -> None:
         member, now = self.member(), time.time()
@@ -382,7 +405,11 @@ class IrcDoor:
             if target.startswith("#"):
                 _, deliveries = state.say(member, text, now, action=action, room_name=target[1:])
             else:
-                _, deliveries = state.direct(member, target, f"* {member.nick} {text}" if action else text, now)
+                private, deliveries = state.direct(member, target, f"* {member.nick} {text}" if action else text,
+                                                   now)
+                away = state.nicks[nick_key(private.to)].away
+                if away:
+                    self.reply(n.RPL_AWAY, private.to, away)
             self.deliver(deliveries, without_me=not self.echo)
 
     def on_topic(self, line: IrcLine) -> None:
@@ -402,10 +429,10 @@ class IrcDoor:
             self.reply(n.RPL_NOTOPIC, channel(room.name), "No topic is set")
 
     def on_names(self, line: IrcLine) -> None:
-        rooms = self.rooms_of(line.params[0]) if line.params else [r.name for r in self.member().rooms.values()]
+        asked = line.params[0].split(",") if line.params else [channel(r.name) for r in self.member().rooms.values()]
         with self.hub.locked(self.handler.batch) as state:
-            for room in rooms:
-                self.send(b"".join(self.names_lines(state, room)))
+            for name in asked:
+                self.send(b"".join(self.names_lines(state, without_hash(name), name)))
 
     def on_who(self, line: IrcLine) -> None:
         mask_ = line.params[0] if line.params else "*"
@@ -432,8 +459,11 @@ class IrcDoor:
         nick = line.params[-1]
         with self.hub.locked(self.handler.batch) as state:
             user = state.whois(self.member(), nick, time.time())
-            joined_at = next((m.joined_at for m in state.members() if m.nick == user.nick), time.time())
-        out = [self.session.reply(n.RPL_WHOISUSER, user.nick, user.nick, "chatroom", "*", user.nick)]
+            who = state.nicks.get(nick_key(user.nick))
+            joined_at = who.joined_at if who is not None else time.time()
+            realname = (who.realname if who is not None else "") or user.nick
+            ident = (who.ident if who is not None else "") or user.nick
+        out = [self.session.reply(n.RPL_WHOISUSER, user.nick, ident, "chatroom", "*", realname)]
         if user.rooms:
             out.append(self.session.reply(n.RPL_WHOISCHANNELS, user.nick, " ".join(channel(r) for r in user.rooms)))
         out.append(self.session.reply(n.RPL_WHOISSERVER, user.nick, self.name, "chatroom"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["IrcLine", "LineError", "LineReader", "parse_line", "format_line", "MAX_LINE", "MAX_TAGS"]
+__all__ = ["IrcLine", "LineError", "LineTooLong", "LineReader", "parse_line", "format_line", "MAX_LINE", "MAX_TAGS"]
 
 #: Bytes in a line without its tags, CR LF included (RFC 1459).
 MAX_LINE = 512
@@ -23,6 +23,10 @@ MAX_TAGS = 4096
 
 class LineError(ValueError):
     """The line cannot be used (too long, NUL, no command); the connection goes on."""
+
+
+class LineTooLong(LineError):
+    """Over the line or tag limit: ``417 ERR_INPUTTOOLONG``."""
 
 
 @dataclass
@@ -66,14 +70,14 @@ def parse_line(raw: bytes) -> IrcLine:
     if rest.startswith(b"@"):
         head, _, rest = rest.partition(b" ")
         if len(head) > MAX_TAGS:
-            raise LineError("too many tags")
+            raise LineTooLong("too many tags")
         for item in head[1:].decode("utf-8", "replace").split(";"):
             if item:
                 key, _, value = item.partition("=")
                 tags[key] = _unescape(value)
         rest = rest.lstrip(b" ")
     if len(rest) > MAX_LINE - 2:
-        raise LineError("line too long")
+        raise LineTooLong("line too long")
     text = rest.decode("utf-8", "replace")
     source = None
     if text.startswith(":"):

@@ -21,7 +21,8 @@ from chatroom.irc.lines import IrcLine, format_line
 __all__ = ["CAPABILITIES", "IrcSession", "Register", "Quit", "Pong"]
 
 #: What we offer to ``CAP LS``.
-CAPABILITIES = ("server-time", "message-tags", "echo-message", "batch", "away-notify", "multi-prefix")
+CAPABILITIES = ("server-time", "message-tags", "echo-message", "batch", "away-notify", "multi-prefix",
+                "userhost-in-names")
 
 _BEFORE = frozenset({"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
 
@@ -54,6 +55,7 @@ class IrcSession:
         self.password_room = password_room
         self.nick = ""  # once registered: ours; before, what NICK asked for
         self.user = ""
+        self.realname = ""
         self.password: str | None = None
         self.caps: set[str] = set()
         self.negotiating = False  # CAP LS/REQ seen, CAP END not yet
@@ -75,8 +77,9 @@ class IrcSession:
         if command == "CAP":
             return self._cap(params)
         if command == "PING":
-            token = params[0] if params else ""
-            return [format_line("PONG", self.server, token, source=self.server, trailing=True)]
+            if not params:
+                return [self.reply(n.ERR_NEEDMOREPARAMS, "PING", "Not enough parameters")]
+            return [format_line("PONG", self.server, params[0], source=self.server, trailing=True)]
         if command == "PONG":
             return [Pong()]
         if command == "QUIT":
@@ -100,9 +103,9 @@ class IrcSession:
                 return [self.reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")]
             self.nick = params[0]
         elif command == "USER":
-            if len(params) < 4:
+            if len(params) < 4 or not params[0] or not params[3]:
                 return [self.reply(n.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")]
-            self.user = params[0]
+            self.user, self.realname = params[0], params[3]
         return self._maybe_register()
 
     def registered_as(self, nick: str) -> None:

@@ -100,6 +100,8 @@ class Member:
     held_reason: str = ""
     crowd: bool = False  # speaks protocol 1.2: large rooms send it crowd summaries
     several: bool = False  # speaks protocol 1.3: join adds a room, part leaves one
+    realname: str = ""  # an IRC client's "real name" and user name (USER), shown by WHOIS
+    ident: str = ""
 
     @property
     def room(self) -> Room | None:

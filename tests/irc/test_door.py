@@ -236,3 +236,45 @@ def test_a_password_room_refuses_irc_in_clear_text(make_server):
     irc.expect("464")
     irc.wait_closed()
     assert "ann" not in server.hub.state.nicks
+
+
+def test_the_corners_an_irc_conformance_suite_checks(connect):
+    bob = connect("bob")
+    port = bob.sock.getpeername()[1]
+    irc = IrcClient(port)
+    irc.send("PING", "USER x 0 * :", "CAP REQ :userhost-in-names")
+    assert irc.expect("461", "*", "PING") and irc.expect("461", "*", "USER")  # no token; an empty real name
+    irc.expect("CAP")
+    irc.send("USER ident 0 * :Ann Smith", "NICK ann", "CAP END")
+    irc.expect("001")
+    irc.send("JOIN #ok,bad", "NAMES #nowhere")
+    irc.expect("JOIN", "#ok")
+    assert "ann!ann@chatroom" in irc.expect("353").params[-1].split()  # userhost-in-names
+    assert irc.expect("403").params[1] == "bad"  # channels start with #
+    irc.expect("366", "ann", "#ok")
+    assert irc.expect("366").params[1] == "#nowhere"
+    irc.sock.sendall(b"@+tag=" + b"a" * 5000 + b" PRIVMSG #ok :hi\r\n")
+    assert irc.expect("417")
+    irc.send("PING sync")
+    irc.expect("PONG")
+    irc.inbox.clear()  # everything said so far is in: what follows answers the NOTICE, or nothing
+    irc.send("NOTICE #nowhere :a notice is never answered", "PING done")
+    irc.expect("PONG")
+    assert not any(line.command.isdigit() for line in irc.inbox)
+    irc.send("WHOIS ann")
+    whois = irc.expect("311")
+    assert whois.params[2] == "ident" and whois.params[-1] == "Ann Smith"
+    from chatroom.protocol import Away
+
+    bob.send(Away(message="on a train"))
+    bob.expect(Presence, event=PresenceEvent.AWAY)
+    irc.send("PRIVMSG bob :are you there?")
+    assert irc.expect("301").params[1:] == ["bob", "on a train"]  # the sender learns bob is away
+    # An away member who joins is said to be away to those with away-notify.
+    watcher = IrcClient(port)
+    watcher.register("cy", caps="away-notify")
+    watcher.send("JOIN #ok")
+    watcher.expect("366")
+    irc.send("AWAY :later", "PART #ok", "JOIN #ok")
+    watcher.expect("JOIN", "#ok")
+    assert watcher.expect("AWAY").params == ["later"]
