@@ -180,6 +180,12 @@ class Ngircd(Server):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class ChatroomIrc(Server):
+    """chatroom spoken to through its IRC door (its own process, like every server here)."""
+
+    kind = "irc"
+
+
 def chatroom_argv(*store: str) -> list[str]:
     # The load generator is one address with thousands of connections: no per-address limit.
     return [sys.executable, "-m", "chatroom", "serve", "--port", "0", "--rate", "0", "--max-clients", "10000",
@@ -191,6 +197,9 @@ def start_servers() -> dict[str, Server]:
         # History in memory: the baselines keep none, so this compares the relay itself.
         "chatroom": Server("chatroom", chatroom_argv("--memory")),
     }
+    # The same server through its IRC door, driven by the IRC load generator: against
+    # ngircd, the same protocol on both sides.
+    servers["chatroom-irc"] = ChatroomIrc("chatroom-irc", chatroom_argv("--memory"))
     binary = ngircd_path()
     if binary:
         servers["ngircd"] = Ngircd(binary)
@@ -208,11 +217,12 @@ def hello(nick: str) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
-def irc_register(nick: str) -> bytes:
-    # An operator with user mode F: ngircd's "relaxed flood protection", so that a
-    # client with more than 3 commands waiting is not throttled (its penalties off).
-    return (f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nOPER bench bench\r\nMODE {nick} +F\r\n"
-            f"JOIN {IRC_CHANNEL}\r\n").encode()
+def irc_register(nick: str, ngircd: bool = False) -> bytes:
+    # For ngircd: an operator with user mode F, its "relaxed flood protection", so that
+    # a client with more than 3 commands waiting is not throttled (its penalties off).
+    # (chatroom's IRC door runs with --rate 0 instead; a wrong OPER there is throttled.)
+    oper = f"OPER bench bench\r\nMODE {nick} +F\r\n" if ngircd else ""
+    return f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n{oper}JOIN {IRC_CHANNEL}\r\n".encode()
 
 
 IRC_CHANNEL = "#lobby"
@@ -307,7 +317,7 @@ def join_one(server: Server, nick: str, *, rcvbuf: int = 0) -> socket.socket:
     sock.settimeout(30)
     sock.connect((HOST, server.port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(irc_register(nick) if server.kind == "irc" else hello(nick))
+    sock.sendall(irc_register(nick, isinstance(server, Ngircd)) if server.kind == "irc" else hello(nick))
     return sock
 
 
@@ -810,18 +820,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(names: list[str], rows: list[tuple[str, str, dict[str, float], bool]],
                 alone: list[tuple[str, str, float, float, str]]) -> None:
-    baselines = [name for name in names if name != "chatroom"]
+    baselines = [name for name in names if name not in ("chatroom", "chatroom-irc")]
+    # (ours, theirs, column title): chatroom against each baseline; its IRC door against ngircd
+    pairs = [("chatroom", name, f"vs {name}") for name in baselines]
+    if "chatroom-irc" in names and "ngircd" in names:
+        pairs.append(("chatroom-irc", "ngircd", "irc/ngircd"))
     print()
     print(f"{'scenario':<44}" + "".join(f"{name:>15}" for name in names)
-          + "".join(f"{'vs ' + name:>11}" for name in baselines))
+          + "".join(f"{title:>11}" for _, _, title in pairs))
     for label, unit, values, higher in rows:
         line = f"{label:<44}" + "".join(f"{values[name]:>13,.1f}{unit[:2]:>2}" for name in names)
-        for name in baselines:
-            ours, base = values["chatroom"], values[name]
+        for ours_name, base_name, _ in pairs:
+            ours, base = values[ours_name], values[base_name]
             ratio = (ours / base if higher else base / ours) if ours and base else float("nan")
             line += f"{ratio:>10.2f}x"
         print(line)
-    print("(a ratio > 1 means chatroom is better: faster, or lower latency/CPU/memory)")
+    print("(a ratio > 1 means chatroom is better: faster, or lower latency/CPU/memory; irc/ngircd: chatroom's IRC "
+          "door against ngircd, both driven as IRC)")
     if alone:
         print()
         for label, unit, a, b, what in alone:

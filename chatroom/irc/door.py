@@ -52,6 +52,17 @@ def looks_like_irc(first: bytes) -> bool:
     return bool(first) and (first[:1].isalpha() or first[:1] == b"@")
 
 
+def _is_chat(raw: bytes) -> bool:
+    """Is this (unparsed) line a PRIVMSG or NOTICE?  Tags and a source may come first."""
+    head = raw
+    if head[:1] == b"@":
+        head = head.partition(b" ")[2].lstrip(b" ")
+    if head[:1] == b":":
+        head = head.partition(b" ")[2].lstrip(b" ")
+    word = head[:8].upper()
+    return word.startswith((b"PRIVMSG ", b"NOTICE "))
+
+
 def irc_format(server: str, server_time: bool, away_notify: bool) -> IrcFormat:
     """One format per capability set, shared by every connection that has it (so the
     hub encodes a message once per set, not once per member)."""
@@ -88,6 +99,7 @@ class IrcDoor:
         self.session = IrcSession(self.name, tls=self.server.tls_context is not None,
                                   password_room=self.server.password is not None)
         self.reader = LineReader()
+        self._others: tuple[tuple[Member, ...], tuple[Member, ...]] | None = None
         self.conn.wire = irc_format(self.name, False, False)
         self._commands: dict[str, Callable[[IrcLine], None]] = {
             "JOIN": self.on_join, "PART": self.on_part, "PRIVMSG": self.on_privmsg, "NOTICE": self.on_privmsg,
@@ -109,10 +121,7 @@ class IrcDoor:
             conn.session.last_heard, conn.session.ping_sent = now, None  # any line is a sign of life
             for _ in range(overlong):
                 self.send(self.session.reply(n.ERR_INPUTTOOLONG, "Input line was too long"))
-            for raw in lines:
-                if conn.session.closed:
-                    break
-                self.line(raw)
+            self.lines(lines)
             self.handler.flush_batch()
             if conn.session.closed:
                 return
@@ -123,7 +132,29 @@ class IrcDoor:
             if not data:
                 return
 
-    def line(self, raw: bytes) -> None:
+    def lines(self, lines: list[bytes]) -> None:
+        """Handle one read's lines, in order.  A run of PRIVMSGs (a busy client's usual
+        read) is handled under one acquisition of the hub lock, so that each member's
+        outbox gets the run as one entry -- one send() each, not one per line, as for
+        framed clients.  Anything else, and any wait for the rate limit, happens
+        outside the lock (OPER may wait its turn; moderation writes bans)."""
+        conn, limiter = self.conn, self.conn.session.limiter
+        i = 0
+        while i < len(lines) and not conn.session.closed:
+            if self.session.registered and _is_chat(lines[i]):
+                with self.hub.locked(self.handler.batch):
+                    while (i < len(lines) and not conn.session.closed and _is_chat(lines[i])
+                           and limiter.delay(time.monotonic()) == 0):
+                        self.line(lines[i], paced=True)
+                        i += 1
+                if i < len(lines) and _is_chat(lines[i]):
+                    self.handler.flush_batch()  # what was said so far goes out before we wait
+                    self.pace(take=False)
+                continue
+            self.line(lines[i])
+            i += 1
+
+    def line(self, raw: bytes, *, paced: bool = False) -> None:
         try:
             line = parse_line(raw)
         except LineError as exc:
@@ -132,7 +163,9 @@ class IrcDoor:
             else:
                 self.send(self.session.notice(f"line ignored: {exc}"))
             return
-        if line.command not in ("PING", "PONG"):
+        if paced:
+            self.conn.session.limiter.check(time.monotonic())
+        elif line.command not in ("PING", "PONG"):
             self.pace()
         try:
             for action in self.session.receive(line):
@@ -145,14 +178,15 @@ class IrcDoor:
             log.debug("traceback of that internal error", exc_info=exc)
             self.send(self.session.notice(f"the server failed to handle that {line.command}; it had no effect"))
 
-    def pace(self) -> None:
+    def pace(self, *, take: bool = True) -> None:
         """Over the rate limit, wait for the next token instead of refusing (see the
-        module's doc); a flooder only slows itself down."""
+        module's doc); a flooder only slows itself down.  ``take``: and use it."""
         limiter = self.conn.session.limiter
         wait = limiter.delay(time.monotonic())
         if wait > 0 and self.server.stopped.wait(wait):
             return
-        limiter.check(time.monotonic())
+        if take:
+            limiter.check(time.monotonic())
 
     def act(self, action: object) -> None:
         if isinstance(action, bytes):
@@ -207,10 +241,20 @@ class IrcDoor:
         """Queue deliveries (under the lock); ``without_me``: this member's own copy is
         left out (no echo-message: an IRC client shows what it sent by itself)."""
         if without_me:
-            member = self.conn.member
-            deliveries = [Delivery(tuple(m for m in d.recipients if m is not member), d.message)
-                          for d in deliveries]
+            deliveries = [Delivery(self.others(d.recipients), d.message) for d in deliveries]
         self.hub.deliver([d for d in deliveries if d.recipients], self.handler.batch)
+
+    def others(self, recipients: tuple[Member, ...]) -> tuple[Member, ...]:
+        """``recipients`` without this member -- the same tuple for the same room as long
+        as its membership holds, so that a run of lines to one room is one outbox entry
+        per member (the batch joins entries for the *same* recipient tuple)."""
+        cached = self._others
+        if cached is not None and cached[0] is recipients:
+            return cached[1]
+        member = self.conn.member
+        others = tuple(m for m in recipients if m is not member)
+        self._others = (recipients, others)
+        return others
 
     def refused(self, line: IrcLine, exc: Refused) -> None:
         target = line.params[0] if line.params else "*"
