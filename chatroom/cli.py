@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address to listen on (default %(default)s; 0.0.0.0 shares it on the LAN)")
     serve.add_argument("--port", type=_positive_int, default=DEFAULT_PORT,
                        help="TCP port (default %(default)s; 0 picks a free one)")
+    serve.add_argument("--irc-port", type=_positive_int, default=None, metavar="PORT",
+                       help="also listen for IRC clients on this port (e.g. 6667; 0 picks a free one); "
+                            "they are welcome on --port too")
     serve.add_argument("--name", default="", help="server name shown to clients (default: host name)")
     serve.add_argument("--max-clients", type=_positive_int, default=defaults.max_clients,
                        help="connections accepted at once (default %(default)s)")
@@ -242,7 +245,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
             password=password, op_password=op_password, tls_cert=cert, tls_key=key,
             max_file_size=args.max_file_size, max_per_address=args.max_per_address,
-            frame_timeout=args.frame_timeout,
+            frame_timeout=args.frame_timeout, irc_port=args.irc_port,
         )
         tracer = _open_tracer(args.trace)
         server = _start_server(args, config, tracer)
@@ -340,6 +343,8 @@ def _print_welcome(args: argparse.Namespace, server: ChatServer, config: ServerC
                 print(f"  chatroom join {address}:{port}", flush=True)
     else:
         print(f"join with: chatroom join {args.host}:{port}", flush=True)
+    if server.irc_listener is not None:
+        print(f"IRC clients: /connect {args.host} {server.irc_listener.port} (or the port above)", flush=True)
     print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)
     if config.password:
         print("this room needs a password", flush=True)

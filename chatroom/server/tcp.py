@@ -142,6 +142,7 @@ class ServerConfig:
     max_text: int = 4000  # characters in one chat message (a pasted block is one)
     history_size: int = 100  # messages replayed on joining a room
     max_rooms: int = MAX_ROOMS  # rooms one member (protocol 1.3) may be in at once
+    irc_port: int | None = None  # a second port for IRC clients that assume one (0: a free one)
     outbox_limit: int = DEFAULT_OUTBOX_LIMIT  # bytes queued for one client -> "too slow"
     handshake_timeout: float = 10.0
     # A frame begun and not finished this long after the last complete one: the peer is
@@ -935,11 +936,20 @@ class ChatServer(socketserver.ThreadingTCPServer):
             self.tls_context = server_context(Path(self.config.tls_cert), Path(self.config.tls_key))
             self.tls_fingerprint = certificate_fingerprint(Path(self.config.tls_cert))
         super().__init__((self.config.host, self.config.port), ChatHandler)
+        self.irc_listener: IrcListener | None = None
+        if self.config.irc_port is not None:
+            try:
+                self.irc_listener = IrcListener(self, self.config.irc_port)
+            except BaseException:
+                self.server_close()
+                raise
         self.flusher.start()
 
     def get_request(self) -> tuple[socket.socket, Any]:
+        return self.wrap(*super().get_request())
+
+    def wrap(self, raw: socket.socket, address: Any) -> tuple[socket.socket, Any]:
         """With TLS, the handler gets the plain end of a :class:`TlsBridge`."""
-        raw, address = super().get_request()
         if self.tls_context is None:
             return raw, address
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -1105,6 +1115,9 @@ class ChatServer(socketserver.ThreadingTCPServer):
         deadline = time.monotonic() + self.config.shutdown_grace
         while time.monotonic() < deadline and any(len(c.outbox) for c in conns):
             time.sleep(0.02)  # polling the flusher's progress, bounded by the deadline
+        if self.irc_listener is not None:
+            self.irc_listener.shutdown()
+            self.irc_listener.server_close()
         self.shutdown()
         self.server_close()  # no new connections from here on
         for conn in self.connections():
@@ -1128,4 +1141,35 @@ class ChatServer(socketserver.ThreadingTCPServer):
         thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
                                   name="chatroom-server", daemon=True)
         thread.start()
+        if self.irc_listener is not None:
+            threading.Thread(target=self.irc_listener.serve_forever, kwargs={"poll_interval": 0.2},
+                             name="chatroom-irc-port", daemon=True).start()
         return thread
+
+
+class IrcListener(socketserver.ThreadingTCPServer):
+    """``--irc-port``: a second port for IRC clients that assume one (6667).  Its
+    connections are the chat server's own: the same handler (which tells IRC from
+    frames by the first bytes, as on the main port), limits, TLS and registry."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 1024
+
+    def __init__(self, chat: ChatServer, port: int) -> None:
+        self.chat = chat
+        super().__init__((chat.config.host, port), ChatHandler)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        return self.chat.wrap(*super().get_request())
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        ChatHandler(request, client_address, self.chat)  # type: ignore[arg-type]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        self.chat.handle_error(request, client_address)

@@ -278,3 +278,35 @@ def test_the_corners_an_irc_conformance_suite_checks(connect):
     irc.send("AWAY :later", "PART #ok", "JOIN #ok")
     watcher.expect("JOIN", "#ok")
     assert watcher.expect("AWAY").params == ["later"]
+
+
+def test_a_separate_irc_port_serves_the_same_rooms(make_server):
+    server = make_server(irc_port=0)
+    assert server.irc_listener is not None and server.irc_listener.port != server.port
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    irc = IrcClient(server.irc_listener.port)
+    irc.register("ann")
+    irc.send("JOIN #lobby", "PRIVMSG #lobby :from the IRC port")
+    assert bob.expect(Chat, text="from the IRC port").nick == "ann"
+
+
+def test_the_server_pings_a_silent_irc_client_and_drops_one_that_never_answers(make_server):
+    server = make_server(ping_interval=0.5, pong_timeout=0.5)
+    alive, dead = IrcClient(server.port), IrcClient(server.port)
+    alive.register("alive")
+    dead.register("dead")
+    for c in (alive, dead):
+        c.send("JOIN #lobby")
+        c.expect("366")
+    dead.expect("PING")  # ... and never answers
+    answered = 0
+    while True:  # answered pings keep a connection however long it is silent
+        line = alive.wait_for(lambda m: m.command in ("PING", "QUIT"), what="a PING or dead's QUIT")
+        if line.command == "QUIT":
+            break
+        alive.send(f"PONG :{line.params[-1]}")
+        answered += 1
+    assert line.source.startswith("dead!") and line.params == ["timed out"] and answered >= 1
+    dead.wait_closed()
+    assert "alive" in server.hub.state.nicks and "dead" not in server.hub.state.nicks
