@@ -126,10 +126,11 @@ def test_rooms_are_announced_found_and_joined_without_an_address(netns):
         joined = in_ns(netns, netns.pid_b, "join", "--plain", "--nick", "finder", stdin="found you\n")
         assert joined.returncode == 0, joined.stderr
         assert "<finder> found you" in joined.stdout
-        if shutil.which("avahi-browse"):  # not needed; but if it is there, it sees us too
+        if shutil.which("avahi-browse"):  # not needed; but if it is there, with its daemon, it sees us too
             avahi = subprocess.run([*netns.prefix(netns.pid_b), "avahi-browse", "-rpt", "_chatroom._tcp"],
                                    capture_output=True, text=True, timeout=30)
-            assert "lobby" in avahi.stdout
+            if "Daemon not running" not in avahi.stderr:  # avahi-utils without avahi-daemon: nothing to ask
+                assert "lobby" in avahi.stdout
     finally:
         out = stop(server)
     assert "finder" in out
