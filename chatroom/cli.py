@@ -341,8 +341,12 @@ def _print_welcome(args: argparse.Namespace, server: ChatServer, config: ServerC
             print("people on your network can join with:", flush=True)
             for address in addresses:
                 print(f"  chatroom join {address}:{port}", flush=True)
+            print("or in a browser:", flush=True)
+            for address in addresses:
+                print(f"  {'https' if server.tls_context else 'http'}://{address}:{port}/", flush=True)
     else:
         print(f"join with: chatroom join {args.host}:{port}", flush=True)
+        print(f"or in a browser: {'https' if server.tls_context else 'http'}://{args.host}:{port}/", flush=True)
     if server.irc_listener is not None:
         print(f"IRC clients: /connect {args.host} {server.irc_listener.port} (or the port above)", flush=True)
     print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)

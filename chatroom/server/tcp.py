@@ -111,6 +111,7 @@ from chatroom.server.wire import FRAMED, Outgoing, WireFormat
 from chatroom.text import clean_line, fold, nick_key, without_hash
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
 from chatroom.trace import Tracer
+from chatroom.web.door import WebDoor, looks_like_http
 
 __all__ = ["ServerConfig", "ChatServer", "ChatHandler", "Connection"]
 
@@ -352,6 +353,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 data = sock.recv(size)
             except OSError:
                 break
+            if first and looks_like_http(data):  # a browser: the web door serves it from here
+                WebDoor(self).run(data)
+                return
             if first and looks_like_irc(data):  # an IRC client: the IRC door serves it from here
                 IrcDoor(self).run(data)
                 return

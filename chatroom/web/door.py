@@ -1,0 +1,133 @@
+"""The web door: one browser connection, on the same room core as every client.
+
+``ChatHandler`` hands a connection here when its first bytes are an HTTP request.
+websockets' sans-I/O ``ServerProtocol`` parses the request and makes every WebSocket
+frame; this only moves bytes.  A plain ``GET`` gets a page (``pages.py``) and the
+connection ends; ``GET /ws`` with an upgrade from a page of this server (its
+``Origin`` must be this host: a page elsewhere cannot borrow a visitor's browser)
+becomes a WebSocket whose binary messages each carry one frame of PROTOCOL.md, fed to
+the connection's ``ServerSession`` exactly as a TCP client's bytes are -- the same
+handshake, password proofs, limits, rate limit and outbox ("too slow") apply.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.datastructures import Headers
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+
+from chatroom.server.hub import append_entry
+from chatroom.server.session import CloseReason
+from chatroom.server.wire import Outgoing
+from chatroom.web.pages import SECURITY_HEADERS, page_for
+from chatroom.web.wire import WEBSOCKET, WsBytes
+
+__all__ = ["WebDoor", "looks_like_http"]
+
+log = logging.getLogger("chatroom.server")
+# websockets reports every HTTP answer at INFO: ours says what matters.
+_ws_log = logging.getLogger("chatroom.web.websockets")
+_ws_log.setLevel(logging.WARNING)
+
+RECV_SIZE = 64 * 1024
+
+_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
+
+
+def looks_like_http(first: bytes) -> bool:
+    return first.startswith(_METHODS)
+
+
+def same_origin(request: Request) -> bool:
+    """A browser names the page that opened the socket in ``Origin``; it must be a page
+    of this server (scheme aside: behind TLS or not, the host and port are ours).  No
+    Origin at all is not a browser page: allowed, as any TCP client is."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == (request.headers.get("Host") or "").lower()
+
+
+class WebDoor:
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+        self.conn = handler.conn
+        self.server = handler.server
+        limits = self.server.config
+        # One WebSocket message is one frame: a 4-byte prefix, a header and a body.
+        self.ws = ServerProtocol(max_size=4 + limits.max_header + limits.max_body + 1024, logger=_ws_log)
+        self.conn.wire = WEBSOCKET  # passes websockets' own bytes through; frames become messages
+
+    def run(self, first: bytes) -> None:
+        conn, sock = self.conn, self.handler.request
+        data = first
+        while True:
+            self.ws.receive_data(data)
+            for event in self.ws.events_received():
+                if isinstance(event, Request):
+                    self.request(event)
+                elif isinstance(event, Frame):
+                    self.frame(event)
+            self.write_out()
+            self.handler.flush_batch()
+            if conn.session.closed or self.ws.close_expected():
+                if not conn.session.closed:
+                    conn.close(CloseReason.QUIT if self.ws.close_code == 1000 else CloseReason.LOST)
+                return
+            try:
+                data = sock.recv(RECV_SIZE)
+            except OSError:
+                return
+            if not data:
+                self.ws.receive_eof()
+                return
+
+    def write_out(self) -> None:
+        """What websockets wrote (the handshake, pongs, a close), in order with the rest."""
+        data = b"".join(self.ws.data_to_send())
+        if data:
+            with self.server.hub.locked(self.handler.batch):
+                append_entry(self.handler.batch.entries, self.conn.me, Outgoing(WsBytes(data), b""))  # type: ignore
+
+    def request(self, request: Request) -> None:
+        path = request.path.split("?", 1)[0]
+        if path == "/ws":
+            if not same_origin(request):
+                log.warning("%s: WebSocket from another site refused (Origin %s)", self.conn.address,
+                            request.headers.get("Origin"))
+                self.respond(self.ws.reject(403, "a page of another site cannot join this chat\n"))
+                return
+            response = self.ws.accept(request)
+            if response.status_code != 101:
+                self.respond(response)
+                return
+            for name, value in SECURITY_HEADERS[1:]:
+                response.headers[name] = value
+            self.ws.send_response(response)
+            log.debug("%s: WebSocket open", self.conn.address)
+            return
+        page = page_for(request.path)
+        headers = Headers([("Content-Type", page.content_type), ("Content-Length", str(len(page.body))),
+                           ("Connection", "close"), *SECURITY_HEADERS])
+        self.respond(Response(page.status, page.reason, headers, page.body))
+
+    def respond(self, response: Response) -> None:
+        """An HTTP answer that ends the connection (a page, or a refusal)."""
+        self.ws.send_response(response)
+        self.write_out()
+        self.handler.flush_batch()
+        self.conn.close(CloseReason.REFUSED if response.status_code >= 400 else CloseReason.QUIT)
+
+    def frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.BINARY:
+            session = self.conn.session
+            frames, events = session.receive_data(frame.data, time.monotonic())
+            self.handler.act_all(events)
+        elif frame.opcode is Opcode.TEXT:  # our frames are binary: a text message is a mistake
+            self.ws.fail(1003, "frames travel in binary messages")

@@ -1,0 +1,125 @@
+// The client's side of PROTOCOL.md over a WebSocket: hello, resume, exactly-once
+// sending (ids, resent after a reconnect until acknowledged), keepalive, reconnect.
+// No DOM here: events go to the handler given to the constructor.
+import { encodeFrame, decodeFrame } from "./framing.js";
+
+export const VERSION = "1.3";
+const FATAL = new Set(["version_mismatch", "invalid_nick", "auth_failed", "auth_required", "kicked", "banned"]);
+
+export class ChatSession {
+  constructor(url, nick, room, onEvent) {
+    this.url = url;
+    this.nick = nick;
+    this.room = room || "lobby";
+    this.onEvent = onEvent;
+    this.token = null;
+    this.seen = {};           // room -> newest sequence number shown
+    this.rooms = new Set();
+    this.pending = new Map(); // id -> message not yet acknowledged (resent after a reconnect)
+    this.prefix = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
+    this.counter = 0;
+    this.backoff = 1000;
+    this.stopped = false;
+    this.open = false;
+  }
+
+  connect() {
+    this.emit({ type: "state", state: "connecting" });
+    const ws = new WebSocket(this.url);
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    ws.onopen = () => this.send(this.hello());
+    ws.onmessage = (event) => this.receive(event.data);
+    ws.onclose = () => this.closed();
+  }
+
+  hello() {
+    const hello = { type: "hello", version: VERSION, nick: this.nick, room: this.room, client: "chatroom web" };
+    if (this.token) Object.assign(hello, { resume: this.token, seen: this.seen });
+    return hello;
+  }
+
+  send(message) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(encodeFrame(message));
+  }
+
+  nextId() { return `${this.prefix}-${++this.counter}`; }
+
+  // A chat message: kept until acknowledged, sent again (same id) after a reconnect.
+  chat(type, fields) {
+    const message = { type, id: this.nextId(), ...fields };
+    this.pending.set(message.id, message);
+    this.emit({ type: "pending", message });
+    if (this.open) this.send(message);
+    return message;
+  }
+
+  say(text, room) { return this.chat("say", { text, room }); }
+  action(text, room) { return this.chat("action", { text, room }); }
+  direct(to, text) { return this.chat("direct", { to, text }); }
+
+  receive(data) {
+    let frame;
+    try { frame = decodeFrame(data); } catch (error) { this.emit({ type: "local_error", text: String(error) }); return; }
+    const m = frame.header;
+    switch (m.type) {
+      case "welcome": return this.welcomed(m);
+      case "ping": return this.send({ type: "pong", token: m.token });
+      case "ack": this.pending.delete(m.id); break;
+      case "error":
+        if (m.id) this.pending.delete(m.id);
+        if (m.code === "resume_refused") { this.token = null; this.send(this.hello()); return; }
+        if (m.fatal && FATAL.has(m.code)) this.stopped = true;
+        break;
+      case "chat":
+        if (m.seq <= (this.seen[m.room] || 0)) return; // shown already: exactly once
+        this.seen[m.room] = m.seq;
+        break;
+      case "history":
+        m.messages = m.messages.filter((c) => c.seq > (this.seen[c.room] || 0) || !m.replay);
+        for (const c of m.messages) this.seen[c.room] = Math.max(this.seen[c.room] || 0, c.seq);
+        break;
+      case "joined":
+        this.rooms.add(m.room);
+        for (const c of m.history || []) this.seen[c.room] = Math.max(this.seen[c.room] || 0, c.seq);
+        if (!m.resumed) this.seen[m.room] = Math.max(this.seen[m.room] || 0, m.last_seq);
+        break;
+      case "parted": this.rooms.delete(m.room); break;
+      case "presence":
+        if (m.event === "nick" && m.nick === this.nick) this.nick = m.new_nick;
+        break;
+    }
+    this.emit(m);
+  }
+
+  welcomed(m) {
+    this.open = true;
+    this.backoff = 1000;
+    this.token = m.resume_token;
+    this.nick = m.nick;
+    this.limits = m.limits;
+    if (m.room) { this.rooms.add(m.room); this.room = m.room; }
+    for (const c of m.history || []) this.seen[c.room] = Math.max(this.seen[c.room] || 0, c.seq);
+    if (!m.resumed && m.room) this.seen[m.room] = Math.max(this.seen[m.room] || 0, m.last_seq);
+    this.emit({ type: "state", state: "connected" });
+    this.emit(m);
+    for (const message of this.pending.values()) this.send(message); // exactly once: the server knows the ids
+  }
+
+  closed() {
+    this.open = false;
+    if (this.stopped) { this.emit({ type: "state", state: "closed" }); return; }
+    const wait = this.backoff * (0.5 + Math.random() / 2);
+    this.backoff = Math.min(this.backoff * 2, 30000);
+    this.emit({ type: "state", state: "disconnected", retryIn: wait });
+    setTimeout(() => this.connect(), wait);
+  }
+
+  emit(event) { this.onEvent(event); }
+
+  leave(reason = "quit") {
+    this.stopped = true;
+    this.send({ type: "bye", reason });
+    if (this.ws) this.ws.close(1000);
+  }
+}

@@ -1,0 +1,45 @@
+"""The framed protocol inside WebSocket messages: a wire format of the hub's fan-out.
+No I/O.  Each frame of PROTOCOL.md is one binary WebSocket message; the server's
+messages are not masked, so the same bytes go to every browser (encoded once per
+batch entry, as for every format).  The WebSocket framing is the ``websockets``
+package's, never written here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from websockets.frames import Frame, Opcode
+
+from chatroom.server.wire import Outgoing
+
+__all__ = ["WebSocketFormat", "WEBSOCKET", "WsBytes"]
+
+
+class WsBytes:
+    """Bytes websockets' protocol object wrote for one connection (the handshake's end,
+    a pong, a close): passed through in order with the rest."""
+
+    __slots__ = ("data",)
+    TYPE = "ws"
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class WebSocketFormat:
+    name = "websocket"
+
+    def encode(self, parts: Sequence[Outgoing]) -> bytes:
+        out = []
+        for p in parts:
+            if type(p.message) is WsBytes:
+                out.append(p.message.data)  # type: ignore[attr-defined]
+            elif p.framed:
+                out.append(Frame(Opcode.BINARY, p.framed).serialize(mask=False))
+        return b"".join(out)
+
+    def __repr__(self) -> str:
+        return "WEBSOCKET"
+
+
+WEBSOCKET = WebSocketFormat()

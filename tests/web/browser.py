@@ -1,0 +1,99 @@
+"""A real browser for tests: Debian's headless Chromium, driven over the DevTools
+protocol (a WebSocket, with the ``websockets`` client).  Kept off the network: only the
+flags the workplace allows, a fresh profile, and the page we give it on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CHATROOM_REQUIRE_TOOLS"):
+            pytest.fail("chromium is required here (CHATROOM_REQUIRE_TOOLS is set) but not installed")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+class Browser:
+    """One headless Chromium showing ``url``; :meth:`eval` runs JavaScript in the page."""
+
+    def __init__(self, url: str) -> None:
+        self.profile = tempfile.mkdtemp(prefix="chatroom-chromium-")
+        self.proc = subprocess.Popen([chromium(), *FLAGS, f"--user-data-dir={self.profile}",
+                                      "--remote-debugging-port=0", url],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = Path(self.profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.close()
+                raise AssertionError("chromium did not start")
+            time.sleep(0.05)  # polling for the file Chromium writes when it listens
+        port = int(port_file.read_text().split()[0])
+        deadline = time.monotonic() + 30
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
+                pages = [t for t in json.load(answer) if t.get("type") == "page"]
+            if any(p.get("url", "").startswith("http") for p in pages) or time.monotonic() > deadline:
+                pages = [p for p in pages if p.get("url", "").startswith("http")] or pages
+                break
+            time.sleep(0.05)
+        self._devtools = connect(pages[0]["webSocketDebuggerUrl"], max_size=None)
+        self.ws = self._devtools.__enter__()  # the connection, kept open until close()
+        self.ids = count(1)
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        n = next(self.ids)
+        self.ws.send(json.dumps({"id": n, "method": method, "params": params}))
+        while True:
+            answer = json.loads(self.ws.recv(timeout=30))
+            if answer.get("id") == n:
+                if "error" in answer:
+                    raise AssertionError(answer["error"])
+                return answer["result"]
+
+    def eval(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise AssertionError(result["exceptionDetails"])
+        return result["result"].get("value")
+
+    def wait(self, expression: str, timeout: float = 20, what: str = "the page") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.eval(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}: {expression}")
+            time.sleep(0.05)  # polling the page, bounded by the deadline
+
+    def close(self) -> None:
+        devtools = getattr(self, "_devtools", None)
+        if devtools is not None:
+            devtools.__exit__(None, None, None)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)

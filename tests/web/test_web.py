@@ -1,0 +1,117 @@
+"""The web door: pages, the WebSocket, and a real browser in the same room as a
+terminal client."""
+
+from __future__ import annotations
+
+import http.client
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from chatroom.protocol import (
+    Chat,
+    FrameDecoder,
+    Hello,
+    Presence,
+    PresenceEvent,
+    Say,
+    Welcome,
+    decode_message,
+    encode_message,
+)
+from chatroom.web.pages import CSP
+from tests.wire import WireClient
+
+
+def get(port: int, path: str) -> http.client.HTTPResponse:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", path)
+    return c.getresponse()
+
+
+def test_the_page_is_served_with_a_strict_policy_and_nothing_else_is(server):
+    page = get(server.port, "/?nick=ann&room=dev")
+    body = page.read()
+    assert page.status == 200 and b'<script type="module" src="/app.js">' in body
+    assert page.getheader("Content-Security-Policy") == CSP and "script-src 'self'" in CSP
+    assert "unsafe-inline" not in CSP and page.getheader("X-Content-Type-Options") == "nosniff"
+    for path in ("/app.js", "/framing.js", "/session.js", "/render.js", "/style.css"):
+        assert get(server.port, path).status == 200
+    assert get(server.port, "/../../etc/passwd").status == 404
+    assert get(server.port, "/static/app.js").status == 404
+
+
+def test_a_websocket_carries_one_frame_per_message_and_checks_its_origin(server):
+    port = server.port
+    bob = WireClient(port)
+    bob.hello("bob")
+    with connect(f"ws://127.0.0.1:{port}/ws", origin=f"http://127.0.0.1:{port}") as ws:
+        ws.send(encode_message(Hello(version="1.3", nick="webann")))
+        (frame,) = FrameDecoder().feed(ws.recv(timeout=10))
+        assert isinstance(decode_message(frame), Welcome)
+        ws.send(encode_message(Say(id="1", text="hello from a browser")))
+        assert bob.expect(Chat, text="hello from a browser").nick == "webann"
+        bob.send(Say(id="b", text="hello web"))
+        texts = []
+        while "hello web" not in texts:
+            for f in FrameDecoder().feed(ws.recv(timeout=10)):
+                m = decode_message(f)
+                texts.append(getattr(m, "text", ""))
+    with pytest.raises(InvalidStatus) as refused:
+        with connect(f"ws://127.0.0.1:{port}/ws", origin="http://evil.example"):
+            pass
+    assert refused.value.response.status_code == 403
+    bob.close()
+
+
+def test_a_browser_joins_from_a_link_and_talks_with_a_terminal_client(server):
+    from tests.web.browser import Browser
+
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    bob.send(Say(id="0", text="<b>not bold</b> said before"))
+    bob.expect(Chat)
+    browser = Browser(f"http://127.0.0.1:{server.port}/?nick=webann&room=lobby")
+    try:
+        assert bob.expect(Presence, event=PresenceEvent.JOIN, timeout=30).nick == "webann"
+        messages = "document.getElementById('messages').textContent"
+        browser.wait(f"{messages}.includes('<b>not bold</b> said before')", what="the history, as text")
+        assert browser.eval("document.querySelectorAll('#messages b').length") == 0  # never HTML
+        bob.send(Say(id="1", text="hello webann"))
+        browser.wait(f"{messages}.includes('hello webann')", what="bob's line")
+        assert browser.eval("document.querySelector('#messages li:last-child').className") == "mention"
+        browser.eval("document.getElementById('text').value = 'hi bob, from chromium';"
+                     "document.getElementById('say').requestSubmit(); true")
+        assert bob.expect(Chat, text="hi bob, from chromium", timeout=20).nick == "webann"
+        browser.wait(f"{messages}.includes('hi bob, from chromium') && !{messages}.includes('(sending)')",
+                     what="our own line, acknowledged")
+        assert "bob" in browser.eval("document.getElementById('members').textContent")
+    finally:
+        browser.close()
+        bob.close()
+
+
+def test_the_pages_framing_module_writes_the_bytes_protocol_md_specifies(server):
+    """framing.js in a real browser against the Python codec: the same bytes both ways,
+    including a two-byte UTF-8 character and a body."""
+    from tests.web.browser import Browser
+
+    browser = Browser(f"http://127.0.0.1:{server.port}/")
+    try:
+        browser.wait("location.protocol === 'http:' && document.readyState === 'complete'", what="the page")
+        hexed = browser.eval("""import(location.origin + '/framing.js').then(({ encodeFrame }) =>
+            Array.from(new Uint8Array(encodeFrame({type: 'say', id: 'm1', text: 'héllo'})))
+                 .map((b) => b.toString(16).padStart(2, '0')).join(''))""")
+        assert bytes.fromhex(hexed) == encode_message(Say(id="m1", text="héllo"))
+        python_frame = encode_message(Say(id="m2", text="ça va"))
+        decoded = browser.eval(f"""import(location.origin + '/framing.js').then(({{ decodeFrame }}) =>
+            decodeFrame(new Uint8Array([{",".join(map(str, python_frame))}]).buffer).header)""")
+        assert decoded == {"type": "say", "id": "m2", "text": "ça va"}
+        with_body = browser.eval("""import(location.origin + '/framing.js').then(({ encodeFrame, decodeFrame }) => {
+            const f = decodeFrame(encodeFrame({type: 'file_chunk', transfer: 1, round: 1, offset: 0},
+                                              new Uint8Array([1, 2, 3]).buffer));
+            return [f.header.body, Array.from(new Uint8Array(f.body))]; })""")
+        assert with_body == [3, [1, 2, 3]]
+    finally:
+        browser.close()
