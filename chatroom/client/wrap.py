@@ -1,8 +1,8 @@
 """Lines of formatted text cut into screen rows: word wrap with a hanging indent, and
 widths as the terminal draws them.  No I/O.
 
-Widths come from prompt_toolkit's own ``get_cwidth`` (wcwidth), the function its
-renderer uses, never from ``len()``: a CJK character takes two columns, a combining
+Widths are wcwidth's, character by character as prompt_toolkit's renderer counts
+them (its ``get_cwidth``), never ``len()``: a CJK character takes two columns, a combining
 accent none.  Where terminals and wcwidth disagree -- emoji sequences joined with
 U+200D, skin-tone modifiers, the emoji variation selector -- the text is shown as its
 parts (:func:`for_display`), which both agree on, so a redraw never leaves stale cells.
@@ -11,8 +11,9 @@ parts (:func:`for_display`), which both agree on, so a redraw never leaves stale
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-from prompt_toolkit.utils import get_cwidth
+from wcwidth import wcwidth
 
 __all__ = ["for_display", "width", "wrap"]
 
@@ -31,9 +32,15 @@ def for_display(text: str) -> str:
     return _SEQUENCE_PARTS.sub("", text) if _SEQUENCE_PARTS.search(text) else text
 
 
+@lru_cache(maxsize=4096)
+def _char_width(char: str) -> int:
+    return max(0, wcwidth(char))  # control characters are -1: they take no column
+
+
 def width(text: str) -> int:
-    """Columns ``text`` takes on a terminal."""
-    return get_cwidth(text)
+    """Columns ``text`` takes on a terminal: each character's wcwidth, summed, as
+    prompt_toolkit's renderer counts them (so what we wrap is what it draws)."""
+    return sum(_char_width(c) for c in text)
 
 
 def wrap(line: Line, columns: int) -> list[Line]:
