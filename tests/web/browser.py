@@ -78,7 +78,10 @@ class Browser:
     def wait(self, expression: str, timeout: float = 20, what: str = "the page") -> Any:
         deadline = time.monotonic() + timeout
         while True:
-            value = self.eval(expression)
+            try:
+                value = self.eval(expression)
+            except AssertionError:  # the page is not there yet (still loading)
+                value = None
             if value:
                 return value
             if time.monotonic() > deadline:

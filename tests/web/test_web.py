@@ -115,3 +115,30 @@ def test_the_pages_framing_module_writes_the_bytes_protocol_md_specifies(server)
         assert with_body == [3, [1, 2, 3]]
     finally:
         browser.close()
+
+
+def test_a_browser_proves_the_room_password_without_sending_it(make_server):
+    from tests.web.browser import Browser
+
+    server = make_server(password="correct horse")
+    browser = Browser(f"http://127.0.0.1:{server.port}/?nick=webpw")
+    try:
+        messages = "document.getElementById('messages').textContent"
+        browser.wait(f"{messages}.includes('needs a password')", what="the page to ask for the password")
+        browser.eval("document.getElementById('password').value = 'correct horse';"
+                     "document.getElementById('join').requestSubmit(); true")
+        browser.wait(f"{messages}.includes('you are in lobby')", timeout=30, what="the password proof")
+        assert "webpw" in server.hub.state.nicks
+    finally:
+        browser.close()
+    wrong = Browser(f"http://127.0.0.1:{server.port}/")
+    try:
+        wrong.wait("location.protocol === 'http:' && document.readyState === 'complete'", what="the page")
+        wrong.eval("document.getElementById('nick').value = 'guesser';"
+                   "document.getElementById('password').value = 'wrong';"
+                   "document.getElementById('join').requestSubmit(); true")
+        wrong.wait("document.getElementById('messages').textContent.includes('wrong password')", timeout=30,
+                   what="the refusal")
+        assert "guesser" not in server.hub.state.nicks
+    finally:
+        wrong.close()

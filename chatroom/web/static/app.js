@@ -15,11 +15,12 @@ function url() {
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`;
 }
 
-function start(nick, wanted) {
+function start(nick, wanted, password = "") {
   localStorage.setItem("chatroom.nick", nick);
   joinForm.hidden = true;
   sayForm.hidden = false;
-  session = new ChatSession(url(), nick, wanted, onEvent);
+  if (session) session.leave();
+  session = new ChatSession(url(), nick, wanted, onEvent, password);
   session.connect();
   input.focus();
 }
@@ -73,6 +74,13 @@ function onEvent(m) {
       break;
     case "bye": show.system(`the server said goodbye: ${m.reason}`, true); break;
     case "local_error": show.system(m.text, true); break;
+    case "password_needed":
+      show.system("this room needs a password: type it below", true);
+      document.getElementById("nick").value = session.nick;
+      document.getElementById("room").value = session.room;
+      joinForm.hidden = false; sayForm.hidden = true;
+      document.getElementById("password").focus();
+      break;
   }
 }
 
@@ -102,7 +110,9 @@ sayForm.addEventListener("submit", (event) => {
 
 joinForm.addEventListener("submit", (event) => {
   event.preventDefault();
-  start(document.getElementById("nick").value.trim(), document.getElementById("room").value.trim());
+  const password = document.getElementById("password");
+  start(document.getElementById("nick").value.trim(), document.getElementById("room").value.trim(), password.value);
+  password.value = "";
 });
 
 const nick = params.get("nick") || "";

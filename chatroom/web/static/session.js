@@ -4,11 +4,37 @@
 import { encodeFrame, decodeFrame } from "./framing.js";
 
 export const VERSION = "1.3";
+const encoder = new TextEncoder();
+
+const hex = (bytes) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+const unhex = (text) => new Uint8Array(text.match(/../g).map((h) => parseInt(h, 16)));
+const concat = (...parts) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+};
+
+// PROTOCOL.md, "Room password": PBKDF2 and HMAC-SHA256 from WebCrypto; the password
+// itself never leaves the page.
+async function roomKey(password, salt) {
+  const material = await crypto.subtle.importKey("raw", encoder.encode(password.normalize("NFKC")), "PBKDF2",
+    false, ["deriveBits"]);
+  const bits = await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations: 200000 },
+    material, 256);
+  return crypto.subtle.importKey("raw", bits, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+}
+
+async function proof(key, label, first, second) {
+  return hex(await crypto.subtle.sign("HMAC", key, concat(encoder.encode(label), first, second)));
+}
 const FATAL = new Set(["version_mismatch", "invalid_nick", "auth_failed", "auth_required", "kicked", "banned"]);
 
 export class ChatSession {
-  constructor(url, nick, room, onEvent) {
+  constructor(url, nick, room, onEvent, password = "") {
     this.url = url;
+    this.password = password;
+    this.expectedProof = null; // the server's proof for this exchange, once we gave ours
     this.nick = nick;
     this.room = room || "lobby";
     this.onEvent = onEvent;
@@ -36,7 +62,27 @@ export class ChatSession {
   hello() {
     const hello = { type: "hello", version: VERSION, nick: this.nick, room: this.room, client: "chatroom web" };
     if (this.token) Object.assign(hello, { resume: this.token, seen: this.seen });
+    this.expectedProof = null;
+    if (this.password) {
+      this.nonce = crypto.getRandomValues(new Uint8Array(32));
+      hello.nonce = hex(this.nonce);
+    }
     return hello;
+  }
+
+  async challenged(m) {
+    if (!this.password) { this.stopped = true; this.emit({ type: "password_needed" }); this.ws.close(); return; }
+    if (!crypto.subtle) {
+      this.stopped = true;
+      this.emit({ type: "local_error", text: "this room has a password, and this browser computes the password proof " +
+        "only on https:// pages (or on the host's own machine): ask the host to run the server with TLS" });
+      this.ws.close();
+      return;
+    }
+    const key = await roomKey(this.password, unhex(m.salt));
+    const serverNonce = unhex(m.nonce);
+    this.expectedProof = await proof(key, "chatroom-server\0", this.nonce, serverNonce);
+    this.send({ type: "auth", proof: await proof(key, "chatroom-client\0", serverNonce, this.nonce) });
   }
 
   send(message) {
@@ -63,12 +109,22 @@ export class ChatSession {
     try { frame = decodeFrame(data); } catch (error) { this.emit({ type: "local_error", text: String(error) }); return; }
     const m = frame.header;
     switch (m.type) {
-      case "welcome": return this.welcomed(m);
+      case "welcome":
+        if (this.password && m.proof !== this.expectedProof) { // a room that does not know the password
+          this.stopped = true;
+          this.emit({ type: "local_error", text: "this server let us in without proving it knows the room password: " +
+            "it is not the room you think (check the address with the host)" });
+          this.ws.close();
+          return;
+        }
+        return this.welcomed(m);
+      case "challenge": this.challenged(m); return;
       case "ping": return this.send({ type: "pong", token: m.token });
       case "ack": this.pending.delete(m.id); break;
       case "error":
         if (m.id) this.pending.delete(m.id);
         if (m.code === "resume_refused") { this.token = null; this.send(this.hello()); return; }
+        if (m.code === "auth_required") { this.stopped = true; this.emit({ type: "password_needed" }); return; }
         if (m.fatal && FATAL.has(m.code)) this.stopped = true;
         break;
       case "chat":
