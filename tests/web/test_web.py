@@ -142,3 +142,34 @@ def test_a_browser_proves_the_room_password_without_sending_it(make_server):
         assert "guesser" not in server.hub.state.nicks
     finally:
         wrong.close()
+
+
+def test_scrolling_to_the_top_loads_older_history_a_page_at_a_time(make_server):
+    from tests.web.browser import Browser
+
+    server = make_server(rate=0, history_size=20)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    for n in range(70):
+        bob.send(Say(id=str(n), text=f"old {n}"))
+    bob.collect(Chat, 70)
+    browser = Browser(f"http://127.0.0.1:{server.port}/?nick=reader")
+    try:
+        messages = "document.getElementById('messages').textContent"
+        browser.wait(f"{messages}.includes('old 69')", what="the history of the join")
+        assert not browser.eval(f"{messages}.includes('old 49 ')")  # only the last 20 came
+        for _ in range(6):  # scroll to the top until the beginning is there
+            browser.eval("{ const b = document.getElementById('messages'); b.scrollTop = 0; "
+                         "b.dispatchEvent(new Event('scroll')); } true")
+            try:
+                browser.wait(f"{messages}.includes('beginning of lobby')", timeout=2, what="older pages")
+                break
+            except AssertionError:
+                continue
+        texts = browser.eval("Array.from(document.querySelectorAll('#messages li')).map((li) => li.textContent)")
+        olds = [t.split("old ")[1] for t in texts if "old " in t]
+        assert olds == [str(n) for n in range(70)]  # every message once, in order
+        assert texts[0].endswith("beginning of lobby")
+    finally:
+        browser.close()
+        bob.close()

@@ -10,6 +10,9 @@ let session = null;
 let room = "";
 let topic = "";
 let roster = new Map();
+let oldest = null;        // the oldest sequence number on the page, to page back from
+let complete = false;     // nothing older exists
+let asking = false;       // a page of older history is on its way
 
 function url() {
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`;
@@ -42,11 +45,22 @@ function onEvent(m) {
       roster = new Map((m.members || []).map((x) => [x.nick, x]));
       listMembers();
       for (const c of m.history || []) show.chat(c, session.nick, session.rooms.size);
+      if (!m.resumed) { oldest = (m.history || []).length ? m.history[0].seq : m.last_seq + 1; complete = false; }
       show.header(room, topic, "connected", false);
       show.system(m.resumed ? `reconnected to ${room}` : `you are in ${room} with ${Math.max(0, (m.member_count || 1) - 1)} other(s)`);
       break;
     case "chat": show.chat(m, session.nick, session.rooms.size); break;
-    case "history": for (const c of m.messages) show.chat(c, session.nick, session.rooms.size); break;
+    case "history": {
+      const older = m.messages.filter((c) => oldest !== null && c.room === room && c.seq < oldest);
+      if (older.length || (asking && m.complete)) {
+        asking = false;
+        complete = m.complete;
+        if (older.length) oldest = older[0].seq;
+        show.older(older, session.nick, session.rooms.size, m.complete, room);
+      }
+      for (const c of m.messages.filter((c) => !older.includes(c))) show.chat(c, session.nick, session.rooms.size);
+      break;
+    }
     case "private": show.privateMessage(m, session.nick); break;
     case "pending": show.pending(m.message); break;
     case "ack": show.settled(m.id); break;
@@ -98,6 +112,15 @@ function command(text) {
     default: show.system(`unknown command /${head}: /me /msg /nick /join /away /topic /who`, true);
   }
 }
+
+// Scrolled to the top: the room's older history, a page at a time.
+document.getElementById("messages").addEventListener("scroll", (event) => {
+  if (event.target.scrollTop > 0 || !session || !session.open || complete || asking || oldest === null || oldest <= 1) {
+    return;
+  }
+  asking = true;
+  session.send({ type: "fetch_history", room, before: oldest, limit: 50 });
+});
 
 sayForm.addEventListener("submit", (event) => {
   event.preventDefault();

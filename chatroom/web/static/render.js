@@ -8,6 +8,35 @@ function clock(ts) {
   return when.toDateString() === now.toDateString() ? time : `${when.toLocaleDateString()} ${time}`;
 }
 
+function item(parts, className) {
+  const li = document.createElement("li");
+  if (className) li.className = className;
+  for (const [cls, text] of parts) {
+    const span = document.createElement("span");
+    if (cls) span.className = cls;
+    span.textContent = text;
+    li.append(span);
+  }
+  return li;
+}
+
+// Older messages (paging back) go on top; the view stays where it was.
+export function older(chats, me, rooms, complete, room) {
+  const box = list();
+  const before = box.scrollHeight;
+  const items = chats.map((c) => item(chatParts(c, rooms), ""));
+  if (complete) items.unshift(item([["", `-- beginning of ${room}`]], "system"));
+  box.prepend(...items);
+  box.scrollTop += box.scrollHeight - before;
+}
+
+function chatParts(c, rooms) {
+  const parts = [["time", clock(c.ts)], ["room", rooms > 1 ? `${c.room} ` : ""]];
+  if (!c.action) parts.push(["nick", `<${c.nick}> `]);
+  parts.push(["text", c.action ? `* ${c.nick} ${c.text}` : c.text]);
+  return parts;
+}
+
 function line(parts, className = "") {
   const item = document.createElement("li");
   if (className) item.className = className;
@@ -31,12 +60,7 @@ export function mentions(text, nick) {
 }
 
 export function chat(c, me, rooms) {
-  const where = rooms > 1 ? `${c.room} ` : "";
-  const text = c.action ? `* ${c.nick} ${c.text}` : c.text;
-  const parts = [["time", clock(c.ts)], ["room", where]];
-  if (!c.action) parts.push(["nick", `<${c.nick}> `]);
-  parts.push(["text", text]);
-  return line(parts, c.nick !== me && mentions(c.text, me) ? "mention" : "");
+  return line(chatParts(c, rooms), c.nick !== me && mentions(c.text, me) ? "mention" : "");
 }
 
 export function privateMessage(p, me) {
