@@ -75,18 +75,28 @@ def test_a_browser_joins_from_a_link_and_talks_with_a_terminal_client(server):
     browser = Browser(f"http://127.0.0.1:{server.port}/?nick=webann&room=lobby")
     try:
         assert bob.expect(Presence, event=PresenceEvent.JOIN, timeout=30).nick == "webann"
-        messages = "document.getElementById('messages').textContent"
+        messages = "document.getElementById('rooms').textContent"
         browser.wait(f"{messages}.includes('<b>not bold</b> said before')", what="the history, as text")
         assert browser.eval("document.querySelectorAll('#messages b').length") == 0  # never HTML
         bob.send(Say(id="1", text="hello webann"))
         browser.wait(f"{messages}.includes('hello webann')", what="bob's line")
-        assert browser.eval("document.querySelector('#messages li:last-child').className") == "mention"
+        assert browser.eval("document.querySelector('#rooms li:last-child').className") == "mention"
         browser.eval("document.getElementById('text').value = 'hi bob, from chromium';"
                      "document.getElementById('say').requestSubmit(); true")
         assert bob.expect(Chat, text="hi bob, from chromium", timeout=20).nick == "webann"
         browser.wait(f"{messages}.includes('hi bob, from chromium') && !{messages}.includes('(sending)')",
                      what="our own line, acknowledged")
         assert "bob" in browser.eval("document.getElementById('members').textContent")
+        # A second room gets a tab; news in the room not on screen marks its tab.
+        browser.eval("document.getElementById('text').value = '/join dev';"
+                     "document.getElementById('say').requestSubmit(); true")
+        browser.wait("document.getElementById('tabs').textContent === 'lobbydev'", what="the dev tab")
+        browser.wait("document.querySelector('#tabs button:last-child').getAttribute('aria-selected') === 'true'",
+                     what="dev on screen")
+        bob.send(Say(id="2", text="webann: lunch?", room="lobby"))
+        browser.wait("document.querySelector('#tabs button').className === 'highlight'", what="the lobby marked")
+        browser.eval("document.querySelector('#tabs button').click(); true")  # back to the lobby
+        assert browser.eval("document.querySelector('#tabs button').className") == ""
     finally:
         browser.close()
         bob.close()
@@ -123,7 +133,7 @@ def test_a_browser_proves_the_room_password_without_sending_it(make_server):
     server = make_server(password="correct horse")
     browser = Browser(f"http://127.0.0.1:{server.port}/?nick=webpw")
     try:
-        messages = "document.getElementById('messages').textContent"
+        messages = "document.getElementById('rooms').textContent"
         browser.wait(f"{messages}.includes('needs a password')", what="the page to ask for the password")
         browser.eval("document.getElementById('password').value = 'correct horse';"
                      "document.getElementById('join').requestSubmit(); true")
@@ -137,7 +147,7 @@ def test_a_browser_proves_the_room_password_without_sending_it(make_server):
         wrong.eval("document.getElementById('nick').value = 'guesser';"
                    "document.getElementById('password').value = 'wrong';"
                    "document.getElementById('join').requestSubmit(); true")
-        wrong.wait("document.getElementById('messages').textContent.includes('wrong password')", timeout=30,
+        wrong.wait("document.getElementById('rooms').textContent.includes('wrong password')", timeout=30,
                    what="the refusal")
         assert "guesser" not in server.hub.state.nicks
     finally:
@@ -155,18 +165,18 @@ def test_scrolling_to_the_top_loads_older_history_a_page_at_a_time(make_server):
     bob.collect(Chat, 70)
     browser = Browser(f"http://127.0.0.1:{server.port}/?nick=reader")
     try:
-        messages = "document.getElementById('messages').textContent"
+        messages = "document.getElementById('rooms').textContent"
         browser.wait(f"{messages}.includes('old 69')", what="the history of the join")
         assert not browser.eval(f"{messages}.includes('old 49 ')")  # only the last 20 came
         for _ in range(6):  # scroll to the top until the beginning is there
-            browser.eval("{ const b = document.getElementById('messages'); b.scrollTop = 0; "
+            browser.eval("{ const b = document.querySelector('#rooms ol:not([hidden])'); b.scrollTop = 0; "
                          "b.dispatchEvent(new Event('scroll')); } true")
             try:
                 browser.wait(f"{messages}.includes('beginning of lobby')", timeout=2, what="older pages")
                 break
             except AssertionError:
                 continue
-        texts = browser.eval("Array.from(document.querySelectorAll('#messages li')).map((li) => li.textContent)")
+        texts = browser.eval("Array.from(document.querySelectorAll('#rooms li')).map((li) => li.textContent)")
         olds = [t.split("old ")[1] for t in texts if "old " in t]
         assert olds == [str(n) for n in range(70)]  # every message once, in order
         assert texts[0].endswith("beginning of lobby")

@@ -1,4 +1,6 @@
-// The page: pick a nick (remembered), join, talk. ?nick=NAME&room=ROOM joins directly.
+// The page: pick a nick (remembered), join, talk; one tab per room you are in, marked
+// when something new (+) or addressed to you (!) arrives while you look elsewhere.
+// ?nick=NAME&room=ROOM joins directly.
 import { ChatSession } from "./session.js";
 import * as show from "./render.js";
 
@@ -6,13 +8,14 @@ const params = new URLSearchParams(location.search);
 const joinForm = document.getElementById("join");
 const sayForm = document.getElementById("say");
 const input = document.getElementById("text");
+const sound = document.getElementById("sound");
 let session = null;
-let room = "";
-let topic = "";
-let roster = new Map();
-let oldest = null;        // the oldest sequence number on the page, to page back from
-let complete = false;     // nothing older exists
-let asking = false;       // a page of older history is on its way
+let current = "";              // the room on screen (where typed text goes)
+const rooms = new Map();       // room -> { name, list, tab, topic, roster, oldest, complete, asking }
+let lastState = "connecting";
+
+sound.checked = localStorage.getItem("chatroom.sound") === "on";
+sound.addEventListener("change", () => localStorage.setItem("chatroom.sound", sound.checked ? "on" : "off"));
 
 function url() {
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`;
@@ -28,68 +31,165 @@ function start(nick, wanted, password = "") {
   input.focus();
 }
 
-function listMembers() { show.members([...roster.values()]); }
+function key(name) { return (name || "").toLowerCase(); }
+
+function room(name) {
+  let r = rooms.get(key(name));
+  if (!r) {
+    const list = document.createElement("ol");
+    list.className = "messages";
+    list.setAttribute("aria-live", "polite");
+    list.setAttribute("aria-label", `messages in ${name}`);
+    list.addEventListener("scroll", () => pageBack(r));
+    const tab = document.createElement("button");
+    tab.type = "button";
+    tab.setAttribute("role", "tab");
+    tab.textContent = name;
+    tab.addEventListener("click", () => focus(name));
+    r = { name, list, tab, topic: "", roster: new Map(), oldest: null, complete: false, asking: false };
+    rooms.set(key(name), r);
+    document.getElementById("rooms").append(list);
+    document.getElementById("tabs").append(tab);
+  }
+  return r;
+}
+
+function here() { return rooms.get(key(current)) || room(current || "lobby"); }
+
+function focus(name) {
+  current = rooms.get(key(name)).name;
+  for (const r of rooms.values()) {
+    const on = key(r.name) === key(current);
+    r.list.hidden = !on;
+    r.tab.setAttribute("aria-selected", String(on));
+    if (on) r.tab.classList.remove("activity", "highlight");
+  }
+  const r = here();
+  show.members([...r.roster.values()]);
+  header();
+  input.focus();
+}
+
+function header() {
+  const r = rooms.get(key(current));
+  const bad = lastState !== "connected";
+  show.header(current, r ? r.topic : "", lastState, bad);
+}
+
+function mark(r, highlight) {
+  if (key(r.name) === key(current)) return;
+  r.tab.classList.add(highlight ? "highlight" : "activity");
+}
+
+function close(name) {
+  const r = rooms.get(key(name));
+  if (!r) return;
+  r.list.remove();
+  r.tab.remove();
+  rooms.delete(key(name));
+  if (key(name) === key(current)) {
+    const next = rooms.values().next().value;
+    current = next ? next.name : "";
+    if (next) focus(next.name);
+  }
+}
+
+function pageBack(r) {
+  if (r.list.scrollTop > 0 || !session || !session.open || r.complete || r.asking || r.oldest === null || r.oldest <= 1) {
+    return;
+  }
+  r.asking = true;
+  session.send({ type: "fetch_history", room: r.name, before: r.oldest, limit: 50 });
+}
+
+function arrived(m) {
+  const r = room(m.room);
+  if (!(m.resumed && m.type === "joined")) {
+    r.topic = m.topic;
+    r.roster = new Map((m.members || []).map((x) => [x.nick, x]));
+    for (const c of m.history || []) show.chat(r.list, c, session.nick);
+    if (!m.resumed) { r.oldest = (m.history || []).length ? m.history[0].seq : m.last_seq + 1; r.complete = false; }
+    const others = Math.max(0, (m.member_count || 1) - 1);
+    show.system(r.list, m.resumed ? `reconnected to ${r.name}` : `you are in ${r.name} with ${others} other(s)`);
+  }
+  if (m.type === "welcome" || !m.resumed) focus(r.name);
+}
+
+function history(m) {
+  const r = room(m.room);
+  const older = m.messages.filter((c) => r.oldest !== null && c.seq < r.oldest);
+  if (older.length || (r.asking && m.complete)) {
+    r.asking = false;
+    r.complete = m.complete;
+    if (older.length) r.oldest = older[0].seq;
+    show.older(r.list, older, m.complete, r.name);
+  }
+  for (const c of m.messages.filter((c) => !older.includes(c))) show.chat(r.list, c, session.nick);
+}
+
+function presence(m) {
+  const r = rooms.get(key(m.room)) || here();
+  if (m.event === "join") r.roster.set(m.nick, { nick: m.nick });
+  if (m.event === "leave") r.roster.delete(m.nick);
+  if (m.event === "nick") { r.roster.delete(m.nick); r.roster.set(m.new_nick, { nick: m.new_nick }); }
+  if (m.event === "away" || m.event === "back") r.roster.set(m.nick, { nick: m.nick, away: m.message });
+  if (r === here()) show.members([...r.roster.values()]);
+  show.system(r.list, {
+    join: `${m.nick} joined`, leave: `${m.nick} left (${m.reason || "quit"})`, nick: `${m.nick} is now ${m.new_nick}`,
+    away: `${m.nick} is away: ${m.message}`, back: `${m.nick} is back`, reconnected: `${m.nick} reconnected`,
+  }[m.event] || "");
+}
 
 function onEvent(m) {
   switch (m.type) {
-    case "state": {
-      const text = m.state === "disconnected" ? `disconnected — retrying in ${Math.round(m.retryIn / 1000)} s` : m.state;
-      show.header(room, topic, text, m.state !== "connected");
-      if (m.state === "disconnected") show.system("connection lost; retrying", true);
+    case "state":
+      lastState = m.state === "disconnected" ? `disconnected — retrying in ${Math.round(m.retryIn / 1000)} s` : m.state;
+      header();
+      if (m.state === "disconnected") show.system(here().list, "connection lost; retrying", true);
+      break;
+    case "welcome": case "joined": arrived(m); break;
+    case "parted": close(m.room); show.system(here().list, `you left ${m.room}`); break;
+    case "chat": {
+      const r = room(m.room);
+      const line = show.chat(r.list, m, session.nick);
+      const forMe = line.className === "mention";
+      mark(r, forMe);
+      if (forMe && sound.checked) show.beep();
       break;
     }
-    case "welcome":
-    case "joined":
-      if (m.resumed && m.type === "joined") break;
-      room = m.room; topic = m.topic;
-      roster = new Map((m.members || []).map((x) => [x.nick, x]));
-      listMembers();
-      for (const c of m.history || []) show.chat(c, session.nick, session.rooms.size);
-      if (!m.resumed) { oldest = (m.history || []).length ? m.history[0].seq : m.last_seq + 1; complete = false; }
-      show.header(room, topic, "connected", false);
-      show.system(m.resumed ? `reconnected to ${room}` : `you are in ${room} with ${Math.max(0, (m.member_count || 1) - 1)} other(s)`);
+    case "history": history(m); break;
+    case "private":
+      show.privateMessage(here().list, m, session.nick);
+      if (m.nick !== session.nick && sound.checked) show.beep();
       break;
-    case "chat": show.chat(m, session.nick, session.rooms.size); break;
-    case "history": {
-      const older = m.messages.filter((c) => oldest !== null && c.room === room && c.seq < oldest);
-      if (older.length || (asking && m.complete)) {
-        asking = false;
-        complete = m.complete;
-        if (older.length) oldest = older[0].seq;
-        show.older(older, session.nick, session.rooms.size, m.complete, room);
-      }
-      for (const c of m.messages.filter((c) => !older.includes(c))) show.chat(c, session.nick, session.rooms.size);
-      break;
-    }
-    case "private": show.privateMessage(m, session.nick); break;
-    case "pending": show.pending(m.message); break;
+    case "pending": show.pending((m.message.room && rooms.get(key(m.message.room)) || here()).list, m.message); break;
     case "ack": show.settled(m.id); break;
-    case "presence":
-      if (m.room !== room) break;
-      if (m.event === "join") roster.set(m.nick, { nick: m.nick });
-      if (m.event === "leave") roster.delete(m.nick);
-      if (m.event === "nick") { roster.delete(m.nick); roster.set(m.new_nick, { nick: m.new_nick }); }
-      if (m.event === "away" || m.event === "back") roster.set(m.nick, { nick: m.nick, away: m.message });
-      listMembers();
-      show.system({ join: `${m.nick} joined`, leave: `${m.nick} left (${m.reason || "quit"})`,
-        nick: `${m.nick} is now ${m.new_nick}`, away: `${m.nick} is away: ${m.message}`, back: `${m.nick} is back`,
-        reconnected: `${m.nick} reconnected` }[m.event] || "");
+    case "presence": presence(m); break;
+    case "topic": {
+      const r = room(m.room);
+      r.topic = m.topic;
+      header();
+      show.system(r.list, `${m.nick} set the topic: ${m.topic}`);
       break;
-    case "topic":
-      if (m.room === room) { topic = m.topic; show.header(room, topic, "connected", false); }
-      show.system(`${m.nick} set the topic: ${m.topic}`);
+    }
+    case "members": {
+      const r = room(m.room);
+      r.roster = new Map(m.members.map((x) => [x.nick, x]));
+      if (r === here()) show.members([...r.roster.values()]);
       break;
-    case "members": roster = new Map(m.members.map((x) => [x.nick, x])); listMembers(); break;
-    case "notice": show.system(m.text); break;
+    }
+    case "notice": show.system(here().list, m.text); break;
     case "error":
       if (m.id) show.settled(m.id);
-      show.system(m.message, true);
-      if (m.code === "nick_taken" || m.code === "invalid_nick") { session.stopped = true; joinForm.hidden = false; sayForm.hidden = true; }
+      show.system(here().list, m.message, true);
+      if (m.code === "nick_taken" || m.code === "invalid_nick") {
+        session.stopped = true; joinForm.hidden = false; sayForm.hidden = true;
+      }
       break;
-    case "bye": show.system(`the server said goodbye: ${m.reason}`, true); break;
-    case "local_error": show.system(m.text, true); break;
+    case "bye": show.system(here().list, `the server said goodbye: ${m.reason}`, true); break;
+    case "local_error": show.system(here().list, m.text, true); break;
     case "password_needed":
-      show.system("this room needs a password: type it below", true);
+      show.system(here().list, "this room needs a password: type it below", true);
       document.getElementById("nick").value = session.nick;
       document.getElementById("room").value = session.room;
       joinForm.hidden = false; sayForm.hidden = true;
@@ -102,25 +202,17 @@ function command(text) {
   const [head, ...rest] = text.slice(1).split(" ");
   const arg = rest.join(" ").trim();
   switch (head.toLowerCase()) {
-    case "me": return session.action(arg, room);
+    case "me": return session.action(arg, current);
     case "msg": { const [to, ...words] = rest; return session.direct(to, words.join(" ")); }
     case "nick": return session.send({ type: "nick", nick: arg });
     case "join": return session.send({ type: "join", room: arg });
+    case "part": return session.send({ type: "part", room: arg || current });
     case "away": return session.send({ type: "away", message: arg || undefined });
-    case "topic": return session.send({ type: "set_topic", topic: arg, room });
-    case "who": return session.send({ type: "who", room });
-    default: show.system(`unknown command /${head}: /me /msg /nick /join /away /topic /who`, true);
+    case "topic": return session.send({ type: "set_topic", topic: arg, room: current });
+    case "who": return session.send({ type: "who", room: current });
+    default: show.system(here().list, `unknown command /${head}: /me /msg /nick /join /part /away /topic /who`, true);
   }
 }
-
-// Scrolled to the top: the room's older history, a page at a time.
-document.getElementById("messages").addEventListener("scroll", (event) => {
-  if (event.target.scrollTop > 0 || !session || !session.open || complete || asking || oldest === null || oldest <= 1) {
-    return;
-  }
-  asking = true;
-  session.send({ type: "fetch_history", room, before: oldest, limit: 50 });
-});
 
 sayForm.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -128,7 +220,7 @@ sayForm.addEventListener("submit", (event) => {
   input.value = "";
   if (!text.trim()) return;
   if (text.startsWith("/") && !text.startsWith("//")) command(text);
-  else session.say(text.startsWith("//") ? text.slice(1) : text, room);
+  else session.say(text.startsWith("//") ? text.slice(1) : text, current);
 });
 
 joinForm.addEventListener("submit", (event) => {

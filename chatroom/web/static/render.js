@@ -1,5 +1,5 @@
 // What the page shows. Everything a peer sent goes in with textContent: never HTML.
-const list = () => document.getElementById("messages");
+// Each room has its own list of messages (a tab); `box` is the list to write to.
 
 function clock(ts) {
   const when = new Date(ts * 1000);
@@ -20,37 +20,19 @@ function item(parts, className) {
   return li;
 }
 
-// Older messages (paging back) go on top; the view stays where it was.
-export function older(chats, me, rooms, complete, room) {
-  const box = list();
-  const before = box.scrollHeight;
-  const items = chats.map((c) => item(chatParts(c, rooms), ""));
-  if (complete) items.unshift(item([["", `-- beginning of ${room}`]], "system"));
-  box.prepend(...items);
-  box.scrollTop += box.scrollHeight - before;
+function line(box, parts, className = "") {
+  const li = item(parts, className);
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  box.append(li);
+  if (atBottom) box.scrollTop = box.scrollHeight;
+  return li;
 }
 
-function chatParts(c, rooms) {
-  const parts = [["time", clock(c.ts)], ["room", rooms > 1 ? `${c.room} ` : ""]];
+function chatParts(c) {
+  const parts = [["time", clock(c.ts)]];
   if (!c.action) parts.push(["nick", `<${c.nick}> `]);
   parts.push(["text", c.action ? `* ${c.nick} ${c.text}` : c.text]);
   return parts;
-}
-
-function line(parts, className = "") {
-  const item = document.createElement("li");
-  if (className) item.className = className;
-  for (const [cls, text] of parts) {
-    const span = document.createElement("span");
-    if (cls) span.className = cls;
-    span.textContent = text;
-    item.append(span);
-  }
-  const box = list();
-  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  box.append(item);
-  if (atBottom) box.scrollTop = box.scrollHeight;
-  return item;
 }
 
 export function mentions(text, nick) {
@@ -59,26 +41,35 @@ export function mentions(text, nick) {
   return new RegExp(`(^|[^\\p{L}\\p{N}_])${escaped}($|[^\\p{L}\\p{N}_])`, "iu").test(text);
 }
 
-export function chat(c, me, rooms) {
-  return line(chatParts(c, rooms), c.nick !== me && mentions(c.text, me) ? "mention" : "");
+export function chat(box, c, me) {
+  return line(box, chatParts(c), c.nick !== me && mentions(c.text, me) ? "mention" : "");
 }
 
-export function privateMessage(p, me) {
+// Older messages (paging back) go on top; the view stays where it was.
+export function older(box, chats, complete, room) {
+  const before = box.scrollHeight;
+  const items = chats.map((c) => item(chatParts(c), ""));
+  if (complete) items.unshift(item([["", `-- beginning of ${room}`]], "system"));
+  box.prepend(...items);
+  box.scrollTop += box.scrollHeight - before;
+}
+
+export function privateMessage(box, p, me) {
   const who = p.nick === me ? `→ ${p.to}` : `${p.nick} →`;
-  return line([["time", clock(p.ts)], ["nick", `[${who}] `], ["text", p.text]], p.nick === me ? "" : "mention");
+  return line(box, [["time", clock(p.ts)], ["nick", `[${who}] `], ["text", p.text]], p.nick === me ? "" : "mention");
 }
 
-export function system(text, error = false) {
-  return line([["", `-- ${text}`]], error ? "error" : "system");
+export function system(box, text, error = false) {
+  return line(box, [["", `-- ${text}`]], error ? "error" : "system");
 }
 
-export function pending(message) {
-  const item = line([["", `… ${message.text} (sending)`]], "pending");
-  item.dataset.id = message.id;
+export function pending(box, message) {
+  const li = line(box, [["", `… ${message.text} (sending)`]], "pending");
+  li.dataset.id = message.id;
 }
 
 export function settled(id) {
-  for (const item of list().querySelectorAll("li.pending")) if (item.dataset.id === id) item.remove();
+  for (const li of document.querySelectorAll("#rooms li.pending")) if (li.dataset.id === id) li.remove();
 }
 
 export function members(infos) {
@@ -96,4 +87,17 @@ export function header(room, topic, state, bad) {
   const s = document.getElementById("state");
   s.textContent = state;
   s.classList.toggle("bad", bad);
+}
+
+// A short tone for a mention or a private message, if the person turned sound on.
+let audio = null;
+export function beep() {
+  audio = audio || new AudioContext();
+  const osc = audio.createOscillator();
+  const gain = audio.createGain();
+  osc.frequency.value = 880;
+  gain.gain.value = 0.1;
+  osc.connect(gain).connect(audio.destination);
+  osc.start();
+  osc.stop(audio.currentTime + 0.12);
 }
