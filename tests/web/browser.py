@@ -47,6 +47,17 @@ class Browser:
                 raise AssertionError("chromium did not start")
             time.sleep(0.05)  # polling for the file Chromium writes when it listens
         port = int(port_file.read_text().split()[0])
+        # Downloads go to this profile's folder, never the user's own Downloads.
+        self.downloads = Path(self.profile) / "downloads"
+        self.downloads.mkdir()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/version", timeout=10) as answer:
+            browser_url = json.load(answer)["webSocketDebuggerUrl"]
+        self._browser = connect(browser_url, max_size=None)
+        self._control = self._browser.__enter__()
+        self._control.send(json.dumps({"id": 0, "method": "Browser.setDownloadBehavior",
+                                       "params": {"behavior": "allow", "downloadPath": str(self.downloads)}}))
+        while json.loads(self._control.recv(timeout=30)).get("id") != 0:
+            pass
         deadline = time.monotonic() + 30
         while True:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
@@ -89,9 +100,10 @@ class Browser:
             time.sleep(0.05)  # polling the page, bounded by the deadline
 
     def close(self) -> None:
-        devtools = getattr(self, "_devtools", None)
-        if devtools is not None:
-            devtools.__exit__(None, None, None)
+        for name in ("_devtools", "_browser"):
+            connection = getattr(self, name, None)
+            if connection is not None:
+                connection.__exit__(None, None, None)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

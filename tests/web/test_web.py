@@ -21,6 +21,7 @@ from chatroom.protocol import (
     encode_message,
 )
 from chatroom.web.pages import CSP
+from tests.polling import wait_until
 from tests.wire import WireClient
 
 
@@ -183,3 +184,36 @@ def test_scrolling_to_the_top_loads_older_history_a_page_at_a_time(make_server):
     finally:
         browser.close()
         bob.close()
+
+
+def test_a_browser_accepts_a_shared_file_and_checks_its_sha256(server, tmp_path):
+    """A terminal client offers 300 KiB (more than the credit window: acks must flow);
+    the page accepts it, verifies its SHA-256 and offers the download; the sender hears
+    it was received."""
+    from chatroom.client.connection import ChatClient
+    from chatroom.client.transfers import TransferChanged
+    from tests.polling import Events
+    from tests.web.browser import Browser
+
+    events = Events()
+    alice = ChatClient("127.0.0.1", server.port, "alice", on_event=events, downloads=tmp_path / "dl")
+    alice.connect()
+    browser = Browser(f"http://127.0.0.1:{server.port}/?nick=webann")
+    try:
+        page = "document.getElementById('rooms').textContent"
+        browser.wait(f"{page}.includes('you are in lobby')", what="the page to join")
+        source = tmp_path / "notes.bin"
+        source.write_bytes(bytes(range(256)) * 1200)
+        alice.files.offer(source)
+        browser.wait(f"{page}.includes('alice offers “notes.bin” (300.0 KiB)')", what="the offer")
+        browser.eval("Array.from(document.querySelectorAll('#rooms button')).find((b) => b.textContent === "
+                     "'Accept').click(); true")
+        browser.wait(f"{page}.includes('“notes.bin”: SHA-256 verified')", timeout=30, what="the verified file")
+        assert browser.eval("document.querySelector('#rooms a[download]').getAttribute('download')") == "notes.bin"
+        done = events.wait(lambda e: isinstance(e, TransferChanged) and e.what in ("received", "failed"), timeout=30)
+        assert done.what == "received" and done.nick == "webann"
+        saved = browser.downloads / "notes.bin"
+        wait_until(lambda: saved.exists() and saved.read_bytes() == source.read_bytes(), 30, "the download on disk")
+    finally:
+        browser.close()
+        alice.close()

@@ -3,6 +3,7 @@
 // ?nick=NAME&room=ROOM joins directly.
 import { ChatSession } from "./session.js";
 import * as show from "./render.js";
+import { Receiver, safeName } from "./files.js";
 
 const params = new URLSearchParams(location.search);
 const joinForm = document.getElementById("join");
@@ -10,6 +11,7 @@ const sayForm = document.getElementById("say");
 const input = document.getElementById("text");
 const sound = document.getElementById("sound");
 let session = null;
+let receiver = null;
 let current = "";              // the room on screen (where typed text goes)
 const rooms = new Map();       // room -> { name, list, tab, topic, roster, oldest, complete, asking }
 let lastState = "connecting";
@@ -27,6 +29,10 @@ function start(nick, wanted, password = "") {
   sayForm.hidden = false;
   if (session) session.leave();
   session = new ChatSession(url(), nick, wanted, onEvent, password);
+  receiver = new Receiver(session, (offer, ok, text, link) => {
+    const box = (offer.room && rooms.get(key(offer.room)) || here()).list;
+    show.saved(box, offer, ok, text, link, safeName(offer.name));
+  });
   session.connect();
   input.focus();
 }
@@ -187,6 +193,18 @@ function onEvent(m) {
       }
       break;
     case "bye": show.system(here().list, `the server said goodbye: ${m.reason}`, true); break;
+    case "file_offer":
+      if (m.id) break; // our own offer's echo (the page does not offer files yet)
+      receiver.offered(m);
+      show.offer((m.room && rooms.get(key(m.room)) || here()).list, m, () => receiver.accept(m.transfer),
+        () => receiver.reject(m.transfer));
+      if (m.nick !== session.nick) mark(m.room ? room(m.room) : here(), true);
+      break;
+    case "file_data": receiver.data(m, m.data); break;
+    case "file_update":
+      receiver.update(m);
+      if (m.over && m.event !== "received") show.system(here().list, `file transfer ${m.event}${m.reason ? `: ${m.reason}` : ""}`);
+      break;
     case "local_error": show.system(here().list, m.text, true); break;
     case "password_needed":
       show.system(here().list, "this room needs a password: type it below", true);

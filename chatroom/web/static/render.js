@@ -72,6 +72,37 @@ export function settled(id) {
   for (const li of document.querySelectorAll("#rooms li.pending")) if (li.dataset.id === id) li.remove();
 }
 
+export function offer(box, f, onAccept, onReject) {
+  const li = line(box, [["time", clock(f.ts)], ["", `-- ${f.nick} offers “${f.name}” (${size(f.size)}) `]], "system");
+  for (const [label, act] of [["Accept", onAccept], ["Decline", onReject]]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = label;
+    button.addEventListener("click", () => { li.querySelectorAll("button").forEach((b) => b.remove()); act(); });
+    li.append(button);
+  }
+}
+
+export function saved(box, f, ok, text, url, name) {
+  const li = line(box, [["", `-- “${f.name}”: ${text} `]], ok ? "system" : "error");
+  if (url) {
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = name;
+    a.textContent = `save ${name}`;
+    li.append(a);
+    a.click(); // start the download at once; the link stays for another copy
+  }
+}
+
+function size(n) {
+  for (const unit of ["bytes", "KiB", "MiB", "GiB"]) {
+    if (n < 1024 || unit === "GiB") return unit === "bytes" ? `${n} bytes` : `${n.toFixed(1)} ${unit}`;
+    n /= 1024;
+  }
+  return `${n}`;
+}
+
 export function members(infos) {
   const ul = document.getElementById("members");
   ul.replaceChildren(...infos.map((m) => {

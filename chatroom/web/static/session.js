@@ -108,6 +108,7 @@ export class ChatSession {
     let frame;
     try { frame = decodeFrame(data); } catch (error) { this.emit({ type: "local_error", text: String(error) }); return; }
     const m = frame.header;
+    if (frame.body) m.data = frame.body; // file_data: the bytes
     switch (m.type) {
       case "welcome":
         if (this.password && m.proof !== this.expectedProof) { // a room that does not know the password
