@@ -63,6 +63,7 @@ class WebDoor:
         # One WebSocket message is one frame: a 4-byte prefix, a header and a body.
         self.ws = ServerProtocol(max_size=4 + limits.max_header + limits.max_body + 1024, logger=_ws_log)
         self.conn.wire = WEBSOCKET  # passes websockets' own bytes through; frames become messages
+        self.in_binary = False  # inside a fragmented binary message
 
     def run(self, first: bytes) -> None:
         conn, sock = self.conn, self.handler.request
@@ -125,9 +126,12 @@ class WebDoor:
         self.conn.close(CloseReason.REFUSED if response.status_code >= 400 else CloseReason.QUIT)
 
     def frame(self, frame: Frame) -> None:
-        if frame.opcode is Opcode.BINARY:
-            session = self.conn.session
-            frames, events = session.receive_data(frame.data, time.monotonic())
+        """A WebSocket frame.  A browser may cut a large message into fragments
+        (a binary frame, then continuations): their bytes are fed as they come -- the
+        session's frame decoder reads a stream, so it reassembles them either way."""
+        if frame.opcode is Opcode.BINARY or (frame.opcode is Opcode.CONT and self.in_binary):
+            self.in_binary = not frame.fin
+            frames, events = self.conn.session.receive_data(frame.data, time.monotonic())
             self.handler.act_all(events)
-        elif frame.opcode is Opcode.TEXT:  # our frames are binary: a text message is a mistake
+        elif frame.opcode in (Opcode.TEXT, Opcode.CONT):  # our frames are binary: a text message is a mistake
             self.ws.fail(1003, "frames travel in binary messages")

@@ -34,9 +34,12 @@ def chromium() -> str:
 class Browser:
     """One headless Chromium showing ``url``; :meth:`eval` runs JavaScript in the page."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, trust_any_certificate: bool = False) -> None:
+        """``trust_any_certificate``: for a server's self-signed test certificate (what a
+        person does by accepting the browser's warning once)."""
         self.profile = tempfile.mkdtemp(prefix="chatroom-chromium-")
-        self.proc = subprocess.Popen([chromium(), *FLAGS, f"--user-data-dir={self.profile}",
+        extra = ["--ignore-certificate-errors"] if trust_any_certificate else []
+        self.proc = subprocess.Popen([chromium(), *FLAGS, *extra, f"--user-data-dir={self.profile}",
                                       "--remote-debugging-port=0", url],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = Path(self.profile) / "DevToolsActivePort"

@@ -53,6 +53,9 @@ def test_a_websocket_carries_one_frame_per_message_and_checks_its_origin(server)
         assert isinstance(decode_message(frame), Welcome)
         ws.send(encode_message(Say(id="1", text="hello from a browser")))
         assert bob.expect(Chat, text="hello from a browser").nick == "webann"
+        frame = encode_message(Say(id="2", text="in three fragments"))
+        ws.send([frame[:3], frame[3:10], frame[10:]])  # one message, fragmented as a browser may
+        assert bob.expect(Chat, text="in three fragments").nick == "webann"
         bob.send(Say(id="b", text="hello web"))
         texts = []
         while "hello web" not in texts:
@@ -217,3 +220,53 @@ def test_a_browser_accepts_a_shared_file_and_checks_its_sha256(server, tmp_path)
     finally:
         browser.close()
         alice.close()
+
+
+def test_over_tls_the_page_is_https_the_socket_wss_and_the_password_works(make_server, tls_files):
+    from tests.web.browser import Browser
+
+    cert, key = tls_files
+    server = make_server(tls_cert=cert, tls_key=key, password="sesame")
+    browser = Browser(f"https://127.0.0.1:{server.port}/?nick=secure", trust_any_certificate=True)
+    try:
+        page = "document.getElementById('rooms').textContent"
+        browser.wait(f"{page}.includes('needs a password')", what="the page over https")
+        assert browser.eval("location.protocol") == "https:" and browser.eval("window.isSecureContext")
+        browser.eval("document.getElementById('password').value = 'sesame';"
+                     "document.getElementById('join').requestSubmit(); true")
+        browser.wait(f"{page}.includes('you are in lobby')", timeout=30, what="the password proof over wss")
+        assert "secure" in server.hub.state.nicks
+    finally:
+        browser.close()
+
+
+def test_a_browser_offers_a_file_that_a_terminal_client_receives_whole(server, tmp_path):
+    """The page hashes the file, offers it, and sends each round as the credit allows
+    (300 KiB: more than one window); the terminal client's copy matches."""
+    from chatroom.client.connection import ChatClient
+    from chatroom.client.transfers import TransferChanged
+    from tests.polling import Events
+    from tests.web.browser import Browser
+
+    events = Events()
+    bob = ChatClient("127.0.0.1", server.port, "bob", on_event=events, downloads=tmp_path / "dl")
+    bob.connect()
+    source = tmp_path / "slides.pdf"
+    source.write_bytes(bytes(range(251)) * 1224)  # 307,224 bytes
+    browser = Browser(f"http://127.0.0.1:{server.port}/?nick=teacher")
+    try:
+        page = "document.getElementById('rooms').textContent"
+        browser.wait(f"{page}.includes('you are in lobby')", what="the page to join")
+        root = browser.call("DOM.getDocument")["root"]["nodeId"]
+        node = browser.call("DOM.querySelector", nodeId=root, selector="#file")["nodeId"]
+        browser.call("DOM.setFileInputFiles", files=[str(source)], nodeId=node)  # as if picked
+        offered = events.wait(lambda e: isinstance(e, TransferChanged) and e.what == "offered", timeout=30)
+        assert offered.transfer.name == "slides.pdf" and offered.transfer.size == source.stat().st_size
+        bob.files.accept(offered.transfer.id)
+        done = events.wait(lambda e: isinstance(e, TransferChanged) and e.what in ("saved", "failed"), timeout=30)
+        assert done.what == "saved", done.detail
+        assert (tmp_path / "dl" / "slides.pdf").read_bytes() == source.read_bytes()
+        browser.wait(f"{page}.includes('bob received “slides.pdf”')", what="the sender told")
+    finally:
+        browser.close()
+        bob.close()

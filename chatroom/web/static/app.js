@@ -3,7 +3,7 @@
 // ?nick=NAME&room=ROOM joins directly.
 import { ChatSession } from "./session.js";
 import * as show from "./render.js";
-import { Receiver, safeName } from "./files.js";
+import { Receiver, Sender, safeName } from "./files.js";
 
 const params = new URLSearchParams(location.search);
 const joinForm = document.getElementById("join");
@@ -12,6 +12,7 @@ const input = document.getElementById("text");
 const sound = document.getElementById("sound");
 let session = null;
 let receiver = null;
+let sender = null;
 let current = "";              // the room on screen (where typed text goes)
 const rooms = new Map();       // room -> { name, list, tab, topic, roster, oldest, complete, asking }
 let lastState = "connecting";
@@ -29,6 +30,7 @@ function start(nick, wanted, password = "") {
   sayForm.hidden = false;
   if (session) session.leave();
   session = new ChatSession(url(), nick, wanted, onEvent, password);
+  sender = new Sender(session, (text, error) => show.system(here().list, text, error));
   receiver = new Receiver(session, (offer, ok, text, link) => {
     const box = (offer.room && rooms.get(key(offer.room)) || here()).list;
     show.saved(box, offer, ok, text, link, safeName(offer.name));
@@ -194,15 +196,18 @@ function onEvent(m) {
       break;
     case "bye": show.system(here().list, `the server said goodbye: ${m.reason}`, true); break;
     case "file_offer":
-      if (m.id) break; // our own offer's echo (the page does not offer files yet)
+      if (m.id) { sender.offered(m); break; } // our own offer, numbered by the server
       receiver.offered(m);
       show.offer((m.room && rooms.get(key(m.room)) || here()).list, m, () => receiver.accept(m.transfer),
         () => receiver.reject(m.transfer));
       if (m.nick !== session.nick) mark(m.room ? room(m.room) : here(), true);
       break;
     case "file_data": receiver.data(m, m.data); break;
+    case "file_send": sender.start(m); break;
+    case "file_credit": sender.credit(m); break;
     case "file_update":
       receiver.update(m);
+      sender.update(m);
       if (m.over && m.event !== "received") show.system(here().list, `file transfer ${m.event}${m.reason ? `: ${m.reason}` : ""}`);
       break;
     case "local_error": show.system(here().list, m.text, true); break;
@@ -239,6 +244,13 @@ sayForm.addEventListener("submit", (event) => {
   if (!text.trim()) return;
   if (text.startsWith("/") && !text.startsWith("//")) command(text);
   else session.say(text.startsWith("//") ? text.slice(1) : text, current);
+});
+
+document.getElementById("attach").addEventListener("click", () => document.getElementById("file").click());
+document.getElementById("file").addEventListener("change", (event) => {
+  const file = event.target.files[0];
+  if (file && session) sender.offer(file, current);
+  event.target.value = "";
 });
 
 joinForm.addEventListener("submit", (event) => {

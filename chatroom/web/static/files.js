@@ -59,3 +59,80 @@ export class Receiver {
       ok ? URL.createObjectURL(blob) : null);
   }
 }
+
+// Offering a file: hash it, offer it, then send each round from byte 0 as far as the
+// server's credit allows (the slowest receiver's acks move the credit).
+const CHUNK = 64 * 1024;
+
+export class Sender {
+  constructor(session, say) {
+    this.session = session;
+    this.say = say;             // (text, error) -> a line on the page
+    this.byId = new Map();      // our offer id -> file (until the server numbers it)
+    this.byTransfer = new Map(); // transfer -> { file, round, credit, sent, sending }
+  }
+
+  async offer(file, room) {
+    if (!crypto.subtle) {
+      this.say("this browser hashes files only on https:// pages: ask the host to run the server with TLS", true);
+      return;
+    }
+    const sha256 = hex(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
+    const id = this.session.nextId();
+    this.byId.set(id, file);
+    this.session.send({ type: "offer_file", id, name: file.name, size: file.size, sha256, room });
+  }
+
+  offered(m) {   // the server's copy of our offer, with its number
+    const file = this.byId.get(m.id);
+    if (!file) return;
+    this.byId.delete(m.id);
+    this.byTransfer.set(m.transfer, { file, round: 0, credit: 0, sent: 0, sending: false });
+    this.say(`you offer “${file.name}” to ${m.recipients} ${m.recipients === 1 ? "person" : "people"}`);
+  }
+
+  start(m) {     // file_send: a round begins, from byte 0
+    const t = this.byTransfer.get(m.transfer);
+    if (!t) return;
+    Object.assign(t, { round: m.round, credit: m.credit, sent: 0 });
+    this.pump(m.transfer, t);
+  }
+
+  credit(m) {
+    const t = this.byTransfer.get(m.transfer);
+    if (!t || m.round !== t.round) return;
+    t.credit = Math.max(t.credit, m.credit);
+    this.pump(m.transfer, t);
+  }
+
+  update(m) {
+    const t = this.byTransfer.get(m.transfer);
+    if (!t) return;
+    if (m.event === "received") this.say(`${m.nick} received “${t.file.name}”`);
+    if (m.event === "failed" || m.event === "rejected") this.say(`${m.nick}: ${m.event}${m.reason ? ` (${m.reason})` : ""}`);
+    if (m.over) this.byTransfer.delete(m.transfer);
+  }
+
+  async pump(transfer, t) {
+    if (t.sending) return;
+    t.sending = true;
+    try {
+      const size = t.file.size;
+      if (size === 0 && t.sent === 0 && t.credit >= 0) {   // an empty file is one empty chunk
+        this.session.sendFrame({ type: "file_chunk", transfer, round: t.round, offset: 0 }, new ArrayBuffer(0));
+        t.sent = -1;
+        return;
+      }
+      while (t.sent >= 0 && t.sent < size && t.sent < t.credit && this.byTransfer.get(transfer) === t) {
+        const round = t.round;
+        const end = Math.min(size, t.sent + CHUNK, t.credit);
+        const body = await t.file.slice(t.sent, end).arrayBuffer();
+        if (round !== t.round) continue; // a new round began meanwhile: it starts again from 0
+        this.session.sendFrame({ type: "file_chunk", transfer, round, offset: t.sent }, body);
+        t.sent = end;
+      }
+    } finally {
+      t.sending = false;
+    }
+  }
+}

@@ -89,6 +89,10 @@ export class ChatSession {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(encodeFrame(message));
   }
 
+  sendFrame(message, body) {  // a frame with a body (file chunks)
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(encodeFrame(message, body));
+  }
+
   nextId() { return `${this.prefix}-${++this.counter}`; }
 
   // A chat message: kept until acknowledged, sent again (same id) after a reconnect.
