@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-client", action="store_true",
                       help="only the server and bots (for a projector; students join from their terminals)")
     demo.add_argument("--port", type=_positive_int, default=0, help="TCP port (default: a free one)")
+    demo.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (default: this machine only; 0.0.0.0: the whole LAN, so that "
+                           "students can open the printed address in a browser)")
     demo.add_argument("--nick", default=None, help="your nick (default: your login name)")
     demo.set_defaults(func=cmd_demo)
 
@@ -359,6 +362,15 @@ def _print_welcome(args: argparse.Namespace, server: ChatServer, config: ServerC
     print("press Ctrl-C to stop", flush=True)
 
 
+def _addresses_to_give(host: str) -> list[str]:
+    """The addresses people can use to reach a server listening on ``host``."""
+    if host in ("0.0.0.0", ""):
+        from chatroom.netaddr import local_ipv4_addresses
+
+        return local_ipv4_addresses() or ["127.0.0.1"]
+    return [host]
+
+
 def _announce(args: argparse.Namespace, server: ChatServer, config: ServerConfig) -> Announcer | None:
     from chatroom.discovery import Announcer, should_announce
     from chatroom.netaddr import local_ipv4_addresses
@@ -444,14 +456,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.no_client and (not sys.stdin.isatty() or not sys.stdout.isatty()):
         return _fail("the demo's client needs a terminal: run it in one, or use --no-client", 2)
     try:
-        demo = Demo(bots=args.bots, interval=args.rate, port=args.port)
+        demo = Demo(bots=args.bots, interval=args.rate, host=args.host, port=args.port)
     except OSError as exc:
         return _fail(f"cannot start the demo server on port {args.port}: {exc.strerror or exc}")
     demo.start()
     try:
         if args.no_client:
-            print(f"chatroom demo: {len(demo.bots)} bots chatting on 127.0.0.1:{demo.port}", flush=True)
-            print(f"join with: chatroom join 127.0.0.1:{demo.port}", flush=True)
+            print(f"chatroom demo: {len(demo.bots)} bots chatting on {args.host}:{demo.port}", flush=True)
+            for host in _addresses_to_give(args.host):
+                print(f"join with: chatroom join {host}:{demo.port}   or in a browser: http://{host}:{demo.port}/",
+                      flush=True)
             print("press Ctrl-C to stop", flush=True)
             stop = threading.Event()
             previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}

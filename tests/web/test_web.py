@@ -270,3 +270,64 @@ def test_a_browser_offers_a_file_that_a_terminal_client_receives_whole(server, t
     finally:
         browser.close()
         bob.close()
+
+
+def test_two_pages_and_a_plain_client_see_one_order_and_peer_markup_stays_text(server):
+    from tests.web.browser import Browser
+
+    plain = WireClient(server.port)
+    plain.hello("plain")
+    pages = [Browser(f"http://127.0.0.1:{server.port}/?nick=web{n}") for n in range(2)]
+    try:
+        for n in range(2):
+            plain.expect(Presence, event=PresenceEvent.JOIN, nick=f"web{n}", timeout=30)
+        hostile = ["<img src=x onerror=alert(1)>", "<script>document.title='owned'</script>", "\x1b[31mred\x1b[0m"]
+        for i, text in enumerate(hostile):
+            plain.send(Say(id=f"h{i}", text=text))
+        for n, page in enumerate(pages):
+            page.eval(f"document.getElementById('text').value = 'from web{n}';"
+                      "document.getElementById('say').requestSubmit(); true")
+        order = [plain.expect(Chat, timeout=20).text for _ in range(5)]
+        for page in pages:
+            page.wait("Array.from(document.querySelectorAll('#rooms li .text')).length >= 5", what="every line")
+            shown = page.eval("Array.from(document.querySelectorAll('#rooms li .text')).map((s) => s.textContent)")
+            expected = [t.replace("\x1b", "\ufffd") for t in order]  # the server neutralises escapes
+            assert shown[-5:] == expected  # the room's one order, for everyone
+            assert page.eval("document.querySelectorAll('#rooms img, #rooms script').length") == 0
+            assert page.eval("document.title") == "chatroom"
+    finally:
+        for page in pages:
+            page.close()
+        plain.close()
+
+
+def test_the_page_survives_a_server_restart_with_nothing_lost_or_doubled(make_server, tmp_path):
+    from tests.web.browser import Browser
+
+    first = make_server(data_dir=str(tmp_path), resume_grace=60)
+    port = first.port
+    bob = WireClient(port)
+    bob.hello("bob")
+    page = Browser(f"http://127.0.0.1:{port}/?nick=webann")
+    texts = "Array.from(document.querySelectorAll('#rooms li .text')).map((s) => s.textContent)"
+    try:
+        bob.expect(Presence, event=PresenceEvent.JOIN, nick="webann", timeout=30)
+        bob.send(Say(id="1", text="before the restart"))
+        page.wait(f"{texts}.includes('before the restart')", what="the first line")
+        first.stop()
+        page.wait("document.getElementById('state').textContent.startsWith('disconnected')", what="the outage")
+        page.eval("document.getElementById('text').value = 'typed while it was down';"
+                  "document.getElementById('say').requestSubmit(); true")
+        second = make_server(data_dir=str(tmp_path), port=port)  # the same port, the same history
+        bob = WireClient(second.port)
+        bob.hello("bob")
+        assert bob.expect(Chat, text="typed while it was down", timeout=40).nick == "webann"
+        bob.send(Say(id="2", text="after the restart"))
+        page.wait(f"{texts}.includes('after the restart')", timeout=30, what="the line after")
+        shown = page.eval(texts)
+        for line in ("before the restart", "typed while it was down", "after the restart"):
+            assert shown.count(line) == 1, shown
+        assert not page.eval("document.getElementById('rooms').textContent.includes('(sending)')")
+    finally:
+        page.close()
+        bob.close()

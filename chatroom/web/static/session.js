@@ -142,6 +142,7 @@ export class ChatSession {
         break;
       case "joined":
         this.rooms.add(m.room);
+        m.history = (m.history || []).filter((c) => c.seq > (this.seen[c.room] || 0));
         for (const c of m.history || []) this.seen[c.room] = Math.max(this.seen[c.room] || 0, c.seq);
         if (!m.resumed) this.seen[m.room] = Math.max(this.seen[m.room] || 0, m.last_seq);
         break;
@@ -159,12 +160,17 @@ export class ChatSession {
     this.token = m.resume_token;
     this.nick = m.nick;
     this.limits = m.limits;
+    // After a lost session (a server restart), the history comes again: show only what is new.
+    m.history = (m.history || []).filter((c) => c.seq > (this.seen[c.room] || 0));
+    const before = [...this.rooms].filter((r) => r.toLowerCase() !== (m.room || "").toLowerCase());
+    this.rooms = new Set();
     if (m.room) { this.rooms.add(m.room); this.room = m.room; }
     for (const c of m.history || []) this.seen[c.room] = Math.max(this.seen[c.room] || 0, c.seq);
     if (!m.resumed && m.room) this.seen[m.room] = Math.max(this.seen[m.room] || 0, m.last_seq);
     this.emit({ type: "state", state: "connected" });
     this.emit(m);
     for (const message of this.pending.values()) this.send(message); // exactly once: the server knows the ids
+    if (!m.resumed) for (const room of before) this.send({ type: "join", room }); // back where we were
   }
 
   closed() {
