@@ -4,6 +4,7 @@ terminal client."""
 from __future__ import annotations
 
 import http.client
+import json
 
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -273,32 +274,65 @@ def test_a_browser_offers_a_file_that_a_terminal_client_receives_whole(server, t
 
 
 def test_two_pages_and_a_plain_client_see_one_order_and_peer_markup_stays_text(server):
+    """Two browser pages and ``chatroom join --plain`` (a real process) in one room: the
+    same lines in the same order everywhere; what the terminal user typed as markup
+    or escape sequences is inert text on the pages."""
+    import subprocess
+    import sys
+    import threading
+
+    from tests.terminal import ROOT, chatroom_env
     from tests.web.browser import Browser
 
-    plain = WireClient(server.port)
-    plain.hello("plain")
-    pages = [Browser(f"http://127.0.0.1:{server.port}/?nick=web{n}") for n in range(2)]
+    watcher = WireClient(server.port)
+    watcher.hello("watcher")
+    plain = subprocess.Popen([sys.executable, "-m", "chatroom", "join", f"127.0.0.1:{server.port}", "--plain",
+                              "--nick", "plain"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=chatroom_env(), cwd=str(ROOT))
+    printed: list[str] = []
+    reader = threading.Thread(target=lambda: printed.extend(plain.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    pages = []
     try:
+        watcher.expect(Presence, event=PresenceEvent.JOIN, nick="plain", timeout=30)
+        pages = [Browser(f"http://127.0.0.1:{server.port}/?nick=web{n}") for n in range(2)]
         for n in range(2):
-            plain.expect(Presence, event=PresenceEvent.JOIN, nick=f"web{n}", timeout=30)
+            watcher.expect(Presence, event=PresenceEvent.JOIN, nick=f"web{n}", timeout=30)
         hostile = ["<img src=x onerror=alert(1)>", "<script>document.title='owned'</script>", "\x1b[31mred\x1b[0m"]
-        for i, text in enumerate(hostile):
-            plain.send(Say(id=f"h{i}", text=text))
+        plain.stdin.write("".join(line + "\n" for line in hostile))  # type: ignore[union-attr]
+        plain.stdin.flush()  # type: ignore[union-attr]
         for n, page in enumerate(pages):
             page.eval(f"document.getElementById('text').value = 'from web{n}';"
                       "document.getElementById('say').requestSubmit(); true")
-        order = [plain.expect(Chat, timeout=20).text for _ in range(5)]
+        order = [watcher.expect(Chat, timeout=20).text for _ in range(5)]
+        from chatroom.text import clean_text  # what a terminal sends and prints: escape sequences gone
+
+        assert sorted(order) == sorted([*(clean_text(t) for t in hostile), "from web0", "from web1"])
         for page in pages:
             page.wait("Array.from(document.querySelectorAll('#rooms li .text')).length >= 5", what="every line")
             shown = page.eval("Array.from(document.querySelectorAll('#rooms li .text')).map((s) => s.textContent)")
-            expected = [t.replace("\x1b", "\ufffd") for t in order]  # the server neutralises escapes
-            assert shown[-5:] == expected  # the room's one order, for everyone
+            assert shown[-5:] == order  # the room's one order, for everyone
             assert page.eval("document.querySelectorAll('#rooms img, #rooms script').length") == 0
             assert page.eval("document.title") == "chatroom"
+        watcher.send(Say(id="e", text="\x1b[2J\x1b]0;owned\x07 a raw escape"))  # straight from a raw client
+        relayed = watcher.expect(Chat, timeout=20)
+        assert "\x1b" not in relayed.text and "\x07" not in relayed.text
+        for page in pages:
+            page.wait(f"Array.from(document.querySelectorAll('#rooms li .text')).some((s) => s.textContent === "
+                      f"{json.dumps(relayed.text)})", what="the raw escape, as the server relayed it")
+            assert page.eval("document.title") == "chatroom"
+        plain.stdin.close()  # type: ignore[union-attr]
+        assert plain.wait(30) == 0
+        reader.join(10)
+        chats = [line for line in printed if "> " in line and line.startswith("[")]
+        assert [line.split("> ", 1)[1].rstrip("\n") for line in chats][-6:-1] == [clean_text(t) for t in order]
     finally:
         for page in pages:
             page.close()
-        plain.close()
+        if plain.poll() is None:
+            plain.kill()
+            plain.wait()
+        watcher.close()
 
 
 def test_the_page_survives_a_server_restart_with_nothing_lost_or_doubled(make_server, tmp_path):
