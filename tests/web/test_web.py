@@ -82,7 +82,8 @@ def test_a_browser_joins_from_a_link_and_talks_with_a_terminal_client(server):
         assert bob.expect(Presence, event=PresenceEvent.JOIN, timeout=30).nick == "webann"
         messages = "document.getElementById('rooms').textContent"
         browser.wait(f"{messages}.includes('<b>not bold</b> said before')", what="the history, as text")
-        assert browser.eval("document.querySelectorAll('#messages b').length") == 0  # never HTML
+        assert browser.eval("document.querySelectorAll('#rooms b').length") == 0  # never HTML
+        assert browser.eval("getComputedStyle(document.getElementById('join')).display") == "none"  # joined
         bob.send(Say(id="1", text="hello webann"))
         browser.wait(f"{messages}.includes('hello webann')", what="bob's line")
         assert browser.eval("document.querySelector('#rooms li:last-child').className") == "mention"
