@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--irc-port", type=_positive_int, default=None, metavar="PORT",
                        help="also listen for IRC clients on this port (e.g. 6667; 0 picks a free one); "
                             "they are welcome on --port too")
+    serve.add_argument("--web-port", type=_positive_int, default=None, metavar="PORT",
+                       help="also serve browsers on this port (e.g. 8080; 0 picks a free one); they are welcome "
+                            "on --port too")
     serve.add_argument("--name", default="", help="server name shown to clients (default: host name)")
     serve.add_argument("--max-clients", type=_positive_int, default=defaults.max_clients,
                        help="connections accepted at once (default %(default)s)")
@@ -248,7 +251,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
             password=password, op_password=op_password, tls_cert=cert, tls_key=key,
             max_file_size=args.max_file_size, max_per_address=args.max_per_address,
-            frame_timeout=args.frame_timeout, irc_port=args.irc_port,
+            frame_timeout=args.frame_timeout, irc_port=args.irc_port, web_port=args.web_port,
         )
         tracer = _open_tracer(args.trace)
         server = _start_server(args, config, tracer)
@@ -350,6 +353,10 @@ def _print_welcome(args: argparse.Namespace, server: ChatServer, config: ServerC
     else:
         print(f"join with: chatroom join {args.host}:{port}", flush=True)
         print(f"or in a browser: {'https' if server.tls_context else 'http'}://{args.host}:{port}/", flush=True)
+    if server.web_listener is not None:
+        scheme = "https" if server.tls_context else "http"
+        for host in _addresses_to_give(args.host):
+            print(f"browsers: {scheme}://{host}:{server.web_listener.port}/", flush=True)
     if server.irc_listener is not None:
         print(f"IRC clients: /connect {args.host} {server.irc_listener.port} (or the port above)", flush=True)
     print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)
@@ -484,7 +491,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             client.connect()
         except HandshakeRefused as exc:
             return _fail(_refusal_advice(exc.code, exc.message, args))
-        ChatApp(client).run()
+        addresses = ", ".join(f"http://{host}:{demo.port}/" for host in _addresses_to_give(args.host))
+        ChatApp(client, banner=f"others can join from a browser at {addresses}").run()
         return 0
     finally:
         demo.stop()

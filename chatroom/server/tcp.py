@@ -144,6 +144,7 @@ class ServerConfig:
     history_size: int = 100  # messages replayed on joining a room
     max_rooms: int = MAX_ROOMS  # rooms one member (protocol 1.3) may be in at once
     irc_port: int | None = None  # a second port for IRC clients that assume one (0: a free one)
+    web_port: int | None = None  # a port for browsers, e.g. 80 or 8080 (0: a free one)
     outbox_limit: int = DEFAULT_OUTBOX_LIMIT  # bytes queued for one client -> "too slow"
     handshake_timeout: float = 10.0
     # A frame begun and not finished this long after the last complete one: the peer is
@@ -940,13 +941,19 @@ class ChatServer(socketserver.ThreadingTCPServer):
             self.tls_context = server_context(Path(self.config.tls_cert), Path(self.config.tls_key))
             self.tls_fingerprint = certificate_fingerprint(Path(self.config.tls_cert))
         super().__init__((self.config.host, self.config.port), ChatHandler)
-        self.irc_listener: IrcListener | None = None
-        if self.config.irc_port is not None:
-            try:
-                self.irc_listener = IrcListener(self, self.config.irc_port)
-            except BaseException:
-                self.server_close()
-                raise
+        self.irc_listener: SideDoor | None = None
+        self.web_listener: SideDoor | None = None
+        try:
+            if self.config.irc_port is not None:
+                self.irc_listener = SideDoor(self, self.config.irc_port)
+            if self.config.web_port is not None:
+                self.web_listener = SideDoor(self, self.config.web_port)
+        except BaseException:
+            for side in (self.irc_listener, self.web_listener):
+                if side is not None:
+                    side.server_close()
+            self.server_close()
+            raise
         self.flusher.start()
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -1119,9 +1126,10 @@ class ChatServer(socketserver.ThreadingTCPServer):
         deadline = time.monotonic() + self.config.shutdown_grace
         while time.monotonic() < deadline and any(len(c.outbox) for c in conns):
             time.sleep(0.02)  # polling the flusher's progress, bounded by the deadline
-        if self.irc_listener is not None:
-            self.irc_listener.shutdown()
-            self.irc_listener.server_close()
+        for side in (self.irc_listener, self.web_listener):
+            if side is not None:
+                side.shutdown()
+                side.server_close()
         self.shutdown()
         self.server_close()  # no new connections from here on
         for conn in self.connections():
@@ -1145,16 +1153,18 @@ class ChatServer(socketserver.ThreadingTCPServer):
         thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
                                   name="chatroom-server", daemon=True)
         thread.start()
-        if self.irc_listener is not None:
-            threading.Thread(target=self.irc_listener.serve_forever, kwargs={"poll_interval": 0.2},
-                             name="chatroom-irc-port", daemon=True).start()
+        for side, name in ((self.irc_listener, "chatroom-irc-port"), (self.web_listener, "chatroom-web-port")):
+            if side is not None:
+                threading.Thread(target=side.serve_forever, kwargs={"poll_interval": 0.2}, name=name,
+                                 daemon=True).start()
         return thread
 
 
-class IrcListener(socketserver.ThreadingTCPServer):
-    """``--irc-port``: a second port for IRC clients that assume one (6667).  Its
-    connections are the chat server's own: the same handler (which tells IRC from
-    frames by the first bytes, as on the main port), limits, TLS and registry."""
+class SideDoor(socketserver.ThreadingTCPServer):
+    """``--irc-port`` / ``--web-port``: another port for clients that assume one (6667
+    for IRC, 80 or 8080 for browsers).  Its connections are the chat server's own: the
+    same handler (which tells frames, IRC and HTTP apart by the first bytes, as on the
+    main port), limits, TLS and registry."""
 
     allow_reuse_address = True
     daemon_threads = True

@@ -186,7 +186,7 @@ class ChatCompleter(Completer):
 class ChatApp:
     """The full-screen client around a connected :class:`ChatClient`."""
 
-    def __init__(self, client: ChatClient, config: ClientConfig | None = None) -> None:
+    def __init__(self, client: ChatClient, config: ClientConfig | None = None, banner: str = "") -> None:
         """``config``: the user's settings; without one (the demo, tests) nothing is kept
         on disk -- no input history, no window logs."""
         self.client = client
@@ -194,6 +194,8 @@ class ChatApp:
         self.config = settings
         self.windows = Windows(client.nick, settings.bell, highlights=settings.highlight,
                                time_format=settings.timestamp)
+        if banner:  # e.g. the demo's address for browsers, the first line on screen
+            self.windows.system(banner)
         self.logs = WindowLogs(data_dir() / "logs") if settings.log else None
         self._title = ""
         self.pane = MessagePane(lambda: self.transcript)

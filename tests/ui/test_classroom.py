@@ -42,7 +42,9 @@ def test_demo_without_client_has_bots_talking_and_stops_cleanly_on_sigint():
         assert proc.stdout is not None
         match = re.search(r"on 127\.0\.0\.1:(\d+)", proc.stdout.readline())
         assert match, proc.stderr.read() if proc.stderr else ""
-        student = WireClient(int(match.group(1)))
+        port = match.group(1)
+        assert f"or in a browser: http://127.0.0.1:{port}/" in proc.stdout.readline()  # the address to hand out
+        student = WireClient(int(port))
         welcome = student.hello("student")
         assert {m.nick for m in welcome.members} >= set(BOT_NICKS[:3])
         chats = student.collect(Chat, 4, timeout=20)

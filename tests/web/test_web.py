@@ -366,3 +366,40 @@ def test_the_page_survives_a_server_restart_with_nothing_lost_or_doubled(make_se
     finally:
         page.close()
         bob.close()
+
+
+def test_a_separate_web_port_serves_the_page_and_the_same_rooms(make_server):
+    server = make_server(web_port=0)
+    assert server.web_listener is not None
+    port = server.web_listener.port
+    assert port != server.port and get(port, "/").status == 200
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    with connect(f"ws://127.0.0.1:{port}/ws", origin=f"http://127.0.0.1:{port}") as ws:
+        ws.send(encode_message(Hello(version="1.3", nick="webby")))
+        FrameDecoder().feed(ws.recv(timeout=10))
+        ws.send(encode_message(Say(id="1", text="via the web port")))
+        assert bob.expect(Chat, text="via the web port").nick == "webby"
+    bob.close()
+
+
+def test_the_pages_commands_whois_rooms_last_and_help(server):
+    from tests.web.browser import Browser
+
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    bob.send(Say(id="1", text="the quiz is on friday"))
+    bob.expect(Chat)
+    page = Browser(f"http://127.0.0.1:{server.port}/?nick=webann")
+    text = "document.getElementById('rooms').textContent"
+    try:
+        page.wait(f"{text}.includes('you are in lobby')", what="the page")
+        for line, shows in [("/whois bob", "bob: in lobby"), ("/rooms", "rooms: lobby (2)"),
+                            ("/last quiz", "1 message(s) with “quiz” in lobby"), ("/help", "commands: /me"),
+                            ("/frob", "unknown command /frob")]:
+            page.eval(f"document.getElementById('text').value = {json.dumps(line)};"
+                      "document.getElementById('say').requestSubmit(); true")
+            page.wait(f"{text}.includes({json.dumps(shows)})", what=line)
+    finally:
+        page.close()
+        bob.close()

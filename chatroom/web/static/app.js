@@ -187,6 +187,20 @@ function onEvent(m) {
       break;
     }
     case "notice": show.system(here().list, m.text); break;
+    case "rooms":
+      show.system(here().list, "rooms: " + m.rooms.map((r) => `${r.name} (${r.members})${r.topic ? `: ${r.topic}` : ""}`)
+        .join("; "));
+      break;
+    case "user":
+      show.system(here().list, `${m.nick}: in ${m.rooms.join(", ") || "no room"}` + (m.away ? ` · away: ${m.away}` : "") +
+        (m.idle >= 60 ? ` · idle ${Math.floor(m.idle / 60)} min` : ""));
+      break;
+    case "found":
+      show.system(here().list, m.messages.length
+        ? `${m.messages.length} message(s) with “${m.text}” in ${m.room}:\n` +
+          m.messages.map((c) => `  <${c.nick}> ${c.text}`).join("\n")
+        : `nothing with “${m.text}” in ${m.room}`);
+      break;
     case "error":
       if (m.id) show.settled(m.id);
       show.system(here().list, m.message, true);
@@ -221,6 +235,9 @@ function onEvent(m) {
   }
 }
 
+const HELP = "commands: /me ACTION · /msg NICK TEXT · /nick NAME · /join ROOM · /part [ROOM] · /away [MESSAGE] · " +
+  "/topic [TEXT] · /who · /whois NICK · /rooms · /last TEXT · /quit [REASON] · //text sends a line starting with /";
+
 function command(text) {
   const [head, ...rest] = text.slice(1).split(" ");
   const arg = rest.join(" ").trim();
@@ -232,8 +249,13 @@ function command(text) {
     case "part": return session.send({ type: "part", room: arg || current });
     case "away": return session.send({ type: "away", message: arg || undefined });
     case "topic": return session.send({ type: "set_topic", topic: arg, room: current });
-    case "who": return session.send({ type: "who", room: current });
-    default: show.system(here().list, `unknown command /${head}: /me /msg /nick /join /part /away /topic /who`, true);
+    case "who": case "names": return session.send({ type: "who", room: current });
+    case "whois": return session.send({ type: "whois", nick: arg });
+    case "rooms": return session.send({ type: "list_rooms" });
+    case "last": return session.send({ type: "search", room: current, text: arg });
+    case "quit": session.leave(arg || "quit"); show.system(here().list, "you left: reload the page to come back"); return;
+    case "help": return show.system(here().list, HELP);
+    default: show.system(here().list, `unknown command /${head}: /help lists them`, true);
   }
 }
 
