@@ -403,3 +403,22 @@ def test_the_pages_commands_whois_rooms_last_and_help(server):
     finally:
         page.close()
         bob.close()
+
+
+def test_the_page_fits_a_phone(server):
+    """At a phone's 390x844: no sideways scrolling, the member list gives way to the
+    messages, and the input line and its button are on screen."""
+    from tests.web.browser import Browser
+
+    page = Browser(f"http://127.0.0.1:{server.port}/?nick=phone")
+    try:
+        page.call("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=3, mobile=True)
+        page.wait("document.getElementById('rooms').textContent.includes('you are in lobby')", what="the page")
+        assert page.eval("document.documentElement.scrollWidth <= window.innerWidth")
+        assert page.eval("getComputedStyle(document.querySelector('aside')).display") == "none"
+        box = page.eval("(() => { const r = document.getElementById('text').getBoundingClientRect();"
+                        " return [r.left, r.right, r.bottom, window.innerWidth, window.innerHeight]; })()")
+        left, right, bottom, width, height = box
+        assert 0 <= left < right <= width and bottom <= height
+    finally:
+        page.close()
