@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.request
 from itertools import count
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 
 import pytest
 from websockets.sync.client import connect
+
+from tests.polling import wait_until
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
@@ -43,12 +44,15 @@ class Browser:
                                       "--remote-debugging-port=0", url],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = Path(self.profile) / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.close()
-                raise AssertionError("chromium did not start")
-            time.sleep(0.05)  # polling for the file Chromium writes when it listens
+        try:  # the file Chromium writes once it listens
+            wait_until(lambda: self.proc.poll() is not None or (port_file.exists() and port_file.read_text().strip()),
+                       30, "chromium to start", interval=0.05)
+        except AssertionError:
+            self.close()
+            raise
+        if self.proc.poll() is not None:
+            self.close()
+            raise AssertionError("chromium did not start")
         port = int(port_file.read_text().split()[0])
         # Downloads go to this profile's folder, never the user's own Downloads.
         self.downloads = Path(self.profile) / "downloads"
@@ -61,14 +65,15 @@ class Browser:
                                        "params": {"behavior": "allow", "downloadPath": str(self.downloads)}}))
         while json.loads(self._control.recv(timeout=30)).get("id") != 0:
             pass
-        deadline = time.monotonic() + 30
-        while True:
+        pages: list[dict[str, Any]] = []
+
+        def our_page() -> bool:  # the tab showing our URL (not a blank one first)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
-                pages = [t for t in json.load(answer) if t.get("type") == "page"]
-            if any(p.get("url", "").startswith("http") for p in pages) or time.monotonic() > deadline:
-                pages = [p for p in pages if p.get("url", "").startswith("http")] or pages
-                break
-            time.sleep(0.05)
+                pages[:] = [t for t in json.load(answer)
+                            if t.get("type") == "page" and t.get("url", "").startswith("http")]
+            return bool(pages)
+
+        wait_until(our_page, 30, "the page's tab", interval=0.05)
         self._devtools = connect(pages[0]["webSocketDebuggerUrl"], max_size=None)
         self.ws = self._devtools.__enter__()  # the connection, kept open until close()
         self.ids = count(1)
@@ -90,17 +95,19 @@ class Browser:
         return result["result"].get("value")
 
     def wait(self, expression: str, timeout: float = 20, what: str = "the page") -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
+        """Poll ``expression`` in the page until it is truthy; return its value."""
+        found: list[Any] = []
+
+        def holds() -> bool:
             try:
                 value = self.eval(expression)
             except AssertionError:  # the page is not there yet (still loading)
-                value = None
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}: {expression}")
-            time.sleep(0.05)  # polling the page, bounded by the deadline
+                return False
+            found[:] = [value]
+            return bool(value)
+
+        wait_until(holds, timeout, f"{what}: {expression}", interval=0.05)
+        return found[0]
 
     def close(self) -> None:
         for name in ("_devtools", "_browser"):
