@@ -113,7 +113,7 @@ class IrcDoor:
 
     def run(self, first: bytes) -> None:
         """Serve until the connection closes (the handler's ``finish`` does the rest)."""
-        conn, sock = self.conn, self.handler.request
+        conn = self.conn
         data = first
         while True:
             lines, overlong = self.reader.feed(data)
@@ -125,10 +125,7 @@ class IrcDoor:
             self.handler.flush_batch()
             if conn.session.closed:
                 return
-            try:
-                data = sock.recv(RECV_SIZE)
-            except OSError:
-                return
+            data = self.handler.recv_more(RECV_SIZE)
             if not data:
                 return
 

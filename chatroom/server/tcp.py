@@ -432,6 +432,14 @@ class ChatHandler(socketserver.BaseRequestHandler):
 
     # ------------------------------------------------------------------ helpers
 
+    def recv_more(self, size: int) -> bytes:
+        """The next bytes from the peer for a door's pump; b"" when it closed or the
+        socket failed (the handler's ``finish`` then does the rest)."""
+        try:
+            return self.request.recv(size)
+        except OSError:
+            return b""
+
     def peer(self) -> str:
         member = self.conn.member
         return f"{self.conn.address} {member.nick if member else ''}"

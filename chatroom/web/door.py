@@ -66,7 +66,7 @@ class WebDoor:
         self.in_binary = False  # inside a fragmented binary message
 
     def run(self, first: bytes) -> None:
-        conn, sock = self.conn, self.handler.request
+        conn = self.conn
         data = first
         while True:
             self.ws.receive_data(data)
@@ -81,10 +81,7 @@ class WebDoor:
                 if not conn.session.closed:
                     conn.close(CloseReason.QUIT if self.ws.close_code == 1000 else CloseReason.LOST)
                 return
-            try:
-                data = sock.recv(RECV_SIZE)
-            except OSError:
-                return
+            data = self.handler.recv_more(RECV_SIZE)
             if not data:
                 self.ws.receive_eof()
                 return

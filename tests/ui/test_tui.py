@@ -57,6 +57,14 @@ def run_app(port: int, nick: str, scenario, *, screen: pyte.Screen | None = None
     asyncio.run(main())
 
 
+def drain(stream: pyte.Stream, out: io.StringIO) -> list[str]:
+    """Feed what the app wrote since the last call to the terminal emulator; its rows."""
+    stream.feed(out.getvalue())
+    out.seek(0)
+    out.truncate()
+    return stream.listener.display
+
+
 def _size(screen: pyte.Screen):
     from prompt_toolkit.data_structures import Size
 
@@ -234,10 +242,7 @@ def test_the_screen_shows_status_bar_and_input_rendered_by_a_terminal(server):
         await until(lambda: app.input.text == "half a li", what="typing")
 
         def rendered() -> bool:
-            stream.feed(out.getvalue())
-            out.seek(0)
-            out.truncate()
-            return screen.display[-1].startswith("> half a li")
+            return drain(stream, out)[-1].startswith("> half a li")
 
         await until(rendered, what="the input line on screen")
         display = screen.display
@@ -301,10 +306,7 @@ def test_a_long_typed_line_wraps_in_a_taller_input_that_keeps_its_beginning(serv
         await until(lambda: app.input.text == typed, what="typing")
 
         def rendered() -> bool:
-            stream.feed(out.getvalue())
-            out.seek(0)
-            out.truncate()
-            return "".join(screen.display[-3:]).rstrip().endswith(typed[-20:])
+            return "".join(drain(stream, out)[-3:]).rstrip().endswith(typed[-20:])
 
         await until(rendered, what="the whole line on screen")
         rows = screen.display
@@ -326,10 +328,7 @@ def test_two_rooms_and_a_private_conversation_in_three_windows_with_their_marks(
     bob.hello("bob")
 
     def rendered(out, pred) -> bool:
-        stream.feed(out.getvalue())
-        out.seek(0)
-        out.truncate()
-        return pred(screen.display)
+        return pred(drain(stream, out))
 
     async def scenario(app, pipe, out):
         pipe.send_text("/join dev\r")
@@ -367,9 +366,7 @@ def test_emoji_cjk_and_long_urls_scroll_and_redraw_with_no_stale_cells(server):
     texts = [f"{n}: family 👨\u200d👩\u200d👧 thumbs 👍🏽 你好世界 see {url} ok" for n in range(12)]
 
     def feed(out) -> None:
-        stream.feed(out.getvalue())
-        out.seek(0)
-        out.truncate()
+        drain(stream, out)
 
     def pane_matches(app) -> bool:
         height = app.pane.height
@@ -406,10 +403,7 @@ def test_a_300_character_line_shows_its_prompt_and_first_row(server, size):
         await until(lambda: app.input.text == typed, what="typing")
 
         def rendered() -> bool:
-            stream.feed(out.getvalue())
-            out.seek(0)
-            out.truncate()
-            return "".join(screen.display[-7:]).rstrip().endswith("-last")
+            return "".join(drain(stream, out)[-7:]).rstrip().endswith("-last")
 
         await until(rendered, what="the whole line on screen")
         assert any(row.startswith("> first-") for row in screen.display)
