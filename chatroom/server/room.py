@@ -266,8 +266,7 @@ class ChatState:
         (it may be in several rooms)."""
         self._check_nick_free(nick)
         target = self._room_for_join(room or DEFAULT_ROOM)
-        member = self.admit_roomless(key, nick, address, now, token=token, crowd=crowd, several=True)
-        member.several = several
+        member = self.admit_roomless(key, nick, address, now, token=token, crowd=crowd, several=several)
         return member, *self._enter(member, target, now)
 
     def admit_roomless(self, key: int, nick: str, address: str, now: float, *, token: str = "",
@@ -400,7 +399,7 @@ class ChatState:
         if not member.several:
             raise Refused(ErrorCode.BAD_MESSAGE, "part needs protocol 1.3: before it, you are always in one room "
                                                  "(join moves you)")
-        target = self._room_in(member, room)
+        target = self.room_of(member, room)
         reason = clean_line(reason).strip()[:MAX_REASON]
         return Parted(room=target.name), self._leave(member, target, f"left: {reason}" if reason else "left", now)
 
@@ -428,7 +427,7 @@ class ChatState:
     ) -> tuple[Chat, list[Delivery]]:
         """Stamp ``text`` with the next sequence number of ``room_name`` (one of the
         member's rooms; None: its only one) and broadcast it."""
-        room = self._room_in(member, room_name)
+        room = self.room_of(member, room_name)
         self._check_not_muted(member, now)
         text = self._clean_message(text)
         chat = Chat(
@@ -458,7 +457,7 @@ class ChatState:
             if earlier.action != action:
                 return None
             try:
-                room = self._room_in(member, room_name)
+                room = self.room_of(member, room_name)
             except Refused:  # not a room of the member's: say() explains why
                 return None
             if fold(earlier.room) != fold(room.name):
@@ -508,7 +507,7 @@ class ChatState:
         return msg, [Delivery(recipients, msg)]
 
     def set_topic(self, member: Member, topic: str, now: float, room_name: str | None = None) -> list[Delivery]:
-        room = self._room_in(member, room_name)
+        room = self.room_of(member, room_name)
         topic = clean_line(topic).strip()
         if len(topic) > MAX_TOPIC_LENGTH:
             raise Refused(ErrorCode.TEXT_TOO_LONG, f"a topic is at most {MAX_TOPIC_LENGTH} characters")
@@ -560,7 +559,7 @@ class ChatState:
             bans = self.bans.all(now)
             return Sanction("bans:\n" + "\n".join(f"  {b.describe(now)}" for b in bans) if bans else "nobody is banned")
         if action in (ModAction.LOCK, ModAction.UNLOCK):
-            room = self._room_in(op, room_name)
+            room = self.room_of(op, room_name)
             room.topic_locked = action is ModAction.LOCK
             return Sanction(f"the topic of {room.name} is now {'locked' if room.topic_locked else 'open'}")
         if action is ModAction.UNBAN:
@@ -618,7 +617,7 @@ class ChatState:
     # ------------------------------------------------------------------ queries
 
     def who(self, member: Member, now: float, room: str | None = None) -> Members:
-        target = self._room_in(member, None) if room is None else self.rooms.get(fold(without_hash(room)))
+        target = self.room_of(member, None) if room is None else self.rooms.get(fold(without_hash(room)))
         if target is None:
             raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room or '')}")
         return Members(
@@ -740,10 +739,6 @@ class ChatState:
         return name
 
     def room_of(self, member: Member, name: str | None) -> Room:
-        """The member's room called ``name``; None: its only room (see ``_room_in``)."""
-        return self._room_in(member, name)
-
-    def _room_in(self, member: Member, name: str | None) -> Room:
         """The member's room called ``name``; None: its only room."""
         if name is None:
             if len(member.rooms) == 1:
