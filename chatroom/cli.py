@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("--memory", action="store_true",
                        help="keep history in memory only, the newest 10,000 messages per room (a throwaway "
                             "demo: gone when the server stops)")
+    store.add_argument("--cluster", default=os.environ.get("CHATROOM_CLUSTER") or None, metavar="redis://HOST:PORT/DB",
+                       help="share rooms, history and nicks with the other servers using this Redis (default: "
+                            "$CHATROOM_CLUSTER; none: this server alone, history in SQLite)")
     serve.add_argument("--sync", choices=["normal", "full"], default="normal",
                        help="normal: an acknowledged message survives the server crashing; "
                             "full: it also survives a power cut (slower). Default %(default)s")
@@ -247,7 +250,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_text=args.max_text, history_size=args.history, outbox_limit=args.outbox_limit,
             rate=args.rate, burst=args.burst, ping_interval=args.ping_interval,
             pong_timeout=args.pong_timeout, handshake_timeout=args.handshake_timeout,
-            data_dir=None if args.memory else str(_data_dir(args.data_dir)), sync=args.sync,
+            data_dir=None if args.memory or args.cluster else str(_data_dir(args.data_dir)), sync=args.sync,
+            cluster=args.cluster,
             resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
             password=password, op_password=op_password, tls_cert=cert, tls_key=key,
             max_file_size=args.max_file_size, max_per_address=args.max_per_address,
@@ -332,6 +336,12 @@ def _start_server(args: argparse.Namespace, config: ServerConfig, tracer: Tracer
         raise _Exit(f"port {args.port} is out of range (0-65535)") from None
     except sqlite3.Error as exc:
         raise _Exit(f"cannot open the history database in {config.data_dir}: {exc}") from None
+    except Exception as exc:
+        import redis
+
+        if isinstance(exc, redis.RedisError):
+            raise _Exit(f"cannot reach Redis at {config.cluster}: {exc} (is redis-server running there?)") from None
+        raise
     except (ssl.SSLError, ValueError) as exc:
         raise _Exit(f"cannot use the TLS certificate {config.tls_cert} / key {config.tls_key}: {exc}") from None
 
@@ -359,7 +369,12 @@ def _print_welcome(args: argparse.Namespace, server: ChatServer, config: ServerC
             print(f"browsers: {scheme}://{host}:{server.web_listener.port}/", flush=True)
     if server.irc_listener is not None:
         print(f"IRC clients: /connect {args.host} {server.irc_listener.port} (or the port above)", flush=True)
-    print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)
+    if server.cluster is not None:
+        others = len(server.cluster.servers()) - 1
+        print(f"cluster: {config.cluster} (server {server.cluster.server}; {others} other server(s) now)", flush=True)
+        print(f"history: in Redis; an acknowledged message is in {server.cluster.durability}", flush=True)
+    else:
+        print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)
     if config.password:
         print("this room needs a password", flush=True)
     if server.tls_fingerprint:
@@ -388,7 +403,8 @@ def _announce(args: argparse.Namespace, server: ChatServer, config: ServerConfig
     if not addresses:
         return None
     announcer = Announcer(addresses, server.port, server.room_counts, password=bool(config.password),
-                          tls=server.tls_fingerprint, on_event=lambda text: print(f"chatroom: {text}", flush=True))
+                          tls=server.tls_fingerprint, on_event=lambda text: print(f"chatroom: {text}", flush=True),
+                          cluster=server.cluster.cluster_id if server.cluster is not None else None)
     announcer.start()
     return announcer
 
@@ -418,15 +434,17 @@ def _listening(host: str, port: int) -> bool:
         return False
 
 
-def _discover(args: argparse.Namespace) -> tuple[list[str], int, str | None, bool] | str:
-    """Find a room on the LAN for 'join' with no address: (addresses, port, room,
-    tls), or a message saying why not."""
-    from chatroom.discovery import browse, choose, describe
+def _discover(args: argparse.Namespace) -> tuple[list[tuple[str, int]], str | None, bool] | str:
+    """Find a room on the LAN for 'join' with no address: (addresses, room, tls) --
+    every server announcing that room of the same cluster, this one's first -- or a
+    message saying why not."""
+    from chatroom.discovery import browse, choose, describe, one_per_room
 
     try:
-        ads = browse(2.0)
+        heard = browse(2.0)
     except Exception as exc:  # noqa: BLE001 -- zeroconf raises what its OS gives it: say so, never hang
         return f"could not look for rooms on the LAN ({exc}); join by address: chatroom join HOST[:PORT]"
+    ads = one_per_room(heard)
     if args.room:
         ads = [ad for ad in ads if ad.room.casefold() == args.room.casefold()] or ads
     if not ads:
@@ -439,7 +457,9 @@ def _discover(args: argparse.Namespace) -> tuple[list[str], int, str | None, boo
         while (picked := choose(ads, input("join which room (number or name)? "))) is None:
             print("type one of the numbers, or a room's name")
         ad = picked
-    return list(ad.addresses), ad.port, ad.room, ad.tls is not None
+    same = [ad] + [other for other in heard if other is not ad and ad.cluster and other.cluster == ad.cluster
+                   and other.room.casefold() == ad.room.casefold()]
+    return [(address, a.port) for a in same for address in a.addresses], ad.room, ad.tls is not None
 
 
 def _open_tracer(target: str | None) -> Tracer | None:
@@ -676,7 +696,7 @@ def cmd_join(args: argparse.Namespace) -> int:
     where = _join_addresses(args)
     if isinstance(where, int):
         return where
-    addresses, port = where
+    addresses = where
     nick = args.nick or config.nick or _default_nick()
     if args.trace == "-":
         return _fail("--trace needs a file for 'join' (the screen is busy): --trace trace.log", 2)
@@ -686,13 +706,13 @@ def cmd_join(args: argparse.Namespace) -> int:
         return _fail(f"cannot write the trace to {args.trace}: {exc.strerror or exc}")
     known_servers = KnownServers(default_known_servers())
     if args.forget_pin:
-        for host in addresses:
+        for host, port in addresses:
             if known_servers.forget(f"{host}:{port}"):
                 print(f"forgot the certificate remembered for {host}:{port}", file=sys.stderr)
     try:
-        for i, host in enumerate(addresses):  # every advertised address, in turn
+        for i, (host, port) in enumerate(addresses):  # every address, in turn; the others for reconnects
             try:
-                client = ChatClient(host, port, nick, room=args.room, tracer=tracer,
+                client = ChatClient(host, port, nick, room=args.room, tracer=tracer, alternates=addresses,
                                     password=os.environ.get("CHATROOM_PASSWORD") or None, tls=args.tls,
                                     fingerprint=args.fingerprint,
                                     known_servers=known_servers,
@@ -708,28 +728,30 @@ def cmd_join(args: argparse.Namespace) -> int:
             tracer.close()
 
 
-def _join_addresses(args: argparse.Namespace) -> tuple[list[str], int] | int:
+def _join_addresses(args: argparse.Namespace) -> list[tuple[str, int]] | int:
     """Where to join: the typed address, a server on this machine, or what the LAN
     announces (which may also set ``args.room`` and ``args.tls``).  An int: the exit
     status of a failure already reported."""
     from chatroom.client.connection import parse_address
     from chatroom.protocol import DEFAULT_PORT
 
-    if args.address is not None:
-        try:
-            host, port = parse_address(args.address, DEFAULT_PORT)
-        except ValueError as exc:
-            return _fail(f"bad address {args.address!r}: {exc}", 2)
-        return [host], port
+    if args.address is not None:  # HOST[:PORT], or several servers of one cluster: A:PORT,B:PORT
+        out = []
+        for text in args.address.split(","):
+            try:
+                out.append(parse_address(text.strip(), DEFAULT_PORT))
+            except ValueError as exc:
+                return _fail(f"bad address {text!r}: {exc}", 2)
+        return out
     if _listening("127.0.0.1", DEFAULT_PORT):
-        return ["127.0.0.1"], DEFAULT_PORT  # a server on this machine: no need to look further
+        return [("127.0.0.1", DEFAULT_PORT)]  # a server on this machine: no need to look further
     found = _discover(args)
     if isinstance(found, str):
         return _fail(found)
-    addresses, port, room, tls = found
+    addresses, room, tls = found
     args.room = args.room or room
     args.tls = args.tls or tls
-    return addresses, port
+    return addresses
 
 
 _TRY_NEXT = -1

@@ -26,7 +26,7 @@ from chatroom.protocol import PROTOCOL_VERSION
 from chatroom.text import clean_line, room_problem
 
 __all__ = ["SERVICE_TYPE", "RoomAd", "room_txt", "ad_from_record", "instance_name", "describe", "choose",
-           "should_announce", "Announcer", "browse"]
+           "one_per_room", "should_announce", "Announcer", "browse"]
 
 log = logging.getLogger("chatroom.discovery")
 
@@ -49,6 +49,7 @@ class RoomAd:
     password: bool = False
     tls: str | None = None  # the announced TLS fingerprint (a hint, not proof)
     members: int | None = None
+    cluster: str | None = None  # servers of one cluster (chatroom serve --cluster) share rooms
 
 
 def instance_name(room: str) -> str:
@@ -57,7 +58,8 @@ def instance_name(room: str) -> str:
     return f"{label}.{SERVICE_TYPE}"
 
 
-def room_txt(room: str, *, password: bool, tls: str | None, members: int | None) -> dict[str, str]:
+def room_txt(room: str, *, password: bool, tls: str | None, members: int | None,
+             cluster: str | None = None) -> dict[str, str]:
     """The TXT record of a room: short keys, small values (keys are at most 9 chars).
     ``room`` is the server's own name for it (the instance name may have been changed
     to resolve a conflict on the LAN)."""
@@ -66,6 +68,8 @@ def room_txt(room: str, *, password: bool, tls: str | None, members: int | None)
         txt["tls"] = tls
     if members is not None:
         txt["n"] = str(members)
+    if cluster:
+        txt["cl"] = cluster
     return txt
 
 
@@ -97,6 +101,7 @@ def ad_from_record(name: str, host: str, addresses: Iterable[str], port: int,
         password=props.get("pw") == "1",
         tls=clean_line(props["tls"]) if props.get("tls") else None,
         members=int(members) if members.isdigit() else None,
+        cluster=clean_line(props["cl"])[:64] if props.get("cl") else None,
     )
 
 
@@ -115,6 +120,21 @@ def describe(ads: list[RoomAd]) -> list[str]:
                      "yes" if ad.tls else ""))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def one_per_room(ads: list[RoomAd]) -> list[RoomAd]:
+    """The rooms to offer: the servers of one cluster announce the same room each;
+    it is listed once (the first server heard)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for ad in ads:
+        if ad.cluster:
+            key = (ad.cluster, ad.room.casefold())
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(ad)
+    return out
 
 
 def choose(ads: list[RoomAd], answer: str) -> RoomAd | None:
@@ -140,8 +160,10 @@ class Announcer:
     POLL = 3.0
 
     def __init__(self, addresses: list[str], port: int, rooms: Callable[[], list[tuple[str, int]]], *,
-                 password: bool, tls: str | None, on_event: Callable[[str], None] = lambda text: None) -> None:
+                 password: bool, tls: str | None, on_event: Callable[[str], None] = lambda text: None,
+                 cluster: str | None = None) -> None:
         self.addresses = addresses
+        self.cluster = cluster
         self.port = port
         self.rooms = rooms
         self.password = password
@@ -166,7 +188,8 @@ class Announcer:
 
         return ServiceInfo(SERVICE_TYPE, name or instance_name(room), port=self.port, server=self.host,
                            parsed_addresses=self.addresses,
-                           properties=room_txt(room, password=self.password, tls=self.tls, members=members))
+                           properties=room_txt(room, password=self.password, tls=self.tls, members=members,
+                                               cluster=self.cluster))
 
     def _free_name(self, zc, room: str) -> str:  # type: ignore[no-untyped-def]
         """The first of lobby, lobby-2, lobby-3... that nobody on the LAN answers for.

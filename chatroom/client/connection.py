@@ -29,7 +29,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,8 +172,12 @@ class ChatClient:
         fingerprint: str | None = None,
         known_servers: KnownServers | None = None,
         downloads: Path | None = None,
+        alternates: Sequence[tuple[str, int]] = (),
     ) -> None:
         self.tracer = tracer
+        #: Other servers of the same rooms (a cluster): a reconnect that fails moves on
+        #: to the next, round and round; the session resumes on whichever answers.
+        self.addresses = [(host, port)] + [a for a in alternates if a != (host, port)]
         self.password = password
         self.tls = tls or fingerprint is not None
         self.pinned = normalize_fingerprint(fingerprint) if fingerprint else None
@@ -581,6 +585,7 @@ class ChatClient:
                     continue
                 except ConnectionFailed as exc:
                     reason = _Why(exc.args[0] if exc.args else "connection failed")
+                    self._next_address()
                     continue
                 except Exception as exc:  # noqa: BLE001 -- the network thread never dies of a bug
                     log.error("reconnecting failed unexpectedly: %s: %s", type(exc).__name__, exc)
@@ -591,6 +596,13 @@ class ChatClient:
                 backoff = self.BACKOFF_START
                 connected = True
                 break
+
+    def _next_address(self) -> None:
+        """Try the next server of the cluster next time (at once: it is another server)."""
+        if len(self.addresses) > 1:
+            i = self.addresses.index((self.host, self.port)) if (self.host, self.port) in self.addresses else -1
+            self.host, self.port = self.addresses[(i + 1) % len(self.addresses)]
+            self._skip_wait = i + 1 < len(self.addresses)  # one round without waiting, then back off
 
     def _serve_safely(self, leftover: list[Message]) -> _Why:
         try:

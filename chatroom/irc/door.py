@@ -442,6 +442,15 @@ class IrcDoor:
 
     def say(self, target: str, text: str, action: bool) -> None:
         member, now = self.member(), time.time()
+        cluster = self.handler.server.cluster
+        if cluster is not None:  # a room's shared log, or another server's member: see chatroom.cluster
+            member.echo = self.echo
+            if target.startswith("#"):
+                cluster.say(self.handler.batch, member, text, now, action=action, msg_id=None, room_name=target[1:])
+                return
+            if cluster.direct(self.handler.batch, member, target, f"* {member.nick} {text}" if action else text, now,
+                              None) is not None:
+                return
         with self.hub.locked(self.handler.batch) as state:
             if target.startswith("#"):
                 _, deliveries = state.say(member, text, now, action=action, room_name=target[1:])

@@ -192,6 +192,7 @@ class ErrorCode(enum.StrEnum):
     BANNED = "banned"
     SHUTTING_DOWN = "shutting_down"
     INTERNAL = "internal"
+    UNAVAILABLE = "unavailable"  # a cluster's shared store cannot be reached: not done, try again
 
 
 class PresenceEvent(enum.StrEnum):

@@ -49,6 +49,10 @@ class Ban:
     def person(self) -> bool:
         return self.target.startswith(PERSON_PREFIX)
 
+    def matches(self, ip: str, nick: str) -> bool:
+        """Whether this bans a connection from ``ip`` named ``nick``."""
+        return self.target == ip or self.target == person_key(nick)
+
     def active(self, now: float) -> bool:
         return self.until is None or self.until > now
 

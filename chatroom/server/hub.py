@@ -104,6 +104,9 @@ class Hub:
         # lock of its own for those), or a callback into the UI.  Re-entrant.
         self.lock = threading.RLock()
         self._depth = 0
+        #: In a cluster: tells the other servers what ``state.published`` holds, under the
+        #: lock (see ``chatroom.cluster.Cluster.publish``).
+        self.publisher: Any = None
 
     def locked(self, batch: Batch) -> _Locked:
         """``with hub.locked(batch) as state:`` -- see the class docstring.  (A small
@@ -140,6 +143,9 @@ class Hub:
 
     def _commit(self, batch: Batch) -> None:
         """Commit before anyone sees a message or its acknowledgement (see store.py)."""
+        if self.state.published:
+            events, self.state.published = self.state.published, []
+            self.publisher.publish(events, self.state)
         if self.state.unsaved or self.state.dirty:
             chats, rooms = self.state.take_unsaved()
             try:

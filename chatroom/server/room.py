@@ -22,7 +22,7 @@ import itertools
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from chatroom.errors import Refused
 from chatroom.protocol import (
@@ -63,7 +63,7 @@ from chatroom.text import (
     without_hash,
 )
 
-__all__ = ["DEFAULT_ROOM", "Member", "Room", "Delivery", "Sanction", "ChatState"]
+__all__ = ["DEFAULT_ROOM", "Member", "Room", "Delivery", "Sanction", "ChatState", "Peers", "RoomSnapshot"]
 
 DEFAULT_ROOM = "lobby"
 
@@ -102,6 +102,10 @@ class Member:
     several: bool = False  # speaks protocol 1.3: join adds a room, part leaves one
     realname: str = ""  # an IRC client's "real name" and user name (USER), shown by WHOIS
     ident: str = ""
+    echo: bool = True  # sees its own messages (an IRC client without echo-message does not)
+    #: In a cluster (chatroom.cluster): the id of the server that has this member's
+    #: connection, when it is not this one (a *remote* member: listed, never sent to).
+    server: str | None = None
 
     @property
     def room(self) -> Room | None:
@@ -141,6 +145,10 @@ class Room:
     #: ``protocol.messages``) instead of building 200 records per arrival.
     _listed: tuple[float, frozenset[int], tuple[MemberInfo, ...]] | None = field(init=False, default=None)
     _recent: tuple[Chat, ...] | None = field(init=False, default=None)
+    #: Members connected to this server (not remote ones of a cluster).
+    local: int = field(init=False, default=0)
+    #: In a cluster: the id of the last entry of the room's shared log applied here.
+    last_id: tuple[int, int] = field(init=False, default=(0, 0))
 
     def __post_init__(self) -> None:
         self.history = deque(maxlen=self.history_size)
@@ -163,6 +171,8 @@ class Room:
         return len(self.members) >= LARGE_ROOM
 
     def add(self, member: Member) -> None:
+        if member.key not in self.members and member.server is None:
+            self.local += 1
         self.members[member.key] = member
         self._everyone = self._listeners = None
         if len(self.members) <= MAX_LISTED_MEMBERS:
@@ -172,7 +182,10 @@ class Room:
         self._everyone = self._listeners = None
         if self._listed is not None and member.key in self._listed[1]:
             self._listed = None
-        return self.members.pop(member.key, None) is not None
+        gone = self.members.pop(member.key, None)
+        if gone is not None and gone.server is None:
+            self.local -= 1
+        return gone is not None
 
     def roster_changed(self) -> None:
         """A member's nick, away message or operator flag changed."""
@@ -226,6 +239,33 @@ class Sanction:
     notice: tuple[Member, str] | None = None
 
 
+@dataclass
+class RoomSnapshot:
+    """A room as a cluster shares it (see ``Peers.load``): what a server that starts
+    following it needs.  ``members``: the remote members' records (see ``ChatState.remote``);
+    ``last_id``: the shared log's last entry, where following it starts."""
+
+    name: str
+    next_seq: int
+    topic: str
+    locked: bool
+    last_id: tuple[int, int]
+    recent: list[Chat]
+    members: list[dict[str, Any]]
+
+
+class Peers(Protocol):
+    """The other servers of a cluster, as the room rules need them (``chatroom.cluster``;
+    None on a server of its own).  Each call may raise ``Refused``: a nick taken
+    elsewhere, or ``unavailable`` when the cluster's store cannot be reached."""
+
+    server: str  # this server's id in the cluster
+
+    def claim(self, nick: str, owner: str) -> None: ...
+    def release(self, nick: str, owner: str) -> None: ...
+    def load(self, name: str) -> RoomSnapshot: ...
+
+
 @dataclass(slots=True)
 class Delivery:
     """Send ``message`` to each of ``recipients``, in this order relative to others."""
@@ -238,8 +278,13 @@ class ChatState:
     """Every room, member and nick of one server."""
 
     def __init__(self, *, history_size: int = 100, max_text: int = 4000, store: Any = None,
-                 bans: Iterable[Ban] = (), max_rooms: int = MAX_ROOMS) -> None:
+                 bans: Iterable[Ban] = (), max_rooms: int = MAX_ROOMS, peers: Peers | None = None) -> None:
         self.history_size = history_size
+        #: In a cluster: the other servers (nick claims, shared rooms), and what this
+        #: server's members did that they must hear of -- plain records the server
+        #: publishes as the hub lock is released (see ``chatroom.cluster``).
+        self.peers = peers
+        self.published: list[dict[str, Any]] | None = [] if peers is not None else None
         self.max_text = max_text
         self.max_rooms = max_rooms
         self.store = store
@@ -276,6 +321,9 @@ class ChatState:
         self._check_nick_free(nick)
         member = Member(key=key, nick=nick, address=address, joined_at=now, last_active=now, token=token,
                         crowd=crowd, several=several)
+        if self.peers is not None:
+            self.peers.claim(nick, _owner(member))
+            self._publish_session(member)
         self.nicks[nick_key(nick)] = member
         if token:
             self.sessions[token] = member
@@ -290,7 +338,11 @@ class ChatState:
         member.held_until = None
         deliveries: list[Delivery] = []
         for room in list(member.rooms.values()):
-            deliveries += self._leave(member, room, reason, now)
+            deliveries += self.depart(member, room, reason, now)
+        if self.peers is not None and member.server is None:
+            self.peers.release(member.nick, _owner(member))
+            if self.published is not None and member.token:
+                self.published.append({"t": "session_end", "token": member.token})
         return deliveries
 
     def hold(self, member: Member, reason: str, now: float, grace: float, sink: Any = None) -> list[Delivery]:
@@ -355,8 +407,10 @@ class ChatState:
         for room in rooms:
             room.add(member)  # ... and back under the new one
             if not several and room is not rooms[0]:
-                deliveries += self._leave(member, room, f"went to {rooms[0].name}", now)
-            elif not room.large:  # nothing changed for the others in a large one: it was still listed
+                deliveries += self.depart(member, room, f"went to {rooms[0].name}", now)
+                continue
+            self._publish(member, room, "reconnected")
+            if not room.large:  # nothing changed for the others in a large one: it was still listed
                 event = Presence(room=room.name, event=PresenceEvent.RECONNECTED, nick=member.nick, ts=now)
                 others = tuple(m for m in room.everyone() if m is not member)
                 if others:
@@ -390,7 +444,7 @@ class ChatState:
         deliveries: list[Delivery] = []
         if not member.several:
             for old in list(member.rooms.values()):
-                deliveries += self._leave(member, old, f"went to {target.name}", now)
+                deliveries += self.depart(member, old, f"went to {target.name}", now)
         joined, more = self._enter(member, target, now)
         return joined, deliveries + more
 
@@ -401,7 +455,7 @@ class ChatState:
                                                  "(join moves you)")
         target = self.room_of(member, room)
         reason = clean_line(reason).strip()[:MAX_REASON]
-        return Parted(room=target.name), self._leave(member, target, f"left: {reason}" if reason else "left", now)
+        return Parted(room=target.name), self.depart(member, target, f"left: {reason}" if reason else "left", now)
 
     def rename(self, member: Member, new_nick: str, now: float) -> list[Delivery]:
         if nick_key(new_nick) != nick_key(member.nick):
@@ -413,9 +467,15 @@ class ChatState:
             if problem:
                 raise Refused(ErrorCode.INVALID_NICK, problem)
         old = member.nick
+        if self.peers is not None and nick_key(new_nick) != nick_key(old):
+            self.peers.claim(new_nick, _owner(member))
+            self.peers.release(old, _owner(member))
         del self.nicks[nick_key(old)]
         member.nick = new_nick
         self.nicks[nick_key(new_nick)] = member
+        self._publish_session(member)
+        for room in member.rooms.values():
+            self._publish(member, room, "nick", nick=old, new_nick=new_nick)
         return self._tell_rooms(member, lambda name: Presence(
             room=name, event=PresenceEvent.NICK, nick=old, new_nick=new_nick, ts=now))
 
@@ -427,9 +487,7 @@ class ChatState:
     ) -> tuple[Chat, list[Delivery]]:
         """Stamp ``text`` with the next sequence number of ``room_name`` (one of the
         member's rooms; None: its only one) and broadcast it."""
-        room = self.room_of(member, room_name)
-        self._check_not_muted(member, now)
-        text = self._clean_message(text)
+        room, text = self.check_say(member, text, now, room_name)
         chat = Chat(
             room=room.name, seq=room.next_seq, ts=now, nick=member.nick, text=text, action=action, id=msg_id
         )
@@ -441,6 +499,32 @@ class ChatState:
         if msg_id is not None:
             self._remember(member, msg_id, chat)
         return chat, [Delivery(room.everyone(), chat)]
+
+    def check_say(self, member: Member, text: str, now: float, room_name: str | None) -> tuple[Room, str]:
+        """Whether ``member`` may say ``text`` in ``room_name`` now: the room and the
+        cleaned text, or ``Refused``."""
+        room = self.room_of(member, room_name)
+        self._check_not_muted(member, now)
+        return room, self._clean_message(text)
+
+    def apply_chat(self, room: Room, chat: Chat) -> list[Delivery]:
+        """A message a cluster put in ``room``'s shared log, in log order: remember and
+        broadcast it here.  Already applied (its ``seq`` is below ``next_seq``): nothing."""
+        if chat.seq < room.next_seq:
+            return []
+        room.next_seq = chat.seq + 1
+        room.remember(chat)
+        if chat.id is not None:
+            self.sent[(fold(chat.nick), chat.id)] = chat
+            if len(self.sent) > RECENT_IDS:
+                self.sent.popitem(last=False)
+        author = self.nicks.get(nick_key(chat.nick))
+        recipients = room.everyone()
+        if author is not None:
+            author.last_active = max(author.last_active, chat.ts)
+            if not author.echo:
+                recipients = tuple(m for m in recipients if m is not author)
+        return [Delivery(recipients, chat)]
 
     def already_sent(self, member: Member, msg_id: str, text: str, *, action: bool = False,
                      private: bool = False, room_name: str | None = None) -> Chat | Private | None:
@@ -515,6 +599,7 @@ class ChatState:
             raise Refused(ErrorCode.NOT_OPERATOR, f"the topic of {room.name} is locked: only operators may change it")
         room.topic = topic
         self.dirty[fold(room.name)] = room
+        self._publish(member, room, "topic", topic=topic)
         msg = Topic(room=room.name, topic=topic, nick=member.nick, ts=now)
         return [Delivery(room.everyone(), msg)]
 
@@ -524,6 +609,8 @@ class ChatState:
         if not message and member.away is None:
             raise Refused(ErrorCode.BAD_MESSAGE, "you are not away")
         member.away = message or None
+        for room in member.rooms.values():
+            self._publish(member, room, "away", message=member.away)
         return self._tell_rooms(member, lambda name: Presence(
             room=name, event=PresenceEvent.AWAY if message else PresenceEvent.BACK, nick=member.nick,
             message=message, ts=now))
@@ -545,6 +632,7 @@ class ChatState:
         member.op = True
         for room in member.rooms.values():
             room.roster_changed()
+            self._publish(member, room, "op")
 
     def moderate(self, op: Member, action: ModAction, target: str, reason: str, duration: float | None,
                  now: float, handshaking: Callable[[str], int] = lambda address: 0,
@@ -561,6 +649,7 @@ class ChatState:
         if action in (ModAction.LOCK, ModAction.UNLOCK):
             room = self.room_of(op, room_name)
             room.topic_locked = action is ModAction.LOCK
+            self._publish(op, room, "lock", locked=room.topic_locked)
             return Sanction(f"the topic of {room.name} is now {'locked' if room.topic_locked else 'open'}")
         if action is ModAction.UNBAN:
             lifted = self.bans.matching(target)
@@ -678,6 +767,135 @@ class ChatState:
     def members(self) -> Iterable[Member]:
         return self.nicks.values()
 
+    # ------------------------------------------------------------------ a cluster's other servers
+
+    def remote(self, info: dict[str, Any]) -> Member | None:
+        """The member another server of the cluster has (``info``: nick, server, op,
+        away, since, address), made or updated here; None if one of ours has that nick."""
+        nick = info["nick"]
+        member = self.nicks.get(nick_key(nick))
+        if member is not None and member.server is None:
+            return None  # ours (the cluster's nick claims keep this from happening)
+        if member is None:
+            since = float(info.get("since") or 0.0)
+            member = Member(key=next(_remote_keys), nick=nick, address=info.get("address", ""), joined_at=since,
+                            last_active=since, server=info["server"], several=True)
+            self.nicks[nick_key(nick)] = member
+        member.server = info["server"]
+        if "op" in info:
+            member.op = bool(info["op"])
+        if "away" in info:
+            member.away = info["away"]
+        if info.get("address"):
+            member.address = info["address"]
+        for room in member.rooms.values():
+            room.roster_changed()
+        return member
+
+    def forget_remote(self, member: Member) -> None:
+        """A remote member is in none of the rooms this server follows: drop it."""
+        if not member.rooms and member.server is not None and self.nicks.get(nick_key(member.nick)) is member:
+            del self.nicks[nick_key(member.nick)]
+
+    def check_direct(self, member: Member, text: str, now: float) -> str:
+        """Whether ``member`` may send a private message now: its cleaned text."""
+        self._check_not_muted(member, now)
+        return self._clean_message(text)
+
+    def sent_elsewhere(self, member: Member, msg: Private) -> list[Delivery]:
+        """``member`` sent ``msg`` to a member of another server (it is on its way
+        there): remember it, and echo it to the sender."""
+        member.last_active = msg.ts
+        if msg.id is not None:
+            self._remember(member, msg.id, msg)
+        return [Delivery((member,), msg)] if member.echo else []
+
+    def take_over(self, token: str, nick: str, rooms: Iterable[str], key: int, address: str, now: float,
+                  grace: float) -> Member:
+        """Another server's session, resumed here: ``nick`` in ``rooms``, held for
+        ``resume`` to hand to the new connection (no one is told yet)."""
+        old = self.nicks.get(nick_key(nick))
+        if old is not None and old.server is None:
+            raise Refused(ErrorCode.RESUME_REFUSED, "that session is unknown or has expired: join normally")
+        member = Member(key=key, nick=nick, address=address, joined_at=now, last_active=now, token=token,
+                        several=True, held_until=now + grace, held_reason="connection lost")
+        if old is not None:  # it was listed here as a member of another server
+            member.op, member.away, member.joined_at = old.op, old.away, old.joined_at
+            for room in list(old.rooms.values()):
+                room.discard(old)
+            old.rooms.clear()
+            del self.nicks[nick_key(nick)]
+        self.nicks[nick_key(nick)] = member
+        self.sessions[token] = member
+        for name in rooms:
+            try:
+                room = self._room_for_join(name)
+            except Refused:
+                continue
+            room.add(member)
+            member.rooms[fold(room.name)] = room
+        return member
+
+    def let_go(self, token: str, server: str) -> Any:
+        """Another server took over the session of ``token``: its member is that
+        server's now.  Returns the connection it had here (close it quietly), if any."""
+        member = self.sessions.pop(token, None)
+        if member is None or member.server is not None:
+            return None
+        sink = member.sink
+        rooms = list(member.rooms.values())
+        for room in rooms:
+            room.discard(member)
+        member.server, member.sink, member.held_until = server, None, None
+        for room in rooms:
+            room.add(member)
+            room.roster_changed()
+        for room in rooms:
+            if not room.local and fold(room.name) != fold(DEFAULT_ROOM):
+                self._forget_room(room)
+        return sink
+
+    def _load(self, name: str) -> Room:
+        """A room this server starts following: its shared state (Refused if the cluster
+        is unreachable)."""
+        assert self.peers is not None
+        snap = self.peers.load(name)
+        room = Room(name=snap.name, history_size=self.history_size, topic=snap.topic, topic_locked=snap.locked,
+                    next_seq=snap.next_seq)
+        room.last_id = snap.last_id
+        room.history.extend(snap.recent[-self.history_size:])
+        self.rooms[fold(room.name)] = room
+        for info in snap.members:
+            if info.get("server") == self.peers.server:
+                continue  # a stale record of ours: the members here are the truth
+            member = self.remote(info)
+            if member is not None:
+                room.add(member)
+                member.rooms[fold(room.name)] = room
+        return room
+
+    def _forget_room(self, room: Room) -> None:
+        """Nobody of this server is in ``room`` any more: stop keeping it (a cluster's
+        remote members of it are forgotten too)."""
+        key = fold(room.name)
+        if self.rooms.get(key) is room:
+            del self.rooms[key]
+        for member in list(room.members.values()):
+            member.rooms.pop(key, None)
+            self.forget_remote(member)
+        room.members.clear()
+
+    def _publish(self, member: Member, room: Room, kind: str, **fields: Any) -> None:
+        """In a cluster: tell the other servers what ``member`` (one of ours) did."""
+        if self.published is not None and member.server is None:
+            self.published.append({"t": kind, "room": room.name, "nick": member.nick, **fields})
+
+    def _publish_session(self, member: Member) -> None:
+        """In a cluster: the session record another server needs to take it over."""
+        if self.published is not None and member.server is None and member.token:
+            self.published.append({"t": "session", "token": member.token, "nick": member.nick,
+                                   "rooms": [r.name for r in member.rooms.values()]})
+
     # ------------------------------------------------------------------ helpers
 
     def suggest_nick(self, nick: str) -> str:
@@ -718,6 +936,8 @@ class ChatState:
     def _room(self, name: str) -> Room:
         key = fold(name)
         room = self.rooms.get(key)
+        if room is None and self.peers is not None:
+            room = self._load(name)
         if room is None:
             room = self.rooms[key] = Room(name=name, history_size=self.history_size)
             record = self.store.room(name) if self.store is not None else None
@@ -752,9 +972,7 @@ class ChatState:
         return room
 
     def _enter(self, member: Member, room: Room, now: float) -> tuple[Joined, list[Delivery]]:
-        others = room.everyone()
-        room.add(member)
-        member.rooms[fold(room.name)] = room
+        deliveries = self.arrive(member, room, now)
         joined = Joined(
             room=room.name,
             topic=room.topic,
@@ -763,24 +981,45 @@ class ChatState:
             history=room.recent(),
             last_seq=room.next_seq - 1,
         )
+        return joined, deliveries
+
+    def arrive(self, member: Member, room: Room, now: float) -> list[Delivery]:
+        """``member`` comes into ``room``: what the others are told."""
+        others = room.everyone()
+        room.add(member)
+        member.rooms[fold(room.name)] = room
+        self._publish(member, room, "join", op=member.op, away=member.away, address=member.address)
+        self._publish_session(member)
         if len(others) >= LARGE_ROOM:  # summed up at the next tick (see crowd_news)
             room.crowd_joined.append(member.nick)
-            return joined, []
+            return []
         event = Presence(room=room.name, event=PresenceEvent.JOIN, nick=member.nick, ts=now)
-        return joined, [Delivery(others, event)] if others else []
+        return [Delivery(others, event)] if others else []
 
-    def _leave(self, member: Member, room: Room, reason: str, now: float) -> list[Delivery]:
+    def depart(self, member: Member, room: Room, reason: str, now: float) -> list[Delivery]:
         member.rooms.pop(fold(room.name), None)
         if not room.discard(member):
             return []
-        if not room.members and fold(room.name) != fold(DEFAULT_ROOM):
-            del self.rooms[fold(room.name)]
+        self._publish(member, room, "leave", reason=reason)
+        self._publish_session(member)
+        if not room.local and fold(room.name) != fold(DEFAULT_ROOM):
+            self._forget_room(room)  # nobody here is in it: stop following it
             return []
         if room.large:  # summed up at the next tick (see crowd_news)
             room.crowd_left.append(member.nick)
             return []
         event = Presence(room=room.name, event=PresenceEvent.LEAVE, nick=member.nick, reason=reason, ts=now)
         return [Delivery(room.everyone(), event)]
+
+
+#: Keys of remote members: negative, so never a connection's.
+_remote_keys = itertools.count(-1, -1)
+
+
+def _owner(member: Member) -> str:
+    """Who holds a nick, as the cluster records it: the session's resume token (so that
+    another server can take the session over), or the connection for IRC members."""
+    return member.token or f"conn{member.key}"
 
 
 def _ip(address: str) -> str:

@@ -40,6 +40,7 @@ from typing import Any
 import msgspec
 
 from chatroom.auth import derive_key
+from chatroom.cluster import Cluster, ban_of
 from chatroom.errors import LocalProtocolError, Refused
 from chatroom.irc.door import IrcDoor, looks_like_irc
 from chatroom.protocol import (
@@ -172,6 +173,8 @@ class ServerConfig:
     max_file_size: int = DEFAULT_MAX_FILE  # bytes in one shared file (0 turns file sharing off)
     file_offer_ttl: float = 300.0  # seconds a file offer stays open to /accept
     file_stall_timeout: float = 60.0  # a transfer that makes no progress this long is ended
+    cluster: str | None = None  # redis://HOST:PORT/DB: share rooms with the other servers there (None: alone)
+    cluster_beat: float = 2.0  # seconds between a cluster server's heartbeats
 
     def session_limits(self) -> SessionLimits:
         return SessionLimits(max_header=self.max_header, max_body=self.max_body, rate=self.rate, burst=self.burst,
@@ -390,7 +393,10 @@ class ChatHandler(socketserver.BaseRequestHandler):
         with hub.locked(self.batch):  # its transfers end with it (a resume starts afresh)
             hub.deliver(self.server.relay.connection_closed(conn, time.monotonic()), self.batch)
         if member is not None:
-            grace = self.server.config.resume_grace if reason.keeps_session else 0.0
+            # A server of a cluster that stops keeps its members' sessions: they resume on
+            # another server (which takes them over), or leave when the grace is over.
+            keeps = reason.keeps_session or (reason is CloseReason.SHUTDOWN and self.server.cluster is not None)
+            grace = self.server.config.resume_grace if keeps else 0.0
             with hub.locked(self.batch) as state:  # the room decides, under the lock, whether a resume took it
                 ours = member.sink is conn
                 hub.deliver(state.hold(member, text, time.time(), grace, sink=conn), self.batch)
@@ -628,6 +634,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
         welcome for its first room, then (1.3) a resumed ``joined`` for each other room,
         each followed by its replay."""
         conn, server, hub = self.conn, self.server, self.server.hub
+        token = msg.resume or ""
+        if server.cluster is not None and token not in hub.state.sessions:  # (a dict read)
+            server.cluster.adopt(token, conn.id, conn.address, self.batch)  # another server's, maybe
         with hub.locked(self.batch) as state:
             try:
                 member, ghost, deliveries = state.resume(
@@ -683,21 +692,28 @@ class ChatHandler(socketserver.BaseRequestHandler):
         log.info("%s resumed in %d room(s) (%d missed messages replayed)", self.describe(), len(rooms), total)
 
     def on_say(self, msg: Say | Action) -> None:
-        hub = self.server.hub
-        member = self._member()
+        hub, cluster = self.server.hub, self.server.cluster
+        member, action = self._member(), isinstance(msg, Action)
         with hub.locked(self.batch) as state:
-            earlier = state.already_sent(member, msg.id, msg.text, action=isinstance(msg, Action), room_name=msg.room)
+            earlier = state.already_sent(member, msg.id, msg.text, action=action, room_name=msg.room)
             if earlier is not None:  # a resend of something we have: acknowledge, don't repeat
                 ack = Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
                           room=getattr(earlier, "room", None), duplicate=True)
                 self.batch.defer(self.conn.me, Outgoing.of(ack))
                 return
-            chat, deliveries = state.say(member, msg.text, time.time(), action=isinstance(msg, Action), msg_id=msg.id,
-                                         room_name=msg.room)
-            hub.deliver(deliveries, self.batch)
-            ack = Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room)
-            self.batch.defer(self.conn.me, Outgoing.of(ack))
-            self.batch.acks.append((self.conn, msg.id))
+            if cluster is None:
+                chat, deliveries = state.say(member, msg.text, time.time(), action=action, msg_id=msg.id,
+                                             room_name=msg.room)
+                hub.deliver(deliveries, self.batch)
+                self.batch.defer(self.conn.me, Outgoing.of(Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room)))
+                self.batch.acks.append((self.conn, msg.id))
+                return
+        # A cluster: into the room's shared log (outside the lock), then applied here in
+        # the log's order -- the echo first, then the ack.
+        chat = cluster.say(self.batch, member, msg.text, time.time(), action=action, msg_id=msg.id,
+                           room_name=msg.room)
+        with hub.locked(self.batch):
+            self.batch.defer(self.conn.me, Outgoing.of(Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room)))
 
     def on_direct(self, msg: Direct) -> None:
         hub = self.server.hub
@@ -706,6 +722,13 @@ class ChatHandler(socketserver.BaseRequestHandler):
             if earlier is not None:
                 self.send(Ack(id=msg.id, ts=earlier.ts, duplicate=True))
                 return
+        cluster = self.server.cluster
+        if cluster is not None:  # to a member of another server: through its inbox
+            sent = cluster.direct(self.batch, self._member(), msg.to, msg.text, time.time(), msg.id)
+            if sent is not None:
+                self.send(Ack(id=msg.id, ts=sent.ts))
+                return
+        with hub.locked(self.batch) as state:
             private, deliveries = state.direct(self._member(), msg.to, msg.text, time.time(), msg_id=msg.id)
             hub.deliver(deliveries, self.batch)
             self.send(Ack(id=msg.id, ts=private.ts))
@@ -903,24 +926,37 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self.config = config or ServerConfig()
         self.tracer = tracer
         path = Path(self.config.data_dir) / DB_NAME if self.config.data_dir else None
-        # On disk (SQLite), or --memory: a bounded history that dies with the process.
-        self.store: Store = (HistoryStore(path, sync=self.config.sync) if path is not None
-                             else MemoryStore(keep=min(MEMORY_KEEP, self.config.keep_messages or MEMORY_KEEP)))
+        #: In a cluster: the other servers, through Redis (see chatroom.cluster).
+        self.cluster: Cluster | None = None
+        if self.config.cluster:
+            self.cluster = Cluster(self.config.cluster, history_size=self.config.history_size,
+                                   grace=self.config.resume_grace, beat=self.config.cluster_beat,
+                                   name=self.config.name or socket.gethostname(),
+                                   address=f"{self.config.host}:{self.config.port}")
+            self.cluster.connect()  # redis.RedisError: the caller says it plainly
+            self.store: Store = self.cluster.store
+        else:  # on disk (SQLite), or --memory: a bounded history that dies with the process
+            self.store = (HistoryStore(path, sync=self.config.sync) if path is not None
+                          else MemoryStore(keep=min(MEMORY_KEEP, self.config.keep_messages or MEMORY_KEEP)))
         state = ChatState(history_size=self.config.history_size, max_text=self.config.max_text, store=self.store,
-                          bans=self.store.bans(), max_rooms=self.config.max_rooms)
+                          bans=self.store.bans(), max_rooms=self.config.max_rooms, peers=self.cluster)
         self.hub = Hub(state, self.store, self.config.max_header)
+        self.hub.publisher = self.cluster
         # Each receiver may take MAX_RECEIVING files at once, each at most a window
         # ahead: together they fill at most half of its outbox, leaving room for chat.
         self.relay = Relay(max_size=self.config.max_file_size,
                            window=max(4096, min(DEFAULT_WINDOW, self.config.outbox_limit // (2 * MAX_RECEIVING))),
                            offer_ttl=self.config.file_offer_ttl, stall_timeout=self.config.file_stall_timeout)
         self._housekeeping_batch = Batch()
+        self._cluster_batch = Batch()
         self._next_retention = 0.0
         self.auth_guard = AuthGuard()
         salt = os.urandom(16)
         # Derived once: PBKDF2 is deliberately slow.
         self.password = RoomKey(derive_key(self.config.password, salt), salt) if self.config.password else None
         self.op_token = self.config.op_password or secrets.token_urlsafe(12)
+        if self.cluster is not None:
+            self.op_token = self.cluster.shared_op_token(self.op_token)
         self.flusher = Flusher()
         self.display_name = self.config.name or socket.gethostname()
         self.limits = {
@@ -949,6 +985,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
             self.tls_context = server_context(Path(self.config.tls_cert), Path(self.config.tls_key))
             self.tls_fingerprint = certificate_fingerprint(Path(self.config.tls_cert))
         super().__init__((self.config.host, self.config.port), ChatHandler)
+        if self.cluster is not None:
+            self.cluster.address = f"{self.config.host}:{self.port}"
         self.irc_listener: SideDoor | None = None
         self.web_listener: SideDoor | None = None
         try:
@@ -963,6 +1001,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
             self.server_close()
             raise
         self.flusher.start()
+        if self.cluster is not None:
+            self.cluster.start(self.hub, self.on_cluster)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         return self.wrap(*super().get_request())
@@ -1013,7 +1053,13 @@ class ChatServer(socketserver.ThreadingTCPServer):
             return list(self._conns.values())
 
     def room_counts(self) -> list[tuple[str, int]]:
-        """(room, people in it) for every room, for the LAN announcer."""
+        """(room, people in it) for every room, for the LAN announcer (in a cluster:
+        every room of the cluster, and everyone in it)."""
+        if self.cluster is not None:
+            try:
+                return sorted(self.cluster.store.room_sizes().values())
+            except Exception:  # noqa: BLE001 -- redis.RedisError: announce what this server knows
+                pass
         with self.hub.lock:
             return [(room.name, len(room.members)) for room in self.hub.state.rooms.values()]
 
@@ -1033,12 +1079,57 @@ class ChatServer(socketserver.ThreadingTCPServer):
         victims = [m.sink for m in sanction.victims if m.sink is not None]
         if sanction.address is not None:
             victims += [c for c in self.connections() if c.ip == sanction.address and c not in victims]
-        reason = CloseReason.BANNED if sanction.code == ErrorCode.BANNED.value else CloseReason.KICKED
-        for conn in victims:
-            conn.send_now(Outgoing.of(Error(code=sanction.code, message=f"you were {sanction.why}",
-                                                      fatal=True)))
-            conn.close(reason, sanction.why)
+        self._disconnect(victims, sanction.code, sanction.why)
+        if self.cluster is not None:  # the members of other servers are theirs to kick or mute
+            self.cluster.forward(sanction, msg)
         return sanction.text + (f" ({len(victims)} connection(s))" if sanction.address else "")
+
+    def on_cluster(self, body: dict[str, Any]) -> None:
+        """What another server of the cluster asks of this one (the cluster's reader
+        thread): a ban or unban for every server; a kick, a mute, or a session taken
+        over, for the server that has the member."""
+        kind, batch = body.get("t"), self._cluster_batch
+        if kind == "ban":
+            ban = ban_of(body)
+            with self.hub.lock:
+                self.hub.state.bans.add(ban)
+            victims = [c for c in self.connections() if c.member is not None and c.member.server is None
+                       and ban.matches(c.ip, c.member.nick)]
+            self._disconnect(victims, ErrorCode.BANNED.value, f"banned by {body.get('by', '?')}"
+                             + (f": {body['reason']}" if body.get("reason") else ""))
+        elif kind == "unban":
+            with self.hub.lock:
+                self.hub.state.bans.remove(body["target"])
+        elif kind == "released":
+            with self.hub.locked(batch) as state:
+                ghost = state.let_go(body["token"], body["server"])
+            if ghost is not None:
+                ghost.member = None  # its reader ends quietly: the member lives on elsewhere
+                ghost.close(CloseReason.REPLACED)
+        elif kind in ("kick", "mute"):
+            with self.hub.locked(batch) as state:
+                member = state.nicks.get(nick_key(body["nick"]))
+                if member is None or member.server is not None:
+                    return
+                if kind == "mute":
+                    until = float(body.get("until") or 0.0)
+                    member.muted_until = float("inf") if until < 0 else until
+                    if member.sink is not None and body.get("notice"):
+                        batch.queue(member.sink.me, Outgoing.of(Notice(text=body["notice"])))
+                    return
+                if member.sink is None:
+                    self.hub.deliver(state.remove(member, body["why"], time.time()), batch)
+            if kind == "kick" and member.sink is not None:
+                self._disconnect([member.sink], ErrorCode.KICKED.value, body["why"])
+        for outbox in batch.touched:
+            outbox.flush()
+        batch.touched.clear()
+
+    def _disconnect(self, victims: list[Connection], code: str, why: str) -> None:
+        reason = CloseReason.BANNED if code == ErrorCode.BANNED.value else CloseReason.KICKED
+        for conn in victims:
+            conn.send_now(Outgoing.of(Error(code=code, message=f"you were {why}", fatal=True)))
+            conn.close(reason, why)
 
     def _handshaking_from(self, ip: str) -> int:
         """Connections from ``ip`` with no member (yet): they share that address too."""
@@ -1152,6 +1243,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
         for conn in conns + stragglers:
             conn.thread.join(max(0.0, deadline - time.monotonic()))
         self.flusher.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
         with self.hub.lock:
             self.store.close()
         log.info("server stopped")

@@ -1,0 +1,140 @@
+"""What another server of the cluster did, applied to this server's rooms.  No I/O.
+
+Each room's shared log (see ``chatroom.cluster.store``) is applied here in its order,
+under the hub lock, by whichever thread reads it first (the cluster's reader, or the
+handler whose message it just appended): ``apply`` skips what is already applied, so
+the room's members here see every message once and in the log's order.  A server's own
+joins, leaves and renames were applied when they happened; only their messages come
+back through the log (the log decides their order).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatroom.protocol import Chat, Presence, PresenceEvent, Private, Topic
+from chatroom.server.room import LARGE_ROOM, ChatState, Delivery, Member, Room
+from chatroom.text import fold, nick_key
+
+__all__ = ["apply", "apply_private"]
+
+
+def apply(state: ChatState, room: Room, entry_id: tuple[int, int], body: dict[str, Any]) -> list[Delivery]:
+    """One entry of ``room``'s log: what this server's members of it are told."""
+    if entry_id <= room.last_id:
+        return []
+    room.last_id = entry_id
+    kind = body.get("t")
+    if kind == "chat":
+        chat = Chat(room=room.name, seq=entry_id[0], ts=body["ts"], nick=body["nick"], text=body["text"],
+                    action=bool(body.get("action")), id=body.get("id"))
+        return state.apply_chat(room, chat)
+    if state.peers is None or body.get("server") == state.peers.server:
+        return []  # ours: applied when it happened
+    handler = _EVENTS.get(kind or "")
+    return handler(state, room, body) if handler is not None else []
+
+
+def apply_private(state: ChatState, body: dict[str, Any]) -> list[Delivery]:
+    """A private message from another server's member to one of ours."""
+    target = state.nicks.get(nick_key(body["to"]))
+    if target is None or target.server is not None:
+        return []  # gone meanwhile; the sender was acknowledged when it reached this server's inbox
+    msg = Private(nick=body["nick"], to=target.nick, text=body["text"], ts=body["ts"], id=body.get("id"))
+    return [Delivery((target,), msg)]
+
+
+def _member(state: ChatState, nick: str) -> Member | None:
+    member = state.nicks.get(nick_key(nick))
+    return member if member is not None and member.server is not None else None
+
+
+def _info(body: dict[str, Any]) -> dict[str, Any]:
+    info = {"nick": body["nick"], "server": body["server"], "since": body.get("ts", 0.0)}
+    info.update((k, body[k]) for k in ("op", "away", "address") if k in body)
+    return info
+
+
+def _join(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
+    member = state.remote(_info(body))
+    if member is None or fold(room.name) in member.rooms:
+        return []
+    return state.arrive(member, room, body["ts"])
+
+
+def _leave(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
+    member = _member(state, body["nick"])
+    if member is None or fold(room.name) not in member.rooms:
+        return []
+    out = state.depart(member, room, body.get("reason", "left"), body["ts"])
+    state.forget_remote(member)
+    return out
+
+
+def _nick(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
+    new = body["new_nick"]
+    member = _member(state, body["nick"]) or _member(state, new)
+    if member is None:
+        return []
+    if member.nick != new:  # the first of its rooms to say so (one entry per room)
+        del state.nicks[nick_key(member.nick)]
+        member.nick = new
+        state.nicks[nick_key(new)] = member
+    room.roster_changed()
+    return [Delivery(room.everyone(), Presence(room=room.name, event=PresenceEvent.NICK, nick=body["nick"],
+                                               new_nick=new, ts=body["ts"]))]
+
+
+def _away(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
+    member = _member(state, body["nick"])
+    if member is None:
+        return []
+    message = body.get("message")
+    member.away = message
+    room.roster_changed()
+    event = PresenceEvent.AWAY if message else PresenceEvent.BACK
+    return [Delivery(room.everyone(), Presence(room=room.name, event=event, nick=member.nick, message=message,
+                                               ts=body["ts"]))]
+
+
+def _op(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
+    member = _member(state, body["nick"])
+    if member is not None:
+        member.op = True
+        room.roster_changed()
+    return []
+
+
+def _topic(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
+    room.topic = body["topic"]
+    return [Delivery(room.everyone(), Topic(room=room.name, topic=room.topic, nick=body["nick"], ts=body["ts"]))]
+
+
+def _lock(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
+    room.topic_locked = bool(body.get("locked"))
+    return []
+
+
+def _reconnected(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
+    member = state.remote(_info(body))  # now on the server that says so
+    if member is None:
+        return []
+    if fold(room.name) not in member.rooms:  # we had not heard of it here: it comes in
+        return state.arrive(member, room, body["ts"])
+    if len(room.members) >= LARGE_ROOM:
+        return []
+    others = tuple(m for m in room.everyone() if m is not member)
+    event = Presence(room=room.name, event=PresenceEvent.RECONNECTED, nick=member.nick, ts=body["ts"])
+    return [Delivery(others, event)] if others else []
+
+
+_EVENTS = {
+    "join": _join,
+    "leave": _leave,
+    "nick": _nick,
+    "away": _away,
+    "op": _op,
+    "topic": _topic,
+    "lock": _lock,
+    "reconnected": _reconnected,
+}

@@ -1,0 +1,507 @@
+"""One server's part in a cluster: its Redis connection, the nick claims it holds,
+the rooms it follows, and the two threads that keep it in step.
+
+- A message is appended to its room's log (``RedisStore.append_chat``: the sequence
+  number is assigned there, atomically) *before* anyone sees it or its acknowledgement;
+  then every entry of the log up to it is applied here in order (``catch_up``), so the
+  sender's own echo and ack come after whatever the other servers' members said first.
+- What this server's members do besides talking (join, leave, nick, away, topic) is
+  applied here at once, and published as the hub lock is released (``publish``).
+- The *reader* thread follows, with one blocking ``XREAD``, the logs of the rooms this
+  server has members in, its inbox and the cluster's control stream: a message crosses
+  the network once per server, and reaches the members here through their outboxes.
+- The *heartbeat* thread records that this server is alive, renews its nick claims and
+  sessions, and retires servers that stopped beating long ago (their members leave).
+
+When Redis cannot be reached, messages are refused with ``unavailable`` (never accepted
+and lost), one log line says so, and both threads retry until it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import redis
+
+from chatroom.cluster import mirror
+from chatroom.cluster.store import PREFIX, EntryId, RedisStore, decode, key, parse_id
+from chatroom.errors import Refused
+from chatroom.protocol import Chat, ErrorCode, ModAction, Moderate, Private
+from chatroom.server.bans import Ban
+from chatroom.server.room import ChatState, Member, RoomSnapshot, Sanction
+from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, nick_key, nick_problem
+
+if TYPE_CHECKING:
+    from chatroom.server.hub import Batch, Hub
+
+__all__ = ["Cluster", "ClusterDown"]
+
+log = logging.getLogger("chatroom.cluster")
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(dict).decode
+
+#: How long the reader waits in one XREAD (it also picks up new rooms this often).
+BLOCK_MS = 1000
+#: Entries one XREAD may return.
+READ_COUNT = 1000
+
+
+class ClusterDown(Refused):
+    """Redis cannot be reached: what was asked was not done."""
+
+    def __init__(self, what: str = "that") -> None:
+        super().__init__(ErrorCode.UNAVAILABLE, f"the chat's shared store (Redis) is unreachable: {what} was not "
+                                                "done; try again in a moment")
+
+
+class Cluster:
+    """This server in a cluster of servers sharing rooms through the Redis at ``url``.
+
+    ``grace``: how long a session is kept for a resume (the server's resume grace);
+    ``beat``: seconds between heartbeats.  A server whose heartbeat is older than
+    ``grace`` plus three beats is gone: its members leave the rooms.
+    """
+
+    def __init__(self, url: str, *, history_size: int = 100, grace: float = 120.0, beat: float = 2.0,
+                 name: str = "", address: str = "") -> None:
+        self.url = url
+        self.redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=1.0)
+        self.store = RedisStore(self.redis)
+        self.server = secrets.token_hex(4)  # this server's id: new at every start
+        self.history_size = history_size
+        self.grace = grace
+        self.beat = beat
+        self.name = name
+        self.address = address
+        self.ttl = int(grace + 30)  # nick claims and sessions outlive a dead server by the grace
+        self.hub: Hub | None = None
+        self.on_control: Callable[[dict[str, Any]], None] = lambda body: None
+        self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._down_since: float | None = None
+        self._inbox_id = "$"
+        self._control_id = "$"
+        self._wake = False
+        self.durability = "unknown"
+        self.cluster_id = ""  # the same for every server of the cluster (discovery groups them)
+
+    # ------------------------------------------------------------------ start and stop
+
+    def connect(self) -> None:
+        """Check that Redis answers and say what an acknowledgement means with its
+        settings (raises ``redis.RedisError`` if it does not answer)."""
+        self.redis.ping()
+        self._inbox_id = self._last_id(key("inbox", self.server))
+        self._control_id = self._last_id(key("control"))
+        self.durability = self._durability()
+        self.redis.set(key("cluster_id"), secrets.token_hex(6), nx=True)
+        self.cluster_id = (self.redis.get(key("cluster_id")) or b"").decode()
+        self._beat()
+
+    def shared_op_token(self, mine: str) -> str:
+        """The operator token of the whole cluster: the first server's (or the one
+        every server was given)."""
+        self.redis.set(key("op_token"), mine, nx=True)
+        current = self.redis.get(key("op_token"))
+        return current.decode() if current else mine
+
+    def start(self, hub: Hub, on_control: Callable[[dict[str, Any]], None]) -> None:
+        self.hub, self.on_control = hub, on_control
+        for target, name in ((self._read_forever, "chatroom-cluster-reader"),
+                             (self._beat_forever, "chatroom-cluster-heartbeat")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        for thread in self._threads:
+            thread.join(timeout=3.0)
+
+    # ------------------------------------------------------------------ Peers (see chatroom.server.room)
+
+    def claim(self, nick: str, owner: str) -> None:
+        record = _encode({"server": self.server, "owner": owner, "nick": nick})
+        try:
+            if self.redis.set(key("nick", nick_key(nick)), record, nx=True, ex=self.ttl):
+                return
+            holder = self.redis.get(key("nick", nick_key(nick)))
+            if holder is not None and _decode(holder).get("owner") == owner:
+                self.redis.set(key("nick", nick_key(nick)), record, ex=self.ttl)
+                return
+            suggestion = self._free_nick(nick)
+        except redis.RedisError as exc:
+            raise self._down(exc, "joining") from exc
+        raise Refused(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken; try {suggestion}", suggestion)
+
+    def release(self, nick: str, owner: str) -> None:
+        try:
+            self.store.release(nick_key(nick), owner)
+        except redis.RedisError as exc:  # it expires by itself
+            self._down(exc, "releasing a nick")
+
+    def load(self, name: str) -> RoomSnapshot:
+        try:
+            snap = self.store.snapshot(name, self.history_size)
+        except redis.RedisError as exc:
+            raise self._down(exc, "joining that room") from exc
+        self._wake = True  # the reader should follow it now, not at its next turn
+        return snap
+
+    # ------------------------------------------------------------------ what this server's members do
+
+    def publish(self, events: list[dict[str, Any]], state: ChatState) -> None:
+        """Tell the other servers what ``events`` (``ChatState.published``) say, in one
+        transaction.  Under the hub lock (as a commit is).  If Redis is unreachable they
+        are lost to the other servers (this server carries on): presence, not messages."""
+        now = time.time()
+        try:
+            with self.redis.pipeline(transaction=True) as pipe:
+                for event in events:
+                    self._queue_event(pipe, event, state, now)
+                if self._wake:
+                    pipe.xadd(key("inbox", self.server), {"m": b'{"t":"wake"}'}, maxlen=1000, approximate=True)
+                pipe.execute()
+            self._wake = False
+            self._up()
+        except redis.RedisError as exc:
+            self._down(exc, f"telling the other servers of {len(events)} change(s)")
+
+    def _queue_event(self, pipe: Any, event: dict[str, Any], state: ChatState, now: float) -> None:
+        kind = event["t"]
+        if kind == "session":
+            pipe.set(key("session", event["token"]), _encode({**event, "server": self.server}), ex=self.ttl)
+            return
+        if kind == "session_end":
+            pipe.delete(key("session", event["token"]))
+            return
+        room = event["room"]
+        rk = fold(room)
+        body = {**event, "server": self.server, "ts": now}
+        self.store.append_event(pipe, room, body)
+        nick = event.get("new_nick") or event["nick"]
+        if kind == "leave":
+            pipe.hdel(key("members", rk), nick_key(nick))
+        elif kind in ("join", "nick", "away", "op", "reconnected"):
+            if kind == "nick":
+                pipe.hdel(key("members", rk), nick_key(event["nick"]))
+            member = state.nicks.get(nick_key(nick))
+            if member is not None:
+                pipe.hset(key("members", rk), nick_key(nick), _encode(
+                    {"nick": member.nick, "server": self.server, "op": member.op, "away": member.away,
+                     "since": member.joined_at, "address": member.address}))
+            if kind == "join":
+                pipe.hset(key("rooms"), rk, room)
+                pipe.hsetnx(key("room", rk), "name", room)
+        elif kind == "topic":
+            pipe.hset(key("room", rk), mapping={"name": room, "topic": event["topic"]})
+        elif kind == "lock":
+            pipe.hset(key("room", rk), "locked", "1" if event["locked"] else "0")
+
+    def say(self, batch: Batch, member: Member, text: str, now: float, *, action: bool, msg_id: str | None,
+            room_name: str | None) -> Chat:
+        """``member`` says ``text``: into the room's log, then applied here in log order.
+        Returns the message (acknowledge it); ``Refused`` if it was not sent."""
+        hub = self._hub()
+        with hub.locked(batch) as state:
+            room, text = state.check_say(member, text, now, room_name)
+            name = room.name
+            member.last_active = now
+        body = {"t": "chat", "room": name, "nick": member.nick, "text": text, "ts": now, "server": self.server}
+        if action:
+            body["action"] = True
+        if msg_id is not None:
+            body["id"] = msg_id
+        try:
+            seq = self.store.append_chat(name, body)
+        except redis.RedisError as exc:
+            raise self._down(exc, "your message") from exc
+        self._up()
+        self.catch_up(name, (seq, 0), batch)
+        return Chat(room=name, seq=seq, ts=now, nick=member.nick, text=text, action=action, id=msg_id)
+
+    def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
+               msg_id: str | None) -> Private | None:
+        """A private message to a member of another server: into that server's inbox
+        (echoed to the sender here).  None if ``to`` is one of this server's (or
+        nobody): the room rules handle it as on one server."""
+        hub = self._hub()
+        with hub.locked(batch) as state:
+            local = state.nicks.get(nick_key(to))
+            if local is not None and local.server is None:
+                return None
+            text = state.check_direct(member, text, now)
+        try:
+            holder = self.redis.get(key("nick", nick_key(to)))
+            record = _decode(holder) if holder else None
+            if record is None or record.get("server") == self.server:
+                return None  # nobody (the room rules say so)
+            msg = Private(nick=member.nick, to=record.get("nick", to), text=text, ts=now, id=msg_id)
+            body = {"t": "private", "nick": msg.nick, "to": msg.to, "text": msg.text, "ts": now, "id": msg_id}
+            self.redis.xadd(key("inbox", record["server"]), {"m": _encode(body)}, maxlen=10_000, approximate=True)
+        except redis.RedisError as exc:
+            raise self._down(exc, "your message") from exc
+        with hub.locked(batch) as state:
+            hub.deliver(state.sent_elsewhere(member, msg), batch)
+        return msg
+
+    def adopt(self, token: str, key_: int, address: str, batch: Batch) -> bool:
+        """A client resumes a session this server does not have: take it over from the
+        server that had it (dead, or alive: that one lets go).  False if the cluster
+        does not know the session either."""
+        hub = self._hub()
+        try:
+            raw = self.redis.get(key("session", token))
+            if raw is None:
+                return False
+            session = _decode(raw)
+            nick = session["nick"]
+            holder = self.redis.get(key("nick", nick_key(nick)))
+            previous = _decode(holder) if holder else None
+            if previous is not None and previous.get("owner") != token:
+                return False  # someone else has the nick now: the session is over
+            self.redis.set(key("nick", nick_key(nick)),
+                           _encode({"server": self.server, "owner": token, "nick": nick}), ex=self.ttl)
+            if previous is not None and previous.get("server") not in (None, self.server):
+                self.redis.xadd(key("inbox", previous["server"]),
+                                {"m": _encode({"t": "released", "token": token, "server": self.server})},
+                                maxlen=10_000, approximate=True)
+        except redis.RedisError as exc:
+            raise self._down(exc, "resuming") from exc
+        with hub.locked(batch) as state:
+            state.take_over(token, nick, session.get("rooms", []), key_, address, time.time(), self.grace)
+        log.info("took over the session of %s from server %s", clean_line(nick),
+                 previous.get("server") if previous else "?")
+        return True
+
+    def forward(self, sanction: Sanction, msg: Moderate) -> None:
+        """An operator here kicked or muted a member of another server: that server
+        carries it out (through its inbox)."""
+        orders = [(m.server, {"t": "kick", "nick": m.nick, "why": sanction.why}) for m in sanction.victims
+                  if m.server is not None]
+        if msg.action in (ModAction.MUTE, ModAction.UNMUTE) and sanction.notice is not None:
+            member, text = sanction.notice
+            if member.server is not None:
+                until = member.muted_until if math.isfinite(member.muted_until) else -1.0
+                orders.append((member.server, {"t": "mute", "nick": member.nick, "until": until, "notice": text}))
+        try:
+            for server, body in orders:
+                self.redis.xadd(key("inbox", server), {"m": _encode(body)}, maxlen=10_000, approximate=True)
+        except redis.RedisError as exc:
+            raise self._down(exc, "that") from exc
+
+    # ------------------------------------------------------------------ following the logs
+
+    def catch_up(self, room: str, upto: EntryId, batch: Batch) -> None:
+        """Apply ``room``'s log here up to entry ``upto``, in order, if not done yet."""
+        hub = self._hub()
+        with hub.locked(batch) as state:
+            target = state.rooms.get(fold(room))
+            if target is None or target.last_id >= upto:
+                return
+            after = target.last_id
+        entries = self.store.entries(room, after, upto)
+        with hub.locked(batch) as state:
+            target = state.rooms.get(fold(room))
+            if target is None:
+                return
+            for entry_id, body in entries:
+                hub.deliver(mirror.apply(state, target, entry_id, body), batch)
+
+    def _read_forever(self) -> None:
+        from chatroom.server.hub import Batch  # (a cycle at import time: hub imports the room)
+
+        batch = Batch()
+        while not self._stopped.is_set():
+            try:
+                self._read_once(batch)
+                self._up()
+            except redis.RedisError as exc:
+                self._down(exc, "following the rooms")
+                self._stopped.wait(0.5)
+            except Exception:  # noqa: BLE001 -- a bug must not stop the cluster's reader
+                log.exception("cluster reader: unexpected error")
+                self._stopped.wait(0.5)
+            finally:
+                self._flush(batch)
+
+    def _read_once(self, batch: Batch) -> None:
+        hub = self._hub()
+        with hub.lock:
+            rooms = {key("log", rk): f"{r.last_id[0]}-{r.last_id[1]}" for rk, r in hub.state.rooms.items()}
+        inbox, control = key("inbox", self.server), key("control")
+        streams = {**rooms, inbox: self._inbox_id, control: self._control_id}
+        result = self.redis.xread(streams, count=READ_COUNT, block=BLOCK_MS)
+        for raw_stream, entries in result or ():
+            stream = raw_stream.decode()
+            if stream == inbox:
+                self._inbox_id = entries[-1][0].decode()
+                self._on_inbox([decode(f) for _, f in entries], batch)
+            elif stream == control:
+                self._control_id = entries[-1][0].decode()
+                for _, fields in entries:
+                    self.on_control(decode(fields))
+            else:
+                rk = stream[len(PREFIX) + len("log:"):]
+                with hub.locked(batch) as state:
+                    room = state.rooms.get(rk)
+                    if room is None:
+                        continue
+                    for raw_id, fields in entries:
+                        hub.deliver(mirror.apply(state, room, parse_id(raw_id), decode(fields)), batch)
+
+    def _on_inbox(self, bodies: list[dict[str, Any]], batch: Batch) -> None:
+        hub = self._hub()
+        for body in bodies:
+            kind = body.get("t")
+            if kind == "private":
+                with hub.locked(batch) as state:
+                    hub.deliver(mirror.apply_private(state, body), batch)
+            elif kind in ("released", "kick", "mute"):
+                self.on_control(body)
+
+    def _flush(self, batch: Batch) -> None:
+        for outbox in batch.touched:
+            outbox.flush()
+        batch.touched.clear()
+        batch.overflowed.clear()  # the connection's own flush notices a full outbox
+
+    # ------------------------------------------------------------------ heartbeat
+
+    def _beat_forever(self) -> None:
+        while not self._stopped.wait(self.beat):
+            try:
+                self._beat()
+                self._retire_dead()
+                self._up()
+            except redis.RedisError as exc:
+                self._down(exc, "the heartbeat")
+            except Exception:  # noqa: BLE001 -- a bug must not stop the heartbeat
+                log.exception("cluster heartbeat: unexpected error")
+
+    def _beat(self) -> None:
+        """This server is alive; its members' nicks and sessions are still held."""
+        record = _encode({"beat": time.time(), "name": self.name, "address": self.address})
+        members: list[Member] = []
+        if self.hub is not None:
+            with self.hub.lock:
+                members = [m for m in self.hub.state.nicks.values() if m.server is None]
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key("servers"), self.server, record)
+            for member in members:
+                pipe.expire(key("nick", nick_key(member.nick)), self.ttl)
+                if member.token:
+                    pipe.expire(key("session", member.token), self.ttl)
+            pipe.execute()
+
+    def servers(self) -> dict[str, dict[str, Any]]:
+        """Every server of the cluster that beat lately: id -> name, address, beat."""
+        out = {}
+        for server, raw in self.redis.hgetall(key("servers")).items():
+            record = _decode(raw)
+            if time.time() - record.get("beat", 0) < self._dead_after():
+                out[server.decode()] = record
+        return out
+
+    def _dead_after(self) -> float:
+        return self.grace + 3 * self.beat
+
+    def _retire_dead(self) -> None:
+        """Servers silent for longer than the grace: their members leave their rooms
+        (one server does it: whoever sets the ``retire`` key first)."""
+        now = time.time()
+        for raw_server, raw in self.redis.hgetall(key("servers")).items():
+            server = raw_server.decode()
+            if server == self.server or now - _decode(raw).get("beat", 0) < self._dead_after():
+                continue
+            if not self.redis.set(key("retire", server), self.server, nx=True, ex=60):
+                continue
+            gone = 0
+            for rk_raw, name_raw in self.redis.hgetall(key("rooms")).items():
+                rk, name = rk_raw.decode(), name_raw.decode()
+                for nk, info_raw in self.redis.hgetall(key("members", rk)).items():
+                    info = _decode(info_raw)
+                    if info.get("server") != server:
+                        continue
+                    with self.redis.pipeline(transaction=True) as pipe:
+                        self.store.append_event(pipe, name, {"t": "leave", "room": name, "nick": info["nick"],
+                                                             "reason": "connection lost", "server": server,
+                                                             "ts": now})
+                        pipe.hdel(key("members", rk), nk)
+                        pipe.execute()
+                    gone += 1
+            for pattern in ("nick:*", "session:*"):  # its nicks are free, its sessions over
+                for k in self.redis.scan_iter(match=key(pattern), count=1000):
+                    raw_record = self.redis.get(k)
+                    if raw_record is not None and _decode(raw_record).get("server") == server:
+                        self.store.release_if(k, raw_record)
+            self.redis.hdel(key("servers"), server)
+            log.warning("server %s stopped beating %.0f s ago: %d member(s) left its rooms", server,
+                        now - _decode(raw).get("beat", 0), gone)
+
+    # ------------------------------------------------------------------ health
+
+    def _down(self, exc: Exception, what: str) -> ClusterDown:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.error("cannot reach Redis at %s (%s): %s failed; messages are refused until it is back",
+                      self.url, exc, what)
+        return ClusterDown("your message" if what == "your message" else what)
+
+    def _up(self) -> None:
+        if self._down_since is not None:
+            log.warning("Redis is back after %.1f s", time.monotonic() - self._down_since)
+            self._down_since = None
+
+    @property
+    def healthy(self) -> bool:
+        return self._down_since is None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _hub(self) -> Hub:
+        assert self.hub is not None, "Cluster.start() first"
+        return self.hub
+
+    def _last_id(self, stream: str) -> str:
+        last = self.redis.xrevrange(stream, count=1)
+        return last[0][0].decode() if last else "0-0"
+
+    def _free_nick(self, nick: str) -> str:
+        candidates = []
+        for n in range(2, 10):
+            candidate = nick[: MAX_NICK_LENGTH - len(str(n))] + str(n)
+            if nick_problem(candidate) is None:
+                candidates.append(candidate)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for candidate in candidates:
+                pipe.exists(key("nick", nick_key(candidate)))
+            taken = pipe.execute()
+        return next((c for c, t in zip(candidates, taken, strict=True) if not t), nick[: MAX_NICK_LENGTH - 1] + "_")
+
+    def _durability(self) -> str:
+        """What an acknowledged message survives, from Redis's own settings."""
+        try:
+            config = self.redis.config_get("append*")
+        except redis.ResponseError:  # CONFIG may be renamed or disabled
+            return "unknown (CONFIG is not available)"
+        if config.get("appendonly") != "yes":
+            return "Redis's memory only: lost if Redis stops (appendonly is off)"
+        policy = config.get("appendfsync")
+        if policy == "always":
+            return "Redis's append-only file, on disk (appendfsync always)"
+        if policy == "everysec":
+            return "Redis's append-only file, written; on disk within a second (appendfsync everysec)"
+        return "Redis's append-only file, written; on disk when the OS decides (appendfsync no)"
+
+
+def ban_of(body: dict[str, Any]) -> Ban:
+    return Ban(body["target"], body.get("until"), body.get("nick", ""), body.get("reason", ""), body.get("by", ""))

@@ -1,0 +1,285 @@
+"""A cluster's shared rooms in Redis: one stream per room, read and written here.
+
+Keys (``chatroom:`` first; one Redis database per cluster):
+
+- ``log:{room}`` -- the room's log, a stream.  A message has the entry id ``<seq>-0``:
+  its sequence number *is* the id, so history, paging and resume read ranges of ids.
+  Everything else said about the room (joins, leaves, nick and topic changes) is an
+  entry ``<seq>-<n>`` (n >= 1): after message ``seq`` and before ``seq + 1``, in one
+  order that every server applies.
+- ``seq:{room}`` -- the room's last sequence number; ``INCR`` and ``XADD`` in one Lua
+  script make it atomic and contiguous, whichever server's member speaks.
+- ``room:{room}`` (hash: name, topic, locked), ``members:{room}`` (hash: nick key ->
+  record of the member and the server that has it), ``rooms`` (room key -> name).
+- ``nick:{nick key}`` -- who holds the nick (server and session), with a time to live
+  the holder renews; ``session:{token}`` -- a session's nick and rooms, for another
+  server to take it over.
+- ``servers`` (hash: server id -> record with its last heartbeat), ``inbox:{server}``
+  (private messages and hand-overs for one server), ``control`` (bans, kicks, mutes
+  for every server), ``bans`` (hash), ``op_token``.
+
+Each entry has one field, ``m``: a JSON object whose ``t`` says what it is.  Keys of
+rooms and nicks are the folded names the rest of the server uses.  No Redis cluster
+(sharding) is assumed: the scripts touch the keys they compute.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import msgspec
+import redis
+
+from chatroom.protocol import Chat
+from chatroom.server.bans import Ban
+from chatroom.server.room import RoomSnapshot
+from chatroom.server.search import SEARCH_DEPTH, search_in
+from chatroom.server.store import RoomRecord
+from chatroom.text import fold
+
+__all__ = ["RedisStore", "PREFIX", "EntryId", "parse_id", "decode"]
+
+PREFIX = "chatroom:"
+
+EntryId = tuple[int, int]
+
+#: Entries read per round trip when the log is scanned for messages.
+CHUNK = 500
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(dict).decode
+
+# A message: the next sequence number and its entry, atomically.
+_SAY = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1])
+return seq
+"""
+
+# Anything else: an entry after the room's last message (id <seq>-<n>).
+_EVENT = """
+local seq = redis.call('GET', KEYS[1]) or '0'
+return redis.call('XADD', KEYS[2], seq .. '-*', 'm', ARGV[1])
+"""
+
+# Let go of a nick only if it is still ours.
+_RELEASE = """
+local v = redis.call('GET', KEYS[1])
+if v and cjson.decode(v)['owner'] == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+_RELEASE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def parse_id(raw: bytes | str) -> EntryId:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, n = text.partition("-")
+    return int(ms), int(n or 0)
+
+
+def decode(fields: dict[bytes, bytes]) -> dict[str, Any]:
+    return _decode(fields[b"m"])
+
+
+def _chat(room: str, entry_id: EntryId, body: dict[str, Any]) -> Chat:
+    return Chat(room=body.get("room", room), seq=entry_id[0], ts=body["ts"], nick=body["nick"], text=body["text"],
+                action=bool(body.get("action")), id=body.get("id"))
+
+
+def key(kind: str, name: str = "") -> str:
+    return f"{PREFIX}{kind}:{name}" if name else f"{PREFIX}{kind}"
+
+
+class RedisStore:
+    """The ``Store`` of a server in a cluster (see ``chatroom.server.store.Store``), plus
+    what a cluster needs of the rooms' logs.  Thread-safe: redis-py's pool."""
+
+    path = None
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._say = client.register_script(_SAY)
+        self._event = client.register_script(_EVENT)
+        self._release = client.register_script(_RELEASE)
+        self._release_if = client.register_script(_RELEASE_IF)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    # ------------------------------------------------------------------ writing
+
+    def append_chat(self, room: str, body: dict[str, Any]) -> int:
+        """Put a message in ``room``'s log: its sequence number."""
+        rk = fold(room)
+        return int(self._say(keys=[key("seq", rk), key("log", rk)], args=[_encode(body)]))
+
+    def append_event(self, pipe: Any, room: str, body: dict[str, Any]) -> None:
+        rk = fold(room)
+        self._event(keys=[key("seq", rk), key("log", rk)], args=[_encode(body)], client=pipe)
+
+    def release(self, nick_key: str, owner: str) -> None:
+        self._release(keys=[key("nick", nick_key)], args=[owner])
+
+    def release_if(self, name: str | bytes, value: bytes) -> None:
+        """Delete key ``name`` if it still holds ``value``."""
+        self._release_if(keys=[name], args=[value])
+
+    def save(self, chats: Iterable[Chat], rooms: Iterable[tuple[str, int, str]]) -> None:
+        """Nothing to do: in a cluster, messages are in the log before anyone sees them
+        (``append_chat``), and topics travel as log entries."""
+
+    def prune(self, *, keep: int | None = None, max_age: float | None = None, now: float | None = None) -> int:
+        """Retention: trim each room's log to its newest ``keep`` messages and none older
+        than ``max_age`` seconds.  Returns how many entries went."""
+        deleted = 0
+        cutoff = None if max_age is None else (now if now is not None else time.time()) - max_age
+        for rk in self.redis.hkeys(key("rooms")):
+            rk = rk.decode()
+            log = key("log", rk)
+            if keep is not None:
+                last = int(self.redis.get(key("seq", rk)) or 0)
+                if last > keep:
+                    deleted += self.redis.xtrim(log, minid=f"{last - keep + 1}-0")
+            if cutoff is not None:
+                oldest_kept = None
+                for entry_id, fields in self._scan(log, "-", "+", reverse=False):
+                    if entry_id[1] == 0 and decode(fields)["ts"] >= cutoff:
+                        oldest_kept = entry_id
+                        break
+                if oldest_kept is not None:
+                    deleted += self.redis.xtrim(log, minid=f"{oldest_kept[0]}-0")
+                else:
+                    deleted += self.redis.xtrim(log, maxlen=0)
+        return deleted
+
+    def save_ban(self, address: str, until: float | None, nick: str, reason: str, by: str) -> None:
+        record = {"target": address, "until": until, "nick": nick, "reason": reason, "by": by}
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key("bans"), address, _encode(record))
+            pipe.xadd(key("control"), {"m": _encode({"t": "ban", **record})}, maxlen=10_000, approximate=True)
+            pipe.execute()
+
+    def delete_ban(self, address: str) -> None:
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(key("bans"), address)
+            pipe.xadd(key("control"), {"m": _encode({"t": "unban", "target": address})}, maxlen=10_000,
+                      approximate=True)
+            pipe.execute()
+
+    def bans(self) -> list[Ban]:
+        return [Ban(**_decode(v)) for v in self.redis.hvals(key("bans"))]
+
+    # ------------------------------------------------------------------ reading
+
+    def snapshot(self, name: str, history_size: int) -> RoomSnapshot:
+        """``name`` as the cluster has it, consistent with its log's last entry."""
+        rk = fold(name)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(key("room", rk))
+            pipe.get(key("seq", rk))
+            pipe.xrevrange(key("log", rk), count=1)
+            pipe.hvals(key("members", rk))
+            record, seq, last, members = pipe.execute()
+        last_id = parse_id(last[0][0]) if last else (0, 0)
+        recent = self._chats(name, "+" if not last else f"{last_id[0]}-{last_id[1]}", "-", history_size,
+                             reverse=True)[::-1]
+        return RoomSnapshot(
+            name=record.get(b"name", name.encode()).decode(),
+            next_seq=int(seq or 0) + 1,
+            topic=record.get(b"topic", b"").decode(),
+            locked=record.get(b"locked") == b"1",
+            last_id=last_id,
+            recent=recent,
+            members=[_decode(m) for m in members],
+        )
+
+    def room(self, name: str) -> RoomRecord | None:
+        rk = fold(name)
+        record = self.redis.hgetall(key("room", rk))
+        if not record:
+            return None
+        return RoomRecord(record[b"name"].decode(), int(self.redis.get(key("seq", rk)) or 0) + 1,
+                          record.get(b"topic", b"").decode())
+
+    def rooms(self) -> list[RoomRecord]:
+        out = []
+        for rk in sorted(self.redis.hkeys(key("rooms"))):
+            record = self.room(rk.decode())
+            if record is not None:
+                out.append(record)
+        return out
+
+    def room_sizes(self) -> dict[str, tuple[str, int]]:
+        """fold(name) -> (name, members in the whole cluster), for every room with members."""
+        names = self.redis.hgetall(key("rooms"))
+        with self.redis.pipeline(transaction=False) as pipe:
+            for rk in names:
+                pipe.hlen(key("members", rk.decode()))
+            sizes = pipe.execute()
+        return {rk.decode(): (name.decode(), n) for (rk, name), n in zip(names.items(), sizes, strict=True) if n}
+
+    def recent(self, room: str, limit: int) -> list[Chat]:
+        return self._chats(room, "+", "-", limit, reverse=True)[::-1]
+
+    def before(self, room: str, seq: int, limit: int) -> list[Chat]:
+        return self._chats(room, f"({seq}-0", "-", limit, reverse=True)[::-1]
+
+    def after(self, room: str, seq: int, limit: int) -> list[Chat]:
+        return self._chats(room, f"({seq}-0", "+", limit, reverse=False)
+
+    def oldest_seq(self, room: str) -> int | None:
+        found = self._chats(room, "-", "+", 1, reverse=False)
+        return found[0].seq if found else None
+
+    def search(self, room: str, text: str, limit: int) -> tuple[list[Chat], bool]:
+        return search_in(self._chats(room, "+", "-", SEARCH_DEPTH, reverse=True)[::-1], text, limit)
+
+    def recent_ids(self, limit: int) -> list[tuple[str, str, Chat]]:
+        """Resent messages are recognised by the rooms' own recent history (see
+        ``ChatState.apply_chat``): nothing to preload."""
+        return []
+
+    def entries(self, room: str, after: EntryId, upto: EntryId) -> list[tuple[EntryId, dict[str, Any]]]:
+        """The log of ``room`` after ``after``, up to ``upto`` included."""
+        start = f"({after[0]}-{after[1]}"
+        return [(i, decode(f)) for i, f in self._scan(key("log", fold(room)), start, f"{upto[0]}-{upto[1]}",
+                                                      reverse=False)]
+
+    # ------------------------------------------------------------------ internals
+
+    def _chats(self, room: str, start: str, end: str, limit: int, *, reverse: bool) -> list[Chat]:
+        """Up to ``limit`` messages of ``room`` from ``start`` towards ``end``, in that
+        direction (the log's other entries skipped)."""
+        out: list[Chat] = []
+        if limit <= 0:
+            return out
+        for entry_id, fields in self._scan(key("log", fold(room)), start, end, reverse=reverse):
+            if entry_id[1] == 0:
+                out.append(_chat(room, entry_id, decode(fields)))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def _scan(self, log: str, start: str, end: str, *, reverse: bool) -> Iterator[tuple[EntryId, dict[bytes, bytes]]]:
+        while True:
+            if reverse:
+                batch = self.redis.xrevrange(log, max=start, min=end, count=CHUNK)
+            else:
+                batch = self.redis.xrange(log, min=start, max=end, count=CHUNK)
+            for raw_id, fields in batch:
+                yield parse_id(raw_id), fields
+            if len(batch) < CHUNK:
+                return
+            last = batch[-1][0].decode()
+            start = f"({last}"

@@ -1,0 +1,178 @@
+"""Several servers, one Redis: the same rooms everywhere (real sockets, real Redis)."""
+
+from __future__ import annotations
+
+import threading
+
+from chatroom.protocol import (
+    Ack,
+    Away,
+    Bye,
+    Chat,
+    Direct,
+    Error,
+    FetchHistory,
+    Hello,
+    History,
+    Join,
+    Members,
+    Moderate,
+    ModAction,
+    Nick,
+    Notice,
+    Op,
+    Part,
+    Presence,
+    PresenceEvent,
+    Private,
+    Say,
+    Search,
+    Found,
+    SetTopic,
+    Topic,
+    Welcome,
+    Who,
+)
+from tests.wire import WireClient
+
+
+def test_every_member_on_every_server_sees_one_order(cluster):
+    servers = [cluster() for _ in range(3)]
+    clients = [WireClient(s.port) for s in servers]
+    for i, client in enumerate(clients):
+        client.hello(f"user{i}")
+    per_client = 40
+
+    def talk(i: int) -> None:
+        for n in range(per_client):
+            clients[i].send(Say(id=f"{i}-{n}", text=f"from {i}: {n}"))
+
+    threads = [threading.Thread(target=talk, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seen = [[(c.seq, c.nick, c.text) for c in client.collect(Chat, 3 * per_client)] for client in clients]
+    assert seen[0] == seen[1] == seen[2]
+    assert [seq for seq, _, _ in seen[0]] == list(range(1, 3 * per_client + 1))  # contiguous, from Redis
+    for i, client in enumerate(clients):  # each ack names the place its message has in that one order
+        acks = {a.id: a.seq for a in client.collect(Ack, per_client)}
+        order = {text: seq for seq, _, text in seen[0]}
+        assert all(acks[f"{i}-{n}"] == order[f"from {i}: {n}"] for n in range(per_client))
+        # a sender sees its own messages in the order it sent them
+        mine = [text for _, nick, text in seen[0] if nick == f"user{i}"]
+        assert mine == [f"from {i}: {n}" for n in range(per_client)]
+
+
+def test_nicks_are_unique_across_the_cluster(cluster):
+    one, two = cluster(), cluster()
+    ann = WireClient(one.port)
+    ann.hello("ann")
+    rival = WireClient(two.port)
+    rival.send(Hello(version="1.3", nick="ANN"))
+    refused = rival.expect(Error)
+    assert refused.code == "nick_taken" and refused.suggestion == "ANN2"
+    rival.send(Hello(version="1.3", nick="bob"))
+    rival.expect(Welcome)
+    rival.send(Nick(nick="Ann"))
+    assert rival.expect(Error).code == "nick_taken"
+    ann.send(Nick(nick="anna"))  # a rename frees the old nick everywhere ...
+    ann.expect(Presence, event=PresenceEvent.NICK)
+    rival.expect(Presence, event=PresenceEvent.NICK, nick="ann", new_nick="anna")
+    rival.send(Nick(nick="ann"))
+    rival.expect(Presence, event=PresenceEvent.NICK, nick="bob", new_nick="ann")
+    third = WireClient(cluster().port)  # ... and a third server knows who has which
+    third.send(Hello(version="1.3", nick="anna"))
+    assert third.expect(Error).code == "nick_taken"
+    ann.send(Bye(reason="quit"))  # quitting frees it
+    rival.expect(Presence, event=PresenceEvent.LEAVE, nick="anna")
+    third.send(Hello(version="1.3", nick="anna"))
+    assert third.expect(Welcome).nick == "anna"
+
+
+def test_a_newcomer_on_any_server_gets_the_history_pages_and_search(cluster):
+    one, two, three = cluster(history_size=10), cluster(history_size=10), cluster(history_size=10)
+    ann = WireClient(one.port)
+    ann.hello("ann")
+    bob = WireClient(two.port)
+    bob.hello("bob")
+    for n in range(15):  # one at a time, so that the log's order is this one
+        (ann if n % 2 else bob).send(Say(id=str(n), text=f"message {n}"))
+        (ann if n % 2 else bob).expect(Ack, id=str(n))
+    cat = WireClient(three.port)
+    welcome = cat.hello("cat")
+    assert [c.text for c in welcome.history] == [f"message {n}" for n in range(5, 15)]
+    assert welcome.last_seq == 15
+    assert {m.nick for m in welcome.members} == {"ann", "bob", "cat"} and welcome.member_count == 3
+    cat.send(FetchHistory(room="lobby", before=6, limit=10))
+    page = cat.expect(History)
+    assert [c.seq for c in page.messages] == [1, 2, 3, 4, 5] and page.complete
+    cat.send(Search(room="lobby", text="MESSAGE 1"))
+    found = cat.expect(Found)
+    assert [c.text for c in found.messages] == ["message 1"] + [f"message {n}" for n in range(10, 15)]
+
+
+def test_presence_topic_and_members_are_cluster_wide(cluster):
+    one, two = cluster(), cluster()
+    ann = WireClient(one.port)
+    ann.hello("ann", "1.3")
+    bob = WireClient(two.port)
+    bob.hello("bob", "1.3")
+    ann.expect(Presence, event=PresenceEvent.JOIN, nick="bob")
+    bob.send(Join(room="dev"))
+    ann.send(Join(room="dev"))
+    bob.expect(Presence, room="dev", event=PresenceEvent.JOIN, nick="ann")
+    ann.send(SetTopic(room="dev", topic="release friday"))
+    assert bob.expect(Topic, room="dev").topic == "release friday"
+    bob.send(Who(room="dev"))
+    assert {m.nick for m in bob.expect(Members).members} == {"ann", "bob"}
+    late = WireClient(cluster().port)
+    late.hello("cat", "1.3")
+    late.send(Join(room="dev"))
+    joined = late.wait_for(lambda m: getattr(m, "room", None) == "dev" and type(m).__name__ == "Joined")
+    assert joined.topic == "release friday" and joined.member_count == 3
+    bob.send(Away(message="lunch"))
+    assert ann.expect(Presence, room="dev", event=PresenceEvent.AWAY).message == "lunch"
+    bob.send(Part(room="dev", reason="done"))
+    assert ann.expect(Presence, room="dev", event=PresenceEvent.LEAVE, nick="bob").reason == "left: done"
+    late.send(Who(room="dev"))
+    assert {m.nick for m in late.expect(Members).members} == {"ann", "cat"}
+
+
+def test_private_messages_reach_members_of_other_servers(cluster):
+    one, two = cluster(), cluster()
+    ann = WireClient(one.port)
+    ann.hello("ann")
+    bob = WireClient(two.port)
+    bob.hello("bob")
+    ann.send(Direct(to="BOB", text="psst", id="p1"))
+    got = bob.expect(Private)
+    assert (got.nick, got.to, got.text) == ("ann", "bob", "psst")
+    assert ann.expect(Ack, id="p1")
+    assert ann.expect(Private).text == "psst"  # the sender's echo
+    ann.send(Direct(to="nobody", text="hello?", id="p2"))
+    assert ann.expect(Error).code == "no_such_nick"
+
+
+def test_an_operator_kicks_and_bans_members_of_other_servers(cluster):
+    one, two = cluster(op_password="sesame"), cluster(op_password="other")
+    assert one.op_token == two.op_token == "sesame"  # one token for the cluster: the first server's
+    op = WireClient(one.port)
+    op.hello("op")
+    op.send(Op(token="sesame"))
+    op.expect(Notice)
+    troll = WireClient(two.port, source="127.0.0.2")
+    troll.hello("troll")
+    op.send(Moderate(action=ModAction.KICK, target="troll", reason="enough"))
+    op.expect(Notice)
+    assert troll.expect(Error).code == "kicked"
+    troll.wait_closed()
+    again = WireClient(two.port, source="127.0.0.2")
+    again.hello("troll")
+    op.expect(Presence, event=PresenceEvent.JOIN, nick="troll")
+    op.send(Moderate(action=ModAction.BAN, target="troll"))
+    op.expect(Notice)
+    assert again.expect(Error).code == "banned"
+    refused = WireClient(cluster().port, source="127.0.0.2")  # every server refuses that address now
+    refused.send(Hello(version="1.3", nick="troll2"))
+    assert refused.expect(Error).code == "banned"

@@ -1,0 +1,116 @@
+"""Servers and Redis dying under a conversation: real processes, SIGKILL."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import pytest
+
+from chatroom.client.connection import ChatClient, ConnState, OutgoingChanged, StateChanged
+from chatroom.protocol import Ack, Chat, Error, FetchHistory, Hello, History, Presence, PresenceEvent, Say, Welcome
+from tests.polling import Events, wait_until
+from tests.terminal import ServerProcess
+from tests.wire import WireClient
+
+
+@pytest.fixture
+def cluster_process(redis_server):
+    """``chatroom serve --cluster`` as subprocesses of this test's Redis."""
+    started: list[ServerProcess] = []
+
+    def start(*extra: str) -> ServerProcess:
+        server = ServerProcess("--cluster", redis_server.url, "--rate", "0", *extra)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_clients_of_a_killed_server_resume_on_another_with_nothing_lost_or_doubled(cluster_process):
+    doomed, spare = cluster_process(), cluster_process()
+    events = Events()
+    ann = ChatClient("127.0.0.1", doomed.port, "ann", on_event=events, alternates=[("127.0.0.1", spare.port)])
+    first = ann.connect()
+    bob = WireClient(spare.port)
+    bob.hello("bob")
+    ann.say("before the crash")
+    events.wait(lambda e: isinstance(e, OutgoingChanged) and e.outgoing.status == "acked")
+    bob.expect(Chat)
+    doomed.proc.send_signal(signal.SIGKILL)
+    doomed.proc.wait(10)
+    events.wait(lambda e: isinstance(e, StateChanged) and e.state is ConnState.DISCONNECTED)
+    bob.send(Say(id="gap", text="said while ann was away"))
+    bob.expect(Ack)
+    ann.say("typed while away")  # queued, sent once on the spare server
+    welcome = events.wait(lambda e: isinstance(e, Welcome) and e is not first, timeout=20)
+    assert welcome.resumed and welcome.nick == "ann"
+    events.wait(lambda e: isinstance(e, History) and e.replay  # what it missed, replayed
+                and [c.text for c in e.messages] == ["said while ann was away"])
+    events.wait(lambda e: isinstance(e, OutgoingChanged) and e.outgoing.status == "acked"
+                and e.outgoing.message.text == "typed while away")
+    bob.expect(Chat, text="typed while away")
+    bob.expect(Presence, event=PresenceEvent.RECONNECTED, nick="ann")
+    bob.send(FetchHistory(room="lobby", before=100, limit=50))
+    texts = [c.text for c in bob.expect(History).messages]
+    assert texts == ["before the crash", "said while ann was away", "typed while away"]
+    ann.close()
+
+
+def test_a_server_that_never_comes_back_has_its_members_leave_after_the_grace(cluster_process):
+    doomed = cluster_process("--resume-grace", "1")
+    spare = cluster_process("--resume-grace", "1")
+    zed = WireClient(doomed.port)
+    zed.hello("zed")
+    bob = WireClient(spare.port)
+    bob.hello("bob")
+    doomed.proc.send_signal(signal.SIGKILL)
+    doomed.proc.wait(10)
+    left = bob.expect(Presence, event=PresenceEvent.LEAVE, nick="zed", timeout=30)
+    assert left.reason == "connection lost"
+    again = WireClient(spare.port)  # and the nick is free again
+    assert again.hello("zed").nick == "zed"
+
+
+def test_redis_killed_under_load_loses_no_acknowledged_message(cluster, redis_server):
+    one, two = cluster(), cluster()
+    watcher = WireClient(two.port)
+    watcher.hello("watcher")
+    sender = WireClient(one.port)
+    sender.hello("sender")
+    acked: dict[str, int] = {}
+    refusals: list[str] = []
+    done = threading.Event()
+
+    def send_all() -> None:  # each message until it is acknowledged: a refusal means "not sent"
+        for n in range(150):
+            msg_id = f"m{n}"
+            while msg_id not in acked:
+                sender.send(Say(id=msg_id, text=f"load {n}"))
+                reply = sender.wait_for(lambda m: isinstance(m, (Ack, Error)) and m.id == msg_id, timeout=20)
+                if isinstance(reply, Ack):
+                    acked[msg_id] = reply.seq
+                else:
+                    assert reply.code == "unavailable", reply
+                    refusals.append(msg_id)
+                    threading.Event().wait(0.05)  # a client's back-off before resending
+        done.set()
+
+    thread = threading.Thread(target=send_all)
+    thread.start()
+    wait_until(lambda: len(acked) >= 40, what="traffic before the crash")
+    redis_server.kill()  # SIGKILL: no chance to finish anything
+    wait_until(lambda: refusals, what="a message refused while Redis is down")
+    redis_server.start()
+    assert done.wait(60)
+    thread.join()
+    assert sorted(acked.values()) == list(range(1, 151))  # one place each, none lost, none doubled
+    seen = watcher.collect(Chat, 150, timeout=20)
+    assert [c.text for c in seen] == [f"load {n}" for n in range(150)]
+    late = WireClient(cluster(history_size=200).port)
+    history = late.hello("late").history
+    assert [c.text for c in history] == [f"load {n}" for n in range(150)]
+    watcher.send(Hello(version="1.3", nick="x"))  # the servers took up their work again
+    assert watcher.expect(Error).code == "already_hello"
