@@ -24,7 +24,13 @@ Scenarios (100-byte messages, one room):
               between two members while 20 MiB files stream to three receivers,
               against the same chat with no transfer; and the transfer rate
 
-Usage: python scripts/bench.py [--quick] [--json FILE]
+  --cluster   (instead of the above) one room spread over 1, 2 and 3 servers of a
+              cluster sharing it through Redis (redis-server from Debian's packages,
+              started by the bench on a free loopback port, append-only file fsynced
+              before each reply), against one server alone in the same run: saturation
+              deliveries/s, paced p50/p99 latency, and Redis's share of the CPU
+
+Usage: python scripts/bench.py [--quick] [--cluster] [--json FILE]
 Every loop is bounded in count and time; all traffic stays on 127.0.0.1.
 """
 
@@ -682,6 +688,116 @@ def run_chat_latency(port: int, seconds: float, rate: float, tag: str, *, files:
 # ----------------------------------------------------------------------------- main
 
 
+def join_spread(servers: list[Server], n: int, tag: str, parse_every: int) -> list[Member]:
+    """``n`` members of one room, spread round-robin over ``servers`` (a cluster)."""
+    members: list[Member] = []
+    for start in range(0, n, JOIN_WAVE):
+        wave = [(servers[i % len(servers)], join_one(servers[i % len(servers)], f"{tag}{i}"))
+                for i in range(start, min(n, start + JOIN_WAVE))]
+        for i, (server, sock) in enumerate(wave, start):
+            finish_join(server, sock)
+            sock.setblocking(False)
+            members.append(Member(sock, parse=(i % parse_every == 0)))
+        drain(members)
+    return members
+
+
+def run_cluster_once(servers: list[Server], redis_pid: int | None, n: int, s: int, work: float, tag: str,
+                     paced: float | None = None) -> dict[str, float]:
+    """Saturation (``paced`` None: ``work`` deliveries) or a paced load (``paced``
+    deliveries/s for ``work`` seconds) over one room spread over ``servers``."""
+    members = join_spread(servers, n, tag, parse_every=max(1, n // 50))
+    try:
+        settle(members)
+        senders = [members[i] for i in range(s)]  # round-robin: the senders are on every server
+        if paced is None:
+            per_sender, rate = max(1, int(work) // (n * s)), 0.0
+            deadline = time.monotonic() + 60
+        else:
+            rate = paced / n / s
+            per_sender, deadline = max(1, int(rate * work)), time.monotonic() + work + 15
+        for snd in senders:
+            snd.remaining = per_sender
+        set_expected(members, senders, per_sender)
+        cpu = [srv.cpu_seconds() for srv in servers]
+        redis_cpu = _pid_cpu(redis_pid) if redis_pid else 0.0
+        start, end = pump(members, senders, deadline, rate)
+        cpu_servers = sum(srv.cpu_seconds() for srv in servers) - sum(cpu)
+        cpu_redis = (_pid_cpu(redis_pid) - redis_cpu) if redis_pid else 0.0
+        delivered = sum(min(m.chats, m.expected) for m in members)
+        latencies = [x for m in members for x in m.latencies]
+        return {
+            "deliveries_per_s": delivered / max(end - start, 1e-9),
+            "p50_ms": percentile(latencies, 50) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000,
+            "redis_cpu_share": cpu_redis / max(cpu_redis + cpu_servers, 1e-9),
+            "cpu_us_per_delivery": (cpu_servers + cpu_redis) / max(delivered, 1) * 1e6,
+            "complete": float(all(m.chats >= m.expected for m in members)),
+        }
+    finally:
+        close_members(members)
+
+
+def _pid_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cluster_main(quick: bool, repeat: int, json_path: str) -> int:
+    """``--cluster``: see the module docstring."""
+    sys.path.insert(0, str(ROOT))
+    import redis
+
+    from tests.cluster.redis_server import RedisServer
+
+    try:
+        store = RedisServer(fsync="always").start()
+    except RuntimeError as exc:
+        print(f"no cluster benchmark: {exc}")
+        return 1
+    n, s = 100, 10
+    saturation = 100_000 if quick else 300_000
+    paced, seconds = 5_000, (3.0 if quick else 5.0)
+    setups = [("alone", 0), ("cluster x1", 1), ("cluster x2", 2), ("cluster x3", 3)]
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {name: {"saturation": [], "paced": []} for name, _ in setups}
+    counter = iter(range(10**9))
+    try:
+        for r in range(repeat):
+            for name, k in setups[r % len(setups):] + setups[:r % len(setups)]:
+                redis.Redis(port=store.port).flushall()
+                servers = ([Server(name, chatroom_argv("--memory"))] if k == 0 else
+                           [Server(f"{name}/{i}", chatroom_argv("--cluster", store.url)) for i in range(k)])
+                pid = store.proc.pid if k and store.proc else None
+                try:
+                    runs[name]["saturation"].append(run_cluster_once(servers, pid, n, s, saturation,
+                                                                     f"k{next(counter)}x"))
+                    runs[name]["paced"].append(run_cluster_once(servers, pid, n, s, seconds, f"q{next(counter)}x",
+                                                                paced=paced))
+                finally:
+                    for srv in servers:
+                        srv.stop()
+    finally:
+        store.close()
+    figures = {name: {kind: median_of(r) for kind, r in by.items()} for name, by in runs.items()}
+    base = figures["alone"]
+    print(f"\none room, N={n} members, S={s} senders, spread round-robin over the servers; medians of {repeat}")
+    print(f"{'setup':<12}{'sat. deliv/s':>14}{'vs alone':>10}{'paced p50':>11}{'p99':>9}{'vs alone':>10}"
+          f"{'us/deliv':>10}{'redis cpu':>11}")
+    for name, _ in setups:
+        sat, pac = figures[name]["saturation"], figures[name]["paced"]
+        print(f"{name:<12}{sat['deliveries_per_s']:>14,.0f}"
+              f"{sat['deliveries_per_s'] / base['saturation']['deliveries_per_s']:>9.2f}x"
+              f"{pac['p50_ms']:>9.1f}ms{pac['p99_ms']:>7.1f}ms"
+              f"{base['paced']['p99_ms'] / pac['p99_ms']:>9.2f}x{pac['cpu_us_per_delivery']:>10.1f}"
+              f"{sat['redis_cpu_share']:>10.0%}")
+    print(f"(paced: {paced:,} deliveries/s offered for {seconds:g} s; 'vs alone' > 1 is better than one server "
+          "alone; redis cpu: Redis's share of all CPU used by the servers and Redis under saturation)")
+    Path(json_path).write_text(json.dumps({"quick": quick, "repeat": repeat, "cluster": figures}, indent=2))
+    print(f"raw figures: {json_path}")
+    return 0
+
+
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
@@ -692,6 +808,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=None, help="runs per scenario (median)")
     parser.add_argument("--json", default=str(ROOT / "bench-results.json"), help="raw figures go here")
     parser.add_argument("--only", help="comma-separated scenario names (saturation,paced,slow,durable,scale,files)")
+    parser.add_argument("--cluster", action="store_true", help="one room over 1-3 servers sharing it through Redis")
     parser.add_argument("--file-load", nargs=2, metavar=("PORT", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.file_load:
@@ -703,6 +820,8 @@ def main(argv: list[str] | None = None) -> int:
 
     quick = args.quick
     repeat = args.repeat or (1 if quick else 3)
+    if args.cluster:
+        return cluster_main(quick, repeat, args.json)
     deliveries = 300_000 if quick else 1_000_000
     only = set(args.only.split(",")) if args.only else {"saturation", "paced", "slow", "durable", "scale", "files"}
     results: dict[str, dict[str, dict[str, float]]] = {}

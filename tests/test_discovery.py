@@ -19,12 +19,27 @@ from chatroom.discovery import (
     choose,
     describe,
     instance_name,
+    one_per_room,
     room_txt,
     should_announce,
 )
 from tests.terminal import ROOT, chatroom_env
 
 # ----------------------------------------------------------------------------- no network
+
+
+def test_the_servers_of_one_cluster_offer_each_room_once():
+    def ad(room: str, address: str, cluster: str | None) -> RoomAd:
+        txt = room_txt(room, password=False, tls=None, members=4, cluster=cluster)
+        found = ad_from_record(instance_name(room), f"{address}.local.", [address], 7373,
+                               {k.encode(): v.encode() for k, v in txt.items()})
+        assert found is not None and found.cluster == cluster
+        return found
+
+    heard = [ad("lobby", "127.0.0.7", "c1"), ad("Lobby", "127.0.0.8", "c1"), ad("lobby", "127.0.0.9", None),
+             ad("dev", "127.0.0.8", "c1"), ad("lobby", "127.0.0.10", "c2")]
+    assert [(a.room, a.addresses[0]) for a in one_per_room(heard)] == [
+        ("lobby", "127.0.0.7"), ("lobby", "127.0.0.9"), ("dev", "127.0.0.8"), ("lobby", "127.0.0.10")]
 
 
 def test_a_room_survives_the_trip_through_a_txt_record():

@@ -31,9 +31,9 @@ import msgspec
 import redis
 
 from chatroom.cluster import mirror
-from chatroom.cluster.store import PREFIX, EntryId, RedisStore, decode, key, parse_id
+from chatroom.cluster.store import PREFIX, ClusterDown, EntryId, RedisStore, decode, key, parse_id
 from chatroom.errors import Refused
-from chatroom.protocol import Chat, ErrorCode, ModAction, Moderate, Private
+from chatroom.protocol import Chat, ErrorCode, ModAction, Moderate, Private, RoomInfo, User
 from chatroom.server.bans import Ban
 from chatroom.server.room import ChatState, Member, RoomSnapshot, Sanction
 from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, nick_key, nick_problem
@@ -52,14 +52,6 @@ _decode = msgspec.json.Decoder(dict).decode
 BLOCK_MS = 1000
 #: Entries one XREAD may return.
 READ_COUNT = 1000
-
-
-class ClusterDown(Refused):
-    """Redis cannot be reached: what was asked was not done."""
-
-    def __init__(self, what: str = "that") -> None:
-        super().__init__(ErrorCode.UNAVAILABLE, f"the chat's shared store (Redis) is unreachable: {what} was not "
-                                                "done; try again in a moment")
 
 
 class Cluster:
@@ -155,6 +147,25 @@ class Cluster:
             raise self._down(exc, "joining that room") from exc
         self._wake = True  # the reader should follow it now, not at its next turn
         return snap
+
+    def rooms(self) -> list[RoomInfo]:
+        return self.store.room_infos()
+
+    def whois(self, nick: str) -> User | None:
+        """A member of another server, from the cluster's records (its idle time is not
+        shared: 0)."""
+        try:
+            raw = self.redis.get(key("nick", nick_key(nick)))
+            if raw is None:
+                return None
+            claim = _decode(raw)
+            session = self.redis.get(key("session", claim.get("owner", "")))
+            rooms = _decode(session).get("rooms", []) if session else []
+            info = _decode(self.redis.hget(key("members", fold(rooms[0])), nick_key(nick)) or b"{}") if rooms else {}
+        except redis.RedisError as exc:
+            raise self._down(exc, "that") from exc
+        return User(nick=claim.get("nick", nick), rooms=tuple(rooms), away=info.get("away"), op=bool(info.get("op")),
+                    address=info.get("address"))
 
     # ------------------------------------------------------------------ what this server's members do
 

@@ -25,21 +25,23 @@ rooms and nicks are the folded names the rest of the server uses.  No Redis clus
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import msgspec
 import redis
 
-from chatroom.protocol import Chat
+from chatroom.errors import Refused
+from chatroom.protocol import Chat, ErrorCode, RoomInfo
 from chatroom.server.bans import Ban
 from chatroom.server.room import RoomSnapshot
 from chatroom.server.search import SEARCH_DEPTH, search_in
 from chatroom.server.store import RoomRecord
 from chatroom.text import fold
 
-__all__ = ["RedisStore", "PREFIX", "EntryId", "parse_id", "decode"]
+__all__ = ["RedisStore", "ClusterDown", "PREFIX", "EntryId", "parse_id", "decode"]
 
 PREFIX = "chatroom:"
 
@@ -80,6 +82,30 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+class ClusterDown(Refused):
+    """Redis cannot be reached: what was asked was not done (``unavailable``)."""
+
+    def __init__(self, what: str = "that") -> None:
+        super().__init__(ErrorCode.UNAVAILABLE, f"the chat's shared store (Redis) is unreachable: {what} was not "
+                                                "done; try again in a moment")
+
+
+T = TypeVar("T")
+
+
+def _reading(method: Callable[..., T]) -> Callable[..., T]:
+    """A read the client asked for (history, search): Redis down is ``unavailable``."""
+
+    @functools.wraps(method)
+    def reading(self: RedisStore, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except redis.RedisError as exc:
+            raise ClusterDown("reading the history") from exc
+
+    return reading
 
 
 def parse_id(raw: bytes | str) -> EntryId:
@@ -204,6 +230,7 @@ class RedisStore:
             members=[_decode(m) for m in members],
         )
 
+    @_reading
     def room(self, name: str) -> RoomRecord | None:
         rk = fold(name)
         record = self.redis.hgetall(key("room", rk))
@@ -212,6 +239,7 @@ class RedisStore:
         return RoomRecord(record[b"name"].decode(), int(self.redis.get(key("seq", rk)) or 0) + 1,
                           record.get(b"topic", b"").decode())
 
+    @_reading
     def rooms(self) -> list[RoomRecord]:
         out = []
         for rk in sorted(self.redis.hkeys(key("rooms"))):
@@ -229,19 +257,35 @@ class RedisStore:
             sizes = pipe.execute()
         return {rk.decode(): (name.decode(), n) for (rk, name), n in zip(names.items(), sizes, strict=True) if n}
 
+    @_reading
+    def room_infos(self) -> list[RoomInfo]:
+        """Every room of the cluster with members: name, how many, topic."""
+        sizes = self.room_sizes()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for rk in sizes:
+                pipe.hget(key("room", rk), "topic")
+            topics = pipe.execute()
+        return [RoomInfo(name=name, members=n, topic=(topic or b"").decode())
+                for (name, n), topic in zip(sizes.values(), topics, strict=True)]
+
+    @_reading
     def recent(self, room: str, limit: int) -> list[Chat]:
         return self._chats(room, "+", "-", limit, reverse=True)[::-1]
 
+    @_reading
     def before(self, room: str, seq: int, limit: int) -> list[Chat]:
         return self._chats(room, f"({seq}-0", "-", limit, reverse=True)[::-1]
 
+    @_reading
     def after(self, room: str, seq: int, limit: int) -> list[Chat]:
         return self._chats(room, f"({seq}-0", "+", limit, reverse=False)
 
+    @_reading
     def oldest_seq(self, room: str) -> int | None:
         found = self._chats(room, "-", "+", 1, reverse=False)
         return found[0].seq if found else None
 
+    @_reading
     def search(self, room: str, text: str, limit: int) -> tuple[list[Chat], bool]:
         return search_in(self._chats(room, "+", "-", SEARCH_DEPTH, reverse=True)[::-1], text, limit)
 

@@ -140,8 +140,13 @@ class Relay:
                                                         "wait for them, or /cancel one")
         if len(self.transfers) >= self.max_transfers:
             raise Refused(ErrorCode.TOO_MANY_TRANSFERS, "the server is relaying too many files: try again later")
-        invited = {m for m in recipients if m is not member}
+        everyone = {m for m in recipients if m is not member}
+        # A file is relayed by one server: in a cluster, only to the members connected to it.
+        invited = {m for m in everyone if m.server is None}
         if not invited:
+            if everyone:
+                raise Refused(ErrorCode.NO_RECIPIENTS, "files go only between people on the same server of this "
+                                                       "cluster, and nobody else here is on yours")
             raise Refused(ErrorCode.NO_RECIPIENTS, "nobody else is here to send it to")
         name = shorten(clean_line(msg.name).strip(), MAX_NAME) or "file"
         room = None if msg.to else room

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
+
 from chatroom.errors import Refused
 from chatroom.protocol import (
     LARGE_ROOM,
@@ -264,6 +266,8 @@ class Peers(Protocol):
     def claim(self, nick: str, owner: str) -> None: ...
     def release(self, nick: str, owner: str) -> None: ...
     def load(self, name: str) -> RoomSnapshot: ...
+    def rooms(self) -> list[RoomInfo]: ...
+    def whois(self, nick: str) -> User | None: ...
 
 
 @dataclass(slots=True)
@@ -718,6 +722,10 @@ class ChatState:
     def whois(self, asker: Member, nick: str, now: float) -> User:
         """Who is ``nick``: rooms, idle time, away; the address for operators."""
         member = self.nicks.get(nick_key(nick))
+        if member is None and self.peers is not None:  # someone on another server, in no room of ours
+            found = self.peers.whois(nick)
+            if found is not None:
+                return found if asker.op else msgspec.structs.replace(found, address=None)
         if member is None:
             raise Refused(ErrorCode.NO_SUCH_NICK, f"nobody is called {clean_line(nick)[:MAX_NICK_LENGTH]}")
         return User(nick=member.nick, rooms=tuple(r.name for r in member.rooms.values()),
@@ -738,6 +746,8 @@ class ChatState:
         return Found(room=target.name, text=text, messages=tuple(found), complete=complete)
 
     def list_rooms(self) -> Rooms:
+        if self.peers is not None:  # every room of the cluster, and everyone in it
+            return Rooms(rooms=tuple(sorted(self.peers.rooms(), key=lambda r: fold(r.name))))
         return Rooms(rooms=tuple(sorted((r.info() for r in self.rooms.values()), key=lambda r: fold(r.name))))
 
     def history(self, room: str, before: int | None, limit: int, after: int | None = None) -> History:
@@ -864,6 +874,9 @@ class ChatState:
                     next_seq=snap.next_seq)
         room.last_id = snap.last_id
         room.history.extend(snap.recent[-self.history_size:])
+        for chat in snap.recent:  # a resend of one of these (after a move between servers) is recognised
+            if chat.id is not None:
+                self.sent[(fold(chat.nick), chat.id)] = chat
         self.rooms[fold(room.name)] = room
         for info in snap.members:
             if info.get("server") == self.peers.server:

@@ -12,26 +12,31 @@ from chatroom.protocol import (
     Direct,
     Error,
     FetchHistory,
+    Found,
     Hello,
     History,
     Join,
+    ListRooms,
     Members,
-    Moderate,
     ModAction,
+    Moderate,
     Nick,
     Notice,
     Op,
     Part,
+    Parted,
     Presence,
     PresenceEvent,
     Private,
+    Rooms,
     Say,
     Search,
-    Found,
     SetTopic,
     Topic,
+    User,
     Welcome,
     Who,
+    Whois,
 )
 from tests.wire import WireClient
 
@@ -137,6 +142,9 @@ def test_presence_topic_and_members_are_cluster_wide(cluster):
     assert ann.expect(Presence, room="dev", event=PresenceEvent.LEAVE, nick="bob").reason == "left: done"
     late.send(Who(room="dev"))
     assert {m.nick for m in late.expect(Members).members} == {"ann", "cat"}
+    bob.send(ListRooms())  # bob is in no room of server two but the lobby: the list is the cluster's
+    listed = {r.name: (r.members, r.topic) for r in bob.expect(Rooms).rooms}
+    assert listed == {"lobby": (3, ""), "dev": (2, "release friday")}
 
 
 def test_private_messages_reach_members_of_other_servers(cluster):
@@ -144,7 +152,7 @@ def test_private_messages_reach_members_of_other_servers(cluster):
     ann = WireClient(one.port)
     ann.hello("ann")
     bob = WireClient(two.port)
-    bob.hello("bob")
+    bob.hello("bob", "1.3")
     ann.send(Direct(to="BOB", text="psst", id="p1"))
     got = bob.expect(Private)
     assert (got.nick, got.to, got.text) == ("ann", "bob", "psst")
@@ -152,6 +160,11 @@ def test_private_messages_reach_members_of_other_servers(cluster):
     assert ann.expect(Private).text == "psst"  # the sender's echo
     ann.send(Direct(to="nobody", text="hello?", id="p2"))
     assert ann.expect(Error).code == "no_such_nick"
+    bob.send(Part(room="lobby"))
+    bob.expect(Parted)
+    ann.send(Whois(nick="bob"))  # in no room of server one: the cluster knows
+    user = ann.expect(User)
+    assert (user.nick, user.rooms) == ("bob", ())
 
 
 def test_an_operator_kicks_and_bans_members_of_other_servers(cluster):

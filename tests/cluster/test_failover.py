@@ -89,7 +89,7 @@ def test_redis_killed_under_load_loses_no_acknowledged_message(cluster, redis_se
             msg_id = f"m{n}"
             while msg_id not in acked:
                 sender.send(Say(id=msg_id, text=f"load {n}"))
-                reply = sender.wait_for(lambda m: isinstance(m, (Ack, Error)) and m.id == msg_id, timeout=20)
+                reply = sender.wait_for(lambda m, i=msg_id: isinstance(m, (Ack, Error)) and m.id == i, timeout=20)
                 if isinstance(reply, Ack):
                     acked[msg_id] = reply.seq
                 else:
