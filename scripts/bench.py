@@ -744,7 +744,7 @@ def _pid_cpu(pid: int) -> float:
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cluster_main(quick: bool, repeat: int, json_path: str) -> int:
+def cluster_main(quick: bool, repeat: int, json_path: str, fsync: str = "always") -> int:
     """``--cluster``: see the module docstring."""
     sys.path.insert(0, str(ROOT))
     import redis
@@ -752,7 +752,7 @@ def cluster_main(quick: bool, repeat: int, json_path: str) -> int:
     from tests.cluster.redis_server import RedisServer
 
     try:
-        store = RedisServer(fsync="always").start()
+        store = RedisServer(fsync=fsync).start()
     except RuntimeError as exc:
         print(f"no cluster benchmark: {exc}")
         return 1
@@ -781,7 +781,8 @@ def cluster_main(quick: bool, repeat: int, json_path: str) -> int:
         store.close()
     figures = {name: {kind: median_of(r) for kind, r in by.items()} for name, by in runs.items()}
     base = figures["alone"]
-    print(f"\none room, N={n} members, S={s} senders, spread round-robin over the servers; medians of {repeat}")
+    print(f"\nRedis: appendonly yes, appendfsync {fsync}")
+    print(f"one room, N={n} members, S={s} senders, spread round-robin over the servers; medians of {repeat}")
     print(f"{'setup':<12}{'sat. deliv/s':>14}{'vs alone':>10}{'paced p50':>11}{'p99':>9}{'vs alone':>10}"
           f"{'us/deliv':>10}{'redis cpu':>11}")
     for name, _ in setups:
@@ -809,6 +810,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=str(ROOT / "bench-results.json"), help="raw figures go here")
     parser.add_argument("--only", help="comma-separated scenario names (saturation,paced,slow,durable,scale,files)")
     parser.add_argument("--cluster", action="store_true", help="one room over 1-3 servers sharing it through Redis")
+    parser.add_argument("--redis-fsync", choices=["always", "everysec"], default="always",
+                        help="--cluster: Redis's appendfsync (default %(default)s: what the README documents)")
     parser.add_argument("--file-load", nargs=2, metavar=("PORT", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.file_load:
@@ -821,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     repeat = args.repeat or (1 if quick else 3)
     if args.cluster:
-        return cluster_main(quick, repeat, args.json)
+        return cluster_main(quick, repeat, args.json, args.redis_fsync)
     deliveries = 300_000 if quick else 1_000_000
     only = set(args.only.split(",")) if args.only else {"saturation", "paced", "slow", "durable", "scale", "files"}
     results: dict[str, dict[str, dict[str, float]]] = {}

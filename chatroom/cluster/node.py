@@ -221,23 +221,64 @@ class Cluster:
             room_name: str | None) -> Chat:
         """``member`` says ``text``: into the room's log, then applied here in log order.
         Returns the message (acknowledge it); ``Refused`` if it was not sent."""
+        (result,) = self.say_many(batch, member, [(text, action, msg_id, room_name)], now)
+        if isinstance(result, Refused):
+            raise result
+        return result[0]
+
+    def say_many(self, batch: Batch, member: Member, items: list[tuple[str, bool, str | None, str | None]],
+                 now: float) -> list[tuple[Chat, bool] | Refused]:
+        """Several messages of one member (a burst read at once): (text, action, id,
+        room) each.  Checked under the hub lock, appended to the logs in one round trip
+        outside it, then applied here in the logs' order.  One result per item: the
+        message as stamped and whether it was a resend of one already in the log (its
+        first answer was lost), or why it was refused."""
         hub = self._hub()
+        results: list[Chat | Refused] = []
+        bodies: list[tuple[str, dict[str, Any]]] = []
         with hub.locked(batch) as state:
-            room, text = state.check_say(member, text, now, room_name)
-            name = room.name
+            for text, action, msg_id, room_name in items:
+                try:
+                    room, clean = state.check_say(member, text, now, room_name)
+                except Refused as exc:
+                    results.append(exc)
+                    continue
+                body: dict[str, Any] = {"t": "chat", "room": room.name, "nick": member.nick, "text": clean, "ts": now,
+                                        "server": self.server}
+                if action:
+                    body["action"] = True
+                if msg_id is not None:
+                    body["id"] = msg_id
+                bodies.append((room.name, body))
+                results.append(Chat(room=room.name, seq=0, ts=now, nick=member.nick, text=clean, action=action,
+                                    id=msg_id))
             member.last_active = now
-        body = {"t": "chat", "room": name, "nick": member.nick, "text": text, "ts": now, "server": self.server}
-        if action:
-            body["action"] = True
-        if msg_id is not None:
-            body["id"] = msg_id
+        if not bodies:
+            return results
         try:
-            seq = self.store.append_chat(name, body)
+            placed = self.store.append_chats(bodies)
         except redis.RedisError as exc:
-            raise self._down(exc, "your message") from exc
+            down = self._down(exc, "your message")
+            return [down if isinstance(r, Chat) else r for r in results]
         self._up()
-        self.catch_up(name, (seq, 0), batch)
-        return Chat(room=name, seq=seq, ts=now, nick=member.nick, text=text, action=action, id=msg_id)
+        stamped: list[Chat | Refused] = []
+        known: dict[str, list[tuple[EntryId, EntryId, dict[str, Any]]]] = {}  # room -> (before, id, body)
+        entries = iter(zip(placed, bodies, strict=True))
+        newest: dict[str, EntryId] = {}
+        resends: set[int] = set()
+        for r in results:
+            if isinstance(r, Chat):
+                (seq, before, resent), (_, body) = next(entries)
+                r = msgspec.structs.replace(r, seq=seq)
+                if resent:
+                    resends.add(len(stamped))
+                else:
+                    known.setdefault(r.room, []).append((before, (seq, 0), body))
+                newest[r.room] = max(newest.get(r.room, (0, 0)), (seq, 0))
+            stamped.append(r)
+        for room, upto in newest.items():
+            self.catch_up(room, upto, batch, known.get(room, []))
+        return [(r, i in resends) if isinstance(r, Chat) else r for i, r in enumerate(stamped)]
 
     def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
                msg_id: str | None) -> Private | None:
@@ -311,12 +352,21 @@ class Cluster:
 
     # ------------------------------------------------------------------ following the logs
 
-    def catch_up(self, room: str, upto: EntryId, batch: Batch) -> None:
-        """Apply ``room``'s log here up to entry ``upto``, in order, if not done yet."""
+    def catch_up(self, room: str, upto: EntryId, batch: Batch,
+                 known: list[tuple[EntryId, EntryId, dict[str, Any]]] = ()) -> None:  # type: ignore[assignment]
+        """Apply ``room``'s log here up to entry ``upto``, in order, if not done yet.
+        ``known``: entries this server just appended, with the id of the entry before
+        each: applied at once when that one was the last applied here (the usual case:
+        no read from Redis)."""
         hub = self._hub()
         with hub.locked(batch) as state:
             target = state.rooms.get(fold(room))
-            if target is None or target.last_id >= upto:
+            if target is None:
+                return
+            for before, entry_id, body in known:
+                if target.last_id == before:
+                    hub.deliver(mirror.apply(state, target, entry_id, body), batch)
+            if target.last_id >= upto:
                 return
             after = target.last_id
         entries = self.store.entries(room, after, upto)

@@ -26,6 +26,7 @@ rooms and nicks are the folded names the rest of the server uses.  No Redis clus
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -53,12 +54,32 @@ CHUNK = 500
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict).decode
 
-# A message: the next sequence number and its entry, atomically.
+# A message: the next sequence number and its entry, atomically; and the id of the
+# entry before it (a server that applied that one may apply this one at once).  With a
+# client id (KEYS[3]: sent:{nick}:{id}; ARGV[2]: a digest of kind, room and text), a
+# resend of a message already in the log -- its first answer lost with a connection,
+# to Redis or to the client -- gets that message's number back, flagged 1.
 _SAY = """
+if KEYS[3] then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then
+    local seq, digest = string.match(seen, '^(%d+) (%x+)$')
+    if digest == ARGV[2] then
+      return {tonumber(seq), '0-0', 1}
+    end
+  end
+end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1])
-return seq
+if KEYS[3] then
+  redis.call('SET', KEYS[3], seq .. ' ' .. ARGV[2], 'EX', ARGV[3])
+end
+return {seq, last[1] and last[1][1] or '0-0', 0}
 """
+
+#: How long a message's client id is remembered to recognise a resend.
+SENT_TTL = 86_400
 
 # Anything else: an entry after the room's last message (id <seq>-<n>).
 _EVENT = """
@@ -145,10 +166,21 @@ class RedisStore:
 
     # ------------------------------------------------------------------ writing
 
-    def append_chat(self, room: str, body: dict[str, Any]) -> int:
-        """Put a message in ``room``'s log: its sequence number."""
-        rk = fold(room)
-        return int(self._say(keys=[key("seq", rk), key("log", rk)], args=[_encode(body)]))
+    def append_chats(self, chats: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, EntryId, bool]]:
+        """Put several messages (room, body) in their rooms' logs, in this order, in one
+        round trip: (sequence number, id of the entry before it, whether it was a
+        resend of one already there) each."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for room, body in chats:
+                rk = fold(room)
+                keys = [key("seq", rk), key("log", rk)]
+                args: list[Any] = [_encode(body)]
+                if body.get("id") is not None:
+                    keys.append(key("sent", f"{fold(body['nick'])}:{body['id']}"))
+                    what = f"{'action' if body.get('action') else 'say'}\0{rk}\0{body['text']}".encode()
+                    args += [hashlib.sha1(what).hexdigest(), SENT_TTL]
+                self._say(keys=keys, args=args, client=pipe)
+            return [(int(seq), parse_id(previous), bool(dup)) for seq, previous, dup in pipe.execute()]
 
     def append_event(self, pipe: Any, room: str, body: dict[str, Any]) -> None:
         rk = fold(room)

@@ -17,6 +17,7 @@ server's answers, and a paste must not be lost.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import time
@@ -139,7 +140,9 @@ class IrcDoor:
         i = 0
         while i < len(lines) and not conn.session.closed:
             if self.session.registered and _is_chat(lines[i]):
-                with self.hub.locked(self.handler.batch):
+                # (a cluster's messages go to Redis first: never under the lock)
+                cluster = self.handler.server.cluster
+                with self.hub.locked(self.handler.batch) if cluster is None else contextlib.nullcontext():
                     while (i < len(lines) and not conn.session.closed and _is_chat(lines[i])
                            and limiter.delay(time.monotonic()) == 0):
                         self.line(lines[i], paced=True)

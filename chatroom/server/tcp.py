@@ -508,6 +508,13 @@ class ChatHandler(socketserver.BaseRequestHandler):
             if not (type(event) is Act and type(event.message) in _CHAT_TYPES and session.phase is Phase.ACTIVE):
                 self.act(event)
                 continue
+            if self.server.cluster is not None:  # the run goes to the cluster in one round trip, unlocked
+                run = [event.message]
+                while i < count and type(events[i]) is Act and type(events[i].message) in _CHAT_TYPES:
+                    run.append(events[i].message)
+                    i += 1
+                self.say_in_cluster(run)
+                continue
             with hub.locked(self.batch):
                 self.act(event)
                 while i < count and type(events[i]) is Act and type(events[i].message) in _CHAT_TYPES:
@@ -692,7 +699,10 @@ class ChatHandler(socketserver.BaseRequestHandler):
         log.info("%s resumed in %d room(s) (%d missed messages replayed)", self.describe(), len(rooms), total)
 
     def on_say(self, msg: Say | Action) -> None:
-        hub, cluster = self.server.hub, self.server.cluster
+        if self.server.cluster is not None:  # (a message that came alone: see act_all)
+            self.say_in_cluster([msg])
+            return
+        hub = self.server.hub
         member, action = self._member(), isinstance(msg, Action)
         with hub.locked(self.batch) as state:
             earlier = state.already_sent(member, msg.id, msg.text, action=action, room_name=msg.room)
@@ -701,19 +711,43 @@ class ChatHandler(socketserver.BaseRequestHandler):
                           room=getattr(earlier, "room", None), duplicate=True)
                 self.batch.defer(self.conn.me, Outgoing.of(ack))
                 return
-            if cluster is None:
-                chat, deliveries = state.say(member, msg.text, time.time(), action=action, msg_id=msg.id,
-                                             room_name=msg.room)
-                hub.deliver(deliveries, self.batch)
-                self.batch.defer(self.conn.me, Outgoing.of(Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room)))
-                self.batch.acks.append((self.conn, msg.id))
-                return
-        # A cluster: into the room's shared log (outside the lock), then applied here in
-        # the log's order -- the echo first, then the ack.
-        chat = cluster.say(self.batch, member, msg.text, time.time(), action=action, msg_id=msg.id,
-                           room_name=msg.room)
-        with hub.locked(self.batch):
+            chat, deliveries = state.say(member, msg.text, time.time(), action=action, msg_id=msg.id,
+                                         room_name=msg.room)
+            hub.deliver(deliveries, self.batch)
             self.batch.defer(self.conn.me, Outgoing.of(Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room)))
+            self.batch.acks.append((self.conn, msg.id))
+
+    def say_in_cluster(self, msgs: list[Say | Action]) -> None:
+        """A run of chat messages on a server of a cluster: resends acknowledged as
+        such, the rest into their rooms' logs at once (see ``Cluster.say_many``)."""
+        hub, cluster, member, me = self.server.hub, self.server.cluster, self._member(), self.conn.me
+        assert cluster is not None
+        fresh: list[Say | Action] = []
+        with hub.locked(self.batch) as state:
+            for msg in msgs:
+                earlier = state.already_sent(member, msg.id, msg.text, action=type(msg) is Action, room_name=msg.room)
+                if earlier is None:
+                    fresh.append(msg)
+                else:
+                    self.batch.defer(me, Outgoing.of(Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
+                                                         room=getattr(earlier, "room", None), duplicate=True)))
+        if not fresh:
+            return
+        try:
+            results = cluster.say_many(self.batch, member, [(m.text, type(m) is Action, m.id, m.room) for m in fresh],
+                                       time.time())
+        except Exception as exc:  # noqa: BLE001 -- a bug costs these messages, not the connection
+            for msg in fresh:
+                self.internal_error(msg, exc)
+            return
+        with hub.locked(self.batch):
+            for msg, result in zip(fresh, results, strict=True):
+                if isinstance(result, Refused):
+                    self.send_error(result.code, result.message, msg_id=msg.id, suggestion=result.suggestion)
+                else:
+                    chat, resent = result
+                    self.batch.defer(me, Outgoing.of(Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room,
+                                                         duplicate=resent)))
 
     def on_direct(self, msg: Direct) -> None:
         hub = self.server.hub

@@ -38,6 +38,7 @@ from chatroom.protocol import (
     Who,
     Whois,
 )
+from tests.irc.client import IrcClient
 from tests.wire import WireClient
 
 
@@ -140,6 +141,7 @@ def test_presence_topic_and_members_are_cluster_wide(cluster):
     assert ann.expect(Presence, room="dev", event=PresenceEvent.AWAY).message == "lunch"
     bob.send(Part(room="dev", reason="done"))
     assert ann.expect(Presence, room="dev", event=PresenceEvent.LEAVE, nick="bob").reason == "left: done"
+    late.expect(Presence, room="dev", event=PresenceEvent.LEAVE, nick="bob")
     late.send(Who(room="dev"))
     assert {m.nick for m in late.expect(Members).members} == {"ann", "cat"}
     bob.send(ListRooms())  # bob is in no room of server two but the lobby: the list is the cluster's
@@ -162,6 +164,7 @@ def test_private_messages_reach_members_of_other_servers(cluster):
     assert ann.expect(Error).code == "no_such_nick"
     bob.send(Part(room="lobby"))
     bob.expect(Parted)
+    ann.expect(Presence, event=PresenceEvent.LEAVE, nick="bob")
     ann.send(Whois(nick="bob"))  # in no room of server one: the cluster knows
     user = ann.expect(User)
     assert (user.nick, user.rooms) == ("bob", ())
@@ -176,6 +179,7 @@ def test_an_operator_kicks_and_bans_members_of_other_servers(cluster):
     op.expect(Notice)
     troll = WireClient(two.port, source="127.0.0.2")
     troll.hello("troll")
+    op.expect(Presence, event=PresenceEvent.JOIN, nick="troll")  # the operator sees whom it kicks
     op.send(Moderate(action=ModAction.KICK, target="troll", reason="enough"))
     op.expect(Notice)
     assert troll.expect(Error).code == "kicked"
@@ -189,3 +193,24 @@ def test_an_operator_kicks_and_bans_members_of_other_servers(cluster):
     refused = WireClient(cluster().port, source="127.0.0.2")  # every server refuses that address now
     refused.send(Hello(version="1.3", nick="troll2"))
     assert refused.expect(Error).code == "banned"
+
+
+def test_an_irc_client_and_a_framed_client_on_different_servers_share_a_channel(cluster):
+    one, two = cluster(), cluster()
+    ann = WireClient(one.port)
+    ann.hello("ann", "1.3")
+    irc = IrcClient(two.port)
+    irc.register("dora")  # no echo-message: an IRC client shows what it sent by itself
+    irc.send("JOIN #lobby")
+    irc.expect("366")
+    ann.expect(Presence, event=PresenceEvent.JOIN, nick="dora")
+    irc.send("PRIVMSG #lobby :hello from irc", "PRIVMSG ann :just you")
+    assert ann.expect(Chat).text == "hello from irc"
+    assert ann.expect(Private).text == "just you"
+    ann.send(Say(id="1", text="hello from frames"))
+    line = irc.expect("PRIVMSG", "#lobby")
+    assert line.source.startswith("ann!") and line.params[1] == "hello from frames"
+    assert not [x for x in irc.inbox if x.command == "PRIVMSG" and x.source.startswith("dora")]
+    irc.send("PING :x")  # everything before the pong has arrived: still no copy of dora's own lines
+    irc.expect("PONG")
+    assert not [x for x in irc.inbox if x.command == "PRIVMSG" and x.source.startswith("dora")]
