@@ -174,13 +174,14 @@ class Cluster:
         transaction.  Under the hub lock (as a commit is).  If Redis is unreachable they
         are lost to the other servers (this server carries on): presence, not messages."""
         now = time.time()
+        def fill(pipe: Any) -> None:
+            for event in events:
+                self._queue_event(pipe, event, state, now)
+            if self._wake:
+                pipe.xadd(key("inbox", self.server), {"m": b'{"t":"wake"}'}, maxlen=1000, approximate=True)
+
         try:
-            with self.redis.pipeline(transaction=True) as pipe:
-                for event in events:
-                    self._queue_event(pipe, event, state, now)
-                if self._wake:
-                    pipe.xadd(key("inbox", self.server), {"m": b'{"t":"wake"}'}, maxlen=1000, approximate=True)
-                pipe.execute()
+            self.store.transact(fill)
             self._wake = False
             self._up()
         except redis.RedisError as exc:
@@ -492,12 +493,10 @@ class Cluster:
                     info = _decode(info_raw)
                     if info.get("server") != server:
                         continue
-                    with self.redis.pipeline(transaction=True) as pipe:
-                        self.store.append_event(pipe, name, {"t": "leave", "room": name, "nick": info["nick"],
-                                                             "reason": "connection lost", "server": server,
-                                                             "ts": now})
-                        pipe.hdel(key("members", rk), nk)
-                        pipe.execute()
+                    leave = {"t": "leave", "room": name, "nick": info["nick"], "reason": "connection lost",
+                             "server": server, "ts": now}
+                    self.store.transact(lambda pipe, leave=leave, rk=rk, nk=nk: (
+                        self.store.append_event(pipe, leave["room"], leave), pipe.hdel(key("members", rk), nk)))
                     gone += 1
             for pattern in ("nick:*", "session:*"):  # its nicks are free, its sessions over
                 for k in self.redis.scan_iter(match=key(pattern), count=1000):

@@ -170,21 +170,57 @@ class RedisStore:
         """Put several messages (room, body) in their rooms' logs, in this order, in one
         round trip: (sequence number, id of the entry before it, whether it was a
         resend of one already there) each."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for room, body in chats:
-                rk = fold(room)
-                keys = [key("seq", rk), key("log", rk)]
-                args: list[Any] = [_encode(body)]
-                if body.get("id") is not None:
-                    keys.append(key("sent", f"{fold(body['nick'])}:{body['id']}"))
-                    what = f"{'action' if body.get('action') else 'say'}\0{rk}\0{body['text']}".encode()
-                    args += [hashlib.sha1(what).hexdigest(), SENT_TTL]
-                self._say(keys=keys, args=args, client=pipe)
-            return [(int(seq), parse_id(previous), bool(dup)) for seq, previous, dup in pipe.execute()]
+        calls = []
+        for room, body in chats:
+            rk = fold(room)
+            keys = [key("seq", rk), key("log", rk)]
+            args: list[Any] = [_encode(body)]
+            if body.get("id") is not None:
+                keys.append(key("sent", f"{fold(body['nick'])}:{body['id']}"))
+                what = f"{'action' if body.get('action') else 'say'}\0{rk}\0{body['text']}".encode()
+                args += [hashlib.sha1(what).hexdigest(), SENT_TTL]
+            calls.append((keys, args))
+        return [(int(seq), parse_id(previous), bool(dup))
+                for seq, previous, dup in self._run_script(self._say, calls)]
 
     def append_event(self, pipe: Any, room: str, body: dict[str, Any]) -> None:
+        """Queue an entry for ``room``'s log on ``pipe`` (see ``transact``)."""
         rk = fold(room)
-        self._event(keys=[key("seq", rk), key("log", rk)], args=[_encode(body)], client=pipe)
+        pipe.evalsha(self._event.sha, 2, key("seq", rk), key("log", rk), _encode(body))
+
+    def transact(self, fill: Callable[[Any], None]) -> list[Any]:
+        """Run what ``fill(pipe)`` queues as one transaction.  If Redis lost our scripts
+        (it restarted), they are loaded and it runs again: no script ran, and the rest
+        of what a transaction here holds is idempotent (HSET, HDEL, SET, DEL)."""
+        for attempt in (1, 2):
+            with self.redis.pipeline(transaction=True) as pipe:
+                fill(pipe)
+                try:
+                    return pipe.execute()
+                except (redis.exceptions.NoScriptError, redis.exceptions.ExecAbortError):
+                    if attempt == 2:
+                        raise
+                    self._load_scripts()
+        raise AssertionError("unreachable")
+
+    def _run_script(self, script: Any, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
+        """One script, several times, in one round trip (EVALSHA in a pipeline: no
+        SCRIPT EXISTS first, as redis-py's scripts in pipelines do)."""
+        for attempt in (1, 2):
+            with self.redis.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                try:
+                    return pipe.execute()
+                except redis.exceptions.NoScriptError:
+                    if attempt == 2:
+                        raise
+                    self._load_scripts()
+        raise AssertionError("unreachable")
+
+    def _load_scripts(self) -> None:
+        for script in (self._say, self._event, self._release, self._release_if):
+            self.redis.script_load(script.script)
 
     def release(self, nick_key: str, owner: str) -> None:
         self._release(keys=[key("nick", nick_key)], args=[owner])
