@@ -1,35 +1,42 @@
-"""A real browser for tests: Debian's headless Chromium, driven over the DevTools
-protocol (a WebSocket, with the ``websockets`` client).  Kept off the network: only the
-flags the workplace allows, a fresh profile, and the page we give it on 127.0.0.1."""
+"""A real browser for tests: Debian's headless Chromium, driven by Selenium through
+Debian's chromedriver (both given by path: Selenium Manager never looks anything up).
+Kept off the network: only the flags the workplace allows, a fresh profile, and the
+page we give it on 127.0.0.1.  JavaScript runs in the page through the DevTools
+protocol (``Runtime.evaluate``, via the driver), so a test may await a promise."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import tempfile
-import urllib.request
-from itertools import count
 from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.sync.client import connect
 
 from tests.polling import wait_until
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 
+# Selenium Manager (which would look for drivers and report usage) is never needed: both
+# paths are given.  Should a Selenium version call it anyway, it stays offline.
+os.environ.setdefault("SE_OFFLINE", "true")
+os.environ.setdefault("SE_AVOID_STATS", "true")
+
+
+def _tool(*names: str, package: str) -> str:
+    for name in names:
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    if os.environ.get("CHATROOM_REQUIRE_TOOLS"):
+        pytest.fail(f"{names[0]} is required here (CHATROOM_REQUIRE_TOOLS is set) but not installed")
+    pytest.skip(f"{names[0]} is not installed (apt-get install {package})")
+
 
 def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("CHATROOM_REQUIRE_TOOLS"):
-            pytest.fail("chromium is required here (CHATROOM_REQUIRE_TOOLS is set) but not installed")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return found
+    return _tool("chromium", "chromium-browser", package="chromium")
 
 
 class Browser:
@@ -38,55 +45,37 @@ class Browser:
     def __init__(self, url: str, *, trust_any_certificate: bool = False) -> None:
         """``trust_any_certificate``: for a server's self-signed test certificate (what a
         person does by accepting the browser's warning once)."""
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        binary, driver = chromium(), _tool("chromedriver", package="chromium-driver")
         self.profile = tempfile.mkdtemp(prefix="chatroom-chromium-")
-        extra = ["--ignore-certificate-errors"] if trust_any_certificate else []
-        self.proc = subprocess.Popen([chromium(), *FLAGS, *extra, f"--user-data-dir={self.profile}",
-                                      "--remote-debugging-port=0", url],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = Path(self.profile) / "DevToolsActivePort"
-        try:  # the file Chromium writes once it listens
-            wait_until(lambda: self.proc.poll() is not None or (port_file.exists() and port_file.read_text().strip()),
-                       30, "chromium to start", interval=0.05)
-        except AssertionError:
-            self.close()
-            raise
-        if self.proc.poll() is not None:
-            self.close()
-            raise AssertionError("chromium did not start")
-        port = int(port_file.read_text().split()[0])
         # Downloads go to this profile's folder, never the user's own Downloads.
         self.downloads = Path(self.profile) / "downloads"
         self.downloads.mkdir()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/version", timeout=10) as answer:
-            browser_url = json.load(answer)["webSocketDebuggerUrl"]
-        self._browser = connect(browser_url, max_size=None)
-        self._control = self._browser.__enter__()
-        self._control.send(json.dumps({"id": 0, "method": "Browser.setDownloadBehavior",
-                                       "params": {"behavior": "allow", "downloadPath": str(self.downloads)}}))
-        while json.loads(self._control.recv(timeout=30)).get("id") != 0:
-            pass
-        pages: list[dict[str, Any]] = []
-
-        def our_page() -> bool:  # the tab showing our URL (not a blank one first)
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
-                pages[:] = [t for t in json.load(answer)
-                            if t.get("type") == "page" and t.get("url", "").startswith("http")]
-            return bool(pages)
-
-        wait_until(our_page, 30, "the page's tab", interval=0.05)
-        self._devtools = connect(pages[0]["webSocketDebuggerUrl"], max_size=None)
-        self.ws = self._devtools.__enter__()  # the connection, kept open until close()
-        self.ids = count(1)
+        options = webdriver.ChromeOptions()
+        options.binary_location = binary
+        for flag in FLAGS + (["--ignore-certificate-errors"] if trust_any_certificate else []):
+            options.add_argument(flag)
+        options.add_argument(f"--user-data-dir={self.profile}/profile")
+        options.add_experimental_option("prefs", {"download.default_directory": str(self.downloads),
+                                                  "download.prompt_for_download": False})
+        try:
+            self.driver = webdriver.Chrome(service=Service(executable_path=driver), options=options)
+        except Exception:
+            shutil.rmtree(self.profile, ignore_errors=True)
+            raise
+        try:
+            self.driver.set_page_load_timeout(30)
+            self.call("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(self.downloads))
+            self.driver.get(url)
+        except Exception:
+            self.close()
+            raise
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
-        n = next(self.ids)
-        self.ws.send(json.dumps({"id": n, "method": method, "params": params}))
-        while True:
-            answer = json.loads(self.ws.recv(timeout=30))
-            if answer.get("id") == n:
-                if "error" in answer:
-                    raise AssertionError(answer["error"])
-                return answer["result"]
+        """A DevTools protocol command to the page."""
+        return self.driver.execute_cdp_cmd(method, params)
 
     def eval(self, expression: str) -> Any:
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
@@ -110,15 +99,10 @@ class Browser:
         return found[0]
 
     def close(self) -> None:
-        for name in ("_devtools", "_browser"):
-            connection = getattr(self, name, None)
-            if connection is not None:
-                connection.__exit__(None, None, None)
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        driver = getattr(self, "driver", None)
+        if driver is not None:
             try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                driver.quit()  # ends chromedriver and the browser it started
+            except Exception:  # noqa: BLE001 -- a browser that died already: nothing to end
+                pass
         shutil.rmtree(self.profile, ignore_errors=True)
