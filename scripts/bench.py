@@ -20,6 +20,9 @@ Scenarios (100-byte messages, one room):
               of the same run without it
   scale       5,000 members join; one broadcast reaches all; join time, server RSS
               per member, server threads
+  web         chatroom only: the same room with every member a browser (frames in
+              WebSocket messages on /ws) against every member a terminal client:
+              deliveries/s, and CPU per delivery and p99 at a paced load
   files       chatroom only (the tutorial server shares no files): chat latency
               between two members while 20 MiB files stream to three receivers,
               against the same chat with no transfer; and the transfer rate
@@ -192,6 +195,13 @@ class ChatroomIrc(Server):
     kind = "irc"
 
 
+class ChatroomWeb(Server):
+    """chatroom spoken to as browsers speak to it: its frames in WebSocket messages on
+    ``/ws`` (the load generator uses websockets' sans-I/O client, as the door does)."""
+
+    kind = "web"
+
+
 def chatroom_argv(*store: str) -> list[str]:
     # The load generator is one address with thousands of connections: no per-address limit.
     return [sys.executable, "-m", "chatroom", "serve", "--port", "0", "--rate", "0", "--max-clients", "10000",
@@ -269,6 +279,7 @@ class Member:
     sock: socket.socket
     parse: bool = False  # decode frames for latency (else count chats with bytes.count)
     irc: bool = False  # lines of IRC instead of frames
+    ws: Any = None  # a websockets ClientProtocol: frames inside WebSocket messages
     chats: int = 0
     expected: int = 0
     tail: bytes = b""
@@ -281,6 +292,11 @@ class Member:
     done_at: float = 0.0
 
     def feed(self, data: bytes, now: float) -> None:
+        if self.ws is not None:  # unwrap: one chatroom frame per binary message
+            self.ws.receive_data(data)
+            data = b"".join(bytes(e.data) for e in self.ws.events_received() if hasattr(e, "opcode"))
+            if not data:
+                return
         if not self.parse:
             marker = IRC_CHAT if self.irc else CHAT
             joined = self.tail + data
@@ -323,16 +339,59 @@ def join_one(server: Server, nick: str, *, rcvbuf: int = 0) -> socket.socket:
     sock.settimeout(30)
     sock.connect((HOST, server.port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if server.kind == "web":
+        from websockets.client import ClientProtocol
+        from websockets.uri import parse_uri
+
+        ws = ClientProtocol(parse_uri(f"ws://{HOST}:{server.port}/ws"), origin=f"http://{HOST}:{server.port}",
+                            max_size=None)
+        ws.send_request(ws.connect())
+        sock.sendall(b"".join(ws.data_to_send()))
+        WS_CLIENTS[sock] = ws
+        WS_HELLOS[sock] = hello(nick)  # sent when the handshake is answered
+        return sock
     sock.sendall(irc_register(nick, isinstance(server, Ngircd)) if server.kind == "irc" else hello(nick))
     return sock
+
+
+#: The WebSocket client of each socket of a "web" server (until its Member holds it).
+WS_CLIENTS: dict[socket.socket, Any] = {}
+WS_HELLOS: dict[socket.socket, bytes] = {}
 
 
 def finish_join(server: Server, sock: socket.socket) -> None:
     if server.kind == "irc":
         read_until(sock, IRC_JOINED, time.monotonic() + 120)
         return
+    if server.kind == "web":
+        ws, deadline = WS_CLIENTS[sock], time.monotonic() + 120
+        while time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed during join")
+            ws.receive_data(chunk)
+            for event in ws.events_received():
+                if getattr(event, "data", b"")[PREFIX:].startswith(b'{"type":"welcome"'):
+                    return
+            if sock in WS_HELLOS and ws.state.name == "OPEN":
+                ws.send_binary(WS_HELLOS.pop(sock))
+                sock.sendall(b"".join(ws.data_to_send()))
+        raise TimeoutError("no welcome over the WebSocket")
     while not read_frame(sock).startswith(b'{"type":"welcome"'):
         pass
+
+
+def outgoing(member: Member, data: bytes) -> bytes:
+    """What a sender writes for ``data`` (frames): each frame its own WebSocket message
+    for a browser-like member."""
+    if member.ws is None:
+        return data
+    pos = 0
+    while pos < len(data):
+        end = pos + PREFIX + int.from_bytes(data[pos:pos + PREFIX], "big")
+        member.ws.send_binary(data[pos:end])
+        pos = end
+    return b"".join(member.ws.data_to_send())
 
 
 #: Members arrive this many at a time (a class walking in), each waiting for its own
@@ -350,7 +409,7 @@ def join_members(server: Server, n: int, tag: str, parse_every: int) -> list[Mem
         for i, sock in enumerate(wave, start):
             finish_join(server, sock)
             sock.setblocking(False)
-            members.append(Member(sock, parse=(i % parse_every == 0), irc=irc))
+            members.append(Member(sock, parse=(i % parse_every == 0), irc=irc, ws=WS_CLIENTS.pop(sock, None)))
         if start // JOIN_WAVE % 5 == 4:
             drain(members)
     drain(members)
@@ -361,8 +420,10 @@ def drain(members: list[Member]) -> None:
     """Read (and drop) what is waiting for each member, without blocking."""
     for m in members:
         try:
-            while m.sock.recv(1 << 18):
-                pass
+            while chunk := m.sock.recv(1 << 18):
+                if m.ws is not None:  # through the WebSocket parser, which must stay in step
+                    m.ws.receive_data(chunk)
+                    m.ws.events_received()
         except (BlockingIOError, InterruptedError):
             pass
         except OSError:
@@ -429,7 +490,7 @@ def pump(members: list[Member], senders: list[Member], deadline: float,
             if s.remaining and not s.out:
                 if rate_per_sender:
                     if now >= next_send[id(s)]:
-                        s.out += say_frames(1, serial, s.irc)
+                        s.out += outgoing(s, say_frames(1, serial, s.irc))
                         serial += 1
                         s.remaining -= 1
                         next_send[id(s)] += 1.0 / rate_per_sender
@@ -437,7 +498,7 @@ def pump(members: list[Member], senders: list[Member], deadline: float,
                         timeout = min(timeout, next_send[id(s)] - now)
                 else:
                     batch = min(s.remaining, 64)
-                    s.out += say_frames(batch, serial, s.irc)
+                    s.out += outgoing(s, say_frames(batch, serial, s.irc))
                     serial += batch
                     s.remaining -= batch
             if s.out:
@@ -514,11 +575,14 @@ def run_saturation(server: Server, n: int, s: int, total_deliveries: int, tag: s
         for snd in senders:
             snd.remaining = per_sender
         expected = set_expected(members, senders, per_sender)
+        cpu = server.cpu_seconds()
         start, end = pump(members, senders, time.monotonic() + time_limit)
+        cpu = server.cpu_seconds() - cpu
         delivered = sum(min(m.chats, m.expected) for m in members)
         latencies = [x for m in members for x in m.latencies]
         return {
             "deliveries_per_s": delivered / max(end - start, 1e-9),
+            "cpu_us_per_delivery": cpu / max(delivered, 1) * 1e6,
             "complete": float(delivered == expected),
             "p50_ms": percentile(latencies, 50) * 1000,
             "p99_ms": percentile(latencies, 99) * 1000,
@@ -808,7 +872,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer, smaller runs (development)")
     parser.add_argument("--repeat", type=int, default=None, help="runs per scenario (median)")
     parser.add_argument("--json", default=str(ROOT / "bench-results.json"), help="raw figures go here")
-    parser.add_argument("--only", help="comma-separated scenario names (saturation,paced,slow,durable,scale,files)")
+    parser.add_argument("--only", help="comma-separated scenario names "
+                                       "(saturation,paced,slow,durable,web,scale,files)")
     parser.add_argument("--cluster", action="store_true", help="one room over 1-3 servers sharing it through Redis")
     parser.add_argument("--redis-fsync", choices=["always", "everysec"], default="always",
                         help="--cluster: Redis's appendfsync (default %(default)s: what the README documents)")
@@ -826,7 +891,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cluster:
         return cluster_main(quick, repeat, args.json, args.redis_fsync)
     deliveries = 300_000 if quick else 1_000_000
-    only = set(args.only.split(",")) if args.only else {"saturation", "paced", "slow", "durable", "scale", "files"}
+    only = set(args.only.split(",")) if args.only else {"saturation", "paced", "slow", "durable", "web", "scale",
+                                                         "files"}
     results: dict[str, dict[str, dict[str, float]]] = {}
     rows: list[tuple[str, str, dict[str, float], bool]] = []  # label, unit, {server: value}, higher_is_better
     alone: list[tuple[str, str, float, float, str]] = []  # chatroom against itself: label, unit, a, b, what
@@ -906,6 +972,32 @@ def main(argv: list[str] | None = None) -> int:
                               f"memory {mem['deliveries_per_s']:,.0f}/s", flush=True)
                 finally:
                     sqlite.stop()
+        if "web" in only:
+            # What a browser member costs: one server process, driven once as terminal
+            # clients and once as browsers, alternating.
+            web = ChatroomWeb("chatroom-web", chatroom_argv("--memory"))
+            try:
+                for kind, fn in (("saturation", lambda srv: run_saturation(srv, 100, 10, deliveries,
+                                                                           f"w{next(counter)}x")),
+                                 ("paced 20k/s", lambda srv: run_paced(srv, 100, 10, 20_000, 2.0 if quick else 4.0,
+                                                                       f"v{next(counter)}x"))):
+                    runs = {"web": [], "framed": []}
+                    for r in range(repeat):
+                        for name in (["web", "framed"] if r % 2 == 0 else ["framed", "web"]):
+                            srv = web if name == "web" else servers["chatroom"]
+                            runs[name].append(fn(srv))
+                    browser, terminal = median_of(runs["web"]), median_of(runs["framed"])
+                    label = f"browsers N=100 S=10 {kind}"
+                    results[label] = {"web": browser, "framed": terminal}
+                    for key, unit in (("deliveries_per_s", "/s"), ("cpu_us_per_delivery", "us"), ("p99_ms", "ms")):
+                        if key in browser:
+                            alone.append((f"{label} {key}", unit, browser[key], terminal[key],
+                                          "browsers vs terminal clients"))
+                    print(f"  {label}: " + ", ".join(f"{k} {browser[k]:,.1f} vs {terminal[k]:,.1f}"
+                                                     for k in ("deliveries_per_s", "cpu_us_per_delivery", "p99_ms")
+                                                     if k in browser), flush=True)
+            finally:
+                web.stop()
         if "files" in only:
             seconds = 4.0 if quick else 8.0
             runs = {"alone": [], "files": []}
