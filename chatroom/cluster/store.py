@@ -244,7 +244,7 @@ class RedisStore:
             if keep is not None:
                 last = int(self.redis.get(key("seq", rk)) or 0)
                 if last > keep:
-                    deleted += self.redis.xtrim(log, minid=f"{last - keep + 1}-0")
+                    deleted += self.redis.xtrim(log, minid=f"{last - keep + 1}-0", approximate=False)
             if cutoff is not None:
                 oldest_kept = None
                 for entry_id, fields in self._scan(log, "-", "+", reverse=False):
@@ -252,9 +252,9 @@ class RedisStore:
                         oldest_kept = entry_id
                         break
                 if oldest_kept is not None:
-                    deleted += self.redis.xtrim(log, minid=f"{oldest_kept[0]}-0")
+                    deleted += self.redis.xtrim(log, minid=f"{oldest_kept[0]}-0", approximate=False)
                 else:
-                    deleted += self.redis.xtrim(log, maxlen=0)
+                    deleted += self.redis.xtrim(log, maxlen=0, approximate=False)
         return deleted
 
     def save_ban(self, address: str, until: float | None, nick: str, reason: str, by: str) -> None:

@@ -214,3 +214,19 @@ def test_an_irc_client_and_a_framed_client_on_different_servers_share_a_channel(
     irc.send("PING :x")  # everything before the pong has arrived: still no copy of dora's own lines
     irc.expect("PONG")
     assert not [x for x in irc.inbox if x.command == "PRIVMSG" and x.source.startswith("dora")]
+
+
+def test_retention_trims_the_shared_log_and_sequence_numbers_go_on(cluster):
+    one = cluster(keep_messages=5, history_size=50)
+    ann = WireClient(one.port)
+    ann.hello("ann")
+    for n in range(12):
+        ann.send(Say(id=str(n), text=f"m{n + 1}"))
+    ann.collect(Ack, 12)
+    one.apply_retention()  # what the server does every --retention-interval
+    late = WireClient(cluster(history_size=50).port)
+    assert [c.seq for c in late.hello("late").history] == [8, 9, 10, 11, 12]
+    late.send(FetchHistory(room="lobby", before=8, limit=10))
+    assert late.expect(History).complete
+    ann.send(Say(id="after", text="m13"))
+    assert ann.expect(Ack, id="after").seq == 13
