@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,8 @@ _DATA_HOME = tempfile.mkdtemp(prefix="chatroom-test-data-")
 #: ... and read no settings, and remember no certificates, of the user's own.
 _CONFIG_HOME = tempfile.mkdtemp(prefix="chatroom-test-config-")
 DATA_HOME = Path(_DATA_HOME)
+for _home in (_DATA_HOME, _CONFIG_HOME):  # nothing left behind in /tmp after the run
+    atexit.register(shutil.rmtree, _home, ignore_errors=True)
 
 
 def chatroom_env() -> dict[str, str]:

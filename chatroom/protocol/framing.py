@@ -63,17 +63,24 @@ class Frame:
     lesson), and ``prefix`` the raw 4-byte length prefix.
     """
 
-    __slots__ = ("raw_header", "type", "declares_body", "body", "wire_size", "recv_count", "prefix")
+    __slots__ = ("raw_header", "type", "declares_body", "body", "recv_count")
 
     def __init__(self, raw_header: bytes, type: Any = None, body: bytes = b"", *, declares_body: bool = False,
-                 wire_size: int = 0, recv_count: int = 1, prefix: bytes = b"") -> None:
+                 recv_count: int = 1) -> None:
         self.raw_header = raw_header
         self.type = type if isinstance(type, str) else None
         self.declares_body = declares_body
         self.body = body
-        self.wire_size = wire_size
         self.recv_count = recv_count
-        self.prefix = prefix
+
+    @property
+    def prefix(self) -> bytes:
+        """The 4-byte length prefix it came with."""
+        return PREFIX.pack(len(self.raw_header))
+
+    @property
+    def wire_size(self) -> int:
+        return PREFIX_SIZE + len(self.raw_header) + len(self.body)
 
     @property
     def header(self) -> dict[str, Any]:
@@ -188,7 +195,6 @@ class FrameDecoder:
         # The frame being assembled: its header once parsed, and how much is needed.
         self._header: bytes | None = None  # raw
         self._type: Any = None
-        self._declares_body = False
         self._header_len = 0
         self._body_len = 0
         self._chunks = 0  # chunks that contributed to the current frame
@@ -250,10 +256,11 @@ class FrameDecoder:
                 return None
             raw = bytes(buf[pos + PREFIX_SIZE : pos + PREFIX_SIZE + length])
             type_name, body_len = read_envelope(raw)
-            self._declares_body = body_len is not None
-            if body_len is None:
-                body_len = 0
-            elif type(body_len) is not int or body_len < 0:
+            if body_len is None:  # the usual frame, whole in the buffer: no state to keep
+                self._pos = pos + PREFIX_SIZE + length
+                chunks, self._chunks = self._chunks, 1  # the next frame starts inside this chunk
+                return Frame(raw, type_name, recv_count=chunks)
+            if type(body_len) is not int or body_len < 0:
                 raise MalformedHeader(f"'{BODY_KEY}' must be a non-negative integer")
             if body_len > self.max_body:
                 raise FrameTooLarge("body", body_len, self.max_body)
@@ -262,15 +269,8 @@ class FrameDecoder:
         if avail < total:
             return None
         body_start = pos + PREFIX_SIZE + self._header_len
-        frame = Frame(
-            self._header,
-            self._type,
-            bytes(buf[body_start : body_start + self._body_len]),
-            declares_body=self._declares_body,
-            wire_size=total,
-            recv_count=self._chunks,
-            prefix=bytes(buf[pos : pos + PREFIX_SIZE]),
-        )
+        frame = Frame(self._header, self._type, bytes(buf[body_start : body_start + self._body_len]),
+                      declares_body=True, recv_count=self._chunks)
         self._pos = pos + total
         self._header = None
         # The next frame starts inside the chunk that completed this one.

@@ -58,6 +58,17 @@ class Batch:
             self.tracer.frame_out(_describe_targets(targets), out.framed)
         append_entry(self.entries, targets, out)
 
+    def queue_all(self, targets: tuple[Any, ...], outs: list[Outgoing]) -> None:
+        """``queue`` each of ``outs`` (a list the batch may keep), in order."""
+        if self.tracer is not None:
+            for out in outs:
+                self.tracer.frame_out(_describe_targets(targets), out.framed)
+        entries = self.entries
+        if entries and entries[-1][0] is targets:
+            entries[-1][1].extend(outs)
+        else:
+            entries.append((targets, outs))
+
     def defer(self, targets: tuple[Any, ...], out: Outgoing) -> None:
         if self.tracer is not None:
             self.tracer.frame_out(_describe_targets(targets), out.framed)

@@ -63,8 +63,11 @@ class MemoryStore:
             for name, next_seq, topic in rooms:
                 room = self._room(name)
                 room.name, room.next_seq, room.topic = name, next_seq, topic
-            for chat in chats:
-                messages = self._room(chat.room).messages
+            name: str | None = None
+            messages: list[Chat] = []
+            for chat in chats:  # a batch is mostly one room's: look it up once per run
+                if chat.room != name:
+                    name, messages = chat.room, self._room(chat.room).messages
                 messages.append(chat)
                 # Trim in steps, not per message: amortised O(1).
                 if len(messages) >= self.keep + max(16, self.keep // 8):

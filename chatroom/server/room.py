@@ -151,9 +151,12 @@ class Room:
     local: int = field(init=False, default=0)
     #: In a cluster: the id of the last entry of the room's shared log applied here.
     last_id: tuple[int, int] = field(init=False, default=(0, 0))
+    #: fold(name): the room's key in ``ChatState.rooms`` (a later spelling folds the same)
+    key: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         self.history = deque(maxlen=self.history_size)
+        self.key = fold(self.name)
 
     def everyone(self) -> tuple[Member, ...]:
         """Every member, in joining order.  Cached: a busy room broadcasts far more
@@ -491,18 +494,27 @@ class ChatState:
     ) -> tuple[Chat, list[Delivery]]:
         """Stamp ``text`` with the next sequence number of ``room_name`` (one of the
         member's rooms; None: its only one) and broadcast it."""
+        chat, recipients = self.say_to(member, text, now, action=action, msg_id=msg_id, room_name=room_name)
+        return chat, [Delivery(recipients, chat)]
+
+    def say_to(
+        self, member: Member, text: str, now: float, *, action: bool = False, msg_id: str | None = None,
+        room_name: str | None = None,
+    ) -> tuple[Chat, tuple[Member, ...]]:
+        """:meth:`say`, returning the chat and its recipients (the hot path's form)."""
         room, text = self.check_say(member, text, now, room_name)
         chat = Chat(
             room=room.name, seq=room.next_seq, ts=now, nick=member.nick, text=text, action=action, id=msg_id
         )
         room.next_seq += 1
-        room.remember(chat)
+        room.history.append(chat)
+        room._recent = None
         member.last_active = now
         self.unsaved.append(chat)
-        self.dirty[fold(room.name)] = room
+        self.dirty[room.key] = room
         if msg_id is not None:
             self._remember(member, msg_id, chat)
-        return chat, [Delivery(room.everyone(), chat)]
+        return chat, room.everyone()
 
     def check_say(self, member: Member, text: str, now: float, room_name: str | None) -> tuple[Room, str]:
         """Whether ``member`` may say ``text`` in ``room_name`` now: the room and the
@@ -602,7 +614,7 @@ class ChatState:
         if room.topic_locked and not member.op:
             raise Refused(ErrorCode.NOT_OPERATOR, f"the topic of {room.name} is locked: only operators may change it")
         room.topic = topic
-        self.dirty[fold(room.name)] = room
+        self.dirty[room.key] = room
         self._publish(member, room, "topic", topic=topic)
         msg = Topic(room=room.name, topic=topic, nick=member.nick, ts=now)
         return [Delivery(room.everyone(), msg)]

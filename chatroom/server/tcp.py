@@ -515,11 +515,12 @@ class ChatHandler(socketserver.BaseRequestHandler):
                     i += 1
                 self.say_in_cluster(run)
                 continue
-            with hub.locked(self.batch):
-                self.act(event)
-                while i < count and type(events[i]) is Act and type(events[i].message) in _CHAT_TYPES:
-                    self.act(events[i])
-                    i += 1
+            run = [event.message]
+            while i < count and type(events[i]) is Act and type(events[i].message) in _CHAT_TYPES:
+                run.append(events[i].message)
+                i += 1
+            with hub.locked(self.batch) as state:
+                self.say_run(state, run)
 
     def act(self, event: Event) -> None:
         if type(event) is Reply:
@@ -702,20 +703,52 @@ class ChatHandler(socketserver.BaseRequestHandler):
         if self.server.cluster is not None:  # (a message that came alone: see act_all)
             self.say_in_cluster([msg])
             return
-        hub = self.server.hub
-        member, action = self._member(), isinstance(msg, Action)
-        with hub.locked(self.batch) as state:
-            earlier = state.already_sent(member, msg.id, msg.text, action=action, room_name=msg.room)
-            if earlier is not None:  # a resend of something we have: acknowledge, don't repeat
-                ack = Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
-                          room=getattr(earlier, "room", None), duplicate=True)
-                self.batch.defer(self.conn.me, Outgoing.of(ack))
-                return
-            chat, deliveries = state.say(member, msg.text, time.time(), action=action, msg_id=msg.id,
-                                         room_name=msg.room)
-            hub.deliver(deliveries, self.batch)
-            self.batch.defer(self.conn.me, Outgoing.of(Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room)))
-            self.batch.acks.append((self.conn, msg.id))
+        with self.server.hub.locked(self.batch) as state:
+            self.say_run(state, [msg])
+
+    def say_run(self, state: ChatState, msgs: list[Say | Action]) -> None:
+        """Chat messages from one read, under the hub lock (one server): each into its
+        room, or acknowledged as a resend, or refused.  The hot path of a busy room:
+        one pass, no dispatch per message, a room's chats queued together; the acks
+        are deferred behind them."""
+        batch, me, conn = self.batch, self.conn.me, self.conn
+        member, max_header = self._member(), self.server.config.max_header
+        now = time.time()  # one read, one moment
+        targets: tuple[Member, ...] = ()
+        chats: list[Outgoing] = []  # for ``targets``, not queued yet
+        for msg in msgs:
+            action = type(msg) is Action
+            try:
+                earlier = state.already_sent(member, msg.id, msg.text, action=action, room_name=msg.room)
+                if earlier is not None:  # a resend of something we have: acknowledge, don't repeat
+                    batch.defer(me, Outgoing.of(Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
+                                                    room=getattr(earlier, "room", None), duplicate=True)))
+                    continue
+                chat, recipients = state.say_to(member, msg.text, now, action=action, msg_id=msg.id,
+                                                room_name=msg.room)
+                out = Outgoing.plain(chat, max_header)
+            except Refused as exc:
+                if chats:  # what came before goes first
+                    batch.queue_all(targets, chats)
+                    chats = []
+                self.send_error(exc.code, exc.message, msg_id=msg.id, suggestion=exc.suggestion)
+                continue
+            except Exception as exc:  # noqa: BLE001 -- a bug must cost one message, not the connection
+                if chats:
+                    batch.queue_all(targets, chats)
+                    chats = []
+                self.internal_error(msg, exc)
+                continue
+            if recipients is not targets:
+                if chats:
+                    batch.queue_all(targets, chats)
+                    chats = []
+                targets = recipients
+            chats.append(out)
+            batch.defer(me, Outgoing.plain(Ack(id=msg.id, ts=now, seq=chat.seq, room=chat.room)))
+            batch.acks.append((conn, msg.id))
+        if chats:
+            batch.queue_all(targets, chats)
 
     def say_in_cluster(self, msgs: list[Say | Action]) -> None:
         """A run of chat messages on a server of a cluster: resends acknowledged as

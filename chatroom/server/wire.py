@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from chatroom.protocol import Message, encode_message
+from chatroom.protocol import MAX_HEADER_SIZE, Message, encode_message, encode_plain
 
 __all__ = ["Outgoing", "WireFormat", "Framed", "FRAMED"]
 
@@ -41,6 +41,12 @@ class Outgoing:
         if max_header is None:
             return cls(message, encode_message(message))
         return cls(message, encode_message(message, max_header=max_header))
+
+    @classmethod
+    def plain(cls, message: Message, max_header: int = MAX_HEADER_SIZE) -> Outgoing:
+        """``of`` for a message the server built with every field set (no None, no
+        body, no records): a chat from a say, its ack.  One C encode, the prefix."""
+        return cls(message, encode_plain(message, max_header))
 
     def __repr__(self) -> str:
         return f"<Outgoing {self.message.TYPE} {len(self.framed)} bytes>"
