@@ -238,8 +238,13 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     _NESTED: ClassVar[frozenset[str]] = frozenset()
     _HAS_BODY: ClassVar[bool] = False
 
-    def __post_init__(self) -> None:
-        self.check()
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Only a type with rules gets a ``__post_init__`` (msgspec runs it on every
+        # construction and decode): an ack or a presence the server builds by the
+        # thousand skips an empty call.
+        super().__init_subclass__(**kwargs)
+        if cls.check is not Message.check and "__post_init__" not in cls.__dict__:
+            cls.__post_init__ = _run_check  # type: ignore[attr-defined]
 
     def check(self) -> None:
         """Raise :class:`LocalProtocolError` (via ``_require``) if a value is out of range."""
@@ -257,6 +262,10 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
         if self._HAS_BODY:
             del header["data"]
         return header
+
+
+def _run_check(self: Message) -> None:
+    self.check()
 
 
 class _Record(msgspec.Struct, frozen=True, kw_only=True):
