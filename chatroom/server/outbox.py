@@ -101,18 +101,17 @@ class Outbox:
         try:
             if self._partial is not None or self._parked:
                 return QUEUED if self.put(data) else REFUSED
-            self._queued += len(data)
             try:
                 sent = self.sock.send(data, _SEND_FLAGS)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
                 self._closed = True  # the peer is gone; its reader sees that too and cleans up
-                self._sent += len(data)
                 return SENT
-            self._sent += sent
             if sent == len(data):
-                return SENT
+                return SENT  # the common case: in the kernel, no bookkeeping (queued and sent alike)
+            self._queued += len(data)
+            self._sent += sent
             self._partial = memoryview(data)[sent:]  # the rest waits for the flusher
             self._parked = True
         finally:
