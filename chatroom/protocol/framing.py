@@ -90,8 +90,9 @@ class Frame:
         return f"Frame({self.raw_header!r}, body={len(self.body)} bytes)"
 
 
-class _Envelope(msgspec.Struct):
-    """What the framing needs of a header: the body's size (and the type, passed on)."""
+class _Envelope(msgspec.Struct, gc=False):
+    """What the framing needs of a header: the body's size (and the type, passed on).
+    Decoded from JSON and dropped at once: no cycle is possible, nothing to track."""
 
     type: Any = None
     body: Any = None
