@@ -75,8 +75,16 @@ class Server:
 
     def __init__(self, name: str, argv: list[str], stdout: Any = subprocess.PIPE) -> None:
         self.name = name
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=stdout, stderr=subprocess.DEVNULL, text=True)
+        # Its log (warnings and errors) is kept, to show when a run goes wrong.
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=stdout, stderr=self.log, text=True)
         self.port = self.wait_ready()
+
+    def log_tail(self, size: int = 1500) -> str:
+        """The end of what the server wrote to its stderr."""
+        self.log.seek(0, os.SEEK_END)
+        self.log.seek(max(0, self.log.tell() - size))
+        return self.log.read().decode(errors="replace")
 
     def wait_ready(self) -> int:
         assert self.proc.stdout is not None
@@ -113,6 +121,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.log.close()
 
 
 NGIRCD_CONF = """\
@@ -290,6 +299,7 @@ class Member:
     out: bytearray = field(default_factory=bytearray)
     sent: int = 0
     done_at: float = 0.0
+    reset: bool = False  # the server closed this sender's connection during the run
 
     def feed(self, data: bytes, now: float) -> None:
         if self.ws is not None:  # unwrap: one chatroom frame per binary message
@@ -507,6 +517,10 @@ def pump(members: list[Member], senders: list[Member], deadline: float,
                     del s.out[:sent]
                 except BlockingIOError:
                     pass
+                except OSError:  # the server cut this sender off: the run ends incomplete, the bench goes on
+                    s.reset = True
+                    s.remaining = 0
+                    s.out.clear()
                 if s.out and id(s) not in want_write:
                     sel.modify(s.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, s)
                     want_write.add(id(s))
@@ -539,6 +553,14 @@ def pump(members: list[Member], senders: list[Member], deadline: float,
     finished = [m.done_at for m in members if m.done_at]
     end = max(finished) if len(finished) == len(members) else time.monotonic()
     return start, end
+
+
+def report_resets(server: Server, senders: list[Member], tag: str) -> None:
+    """Say so when the server cut senders off (that run is incomplete), with its log."""
+    cut = sum(s.reset for s in senders)
+    if cut:
+        print(f"  ! {server.name} ({tag}): {cut} of {len(senders)} senders were cut off by the server; "
+              f"the end of its log:\n{server.log_tail()}", flush=True)
 
 
 def settle(members: list[Member], seconds: float = 0.5) -> None:
@@ -578,6 +600,7 @@ def run_saturation(server: Server, n: int, s: int, total_deliveries: int, tag: s
         cpu = server.cpu_seconds()
         start, end = pump(members, senders, time.monotonic() + time_limit)
         cpu = server.cpu_seconds() - cpu
+        report_resets(server, senders, tag)
         delivered = sum(min(m.chats, m.expected) for m in members)
         latencies = [x for m in members for x in m.latencies]
         return {
@@ -609,6 +632,7 @@ def run_paced(server: Server, n: int, s: int, offered: float, seconds: float, ta
         cpu = server.cpu_seconds()
         start, end = pump(members, senders, time.monotonic() + seconds + 15, per_sender_rate)
         cpu = server.cpu_seconds() - cpu
+        report_resets(server, senders, tag)
         latencies = [x for m in members for x in m.latencies]
         delivered = sum(min(m.chats, m.expected) for m in members)
         return {
