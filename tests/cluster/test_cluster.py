@@ -126,6 +126,9 @@ def test_presence_topic_and_members_are_cluster_wide(cluster):
     bob.hello("bob", "1.3")
     ann.expect(Presence, event=PresenceEvent.JOIN, nick="bob")
     bob.send(Join(room="dev"))
+    # bob in dev first: had ann's join come first (it goes through another server),
+    # bob would see her in his Joined list, not as a presence -- right, but not this test.
+    bob.wait_for(lambda m: type(m).__name__ == "Joined" and m.room == "dev")
     ann.send(Join(room="dev"))
     bob.expect(Presence, room="dev", event=PresenceEvent.JOIN, nick="ann")
     ann.send(SetTopic(room="dev", topic="release friday"))
