@@ -233,9 +233,9 @@ MESSAGE_TYPES: dict[str, type[Message]] = {}
 class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
     """Base of every message.  A subclass is declared ``class Chat(Message, tag="chat")``.
 
-    ``gc=False``: frozen, holding only strings, numbers and records, a message can never
-    be part of a reference cycle, so the cycle collector need not track the thousands a
-    busy room builds each second (fewer collections on the hot path)."""
+    ``gc=False``: frozen, holding only strings, numbers, bytes, plain dicts of those and
+    records, a message can never be part of a reference cycle, so the cycle collector
+    need not track the thousands a busy room builds each second."""
 
     TYPE: ClassVar[str] = ""
     #: Fields holding records (member lists, history): encoded with their None fields dropped too.
