@@ -56,8 +56,8 @@ class Outbox:
     """
 
     __slots__ = (
-        "sock", "limit", "flusher", "producer_lock", "overflowed",
-        "_chunks", "_queued", "_sent", "_partial", "_flush_lock", "_parked", "_closed",
+        "sock", "limit", "flusher", "producer_lock", "overflowed", "idle",
+        "_send", "_chunks", "_queued", "_sent", "_partial", "_flush_lock", "_parked", "_closed",
     )
 
     def __init__(self, sock: socket.socket, flusher: Flusher, producer_lock: threading.RLock,
@@ -67,6 +67,8 @@ class Outbox:
         self.flusher = flusher
         self.producer_lock = producer_lock
         self.overflowed = False
+        self.idle = True  # nothing queued, parked or being sent (see put_or_send)
+        self._send = sock.send
         self._chunks: deque[bytes] = deque()
         self._queued = 0  # bytes ever put (producers only)
         self._sent = 0  # bytes sent or dropped (consumers only)
@@ -83,6 +85,7 @@ class Outbox:
         The caller holds ``producer_lock``."""
         if self._closed:
             return True  # the connection is going away; nothing to deliver to
+        self.idle = False
         if self._queued - self._sent + len(data) > self.limit:
             self.overflowed = True
             return False
@@ -95,23 +98,47 @@ class Outbox:
         at once (non-blocking: a socket call that cannot block, so allowed under the
         producer lock), else queue it.  Returns SENT (nothing left to flush), QUEUED
         (flush this outbox afterwards) or REFUSED (it would overflow).  The caller
-        holds ``producer_lock``."""
-        # acquire(False), not acquire(blocking=False): the keyword doubles the cost of
-        # the call in CPython 3.11, and this runs once per recipient of every message.
-        if self._chunks or self._parked or self._closed or not self._flush_lock.acquire(False):
-            return QUEUED if self.put(data) else REFUSED
-        try:
-            if self._partial is not None or self._parked:
-                return QUEUED if self.put(data) else REFUSED
+        holds ``producer_lock``.
+
+        This runs once per recipient of every message, so an idle outbox is one flag
+        and the ``send``: ``idle`` is True only while nothing is queued, parked or
+        being sent, and only a producer (holding ``producer_lock`` and, to set it,
+        ``_flush_lock`` after looking) makes it True; anything that queues makes it
+        False first.  Consumers send only what is queued, so none can be sending while
+        it is True, and no lock is needed to send then.
+        """
+        if self.idle:
             try:
-                sent = self.sock.send(data, _SEND_FLAGS)
+                sent = self._send(data, _SEND_FLAGS)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
+                self.idle = False
                 self._closed = True  # the peer is gone; its reader sees that too and cleans up
                 return SENT
             if sent == len(data):
-                return SENT  # the common case: in the kernel, no bookkeeping (queued and sent alike)
+                return SENT  # the common case: in the kernel, no bookkeeping at all
+            self.idle = False
+            self._park(data, sent)
+            return SENT
+        # acquire(False), not acquire(blocking=False): the keyword doubles the cost of
+        # the call in CPython 3.11.
+        if self._chunks or self._parked or self._closed or not self._flush_lock.acquire(False):
+            return QUEUED if self.put(data) else REFUSED
+        try:
+            if self._partial is not None or self._parked or self._chunks:
+                return QUEUED if self.put(data) else REFUSED
+            # Nothing pending and nobody sending: idle again after this send.
+            try:
+                sent = self._send(data, _SEND_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._closed = True
+                return SENT
+            if sent == len(data):
+                self.idle = True
+                return SENT
             self._queued += len(data)
             self._sent += sent
             self._partial = memoryview(data)[sent:]  # the rest waits for the flusher
@@ -120,6 +147,15 @@ class Outbox:
             self._flush_lock.release()
         self.flusher.watch(self)
         return SENT
+
+    def _park(self, data: bytes, sent: int) -> None:
+        """The kernel took ``sent`` bytes of ``data``: the rest waits for the flusher."""
+        with self._flush_lock:  # free: nothing was pending, and only we queue
+            self._queued += len(data)
+            self._sent += sent
+            self._partial = memoryview(data)[sent:]
+            self._parked = True
+        self.flusher.watch(self)
 
     def send_now(self, data: bytes) -> None:
         """Queue ``data`` and flush (any thread: takes ``producer_lock`` itself)."""
@@ -149,8 +185,11 @@ class Outbox:
     def close(self) -> None:
         """Drop anything pending; further puts are ignored.  Call before closing the
         socket, so the flusher forgets it before its descriptor can be reused."""
+        self.idle = False
         self._closed = True
-        with self._flush_lock:
+        # A producer may be in an idle outbox's send, which takes no flush lock: it
+        # holds the producer lock, so taking that waits for it (never the reverse order).
+        with self.producer_lock, self._flush_lock:
             self._chunks.clear()
             self._partial = None
             parked, self._parked = self._parked, False
