@@ -499,10 +499,12 @@ class ChatState:
 
     def say_to(
         self, member: Member, text: str, now: float, *, action: bool = False, msg_id: str | None = None,
-        room_name: str | None = None,
+        room_name: str | None = None, room: Room | None = None, sender: str | None = None,
     ) -> tuple[Chat, tuple[Member, ...]]:
-        """:meth:`say`, returning the chat and its recipients (the hot path's form)."""
-        room, text = self.check_say(member, text, now, room_name)
+        """:meth:`say`, returning the chat and its recipients (the hot path's form).
+        A run of messages may pass what it already looked up: ``room`` (the member's
+        room called ``room_name``) and ``sender`` (``fold(member.nick)``)."""
+        room, text = self.check_say(member, text, now, room_name, room)
         chat = Chat(
             room=room.name, seq=room.next_seq, ts=now, nick=member.nick, text=text, action=action, id=msg_id
         )
@@ -513,14 +515,17 @@ class ChatState:
         self.unsaved.append(chat)
         self.dirty[room.key] = room
         if msg_id is not None:
-            self._remember(member, msg_id, chat)
+            self._remember(member, msg_id, chat, sender)
         return chat, room.everyone()
 
-    def check_say(self, member: Member, text: str, now: float, room_name: str | None) -> tuple[Room, str]:
-        """Whether ``member`` may say ``text`` in ``room_name`` now: the room and the
-        cleaned text, or ``Refused``."""
-        room = self.room_of(member, room_name)
-        self._check_not_muted(member, now)
+    def check_say(self, member: Member, text: str, now: float, room_name: str | None,
+                  room: Room | None = None) -> tuple[Room, str]:
+        """Whether ``member`` may say ``text`` in ``room_name`` (``room``, if looked up
+        already) now: the room and the cleaned text, or ``Refused``."""
+        if room is None:
+            room = self.room_of(member, room_name)
+        if member.muted_until > now:
+            self._check_not_muted(member, now)
         return room, self._clean_message(text)
 
     def apply_chat(self, room: Room, chat: Chat) -> list[Delivery]:
@@ -543,12 +548,14 @@ class ChatState:
         return [Delivery(recipients, chat)]
 
     def already_sent(self, member: Member, msg_id: str, text: str, *, action: bool = False,
-                     private: bool = False, room_name: str | None = None) -> Chat | Private | None:
+                     private: bool = False, room_name: str | None = None,
+                     sender: str | None = None) -> Chat | Private | None:
         """The message this member already sent with ``msg_id``, if this is a resend of
         it: the same nick, id, kind and text (and room, for room messages).  An id
         reused for anything else -- another program under the same nick, a counter
-        that restarted -- is a new message, never silently swallowed."""
-        earlier = self.sent.get((fold(member.nick), msg_id))
+        that restarted -- is a new message, never silently swallowed.  ``sender``:
+        ``fold(member.nick)``, if a run of messages computed it once."""
+        earlier = self.sent.get((sender or fold(member.nick), msg_id))
         if earlier is None or earlier.text != clean_text(text):
             return None
         if private != isinstance(earlier, Private):
@@ -586,8 +593,8 @@ class ChatState:
                 if value is chat:
                     del self.sent[key]
 
-    def _remember(self, member: Member, msg_id: str, msg: Chat | Private) -> None:
-        self.sent[(fold(member.nick), msg_id)] = msg
+    def _remember(self, member: Member, msg_id: str, msg: Chat | Private, sender: str | None = None) -> None:
+        self.sent[(sender or fold(member.nick), msg_id)] = msg
         if len(self.sent) > RECENT_IDS:
             self.sent.popitem(last=False)
 

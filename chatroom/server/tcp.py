@@ -94,7 +94,7 @@ from chatroom.server.hub import Batch, Hub
 from chatroom.server.memstore import MEMORY_KEEP, MemoryStore
 from chatroom.server.outbox import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
 from chatroom.server.relay import DEFAULT_MAX_FILE, DEFAULT_WINDOW, MAX_RECEIVING, Relay
-from chatroom.server.room import ChatState, Member, Sanction
+from chatroom.server.room import ChatState, Member, Room, Sanction
 from chatroom.server.session import (
     Act,
     Admit,
@@ -714,18 +714,26 @@ class ChatHandler(socketserver.BaseRequestHandler):
         batch, me, conn = self.batch, self.conn.me, self.conn
         member, max_header = self._member(), self.server.config.max_header
         now = time.time()  # one read, one moment
+        sender = fold(member.nick)  # nobody renames during the run: it holds the lock
+        room: Room | None = None  # the room of the previous message, and its name
+        room_name: str | None = None
         targets: tuple[Member, ...] = ()
         chats: list[Outgoing] = []  # for ``targets``, not queued yet
         for msg in msgs:
             action = type(msg) is Action
             try:
-                earlier = state.already_sent(member, msg.id, msg.text, action=action, room_name=msg.room)
+                earlier = state.already_sent(member, msg.id, msg.text, action=action, room_name=msg.room,
+                                             sender=sender)
                 if earlier is not None:  # a resend of something we have: acknowledge, don't repeat
                     batch.defer(me, Outgoing.of(Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
                                                     room=getattr(earlier, "room", None), duplicate=True)))
                     continue
+                if msg.room != room_name or room is None:
+                    room = None  # (stays so if the lookup is refused)
+                    room = state.room_of(member, msg.room)
+                    room_name = msg.room
                 chat, recipients = state.say_to(member, msg.text, now, action=action, msg_id=msg.id,
-                                                room_name=msg.room)
+                                                room_name=msg.room, room=room, sender=sender)
                 out = Outgoing.plain(chat, max_header)
             except Refused as exc:
                 if chats:  # what came before goes first
