@@ -19,7 +19,7 @@ to a new connection presenting its token, with the messages it missed.
 from __future__ import annotations
 
 import itertools
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -75,6 +75,8 @@ LISTED_TTL = 1.0
 #: Recently sent (nick, client id) pairs remembered to make resending idempotent.
 #: A client resends only what was unacknowledged when its connection dropped.
 RECENT_IDS = 50_000
+#: ... forgotten oldest first, a tenth at a time (one pass now and then, not a pop per message).
+RECENT_IDS_SLACK = RECENT_IDS // 10
 
 #: A part's reason is shown to the room; a line, not an essay.
 MAX_REASON = 100
@@ -299,7 +301,7 @@ class ChatState:
         self.rooms: dict[str, Room] = {}  # fold(name) -> room
         self.nicks: dict[str, Member] = {}  # nick_key(nick) -> member: look-alikes share a key
         self.sessions: dict[str, Member] = {}  # resume token -> member
-        self.sent: OrderedDict[tuple[str, str], Chat | Private] = OrderedDict()  # (fold(nick), id) -> message
+        self.sent: dict[tuple[str, str], Chat | Private] = {}  # (fold(nick), id) -> message, oldest first
         self.unsaved: list[Chat] = []  # accepted, not yet committed by the server
         self.dirty: dict[str, Room] = {}  # rooms whose sequence or topic changed
         if store is not None:
@@ -536,9 +538,7 @@ class ChatState:
         room.next_seq = chat.seq + 1
         room.remember(chat)
         if chat.id is not None:
-            self.sent[(fold(chat.nick), chat.id)] = chat
-            if len(self.sent) > RECENT_IDS:
-                self.sent.popitem(last=False)
+            self._remember_id((fold(chat.nick), chat.id), chat)
         author = self.nicks.get(nick_key(chat.nick))
         recipients = room.everyone()
         if author is not None:
@@ -594,9 +594,13 @@ class ChatState:
                     del self.sent[key]
 
     def _remember(self, member: Member, msg_id: str, msg: Chat | Private, sender: str | None = None) -> None:
-        self.sent[(sender or fold(member.nick), msg_id)] = msg
-        if len(self.sent) > RECENT_IDS:
-            self.sent.popitem(last=False)
+        self._remember_id((sender or fold(member.nick), msg_id), msg)
+
+    def _remember_id(self, key: tuple[str, str], msg: Chat | Private) -> None:
+        sent = self.sent
+        sent[key] = msg
+        if len(sent) > RECENT_IDS + RECENT_IDS_SLACK:  # keep the newest RECENT_IDS
+            self.sent = dict(itertools.islice(sent.items(), len(sent) - RECENT_IDS, None))
 
     def direct(
         self, member: Member, to: str, text: str, now: float, *, msg_id: str | None = None
@@ -956,12 +960,13 @@ class ChatState:
             raise Refused(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken{alike}; try {suggestion}", suggestion)
 
     def _clean_message(self, text: str) -> str:
-        text = clean_text(text)
+        if not text.isprintable():  # (clean_text's own first test, without the call)
+            text = clean_text(text)
         if len(text) > self.max_text:
             raise Refused(
                 ErrorCode.TEXT_TOO_LONG, f"a message is at most {self.max_text} characters ({len(text)} given)"
             )
-        if not text.strip():
+        if not text or text.isspace():  # (as "not text.strip()", without copying the text)
             raise Refused(ErrorCode.BAD_MESSAGE, "the message is empty")
         return text
 

@@ -346,3 +346,18 @@ def test_a_hash_in_front_of_a_room_name_is_accepted_and_ignored():
     assert joined.room == "general" and state.who(ann, 1.0, "#GENERAL").room == "general"
     state.say(ann, "hi", 2.0)
     assert [c.text for c in state.history("#general", 10, 10).messages] == ["hi"]
+
+
+def test_resends_are_recognised_for_the_newest_ids_and_the_memory_of_them_is_bounded(monkeypatch):
+    from chatroom.server import room as room_module
+
+    monkeypatch.setattr(room_module, "RECENT_IDS", 100)
+    monkeypatch.setattr(room_module, "RECENT_IDS_SLACK", 10)
+    s = ChatState()
+    ann, _, _ = s.admit(1, "Ann", "a", 0.0)
+    chats = [s.say(ann, f"message {i}", float(i), msg_id=str(i))[0] for i in range(250)]
+    assert len(s.sent) <= 110
+    for i in range(150, 250):  # the newest 100: a resend is recognised, under any spelling of the nick
+        assert s.already_sent(ann, str(i), f"message {i}") is chats[i]
+        assert s.already_sent(ann, str(i), f"message {i}", sender="ann") is chats[i]
+    assert s.already_sent(ann, "0", "message 0") is None  # long forgotten: a new message
