@@ -74,6 +74,17 @@ class Batch:
             self.tracer.frame_out(_describe_targets(targets), out.framed)
         append_entry(self.deferred, targets, out)
 
+    def defer_all(self, targets: tuple[Any, ...], outs: list[Outgoing]) -> None:
+        """``defer`` each of ``outs`` (a list the batch may keep), in order."""
+        if self.tracer is not None:
+            for out in outs:
+                self.tracer.frame_out(_describe_targets(targets), out.framed)
+        deferred = self.deferred
+        if deferred and deferred[-1][0] is targets:
+            deferred[-1][1].extend(outs)
+        else:
+            deferred.append((targets, outs))
+
 
 def _describe_targets(targets: tuple[Any, ...]) -> str:
     if len(targets) == 1:

@@ -56,6 +56,7 @@ from chatroom.protocol import (
     Away,
     Bye,
     CancelFile,
+    Chat,
     Direct,
     Error,
     ErrorCode,
@@ -78,6 +79,7 @@ from chatroom.protocol import (
     OfferFile,
     Op,
     Part,
+    Private,
     RejectFile,
     Say,
     Search,
@@ -719,14 +721,15 @@ class ChatHandler(socketserver.BaseRequestHandler):
         room_name: str | None = None
         targets: tuple[Member, ...] = ()
         chats: list[Outgoing] = []  # for ``targets``, not queued yet
+        acks: list[Outgoing] = []  # deferred together at the end (or before a resend's ack)
+        acked = batch.acks
         for msg in msgs:
             action = type(msg) is Action
             try:
                 earlier = state.already_sent(member, msg.id, msg.text, action=action, room_name=msg.room,
                                              sender=sender)
                 if earlier is not None:  # a resend of something we have: acknowledge, don't repeat
-                    batch.defer(me, Outgoing.of(Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
-                                                    room=getattr(earlier, "room", None), duplicate=True)))
+                    acks = self._ack_resend(msg, earlier, acks)
                     continue
                 if msg.room != room_name or room is None:
                     room = None  # (stays so if the lookup is refused)
@@ -753,10 +756,21 @@ class ChatHandler(socketserver.BaseRequestHandler):
                     chats = []
                 targets = recipients
             chats.append(out)
-            batch.defer(me, Outgoing.plain(Ack(id=msg.id, ts=now, seq=chat.seq, room=chat.room)))
-            batch.acks.append((conn, msg.id))
+            acks.append(Outgoing.plain(Ack(id=msg.id, ts=now, seq=chat.seq, room=chat.room)))
+            acked.append((conn, msg.id))
         if chats:
             batch.queue_all(targets, chats)
+        if acks:
+            batch.defer_all(me, acks)
+
+    def _ack_resend(self, msg: Say | Action, earlier: Chat | Private, acks: list[Outgoing]) -> list[Outgoing]:
+        """Acknowledge a resend as a duplicate, after the run's acks so far (``acks``,
+        deferred now); returns the run's new, empty list of acks."""
+        if acks:
+            self.batch.defer_all(self.conn.me, acks)
+        self.batch.defer(self.conn.me, Outgoing.of(Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
+                                                       room=getattr(earlier, "room", None), duplicate=True)))
+        return []
 
     def say_in_cluster(self, msgs: list[Say | Action]) -> None:
         """A run of chat messages on a server of a cluster: resends acknowledged as
