@@ -107,10 +107,11 @@ def read_envelope(data: bytes) -> tuple[Any, Any]:
     (JSON that it does not take, a lone surrogate or a NaN among them, is refused or
     accepted exactly as Python's ``json`` would: the message layer then names the bad
     field)."""
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MalformedHeader(f"header is not valid UTF-8 (byte {exc.start})") from None
+    if not data.isascii():  # (ASCII is UTF-8: the common case needs no decoded copy)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedHeader(f"header is not valid UTF-8 (byte {exc.start})") from None
     try:
         envelope = _ENVELOPE.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
