@@ -74,9 +74,9 @@ LISTED_TTL = 1.0
 
 #: Recently sent (nick, client id) pairs remembered to make resending idempotent.
 #: A client resends only what was unacknowledged when its connection dropped.
+#: Kept in two generations of this many (see ``ChatState._remember_id``): the last
+#: RECENT_IDS are always known, at most twice as many.
 RECENT_IDS = 50_000
-#: ... forgotten oldest first, a tenth at a time (one pass now and then, not a pop per message).
-RECENT_IDS_SLACK = RECENT_IDS // 10
 
 #: A part's reason is shown to the room; a line, not an essay.
 MAX_REASON = 100
@@ -301,7 +301,9 @@ class ChatState:
         self.rooms: dict[str, Room] = {}  # fold(name) -> room
         self.nicks: dict[str, Member] = {}  # nick_key(nick) -> member: look-alikes share a key
         self.sessions: dict[str, Member] = {}  # resume token -> member
-        self.sent: dict[tuple[str, str], Chat | Private] = {}  # (fold(nick), id) -> message, oldest first
+        # (fold(nick), id) -> message: the newer generation, and the one before it
+        self.sent: dict[tuple[str, str], Chat | Private] = {}
+        self._sent_before: dict[tuple[str, str], Chat | Private] = {}
         self.unsaved: list[Chat] = []  # accepted, not yet committed by the server
         self.dirty: dict[str, Room] = {}  # rooms whose sequence or topic changed
         if store is not None:
@@ -555,7 +557,10 @@ class ChatState:
         reused for anything else -- another program under the same nick, a counter
         that restarted -- is a new message, never silently swallowed.  ``sender``:
         ``fold(member.nick)``, if a run of messages computed it once."""
-        earlier = self.sent.get((sender or fold(member.nick), msg_id))
+        key = (sender or fold(member.nick), msg_id)
+        earlier = self.sent.get(key)
+        if earlier is None:
+            earlier = self._sent_before.get(key)
         if earlier is None or earlier.text != clean_text(text):
             return None
         if private != isinstance(earlier, Private):
@@ -589,18 +594,28 @@ class ChatState:
                 except ValueError:
                     pass
                 room.next_seq = min(room.next_seq, chat.seq)
-            for key, value in list(self.sent.items()):
-                if value is chat:
-                    del self.sent[key]
+            if chat.id is not None:
+                key = (fold(chat.nick), chat.id)
+                for ids in (self.sent, self._sent_before):
+                    if ids.get(key) is chat:
+                        del ids[key]
 
     def _remember(self, member: Member, msg_id: str, msg: Chat | Private, sender: str | None = None) -> None:
         self._remember_id((sender or fold(member.nick), msg_id), msg)
 
     def _remember_id(self, key: tuple[str, str], msg: Chat | Private) -> None:
+        """Two generations: a full one becomes the older and the oldest is dropped
+        whole -- O(1) a message, where trimming one ordered map cost a pop (or a
+        rebuild) per message at 50,000 ids."""
         sent = self.sent
         sent[key] = msg
-        if len(sent) > RECENT_IDS + RECENT_IDS_SLACK:  # keep the newest RECENT_IDS
-            self.sent = dict(itertools.islice(sent.items(), len(sent) - RECENT_IDS, None))
+        if len(sent) >= RECENT_IDS:
+            self._sent_before, self.sent = sent, {}
+
+    @property
+    def remembered_ids(self) -> int:
+        """How many (nick, id) pairs a resend is recognised by now (RECENT_IDS to twice that)."""
+        return len(self.sent) + len(self._sent_before)
 
     def direct(
         self, member: Member, to: str, text: str, now: float, *, msg_id: str | None = None

@@ -352,12 +352,24 @@ def test_resends_are_recognised_for_the_newest_ids_and_the_memory_of_them_is_bou
     from chatroom.server import room as room_module
 
     monkeypatch.setattr(room_module, "RECENT_IDS", 100)
-    monkeypatch.setattr(room_module, "RECENT_IDS_SLACK", 10)
     s = ChatState()
     ann, _, _ = s.admit(1, "Ann", "a", 0.0)
     chats = [s.say(ann, f"message {i}", float(i), msg_id=str(i))[0] for i in range(250)]
-    assert len(s.sent) <= 110
+    assert 100 <= s.remembered_ids <= 200
     for i in range(150, 250):  # the newest 100: a resend is recognised, under any spelling of the nick
         assert s.already_sent(ann, str(i), f"message {i}") is chats[i]
         assert s.already_sent(ann, str(i), f"message {i}", sender="ann") is chats[i]
     assert s.already_sent(ann, "0", "message 0") is None  # long forgotten: a new message
+
+
+def test_a_message_that_could_not_be_stored_is_forgotten_whole():
+    s = ChatState()
+    ann, _, _ = s.admit(1, "Ann", "a", 0.0)
+    kept, _ = s.say(ann, "kept", 1.0, msg_id="1")
+    lost, _ = s.say(ann, "lost", 2.0, msg_id="2")
+    s.rollback([lost])
+    assert list(s.rooms["lobby"].history) == [kept]
+    assert s.already_sent(ann, "2", "lost") is None  # its resend is a new message...
+    assert s.already_sent(ann, "1", "kept") is kept
+    again, _ = s.say(ann, "lost", 3.0, msg_id="2")
+    assert again.seq == lost.seq  # ...under the number the lost one never used
