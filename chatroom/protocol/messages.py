@@ -926,9 +926,15 @@ def encode_plain(msg: Message, max_header: int = MAX_HEADER_SIZE) -> bytes:
     out, no body, no records (a chat the server stamped, its ack): one C pass and the
     prefix, for the hot path.  The caller vouches for that; the result is the same."""
     data = _ENCODER.encode(msg)
-    if len(data) > max_header:
-        raise LocalProtocolError(f"header of {len(data)} bytes is over {max_header}")
-    return PREFIX.pack(len(data)) + data
+    size = len(data)
+    if size > max_header:
+        raise LocalProtocolError(f"header of {size} bytes is over {max_header}")
+    return (_PREFIXES[size] if size < _PREFIXED else PREFIX.pack(size)) + data
+
+
+#: The length prefixes of short headers, made once (a chat is a few hundred bytes).
+_PREFIXED = 4096
+_PREFIXES = tuple(PREFIX.pack(size) for size in range(_PREFIXED))
 
 
 def decode_message(frame: Frame) -> Message:
