@@ -119,7 +119,9 @@ class Outbox:
             if sent == len(data):
                 return SENT  # the common case: in the kernel, no bookkeeping at all
             self.idle = False
-            self._park(data, sent)
+            with self._flush_lock:  # uncontended: nothing was pending, and only we queue
+                self._keep_rest(data, sent)
+            self.flusher.watch(self)
             return SENT
         # acquire(False), not acquire(blocking=False): the keyword doubles the cost of
         # the call in CPython 3.11.
@@ -139,23 +141,19 @@ class Outbox:
             if sent == len(data):
                 self.idle = True
                 return SENT
-            self._queued += len(data)
-            self._sent += sent
-            self._partial = memoryview(data)[sent:]  # the rest waits for the flusher
-            self._parked = True
+            self._keep_rest(data, sent)
         finally:
             self._flush_lock.release()
         self.flusher.watch(self)
         return SENT
 
-    def _park(self, data: bytes, sent: int) -> None:
-        """The kernel took ``sent`` bytes of ``data``: the rest waits for the flusher."""
-        with self._flush_lock:  # free: nothing was pending, and only we queue
-            self._queued += len(data)
-            self._sent += sent
-            self._partial = memoryview(data)[sent:]
-            self._parked = True
-        self.flusher.watch(self)
+    def _keep_rest(self, data: bytes, sent: int) -> None:
+        """The kernel took ``sent`` bytes of ``data``: the rest waits for the flusher
+        (watch this outbox next).  Hold ``_flush_lock``."""
+        self._queued += len(data)
+        self._sent += sent
+        self._partial = memoryview(data)[sent:]
+        self._parked = True
 
     def send_now(self, data: bytes) -> None:
         """Queue ``data`` and flush (any thread: takes ``producer_lock`` itself)."""
