@@ -60,14 +60,7 @@ class Batch:
 
     def queue_all(self, targets: tuple[Any, ...], outs: list[Outgoing]) -> None:
         """``queue`` each of ``outs`` (a list the batch may keep), in order."""
-        if self.tracer is not None:
-            for out in outs:
-                self.tracer.frame_out(_describe_targets(targets), out.framed)
-        entries = self.entries
-        if entries and entries[-1][0] is targets:
-            entries[-1][1].extend(outs)
-        else:
-            entries.append((targets, outs))
+        self._extend(self.entries, targets, outs)
 
     def defer(self, targets: tuple[Any, ...], out: Outgoing) -> None:
         if self.tracer is not None:
@@ -76,14 +69,17 @@ class Batch:
 
     def defer_all(self, targets: tuple[Any, ...], outs: list[Outgoing]) -> None:
         """``defer`` each of ``outs`` (a list the batch may keep), in order."""
+        self._extend(self.deferred, targets, outs)
+
+    def _extend(self, entries: list[tuple[tuple[Any, ...], list[Outgoing]]], targets: tuple[Any, ...],
+                outs: list[Outgoing]) -> None:
         if self.tracer is not None:
             for out in outs:
                 self.tracer.frame_out(_describe_targets(targets), out.framed)
-        deferred = self.deferred
-        if deferred and deferred[-1][0] is targets:
-            deferred[-1][1].extend(outs)
+        if entries and entries[-1][0] is targets:
+            entries[-1][1].extend(outs)
         else:
-            deferred.append((targets, outs))
+            entries.append((targets, outs))
 
 
 def _describe_targets(targets: tuple[Any, ...]) -> str:
