@@ -87,11 +87,15 @@ def test_nicks_are_unique_across_the_cluster(cluster):
     rival.expect(Presence, event=PresenceEvent.NICK, nick="ann", new_nick="anna")
     rival.send(Nick(nick="ann"))
     rival.expect(Presence, event=PresenceEvent.NICK, nick="bob", new_nick="ann")
-    third = WireClient(cluster().port)  # ... and a third server knows who has which
+    three = cluster()
+    third = WireClient(three.port)  # ... and a third server knows who has which
     third.send(Hello(version="1.3", nick="anna"))
     assert third.expect(Error).code == "nick_taken"
+    watcher = WireClient(three.port)  # sees when the third server has heard of the quit
+    watcher.hello("carol")
     ann.send(Bye(reason="quit"))  # quitting frees it
     rival.expect(Presence, event=PresenceEvent.LEAVE, nick="anna")
+    watcher.expect(Presence, event=PresenceEvent.LEAVE, nick="anna")
     third.send(Hello(version="1.3", nick="anna"))
     assert third.expect(Welcome).nick == "anna"
 
