@@ -23,7 +23,7 @@ from typing import Any
 
 from chatroom.protocol import Error, ErrorCode
 from chatroom.server.outbox import QUEUED, REFUSED, Outbox
-from chatroom.server.room import ChatState, Delivery
+from chatroom.server.room import ChatState, Delivery, Member
 from chatroom.server.store import Store
 from chatroom.server.wire import FRAMED, Outgoing
 from chatroom.trace import Tracer
@@ -122,6 +122,8 @@ class Hub:
         # lock of its own for those), or a callback into the UI.  Re-entrant.
         self.lock = threading.RLock()
         self._depth = 0
+        #: id(recipient tuple) -> its _Plan, or the tuple itself when seen once (under the lock).
+        self._plans: dict[int, Any] = {}
         #: In a cluster: tells the other servers what ``state.published`` holds, under the
         #: lock (see ``chatroom.cluster.Cluster.publish``).
         self.publisher: Any = None
@@ -155,8 +157,9 @@ class Hub:
                 entries.append((targets, parts))
         batch.deferred.clear()
         batch.acks.clear()
+        plans = self._plans
         for targets, parts in entries:
-            _append(targets, parts, batch)
+            _append(targets, parts, batch, plans)
         entries.clear()
 
     def _commit(self, batch: Batch) -> None:
@@ -196,10 +199,77 @@ class _Locked:
             hub.lock.release()
 
 
-def _append(targets: tuple[Any, ...], parts: list[Outgoing], batch: Batch) -> None:
+#: Recipient tuples this long or longer are flattened into a _Plan when seen twice.
+PLAN_FROM = 8
+#: At most this many plans are kept (a room's member tuple changes with every join).
+MAX_PLANS = 256
+
+
+class _Plan:
+    """A recipient tuple, flattened once for the fan-out: the outboxes of its members
+    that take frames, and its connections that want another wire format.
+
+    Walking member -> connection -> wire, outbox -> socket for every recipient of every
+    message touched five objects each, and each ``send()`` in between makes the kernel
+    evict them from the CPU cache: at 500 members and chat rates that cost about 1 us
+    per delivery, more than the loop's own code (measured: a bare loop over the sockets
+    was as cheap as the tutorial server's; see the performance notes).  A plan is valid
+    while its tuple is the same object (rooms make a new one when membership changes)
+    and no member's sink or connection's wire has changed since (``Member.sink_changes``).
+    """
+
+    __slots__ = ("targets", "generation", "outboxes", "others")
+
+    def __init__(self, targets: tuple[Any, ...]) -> None:
+        self.targets = targets
+        self.generation = Member.sink_changes  # type: ignore[attr-defined]  -- read before looking
+        outboxes: list[Outbox] = []
+        others: list[Any] = []
+        for target in targets:
+            conn = target.sink
+            if conn is None:  # held for a reconnect: it will get what it missed then
+                continue
+            if conn.wire is FRAMED:
+                outboxes.append(conn.outbox)
+            else:
+                others.append(conn)
+        self.outboxes = tuple(outboxes)
+        self.others = tuple(others)
+
+
+def _append(targets: tuple[Any, ...], parts: list[Outgoing], batch: Batch, plans: dict[int, Any]) -> None:
     """Append one entry to each recipient's outbox: once per recipient per batch, so
-    keep it lean.  Encoded once per wire format among them (framed: frames joined)."""
+    keep it lean.  Encoded once per wire format among them (framed: frames joined).
+    A tuple seen before goes through its flattened _Plan."""
     framed = parts[0].framed if len(parts) == 1 else b"".join([p.framed for p in parts])
+    if len(targets) < PLAN_FROM:
+        _append_each(targets, parts, framed, batch)
+        return
+    key = id(targets)
+    plan = plans.get(key)
+    if plan.__class__ is not _Plan or plan.targets is not targets or plan.generation != Member.sink_changes:  # type: ignore[attr-defined]
+        if plan is targets or (plan.__class__ is _Plan and plan.targets is targets):
+            plan = plans[key] = _Plan(targets)  # seen before (kept alive here, so the id is its own)
+        else:  # seen once: walk it; flatten it if it comes again
+            if len(plans) >= MAX_PLANS:
+                plans.clear()
+            plans[key] = targets
+            _append_each(targets, parts, framed, batch)
+            return
+    touched = batch.touched
+    for outbox in plan.outboxes:
+        done = outbox.put_or_send(framed)
+        if done:  # not SENT
+            if done == QUEUED:
+                touched.add(outbox)
+            elif not outbox.owner.closing:
+                batch.overflowed.append(outbox.owner)
+    if plan.others:
+        _append_each(plan.others, parts, framed, batch)
+
+
+def _append_each(targets: tuple[Any, ...], parts: list[Outgoing], framed: bytes, batch: Batch) -> None:
+    """``_append`` recipient by recipient (short tuples, ones seen once, other formats)."""
     others: dict[Any, bytes] | None = None
     touched = batch.touched
     for target in targets:

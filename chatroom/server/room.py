@@ -128,6 +128,26 @@ class Member:
         )
 
 
+#: How many times any member's ``sink`` (or a connection's wire format) has changed:
+#: the hub flattens a room's recipients once (their outboxes) and checks this count
+#: instead of walking every member for every message (see ``hub._Plan``).
+Member.sink_changes = 0  # type: ignore[attr-defined]
+
+
+def _get_sink(member: Member) -> Any:
+    return member._sink  # type: ignore[attr-defined]
+
+
+def _set_sink(member: Member, sink: Any) -> None:
+    member._sink = sink  # type: ignore[attr-defined]
+    Member.sink_changes += 1  # type: ignore[attr-defined]
+
+
+# A property over the dataclass field (its __init__ assigns through it): every change
+# of where a member's frames go is counted, however it is made.
+Member.sink = property(_get_sink, _set_sink, doc="Where this member's frames go; None while held.")  # type: ignore[assignment]
+
+
 @dataclass(eq=False)
 class Room:
     name: str

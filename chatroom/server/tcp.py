@@ -197,6 +197,7 @@ class Connection:
         self.address = address
         self.ip = address.rsplit(":", 1)[0]
         self.outbox = Outbox(sock, flusher, hub.lock, config.outbox_limit)
+        self.outbox.owner = self
         #: The protocol state (no I/O): phase, limits, deadlines, close reason.
         self.session = ServerSession(config.session_limits(), time.monotonic(), password)
         self.member: Member | None = None
@@ -205,8 +206,17 @@ class Connection:
         #: is its own sink, and ``me`` is its cached one-element recipient tuple.
         self.sink = self
         self.me = (self,)
-        #: How this connection's messages are encoded (the hub encodes once per format).
-        self.wire: WireFormat = FRAMED
+        self._wire: WireFormat = FRAMED
+
+    @property
+    def wire(self) -> WireFormat:
+        """How this connection's messages are encoded (the hub encodes once per format)."""
+        return self._wire
+
+    @wire.setter
+    def wire(self, wire: WireFormat) -> None:
+        self._wire = wire
+        Member.sink_changes += 1  # type: ignore[attr-defined]  -- the hub's flattened fan-out lists notice
 
     @property
     def closing(self) -> bool:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from chatroom.protocol import FrameDecoder, decode_message
 from chatroom.server.hub import Batch, Hub
 from chatroom.server.outbox import REFUSED, SENT
-from chatroom.server.room import ChatState
+from chatroom.server.room import ChatState, Member
 from chatroom.server.store import HistoryStore
 from chatroom.server.wire import FRAMED, Outgoing
 
@@ -20,6 +20,7 @@ class Recorder:
     def __init__(self, limit: int = 1_000) -> None:
         self.data: list[bytes] = []
         self.limit = limit
+        self.owner = None
 
     def put_or_send(self, data: bytes) -> int:
         if len(self.data) >= self.limit:
@@ -31,6 +32,7 @@ class Recorder:
 class Sink:
     def __init__(self, wire, limit: int = 1_000) -> None:
         self.outbox = Recorder(limit)
+        self.outbox.owner = self
         self.wire = wire
         self.closing = False
         self.me = (self,)
@@ -117,3 +119,65 @@ def test_a_held_member_is_skipped_and_gets_the_message_on_resume():
         hub.deliver(deliveries, batch)
     assert sinks[1].outbox.data == []
     assert state.rooms["lobby"].next_seq - 1 == chat.seq  # it is in the room's history to replay
+
+
+def test_a_big_room_flattened_for_the_fan_out_still_follows_holds_resumes_and_overflows():
+    """A room's member tuple seen twice is flattened once (its outboxes) for the fan-out;
+    whatever changes where a member's frames go must reach the next message."""
+    hub, state, members, sinks = room_of([FRAMED] * 10)
+
+    def say(text: str) -> None:
+        batch = Batch()
+        with hub.locked(batch) as st:
+            hub.deliver(st.say(members[0], text, 1.0)[1], batch)
+        assert batch.overflowed == overflowed
+        overflowed.clear()
+
+    def texts(sink: Sink) -> list[str]:
+        return [m.text for data in sink.outbox.data for m in frames(data)]
+
+    overflowed: list[Sink] = []
+    say("one")
+    say("two")  # the same member tuple again: now flattened
+    say("three")
+    assert all(texts(sink) == ["one", "two", "three"] for sink in sinks)
+
+    before = Member.sink_changes
+    members[3].sink = None  # held for a reconnect
+    assert Member.sink_changes > before
+    say("four")
+    assert texts(sinks[3]) == ["one", "two", "three"]
+
+    back = Sink(FRAMED)
+    members[3].sink = back  # resumed on a new connection
+    say("five")
+    assert texts(back) == ["five"] and texts(sinks[3]) == ["one", "two", "three"]
+
+    sinks[5].outbox.limit = len(sinks[5].outbox.data)  # full from now on
+    overflowed.append(sinks[5])
+    say("six")
+    assert texts(sinks[9])[-1] == "six" and texts(back) == ["five", "six"]
+
+
+def test_a_connection_changing_its_wire_format_is_counted():
+    """The flattened fan-out lists hold framed outboxes apart from other formats: an IRC
+    client that turns on a capability changes its wire format, and that must count."""
+    import socket
+
+    from chatroom.server.outbox import Flusher
+    from chatroom.server.tcp import Connection, ServerConfig
+
+    a, b = socket.socketpair()
+    flusher = Flusher()
+    flusher.start()
+    try:
+        hub, _, _, _ = room_of([])
+        conn = Connection(a, "127.0.0.1:1", hub, flusher, ServerConfig())
+        assert conn.wire is FRAMED and conn.outbox.owner is conn
+        before = Member.sink_changes
+        conn.wire = Lines()
+        assert Member.sink_changes > before
+    finally:
+        flusher.stop()
+        a.close()
+        b.close()
