@@ -22,7 +22,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import msgspec
 
@@ -97,7 +97,7 @@ class Member:
     rooms: dict[str, Room] = field(default_factory=dict)
     away: str | None = None
     op: bool = False
-    sink: Any = None  # None while the member is held for a reconnect
+    sink: Any = None  # None while the member is held for a reconnect (a counted property: see below)
     token: str = ""  # the resume token of this member's session
     muted_until: float = 0.0  # an operator muted this member until then
     held_until: float | None = None  # set while waiting for a reconnect
@@ -110,6 +110,10 @@ class Member:
     #: In a cluster (chatroom.cluster): the id of the server that has this member's
     #: connection, when it is not this one (a *remote* member: listed, never sent to).
     server: str | None = None
+    #: How many times any member's ``sink`` (or a connection's wire format) has changed:
+    #: the hub flattens a room's recipients once (their outboxes) and checks this count
+    #: instead of walking every member for every message (see ``hub._Plan``).
+    sink_changes: ClassVar[int] = 0
 
     @property
     def room(self) -> Room | None:
@@ -128,19 +132,13 @@ class Member:
         )
 
 
-#: How many times any member's ``sink`` (or a connection's wire format) has changed:
-#: the hub flattens a room's recipients once (their outboxes) and checks this count
-#: instead of walking every member for every message (see ``hub._Plan``).
-Member.sink_changes = 0  # type: ignore[attr-defined]
-
-
 def _get_sink(member: Member) -> Any:
     return member._sink  # type: ignore[attr-defined]
 
 
 def _set_sink(member: Member, sink: Any) -> None:
     member._sink = sink  # type: ignore[attr-defined]
-    Member.sink_changes += 1  # type: ignore[attr-defined]
+    Member.sink_changes += 1
 
 
 # A property over the dataclass field (its __init__ assigns through it): every change

@@ -216,7 +216,7 @@ class Connection:
     @wire.setter
     def wire(self, wire: WireFormat) -> None:
         self._wire = wire
-        Member.sink_changes += 1  # type: ignore[attr-defined]  -- the hub's flattened fan-out lists notice
+        Member.sink_changes += 1  # the hub's flattened fan-out lists notice
 
     @property
     def closing(self) -> bool:
