@@ -12,6 +12,10 @@ Recipients are anything with a ``sink`` (room members); a sink is a connection w
 ``outbox``, ``closing``, ``me`` (its one-element recipient tuple) and ``wire`` (its
 :class:`~chatroom.server.wire.WireFormat`), or None while a member is held for a
 reconnect.  A message is encoded once per wire format in use among its recipients.
+A recipient tuple that comes back (a room's member tuple) is flattened once into its
+outboxes (:class:`_Plan`), so whatever changes a member's sink or a connection's wire
+must count the change in ``Member.sink_changes`` -- both attributes are properties
+that do.
 """
 
 from __future__ import annotations
@@ -122,8 +126,7 @@ class Hub:
         # lock of its own for those), or a callback into the UI.  Re-entrant.
         self.lock = threading.RLock()
         self._depth = 0
-        #: id(recipient tuple) -> its _Plan, or the tuple itself when seen once (under the lock).
-        self._plans: dict[int, Any] = {}
+        self._plans = _Plans()  # (under the lock)
         #: In a cluster: tells the other servers what ``state.published`` holds, under the
         #: lock (see ``chatroom.cluster.Cluster.publish``).
         self.publisher: Any = None
@@ -201,8 +204,11 @@ class _Locked:
 
 #: Recipient tuples this long or longer are flattened into a _Plan when seen twice.
 PLAN_FROM = 8
-#: At most this many plans are kept (a room's member tuple changes with every join).
-MAX_PLANS = 256
+#: What the plans may keep alive: this many tuples, and this many references in all (a
+#: room's member tuple is replaced at every join: a wave of 5,000 arrivals must not
+#: leave hundreds of 5,000-member tuples behind).
+MAX_PLANS = 64
+MAX_PLANNED = 32_768
 
 
 class _Plan:
@@ -222,10 +228,15 @@ class _Plan:
 
     def __init__(self, targets: tuple[Any, ...]) -> None:
         self.targets = targets
-        self.generation = Member.sink_changes  # type: ignore[attr-defined]  -- read before looking
+        self.generation = -1  # not flattened yet: seen once
+        self.outboxes: tuple[Outbox, ...] = ()
+        self.others: tuple[Any, ...] = ()
+
+    def flatten(self) -> None:
+        self.generation = Member.sink_changes  # read before looking
         outboxes: list[Outbox] = []
         others: list[Any] = []
-        for target in targets:
+        for target in self.targets:
             conn = target.sink
             if conn is None:  # held for a reconnect: it will get what it missed then
                 continue
@@ -237,25 +248,50 @@ class _Plan:
         self.others = tuple(others)
 
 
-def _append(targets: tuple[Any, ...], parts: list[Outgoing], batch: Batch, plans: dict[int, Any]) -> None:
+class _Plans:
+    """The recipient tuples seen lately, by identity, and their plans: the oldest go
+    first past ``MAX_PLANS`` tuples or ``MAX_PLANNED`` references kept alive."""
+
+    __slots__ = ("_by_id", "_kept")
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, _Plan] = {}
+        self._kept = 0
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    @property
+    def kept(self) -> int:
+        return self._kept
+
+    def get(self, targets: tuple[Any, ...]) -> _Plan | None:
+        """The current plan of ``targets``, or None the first time it is seen."""
+        plan = self._by_id.get(id(targets))
+        if plan is not None and plan.targets is targets:  # (kept alive by the plan: the id is its own)
+            if plan.generation != Member.sink_changes:
+                self._kept -= len(plan.outboxes) + len(plan.others)
+                plan.flatten()
+                self._kept += len(plan.outboxes) + len(plan.others)
+            return plan
+        by_id = self._by_id
+        while by_id and (len(by_id) >= MAX_PLANS or self._kept + len(targets) > MAX_PLANNED):
+            old = by_id.pop(next(iter(by_id)))
+            self._kept -= len(old.targets) + len(old.outboxes) + len(old.others)
+        by_id[id(targets)] = _Plan(targets)
+        self._kept += len(targets)
+        return None
+
+
+def _append(targets: tuple[Any, ...], parts: list[Outgoing], batch: Batch, plans: _Plans) -> None:
     """Append one entry to each recipient's outbox: once per recipient per batch, so
     keep it lean.  Encoded once per wire format among them (framed: frames joined).
     A tuple seen before goes through its flattened _Plan."""
     framed = parts[0].framed if len(parts) == 1 else b"".join([p.framed for p in parts])
-    if len(targets) < PLAN_FROM:
+    plan = plans.get(targets) if len(targets) >= PLAN_FROM else None
+    if plan is None:
         _append_each(targets, parts, framed, batch)
         return
-    key = id(targets)
-    plan = plans.get(key)
-    if plan.__class__ is not _Plan or plan.targets is not targets or plan.generation != Member.sink_changes:  # type: ignore[attr-defined]
-        if plan is targets or (plan.__class__ is _Plan and plan.targets is targets):
-            plan = plans[key] = _Plan(targets)  # seen before (kept alive here, so the id is its own)
-        else:  # seen once: walk it; flatten it if it comes again
-            if len(plans) >= MAX_PLANS:
-                plans.clear()
-            plans[key] = targets
-            _append_each(targets, parts, framed, batch)
-            return
     touched = batch.touched
     for outbox in plan.outboxes:
         done = outbox.put_or_send(framed)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chatroom.protocol import FrameDecoder, decode_message
-from chatroom.server.hub import Batch, Hub
+from chatroom.protocol import FrameDecoder, Notice, decode_message
+from chatroom.server.hub import MAX_PLANNED, MAX_PLANS, Batch, Hub
 from chatroom.server.outbox import REFUSED, SENT
 from chatroom.server.room import ChatState, Member
 from chatroom.server.store import HistoryStore
@@ -181,3 +181,21 @@ def test_a_connection_changing_its_wire_format_is_counted():
         flusher.stop()
         a.close()
         b.close()
+
+
+def test_a_wave_of_arrivals_leaves_few_old_member_tuples_behind():
+    """Every join makes a room a new member tuple; the fan-out's flattened plans keep
+    tuples alive by identity, so they must be bounded -- in tuples and in references --
+    or 5,000 arrivals would pin hundreds of 5,000-member tuples."""
+    hub, _, _, _ = room_of([])
+    crowd = [Sink(FRAMED) for _ in range(2100)]
+    out = Outgoing.of(Notice(text="hello"))
+    for i in range(40):
+        targets = tuple(crowd[: 2000 + i])  # a new tuple, as after a join
+        for _ in range(2):  # the second time through its plan
+            batch = Batch()
+            with hub.locked(batch):
+                batch.queue(targets, out)
+    assert len(hub._plans) <= MAX_PLANS and hub._plans.kept <= MAX_PLANNED
+    assert len(crowd[0].outbox.data) == 80 and len(crowd[2010].outbox.data) == 2 * 29
+    assert crowd[2099].outbox.data == []
