@@ -88,6 +88,7 @@ from chatroom.protocol import (
     Who,
     Whois,
     encode_message,
+    encode_plain,
     speaks,
 )
 from chatroom.server.bans import Ban
@@ -747,7 +748,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                     room_name = msg.room
                 chat, recipients = state.say_to(member, msg.text, now, action=action, msg_id=msg.id,
                                                 room_name=msg.room, room=room, sender=sender)
-                out = Outgoing.plain(chat, max_header)
+                out = Outgoing(chat, encode_plain(chat, max_header))  # (Outgoing.plain, one call less)
             except Refused as exc:
                 if chats:  # what came before goes first
                     batch.queue_all(targets, chats)
@@ -766,7 +767,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
                     chats = []
                 targets = recipients
             chats.append(out)
-            acks.append(Outgoing.plain(Ack(id=msg.id, ts=now, seq=chat.seq, room=chat.room)))
+            ack = Ack(id=msg.id, ts=now, seq=chat.seq, room=chat.room)
+            acks.append(Outgoing(ack, encode_plain(ack)))
             acked.append((conn, msg.id))
         if chats:
             batch.queue_all(targets, chats)
