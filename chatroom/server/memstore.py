@@ -49,6 +49,7 @@ class MemoryStore:
 
     def __init__(self, keep: int = MEMORY_KEEP) -> None:
         self.keep = max(1, keep)
+        self._trim_at = self.keep + max(16, self.keep // 8)  # trim in steps, not per message
         self._lock = threading.RLock()
         self._rooms: dict[str, _Room] = {}
         self._bans: dict[str, Ban] = {}
@@ -69,8 +70,7 @@ class MemoryStore:
                 if chat.room != name:
                     name, messages = chat.room, self._room(chat.room).messages
                 messages.append(chat)
-                # Trim in steps, not per message: amortised O(1).
-                if len(messages) >= self.keep + max(16, self.keep // 8):
+                if len(messages) >= self._trim_at:  # amortised O(1)
                     del messages[: len(messages) - self.keep]
 
     def prune(self, *, keep: int | None = None, max_age: float | None = None, now: float | None = None) -> int:
