@@ -898,7 +898,8 @@ def _holds_records(tp: Any) -> bool:
 _register()
 
 #: One decoder per message type: the frame's envelope already said which.
-_DECODERS = {name: msgspec.json.Decoder(cls) for name, cls in MESSAGE_TYPES.items()}
+#: type name -> (class, its decoder, whether it carries a body): one lookup per frame.
+_DECODING = {name: (cls, msgspec.json.Decoder(cls), cls._HAS_BODY) for name, cls in MESSAGE_TYPES.items()}
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -952,14 +953,15 @@ def message_from_header(header: dict[str, Any], body: bytes = b"") -> Message:
 
 
 def _decode(type_name: object, raw: bytes, body: bytes, declares_body: bool) -> Message:
-    cls = MESSAGE_TYPES.get(type_name) if isinstance(type_name, str) else None
-    if cls is None:
+    entry = _DECODING.get(type_name) if isinstance(type_name, str) else None
+    if entry is None:
         raise UnknownMessageType(type_name)
-    if (body or declares_body) and not cls._HAS_BODY:
+    cls, decoder, has_body = entry
+    if (body or declares_body) and not has_body:
         raise InvalidField(cls.TYPE, BODY_KEY, "this message carries no body")
     try:
-        msg = _DECODERS[cls.TYPE].decode(raw)
-        if cls._HAS_BODY:
+        msg = decoder.decode(raw)
+        if has_body:
             msg = msgspec.structs.replace(msg, data=body)
     except _FieldProblem as exc:
         raise InvalidField(cls.TYPE, exc.field, exc.problem) from None
