@@ -748,7 +748,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                     room_name = msg.room
                 chat, recipients = state.say_to(member, msg.text, now, action=action, msg_id=msg.id,
                                                 room_name=msg.room, room=room, sender=sender)
-                out = Outgoing(chat, encode_plain(chat, max_header))  # (Outgoing.plain, one call less)
+                out = Outgoing(chat, encode_plain(chat, max_header))  # every field set: encode_plain
             except Refused as exc:
                 if chats:  # what came before goes first
                     batch.queue_all(targets, chats)

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import msgspec
 
-from chatroom.protocol import MAX_HEADER_SIZE, Message, encode_message, encode_plain
+from chatroom.protocol import Message, encode_message
 
 __all__ = ["Outgoing", "WireFormat", "Framed", "FRAMED"]
 
@@ -43,12 +43,6 @@ class Outgoing(msgspec.Struct, gc=False):
         if max_header is None:
             return cls(message, encode_message(message))
         return cls(message, encode_message(message, max_header=max_header))
-
-    @classmethod
-    def plain(cls, message: Message, max_header: int = MAX_HEADER_SIZE) -> Outgoing:
-        """``of`` for a message the server built with every field set (no None, no
-        body, no records): a chat from a say, its ack.  One C encode, the prefix."""
-        return cls(message, encode_plain(message, max_header))
 
     def __repr__(self) -> str:
         return f"<Outgoing {self.message.TYPE} {len(self.framed)} bytes>"
