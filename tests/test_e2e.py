@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pexpect
 import pytest
 
 from chatroom.protocol import Chat, Join, Joined, Say
@@ -178,6 +179,7 @@ def test_the_settings_file_picks_server_nick_rooms_and_keeps_what_was_typed_and_
         zed.type("remember me\r")  # the window on screen is dev, the last room joined
         wait_for_chat = bob.expect(Chat, text="remember me")
         assert wait_for_chat.room == "dev"
+        zed.wait_text("<zed> remember me")  # shown, so logged: the window log is written as a line is shown
     finally:
         zed.close()
     again = Terminal(["join", "--config", str(settings)])
@@ -192,3 +194,26 @@ def test_the_settings_file_picks_server_nick_rooms_and_keeps_what_was_typed_and_
 
     logs = list((DATA_HOME / "chatroom" / "logs").glob("*/dev.log"))
     assert logs and any("<zed> remember me" in p.read_text(encoding="utf-8") for p in logs)
+
+
+def test_a_line_said_just_before_quitting_is_sent_and_logged(server_process, tmp_path):
+    server = server_process()
+    settings = tmp_path / "client.toml"
+    settings.write_text(f'server = "{server.address}"\nnick = "quick"\nrooms = ["parting"]\n', encoding="utf-8")
+    bob = WireClient(server.port)
+    quick = Terminal(["join", "--config", str(settings)])
+    try:
+        bob.hello("bob")
+        bob.send(Join(room="parting"))
+        bob.expect(Joined)
+        quick.wait_text("quick [1:parting]")
+        quick.type("last words\r\x04")  # the line, then Ctrl-D on the empty line: quit at once
+        quick.child.expect(pexpect.EOF, timeout=10)
+        assert bob.expect(Chat, text="last words").nick == "quick"
+    finally:
+        quick.close()
+        bob.close()
+    from tests.terminal import DATA_HOME
+
+    logs = list((DATA_HOME / "chatroom" / "logs").glob("*/parting.log"))
+    assert logs and any("<quick> last words" in p.read_text(encoding="utf-8") for p in logs)

@@ -654,7 +654,7 @@ class ChatClient:
             sel.register(sock, selectors.EVENT_READ)
             while True:
                 if self._closing:
-                    self._goodbye(sock, link.out)
+                    self._goodbye(link)
                     return _Why("closed", fatal=True)
                 self._run_calls()
                 pace_wait = self._take_requests(link.out)
@@ -751,8 +751,15 @@ class ChatClient:
             self._requests = waiting
         return self._pacer.wait(now) if blocked else None
 
-    def _goodbye(self, sock: socket.socket, out: bytearray) -> None:
-        """Send what is queued and a bye, best effort and bounded."""
+    def _goodbye(self, link: _Link) -> None:
+        """Send everything queued and a bye, then read what the server still sends until
+        it closes (it does on a bye): the echo and ack of a line said just before
+        quitting are not lost.  Best effort, bounded to a second."""
+        sock, out = link.sock, link.out
+        with self._lock:  # what was said just before quitting goes too, paced or not
+            for data, _paced in self._requests:
+                out += data
+            self._requests.clear()
         bye = encode_message(Bye(reason=self._bye_reason))
         if self.tracer is not None:
             self.tracer.frame_out("-> server", bye)
@@ -762,8 +769,14 @@ class ChatClient:
             sock.setblocking(True)
             sock.settimeout(max(0.05, deadline - time.monotonic()))
             sock.sendall(out)
-            sock.shutdown(socket.SHUT_WR)
-        except OSError:
+            if not isinstance(sock, ssl.SSLSocket):  # an SSLSocket shut down reads raw bytes
+                sock.shutdown(socket.SHUT_WR)
+            while (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(left)
+                data = sock.recv(1 << 18)
+                if not data or self._received(link, data) is not None:
+                    return
+        except (OSError, ValueError):  # ValueError: TLS closed under us
             pass
 
     # ------------------------------------------------------------------ incoming

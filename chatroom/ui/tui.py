@@ -287,7 +287,7 @@ class ChatApp:
         self._set_title()
         self.app.invalidate()
 
-    def _show(self, event: object) -> bool:
+    def _show(self, event: object, notify: bool = True) -> bool:
         t = self.transcript
         if self.windows.nick != self.client.nick:
             self.windows.set_nick(self.client.nick)
@@ -306,7 +306,7 @@ class ChatApp:
         window = self.windows.last
         if self.logs is not None and window is not None:
             self.logs.write(self.client.session.server, window.label, event, self.client.nick)
-        if ring and self.config.notify:
+        if ring and notify and self.config.notify:
             self._notify(event)
         return ring
 
@@ -548,7 +548,18 @@ class ChatApp:
                 self._loop = None
             await asyncio.get_running_loop().run_in_executor(None, self.client.close, self.quit_reason)
             if self.logs is not None:
+                self._log_the_rest()
                 self.logs.close()
+
+    def _log_the_rest(self) -> None:
+        """What arrived after the screen's last update (a line said just before quitting,
+        its echo still on the way) goes to the window logs all the same."""
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except Empty:
+                return
+            self._show(event, notify=False)
 
     def run(self) -> None:
         asyncio.run(self.run_async())
