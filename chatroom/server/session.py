@@ -4,6 +4,8 @@ Like h11's ``Connection`` or websockets' ``ServerProtocol``: bytes and ``now`` g
 what to do comes out.  The handler in ``tcp.py`` is a pump around it::
 
     recv() -> ServerSession.receive_data(data, now) -> [Act | Admit | Checked | Reply]
+              (after an Admit or Checked, the rest waits: ServerSession.release(now)
+              gives its events once the pump has carried that out)
               Act(message):  legal now and within the limits: act on it (room, relay)
               Admit(hello):  a good hello: admit it to its room (or resume its session)
               Checked(...):  a password proof was checked: wait this address's turn
@@ -221,6 +223,8 @@ class ServerSession:
         self.waited = 0.0  # seconds the server made this handshake wait (throttled passwords)
         self.close_reason: CloseReason | None = None
         self.close_detail = ""  # what the room is told instead of the reason's own text
+        # Frames that came after a hello the pump has not answered yet (see ``release``).
+        self.held: list[Frame] = []
 
     # ------------------------------------------------------------------ state
 
@@ -264,15 +268,44 @@ class ServerSession:
             self.partial_since = None
         elif frames or self.partial_since is None:
             self.partial_since = now  # a new frame has begun: its clock starts
+        if self.held:  # still waiting for a hello's answer: these wait behind it
+            self.held.extend(frames)
+            return frames, []
+        return frames, self._judge(frames, now)
+
+    def release(self, now: float) -> list[Event]:
+        """What to do about the frames held behind a hello, now that the pump has
+        carried out its ``Admit`` (or ``Checked``): call it until ``held`` is empty.
+
+        A client may send its first messages right behind its hello, before the
+        welcome.  Whether they are legal depends on how the hello ends (a nick can be
+        taken), and only the pump knows that, so the frames after an admission wait:
+        they are judged as if they had come after the answer, however the bytes were
+        cut into reads."""
+        frames, self.held = self.held, []
+        return self._judge(frames, now)
+
+    def _judge(self, frames: list[Frame], now: float) -> list[Event]:
         events: list[Event] = []
         closed = Phase.CLOSED
-        for frame in frames:
+        if self.phase is Phase.HANDSHAKE:
+            for i, frame in enumerate(frames):
+                if self.phase is closed:
+                    break
+                event = self._message(frame, now)
+                if event is not None:
+                    events.append(event)
+                    if type(event) is Admit or type(event) is Checked:
+                        self.held = frames[i + 1:]  # judged once the pump has answered it
+                        break
+            return events
+        for frame in frames:  # a member's frames (the hot path): no hello can be answered here
             if self.phase is closed:
                 break  # e.g. a goodbye, or flooding, earlier in the same read
             event = self._message(frame, now)
             if event is not None:
                 events.append(event)
-        return frames, events
+        return events
 
     def receive_eof(self) -> str | None:
         """The peer closed.  Returns what was cut off, if a frame was (for the log)."""
@@ -355,11 +388,15 @@ class ServerSession:
                        right=False)
 
     def _illegal(self, message: Message) -> Error:
+        msg_id = getattr(message, "id", None)  # the refused message's, so its sender knows which
+        if not isinstance(msg_id, str):
+            msg_id = None
         if self.phase is Phase.HANDSHAKE:
-            return Error(code=ErrorCode.NOT_READY.value, message=f"say hello first (got {message.TYPE})")
+            return Error(code=ErrorCode.NOT_READY.value, message=f"say hello first (got {message.TYPE})", id=msg_id)
         if type(message) in (Hello, Auth):
             return Error(code=ErrorCode.ALREADY_HELLO.value, message="you already said hello")
-        return Error(code=ErrorCode.BAD_MESSAGE.value, message=f"{message.TYPE} is not a message a client sends")
+        return Error(code=ErrorCode.BAD_MESSAGE.value, message=f"{message.TYPE} is not a message a client sends",
+                     id=msg_id)
 
     # ------------------------------------------------------------------ time
 

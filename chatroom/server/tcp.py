@@ -506,7 +506,15 @@ class ChatHandler(socketserver.BaseRequestHandler):
     # ------------------------------------------------------------------ dispatch
 
     def act_all(self, events: list[Event]) -> None:
-        """Carry out what the session decided for one recv(), in order.
+        """Carry out what the session decided for one recv(), in order; then what it
+        held behind a hello (judged now that the hello has been answered)."""
+        self.act_events(events)
+        session = self.conn.session
+        while session.held:
+            self.act_events(session.release(time.monotonic()))
+
+    def act_events(self, events: list[Event]) -> None:
+        """Carry out a list of the session's decisions, in order.
 
         Runs of chat messages -- a busy sender's usual batch -- are handled under one
         acquisition of the hub lock instead of one each: the senders' threads then

@@ -26,6 +26,7 @@ from chatroom.protocol import (
     Ping,
     Pong,
     Say,
+    Welcome,
     decode_message,
 )
 from chatroom.server.room import ChatState
@@ -189,6 +190,32 @@ def test_the_fine_print_of_protocol_md_holds(make_server):
     assert resumed.resumed and resumed.nick == "ann"
     back.close()
     other.close()
+
+
+def test_a_client_may_send_right_behind_its_hello_without_waiting_for_the_welcome(make_server):
+    """However the bytes are cut into reads, what follows a hello is handled after its
+    answer: a say in the same packet is said; behind a refused hello it is not_ready."""
+    server = make_server(rate=0)
+    eager = WireClient(server.port)
+    eager.send_raw(_hello(nick="eager") + _frame({"type": "say", "id": "s1", "text": "first words"})
+                   + _frame({"type": "join", "room": "side"}) + _frame({"type": "say", "id": "s2", "room": "side",
+                                                                         "text": "over here"}))
+    assert eager.expect(Welcome).nick == "eager"
+    assert eager.expect(Chat, room="lobby").text == "first words"
+    assert eager.expect(Ack, id="s1").seq is not None
+    assert eager.expect(Chat, room="side").text == "over here"
+    assert eager.expect(Ack, id="s2").room == "side"
+    assert not [m for m in eager.inbox if isinstance(m, Error)]
+    late = WireClient(server.port)
+    late.send_raw(_hello(nick="EAGER") + _frame({"type": "say", "id": "s3", "text": "lost?"})
+                  + _hello(nick="late") + _frame({"type": "say", "id": "s4", "text": "second try"}))
+    assert late.expect(Error, code=ErrorCode.NICK_TAKEN.value).suggestion
+    assert late.expect(Error, id="s3").code == ErrorCode.NOT_READY.value
+    assert late.expect(Welcome).nick == "late"
+    assert eager.expect(Chat, nick="late").text == "second try"
+    assert not any(isinstance(m, Chat) and m.text == "lost?" for m in eager.inbox)
+    eager.close()
+    late.close()
 
 
 def _frame(header: dict) -> bytes:

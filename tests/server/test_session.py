@@ -51,15 +51,53 @@ def errors(events: list) -> list[Error]:
     return [e.message for e in events if isinstance(e, Reply) and isinstance(e.message, Error)]
 
 
+def pump(s: ServerSession, *chunks: bytes, admit: bool = True) -> list:
+    """What the server's pump does: each read's events, an admission carried out
+    (``admit``: the room accepts the hello), then what the session held behind it."""
+    events: list = []
+    for chunk in chunks:
+        new = s.receive_data(chunk, 0.0)[1]
+        while True:
+            for event in new:
+                events.append(event)
+                if admit and type(event) is Admit:
+                    s.admitted()
+            if not s.held:
+                break
+            new = s.release(0.0)
+    return events
+
+
 def test_bytes_split_anywhere_give_the_same_events():
     data = HELLO + encode_message(Ping(token="t")) + encode_message(Say(id="1", text="héllo"))
-    whole = ServerSession(LIMITS, 0.0).receive_data(data, 0.0)[1]
+    whole = pump(ServerSession(LIMITS, 0.0), data)
+    assert [type(e) for e in whole] == [Admit, Reply, Act]  # hello; pong; the say, once the hello was admitted
+    assert whole[1].message == Pong(token="t") and whole[2].message.text == "héllo"
     for cut in range(1, len(data)):
-        s = ServerSession(LIMITS, 0.0)
-        events = s.receive_data(data[:cut], 0.0)[1] + s.receive_data(data[cut:], 0.0)[1]
-        assert events == whole, cut
-    assert [type(e) for e in whole] == [Admit, Reply, Reply]  # hello; pong; say is not legal before welcome
-    assert whole[1].message == Pong(token="t") and whole[2].message.code == ErrorCode.NOT_READY.value
+        assert pump(ServerSession(LIMITS, 0.0), data[:cut], data[cut:]) == whole, cut
+
+
+def test_messages_right_behind_a_hello_wait_for_its_answer():
+    say = encode_message(Say(id="1", text="hi"))
+    s = ServerSession(LIMITS, 0.0)
+    _, events = s.receive_data(HELLO + say, 0.0)
+    assert [type(e) for e in events] == [Admit]  # the say is not judged before the hello is answered
+    assert s.held
+    _, later = s.receive_data(encode_message(Ping(token="t")), 0.0)
+    assert later == [] and len(s.held) == 2  # in order, behind it
+    s.admitted()
+    events = s.release(0.0)
+    assert [type(e) for e in events] == [Act, Reply] and events[0].message.text == "hi"
+    assert not s.held
+
+
+def test_messages_behind_a_refused_hello_are_not_ready_and_the_next_hello_is_judged_after_it():
+    data = HELLO + encode_message(Say(id="1", text="hi")) + encode_message(Hello(version=PROTOCOL_VERSION, nick="bo"))
+    s = ServerSession(LIMITS, 0.0)
+    events = pump(s, data, admit=False)  # the room refused both hellos (say, the nick was taken)
+    assert [type(e) for e in events] == [Admit, Reply, Admit]
+    assert errors(events)[0].code == ErrorCode.NOT_READY.value and errors(events)[0].id == "1"
+    assert events[2].hello.nick == "bo"
 
 
 def test_what_is_legal_depends_on_the_phase():
@@ -199,11 +237,14 @@ def test_the_right_proof_admits_with_the_servers_own_proof():
 
     s, challenge = challenged()
     proof = client_proof(KEY.key, bytes.fromhex(challenge.nonce), CLIENT_NONCE)
-    _, events = s.receive_data(encode_message(Auth(proof=proof.hex())), 0.0)
-    (checked,) = events
+    _, events = s.receive_data(encode_message(Auth(proof=proof.hex())) + encode_message(Say(id="1", text="hi")), 0.0)
+    (checked,) = events  # the say waits for the admission
     assert type(checked) is Checked and checked.right and type(checked.then) is Admit
     assert checked.then.proof == server_proof(KEY.key, CLIENT_NONCE, b"s" * 32).hex()
     assert checked.then.hello.nick == "ann" and not s.closed
+    s.admitted()
+    (said,) = s.release(0.0)
+    assert type(said) is Act and said.message.text == "hi"
 
 
 def test_a_wrong_proof_closes_and_a_second_guess_is_not_checked():
@@ -224,8 +265,8 @@ def test_one_proof_per_challenge():
     s, challenge = challenged()
     proof = encode_message(Auth(proof=client_proof(KEY.key, bytes.fromhex(challenge.nonce), CLIENT_NONCE).hex()))
     _, events = s.receive_data(proof + proof, 0.0)  # the same proof twice, before any welcome
-    assert type(events[0]) is Checked and events[0].right
-    (error,) = errors(events[1:])
+    assert [type(e) for e in events] == [Checked] and events[0].right
+    (error,) = errors(s.release(0.0))  # (judged after the first: here its admission failed, say a taken nick)
     assert error.code == "not_ready" and not s.closed
 
 
