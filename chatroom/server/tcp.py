@@ -607,7 +607,9 @@ class ChatHandler(socketserver.BaseRequestHandler):
         """Before checking a password or operator token: if this address has been
         guessing, wait for this attempt's turn (see ``AuthGuard``) -- right and wrong
         answers alike, so the timing says nothing.  The client hears why (at least every
-        5 s, so that its handshake does not time out).  False if the server stopped."""
+        5 s, so that its handshake does not time out).  False if the server stopped or
+        the client went away meanwhile (a guesser that opens a connection per attempt
+        and hangs up must not leave a thread waiting for each)."""
         conn, server = self.conn, self.server
         wait = server.auth_guard.schedule(conn.ip, time.monotonic())
         if wait <= 0:
@@ -615,13 +617,29 @@ class ChatHandler(socketserver.BaseRequestHandler):
         conn.session.waited += wait
         log.info("%s: throttled %s attempt, answered in %.1f s", conn.address, what, wait)
         deadline = time.monotonic() + wait
+        told = -math.inf
         while (left := deadline - time.monotonic()) > 0:
-            self.send(Notice(text=f"too many wrong answers from your address lately: your {what} is checked in "
-                                  f"{math.ceil(left)} s"))
-            self.flush_batch()
-            if server.stopped.wait(min(left, 5.0)):
+            if time.monotonic() - told >= 5.0:
+                told = time.monotonic()
+                self.send(Notice(text=f"too many wrong answers from your address lately: your {what} is checked "
+                                      f"in {math.ceil(left)} s"))
+                self.flush_batch()
+            if server.stopped.wait(min(left, 1.0)):
+                return False
+            if self.hung_up():
+                log.info("%s: gone before its %s was checked", conn.address, what)
                 return False
         return True
+
+    def hung_up(self) -> bool:
+        """Whether the peer has closed (or reset) the connection, without reading
+        anything it sent: a peek that cannot block."""
+        try:
+            return not self.request.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
 
     def admit(self, msg: Hello, proof: str | None = None) -> None:
         conn, server = self.conn, self.server

@@ -227,6 +227,24 @@ def test_guessers_are_slowed_but_the_right_password_still_gets_in(make_server, c
     assert any("wrong password from 127.0.0.1" in r.message for r in caplog.records)
 
 
+def test_a_throttled_guesser_that_hangs_up_leaves_no_thread_waiting(make_server):
+    """Throttled attempts wait their turn in the connection's thread; one whose client
+    has gone stops waiting (else a guesser opening a connection per try and hanging up
+    parks a thread per try, for minutes)."""
+    server = make_server(password=PASSWORD)
+    server.auth_guard = AuthGuard(free=0, window=600, first_delay=60, max_delay=60)
+    server.auth_guard.failed("127.0.0.1", time.monotonic())  # throttled: a minute between answers
+    for _ in range(3):
+        c = WireClient(server.port)
+        nonce = os.urandom(32)
+        c.send(Hello(version=PROTOCOL_VERSION, nick="guesser", nonce=nonce.hex()))
+        c.expect(Challenge)
+        c.send(Auth(proof="0" * 64))
+        assert "checked in" in c.expect(Notice).text  # waiting its turn (a minute or more)
+        c.close()
+    wait_until(lambda: not server.connections(), 5, "the hung-up guessers' connections to end")
+
+
 def test_auth_guard_rules():
     guard = AuthGuard(free=2, window=100, first_delay=1, max_delay=4)
     assert guard.schedule("a", 0) == 0
