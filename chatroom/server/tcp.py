@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import secrets
+import select
 import socket
 import socketserver
 import threading
@@ -253,6 +254,10 @@ class Connection:
         except OSError:
             pass
 
+
+_poll = getattr(select, "poll", None)
+_POLLRDHUP = getattr(select, "POLLRDHUP", 0)  # (Linux) the peer sent its last byte
+_GONE, _FINISHED, _OPEN = object(), object(), object()
 
 #: A resume replays at most this many messages (and at most half the outbox limit in
 #: bytes, so the replay itself cannot make the client "too slow"); the client fetches
@@ -617,7 +622,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         conn.session.waited += wait
         log.info("%s: throttled %s attempt, answered in %.1f s", conn.address, what, wait)
         deadline = time.monotonic() + wait
-        told = -math.inf
+        told, probed = -math.inf, False
         while (left := deadline - time.monotonic()) > 0:
             if time.monotonic() - told >= 5.0:
                 told = time.monotonic()
@@ -626,20 +631,35 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 self.flush_batch()
             if server.stopped.wait(min(left, 1.0)):
                 return False
-            if self.hung_up():
+            peer = self.peer_state()
+            if peer is _GONE:
                 log.info("%s: gone before its %s was checked", conn.address, what)
                 return False
+            if peer is _FINISHED and not probed:
+                # It sent its last byte: closed, or only half-closed and still reading?
+                # The next notice tells (a closed socket answers it with a reset).
+                told, probed = -math.inf, True
         return True
 
-    def hung_up(self) -> bool:
-        """Whether the peer has closed (or reset) the connection, without reading
-        anything it sent: a peek that cannot block."""
+    def peer_state(self) -> object:
+        """Whether the peer is still there, without reading what it sent: ``_GONE``
+        (reset, or closed both ways), ``_FINISHED`` (it will send nothing more, but may
+        still read) or ``_OPEN``."""
+        if self.conn.outbox.closed:  # a send to it failed
+            return _GONE
+        if _poll is None:  # no poll() (Windows): wait the whole turn
+            return _OPEN
+        poller = _poll()
+        poller.register(self.request, select.POLLIN | _POLLRDHUP)  # hang-ups and errors always count
         try:
-            return not self.request.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError:
-            return True
+            events = 0
+            for _, ev in poller.poll(0):
+                events |= ev
+        except (OSError, ValueError):
+            return _GONE
+        if events & (select.POLLHUP | select.POLLERR):
+            return _GONE
+        return _FINISHED if events & _POLLRDHUP else _OPEN
 
     def admit(self, msg: Hello, proof: str | None = None) -> None:
         conn, server = self.conn, self.server

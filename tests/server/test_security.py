@@ -27,6 +27,7 @@ from chatroom.protocol import (
     Moderate,
     Notice,
     Op,
+    Ping,
     Presence,
     PresenceEvent,
     Say,
@@ -241,8 +242,21 @@ def test_a_throttled_guesser_that_hangs_up_leaves_no_thread_waiting(make_server)
         c.expect(Challenge)
         c.send(Auth(proof="0" * 64))
         assert "checked in" in c.expect(Notice).text  # waiting its turn (a minute or more)
+        c.send(Ping(token="unread"))  # something the server cannot read while it waits
         c.close()
     wait_until(lambda: not server.connections(), 5, "the hung-up guessers' connections to end")
+    # One that only stops sending (a script piping its input) still reads its answer.
+    server.auth_guard = AuthGuard(free=0, window=600, first_delay=1.5, max_delay=1.5)
+    server.auth_guard.failed("127.0.0.1", time.monotonic())
+    c = WireClient(server.port)
+    nonce = os.urandom(32)
+    c.send(Hello(version=PROTOCOL_VERSION, nick="rightful", nonce=nonce.hex()))
+    challenge = c.expect(Challenge)
+    key = derive_key(PASSWORD, bytes.fromhex(challenge.salt))
+    c.send(Auth(proof=client_proof(key, bytes.fromhex(challenge.nonce), nonce).hex()))
+    c.sock.shutdown(socket.SHUT_WR)
+    assert c.expect(Welcome).nick == "rightful"
+    c.close()
 
 
 def test_auth_guard_rules():
