@@ -256,7 +256,9 @@ class ServerSession:
 
     def receive_data(self, data: bytes, now: float) -> tuple[list[Frame], list[Event]]:
         """Bytes from the peer, as ``recv()`` returned them.  Returns the frames they
-        completed (for the wire trace) and what to do, in order."""
+        completed (for the wire trace) and what to do, in order.  Nothing, once closed."""
+        if self.phase is Phase.CLOSED:
+            return [], []
         self.last_heard, self.ping_sent = now, None  # any byte is a sign of life
         try:
             frames = self.decoder.feed(data)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from chatroom.server.hub import append_entry
@@ -71,9 +72,11 @@ class WebDoor:
         while True:
             self.ws.receive_data(data)
             for event in self.ws.events_received():
+                if conn.session.closed:
+                    break  # a refused request, a broken frame: nothing after it counts
                 if isinstance(event, Request):
                     self.request(event)
-                elif isinstance(event, Frame):
+                elif isinstance(event, Frame) and self.ws.state is State.OPEN:
                     self.frame(event)
             self.write_out()
             self.handler.flush_batch()
@@ -94,6 +97,12 @@ class WebDoor:
                 append_entry(self.handler.batch.entries, self.conn.me, Outgoing(WsBytes(data), b""))  # type: ignore
 
     def request(self, request: Request) -> None:
+        if self.ws.eof_sent:
+            # websockets parses what follows the request at once: broken WebSocket
+            # frames behind it failed the connection before it could be answered.
+            log.info("%s: broken WebSocket frames behind the request: closed unanswered", self.conn.address)
+            self.conn.close(CloseReason.PROTOCOL_ERROR)
+            return
         path = request.path.split("?", 1)[0]
         if path == "/ws":
             if not same_origin(request):

@@ -3,8 +3,13 @@ terminal client."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
+import logging
+import os
+import socket
+import struct
 
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -67,6 +72,58 @@ def test_a_websocket_carries_one_frame_per_message_and_checks_its_origin(server)
         with connect(f"ws://127.0.0.1:{port}/ws", origin="http://evil.example"):
             pass
     assert refused.value.response.status_code == 403
+    bob.close()
+
+
+def _ws_frame(payload: bytes, *, mask: bool = True) -> bytes:
+    """A final binary WebSocket frame, as a client sends it (masked) or must not (unmasked)."""
+    head = bytes([0x82, (0x80 if mask else 0) | 126]) + struct.pack("!H", len(payload))
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def _upgrade(port: int, origin: str) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n").encode()
+
+
+def _all_until_closed(sock: socket.socket) -> bytes:
+    sock.settimeout(10)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_what_follows_a_websocket_request_in_the_same_packet_waits_for_its_answer(server, caplog):
+    """websockets parses frames behind a request before it is answered: a refused
+    request's frames must not count, and broken ones must close cleanly (found by a
+    fuzzer: an assertion inside websockets, and a session fed after its stream broke)."""
+    port = server.port
+    bob = WireClient(port)
+    bob.hello("bob")
+    ours = f"http://127.0.0.1:{port}"
+    hello = encode_message(Hello(version="1.3", nick="sneak"))
+    with socket.create_connection(("127.0.0.1", port)) as s:  # another site's page, pipelining
+        s.sendall(_upgrade(port, "http://evil.example") + _ws_frame(hello)
+                  + _ws_frame(encode_message(Say(id="1", text="sneaked in"))))
+        assert _all_until_closed(s).startswith(b"HTTP/1.1 403 ")
+    with socket.create_connection(("127.0.0.1", port)) as s:  # a frame no client may send, behind the request
+        s.sendall(_upgrade(port, ours) + _ws_frame(hello, mask=False))
+        assert b"101" not in _all_until_closed(s)
+    with socket.create_connection(("127.0.0.1", port)) as s:  # a broken frame of ours, then more
+        s.sendall(_upgrade(port, ours) + _ws_frame(encode_message(Hello(version="1.3", nick="webby")))
+                  + _ws_frame(struct.pack("!I", 5) + b"{bad}")
+                  + _ws_frame(encode_message(Say(id="2", text="after the break"))))
+        answer = _all_until_closed(s)
+        assert b"101 Switching Protocols" in answer and b"malformed_header" in answer
+    bob.send(Say(id="b", text="still here"))
+    assert bob.expect(Chat, text="still here").nick == "bob"
+    assert not [m for m in bob.inbox if isinstance(m, Chat) and m.text in ("sneaked in", "after the break")]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "an internal error was logged"
     bob.close()
 
 
