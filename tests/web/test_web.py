@@ -27,6 +27,7 @@ from chatroom.protocol import (
     encode_message,
 )
 from chatroom.web.pages import CSP
+from tests.fuzzing import ws_frame
 from tests.polling import wait_until
 from tests.wire import WireClient
 
@@ -77,11 +78,7 @@ def test_a_websocket_carries_one_frame_per_message_and_checks_its_origin(server)
 
 def _ws_frame(payload: bytes, *, mask: bool = True) -> bytes:
     """A final binary WebSocket frame, as a client sends it (masked) or must not (unmasked)."""
-    head = bytes([0x82, (0x80 if mask else 0) | 126]) + struct.pack("!H", len(payload))
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return ws_frame(0x2, payload, mask=mask)
 
 
 def _upgrade(port: int, origin: str) -> bytes:
