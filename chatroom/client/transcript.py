@@ -240,7 +240,10 @@ class Transcript:
         self.version += 1
 
     def system(self, text: str, *, ts: float | None = None, error: bool = False) -> None:
-        """A line from us (help, errors, presence), not from a peer."""
+        """A line from us (help, errors, presence), not from a peer -- though parts of
+        it may have come from the server (a reason for closing, an error's text), so
+        it is cleaned here, once for all of them."""
+        text = clean_text(text)
         style = "class:error" if error else "class:system"
         stamp = _clock(ts if ts is not None else time.time(), fmt=self.time_format)
         first = True

@@ -24,6 +24,14 @@ def test_escape_sequences_from_peers_never_reach_the_screen():
     assert "clear?" in shown
 
 
+def test_what_a_server_says_in_our_own_lines_is_cleaned_too():
+    t = Transcript()
+    t.system("connection closed: \x1b[2J\x1b]0;pwned\x07\u202egoodbye\r\nsecond line", error=True)
+    shown = [text_of(line) for line in t.lines]
+    assert not any(c in "".join(shown) for c in "\x1b\x07\u202e\r")
+    assert shown[0].endswith("goodbye") and shown[1].endswith("second line")
+
+
 def test_multiline_messages_become_indented_continuation_lines():
     t = Transcript()
     t.add(chat(1, "ann", "one\ntwo\nthree"))
