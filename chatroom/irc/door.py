@@ -102,13 +102,6 @@ class IrcDoor:
         self.reader = LineReader()
         self._others: tuple[tuple[Member, ...], tuple[Member, ...]] | None = None
         self.conn.wire = irc_format(self.name, False, False)
-        self._commands: dict[str, Callable[[IrcLine], None]] = {
-            "JOIN": self.on_join, "PART": self.on_part, "PRIVMSG": self.on_privmsg, "NOTICE": self.on_privmsg,
-            "TOPIC": self.on_topic, "NAMES": self.on_names, "WHO": self.on_who, "WHOIS": self.on_whois,
-            "LIST": self.on_list, "AWAY": self.on_away, "MODE": self.on_mode, "KICK": self.on_kick,
-            "OPER": self.on_oper, "NICK": self.on_nick, "LUSERS": self.on_lusers, "MOTD": self.on_motd,
-            "ISON": self.on_ison, "USERHOST": self.on_userhost,
-        }
 
     # ------------------------------------------------------------------ the pump
 
@@ -202,11 +195,11 @@ class IrcDoor:
         elif isinstance(action, Pong):
             self.conn.session.ping_sent = None
         elif isinstance(action, IrcLine):
-            handler = self._commands.get(action.command)
+            handler = _COMMANDS.get(action.command)
             if handler is None:
                 self.send(self.session.reply(n.ERR_UNKNOWNCOMMAND, action.command, "Unknown command"))
             else:
-                handler(action)
+                handler(self, action)
             self.update_format()
 
     # ------------------------------------------------------------------ helpers
@@ -660,3 +653,14 @@ class IrcDoor:
                  for word in line.params[:5] if (m := nicks.get(nick_key(word))) is not None]
         self.reply("302", " ".join(found))
 
+
+#: Each command's method, looked up per line.  Unbound, in the class's module: a table
+#: of bound methods on the door would make every door a reference cycle, kept with
+#: whatever it holds until the cycle collector runs.
+_COMMANDS: dict[str, Callable[[IrcDoor, IrcLine], None]] = {
+    "JOIN": IrcDoor.on_join, "PART": IrcDoor.on_part, "PRIVMSG": IrcDoor.on_privmsg, "NOTICE": IrcDoor.on_privmsg,
+    "TOPIC": IrcDoor.on_topic, "NAMES": IrcDoor.on_names, "WHO": IrcDoor.on_who, "WHOIS": IrcDoor.on_whois,
+    "LIST": IrcDoor.on_list, "AWAY": IrcDoor.on_away, "MODE": IrcDoor.on_mode, "KICK": IrcDoor.on_kick,
+    "OPER": IrcDoor.on_oper, "NICK": IrcDoor.on_nick, "LUSERS": IrcDoor.on_lusers, "MOTD": IrcDoor.on_motd,
+    "ISON": IrcDoor.on_ison, "USERHOST": IrcDoor.on_userhost,
+}

@@ -222,7 +222,9 @@ class FrameDecoder:
                     break
                 frames.append(frame)
         except Exception as exc:
-            self._broken = exc
+            # Kept to say why, without its traceback: that holds this very call's frame
+            # (and ``self``), a cycle that would keep the buffer until a collection.
+            self._broken = LocalProtocolError(f"{type(exc).__name__}: {exc}")
             raise
         # Compact once per feed, not once per frame: keeps decoding linear.
         if self._pos:
@@ -244,6 +246,14 @@ class FrameDecoder:
             else:
                 need = PREFIX_SIZE + self._header_len + self._body_len
             raise TruncatedFrame(have, need)
+
+    def close(self) -> None:
+        """The stream has ended: drop whatever was buffered (up to a whole frame's
+        body) at once.  The decoder is unusable afterwards."""
+        self._buf = bytearray()
+        self._pos = 0
+        self._header = None
+        self._broken = LocalProtocolError("decoder closed")
 
     def _next_frame(self) -> Frame | None:
         buf, pos = self._buf, self._pos

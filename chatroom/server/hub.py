@@ -299,8 +299,10 @@ def _append(targets: tuple[Any, ...], parts: list[Outgoing], batch: Batch, plans
         if done:  # not SENT
             if done == QUEUED:
                 touched.add(outbox)
-            elif not outbox.owner.closing:
-                batch.overflowed.append(outbox.owner)
+            else:
+                owner = outbox.owner  # (None once its connection has ended)
+                if owner is not None and not owner.closing:
+                    batch.overflowed.append(owner)
     if plan.others:
         _append_each(plan.others, parts, framed, batch)
 

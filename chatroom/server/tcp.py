@@ -206,8 +206,8 @@ class Connection:
         self.thread = threading.current_thread()
         #: Deliveries name recipients by objects with a ``sink`` (members); a connection
         #: is its own sink, and ``me`` is its cached one-element recipient tuple.
-        self.sink = self
-        self.me = (self,)
+        self.sink: Connection | None = self
+        self.me: tuple[Connection, ...] = (self,)
         self._wire: WireFormat = FRAMED
 
     @property
@@ -244,6 +244,22 @@ class Connection:
         data = self.wire.encode((out,))
         if data:
             self.outbox.send_now(data)
+
+    def release(self) -> None:
+        """The connection has ended and its outbox is closed: let go of everything it
+        held, now.  A connection refers to itself (its ``sink``, its ``me`` tuple, its
+        outbox's ``owner``); left in place, those cycles would keep its buffers -- up to
+        a whole frame's body in the decoder -- until the cycle collector runs, which a
+        server process runs rarely (``cli._tune_collector``).  Memory must not depend on
+        when a collector runs: break them, and drop the decoder's buffer too.  Under the
+        hub lock (the fan-out reads ``sink`` and ``owner`` there)."""
+        self.session.decoder.close()
+        member, self.member = self.member, None
+        if member is not None and member.sink is self:  # (a removed member: a held one has None)
+            member.sink = None
+        self.outbox.owner = None
+        self.me = ()
+        self.sink = None
 
     def wake(self) -> None:
         """Wake the reader of a closed session.  Only the reading half is shut: a last
@@ -435,6 +451,8 @@ class ChatHandler(socketserver.BaseRequestHandler):
         conn.outbox.close()
         if reason is not CloseReason.LOST:
             self.linger(deadline)
+        with hub.lock:
+            conn.release()
         if self.refusal is None:
             self.server.unregister(conn)
 

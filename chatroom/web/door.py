@@ -67,6 +67,22 @@ class WebDoor:
         self.in_binary = False  # inside a fragmented binary message
 
     def run(self, first: bytes) -> None:
+        try:
+            self.pump(first)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """websockets' protocol object is a reference cycle by construction (its parser
+        is a generator whose frame holds the protocol; a parse error's traceback holds
+        that frame too), so it and everything it buffered would wait for the cycle
+        collector.  Close the parser and drop the exceptions: refcounting frees it."""
+        ws = self.ws
+        ws.parser.close()
+        ws.parser_exc = None
+        ws.handshake_exc = None
+
+    def pump(self, first: bytes) -> None:
         conn = self.conn
         data = first
         while True:
