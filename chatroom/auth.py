@@ -30,6 +30,7 @@ __all__ = [
     "server_proof",
     "client_proof",
     "proofs_match",
+    "secrets_match",
 ]
 
 NONCE_BYTES = 32
@@ -53,3 +54,12 @@ def client_proof(key: bytes, server_nonce: bytes, client_nonce: bytes) -> bytes:
 
 def proofs_match(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
+
+
+def secrets_match(given: str, expected: str) -> bool:
+    """A secret typed in clear (IRC's ``PASS`` over TLS, an operator token) against the
+    real one: normalised as ``derive_key`` does, compared in constant time."""
+    def norm(text: str) -> bytes:
+        return unicodedata.normalize("NFKC", text).encode("utf-8", "surrogatepass")
+
+    return hmac.compare_digest(norm(given), norm(expected))

@@ -18,13 +18,13 @@ server's answers, and a paste must not be lost.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from chatroom import __version__
+from chatroom.auth import secrets_match
 from chatroom.errors import Refused
 from chatroom.irc import numerics as n
 from chatroom.irc.lines import IrcLine, LineError, LineReader, LineTooLong, format_line, parse_line
@@ -276,10 +276,10 @@ class IrcDoor:
     def register(self, reg: Register) -> None:
         conn, server, session = self.conn, self.server, self.session
         if server.password is not None:  # over TLS (the session saw to that): PASS must match
-            given = (reg.password or "").encode()
-            if not hmac.compare_digest(given, (server.config.password or "").encode()):
-                server.auth_guard.failed(conn.ip, time.monotonic())
-                log.warning("wrong IRC password from %s", conn.ip)
+            right = self.handler.gate("password", secrets_match(reg.password or "", server.config.password or ""))
+            if right is None:
+                return
+            if not right:
                 self.reply(n.ERR_PASSWDMISMATCH, "Password incorrect")
                 self.send(format_line("ERROR", "Closing link: wrong password", trailing=True))
                 self.close(CloseReason.WRONG_PASSWORD)
@@ -602,12 +602,10 @@ class IrcDoor:
     def on_oper(self, line: IrcLine) -> None:
         if not self.need(line, 2):
             return
-        server, conn = self.server, self.conn
-        if not self.handler.wait_turn("operator token"):
+        right = self.handler.gate("operator token", secrets_match(line.params[1], self.server.op_token))
+        if right is None:
             return
-        if not hmac.compare_digest(line.params[1].encode(), server.op_token.encode()):
-            server.auth_guard.failed(conn.ip, time.monotonic())
-            log.warning("%s: wrong operator token over IRC", self.handler.describe())
+        if not right:
             self.reply(n.ERR_PASSWDMISMATCH, "Password incorrect")
             return
         with self.hub.locked(self.handler.batch) as state:

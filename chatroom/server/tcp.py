@@ -23,7 +23,6 @@ for reading, which wakes its reader.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import itertools
 import logging
 import math
@@ -40,7 +39,7 @@ from typing import Any
 
 import msgspec
 
-from chatroom.auth import derive_key
+from chatroom.auth import derive_key, secrets_match
 from chatroom.cluster import Cluster, ban_of
 from chatroom.errors import LocalProtocolError, Refused
 from chatroom.irc.door import IrcDoor, looks_like_irc
@@ -616,15 +615,27 @@ class ChatHandler(socketserver.BaseRequestHandler):
     def on_checked(self, event: Checked) -> None:
         """A password proof was checked: this address waits its turn if it has been
         guessing, then hears the answer."""
-        if not event.right:
-            self.server.auth_guard.failed(self.conn.ip, time.monotonic())
-            log.warning("wrong password from %s", self.conn.ip)
-        if not self.wait_turn("password"):
+        if self.gate("password", event.right) is None:
             return
         if type(event.then) is Admit:
             self.on_admit(event.then)
         else:
             self.act(event.then)
+
+    def gate(self, what: str, right: bool) -> bool | None:
+        """The one gate every door's secrets pass -- the room password (a framed proof,
+        IRC's ``PASS``) and the operator token (``op``, ``OPER``): a wrong one counts
+        against the address, and an address that has been guessing waits its turn
+        before any answer, right or wrong alike (``AuthGuard``: at most one answer per
+        ``max_delay`` per address, however many connections or doors it uses).
+        Returns ``right``, or None when the client left or the server stopped while
+        it waited (then nothing is to be answered)."""
+        if not right:
+            self.server.auth_guard.failed(self.conn.ip, time.monotonic())
+            log.warning("wrong %s from %s (%s)", what, self.conn.ip, self.describe())
+        if not self.wait_turn(what):
+            return None
+        return right
 
     def wait_turn(self, what: str) -> bool:
         """Before checking a password or operator token: if this address has been
@@ -965,13 +976,12 @@ class ChatHandler(socketserver.BaseRequestHandler):
         self.send_fitted(found)
 
     def on_op(self, msg: Op) -> None:
-        conn, server = self.conn, self.server
+        server = self.server
         member = self._member()
-        if not self.wait_turn("operator token"):
+        right = self.gate("operator token", secrets_match(msg.token, server.op_token))
+        if right is None:
             return
-        if not hmac.compare_digest(msg.token.encode(), server.op_token.encode()):
-            server.auth_guard.failed(conn.ip, time.monotonic())
-            log.warning("%s: wrong operator token", self.describe())
+        if not right:
             self.send_error(ErrorCode.NOT_OPERATOR, "that is not the operator token")
             return
         with server.hub.locked(self.batch) as state:
