@@ -23,6 +23,7 @@ __all__ = [
     "without_hash",
     "fold",
     "nick_key",
+    "lookalike_key",
     "RESERVED_NICKS",
     "unencodable",
     "shorten",
@@ -116,13 +117,33 @@ def nick_key(nick: str) -> str:
     ``ALİCE`` all share one key.
 
     skeleton(X) = NFD(map every character of NFD(X) to its prototype).  One addition:
-    a combining dot above on an i or j is dropped (those letters already carry a dot;
-    it is what case folding makes of the Turkish İ).
+    a combining dot above on an i or j is dropped.  See also :func:`lookalike_key`.
     """
+    return _dotless(_skeleton(fold(nick)))
+
+
+def lookalike_key(nick: str) -> str:
+    """The other half of "the same person": the skeleton of the nick *as typed*, then
+    folded.  :func:`nick_key` folds first, and folding erases the capitals that
+    Unicode's table maps to look-alikes (``I`` -> ``l``, ``0`` -> ``O``, ``Ь`` ->
+    ``b``): ``aIice`` and ``alice`` differ there but share this key, as do ``B0B`` and
+    ``BOB``, ``caroI`` and ``carol``.  Neither order alone is enough (skeleton first
+    would part ``ALICE`` from ``alice``), so a nick is taken when *either* key matches
+    (``server/nicks.py``)."""
+    return _dotless(fold(_skeleton(nick)))
+
+
+def _skeleton(text: str) -> str:
+    """UTS #39: skeleton(X) = NFD(map every character of NFD(X) to its prototype)."""
     table = _prototypes()
-    decomposed = unicodedata.normalize("NFD", fold(nick))
-    mapped = unicodedata.normalize("NFD", "".join(table.get(ch, ch) for ch in decomposed))
-    return mapped.replace("i\u0307", "i").replace("j\u0307", "j")
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFD", "".join(table.get(ch, ch) for ch in decomposed))
+
+
+def _dotless(key: str) -> str:
+    """A combining dot above on an i or j is dropped (those letters already carry a
+    dot; it is what case folding makes of the Turkish İ)."""
+    return key.replace("i\u0307", "i").replace("j\u0307", "j")
 
 
 @functools.cache

@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from chatroom.text import fold, nick_key
+from chatroom.text import fold, lookalike_key, nick_key
 
 __all__ = ["Ban", "BanList", "person_key", "looks_like_address"]
 
@@ -51,7 +51,12 @@ class Ban:
 
     def matches(self, ip: str, nick: str) -> bool:
         """Whether this bans a connection from ``ip`` named ``nick``."""
-        return self.target == ip or self.target == person_key(nick)
+        return self.target == ip or self.target == person_key(nick) or self.alike(nick)
+
+    def alike(self, nick: str) -> bool:
+        """A person ban also holds against a look-alike of the banned nick (the other key
+        of ``server/nicks.py``): ``aIice`` is not a way around a ban on ``alice``."""
+        return self.person and bool(self.nick) and lookalike_key(self.nick) == lookalike_key(nick)
 
     def active(self, now: float) -> bool:
         return self.until is None or self.until > now
@@ -80,7 +85,10 @@ class BanList:
         return self._active(ip, now)
 
     def for_nick(self, nick: str, now: float) -> Ban | None:
-        return self._active(person_key(nick), now)
+        ban = self._active(person_key(nick), now)
+        if ban is None:  # (a hello's question, over a short list)
+            ban = next((b for b in self._bans.values() if b.active(now) and b.alike(nick)), None)
+        return ban
 
     def matching(self, text: str) -> list[Ban]:
         """The bans ``/unban TEXT`` lifts: of that address, or of the person or address

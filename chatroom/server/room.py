@@ -52,6 +52,7 @@ from chatroom.protocol import (
     User,
 )
 from chatroom.server.bans import Ban, BanList, looks_like_address, person_key
+from chatroom.server.nicks import NickIndex
 from chatroom.server.search import search_in
 from chatroom.text import (
     MAX_NICK_LENGTH,
@@ -317,7 +318,7 @@ class ChatState:
         self.store = store
         self.bans = BanList(bans)
         self.rooms: dict[str, Room] = {}  # fold(name) -> room
-        self.nicks: dict[str, Member] = {}  # nick_key(nick) -> member: look-alikes share a key
+        self.nicks = NickIndex()  # nick_key(nick) -> member, and look-alikes by their other key (see nicks.py)
         self.sessions: dict[str, Member] = {}  # resume token -> member
         # (fold(nick), id) -> message: the newer generation, and the one before it
         self.sent: dict[tuple[str, str], Chat | Private] = {}
@@ -488,7 +489,7 @@ class ChatState:
 
     def rename(self, member: Member, new_nick: str, now: float) -> list[Delivery]:
         if nick_key(new_nick) != nick_key(member.nick):
-            self._check_nick_free(new_nick)
+            self._check_nick_free(new_nick, member)
         elif new_nick == member.nick:
             raise Refused(ErrorCode.INVALID_NICK, f"you are already {new_nick}")
         else:  # the same key: only its spelling changes; it must still be a valid nick
@@ -972,7 +973,7 @@ class ChatState:
         for n in range(2, 1000):
             suffix = str(n)
             candidate = nick[: MAX_NICK_LENGTH - len(suffix)] + suffix
-            if nick_problem(candidate) is None and nick_key(candidate) not in self.nicks:
+            if nick_problem(candidate) is None and self.nicks.holder(candidate) is None:
                 return candidate
         return nick[: MAX_NICK_LENGTH - 1] + "_"
 
@@ -982,12 +983,14 @@ class ChatState:
             until = "until an operator lifts it" if left > 1e9 else f"for {int(left) + 1} more seconds"
             raise Refused(ErrorCode.MUTED, f"you are muted {until}: that message was not sent")
 
-    def _check_nick_free(self, nick: str) -> None:
+    def _check_nick_free(self, nick: str, me: Member | None = None) -> None:
+        """Refuse ``nick`` if it is not a valid nick, or someone else (not ``me``, who
+        may respell its own) holds it or a look-alike of it."""
         problem = nick_problem(nick)
         if problem:
             raise Refused(ErrorCode.INVALID_NICK, problem)
-        holder = self.nicks.get(nick_key(nick))
-        if holder is not None:
+        holder = self.nicks.holder(nick)
+        if holder is not None and holder is not me:
             alike = "" if fold(holder.nick) == fold(nick) else f" (it looks like {holder.nick}, who is here)"
             suggestion = self.suggest_nick(nick)
             raise Refused(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken{alike}; try {suggestion}", suggestion)

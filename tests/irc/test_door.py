@@ -310,3 +310,29 @@ def test_the_server_pings_a_silent_irc_client_and_drops_one_that_never_answers(m
     assert line.source.startswith("dead!") and line.params == ["timed out"] and answered >= 1
     dead.wait_closed()
     assert "alive" in server.hub.state.nicks and "dead" not in server.hub.state.nicks
+
+
+def test_look_alike_nicks_are_taken_across_doors(server):
+    """The same nick rule at every door: an IRC carol keeps a framed caroI or a
+    WebSocket CAR0L out, and a framed alice keeps an IRC aIice out."""
+    from websockets.sync.client import connect as ws_connect
+
+    from chatroom.protocol import Error, FrameDecoder, Hello, decode_message, encode_message
+
+    carol = IrcClient(server.port)
+    carol.register("carol")
+    alice = WireClient(server.port)
+    alice.hello("alice")
+    framed = WireClient(server.port)
+    framed.send(Hello(version="1.3", nick="caroI"))
+    assert framed.expect(Error).code == "nick_taken"
+    with ws_connect(f"ws://127.0.0.1:{server.port}/ws", origin=f"http://127.0.0.1:{server.port}") as ws:
+        ws.send(encode_message(Hello(version="1.3", nick="CAR0L")))
+        (frame,) = FrameDecoder().feed(ws.recv(timeout=10))
+        refused = decode_message(frame)
+        assert isinstance(refused, Error) and refused.code == "nick_taken"
+    irc = IrcClient(server.port)
+    irc.send("NICK aIice", "USER x 0 * :x")
+    assert "looks like alice" in irc.expect("433").params[-1]
+    for c in (carol, alice, framed, irc):
+        c.close()
