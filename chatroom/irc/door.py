@@ -53,15 +53,42 @@ def looks_like_irc(first: bytes) -> bool:
     return bool(first) and (first[:1].isalpha() or first[:1] == b"@")
 
 
-def _is_chat(raw: bytes) -> bool:
-    """Is this (unparsed) line a PRIVMSG or NOTICE?  Tags and a source may come first."""
+#: Targets one PRIVMSG or NOTICE may name (``TARGMAX`` in 005).  Each distinct target is
+#: one message to the rate limit; a line naming more is refused whole (407).
+MAX_TARGETS = 4
+
+
+def _chat_cost(raw: bytes) -> int:
+    """What this (unparsed) line costs the rate limit if it is a PRIVMSG or NOTICE: one
+    per distinct target (at most ``MAX_TARGETS``); 0 if it is not one.  Tags and a
+    source may come first."""
     head = raw
     if head[:1] == b"@":
         head = head.partition(b" ")[2].lstrip(b" ")
     if head[:1] == b":":
         head = head.partition(b" ")[2].lstrip(b" ")
     word = head[:8].upper()
-    return word.startswith((b"PRIVMSG ", b"NOTICE "))
+    if not word.startswith((b"PRIVMSG ", b"NOTICE ")):
+        return 0
+    field = head.partition(b" ")[2].lstrip(b" ").partition(b" ")[0]
+    if b"," not in field:
+        return 1
+    return max(1, min(MAX_TARGETS, len(chat_targets(field.decode("utf-8", "replace")))))
+
+
+def chat_targets(field: str) -> list[str]:
+    """The targets of a PRIVMSG or NOTICE, in order, each once: ``#lobby,#LOBBY`` is one
+    room, ``ann,Ann`` (or a look-alike) one person."""
+    seen: set[str] = set()
+    targets = []
+    for target in field.split(","):
+        if not target:
+            continue
+        key = "#" + fold(target[1:]) if target.startswith("#") else nick_key(target)
+        if key not in seen:
+            seen.add(key)
+            targets.append(target)
+    return targets
 
 
 def irc_format(server: str, server_time: bool, away_notify: bool) -> IrcFormat:
@@ -132,22 +159,24 @@ class IrcDoor:
         conn, limiter = self.conn, self.conn.session.limiter
         i = 0
         while i < len(lines) and not conn.session.closed:
-            if self.session.registered and _is_chat(lines[i]):
+            cost = _chat_cost(lines[i]) if self.session.registered else 0
+            if cost:
                 # (a cluster's messages go to Redis first: never under the lock)
                 cluster = self.handler.server.cluster
                 with self.hub.locked(self.handler.batch) if cluster is None else contextlib.nullcontext():
-                    while (i < len(lines) and not conn.session.closed and _is_chat(lines[i])
-                           and limiter.delay(time.monotonic()) == 0):
-                        self.line(lines[i], paced=True)
+                    while cost and not conn.session.closed and limiter.delay(time.monotonic(), cost) == 0:
+                        self.line(lines[i], cost=cost)
                         i += 1
-                if i < len(lines) and _is_chat(lines[i]):
+                        cost = _chat_cost(lines[i]) if i < len(lines) else 0
+                if cost:
                     self.handler.flush_batch()  # what was said so far goes out before we wait
-                    self.pace(take=False)
+                    self.pace(take=False, cost=cost)
                 continue
             self.line(lines[i])
             i += 1
 
-    def line(self, raw: bytes, *, paced: bool = False) -> None:
+    def line(self, raw: bytes, *, cost: int = 0) -> None:
+        """Handle one line; ``cost``: a chat line already paced (its rate-limit charge)."""
         try:
             line = parse_line(raw)
         except LineError as exc:
@@ -156,8 +185,8 @@ class IrcDoor:
             else:
                 self.send(self.session.notice(f"line ignored: {exc}"))
             return
-        if paced:
-            self.conn.session.limiter.check(time.monotonic())
+        if cost:
+            self.conn.session.limiter.check(time.monotonic(), cost)
         elif line.command not in ("PING", "PONG"):
             self.pace()
         try:
@@ -171,15 +200,15 @@ class IrcDoor:
             log.debug("traceback of that internal error", exc_info=exc)
             self.send(self.session.notice(f"the server failed to handle that {line.command}; it had no effect"))
 
-    def pace(self, *, take: bool = True) -> None:
-        """Over the rate limit, wait for the next token instead of refusing (see the
-        module's doc); a flooder only slows itself down.  ``take``: and use it."""
+    def pace(self, *, take: bool = True, cost: int = 1) -> None:
+        """Over the rate limit, wait for ``cost`` tokens instead of refusing (see the
+        module's doc); a flooder only slows itself down.  ``take``: and use them."""
         limiter = self.conn.session.limiter
-        wait = limiter.delay(time.monotonic())
+        wait = limiter.delay(time.monotonic(), cost)
         if wait > 0 and self.server.stopped.wait(wait):
             return
         if take:
-            limiter.check(time.monotonic())
+            limiter.check(time.monotonic(), cost)
 
     def act(self, action: object) -> None:
         if isinstance(action, bytes):
@@ -317,11 +346,13 @@ class IrcDoor:
                               source=self.name))
         limits = self.server.config
         tokens = ["CHANTYPES=#", "PREFIX=(o)@", "CHANMODES=b,,,nt", f"NICKLEN={MAX_NICK_LENGTH}",
+                  f"TARGMAX=PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS}",
                   f"CHANNELLEN={MAX_NICK_LENGTH + 1}", f"TOPICLEN={MAX_TOPIC_LENGTH}", "AWAYLEN=200",
                   "KICKLEN=100", f"CHANLIMIT=#:{limits.max_rooms}", "LINELEN=512", "CASEMAPPING=rfc7613",
                   "UTF8ONLY", "NETWORK=chatroom"]
-        self.send(format_line(n.RPL_ISUPPORT, nick, *tokens, "are supported by this server", source=self.name,
-                              trailing=True))
+        for at in range(0, len(tokens), 12):  # (clients expect at most 13 parameters on a line)
+            self.send(format_line(n.RPL_ISUPPORT, nick, *tokens[at:at + 12], "are supported by this server",
+                                  source=self.name, trailing=True))
         self.on_lusers(None)
         self.on_motd(None)
 
@@ -427,7 +458,13 @@ class IrcDoor:
             if not body.upper().startswith("ACTION "):
                 return  # other CTCP (VERSION, PING...): not for people; dropped
             text, action = body[7:], True
-        for target in line.params[0].split(","):
+        targets = chat_targets(line.params[0])
+        if len(targets) > MAX_TARGETS:
+            if line.command != "NOTICE":  # (a NOTICE is never answered)
+                self.reply(n.ERR_TOOMANYTARGETS, targets[MAX_TARGETS],
+                           f"Too many targets: at most {MAX_TARGETS} per line, nothing was sent")
+            return
+        for target in targets:
             if line.command == "NOTICE":  # a NOTICE is never answered, not even with an error
                 try:
                     self.say(target, text, action)

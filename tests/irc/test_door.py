@@ -14,9 +14,13 @@ def test_registration_numerics_and_an_honest_isupport(server):
     irc = IrcClient(server.port)
     welcome = irc.register("ann")
     assert welcome.params[0] == "ann"
-    isupport = irc.expect("005")
-    tokens = set(isupport.params[1:-1])
-    assert {"CHANTYPES=#", "NICKLEN=32", "UTF8ONLY", "LINELEN=512", "CASEMAPPING=rfc7613"} <= tokens
+    tokens: set[str] = set()
+    for _ in range(2):  # two 005 lines, neither over 13 parameters
+        isupport = irc.expect("005")
+        assert len(isupport.params) <= 15
+        tokens |= set(isupport.params[1:-1])
+    assert {"CHANTYPES=#", "NICKLEN=32", "UTF8ONLY", "LINELEN=512", "CASEMAPPING=rfc7613",
+            "TARGMAX=PRIVMSG:4,NOTICE:4"} <= tokens
     irc.expect("422")  # no MOTD
     irc.send("FROB x")
     assert irc.expect("421").params[1] == "FROB"  # never silence
@@ -336,3 +340,36 @@ def test_look_alike_nicks_are_taken_across_doors(server):
     assert "looks like alice" in irc.expect("433").params[-1]
     for c in (carol, alice, framed, irc):
         c.close()
+
+
+def test_several_targets_cost_one_message_each_and_duplicates_count_once(make_server):
+    """PRIVMSG #lobby,#lobby,...: one message to the room, not 68; a line over TARGMAX
+    is refused whole; each distinct target is charged to the rate limit."""
+    server = make_server(rate=0.5, burst=10)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    irc = IrcClient(server.port)
+    irc.register("eve")
+    irc.send("JOIN #lobby", "JOIN #dev")
+    irc.expect("366", "eve", "#lobby")
+    irc.expect("366", "eve", "#dev")
+    irc.send("PRIVMSG " + ",".join(["#lobby", "#LOBBY"] * 34) + " :once")
+    irc.send("PRIVMSG #lobby,#dev,bob,ann,carol :too many")
+    assert irc.expect("407").params[1] == "carol"
+    irc.send("PRIVMSG bob,BOB,b\u043eb :to bob once")  # (a look-alike is the same person)
+    irc.send("PING :done")
+    irc.expect("PONG")
+    chats = bob.collect(Chat, 1)
+    assert [c.text for c in chats] == ["once"]
+    assert bob.expect(Private).text == "to bob once"
+    assert not any(getattr(m, "text", "") in ("once", "to bob once") for m in bob.inbox)  # each once
+    history = server.hub.state.rooms["lobby"].history
+    assert [m.text for m in history if m.nick == "eve"] == ["once"]
+    # The burst (10) is spent by the lines above (registering and joining: 4; the
+    # refused line: 4, the most a line costs): two rooms now wait for two tokens, ~4 s.
+    started = time.monotonic()
+    irc.send("PRIVMSG #lobby,#dev :paced", "PING :after")
+    irc.expect("PONG", timeout=20)
+    assert time.monotonic() - started >= 2.5
+    irc.close()
+    bob.close()
