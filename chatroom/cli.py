@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--web-port", type=_positive_int, default=None, metavar="PORT",
                        help="also serve browsers on this port (e.g. 8080; 0 picks a free one); they are welcome "
                             "on --port too")
+    serve.add_argument("--web-host", action="append", default=[], metavar="NAME",
+                       help="a host name browsers may use for the page (repeatable), besides this machine's "
+                            "addresses, its host name and localhost; other names are refused (DNS rebinding)")
     serve.add_argument("--name", default="", help="server name shown to clients (default: host name)")
     serve.add_argument("--max-clients", type=_positive_int, default=defaults.max_clients,
                        help="connections accepted at once (default %(default)s)")
@@ -257,6 +260,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             password=password, op_password=op_password, tls_cert=cert, tls_key=key,
             max_file_size=args.max_file_size, max_per_address=args.max_per_address,
             frame_timeout=args.frame_timeout, irc_port=args.irc_port, web_port=args.web_port,
+            web_hosts=tuple(args.web_host),
         )
         tracer = _open_tracer(args.trace)
         server = _start_server(args, config, tracer)

@@ -43,6 +43,7 @@ from chatroom.auth import derive_key, secrets_match
 from chatroom.cluster import Cluster, ban_of
 from chatroom.errors import LocalProtocolError, Refused
 from chatroom.irc.door import IrcDoor, looks_like_irc
+from chatroom.netaddr import machine_addresses
 from chatroom.protocol import (
     DEFAULT_PORT,
     MAX_BODY_SIZE,
@@ -116,6 +117,7 @@ from chatroom.text import clean_line, fold, nick_key, without_hash
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
 from chatroom.trace import Tracer
 from chatroom.web.door import WebDoor, looks_like_http
+from chatroom.web.hosts import HostCheck
 
 __all__ = ["ServerConfig", "ChatServer", "ChatHandler", "Connection"]
 
@@ -149,6 +151,9 @@ class ServerConfig:
     max_rooms: int = MAX_ROOMS  # rooms one member (protocol 1.3) may be in at once
     irc_port: int | None = None  # a second port for IRC clients that assume one (0: a free one)
     web_port: int | None = None  # a port for browsers, e.g. 80 or 8080 (0: a free one)
+    # Host names browsers may use for the page besides the machine's own names and
+    # addresses (a DNS name given to the server, say); any other is refused (rebinding).
+    web_hosts: tuple[str, ...] = ()
     outbox_limit: int = DEFAULT_OUTBOX_LIMIT  # bytes queued for one client -> "too slow"
     handshake_timeout: float = 10.0
     # A frame begun and not finished this long after the last complete one: the peer is
@@ -1134,6 +1139,10 @@ class ChatServer(socketserver.ThreadingTCPServer):
             self.op_token = self.cluster.shared_op_token(self.op_token)
         self.flusher = Flusher()
         self.display_name = self.config.name or socket.gethostname()
+        machine = socket.gethostname()
+        #: The names the web door answers to (DNS rebinding: see chatroom.web.hosts).
+        self.web_hosts = HostCheck((machine, f"{machine}.local", self.config.name, *self.config.web_hosts),
+                                   machine_addresses, time.monotonic)
         self.limits = {
             "max_text": self.config.max_text,
             "max_header": self.config.max_header,

@@ -4,7 +4,8 @@
 websockets' sans-I/O ``ServerProtocol`` parses the request and makes every WebSocket
 frame; this only moves bytes.  A plain ``GET`` gets a page (``pages.py``) and the
 connection ends; ``GET /ws`` with an upgrade from a page of this server (its
-``Origin`` must be this host: a page elsewhere cannot borrow a visitor's browser)
+``Origin`` must be this host: a page elsewhere cannot borrow a visitor's browser;
+and the host must be a name this server answers to: ``hosts.py``)
 becomes a WebSocket whose binary messages each carry one frame of PROTOCOL.md, fed to
 the connection's ``ServerSession`` exactly as a TCP client's bytes are -- the same
 handshake, password proofs, limits, rate limit and outbox ("too slow") apply.
@@ -39,6 +40,9 @@ _ws_log.setLevel(logging.WARNING)
 RECV_SIZE = 64 * 1024
 
 _METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
+
+
+_REASONS = {400: "Bad Request", 421: "Misdirected Request"}
 
 
 def looks_like_http(first: bytes) -> bool:
@@ -118,6 +122,16 @@ class WebDoor:
             # frames behind it failed the connection before it could be answered.
             log.info("%s: broken WebSocket frames behind the request: closed unanswered", self.conn.address)
             self.conn.close(CloseReason.PROTOCOL_ERROR)
+            return
+        refusal = self.server.web_hosts.refusal(request.headers)
+        if refusal is not None:
+            status, why = refusal
+            log.warning("%s: HTTP request refused (%d): %s", self.conn.address, status, why)
+            headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close"),
+                               *SECURITY_HEADERS])
+            body = (why + "\n").encode()
+            headers["Content-Length"] = str(len(body))
+            self.respond(Response(status, _REASONS[status], headers, body))
             return
         path = request.path.split("?", 1)[0]
         if path == "/ws":

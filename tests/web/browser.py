@@ -42,9 +42,10 @@ def chromium() -> str:
 class Browser:
     """One headless Chromium showing ``url``; :meth:`eval` runs JavaScript in the page."""
 
-    def __init__(self, url: str, *, trust_any_certificate: bool = False) -> None:
+    def __init__(self, url: str, *, trust_any_certificate: bool = False, names: dict[str, str] | None = None) -> None:
         """``trust_any_certificate``: for a server's self-signed test certificate (what a
-        person does by accepting the browser's warning once)."""
+        person does by accepting the browser's warning once).  ``names``: host names the
+        browser resolves to the given (loopback) addresses, without asking any DNS."""
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
@@ -57,6 +58,8 @@ class Browser:
         options.binary_location = binary
         for flag in FLAGS + (["--ignore-certificate-errors"] if trust_any_certificate else []):
             options.add_argument(flag)
+        if names:
+            options.add_argument("--host-resolver-rules=" + ",".join(f"MAP {n} {a}" for n, a in names.items()))
         options.add_argument(f"--user-data-dir={self.profile}/profile")
         options.add_experimental_option("prefs", {"download.default_directory": str(self.downloads),
                                                   "download.prompt_for_download": False})

@@ -476,3 +476,82 @@ def test_the_page_fits_a_phone(server):
         assert 0 <= left < right <= width and bottom <= height
     finally:
         page.close()
+
+
+def _status_for(port: int, head: str) -> tuple[int, bytes]:
+    """Send a raw request head; the status code and body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode() + b"\r\n")
+        answer = _all_until_closed(sock)
+    status = int(answer.split(b" ", 2)[1])
+    return status, answer.partition(b"\r\n\r\n")[2]
+
+
+def _ws_head(port: int, host: str, origin: str | None = None) -> str:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            + (f"Origin: {origin}\r\n" if origin else ""))
+
+
+def test_the_web_door_answers_only_to_its_own_names_against_dns_rebinding(make_server, caplog):
+    """A page on evil.example that rebinds its name to this server sends Host and Origin
+    both evil.example: equal, and still refused, before the page and the WebSocket."""
+    server = make_server(web_hosts=("chat.school.example",))
+    port = server.port
+    machine = socket.gethostname()
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST.", f"{machine}:{port}", f"{machine}.local",
+                 f"chat.school.example:{port}", f"[::1]:{port}", "127.0.0.2"):
+        status, _ = _status_for(port, f"GET / HTTP/1.1\r\nHost: {host}\r\n")
+        assert status == 200, host
+    for host in (f"evil.example:{port}", "evil.example", f"chat.school.example.evil.example:{port}",
+                 "198.51.100.7"):  # (a Host header naming an address that is not this machine's)
+        status, body = _status_for(port, f"GET / HTTP/1.1\r\nHost: {host}\r\n")
+        assert status == 421 and b"does not answer to the name" in body, host
+        status, _ = _status_for(port, _ws_head(port, host, f"http://{host}"))
+        assert status == 421, host
+    assert any("HTTP request refused (421)" in r.message for r in caplog.records)
+    # The names that are served still open the WebSocket.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(_ws_head(port, f"localhost:{port}", f"http://localhost:{port}").encode() + b"\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 101")
+
+
+def test_repeated_host_or_origin_headers_get_a_400_not_an_internal_error(server, caplog):
+    port = server.port
+    twice_host = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: evil.example\r\n"
+    assert _status_for(port, twice_host)[0] == 400
+    no_host = "GET / HTTP/1.1\r\n"
+    assert _status_for(port, no_host)[0] == 400
+    twice_origin = _ws_head(port, f"127.0.0.1:{port}", f"http://127.0.0.1:{port}") + "Origin: http://evil.example\r\n"
+    status, body = _status_for(port, twice_origin)
+    assert status == 400 and b"Origin" in body
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_rebound_name_gets_nothing_in_a_real_browser_and_a_given_name_works(make_server):
+    """DNS rebinding as a browser lives it: evil.example resolves to this server (the
+    browser's resolver rules stand in for the attacker's DNS).  The page is refused,
+    and a WebSocket opened from evil.example's own page never opens.  A name the
+    operator gave (--web-host) serves the page and the chat."""
+    from tests.web.browser import Browser
+
+    server = make_server(web_hosts=("chat.school.example",))
+    port = server.port
+    bob = WireClient(port)
+    bob.hello("bob")
+    names = {"evil.example": "127.0.0.1", "chat.school.example": "127.0.0.1"}
+    browser = Browser(f"http://evil.example:{port}/", names=names)
+    try:
+        browser.wait("document.body.innerText.includes('does not answer to the name')", what="the refusal")
+        opened = browser.eval(f"""new Promise(done => {{
+            const ws = new WebSocket('ws://evil.example:{port}/ws');
+            ws.onopen = () => done('open'); ws.onerror = () => done('refused');
+            setTimeout(() => done('timeout'), 10000);
+        }})""")
+        assert opened == "refused"
+        browser.driver.get(f"http://chat.school.example:{port}/?nick=webann&room=lobby")
+        assert bob.expect(Presence, event=PresenceEvent.JOIN, timeout=30).nick == "webann"
+    finally:
+        browser.close()
+        bob.close()
