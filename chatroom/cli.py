@@ -340,10 +340,13 @@ def _serve_certificate(args: argparse.Namespace) -> tuple[str | None, str | None
 
 
 def _start_server(args: argparse.Namespace, config: ServerConfig, tracer: Tracer | None) -> ChatServer:
+    from chatroom.server.datadir import DataDirError
     from chatroom.server.tcp import ChatServer
 
     try:
         return ChatServer(config, tracer=tracer)
+    except DataDirError as exc:
+        raise _Exit(str(exc)) from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise _Exit(f"port {args.port} on {args.host} is already in use: stop the other server "

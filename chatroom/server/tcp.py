@@ -93,6 +93,7 @@ from chatroom.protocol import (
     speaks,
 )
 from chatroom.server.bans import Ban
+from chatroom.server.datadir import DataDirLock
 from chatroom.server.guard import AuthGuard
 from chatroom.server.hub import Batch, Hub
 from chatroom.server.memstore import MEMORY_KEEP, MemoryStore
@@ -1105,6 +1106,23 @@ class ChatServer(socketserver.ThreadingTCPServer):
     def __init__(self, config: ServerConfig | None = None, tracer: Tracer | None = None) -> None:
         self.config = config or ServerConfig()
         self.tracer = tracer
+        #: One server per data directory (DataDirError names the one that has it).
+        self.data_lock: DataDirLock | None = None
+        if self.config.data_dir and not self.config.cluster:
+            self.data_lock = DataDirLock(self.config.data_dir)
+            self.data_lock.acquire()
+        try:
+            self._build()
+        except BaseException:
+            if self.data_lock is not None:
+                self.data_lock.release()
+            raise
+        if self.data_lock is not None:
+            self.data_lock.note(self.port)
+
+    def _build(self) -> None:
+        """The rest of ``__init__``: store or cluster, the rooms, TLS, the listening
+        socket(s).  (Split out so that a failure releases the data directory.)"""
         path = Path(self.config.data_dir) / DB_NAME if self.config.data_dir else None
         #: In a cluster: the other servers, through Redis (see chatroom.cluster).
         self.cluster: Cluster | None = None
@@ -1431,6 +1449,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
             self.cluster.stop()
         with self.hub.lock:
             self.store.close()
+        if self.data_lock is not None:
+            self.data_lock.release()
         log.info("server stopped")
 
     def serve_in_thread(self) -> threading.Thread:
