@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatroom import __version__
+from chatroom.redact import redacted_url
 
 if TYPE_CHECKING:
     from chatroom.client.connection import ChatClient
@@ -364,7 +365,8 @@ def _start_server(args: argparse.Namespace, config: ServerConfig, tracer: Tracer
         import redis
 
         if isinstance(exc, redis.RedisError):
-            raise _Exit(f"cannot reach Redis at {config.cluster}: {exc} (is redis-server running there?)") from None
+            raise _Exit(f"cannot reach Redis at {redacted_url(config.cluster or '')}: {exc} (is redis-server running "
+                        "there?)") from None
         raise
     except (ssl.SSLError, ValueError) as exc:
         raise _Exit(f"cannot use the TLS certificate {config.tls_cert} / key {config.tls_key}: {exc}") from None
@@ -395,7 +397,8 @@ def _print_welcome(args: argparse.Namespace, server: ChatServer, config: ServerC
         print(f"IRC clients: /connect {args.host} {server.irc_listener.port} (or the port above)", flush=True)
     if server.cluster is not None:
         others = len(server.cluster.servers()) - 1
-        print(f"cluster: {config.cluster} (server {server.cluster.server}; {others} other server(s) now)", flush=True)
+        print(f"cluster: {redacted_url(config.cluster or '')} (server {server.cluster.server}; {others} other "
+              "server(s) now)", flush=True)
         print(f"history: in Redis; an acknowledged message is in {server.cluster.durability}", flush=True)
     else:
         print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)

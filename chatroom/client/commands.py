@@ -8,7 +8,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-__all__ = ["COMMANDS", "HELP", "Command", "ChatLine", "Invalid", "parse_input", "parse_duration", "help_text"]
+__all__ = ["COMMANDS", "HELP", "Command", "ChatLine", "Invalid", "parse_input", "parse_duration", "help_text",
+           "holds_secret"]
 
 #: name -> (arguments, what it does).  The order is the order of /help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -40,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reject": ("[N]", "decline a file offer (default: the newest)"),
     "cancel": ("[N]", "stop a file transfer, sending or receiving"),
     "files": ("", "list file offers and transfers"),
-    "op": ("TOKEN", "become an operator with the host's token"),
+    "op": ("TOKEN", "become an operator with the host's token (also /oper)"),
     "kick": ("NICK [REASON]", "operators: disconnect someone"),
     "ban": ("NICK|ADDRESS [TIME]", "operators: ban (TIME: 30m, 2h, 1d; default: until lifted)"),
     "unban": ("NICK|ADDRESS", "operators: lift a ban"),
@@ -121,7 +122,7 @@ def parse_input(line: str) -> ChatLine | Command | Invalid | None:
         # "//" escapes a line that should start with a slash.
         return ChatLine(line[1:] if line.startswith("//") else line)
     head, _, rest = line[1:].partition(" ")
-    name = head.lower()
+    name = _ALIASES.get(head.lower(), head.lower())
     rest = rest.strip()
     if name not in COMMANDS:
         return Invalid(_unknown(head))
@@ -133,6 +134,21 @@ def parse_input(line: str) -> ChatLine | Command | Invalid | None:
         _, _, text = rest.partition(" ")
         return Command(name, args, text.strip())
     return Command(name, args, rest)
+
+
+#: Other names people type for a command (IRC habits).
+_ALIASES = {"oper": "op"}
+
+#: Commands whose arguments are secrets: never kept in the input history or any log.
+_SECRET = frozenset({"op", "oper"})
+
+
+def holds_secret(line: str) -> bool:
+    """Whether a typed line carries a secret (``/op TOKEN``, ``/oper TOKEN``): such a
+    line must not reach the input history (Up, Ctrl-R, the history file)."""
+    stripped = line.lstrip()
+    words = stripped[1:].split(None, 1)
+    return stripped.startswith("/") and not stripped.startswith("//") and bool(words) and words[0].lower() in _SECRET
 
 
 #: Commands that need exactly one argument, or at least one.

@@ -34,6 +34,7 @@ from chatroom.cluster import mirror
 from chatroom.cluster.store import PREFIX, ClusterDown, EntryId, RedisStore, decode, key, parse_id
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, ErrorCode, ModAction, Moderate, Private, RoomInfo, User
+from chatroom.redact import redacted_url
 from chatroom.server.bans import Ban
 from chatroom.server.room import ChatState, Member, RoomSnapshot, Sanction
 from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, nick_key, nick_problem
@@ -64,7 +65,7 @@ class Cluster:
 
     def __init__(self, url: str, *, history_size: int = 100, grace: float = 120.0, beat: float = 2.0,
                  name: str = "", address: str = "") -> None:
-        self.url = url
+        self.shown_url = redacted_url(url)  # what logs may say (no password)
         self.redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=1.0)
         self.store = RedisStore(self.redis)
         self.server = secrets.token_hex(4)  # this server's id: new at every start
@@ -513,7 +514,7 @@ class Cluster:
         if self._down_since is None:
             self._down_since = time.monotonic()
             log.error("cannot reach Redis at %s (%s): %s failed; messages are refused until it is back",
-                      self.url, exc, what)
+                      self.shown_url, exc, what)
         return ClusterDown("your message" if what == "your message" else what)
 
     def _up(self) -> None:

@@ -182,7 +182,9 @@ class ServerConfig:
     max_file_size: int = DEFAULT_MAX_FILE  # bytes in one shared file (0 turns file sharing off)
     file_offer_ttl: float = 300.0  # seconds a file offer stays open to /accept
     file_stall_timeout: float = 60.0  # a transfer that makes no progress this long is ended
-    cluster: str | None = None  # redis://HOST:PORT/DB: share rooms with the other servers there (None: alone)
+    # redis://HOST:PORT/DB: share rooms with the other servers there (None: alone).  May
+    # hold a password: never shown (chatroom.redact).
+    cluster: str | None = field(default=None, repr=False)
     cluster_beat: float = 2.0  # seconds between a cluster server's heartbeats
 
     def session_limits(self) -> SessionLimits:

@@ -39,7 +39,7 @@ from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 from prompt_toolkit.widgets import SearchToolbar, TextArea
 
-from chatroom.client.commands import COMMANDS
+from chatroom.client.commands import COMMANDS, holds_secret
 from chatroom.client.config import ClientConfig, data_dir
 from chatroom.client.connection import ChatClient, ConnState, StateChanged
 from chatroom.client.controller import Controller, Front
@@ -595,14 +595,31 @@ class _WindowsFront(Front):
         return [line for line in lines if wanted in line.casefold() and "/last " not in line]
 
 
+class _MemoryHistory(InMemoryHistory):
+    """What was typed in this run, without secrets (see ``holds_secret``)."""
+
+    def append_string(self, string: str) -> None:
+        if not holds_secret(string):
+            super().append_string(string)
+
+
+class _FileHistory(FileHistory):
+    """What was typed, across runs, without secrets (see ``holds_secret``)."""
+
+    def append_string(self, string: str) -> None:
+        if not holds_secret(string):
+            super().append_string(string)
+
+
 def _input_history(config: ClientConfig) -> History:
-    """What was typed: kept across runs in the data directory (Up, Ctrl-R), unless off."""
+    """What was typed: kept across runs in the data directory (Up, Ctrl-R), unless off.
+    Never a ``/op TOKEN`` line, in the file or in this run's Up."""
     if not config.input_history:
-        return InMemoryHistory()
+        return _MemoryHistory()
     path = data_dir() / "input_history"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600, exist_ok=True)  # private: it holds what you wrote
     except OSError:
-        return InMemoryHistory()
-    return FileHistory(str(path))
+        return _MemoryHistory()
+    return _FileHistory(str(path))

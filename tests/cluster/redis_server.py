@@ -26,7 +26,8 @@ class RedisServer:
     """``start()``, ``url``, ``stop()`` (SIGTERM: it finishes its file), ``kill()``;
     ``start()`` again brings it back on the same port and directory."""
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None, *, fsync: str = "always") -> None:
+    def __init__(self, directory: str | os.PathLike[str] | None = None, *, fsync: str = "always",
+                 password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (.ci/run installs it: apt-get install redis-server)")
@@ -35,19 +36,22 @@ class RedisServer:
         self.dir = Path(directory or tempfile.mkdtemp(prefix="chatroom-redis-"))
         self.port = free_port()
         self.fsync = fsync
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.proc = subprocess.Popen(
             [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
              "--appendonly", "yes", "--appendfsync", self.fsync, "--save", "", "--daemonize", "no",
-             "--logfile", str(self.dir / "redis.log"), "--protected-mode", "yes"],
+             "--logfile", str(self.dir / "redis.log"), "--protected-mode", "yes",
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -467,3 +467,51 @@ def test_ctrl_r_finds_an_earlier_typed_line(server):
         await until(lambda: app.input.text == "beta two", what="the line found")
 
     run_app(server.port, "alice", scenario)
+
+
+def test_an_operator_token_never_reaches_the_input_history_or_the_window_logs(make_server, tmp_path, monkeypatch):
+    """/op TOKEN (and IRC's habit, /oper TOKEN) works, but Up, Ctrl-R, the history
+    file and the window logs never show the token again."""
+    from chatroom.client import config as client_config
+    from chatroom.client.config import ClientConfig
+
+    monkeypatch.setattr(client_config, "data_dir", lambda: tmp_path)
+    monkeypatch.setattr("chatroom.ui.tui.data_dir", lambda: tmp_path)
+    server = make_server(op_password="s3cret-token")
+
+    async def scenario(app, pipe, _):
+        pipe.send_text("before\r")
+        await until(lambda: any("<alice> before" in t for t in line_texts(app)), what="echo")
+        pipe.send_text("/oper wrong-token\r")
+        await until(lambda: any("not the operator token" in t for t in line_texts(app)), what="the refusal")
+        pipe.send_text("/op s3cret-token\r")
+        await until(lambda: any("you are now an operator" in t for t in line_texts(app)), what="op")
+        pipe.send_text("after\r")
+        await until(lambda: any("<alice> after" in t for t in line_texts(app)), what="echo")
+        pipe.send_text("\x1b[A")  # Up: the line before the secrets' is the one before them
+        await until(lambda: app.input.text == "after", what="history 1")
+        pipe.send_text("\x1b[A")
+        await until(lambda: app.input.text == "before", what="history 2, past both /op lines")
+        app.input.text = ""
+        assert not any("token" in s for s in app.input.buffer.history.get_strings())
+
+    def run() -> None:
+        async def main() -> None:
+            with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+                client = ChatClient("127.0.0.1", server.port, "alice")
+                client.connect()
+                app = ChatApp(client, ClientConfig(input_history=True, log=True))
+                task = asyncio.ensure_future(app.run_async())
+                try:
+                    await until(lambda: app.app.is_running, what="the app to start")
+                    await scenario(app, pipe, None)
+                finally:
+                    app.exit()
+                    await asyncio.wait_for(task, 10)
+
+        asyncio.run(main())
+
+    run()
+    kept = "".join(p.read_text(encoding="utf-8") for p in tmp_path.rglob("*") if p.is_file())
+    assert "before" in kept and "after" in kept  # the history file and the logs were written
+    assert "s3cret-token" not in kept and "wrong-token" not in kept
