@@ -124,13 +124,15 @@ def nick_key(nick: str) -> str:
 
 def lookalike_key(nick: str) -> str:
     """The other half of "the same person": the skeleton of the nick *as typed*, then
-    folded.  :func:`nick_key` folds first, and folding erases the capitals that
-    Unicode's table maps to look-alikes (``I`` -> ``l``, ``0`` -> ``O``, ``Ь`` ->
-    ``b``): ``aIice`` and ``alice`` differ there but share this key, as do ``B0B`` and
-    ``BOB``, ``caroI`` and ``carol``.  Neither order alone is enough (skeleton first
-    would part ``ALICE`` from ``alice``), so a nick is taken when *either* key matches
+    folded -- and that once more, since folding can make a letter the table maps only
+    in lower case (``M`` -> ``m`` -> ``rn``).  :func:`nick_key` folds first, and
+    folding erases the capitals that Unicode's table maps to look-alikes (``I`` ->
+    ``l``, ``0`` -> ``O``, ``Ь`` -> ``b``): ``aIice`` and ``alice`` differ there but
+    share this key, as do ``B0B`` and ``BOB``, ``caroI`` and ``carol``, ``MALL0RY``
+    and ``mallory``.  Neither order alone is enough (skeleton first would part
+    ``ALİCE`` from ``alice``), so a nick is taken when *either* key matches
     (``server/nicks.py``)."""
-    return _dotless(fold(_skeleton(nick)))
+    return _dotless(fold(_skeleton(fold(_skeleton(nick)))))
 
 
 def _skeleton(text: str) -> str:

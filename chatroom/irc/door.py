@@ -313,9 +313,9 @@ class IrcDoor:
                 self.send(format_line("ERROR", "Closing link: wrong password", trailing=True))
                 self.close(CloseReason.WRONG_PASSWORD)
                 return
-        ban = self.hub.state.bans.for_nick(reg.nick, time.time())
-        if ban is not None:
-            self.reply(n.ERR_YOUREBANNEDCREEP, "You are banned from this server")
+        banned = self.handler.nick_ban(reg.nick)
+        if banned is not None:
+            self.reply(n.ERR_YOUREBANNEDCREEP, banned[0].upper() + banned[1:])
             self.send(format_line("ERROR", "Closing link: banned", trailing=True))
             self.close(CloseReason.BANNED)
             return

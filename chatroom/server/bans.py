@@ -86,8 +86,8 @@ class BanList:
 
     def for_nick(self, nick: str, now: float) -> Ban | None:
         ban = self._active(person_key(nick), now)
-        if ban is None:  # (a hello's question, over a short list)
-            ban = next((b for b in self._bans.values() if b.active(now) and b.alike(nick)), None)
+        if ban is None:  # (a hello's question, over a short list; copied at once: read without the lock)
+            ban = next((b for b in tuple(self._bans.values()) if b.active(now) and b.alike(nick)), None)
         return ban
 
     def matching(self, text: str) -> list[Ban]:

@@ -610,15 +610,24 @@ class ChatHandler(socketserver.BaseRequestHandler):
     def on_admit(self, event: Admit) -> None:
         """The session accepted a hello: the room's bans, then admit or resume."""
         conn, hello = self.conn, event.hello
-        ban = self.server.hub.state.bans.for_nick(hello.nick, time.time())  # a dict read: no lock needed
-        if ban is not None:
-            log.info("%s: refused %s: banned", conn.address, clean_line(hello.nick))
-            self.send_error(ErrorCode.BANNED, f"you are banned from this server{_how_long(ban)}", fatal=True)
+        banned = self.nick_ban(hello.nick)
+        if banned is not None:
+            self.send_error(ErrorCode.BANNED, banned, fatal=True)
             conn.close(CloseReason.BANNED)
         elif hello.resume:
             self.resume(hello, proof=event.proof)
         else:
             self.admit(hello, proof=event.proof)
+
+    def nick_ban(self, nick: str) -> str | None:
+        """Every door's one question before it admits ``nick``: is that person (or a
+        look-alike) banned?  The refusal to give, or None.  (The address was asked
+        about when the connection came, before any door.)"""
+        ban = self.server.hub.state.bans.for_nick(nick, time.time())  # reads only: no lock needed
+        if ban is None:
+            return None
+        log.info("%s: refused %s: banned", self.conn.address, clean_line(nick))
+        return f"you are banned from this server{_how_long(ban)}"
 
     def on_checked(self, event: Checked) -> None:
         """A password proof was checked: this address waits its turn if it has been

@@ -25,6 +25,9 @@ from chatroom.protocol import (
     FrameDecoder,
     Hello,
     Message,
+    ModAction,
+    Moderate,
+    Notice,
     Op,
     Welcome,
     decode_message,
@@ -33,6 +36,7 @@ from chatroom.protocol import (
 from chatroom.server.guard import AuthGuard
 from chatroom.server.tcp import ChatServer
 from tests.irc.client import IrcClient
+from tests.polling import wait_until
 from tests.wire import WireClient
 
 PASSWORD = "correct horse battery staple"
@@ -167,3 +171,34 @@ def test_operator_token_guesses_share_the_gate_across_doors(make_server: Callabl
     finally:
         framed.close()
         irc.close()
+
+
+def test_a_person_ban_is_the_same_at_every_door_and_for_look_alikes(make_server: Callable[..., ChatServer]) -> None:
+    server = make_server(op_password="tok", max_per_address=0)
+    op = WireClient(server.port)
+    op.hello("teacher")
+    op.send(Op(token="tok"))
+    op.expect(Notice)
+    mallory = WireClient(server.port)  # (the teacher's address too: the ban falls on the person)
+    mallory.hello("mallory")
+    op.send(Moderate(action=ModAction.BAN, target="mallory"))
+    assert mallory.expect(Error).code == ErrorCode.BANNED.value
+    mallory.close()
+    wait_until(lambda: server.hub.state.nicks.holder("mallory") is None, 10, "mallory's session to end")
+    for nick in ("mallory", "MALL0RY", "maIlory"):
+        framed = WireClient(server.port)
+        framed.send(Hello(version=PROTOCOL_VERSION, nick=nick))
+        refused = framed.expect(Error)
+        assert refused.code == ErrorCode.BANNED.value and refused.fatal, nick
+        framed.close()
+        with ws_connect(f"ws://127.0.0.1:{server.port}/ws", origin=f"http://127.0.0.1:{server.port}") as ws:
+            ws.send(encode_message(Hello(version=PROTOCOL_VERSION, nick=nick)))
+            (frame,) = FrameDecoder().feed(ws.recv(timeout=10))  # type: ignore[arg-type]
+            msg = decode_message(frame)
+            assert isinstance(msg, Error) and msg.code == ErrorCode.BANNED.value, nick
+        irc = IrcClient(server.port)
+        irc.send(f"NICK {nick}", "USER m 0 * :m")
+        assert "banned" in irc.expect("465").params[-1], nick
+        irc.wait_closed()
+    assert "mallory" not in " ".join(m.nick for m in server.hub.state.nicks.values())
+    op.close()

@@ -161,7 +161,8 @@ LOOKALIKES = [
     ("alice", "\u0430lice"), ("alice", "al\u0131ce"), ("alice", "AL\u0130CE"), ("alice", "ALICE"),
     ("alice", "\uff41lice"), ("alice", "alice\u0307"), ("bob", "b\u043eb"),
     ("alice", "aIice"), ("alice", "AIice"), ("BOB", "B0B"), ("BOB", "\u042cob"), ("BOB", "\u042cOB"),
-    ("carol", "caroI"), ("carol", "CAR0L"), ("aIice", "alice"), ("B0B", "bob"),
+    ("carol", "caroI"), ("carol", "CAR0L"), ("aIice", "alice"), ("B0B", "bob"), ("mallory", "MALL0RY"),
+    ("mallory", "maIlory"), ("MALLORY", "rnallory"),
 ]
 
 
