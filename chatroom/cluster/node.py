@@ -37,7 +37,7 @@ from chatroom.protocol import Chat, ErrorCode, ModAction, Moderate, Private, Roo
 from chatroom.redact import redacted_url
 from chatroom.server.bans import Ban
 from chatroom.server.room import ChatState, Member, RoomSnapshot, Sanction
-from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, nick_key, nick_problem
+from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, lookalike_key, nick_key, nick_problem
 
 if TYPE_CHECKING:
     from chatroom.server.hub import Batch, Hub
@@ -122,22 +122,34 @@ class Cluster:
     # ------------------------------------------------------------------ Peers (see chatroom.server.room)
 
     def claim(self, nick: str, owner: str) -> None:
+        """Hold ``nick`` cluster-wide under both look-alike keys (``server/nicks.py``):
+        either one held by someone else means it is taken."""
         record = _encode({"server": self.server, "owner": owner, "nick": nick})
         try:
-            if self.redis.set(key("nick", nick_key(nick)), record, nx=True, ex=self.ttl):
+            taken = [k for k in _claim_keys(nick) if not self._claim_key(k, record, owner)]
+            if not taken:
                 return
-            holder = self.redis.get(key("nick", nick_key(nick)))
-            if holder is not None and _decode(holder).get("owner") == owner:
-                self.redis.set(key("nick", nick_key(nick)), record, ex=self.ttl)
-                return
+            for k in _claim_keys(nick):
+                if k not in taken:
+                    self.store.release_key(k, owner)
             suggestion = self._free_nick(nick)
         except redis.RedisError as exc:
             raise self._down(exc, "joining") from exc
         raise Refused(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken; try {suggestion}", suggestion)
 
+    def _claim_key(self, name: str, record: bytes, owner: str) -> bool:
+        if self.redis.set(name, record, nx=True, ex=self.ttl):
+            return True
+        holder = self.redis.get(name)
+        if holder is not None and _decode(holder).get("owner") == owner:
+            self.redis.set(name, record, ex=self.ttl)
+            return True
+        return False
+
     def release(self, nick: str, owner: str) -> None:
         try:
-            self.store.release(nick_key(nick), owner)
+            for k in _claim_keys(nick):
+                self.store.release_key(k, owner)
         except redis.RedisError as exc:  # it expires by itself
             self._down(exc, "releasing a nick")
 
@@ -322,8 +334,8 @@ class Cluster:
             previous = _decode(holder) if holder else None
             if previous is not None and previous.get("owner") != token:
                 return False  # someone else has the nick now: the session is over
-            self.redis.set(key("nick", nick_key(nick)),
-                           _encode({"server": self.server, "owner": token, "nick": nick}), ex=self.ttl)
+            for k in _claim_keys(nick):
+                self.redis.set(k, _encode({"server": self.server, "owner": token, "nick": nick}), ex=self.ttl)
             if previous is not None and previous.get("server") not in (None, self.server):
                 self.redis.xadd(key("inbox", previous["server"]),
                                 {"m": _encode({"t": "released", "token": token, "server": self.server})},
@@ -460,7 +472,8 @@ class Cluster:
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(key("servers"), self.server, record)
             for member in members:
-                pipe.expire(key("nick", nick_key(member.nick)), self.ttl)
+                for k in _claim_keys(member.nick):
+                    pipe.expire(k, self.ttl)
                 if member.token:
                     pipe.expire(key("session", member.token), self.ttl)
             pipe.execute()
@@ -499,7 +512,7 @@ class Cluster:
                     self.store.transact(lambda pipe, leave=leave, rk=rk, nk=nk: (
                         self.store.append_event(pipe, leave["room"], leave), pipe.hdel(key("members", rk), nk)))
                     gone += 1
-            for pattern in ("nick:*", "session:*"):  # its nicks are free, its sessions over
+            for pattern in ("nick:*", "alike:*", "session:*"):  # its nicks are free, its sessions over
                 for k in self.redis.scan_iter(match=key(pattern), count=1000):
                     raw_record = self.redis.get(k)
                     if raw_record is not None and _decode(raw_record).get("server") == server:
@@ -566,3 +579,8 @@ class Cluster:
 
 def ban_of(body: dict[str, Any]) -> Ban:
     return Ban(body["target"], body.get("until"), body.get("nick", ""), body.get("reason", ""), body.get("by", ""))
+
+
+def _claim_keys(nick: str) -> tuple[str, str]:
+    """The Redis keys a nick is held under: its key and its look-alike key."""
+    return key("nick", nick_key(nick)), key("alike", lookalike_key(nick))

@@ -222,8 +222,9 @@ class RedisStore:
         for script in (self._say, self._event, self._release, self._release_if):
             self.redis.script_load(script.script)
 
-    def release(self, nick_key: str, owner: str) -> None:
-        self._release(keys=[key("nick", nick_key)], args=[owner])
+    def release_key(self, name: str, owner: str) -> None:
+        """Delete the claim ``name`` (a nick's key or look-alike key) if ``owner`` holds it."""
+        self._release(keys=[name], args=[owner])
 
     def release_if(self, name: str | bytes, value: bytes) -> None:
         """Delete key ``name`` if it still holds ``value``."""

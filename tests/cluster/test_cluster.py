@@ -100,6 +100,26 @@ def test_nicks_are_unique_across_the_cluster(cluster):
     assert third.expect(Welcome).nick == "anna"
 
 
+def test_look_alike_nicks_are_taken_across_the_cluster(cluster):
+    """Both look-alike keys are held in Redis: carol on one server keeps caroI and
+    CAR0L out of another; when she quits, they are free."""
+    one, two = cluster(), cluster()
+    carol = WireClient(one.port)
+    carol.hello("carol")
+    for nick in ("caroI", "CAR0L", "c\u0430rol"):
+        rival = WireClient(two.port)
+        rival.send(Hello(version="1.3", nick=nick))
+        assert rival.expect(Error).code == "nick_taken", nick
+        rival.close()
+    watcher = WireClient(two.port)
+    watcher.hello("watcher")
+    carol.send(Bye(reason="quit"))
+    watcher.expect(Presence, event=PresenceEvent.LEAVE, nick="carol")
+    newcomer = WireClient(two.port)
+    newcomer.send(Hello(version="1.3", nick="caroI"))
+    assert newcomer.expect(Welcome).nick == "caroI"
+
+
 def test_a_newcomer_on_any_server_gets_the_history_pages_and_search(cluster):
     one, two, three = cluster(history_size=10), cluster(history_size=10), cluster(history_size=10)
     ann = WireClient(one.port)
