@@ -444,10 +444,7 @@ class Cluster:
                 self.on_control(body)
 
     def _flush(self, batch: Batch) -> None:
-        for outbox in batch.touched:
-            outbox.flush()
-        batch.touched.clear()
-        batch.overflowed.clear()  # the connection's own flush notices a full outbox
+        self._hub().flush(batch)  # (and members too slow for this traffic are dropped)
 
     # ------------------------------------------------------------------ heartbeat
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from chatroom.protocol import Error, ErrorCode
@@ -130,11 +130,30 @@ class Hub:
         #: In a cluster: tells the other servers what ``state.published`` holds, under the
         #: lock (see ``chatroom.cluster.Cluster.publish``).
         self.publisher: Any = None
+        #: Told (outside the lock, by ``flush``) of each connection whose outbox overflowed:
+        #: the server drops it as too slow.
+        self.overflow: Callable[[Any], None] = lambda conn: None
 
     def locked(self, batch: Batch) -> _Locked:
         """``with hub.locked(batch) as state:`` -- see the class docstring.  (A small
         class, not a generator context manager: it runs once per message.)"""
         return _Locked(self, batch)
+
+    def flush(self, batch: Batch) -> None:
+        """How every batch ends, outside the lock, whoever made it (a reader, the
+        housekeeping, the cluster's reader): each touched outbox is flushed once, and
+        each connection whose outbox overflowed is dropped as too slow (``overflow``).
+        One place, so that no path can forget the drop: one once did, and a member too
+        slow for another server's traffic stayed connected, its frames discarded."""
+        touched = batch.touched
+        if touched:
+            for outbox in touched:
+                outbox.flush()
+            touched.clear()
+        if batch.overflowed:
+            overflowed, batch.overflowed = batch.overflowed, []
+            for conn in overflowed:
+                self.overflow(conn)
 
     def _refuse_unstored(self, batch: Batch) -> None:
         """A commit failed: nothing of this batch goes out; its senders hear why."""

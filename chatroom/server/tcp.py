@@ -524,14 +524,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                         id=msg_id, fatal=fatal, suggestion=suggestion))
 
     def flush_batch(self) -> None:
-        batch = self.batch
-        for outbox in batch.touched:
-            outbox.flush()
-        batch.touched.clear()
-        if batch.overflowed:
-            for conn in batch.overflowed:
-                self.server.drop(conn, CloseReason.TOO_SLOW, ErrorCode.TOO_SLOW)
-            batch.overflowed.clear()
+        self.server.hub.flush(self.batch)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -1151,6 +1144,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
                           bans=self.store.bans(), max_rooms=self.config.max_rooms, peers=self.cluster)
         self.hub = Hub(state, self.store, self.config.max_header)
         self.hub.publisher = self.cluster
+        self.hub.overflow = self._too_slow
         # Each receiver may take MAX_RECEIVING files at once, each at most a window
         # ahead: together they fill at most half of its outbox, leaving room for chat.
         self.relay = Relay(max_size=self.config.max_file_size,
@@ -1334,9 +1328,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
                     self.hub.deliver(state.remove(member, body["why"], time.time()), batch)
             if kind == "kick" and member.sink is not None:
                 self._disconnect([member.sink], ErrorCode.KICKED.value, body["why"])
-        for outbox in batch.touched:
-            outbox.flush()
-        batch.touched.clear()
+        self.hub.flush(batch)
 
     def _disconnect(self, victims: list[Connection], code: str, why: str) -> None:
         reason = CloseReason.BANNED if code == ErrorCode.BANNED.value else CloseReason.KICKED
@@ -1361,6 +1353,9 @@ class ChatServer(socketserver.ThreadingTCPServer):
                 for member in sanction.ended:
                     if member.sink is None and member.held_until is not None:
                         self.hub.deliver(state.remove(member, sanction.why, time.time()), batch)
+
+    def _too_slow(self, conn: Connection) -> None:
+        self.drop(conn, CloseReason.TOO_SLOW, ErrorCode.TOO_SLOW)
 
     def drop(self, conn: Connection, reason: CloseReason, code: ErrorCode, message: str | None = None) -> None:
         """Disconnect ``conn`` with ``reason`` (others see it in the leave event),
@@ -1388,9 +1383,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
             self.hub.deliver(state.expire(time.time()), batch)
             self.hub.deliver(state.crowd_news(time.time()), batch)
             self.hub.deliver(self.relay.housekeeping(now), batch)
-        for outbox in batch.touched:
-            outbox.flush()
-        batch.touched.clear()
+        self.hub.flush(batch)
         if now >= self._next_retention:
             self._next_retention = now + cfg.retention_interval
             self.apply_retention()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 
 from chatroom.protocol import (
+    PROTOCOL_VERSION,
     Ack,
     Away,
     Bye,
@@ -37,8 +39,10 @@ from chatroom.protocol import (
     Welcome,
     Who,
     Whois,
+    encode_message,
 )
 from tests.irc.client import IrcClient
+from tests.polling import wait_until
 from tests.wire import WireClient
 
 
@@ -257,3 +261,33 @@ def test_retention_trims_the_shared_log_and_sequence_numbers_go_on(cluster):
     assert late.expect(History).complete
     ann.send(Say(id="after", text="m13"))
     assert ann.expect(Ack, id="after").seq == 13
+
+
+def test_a_member_too_slow_for_another_servers_traffic_is_dropped(cluster):
+    """The same overflow rule for traffic from another server as for local traffic: a
+    member of server one that stops reading while a sender on server two floods the
+    room is dropped as too slow, and the room goes on (before, it stayed connected for
+    good, its frames silently discarded)."""
+    one = cluster(outbox_limit=64 * 1024, max_per_address=0)
+    two = cluster(max_per_address=0)
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    stalled.connect(("127.0.0.1", one.port))
+    stalled.sendall(encode_message(Hello(version=PROTOCOL_VERSION, nick="stalled")))
+    reader = WireClient(one.port)
+    reader.hello("reader")
+    sender = WireClient(two.port)
+    sender.hello("sender")
+    wait_until(lambda: "stalled" in two.hub.state.nicks, what="server two to see the stalled member")
+    payload = "x" * 1000
+    sent = 0
+    while "stalled" in one.hub.state.nicks and sent < 3000:  # ~3 MB: far past 64 KiB and the kernel's buffers
+        for _ in range(50):
+            sender.send(Say(id=str(sent), text=payload))
+            sent += 1
+        reader.collect(Chat, 50, timeout=30)  # the reader keeps up, and paces the sender
+    wait_until(lambda: "stalled" not in one.hub.state.nicks, 10, "the stalled member to be dropped")
+    assert sent < 3000
+    sender.send(Say(id="after", text="the room goes on"))
+    assert reader.expect(Chat, text="the room goes on").nick == "sender"
+    stalled.close()
