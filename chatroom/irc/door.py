@@ -512,8 +512,9 @@ class IrcDoor:
             self.reply(n.RPL_NOTOPIC, channel(room.name), "No topic is set")
 
     def on_names(self, line: IrcLine) -> None:
-        asked = line.params[0].split(",") if line.params else [channel(r.name) for r in self.member().rooms.values()]
         with self.hub.locked(self.handler.batch) as state:
+            mine = [channel(r.name) for r in self.member().rooms.values()]
+            asked = line.params[0].split(",") if line.params else mine
             for name in asked:
                 self.send(b"".join(self.names_lines(state, without_hash(name), name)))
 
@@ -603,7 +604,9 @@ class IrcDoor:
         if modes in ("b", "+b") and not args:  # the ban list
             now = time.time()
             if self.member().op:
-                for ban in self.hub.state.bans.all(now):
+                with self.hub.locked(self.handler.batch) as state:
+                    bans = state.bans.all(now)
+                for ban in bans:
                     self.reply(n.RPL_BANLIST, chan, ban.target, ban.by or self.name, "0")
             self.reply(n.RPL_ENDOFBANLIST, chan, "End of channel ban list")
             return
@@ -666,12 +669,13 @@ class IrcDoor:
         self.session.nick = member.nick
 
     def on_lusers(self, line: IrcLine | None) -> None:
-        state = self.hub.state
-        people = len(state.nicks)
-        ops = sum(1 for m in state.members() if m.op)
+        with self.hub.locked(self.handler.batch) as state:  # (other threads change these as we count)
+            people = len(state.nicks)
+            ops = sum(1 for m in state.members() if m.op)
+            rooms = len(state.rooms)
         self.reply(n.RPL_LUSERCLIENT, f"There are {people} users and 0 invisible on 1 server")
         self.reply(n.RPL_LUSEROP, str(ops), "operator(s) online")
-        self.reply(n.RPL_LUSERCHANNELS, str(len(state.rooms)), "channels formed")
+        self.reply(n.RPL_LUSERCHANNELS, str(rooms), "channels formed")
         self.reply(n.RPL_LUSERME, f"I have {people} clients and 0 servers")
 
     def on_motd(self, line: IrcLine | None) -> None:

@@ -373,3 +373,54 @@ def test_several_targets_cost_one_message_each_and_duplicates_count_once(make_se
     assert time.monotonic() - started >= 2.5
     irc.close()
     bob.close()
+
+
+def test_lusers_and_names_while_members_come_and_go(make_server, caplog):
+    """Counting members raced with a churning room ("dictionary changed size during
+    iteration"): now the counts are read under the lock.  Bounded: 150 present, 300
+    arrivals."""
+    import threading
+
+    server = make_server(max_per_address=0, rate=0)
+    irc = IrcClient(server.port)
+    irc.register("counter")
+    irc.send("JOIN #lobby")
+    irc.expect("366", "counter", "#lobby")
+    stop = threading.Event()
+
+    def churn() -> None:
+        for i in range(300):
+            if stop.is_set():
+                return
+            c = WireClient(server.port)
+            c.hello(f"churn{i}")
+            c.close()
+
+    import sys
+
+    present = []
+    for i in range(150):  # (a room worth counting: the count's loop takes a while)
+        c = WireClient(server.port)
+        c.hello(f"here{i}")
+        present.append(c)
+    thread = threading.Thread(target=churn)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can: a race shows at once
+    thread.start()
+    try:
+        answers = 0
+        while thread.is_alive() and answers < 500:
+            irc.send("LUSERS", "NAMES")
+            irc.expect("255")
+            irc.expect("366")
+            answers += 1
+    finally:
+        sys.setswitchinterval(switch)
+        stop.set()
+        thread.join(60)
+        for c in present:
+            c.close()
+    assert answers > 0
+    assert not any("failed to handle" in str(line.params) for line in irc.inbox)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    irc.close()
