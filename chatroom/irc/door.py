@@ -37,7 +37,7 @@ from chatroom.server.session import CloseReason
 from chatroom.server.wire import Outgoing
 from chatroom.text import MAX_NICK_LENGTH, MAX_TOPIC_LENGTH, clean_line, fold, nick_key, without_hash
 
-__all__ = ["IrcDoor", "looks_like_irc"]
+__all__ = ["IrcDoor"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -45,12 +45,6 @@ log = logging.getLogger("chatroom.server")
 RECV_SIZE = 16 * 1024
 
 _FORMATS: dict[tuple[str, bool, bool], IrcFormat] = {}
-
-
-def looks_like_irc(first: bytes) -> bool:
-    """A connection's first bytes: an IRC command word (or IRCv3 tags) rather than a
-    frame (whose first byte is 0) or TLS (0x16)."""
-    return bool(first) and (first[:1].isalpha() or first[:1] == b"@")
 
 
 #: Targets one PRIVMSG or NOTICE may name (``TARGMAX`` in 005).  Each distinct target is

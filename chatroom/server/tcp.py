@@ -42,7 +42,7 @@ import msgspec
 from chatroom.auth import derive_key, secrets_match
 from chatroom.cluster import Cluster, ban_of
 from chatroom.errors import LocalProtocolError, Refused
-from chatroom.irc.door import IrcDoor, looks_like_irc
+from chatroom.irc.door import IrcDoor
 from chatroom.netaddr import machine_addresses
 from chatroom.protocol import (
     DEFAULT_PORT,
@@ -112,12 +112,13 @@ from chatroom.server.session import (
     ServerSession,
     SessionLimits,
 )
+from chatroom.server.sniff import FRAMED_DOOR, choose, http_claims, irc_claims
 from chatroom.server.store import DB_NAME, HistoryStore, Store
 from chatroom.server.wire import FRAMED, Outgoing, WireFormat
 from chatroom.text import clean_line, fold, nick_key, without_hash
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
 from chatroom.trace import Tracer
-from chatroom.web.door import WebDoor, looks_like_http
+from chatroom.web.door import WebDoor
 from chatroom.web.hosts import HostCheck
 
 __all__ = ["ServerConfig", "ChatServer", "ChatHandler", "Connection"]
@@ -278,6 +279,10 @@ class Connection:
             pass
 
 
+_HTTP, _IRC = "http", "irc"
+#: The doors besides the framed protocol, in the order they are asked (sniff.py).
+_DOORS = ((_HTTP, http_claims), (_IRC, irc_claims))
+
 _poll = getattr(select, "poll", None)
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0)  # (Linux) the peer sent its last byte
 _GONE, _FINISHED, _OPEN = object(), object(), object()
@@ -388,24 +393,42 @@ class ChatHandler(socketserver.BaseRequestHandler):
             conn.close(CloseReason.INTERNAL)
 
     def read_loop(self) -> None:
-        """The pump: recv -> session -> act (room, relay) -> flush, until it closes."""
+        """The first bytes choose the door (``sniff.py``): a browser's and an IRC
+        client's connections are served by their door from there on; the rest is the
+        framed protocol's pump."""
+        door, data = self.sniff()
+        if door == _HTTP:
+            WebDoor(self).run(data)
+        elif door == _IRC:
+            IrcDoor(self).run(data)
+        else:
+            self.pump(data)
+
+    def sniff(self) -> tuple[str, bytes]:
+        """Read until the first bytes say which door they came to (TCP may cut them short
+        of deciding: ``G``, then ``ET /``).  The door and the bytes read; on EOF or a
+        failed read, the framed pump gets what there is (and then sees the end)."""
+        prefix = b""
+        while not self.conn.session.closed:
+            try:
+                data = self.request.recv(IDLE_RECV_SIZE)
+            except OSError:
+                break
+            if not data:
+                break
+            prefix += data
+            door = choose(prefix, _DOORS)
+            if door is not None:
+                return door, prefix
+        return FRAMED_DOOR, prefix
+
+    def pump(self, data: bytes) -> None:
+        """recv -> session -> act (room, relay) -> flush, until it closes; ``data``:
+        what was read already."""
         conn, session = self.conn, self.conn.session
         sock = self.request
         size = IDLE_RECV_SIZE
-        first = True
         while not session.closed:
-            try:
-                data = sock.recv(size)
-            except OSError:
-                break
-            if first and looks_like_http(data):  # a browser: the web door serves it from here
-                WebDoor(self).run(data)
-                return
-            if first and looks_like_irc(data):  # an IRC client: the IRC door serves it from here
-                IrcDoor(self).run(data)
-                return
-            first = False
-            size = RECV_SIZE if len(data) == size else IDLE_RECV_SIZE
             if not data:
                 cut = session.receive_eof()
                 if cut:
@@ -422,6 +445,13 @@ class ChatHandler(socketserver.BaseRequestHandler):
                     tracer.frame_in(self.peer(), frame)
             self.act_all(events)
             self.flush_batch()
+            if session.closed:
+                break
+            try:
+                data = sock.recv(size)
+            except OSError:
+                break
+            size = RECV_SIZE if len(data) == size else IDLE_RECV_SIZE
 
     def finish(self) -> None:
         conn = self.conn

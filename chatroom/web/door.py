@@ -30,7 +30,7 @@ from chatroom.server.wire import Outgoing
 from chatroom.web.pages import SECURITY_HEADERS, page_for
 from chatroom.web.wire import WEBSOCKET, WsBytes
 
-__all__ = ["WebDoor", "looks_like_http"]
+__all__ = ["WebDoor"]
 
 log = logging.getLogger("chatroom.server")
 # websockets reports every HTTP answer at INFO: ours says what matters.
@@ -39,14 +39,7 @@ _ws_log.setLevel(logging.WARNING)
 
 RECV_SIZE = 64 * 1024
 
-_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
-
-
 _REASONS = {400: "Bad Request", 421: "Misdirected Request"}
-
-
-def looks_like_http(first: bytes) -> bool:
-    return first.startswith(_METHODS)
 
 
 def same_origin(request: Request) -> bool:

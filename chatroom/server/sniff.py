@@ -1,0 +1,66 @@
+"""Which door a connection came to, from its first bytes.  No I/O.
+
+One port speaks three protocols: the framed one (a frame's first byte is always 0: its
+length prefix, and a header is never 16 MiB long), HTTP (a request starts with a method
+and a space) and IRC (a command word, or ``@`` and IRCv3 tags).  TLS is unwrapped
+before this.  TCP may deliver the first bytes in pieces -- ``G``, then ``ET / HTTP/1.1``
+-- so a door is chosen only once the prefix is decisive: until then the caller reads
+more (at most ``MAX_SNIFF`` bytes are ever needed).
+
+Each door says of a prefix whether it is its own (True), not (False), or cannot tell
+yet (None); the first that claims it wins, in the order given, and while any door
+cannot tell, nothing is chosen.  A prefix no door claims is the framed protocol's
+(whose decoder says what is wrong with it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+__all__ = ["FRAMED_DOOR", "MAX_SNIFF", "Claim", "choose", "http_claims", "irc_claims"]
+
+#: What the framed protocol is called among the doors.
+FRAMED_DOOR = "framed"
+
+#: No door needs more than this to decide ("OPTIONS " is 8 bytes); past it, whatever
+#: claims the prefix (or the framed protocol) gets it.
+MAX_SNIFF = 16
+
+#: A door's answer to "is this prefix yours?": True, False, or None (cannot tell yet).
+Claim = Callable[[bytes], "bool | None"]
+
+_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
+
+
+def http_claims(prefix: bytes) -> bool | None:
+    """An HTTP request: a method and a space.  A prefix of one (``G``, ``GE``) cannot
+    tell yet."""
+    if prefix.startswith(_METHODS):
+        return True
+    if any(method.startswith(prefix) for method in _METHODS):
+        return None
+    return False
+
+
+def irc_claims(prefix: bytes) -> bool | None:
+    """An IRC line: a command word (a letter first) or IRCv3 tags (``@``)."""
+    first = prefix[:1]
+    return first.isalpha() or first == b"@"
+
+
+def choose(prefix: bytes, doors: Sequence[tuple[str, Claim]]) -> str | None:
+    """The door ``prefix`` (a connection's first bytes, at least one) belongs to, or
+    None while it cannot be told: read more and ask again."""
+    undecided = False
+    for name, claims in doors:
+        claim = claims(prefix)
+        if claim is None:
+            undecided = True
+        elif claim and not undecided:
+            return name
+    if undecided and len(prefix) < MAX_SNIFF:
+        return None
+    for name, claims in doors:  # (only past MAX_SNIFF: a door that still cannot tell)
+        if claims(prefix) is not False:
+            return name
+    return FRAMED_DOOR

@@ -1,0 +1,68 @@
+"""Choosing the door from a connection's first bytes, however TCP cuts them."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from chatroom.protocol import PROTOCOL_VERSION, Hello, Welcome, encode_message
+from chatroom.server.sniff import FRAMED_DOOR, choose, http_claims, irc_claims
+from tests.irc.client import IrcClient
+from tests.wire import WireClient
+
+DOORS = (("http", http_claims), ("irc", irc_claims))
+HELLO = encode_message(Hello(version=PROTOCOL_VERSION, nick="ann"))
+
+
+@pytest.mark.parametrize(("first", "door"), [
+    (b"GET / HTTP/1.1\r\n", "http"), (b"OPTIONS * HTTP/1.1", "http"), (b"NICK ann\r\n", "irc"),
+    (b"CAP LS 302\r\n", "irc"), (b"PASS :x\r\n", "irc"), (b"@time=x PRIVMSG", "irc"), (HELLO, FRAMED_DOOR),
+    (b"\x16\x03\x01", FRAMED_DOOR), (b"\xff garbage", FRAMED_DOOR), (b"GEX", "irc"),
+])
+def test_every_cut_of_the_first_bytes_chooses_the_same_door(first: bytes, door: str) -> None:
+    decided = [choose(first[:n], DOORS) for n in range(1, len(first) + 1)]
+    # Undecided for a while (a prefix of a method), then decided once and for all.
+    assert decided[-1] == door
+    first_decision = next(i for i, d in enumerate(decided) if d is not None)
+    assert all(d == door for d in decided[first_decision:])
+    assert first_decision < 16
+
+
+def test_a_prefix_of_a_method_waits_for_more() -> None:
+    for prefix in (b"G", b"GE", b"GET", b"P", b"PA", b"PAT", b"C", b"CON", b"OPTIONS"):
+        assert choose(prefix, DOORS) is None, prefix
+    assert choose(b"PAS", DOORS) == "irc" and choose(b"CA", DOORS) == "irc"
+
+
+def _cut_after(port: int, first: bytes, rest: bytes) -> socket.socket:
+    """Send ``first``, let the server read it alone, then ``rest``."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(first)
+    time.sleep(0.2)  # not synchronisation: the cut under test (the server reads the first part alone)
+    sock.sendall(rest)
+    return sock
+
+
+def test_an_http_request_cut_after_its_first_letter_gets_the_page(server) -> None:
+    sock = _cut_after(server.port, b"G", b"ET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        assert chunk, answer
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+    sock.close()
+
+
+def test_an_irc_registration_and_a_frame_cut_early_reach_their_doors(server) -> None:
+    irc = IrcClient(server.port, sock=_cut_after(server.port, b"NI", b"CK bob\r\nUSER bob 0 * :bob\r\n"))
+    assert irc.expect("001").params[0] == "bob"
+    irc.close()
+    framed = WireClient(server.port)
+    framed.sock.close()  # (its own socket: this one is cut by hand)
+    framed.sock = _cut_after(server.port, HELLO[:1], HELLO[1:])
+    assert framed.expect(Welcome).nick == "ann"
+    framed.close()
