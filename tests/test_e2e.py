@@ -133,8 +133,11 @@ def test_join_failures_are_one_line_with_advice(server_process):
 
 def test_serve_reports_a_busy_port_in_one_line(server_process):
     server = server_process()
-    busy = run_cli("serve", "--port", str(server.port))
+    busy = run_cli("serve", "--port", str(server.port), "--memory")  # (its own history: only the port is shared)
     assert busy.returncode == 1 and "already in use" in busy.stderr and "Traceback" not in busy.stderr
+    # On the same data directory too, the line names the server that has it, and its port.
+    same = run_cli("serve", "--port", str(server.port))
+    assert same.returncode == 1 and f"port {server.port})" in same.stderr and "Traceback" not in same.stderr
 
 
 def test_server_exits_promptly_on_sigterm_with_clients_that_do_not_read(server_process):

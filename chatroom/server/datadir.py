@@ -89,22 +89,19 @@ def _read(fd: int) -> str:
         return ""
 
 
-if sys.platform == "win32":  # pragma: no cover -- not run on our CI
-    import msvcrt
+def _try_lock(fd: int) -> bool:
+    """An exclusive lock on ``fd``'s file, or False if another process holds it.  (The
+    platform's module is imported here: ``fcntl`` does not exist on Windows.)"""
+    try:
+        if sys.platform == "win32":  # pragma: no cover -- not run on our CI
+            import msvcrt
 
-    def _try_lock(fd: int) -> bool:
-        try:
-            os.lseek(fd, 1024, os.SEEK_SET)  # lock a byte past the holder's text, which others read
+            os.lseek(fd, 1024, os.SEEK_SET)  # a byte past the holder's text, which others read
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-else:
-    import fcntl
+        else:
+            import fcntl
 
-    def _try_lock(fd: int) -> bool:
-        try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # (BlockingIOError: held by another process)
-            return False
-        return True
+    except OSError:  # (BlockingIOError: held by another process)
+        return False
+    return True

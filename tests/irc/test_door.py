@@ -100,7 +100,9 @@ def test_nick_rules_are_chatrooms_with_irc_numerics(connect):
     irc.send("NICK аlice")  # a Cyrillic а: any script's letters make a nick
     irc.expect("001")
     irc.send("NICK B0B")
-    assert irc.expect("NICK").params == ["B0B"]  # told alone: in no channel yet
+    assert "looks like bob" in irc.expect("433").params[-1]  # a look-alike (a zero for an O) is taken too
+    irc.send("NICK carl")
+    assert irc.expect("NICK").params == ["carl"]  # told alone: in no channel yet
     irc.send("NICK admin")
     assert irc.expect("432").params[1] == "admin"  # reserved
 

@@ -21,6 +21,7 @@ import sys
 import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -199,14 +200,16 @@ def _rss_kib(pid: int) -> int:
 def test_a_real_server_keeps_no_memory_of_connections_aborted_mid_frame(tmp_path: os.PathLike[str]) -> None:
     """The report's attack against ``chatroom serve`` itself (its tuned collector, SQLite):
     216 connections x ~1 MB mid-frame, 18 at a time.  Before the fix: +1 GB of RSS."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chatroom", "serve", "--port", "0", "--data-dir", str(tmp_path), "--no-announce",
-         "--max-per-address", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    errors = Path(tmp_path) / "stderr"
+    with errors.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chatroom", "serve", "--port", "0", "--data-dir", str(Path(tmp_path) / "data"),
+             "--no-announce", "--max-per-address", "0"],
+            stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert "serving on 127.0.0.1:" in line, line
+        assert "serving on 127.0.0.1:" in line, errors.read_text()[-2000:]
         port = int(line.rsplit(":", 1)[1])
         run_attack(framed_attack, port, AT_ONCE)
         run_attack(web_attack, port, AT_ONCE)
