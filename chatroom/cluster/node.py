@@ -506,8 +506,13 @@ class Cluster:
                         continue
                     leave = {"t": "leave", "room": name, "nick": info["nick"], "reason": "connection lost",
                              "server": server, "ts": now}
-                    self.store.transact(lambda pipe, leave=leave, rk=rk, nk=nk: (
-                        self.store.append_event(pipe, leave["room"], leave), pipe.hdel(key("members", rk), nk)))
+                    # Its nick is free in the same transaction that says it left: whoever
+                    # sees it leave may take the nick at once.
+                    held = [(k, raw) for k in _claim_keys(info["nick"])
+                            if (raw := self.redis.get(k)) is not None and _decode(raw).get("server") == server]
+                    self.store.transact(lambda pipe, leave=leave, rk=rk, nk=nk, held=held: (
+                        self.store.append_event(pipe, leave["room"], leave), pipe.hdel(key("members", rk), nk),
+                        [self.store.release_if_in(pipe, k, raw) for k, raw in held]))
                     gone += 1
             for pattern in ("nick:*", "alike:*", "session:*"):  # its nicks are free, its sessions over
                 for k in self.redis.scan_iter(match=key(pattern), count=1000):

@@ -230,6 +230,10 @@ class RedisStore:
         """Delete key ``name`` if it still holds ``value``."""
         self._release_if(keys=[name], args=[value])
 
+    def release_if_in(self, pipe: Any, name: str | bytes, value: bytes) -> None:
+        """``release_if`` as part of a transaction (``transact``)."""
+        pipe.evalsha(self._release_if.sha, 1, name, value)
+
     def save(self, chats: Iterable[Chat], rooms: Iterable[tuple[str, int, str]]) -> None:
         """Nothing to do: in a cluster, messages are in the log before anyone sees them
         (``append_chat``), and topics travel as log entries."""
