@@ -341,11 +341,11 @@ def _serve_certificate(args: argparse.Namespace) -> tuple[str | None, str | None
 
 
 def _start_server(args: argparse.Namespace, config: ServerConfig, tracer: Tracer | None) -> ChatServer:
+    from chatroom.app import build_server
     from chatroom.server.datadir import DataDirError
-    from chatroom.server.tcp import ChatServer
 
     try:
-        return ChatServer(config, tracer=tracer)
+        return build_server(config, tracer=tracer)
     except DataDirError as exc:
         raise _Exit(str(exc)) from None
     except OSError as exc:

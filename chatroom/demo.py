@@ -15,10 +15,11 @@ import random
 import threading
 from dataclasses import dataclass
 
+from chatroom.app import build_server
 from chatroom.client.connection import ChatClient
 from chatroom.errors import ChatroomError
 from chatroom.protocol import Join, Nick
-from chatroom.server.tcp import ChatServer, ServerConfig
+from chatroom.server.tcp import ServerConfig
 
 __all__ = ["BOT_NICKS", "SCRIPT", "Demo"]
 
@@ -63,7 +64,7 @@ class Demo:
                  max_lines: int = 10_000) -> None:
         self.interval = interval
         self.max_lines = max_lines  # a bound, so a forgotten demo stops talking by itself
-        self.server = ChatServer(ServerConfig(host=host, port=port, name="demo", data_dir=None, rate=0))
+        self.server = build_server(ServerConfig(host=host, port=port, name="demo", data_dir=None, rate=0))
         self.bots = [_Bot(nick) for nick in BOT_NICKS[: max(1, min(bots, len(BOT_NICKS)))]]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._talk, name="chatroom-demo-bots", daemon=True)

@@ -11,14 +11,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chatroom.app import build_server  # noqa: E402
 from chatroom.protocol import Away, Chat, Presence, Say, SetTopic  # noqa: E402
-from chatroom.server.tcp import ChatServer, ServerConfig  # noqa: E402
+from chatroom.server.tcp import ServerConfig  # noqa: E402
 from tests.web.browser import Browser  # noqa: E402
 from tests.wire import WireClient  # noqa: E402
 
 
 def main() -> int:
-    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, name="classroom", rate=0))
+    server = build_server(ServerConfig(host="127.0.0.1", port=0, name="classroom", rate=0))
     server.serve_in_thread()
     people = []
     try:

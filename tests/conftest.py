@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from chatroom.app import build_server
 from chatroom.protocol import PROTOCOL_VERSION
 from chatroom.server.tcp import ChatServer, ServerConfig
 from tests.wire import WireClient
@@ -16,7 +17,7 @@ def make_server() -> Iterator[Callable[..., ChatServer]]:
 
     def start(**overrides: object) -> ChatServer:
         config = ServerConfig(**{"host": "127.0.0.1", "port": 0, **overrides})  # type: ignore[arg-type]
-        server = ChatServer(config)
+        server = build_server(config)
         server.serve_in_thread()
         servers.append(server)
         return server

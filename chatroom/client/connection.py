@@ -18,7 +18,6 @@ is still unacknowledged, in order.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import logging
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from chatroom import __version__
 from chatroom.auth import NONCE_BYTES
+from chatroom.client.events import ConnState, Outgoing, OutgoingChanged, StateChanged, Trusted
 from chatroom.client.handshake import ClientHandshake, Done, NeedTls, Send
 from chatroom.client.session import FATAL_CODES, ClientSession, Emit, End, Request, SessionAction, Settle
 from chatroom.client.transfers import Transfers, default_downloads
@@ -77,48 +77,6 @@ _UNPACED = frozenset({"ping", "pong", "bye", "file_chunk", "file_ack", "file_don
 #: Pace to this share of the server's advertised rate, and half its burst: the server
 #: measures arrivals, which a network hiccup can bunch together.
 PACE_MARGIN = 0.9
-
-
-class ConnState(enum.Enum):
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"  # will retry
-    CLOSED = "closed"  # for good
-
-
-@dataclass(frozen=True)
-class StateChanged:
-    """The connection state changed.  ``retry_in``: seconds until the next attempt."""
-
-    state: ConnState
-    detail: str = ""
-    retry_in: float | None = None
-
-
-@dataclass(eq=False)
-class Outgoing:
-    """A message the user sent, until the server acknowledges or refuses it."""
-
-    id: str
-    message: Say | Action | Direct
-    status: str = "pending"  # pending -> acked | refused
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class Trusted:
-    """A TLS server's certificate, and whether we just met it (trust on first use)."""
-
-    server: str
-    fingerprint: str
-    first_time: bool
-
-
-@dataclass(frozen=True)
-class OutgoingChanged:
-    """An outgoing message was queued, acknowledged or refused."""
-
-    outgoing: Outgoing
 
 
 EventSink = Callable[[object], None]

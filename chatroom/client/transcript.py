@@ -16,8 +16,7 @@ import time
 import zlib
 from collections import deque
 
-from chatroom.client.connection import Outgoing, OutgoingChanged, Trusted
-from chatroom.client.transfers import FileTransfer, Phase, TransferChanged
+from chatroom.client.events import FileTransfer, Outgoing, OutgoingChanged, Phase, TransferChanged, Trusted
 from chatroom.client.wrap import for_display, wrap
 from chatroom.protocol import (
     Action,

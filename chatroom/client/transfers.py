@@ -25,7 +25,6 @@ lost connection -- deletes the temporary file.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import logging
 import os
@@ -33,14 +32,12 @@ import secrets
 import shutil
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import platformdirs
 
+from chatroom.client.events import FileTransfer, Phase, TransferChanged, human_rate
 from chatroom.client.filenames import keep, safe_name
 from chatroom.protocol import (
     AcceptFile,
@@ -73,29 +70,6 @@ CHUNK_SIZE = 64 * 1024
 
 #: Progress events at most this often per transfer (the UI redraws on each).
 PROGRESS_INTERVAL = 0.1
-#: The transfer rate shown is measured over this many seconds.
-RATE_WINDOW = 3.0
-
-
-class Phase(enum.Enum):
-    HASHING = "hashing"  # ours: computing the SHA-256 before offering
-    OFFERED = "offered"  # ours: open for accepts; theirs: waiting for our answer
-    WAITING = "waiting"  # theirs: accepted, the data has not started yet
-    SENDING = "sending"
-    RECEIVING = "receiving"
-    DONE = "done"  # theirs: verified and kept; ours: the offer is over
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-
-    @property
-    def active(self) -> bool:
-        return self in (Phase.HASHING, Phase.SENDING, Phase.RECEIVING)
-
-    @property
-    def over(self) -> bool:
-        return self in (Phase.DONE, Phase.FAILED, Phase.CANCELLED, Phase.REJECTED, Phase.EXPIRED)
 
 
 #: What a transfer becomes when a file_update with ``over: true`` reports ``event``.
@@ -111,79 +85,6 @@ _OVER_AS = {
 
 class TransferError(Exception):
     """A file command that cannot be done; the message says why, for the user."""
-
-
-@dataclass(eq=False)
-class FileTransfer:
-    """One file offer, ours (``outgoing``) or someone else's."""
-
-    outgoing: bool
-    name: str  # the name as offered, cleaned for display
-    size: int
-    peer: str  # theirs: who offers it; ours: "the room" or a nick
-    id: int | None = None  # the server's transfer number (ours: once the server confirmed)
-    phase: Phase = Phase.OFFERED
-    sha256: str = ""
-    done: int = 0  # bytes sent (this round) or received
-    path: Path | None = None  # ours: the file sent; theirs: where it was kept
-    detail: str = ""  # why it failed, or what is happening
-    receivers: tuple[str, ...] = ()  # ours: who this round is for
-    delivered: int = 0  # ours: receivers that confirmed the checksum
-    offer_id: str = ""
-    # working state (network thread)
-    _file: BinaryIO | None = field(default=None, repr=False)
-    _hash: object = field(default=None, repr=False)
-    _temp: Path | None = field(default=None, repr=False)
-    _round: int = 0
-    _credit: int = 0
-    _samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64), repr=False)
-    _shown: float = 0.0  # when progress was last reported
-
-    @property
-    def percent(self) -> float:
-        return 100.0 if self.size == 0 else 100.0 * self.done / self.size
-
-    def rate(self, now: float | None = None) -> float:
-        """Bytes per second over the last few seconds (0 when stalled)."""
-        now = time.monotonic() if now is None else now
-        recent = [s for s in self._samples if now - s[0] <= RATE_WINDOW]
-        if not recent:
-            return 0.0
-        then, at = recent[0]
-        return (self.done - at) / max(now - then, 0.2)
-
-    def sample(self, now: float) -> None:
-        if not self._samples or now - self._samples[-1][0] >= 0.05:
-            self._samples.append((now, self.done))
-
-    def progress_text(self) -> str:
-        """'notes.pdf 45% 9.0 MiB/20.0 MiB 31.2 MiB/s' for the status bar."""
-        arrow = "↑" if self.outgoing else "↓"
-        if self.phase in (Phase.HASHING, Phase.WAITING):
-            return f"{arrow} {_short(self.name)} {self.phase.value}…"
-        rate = f" {human_rate(self.rate())}" if self.phase in (Phase.SENDING, Phase.RECEIVING) else ""
-        return (f"{arrow} {_short(self.name)} {self.percent:.0f}% {human_size(self.done)}/{human_size(self.size)}"
-                f"{rate}")
-
-
-@dataclass(frozen=True)
-class TransferChanged:
-    """Something happened to ``transfer``: ``what`` is a :class:`FileEvent` value, or
-    'offered', 'started', 'progress', 'saved', 'sent', 'error' for our own news;
-    ``nick`` is who (a receiver, for our offers); ``detail`` says more."""
-
-    transfer: FileTransfer
-    what: str
-    nick: str = ""
-    detail: str = ""
-
-
-def human_rate(rate: float) -> str:
-    return f"{human_size(rate)}/s"
-
-
-def _short(name: str, width: int = 24) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
 
 
 def default_downloads() -> Path:

@@ -16,7 +16,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from chatroom.client.connection import OutgoingChanged
+from chatroom.client.events import OutgoingChanged
 from chatroom.client.transcript import Transcript
 from chatroom.protocol import (
     Chat,

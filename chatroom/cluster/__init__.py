@@ -5,6 +5,6 @@ applying another server's entries to this one's rooms (no I/O); ``node``: this
 server's part (claims, publishing, the reader and heartbeat threads).
 """
 
-from chatroom.cluster.node import Cluster, ClusterDown, ban_of
+from chatroom.cluster.node import Cluster, ClusterDown
 
-__all__ = ["Cluster", "ClusterDown", "ban_of"]
+__all__ = ["Cluster", "ClusterDown"]

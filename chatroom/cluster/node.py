@@ -35,7 +35,6 @@ from chatroom.cluster.store import PREFIX, ClusterDown, EntryId, RedisStore, dec
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, ErrorCode, ModAction, Moderate, Private, RoomInfo, User
 from chatroom.redact import redacted_url
-from chatroom.server.bans import Ban
 from chatroom.server.room import ChatState, Member, RoomSnapshot, Sanction
 from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, lookalike_key, nick_key, nick_problem
 
@@ -475,6 +474,10 @@ class Cluster:
                     pipe.expire(key("session", member.token), self.ttl)
             pipe.execute()
 
+    def room_sizes(self) -> dict[str, tuple[str, int]]:
+        """fold(name) -> (name, members in the whole cluster), for every room with members."""
+        return self.store.room_sizes()
+
     def servers(self) -> dict[str, dict[str, Any]]:
         """Every server of the cluster that beat lately: id -> name, address, beat."""
         out = {}
@@ -577,10 +580,6 @@ class Cluster:
         if policy == "everysec":
             return "Redis's append-only file, written; on disk within a second (appendfsync everysec)"
         return "Redis's append-only file, written; on disk when the OS decides (appendfsync no)"
-
-
-def ban_of(body: dict[str, Any]) -> Ban:
-    return Ban(body["target"], body.get("until"), body.get("nick", ""), body.get("reason", ""), body.get("by", ""))
 
 
 def _claim_keys(nick: str) -> tuple[str, str]:

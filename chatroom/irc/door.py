@@ -31,13 +31,14 @@ from chatroom.irc.lines import IrcLine, LineError, LineReader, LineTooLong, form
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
 from chatroom.irc.wire import IrcFormat, IrcText, channel, mask
 from chatroom.protocol import ErrorCode, ModAction, Moderate, Presence, PresenceEvent
+from chatroom.server.doors import Door, DoorPort
 from chatroom.server.hub import append_entry
 from chatroom.server.room import ChatState, Delivery, Member
 from chatroom.server.session import CloseReason
 from chatroom.server.wire import Outgoing
 from chatroom.text import MAX_NICK_LENGTH, MAX_TOPIC_LENGTH, clean_line, fold, nick_key, without_hash
 
-__all__ = ["IrcDoor"]
+__all__ = ["IRC_DOOR", "IrcDoor", "irc_claims"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -108,11 +109,18 @@ _NUMERIC_FOR = {
 }
 
 
-class IrcDoor:
-    """Serves one IRC connection for ``handler`` (a ``ChatHandler``: its connection,
-    server, batch and socket)."""
+def irc_claims(prefix: bytes) -> bool | None:
+    """A connection's first bytes are IRC: a command word (a letter first) or IRCv3
+    tags (``@``), rather than a frame (whose first byte is 0)."""
+    first = prefix[:1]
+    return first.isalpha() or first == b"@"
 
-    def __init__(self, handler: Any) -> None:
+
+class IrcDoor:
+    """Serves one IRC connection for ``handler`` (the door's port, ``server/doors.py``:
+    its connection, server, batch and socket)."""
+
+    def __init__(self, handler: DoorPort) -> None:
         self.handler = handler
         self.conn = handler.conn
         self.server = handler.server
@@ -697,3 +705,6 @@ _COMMANDS: dict[str, Callable[[IrcDoor, IrcLine], None]] = {
     "OPER": IrcDoor.on_oper, "NICK": IrcDoor.on_nick, "LUSERS": IrcDoor.on_lusers, "MOTD": IrcDoor.on_motd,
     "ISON": IrcDoor.on_ison, "USERHOST": IrcDoor.on_userhost,
 }
+
+#: The IRC door (registered by ``app.py``).
+IRC_DOOR = Door("irc", irc_claims, lambda handler, first: IrcDoor(handler).run(first))

@@ -14,6 +14,7 @@ import ipaddress
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from chatroom.text import fold, lookalike_key, nick_key
 
@@ -44,6 +45,12 @@ class Ban:
     nick: str = ""  # who was banned (for a person ban: the nick as written)
     reason: str = ""
     by: str = ""
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Ban:
+        """A ban as another server of a cluster (or the store) wrote it down."""
+        return cls(record["target"], record.get("until"), record.get("nick", ""), record.get("reason", ""),
+                   record.get("by", ""))
 
     @property
     def person(self) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-__all__ = ["FRAMED_DOOR", "MAX_SNIFF", "Claim", "choose", "http_claims", "irc_claims"]
+__all__ = ["FRAMED_DOOR", "MAX_SNIFF", "Claim", "choose"]
 
 #: What the framed protocol is called among the doors.
 FRAMED_DOOR = "framed"
@@ -28,25 +28,6 @@ MAX_SNIFF = 16
 
 #: A door's answer to "is this prefix yours?": True, False, or None (cannot tell yet).
 Claim = Callable[[bytes], "bool | None"]
-
-_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
-
-
-def http_claims(prefix: bytes) -> bool | None:
-    """An HTTP request: a method and a space.  A prefix of one (``G``, ``GE``) cannot
-    tell yet."""
-    if prefix.startswith(_METHODS):
-        return True
-    if any(method.startswith(prefix) for method in _METHODS):
-        return None
-    return False
-
-
-def irc_claims(prefix: bytes) -> bool | None:
-    """An IRC line: a command word (a letter first) or IRCv3 tags (``@``)."""
-    first = prefix[:1]
-    return first.isalpha() or first == b"@"
-
 
 def choose(prefix: bytes, doors: Sequence[tuple[str, Claim]]) -> str | None:
     """The door ``prefix`` (a connection's first bytes, at least one) belongs to, or

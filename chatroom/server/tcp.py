@@ -33,6 +33,7 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,7 @@ from typing import Any
 import msgspec
 
 from chatroom.auth import derive_key, secrets_match
-from chatroom.cluster import Cluster, ban_of
 from chatroom.errors import LocalProtocolError, Refused
-from chatroom.irc.door import IrcDoor
-from chatroom.netaddr import machine_addresses
 from chatroom.protocol import (
     DEFAULT_PORT,
     MAX_BODY_SIZE,
@@ -93,7 +91,9 @@ from chatroom.protocol import (
     speaks,
 )
 from chatroom.server.bans import Ban
+from chatroom.server.cluster_link import ClusterLink
 from chatroom.server.datadir import DataDirLock
+from chatroom.server.doors import Door
 from chatroom.server.guard import AuthGuard
 from chatroom.server.hub import Batch, Hub
 from chatroom.server.memstore import MEMORY_KEEP, MemoryStore
@@ -112,14 +112,12 @@ from chatroom.server.session import (
     ServerSession,
     SessionLimits,
 )
-from chatroom.server.sniff import FRAMED_DOOR, choose, http_claims, irc_claims
+from chatroom.server.sniff import choose
 from chatroom.server.store import DB_NAME, HistoryStore, Store
 from chatroom.server.wire import FRAMED, Outgoing, WireFormat
 from chatroom.text import clean_line, fold, nick_key, without_hash
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
 from chatroom.trace import Tracer
-from chatroom.web.door import WebDoor
-from chatroom.web.hosts import HostCheck
 
 __all__ = ["ServerConfig", "ChatServer", "ChatHandler", "Connection"]
 
@@ -279,10 +277,6 @@ class Connection:
             pass
 
 
-_HTTP, _IRC = "http", "irc"
-#: The doors besides the framed protocol, in the order they are asked (sniff.py).
-_DOORS = ((_HTTP, http_claims), (_IRC, irc_claims))
-
 _poll = getattr(select, "poll", None)
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0)  # (Linux) the peer sent its last byte
 _GONE, _FINISHED, _OPEN = object(), object(), object()
@@ -397,17 +391,20 @@ class ChatHandler(socketserver.BaseRequestHandler):
         client's connections are served by their door from there on; the rest is the
         framed protocol's pump."""
         door, data = self.sniff()
-        if door == _HTTP:
-            WebDoor(self).run(data)
-        elif door == _IRC:
-            IrcDoor(self).run(data)
-        else:
+        if door is None:
             self.pump(data)
+        else:
+            door.serve(self, data)
 
-    def sniff(self) -> tuple[str, bytes]:
+    def sniff(self) -> tuple[Door | None, bytes]:
         """Read until the first bytes say which door they came to (TCP may cut them short
-        of deciding: ``G``, then ``ET /``).  The door and the bytes read; on EOF or a
-        failed read, the framed pump gets what there is (and then sees the end)."""
+        of deciding: ``G``, then ``ET /``).  The door (None: the framed protocol) and the
+        bytes read; on EOF or a failed read, the framed pump gets what there is (and
+        then sees the end)."""
+        doors = self.server.doors
+        if not doors:
+            return None, b""
+        claims = [(door.name, door.claims) for door in doors]
         prefix = b""
         while not self.conn.session.closed:
             try:
@@ -417,10 +414,10 @@ class ChatHandler(socketserver.BaseRequestHandler):
             if not data:
                 break
             prefix += data
-            door = choose(prefix, _DOORS)
-            if door is not None:
-                return door, prefix
-        return FRAMED_DOOR, prefix
+            name = choose(prefix, claims)
+            if name is not None:
+                return next((door for door in doors if door.name == name), None), prefix
+        return None, prefix
 
     def pump(self, data: bytes) -> None:
         """recv -> session -> act (room, relay) -> flush, until it closes; ``data``:
@@ -1137,12 +1134,20 @@ class ChatServer(socketserver.ThreadingTCPServer):
     # The default of 5 turns a reconnect storm into minutes of SYN retries.
     request_queue_size = 1024
 
-    def __init__(self, config: ServerConfig | None = None, tracer: Tracer | None = None) -> None:
+    def __init__(self, config: ServerConfig | None = None, tracer: Tracer | None = None, *,
+                 cluster: ClusterLink | None = None, doors: Sequence[Door] = ()) -> None:
+        """``cluster``: the strategy that shares the rooms with other servers (None:
+        this server alone, with its own store); ``doors``: the protocols besides the
+        framed one that this port also speaks, in the order the sniffer asks them.
+        ``chatroom.app.build_server`` chooses both from the config."""
         self.config = config or ServerConfig()
         self.tracer = tracer
+        #: In a cluster: the other servers, through Redis (see ``cluster_link.py``).
+        self.cluster = cluster
+        self.doors = tuple(doors)
         #: One server per data directory (DataDirError names the one that has it).
         self.data_lock: DataDirLock | None = None
-        if self.config.data_dir and not self.config.cluster:
+        if self.config.data_dir and cluster is None:
             self.data_lock = DataDirLock(self.config.data_dir)
             self.data_lock.acquire()
         try:
@@ -1158,14 +1163,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         """The rest of ``__init__``: store or cluster, the rooms, TLS, the listening
         socket(s).  (Split out so that a failure releases the data directory.)"""
         path = Path(self.config.data_dir) / DB_NAME if self.config.data_dir else None
-        #: In a cluster: the other servers, through Redis (see chatroom.cluster).
-        self.cluster: Cluster | None = None
-        if self.config.cluster:
-            self.cluster = Cluster(self.config.cluster, history_size=self.config.history_size,
-                                   grace=self.config.resume_grace, beat=self.config.cluster_beat,
-                                   name=self.config.name or socket.gethostname(),
-                                   address=f"{self.config.host}:{self.config.port}")
-            self.cluster.connect()  # redis.RedisError: the caller says it plainly
+        if self.cluster is not None:
             self.store: Store = self.cluster.store
         else:  # on disk (SQLite), or --memory: a bounded history that dies with the process
             self.store = (HistoryStore(path, sync=self.config.sync) if path is not None
@@ -1192,10 +1190,6 @@ class ChatServer(socketserver.ThreadingTCPServer):
             self.op_token = self.cluster.shared_op_token(self.op_token)
         self.flusher = Flusher()
         self.display_name = self.config.name or socket.gethostname()
-        machine = socket.gethostname()
-        #: The names the web door answers to (DNS rebinding: see chatroom.web.hosts).
-        self.web_hosts = HostCheck((machine, f"{machine}.local", self.config.name, *self.config.web_hosts),
-                                   machine_addresses, time.monotonic)
         self.limits = {
             "max_text": self.config.max_text,
             "max_header": self.config.max_header,
@@ -1294,7 +1288,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         every room of the cluster, and everyone in it)."""
         if self.cluster is not None:
             try:
-                return sorted(self.cluster.store.room_sizes().values())
+                return sorted(self.cluster.room_sizes().values())
             except Exception:  # noqa: BLE001 -- redis.RedisError: announce what this server knows
                 pass
         with self.hub.lock:
@@ -1327,7 +1321,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         over, for the server that has the member."""
         kind, batch = body.get("t"), self._cluster_batch
         if kind == "ban":
-            ban = ban_of(body)
+            ban = Ban.from_record(body)
             with self.hub.lock:
                 self.hub.state.bans.add(ban)
             victims = [c for c in self.connections() if c.member is not None and c.member.server is None

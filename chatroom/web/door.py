@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
@@ -24,13 +23,15 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from chatroom.server.doors import Door, DoorPort
 from chatroom.server.hub import append_entry
 from chatroom.server.session import CloseReason
 from chatroom.server.wire import Outgoing
+from chatroom.web.hosts import HostCheck
 from chatroom.web.pages import SECURITY_HEADERS, page_for
 from chatroom.web.wire import WEBSOCKET, WsBytes
 
-__all__ = ["WebDoor"]
+__all__ = ["WebDoor", "http_claims", "web_door"]
 
 log = logging.getLogger("chatroom.server")
 # websockets reports every HTTP answer at INFO: ours says what matters.
@@ -40,6 +41,23 @@ _ws_log.setLevel(logging.WARNING)
 RECV_SIZE = 64 * 1024
 
 _REASONS = {400: "Bad Request", 421: "Misdirected Request"}
+
+_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
+
+
+def http_claims(prefix: bytes) -> bool | None:
+    """A connection's first bytes are an HTTP request: a method and a space.  A prefix
+    of one (``G``, ``GE``) cannot tell yet (``server/sniff.py``)."""
+    if prefix.startswith(_METHODS):
+        return True
+    if any(method.startswith(prefix) for method in _METHODS):
+        return None
+    return False
+
+
+def web_door(hosts: HostCheck) -> Door:
+    """The web door, answering to the names ``hosts`` allows (composition: ``app.py``)."""
+    return Door("http", http_claims, lambda handler, first: WebDoor(handler, hosts).run(first))
 
 
 def same_origin(request: Request) -> bool:
@@ -53,8 +71,12 @@ def same_origin(request: Request) -> bool:
 
 
 class WebDoor:
-    def __init__(self, handler: Any) -> None:
+    """Serves one browser connection for ``handler`` (the door's port, ``server/doors.py``),
+    answering only to the names ``hosts`` allows."""
+
+    def __init__(self, handler: DoorPort, hosts: HostCheck) -> None:
         self.handler = handler
+        self.hosts = hosts
         self.conn = handler.conn
         self.server = handler.server
         limits = self.server.config
@@ -116,7 +138,7 @@ class WebDoor:
             log.info("%s: broken WebSocket frames behind the request: closed unanswered", self.conn.address)
             self.conn.close(CloseReason.PROTOCOL_ERROR)
             return
-        refusal = self.server.web_hosts.refusal(request.headers)
+        refusal = self.hosts.refusal(request.headers)
         if refusal is not None:
             status, why = refusal
             log.warning("%s: HTTP request refused (%d): %s", self.conn.address, status, why)

@@ -7,8 +7,10 @@ import time
 
 import pytest
 
+from chatroom.irc.door import irc_claims
 from chatroom.protocol import PROTOCOL_VERSION, Hello, Welcome, encode_message
-from chatroom.server.sniff import FRAMED_DOOR, choose, http_claims, irc_claims
+from chatroom.server.sniff import FRAMED_DOOR, choose
+from chatroom.web.door import http_claims
 from tests.irc.client import IrcClient
 from tests.wire import WireClient
 

@@ -11,9 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from chatroom.app import build_server
 from chatroom.demo import BOT_NICKS
 from chatroom.protocol import PROTOCOL_VERSION, Chat, Hello, Private, Say, Welcome, encode_message
-from chatroom.server.tcp import ChatServer, ServerConfig
+from chatroom.server.tcp import ServerConfig
 from chatroom.trace import Tracer
 from tests.polling import wait_until
 from tests.terminal import ROOT, chatroom_env
@@ -65,7 +66,7 @@ def test_demo_without_client_has_bots_talking_and_stops_cleanly_on_sigint():
 def test_trace_shows_glued_and_split_frames_as_the_decoder_sees_them():
     out = io.StringIO()
     tracer = Tracer(out)
-    server = ChatServer(ServerConfig(port=0, rate=0), tracer=tracer)
+    server = build_server(ServerConfig(port=0, rate=0), tracer=tracer)
     server.serve_in_thread()
     sock = socket.create_connection(("127.0.0.1", server.port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

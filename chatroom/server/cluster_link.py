@@ -1,0 +1,47 @@
+"""The cluster strategy, as the server sees it: an interface, not an import.
+
+A server alone keeps its rooms in its own store; a server of a cluster shares them
+with the others through Redis (``chatroom.cluster``, chosen by the composition root,
+``chatroom/app.py``).  The server and its doors talk to that strategy only through
+:class:`ClusterLink`; ``server/`` imports nothing of ``chatroom.cluster``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from chatroom.server.room import Peers
+
+if TYPE_CHECKING:
+    from chatroom.protocol import Chat, Moderate, Private
+    from chatroom.server.hub import Batch, Hub
+    from chatroom.server.room import ChatState, Member, Sanction
+    from chatroom.server.store import Store
+
+__all__ = ["ClusterLink"]
+
+
+class ClusterLink(Peers, Protocol):
+    """This server's part in a cluster.  Every call that reaches Redis may raise
+    ``Refused`` (``unavailable``) when it cannot."""
+
+    address: str  # where this server listens (set once bound): other servers tell clients
+    store: Store  # the rooms' shared history
+    durability: str  # what an acknowledged message survives, in words
+    cluster_id: str  # the same for every server of the cluster
+
+    def shared_op_token(self, mine: str) -> str: ...
+    def start(self, hub: Hub, on_control: Callable[[dict[str, Any]], None]) -> None: ...
+    def stop(self) -> None: ...
+    def publish(self, events: list[dict[str, Any]], state: ChatState) -> None: ...
+    def say(self, batch: Batch, member: Member, text: str, now: float, *, action: bool, msg_id: str | None,
+            room_name: str | None) -> Chat: ...
+    def say_many(self, batch: Batch, member: Member, items: list[tuple[str, bool, str | None, str | None]],
+                 now: float) -> list[Any]: ...
+    def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
+               msg_id: str | None) -> Private | None: ...
+    def adopt(self, token: str, key_: int, address: str, batch: Batch) -> bool: ...
+    def forward(self, sanction: Sanction, msg: Moderate) -> None: ...
+    def servers(self) -> dict[str, dict[str, Any]]: ...
+    def room_sizes(self) -> dict[str, tuple[str, int]]: ...
