@@ -21,6 +21,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (zeroconf is imported where it is used: a server on 127.0.0.1 never needs it)
+    from zeroconf import ServiceInfo, Zeroconf
 
 from chatroom.protocol import PROTOCOL_VERSION
 from chatroom.text import clean_line, room_problem
@@ -80,7 +84,7 @@ def _text(value: object) -> str:
 
 
 def ad_from_record(name: str, host: str, addresses: Iterable[str], port: int,
-                   properties: Mapping[object, object]) -> RoomAd | None:
+                   properties: Mapping[bytes, bytes | None] | Mapping[str, str]) -> RoomAd | None:
     """A :class:`RoomAd` from what a browse resolved, or None if it is not one of ours."""
     if not name.endswith("." + SERVICE_TYPE) or not 0 < port < 65536:
         return None
@@ -173,7 +177,7 @@ class Announcer:
         self.host = f"{socket.gethostname().split('.')[0]}-{os.urandom(2).hex()}.local."
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chatroom-announce", daemon=True)
-        self._registered: dict[str, object] = {}  # room name -> ServiceInfo
+        self._registered: dict[str, ServiceInfo] = {}  # room name -> what we announce for it
         self._counts: dict[str, int] = {}
 
     def start(self) -> None:
@@ -183,7 +187,7 @@ class Announcer:
         self._stop.set()
         self._thread.join(10)
 
-    def _info(self, room: str, members: int, name: str | None = None):  # type: ignore[no-untyped-def]
+    def _info(self, room: str, members: int, name: str | None = None) -> ServiceInfo:
         from zeroconf import ServiceInfo
 
         return ServiceInfo(SERVICE_TYPE, name or instance_name(room), port=self.port, server=self.host,
@@ -191,7 +195,7 @@ class Announcer:
                            properties=room_txt(room, password=self.password, tls=self.tls, members=members,
                                                cluster=self.cluster))
 
-    def _free_name(self, zc, room: str) -> str:  # type: ignore[no-untyped-def]
+    def _free_name(self, zc: Zeroconf, room: str) -> str:
         """The first of lobby, lobby-2, lobby-3... that nobody on the LAN answers for.
         (zeroconf's own check trusts its cache, which knows nothing of rooms that
         were announced before we started listening.)"""
@@ -228,7 +232,7 @@ class Announcer:
                     log.info("goodbye failed: %s", exc)
             zc.close()
 
-    def _sync(self, zc) -> None:  # type: ignore[no-untyped-def]
+    def _sync(self, zc: Zeroconf) -> None:
         wanted = dict(self.rooms())
         for room in [r for r in self._registered if r not in wanted]:
             zc.unregister_service(self._registered.pop(room))

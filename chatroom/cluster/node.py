@@ -65,7 +65,9 @@ class Cluster:
     def __init__(self, url: str, *, history_size: int = 100, grace: float = 120.0, beat: float = 2.0,
                  name: str = "", address: str = "") -> None:
         self.shown_url = redacted_url(url)  # what logs may say (no password)
-        self.redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=1.0)
+        # (Any: redis-py annotates every reply as bytes | str | more; with decode_responses
+        # off, as here, they are bytes, lists and dicts of bytes, read as such.)
+        self.redis: Any = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=1.0)
         self.store = RedisStore(self.redis)
         self.server = secrets.token_hex(4)  # this server's id: new at every start
         self.history_size = history_size
@@ -266,8 +268,8 @@ class Cluster:
                 results.append(Chat(room=room.name, seq=0, ts=now, nick=member.nick, text=clean, action=action,
                                     id=msg_id))
             member.last_active = now
-        if not bodies:
-            return results
+        if not bodies:  # (then every one was refused)
+            return [r for r in results if isinstance(r, Refused)]
         try:
             placed = self.store.append_chats(bodies)
         except redis.RedisError as exc:
@@ -289,8 +291,8 @@ class Cluster:
                     known.setdefault(r.room, []).append((before, (seq, 0), body))
                 newest[r.room] = max(newest.get(r.room, (0, 0)), (seq, 0))
             stamped.append(r)
-        for room, upto in newest.items():
-            self.catch_up(room, upto, batch, known.get(room, []))
+        for room_name, upto in newest.items():
+            self.catch_up(room_name, upto, batch, known.get(room_name, []))
         return [(r, i in resends) if isinstance(r, Chat) else r for i, r in enumerate(stamped)]
 
     def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
@@ -350,8 +352,9 @@ class Cluster:
     def forward(self, sanction: Sanction, msg: Moderate) -> None:
         """An operator here kicked or muted a member of another server: that server
         carries it out (through its inbox)."""
-        orders = [(m.server, {"t": "kick", "nick": m.nick, "why": sanction.why}) for m in sanction.victims
-                  if m.server is not None]
+        orders: list[tuple[str, dict[str, Any]]] = [
+            (m.server, {"t": "kick", "nick": m.nick, "why": sanction.why}) for m in sanction.victims
+            if m.server is not None]
         if msg.action in (ModAction.MUTE, ModAction.UNMUTE) and sanction.notice is not None:
             member, text = sanction.notice
             if member.server is not None:
@@ -513,9 +516,14 @@ class Cluster:
                     # sees it leave may take the nick at once.
                     held = [(k, raw) for k in _claim_keys(info["nick"])
                             if (raw := self.redis.get(k)) is not None and _decode(raw).get("server") == server]
-                    self.store.transact(lambda pipe, leave=leave, rk=rk, nk=nk, held=held: (
-                        self.store.append_event(pipe, leave["room"], leave), pipe.hdel(key("members", rk), nk),
-                        [self.store.release_if_in(pipe, k, raw) for k, raw in held]))
+                    def leave_and_free(pipe: Any, leave: dict[str, Any] = leave, rk: str = rk, nk: Any = nk,
+                                       held: list[tuple[Any, Any]] = held) -> None:
+                        self.store.append_event(pipe, leave["room"], leave)
+                        pipe.hdel(key("members", rk), nk)
+                        for k, raw in held:
+                            self.store.release_if_in(pipe, k, raw)
+
+                    self.store.transact(leave_and_free)
                     gone += 1
             for pattern in ("nick:*", "alike:*", "session:*"):  # its nicks are free, its sessions over
                 for k in self.redis.scan_iter(match=key(pattern), count=1000):

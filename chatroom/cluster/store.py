@@ -155,7 +155,7 @@ class RedisStore:
     path = None
 
     def __init__(self, client: redis.Redis) -> None:
-        self.redis = client
+        self.redis: Any = client  # (replies are bytes: see Cluster.redis)
         self._say = client.register_script(_SAY)
         self._event = client.register_script(_EVENT)
         self._release = client.register_script(_RELEASE)
@@ -196,7 +196,8 @@ class RedisStore:
             with self.redis.pipeline(transaction=True) as pipe:
                 fill(pipe)
                 try:
-                    return pipe.execute()
+                    done: list[Any] = pipe.execute()
+                    return done
                 except (redis.exceptions.NoScriptError, redis.exceptions.ExecAbortError):
                     if attempt == 2:
                         raise
@@ -211,7 +212,8 @@ class RedisStore:
                 for keys, args in calls:
                     pipe.evalsha(script.sha, len(keys), *keys, *args)
                 try:
-                    return pipe.execute()
+                    answers: list[Any] = pipe.execute()
+                    return answers
                 except redis.exceptions.NoScriptError:
                     if attempt == 2:
                         raise

@@ -238,7 +238,7 @@ class IrcDoor:
     def send(self, data: bytes) -> None:
         """Lines for this client, in order with the room's (under the hub lock)."""
         with self.hub.locked(self.handler.batch):
-            append_entry(self.handler.batch.entries, self.conn.me, Outgoing(IrcText(data), b""))  # type: ignore
+            append_entry(self.handler.batch.entries, self.conn.me, Outgoing(IrcText(data), b""))
 
     def reply(self, numeric: str, *params: str) -> None:
         self.send(self.session.reply(numeric, *params))
@@ -283,10 +283,12 @@ class IrcDoor:
     def refused(self, line: IrcLine, exc: Refused) -> None:
         target = line.params[0] if line.params else "*"
         if exc.code in (ErrorCode.NICK_TAKEN, ErrorCode.INVALID_NICK):
-            numeric = n.ERR_NICKNAMEINUSE if exc.code == ErrorCode.NICK_TAKEN else n.ERR_ERRONEUSNICKNAME
-            self.reply(numeric, target, exc.message)
+            taken = n.ERR_NICKNAMEINUSE if exc.code == ErrorCode.NICK_TAKEN else n.ERR_ERRONEUSNICKNAME
+            self.reply(taken, target, exc.message)
             return
-        numeric = _NUMERIC_FOR.get(ErrorCode(exc.code)) if exc.code in ErrorCode._value2member_map_ else None
+        numeric: str | None = None
+        if exc.code in ErrorCode._value2member_map_:
+            numeric = _NUMERIC_FOR.get(ErrorCode(exc.code))
         if numeric is None:
             self.send(self.session.notice(exc.message))
         else:
@@ -400,7 +402,7 @@ class IrcDoor:
         caps = self.session.caps
         if not history or "server-time" not in caps:
             return []
-        fmt = self.conn.wire
+        fmt = irc_format(self.name, "server-time" in caps, "away-notify" in caps)  # (this connection's own)
         batch = "history" if "batch" in caps else None
         out = [format_line("BATCH", "+history", "chathistory", chan, source=self.name)] if batch else []
         for chat in history:

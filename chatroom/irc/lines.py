@@ -68,10 +68,10 @@ def parse_line(raw: bytes) -> IrcLine:
     tags: dict[str, str] = {}
     rest = raw
     if rest.startswith(b"@"):
-        head, _, rest = rest.partition(b" ")
-        if len(head) > MAX_TAGS:
+        tagged, _, rest = rest.partition(b" ")
+        if len(tagged) > MAX_TAGS:
             raise LineTooLong("too many tags")
-        for item in head[1:].decode("utf-8", "replace").split(";"):
+        for item in tagged[1:].decode("utf-8", "replace").split(";"):
             if item:
                 key, _, value = item.partition("=")
                 tags[key] = _unescape(value)

@@ -38,20 +38,17 @@ from chatroom.protocol import (
     Private,
     Topic,
 )
-from chatroom.server.wire import Outgoing
+from chatroom.server.wire import Outgoing, Verbatim
 from chatroom.text import human_size
 
 __all__ = ["IrcFormat", "IrcText", "channel", "mask", "server_time", "split_text"]
 
 
-class IrcText:
+class IrcText(Verbatim):
     """Lines the door wrote for one connection (numerics, replies): passed through."""
 
-    __slots__ = ("data",)
+    __slots__ = ()
     TYPE = "irc"
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
 
 
 def channel(room: str) -> str:
@@ -125,35 +122,34 @@ class IrcFormat:
     def _tags(self, ts: float | None) -> dict[str, str] | None:
         return {"time": server_time(ts)} if self.server_time and ts is not None else None
 
-    def lines(self, msg: Message | IrcText) -> bytes:  # noqa: C901 -- one case per message type, flat
-        kind = type(msg)
-        if kind is IrcText:
-            return msg.data  # type: ignore[union-attr]
-        if kind is Chat:
-            return self.privmsg(msg.nick, channel(msg.room), msg.text, msg.ts, action=msg.action)  # type: ignore
-        if kind is Private:
-            return self.privmsg(msg.nick, msg.to, msg.text, msg.ts)  # type: ignore[union-attr]
-        if kind is Presence:
-            return self._presence(msg)  # type: ignore[arg-type]
-        if kind is Topic:
-            return format_line("TOPIC", channel(msg.room), msg.topic, source=mask(msg.nick),  # type: ignore
-                               tags=self._tags(msg.ts), trailing=True)  # type: ignore[union-attr]
-        if kind is Crowd:
-            return self._crowd(msg)  # type: ignore[arg-type]
-        if kind is Ping:
-            return format_line("PING", msg.token or "keepalive")  # type: ignore[union-attr]
-        if kind is Error and msg.fatal:  # type: ignore[union-attr]
-            return format_line("ERROR", f"Closing link: {msg.message}", trailing=True)  # type: ignore[union-attr]
-        if kind is Error or kind is Notice:
-            text = msg.message if kind is Error else msg.text  # type: ignore[union-attr]
-            return b"".join(format_line("NOTICE", "*", piece, source=self.server, trailing=True)
-                            for piece in split_text(text, 400))
-        if kind is Bye:
-            return format_line("ERROR", f"Closing link: {msg.reason or 'the server is closing'}",  # type: ignore
-                               trailing=True)
-        if kind is FileOffer:
-            return self._offer(msg)  # type: ignore[arg-type]
-        return b""  # acks, history pages, file data...: nothing an IRC client would understand
+    def lines(self, msg: Message | Verbatim) -> bytes:  # noqa: C901 -- one case per message type, flat
+        match msg:
+            case IrcText():
+                return msg.data
+            case Chat():
+                return self.privmsg(msg.nick, channel(msg.room), msg.text, msg.ts, action=msg.action)
+            case Private():
+                return self.privmsg(msg.nick, msg.to, msg.text, msg.ts)
+            case Presence():
+                return self._presence(msg)
+            case Topic():
+                return format_line("TOPIC", channel(msg.room), msg.topic, source=mask(msg.nick),
+                                   tags=self._tags(msg.ts), trailing=True)
+            case Crowd():
+                return self._crowd(msg)
+            case Ping():
+                return format_line("PING", msg.token or "keepalive")
+            case Error() if msg.fatal:
+                return format_line("ERROR", f"Closing link: {msg.message}", trailing=True)
+            case Error() | Notice():
+                text = msg.message if isinstance(msg, Error) else msg.text
+                return b"".join(format_line("NOTICE", "*", piece, source=self.server, trailing=True)
+                                for piece in split_text(text, 400))
+            case Bye():
+                return format_line("ERROR", f"Closing link: {msg.reason or 'the server is closing'}", trailing=True)
+            case FileOffer():
+                return self._offer(msg)
+        return b""  # acks, history pages, file data, others' bytes: nothing an IRC client would understand
 
     def privmsg(self, nick: str, target: str, text: str, ts: float | None, *, action: bool = False,
                 batch: str | None = None) -> bytes:

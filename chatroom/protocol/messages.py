@@ -338,7 +338,7 @@ def _check_id(value: str | None, field: str = "id") -> None:
 # --------------------------------------------------------------------------- records
 
 
-class MemberInfo(_Record):
+class MemberInfo(_Record, frozen=True):
     """One member as shown by /who: ``idle`` in seconds since their last message."""
 
     nick: str
@@ -348,7 +348,7 @@ class MemberInfo(_Record):
     address: str | None = None  # only shown to operators
 
 
-class RoomInfo(_Record):
+class RoomInfo(_Record, frozen=True):
     name: str
     members: Int = 0
     topic: str = ""
@@ -357,7 +357,7 @@ class RoomInfo(_Record):
 # --------------------------------------------------------------------------- messages
 
 
-class Chat(Message, tag="chat"):
+class Chat(Message, tag="chat", frozen=True):
     """A room message as the server relays it: stamped with time and sequence number."""
 
     room: str
@@ -369,7 +369,7 @@ class Chat(Message, tag="chat"):
     id: str | None = None  # the sender's client message id
 
 
-class Hello(Message, tag="hello"):
+class Hello(Message, tag="hello", frozen=True):
     """First message of a client.  ``resume`` and ``last_seq`` reclaim a session."""
 
     version: str
@@ -388,7 +388,7 @@ class Hello(Message, tag="hello"):
         _check_hex(self.nonce, "nonce", 64)
 
 
-class Welcome(Message, tag="welcome"):
+class Welcome(Message, tag="welcome", frozen=True):
     """The server's answer to a good hello: who we are, where we are, what we missed."""
 
     version: str
@@ -409,7 +409,7 @@ class Welcome(Message, tag="welcome"):
     missed: Int | None = None
 
 
-class Say(Message, tag="say"):
+class Say(Message, tag="say", frozen=True):
     """Chat text to a room.  May span several lines (a paste is one message).  ``room``:
     1.3, which of your rooms (needed when you are in several)."""
 
@@ -422,7 +422,7 @@ class Say(Message, tag="say"):
             _check_text_and_id(self.id, self.text)
 
 
-class Action(Message, tag="action"):
+class Action(Message, tag="action", frozen=True):
     """An action ("/me waves") to a room (``room`` as in :class:`Say`)."""
 
     id: str
@@ -434,7 +434,7 @@ class Action(Message, tag="action"):
             _check_text_and_id(self.id, self.text)
 
 
-class Direct(Message, tag="direct"):
+class Direct(Message, tag="direct", frozen=True):
     """A private message to one nick, wherever they are."""
 
     id: str
@@ -446,33 +446,33 @@ class Direct(Message, tag="direct"):
             _check_text_and_id(self.id, self.text)
 
 
-class Join(Message, tag="join"):
+class Join(Message, tag="join", frozen=True):
     """Go into ``room``, creating it if it does not exist: in addition to your other
     rooms (1.3), or instead of your room (1.0-1.2)."""
 
     room: str
 
 
-class Part(Message, tag="part"):
+class Part(Message, tag="part", frozen=True):
     """1.3: leave ``room`` (the others see ``left`` or ``left: REASON``)."""
 
     room: str
     reason: str = ""
 
 
-class Parted(Message, tag="parted"):
+class Parted(Message, tag="parted", frozen=True):
     """1.3: the answer to ``part``: you are no longer in ``room``."""
 
     room: str
 
 
-class Whois(Message, tag="whois"):
+class Whois(Message, tag="whois", frozen=True):
     """1.3: who is ``nick``?  Answered with ``user``."""
 
     nick: str
 
 
-class User(Message, tag="user"):
+class User(Message, tag="user", frozen=True):
     """1.3: one member: its rooms, idle time, away message; ``held``: its connection
     dropped and the server keeps its session for a resume."""
 
@@ -485,7 +485,7 @@ class User(Message, tag="user"):
     address: str | None = None  # only shown to operators
 
 
-class Search(Message, tag="search"):
+class Search(Message, tag="search", frozen=True):
     """1.3: the newest messages of ``room`` containing ``text`` (ignoring case)."""
 
     room: str
@@ -497,7 +497,7 @@ class Search(Message, tag="search"):
         _require(self.limit > 0, "limit", "must be positive")
 
 
-class Found(Message, tag="found"):
+class Found(Message, tag="found", frozen=True):
     """1.3: the answer to ``search``: matching messages, oldest first; ``complete``:
     every match the server searched is here (none was cut by the limit)."""
 
@@ -507,30 +507,30 @@ class Found(Message, tag="found"):
     complete: bool = True
 
 
-class ListRooms(Message, tag="list_rooms"):
+class ListRooms(Message, tag="list_rooms", frozen=True):
     pass
 
 
-class SetTopic(Message, tag="set_topic"):
+class SetTopic(Message, tag="set_topic", frozen=True):
     topic: str
     room: str | None = None  # 1.3: which of your rooms
 
 
-class Nick(Message, tag="nick"):
+class Nick(Message, tag="nick", frozen=True):
     nick: str
 
 
-class Away(Message, tag="away"):
+class Away(Message, tag="away", frozen=True):
     """Mark oneself away with ``message``; without a message, back again."""
 
     message: str | None = None
 
 
-class Who(Message, tag="who"):
+class Who(Message, tag="who", frozen=True):
     room: str | None = None
 
 
-class FetchHistory(Message, tag="fetch_history"):
+class FetchHistory(Message, tag="fetch_history", frozen=True):
     """Ask for up to ``limit`` room messages with a sequence number below ``before``
     (the newest of those), or, with ``after`` instead, above ``after`` (the oldest of
     those: filling a hole going forward).  Both bounds are exclusive."""
@@ -545,7 +545,7 @@ class FetchHistory(Message, tag="fetch_history"):
         _require((self.before is None) != (self.after is None), "before", "give exactly one of before and after")
 
 
-class Ack(Message, tag="ack"):
+class Ack(Message, tag="ack", frozen=True):
     """The server accepted the client's message ``id``; ``seq`` is its place in the room."""
 
     id: str
@@ -555,7 +555,7 @@ class Ack(Message, tag="ack"):
     duplicate: bool = False  # a resend of an id already accepted: nothing was re-broadcast
 
 
-class Private(Message, tag="private"):
+class Private(Message, tag="private", frozen=True):
     """A direct message, delivered to its recipient and echoed to its sender."""
 
     nick: str
@@ -565,7 +565,7 @@ class Private(Message, tag="private"):
     id: str | None = None
 
 
-class Presence(Message, tag="presence"):
+class Presence(Message, tag="presence", frozen=True):
     """Someone joined, left, changed nick, went away or came back."""
 
     room: str
@@ -577,7 +577,7 @@ class Presence(Message, tag="presence"):
     message: str | None = None  # away
 
 
-class Crowd(Message, tag="crowd"):
+class Crowd(Message, tag="crowd", frozen=True):
     """Protocol 1.2: in a large room (``LARGE_ROOM``), who joined and who left since the
     last tick (about half a second), in place of a ``presence`` each.  ``joined`` and
     ``left`` name at most ``MAX_CROWD_NAMES``; the counts count everyone."""
@@ -591,17 +591,17 @@ class Crowd(Message, tag="crowd"):
     member_count: Int = 0
 
 
-class Members(Message, tag="members"):
+class Members(Message, tag="members", frozen=True):
     room: str
     members: tuple[MemberInfo, ...] = ()
     member_count: Int = 0
 
 
-class Rooms(Message, tag="rooms"):
+class Rooms(Message, tag="rooms", frozen=True):
     rooms: tuple[RoomInfo, ...] = ()
 
 
-class Joined(Message, tag="joined"):
+class Joined(Message, tag="joined", frozen=True):
     """We are now in ``room``: its topic, members and recent history."""
 
     room: str
@@ -617,14 +617,14 @@ class Joined(Message, tag="joined"):
     missed: Int | None = None
 
 
-class Topic(Message, tag="topic"):
+class Topic(Message, tag="topic", frozen=True):
     room: str
     topic: str
     nick: str
     ts: float
 
 
-class History(Message, tag="history"):
+class History(Message, tag="history", frozen=True):
     """Older room messages, oldest first.  ``complete`` means nothing older exists."""
 
     room: str
@@ -633,7 +633,7 @@ class History(Message, tag="history"):
     replay: bool = False  # part of the replay after a resumed welcome (see Welcome.missed)
 
 
-class Error(Message, tag="error"):
+class Error(Message, tag="error", frozen=True):
     """Something went wrong.  ``id`` names the client message it answers, if any;
     ``fatal`` says the server closes the connection after this frame."""
 
@@ -644,7 +644,7 @@ class Error(Message, tag="error"):
     suggestion: str | None = None  # nick_taken: a free nick close to the one asked for
 
 
-class Challenge(Message, tag="challenge"):
+class Challenge(Message, tag="challenge", frozen=True):
     """The room needs a password: the server's nonce and the KDF salt.  The server
     proves its own knowledge only after the client has (in ``welcome.proof``), so
     connecting gives nobody anything to guess the password against offline."""
@@ -657,7 +657,7 @@ class Challenge(Message, tag="challenge"):
         _require(0 < len(self.salt) <= 128, "salt", "must be 1-128 hex digits")
 
 
-class Auth(Message, tag="auth"):
+class Auth(Message, tag="auth", frozen=True):
     """The client's proof that it knows the room password."""
 
     proof: str
@@ -677,13 +677,13 @@ class ModAction(enum.StrEnum):
     BANS = "bans"  # list the bans in force (answered with a notice)
 
 
-class Op(Message, tag="op"):
+class Op(Message, tag="op", frozen=True):
     """Become an operator with the server's operator token."""
 
     token: str
 
 
-class Moderate(Message, tag="moderate"):
+class Moderate(Message, tag="moderate", frozen=True):
     """An operator's action.  ``target``: a nick, or an address for ban/unban;
     ``duration`` in seconds (absent: until lifted)."""
 
@@ -697,21 +697,21 @@ class Moderate(Message, tag="moderate"):
         _require(self.duration is None or self.duration > 0, "duration", "must be positive")
 
 
-class Notice(Message, tag="notice"):
+class Notice(Message, tag="notice", frozen=True):
     """Information for one client from the server (not from a peer)."""
 
     text: str
 
 
-class Ping(Message, tag="ping"):
+class Ping(Message, tag="ping", frozen=True):
     token: str = ""
 
 
-class Pong(Message, tag="pong"):
+class Pong(Message, tag="pong", frozen=True):
     token: str = ""
 
 
-class Bye(Message, tag="bye"):
+class Bye(Message, tag="bye", frozen=True):
     """A clean goodbye; the sender closes the connection after it."""
 
     reason: str = ""
@@ -746,7 +746,7 @@ def _check_sha256(value: str) -> None:
     _check_hex(value, "sha256", 64)
 
 
-class OfferFile(Message, tag="offer_file"):
+class OfferFile(Message, tag="offer_file", frozen=True):
     """Offer a file to the current room, or to one nick with ``to``."""
 
     id: str
@@ -763,7 +763,7 @@ class OfferFile(Message, tag="offer_file"):
         _check_sha256(self.sha256)
 
 
-class FileOffer(Message, tag="file_offer"):
+class FileOffer(Message, tag="file_offer", frozen=True):
     """A file on offer, to each recipient -- and to its sender with the sender's ``id``,
     which is how the sender learns the ``transfer`` number."""
 
@@ -784,7 +784,7 @@ class FileOffer(Message, tag="file_offer"):
         _check_sha256(self.sha256)
 
 
-class AcceptFile(Message, tag="accept_file"):
+class AcceptFile(Message, tag="accept_file", frozen=True):
     """Take an offer.  A refusal (expired, too many at once) names ``id``, if given."""
 
     transfer: Int
@@ -794,18 +794,18 @@ class AcceptFile(Message, tag="accept_file"):
         _check_id(self.id)
 
 
-class RejectFile(Message, tag="reject_file"):
+class RejectFile(Message, tag="reject_file", frozen=True):
     transfer: Int
 
 
-class CancelFile(Message, tag="cancel_file"):
+class CancelFile(Message, tag="cancel_file", frozen=True):
     """Stop a transfer: the sender stops it for everyone, a receiver only for itself."""
 
     transfer: Int
     reason: str = ""
 
 
-class FileSend(Message, tag="file_send"):
+class FileSend(Message, tag="file_send", frozen=True):
     """To the sender: send the file from byte 0 (round ``round``) to ``receivers``; you
     may send the bytes before offset ``credit`` now."""
 
@@ -815,7 +815,7 @@ class FileSend(Message, tag="file_send"):
     receivers: tuple[str, ...] = ()
 
 
-class FileCredit(Message, tag="file_credit"):
+class FileCredit(Message, tag="file_credit", frozen=True):
     """To the sender: you may now send the bytes before offset ``credit``."""
 
     transfer: Int
@@ -823,7 +823,7 @@ class FileCredit(Message, tag="file_credit"):
     credit: Int
 
 
-class FileChunk(Message, tag="file_chunk"):
+class FileChunk(Message, tag="file_chunk", frozen=True):
     """From the sender: the bytes at ``offset`` (the body).  Offsets follow each other
     exactly and stay within the credit; a zero-byte file is one empty chunk."""
 
@@ -837,7 +837,7 @@ class FileChunk(Message, tag="file_chunk"):
         _require(len(self.data) <= MAX_CHUNK, "body", f"a chunk is at most {MAX_CHUNK} bytes")
 
 
-class FileData(Message, tag="file_data"):
+class FileData(Message, tag="file_data", frozen=True):
     """To a receiver: the bytes at ``offset`` (the body), in order, from 0 to the size."""
 
     transfer: Int
@@ -848,14 +848,14 @@ class FileData(Message, tag="file_data"):
         _require(self.offset >= 0, "offset", "must not be negative")
 
 
-class FileAck(Message, tag="file_ack"):
+class FileAck(Message, tag="file_ack", frozen=True):
     """From a receiver: I have stored every byte before ``offset``."""
 
     transfer: Int
     offset: Int
 
 
-class FileDone(Message, tag="file_done"):
+class FileDone(Message, tag="file_done", frozen=True):
     """From a receiver, after the last byte: whether the SHA-256 matched and the file was kept."""
 
     transfer: Int
@@ -863,7 +863,7 @@ class FileDone(Message, tag="file_done"):
     reason: str = ""
 
 
-class FileUpdate(Message, tag="file_update"):
+class FileUpdate(Message, tag="file_update", frozen=True):
     """Something happened to a transfer: ``nick`` (who) did ``event``, maybe with a ``reason``."""
 
     transfer: Int
@@ -883,6 +883,7 @@ def _register() -> None:
         cls = pending.pop()
         pending += cls.__subclasses__()
         tag = cls.__struct_config__.tag
+        assert isinstance(tag, str)  # (every message names its type)
         cls.TYPE = tag
         fields = msgspec.structs.fields(cls)
         cls._NESTED = frozenset(f.name for f in fields if _holds_records(f.type))

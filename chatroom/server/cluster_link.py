@@ -27,9 +27,11 @@ class ClusterLink(Peers, Protocol):
     ``Refused`` (``unavailable``) when it cannot."""
 
     address: str  # where this server listens (set once bound): other servers tell clients
-    store: Store  # the rooms' shared history
     durability: str  # what an acknowledged message survives, in words
     cluster_id: str  # the same for every server of the cluster
+
+    @property
+    def store(self) -> Store: ...  # the rooms' shared history
 
     def shared_op_token(self, mine: str) -> str: ...
     def start(self, hub: Hub, on_control: Callable[[dict[str, Any]], None]) -> None: ...

@@ -340,9 +340,10 @@ def _append_each(targets: tuple[Any, ...], parts: list[Outgoing], framed: bytes,
         else:
             if others is None:
                 others = {}
-            data = others.get(wire)
-            if data is None:
-                data = others[wire] = wire.encode(parts)
+            cached = others.get(wire)
+            if cached is None:
+                cached = others[wire] = wire.encode(parts)
+            data = cached
             if not data:
                 continue  # nothing of this in that format
         outbox = conn.outbox

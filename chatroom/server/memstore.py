@@ -61,14 +61,14 @@ class MemoryStore:
 
     def save(self, chats: Iterable[Chat], rooms: Iterable[tuple[str, int, str]]) -> None:
         with self._lock:
-            for name, next_seq, topic in rooms:
-                room = self._room(name)
-                room.name, room.next_seq, room.topic = name, next_seq, topic
-            name: str | None = None
+            for room_name, next_seq, topic in rooms:
+                room = self._room(room_name)
+                room.name, room.next_seq, room.topic = room_name, next_seq, topic
+            current: str | None = None
             messages: list[Chat] = []
             for chat in chats:  # a batch is mostly one room's: look it up once per run
-                if chat.room != name:
-                    name, messages = chat.room, self._room(chat.room).messages
+                if chat.room != current:
+                    current, messages = chat.room, self._room(chat.room).messages
                 messages.append(chat)
                 if len(messages) >= self._trim_at:  # amortised O(1)
                     del messages[: len(messages) - self.keep]

@@ -42,7 +42,7 @@ class NickIndex(dict[str, Any]):
     def __delitem__(self, key: str) -> None:
         self.pop(key)
 
-    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, key: str, *default: Any) -> Any:
         if key not in self:
             return default[0] if default else super().pop(key)
         member = super().pop(key)

@@ -144,7 +144,7 @@ def _set_sink(member: Member, sink: Any) -> None:
 
 # A property over the dataclass field (its __init__ assigns through it): every change
 # of where a member's frames go is counted, however it is made.
-Member.sink = property(_get_sink, _set_sink, doc="Where this member's frames go; None while held.")  # type: ignore[assignment]
+Member.sink = property(_get_sink, _set_sink, doc="Where this member's frames go; None while held.")
 
 
 @dataclass(eq=False)

@@ -402,7 +402,7 @@ class ServerSession:
 
     # ------------------------------------------------------------------ time
 
-    def tick(self, now: float) -> list[Event]:
+    def tick(self, now: float) -> list[Reply]:
         """Deadlines and keepalive (the server calls this about twice a second): a ping
         to send, or an error and a closed session."""
         limits = self.limits

@@ -238,10 +238,16 @@ class Connection:
         who = self.member.nick if self.member else "-"
         return f"<Connection #{self.id} {who}@{self.address} {self.session.phase.value}>"
 
-    def close(self, reason: CloseReason, detail: str = "") -> bool:
-        """The one way to close: the session records ``reason``, and the reader is
-        woken.  Any thread.  False if it was already closing (the first reason wins)."""
+    def close(self, reason: CloseReason, detail: str = "", last: Message | None = None) -> bool:
+        """The one way to close: the session records ``reason``, then ``last`` (an
+        error saying why) is sent, and the reader is woken.  Any thread.  False if it
+        was already closing (the first reason wins, and nothing is sent).  The reason
+        comes first: a client may hang up the moment it reads why, and its reader
+        must not take that for a lost connection (which would hold a kicked or banned
+        session for a resume)."""
         first = self.session.close(reason, detail)
+        if first and last is not None:
+            self.send_now(Outgoing.of(last))
         self.wake()
         return first
 
@@ -325,9 +331,9 @@ def _shrunk(msg: Welcome | Joined | History | Members | Found, *, forward: bool 
         return msgspec.structs.replace(msg, messages=kept, complete=False)
     history = getattr(msg, "history", ())
     if history:
-        return msgspec.structs.replace(msg, history=history[len(history) // 2 + 1:])  # type: ignore[arg-type]
+        return msgspec.structs.replace(msg, history=history[len(history) // 2 + 1:])
     if msg.members:
-        return msgspec.structs.replace(msg, members=msg.members[: len(msg.members) // 2])  # type: ignore[arg-type]
+        return msgspec.structs.replace(msg, members=msg.members[: len(msg.members) // 2])
     raise LocalProtocolError(f"{msg.TYPE} does not fit the header limit even without history and members")
 
 
@@ -576,35 +582,36 @@ class ChatHandler(socketserver.BaseRequestHandler):
         while i < count:
             event = events[i]
             i += 1
-            if not (type(event) is Act and type(event.message) in _CHAT_TYPES and session.phase is Phase.ACTIVE):
+            msg = event.message if type(event) is Act else None
+            if not (isinstance(msg, _CHAT_TYPES) and session.phase is Phase.ACTIVE):
                 self.act(event)
                 continue
+            run: list[Say | Action] = [msg]
+            while i < count:
+                following = events[i]
+                more = following.message if type(following) is Act else None
+                if not isinstance(more, _CHAT_TYPES):
+                    break
+                run.append(more)
+                i += 1
             if self.server.cluster is not None:  # the run goes to the cluster in one round trip, unlocked
-                run = [event.message]
-                while i < count and type(events[i]) is Act and type(events[i].message) in _CHAT_TYPES:
-                    run.append(events[i].message)
-                    i += 1
                 self.say_in_cluster(run)
                 continue
-            run = [event.message]
-            while i < count and type(events[i]) is Act and type(events[i].message) in _CHAT_TYPES:
-                run.append(events[i].message)
-                i += 1
             with hub.locked(self.batch) as state:
                 self.say_run(state, run)
 
     def act(self, event: Event) -> None:
-        if type(event) is Reply:
-            msg = event.message
-            if type(msg) is Error and msg.code != ErrorCode.RATE_LIMITED.value:
-                log.log(logging.WARNING if msg.fatal else logging.INFO, "%s: %s%s: %s", self.describe(),
-                        "closing: " if msg.fatal else "", msg.code, msg.message)
-            self.send(msg)
+        if isinstance(event, Reply):
+            reply = event.message
+            if type(reply) is Error and reply.code != ErrorCode.RATE_LIMITED.value:
+                log.log(logging.WARNING if reply.fatal else logging.INFO, "%s: %s%s: %s", self.describe(),
+                        "closing: " if reply.fatal else "", reply.code, reply.message)
+            self.send(reply)
             return
-        if type(event) is Admit:
+        if isinstance(event, Admit):
             self.on_admit(event)
             return
-        if type(event) is Checked:
+        if isinstance(event, Checked):
             self.on_checked(event)
             return
         msg = event.message
@@ -1075,8 +1082,10 @@ class ChatHandler(socketserver.BaseRequestHandler):
                 deliveries = relay.chunk(self.conn, msg, time.monotonic())
             elif type(msg) is FileAck:
                 deliveries = relay.ack(self.conn, msg, time.monotonic())
-            else:
+            elif type(msg) is FileDone:
                 deliveries = relay.done(self.conn, msg)
+            else:
+                raise AssertionError(f"not a file flow message: {msg.TYPE}")
             if deliveries:
                 hub.deliver(deliveries, self.batch)
         if deliveries is None:
@@ -1357,8 +1366,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
     def _disconnect(self, victims: list[Connection], code: str, why: str) -> None:
         reason = CloseReason.BANNED if code == ErrorCode.BANNED.value else CloseReason.KICKED
         for conn in victims:
-            conn.send_now(Outgoing.of(Error(code=code, message=f"you were {why}", fatal=True)))
-            conn.close(reason, why)
+            conn.close(reason, why, last=Error(code=code, message=f"you were {why}", fatal=True))
 
     def _handshaking_from(self, ip: str) -> int:
         """Connections from ``ip`` with no member (yet): they share that address too."""
@@ -1386,12 +1394,10 @@ class ChatServer(socketserver.ThreadingTCPServer):
         telling it ``message`` in an error frame first."""
         if conn.session.close_reason is not None:
             return
-        if message:
-            conn.send_now(Outgoing.of(Error(code=code.value, message=message, fatal=True)))
         if code is ErrorCode.TOO_SLOW:
             conn.outbox.close()  # its queue is full; nothing more will get through
         log.warning("dropping %s: %s", conn, reason.text)
-        conn.close(reason)
+        conn.close(reason, last=Error(code=code.value, message=message, fatal=True) if message else None)
 
     # ------------------------------------------------------------------ socketserver hooks
 
@@ -1516,7 +1522,7 @@ class SideDoor(socketserver.ThreadingTCPServer):
         return self.chat.wrap(*super().get_request())
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        ChatHandler(request, client_address, self.chat)  # type: ignore[arg-type]
+        ChatHandler(request, client_address, self.chat)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         self.chat.handle_error(request, client_address)

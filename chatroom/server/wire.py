@@ -23,7 +23,20 @@ import msgspec
 
 from chatroom.protocol import Message, encode_message
 
-__all__ = ["Outgoing", "WireFormat", "Framed", "FRAMED"]
+__all__ = ["Outgoing", "Verbatim", "WireFormat", "Framed", "FRAMED"]
+
+
+class Verbatim:
+    """Bytes a door wrote for its own connection (IRC numerics, the end of a WebSocket
+    handshake): queued like a message, so they keep their place among the room's,
+    and passed through by that door's format as they are (the framed format has no
+    bytes for them)."""
+
+    __slots__ = ("data",)
+    TYPE = "verbatim"
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
 
 class Outgoing(msgspec.Struct, gc=False):
@@ -33,7 +46,7 @@ class Outgoing(msgspec.Struct, gc=False):
     time per message under a flood.  Not tracked by the garbage collector: it refers to
     a message and bytes, never back to anything that could make a cycle."""
 
-    message: Message
+    message: Message | Verbatim
     framed: bytes
 
     @classmethod

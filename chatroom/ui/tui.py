@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from queue import Empty, SimpleQueue
+from typing import cast
 
 from prompt_toolkit.application import Application
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
@@ -121,6 +122,9 @@ LIGHT_STYLE = Style.from_dict({
 })
 
 
+#: What a row past the end shows.
+_NO_LINE: StyleAndTextTuples = []
+
 class MessagePane(UIControl):
     """Renders the transcript of the window on screen up to its scroll position; the
     last line is at the bottom."""
@@ -134,7 +138,7 @@ class MessagePane(UIControl):
         lines = self.transcript().screen(width, height)  # wrapped by words, in screen rows
         count = len(lines)
         return UIContent(
-            get_line=lambda i: lines[i] if 0 <= i < count else [],
+            get_line=lambda i: cast(StyleAndTextTuples, lines[i]) if 0 <= i < count else _NO_LINE,
             line_count=count,
             cursor_position=Point(x=0, y=max(0, count - 1)),
             show_cursor=False,

@@ -129,7 +129,7 @@ class WebDoor:
         data = b"".join(self.ws.data_to_send())
         if data:
             with self.server.hub.locked(self.handler.batch):
-                append_entry(self.handler.batch.entries, self.conn.me, Outgoing(WsBytes(data), b""))  # type: ignore
+                append_entry(self.handler.batch.entries, self.conn.me, Outgoing(WsBytes(data), b""))
 
     def request(self, request: Request) -> None:
         if self.ws.eof_sent:
@@ -182,7 +182,7 @@ class WebDoor:
         session's frame decoder reads a stream, so it reassembles them either way."""
         if frame.opcode is Opcode.BINARY or (frame.opcode is Opcode.CONT and self.in_binary):
             self.in_binary = not frame.fin
-            frames, events = self.conn.session.receive_data(frame.data, time.monotonic())
+            frames, events = self.conn.session.receive_data(bytes(frame.data), time.monotonic())
             self.handler.act_all(events)
         elif frame.opcode in (Opcode.TEXT, Opcode.CONT):  # our frames are binary: a text message is a mistake
             self.ws.fail(1003, "frames travel in binary messages")

@@ -10,20 +10,17 @@ from collections.abc import Sequence
 
 from websockets.frames import Frame, Opcode
 
-from chatroom.server.wire import Outgoing
+from chatroom.server.wire import Outgoing, Verbatim
 
 __all__ = ["WebSocketFormat", "WEBSOCKET", "WsBytes"]
 
 
-class WsBytes:
+class WsBytes(Verbatim):
     """Bytes websockets' protocol object wrote for one connection (the handshake's end,
     a pong, a close): passed through in order with the rest."""
 
-    __slots__ = ("data",)
+    __slots__ = ()
     TYPE = "ws"
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
 
 
 class WebSocketFormat:
@@ -32,8 +29,9 @@ class WebSocketFormat:
     def encode(self, parts: Sequence[Outgoing]) -> bytes:
         out = []
         for p in parts:
-            if type(p.message) is WsBytes:
-                out.append(p.message.data)  # type: ignore[attr-defined]
+            message = p.message
+            if isinstance(message, WsBytes):
+                out.append(message.data)
             elif p.framed:
                 out.append(Frame(Opcode.BINARY, p.framed).serialize(mask=False))
         return b"".join(out)
