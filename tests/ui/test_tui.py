@@ -32,8 +32,9 @@ async def until(pred, timeout: float = 10.0, what: str = "condition") -> None:
         await asyncio.sleep(0.02)
 
 
-def run_app(port: int, nick: str, scenario, *, screen: pyte.Screen | None = None):
-    """Run a ChatApp with piped keystrokes; ``scenario(app, pipe)`` drives it."""
+def run_app(port: int, nick: str, scenario, *, screen: pyte.Screen | None = None, config=None):
+    """Run a ChatApp with piped keystrokes; ``scenario(app, pipe)`` drives it
+    (``config``: a ClientConfig; by default no input history and no logs)."""
 
     async def main() -> None:
         with create_pipe_input() as pipe:
@@ -45,7 +46,7 @@ def run_app(port: int, nick: str, scenario, *, screen: pyte.Screen | None = None
             with create_app_session(input=pipe, output=output):
                 client = ChatClient("127.0.0.1", port, nick)
                 client.connect()
-                app = ChatApp(client)
+                app = ChatApp(client, config)
                 task = asyncio.ensure_future(app.run_async())
                 try:
                     await until(lambda: app.app.is_running, what="the app to start")
@@ -495,23 +496,7 @@ def test_an_operator_token_never_reaches_the_input_history_or_the_window_logs(ma
         app.input.text = ""
         assert not any("token" in s for s in app.input.buffer.history.get_strings())
 
-    def run() -> None:
-        async def main() -> None:
-            with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
-                client = ChatClient("127.0.0.1", server.port, "alice")
-                client.connect()
-                app = ChatApp(client, ClientConfig(input_history=True, log=True))
-                task = asyncio.ensure_future(app.run_async())
-                try:
-                    await until(lambda: app.app.is_running, what="the app to start")
-                    await scenario(app, pipe, None)
-                finally:
-                    app.exit()
-                    await asyncio.wait_for(task, 10)
-
-        asyncio.run(main())
-
-    run()
+    run_app(server.port, "alice", scenario, config=ClientConfig(input_history=True, log=True))
     kept = "".join(p.read_text(encoding="utf-8") for p in tmp_path.rglob("*") if p.is_file())
     assert "before" in kept and "after" in kept  # the history file and the logs were written
     assert "s3cret-token" not in kept and "wrong-token" not in kept
