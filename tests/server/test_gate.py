@@ -40,8 +40,11 @@ from tests.polling import wait_until
 from tests.wire import WireClient
 
 PASSWORD = "correct horse battery staple"
-#: Two free failures, then answers 0.3 s apart, then 0.6 s (tests need short delays).
-FREE, FIRST, MOST = 2, 0.3, 0.6
+#: Two free failures, then answers 0.5 s apart, then 1 s (tests need short delays).
+FREE, FIRST, MOST = 2, 0.5, 1.0
+#: The times are the test's, taken when it has read an answer: a loaded machine may
+#: read one late and the next early.  (Unthrottled, IRC answers come milliseconds apart.)
+SLACK = 0.15
 
 
 def slow_guard() -> AuthGuard:
@@ -125,11 +128,11 @@ def test_password_guesses_are_throttled_through_every_door(password_server: Chat
     attempt = DOORS[door]
     times = answered_at(attempt, password_server.port, FREE + 2)
     # The free failures, then answers spaced by the growing delay.
-    assert times[FREE] - times[FREE - 1] >= FIRST - 0.01
-    assert times[FREE + 1] - times[FREE] >= MOST - 0.01
+    assert times[FREE] - times[FREE - 1] >= FIRST - SLACK
+    assert times[FREE + 1] - times[FREE] >= MOST - SLACK
     # The rightful user on the same address waits its turn too, then gets in.
     assert attempt(password_server.port, PASSWORD)
-    assert time.monotonic() - times[-1] >= MOST - 0.01
+    assert time.monotonic() - times[-1] >= MOST - SLACK
 
 
 def test_guesses_through_one_door_slow_the_others(password_server: ChatServer) -> None:
@@ -143,7 +146,7 @@ def test_guesses_through_one_door_slow_the_others(password_server: ChatServer) -
     assert password_server.auth_guard.delay("127.0.0.1", time.monotonic()) >= MOST
     assert not irc_try(port, "and again")
     # Each answer waited its turn: at least FIRST, then MOST, after the last free one.
-    assert time.monotonic() - started >= FIRST + MOST - 0.02
+    assert time.monotonic() - started >= FIRST + MOST - SLACK
 
 
 def test_operator_token_guesses_share_the_gate_across_doors(make_server: Callable[..., ChatServer]) -> None:
@@ -163,11 +166,11 @@ def test_operator_token_guesses_share_the_gate_across_doors(make_server: Callabl
                 framed.send(Op(token=f"guess{i}"))
                 framed.expect(Error, code=ErrorCode.NOT_OPERATOR.value)
             times.append(time.monotonic())
-        assert times[FREE] - times[FREE - 1] >= FIRST - 0.01
-        assert times[FREE + 1] - times[FREE] >= MOST - 0.01
+        assert times[FREE] - times[FREE - 1] >= FIRST - SLACK
+        assert times[FREE + 1] - times[FREE] >= MOST - SLACK
         irc.send("OPER bob :the real token")
         irc.expect("381")
-        assert time.monotonic() - times[-1] >= MOST - 0.01
+        assert time.monotonic() - times[-1] >= MOST - SLACK
     finally:
         framed.close()
         irc.close()
