@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 
@@ -12,6 +11,7 @@ from chatroom.protocol import PROTOCOL_VERSION, Hello, Welcome, encode_message
 from chatroom.server.sniff import FRAMED_DOOR, choose
 from chatroom.web.door import http_claims
 from tests.irc.client import IrcClient
+from tests.polling import wait_until
 from tests.wire import WireClient
 
 DOORS = (("http", http_claims), ("irc", irc_claims))
@@ -38,12 +38,25 @@ def test_a_prefix_of_a_method_waits_for_more() -> None:
     assert choose(b"PAS", DOORS) == "irc" and choose(b"CA", DOORS) == "irc"
 
 
+def _unread_by_server(server_port: int, client_port: int) -> int | None:
+    """Bytes the kernel holds for the server's end of this connection that its reader
+    has not taken yet (Linux's /proc/net/tcp: rx_queue), or None if it is not listed."""
+    local, remote = f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}"
+    with open("/proc/net/tcp") as table:
+        for row in table.readlines()[1:]:
+            fields = row.split()
+            if fields[1] == local and fields[2] == remote:
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
 def _cut_after(port: int, first: bytes, rest: bytes) -> socket.socket:
-    """Send ``first``, let the server read it alone, then ``rest``."""
+    """Send ``first``, wait until the server has read it (alone), then ``rest``."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(first)
-    time.sleep(0.2)  # not synchronisation: the cut under test (the server reads the first part alone)
+    mine = sock.getsockname()[1]
+    wait_until(lambda: _unread_by_server(port, mine) == 0, 10, "the server to read the first bytes")
     sock.sendall(rest)
     return sock
 
