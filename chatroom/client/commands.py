@@ -6,6 +6,7 @@ Shared by the full-screen and the plain client, so a line means the same in both
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = ["COMMANDS", "HELP", "Command", "ChatLine", "Invalid", "parse_input", "parse_duration", "help_text",
@@ -143,12 +144,17 @@ _ALIASES = {"oper": "op"}
 _SECRET = frozenset({"op", "oper"})
 
 
-def holds_secret(line: str) -> bool:
-    """Whether a typed line carries a secret (``/op TOKEN``, ``/oper TOKEN``): such a
-    line must not reach the input history (Up, Ctrl-R, the history file)."""
+def holds_secret(line: str, aliases: Mapping[str, str] | None = None) -> bool:
+    """Whether a typed line carries a secret (``/op TOKEN``, ``/oper TOKEN``, or a user's
+    alias of them): such a line must not reach the input history (Up, Ctrl-R, the
+    history file)."""
     stripped = line.lstrip()
     words = stripped[1:].split(None, 1)
-    return stripped.startswith("/") and not stripped.startswith("//") and bool(words) and words[0].lower() in _SECRET
+    if not (stripped.startswith("/") and not stripped.startswith("//") and words):
+        return False
+    head = words[0].lower()
+    target = (aliases or {}).get(head, head).split()
+    return bool(target) and target[0].lower() in _SECRET
 
 
 #: Commands that need exactly one argument, or at least one.

@@ -602,28 +602,36 @@ class _WindowsFront(Front):
 class _MemoryHistory(InMemoryHistory):
     """What was typed in this run, without secrets (see ``holds_secret``)."""
 
+    def __init__(self, aliases: dict[str, str]) -> None:
+        super().__init__()
+        self.aliases = aliases
+
     def append_string(self, string: str) -> None:
-        if not holds_secret(string):
+        if not holds_secret(string, self.aliases):
             super().append_string(string)
 
 
 class _FileHistory(FileHistory):
     """What was typed, across runs, without secrets (see ``holds_secret``)."""
 
+    def __init__(self, path: str, aliases: dict[str, str]) -> None:
+        super().__init__(path)
+        self.aliases = aliases
+
     def append_string(self, string: str) -> None:
-        if not holds_secret(string):
+        if not holds_secret(string, self.aliases):
             super().append_string(string)
 
 
 def _input_history(config: ClientConfig) -> History:
     """What was typed: kept across runs in the data directory (Up, Ctrl-R), unless off.
-    Never a ``/op TOKEN`` line, in the file or in this run's Up."""
+    Never a ``/op TOKEN`` line (or an alias of it), in the file or in this run's Up."""
     if not config.input_history:
-        return _MemoryHistory()
+        return _MemoryHistory(config.aliases)
     path = data_dir() / "input_history"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600, exist_ok=True)  # private: it holds what you wrote
     except OSError:
-        return _MemoryHistory()
-    return _FileHistory(str(path))
+        return _MemoryHistory(config.aliases)
+    return _FileHistory(str(path), config.aliases)

@@ -485,6 +485,8 @@ def test_an_operator_token_never_reaches_the_input_history_or_the_window_logs(ma
         await until(lambda: any("<alice> before" in t for t in line_texts(app)), what="echo")
         pipe.send_text("/oper wrong-token\r")
         await until(lambda: any("not the operator token" in t for t in line_texts(app)), what="the refusal")
+        pipe.send_text("/become alias-token\r")  # (the user's alias of /op)
+        await until(lambda: sum("not the operator token" in t for t in line_texts(app)) == 2, what="the alias")
         pipe.send_text("/op s3cret-token\r")
         await until(lambda: any("you are now an operator" in t for t in line_texts(app)), what="op")
         pipe.send_text("after\r")
@@ -496,7 +498,8 @@ def test_an_operator_token_never_reaches_the_input_history_or_the_window_logs(ma
         app.input.text = ""
         assert not any("token" in s for s in app.input.buffer.history.get_strings())
 
-    run_app(server.port, "alice", scenario, config=ClientConfig(input_history=True, log=True))
+    run_app(server.port, "alice", scenario,
+            config=ClientConfig(input_history=True, log=True, aliases={"become": "op"}))
     kept = "".join(p.read_text(encoding="utf-8") for p in tmp_path.rglob("*") if p.is_file())
     assert "before" in kept and "after" in kept  # the history file and the logs were written
-    assert "s3cret-token" not in kept and "wrong-token" not in kept
+    assert "s3cret-token" not in kept and "wrong-token" not in kept and "alias-token" not in kept
