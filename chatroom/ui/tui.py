@@ -29,7 +29,6 @@ from prompt_toolkit.data_structures import Point
 from prompt_toolkit.document import Document
 from prompt_toolkit.filters import Condition, has_focus
 from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.layout import Float, FloatContainer, HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl, UIContent, UIControl
@@ -40,7 +39,7 @@ from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 from prompt_toolkit.widgets import SearchToolbar, TextArea
 
-from chatroom.client.commands import COMMANDS, holds_secret
+from chatroom.client.commands import COMMANDS
 from chatroom.client.config import ClientConfig, data_dir
 from chatroom.client.connection import ChatClient, ConnState, StateChanged
 from chatroom.client.controller import Controller, Front
@@ -50,6 +49,7 @@ from chatroom.client.transfers import Phase
 from chatroom.client.windows import Activity, Windows
 from chatroom.protocol import Bye, Error, FetchHistory
 from chatroom.text import clean_line
+from chatroom.ui.history import input_history
 
 __all__ = ["ChatApp", "ChatCompleter", "MessagePane", "STYLE"]
 
@@ -224,7 +224,7 @@ class ChatApp:
             prompt=[("class:prompt", "> ")],
             multiline=True,
             wrap_lines=True,
-            history=_input_history(settings),
+            history=input_history(settings),
             completer=ChatCompleter(client, lambda: self.controller.room()),
             complete_while_typing=False,
             focus_on_click=True,
@@ -597,41 +597,3 @@ class _WindowsFront(Front):
         wanted = text.casefold()
         lines = ("".join(t for _, t in line) for line in self.app.transcript.lines)
         return [line for line in lines if wanted in line.casefold() and "/last " not in line]
-
-
-class _MemoryHistory(InMemoryHistory):
-    """What was typed in this run, without secrets (see ``holds_secret``)."""
-
-    def __init__(self, aliases: dict[str, str]) -> None:
-        super().__init__()
-        self.aliases = aliases
-
-    def append_string(self, string: str) -> None:
-        if not holds_secret(string, self.aliases):
-            super().append_string(string)
-
-
-class _FileHistory(FileHistory):
-    """What was typed, across runs, without secrets (see ``holds_secret``)."""
-
-    def __init__(self, path: str, aliases: dict[str, str]) -> None:
-        super().__init__(path)
-        self.aliases = aliases
-
-    def append_string(self, string: str) -> None:
-        if not holds_secret(string, self.aliases):
-            super().append_string(string)
-
-
-def _input_history(config: ClientConfig) -> History:
-    """What was typed: kept across runs in the data directory (Up, Ctrl-R), unless off.
-    Never a ``/op TOKEN`` line (or an alias of it), in the file or in this run's Up."""
-    if not config.input_history:
-        return _MemoryHistory(config.aliases)
-    path = data_dir() / "input_history"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600, exist_ok=True)  # private: it holds what you wrote
-    except OSError:
-        return _MemoryHistory(config.aliases)
-    return _FileHistory(str(path), config.aliases)

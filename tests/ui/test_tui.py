@@ -478,6 +478,7 @@ def test_an_operator_token_never_reaches_the_input_history_or_the_window_logs(ma
 
     monkeypatch.setattr(client_config, "data_dir", lambda: tmp_path)
     monkeypatch.setattr("chatroom.ui.tui.data_dir", lambda: tmp_path)
+    monkeypatch.setattr("chatroom.ui.history.data_dir", lambda: tmp_path)
     server = make_server(op_password="s3cret-token")
 
     async def scenario(app, pipe, _):
