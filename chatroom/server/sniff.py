@@ -8,9 +8,9 @@ before this.  TCP may deliver the first bytes in pieces -- ``G``, then ``ET / HT
 more (at most ``MAX_SNIFF`` bytes are ever needed).
 
 Each door says of a prefix whether it is its own (True), not (False), or cannot tell
-yet (None); the first that claims it wins, in the order given, and while any door
-cannot tell, nothing is chosen.  A prefix no door claims is the framed protocol's
-(whose decoder says what is wrong with it).
+yet (None).  In the order given, the first door that claims it wins -- unless a door
+before it cannot tell yet: then nothing is chosen, and the caller reads more.  A prefix
+no door claims is the framed protocol's (whose decoder says what is wrong with it).
 """
 
 from __future__ import annotations
