@@ -36,7 +36,7 @@ from chatroom.server.hub import append_entry
 from chatroom.server.room import ChatState, Delivery, Member
 from chatroom.server.session import CloseReason
 from chatroom.server.wire import Outgoing
-from chatroom.text import MAX_NICK_LENGTH, MAX_TOPIC_LENGTH, clean_line, fold, nick_key, without_hash
+from chatroom.text import MAX_NICK_LENGTH, MAX_TOPIC_LENGTH, clean_line, fold, lookalike_key, nick_key, without_hash
 
 __all__ = ["IRC_DOOR", "IrcDoor", "irc_claims"]
 
@@ -79,9 +79,9 @@ def chat_targets(field: str) -> list[str]:
     for target in field.split(","):
         if not target:
             continue
-        key = "#" + fold(target[1:]) if target.startswith("#") else nick_key(target)
-        if key not in seen:
-            seen.add(key)
+        keys = ("#" + fold(target[1:]),) if target.startswith("#") else (nick_key(target), "~" + lookalike_key(target))
+        if not seen.intersection(keys):
+            seen.update(keys)
             targets.append(target)
     return targets
 

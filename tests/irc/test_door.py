@@ -358,7 +358,7 @@ def test_several_targets_cost_one_message_each_and_duplicates_count_once(make_se
     irc.send("PRIVMSG " + ",".join(["#lobby", "#LOBBY"] * 34) + " :once")
     irc.send("PRIVMSG #lobby,#dev,bob,ann,carol :too many")
     assert irc.expect("407").params[1] == "carol"
-    irc.send("PRIVMSG bob,BOB,b\u043eb :to bob once")  # (a look-alike is the same person)
+    irc.send("PRIVMSG bob,BOB,b\u043eb,B0B :to bob once")  # (look-alikes are the same person)
     irc.send("PING :done")
     irc.expect("PONG")
     chats = bob.collect(Chat, 1)
