@@ -24,7 +24,8 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -35,6 +36,7 @@ from chatroom.cluster.store import PREFIX, ClusterDown, EntryId, RedisStore, dec
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, ErrorCode, ModAction, Moderate, Private, RoomInfo, User
 from chatroom.redact import redacted_url
+from chatroom.server.chat_path import Answer, LocalChat, Said, SayItem, SayResult, no_run
 from chatroom.server.room import ChatState, Member, RoomSnapshot, Sanction
 from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, lookalike_key, nick_key, nick_problem
 
@@ -109,6 +111,7 @@ class Cluster:
 
     def start(self, hub: Hub, on_control: Callable[[dict[str, Any]], None]) -> None:
         self.hub, self.on_control = hub, on_control
+        self._local = LocalChat(hub)  # (a private message to a member of this server)
         for target, name in ((self._read_forever, "chatroom-cluster-reader"),
                              (self._beat_forever, "chatroom-cluster-heartbeat")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -232,30 +235,29 @@ class Cluster:
         elif kind == "lock":
             pipe.hset(key("room", rk), "locked", "1" if event["locked"] else "0")
 
-    def say(self, batch: Batch, member: Member, text: str, now: float, *, action: bool, msg_id: str | None,
-            room_name: str | None) -> Chat:
-        """``member`` says ``text``: into the room's log, then applied here in log order.
-        Returns the message (acknowledge it); ``Refused`` if it was not sent."""
-        (result,) = self.say_many(batch, member, [(text, action, msg_id, room_name)], now)
-        if isinstance(result, Refused):
-            raise result
-        return result[0]
+    def run(self, batch: Batch) -> ContextManager[object]:
+        return no_run()  # (each message goes to Redis first: never under the lock)
 
-    def say_many(self, batch: Batch, member: Member, items: list[tuple[str, bool, str | None, str | None]],
-                 now: float) -> list[tuple[Chat, bool] | Refused]:
-        """Several messages of one member (a burst read at once): (text, action, id,
-        room) each.  Checked under the hub lock, appended to the logs in one round trip
-        outside it, then applied here in the logs' order.  One result per item: the
-        message as stamped and whether it was a resend of one already in the log (its
-        first answer was lost), or why it was refused."""
+    def say_many(self, batch: Batch, member: Member, items: Sequence[SayItem], now: float,
+                 answer: Answer | None = None) -> list[SayResult]:
+        """Several messages of one member (a burst read at once).  Checked under the
+        hub lock (a resend this server knows is answered from memory), appended to the
+        rooms' logs in one round trip outside it, then applied here in the logs' order;
+        ``answer`` under the lock after that.  A resend this server did not know (its
+        first answer was lost with another server) is recognised by the log."""
         hub = self._hub()
-        results: list[Chat | Refused] = []
+        results: list[SayResult | Chat] = []  # (a Chat: to be appended, stamped then)
         bodies: list[tuple[str, dict[str, Any]]] = []
         with hub.locked(batch) as state:
             for text, action, msg_id, room_name in items:
                 try:
+                    if msg_id is not None:
+                        earlier = state.already_sent(member, msg_id, text, action=action, room_name=room_name)
+                        if earlier is not None:
+                            results.append(Said(earlier, True))
+                            continue
                     room, clean = state.check_say(member, text, now, room_name)
-                except Refused as exc:
+                except Exception as exc:  # noqa: BLE001 -- Refused, or a bug: either costs one message
                     results.append(exc)
                     continue
                 body: dict[str, Any] = {"t": "chat", "room": room.name, "nick": member.nick, "text": clean, "ts": now,
@@ -268,49 +270,58 @@ class Cluster:
                 results.append(Chat(room=room.name, seq=0, ts=now, nick=member.nick, text=clean, action=action,
                                     id=msg_id))
             member.last_active = now
-        if not bodies:  # (then every one was refused)
-            return [r for r in results if isinstance(r, Refused)]
+        said = self._append(batch, bodies, results) if bodies else [r for r in results if not isinstance(r, Chat)]
+        if answer is not None:
+            with hub.locked(batch):
+                answer(said)
+        return said
+
+    def _append(self, batch: Batch, bodies: list[tuple[str, dict[str, Any]]],
+                results: list[SayResult | Chat]) -> list[SayResult]:
+        """Append ``bodies`` (the unstamped ``Chat`` s among ``results``) to their rooms'
+        logs and apply them here: ``results`` with each stamped (or refused)."""
         try:
             placed = self.store.append_chats(bodies)
         except redis.RedisError as exc:
             down = self._down(exc, "your message")
             return [down if isinstance(r, Chat) else r for r in results]
         self._up()
-        stamped: list[Chat | Refused] = []
+        stamped: list[SayResult] = []
         known: dict[str, list[tuple[EntryId, EntryId, dict[str, Any]]]] = {}  # room -> (before, id, body)
         entries = iter(zip(placed, bodies, strict=True))
         newest: dict[str, EntryId] = {}
-        resends: set[int] = set()
         for r in results:
             if isinstance(r, Chat):
                 (seq, before, resent), (_, body) = next(entries)
-                r = msgspec.structs.replace(r, seq=seq)
-                if resent:
-                    resends.add(len(stamped))
-                else:
-                    known.setdefault(r.room, []).append((before, (seq, 0), body))
-                newest[r.room] = max(newest.get(r.room, (0, 0)), (seq, 0))
+                chat = msgspec.structs.replace(r, seq=seq)
+                if not resent:
+                    known.setdefault(chat.room, []).append((before, (seq, 0), body))
+                newest[chat.room] = max(newest.get(chat.room, (0, 0)), (seq, 0))
+                r = Said(chat, resent)
             stamped.append(r)
         for room_name, upto in newest.items():
             self.catch_up(room_name, upto, batch, known.get(room_name, []))
-        return [(r, i in resends) if isinstance(r, Chat) else r for i, r in enumerate(stamped)]
+        return stamped
 
     def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
-               msg_id: str | None) -> Private | None:
-        """A private message to a member of another server: into that server's inbox
-        (echoed to the sender here).  None if ``to`` is one of this server's (or
-        nobody): the room rules handle it as on one server."""
+               msg_id: str | None) -> tuple[Said, str | None]:
+        """A private message: to a member of another server, into that server's inbox
+        (echoed to the sender here); to one of this server's, as on a server alone."""
         hub = self._hub()
         with hub.locked(batch) as state:
+            if msg_id is not None:
+                earlier = state.already_sent(member, msg_id, text, private=True)
+                if earlier is not None:
+                    return Said(earlier, True), None
             local = state.nicks.get(nick_key(to))
             if local is not None and local.server is None:
-                return None
+                return self._local.direct(batch, member, to, text, now, msg_id)
             text = state.check_direct(member, text, now)
         try:
             holder = self.redis.get(key("nick", nick_key(to)))
             record = _decode(holder) if holder else None
-            if record is None or record.get("server") == self.server:
-                return None  # nobody (the room rules say so)
+            if record is None or record.get("server") == self.server:  # nobody: the room rules say so
+                return self._local.direct(batch, member, to, text, now, msg_id)
             msg = Private(nick=member.nick, to=record.get("nick", to), text=text, ts=now, id=msg_id)
             body = {"t": "private", "nick": msg.nick, "to": msg.to, "text": msg.text, "ts": now, "id": msg_id}
             self.redis.xadd(key("inbox", record["server"]), {"m": _encode(body)}, maxlen=10_000, approximate=True)
@@ -318,7 +329,7 @@ class Cluster:
             raise self._down(exc, "your message") from exc
         with hub.locked(batch) as state:
             hub.deliver(state.sent_elsewhere(member, msg), batch)
-        return msg
+        return Said(msg, False), None
 
     def adopt(self, token: str, key_: int, address: str, batch: Batch) -> bool:
         """A client resumes a session this server does not have: take it over from the

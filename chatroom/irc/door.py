@@ -17,7 +17,6 @@ server's answers, and a paste must not be lost.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -30,7 +29,8 @@ from chatroom.irc import numerics as n
 from chatroom.irc.lines import IrcLine, LineError, LineReader, LineTooLong, format_line, parse_line
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
 from chatroom.irc.wire import IrcFormat, IrcText, channel, mask
-from chatroom.protocol import ErrorCode, ModAction, Moderate, Presence, PresenceEvent
+from chatroom.protocol import ErrorCode, ModAction, Moderate, Presence, PresenceEvent, Private
+from chatroom.server.chat_path import Said, SayItem
 from chatroom.server.doors import Door, DoorPort
 from chatroom.server.hub import append_entry
 from chatroom.server.room import ChatState, Delivery, Member
@@ -129,7 +129,6 @@ class IrcDoor:
         self.session = IrcSession(self.name, tls=self.server.tls_context is not None,
                                   password_room=self.server.password is not None)
         self.reader = LineReader()
-        self._others: tuple[tuple[Member, ...], tuple[Member, ...]] | None = None
         self.conn.wire = irc_format(self.name, False, False)
 
     # ------------------------------------------------------------------ the pump
@@ -163,9 +162,7 @@ class IrcDoor:
         while i < len(lines) and not conn.session.closed:
             cost = _chat_cost(lines[i]) if self.session.registered else 0
             if cost:
-                # (a cluster's messages go to Redis first: never under the lock)
-                cluster = self.handler.server.cluster
-                with self.hub.locked(self.handler.batch) if cluster is None else contextlib.nullcontext():
+                with self.handler.server.chat.run(self.handler.batch):
                     while cost and not conn.session.closed and limiter.delay(time.monotonic(), cost) == 0:
                         self.line(lines[i], cost=cost)
                         i += 1
@@ -259,26 +256,13 @@ class IrcDoor:
 
     def update_format(self) -> None:
         caps = self.session.caps
+        if self.conn.member is not None:
+            self.conn.member.echo = "echo-message" in caps
         self.conn.wire = irc_format(self.name, "server-time" in caps, "away-notify" in caps)
 
-    def deliver(self, deliveries: list[Delivery], *, without_me: bool = False) -> None:
-        """Queue deliveries (under the lock); ``without_me``: this member's own copy is
-        left out (no echo-message: an IRC client shows what it sent by itself)."""
-        if without_me:
-            deliveries = [Delivery(self.others(d.recipients), d.message) for d in deliveries]
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        """Queue deliveries (under the lock)."""
         self.hub.deliver([d for d in deliveries if d.recipients], self.handler.batch)
-
-    def others(self, recipients: tuple[Member, ...]) -> tuple[Member, ...]:
-        """``recipients`` without this member -- the same tuple for the same room as long
-        as its membership holds, so that a run of lines to one room is one outbox entry
-        per member (the batch joins entries for the *same* recipient tuple)."""
-        cached = self._others
-        if cached is not None and cached[0] is recipients:
-            return cached[1]
-        member = self.conn.member
-        others = tuple(m for m in recipients if m is not member)
-        self._others = (recipients, others)
-        return others
 
     def refused(self, line: IrcLine, exc: Refused) -> None:
         target = line.params[0] if line.params else "*"
@@ -329,6 +313,7 @@ class IrcDoor:
                 member.realname = clean_line(session.realname)[:100]
                 member.ident = clean_line(session.user).replace(" ", "")[:32] or reg.nick
                 member.sink = conn
+                member.echo = self.echo
                 conn.member = member
         except Refused as exc:
             session.nick_refused()
@@ -478,26 +463,16 @@ class IrcDoor:
                 self.say(target, text, action)
 
     def say(self, target: str, text: str, action: bool) -> None:
-        member, now = self.member(), time.time()
-        cluster = self.handler.server.cluster
-        if cluster is not None:  # a room's shared log, or another server's member: see chatroom.cluster
-            member.echo = self.echo
-            if target.startswith("#"):
-                cluster.say(self.handler.batch, member, text, now, action=action, msg_id=None, room_name=target[1:])
-                return
-            if cluster.direct(self.handler.batch, member, target, f"* {member.nick} {text}" if action else text, now,
-                              None) is not None:
-                return
-        with self.hub.locked(self.handler.batch) as state:
-            if target.startswith("#"):
-                _, deliveries = state.say(member, text, now, action=action, room_name=target[1:])
-            else:
-                private, deliveries = state.direct(member, target, f"* {member.nick} {text}" if action else text,
-                                                   now)
-                away = state.nicks[nick_key(private.to)].away
-                if away:
-                    self.reply(n.RPL_AWAY, private.to, away)
-            self.deliver(deliveries, without_me=not self.echo)
+        member, now, chat = self.member(), time.time(), self.handler.server.chat
+        if target.startswith("#"):
+            (result,) = chat.say_many(self.handler.batch, member, [SayItem(text, action, None, target[1:])], now)
+            if not isinstance(result, Said):
+                raise result
+            return
+        said, away = chat.direct(self.handler.batch, member, target, f"* {member.nick} {text}" if action else text,
+                                 now, None)
+        if away and isinstance(said.msg, Private):
+            self.reply(n.RPL_AWAY, said.msg.to, away)
 
     def on_topic(self, line: IrcLine) -> None:
         if not self.need(line, 1):

@@ -11,18 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chatroom.server.chat_path import ChatPath
 from chatroom.server.room import Peers
 
 if TYPE_CHECKING:
-    from chatroom.protocol import Chat, Moderate, Private
+    from chatroom.protocol import Moderate
     from chatroom.server.hub import Batch, Hub
-    from chatroom.server.room import ChatState, Member, Sanction
+    from chatroom.server.room import ChatState, Sanction
     from chatroom.server.store import Store
 
 __all__ = ["ClusterLink"]
 
 
-class ClusterLink(Peers, Protocol):
+class ClusterLink(ChatPath, Peers, Protocol):
     """This server's part in a cluster.  Every call that reaches Redis may raise
     ``Refused`` (``unavailable``) when it cannot."""
 
@@ -37,12 +38,6 @@ class ClusterLink(Peers, Protocol):
     def start(self, hub: Hub, on_control: Callable[[dict[str, Any]], None]) -> None: ...
     def stop(self) -> None: ...
     def publish(self, events: list[dict[str, Any]], state: ChatState) -> None: ...
-    def say(self, batch: Batch, member: Member, text: str, now: float, *, action: bool, msg_id: str | None,
-            room_name: str | None) -> Chat: ...
-    def say_many(self, batch: Batch, member: Member, items: list[tuple[str, bool, str | None, str | None]],
-                 now: float) -> list[Any]: ...
-    def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
-               msg_id: str | None) -> Private | None: ...
     def adopt(self, token: str, key_: int, address: str, batch: Batch) -> bool: ...
     def forward(self, sanction: Sanction, msg: Moderate) -> None: ...
     def servers(self) -> dict[str, dict[str, Any]]: ...

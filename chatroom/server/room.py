@@ -111,6 +111,8 @@ class Member:
     #: In a cluster (chatroom.cluster): the id of the server that has this member's
     #: connection, when it is not this one (a *remote* member: listed, never sent to).
     server: str | None = None
+    #: (``others``: the last recipient tuple asked about, and it without this member)
+    _without_me: tuple[tuple[Member, ...], tuple[Member, ...]] | None = field(default=None, repr=False)
     #: How many times any member's ``sink`` (or a connection's wire format) has changed:
     #: the hub flattens a room's recipients once (their outboxes) and checks this count
     #: instead of walking every member for every message (see ``hub._Plan``).
@@ -122,6 +124,18 @@ class Member:
         for room in self.rooms.values():
             return room
         return None
+
+    def others(self, recipients: tuple[Member, ...]) -> tuple[Member, ...]:
+        """``recipients`` without this member (one who does not see its own messages:
+        ``echo``) -- the same tuple for the same room as long as its membership holds,
+        so that a run of messages to one room is still one outbox entry per member
+        (the batch joins entries for the *same* recipient tuple)."""
+        cached = self._without_me
+        if cached is not None and cached[0] is recipients:
+            return cached[1]
+        others = tuple(m for m in recipients if m is not self)
+        self._without_me = (recipients, others)
+        return others
 
     def info(self, now: float, *, show_address: bool = False) -> MemberInfo:
         return MemberInfo(
@@ -565,7 +579,7 @@ class ChatState:
         if author is not None:
             author.last_active = max(author.last_active, chat.ts)
             if not author.echo:
-                recipients = tuple(m for m in recipients if m is not author)
+                recipients = author.others(recipients)
         return [Delivery(recipients, chat)]
 
     def already_sent(self, member: Member, msg_id: str, text: str, *, action: bool = False,

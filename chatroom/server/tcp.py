@@ -55,7 +55,6 @@ from chatroom.protocol import (
     Away,
     Bye,
     CancelFile,
-    Chat,
     Direct,
     Error,
     ErrorCode,
@@ -78,7 +77,6 @@ from chatroom.protocol import (
     OfferFile,
     Op,
     Part,
-    Private,
     RejectFile,
     Say,
     Search,
@@ -91,6 +89,7 @@ from chatroom.protocol import (
     speaks,
 )
 from chatroom.server.bans import Ban
+from chatroom.server.chat_path import ChatPath, LocalChat, Said, SayItem, SayResult
 from chatroom.server.cluster_link import ClusterLink
 from chatroom.server.datadir import DataDirLock
 from chatroom.server.doors import Door
@@ -99,7 +98,7 @@ from chatroom.server.hub import Batch, Hub
 from chatroom.server.memstore import MEMORY_KEEP, MemoryStore
 from chatroom.server.outbox import DEFAULT_OUTBOX_LIMIT, Flusher, Outbox
 from chatroom.server.relay import DEFAULT_MAX_FILE, DEFAULT_WINDOW, MAX_RECEIVING, Relay
-from chatroom.server.room import ChatState, Member, Room, Sanction
+from chatroom.server.room import ChatState, Member, Sanction
 from chatroom.server.session import (
     Act,
     Admit,
@@ -577,7 +576,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
         contend for it once per read, not once per message.  Only the room logic and
         queueing happen under it; no logging and no socket calls.
         """
-        hub, session = self.server.hub, self.conn.session
+        session = self.conn.session
         i, count = 0, len(events)
         while i < count:
             event = events[i]
@@ -594,11 +593,7 @@ class ChatHandler(socketserver.BaseRequestHandler):
                     break
                 run.append(more)
                 i += 1
-            if self.server.cluster is not None:  # the run goes to the cluster in one round trip, unlocked
-                self.say_in_cluster(run)
-                continue
-            with hub.locked(self.batch) as state:
-                self.say_run(state, run)
+            self.say_run(run)
 
     def act(self, event: Event) -> None:
         if isinstance(event, Reply):
@@ -832,126 +827,43 @@ class ChatHandler(socketserver.BaseRequestHandler):
         log.info("%s resumed in %d room(s) (%d missed messages replayed)", self.describe(), len(rooms), total)
 
     def on_say(self, msg: Say | Action) -> None:
-        if self.server.cluster is not None:  # (a message that came alone: see act_all)
-            self.say_in_cluster([msg])
-            return
-        with self.server.hub.locked(self.batch) as state:
-            self.say_run(state, [msg])
+        self.say_run([msg])  # (a message that came alone: see act_events)
 
-    def say_run(self, state: ChatState, msgs: list[Say | Action]) -> None:
-        """Chat messages from one read, under the hub lock (one server): each into its
-        room, or acknowledged as a resend, or refused.  The hot path of a busy room:
-        one pass, no dispatch per message, a room's chats queued together; the acks
-        are deferred behind them."""
-        batch, me, conn = self.batch, self.conn.me, self.conn
-        member, max_header = self._member(), self.server.config.max_header
-        now = time.time()  # one read, one moment
-        sender = fold(member.nick)  # nobody renames during the run: it holds the lock
-        room: Room | None = None  # the room of the previous message, and its name
-        room_name: str | None = None
-        targets: tuple[Member, ...] = ()
-        chats: list[Outgoing] = []  # for ``targets``, not queued yet
-        acks: list[Outgoing] = []  # deferred together at the end (or before a resend's ack)
-        acked = batch.acks
-        for msg in msgs:
-            action = type(msg) is Action
-            try:
-                earlier = state.already_sent(member, msg.id, msg.text, action=action, room_name=msg.room,
-                                             sender=sender)
-                if earlier is not None:  # a resend of something we have: acknowledge, don't repeat
-                    acks = self._ack_resend(msg, earlier, acks)
-                    continue
-                if msg.room != room_name or room is None:
-                    room = None  # (stays so if the lookup is refused)
-                    room = state.room_of(member, msg.room)
-                    room_name = msg.room
-                chat, recipients = state.say_to(member, msg.text, now, action=action, msg_id=msg.id,
-                                                room_name=msg.room, room=room, sender=sender)
-                out = Outgoing(chat, encode_plain(chat, max_header))  # every field set: encode_plain
-            except Refused as exc:
-                if chats:  # what came before goes first
-                    batch.queue_all(targets, chats)
-                    chats = []
-                self.send_error(exc.code, exc.message, msg_id=msg.id, suggestion=exc.suggestion)
-                continue
-            except Exception as exc:  # noqa: BLE001 -- a bug must cost one message, not the connection
-                if chats:
-                    batch.queue_all(targets, chats)
-                    chats = []
-                self.internal_error(msg, exc)
-                continue
-            if recipients is not targets:
-                if chats:
-                    batch.queue_all(targets, chats)
-                    chats = []
-                targets = recipients
-            chats.append(out)
-            ack = Ack(id=msg.id, ts=now, seq=chat.seq, room=chat.room)
-            acks.append(Outgoing(ack, encode_plain(ack)))
-            acked.append((conn, msg.id))
-        if chats:
-            batch.queue_all(targets, chats)
-        if acks:
-            batch.defer_all(me, acks)
+    def say_run(self, msgs: list[Say | Action]) -> None:
+        """Chat messages from one read, through the server's chat path (alone or in a
+        cluster): each into its room, or acknowledged as a resend, or refused.  The
+        acks are queued behind the messages, in one fan-out with them."""
+        me = self.conn.me
+        batch = self.batch
 
-    def _ack_resend(self, msg: Say | Action, earlier: Chat | Private, acks: list[Outgoing]) -> list[Outgoing]:
-        """Acknowledge a resend as a duplicate, after the run's acks so far (``acks``,
-        deferred now); returns the run's new, empty list of acks."""
-        if acks:
-            self.batch.defer_all(self.conn.me, acks)
-        self.batch.defer(self.conn.me, Outgoing.of(Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
-                                                       room=getattr(earlier, "room", None), duplicate=True)))
-        return []
+        def answer(results: Sequence[SayResult]) -> None:  # (under the hub lock: queues only)
+            acks: list[Outgoing] = []
+            for msg, result in zip(msgs, results, strict=True):
+                if type(result) is Said:
+                    said = result.msg
+                    ack = Ack(id=msg.id, ts=said.ts, seq=getattr(said, "seq", None),
+                              room=getattr(said, "room", None), duplicate=result.resent)
+                    acks.append(Outgoing(ack, encode_plain(ack)))
+                elif isinstance(result, Refused):
+                    batch.queue(me, Outgoing.of(Error(code=str(result.code), message=result.message, id=msg.id,
+                                                      suggestion=result.suggestion)))
+            if acks:
+                batch.defer_all(me, acks)
 
-    def say_in_cluster(self, msgs: list[Say | Action]) -> None:
-        """A run of chat messages on a server of a cluster: resends acknowledged as
-        such, the rest into their rooms' logs at once (see ``Cluster.say_many``)."""
-        hub, cluster, member, me = self.server.hub, self.server.cluster, self._member(), self.conn.me
-        assert cluster is not None
-        fresh: list[Say | Action] = []
-        with hub.locked(self.batch) as state:
-            for msg in msgs:
-                earlier = state.already_sent(member, msg.id, msg.text, action=type(msg) is Action, room_name=msg.room)
-                if earlier is None:
-                    fresh.append(msg)
-                else:
-                    self.batch.defer(me, Outgoing.of(Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
-                                                         room=getattr(earlier, "room", None), duplicate=True)))
-        if not fresh:
-            return
+        items = [SayItem(m.text, type(m) is Action, m.id, m.room) for m in msgs]
         try:
-            results = cluster.say_many(self.batch, member, [(m.text, type(m) is Action, m.id, m.room) for m in fresh],
-                                       time.time())
+            results = self.server.chat.say_many(batch, self._member(), items, time.time(), answer)
         except Exception as exc:  # noqa: BLE001 -- a bug costs these messages, not the connection
-            for msg in fresh:
+            for msg in msgs:
                 self.internal_error(msg, exc)
             return
-        with hub.locked(self.batch):
-            for msg, result in zip(fresh, results, strict=True):
-                if isinstance(result, Refused):
-                    self.send_error(result.code, result.message, msg_id=msg.id, suggestion=result.suggestion)
-                else:
-                    chat, resent = result
-                    self.batch.defer(me, Outgoing.of(Ack(id=msg.id, ts=chat.ts, seq=chat.seq, room=chat.room,
-                                                         duplicate=resent)))
+        for msg, result in zip(msgs, results, strict=True):
+            if isinstance(result, Exception) and not isinstance(result, Refused):
+                self.internal_error(msg, result)
 
     def on_direct(self, msg: Direct) -> None:
-        hub = self.server.hub
-        with hub.locked(self.batch) as state:
-            earlier = state.already_sent(self._member(), msg.id, msg.text, private=True)
-            if earlier is not None:
-                self.send(Ack(id=msg.id, ts=earlier.ts, duplicate=True))
-                return
-        cluster = self.server.cluster
-        if cluster is not None:  # to a member of another server: through its inbox
-            sent = cluster.direct(self.batch, self._member(), msg.to, msg.text, time.time(), msg.id)
-            if sent is not None:
-                self.send(Ack(id=msg.id, ts=sent.ts))
-                return
-        with hub.locked(self.batch) as state:
-            private, deliveries = state.direct(self._member(), msg.to, msg.text, time.time(), msg_id=msg.id)
-            hub.deliver(deliveries, self.batch)
-            self.send(Ack(id=msg.id, ts=private.ts))
+        said, _ = self.server.chat.direct(self.batch, self._member(), msg.to, msg.text, time.time(), msg.id)
+        self.send(Ack(id=msg.id, ts=said.msg.ts, duplicate=said.resent))
 
     def on_join(self, msg: Join) -> None:
         hub = self.server.hub
@@ -1181,6 +1093,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
                           bans=self.store.bans(), max_rooms=self.config.max_rooms, peers=self.cluster)
         self.hub = Hub(state, self.store, self.config.max_header)
         self.hub.publisher = self.cluster
+        #: How members' messages reach rooms and people: alone, or through the cluster.
+        self.chat: ChatPath = self.cluster if self.cluster is not None else LocalChat(self.hub)
         self.hub.overflow = self._too_slow
         # Each receiver may take MAX_RECEIVING files at once, each at most a window
         # ahead: together they fill at most half of its outbox, leaving room for chat.

@@ -1,0 +1,164 @@
+"""How what a member says reaches its room or its recipient: one path for every door.
+
+A door (framed, IRC, WebSocket) turns its wire into :class:`SayItem` s and direct
+messages and hands them to the server's :class:`ChatPath`; the path applies the room
+rules (resend recognised, member of the room, not muted, text cleaned, stamped with
+the room's next number) and queues the message for its recipients.  What the door
+gets back is one :data:`SayResult` per item -- the message as stamped and whether it
+was a resend, or why it was refused -- and it answers in its own wire (an ``ack`` or an
+``error`` frame; an IRC numeric).
+
+Two strategies implement it, and the composition root (``chatroom/app.py``) picks
+one: :class:`LocalChat` for a server alone (everything under the hub lock, in one
+step), and the cluster's (``chatroom.cluster``) which checks under the lock, appends
+to Redis outside it and applies the log's order under it again.  Doors never ask
+which one they have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+from chatroom.errors import Refused
+from chatroom.protocol import Chat, Private, encode_plain
+from chatroom.server.room import Delivery
+from chatroom.server.wire import Outgoing
+from chatroom.text import fold, nick_key
+
+if TYPE_CHECKING:
+    from chatroom.server.hub import Batch, Hub
+    from chatroom.server.room import ChatState, Member
+
+__all__ = ["SayItem", "Said", "SayResult", "Answer", "ChatPath", "LocalChat"]
+
+
+class SayItem(NamedTuple):
+    """One room message as a door read it: ``room`` None means the member's only room."""
+
+    text: str
+    action: bool
+    msg_id: str | None
+    room: str | None
+
+
+class Said(NamedTuple):
+    """A message that is in its room (or on its way to its recipient): as stamped, and
+    whether it was a resend of one accepted before (nothing was sent again)."""
+
+    msg: Chat | Private
+    resent: bool
+
+
+#: What became of one item: said, refused (tell the sender why), or a bug in the
+#: server (an Exception: log it, tell the sender it failed; the connection goes on).
+SayResult = Said | Refused | Exception
+#: Called with the results under the hub lock, as the last step of ``say_many``: the
+#: door queues its answers (acks, errors) there, so that they follow the messages
+#: they answer and join the same fan-out.  It only queues on the batch.
+Answer = Callable[[Sequence[SayResult]], None]
+
+
+class ChatPath(Protocol):
+    """The one way messages enter rooms and reach members (see the module's doc)."""
+
+    def run(self, batch: Batch) -> ContextManager[object]:
+        """Around a run of one member's messages read at once (``with path.run(batch):``):
+        alone, the hub lock held across them, so each member's outbox gets the run as
+        one entry; in a cluster, nothing (the path must not hold the lock over Redis)."""
+        ...
+
+    def say_many(self, batch: Batch, member: Member, items: Sequence[SayItem], now: float,
+                 answer: Answer | None = None) -> list[SayResult]:
+        """``member`` says each of ``items``, in order; one result each."""
+        ...
+
+    def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
+               msg_id: str | None) -> tuple[Said, str | None]:
+        """``member`` sends ``text`` to the member called ``to``: the message, and that
+        member's away text if it has one.  ``Refused`` if it was not sent."""
+        ...
+
+
+class LocalChat:
+    """The path of a server alone: every step under the hub lock, at once."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def run(self, batch: Batch) -> ContextManager[object]:
+        return self.hub.locked(batch)
+
+    def say_many(self, batch: Batch, member: Member, items: Sequence[SayItem], now: float,
+                 answer: Answer | None = None) -> list[SayResult]:
+        with self.hub.locked(batch) as state:
+            results = self._say(state, batch, member, items, now)
+            if answer is not None:
+                answer(results)
+        return results
+
+    def _say(self, state: ChatState, batch: Batch, member: Member, items: Sequence[SayItem],
+             now: float) -> list[SayResult]:
+        """The hot path of a busy room: one pass, no dispatch per message; a room's
+        chats are queued together (one outbox entry per member for the run)."""
+        max_header = self.hub.max_header
+        sender = fold(member.nick)  # nobody renames during the run: it holds the lock
+        conn = member.sink  # (the sender's connection: acks are refused with it if the commit fails)
+        room = None  # the room of the previous message, and its name
+        room_name: str | None = None
+        targets: tuple[Member, ...] = ()
+        chats: list[Outgoing] = []  # for ``targets``, not queued yet
+        results: list[SayResult] = []
+        acked = batch.acks
+        for text, action, msg_id, name in items:
+            try:
+                if msg_id is not None:
+                    earlier = state.already_sent(member, msg_id, text, action=action, room_name=name, sender=sender)
+                    if earlier is not None:  # a resend of something we have: acknowledge, don't repeat
+                        results.append(Said(earlier, True))
+                        continue
+                if name != room_name or room is None:
+                    room = None  # (stays so if the lookup is refused)
+                    room = state.room_of(member, name)
+                    room_name = name
+                chat, recipients = state.say_to(member, text, now, action=action, msg_id=msg_id,
+                                                room_name=name, room=room, sender=sender)
+                out = Outgoing(chat, encode_plain(chat, max_header))  # every field set: encode_plain
+            except Exception as exc:  # noqa: BLE001 -- Refused, or a bug: either costs one message
+                results.append(exc)
+                continue
+            if not member.echo:
+                recipients = member.others(recipients)
+            if recipients is not targets:
+                if chats:
+                    batch.queue_all(targets, chats)
+                    chats = []
+                targets = recipients
+            chats.append(out)
+            if msg_id is not None and conn is not None:
+                acked.append((conn, msg_id))
+            results.append(Said(chat, False))
+        if chats:
+            batch.queue_all(targets, chats)
+        return results
+
+    def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
+               msg_id: str | None) -> tuple[Said, str | None]:
+        with self.hub.locked(batch) as state:
+            if msg_id is not None:
+                earlier = state.already_sent(member, msg_id, text, private=True)
+                if earlier is not None:
+                    return Said(earlier, True), None
+            private, deliveries = state.direct(member, to, text, now, msg_id=msg_id)
+            if not member.echo:
+                deliveries = [Delivery(member.others(d.recipients), d.message) for d in deliveries]
+            self.hub.deliver([d for d in deliveries if d.recipients], batch)
+            target = state.nicks.get(nick_key(private.to))
+            return Said(private, False), target.away if target is not None else None
+
+
+def no_run() -> ContextManager[object]:
+    """The ``run`` of a path that must not hold the lock across a run."""
+    return contextlib.nullcontext()
