@@ -11,6 +11,7 @@ import errno
 import gc
 import logging
 import os
+import secrets
 import signal
 import sqlite3
 import ssl
@@ -737,7 +738,11 @@ def cmd_join(args: argparse.Namespace) -> int:
             if known_servers.forget(f"{host}:{port}"):
                 print(f"forgot the certificate remembered for {host}:{port}", file=sys.stderr)
     try:
-        for i, (host, port) in enumerate(addresses):  # every address, in turn; the others for reconnects
+        # Every address in turn, starting at a random one (a class given the same list
+        # spreads over a cluster's servers instead of all landing on the first).
+        start = secrets.randbelow(len(addresses))
+        addresses = addresses[start:] + addresses[:start]
+        for i, (host, port) in enumerate(addresses):  # the others are kept for reconnects
             try:
                 client = ChatClient(host, port, nick, room=args.room, tracer=tracer, alternates=addresses,
                                     password=os.environ.get("CHATROOM_PASSWORD") or None, tls=args.tls,

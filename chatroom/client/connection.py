@@ -36,6 +36,7 @@ from chatroom import __version__
 from chatroom.auth import NONCE_BYTES
 from chatroom.client.events import ConnState, Outgoing, OutgoingChanged, StateChanged, Trusted
 from chatroom.client.handshake import ClientHandshake, Done, NeedTls, Send
+from chatroom.client.outbound import Outbound, Pacer, Verdict
 from chatroom.client.session import FATAL_CODES, ClientSession, Emit, End, Request, SessionAction, Settle
 from chatroom.client.transfers import Transfers, default_downloads
 from chatroom.errors import ConnectionFailed, FrameError, HandshakeRefused, MessageError
@@ -43,6 +44,7 @@ from chatroom.protocol import (
     Action,
     Bye,
     Direct,
+    ErrorCode,
     FrameDecoder,
     Join,
     Message,
@@ -77,6 +79,9 @@ _UNPACED = frozenset({"ping", "pong", "bye", "file_chunk", "file_ack", "file_don
 #: Pace to this share of the server's advertised rate, and half its burst: the server
 #: measures arrivals, which a network hiccup can bunch together.
 PACE_MARGIN = 0.9
+#: A message the server could not take now goes again after about this long, doubling
+#: (with jitter) while it still cannot, up to the reconnect backoff's ceiling.
+RETRY_START = 1.0
 
 
 EventSink = Callable[[object], None]
@@ -155,11 +160,16 @@ class ChatClient:
         self.state = ConnState.CLOSED
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex()
-        self._lock = threading.Lock()  # guards _unacked and _requests
-        self._unacked: dict[str, Outgoing] = {}  # in sending order
+        self._lock = threading.Lock()  # guards _outbound, _requests and _calls
+        #: What the user sent and the server has not settled, and the pacing (no I/O).
+        self._outbound = Outbound()
+        #: A message the server could not take now (``unavailable``...) goes again then
+        #: (a server alone; in a cluster the client moves on to another server at once).
+        self._retry_at: float | None = None
+        self._retry_wait = RETRY_START
+        self._backoff = self.BACKOFF_START  # the reconnect backoff reached (see _reconnect)
         self._requests: deque[tuple[bytes, bool]] = deque()  # (frame, paced?) queued by callers
         self._calls: deque[Callable[[], None]] = deque()  # to run on the network thread
-        self._pacer = _Pacer(0.0, 0.0)  # set from the welcome's limits
         self._sock: socket.socket | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -263,17 +273,17 @@ class ChatClient:
 
     def pace_time(self, messages: int) -> float:
         """Seconds the server's rate limit needs for ``messages`` more (0: no limit)."""
-        rate = self._pacer.rate
+        rate = self._outbound.pacer.rate
         return messages / rate if rate > 0 else 0.0
 
     def pending(self) -> list[Outgoing]:
         with self._lock:
-            return list(self._unacked.values())
+            return list(self._outbound.unacked.values())
 
     def wait_acked(self, timeout: float) -> bool:
         """Wait until every outgoing message is acknowledged or refused."""
         with self._idle:
-            return self._idle.wait_for(lambda: not self._unacked, timeout=timeout)
+            return self._idle.wait_for(lambda: not self._outbound, timeout=timeout)
 
     def close(self, reason: str = "quit", timeout: float = 2.0) -> None:
         """Say goodbye and stop.  Safe to call twice."""
@@ -299,7 +309,7 @@ class ChatClient:
     def _send_chat(self, msg: Say | Action | Direct) -> Outgoing:
         out = Outgoing(id=msg.id, message=msg)
         with self._lock:
-            self._unacked[msg.id] = out
+            self._outbound.add(out)
             if self.state is ConnState.CONNECTED:
                 self._requests.append((encode_message(msg), True))
         self._wake()
@@ -479,16 +489,20 @@ class ChatClient:
         if "ping_interval" in welcome.limits:
             self.ping_interval = max(1.0, min(self.ping_interval, welcome.limits["ping_interval"] - 1.0))
         per_minute = welcome.limits.get("rate_per_minute", 0)
-        self._pacer = _Pacer(per_minute / 60.0 * PACE_MARGIN, max(1.0, welcome.limits.get("burst", 1) / 2))
         self._sock = sock
         with self._lock:
-            # Everything unacknowledged goes again, in order, ahead of new requests.
-            resend = [(encode_message(o.message), True) for o in self._unacked.values()]
+            self._outbound.pacer = Pacer(per_minute / 60.0 * PACE_MARGIN, max(1.0, welcome.limits.get("burst", 1) / 2),
+                                         time.monotonic())
             self._requests.clear()
-            self._requests.extend(resend)
+            self._retry_at, self._retry_wait = None, RETRY_START
         self._set_state(ConnState.CONNECTED, f"connected to {welcome.server}")
         self._emit(welcome)
+        # First what the session asks (a new session rejoins our rooms, sets our away
+        # text again), then everything unacknowledged, in order, ahead of new requests:
+        # a message for a room goes after the join that puts us back in it.
         self._carry_out(actions)
+        with self._lock:
+            self._requests.extend((encode_message(m), True) for m in self._outbound.to_resend())
 
     def _drop_socket(self) -> None:
         sock, self._sock = self._sock, None
@@ -505,7 +519,6 @@ class ChatClient:
         closed or refused for good.  Nothing escapes it: an unexpected error is logged
         and handled like a lost connection (a reconnect and a resume), never a silent
         stall."""
-        backoff = self.BACKOFF_START
         connected = not reconnect_first
         reason = _Why("reconnecting")
         while not self._closing:
@@ -519,41 +532,57 @@ class ChatClient:
                 if reason.fatal or not self.reconnect:
                     self._set_state(ConnState.CLOSED, reason.text)
                     return
-            connected = False
-            # Reconnect with backoff (and jitter: a whole class must not retry in step)
-            # until it works, the user quits, or the server refuses us for good.
-            while not self._closing:
-                wait = 0.0 if self._skip_wait else backoff * random.uniform(0.5, 1.0)
-                self._skip_wait = False
-                self._set_state(ConnState.DISCONNECTED, reason.text, retry_in=wait)
-                if self._sleep(wait):
-                    break
-                backoff = min(backoff * 2, self.BACKOFF_MAX)
-                self._set_state(ConnState.CONNECTING, f"reconnecting to {self.host}:{self.port}")
-                try:
-                    sock, welcome, leftover = self._open()
-                except CertificateChanged as exc:  # final: retrying would not make it safe
-                    self._set_state(ConnState.CLOSED, str(exc))
-                    return
-                except HandshakeRefused as exc:
-                    if exc.code in FATAL_CODES:
-                        self._set_state(ConnState.CLOSED, exc.message)
-                        return
-                    reason = _Why(f"{exc.message}; retrying")
-                    continue
-                except ConnectionFailed as exc:
-                    reason = _Why(exc.args[0] if exc.args else "connection failed")
-                    self._next_address()
-                    continue
-                except Exception as exc:  # noqa: BLE001 -- the network thread never dies of a bug
-                    log.error("reconnecting failed unexpectedly: %s: %s", type(exc).__name__, exc)
-                    log.debug("traceback", exc_info=exc)
-                    reason = _Why(f"reconnecting failed ({type(exc).__name__}: {exc})")
-                    continue
-                self._adopt(sock, welcome)
-                backoff = self.BACKOFF_START
-                connected = True
+            if reason.move_on:
+                self._next_address()
+            back = self._reconnect(reason)
+            if back is None:
+                return
+            connected, leftover = True, back
+
+    def _reconnect(self, reason: _Why) -> list[Message] | None:
+        """Reconnect with backoff (and jitter: a whole class must not retry in step)
+        until it works (the messages that came after the welcome), the user quits, or
+        the server refuses us for good (None).  The backoff grows once per round of
+        the server list, not per server tried: after a whole cluster restarts,
+        everyone is back within seconds."""
+        # A server that took us but could not serve (``move_on``) is not progress: the
+        # backoff goes on growing from where it was; any other reconnect starts afresh.
+        backoff = self._backoff if reason.move_on else self.BACKOFF_START
+        while not self._closing:
+            skip = self._skip_wait
+            wait = 0.0 if skip else backoff * random.uniform(0.5, 1.0)
+            self._skip_wait = False
+            self._set_state(ConnState.DISCONNECTED, reason.text, retry_in=wait)
+            if self._sleep(wait):
                 break
+            if not skip:
+                backoff = self._backoff = min(backoff * 2, self.BACKOFF_MAX)
+            self._set_state(ConnState.CONNECTING, f"reconnecting to {self.host}:{self.port}")
+            try:
+                sock, welcome, leftover = self._open()
+            except CertificateChanged as exc:  # final: retrying would not make it safe
+                self._set_state(ConnState.CLOSED, str(exc))
+                return None
+            except HandshakeRefused as exc:
+                if exc.code in FATAL_CODES:
+                    self._set_state(ConnState.CLOSED, exc.message)
+                    return None
+                reason = _Why(f"{exc.message}; retrying")
+                if exc.code == ErrorCode.UNAVAILABLE.value:  # this server cannot serve now: another may
+                    self._next_address()
+                continue
+            except ConnectionFailed as exc:
+                reason = _Why(exc.args[0] if exc.args else "connection failed")
+                self._next_address()
+                continue
+            except Exception as exc:  # noqa: BLE001 -- the network thread never dies of a bug
+                log.error("reconnecting failed unexpectedly: %s: %s", type(exc).__name__, exc)
+                log.debug("traceback", exc_info=exc)
+                reason = _Why(f"reconnecting failed ({type(exc).__name__}: {exc})")
+                continue
+            self._adopt(sock, welcome)
+            return leftover
+        return None
 
     def _next_address(self) -> None:
         """Try the next server of the cluster next time (at once: it is another server)."""
@@ -615,7 +644,10 @@ class ChatClient:
                     self._goodbye(link)
                     return _Why("closed", fatal=True)
                 self._run_calls()
+                retry_wait = self._resend_due(time.monotonic())
                 pace_wait = self._take_requests(link.out)
+                if retry_wait is not None:
+                    pace_wait = retry_wait if pace_wait is None else min(pace_wait, retry_wait)
                 link.want_write(sel, bool(link.out))
                 timeout = self._keepalive(link, time.monotonic())
                 if isinstance(timeout, _Why):
@@ -698,8 +730,9 @@ class ChatClient:
                 return None
             waiting: deque[tuple[bytes, bool]] = deque()
             blocked = False
+            pacer = self._outbound.pacer
             for data, paced in self._requests:
-                if paced and (blocked or not self._pacer.take(now)):
+                if paced and (blocked or not pacer.take(now)):
                     blocked = True
                     waiting.append((data, paced))
                     continue
@@ -707,7 +740,7 @@ class ChatClient:
                     self.tracer.frame_out("-> server", data)
                 out += data
             self._requests = waiting
-        return self._pacer.wait(now) if blocked else None
+        return pacer.wait(now) if blocked else None
 
     def _goodbye(self, link: _Link) -> None:
         """Send everything queued and a bye, then read what the server still sends until
@@ -755,48 +788,46 @@ class ChatClient:
             elif type(action) is Request:
                 self._queue(encode_message(action.message), action.message.TYPE not in _UNPACED)
             elif type(action) is Settle:
-                self._settle(action.id, action.status, action.error)
+                why = self._settle(action.id, action.code, action.error) or why
             elif type(action) is End:
                 why = _Why(action.why, fatal=action.fatal)
         return why
 
-    def _settle(self, msg_id: str, status: str, error: str = "") -> None:
+    def _settle(self, msg_id: str, code: str | None, error: str = "") -> _Why | None:
+        """The server answered one of our messages (``code`` None: an ack)."""
         with self._lock:
-            out = self._unacked.pop(msg_id, None)
-            if not self._unacked:
+            out, verdict = self._outbound.settle(msg_id, code, error)
+            if not self._outbound:
                 self._idle.notify_all()
-        if out is not None:
-            out.status, out.error = status, error
-            if status == "refused":
-                self.refused += 1
-            self._emit(OutgoingChanged(out))
+            if verdict is Verdict.ACKED:
+                self._retry_wait, self._backoff = RETRY_START, self.BACKOFF_START
+        self._backoff = self.BACKOFF_START  # the reconnect backoff reached (see _reconnect)
+        if out is None:
+            return None
+        if verdict is Verdict.RETRY:
+            if code == ErrorCode.UNAVAILABLE.value and len(self.addresses) > 1:
+                return _Why(f"{self.host}:{self.port} cannot take messages now ({error}); trying another server",
+                            move_on=True)
+            if self._retry_at is None:  # one timer for all of them: they go again together, in order
+                self._retry_at = time.monotonic() + self._retry_wait * random.uniform(0.5, 1.0)
+                self._retry_wait = min(self._retry_wait * 2, self.BACKOFF_MAX)
+            return None
+        if verdict is Verdict.REFUSED:
+            self.refused += 1
+        self._emit(OutgoingChanged(out))
+        return None
 
-
-class _Pacer:
-    """A token bucket matching the server's rate limit (PROTOCOL.md, "Rate limit"), so
-    that a paste or a pipe is sent as fast as the server takes it, never refused."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self._tokens, self._stamp = burst, time.monotonic()
-
-    def _refill(self, now: float) -> None:
-        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._stamp) * self.rate)
-        self._stamp = now
-
-    def take(self, now: float) -> bool:
-        if self.rate <= 0:  # the server has no limit
-            return True
-        self._refill(now)
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        return False
-
-    def wait(self, now: float) -> float:
-        """Seconds until the next token."""
-        self._refill(now)
-        return 0.0 if self.rate <= 0 else max(0.0, (1 - self._tokens) / self.rate)
+    def _resend_due(self, now: float) -> float | None:
+        """Send again what the server could not take, once its pause is over.
+        Returns how long the loop may wait for that."""
+        if self._retry_at is None:
+            return None
+        if now < self._retry_at:
+            return self._retry_at - now
+        self._retry_at = None
+        with self._lock:
+            self._requests.extend((encode_message(m), True) for m in self._outbound.retrying())
+        return 0.0
 
 
 class _Link:
@@ -831,3 +862,4 @@ class _Why:
 
     text: str
     fatal: bool = False
+    move_on: bool = False  # try the next server of the list (this one cannot serve now)

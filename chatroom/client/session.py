@@ -24,6 +24,7 @@ import msgspec
 from chatroom.protocol import (
     SEVERAL_ROOMS,
     Ack,
+    Away,
     Bye,
     Chat,
     Crowd,
@@ -75,6 +76,7 @@ class Settle:
     id: str
     status: str  # "acked" | "refused"
     error: str = ""
+    code: str | None = None  # the error's code (None: acked): some mean "not now", not "no"
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +200,12 @@ class ClientSession:
         if not welcome.resumed:
             if welcome.room:
                 self._saw_up_to(welcome.room, welcome.last_seq)
-            return [Request(Join(room=name)) for name in before]  # a new session: back where we were
+            # A new session (the server restarted, or the grace ran out): back where we
+            # were, and away again if we were (the server forgot both).
+            actions: list[SessionAction] = [Request(Join(room=name)) for name in before]
+            if self.away is not None:
+                actions.append(Request(Away(message=self.away)))
+            return actions
         # The missed messages follow in replay frames; we are current once we have
         # welcome.last_seq.  What the replay does not hold, we fetch (see _Fill).  The
         # session's other rooms follow as resumed ``joined``, each with its own replay.
@@ -238,7 +245,7 @@ class ClientSession:
             self.room, self._before_join = self._before_join, ""  # our join was refused
         actions: list[SessionAction] = []
         if msg.id is not None:
-            actions.append(Settle(msg.id, "refused", msg.message))  # if it was ours
+            actions.append(Settle(msg.id, "refused", msg.message, msg.code))  # if it was ours
         actions.append(Emit(msg))
         if msg.fatal:
             text = msg.message + (" (/reconnect to come back)" if msg.code == ErrorCode.KICKED else "")

@@ -12,6 +12,7 @@ from chatroom.client.connection import ChatClient, ConnState, OutgoingChanged, S
 from chatroom.errors import ConnectionFailed, HandshakeRefused
 from chatroom.protocol import (
     Ack,
+    Away,
     Chat,
     ErrorCode,
     History,
@@ -21,7 +22,9 @@ from chatroom.protocol import (
     PresenceEvent,
     Private,
     Say,
+    User,
     Welcome,
+    Whois,
 )
 from chatroom.server.tcp import CloseReason
 from tests.polling import Events, wait_until
@@ -215,4 +218,33 @@ def test_a_client_in_several_rooms_resumes_all_of_them_with_what_each_missed(mak
     assert ann.room == "ops"  # still talking where we were
     back = [bob.expect(Presence, event=PresenceEvent.RECONNECTED) for _ in range(2)]
     assert sorted(p.room for p in back) == ["dev", "lobby"]  # once in each room
+    bob.close()
+
+
+def test_after_a_server_restart_the_client_rejoins_then_sends_what_was_typed_and_is_away_again(
+        make_server, clients, tmp_path):
+    server = make_server(data_dir=str(tmp_path))
+    port = server.port
+    ann, events = clients(port, "ann")
+    ann.BACKOFF_START = 0.2
+    ann.connect()
+    ann.send(Join(room="dev"))
+    events.wait(lambda e: isinstance(e, Joined))
+    ann.send(Away(message="at lunch"))
+    events.wait(lambda e: isinstance(e, Presence) and e.event is PresenceEvent.AWAY and e.nick == "ann")
+    server.stop()  # a restart: the new server knows nothing of the session
+    events.wait(lambda e: isinstance(e, StateChanged) and e.state is ConnState.DISCONNECTED)
+    typed = ann.say("typed in the lobby during the restart", room="lobby")
+    server = make_server(data_dir=str(tmp_path), port=port)
+    bob = WireClient(port)
+    bob.hello("bob")  # in the lobby
+    welcome = events.wait(lambda e: isinstance(e, Welcome) and not e.resumed, timeout=20)
+    assert welcome.nick == "ann"
+    chat = bob.expect(Chat, text="typed in the lobby during the restart", timeout=10)
+    assert chat.room == "lobby"
+    assert ann.wait_acked(10) and typed.status == "acked"
+    bob.send(Whois(nick="ann"))
+    user = bob.expect(User)
+    assert user.away == "at lunch"  # the new server was told again
+    assert sorted(r.lower() for r in user.rooms) == ["dev", "lobby"]
     bob.close()

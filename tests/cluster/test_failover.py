@@ -114,3 +114,49 @@ def test_redis_killed_under_load_loses_no_acknowledged_message(cluster, redis_se
     assert [c.text for c in history] == [f"load {n}" for n in range(150)]
     watcher.send(Hello(version="1.3", nick="x"))  # the servers took up their work again
     assert watcher.expect(Error).code == "already_hello"
+
+
+def _said_once(texts: list[str], text: str) -> bool:
+    return texts.count(text) == 1
+
+
+def test_the_stock_client_keeps_what_was_refused_unavailable_and_sends_it_once_redis_is_back(cluster, redis_server):
+    one = cluster()
+    watcher = WireClient(one.port)
+    watcher.hello("watcher")
+    events = Events()
+    ann = ChatClient("127.0.0.1", one.port, "ann", on_event=events)
+    ann.connect()
+    redis_server.kill()
+    out = ann.say("said while the store is down")
+    wait_until(lambda: ann.pending() and not one.cluster.healthy, what="the cluster sees Redis gone")
+    redis_server.start()
+    acked = events.wait(lambda e: isinstance(e, OutgoingChanged) and e.outgoing.id == out.id
+                        and e.outgoing.status != "pending", timeout=60)
+    refused = [e for e in events.seen if isinstance(e, OutgoingChanged) and e.outgoing.status == "refused"]
+    assert acked.outgoing.status == "acked" and not refused  # never shown as refused: it was kept
+    assert ann.pending() == []
+    chat = watcher.expect(Chat, text="said while the store is down", timeout=10)
+    watcher.send(FetchHistory(room="lobby", before=chat.seq + 1, limit=50))
+    texts = [c.text for c in watcher.expect(History).messages]
+    assert _said_once(texts, "said while the store is down")
+    ann.close()
+
+
+def test_a_client_moves_to_another_server_when_its_own_answers_unavailable(cluster, redis_server):
+    one, two = cluster(), cluster()
+    events = Events()
+    ann = ChatClient("127.0.0.1", one.port, "ann", on_event=events, alternates=[("127.0.0.1", two.port)])
+    ann.connect()
+    redis_server.kill()
+    ann.say("typed while the cluster's store is down")
+    moved = events.wait(lambda e: isinstance(e, StateChanged) and e.state is ConnState.DISCONNECTED
+                        and "trying another server" in e.detail, timeout=30)
+    assert "unavailable" in moved.detail or "cannot" in moved.detail
+    redis_server.start()
+    events.wait(lambda e: isinstance(e, OutgoingChanged) and e.outgoing.status == "acked", timeout=60)
+    assert not [e for e in events.seen if isinstance(e, OutgoingChanged) and e.outgoing.status == "refused"]
+    watcher = WireClient(one.port)
+    texts = [c.text for c in watcher.hello("watcher").history]
+    assert _said_once(texts, "typed while the cluster's store is down")
+    ann.close()
