@@ -204,6 +204,9 @@ class Windows:
             peer = event.to if event.nick == self.nick else event.nick
             return self.find(peer, query=True) or self._open(peer, query=True)
         if isinstance(event, OutgoingChanged):
+            for w in self.items:  # its answer goes where its "(sending)" line is shown
+                if event.outgoing.id in w.transcript.pending:
+                    return w
             msg = event.outgoing.message
             if isinstance(msg, Direct):
                 return self.find(msg.to, query=True) or self.active

@@ -82,6 +82,17 @@ def test_a_private_conversation_has_its_own_window_for_both_directions():
     assert w.items[2].label == "@robert"
 
 
+def test_a_first_private_message_typed_in_a_room_window_is_settled_where_its_sending_line_is():
+    w = three_windows()  # dev on screen, no conversation with bob yet
+    out = Outgoing(id="z", message=Direct(id="z", to="bob", text="psst"))
+    w.add(OutgoingChanged(out))
+    assert w.active.transcript.pending
+    w.add(Private(nick="ann", to="bob", text="psst", ts=1.0, id="z"))  # the echo opens @bob
+    w.add(OutgoingChanged(Outgoing(id="z", message=out.message, status="acked")))
+    assert not any(x.transcript.pending for x in w.items)  # no "(sending)" left anywhere
+    assert "sending" not in w.status_text()
+
+
 def test_a_pending_room_line_shows_in_its_room_window():
     w = three_windows()
     w.add(OutgoingChanged(Outgoing(id="y", message=Say(id="y", text="to the lobby", room="lobby"))))
