@@ -36,7 +36,7 @@ from chatroom import __version__
 from chatroom.auth import NONCE_BYTES
 from chatroom.client.events import ConnState, Outgoing, OutgoingChanged, StateChanged, Trusted
 from chatroom.client.handshake import ClientHandshake, Done, NeedTls, Send
-from chatroom.client.outbound import Outbound, Pacer, Verdict
+from chatroom.client.outbound import ELSEWHERE_CODES, Outbound, Pacer, Verdict
 from chatroom.client.session import FATAL_CODES, ClientSession, Emit, End, Request, SessionAction, Settle
 from chatroom.client.transfers import Transfers, default_downloads
 from chatroom.errors import ConnectionFailed, FrameError, HandshakeRefused, MessageError
@@ -805,7 +805,7 @@ class ChatClient:
         if out is None:
             return None
         if verdict is Verdict.RETRY:
-            if code == ErrorCode.UNAVAILABLE.value and len(self.addresses) > 1:
+            if code in ELSEWHERE_CODES and len(self.addresses) > 1:
                 return _Why(f"{self.host}:{self.port} cannot take messages now ({error}); trying another server",
                             move_on=True)
             if self._retry_at is None:  # one timer for all of them: they go again together, in order

@@ -7,7 +7,8 @@ the server answers it.  The answer decides (:meth:`Outbound.settle`):
 - an error the message itself caused (too long, muted, no such room...) -- refused,
   the user is told;
 - an error that says nothing about the message (``unavailable``: the server could not
-  store it now; ``internal``; ``rate_limited``) -- *kept*, and sent again with the same
+  store it now; ``unconfirmed``: it could not tell whether it did; ``internal``;
+  ``rate_limited``) -- *kept*, and sent again with the same
   id: the server's duplicate detection makes that safe, across a cluster too.  A
   message the server keeps failing on (``internal`` :data:`MAX_TRIES` times) is refused
   in the end, so that the user is told instead of waiting for ever.
@@ -23,11 +24,15 @@ import enum
 from chatroom.client.events import Outgoing
 from chatroom.protocol import ErrorCode, Message
 
-__all__ = ["Verdict", "Outbound", "Pacer", "RETRY_CODES", "MAX_TRIES"]
+__all__ = ["Verdict", "Outbound", "Pacer", "RETRY_CODES", "ELSEWHERE_CODES", "MAX_TRIES"]
 
 #: Errors that say the server did not take the message *now*, not that the message is
 #: wrong: it is kept and sent again.
-RETRY_CODES = frozenset({ErrorCode.UNAVAILABLE.value, ErrorCode.INTERNAL.value, ErrorCode.RATE_LIMITED.value})
+RETRY_CODES = frozenset({ErrorCode.UNAVAILABLE.value, ErrorCode.UNCONFIRMED.value, ErrorCode.INTERNAL.value,
+                         ErrorCode.RATE_LIMITED.value})
+#: ... and of those, the ones that say "this server cannot store now": another server
+#: of the cluster may.
+ELSEWHERE_CODES = frozenset({ErrorCode.UNAVAILABLE.value, ErrorCode.UNCONFIRMED.value})
 #: ``internal`` may be a bug that fails the same way every time: after this many tries
 #: the message is refused and the user told.  (``unavailable`` is retried until the
 #: server or another of the cluster takes it.)

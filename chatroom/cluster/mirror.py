@@ -41,6 +41,8 @@ def apply_private(state: ChatState, body: dict[str, Any]) -> list[Delivery]:
     if target is None or target.server is not None:
         return []  # gone meanwhile; the sender was acknowledged when it reached this server's inbox
     msg = Private(nick=body["nick"], to=target.nick, text=body["text"], ts=body["ts"], id=body.get("id"))
+    if not state.first_time(msg):
+        return []  # a resend of one that arrived (its sender was not told: ``unconfirmed``)
     return [Delivery((target,), msg)]
 
 

@@ -280,10 +280,13 @@ class Cluster:
                 results: list[SayResult | Chat]) -> list[SayResult]:
         """Append ``bodies`` (the unstamped ``Chat`` s among ``results``) to their rooms'
         logs and apply them here: ``results`` with each stamped (or refused)."""
+        if self._down_since is not None:  # known down: refused without a try, so surely not stored
+            down: Refused = ClusterDown("your message")
+            return [down if isinstance(r, Chat) else r for r in results]
         try:
             placed = self.store.append_chats(bodies)
         except redis.RedisError as exc:
-            down = self._down(exc, "your message")
+            down = self._unconfirmed(exc, "your message")
             return [down if isinstance(r, Chat) else r for r in results]
         self._up()
         stamped: list[SayResult] = []
@@ -299,8 +302,11 @@ class Cluster:
                 newest[chat.room] = max(newest.get(chat.room, (0, 0)), (seq, 0))
                 r = Said(chat, resent)
             stamped.append(r)
-        for room_name, upto in newest.items():
-            self.catch_up(room_name, upto, batch, known.get(room_name, []))
+        try:
+            for room_name, upto in newest.items():
+                self.catch_up(room_name, upto, batch, known.get(room_name, []))
+        except redis.RedisError as exc:  # stored all the same: acknowledged; the reader applies them later
+            self._down(exc, "reading the room's log back")
         return stamped
 
     def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
@@ -324,9 +330,12 @@ class Cluster:
                 return self._local.direct(batch, member, to, text, now, msg_id)
             msg = Private(nick=member.nick, to=record.get("nick", to), text=text, ts=now, id=msg_id)
             body = {"t": "private", "nick": msg.nick, "to": msg.to, "text": msg.text, "ts": now, "id": msg_id}
+        except redis.RedisError as exc:  # (nothing was sent yet)
+            raise self._down(exc, "your message") from exc
+        try:
             self.redis.xadd(key("inbox", record["server"]), {"m": _encode(body)}, maxlen=10_000, approximate=True)
         except redis.RedisError as exc:
-            raise self._down(exc, "your message") from exc
+            raise self._unconfirmed(exc, "your message") from exc
         with hub.locked(batch) as state:
             hub.deliver(state.sent_elsewhere(member, msg), batch)
         return Said(msg, False), None
@@ -553,6 +562,13 @@ class Cluster:
             log.error("cannot reach Redis at %s (%s): %s failed; messages are refused until it is back",
                       self.shown_url, exc, what)
         return ClusterDown("your message" if what == "your message" else what)
+
+    def _unconfirmed(self, exc: Exception, what: str) -> Refused:
+        """A write that Redis may have done before it failed (a timeout, a connection
+        dropped mid-way): say so, rather than "not done" (PROTOCOL.md, ``unconfirmed``)."""
+        self._down(exc, what)
+        return Refused(ErrorCode.UNCONFIRMED, f"the chat's shared store (Redis) stopped answering: {what} may or may "
+                                              "not have been stored; send it again with the same id")
 
     def _up(self) -> None:
         if self._down_since is not None:

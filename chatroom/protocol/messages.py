@@ -194,6 +194,7 @@ class ErrorCode(enum.StrEnum):
     SHUTTING_DOWN = "shutting_down"
     INTERNAL = "internal"
     UNAVAILABLE = "unavailable"  # a cluster's shared store cannot be reached: not done, try again
+    UNCONFIRMED = "unconfirmed"  # the store stopped answering mid-way: maybe done; send again, same id
 
 
 class PresenceEvent(enum.StrEnum):

@@ -636,6 +636,19 @@ class ChatState:
     def _remember(self, member: Member, msg_id: str, msg: Chat | Private, sender: str | None = None) -> None:
         self._remember_id((sender or fold(member.nick), msg_id), msg)
 
+    def first_time(self, msg: Private) -> bool:
+        """A private message from another server's member: True the first time its
+        (sender, id) is seen here (then remembered), False for a resend of it (its
+        sender could not be told it arrived: ``unconfirmed``).  No id: always new."""
+        if msg.id is None:
+            return True
+        key = (fold(msg.nick), msg.id)
+        earlier = self.sent.get(key) or self._sent_before.get(key)
+        if earlier is not None and earlier.text == msg.text:
+            return False
+        self._remember_id(key, msg)
+        return True
+
     def _remember_id(self, key: tuple[str, str], msg: Chat | Private) -> None:
         """Two generations: a full one becomes the older and the oldest is dropped
         whole -- O(1) a message, where trimming one ordered map cost a pop (or a
