@@ -91,7 +91,8 @@ def test_acks_settle_and_a_kick_ends_the_session_for_good():
     s = ClientSession("ann")
     assert s.receive(Ack(id="m1", ts=1.0))[0] == Settle("m1", "acked")
     refused = s.receive(Error(code=ErrorCode.TEXT_TOO_LONG.value, message="too long", id="m2"))
-    assert refused[0] == Settle("m2", "refused", "too long", "text_too_long") and not any(isinstance(a, End) for a in refused)
+    assert refused[0] == Settle("m2", "refused", "too long", "text_too_long")
+    assert not any(isinstance(a, End) for a in refused)
     kicked = s.receive(Error(code=ErrorCode.KICKED.value, message="you were kicked by op", fatal=True))
     (end,) = [a for a in kicked if isinstance(a, End)]
     assert end.fatal and "/reconnect" in end.why

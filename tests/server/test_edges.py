@@ -29,9 +29,9 @@ from chatroom.protocol import (
     Welcome,
     decode_message,
 )
+from chatroom.server.fitting import replay_frames as _replay_frames
 from chatroom.server.room import ChatState
 from chatroom.server.store import HistoryStore
-from chatroom.server.tcp import _replay_frames
 from tests.polling import wait_until
 from tests.wire import WireClient
 

@@ -419,21 +419,21 @@ def stolen_resume_token_without_the_password(ctx: Ctx) -> None:
 def internal_errors_cost_one_message(ctx: Ctx) -> None:
     """A bug in one handler (forced here) answers that message with `internal` and a
     log line; the connection and everyone else go on."""
-    from chatroom.server import tcp as server_module
+    from chatroom.server import requests as server_module
 
     c = ctx.client()
-    original = server_module._HANDLERS[Who]
+    original = server_module.HANDLERS[Who]
 
     def broken(handler, msg):
         raise ZeroDivisionError("a bug nobody foresaw")
 
-    server_module._HANDLERS[Who] = broken
+    server_module.HANDLERS[Who] = broken
     try:
         c.send(Who())
         err = expect_error(c, ErrorCode.INTERNAL, fatal=False)
         assert "who" in err.message
     finally:
-        server_module._HANDLERS[Who] = original
+        server_module.HANDLERS[Who] = original
     c.send(Who())
     assert c.expect(Members).room == "lobby"
     c.send(Say(id="after", text="after the bug"))

@@ -1,0 +1,357 @@
+"""One connection's reader: the pump around its protocol state.
+
+``ChatHandler`` reads, feeds the session (``session.py``, no I/O), carries out what it
+decides -- admission (``admission.py``), requests (``requests.py``) -- and sends what
+that queued.  See ``tcp.py`` for how a message travels."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import socketserver
+import time
+from typing import TYPE_CHECKING
+
+from chatroom.errors import LocalProtocolError, Refused
+from chatroom.protocol import (
+    Action,
+    Error,
+    ErrorCode,
+    Found,
+    History,
+    Joined,
+    Members,
+    Message,
+    Say,
+    Welcome,
+)
+from chatroom.server.admission import Admission
+from chatroom.server.connection import Connection
+from chatroom.server.doors import Door
+from chatroom.server.fitting import how_long, shrunk
+from chatroom.server.hub import Batch
+from chatroom.server.requests import CHAT_TYPES, HANDLERS, Requests
+from chatroom.server.session import (
+    Act,
+    Admit,
+    Checked,
+    CloseReason,
+    Event,
+    Phase,
+    Reply,
+)
+from chatroom.server.sniff import choose
+from chatroom.server.wire import Outgoing
+
+if TYPE_CHECKING:
+    from chatroom.server.tcp import ChatServer
+
+__all__ = ["ChatHandler"]
+
+
+log = logging.getLogger("chatroom.server")
+
+
+#: How long a closing connection's last frames (an error, a goodbye) may take to leave.
+FINAL_FLUSH_SECONDS = 1.0
+
+#: One recv() takes what the kernel has, up to this; a busy sender's frames arrive
+#: many to a read and are relayed as one batch.
+RECV_SIZE = 64 * 1024
+#: ... but a reader waiting in recv() holds a buffer of the size it asked for, and most
+#: of a big room's members are idle: they wait with this much, and ask for RECV_SIZE
+#: only after a read that filled it (5,000 idle members: 20 MB instead of 320 MB).
+IDLE_RECV_SIZE = 4 * 1024
+
+
+class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
+    """Reads one client's frames and acts on them.  Runs in its own thread."""
+
+    server: ChatServer
+    request: socket.socket
+
+    def setup(self) -> None:
+        if self.request.family in (socket.AF_INET, socket.AF_INET6):  # TLS hands us a socketpair end
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        host, port = self.client_address[:2]
+        self.conn = Connection(self.request, f"{host}:{port}", self.server.hub, self.server.flusher,
+                               self.server.config, self.server.password)
+        self.tracer = self.server.tracer
+        self.batch = Batch(self.tracer)
+        self.refusal = self.server.register(self.conn)
+
+    def handle(self) -> None:
+        conn = self.conn
+        if self.refusal is ErrorCode.SERVER_FULL:
+            log.warning("refused %s: server full (%d clients)", conn.address, self.server.config.max_clients)
+            self.send_error(self.refusal, "the server is full, try again later", fatal=True)
+        elif self.refusal is ErrorCode.TOO_MANY_CONNECTIONS:
+            limit = self.server.config.max_per_address
+            log.warning("refused %s: already %d connections from %s", conn.address, limit, conn.ip)
+            self.send_error(self.refusal, f"too many connections from your address (at most {limit}): close one and "
+                            "try again", fatal=True)
+        elif self.refusal is not None:
+            self.send_error(self.refusal, "the server is shutting down", fatal=True)
+        if self.refusal is None:
+            ban = self.server.hub.state.bans.for_address(conn.ip, time.time())  # a dict read: no lock needed
+            if ban is not None:
+                log.info("refused %s: banned", conn.address)
+                self.send_error(ErrorCode.BANNED, f"your address is banned from this server{how_long(ban)}",
+                                fatal=True)
+                self.refusal = ErrorCode.BANNED
+                self.server.unregister(conn)
+        if self.refusal is not None:
+            conn.close(CloseReason.REFUSED)
+            self.flush_batch()
+            return
+        log.debug("connection from %s", conn.address)
+        try:
+            self.read_loop()
+        except Exception as exc:  # noqa: BLE001 -- the safety net: never a silent, half-dead connection
+            log.error("%s: unexpected internal error, closing: %s: %s", self.describe(), type(exc).__name__, exc)
+            log.debug("traceback of that internal error", exc_info=exc)
+            with contextlib.suppress(Exception):
+                self.send_error(ErrorCode.INTERNAL, "internal server error: closing this connection", fatal=True)
+                self.flush_batch()
+            conn.close(CloseReason.INTERNAL)
+
+    def read_loop(self) -> None:
+        """The first bytes choose the door (``sniff.py``): a browser's and an IRC
+        client's connections are served by their door from there on; the rest is the
+        framed protocol's pump."""
+        door, data = self.sniff()
+        if door is None:
+            self.pump(data)
+        else:
+            door.serve(self, data)
+
+    def sniff(self) -> tuple[Door | None, bytes]:
+        """Read until the first bytes say which door they came to (TCP may cut them short
+        of deciding: ``G``, then ``ET /``).  The door (None: the framed protocol) and the
+        bytes read; on EOF or a failed read, the framed pump gets what there is (and
+        then sees the end)."""
+        doors = self.server.doors
+        if not doors:
+            return None, b""
+        claims = [(door.name, door.claims) for door in doors]
+        prefix = b""
+        while not self.conn.session.closed:
+            try:
+                data = self.request.recv(IDLE_RECV_SIZE)
+            except OSError:
+                break
+            if not data:
+                break
+            prefix += data
+            name = choose(prefix, claims)
+            if name is not None:
+                return next((door for door in doors if door.name == name), None), prefix
+        return None, prefix
+
+    def pump(self, data: bytes) -> None:
+        """recv -> session -> act (room, relay) -> flush, until it closes; ``data``:
+        what was read already."""
+        conn, session = self.conn, self.conn.session
+        sock = self.request
+        size = IDLE_RECV_SIZE
+        while not session.closed:
+            if not data:
+                cut = session.receive_eof()
+                if cut:
+                    log.info("%s: %s", conn.address, cut)
+                break
+            tracer = self.tracer
+            if tracer is not None:
+                tracer.recv(self.peer(), len(data))
+            frames, events = session.receive_data(data, time.monotonic())
+            if tracer is not None:
+                if len(frames) > 1:
+                    tracer.note(self.peer(), f"one recv() held {len(frames)} frames: the decoder splits them")
+                for frame in frames:
+                    tracer.frame_in(self.peer(), frame)
+            self.act_all(events)
+            self.flush_batch()
+            if session.closed:
+                break
+            try:
+                data = sock.recv(size)
+            except OSError:
+                break
+            size = RECV_SIZE if len(data) == size else IDLE_RECV_SIZE
+
+    def finish(self) -> None:
+        conn = self.conn
+        session = conn.session
+        reason = session.close_reason or CloseReason.LOST
+        text = session.close_text
+        session.close(reason)
+        member = conn.member
+        hub = self.server.hub
+        with hub.locked(self.batch):  # its transfers end with it (a resume starts afresh)
+            hub.deliver(self.server.relay.connection_closed(conn, time.monotonic()), self.batch)
+        if member is not None:
+            # A server of a cluster that stops keeps its members' sessions: they resume on
+            # another server (which takes them over), or leave when the grace is over.
+            keeps = reason.keeps_session or (reason is CloseReason.SHUTDOWN and self.server.cluster is not None)
+            grace = self.server.config.resume_grace if keeps else 0.0
+            with hub.locked(self.batch) as state:  # the room decides, under the lock, whether a resume took it
+                ours = member.sink is conn
+                hub.deliver(state.hold(member, text, time.time(), grace, sink=conn), self.batch)
+            if not ours:
+                pass  # a resume took the session over: nothing to tell anyone
+            elif member.held_until is not None:
+                log.info("%s dropped (%s); holding the session for %g s", self.describe(), text, grace)
+            else:
+                log.info("%s left (%s)", self.describe(), text)
+        self.flush_batch()
+        # Let a last error or goodbye leave before the socket closes: the flusher may
+        # be writing it.  Bounded: a client that does not read loses the rest (a "too
+        # slow" one has nothing left: its outbox was closed when it was dropped).
+        conn.outbox.flush()
+        deadline = time.monotonic() + FINAL_FLUSH_SECONDS
+        while len(conn.outbox) and not conn.outbox.closed and time.monotonic() < deadline:
+            self.server.stopped.wait(0.01)
+        conn.outbox.close()
+        if reason is not CloseReason.LOST:
+            self.linger(deadline)
+        with hub.lock:
+            conn.release()
+        if self.refusal is None:
+            self.server.unregister(conn)
+
+    def linger(self, deadline: float) -> None:
+        """A close with unread input resets the connection, and a reset can destroy the
+        last frames (the error saying why) before the peer reads them -- a flooder that
+        is still sending would never learn it was cut off.  So: end our side (a FIN
+        after the last frame), then read and discard what the peer still sends until
+        it closes too, or until ``deadline``."""
+        sock = self.request
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            while (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(left)
+                if not sock.recv(RECV_SIZE):
+                    return
+        except OSError:  # reset, timed out, or already shut: nothing more to save
+            return
+
+    # ------------------------------------------------------------------ helpers
+
+    def recv_more(self, size: int) -> bytes:
+        """The next bytes from the peer for a door's pump; b"" when it closed or the
+        socket failed (the handler's ``finish`` then does the rest)."""
+        try:
+            return self.request.recv(size)
+        except OSError:
+            return b""
+
+    def peer(self) -> str:
+        member = self.conn.member
+        return f"{self.conn.address} {member.nick if member else ''}"
+
+    def describe(self) -> str:
+        member = self.conn.member
+        return f"{member.nick}@{self.conn.address}" if member else self.conn.address
+
+    def send(self, msg: Message) -> None:
+        """Queue ``msg`` for this client (flushed with the rest of the batch)."""
+        out = Outgoing.of(msg, self.server.config.max_header)
+        with self.server.hub.locked(self.batch):
+            self.batch.queue(self.conn.me, out)
+
+    def send_fitted(self, msg: Welcome | Joined | History | Members | Found, *, forward: bool = False) -> None:
+        """Send ``msg``, dropping its oldest history, then the tail of its member list,
+        until it fits the header limit (100 long messages, or 200 members with long away
+        texts, can exceed 64 KiB; the client pages back for more history, and
+        ``member_count`` still says how many are there)."""
+        while True:
+            try:
+                out = Outgoing.of(msg, self.server.config.max_header)
+            except LocalProtocolError:
+                msg = shrunk(msg, forward=forward)
+                continue
+            with self.server.hub.locked(self.batch):
+                self.batch.queue(self.conn.me, out)
+            return
+
+    def send_error(self, code: str, message: str, *, msg_id: str | None = None, fatal: bool = False,
+                   suggestion: str | None = None) -> None:
+        self.send(Error(code=str(code.value if isinstance(code, ErrorCode) else code), message=message,
+                        id=msg_id, fatal=fatal, suggestion=suggestion))
+
+    def flush_batch(self) -> None:
+        self.server.hub.flush(self.batch)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def act_all(self, events: list[Event]) -> None:
+        """Carry out what the session decided for one recv(), in order; then what it
+        held behind a hello (judged now that the hello has been answered)."""
+        self.act_events(events)
+        session = self.conn.session
+        while session.held:
+            self.act_events(session.release(time.monotonic()))
+
+    def act_events(self, events: list[Event]) -> None:
+        """Carry out a list of the session's decisions, in order.
+
+        Runs of chat messages -- a busy sender's usual batch -- are handled under one
+        acquisition of the hub lock instead of one each: the senders' threads then
+        contend for it once per read, not once per message.  Only the room logic and
+        queueing happen under it; no logging and no socket calls.
+        """
+        session = self.conn.session
+        i, count = 0, len(events)
+        while i < count:
+            event = events[i]
+            i += 1
+            msg = event.message if type(event) is Act else None
+            if not (isinstance(msg, CHAT_TYPES) and session.phase is Phase.ACTIVE):
+                self.act(event)
+                continue
+            run: list[Say | Action] = [msg]
+            while i < count:
+                following = events[i]
+                more = following.message if type(following) is Act else None
+                if not isinstance(more, CHAT_TYPES):
+                    break
+                run.append(more)
+                i += 1
+            self.say_run(run)
+
+    def act(self, event: Event) -> None:
+        if isinstance(event, Reply):
+            reply = event.message
+            if type(reply) is Error and reply.code != ErrorCode.RATE_LIMITED.value:
+                log.log(logging.WARNING if reply.fatal else logging.INFO, "%s: %s%s: %s", self.describe(),
+                        "closing: " if reply.fatal else "", reply.code, reply.message)
+            self.send(reply)
+            return
+        if isinstance(event, Admit):
+            self.on_admit(event)
+            return
+        if isinstance(event, Checked):
+            self.on_checked(event)
+            return
+        msg = event.message
+        try:
+            HANDLERS[type(msg)](self, msg)
+        except Refused as exc:
+            self.send_error(exc.code, exc.message, msg_id=getattr(msg, "id", None), suggestion=exc.suggestion)
+        except Exception as exc:  # noqa: BLE001 -- a bug must cost one message, not the connection
+            self.internal_error(msg, exc)
+
+    def internal_error(self, msg: Message, exc: Exception) -> None:
+        """Handling ``msg`` failed unexpectedly (a bug, or input nobody foresaw).  The
+        stream is still in sync, so the connection goes on: the client hears that this
+        message failed, the log gets one line (the traceback only at debug level)."""
+        log.error("%s: internal error handling %s: %s: %s", self.describe(), msg.TYPE, type(exc).__name__, exc)
+        log.debug("traceback of that internal error", exc_info=exc)
+        try:
+            self.send_error(ErrorCode.INTERNAL, f"the server failed to handle that {msg.TYPE}; it had no effect",
+                            msg_id=getattr(msg, "id", None))
+        except Exception:  # noqa: BLE001 -- not even an error frame: give up on this connection
+            self.conn.close(CloseReason.INTERNAL)
+
+    # ------------------------------------------------------------------ file sharing

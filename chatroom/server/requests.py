@@ -1,0 +1,297 @@
+"""What an admitted member may ask, carried out (a part of the handler)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from chatroom.auth import secrets_match
+from chatroom.errors import Refused
+from chatroom.protocol import (
+    AcceptFile,
+    Ack,
+    Action,
+    Away,
+    CancelFile,
+    Direct,
+    Error,
+    ErrorCode,
+    FetchHistory,
+    FileAck,
+    FileChunk,
+    FileDone,
+    Found,
+    History,
+    Join,
+    Joined,
+    ListRooms,
+    Members,
+    Message,
+    Moderate,
+    Nick,
+    Notice,
+    OfferFile,
+    Op,
+    Part,
+    RejectFile,
+    Say,
+    Search,
+    SetTopic,
+    Welcome,
+    Who,
+    Whois,
+    encode_plain,
+)
+from chatroom.server.chat_path import Said, SayItem, SayResult
+from chatroom.server.connection import Connection
+from chatroom.server.hub import Batch
+from chatroom.server.room import Member
+from chatroom.server.session import Event
+from chatroom.server.wire import Outgoing
+from chatroom.text import clean_line, nick_key
+
+if TYPE_CHECKING:
+    from chatroom.server.tcp import ChatServer
+
+__all__ = ["Requests", "HANDLERS", "CHAT_TYPES"]
+
+
+log = logging.getLogger("chatroom.server")
+
+
+class Requests:
+    """The part of a connection's handler that carries out an admitted member's
+    requests (chat, rooms, names, moderation, files).  A mixin of
+    :class:`~chatroom.server.handler.ChatHandler`; :data:`HANDLERS` maps each
+    message type to its method."""
+
+    if TYPE_CHECKING:  # what the pump (handler.py) provides
+        server: ChatServer
+        request: socket.socket
+        conn: Connection
+        batch: Batch
+
+        def act(self, event: Event) -> None: ...
+        def describe(self) -> str: ...
+        def flush_batch(self) -> None: ...
+        def send(self, msg: Message) -> None: ...
+        def send_error(self, code: str, message: str, *, msg_id: str | None = None, fatal: bool = False,
+                       suggestion: str | None = None) -> None: ...
+        def send_fitted(self, msg: Welcome | Joined | History | Members | Found, *, forward: bool = False) -> None: ...
+        def internal_error(self, msg: Message, exc: Exception) -> None: ...
+        def gate(self, what: str, right: bool) -> bool | None: ...
+
+    def on_say(self, msg: Say | Action) -> None:
+        self.say_run([msg])  # (a message that came alone: see act_events)
+
+    def say_run(self, msgs: list[Say | Action]) -> None:
+        """Chat messages from one read, through the server's chat path (alone or in a
+        cluster): each into its room, or acknowledged as a resend, or refused.  The
+        acks are queued behind the messages, in one fan-out with them."""
+        me = self.conn.me
+        batch = self.batch
+
+        def answer(results: Sequence[SayResult]) -> None:  # (under the hub lock: queues only)
+            acks: list[Outgoing] = []
+            for msg, result in zip(msgs, results, strict=True):
+                if type(result) is Said:
+                    said = result.msg
+                    ack = Ack(id=msg.id, ts=said.ts, seq=getattr(said, "seq", None),
+                              room=getattr(said, "room", None), duplicate=result.resent)
+                    acks.append(Outgoing(ack, encode_plain(ack)))
+                elif isinstance(result, Refused):
+                    batch.queue(me, Outgoing.of(Error(code=str(result.code), message=result.message, id=msg.id,
+                                                      suggestion=result.suggestion)))
+            if acks:
+                batch.defer_all(me, acks)
+
+        items = [SayItem(m.text, type(m) is Action, m.id, m.room) for m in msgs]
+        try:
+            results = self.server.chat.say_many(batch, self._member(), items, time.time(), answer)
+        except Exception as exc:  # noqa: BLE001 -- a bug costs these messages, not the connection
+            for msg in msgs:
+                self.internal_error(msg, exc)
+            return
+        for msg, result in zip(msgs, results, strict=True):
+            if isinstance(result, Exception) and not isinstance(result, Refused):
+                self.internal_error(msg, result)
+
+    def on_direct(self, msg: Direct) -> None:
+        said, _ = self.server.chat.direct(self.batch, self._member(), msg.to, msg.text, time.time(), msg.id)
+        self.send(Ack(id=msg.id, ts=said.msg.ts, duplicate=said.resent))
+
+    def on_join(self, msg: Join) -> None:
+        hub = self.server.hub
+        with hub.locked(self.batch) as state:
+            joined, deliveries = state.join(self._member(), msg.room, time.time())
+            self.send_fitted(joined)  # we see the room before anything said in it ...
+            hub.deliver(deliveries, self.batch)  # ... (the old room hears we left; the new one, that we came)
+        log.info("%s joined %s", self.describe(), joined.room)
+
+    def on_part(self, msg: Part) -> None:
+        hub = self.server.hub
+        with hub.locked(self.batch) as state:
+            parted, deliveries = state.part(self._member(), msg.room, msg.reason, time.time())
+            self.send(parted)
+            hub.deliver(deliveries, self.batch)
+        log.info("%s left %s", self.describe(), parted.room)
+
+    def on_nick(self, msg: Nick) -> None:
+        hub = self.server.hub
+        member = self._member()
+        old = member.nick
+        with hub.locked(self.batch) as state:
+            hub.deliver(state.rename(member, msg.nick, time.time()), self.batch)
+        log.info("%s is now known as %s", old, member.nick)
+
+    def on_topic(self, msg: SetTopic) -> None:
+        hub = self.server.hub
+        with hub.locked(self.batch) as state:
+            hub.deliver(state.set_topic(self._member(), msg.topic, time.time(), msg.room), self.batch)
+
+    def on_away(self, msg: Away) -> None:
+        hub = self.server.hub
+        with hub.locked(self.batch) as state:
+            hub.deliver(state.set_away(self._member(), msg.message, time.time()), self.batch)
+
+    def on_who(self, msg: Who) -> None:
+        hub = self.server.hub
+        with hub.locked(self.batch) as state:
+            reply = state.who(self._member(), time.time(), msg.room)
+        self.send_fitted(reply)
+
+    def on_list_rooms(self, msg: ListRooms) -> None:
+        hub = self.server.hub
+        with hub.locked(self.batch) as state:
+            reply = state.list_rooms()
+        self.send(reply)
+
+    def on_fetch_history(self, msg: FetchHistory) -> None:
+        hub = self.server.hub
+        with hub.locked(self.batch) as state:
+            reply = state.history(msg.room, msg.before, min(msg.limit, self.server.config.history_size), msg.after)
+        self.send_fitted(reply, forward=msg.after is not None)
+
+    def on_whois(self, msg: Whois) -> None:
+        with self.server.hub.locked(self.batch) as state:
+            reply = state.whois(self._member(), msg.nick, time.time())
+        self.send(reply)
+
+    def on_search(self, msg: Search) -> None:
+        state, limit = self.server.hub.state, min(msg.limit, self.server.config.history_size)
+        if state.store is None:  # the rooms' own history: read it under the lock
+            with self.server.hub.locked(self.batch):
+                found = state.search(msg.room, msg.text, limit)
+        else:  # the store has its own lock: a search (bounded) does not hold up the room
+            found = state.search(msg.room, msg.text, limit)
+        self.send_fitted(found)
+
+    def on_op(self, msg: Op) -> None:
+        server = self.server
+        member = self._member()
+        right = self.gate("operator token", secrets_match(msg.token, server.op_token))
+        if right is None:
+            return
+        if not right:
+            self.send_error(ErrorCode.NOT_OPERATOR, "that is not the operator token")
+            return
+        with server.hub.locked(self.batch) as state:
+            state.make_operator(member)
+        log.info("%s is now an operator", self.describe())
+        self.send(Notice(text="you are now an operator: /kick /ban /unban /mute /unmute /lock /unlock"))
+
+    def on_moderate(self, msg: Moderate) -> None:
+        text = self.server.moderate(self._member(), msg, self.batch)  # Refused (not an operator) is answered
+        self.send(Notice(text=text))
+
+    def on_offer_file(self, msg: OfferFile) -> None:
+        hub, member = self.server.hub, self._member()
+        with hub.locked(self.batch) as state:
+            if msg.to is not None:
+                target = state.nicks.get(nick_key(msg.to))
+                if target is None:
+                    raise Refused(ErrorCode.NO_SUCH_NICK, f"nobody is called {clean_line(msg.to)}")
+                recipients: tuple[Member, ...] = (target,)
+                room = None
+            else:
+                room = state.room_of(member, msg.room)
+                recipients = room.everyone()
+            hub.deliver(self.server.relay.offer(self.conn, member, msg, recipients, time.monotonic(), time.time(),
+                                                room=room.name if room else None), self.batch)
+        log.info("%s offers %r (%d bytes) to %s", self.describe(), clean_line(msg.name)[:80], msg.size,
+                 clean_line(msg.to) if msg.to else "the room")
+
+    def on_accept_file(self, msg: AcceptFile) -> None:
+        hub, member = self.server.hub, self._member()
+        with hub.locked(self.batch):
+            hub.deliver(self.server.relay.accept(self.conn, member, msg.transfer, time.monotonic()), self.batch)
+
+    def on_reject_file(self, msg: RejectFile) -> None:
+        hub, member = self.server.hub, self._member()
+        with hub.locked(self.batch):
+            hub.deliver(self.server.relay.reject(self.conn, member, msg.transfer, time.monotonic()), self.batch)
+
+    def on_cancel_file(self, msg: CancelFile) -> None:
+        hub, member = self.server.hub, self._member()
+        with hub.locked(self.batch):
+            hub.deliver(self.server.relay.cancel(self.conn, member, msg.transfer, msg.reason, time.monotonic()),
+                        self.batch)
+
+    def on_file_flow(self, msg: FileChunk | FileAck | FileDone) -> None:
+        """A chunk, an ack or a verdict: the relay passes it on.  Stale ones (the
+        transfer ended while they travelled) are dropped, and charged to the rate
+        limit so that nobody can spray them for free."""
+        hub, relay = self.server.hub, self.server.relay
+        with hub.locked(self.batch):
+            if type(msg) is FileChunk:
+                deliveries = relay.chunk(self.conn, msg, time.monotonic())
+            elif type(msg) is FileAck:
+                deliveries = relay.ack(self.conn, msg, time.monotonic())
+            elif type(msg) is FileDone:
+                deliveries = relay.done(self.conn, msg)
+            else:
+                raise AssertionError(f"not a file flow message: {msg.TYPE}")
+            if deliveries:
+                hub.deliver(deliveries, self.batch)
+        if deliveries is None:
+            refusal = self.conn.session.charge(msg, time.monotonic())
+            if refusal is not None:
+                self.act(refusal)
+
+    def _member(self) -> Member:
+        member = self.conn.member
+        if member is None:  # dispatch only calls handlers for ACTIVE connections
+            raise RuntimeError("no member for an active connection")
+        return member
+
+
+CHAT_TYPES = (Say, Action)
+
+
+HANDLERS: dict[type[Message], Any] = {
+    Say: Requests.on_say,
+    Action: Requests.on_say,
+    Direct: Requests.on_direct,
+    Join: Requests.on_join,
+    Part: Requests.on_part,
+    Whois: Requests.on_whois,
+    Search: Requests.on_search,
+    Nick: Requests.on_nick,
+    SetTopic: Requests.on_topic,
+    Away: Requests.on_away,
+    Who: Requests.on_who,
+    ListRooms: Requests.on_list_rooms,
+    FetchHistory: Requests.on_fetch_history,
+    Op: Requests.on_op,
+    Moderate: Requests.on_moderate,
+    OfferFile: Requests.on_offer_file,
+    AcceptFile: Requests.on_accept_file,
+    RejectFile: Requests.on_reject_file,
+    CancelFile: Requests.on_cancel_file,
+    FileChunk: Requests.on_file_flow,
+    FileAck: Requests.on_file_flow,
+    FileDone: Requests.on_file_flow,
+}
