@@ -26,7 +26,8 @@ PURE = [
     "chatroom.server.session", "chatroom.server.room", "chatroom.server.relay", "chatroom.server.bans",
     "chatroom.server.ratelimit", "chatroom.server.guard", "chatroom.server.nicks", "chatroom.server.sniff",
     "chatroom.server.search", "chatroom.server.wire", "chatroom.server.doors", "chatroom.server.chat_path",
-    "chatroom.server.fitting",
+    "chatroom.server.fitting", "chatroom.server.members", "chatroom.server.moderation", "chatroom.server.queries",
+    "chatroom.server.remote",
     "chatroom.irc.lines", "chatroom.irc.session", "chatroom.irc.wire", "chatroom.irc.numerics",
     "chatroom.web.hosts", "chatroom.web.wire", "chatroom.cluster.mirror",
     "chatroom.client.session", "chatroom.client.handshake", "chatroom.client.events", "chatroom.client.transcript",
@@ -140,7 +141,7 @@ def test_the_contracts_see_real_imports() -> None:
 def test_no_module_outgrows_its_name() -> None:
     """No module over 600 lines: past that it holds several concepts (split it)."""
     allowed = {  # (the ones still over it, each to be split; none may grow, none may join)
-        "chatroom/server/room.py": 1110, "chatroom/protocol/messages.py": 1060,
+        "chatroom/protocol/messages.py": 1060,
         "chatroom/cli.py": 845, "chatroom/client/connection.py": 835, "chatroom/irc/door.py": 715,
     }
     over = {}

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from chatroom.protocol import LARGE_ROOM, Chat, Presence, PresenceEvent, Private, Topic
-from chatroom.server.room import ChatState, Delivery, Member, Room
+from chatroom.server.members import Delivery, Member, Room
+from chatroom.server.room import ChatState
 from chatroom.text import fold, nick_key
 
 __all__ = ["apply", "apply_private"]

@@ -37,7 +37,8 @@ from chatroom.errors import Refused
 from chatroom.protocol import Chat, ErrorCode, ModAction, Moderate, Private, RoomInfo, User
 from chatroom.redact import redacted_url
 from chatroom.server.chat_path import Answer, LocalChat, Said, SayItem, SayResult, no_run
-from chatroom.server.room import ChatState, Member, RoomSnapshot, Sanction
+from chatroom.server.members import Member, RoomSnapshot, Sanction
+from chatroom.server.room import ChatState
 from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, lookalike_key, nick_key, nick_problem
 
 if TYPE_CHECKING:

@@ -37,7 +37,7 @@ import redis
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, ErrorCode, RoomInfo
 from chatroom.server.bans import Ban
-from chatroom.server.room import RoomSnapshot
+from chatroom.server.members import RoomSnapshot
 from chatroom.server.search import SEARCH_DEPTH, search_in
 from chatroom.server.store import RoomRecord
 from chatroom.text import fold

@@ -33,7 +33,8 @@ from chatroom.protocol import ErrorCode, ModAction, Moderate, Presence, Presence
 from chatroom.server.chat_path import Said, SayItem
 from chatroom.server.doors import Door, DoorPort
 from chatroom.server.hub import append_entry
-from chatroom.server.room import ChatState, Delivery, Member
+from chatroom.server.members import Delivery, Member
+from chatroom.server.room import ChatState
 from chatroom.server.session import CloseReason
 from chatroom.server.wire import Outgoing
 from chatroom.text import MAX_NICK_LENGTH, MAX_TOPIC_LENGTH, clean_line, fold, lookalike_key, nick_key, without_hash

@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, Private, encode_plain
-from chatroom.server.room import Delivery
+from chatroom.server.members import Delivery
 from chatroom.server.wire import Outgoing
 from chatroom.text import fold, nick_key
 
 if TYPE_CHECKING:
     from chatroom.server.hub import Batch, Hub
-    from chatroom.server.room import ChatState, Member
+    from chatroom.server.members import Member
+    from chatroom.server.room import ChatState
 
 __all__ = ["SayItem", "Said", "SayResult", "Answer", "ChatPath", "LocalChat"]
 

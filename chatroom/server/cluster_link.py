@@ -12,12 +12,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chatroom.server.chat_path import ChatPath
-from chatroom.server.room import Peers
+from chatroom.server.remote import Peers
 
 if TYPE_CHECKING:
     from chatroom.protocol import Moderate
     from chatroom.server.hub import Batch, Hub
-    from chatroom.server.room import ChatState, Sanction
+    from chatroom.server.members import Sanction
+    from chatroom.server.room import ChatState
     from chatroom.server.store import Store
 
 __all__ = ["ClusterLink"]

@@ -14,8 +14,8 @@ from chatroom.protocol import (
 )
 from chatroom.server.config import ServerConfig
 from chatroom.server.hub import Hub
+from chatroom.server.members import Member
 from chatroom.server.outbox import Flusher, Outbox
-from chatroom.server.room import Member
 from chatroom.server.session import (
     CloseReason,
     RoomKey,

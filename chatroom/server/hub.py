@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from chatroom.protocol import Error, ErrorCode
+from chatroom.server.members import Delivery, Member
 from chatroom.server.outbox import QUEUED, REFUSED, Outbox
-from chatroom.server.room import ChatState, Delivery, Member
+from chatroom.server.room import ChatState
 from chatroom.server.store import Store
 from chatroom.server.wire import FRAMED, Outgoing
 from chatroom.trace import Tracer

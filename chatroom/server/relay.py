@@ -42,7 +42,7 @@ from chatroom.protocol import (
     FileUpdate,
     OfferFile,
 )
-from chatroom.server.room import Delivery, Member
+from chatroom.server.members import Delivery, Member
 from chatroom.text import clean_line, human_size, shorten
 
 __all__ = ["Relay", "Transfer", "Round", "DEFAULT_MAX_FILE", "DEFAULT_WINDOW"]

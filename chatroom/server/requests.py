@@ -48,7 +48,7 @@ from chatroom.protocol import (
 from chatroom.server.chat_path import Said, SayItem, SayResult
 from chatroom.server.connection import Connection
 from chatroom.server.hub import Batch
-from chatroom.server.room import Member
+from chatroom.server.members import Member
 from chatroom.server.session import Event
 from chatroom.server.wire import Outgoing
 from chatroom.text import clean_line, nick_key

@@ -18,42 +18,36 @@ to a new connection presenting its token, with the messages it missed.
 
 from __future__ import annotations
 
-import itertools
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
-
-import msgspec
+from typing import Any
 
 from chatroom.errors import Refused
 from chatroom.protocol import (
     LARGE_ROOM,
     MAX_CROWD_NAMES,
-    MAX_LISTED_MEMBERS,
     MAX_ROOMS,
     Chat,
     Crowd,
     ErrorCode,
-    Found,
-    History,
     Joined,
-    MemberInfo,
-    Members,
-    Message,
-    ModAction,
     Parted,
     Presence,
     PresenceEvent,
     Private,
-    RoomInfo,
-    Rooms,
     Topic,
-    User,
 )
-from chatroom.server.bans import Ban, BanList, looks_like_address, person_key
+from chatroom.server.bans import Ban, BanList
+from chatroom.server.members import (
+    DEFAULT_ROOM,
+    MAX_REASON,
+    Delivery,
+    Member,
+    Room,
+)
+from chatroom.server.moderation import Moderation
 from chatroom.server.nicks import NickIndex
-from chatroom.server.search import search_in
+from chatroom.server.queries import Queries
+from chatroom.server.remote import Peers, Remote, _owner
 from chatroom.text import (
     MAX_NICK_LENGTH,
     MAX_TOPIC_LENGTH,
@@ -66,257 +60,16 @@ from chatroom.text import (
     without_hash,
 )
 
-__all__ = ["DEFAULT_ROOM", "Member", "Room", "Delivery", "Sanction", "ChatState", "Peers", "RoomSnapshot"]
-
-DEFAULT_ROOM = "lobby"
-
-#: How stale the idle times in a member list may be (see ``Room.member_infos``).
-LISTED_TTL = 1.0
-
 #: Recently sent (nick, client id) pairs remembered to make resending idempotent.
 #: A client resends only what was unacknowledged when its connection dropped.
 #: Kept in two generations of this many (see ``ChatState._remember_id``): the last
 #: RECENT_IDS are always known, at most twice as many.
 RECENT_IDS = 50_000
 
-#: A part's reason is shown to the room; a line, not an essay.
-MAX_REASON = 100
+__all__ = ["ChatState", "RECENT_IDS"]
 
 
-@dataclass(eq=False)
-class Member:
-    """A connected, named member.  ``key`` identifies the connection; ``sink`` is the
-    server's handle for delivering to it (the room only passes it along)."""
-
-    key: int
-    nick: str
-    address: str
-    joined_at: float
-    last_active: float
-    #: fold(name) -> room, in the order they were joined: one room for a client of
-    #: protocol 1.0-1.2; any number up to the server's limit (even none) for 1.3
-    rooms: dict[str, Room] = field(default_factory=dict)
-    away: str | None = None
-    op: bool = False
-    sink: Any = None  # None while the member is held for a reconnect (a counted property: see below)
-    token: str = ""  # the resume token of this member's session
-    muted_until: float = 0.0  # an operator muted this member until then
-    held_until: float | None = None  # set while waiting for a reconnect
-    held_reason: str = ""
-    crowd: bool = False  # speaks protocol 1.2: large rooms send it crowd summaries
-    several: bool = False  # speaks protocol 1.3: join adds a room, part leaves one
-    realname: str = ""  # an IRC client's "real name" and user name (USER), shown by WHOIS
-    ident: str = ""
-    echo: bool = True  # sees its own messages (an IRC client without echo-message does not)
-    #: In a cluster (chatroom.cluster): the id of the server that has this member's
-    #: connection, when it is not this one (a *remote* member: listed, never sent to).
-    server: str | None = None
-    #: (``others``: the last recipient tuple asked about, and it without this member)
-    _without_me: tuple[tuple[Member, ...], tuple[Member, ...]] | None = field(default=None, repr=False)
-    #: How many times any member's ``sink`` (or a connection's wire format) has changed:
-    #: the hub flattens a room's recipients once (their outboxes) and checks this count
-    #: instead of walking every member for every message (see ``hub._Plan``).
-    sink_changes: ClassVar[int] = 0
-
-    @property
-    def room(self) -> Room | None:
-        """The first of this member's rooms (its only one, before protocol 1.3)."""
-        for room in self.rooms.values():
-            return room
-        return None
-
-    def others(self, recipients: tuple[Member, ...]) -> tuple[Member, ...]:
-        """``recipients`` without this member (one who does not see its own messages:
-        ``echo``) -- the same tuple for the same room as long as its membership holds,
-        so that a run of messages to one room is still one outbox entry per member
-        (the batch joins entries for the *same* recipient tuple)."""
-        cached = self._without_me
-        if cached is not None and cached[0] is recipients:
-            return cached[1]
-        others = tuple(m for m in recipients if m is not self)
-        self._without_me = (recipients, others)
-        return others
-
-    def info(self, now: float, *, show_address: bool = False) -> MemberInfo:
-        return MemberInfo(
-            nick=self.nick,
-            idle=round(max(0.0, now - self.last_active), 1),
-            away=self.away,
-            op=self.op,
-            address=self.address if show_address else None,
-        )
-
-
-def _get_sink(member: Member) -> Any:
-    return member._sink  # type: ignore[attr-defined]
-
-
-def _set_sink(member: Member, sink: Any) -> None:
-    member._sink = sink  # type: ignore[attr-defined]
-    Member.sink_changes += 1
-
-
-# A property over the dataclass field (its __init__ assigns through it): every change
-# of where a member's frames go is counted, however it is made.
-Member.sink = property(_get_sink, _set_sink, doc="Where this member's frames go; None while held.")
-
-
-@dataclass(eq=False)
-class Room:
-    name: str
-    history_size: int
-    topic: str = ""
-    topic_locked: bool = False  # only operators may change the topic
-    #: connection key -> member, in joining order
-    members: dict[int, Member] = field(default_factory=dict)
-    next_seq: int = 1
-    history: deque[Chat] = field(init=False)
-    #: Large rooms: who came and went since the last crowd summary.
-    crowd_joined: list[str] = field(default_factory=list)
-    crowd_left: list[str] = field(default_factory=list)
-    _everyone: tuple[Member, ...] | None = field(init=False, default=None)
-    _listeners: tuple[Member, ...] | None = field(init=False, default=None)
-    #: (when made, the listed members' keys, their infos): what every welcome and
-    #: joined lists, rebuilt when one of them changes or it is LISTED_TTL old -- so a
-    #: wave of arrivals in a big room shares one list (and its encoding, see
-    #: ``protocol.messages``) instead of building 200 records per arrival.
-    _listed: tuple[float, frozenset[int], tuple[MemberInfo, ...]] | None = field(init=False, default=None)
-    _recent: tuple[Chat, ...] | None = field(init=False, default=None)
-    #: Members connected to this server (not remote ones of a cluster).
-    local: int = field(init=False, default=0)
-    #: In a cluster: the id of the last entry of the room's shared log applied here.
-    last_id: tuple[int, int] = field(init=False, default=(0, 0))
-    #: fold(name): the room's key in ``ChatState.rooms`` (a later spelling folds the same)
-    key: str = field(init=False, default="")
-
-    def __post_init__(self) -> None:
-        self.history = deque(maxlen=self.history_size)
-        self.key = fold(self.name)
-
-    def everyone(self) -> tuple[Member, ...]:
-        """Every member, in joining order.  Cached: a busy room broadcasts far more
-        often than its membership changes."""
-        if self._everyone is None:
-            self._everyone = tuple(self.members.values())
-        return self._everyone
-
-    def crowd_listeners(self) -> tuple[Member, ...]:
-        """The members who understand crowd summaries (protocol 1.2).  Cached."""
-        if self._listeners is None:
-            self._listeners = tuple(m for m in self.members.values() if m.crowd)
-        return self._listeners
-
-    @property
-    def large(self) -> bool:
-        return len(self.members) >= LARGE_ROOM
-
-    def add(self, member: Member) -> None:
-        if member.key not in self.members and member.server is None:
-            self.local += 1
-        self.members[member.key] = member
-        self._everyone = self._listeners = None
-        if len(self.members) <= MAX_LISTED_MEMBERS:
-            self._listed = None  # it is one of the listed
-
-    def discard(self, member: Member) -> bool:
-        self._everyone = self._listeners = None
-        if self._listed is not None and member.key in self._listed[1]:
-            self._listed = None
-        gone = self.members.pop(member.key, None)
-        if gone is not None and gone.server is None:
-            self.local -= 1
-        return gone is not None
-
-    def roster_changed(self) -> None:
-        """A member's nick, away message or operator flag changed."""
-        self._listed = None
-
-    def remember(self, chat: Chat) -> None:
-        self.history.append(chat)
-        self._recent = None
-
-    def history_changed(self) -> None:
-        self._recent = None
-
-    def recent(self) -> tuple[Chat, ...]:
-        """The history a join replays.  Cached until the next message."""
-        if self._recent is None:
-            self._recent = tuple(self.history)
-        return self._recent
-
-    def info(self) -> RoomInfo:
-        return RoomInfo(name=self.name, members=len(self.members), topic=self.topic)
-
-    def member_infos(self, now: float, *, show_addresses: bool = False) -> tuple[MemberInfo, ...]:
-        """The first MAX_LISTED_MEMBERS members, in joining order (idle times at most
-        LISTED_TTL old; operators get a fresh list, with addresses)."""
-        cached = self._listed
-        if not show_addresses and cached is not None and 0 <= now - cached[0] < LISTED_TTL:
-            return cached[2]
-        listed = list(itertools.islice(self.members.values(), MAX_LISTED_MEMBERS))
-        infos = tuple(m.info(now, show_address=show_addresses) for m in listed)
-        if not show_addresses:
-            self._listed = (now, frozenset(m.key for m in listed), infos)
-        return infos
-
-
-@dataclass
-class Sanction:
-    """What an operator's action decided, for the server to carry out (the room does no
-    I/O): tell the operator ``text``; disconnect ``victims`` -- and, for an address ban,
-    every connection from ``address`` -- with ``code`` and ``why``; store ``added`` and
-    delete ``lifted``; end the held sessions in ``ended``; ``notice``: (member, text) to
-    tell someone."""
-
-    text: str
-    victims: list[Member] = field(default_factory=list)
-    address: str | None = None
-    code: str = ErrorCode.KICKED.value
-    why: str = ""
-    added: Ban | None = None
-    lifted: list[Ban] = field(default_factory=list)
-    ended: list[Member] = field(default_factory=list)
-    notice: tuple[Member, str] | None = None
-
-
-@dataclass
-class RoomSnapshot:
-    """A room as a cluster shares it (see ``Peers.load``): what a server that starts
-    following it needs.  ``members``: the remote members' records (see ``ChatState.remote``);
-    ``last_id``: the shared log's last entry, where following it starts."""
-
-    name: str
-    next_seq: int
-    topic: str
-    locked: bool
-    last_id: tuple[int, int]
-    recent: list[Chat]
-    members: list[dict[str, Any]]
-
-
-class Peers(Protocol):
-    """The other servers of a cluster, as the room rules need them (``chatroom.cluster``;
-    None on a server of its own).  Each call may raise ``Refused``: a nick taken
-    elsewhere, or ``unavailable`` when the cluster's store cannot be reached."""
-
-    server: str  # this server's id in the cluster
-
-    def claim(self, nick: str, owner: str) -> None: ...
-    def release(self, nick: str, owner: str) -> None: ...
-    def load(self, name: str) -> RoomSnapshot: ...
-    def rooms(self) -> list[RoomInfo]: ...
-    def whois(self, nick: str) -> User | None: ...
-
-
-@dataclass(slots=True)
-class Delivery:
-    """Send ``message`` to each of ``recipients``, in this order relative to others."""
-
-    recipients: tuple[Member, ...]
-    message: Message
-
-
-class ChatState:
+class ChatState(Moderation, Queries, Remote):
     """Every room, member and nick of one server."""
 
     def __init__(self, *, history_size: int = 100, max_text: int = 4000, store: Any = None,
@@ -714,285 +467,6 @@ class ChatState:
             out.append(Delivery(room.everyone(), event(room.name)))
         return out
 
-    # ------------------------------------------------------------------ moderation
-
-    def make_operator(self, member: Member) -> None:
-        member.op = True
-        for room in member.rooms.values():
-            room.roster_changed()
-            self._publish(member, room, "op")
-
-    def moderate(self, op: Member, action: ModAction, target: str, reason: str, duration: float | None,
-                 now: float, handshaking: Callable[[str], int] = lambda address: 0,
-                 room_name: str | None = None) -> Sanction:
-        """Carry out an operator's ``action`` on ``target`` (a nick, or an address for a
-        ban).  ``handshaking(ip)``: connections from that address that have no member
-        yet (the server knows them; they count as sharing an address)."""
-        if not op.op:
-            raise Refused(ErrorCode.NOT_OPERATOR, "only operators can do that (see /op)")
-        target, reason = clean_line(target).strip(), clean_line(reason).strip()
-        if action is ModAction.BANS:
-            bans = self.bans.all(now)
-            return Sanction("bans:\n" + "\n".join(f"  {b.describe(now)}" for b in bans) if bans else "nobody is banned")
-        if action in (ModAction.LOCK, ModAction.UNLOCK):
-            room = self.room_of(op, room_name)
-            room.topic_locked = action is ModAction.LOCK
-            self._publish(op, room, "lock", locked=room.topic_locked)
-            return Sanction(f"the topic of {room.name} is now {'locked' if room.topic_locked else 'open'}")
-        if action is ModAction.UNBAN:
-            lifted = self.bans.matching(target)
-            for ban in lifted:
-                self.bans.remove(ban.target)
-            return Sanction(f"unbanned {', '.join(b.describe(now) for b in lifted)}" if lifted
-                            else f"no ban matches {target}", lifted=lifted)
-        member = self.nicks.get(nick_key(target)) if target else None
-        if action is ModAction.BAN:
-            return self._ban(op, member, target, reason, duration, now, handshaking)
-        if member is None:
-            return Sanction(f"nobody is called {target}")
-        if action is ModAction.KICK:
-            why = f"kicked by {op.nick}" + (f": {reason}" if reason else "")
-            return Sanction(f"kicked {member.nick}", [member], code=ErrorCode.KICKED.value, why=why, ended=[member])
-        mute = action is ModAction.MUTE
-        member.muted_until = (now + duration if duration else float("inf")) if mute else 0.0
-        verb = "muted" if mute else "unmuted"
-        how = f" for {duration:g} s" if mute and duration else ""
-        return Sanction(f"{verb} {member.nick}",
-                        notice=(member, f"{op.nick} {verb} you{how}" + (f": {reason}" if reason else "")))
-
-    def _ban(self, op: Member, member: Member | None, target: str, reason: str, duration: float | None,
-             now: float, handshaking: Callable[[str], int]) -> Sanction:
-        """Ban ``member``'s address -- or the person, when others share that address --
-        or an address given as ``target``.  An operator is never banned."""
-        until = now + duration if duration else None
-        why = "banned by " + op.nick + (f": {reason}" if reason else "")
-        if member is not None:
-            if member.op:
-                return Sanction(f"{member.nick} is an operator: operators cannot be banned")
-            address = _ip(member.address)
-            sharing = sum(1 for m in self.members() if m is not member and _ip(m.address) == address)
-            sharing += handshaking(address)
-            if sharing:  # banning the address would ban them too: ban the person
-                ban = Ban(person_key(member.nick), until, member.nick, reason, op.nick)
-                self.bans.add(ban)
-                return Sanction(f"banned {member.nick} (the person, not the address {address}: {sharing} other "
-                                "connection(s) share it)", [member], code=ErrorCode.BANNED.value, why=why,
-                                added=ban, ended=[member])
-            ban = Ban(address, until, member.nick, reason, op.nick)
-        elif looks_like_address(target):
-            if any(m.op and _ip(m.address) == target for m in self.members()):
-                return Sanction(f"an operator is connected from {target}: not banned")
-            ban = Ban(target, until, "", reason, op.nick)
-        else:
-            return Sanction(f"nobody is called {target}, and it is not an address")
-        self.bans.add(ban)
-        held = [m for m in self.members() if _ip(m.address) == ban.target]
-        how = f" for {duration:g} s" if duration else ""
-        return Sanction(f"banned {ban.target}{how}", address=ban.target, code=ErrorCode.BANNED.value, why=why,
-                        added=ban, ended=held)
-
-    # ------------------------------------------------------------------ queries
-
-    def who(self, member: Member, now: float, room: str | None = None) -> Members:
-        target = self.room_of(member, None) if room is None else self.rooms.get(fold(without_hash(room)))
-        if target is None:
-            raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room or '')}")
-        return Members(
-            room=target.name,
-            members=target.member_infos(now, show_addresses=member.op),
-            member_count=len(target.members),
-        )
-
-    def whois(self, asker: Member, nick: str, now: float) -> User:
-        """Who is ``nick``: rooms, idle time, away; the address for operators."""
-        member = self.nicks.get(nick_key(nick))
-        if member is None and self.peers is not None:  # someone on another server, in no room of ours
-            found = self.peers.whois(nick)
-            if found is not None:
-                return found if asker.op else msgspec.structs.replace(found, address=None)
-        if member is None:
-            raise Refused(ErrorCode.NO_SUCH_NICK, f"nobody is called {clean_line(nick)[:MAX_NICK_LENGTH]}")
-        return User(nick=member.nick, rooms=tuple(r.name for r in member.rooms.values()),
-                    idle=round(max(0.0, now - member.last_active), 1), away=member.away, op=member.op,
-                    held=member.held_until is not None, address=member.address if asker.op else None)
-
-    def search(self, room: str, text: str, limit: int) -> Found:
-        """The room's newest messages containing ``text`` (ignoring case), oldest first:
-        from the store when there is one, else from what is in memory.  The store has its
-        own lock: the caller may (and should) call this outside the hub lock."""
-        target = self.rooms.get(fold(without_hash(room)))
-        if target is None:
-            raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room)}")
-        if self.store is not None:
-            found, complete = self.store.search(target.name, text, limit)
-        else:
-            found, complete = search_in(list(target.history), text, limit)
-        return Found(room=target.name, text=text, messages=tuple(found), complete=complete)
-
-    def list_rooms(self) -> Rooms:
-        if self.peers is not None:  # every room of the cluster, and everyone in it
-            return Rooms(rooms=tuple(sorted(self.peers.rooms(), key=lambda r: fold(r.name))))
-        return Rooms(rooms=tuple(sorted((r.info() for r in self.rooms.values()), key=lambda r: fold(r.name))))
-
-    def history(self, room: str, before: int | None, limit: int, after: int | None = None) -> History:
-        """A page of ``room``'s messages: the newest ``limit`` below ``before``, or the
-        oldest ``limit`` above ``after`` (bounds exclusive), oldest first.  ``complete``:
-        going back, nothing older exists; going forward, the page reaches the newest."""
-        target = self.rooms.get(fold(without_hash(room)))
-        if target is None:
-            raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room)}")
-        if after is not None:
-            page = self.missed(target, after, limit)
-            newest = target.next_seq - 1
-            return History(room=target.name, messages=tuple(page),
-                           complete=(page[-1].seq if page else after) >= newest)
-        assert before is not None
-        page = [c for c in target.history if c.seq < before][-limit:]
-        oldest_kept = target.history[0].seq if target.history else target.next_seq
-        if len(page) < limit and self.store is not None:
-            page = self.store.before(target.name, min(before, oldest_kept), limit - len(page)) + page
-        if self.store is not None:
-            first = self.store.oldest_seq(target.name)
-        else:
-            first = target.history[0].seq if target.history else None
-        complete = first is None or (page[0].seq if page else before) <= first
-        return History(room=target.name, messages=tuple(page), complete=complete)
-
-    def members(self) -> Iterable[Member]:
-        return self.nicks.values()
-
-    # ------------------------------------------------------------------ a cluster's other servers
-
-    def remote(self, info: dict[str, Any]) -> Member | None:
-        """The member another server of the cluster has (``info``: nick, server, op,
-        away, since, address), made or updated here; None if one of ours has that nick."""
-        nick = info["nick"]
-        member = self.nicks.get(nick_key(nick))
-        if member is not None and member.server is None:
-            return None  # ours (the cluster's nick claims keep this from happening)
-        if member is None:
-            since = float(info.get("since") or 0.0)
-            member = Member(key=next(_remote_keys), nick=nick, address=info.get("address", ""), joined_at=since,
-                            last_active=since, server=info["server"], several=True)
-            self.nicks[nick_key(nick)] = member
-        member.server = info["server"]
-        if "op" in info:
-            member.op = bool(info["op"])
-        if "away" in info:
-            member.away = info["away"]
-        if info.get("address"):
-            member.address = info["address"]
-        for room in member.rooms.values():
-            room.roster_changed()
-        return member
-
-    def forget_remote(self, member: Member) -> None:
-        """A remote member is in none of the rooms this server follows: drop it."""
-        if not member.rooms and member.server is not None and self.nicks.get(nick_key(member.nick)) is member:
-            del self.nicks[nick_key(member.nick)]
-
-    def check_direct(self, member: Member, text: str, now: float) -> str:
-        """Whether ``member`` may send a private message now: its cleaned text."""
-        self._check_not_muted(member, now)
-        return self._clean_message(text)
-
-    def sent_elsewhere(self, member: Member, msg: Private) -> list[Delivery]:
-        """``member`` sent ``msg`` to a member of another server (it is on its way
-        there): remember it, and echo it to the sender."""
-        member.last_active = msg.ts
-        if msg.id is not None:
-            self._remember(member, msg.id, msg)
-        return [Delivery((member,), msg)] if member.echo else []
-
-    def take_over(self, token: str, nick: str, rooms: Iterable[str], key: int, address: str, now: float,
-                  grace: float) -> Member:
-        """Another server's session, resumed here: ``nick`` in ``rooms``, held for
-        ``resume`` to hand to the new connection (no one is told yet)."""
-        old = self.nicks.get(nick_key(nick))
-        if old is not None and old.server is None:
-            raise Refused(ErrorCode.RESUME_REFUSED, "that session is unknown or has expired: join normally")
-        member = Member(key=key, nick=nick, address=address, joined_at=now, last_active=now, token=token,
-                        several=True, held_until=now + grace, held_reason="connection lost")
-        if old is not None:  # it was listed here as a member of another server
-            member.op, member.away, member.joined_at = old.op, old.away, old.joined_at
-            for room in list(old.rooms.values()):
-                room.discard(old)
-            old.rooms.clear()
-            del self.nicks[nick_key(nick)]
-        self.nicks[nick_key(nick)] = member
-        self.sessions[token] = member
-        for name in rooms:
-            try:
-                room = self._room_for_join(name)
-            except Refused:
-                continue
-            room.add(member)
-            member.rooms[fold(room.name)] = room
-        return member
-
-    def let_go(self, token: str, server: str) -> Any:
-        """Another server took over the session of ``token``: its member is that
-        server's now.  Returns the connection it had here (close it quietly), if any."""
-        member = self.sessions.pop(token, None)
-        if member is None or member.server is not None:
-            return None
-        sink = member.sink
-        rooms = list(member.rooms.values())
-        for room in rooms:
-            room.discard(member)
-        member.server, member.sink, member.held_until = server, None, None
-        for room in rooms:
-            room.add(member)
-            room.roster_changed()
-        for room in rooms:
-            if not room.local and fold(room.name) != fold(DEFAULT_ROOM):
-                self._forget_room(room)
-        return sink
-
-    def _load(self, name: str) -> Room:
-        """A room this server starts following: its shared state (Refused if the cluster
-        is unreachable)."""
-        assert self.peers is not None
-        snap = self.peers.load(name)
-        room = Room(name=snap.name, history_size=self.history_size, topic=snap.topic, topic_locked=snap.locked,
-                    next_seq=snap.next_seq)
-        room.last_id = snap.last_id
-        room.history.extend(snap.recent[-self.history_size:])
-        for chat in snap.recent:  # a resend of one of these (after a move between servers) is recognised
-            if chat.id is not None:
-                self.sent[(fold(chat.nick), chat.id)] = chat
-        self.rooms[fold(room.name)] = room
-        for info in snap.members:
-            if info.get("server") == self.peers.server:
-                continue  # a stale record of ours: the members here are the truth
-            member = self.remote(info)
-            if member is not None:
-                room.add(member)
-                member.rooms[fold(room.name)] = room
-        return room
-
-    def _forget_room(self, room: Room) -> None:
-        """Nobody of this server is in ``room`` any more: stop keeping it (a cluster's
-        remote members of it are forgotten too)."""
-        key = fold(room.name)
-        if self.rooms.get(key) is room:
-            del self.rooms[key]
-        for member in list(room.members.values()):
-            member.rooms.pop(key, None)
-            self.forget_remote(member)
-        room.members.clear()
-
-    def _publish(self, member: Member, room: Room, kind: str, **fields: Any) -> None:
-        """In a cluster: tell the other servers what ``member`` (one of ours) did."""
-        if self.published is not None and member.server is None:
-            self.published.append({"t": kind, "room": room.name, "nick": member.nick, **fields})
-
-    def _publish_session(self, member: Member) -> None:
-        """In a cluster: the session record another server needs to take it over."""
-        if self.published is not None and member.server is None and member.token:
-            self.published.append({"t": "session", "token": member.token, "nick": member.nick,
-                                   "rooms": [r.name for r in member.rooms.values()]})
-
     # ------------------------------------------------------------------ helpers
 
     def suggest_nick(self, nick: str) -> str:
@@ -1112,16 +586,3 @@ class ChatState:
         return [Delivery(room.everyone(), event)]
 
 
-#: Keys of remote members: negative, so never a connection's.
-_remote_keys = itertools.count(-1, -1)
-
-
-def _owner(member: Member) -> str:
-    """Who holds a nick, as the cluster records it: the session's resume token (so that
-    another server can take the session over), or the connection for IRC members."""
-    return member.token or f"conn{member.key}"
-
-
-def _ip(address: str) -> str:
-    """``host:port`` -> host."""
-    return address.rsplit(":", 1)[0]

@@ -52,10 +52,11 @@ from chatroom.server.doors import Door
 from chatroom.server.guard import AuthGuard
 from chatroom.server.handler import ChatHandler
 from chatroom.server.hub import Batch, Hub
+from chatroom.server.members import Member, Sanction
 from chatroom.server.memstore import MEMORY_KEEP, MemoryStore
 from chatroom.server.outbox import Flusher
 from chatroom.server.relay import DEFAULT_WINDOW, MAX_RECEIVING, Relay
-from chatroom.server.room import ChatState, Member, Sanction
+from chatroom.server.room import ChatState
 from chatroom.server.session import (
     CloseReason,
     RoomKey,

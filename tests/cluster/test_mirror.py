@@ -7,7 +7,8 @@ import pytest
 from chatroom.cluster import mirror
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, Presence, PresenceEvent, Topic
-from chatroom.server.room import ChatState, RoomSnapshot
+from chatroom.server.members import RoomSnapshot
+from chatroom.server.room import ChatState
 
 
 class FakePeers:

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 from chatroom.protocol import FrameDecoder, Notice, decode_message
 from chatroom.server.hub import MAX_PLANNED, MAX_PLANS, Batch, Hub
+from chatroom.server.members import Member
 from chatroom.server.outbox import REFUSED, SENT
-from chatroom.server.room import ChatState, Member
+from chatroom.server.room import ChatState
 from chatroom.server.store import HistoryStore
 from chatroom.server.wire import FRAMED, Outgoing
 

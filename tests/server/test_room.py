@@ -6,7 +6,8 @@ import pytest
 
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, ErrorCode, ModAction, Presence, PresenceEvent, Private, Topic
-from chatroom.server.room import DEFAULT_ROOM, ChatState
+from chatroom.server.members import DEFAULT_ROOM
+from chatroom.server.room import ChatState
 from chatroom.text import nick_key, nick_problem
 
 
@@ -341,7 +342,7 @@ def test_a_leave_that_makes_the_room_small_again_is_a_presence():
 
 def test_a_wave_of_arrivals_shares_one_member_list_until_a_listed_member_changes():
     from chatroom.protocol import LARGE_ROOM
-    from chatroom.server.room import LISTED_TTL
+    from chatroom.server.members import LISTED_TTL
 
     state, members = _crowded(LARGE_ROOM)
     room = state.rooms["lobby"]

@@ -1,0 +1,133 @@
+"""What members ask about (no I/O): who is here, who is someone, rooms, history
+pages, search.  A part of :class:`~chatroom.server.room.ChatState`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from chatroom.errors import Refused
+from chatroom.protocol import (
+    Chat,
+    ErrorCode,
+    Found,
+    History,
+    Members,
+    Private,
+    Rooms,
+    User,
+)
+from chatroom.server.bans import BanList
+from chatroom.server.members import Member, Room
+from chatroom.server.nicks import NickIndex
+from chatroom.server.search import search_in
+from chatroom.text import (
+    MAX_NICK_LENGTH,
+    clean_line,
+    fold,
+    nick_key,
+    without_hash,
+)
+
+if TYPE_CHECKING:
+    from chatroom.server.remote import Peers
+
+__all__ = ["Queries"]
+
+
+class Queries:
+    """Read-only questions about the chat: a mixin of ``ChatState``."""
+
+    if TYPE_CHECKING:  # what ChatState (room.py) holds and provides
+        history_size: int
+        peers: Peers | None
+        published: list[dict[str, Any]] | None
+        bans: BanList
+        rooms: dict[str, Room]
+        nicks: NickIndex
+        sessions: dict[str, Member]
+        sent: dict[tuple[str, str], Chat | Private]
+        store: Any
+
+        def missed(self, room: Room, last_seq: int | None, limit: int | None = None) -> list[Chat]: ...
+        def room_of(self, member: Member, name: str | None) -> Room: ...
+        def _check_not_muted(self, member: Member, now: float) -> None: ...
+        def _clean_message(self, text: str) -> str: ...
+        def _remember(self, member: Member, msg_id: str, msg: Chat | Private, sender: str | None = None) -> None: ...
+        def _room_for_join(self, name: str) -> Room: ...
+        def _room(self, name: str) -> Room: ...
+        def _publish(self, member: Member, room: Room, kind: str, **fields: Any) -> None: ...
+        def _forget_room(self, room: Room) -> None: ...
+        def remote(self, info: dict[str, Any]) -> Member | None: ...
+
+    # ------------------------------------------------------------------ queries
+
+    def who(self, member: Member, now: float, room: str | None = None) -> Members:
+        target = self.room_of(member, None) if room is None else self.rooms.get(fold(without_hash(room)))
+        if target is None:
+            raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room or '')}")
+        return Members(
+            room=target.name,
+            members=target.member_infos(now, show_addresses=member.op),
+            member_count=len(target.members),
+        )
+
+    def whois(self, asker: Member, nick: str, now: float) -> User:
+        """Who is ``nick``: rooms, idle time, away; the address for operators."""
+        member = self.nicks.get(nick_key(nick))
+        if member is None and self.peers is not None:  # someone on another server, in no room of ours
+            found = self.peers.whois(nick)
+            if found is not None:
+                return found if asker.op else msgspec.structs.replace(found, address=None)
+        if member is None:
+            raise Refused(ErrorCode.NO_SUCH_NICK, f"nobody is called {clean_line(nick)[:MAX_NICK_LENGTH]}")
+        return User(nick=member.nick, rooms=tuple(r.name for r in member.rooms.values()),
+                    idle=round(max(0.0, now - member.last_active), 1), away=member.away, op=member.op,
+                    held=member.held_until is not None, address=member.address if asker.op else None)
+
+    def search(self, room: str, text: str, limit: int) -> Found:
+        """The room's newest messages containing ``text`` (ignoring case), oldest first:
+        from the store when there is one, else from what is in memory.  The store has its
+        own lock: the caller may (and should) call this outside the hub lock."""
+        target = self.rooms.get(fold(without_hash(room)))
+        if target is None:
+            raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room)}")
+        if self.store is not None:
+            found, complete = self.store.search(target.name, text, limit)
+        else:
+            found, complete = search_in(list(target.history), text, limit)
+        return Found(room=target.name, text=text, messages=tuple(found), complete=complete)
+
+    def list_rooms(self) -> Rooms:
+        if self.peers is not None:  # every room of the cluster, and everyone in it
+            return Rooms(rooms=tuple(sorted(self.peers.rooms(), key=lambda r: fold(r.name))))
+        return Rooms(rooms=tuple(sorted((r.info() for r in self.rooms.values()), key=lambda r: fold(r.name))))
+
+    def history(self, room: str, before: int | None, limit: int, after: int | None = None) -> History:
+        """A page of ``room``'s messages: the newest ``limit`` below ``before``, or the
+        oldest ``limit`` above ``after`` (bounds exclusive), oldest first.  ``complete``:
+        going back, nothing older exists; going forward, the page reaches the newest."""
+        target = self.rooms.get(fold(without_hash(room)))
+        if target is None:
+            raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room)}")
+        if after is not None:
+            page = self.missed(target, after, limit)
+            newest = target.next_seq - 1
+            return History(room=target.name, messages=tuple(page),
+                           complete=(page[-1].seq if page else after) >= newest)
+        assert before is not None
+        page = [c for c in target.history if c.seq < before][-limit:]
+        oldest_kept = target.history[0].seq if target.history else target.next_seq
+        if len(page) < limit and self.store is not None:
+            page = self.store.before(target.name, min(before, oldest_kept), limit - len(page)) + page
+        if self.store is not None:
+            first = self.store.oldest_seq(target.name)
+        else:
+            first = target.history[0].seq if target.history else None
+        complete = first is None or (page[0].seq if page else before) <= first
+        return History(room=target.name, messages=tuple(page), complete=complete)
+
+    def members(self) -> Iterable[Member]:
+        return self.nicks.values()
