@@ -4,16 +4,19 @@ No UI here, and no prompt_toolkit.  :class:`ChatClient` runs one network thread 
 owns the socket (a ``selectors`` loop, non-blocking writes), so callers never block on
 the network: ``say()`` and friends only queue and wake it.  Everything that happens is
 reported as an event to the ``on_event`` callback, *from the network thread*; a UI
-hands it over to its own loop.  The decisions are not made here: the handshake's in
-``handshake.py``, what each message means in ``session.py`` (both sans-I/O); this
-module pumps bytes and carries out what they say.
+hands it over to its own loop.  The decisions are not made here but in sans-I/O
+objects: the handshake's in ``handshake.py``, what each message means in
+``session.py``, what is unsettled and its pace in ``outbound.py``, the keepalive in
+``keepalive.py``.  This module pumps bytes and carries out what they say; reaching a
+server is ``dialing.py``'s, staying connected ``reconnect.py``'s.
 
-Events are the server's messages (``chatroom.protocol``) plus the local ones below.
+Events are the server's messages (``chatroom.protocol``) plus those of ``events.py``.
 
-Outgoing chat is tracked by client message id until the server acknowledges it, and
-paced to the server's rate limit.  If the connection drops, the client reconnects with
-backoff (0.5-1 s, doubling to 30 s, with jitter), resumes its session, and sends what
-is still unacknowledged, in order.
+Outgoing chat is tracked by client message id until the server settles it, and paced
+to the server's rate limit.  If the connection drops, the client reconnects with
+backoff (0.5-1 s, doubling per round of its server list to 30 s, with jitter),
+resumes its session (or rejoins its rooms in a new one), and sends what is still
+unacknowledged, in order.
 """
 
 from __future__ import annotations
@@ -29,34 +32,29 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from chatroom import __version__
-from chatroom.auth import NONCE_BYTES
+from chatroom.client.dialing import CertificateChanged, Dialing, NotTlsAnyMore, parse_address
 from chatroom.client.events import ConnState, Outgoing, OutgoingChanged, StateChanged, Trusted
-from chatroom.client.handshake import ClientHandshake, Done, NeedTls, Send
+from chatroom.client.keepalive import Keepalive
 from chatroom.client.outbound import ELSEWHERE_CODES, Outbound, Pacer, Verdict
-from chatroom.client.session import FATAL_CODES, ClientSession, Emit, End, Request, SessionAction, Settle
+from chatroom.client.reconnect import Reconnecting, Why
+from chatroom.client.session import ClientSession, Emit, End, Request, SessionAction, Settle
 from chatroom.client.transfers import Transfers, default_downloads
-from chatroom.errors import ConnectionFailed, FrameError, HandshakeRefused, MessageError
+from chatroom.errors import FrameError, MessageError
 from chatroom.protocol import (
     Action,
     Bye,
     Direct,
-    ErrorCode,
-    FrameDecoder,
     Join,
     Message,
-    Notice,
     Ping,
     Say,
     Welcome,
     decode_message,
     encode_message,
 )
-from chatroom.text import fold
-from chatroom.tls import KnownServers, client_context, fingerprint, normalize_fingerprint
+from chatroom.tls import KnownServers, normalize_fingerprint
 from chatroom.trace import Tracer
 
 __all__ = [
@@ -87,26 +85,7 @@ RETRY_START = 1.0
 EventSink = Callable[[object], None]
 
 
-def parse_address(text: str | None, default_port: int) -> tuple[str, int]:
-    """``HOST``, ``HOST:PORT``, ``:PORT`` or ``[IPv6]:PORT`` -> (host, port)."""
-    if not text:
-        return "127.0.0.1", default_port
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    else:
-        host, port = text, ""
-    if port and not port.isdigit():
-        raise ValueError(f"{port!r} is not a port number")
-    number = int(port) if port else default_port
-    if not 0 < number < 65536:
-        raise ValueError(f"port {number} is out of range")
-    return host or "127.0.0.1", number
-
-
-class ChatClient:
+class ChatClient(Dialing, Reconnecting):
     """A connection to a chat server that keeps itself alive.
 
     Call :meth:`connect` once (it raises on a first failure, so a command line can
@@ -171,6 +150,7 @@ class ChatClient:
         self._requests: deque[tuple[bytes, bool]] = deque()  # (frame, paced?) queued by callers
         self._calls: deque[Callable[[], None]] = deque()  # to run on the network thread
         self._sock: socket.socket | None = None
+        self._link: _Link | None = None  # the connection being served (network thread's)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -276,6 +256,16 @@ class ChatClient:
         rate = self._outbound.pacer.rate
         return messages / rate if rate > 0 else 0.0
 
+    @property
+    def lag(self) -> float | None:
+        """How long the server took to answer our last keepalive ping -- or, while an
+        answer is overdue, how long it has been so far.  None before the first one."""
+        link = self._link
+        if link is None:
+            return None
+        waiting = link.keepalive.pending_lag(time.monotonic())
+        return waiting if waiting is not None and waiting > (link.keepalive.lag or 0.0) else link.keepalive.lag
+
     def pending(self) -> list[Outgoing]:
         with self._lock:
             return list(self._outbound.unacked.values())
@@ -344,134 +334,6 @@ class ChatClient:
 
     # ------------------------------------------------------------------ connecting
 
-    def _open(self) -> tuple[socket.socket, Welcome, list[Message]]:
-        """Connect, hello, and wait for welcome.  Returns messages that came after it."""
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
-        except ConnectionRefusedError:
-            raise ConnectionFailed(
-                f"nothing is listening on {self.host}:{self.port} (is the server running? right port?)"
-            ) from None
-        except TimeoutError:
-            raise ConnectionFailed(
-                f"no answer from {self.host}:{self.port} within {self.connect_timeout:g} s "
-                "(wrong address, or a firewall?)"
-            ) from None
-        except socket.gaierror:
-            raise ConnectionFailed(f"cannot find a host called {self.host!r}") from None
-        except OSError as exc:
-            raise ConnectionFailed(f"cannot reach {self.host}:{self.port}: {exc.strerror or exc}") from None
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            pin = self._known_pin()
-            if self.tls or pin is not None:  # a server met over TLS is never spoken to in plaintext
-                sock = self._secure(sock, pin)
-            # The decisions are the handshake's (client/handshake.py); this only pumps.
-            handshake = ClientHandshake(
-                nick=self.session.wanted_nick, room=self.session.room, client=f"chatroom {__version__}",
-                password=self.password, nonce=os.urandom(NONCE_BYTES) if self.password is not None else None,
-                resume_token=self.session.resume_token,
-                last_seq=self.session.last_seq.get(fold(self.session.room)), seen=self.session.seen(), tls=self.tls)
-            self._send_blocking(sock, handshake.hello)
-            return self._pump_handshake(sock, handshake)
-        except NeedTls:
-            sock.close()
-            self.tls = True  # the server insists on TLS: an upgrade, never a downgrade
-            return self._open()
-        except (FrameError, MessageError) as exc:
-            sock.close()
-            raise ConnectionFailed(f"{self.host}:{self.port} does not speak the chatroom protocol ({exc})") from None
-        except BaseException:
-            sock.close()
-            raise
-
-    def _pump_handshake(self, sock: socket.socket, handshake: ClientHandshake
-                        ) -> tuple[socket.socket, Welcome, list[Message]]:
-        """Read until the handshake is done (or refused), sending what it asks to."""
-        decoder = FrameDecoder(max_header=1 << 20)
-        deadline = time.monotonic() + self.connect_timeout + 5
-        while True:
-            sock.settimeout(max(0.1, deadline - time.monotonic()))
-            try:
-                data = sock.recv(1 << 16)
-            except TimeoutError:
-                raise ConnectionFailed(f"{self.host}:{self.port} did not answer the handshake") from None
-            if not data:
-                raise ConnectionFailed(f"{self.host}:{self.port} closed the connection during the handshake")
-            # The server is alive and talking (it may be making a throttled address wait).
-            deadline = max(deadline, time.monotonic() + self.connect_timeout + 5)
-            frames = decoder.feed(data)
-            self._trace_in(len(data), frames)
-            messages = []
-            for frame in frames:  # a newer server may send what this client does not know: skip it
-                try:
-                    messages.append(decode_message(frame))
-                except MessageError as exc:
-                    log.warning("ignoring a message from the server: %s", exc)
-            for i, msg in enumerate(messages):
-                if isinstance(msg, Notice):
-                    log.info("server notice during the handshake: %s", msg.text)
-                step = handshake.receive(msg)
-                if isinstance(step, Send):
-                    self._send_blocking(sock, step.message)
-                elif isinstance(step, Done):
-                    if handshake.resume_refused:
-                        log.info("resume refused; joined afresh")
-                        self.session.resume_token = None
-                    sock.setblocking(False)
-                    self._decoder = decoder
-                    return sock, step.welcome, messages[i + 1:]
-
-    def _known_pin(self) -> str | None:
-        """The fingerprint remembered for this server (trust on first use), if any."""
-        if self.known_servers is None:
-            return None
-        return self.known_servers.lookup(f"{self.host}:{self.port}")
-
-    def _secure(self, sock: socket.socket, known: str | None = None) -> socket.socket:
-        """TLS handshake, then the certificate check: pinned, remembered, or new."""
-        server = f"{self.host}:{self.port}"
-        try:
-            tls = client_context().wrap_socket(sock)
-        except (ssl.SSLError, OSError) as exc:
-            sock.close()
-            if known is not None and not self.tls:
-                where = self.known_servers.path if self.known_servers else "known_servers"
-                raise NotTlsAnyMore(
-                    f"refusing plaintext: {server} spoke TLS before (its certificate is pinned in {where}) but does "
-                    f"not now ({exc}). Someone may be downgrading you. If its host really turned TLS off, join "
-                    f"once with --forget-pin."
-                ) from None
-            raise ConnectionFailed(f"TLS with {server} failed ({exc}): is it a TLS server?") from None
-        der = tls.getpeercert(binary_form=True) or b""
-        fp = fingerprint(der)
-        expected = self.pinned or known
-        first_time = False
-        if expected is None and self.known_servers is not None:
-            self.known_servers.remember(server, fp)
-            expected, first_time = fp, True
-        if expected is not None and fp != expected:
-            tls.close()
-            if self.pinned:
-                raise CertificateChanged(
-                    f"WARNING: {server} presented certificate {fp}, not the {expected} you gave with "
-                    "--fingerprint. Someone may be impersonating the room: check the fingerprint with its host."
-                )
-            where = self.known_servers.path if self.known_servers else "known_servers"
-            raise CertificateChanged(
-                f"WARNING: THE CERTIFICATE OF {server} HAS CHANGED. Someone may be impersonating the room, or "
-                f"its host made a new certificate. Expected {expected}, got {fp}. Ask the host for the "
-                f"fingerprint 'chatroom serve --tls' printed; if it is {fp}, remove the line for {server} from "
-                f"{where} (or join with --fingerprint {fp})."
-            )
-        self._emit(Trusted(server, fp, first_time))
-        return tls
-
-    def _send_blocking(self, sock: socket.socket, msg: Message) -> None:
-        data = encode_message(msg)
-        if self.tracer is not None:
-            self.tracer.frame_out("-> server", data)
-        sock.sendall(data)
 
     def _trace_in(self, size: int, frames: list) -> None:  # type: ignore[type-arg]
         tracer = self.tracer
@@ -514,135 +376,20 @@ class ChatClient:
 
     # ------------------------------------------------------------------ network thread
 
-    def _run(self, leftover: list[Message], reconnect_first: bool = False) -> None:
-        """The network thread: serve the connection, reconnect when it drops, until
-        closed or refused for good.  Nothing escapes it: an unexpected error is logged
-        and handled like a lost connection (a reconnect and a resume), never a silent
-        stall."""
-        connected = not reconnect_first
-        reason = _Why("reconnecting")
-        while not self._closing:
-            if connected:
-                reason = self._serve_safely(leftover)
-                leftover = []
-                self._drop_socket()
-                self.files.connection_lost()
-                if self._closing:
-                    break
-                if reason.fatal or not self.reconnect:
-                    self._set_state(ConnState.CLOSED, reason.text)
-                    return
-            if reason.move_on:
-                self._next_address()
-            back = self._reconnect(reason)
-            if back is None:
-                return
-            connected, leftover = True, back
 
-    def _reconnect(self, reason: _Why) -> list[Message] | None:
-        """Reconnect with backoff (and jitter: a whole class must not retry in step)
-        until it works (the messages that came after the welcome), the user quits, or
-        the server refuses us for good (None).  The backoff grows once per round of
-        the server list, not per server tried: after a whole cluster restarts,
-        everyone is back within seconds."""
-        # A server that took us but could not serve (``move_on``) is not progress: the
-        # backoff goes on growing from where it was; any other reconnect starts afresh.
-        backoff = self._backoff if reason.move_on else self.BACKOFF_START
-        while not self._closing:
-            skip = self._skip_wait
-            wait = 0.0 if skip else backoff * random.uniform(0.5, 1.0)
-            self._skip_wait = False
-            self._set_state(ConnState.DISCONNECTED, reason.text, retry_in=wait)
-            if self._sleep(wait):
-                break
-            if not skip:
-                backoff = self._backoff = min(backoff * 2, self.BACKOFF_MAX)
-            self._set_state(ConnState.CONNECTING, f"reconnecting to {self.host}:{self.port}")
-            try:
-                sock, welcome, leftover = self._open()
-            except CertificateChanged as exc:  # final: retrying would not make it safe
-                self._set_state(ConnState.CLOSED, str(exc))
-                return None
-            except HandshakeRefused as exc:
-                if exc.code in FATAL_CODES:
-                    self._set_state(ConnState.CLOSED, exc.message)
-                    return None
-                reason = _Why(f"{exc.message}; retrying")
-                if exc.code == ErrorCode.UNAVAILABLE.value:  # this server cannot serve now: another may
-                    self._next_address()
-                continue
-            except ConnectionFailed as exc:
-                reason = _Why(exc.args[0] if exc.args else "connection failed")
-                self._next_address()
-                continue
-            except Exception as exc:  # noqa: BLE001 -- the network thread never dies of a bug
-                log.error("reconnecting failed unexpectedly: %s: %s", type(exc).__name__, exc)
-                log.debug("traceback", exc_info=exc)
-                reason = _Why(f"reconnecting failed ({type(exc).__name__}: {exc})")
-                continue
-            self._adopt(sock, welcome)
-            return leftover
-        return None
-
-    def _next_address(self) -> None:
-        """Try the next server of the cluster next time (at once: it is another server)."""
-        if len(self.addresses) > 1:
-            i = self.addresses.index((self.host, self.port)) if (self.host, self.port) in self.addresses else -1
-            self.host, self.port = self.addresses[(i + 1) % len(self.addresses)]
-            self._skip_wait = i + 1 < len(self.addresses)  # one round without waiting, then back off
-
-    def _serve_safely(self, leftover: list[Message]) -> _Why:
-        try:
-            for msg in leftover:
-                why = self._handle(msg)
-                if why is not None:
-                    return why
-            return self._serve()
-        except Exception as exc:  # noqa: BLE001 -- a bug ends this connection, not the client
-            log.error("unexpected error in the network thread, reconnecting: %s: %s", type(exc).__name__, exc)
-            log.debug("traceback", exc_info=exc)
-            return _Why(f"the client hit a bug ({type(exc).__name__}: {exc}); reconnecting")
-
-    def _run_calls(self) -> None:
-        with self._lock:
-            calls, self._calls = self._calls, deque()
-        for fn in calls:
-            try:
-                fn()
-            except Exception as exc:  # noqa: BLE001 -- a failed action is reported, the thread goes on
-                log.error("an action on the network thread failed: %s: %s", type(exc).__name__, exc)
-                log.debug("traceback", exc_info=exc)
-
-    def _sleep(self, seconds: float) -> bool:
-        """Sleep, waking early on close (or /reconnect).  True if closing."""
-        deadline = time.monotonic() + seconds
-        with selectors.DefaultSelector() as sel:
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            while not self._closing and time.monotonic() < deadline and not self._skip_wait:
-                sel.select(deadline - time.monotonic())
-                self._drain_wake()
-                self._run_calls()
-        return self._closing
-
-    def _drain_wake(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, OSError):
-            pass
-
-    def _serve(self) -> _Why:
+    def _serve(self) -> Why:
         """Pump one connection until it ends; say why it ended."""
         sock = self._sock
         assert sock is not None
-        link = _Link(sock, time.monotonic())
+        link = _Link(sock, Keepalive(self.ping_interval, self.pong_timeout, time.monotonic()))
+        self._link = link
         with selectors.DefaultSelector() as sel:
             sel.register(self._wake_r, selectors.EVENT_READ)
             sel.register(sock, selectors.EVENT_READ)
             while True:
                 if self._closing:
                     self._goodbye(link)
-                    return _Why("closed", fatal=True)
+                    return Why("closed", fatal=True)
                 self._run_calls()
                 retry_wait = self._resend_due(time.monotonic())
                 pace_wait = self._take_requests(link.out)
@@ -650,7 +397,7 @@ class ChatClient:
                     pace_wait = retry_wait if pace_wait is None else min(pace_wait, retry_wait)
                 link.want_write(sel, bool(link.out))
                 timeout = self._keepalive(link, time.monotonic())
-                if isinstance(timeout, _Why):
+                if isinstance(timeout, Why):
                     return timeout
                 if pace_wait is not None:
                     timeout = min(timeout, pace_wait)
@@ -662,19 +409,19 @@ class ChatClient:
                     if why is not None:
                         return why
 
-    def _keepalive(self, link: _Link, now: float) -> float | _Why:
-        """Ping a silent server; give up on one that does not answer.  Returns how long
-        the loop may wait, or why the connection is over."""
-        if link.ping_sent is not None and now - link.ping_sent > self.pong_timeout:
-            return _Why("the server stopped answering")
-        if link.ping_sent is None and now - link.last_heard > self.ping_interval:
+    def _keepalive(self, link: _Link, now: float) -> float | Why:
+        """Ping a silent server; give up on one that does not answer (the decisions
+        are ``keepalive.py``'s).  Returns how long the loop may wait, or why the
+        connection is over."""
+        alive = link.keepalive
+        if alive.expired(now):
+            return Why("the server stopped answering")
+        if alive.ping_due(now):
             link.out += encode_message(Ping(token="client"))
-            link.ping_sent = now
             return 0.0
-        due = link.ping_sent + self.pong_timeout if link.ping_sent else link.last_heard + self.ping_interval
-        return due - now
+        return alive.wait(now)
 
-    def _on_ready(self, link: _Link, events: int) -> _Why | None:
+    def _on_ready(self, link: _Link, events: int) -> Why | None:
         """The socket is writable and/or readable: write what is queued, read and handle
         what arrived."""
         sock = link.sock
@@ -684,16 +431,16 @@ class ChatClient:
             except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 pass
             except OSError as exc:
-                return _Why(f"connection lost ({exc.strerror or exc})")
+                return Why(f"connection lost ({exc.strerror or exc})")
         while events & selectors.EVENT_READ:
             try:
                 data = sock.recv(1 << 18)
             except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 break
             except OSError as exc:
-                return _Why(f"connection lost ({exc.strerror or exc})")
+                return Why(f"connection lost ({exc.strerror or exc})")
             if not data:
-                return _Why("the server closed the connection")
+                return Why("the server closed the connection")
             why = self._received(link, data)
             if why is not None:
                 return why
@@ -702,12 +449,12 @@ class ChatClient:
                 break
         return None
 
-    def _received(self, link: _Link, data: bytes) -> _Why | None:
-        link.last_heard, link.ping_sent = time.monotonic(), None
+    def _received(self, link: _Link, data: bytes) -> Why | None:
+        link.keepalive.heard(time.monotonic())
         try:
             frames = self._decoder.feed(data)
         except FrameError as exc:
-            return _Why(f"the server sent garbage ({exc})")
+            return Why(f"the server sent garbage ({exc})")
         self._trace_in(len(data), frames)
         for frame in frames:
             try:
@@ -772,7 +519,7 @@ class ChatClient:
 
     # ------------------------------------------------------------------ incoming
 
-    def _handle(self, msg: Message) -> _Why | None:
+    def _handle(self, msg: Message) -> Why | None:
         """A message from the server: the session says what it means; do that."""
         if isinstance(msg, Ping):
             self.pings_answered += 1
@@ -780,8 +527,8 @@ class ChatClient:
             return None  # reported as TransferChanged events
         return self._carry_out(self.session.receive(msg))
 
-    def _carry_out(self, actions: list[SessionAction]) -> _Why | None:
-        why: _Why | None = None
+    def _carry_out(self, actions: list[SessionAction]) -> Why | None:
+        why: Why | None = None
         for action in actions:
             if type(action) is Emit:
                 self._emit(action.event)
@@ -790,10 +537,10 @@ class ChatClient:
             elif type(action) is Settle:
                 why = self._settle(action.id, action.code, action.error) or why
             elif type(action) is End:
-                why = _Why(action.why, fatal=action.fatal)
+                why = Why(action.why, fatal=action.fatal)
         return why
 
-    def _settle(self, msg_id: str, code: str | None, error: str = "") -> _Why | None:
+    def _settle(self, msg_id: str, code: str | None, error: str = "") -> Why | None:
         """The server answered one of our messages (``code`` None: an ack)."""
         with self._lock:
             out, verdict = self._outbound.settle(msg_id, code, error)
@@ -806,7 +553,7 @@ class ChatClient:
             return None
         if verdict is Verdict.RETRY:
             if code in ELSEWHERE_CODES and len(self.addresses) > 1:
-                return _Why(f"{self.host}:{self.port} cannot take messages now ({error}); trying another server",
+                return Why(f"{self.host}:{self.port} cannot take messages now ({error}); trying another server",
                             move_on=True)
             if self._retry_at is None:  # one timer for all of them: they go again together, in order
                 self._retry_at = time.monotonic() + self._retry_wait * random.uniform(0.5, 1.0)
@@ -833,13 +580,12 @@ class ChatClient:
 class _Link:
     """One connection's socket and its loop's state (network thread only)."""
 
-    __slots__ = ("sock", "out", "last_heard", "ping_sent", "writing")
+    __slots__ = ("sock", "out", "keepalive", "writing")
 
-    def __init__(self, sock: socket.socket, now: float) -> None:
+    def __init__(self, sock: socket.socket, keepalive: Keepalive) -> None:
         self.sock = sock
         self.out = bytearray()  # bytes waiting for the socket
-        self.last_heard = now
-        self.ping_sent: float | None = None
+        self.keepalive = keepalive
         self.writing = False  # registered for EVENT_WRITE
 
     def want_write(self, sel: selectors.BaseSelector, writing: bool) -> None:
@@ -848,18 +594,3 @@ class _Link:
             self.writing = writing
 
 
-class CertificateChanged(ConnectionFailed):
-    """The server's TLS certificate is not the one we know: refuse, loudly."""
-
-
-class NotTlsAnyMore(CertificateChanged):
-    """A server we pinned over TLS answered without TLS: refuse the downgrade."""
-
-
-@dataclass(frozen=True)
-class _Why:
-    """Why a connection ended, and whether trying again makes sense."""
-
-    text: str
-    fatal: bool = False
-    move_on: bool = False  # try the next server of the list (this one cannot serve now)

@@ -24,19 +24,19 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager as ContextManager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import redis
 
 from chatroom.cluster import mirror
+from chatroom.cluster.chat import ClusterChat
 from chatroom.cluster.store import PREFIX, ClusterDown, EntryId, RedisStore, decode, key, parse_id
 from chatroom.errors import Refused
-from chatroom.protocol import Chat, ErrorCode, ModAction, Moderate, Private, RoomInfo, User
+from chatroom.protocol import ErrorCode, ModAction, Moderate, RoomInfo, User
 from chatroom.redact import redacted_url
-from chatroom.server.chat_path import Answer, LocalChat, Said, SayItem, SayResult, no_run
+from chatroom.server.chat_path import LocalChat
 from chatroom.server.members import Member, RoomSnapshot, Sanction
 from chatroom.server.room import ChatState
 from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, lookalike_key, nick_key, nick_problem
@@ -57,7 +57,7 @@ BLOCK_MS = 1000
 READ_COUNT = 1000
 
 
-class Cluster:
+class Cluster(ClusterChat):
     """This server in a cluster of servers sharing rooms through the Redis at ``url``.
 
     ``grace``: how long a session is kept for a resume (the server's resume grace);
@@ -236,110 +236,6 @@ class Cluster:
         elif kind == "lock":
             pipe.hset(key("room", rk), "locked", "1" if event["locked"] else "0")
 
-    def run(self, batch: Batch) -> ContextManager[object]:
-        return no_run()  # (each message goes to Redis first: never under the lock)
-
-    def say_many(self, batch: Batch, member: Member, items: Sequence[SayItem], now: float,
-                 answer: Answer | None = None) -> list[SayResult]:
-        """Several messages of one member (a burst read at once).  Checked under the
-        hub lock (a resend this server knows is answered from memory), appended to the
-        rooms' logs in one round trip outside it, then applied here in the logs' order;
-        ``answer`` under the lock after that.  A resend this server did not know (its
-        first answer was lost with another server) is recognised by the log."""
-        hub = self._hub()
-        results: list[SayResult | Chat] = []  # (a Chat: to be appended, stamped then)
-        bodies: list[tuple[str, dict[str, Any]]] = []
-        with hub.locked(batch) as state:
-            for text, action, msg_id, room_name in items:
-                try:
-                    if msg_id is not None:
-                        earlier = state.already_sent(member, msg_id, text, action=action, room_name=room_name)
-                        if earlier is not None:
-                            results.append(Said(earlier, True))
-                            continue
-                    room, clean = state.check_say(member, text, now, room_name)
-                except Exception as exc:  # noqa: BLE001 -- Refused, or a bug: either costs one message
-                    results.append(exc)
-                    continue
-                body: dict[str, Any] = {"t": "chat", "room": room.name, "nick": member.nick, "text": clean, "ts": now,
-                                        "server": self.server}
-                if action:
-                    body["action"] = True
-                if msg_id is not None:
-                    body["id"] = msg_id
-                bodies.append((room.name, body))
-                results.append(Chat(room=room.name, seq=0, ts=now, nick=member.nick, text=clean, action=action,
-                                    id=msg_id))
-            member.last_active = now
-        said = self._append(batch, bodies, results) if bodies else [r for r in results if not isinstance(r, Chat)]
-        if answer is not None:
-            with hub.locked(batch):
-                answer(said)
-        return said
-
-    def _append(self, batch: Batch, bodies: list[tuple[str, dict[str, Any]]],
-                results: list[SayResult | Chat]) -> list[SayResult]:
-        """Append ``bodies`` (the unstamped ``Chat`` s among ``results``) to their rooms'
-        logs and apply them here: ``results`` with each stamped (or refused)."""
-        if self._down_since is not None:  # known down: refused without a try, so surely not stored
-            down: Refused = ClusterDown("your message")
-            return [down if isinstance(r, Chat) else r for r in results]
-        try:
-            placed = self.store.append_chats(bodies)
-        except redis.RedisError as exc:
-            down = self._unconfirmed(exc, "your message")
-            return [down if isinstance(r, Chat) else r for r in results]
-        self._up()
-        stamped: list[SayResult] = []
-        known: dict[str, list[tuple[EntryId, EntryId, dict[str, Any]]]] = {}  # room -> (before, id, body)
-        entries = iter(zip(placed, bodies, strict=True))
-        newest: dict[str, EntryId] = {}
-        for r in results:
-            if isinstance(r, Chat):
-                (seq, before, resent), (_, body) = next(entries)
-                chat = msgspec.structs.replace(r, seq=seq)
-                if not resent:
-                    known.setdefault(chat.room, []).append((before, (seq, 0), body))
-                newest[chat.room] = max(newest.get(chat.room, (0, 0)), (seq, 0))
-                r = Said(chat, resent)
-            stamped.append(r)
-        try:
-            for room_name, upto in newest.items():
-                self.catch_up(room_name, upto, batch, known.get(room_name, []))
-        except redis.RedisError as exc:  # stored all the same: acknowledged; the reader applies them later
-            self._down(exc, "reading the room's log back")
-        return stamped
-
-    def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
-               msg_id: str | None) -> tuple[Said, str | None]:
-        """A private message: to a member of another server, into that server's inbox
-        (echoed to the sender here); to one of this server's, as on a server alone."""
-        hub = self._hub()
-        with hub.locked(batch) as state:
-            if msg_id is not None:
-                earlier = state.already_sent(member, msg_id, text, private=True)
-                if earlier is not None:
-                    return Said(earlier, True), None
-            local = state.nicks.get(nick_key(to))
-            if local is not None and local.server is None:
-                return self._local.direct(batch, member, to, text, now, msg_id)
-            text = state.check_direct(member, text, now)
-        try:
-            holder = self.redis.get(key("nick", nick_key(to)))
-            record = _decode(holder) if holder else None
-            if record is None or record.get("server") == self.server:  # nobody: the room rules say so
-                return self._local.direct(batch, member, to, text, now, msg_id)
-            msg = Private(nick=member.nick, to=record.get("nick", to), text=text, ts=now, id=msg_id)
-            body = {"t": "private", "nick": msg.nick, "to": msg.to, "text": msg.text, "ts": now, "id": msg_id}
-        except redis.RedisError as exc:  # (nothing was sent yet)
-            raise self._down(exc, "your message") from exc
-        try:
-            self.redis.xadd(key("inbox", record["server"]), {"m": _encode(body)}, maxlen=10_000, approximate=True)
-        except redis.RedisError as exc:
-            raise self._unconfirmed(exc, "your message") from exc
-        with hub.locked(batch) as state:
-            hub.deliver(state.sent_elsewhere(member, msg), batch)
-        return Said(msg, False), None
 
     def adopt(self, token: str, key_: int, address: str, batch: Batch) -> bool:
         """A client resumes a session this server does not have: take it over from the

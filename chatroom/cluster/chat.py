@@ -1,0 +1,153 @@
+"""The chat path of a server in a cluster (see ``chatroom.server.chat_path``): a
+message is checked under the hub lock, appended to its room's log in Redis outside
+it, then applied here in the log's order; a private message to another server's
+member goes to that server's inbox.  A refusal says what is known: ``unavailable``
+when nothing was sent, ``unconfirmed`` when Redis may have stored it.  A part of
+:class:`~chatroom.cluster.node.Cluster`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager as ContextManager
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import redis
+
+from chatroom.cluster.store import ClusterDown, EntryId, RedisStore, key
+from chatroom.errors import Refused
+from chatroom.protocol import Chat, Private
+from chatroom.server.chat_path import Answer, LocalChat, Said, SayItem, SayResult, no_run
+from chatroom.server.members import Member
+from chatroom.text import nick_key
+
+if TYPE_CHECKING:
+    from chatroom.server.hub import Batch, Hub
+
+__all__ = ["ClusterChat"]
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(dict).decode
+
+
+class ClusterChat:
+    """The cluster's chat path: a mixin of ``Cluster``."""
+
+    if TYPE_CHECKING:  # what the cluster's node (node.py) holds and provides
+        server: str
+        redis: Any
+        store: RedisStore
+        _down_since: float | None
+        _local: LocalChat
+
+        def _hub(self) -> Hub: ...
+        def _down(self, exc: Exception, what: str) -> ClusterDown: ...
+        def _unconfirmed(self, exc: Exception, what: str) -> Refused: ...
+        def _up(self) -> None: ...
+        def catch_up(self, room: str, upto: EntryId, batch: Batch,
+                     known: list[tuple[EntryId, EntryId, dict[str, Any]]] = ...) -> None: ...
+
+    def run(self, batch: Batch) -> ContextManager[object]:
+        return no_run()  # (each message goes to Redis first: never under the lock)
+
+    def say_many(self, batch: Batch, member: Member, items: Sequence[SayItem], now: float,
+                 answer: Answer | None = None) -> list[SayResult]:
+        """Several messages of one member (a burst read at once).  Checked under the
+        hub lock (a resend this server knows is answered from memory), appended to the
+        rooms' logs in one round trip outside it, then applied here in the logs' order;
+        ``answer`` under the lock after that.  A resend this server did not know (its
+        first answer was lost with another server) is recognised by the log."""
+        hub = self._hub()
+        results: list[SayResult | Chat] = []  # (a Chat: to be appended, stamped then)
+        bodies: list[tuple[str, dict[str, Any]]] = []
+        with hub.locked(batch) as state:
+            for text, action, msg_id, room_name in items:
+                try:
+                    if msg_id is not None:
+                        earlier = state.already_sent(member, msg_id, text, action=action, room_name=room_name)
+                        if earlier is not None:
+                            results.append(Said(earlier, True))
+                            continue
+                    room, clean = state.check_say(member, text, now, room_name)
+                except Exception as exc:  # noqa: BLE001 -- Refused, or a bug: either costs one message
+                    results.append(exc)
+                    continue
+                body: dict[str, Any] = {"t": "chat", "room": room.name, "nick": member.nick, "text": clean, "ts": now,
+                                        "server": self.server}
+                if action:
+                    body["action"] = True
+                if msg_id is not None:
+                    body["id"] = msg_id
+                bodies.append((room.name, body))
+                results.append(Chat(room=room.name, seq=0, ts=now, nick=member.nick, text=clean, action=action,
+                                    id=msg_id))
+            member.last_active = now
+        said = self._append(batch, bodies, results) if bodies else [r for r in results if not isinstance(r, Chat)]
+        if answer is not None:
+            with hub.locked(batch):
+                answer(said)
+        return said
+
+    def _append(self, batch: Batch, bodies: list[tuple[str, dict[str, Any]]],
+                results: list[SayResult | Chat]) -> list[SayResult]:
+        """Append ``bodies`` (the unstamped ``Chat`` s among ``results``) to their rooms'
+        logs and apply them here: ``results`` with each stamped (or refused)."""
+        if self._down_since is not None:  # known down: refused without a try, so surely not stored
+            down: Refused = ClusterDown("your message")
+            return [down if isinstance(r, Chat) else r for r in results]
+        try:
+            placed = self.store.append_chats(bodies)
+        except redis.RedisError as exc:
+            down = self._unconfirmed(exc, "your message")
+            return [down if isinstance(r, Chat) else r for r in results]
+        self._up()
+        stamped: list[SayResult] = []
+        known: dict[str, list[tuple[EntryId, EntryId, dict[str, Any]]]] = {}  # room -> (before, id, body)
+        entries = iter(zip(placed, bodies, strict=True))
+        newest: dict[str, EntryId] = {}
+        for r in results:
+            if isinstance(r, Chat):
+                (seq, before, resent), (_, body) = next(entries)
+                chat = msgspec.structs.replace(r, seq=seq)
+                if not resent:
+                    known.setdefault(chat.room, []).append((before, (seq, 0), body))
+                newest[chat.room] = max(newest.get(chat.room, (0, 0)), (seq, 0))
+                r = Said(chat, resent)
+            stamped.append(r)
+        try:
+            for room_name, upto in newest.items():
+                self.catch_up(room_name, upto, batch, known.get(room_name, []))
+        except redis.RedisError as exc:  # stored all the same: acknowledged; the reader applies them later
+            self._down(exc, "reading the room's log back")
+        return stamped
+
+    def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
+               msg_id: str | None) -> tuple[Said, str | None]:
+        """A private message: to a member of another server, into that server's inbox
+        (echoed to the sender here); to one of this server's, as on a server alone."""
+        hub = self._hub()
+        with hub.locked(batch) as state:
+            if msg_id is not None:
+                earlier = state.already_sent(member, msg_id, text, private=True)
+                if earlier is not None:
+                    return Said(earlier, True), None
+            local = state.nicks.get(nick_key(to))
+            if local is not None and local.server is None:
+                return self._local.direct(batch, member, to, text, now, msg_id)
+            text = state.check_direct(member, text, now)
+        try:
+            holder = self.redis.get(key("nick", nick_key(to)))
+            record = _decode(holder) if holder else None
+            if record is None or record.get("server") == self.server:  # nobody: the room rules say so
+                return self._local.direct(batch, member, to, text, now, msg_id)
+            msg = Private(nick=member.nick, to=record.get("nick", to), text=text, ts=now, id=msg_id)
+            body = {"t": "private", "nick": msg.nick, "to": msg.to, "text": msg.text, "ts": now, "id": msg_id}
+        except redis.RedisError as exc:  # (nothing was sent yet)
+            raise self._down(exc, "your message") from exc
+        try:
+            self.redis.xadd(key("inbox", record["server"]), {"m": _encode(body)}, maxlen=10_000, approximate=True)
+        except redis.RedisError as exc:
+            raise self._unconfirmed(exc, "your message") from exc
+        with hub.locked(batch) as state:
+            hub.deliver(state.sent_elsewhere(member, msg), batch)
+        return Said(msg, False), None
