@@ -3,7 +3,7 @@
 The attack: many connections each declare a large frame, send most of it and hang up
 (no hello, no login).  Whatever such a connection buffered must be freed when it ends
 -- by reference counting, at once -- not whenever the cycle collector next runs (a
-server process runs it rarely: ``cli._tune_collector``).  Through every door: framed,
+server process runs it rarely: ``cli.serve._tune_collector``).  Through every door: framed,
 TLS, WebSocket, IRC.
 """
 

@@ -1,0 +1,220 @@
+"""``chatroom serve``: start a server as the options say, print where it is, announce
+it on the LAN, and run until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import gc
+import logging
+import signal
+import sqlite3
+import ssl
+import threading
+from typing import TYPE_CHECKING
+
+from chatroom import __version__
+from chatroom.redact import redacted_url
+
+if TYPE_CHECKING:
+    from chatroom.discovery import Announcer
+    from chatroom.server.tcp import ChatServer, ServerConfig
+    from chatroom.trace import Tracer
+from chatroom.cli.common import Exit, data_dir_of, fail, open_tracer, secret_from, setup_logging
+
+__all__ = ["cmd_serve", "GC_YOUNG_THRESHOLD"]
+
+log = logging.getLogger("chatroom")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from chatroom.server.tcp import ServerConfig
+
+    setup_logging(args)
+    try:
+        password, op_password = _serve_secrets(args)
+        cert, key = _serve_certificate(args)
+        config = ServerConfig(
+            host=args.host, port=args.port, name=args.name, max_clients=args.max_clients,
+            max_text=args.max_text, history_size=args.history, outbox_limit=args.outbox_limit,
+            rate=args.rate, burst=args.burst, ping_interval=args.ping_interval,
+            pong_timeout=args.pong_timeout, handshake_timeout=args.handshake_timeout,
+            data_dir=None if args.memory or args.cluster else str(data_dir_of(args.data_dir)), sync=args.sync,
+            cluster=args.cluster,
+            resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
+            password=password, op_password=op_password, tls_cert=cert, tls_key=key,
+            max_file_size=args.max_file_size, max_per_address=args.max_per_address,
+            frame_timeout=args.frame_timeout, irc_port=args.irc_port, web_port=args.web_port,
+            web_hosts=tuple(args.web_host),
+        )
+        tracer = open_tracer(args.trace)
+        server = _start_server(args, config, tracer)
+    except Exit as exc:
+        return fail(str(exc), exc.status)
+    _print_welcome(args, server, config)
+    _tune_collector()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    thread = server.serve_in_thread()
+    announcer = _announce(args, server, config)
+    try:
+        while not stop.wait(0.5) and thread.is_alive():
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if announcer is not None:
+            announcer.stop()  # goodbyes first, while the rooms still exist
+        server.stop()
+        if tracer is not None:
+            tracer.close()
+    print("chatroom: server stopped", flush=True)
+    return 0
+
+
+#: The collector's first threshold in a server process (CPython 3.11's default: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def _tune_collector() -> None:
+    """Every socket call allocates a tuple for its arguments, so a message to 100
+    members made CPython run a young-generation collection every few messages (3-4 %
+    of the server's time at chat rates, by perf).  Collect the young generation less
+    often, and leave what start-up built (modules, the server) out of full
+    collections.  Only here: a process that is a server, not every embedder."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
+def _serve_secrets(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    password = op_password = None
+    if args.password:
+        password = secret_from("CHATROOM_PASSWORD", "room password")
+        if password is None:
+            raise Exit("--password: set CHATROOM_PASSWORD, or run in a terminal to be asked", 2)
+    if args.op_password:
+        op_password = secret_from("CHATROOM_OP_PASSWORD", "operator token")
+        if op_password is None:
+            raise Exit("--op-password: set CHATROOM_OP_PASSWORD, or run in a terminal to be asked", 2)
+    return password, op_password
+
+
+def _serve_certificate(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The PEM certificate and key for --tls: given, or self-signed and kept."""
+    if not (args.tls or args.cert or args.key):
+        return None, None
+    if bool(args.cert) != bool(args.key):
+        raise Exit("--cert and --key go together (or give neither for a self-signed certificate)", 2)
+    if args.cert:
+        return args.cert, args.key
+    import socket as _socket
+
+    from chatroom.tls import ensure_certificate
+
+    tls_dir = data_dir_of(args.data_dir) / "tls"
+    try:
+        cert_path, key_path = ensure_certificate(tls_dir, _socket.gethostname())
+    except OSError as exc:
+        raise Exit(f"cannot keep a certificate in {tls_dir}: {exc.strerror or exc}") from None
+    return str(cert_path), str(key_path)
+
+
+def _start_server(args: argparse.Namespace, config: ServerConfig, tracer: Tracer | None) -> ChatServer:
+    from chatroom.app import build_server
+    from chatroom.server.datadir import DataDirError
+
+    try:
+        return build_server(config, tracer=tracer)
+    except DataDirError as exc:
+        raise Exit(str(exc)) from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise Exit(f"port {args.port} on {args.host} is already in use: stop the other server "
+                        "or choose another with --port (0 picks a free one)") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise Exit(f"{args.host} is not an address of this machine") from None
+        if exc.errno == errno.EACCES:
+            raise Exit(f"not allowed to listen on port {args.port}: use a port above 1024") from None
+        raise Exit(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    except OverflowError:
+        raise Exit(f"port {args.port} is out of range (0-65535)") from None
+    except sqlite3.Error as exc:
+        raise Exit(f"cannot open the history database in {config.data_dir}: {exc}") from None
+    except Exception as exc:
+        import redis
+
+        if isinstance(exc, redis.RedisError):
+            raise Exit(f"cannot reach Redis at {redacted_url(config.cluster or '')}: {exc} (is redis-server running "
+                        "there?)") from None
+        raise
+    except (ssl.SSLError, ValueError) as exc:
+        raise Exit(f"cannot use the TLS certificate {config.tls_cert} / key {config.tls_key}: {exc}") from None
+
+
+def _print_welcome(args: argparse.Namespace, server: ChatServer, config: ServerConfig) -> None:
+    from chatroom.netaddr import local_ipv4_addresses
+
+    port = server.port
+    print(f"chatroom {__version__}: serving on {args.host}:{port}", flush=True)
+    if args.host in ("0.0.0.0", ""):
+        addresses = local_ipv4_addresses()
+        if addresses:
+            print("people on your network can join with:", flush=True)
+            for address in addresses:
+                print(f"  chatroom join {address}:{port}", flush=True)
+            print("or in a browser:", flush=True)
+            for address in addresses:
+                print(f"  {'https' if server.tls_context else 'http'}://{address}:{port}/", flush=True)
+    else:
+        print(f"join with: chatroom join {args.host}:{port}", flush=True)
+        print(f"or in a browser: {'https' if server.tls_context else 'http'}://{args.host}:{port}/", flush=True)
+    if server.web_listener is not None:
+        scheme = "https" if server.tls_context else "http"
+        for host in addresses_to_give(args.host):
+            print(f"browsers: {scheme}://{host}:{server.web_listener.port}/", flush=True)
+    if server.irc_listener is not None:
+        print(f"IRC clients: /connect {args.host} {server.irc_listener.port} (or the port above)", flush=True)
+    if server.cluster is not None:
+        others = len(server.cluster.servers()) - 1
+        print(f"cluster: {redacted_url(config.cluster or '')} (server {server.cluster.server}; {others} other "
+              "server(s) now)", flush=True)
+        print(f"history: in Redis; an acknowledged message is in {server.cluster.durability}", flush=True)
+    else:
+        print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)
+    if config.password:
+        print("this room needs a password", flush=True)
+    if server.tls_fingerprint:
+        print(f"TLS certificate fingerprint (people joining can compare it): {server.tls_fingerprint}", flush=True)
+    if not config.op_password:
+        print(f"operator token (type /op TOKEN in a client; shown only now): {server.op_token}", flush=True)
+    print("press Ctrl-C to stop", flush=True)
+
+
+def addresses_to_give(host: str) -> list[str]:
+    """The addresses people can use to reach a server listening on ``host``."""
+    if host in ("0.0.0.0", ""):
+        from chatroom.netaddr import local_ipv4_addresses
+
+        return local_ipv4_addresses() or ["127.0.0.1"]
+    return [host]
+
+
+def _announce(args: argparse.Namespace, server: ChatServer, config: ServerConfig) -> Announcer | None:
+    from chatroom.discovery import Announcer, should_announce
+    from chatroom.netaddr import local_ipv4_addresses
+
+    if args.no_announce or not should_announce(args.host):
+        return None
+    addresses = [args.host] if args.host not in ("0.0.0.0", "") else local_ipv4_addresses()
+    if not addresses:
+        return None
+    announcer = Announcer(addresses, server.port, server.room_counts, password=bool(config.password),
+                          tls=server.tls_fingerprint, on_event=lambda text: print(f"chatroom: {text}", flush=True),
+                          cluster=server.cluster.cluster_id if server.cluster is not None else None)
+    announcer.start()
+    return announcer
