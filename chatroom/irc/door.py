@@ -20,24 +20,34 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from chatroom import __version__
 from chatroom.auth import secrets_match
 from chatroom.errors import Refused
 from chatroom.irc import numerics as n
 from chatroom.irc.lines import IrcLine, LineError, LineReader, LineTooLong, format_line, parse_line
+from chatroom.irc.replies import (
+    history_lines,
+    irc_format,
+    ison_line,
+    list_lines,
+    lusers_lines,
+    names_lines,
+    userhost_line,
+    who_lines,
+    whois_lines,
+)
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
-from chatroom.irc.wire import IrcFormat, IrcText, channel, mask
+from chatroom.irc.targets import MAX_TARGETS, chat_cost, chat_targets
+from chatroom.irc.wire import IrcText, channel, mask
 from chatroom.protocol import ErrorCode, ModAction, Moderate, Presence, PresenceEvent, Private
 from chatroom.server.chat_path import Said, SayItem
 from chatroom.server.doors import Door, DoorPort
 from chatroom.server.hub import append_entry
 from chatroom.server.members import Delivery, Member
-from chatroom.server.room import ChatState
 from chatroom.server.session import CloseReason
 from chatroom.server.wire import Outgoing
-from chatroom.text import MAX_NICK_LENGTH, MAX_TOPIC_LENGTH, clean_line, fold, lookalike_key, nick_key, without_hash
+from chatroom.text import MAX_NICK_LENGTH, MAX_TOPIC_LENGTH, clean_line, fold, nick_key, without_hash
 
 __all__ = ["IRC_DOOR", "IrcDoor", "irc_claims"]
 
@@ -46,55 +56,6 @@ log = logging.getLogger("chatroom.server")
 #: Bytes read at a time.
 RECV_SIZE = 16 * 1024
 
-_FORMATS: dict[tuple[str, bool, bool], IrcFormat] = {}
-
-
-#: Targets one PRIVMSG or NOTICE may name (``TARGMAX`` in 005).  Each distinct target is
-#: one message to the rate limit; a line naming more is refused whole (407).
-MAX_TARGETS = 4
-
-
-def _chat_cost(raw: bytes) -> int:
-    """What this (unparsed) line costs the rate limit if it is a PRIVMSG or NOTICE: one
-    per distinct target (at most ``MAX_TARGETS``); 0 if it is not one.  Tags and a
-    source may come first."""
-    head = raw
-    if head[:1] == b"@":
-        head = head.partition(b" ")[2].lstrip(b" ")
-    if head[:1] == b":":
-        head = head.partition(b" ")[2].lstrip(b" ")
-    word = head[:8].upper()
-    if not word.startswith((b"PRIVMSG ", b"NOTICE ")):
-        return 0
-    field = head.partition(b" ")[2].lstrip(b" ").partition(b" ")[0]
-    if b"," not in field:
-        return 1
-    return max(1, min(MAX_TARGETS, len(chat_targets(field.decode("utf-8", "replace")))))
-
-
-def chat_targets(field: str) -> list[str]:
-    """The targets of a PRIVMSG or NOTICE, in order, each once: ``#lobby,#LOBBY`` is one
-    room, ``ann,Ann`` (or a look-alike) one person."""
-    seen: set[str] = set()
-    targets = []
-    for target in field.split(","):
-        if not target:
-            continue
-        keys = ("#" + fold(target[1:]),) if target.startswith("#") else (nick_key(target), "~" + lookalike_key(target))
-        if not seen.intersection(keys):
-            seen.update(keys)
-            targets.append(target)
-    return targets
-
-
-def irc_format(server: str, server_time: bool, away_notify: bool) -> IrcFormat:
-    """One format per capability set, shared by every connection that has it (so the
-    hub encodes a message once per set, not once per member)."""
-    key = (server, server_time, away_notify)
-    fmt = _FORMATS.get(key)
-    if fmt is None:
-        fmt = _FORMATS[key] = IrcFormat(server, server_time=server_time, away_notify=away_notify)
-    return fmt
 
 
 # Refusals of the room rules, as IRC numerics.
@@ -161,13 +122,13 @@ class IrcDoor:
         conn, limiter = self.conn, self.conn.session.limiter
         i = 0
         while i < len(lines) and not conn.session.closed:
-            cost = _chat_cost(lines[i]) if self.session.registered else 0
+            cost = chat_cost(lines[i]) if self.session.registered else 0
             if cost:
                 with self.handler.server.chat.run(self.handler.batch):
                     while cost and not conn.session.closed and limiter.delay(time.monotonic(), cost) == 0:
                         self.line(lines[i], cost=cost)
                         i += 1
-                        cost = _chat_cost(lines[i]) if i < len(lines) else 0
+                        cost = chat_cost(lines[i]) if i < len(lines) else 0
                 if cost:
                     self.handler.flush_batch()  # what was said so far goes out before we wait
                     self.pace(take=False, cost=cost)
@@ -372,8 +333,8 @@ class IrcDoor:
             out = [format_line("JOIN", chan, source=mask(member.nick))]
             if joined.topic:
                 out.append(self.session.reply(n.RPL_TOPIC, chan, joined.topic))
-            out += self.names_lines(state, joined.room)
-            out += self.history_lines(chan, joined.history)
+            out += names_lines(self.session, state.rooms.get(fold(joined.room)), chan)
+            out += history_lines(self.session, chan, joined.history)
             self.send(b"".join(out))
             self.deliver(deliveries)
             if member.away:  # away-notify: an away member who joins is said to be away
@@ -381,40 +342,6 @@ class IrcDoor:
                                if m is not member and m.sink is not None and getattr(m.sink.wire, "away_notify", False))
                 self.deliver([Delivery(others, Presence(room=joined.room, event=PresenceEvent.AWAY, nick=member.nick,
                                                         message=member.away, ts=time.time()))])
-
-    def history_lines(self, chan: str, history: tuple[Any, ...]) -> list[bytes]:
-        """The room's recent history, with its times: only for a client that reads
-        server-time (otherwise old lines would look new), inside a batch if it can."""
-        caps = self.session.caps
-        if not history or "server-time" not in caps:
-            return []
-        fmt = irc_format(self.name, "server-time" in caps, "away-notify" in caps)  # (this connection's own)
-        batch = "history" if "batch" in caps else None
-        out = [format_line("BATCH", "+history", "chathistory", chan, source=self.name)] if batch else []
-        for chat in history:
-            out.append(fmt.privmsg(chat.nick, chan, chat.text, chat.ts, action=chat.action, batch=batch))
-        if batch:
-            out.append(format_line("BATCH", "-history", source=self.name))
-        return out
-
-    def names_lines(self, state: ChatState, room: str, asked: str | None = None) -> list[bytes]:
-        chan = channel(room)
-        target = state.rooms.get(fold(room))
-        if target is None:  # NAMES of a channel that does not exist: just the end, as asked
-            return [self.session.reply(n.RPL_ENDOFNAMES, asked or chan, "End of /NAMES list")]
-        full = "userhost-in-names" in self.session.caps
-        names = [("@" if m.op else "") + (f"{m.nick}!{m.nick}@chatroom" if full else m.nick)
-                 for m in target.everyone()]
-        out, row = [], []
-        for name in names:
-            row.append(name)
-            if sum(len(x) + 1 for x in row) > 400:
-                out.append(self.session.reply(n.RPL_NAMREPLY, "=", chan, " ".join(row)))
-                row = []
-        if row:
-            out.append(self.session.reply(n.RPL_NAMREPLY, "=", chan, " ".join(row)))
-        out.append(self.session.reply(n.RPL_ENDOFNAMES, chan, "End of /NAMES list"))
-        return out
 
     def on_part(self, line: IrcLine) -> None:
         if not self.need(line, 1):
@@ -496,57 +423,31 @@ class IrcDoor:
             mine = [channel(r.name) for r in self.member().rooms.values()]
             asked = line.params[0].split(",") if line.params else mine
             for name in asked:
-                self.send(b"".join(self.names_lines(state, without_hash(name), name)))
+                room = state.rooms.get(fold(without_hash(name)))
+                self.send(b"".join(names_lines(self.session, room, name)))
 
     def on_who(self, line: IrcLine) -> None:
         mask_ = line.params[0] if line.params else "*"
         with self.hub.locked(self.handler.batch) as state:
             room = state.rooms.get(fold(without_hash(mask_))) if mask_.startswith("#") else None
-            if room is not None:
-                people, chan = list(room.everyone()), channel(room.name)
-            else:
-                person = state.nicks.get(nick_key(mask_))
-                people = [person] if person is not None else []
-                chan = channel(person.room.name) if person is not None and person.room is not None else "*"
-            out = []
-            for m in people:
-                flags = ("G" if m.away else "H") + ("@" if m.op else "")
-                out.append(self.session.reply(n.RPL_WHOREPLY, chan, m.nick, "chatroom", self.name, m.nick, flags,
-                                              f"0 {m.nick}"))
-            out.append(self.session.reply(n.RPL_ENDOFWHO, mask_, "End of /WHO list"))
+            person = state.nicks.get(nick_key(mask_)) if room is None else None
+            out = who_lines(self.session, mask_, room, person)
         self.send(b"".join(out))
 
     def on_whois(self, line: IrcLine) -> None:
         if not line.params:
             self.reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")
             return
-        nick = line.params[-1]
+        now = time.time()
         with self.hub.locked(self.handler.batch) as state:
-            user = state.whois(self.member(), nick, time.time())
-            who = state.nicks.get(nick_key(user.nick))
-            joined_at = who.joined_at if who is not None else time.time()
-            realname = (who.realname if who is not None else "") or user.nick
-            ident = (who.ident if who is not None else "") or user.nick
-        out = [self.session.reply(n.RPL_WHOISUSER, user.nick, ident, "chatroom", "*", realname)]
-        if user.rooms:
-            out.append(self.session.reply(n.RPL_WHOISCHANNELS, user.nick, " ".join(channel(r) for r in user.rooms)))
-        out.append(self.session.reply(n.RPL_WHOISSERVER, user.nick, self.name, "chatroom"))
-        if user.away:
-            out.append(self.session.reply(n.RPL_AWAY, user.nick, user.away))
-        if user.op:
-            out.append(self.session.reply(n.RPL_WHOISOPERATOR, user.nick, "is a chatroom operator"))
-        out.append(self.session.reply(n.RPL_WHOISIDLE, user.nick, str(int(user.idle)), str(int(joined_at)),
-                                      "seconds idle, signon time"))
-        out.append(self.session.reply(n.RPL_ENDOFWHOIS, user.nick, "End of /WHOIS list"))
+            user = state.whois(self.member(), line.params[-1], now)
+            out = whois_lines(self.session, user, state.nicks.get(nick_key(user.nick)), now)
         self.send(b"".join(out))
 
     def on_list(self, line: IrcLine) -> None:
         with self.hub.locked(self.handler.batch) as state:
             rooms = state.list_rooms().rooms
-        out = [self.session.reply(n.RPL_LISTSTART, "Channel", "Users  Name")]
-        out += [self.session.reply(n.RPL_LIST, channel(r.name), str(r.members), r.topic) for r in rooms]
-        out.append(self.session.reply(n.RPL_LISTEND, "End of /LIST"))
-        self.send(b"".join(out))
+        self.send(b"".join(list_lines(self.session, rooms)))
 
     def on_away(self, line: IrcLine) -> None:
         message = line.params[0] if line.params else ""
@@ -650,27 +551,22 @@ class IrcDoor:
 
     def on_lusers(self, line: IrcLine | None) -> None:
         with self.hub.locked(self.handler.batch) as state:  # (other threads change these as we count)
-            people = len(state.nicks)
-            ops = sum(1 for m in state.members() if m.op)
-            rooms = len(state.rooms)
-        self.reply(n.RPL_LUSERCLIENT, f"There are {people} users and 0 invisible on 1 server")
-        self.reply(n.RPL_LUSEROP, str(ops), "operator(s) online")
-        self.reply(n.RPL_LUSERCHANNELS, str(rooms), "channels formed")
-        self.reply(n.RPL_LUSERME, f"I have {people} clients and 0 servers")
+            out = lusers_lines(self.session, len(state.nicks), sum(1 for m in state.members() if m.op),
+                               len(state.rooms))
+        self.send(b"".join(out))
 
     def on_motd(self, line: IrcLine | None) -> None:
         self.reply(n.ERR_NOMOTD, "MOTD File is missing")
 
     def on_ison(self, line: IrcLine) -> None:
-        nicks = self.hub.state.nicks
-        here = [m.nick for word in " ".join(line.params).split() if (m := nicks.get(nick_key(word))) is not None]
-        self.reply(n.RPL_ISON, " ".join(here))
+        with self.hub.locked(self.handler.batch) as state:
+            out = ison_line(self.session, state.nicks, " ".join(line.params).split())
+        self.send(out)
 
     def on_userhost(self, line: IrcLine) -> None:
-        nicks = self.hub.state.nicks
-        found = [f"{m.nick}{'*' if m.op else ''}={'-' if m.away else '+'}{m.nick}@chatroom"
-                 for word in line.params[:5] if (m := nicks.get(nick_key(word))) is not None]
-        self.reply("302", " ".join(found))
+        with self.hub.locked(self.handler.batch) as state:
+            out = userhost_line(self.session, state.nicks, line.params)
+        self.send(out)
 
 
 #: Each command's method, looked up per line.  Unbound, in the class's module: a table

@@ -1,0 +1,141 @@
+"""What the IRC door answers to questions about the chat (no I/O): NAMES, WHO,
+WHOIS, LIST, LUSERS, ISON, USERHOST and a joined channel's history, as IRC lines.
+
+Each function takes the connection's :class:`~chatroom.irc.session.IrcSession` (its
+nick, capabilities and the server's name) and what it asks about, read from the
+chat state under the hub lock by the door (``door.py``), and returns the lines to
+send -- so every answer is tested with no socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from chatroom.irc import numerics as n
+from chatroom.irc.lines import format_line
+from chatroom.irc.session import IrcSession
+from chatroom.irc.wire import IrcFormat, channel
+from chatroom.protocol import Chat, RoomInfo, User
+from chatroom.server.members import Member, Room
+from chatroom.server.nicks import NickIndex
+from chatroom.text import nick_key
+
+__all__ = ["irc_format", "history_lines", "names_lines", "who_lines", "whois_lines", "list_lines", "lusers_lines",
+           "ison_line", "userhost_line"]
+
+#: A NAMES reply line holds names up to about this many characters (a line is at
+#: most 512 bytes with the prefix and the channel).
+NAMES_PER_LINE = 400
+
+
+def irc_format(server: str, server_time: bool, away_notify: bool) -> IrcFormat:
+    """The wire format of IRC connections with these capabilities (one shared object
+    per combination, so the hub encodes each message once per combination in use)."""
+    key = (server, server_time, away_notify)
+    fmt = _FORMATS.get(key)
+    if fmt is None:
+        fmt = _FORMATS[key] = IrcFormat(server, server_time=server_time, away_notify=away_notify)
+    return fmt
+
+
+_FORMATS: dict[tuple[str, bool, bool], IrcFormat] = {}
+
+
+def history_lines(session: IrcSession, chan: str, history: Sequence[Chat]) -> list[bytes]:
+    """A room's recent history, with its times: only for a client that reads
+    server-time (otherwise old lines would look new), inside a batch if it can."""
+    caps, name = session.caps, session.server
+    if not history or "server-time" not in caps:
+        return []
+    fmt = irc_format(name, True, "away-notify" in caps)  # (this connection's own)
+    batch = "history" if "batch" in caps else None
+    out = [format_line("BATCH", "+history", "chathistory", chan, source=name)] if batch else []
+    for chat in history:
+        out.append(fmt.privmsg(chat.nick, chan, chat.text, chat.ts, action=chat.action, batch=batch))
+    if batch:
+        out.append(format_line("BATCH", "-history", source=name))
+    return out
+
+
+def names_lines(session: IrcSession, room: Room | None, asked: str) -> list[bytes]:
+    """NAMES of ``room`` (None: no such channel -- just the end, as asked)."""
+    if room is None:
+        return [session.reply(n.RPL_ENDOFNAMES, asked, "End of /NAMES list")]
+    chan = channel(room.name)
+    full = "userhost-in-names" in session.caps
+    names = [("@" if m.op else "") + (f"{m.nick}!{m.nick}@chatroom" if full else m.nick) for m in room.everyone()]
+    out: list[bytes] = []
+    row: list[str] = []
+    for name in names:
+        row.append(name)
+        if sum(len(x) + 1 for x in row) > NAMES_PER_LINE:
+            out.append(session.reply(n.RPL_NAMREPLY, "=", chan, " ".join(row)))
+            row = []
+    if row:
+        out.append(session.reply(n.RPL_NAMREPLY, "=", chan, " ".join(row)))
+    out.append(session.reply(n.RPL_ENDOFNAMES, chan, "End of /NAMES list"))
+    return out
+
+
+def who_lines(session: IrcSession, mask: str, room: Room | None, person: Member | None) -> list[bytes]:
+    """WHO of a channel (``room``) or of one nick (``person``); either may be None."""
+    if room is not None:
+        people, chan = list(room.everyone()), channel(room.name)
+    else:
+        people = [person] if person is not None else []
+        chan = channel(person.room.name) if person is not None and person.room is not None else "*"
+    out = []
+    for m in people:
+        flags = ("G" if m.away else "H") + ("@" if m.op else "")
+        out.append(session.reply(n.RPL_WHOREPLY, chan, m.nick, "chatroom", session.server, m.nick, flags,
+                                 f"0 {m.nick}"))
+    out.append(session.reply(n.RPL_ENDOFWHO, mask, "End of /WHO list"))
+    return out
+
+
+def whois_lines(session: IrcSession, user: User, who: Member | None, now: float) -> list[bytes]:
+    """WHOIS of ``user`` (``who``: its member here, for what only this server knows)."""
+    joined_at = who.joined_at if who is not None else now
+    realname = (who.realname if who is not None else "") or user.nick
+    ident = (who.ident if who is not None else "") or user.nick
+    out = [session.reply(n.RPL_WHOISUSER, user.nick, ident, "chatroom", "*", realname)]
+    if user.rooms:
+        out.append(session.reply(n.RPL_WHOISCHANNELS, user.nick, " ".join(channel(r) for r in user.rooms)))
+    out.append(session.reply(n.RPL_WHOISSERVER, user.nick, session.server, "chatroom"))
+    if user.away:
+        out.append(session.reply(n.RPL_AWAY, user.nick, user.away))
+    if user.op:
+        out.append(session.reply(n.RPL_WHOISOPERATOR, user.nick, "is a chatroom operator"))
+    out.append(session.reply(n.RPL_WHOISIDLE, user.nick, str(int(user.idle)), str(int(joined_at)),
+                             "seconds idle, signon time"))
+    out.append(session.reply(n.RPL_ENDOFWHOIS, user.nick, "End of /WHOIS list"))
+    return out
+
+
+def list_lines(session: IrcSession, rooms: Iterable[RoomInfo]) -> list[bytes]:
+    out = [session.reply(n.RPL_LISTSTART, "Channel", "Users  Name")]
+    out += [session.reply(n.RPL_LIST, channel(r.name), str(r.members), r.topic) for r in rooms]
+    out.append(session.reply(n.RPL_LISTEND, "End of /LIST"))
+    return out
+
+
+def lusers_lines(session: IrcSession, people: int, ops: int, rooms: int) -> list[bytes]:
+    return [
+        session.reply(n.RPL_LUSERCLIENT, f"There are {people} users and 0 invisible on 1 server"),
+        session.reply(n.RPL_LUSEROP, str(ops), "operator(s) online"),
+        session.reply(n.RPL_LUSERCHANNELS, str(rooms), "channels formed"),
+        session.reply(n.RPL_LUSERME, f"I have {people} clients and 0 servers"),
+    ]
+
+
+def ison_line(session: IrcSession, nicks: NickIndex, words: Iterable[str]) -> bytes:
+    """ISON: which of ``words`` are here, as they spell their nicks."""
+    here = [m.nick for word in words if (m := nicks.get(nick_key(word))) is not None]
+    return session.reply(n.RPL_ISON, " ".join(here))
+
+
+def userhost_line(session: IrcSession, nicks: NickIndex, words: Iterable[str]) -> bytes:
+    """USERHOST of at most five nicks: ``nick[*]=[+-]nick@chatroom`` (operator, away)."""
+    found = [f"{m.nick}{'*' if m.op else ''}={'-' if m.away else '+'}{m.nick}@chatroom"
+             for word in list(words)[:5] if (m := nicks.get(nick_key(word))) is not None]
+    return session.reply(n.RPL_USERHOST, " ".join(found))
