@@ -18,17 +18,10 @@ import re
 import struct
 from typing import Any
 
-import msgspec
-
-from chatroom.protocol import PROTOCOL_VERSION
-from chatroom.protocol import messages as catalogue
+from chatroom.protocol import MESSAGE_TYPES, PROTOCOL_VERSION
 
 #: Every message type of the catalogue, by its "type" tag, with its field names.
-FIELDS: dict[str, tuple[str, ...]] = {
-    cls.__struct_config__.tag: cls.__struct_fields__
-    for cls in vars(catalogue).values()
-    if isinstance(cls, type) and issubclass(cls, msgspec.Struct) and isinstance(cls.__struct_config__.tag, str)
-}
+FIELDS: dict[str, tuple[str, ...]] = {tag: cls.__struct_fields__ for tag, cls in MESSAGE_TYPES.items()}
 #: What clients send: half of the messages are drawn from these.
 CLIENT_TYPES = ("say", "action", "direct", "join", "part", "nick", "set_topic", "away", "who", "whois", "search",
                 "fetch_history", "list_rooms", "offer_file", "accept_file", "reject_file", "cancel_file",
