@@ -92,6 +92,7 @@ class ClusterChat:
                 results: list[SayResult | Chat]) -> list[SayResult]:
         """Append ``bodies`` (the unstamped ``Chat`` s among ``results``) to their rooms'
         logs and apply them here: ``results`` with each stamped (or refused)."""
+        self._hub().publish_pending()  # what this server decided before (a join) goes to the log first
         if self._down_since is not None:  # known down: refused without a try, so surely not stored
             down: Refused = ClusterDown("your message")
             return [down if isinstance(r, Chat) else r for r in results]

@@ -53,6 +53,8 @@ _decode = msgspec.json.Decoder(dict).decode
 
 #: How long the reader waits in one XREAD (it also picks up new rooms this often).
 BLOCK_MS = 1000
+#: Events that write the member's record into the room's member list.
+_RECORDED = frozenset({"join", "nick", "away", "op", "reconnected"})
 #: Entries one XREAD may return.
 READ_COUNT = 1000
 
@@ -187,14 +189,29 @@ class Cluster(ClusterChat):
 
     # ------------------------------------------------------------------ what this server's members do
 
-    def publish(self, events: list[dict[str, Any]], state: ChatState) -> None:
-        """Tell the other servers what ``events`` (``ChatState.published``) say, in one
-        transaction.  Under the hub lock (as a commit is).  If Redis is unreachable they
+    def prepare(self, events: list[dict[str, Any]], state: ChatState) -> object:
+        """Under the hub lock, no I/O: ``events`` (``ChatState.published``) with the
+        member records they need read now, as plain data for :meth:`publish`."""
+        out: list[tuple[dict[str, Any], bytes | None]] = []
+        for event in events:
+            nick = event.get("new_nick") or event.get("nick")
+            member = state.nicks.get(nick_key(nick)) if nick and event["t"] in _RECORDED else None
+            record = None if member is None else _encode(
+                {"nick": member.nick, "server": self.server, "op": member.op, "away": member.away,
+                 "since": member.joined_at, "address": member.address})
+            out.append((event, record))
+        return out
+
+    def publish(self, prepared: object) -> None:
+        """Tell the other servers what :meth:`prepare` made ready, in one transaction.
+        Outside the hub lock (``Hub.publish_pending``).  If Redis is unreachable they
         are lost to the other servers (this server carries on): presence, not messages."""
         now = time.time()
+        events: list[tuple[dict[str, Any], bytes | None]] = prepared  # type: ignore[assignment]
+
         def fill(pipe: Any) -> None:
-            for event in events:
-                self._queue_event(pipe, event, state, now)
+            for event, record in events:
+                self._queue_event(pipe, event, record, now)
             if self._wake:
                 pipe.xadd(key("inbox", self.server), {"m": b'{"t":"wake"}'}, maxlen=1000, approximate=True)
 
@@ -205,8 +222,12 @@ class Cluster(ClusterChat):
         except redis.RedisError as exc:
             self._down(exc, f"telling the other servers of {len(events)} change(s)")
 
-    def _queue_event(self, pipe: Any, event: dict[str, Any], state: ChatState, now: float) -> None:
+    def _queue_event(self, pipe: Any, event: dict[str, Any], record: bytes | None, now: float) -> None:
         kind = event["t"]
+        if kind == "release":  # a member of ours is gone: its nick is free (both look-alike keys)
+            for k in _claim_keys(event["nick"]):
+                self.store.release_key_in(pipe, k, event["owner"])
+            return
         if kind == "session":
             pipe.set(key("session", event["token"]), _encode({**event, "server": self.server}), ex=self.ttl)
             return
@@ -223,11 +244,8 @@ class Cluster(ClusterChat):
         elif kind in ("join", "nick", "away", "op", "reconnected"):
             if kind == "nick":
                 pipe.hdel(key("members", rk), nick_key(event["nick"]))
-            member = state.nicks.get(nick_key(nick))
-            if member is not None:
-                pipe.hset(key("members", rk), nick_key(nick), _encode(
-                    {"nick": member.nick, "server": self.server, "op": member.op, "away": member.away,
-                     "since": member.joined_at, "address": member.address}))
+            if record is not None:
+                pipe.hset(key("members", rk), nick_key(nick), record)
             if kind == "join":
                 pipe.hset(key("rooms"), rk, room)
                 pipe.hsetnx(key("room", rk), "name", room)

@@ -228,6 +228,10 @@ class RedisStore:
         """Delete the claim ``name`` (a nick's key or look-alike key) if ``owner`` holds it."""
         self._release(keys=[name], args=[owner])
 
+    def release_key_in(self, pipe: Any, name: str, owner: str) -> None:
+        """``release_key`` as part of a transaction (``transact``)."""
+        pipe.evalsha(self._release.sha, 1, name, owner)
+
     def release_if(self, name: str | bytes, value: bytes) -> None:
         """Delete key ``name`` if it still holds ``value``."""
         self._release_if(keys=[name], args=[value])

@@ -41,10 +41,10 @@ from chatroom.irc.session import IrcSession, Pong, Quit, Register
 from chatroom.irc.targets import MAX_TARGETS, chat_cost, chat_targets
 from chatroom.irc.wire import IrcText, channel, mask
 from chatroom.protocol import ErrorCode, ModAction, Moderate, Presence, PresenceEvent, Private
-from chatroom.server.chat_path import Said, SayItem
+from chatroom.server.chat_path import Said, SayItem, claimed
 from chatroom.server.doors import Door, DoorPort
 from chatroom.server.hub import append_entry
-from chatroom.server.members import Delivery, Member
+from chatroom.server.members import Delivery, Member, owner_of
 from chatroom.server.session import CloseReason
 from chatroom.server.wire import Outgoing
 from chatroom.text import MAX_NICK_LENGTH, MAX_TOPIC_LENGTH, clean_line, fold, nick_key, without_hash
@@ -270,7 +270,8 @@ class IrcDoor:
             self.close(CloseReason.BANNED)
             return
         try:
-            with self.hub.locked(self.handler.batch) as state:
+            with claimed(self.server.chat, reg.nick, owner_of(conn.id, "")), \
+                    self.hub.locked(self.handler.batch) as state:
                 member = state.admit_roomless(conn.id, reg.nick, conn.address, time.time())
                 member.realname = clean_line(session.realname)[:100]
                 member.ident = clean_line(session.user).replace(" ", "")[:32] or reg.nick
@@ -539,7 +540,8 @@ class IrcDoor:
             return
         member = self.member()
         old = member.nick
-        with self.hub.locked(self.handler.batch) as state:
+        with claimed(self.server.chat, line.params[0], owner_of(member.key, member.token), replacing=old), \
+                self.hub.locked(self.handler.batch) as state:
             deliveries = state.rename(member, line.params[0], time.time())
             if not member.rooms or all(d.recipients == (member,) for d in deliveries):
                 self.send(format_line("NICK", member.nick, source=mask(old)))  # in no room: told alone

@@ -25,9 +25,11 @@ from chatroom.protocol import (
     Welcome,
     speaks,
 )
+from chatroom.server.chat_path import claimed
 from chatroom.server.connection import Connection
 from chatroom.server.fitting import REPLAY_MAX_MESSAGES, how_long, replay_frames
 from chatroom.server.hub import Batch
+from chatroom.server.members import Delivery, Member, owner_of
 from chatroom.server.session import (
     Admit,
     Checked,
@@ -174,36 +176,42 @@ class Admission:
         conn, server = self.conn, self.server
         hub = server.hub
         token = secrets.token_urlsafe(18)
-        with hub.locked(self.batch) as state:
-            try:
+        try:
+            with claimed(server.chat, msg.nick, owner_of(conn.id, token)), hub.locked(self.batch) as state:
                 member, joined, deliveries = state.admit(
                     conn.id, msg.nick, conn.address, time.time(), msg.room, token=token, crowd=speaks(msg.version, 2),
                     several=speaks(msg.version, SEVERAL_ROOMS),
                 )
-            except Refused as exc:
-                log.info("%s: hello refused: %s", conn.address, exc.message)
-                self.send_error(exc.code, exc.message, suggestion=exc.suggestion)
-                return
-            member.sink = conn
-            conn.member = member
-            conn.session.admitted()
-            welcome = Welcome(
-                version=PROTOCOL_VERSION,
-                server=server.display_name,
-                nick=member.nick,
-                room=joined.room,
-                topic=joined.topic,
-                members=joined.members,
-                member_count=joined.member_count,
-                history=joined.history,
-                last_seq=joined.last_seq,
-                limits=server.limits,
-                resume_token=token,
-                proof=proof,
-            )
-            self.send_fitted(welcome)
-            hub.deliver(deliveries, self.batch)
+                self._welcome(member, joined, deliveries, token, proof)
+        except Refused as exc:
+            log.info("%s: hello refused: %s", conn.address, exc.message)
+            self.send_error(exc.code, exc.message, suggestion=exc.suggestion)
+            return
         log.info("%s joined %s", self.describe(), joined.room)
+
+    def _welcome(self, member: Member, joined: Joined, deliveries: list[Delivery], token: str,
+                 proof: str | None) -> None:
+        """A new member is in (under the lock): its connection, the welcome, the news."""
+        conn, server, hub = self.conn, self.server, self.server.hub
+        member.sink = conn
+        conn.member = member
+        conn.session.admitted()
+        welcome = Welcome(
+            version=PROTOCOL_VERSION,
+            server=server.display_name,
+            nick=member.nick,
+            room=joined.room,
+            topic=joined.topic,
+            members=joined.members,
+            member_count=joined.member_count,
+            history=joined.history,
+            last_seq=joined.last_seq,
+            limits=server.limits,
+            resume_token=token,
+            proof=proof,
+        )
+        self.send_fitted(welcome)
+        hub.deliver(deliveries, self.batch)
 
     def resume(self, msg: Hello, proof: str | None = None) -> None:
         """Hand a held (or ghosted) session to this connection, with what it missed: the

@@ -18,7 +18,7 @@ which one they have.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from chatroom.server.members import Member
     from chatroom.server.room import ChatState
 
-__all__ = ["SayItem", "Said", "SayResult", "Answer", "ChatPath", "LocalChat"]
+__all__ = ["SayItem", "Said", "SayResult", "Answer", "ChatPath", "LocalChat", "claimed"]
 
 
 class SayItem(NamedTuple):
@@ -82,6 +82,16 @@ class ChatPath(Protocol):
         member's away text if it has one.  ``Refused`` if it was not sent."""
         ...
 
+    def claim(self, nick: str, owner: str) -> None:
+        """Hold ``nick`` for ``owner`` wherever else it could be taken (a cluster's other
+        servers), *before* the hub lock is taken to admit or rename: ``Refused`` if it
+        is taken there, or cannot be asked (``unavailable``).  Alone: nothing to do."""
+        ...
+
+    def release(self, nick: str, owner: str) -> None:
+        """Let go of what ``claim`` held (the step failed, or the nick was given up)."""
+        ...
+
 
 class LocalChat:
     """The path of a server alone: every step under the hub lock, at once."""
@@ -91,6 +101,12 @@ class LocalChat:
 
     def run(self, batch: Batch) -> ContextManager[object]:
         return self.hub.locked(batch)
+
+    def claim(self, nick: str, owner: str) -> None:
+        pass  # a server alone: the room rules (under the lock) are the only claim
+
+    def release(self, nick: str, owner: str) -> None:
+        pass
 
     def say_many(self, batch: Batch, member: Member, items: Sequence[SayItem], now: float,
                  answer: Answer | None = None) -> list[SayResult]:
@@ -158,6 +174,25 @@ class LocalChat:
             self.hub.deliver([d for d in deliveries if d.recipients], batch)
             target = state.nicks.get(nick_key(private.to))
             return Said(private, False), target.away if target is not None else None
+
+
+@contextlib.contextmanager
+def claimed(path: ChatPath, nick: str, owner: str, *, replacing: str | None = None) -> Iterator[None]:
+    """``with claimed(path, nick, owner):`` around the locked step that takes ``nick``
+    here: claimed first (outside the hub lock: in a cluster it is a Redis round trip),
+    released if the step raises.  ``replacing``: the nick given up when it succeeds
+    (a rename; nothing is claimed if only its spelling changes)."""
+    if replacing is not None and nick_key(nick) == nick_key(replacing):
+        yield
+        return
+    path.claim(nick, owner)
+    try:
+        yield
+    except BaseException:
+        path.release(nick, owner)
+        raise
+    if replacing is not None:
+        path.release(replacing, owner)
 
 
 def no_run() -> ContextManager[object]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -128,9 +129,13 @@ class Hub:
         self.lock = threading.RLock()
         self._depth = 0
         self._plans = _Plans()  # (under the lock)
-        #: In a cluster: tells the other servers what ``state.published`` holds, under the
-        #: lock (see ``chatroom.cluster.Cluster.publish``).
+        #: In a cluster: tells the other servers what ``state.published`` holds.  What
+        #: the state decided is *prepared* under the lock (plain records, no I/O) and
+        #: queued; it is *published* outside it, by whichever thread flushes next, in
+        #: the order it was decided (``_publishing`` is held while the queue drains).
         self.publisher: Any = None
+        self._unpublished: deque[object] = deque()
+        self._publishing = threading.Lock()  # (never taken under the hub lock)
         #: Told (outside the lock, by ``flush``) of each connection whose outbox overflowed:
         #: the server drops it as too slow.
         self.overflow: Callable[[Any], None] = lambda conn: None
@@ -146,6 +151,8 @@ class Hub:
         each connection whose outbox overflowed is dropped as too slow (``overflow``).
         One place, so that no path can forget the drop: one once did, and a member too
         slow for another server's traffic stayed connected, its frames discarded."""
+        if self._unpublished:
+            self.publish_pending()
         touched = batch.touched
         if touched:
             for outbox in touched:
@@ -155,6 +162,15 @@ class Hub:
             overflowed, batch.overflowed = batch.overflowed, []
             for conn in overflowed:
                 self.overflow(conn)
+
+    def publish_pending(self) -> None:
+        """Tell the other servers of a cluster what this one decided, in the order it
+        was decided (outside the hub lock: a Redis round trip).  The cluster's chat
+        path calls it before a message goes to a room's log, so that the log has a
+        member's join before what it said."""
+        with self._publishing:
+            while self._unpublished:
+                self.publisher.publish(self._unpublished.popleft())
 
     def _refuse_unstored(self, batch: Batch) -> None:
         """A commit failed: nothing of this batch goes out; its senders hear why."""
@@ -189,7 +205,7 @@ class Hub:
         """Commit before anyone sees a message or its acknowledgement (see store.py)."""
         if self.state.published:
             events, self.state.published = self.state.published, []
-            self.publisher.publish(events, self.state)
+            self._unpublished.append(self.publisher.prepare(events, self.state))
         if self.state.unsaved or self.state.dirty:
             chats, rooms = self.state.take_unsaved()
             try:

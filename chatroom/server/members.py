@@ -22,7 +22,8 @@ from chatroom.text import (
     fold,
 )
 
-__all__ = ["DEFAULT_ROOM", "MAX_REASON", "address_ip", "Member", "Room", "Delivery", "Sanction", "RoomSnapshot"]
+__all__ = ["DEFAULT_ROOM", "MAX_REASON", "address_ip", "owner_of", "Member", "Room", "Delivery", "Sanction",
+           "RoomSnapshot"]
 
 
 DEFAULT_ROOM = "lobby"
@@ -251,6 +252,12 @@ class Delivery:
 
     recipients: tuple[Member, ...]
     message: Message
+
+
+def owner_of(key: int, token: str) -> str:
+    """Who holds a nick, as a cluster records it: the session's resume token (so that
+    another server can take the session over), or the connection (an IRC member)."""
+    return token or f"conn{key}"
 
 
 def address_ip(address: str) -> str:

@@ -17,7 +17,7 @@ from chatroom.protocol import (
     User,
 )
 from chatroom.server.bans import BanList
-from chatroom.server.members import DEFAULT_ROOM, Delivery, Member, Room, RoomSnapshot
+from chatroom.server.members import DEFAULT_ROOM, Delivery, Member, Room, RoomSnapshot, owner_of
 from chatroom.server.nicks import NickIndex
 from chatroom.text import (
     fold,
@@ -34,8 +34,6 @@ class Peers(Protocol):
 
     server: str  # this server's id in the cluster
 
-    def claim(self, nick: str, owner: str) -> None: ...
-    def release(self, nick: str, owner: str) -> None: ...
     def load(self, name: str) -> RoomSnapshot: ...
     def rooms(self) -> list[RoomInfo]: ...
     def whois(self, nick: str) -> User | None: ...
@@ -201,6 +199,5 @@ _remote_keys = itertools.count(-1, -1)
 
 
 def _owner(member: Member) -> str:
-    """Who holds a nick, as the cluster records it: the session's resume token (so that
-    another server can take the session over), or the connection for IRC members."""
-    return member.token or f"conn{member.key}"
+    """Who holds ``member`` 's nick, as the cluster records it (see ``owner_of``)."""
+    return owner_of(member.key, member.token)

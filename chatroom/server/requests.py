@@ -45,10 +45,10 @@ from chatroom.protocol import (
     Whois,
     encode_plain,
 )
-from chatroom.server.chat_path import Said, SayItem, SayResult
+from chatroom.server.chat_path import Said, SayItem, SayResult, claimed
 from chatroom.server.connection import Connection
 from chatroom.server.hub import Batch
-from chatroom.server.members import Member
+from chatroom.server.members import Member, owner_of
 from chatroom.server.session import Event
 from chatroom.server.wire import Outgoing
 from chatroom.text import clean_line, nick_key
@@ -143,7 +143,8 @@ class Requests:
         hub = self.server.hub
         member = self._member()
         old = member.nick
-        with hub.locked(self.batch) as state:
+        with claimed(self.server.chat, msg.nick, owner_of(member.key, member.token), replacing=old), \
+                hub.locked(self.batch) as state:
             hub.deliver(state.rename(member, msg.nick, time.time()), self.batch)
         log.info("%s is now known as %s", old, member.nick)
 

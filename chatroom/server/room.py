@@ -118,8 +118,7 @@ class ChatState(Moderation, Queries, Remote):
         self._check_nick_free(nick)
         member = Member(key=key, nick=nick, address=address, joined_at=now, last_active=now, token=token,
                         crowd=crowd, several=several)
-        if self.peers is not None:
-            self.peers.claim(nick, _owner(member))
+        if self.peers is not None:  # (the cluster's claim on the nick was made before: ChatPath.claim)
             self._publish_session(member)
         self.nicks[nick_key(nick)] = member
         if token:
@@ -136,9 +135,9 @@ class ChatState(Moderation, Queries, Remote):
         deliveries: list[Delivery] = []
         for room in list(member.rooms.values()):
             deliveries += self.depart(member, room, reason, now)
-        if self.peers is not None and member.server is None:
-            self.peers.release(member.nick, _owner(member))
-            if self.published is not None and member.token:
+        if self.published is not None and member.server is None:  # (the cluster frees the nick, unlocked)
+            self.published.append({"t": "release", "nick": member.nick, "owner": _owner(member)})
+            if member.token:
                 self.published.append({"t": "session_end", "token": member.token})
         return deliveries
 
@@ -264,9 +263,6 @@ class ChatState(Moderation, Queries, Remote):
             if problem:
                 raise Refused(ErrorCode.INVALID_NICK, problem)
         old = member.nick
-        if self.peers is not None and nick_key(new_nick) != nick_key(old):
-            self.peers.claim(new_nick, _owner(member))
-            self.peers.release(old, _owner(member))
         del self.nicks[nick_key(old)]
         member.nick = new_nick
         self.nicks[nick_key(new_nick)] = member

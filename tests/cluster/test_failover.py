@@ -168,6 +168,9 @@ def test_a_message_redis_may_have_stored_is_answered_unconfirmed_and_its_resend_
     watcher.hello("watcher")
     sender = WireClient(one.port)
     sender.hello("sender")
+    sender.send(Say(id="first", text="before the pause"))  # (acked: what the hello published is in Redis too)
+    sender.wait_for(lambda m: isinstance(m, Ack) and m.id == "first")
+    watcher.expect(Chat, text="before the pause")
     assert redis_server.proc is not None
     redis_server.proc.send_signal(signal.SIGSTOP)  # it takes the command and does not answer
     try:

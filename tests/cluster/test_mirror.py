@@ -7,6 +7,7 @@ import pytest
 from chatroom.cluster import mirror
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, Presence, PresenceEvent, Topic
+from chatroom.server.chat_path import claimed
 from chatroom.server.members import RoomSnapshot
 from chatroom.server.room import ChatState
 
@@ -107,15 +108,26 @@ def test_a_session_taken_over_elsewhere_becomes_a_remote_member(state):
     assert state.rooms["lobby"].local == 0 and state.nicks["ann"] is ann
 
 
-def test_nick_claims_follow_renames_and_quits(state):
+def test_nick_claims_are_made_before_the_lock_follow_renames_and_are_freed_by_what_is_published(state):
+    """The rules never ask Redis (they run under the hub lock): a nick is claimed
+    before, through the chat path (``claimed``), and freed by a published event."""
     peers = state.peers
-    ann, _, _ = state.admit(1, "ann", "127.0.0.1:1", 0.0, token="tok")
+    with claimed(peers, "ann", "tok"):
+        ann, _, _ = state.admit(1, "ann", "127.0.0.1:1", 0.0, token="tok")
     assert peers.claims == {"ann": "tok"}
-    state.rename(ann, "anna", 1.0)
+    with claimed(peers, "anna", "tok", replacing="ann"):
+        state.rename(ann, "anna", 1.0)
+    assert peers.claims == {"anna": "tok"}
+    with claimed(peers, "ANNA", "tok", replacing="anna"):  # only the spelling: nothing claimed or freed
+        state.rename(ann, "ANNA", 1.5)
     assert peers.claims == {"anna": "tok"}
     peers.claims["bob"] = "someone else"
-    with pytest.raises(Refused):
+    with pytest.raises(Refused), claimed(peers, "bob", "tok", replacing="ANNA"):
         state.rename(ann, "bob", 2.0)
-    assert ann.nick == "anna"
+    assert ann.nick == "ANNA" and peers.claims == {"anna": "tok", "bob": "someone else"}
+    with pytest.raises(Refused), claimed(peers, "cy", "tok", replacing="ANNA"):  # refused here: let go again
+        state.rename(ann, "", 2.5)
+    assert "cy" not in peers.claims
+    state.published.clear()
     state.remove(ann, "quit", 3.0)
-    assert peers.claims == {"bob": "someone else"}
+    assert {"t": "release", "nick": "ANNA", "owner": "tok"} in state.published
