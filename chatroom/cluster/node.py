@@ -39,7 +39,7 @@ from chatroom.redact import redacted_url
 from chatroom.server.chat_path import LocalChat
 from chatroom.server.members import Member, RoomSnapshot, Sanction
 from chatroom.server.room import ChatState
-from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, lookalike_key, nick_key, nick_problem
+from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, lookalike_key, nick_key, nick_problem, without_hash
 
 if TYPE_CHECKING:
     from chatroom.server.hub import Batch, Hub
@@ -89,6 +89,9 @@ class Cluster(ClusterChat):
         self._inbox_id = "$"
         self._control_id = "$"
         self._wake = False
+        #: What look_ahead fetched before the hub lock, for the next load/whois/rooms under it.
+        self._ahead: dict[tuple[str, str], Any] = {}
+        self._ahead_lock = threading.Lock()  # (a dict, read and written by any thread)
         self.durability = "unknown"
         self.cluster_id = ""  # the same for every server of the cluster (discovery groups them)
 
@@ -160,7 +163,34 @@ class Cluster(ClusterChat):
         except redis.RedisError as exc:  # it expires by itself
             self._down(exc, "releasing a nick")
 
+    def look_ahead(self, *, room: str | None = None, nick: str | None = None, rooms: bool = False) -> None:
+        """Fetch, outside the hub lock, what ``load``, ``whois`` and ``rooms`` will be
+        asked under it (each answer is used once, by the next such call)."""
+        hub = self._hub()
+        if room is not None and fold(without_hash(room)) not in hub.state.rooms:  # (a dict read)
+            self._keep(("room", fold(without_hash(room))), self._fetch_room(without_hash(room)))
+        if nick is not None and nick_key(nick) not in hub.state.nicks:
+            self._keep(("user", nick_key(nick)), self._fetch_user(nick))
+        if rooms:
+            self._keep(("rooms", ""), self._fetch_rooms())
+
+    def _keep(self, what: tuple[str, str], value: object) -> None:
+        with self._ahead_lock:
+            if len(self._ahead) > 256:  # fetched and never asked for (a refused join): drop them
+                self._ahead.clear()
+            self._ahead[what] = value
+
+    def _kept(self, what: tuple[str, str]) -> tuple[bool, Any]:
+        with self._ahead_lock:
+            if what in self._ahead:
+                return True, self._ahead.pop(what)
+        return False, None
+
     def load(self, name: str) -> RoomSnapshot:
+        found, snap = self._kept(("room", fold(name)))
+        return snap if found else self._fetch_room(name)  # (not looked ahead for: a blocking read)
+
+    def _fetch_room(self, name: str) -> RoomSnapshot:
         try:
             snap = self.store.snapshot(name, self.history_size)
         except redis.RedisError as exc:
@@ -169,9 +199,20 @@ class Cluster(ClusterChat):
         return snap
 
     def rooms(self) -> list[RoomInfo]:
-        return self.store.room_infos()
+        found, infos = self._kept(("rooms", ""))
+        return infos if found else self._fetch_rooms()
+
+    def _fetch_rooms(self) -> list[RoomInfo]:
+        try:
+            return self.store.room_infos()
+        except redis.RedisError as exc:
+            raise self._down(exc, "listing the rooms") from exc
 
     def whois(self, nick: str) -> User | None:
+        found, user = self._kept(("user", nick_key(nick)))
+        return user if found else self._fetch_user(nick)
+
+    def _fetch_user(self, nick: str) -> User | None:
         """A member of another server, from the cluster's records (its idle time is not
         shared: 0)."""
         try:

@@ -328,6 +328,7 @@ class IrcDoor:
 
     def join(self, room: str) -> None:
         member = self.member()
+        self.server.chat.look_ahead(room=room)
         with self.hub.locked(self.handler.batch) as state:
             joined, deliveries = state.join(member, room, time.time())
             chan = channel(joined.room)
@@ -440,12 +441,14 @@ class IrcDoor:
             self.reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")
             return
         now = time.time()
+        self.server.chat.look_ahead(nick=line.params[-1])
         with self.hub.locked(self.handler.batch) as state:
             user = state.whois(self.member(), line.params[-1], now)
             out = whois_lines(self.session, user, state.nicks.get(nick_key(user.nick)), now)
         self.send(b"".join(out))
 
     def on_list(self, line: IrcLine) -> None:
+        self.server.chat.look_ahead(rooms=True)
         with self.hub.locked(self.handler.batch) as state:
             rooms = state.list_rooms().rooms
         self.send(b"".join(list_lines(self.session, rooms)))

@@ -177,6 +177,8 @@ class Admission:
         hub = server.hub
         token = secrets.token_urlsafe(18)
         try:
+            if msg.room:
+                server.chat.look_ahead(room=msg.room)
             with claimed(server.chat, msg.nick, owner_of(conn.id, token)), hub.locked(self.batch) as state:
                 member, joined, deliveries = state.admit(
                     conn.id, msg.nick, conn.address, time.time(), msg.room, token=token, crowd=speaks(msg.version, 2),

@@ -92,6 +92,13 @@ class ChatPath(Protocol):
         """Let go of what ``claim`` held (the step failed, or the nick was given up)."""
         ...
 
+    def look_ahead(self, *, room: str | None = None, nick: str | None = None, rooms: bool = False) -> None:
+        """Before the hub lock: fetch what the rules are about to ask the other servers
+        -- a room to start following, a member of theirs, the list of every room -- so
+        that under the lock they find it in memory.  Alone: nothing to fetch.  May
+        raise ``Refused`` (``unavailable``)."""
+        ...
+
 
 class LocalChat:
     """The path of a server alone: every step under the hub lock, at once."""
@@ -107,6 +114,9 @@ class LocalChat:
 
     def release(self, nick: str, owner: str) -> None:
         pass
+
+    def look_ahead(self, *, room: str | None = None, nick: str | None = None, rooms: bool = False) -> None:
+        pass  # everything is here
 
     def say_many(self, batch: Batch, member: Member, items: Sequence[SayItem], now: float,
                  answer: Answer | None = None) -> list[SayResult]:

@@ -6,7 +6,9 @@ frames it queues on its :class:`Batch` are committed (new messages to SQLite fir
 and handed to every recipient's outbox as the outermost block ends, still under the
 lock -- that is what gives every member a room's messages in the same order.  An idle
 outbox sends at once (non-blocking); the others are flushed by the caller afterwards,
-outside the lock.
+outside the lock.  In a cluster, what the state decided for the other servers (a join,
+a session) is published by that flush, before the outboxes are: while any is waiting,
+nothing is sent at once, so nobody sees a welcome or a join the cluster was not told of.
 
 Recipients are anything with a ``sink`` (room members); a sink is a connection with
 ``outbox``, ``closing``, ``me`` (its one-element recipient tuple) and ``wire`` (its
@@ -197,8 +199,13 @@ class Hub:
         batch.deferred.clear()
         batch.acks.clear()
         plans = self._plans
-        for targets, parts in entries:
-            _append(targets, parts, batch, plans)
+        if self._unpublished:  # the cluster is told before anyone sees it: queued only, sent by flush
+            for targets, parts in entries:
+                framed = parts[0].framed if len(parts) == 1 else b"".join([p.framed for p in parts])
+                _append_each(targets, parts, framed, batch, send=False)
+        else:
+            for targets, parts in entries:
+                _append(targets, parts, batch, plans)
         entries.clear()
 
     def _commit(self, batch: Batch) -> None:
@@ -343,8 +350,10 @@ def _append(targets: tuple[Any, ...], parts: list[Outgoing], batch: Batch, plans
         _append_each(plan.others, parts, framed, batch)
 
 
-def _append_each(targets: tuple[Any, ...], parts: list[Outgoing], framed: bytes, batch: Batch) -> None:
-    """``_append`` recipient by recipient (short tuples, ones seen once, other formats)."""
+def _append_each(targets: tuple[Any, ...], parts: list[Outgoing], framed: bytes, batch: Batch,
+                 send: bool = True) -> None:
+    """``_append`` recipient by recipient (short tuples, ones seen once, other formats).
+    ``send`` False: only queue, even to an idle outbox (``flush`` sends)."""
     others: dict[Any, bytes] | None = None
     touched = batch.touched
     for target in targets:
@@ -364,7 +373,7 @@ def _append_each(targets: tuple[Any, ...], parts: list[Outgoing], framed: bytes,
             if not data:
                 continue  # nothing of this in that format
         outbox = conn.outbox
-        done = outbox.put_or_send(data)
+        done = outbox.put_or_send(data) if send else (QUEUED if outbox.put(data) else REFUSED)
         if done == QUEUED:
             touched.add(outbox)
         elif done == REFUSED and not conn.closing:

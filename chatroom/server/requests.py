@@ -125,6 +125,7 @@ class Requests:
 
     def on_join(self, msg: Join) -> None:
         hub = self.server.hub
+        self.server.chat.look_ahead(room=msg.room)
         with hub.locked(self.batch) as state:
             joined, deliveries = state.join(self._member(), msg.room, time.time())
             self.send_fitted(joined)  # we see the room before anything said in it ...
@@ -166,6 +167,7 @@ class Requests:
 
     def on_list_rooms(self, msg: ListRooms) -> None:
         hub = self.server.hub
+        self.server.chat.look_ahead(rooms=True)
         with hub.locked(self.batch) as state:
             reply = state.list_rooms()
         self.send(reply)
@@ -177,6 +179,7 @@ class Requests:
         self.send_fitted(reply, forward=msg.after is not None)
 
     def on_whois(self, msg: Whois) -> None:
+        self.server.chat.look_ahead(nick=msg.nick)
         with self.server.hub.locked(self.batch) as state:
             reply = state.whois(self._member(), msg.nick, time.time())
         self.send(reply)
