@@ -67,6 +67,8 @@ class Cluster(ClusterChat):
     ``grace`` plus three beats is gone: its members leave the rooms.
     """
 
+    keeps_sessions_on_stop = True  # (ChatPath) they resume on another server, which takes them over
+
     def __init__(self, url: str, *, history_size: int = 100, grace: float = 120.0, beat: float = 2.0,
                  name: str = "", address: str = "") -> None:
         self.shown_url = redacted_url(url)  # what logs may say (no password)
@@ -296,7 +298,7 @@ class Cluster(ClusterChat):
             pipe.hset(key("room", rk), "locked", "1" if event["locked"] else "0")
 
 
-    def adopt(self, token: str, key_: int, address: str, batch: Batch) -> bool:
+    def adopt(self, token: str, conn_key: int, address: str, batch: Batch) -> bool:
         """A client resumes a session this server does not have: take it over from the
         server that had it (dead, or alive: that one lets go).  False if the cluster
         does not know the session either."""
@@ -320,7 +322,7 @@ class Cluster(ClusterChat):
         except redis.RedisError as exc:
             raise self._down(exc, "resuming") from exc
         with hub.locked(batch) as state:
-            state.take_over(token, nick, session.get("rooms", []), key_, address, time.time(), self.grace)
+            state.take_over(token, nick, session.get("rooms", []), conn_key, address, time.time(), self.grace)
         log.info("took over the session of %s from server %s", clean_line(nick),
                  previous.get("server") if previous else "?")
         return True

@@ -221,8 +221,8 @@ class Admission:
         each followed by its replay."""
         conn, server, hub = self.conn, self.server, self.server.hub
         token = msg.resume or ""
-        if server.cluster is not None and token not in hub.state.sessions:  # (a dict read)
-            server.cluster.adopt(token, conn.id, conn.address, self.batch)  # another server's, maybe
+        if token not in hub.state.sessions:  # (a dict read) another server's, maybe
+            server.chat.adopt(token, conn.id, conn.address, self.batch)
         with hub.locked(self.batch) as state:
             try:
                 member, ghost, deliveries = state.resume(

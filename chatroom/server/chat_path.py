@@ -63,7 +63,12 @@ Answer = Callable[[Sequence[SayResult]], None]
 
 
 class ChatPath(Protocol):
-    """The one way messages enter rooms and reach members (see the module's doc)."""
+    """The one way messages enter rooms and reach members (see the module's doc), and
+    what else a door or the handler must ask the other servers of a cluster, if any."""
+
+    #: Whether a stopping server keeps its members' sessions (in a cluster they resume
+    #: on another server, which takes them over) instead of ending them.
+    keeps_sessions_on_stop: bool
 
     def run(self, batch: Batch) -> ContextManager[object]:
         """Around a run of one member's messages read at once (``with path.run(batch):``):
@@ -92,6 +97,11 @@ class ChatPath(Protocol):
         """Let go of what ``claim`` held (the step failed, or the nick was given up)."""
         ...
 
+    def adopt(self, token: str, conn_key: int, address: str, batch: Batch) -> bool:
+        """A client resumes a session this server does not have: take it over from the
+        server that had it, if another one did (outside the hub lock).  Alone: False."""
+        ...
+
     def look_ahead(self, *, room: str | None = None, nick: str | None = None, rooms: bool = False) -> None:
         """Before the hub lock: fetch what the rules are about to ask the other servers
         -- a room to start following, a member of theirs, the list of every room -- so
@@ -102,6 +112,8 @@ class ChatPath(Protocol):
 
 class LocalChat:
     """The path of a server alone: every step under the hub lock, at once."""
+
+    keeps_sessions_on_stop = False
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -114,6 +126,9 @@ class LocalChat:
 
     def release(self, nick: str, owner: str) -> None:
         pass
+
+    def adopt(self, token: str, conn_key: int, address: str, batch: Batch) -> bool:
+        return False  # no other server had it
 
     def look_ahead(self, *, room: str | None = None, nick: str | None = None, rooms: bool = False) -> None:
         pass  # everything is here

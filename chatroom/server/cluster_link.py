@@ -16,7 +16,7 @@ from chatroom.server.remote import Peers
 
 if TYPE_CHECKING:
     from chatroom.protocol import Moderate
-    from chatroom.server.hub import Batch, Hub
+    from chatroom.server.hub import Hub
     from chatroom.server.members import Sanction
     from chatroom.server.room import ChatState
     from chatroom.server.store import Store
@@ -40,7 +40,6 @@ class ClusterLink(ChatPath, Peers, Protocol):
     def stop(self) -> None: ...
     def prepare(self, events: list[dict[str, Any]], state: ChatState) -> object: ...  # under the lock: no I/O
     def publish(self, prepared: object) -> None: ...  # outside it, in order
-    def adopt(self, token: str, key_: int, address: str, batch: Batch) -> bool: ...
     def forward(self, sanction: Sanction, msg: Moderate) -> None: ...
     def servers(self) -> dict[str, dict[str, Any]]: ...
     def room_sizes(self) -> dict[str, tuple[str, int]]: ...

@@ -193,7 +193,7 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
         if member is not None:
             # A server of a cluster that stops keeps its members' sessions: they resume on
             # another server (which takes them over), or leave when the grace is over.
-            keeps = reason.keeps_session or (reason is CloseReason.SHUTDOWN and self.server.cluster is not None)
+            keeps = reason.keeps_session or (reason is CloseReason.SHUTDOWN and self.server.chat.keeps_sessions_on_stop)
             grace = self.server.config.resume_grace if keeps else 0.0
             with hub.locked(self.batch) as state:  # the room decides, under the lock, whether a resume took it
                 ours = member.sink is conn
