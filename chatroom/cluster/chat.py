@@ -7,6 +7,7 @@ when nothing was sent, ``unconfirmed`` when Redis may have stored it.  A part of
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from contextlib import AbstractContextManager as ContextManager
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ import redis
 from chatroom.cluster.store import ClusterDown, EntryId, RedisStore, key
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, Private
-from chatroom.server.chat_path import Answer, LocalChat, Said, SayItem, SayResult, no_run
+from chatroom.server.chat_path import Answer, LocalChat, Resent, Said, SayResult, ToSay, no_run
 from chatroom.server.members import Member
 from chatroom.text import nick_key
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from chatroom.server.hub import Batch, Hub
 
 __all__ = ["ClusterChat"]
+
+log = logging.getLogger("chatroom.cluster")
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict).decode
@@ -50,7 +53,7 @@ class ClusterChat:
     def run(self, batch: Batch) -> ContextManager[object]:
         return no_run()  # (each message goes to Redis first: never under the lock)
 
-    def say_many(self, batch: Batch, member: Member, items: Sequence[SayItem], now: float,
+    def say_many(self, batch: Batch, member: Member, items: Sequence[ToSay], now: float,
                  answer: Answer | None = None) -> list[SayResult]:
         """Several messages of one member (a burst read at once).  Checked under the
         hub lock (a resend this server knows is answered from memory), appended to the
@@ -58,15 +61,16 @@ class ClusterChat:
         ``answer`` under the lock after that.  A resend this server did not know (its
         first answer was lost with another server) is recognised by the log."""
         hub = self._hub()
-        results: list[SayResult | Chat] = []  # (a Chat: to be appended, stamped then)
-        bodies: list[tuple[str, dict[str, Any]]] = []
+        results: list[SayResult] = []  # (a Chat here: to be appended, stamped then)
+        bodies: list[tuple[str, dict[str, Any], int]] = []  # (room, body, the highest number seen there)
         with hub.locked(batch) as state:
-            for text, action, msg_id, room_name in items:
+            for item in items:
+                text, action, msg_id, room_name = item.text, item.action, item.id, item.room
                 try:
                     if msg_id is not None:
                         earlier = state.already_sent(member, msg_id, text, action=action, room_name=room_name)
                         if earlier is not None:
-                            results.append(Said(earlier, True))
+                            results.append(Resent(earlier))
                             continue
                     room, clean = state.check_say(member, text, now, room_name)
                 except Exception as exc:  # noqa: BLE001 -- Refused, or a bug: either costs one message
@@ -78,18 +82,18 @@ class ClusterChat:
                     body["action"] = True
                 if msg_id is not None:
                     body["id"] = msg_id
-                bodies.append((room.name, body))
+                bodies.append((room.name, body, room.next_seq - 1))
                 results.append(Chat(room=room.name, seq=0, ts=now, nick=member.nick, text=clean, action=action,
                                     id=msg_id))
             member.last_active = now
-        said = self._append(batch, bodies, results) if bodies else [r for r in results if not isinstance(r, Chat)]
+        said = self._append(batch, bodies, results) if bodies else results  # (no Chat to stamp)
         if answer is not None:
             with hub.locked(batch):
                 answer(said)
         return said
 
-    def _append(self, batch: Batch, bodies: list[tuple[str, dict[str, Any]]],
-                results: list[SayResult | Chat]) -> list[SayResult]:
+    def _append(self, batch: Batch, bodies: list[tuple[str, dict[str, Any], int]],
+                results: list[SayResult]) -> list[SayResult]:
         """Append ``bodies`` (the unstamped ``Chat`` s among ``results``) to their rooms'
         logs and apply them here: ``results`` with each stamped (or refused)."""
         self._hub().publish_pending()  # what this server decided before (a join) goes to the log first
@@ -108,12 +112,16 @@ class ClusterChat:
         newest: dict[str, EntryId] = {}
         for r in results:
             if isinstance(r, Chat):
-                (seq, before, resent), (_, body) = next(entries)
+                (seq, before, resent, lost), (_, body, _floor) = next(entries)
+                if lost:
+                    log.warning("the log of %s in Redis had lost its last %d message(s) (Redis lost the tail of its "
+                                "data: a crash with appendfsync everysec?); numbering goes on at %d, never reusing a "
+                                "number that was shown", body["room"], lost, seq)
                 chat = msgspec.structs.replace(r, seq=seq)
                 if not resent:
                     known.setdefault(chat.room, []).append((before, (seq, 0), body))
                 newest[chat.room] = max(newest.get(chat.room, (0, 0)), (seq, 0))
-                r = Said(chat, resent)
+                r = Resent(chat) if resent else chat
             stamped.append(r)
         try:
             for room_name, upto in newest.items():

@@ -56,26 +56,40 @@ _decode = msgspec.json.Decoder(dict).decode
 
 # A message: the next sequence number and its entry, atomically; and the id of the
 # entry before it (a server that applied that one may apply this one at once).  With a
-# client id (KEYS[3]: sent:{nick}:{id}; ARGV[2]: a digest of kind, room and text), a
+# client id (KEYS[3]: sent:{nick}:{id}; ARGV[3]: a digest of kind, room and text), a
 # resend of a message already in the log -- its first answer lost with a connection,
 # to Redis or to the client -- gets that message's number back, flagged 1.
+#
+# ARGV[2], the *floor*: the highest number the asking server has seen in the room.  A
+# Redis that lost the tail of its log (``appendfsync everysec`` and a crash lose up to
+# a second) has a counter below numbers that servers and clients have already shown;
+# counting on from there would give those numbers to other messages, and everyone
+# would skip them as seen.  The counter is raised past the floor instead (the 4th
+# value returned: how many numbers were skipped, so the server can say so).
 _SAY = """
 if KEYS[3] then
   local seen = redis.call('GET', KEYS[3])
   if seen then
     local seq, digest = string.match(seen, '^(%d+) (%x+)$')
-    if digest == ARGV[2] then
-      return {tonumber(seq), '0-0', 1}
+    if digest == ARGV[3] then
+      return {tonumber(seq), '0-0', 1, 0}
     end
   end
 end
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local seq = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[2])
+local lost = 0
+if seq <= floor then
+  lost = floor + 1 - seq
+  seq = floor + 1
+  redis.call('SET', KEYS[1], seq)
+end
 redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1])
 if KEYS[3] then
-  redis.call('SET', KEYS[3], seq .. ' ' .. ARGV[2], 'EX', ARGV[3])
+  redis.call('SET', KEYS[3], seq .. ' ' .. ARGV[3], 'EX', ARGV[4])
 end
-return {seq, last[1] and last[1][1] or '0-0', 0}
+return {seq, last[1] and last[1][1] or '0-0', 0, lost}
 """
 
 #: How long a message's client id is remembered to recognise a resend.
@@ -166,22 +180,24 @@ class RedisStore:
 
     # ------------------------------------------------------------------ writing
 
-    def append_chats(self, chats: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, EntryId, bool]]:
-        """Put several messages (room, body) in their rooms' logs, in this order, in one
-        round trip: (sequence number, id of the entry before it, whether it was a
-        resend of one already there) each."""
+    def append_chats(self, chats: list[tuple[str, dict[str, Any], int]]) -> list[tuple[int, EntryId, bool, int]]:
+        """Put several messages (room, body, floor) in their rooms' logs, in this order,
+        in one round trip: (sequence number, id of the entry before it, whether it was
+        a resend of one already there, how many numbers were skipped because the log
+        had lost its tail -- see ``_SAY``) each.  ``floor``: the highest number of the
+        room the caller has seen."""
         calls = []
-        for room, body in chats:
+        for room, body, floor in chats:
             rk = fold(room)
             keys = [key("seq", rk), key("log", rk)]
-            args: list[Any] = [_encode(body)]
+            args: list[Any] = [_encode(body), floor]
             if body.get("id") is not None:
                 keys.append(key("sent", f"{fold(body['nick'])}:{body['id']}"))
                 what = f"{'action' if body.get('action') else 'say'}\0{rk}\0{body['text']}".encode()
                 args += [hashlib.sha1(what).hexdigest(), SENT_TTL]
             calls.append((keys, args))
-        return [(int(seq), parse_id(previous), bool(dup))
-                for seq, previous, dup in self._run_script(self._say, calls)]
+        return [(int(seq), parse_id(previous), bool(dup), int(lost))
+                for seq, previous, dup, lost in self._run_script(self._say, calls)]
 
     def append_event(self, pipe: Any, room: str, body: dict[str, Any]) -> None:
         """Queue an entry for ``room``'s log on ``pipe`` (see ``transact``)."""

@@ -41,7 +41,7 @@ from chatroom.irc.session import IrcSession, Pong, Quit, Register
 from chatroom.irc.targets import MAX_TARGETS, chat_cost, chat_targets
 from chatroom.irc.wire import IrcText, channel, mask
 from chatroom.protocol import ErrorCode, ModAction, Moderate, Presence, PresenceEvent, Private
-from chatroom.server.chat_path import Said, SayItem, claimed
+from chatroom.server.chat_path import SayItem, claimed
 from chatroom.server.doors import Door, DoorPort
 from chatroom.server.hub import append_entry
 from chatroom.server.members import Delivery, Member, owner_of
@@ -396,7 +396,7 @@ class IrcDoor:
         member, now, chat = self.member(), time.time(), self.handler.server.chat
         if target.startswith("#"):
             (result,) = chat.say_many(self.handler.batch, member, [SayItem(text, action, None, target[1:])], now)
-            if not isinstance(result, Said):
+            if isinstance(result, Exception):  # (Refused, or a bug)
                 raise result
             return
         said, away = chat.direct(self.handler.batch, member, target, f"* {member.nick} {text}" if action else text,

@@ -17,6 +17,7 @@ or a msgspec exception.
 from __future__ import annotations
 
 import enum
+from typing import ClassVar
 
 import msgspec
 
@@ -139,6 +140,7 @@ class Say(Message, tag="say", frozen=True):
     id: str
     text: str
     room: str | None = None
+    action: ClassVar[bool] = False  # (not on the wire: the chat path's view of a message)
 
     def check(self) -> None:
         if not (self.text and 0 < len(self.id) <= MAX_ID_LENGTH):  # one test on the hot path
@@ -151,6 +153,7 @@ class Action(Message, tag="action", frozen=True):
     id: str
     text: str
     room: str | None = None
+    action: ClassVar[bool] = True
 
     def check(self) -> None:
         if not (self.text and 0 < len(self.id) <= MAX_ID_LENGTH):  # one test on the hot path

@@ -33,29 +33,52 @@ if TYPE_CHECKING:
     from chatroom.server.members import Member
     from chatroom.server.room import ChatState
 
-__all__ = ["SayItem", "Said", "SayResult", "Answer", "ChatPath", "LocalChat", "claimed"]
+__all__ = ["ToSay", "SayItem", "Resent", "Said", "SayResult", "Answer", "ChatPath", "LocalChat", "claimed"]
+
+
+class ToSay(Protocol):
+    """One room message as a door hands it in: the framed ``say`` and ``action``
+    themselves, or a :class:`SayItem`.  ``room`` None: the member's only room."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def action(self) -> bool: ...
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def room(self) -> str | None: ...
 
 
 class SayItem(NamedTuple):
-    """One room message as a door read it: ``room`` None means the member's only room."""
+    """A :class:`ToSay` built by a door whose wire has no such message (IRC)."""
 
     text: str
     action: bool
-    msg_id: str | None
+    id: str | None
     room: str | None
 
 
+class Resent(NamedTuple):
+    """A resend of a message already in its room (its first answer was lost): that
+    message, to acknowledge again; nothing is said twice."""
+
+    msg: Chat | Private
+
+
 class Said(NamedTuple):
-    """A message that is in its room (or on its way to its recipient): as stamped, and
-    whether it was a resend of one accepted before (nothing was sent again)."""
+    """A private message on its way, as stamped, and whether it was a resend of one
+    accepted before (nothing was sent again)."""
 
     msg: Chat | Private
     resent: bool
 
 
-#: What became of one item: said, refused (tell the sender why), or a bug in the
-#: server (an Exception: log it, tell the sender it failed; the connection goes on).
-SayResult = Said | Refused | Exception
+#: What became of one item: said now (the ``Chat`` as stamped), a resend recognised,
+#: refused (tell the sender why), or a bug in the server (another Exception: log it,
+#: tell the sender it failed; the connection goes on).  No wrapper for the usual case:
+#: the hot path makes nothing per message that it does not send.
+SayResult = Chat | Resent | Refused | Exception
 #: Called with the results under the hub lock, as the last step of ``say_many``: the
 #: door queues its answers (acks, errors) there, so that they follow the messages
 #: they answer and join the same fan-out.  It only queues on the batch.
@@ -76,7 +99,7 @@ class ChatPath(Protocol):
         one entry; in a cluster, nothing (the path must not hold the lock over Redis)."""
         ...
 
-    def say_many(self, batch: Batch, member: Member, items: Sequence[SayItem], now: float,
+    def say_many(self, batch: Batch, member: Member, items: Sequence[ToSay], now: float,
                  answer: Answer | None = None) -> list[SayResult]:
         """``member`` says each of ``items``, in order; one result each."""
         ...
@@ -133,7 +156,7 @@ class LocalChat:
     def look_ahead(self, *, room: str | None = None, nick: str | None = None, rooms: bool = False) -> None:
         pass  # everything is here
 
-    def say_many(self, batch: Batch, member: Member, items: Sequence[SayItem], now: float,
+    def say_many(self, batch: Batch, member: Member, items: Sequence[ToSay], now: float,
                  answer: Answer | None = None) -> list[SayResult]:
         with self.hub.locked(batch) as state:
             results = self._say(state, batch, member, items, now)
@@ -141,7 +164,7 @@ class LocalChat:
                 answer(results)
         return results
 
-    def _say(self, state: ChatState, batch: Batch, member: Member, items: Sequence[SayItem],
+    def _say(self, state: ChatState, batch: Batch, member: Member, items: Sequence[ToSay],
              now: float) -> list[SayResult]:
         """The hot path of a busy room: one pass, no dispatch per message; a room's
         chats are queued together (one outbox entry per member for the run)."""
@@ -154,12 +177,14 @@ class LocalChat:
         chats: list[Outgoing] = []  # for ``targets``, not queued yet
         results: list[SayResult] = []
         acked = batch.acks
-        for text, action, msg_id, name in items:
+        echo = member.echo
+        for item in items:
+            text, action, msg_id, name = item.text, item.action, item.id, item.room
             try:
                 if msg_id is not None:
                     earlier = state.already_sent(member, msg_id, text, action=action, room_name=name, sender=sender)
                     if earlier is not None:  # a resend of something we have: acknowledge, don't repeat
-                        results.append(Said(earlier, True))
+                        results.append(Resent(earlier))
                         continue
                 if name != room_name or room is None:
                     room = None  # (stays so if the lookup is refused)
@@ -171,7 +196,7 @@ class LocalChat:
             except Exception as exc:  # noqa: BLE001 -- Refused, or a bug: either costs one message
                 results.append(exc)
                 continue
-            if not member.echo:
+            if not echo:
                 recipients = member.others(recipients)
             if recipients is not targets:
                 if chats:
@@ -181,7 +206,7 @@ class LocalChat:
             chats.append(out)
             if msg_id is not None and conn is not None:
                 acked.append((conn, msg_id))
-            results.append(Said(chat, False))
+            results.append(chat)
         if chats:
             batch.queue_all(targets, chats)
         return results

@@ -16,6 +16,7 @@ from chatroom.protocol import (
     Action,
     Away,
     CancelFile,
+    Chat,
     Direct,
     Error,
     ErrorCode,
@@ -45,7 +46,7 @@ from chatroom.protocol import (
     Whois,
     encode_plain,
 )
-from chatroom.server.chat_path import Said, SayItem, SayResult, claimed
+from chatroom.server.chat_path import Resent, SayResult, claimed
 from chatroom.server.connection import Connection
 from chatroom.server.hub import Batch
 from chatroom.server.members import Member, owner_of
@@ -93,31 +94,34 @@ class Requests:
         acks are queued behind the messages, in one fan-out with them."""
         me = self.conn.me
         batch = self.batch
+        failed: list[tuple[Say | Action, Exception]] = []
 
         def answer(results: Sequence[SayResult]) -> None:  # (under the hub lock: queues only)
             acks: list[Outgoing] = []
             for msg, result in zip(msgs, results, strict=True):
-                if type(result) is Said:
-                    said = result.msg
-                    ack = Ack(id=msg.id, ts=said.ts, seq=getattr(said, "seq", None),
-                              room=getattr(said, "room", None), duplicate=result.resent)
+                if type(result) is Chat:  # said now (the usual case: nothing else is made for it)
+                    ack = Ack(id=msg.id, ts=result.ts, seq=result.seq, room=result.room)
                     acks.append(Outgoing(ack, encode_plain(ack)))
+                elif type(result) is Resent:
+                    earlier = result.msg
+                    acks.append(Outgoing.of(Ack(id=msg.id, ts=earlier.ts, seq=getattr(earlier, "seq", None),
+                                                room=getattr(earlier, "room", None), duplicate=True)))
                 elif isinstance(result, Refused):
                     batch.queue(me, Outgoing.of(Error(code=str(result.code), message=result.message, id=msg.id,
                                                       suggestion=result.suggestion)))
+                elif isinstance(result, Exception):
+                    failed.append((msg, result))  # (logged outside the lock)
             if acks:
                 batch.defer_all(me, acks)
 
-        items = [SayItem(m.text, type(m) is Action, m.id, m.room) for m in msgs]
         try:
-            results = self.server.chat.say_many(batch, self._member(), items, time.time(), answer)
+            self.server.chat.say_many(batch, self._member(), msgs, time.time(), answer)
         except Exception as exc:  # noqa: BLE001 -- a bug costs these messages, not the connection
             for msg in msgs:
                 self.internal_error(msg, exc)
             return
-        for msg, result in zip(msgs, results, strict=True):
-            if isinstance(result, Exception) and not isinstance(result, Refused):
-                self.internal_error(msg, result)
+        for msg, error in failed:
+            self.internal_error(msg, error)
 
     def on_direct(self, msg: Direct) -> None:
         said, _ = self.server.chat.direct(self.batch, self._member(), msg.to, msg.text, time.time(), msg.id)

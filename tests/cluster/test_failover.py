@@ -194,3 +194,37 @@ def test_a_message_redis_may_have_stored_is_answered_unconfirmed_and_its_resend_
     assert [c.text for c in seen] == ["sent to a paused store"]
     watcher.send(FetchHistory(room="lobby", before=seen[0].seq + 1, limit=50))
     assert [c.text for c in watcher.expect(History).messages].count("sent to a paused store") == 1
+
+
+def test_a_log_that_lost_its_tail_never_gives_a_shown_number_to_another_message(cluster, redis_server):
+    """``appendfsync everysec`` and a crash can lose Redis's last second: the room's
+    counter and log go back (simulated here exactly as the AOF would leave them).  The
+    numbers already shown are never given to other messages; everyone sees the next."""
+    import redis as redis_py
+
+    from chatroom.cluster.store import key
+
+    one, two = cluster(), cluster()
+    ann, bob = WireClient(one.port), WireClient(two.port)
+    ann.hello("ann")
+    bob.hello("bob")
+    for n in range(1, 6):
+        ann.send(Say(id=f"s{n}", text=f"said {n}"))
+        assert ann.wait_for(lambda m, n=n: isinstance(m, Ack) and m.id == f"s{n}").seq == n
+    assert [c.seq for c in bob.collect(Chat, 5)] == [1, 2, 3, 4, 5]
+    bob.inbox.clear()
+    r = redis_py.Redis.from_url(redis_server.url)
+    kept = r.xrange(key("log", "lobby"), max="3-0")  # the counter and the log as of message 3: 4 and 5 lost
+    r.delete(key("log", "lobby"))
+    for entry_id, fields in kept:
+        r.xadd(key("log", "lobby"), fields, id=entry_id)
+    r.set(key("seq", "lobby"), 3)
+    r.close()
+    bob.send(Say(id="b1", text="after the loss"))
+    ack = bob.wait_for(lambda m: isinstance(m, Ack) and m.id == "b1")
+    assert ack.seq == 6  # not 4: numbers 4 and 5 were shown to everyone
+    assert ann.expect(Chat, text="after the loss").seq == 6  # the other server did not skip it as seen
+    assert bob.expect(Chat, text="after the loss").seq == 6
+    ann.send(Say(id="s6", text="and on"))
+    assert ann.wait_for(lambda m: isinstance(m, Ack) and m.id == "s6").seq == 7
+    assert bob.expect(Chat, text="and on").seq == 7

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, ErrorCode, Private
-from chatroom.server.chat_path import LocalChat, Said, SayItem
+from chatroom.server.chat_path import LocalChat, Resent, SayItem
 from chatroom.server.hub import Batch
 from chatroom.server.wire import FRAMED, Outgoing
 from tests.server.test_hub import frames, room_of
@@ -17,8 +17,8 @@ def test_a_run_is_stamped_in_order_and_each_member_gets_it_as_one_entry():
     path = LocalChat(hub)
     items = [SayItem(f"line {i}", False, f"m{i}", None) for i in range(5)]
     results = path.say_many(Batch(), ann, items, 1.0)
-    assert [type(r) for r in results] == [Said] * 5
-    assert [r.msg.seq for r in results if isinstance(r, Said) and isinstance(r.msg, Chat)] == [1, 2, 3, 4, 5]
+    assert [type(r) for r in results] == [Chat] * 5  # said now: the message as stamped, nothing else made
+    assert [r.seq for r in results if isinstance(r, Chat)] == [1, 2, 3, 4, 5]
     for sink in sinks:
         (entry,) = sink.outbox.data
         assert [m.text for m in frames(entry)] == [f"line {i}" for i in range(5)]
@@ -29,9 +29,8 @@ def test_a_resend_is_recognised_and_not_sent_again():
     path = LocalChat(hub)
     (first,) = path.say_many(Batch(), ann, [SayItem("hello", False, "x1", None)], 1.0)
     (again,) = path.say_many(Batch(), ann, [SayItem("hello", False, "x1", None)], 2.0)
-    assert isinstance(first, Said) and isinstance(again, Said)
-    assert (first.resent, again.resent) == (False, True)
-    assert again.msg is first.msg  # the ack of the resend points at the message that was said
+    assert isinstance(first, Chat) and isinstance(again, Resent)
+    assert again.msg is first  # the ack of the resend points at the message that was said
     assert sum(len(frames(d)) for d in sinks[1].outbox.data) == 1
 
 
@@ -41,7 +40,7 @@ def test_a_refusal_costs_one_message_and_the_rest_of_the_run_goes_on():
     items = [SayItem("one", False, "a", None), SayItem("two", False, "b", "nowhere"),
              SayItem("x" * 100_000, False, "c", None), SayItem("three", False, "d", None)]
     results = path.say_many(Batch(), ann, items, 1.0)
-    assert isinstance(results[0], Said) and isinstance(results[3], Said)
+    assert isinstance(results[0], Chat) and isinstance(results[3], Chat)
     assert isinstance(results[1], Refused) and isinstance(results[2], Refused)
     assert results[2].code == ErrorCode.TEXT_TOO_LONG
     assert [m.text for d in sinks[1].outbox.data for m in frames(d)] == ["one", "three"]
