@@ -28,7 +28,7 @@ PURE = [
     "chatroom.server.ratelimit", "chatroom.server.guard", "chatroom.server.nicks", "chatroom.server.sniff",
     "chatroom.server.search", "chatroom.server.wire", "chatroom.server.doors", "chatroom.server.chat_path",
     "chatroom.server.fitting", "chatroom.server.members", "chatroom.server.moderation", "chatroom.server.queries",
-    "chatroom.server.remote",
+    "chatroom.server.remote", "chatroom.server.state_base", "chatroom.server.handler_base",
     "chatroom.irc.lines", "chatroom.irc.session", "chatroom.irc.wire", "chatroom.irc.numerics",
     "chatroom.irc.replies", "chatroom.irc.targets",
     "chatroom.web.hosts", "chatroom.web.wire", "chatroom.cluster.mirror",

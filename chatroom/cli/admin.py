@@ -11,11 +11,12 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    pass
 from chatroom.cli.common import data_dir_of, fail
 from chatroom.cli.join import default_nick, refusal_advice
 from chatroom.cli.serve import addresses_to_give
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["cmd_demo", "cmd_bans", "cmd_log"]
 

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chatroom import __version__
+from chatroom.cli.common import fail, open_tracer, secret_from
 
 if TYPE_CHECKING:
     from chatroom.client.connection import ChatClient
-from chatroom.cli.common import fail, open_tracer, secret_from
+    from chatroom.tls import KnownServers
+    from chatroom.trace import Tracer
 
 __all__ = ["cmd_rooms", "cmd_join"]
 
@@ -112,7 +114,6 @@ def refusal_advice(code: str, message: str, args: argparse.Namespace) -> str:
 
 def cmd_join(args: argparse.Namespace) -> int:
     from chatroom.client.config import ConfigError, load_config
-    from chatroom.client.connection import ChatClient
     from chatroom.tls import KnownServers, default_known_servers
 
     logging.getLogger().addHandler(logging.NullHandler())
@@ -128,8 +129,6 @@ def cmd_join(args: argparse.Namespace) -> int:
     where = _join_addresses(args)
     if isinstance(where, int):
         return where
-    addresses = where
-    nick = args.nick or config.nick or default_nick()
     if args.trace == "-":
         return fail("--trace needs a file for 'join' (the screen is busy): --trace trace.log", 2)
     try:
@@ -138,30 +137,37 @@ def cmd_join(args: argparse.Namespace) -> int:
         return fail(f"cannot write the trace to {args.trace}: {exc.strerror or exc}")
     known_servers = KnownServers(default_known_servers())
     if args.forget_pin:
-        for host, port in addresses:
+        for host, port in where:
             if known_servers.forget(f"{host}:{port}"):
                 print(f"forgot the certificate remembered for {host}:{port}", file=sys.stderr)
     try:
-        # Every address in turn, starting at a random one (a class given the same list
-        # spreads over a cluster's servers instead of all landing on the first).
-        start = secrets.randbelow(len(addresses))
-        addresses = addresses[start:] + addresses[:start]
-        for i, (host, port) in enumerate(addresses):  # the others are kept for reconnects
-            try:
-                client = ChatClient(host, port, nick, room=args.room, tracer=tracer, alternates=addresses,
-                                    password=os.environ.get("CHATROOM_PASSWORD") or None, tls=args.tls,
-                                    fingerprint=args.fingerprint,
-                                    known_servers=known_servers,
-                                    downloads=Path(args.downloads).expanduser() if args.downloads else None)
-            except ValueError as exc:
-                return fail(f"--fingerprint: {exc}", 2)
-            status = _run_client(client, args, last=i == len(addresses) - 1)
-            if status != _TRY_NEXT:
-                return status
-        return 1
+        return _join_one_of(where, args.nick or config.nick or default_nick(), args, tracer, known_servers)
     finally:
         if tracer is not None:
             tracer.close()
+
+
+def _join_one_of(addresses: list[tuple[str, int]], nick: str, args: argparse.Namespace, tracer: Tracer | None,
+                 known_servers: KnownServers) -> int:
+    """Every address in turn until one answers, starting at a random one (a class
+    given the same list spreads over a cluster's servers instead of all landing on
+    the first); the others are kept for reconnects."""
+    from chatroom.client.connection import ChatClient
+
+    start = secrets.randbelow(len(addresses))
+    addresses = addresses[start:] + addresses[:start]
+    for i, (host, port) in enumerate(addresses):
+        try:
+            client = ChatClient(host, port, nick, room=args.room, tracer=tracer, alternates=addresses,
+                                password=os.environ.get("CHATROOM_PASSWORD") or None, tls=args.tls,
+                                fingerprint=args.fingerprint, known_servers=known_servers,
+                                downloads=Path(args.downloads).expanduser() if args.downloads else None)
+        except ValueError as exc:
+            return fail(f"--fingerprint: {exc}", 2)
+        status = _run_client(client, args, last=i == len(addresses) - 1)
+        if status != _TRY_NEXT:
+            return status
+    return 1
 
 
 def _join_addresses(args: argparse.Namespace) -> list[tuple[str, int]] | int:

@@ -14,13 +14,13 @@ import threading
 from typing import TYPE_CHECKING
 
 from chatroom import __version__
+from chatroom.cli.common import Exit, data_dir_of, fail, open_tracer, secret_from, setup_logging
 from chatroom.redact import redacted_url
 
 if TYPE_CHECKING:
     from chatroom.discovery import Announcer
     from chatroom.server.tcp import ChatServer, ServerConfig
     from chatroom.trace import Tracer
-from chatroom.cli.common import Exit, data_dir_of, fail, open_tracer, secret_from, setup_logging
 
 __all__ = ["cmd_serve", "GC_YOUNG_THRESHOLD"]
 

@@ -6,7 +6,7 @@ Shared by the full-screen and the plain client, so a line means the same in both
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 __all__ = ["COMMANDS", "HELP", "Command", "ChatLine", "Invalid", "parse_input", "parse_duration", "help_text",
@@ -164,24 +164,35 @@ _SOME_ARGS = frozenset({"op", "kick", "ban", "unban", "mute", "unmute", "query",
 
 def _usage_problem(name: str, args: tuple[str, ...], rest: str) -> str | None:
     """Why ``/name rest`` cannot be used as typed, or None."""
-    usage = f"usage: /{name} {COMMANDS[name][0]}"
-    if name == "me" and not rest:
-        return "usage: /me ACTION"
-    if name == "msg" and len(args) < 2:
-        return "usage: /msg NICK TEXT"
     if (name in _ONE_ARG and len(args) != 1) or (name in _SOME_ARGS and not args):
-        return usage
-    if name == "window" and not args[0].isdigit():
-        return "usage: /window N (the number in the status bar)"
-    if name == "bell" and (len(args) != 1 or args[0].lower() not in BELL_MODES):
-        return "usage: /bell on|off|mentions"
-    if name == "send" and not rest:
-        return "usage: /send [NICK] PATH (a path with spaces can be quoted)"
-    if name in ("accept", "reject", "cancel") and (len(args) > 1 or (args and not args[0].isdigit())):
+        return f"usage: /{name} {COMMANDS[name][0]}"
+    check = _CHECKS.get(name)
+    return check(name, args, rest) if check is not None else None
+
+
+def _files_number(name: str, args: tuple[str, ...], rest: str) -> str | None:
+    if len(args) > 1 or (args and not args[0].isdigit()):
         return f"usage: /{name} [N] (N: the number /files shows)"
-    if name in ("ban", "mute") and len(args) > 1 and parse_duration(args[1]) is None:
-        return f"{usage} ({args[1]!r} is not a time like 30m, 2h or 1d)"
     return None
+
+
+def _sanction_time(name: str, args: tuple[str, ...], rest: str) -> str | None:
+    if len(args) > 1 and parse_duration(args[1]) is None:
+        return f"usage: /{name} {COMMANDS[name][0]} ({args[1]!r} is not a time like 30m, 2h or 1d)"
+    return None
+
+
+#: What each command needs beyond its number of arguments: (name, args, rest) -> why not.
+_CHECKS: dict[str, Callable[[str, tuple[str, ...], str], str | None]] = {
+    "me": lambda name, args, rest: None if rest else "usage: /me ACTION",
+    "msg": lambda name, args, rest: None if len(args) >= 2 else "usage: /msg NICK TEXT",
+    "window": lambda name, args, rest: None if args[0].isdigit() else "usage: /window N (the number in the status bar)",
+    "bell": lambda name, args, rest: (None if len(args) == 1 and args[0].lower() in BELL_MODES
+                                      else "usage: /bell on|off|mentions"),
+    "send": lambda name, args, rest: None if rest else "usage: /send [NICK] PATH (a path with spaces can be quoted)",
+    "accept": _files_number, "reject": _files_number, "cancel": _files_number,
+    "ban": _sanction_time, "mute": _sanction_time,
+}
 
 
 def parse_duration(text: str) -> float | None:

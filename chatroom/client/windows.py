@@ -192,30 +192,40 @@ class Windows:
         return self.find(room) or self._open(room)
 
     def _route(self, event: object) -> Window:
+        """The window ``event`` belongs in (opening one if it is the first of its kind)."""
         if isinstance(event, Welcome | Joined):
-            if not event.room:
-                return self.active
-            known = self.find(event.room) is not None or (self._placeholder and not self.active.name)
-            window = self._room_window(event.room)
-            if isinstance(event, Joined) and not event.resumed and not known:
-                self.switch(self.items.index(window) + 1)  # the room we just joined comes to the front
-            return window
+            return self._room_arrived(event)
         if isinstance(event, Private):
             peer = event.to if event.nick == self.nick else event.nick
             return self.find(peer, query=True) or self._open(peer, query=True)
         if isinstance(event, OutgoingChanged):
-            for w in self.items:  # its answer goes where its "(sending)" line is shown
-                if event.outgoing.id in w.transcript.pending:
-                    return w
-            msg = event.outgoing.message
-            if isinstance(msg, Direct):
-                return self.find(msg.to, query=True) or self.active
-            return (self.find(msg.room) if msg.room else None) or self.active
+            return self._outgoing_window(event)
         if isinstance(event, Presence) and event.event is PresenceEvent.NICK:
             self._renamed(event.nick, event.new_nick or event.nick)
         if isinstance(event, Chat | History | Presence | Crowd | Topic | Members | Parted) and event.room:
             return self.find(event.room) or self.active
         return self.active
+
+    def _room_arrived(self, event: Welcome | Joined) -> Window:
+        """A room we are in now: its window (a room we just joined comes to the front)."""
+        if not event.room:
+            return self.active
+        known = self.find(event.room) is not None or (self._placeholder and not self.active.name)
+        window = self._room_window(event.room)
+        if isinstance(event, Joined) and not event.resumed and not known:
+            self.switch(self.items.index(window) + 1)
+        return window
+
+    def _outgoing_window(self, event: OutgoingChanged) -> Window:
+        """Where an outgoing message's line is: its answer goes where its "(sending)"
+        line is shown; a new one where it was said to."""
+        for w in self.items:
+            if event.outgoing.id in w.transcript.pending:
+                return w
+        msg = event.outgoing.message
+        if isinstance(msg, Direct):
+            return self.find(msg.to, query=True) or self.active
+        return (self.find(msg.room) if msg.room else None) or self.active
 
     def _renamed(self, old: str, new: str) -> None:
         """A conversation follows its peer's new nick."""

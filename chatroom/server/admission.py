@@ -6,7 +6,6 @@ import logging
 import math
 import secrets
 import select
-import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -15,31 +14,26 @@ from chatroom.protocol import (
     PROTOCOL_VERSION,
     SEVERAL_ROOMS,
     ErrorCode,
-    Found,
     Hello,
-    History,
     Joined,
-    Members,
-    Message,
     Notice,
     Welcome,
     speaks,
 )
 from chatroom.server.chat_path import claimed
-from chatroom.server.connection import Connection
 from chatroom.server.fitting import REPLAY_MAX_MESSAGES, how_long, replay_frames
-from chatroom.server.hub import Batch
-from chatroom.server.members import Delivery, Member, owner_of
+from chatroom.server.handler_base import HandlerBase
+from chatroom.server.members import Delivery, Member, Room, owner_of
 from chatroom.server.session import (
     Admit,
     Checked,
     CloseReason,
-    Event,
 )
 from chatroom.text import clean_line, fold, without_hash
 
 if TYPE_CHECKING:
-    from chatroom.server.tcp import ChatServer
+    from chatroom.server.room import ChatState
+    from chatroom.server.wire import Outgoing
 
 __all__ = ["Admission"]
 
@@ -52,25 +46,10 @@ _POLLRDHUP = getattr(select, "POLLRDHUP", 0)  # (Linux) the peer sent its last b
 _GONE, _FINISHED, _OPEN = object(), object(), object()
 
 
-class Admission:
+class Admission(HandlerBase):
     """The part of a connection's handler that decides who gets in: bans, the guessing
     throttle (one gate for every secret, every door), a new session or a resumed one
     with what it missed.  A mixin of :class:`~chatroom.server.handler.ChatHandler`."""
-
-    if TYPE_CHECKING:  # what the pump (handler.py) provides
-        server: ChatServer
-        request: socket.socket
-        conn: Connection
-        batch: Batch
-
-        def act(self, event: Event) -> None: ...
-        def describe(self) -> str: ...
-        def flush_batch(self) -> None: ...
-        def send(self, msg: Message) -> None: ...
-        def send_error(self, code: str, message: str, *, msg_id: str | None = None, fatal: bool = False,
-                       suggestion: str | None = None) -> None: ...
-        def send_fitted(self, msg: Welcome | Joined | History | Members | Found, *, forward: bool = False) -> None: ...
-        def internal_error(self, msg: Message, exc: Exception) -> None: ...
 
     def on_admit(self, event: Admit) -> None:
         """The session accepted a hello: the room's bans, then admit or resume."""
@@ -240,39 +219,52 @@ class Admission:
             conn.member = member
             conn.session.admitted()
             rooms = list(member.rooms.values())
-            seen = {fold(without_hash(name)): seq for name, seq in (msg.seen or {}).items()}
-            budget, replayed, total = server.config.outbox_limit // 2, [], 0
-            for i, room in enumerate(rooms):  # what each room missed, within one budget
-                last_seq = seen.get(fold(room.name), msg.last_seq if i == 0 else None)
-                missed = state.missed(room, last_seq, REPLAY_MAX_MESSAGES)
-                frames, count = replay_frames(room.name, missed, server.config.max_header, budget)
-                budget = max(1, budget - sum(len(f.framed) for f in frames))
-                replayed.append((frames, count))
-                total += count
-            now = time.time()
-            first = rooms[0] if rooms else None
-            self.send_fitted(Welcome(
-                version=PROTOCOL_VERSION,
-                server=server.display_name,
-                nick=member.nick,
-                room=first.name if first else "",
-                topic=first.topic if first else "",
-                members=first.member_infos(now) if first else (),
-                member_count=len(first.members) if first else 0,
-                last_seq=first.next_seq - 1 if first else 0,
-                limits=server.limits,
-                resume_token=member.token,
-                resumed=True,
-                proof=proof,
-                missed=replayed[0][1] if first else 0,
-            ))
-            for i, room in enumerate(rooms):  # what it missed, oldest first, before any live message
-                frames, count = replayed[i]
-                if i:
-                    self.send_fitted(Joined(room=room.name, topic=room.topic, members=room.member_infos(now),
-                                            member_count=len(room.members), last_seq=room.next_seq - 1,
-                                            resumed=True, missed=count))
-                for out in frames:
-                    self.batch.queue(conn.me, out)
+            replayed = self._replays(state, rooms, msg)
+            self._welcome_back(member, rooms, replayed, proof)
             hub.deliver(deliveries, self.batch)
+        total = sum(count for _, count in replayed)
         log.info("%s resumed in %d room(s) (%d missed messages replayed)", self.describe(), len(rooms), total)
+
+    def _replays(self, state: ChatState, rooms: list[Room], msg: Hello) -> list[tuple[list[Outgoing], int]]:
+        """What each room missed since the client's ``last_seq`` / ``seen``, as replay
+        frames within one budget for them all (half the outbox): (frames, messages)."""
+        config = self.server.config
+        seen = {fold(without_hash(name)): seq for name, seq in (msg.seen or {}).items()}
+        budget, replayed = config.outbox_limit // 2, []
+        for i, room in enumerate(rooms):
+            last_seq = seen.get(fold(room.name), msg.last_seq if i == 0 else None)
+            missed = state.missed(room, last_seq, REPLAY_MAX_MESSAGES)
+            frames, count = replay_frames(room.name, missed, config.max_header, budget)
+            budget = max(1, budget - sum(len(f.framed) for f in frames))
+            replayed.append((frames, count))
+        return replayed
+
+    def _welcome_back(self, member: Member, rooms: list[Room], replayed: list[tuple[list[Outgoing], int]],
+                      proof: str | None) -> None:
+        """The resumed welcome (its first room), then a resumed ``joined`` for each other
+        room; each followed by what it missed, oldest first, before any live message."""
+        server, now = self.server, time.time()
+        first = rooms[0] if rooms else None
+        self.send_fitted(Welcome(
+            version=PROTOCOL_VERSION,
+            server=server.display_name,
+            nick=member.nick,
+            room=first.name if first else "",
+            topic=first.topic if first else "",
+            members=first.member_infos(now) if first else (),
+            member_count=len(first.members) if first else 0,
+            last_seq=first.next_seq - 1 if first else 0,
+            limits=server.limits,
+            resume_token=member.token,
+            resumed=True,
+            proof=proof,
+            missed=replayed[0][1] if first else 0,
+        ))
+        for i, room in enumerate(rooms):
+            frames, count = replayed[i]
+            if i:
+                self.send_fitted(Joined(room=room.name, topic=room.topic, members=room.member_infos(now),
+                                        member_count=len(room.members), last_seq=room.next_seq - 1,
+                                        resumed=True, missed=count))
+            for out in frames:
+                self.batch.queue(self.conn.me, out)

@@ -3,54 +3,28 @@ records.  A part of :class:`~chatroom.server.room.ChatState`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from chatroom.errors import Refused
-from chatroom.protocol import (
-    Chat,
-    ErrorCode,
-    ModAction,
-    Private,
-)
-from chatroom.server.bans import Ban, BanList, looks_like_address, person_key
-from chatroom.server.members import Member, Room, Sanction, address_ip
-from chatroom.server.nicks import NickIndex
+from chatroom.protocol import ErrorCode, ModAction, Notice
+from chatroom.server.bans import Ban, looks_like_address, person_key
+from chatroom.server.members import Delivery, Member, Sanction, address_ip
+from chatroom.server.state_base import StateBase
 from chatroom.text import (
     clean_line,
     nick_key,
 )
 
 if TYPE_CHECKING:
-    from chatroom.server.remote import Peers
+    pass
+
 
 __all__ = ["Moderation"]
 
 
-class Moderation:
+class Moderation(StateBase):
     """Server operators and moderation: a mixin of ``ChatState``."""
-
-    if TYPE_CHECKING:  # what ChatState (room.py) holds and provides
-        history_size: int
-        peers: Peers | None
-        published: list[dict[str, Any]] | None
-        bans: BanList
-        rooms: dict[str, Room]
-        nicks: NickIndex
-        sessions: dict[str, Member]
-        sent: dict[tuple[str, str], Chat | Private]
-        store: Any
-
-        def members(self) -> Iterable[Member]: ...
-        def room_of(self, member: Member, name: str | None) -> Room: ...
-        def _check_not_muted(self, member: Member, now: float) -> None: ...
-        def _clean_message(self, text: str) -> str: ...
-        def _remember(self, member: Member, msg_id: str, msg: Chat | Private, sender: str | None = None) -> None: ...
-        def _room_for_join(self, name: str) -> Room: ...
-        def _room(self, name: str) -> Room: ...
-        def _publish(self, member: Member, room: Room, kind: str, **fields: Any) -> None: ...
-        def _forget_room(self, room: Room) -> None: ...
-        def remote(self, info: dict[str, Any]) -> Member | None: ...
 
     # ------------------------------------------------------------------ moderation
 
@@ -73,16 +47,9 @@ class Moderation:
             bans = self.bans.all(now)
             return Sanction("bans:\n" + "\n".join(f"  {b.describe(now)}" for b in bans) if bans else "nobody is banned")
         if action in (ModAction.LOCK, ModAction.UNLOCK):
-            room = self.room_of(op, room_name)
-            room.topic_locked = action is ModAction.LOCK
-            self._publish(op, room, "lock", locked=room.topic_locked)
-            return Sanction(f"the topic of {room.name} is now {'locked' if room.topic_locked else 'open'}")
+            return self._lock(op, room_name, action is ModAction.LOCK)
         if action is ModAction.UNBAN:
-            lifted = self.bans.matching(target)
-            for ban in lifted:
-                self.bans.remove(ban.target)
-            return Sanction(f"unbanned {', '.join(b.describe(now) for b in lifted)}" if lifted
-                            else f"no ban matches {target}", lifted=lifted)
+            return self._unban(target, now)
         member = self.nicks.get(nick_key(target)) if target else None
         if action is ModAction.BAN:
             return self._ban(op, member, target, reason, duration, now, handshaking)
@@ -91,7 +58,31 @@ class Moderation:
         if action is ModAction.KICK:
             why = f"kicked by {op.nick}" + (f": {reason}" if reason else "")
             return Sanction(f"kicked {member.nick}", [member], code=ErrorCode.KICKED.value, why=why, ended=[member])
-        mute = action is ModAction.MUTE
+        return self._mute(op, member, action is ModAction.MUTE, reason, duration, now)
+
+    def _lock(self, op: Member, room_name: str | None, locked: bool) -> Sanction:
+        room = self.room_of(op, room_name)
+        room.topic_locked = locked
+        self._publish(op, room, "lock", locked=locked)
+        return Sanction(f"the topic of {room.name} is now {'locked' if locked else 'open'}")
+
+    def _unban(self, target: str, now: float) -> Sanction:
+        lifted = self.bans.matching(target)
+        for ban in lifted:
+            self.bans.remove(ban.target)
+        return Sanction(f"unbanned {', '.join(b.describe(now) for b in lifted)}" if lifted
+                        else f"no ban matches {target}", lifted=lifted)
+
+    def mute(self, member: Member, until: float, notice: str | None = None) -> list[Delivery]:
+        """``member`` (one of ours) may not speak until ``until`` (0: again now), as an
+        operator of another server of the cluster decided; ``notice`` tells it why."""
+        member.muted_until = until
+        if notice and member.sink is not None:
+            return [Delivery((member,), Notice(text=notice))]
+        return []
+
+    def _mute(self, op: Member, member: Member, mute: bool, reason: str, duration: float | None,
+              now: float) -> Sanction:
         member.muted_until = (now + duration if duration else float("inf")) if mute else 0.0
         verb = "muted" if mute else "unmuted"
         how = f" for {duration:g} s" if mute and duration else ""

@@ -4,25 +4,22 @@ pages, search.  A part of :class:`~chatroom.server.room.ChatState`."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from chatroom.errors import Refused
 from chatroom.protocol import (
-    Chat,
     ErrorCode,
     Found,
     History,
     Members,
-    Private,
     Rooms,
     User,
 )
-from chatroom.server.bans import BanList
-from chatroom.server.members import Member, Room
-from chatroom.server.nicks import NickIndex
+from chatroom.server.members import Member
 from chatroom.server.search import search_in
+from chatroom.server.state_base import StateBase
 from chatroom.text import (
     MAX_NICK_LENGTH,
     clean_line,
@@ -32,35 +29,14 @@ from chatroom.text import (
 )
 
 if TYPE_CHECKING:
-    from chatroom.server.remote import Peers
+    pass
+
 
 __all__ = ["Queries"]
 
 
-class Queries:
+class Queries(StateBase):
     """Read-only questions about the chat: a mixin of ``ChatState``."""
-
-    if TYPE_CHECKING:  # what ChatState (room.py) holds and provides
-        history_size: int
-        peers: Peers | None
-        published: list[dict[str, Any]] | None
-        bans: BanList
-        rooms: dict[str, Room]
-        nicks: NickIndex
-        sessions: dict[str, Member]
-        sent: dict[tuple[str, str], Chat | Private]
-        store: Any
-
-        def missed(self, room: Room, last_seq: int | None, limit: int | None = None) -> list[Chat]: ...
-        def room_of(self, member: Member, name: str | None) -> Room: ...
-        def _check_not_muted(self, member: Member, now: float) -> None: ...
-        def _clean_message(self, text: str) -> str: ...
-        def _remember(self, member: Member, msg_id: str, msg: Chat | Private, sender: str | None = None) -> None: ...
-        def _room_for_join(self, name: str) -> Room: ...
-        def _room(self, name: str) -> Room: ...
-        def _publish(self, member: Member, room: Room, kind: str, **fields: Any) -> None: ...
-        def _forget_room(self, room: Room) -> None: ...
-        def remote(self, info: dict[str, Any]) -> Member | None: ...
 
     # ------------------------------------------------------------------ queries
 

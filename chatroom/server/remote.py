@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from chatroom.errors import Refused
 from chatroom.protocol import (
-    Chat,
     ErrorCode,
     Private,
     RoomInfo,
     User,
 )
-from chatroom.server.bans import BanList
 from chatroom.server.members import DEFAULT_ROOM, Delivery, Member, Room, RoomSnapshot, owner_of
-from chatroom.server.nicks import NickIndex
+from chatroom.server.state_base import StateBase
 from chatroom.text import (
     fold,
     nick_key,
@@ -39,27 +37,8 @@ class Peers(Protocol):
     def whois(self, nick: str) -> User | None: ...
 
 
-class Remote:
+class Remote(StateBase):
     """Remote members and shared rooms: a mixin of ``ChatState``."""
-
-    if TYPE_CHECKING:  # what ChatState (room.py) holds and provides
-        history_size: int
-        peers: Peers | None
-        published: list[dict[str, Any]] | None
-        bans: BanList
-        rooms: dict[str, Room]
-        nicks: NickIndex
-        sessions: dict[str, Member]
-        sent: dict[tuple[str, str], Chat | Private]
-        store: Any
-
-        def members(self) -> Iterable[Member]: ...
-        def room_of(self, member: Member, name: str | None) -> Room: ...
-        def _check_not_muted(self, member: Member, now: float) -> None: ...
-        def _clean_message(self, text: str) -> str: ...
-        def _remember(self, member: Member, msg_id: str, msg: Chat | Private, sender: str | None = None) -> None: ...
-        def _room_for_join(self, name: str) -> Room: ...
-        def _room(self, name: str) -> Room: ...
 
     # ------------------------------------------------------------------ a cluster's other servers
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,12 +23,8 @@ from chatroom.protocol import (
     FileAck,
     FileChunk,
     FileDone,
-    Found,
-    History,
     Join,
-    Joined,
     ListRooms,
-    Members,
     Message,
     Moderate,
     Nick,
@@ -41,21 +36,18 @@ from chatroom.protocol import (
     Say,
     Search,
     SetTopic,
-    Welcome,
     Who,
     Whois,
     encode_plain,
 )
 from chatroom.server.chat_path import Resent, SayResult, claimed
-from chatroom.server.connection import Connection
-from chatroom.server.hub import Batch
+from chatroom.server.handler_base import HandlerBase
 from chatroom.server.members import Member, owner_of
-from chatroom.server.session import Event
 from chatroom.server.wire import Outgoing
 from chatroom.text import clean_line, nick_key
 
 if TYPE_CHECKING:
-    from chatroom.server.tcp import ChatServer
+    pass
 
 __all__ = ["Requests", "HANDLERS", "CHAT_TYPES"]
 
@@ -63,27 +55,11 @@ __all__ = ["Requests", "HANDLERS", "CHAT_TYPES"]
 log = logging.getLogger("chatroom.server")
 
 
-class Requests:
+class Requests(HandlerBase):
     """The part of a connection's handler that carries out an admitted member's
     requests (chat, rooms, names, moderation, files).  A mixin of
     :class:`~chatroom.server.handler.ChatHandler`; :data:`HANDLERS` maps each
     message type to its method."""
-
-    if TYPE_CHECKING:  # what the pump (handler.py) provides
-        server: ChatServer
-        request: socket.socket
-        conn: Connection
-        batch: Batch
-
-        def act(self, event: Event) -> None: ...
-        def describe(self) -> str: ...
-        def flush_batch(self) -> None: ...
-        def send(self, msg: Message) -> None: ...
-        def send_error(self, code: str, message: str, *, msg_id: str | None = None, fatal: bool = False,
-                       suggestion: str | None = None) -> None: ...
-        def send_fitted(self, msg: Welcome | Joined | History | Members | Found, *, forward: bool = False) -> None: ...
-        def internal_error(self, msg: Message, exc: Exception) -> None: ...
-        def gate(self, what: str, right: bool) -> bool | None: ...
 
     def on_say(self, msg: Say | Action) -> None:
         self.say_run([msg])  # (a message that came alone: see act_events)

@@ -276,13 +276,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         over, for the server that has the member."""
         kind, batch = body.get("t"), self._cluster_batch
         if kind == "ban":
-            ban = Ban.from_record(body)
-            with self.hub.lock:
-                self.hub.state.bans.add(ban)
-            victims = [c for c in self.connections() if c.member is not None and c.member.server is None
-                       and ban.matches(c.ip, c.member.nick)]
-            self._disconnect(victims, ErrorCode.BANNED.value, f"banned by {body.get('by', '?')}"
-                             + (f": {body['reason']}" if body.get("reason") else ""))
+            self._banned_elsewhere(body)
         elif kind == "unban":
             with self.hub.lock:
                 self.hub.state.bans.remove(body["target"])
@@ -293,21 +287,33 @@ class ChatServer(socketserver.ThreadingTCPServer):
                 ghost.member = None  # its reader ends quietly: the member lives on elsewhere
                 ghost.close(CloseReason.REPLACED)
         elif kind in ("kick", "mute"):
-            with self.hub.locked(batch) as state:
-                member = state.nicks.get(nick_key(body["nick"]))
-                if member is None or member.server is not None:
-                    return
-                if kind == "mute":
-                    until = float(body.get("until") or 0.0)
-                    member.muted_until = float("inf") if until < 0 else until
-                    if member.sink is not None and body.get("notice"):
-                        batch.queue(member.sink.me, Outgoing.of(Notice(text=body["notice"])))
-                    return
-                if member.sink is None:
-                    self.hub.deliver(state.remove(member, body["why"], time.time()), batch)
-            if kind == "kick" and member.sink is not None:
-                self._disconnect([member.sink], ErrorCode.KICKED.value, body["why"])
+            self._sanctioned_elsewhere(kind, body, batch)
         self.hub.flush(batch)
+
+    def _banned_elsewhere(self, body: dict[str, Any]) -> None:
+        ban = Ban.from_record(body)
+        with self.hub.lock:
+            self.hub.state.bans.add(ban)
+        victims = [c for c in self.connections() if c.member is not None and c.member.server is None
+                   and ban.matches(c.ip, c.member.nick)]
+        self._disconnect(victims, ErrorCode.BANNED.value, f"banned by {body.get('by', '?')}"
+                         + (f": {body['reason']}" if body.get("reason") else ""))
+
+    def _sanctioned_elsewhere(self, kind: str, body: dict[str, Any], batch: Batch) -> None:
+        """An operator on another server kicked or muted a member of ours: the same
+        rules as here (``ChatState.mute``, ``remove``), then the connection."""
+        with self.hub.locked(batch) as state:
+            member = state.nicks.get(nick_key(body["nick"]))
+            if member is None or member.server is not None:
+                return
+            if kind == "mute":
+                until = float(body.get("until") or 0.0)
+                self.hub.deliver(state.mute(member, float("inf") if until < 0 else until, body.get("notice")), batch)
+                return
+            if member.sink is None:
+                self.hub.deliver(state.remove(member, body["why"], time.time()), batch)
+        if member.sink is not None:
+            self._disconnect([member.sink], ErrorCode.KICKED.value, body["why"])
 
     def _disconnect(self, victims: list[Connection], code: str, why: str) -> None:
         reason = CloseReason.BANNED if code == ErrorCode.BANNED.value else CloseReason.KICKED

@@ -1,0 +1,47 @@
+"""What :class:`~chatroom.server.room.ChatState` holds, as its parts see it (no I/O).
+
+``ChatState`` is one object in several modules: its membership and messages
+(``room.py``), moderation (``moderation.py``), queries (``queries.py``) and a
+cluster's remote members (``remote.py``).  The parts inherit this base, which only
+names -- for the type checker -- the state and helpers they share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chatroom.protocol import Chat, Private
+    from chatroom.server.bans import BanList
+    from chatroom.server.members import Member, Room
+    from chatroom.server.nicks import NickIndex
+    from chatroom.server.remote import Peers
+
+__all__ = ["StateBase"]
+
+
+class StateBase:
+    """The shared state of ``ChatState`` 's parts."""
+
+    if TYPE_CHECKING:  # (declared for the type checker: ChatState sets and defines them)
+        history_size: int
+        peers: Peers | None
+        published: list[dict[str, Any]] | None
+        bans: BanList
+        rooms: dict[str, Room]
+        nicks: NickIndex
+        sessions: dict[str, Member]
+        sent: dict[tuple[str, str], Chat | Private]
+        store: Any
+
+        def members(self) -> Iterable[Member]: ...
+        def missed(self, room: Room, last_seq: int | None, limit: int | None = None) -> list[Chat]: ...
+        def room_of(self, member: Member, name: str | None) -> Room: ...
+        def _check_not_muted(self, member: Member, now: float) -> None: ...
+        def _clean_message(self, text: str) -> str: ...
+        def _remember(self, member: Member, msg_id: str, msg: Chat | Private, sender: str | None = None) -> None: ...
+        def _room_for_join(self, name: str) -> Room: ...
+        def _room(self, name: str) -> Room: ...
+        def _publish(self, member: Member, room: Room, kind: str, **fields: Any) -> None: ...
+        def _forget_room(self, room: Room) -> None: ...
+        def remote(self, info: dict[str, Any]) -> Member | None: ...
