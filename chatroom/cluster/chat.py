@@ -18,7 +18,7 @@ import redis
 from chatroom.cluster.store import ClusterDown, EntryId, RedisStore, key
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, Private
-from chatroom.server.chat_path import Answer, LocalChat, Resent, Said, SayResult, ToSay, no_run
+from chatroom.server.chat_path import Answer, LocalChat, Resent, SayResult, ToSay, no_run
 from chatroom.server.members import Member
 from chatroom.text import nick_key
 
@@ -131,7 +131,7 @@ class ClusterChat:
         return stamped
 
     def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
-               msg_id: str | None) -> tuple[Said, str | None]:
+               msg_id: str | None) -> tuple[Private | Resent, str | None]:
         """A private message: to a member of another server, into that server's inbox
         (echoed to the sender here); to one of this server's, as on a server alone."""
         hub = self._hub()
@@ -139,7 +139,7 @@ class ClusterChat:
             if msg_id is not None:
                 earlier = state.already_sent(member, msg_id, text, private=True)
                 if earlier is not None:
-                    return Said(earlier, True), None
+                    return Resent(earlier), None
             local = state.nicks.get(nick_key(to))
             if local is not None and local.server is None:
                 return self._local.direct(batch, member, to, text, now, msg_id)
@@ -159,4 +159,4 @@ class ClusterChat:
             raise self._unconfirmed(exc, "your message") from exc
         with hub.locked(batch) as state:
             hub.deliver(state.sent_elsewhere(member, msg), batch)
-        return Said(msg, False), None
+        return msg, None

@@ -399,10 +399,10 @@ class IrcDoor:
             if isinstance(result, Exception):  # (Refused, or a bug)
                 raise result
             return
-        said, away = chat.direct(self.handler.batch, member, target, f"* {member.nick} {text}" if action else text,
+        sent, away = chat.direct(self.handler.batch, member, target, f"* {member.nick} {text}" if action else text,
                                  now, None)
-        if away and isinstance(said.msg, Private):
-            self.reply(n.RPL_AWAY, said.msg.to, away)
+        if away and isinstance(sent, Private):
+            self.reply(n.RPL_AWAY, sent.to, away)
 
     def on_topic(self, line: IrcLine) -> None:
         if not self.need(line, 1):

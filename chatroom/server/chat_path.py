@@ -1,12 +1,12 @@
 """How what a member says reaches its room or its recipient: one path for every door.
 
-A door (framed, IRC, WebSocket) turns its wire into :class:`SayItem` s and direct
-messages and hands them to the server's :class:`ChatPath`; the path applies the room
-rules (resend recognised, member of the room, not muted, text cleaned, stamped with
-the room's next number) and queues the message for its recipients.  What the door
-gets back is one :data:`SayResult` per item -- the message as stamped and whether it
-was a resend, or why it was refused -- and it answers in its own wire (an ``ack`` or an
-``error`` frame; an IRC numeric).
+A door (framed, IRC, WebSocket) hands room messages (:class:`ToSay`) and private ones
+to the server's :class:`ChatPath`; the path applies the room rules (resend
+recognised, member of the room, not muted, text cleaned, stamped with the room's next
+number) and queues the message for its recipients.  What the door gets back is one
+:data:`SayResult` per item -- the message as stamped, a resend recognised, or why it
+was refused -- and it answers in its own wire (an ``ack`` or an ``error`` frame; an
+IRC numeric).
 
 Two strategies implement it, and the composition root (``chatroom/app.py``) picks
 one: :class:`LocalChat` for a server alone (everything under the hub lock, in one
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from chatroom.server.members import Member
     from chatroom.server.room import ChatState
 
-__all__ = ["ToSay", "SayItem", "Resent", "Said", "SayResult", "Answer", "ChatPath", "LocalChat", "claimed"]
+__all__ = ["ToSay", "SayItem", "Resent", "SayResult", "Answer", "ChatPath", "LocalChat", "claimed"]
 
 
 class ToSay(Protocol):
@@ -60,18 +60,10 @@ class SayItem(NamedTuple):
 
 
 class Resent(NamedTuple):
-    """A resend of a message already in its room (its first answer was lost): that
-    message, to acknowledge again; nothing is said twice."""
+    """A resend of a message already sent (its first answer was lost): that message,
+    to acknowledge again; nothing is sent twice."""
 
     msg: Chat | Private
-
-
-class Said(NamedTuple):
-    """A private message on its way, as stamped, and whether it was a resend of one
-    accepted before (nothing was sent again)."""
-
-    msg: Chat | Private
-    resent: bool
 
 
 #: What became of one item: said now (the ``Chat`` as stamped), a resend recognised,
@@ -105,9 +97,10 @@ class ChatPath(Protocol):
         ...
 
     def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
-               msg_id: str | None) -> tuple[Said, str | None]:
-        """``member`` sends ``text`` to the member called ``to``: the message, and that
-        member's away text if it has one.  ``Refused`` if it was not sent."""
+               msg_id: str | None) -> tuple[Private | Resent, str | None]:
+        """``member`` sends ``text`` to the member called ``to``: the message as sent
+        (or ``Resent``), and that member's away text if it has one.  ``Refused`` if it
+        was not sent."""
         ...
 
     def claim(self, nick: str, owner: str) -> None:
@@ -212,18 +205,18 @@ class LocalChat:
         return results
 
     def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
-               msg_id: str | None) -> tuple[Said, str | None]:
+               msg_id: str | None) -> tuple[Private | Resent, str | None]:
         with self.hub.locked(batch) as state:
             if msg_id is not None:
                 earlier = state.already_sent(member, msg_id, text, private=True)
                 if earlier is not None:
-                    return Said(earlier, True), None
+                    return Resent(earlier), None
             private, deliveries = state.direct(member, to, text, now, msg_id=msg_id)
             if not member.echo:
                 deliveries = [Delivery(member.others(d.recipients), d.message) for d in deliveries]
             self.hub.deliver([d for d in deliveries if d.recipients], batch)
             target = state.nicks.get(nick_key(private.to))
-            return Said(private, False), target.away if target is not None else None
+            return private, target.away if target is not None else None
 
 
 @contextlib.contextmanager

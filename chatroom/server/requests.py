@@ -100,8 +100,11 @@ class Requests(HandlerBase):
             self.internal_error(msg, error)
 
     def on_direct(self, msg: Direct) -> None:
-        said, _ = self.server.chat.direct(self.batch, self._member(), msg.to, msg.text, time.time(), msg.id)
-        self.send(Ack(id=msg.id, ts=said.msg.ts, duplicate=said.resent))
+        sent, _ = self.server.chat.direct(self.batch, self._member(), msg.to, msg.text, time.time(), msg.id)
+        if isinstance(sent, Resent):
+            self.send(Ack(id=msg.id, ts=sent.msg.ts, duplicate=True))
+        else:
+            self.send(Ack(id=msg.id, ts=sent.ts))
 
     def on_join(self, msg: Join) -> None:
         hub = self.server.hub
