@@ -14,9 +14,10 @@ from collections.abc import Sequence
 
 from chatroom import __version__
 from chatroom.cli.admin import cmd_bans, cmd_demo, cmd_log
-from chatroom.cli.common import add_logging, byte_size, positive_int
+from chatroom.cli.common import positive_int
 from chatroom.cli.join import cmd_join, cmd_rooms
 from chatroom.cli.serve import cmd_serve
+from chatroom.cli.serve_options import add_serve_options
 
 __all__ = ["main", "build_parser"]
 
@@ -24,93 +25,19 @@ log = logging.getLogger("chatroom")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from chatroom.protocol import DEFAULT_PORT
-    from chatroom.server.tcp import ServerConfig
+    from chatroom.protocol import DEFAULT_PORT, PROTOCOL_VERSION
 
-    defaults = ServerConfig()
     parser = argparse.ArgumentParser(
         prog="chatroom",
         description="A LAN chat room: host one with 'serve', talk in it with 'join'.",
     )
-    parser.add_argument("--version", action="version", version=f"chatroom {__version__}")
+    parser.add_argument("--version", action="version", version=f"chatroom {__version__} (protocol {PROTOCOL_VERSION})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = sub.add_parser("serve", help="host a chat server", description="Host a chat server.")
-    serve.add_argument("--host", default=defaults.host,
-                       help="address to listen on (default %(default)s; 0.0.0.0 shares it on the LAN)")
-    serve.add_argument("--port", type=positive_int, default=DEFAULT_PORT,
-                       help="TCP port (default %(default)s; 0 picks a free one)")
-    serve.add_argument("--irc-port", type=positive_int, default=None, metavar="PORT",
-                       help="also listen for IRC clients on this port (e.g. 6667; 0 picks a free one); "
-                            "they are welcome on --port too")
-    serve.add_argument("--web-port", type=positive_int, default=None, metavar="PORT",
-                       help="also serve browsers on this port (e.g. 8080; 0 picks a free one); they are welcome "
-                            "on --port too")
-    serve.add_argument("--web-host", action="append", default=[], metavar="NAME",
-                       help="a host name browsers may use for the page (repeatable), besides this machine's "
-                            "addresses, its host name and localhost; other names are refused (DNS rebinding)")
-    serve.add_argument("--name", default="", help="server name shown to clients (default: host name)")
-    serve.add_argument("--max-clients", type=positive_int, default=defaults.max_clients,
-                       help="connections accepted at once (default %(default)s)")
-    serve.add_argument("--max-per-address", type=positive_int, default=defaults.max_per_address, metavar="N",
-                       help="connections from one address (0: no limit; default %(default)s)")
-    serve.add_argument("--frame-timeout", type=float, default=defaults.frame_timeout, metavar="SECONDS",
-                       help="a frame left unfinished this long drops its sender as too slow (default %(default)s)")
-    serve.add_argument("--max-text", type=positive_int, default=defaults.max_text,
-                       help="characters in one message (default %(default)s)")
-    serve.add_argument("--history", type=positive_int, default=defaults.history_size,
-                       help="messages replayed on joining a room (default %(default)s)")
-    serve.add_argument("--outbox-limit", type=positive_int, default=defaults.outbox_limit,
-                       help="bytes queued for one client before it is dropped as too slow "
-                            "(default %(default)s)")
-    serve.add_argument("--rate", type=float, default=defaults.rate,
-                       help="messages per second per client, sustained; 0 turns limiting off "
-                            "(default %(default)s)")
-    serve.add_argument("--burst", type=float, default=defaults.burst,
-                       help="messages a client may send at once (default %(default)s)")
-    serve.add_argument("--ping-interval", type=float, default=defaults.ping_interval,
-                       help="seconds of silence before a client is pinged (default %(default)s)")
-    serve.add_argument("--pong-timeout", type=float, default=defaults.pong_timeout,
-                       help="seconds to wait for the answer to a ping (default %(default)s)")
-    serve.add_argument("--handshake-timeout", type=float, default=defaults.handshake_timeout,
-                       help="seconds a new connection has to say hello (default %(default)s)")
-    store = serve.add_mutually_exclusive_group()
-    store.add_argument("--data-dir", default=None,
-                       help="where the room history database lives (default: $XDG_DATA_HOME/chatroom, "
-                            "i.e. ~/.local/share/chatroom)")
-    store.add_argument("--memory", action="store_true",
-                       help="keep history in memory only, the newest 10,000 messages per room (a throwaway "
-                            "demo: gone when the server stops)")
-    store.add_argument("--cluster", default=os.environ.get("CHATROOM_CLUSTER") or None, metavar="redis://HOST:PORT/DB",
-                       help="share rooms, history and nicks with the other servers using this Redis (default: "
-                            "$CHATROOM_CLUSTER; none: this server alone, history in SQLite)")
-    serve.add_argument("--sync", choices=["normal", "full"], default="normal",
-                       help="normal: an acknowledged message survives the server crashing; "
-                            "full: it also survives a power cut (slower). Default %(default)s")
-    serve.add_argument("--resume-grace", type=float, default=defaults.resume_grace,
-                       help="seconds a dropped client keeps its nick and room to resume (default %(default)s)")
-    serve.add_argument("--keep-messages", type=positive_int, default=None,
-                       help="retention: keep only the newest N messages per room (default: all)")
-    serve.add_argument("--keep-days", type=float, default=None,
-                       help="retention: delete messages older than this many days (default: never)")
-    serve.add_argument("--password", action="store_true",
-                       help="require a room password: read from $CHATROOM_PASSWORD, or asked for")
-    serve.add_argument("--op-password", action="store_true",
-                       help="choose the operator token (from $CHATROOM_OP_PASSWORD, or asked for) instead of "
-                            "a random one printed at start")
-    serve.add_argument("--tls", action="store_true",
-                       help="encrypt with TLS; without --cert/--key a self-signed certificate is made once "
-                            "and kept in the data directory")
-    serve.add_argument("--cert", default=None, help="PEM certificate for --tls")
-    serve.add_argument("--key", default=None, help="PEM private key for --tls")
-    serve.add_argument("--max-file-size", type=byte_size, default=defaults.max_file_size, metavar="SIZE",
-                       help="largest file people may share through the server, e.g. 20M or 2G "
-                            "(default 100M; 0 turns file sharing off)")
-    serve.add_argument("--no-announce", action="store_true",
-                       help="do not announce the rooms on the LAN (mDNS); a server on 127.0.0.1 never does")
-    serve.add_argument("--trace", nargs="?", const="-", default=None, metavar="FILE",
-                       help="show every recv() and frame on the wire (to stdout, or to FILE): for teaching")
-    add_logging(serve)
+    serve = sub.add_parser("serve", help="host a chat server",
+                           description="Host a chat server. Every option --foo-bar can also be the line foo_bar = "
+                                       "VALUE in server.toml (see --config); the command line wins.")
+    add_serve_options(serve)
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="a server and chatting bots on this machine, then join them",
@@ -179,12 +106,36 @@ def build_parser() -> argparse.ArgumentParser:
                            "e.g. ~/.config/chatroom/client.toml): server, nick, rooms, highlight words, bell, "
                            "timestamp, theme, downloads, aliases...")
     join.set_defaults(func=cmd_join)
+
+    completion = sub.add_parser(
+        "completion", help="print a shell completion script",
+        description="Print the script that makes your shell complete chatroom's commands and options, e.g. "
+                    "'chatroom completion bash > ~/.local/share/bash-completion/completions/chatroom', "
+                    "'chatroom completion zsh > \"${fpath[1]}/_chatroom\"', or "
+                    "'chatroom completion fish > ~/.config/fish/completions/chatroom.fish'.")
+    completion.add_argument("shell", choices=["bash", "zsh", "fish"])
+    completion.set_defaults(func=cmd_completion)
     return parser
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    """argcomplete's script for ``args.shell``: the shell runs ``chatroom`` itself to
+    complete, so the completions are always those of the installed version."""
+    from argcomplete.shell_integration import shellcode
+
+    sys.stdout.write(shellcode(["chatroom"], shell=args.shell))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions (``chatroom completion``)
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     args = parser.parse_args(argv)
+    args.argv = argv  # serve reads them again with server.toml's values (and on SIGHUP)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

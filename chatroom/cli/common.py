@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from chatroom.trace import Tracer
 
-__all__ = ["positive_int", "byte_size", "add_logging", "setup_logging", "fail", "Exit", "secret_from", "data_dir_of",
+__all__ = ["positive_int", "byte_size", "network", "setup_logging", "fail", "Exit", "secret_from", "data_dir_of",
            "open_tracer"]
 
 log = logging.getLogger("chatroom")
@@ -40,20 +40,27 @@ def byte_size(text: str) -> int:
     return int(value * unit)
 
 
-def add_logging(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default %(default)s")
-    parser.add_argument("--log-file", help="write the log here instead of stderr")
-
-
 def setup_logging(args: argparse.Namespace) -> None:
+    from chatroom.logfmt import formatter
+
     handler: logging.Handler = (
         logging.FileHandler(args.log_file, encoding="utf-8") if args.log_file else logging.StreamHandler()
     )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(formatter(getattr(args, "log_format", "text")))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(args.log_level)
+
+
+def network(text: str) -> str:
+    """An address or a network (``192.0.2.7``, ``10.0.0.0/8``, ``::1``), written the
+    standard way."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address or a network like 10.0.0.0/8") from None
 
 
 def fail(message: str, status: int = 1) -> int:

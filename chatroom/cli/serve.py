@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from chatroom import __version__
 from chatroom.cli.common import Exit, data_dir_of, fail, open_tracer, secret_from, setup_logging
+from chatroom.cli.server_file import read_secret_file
+from chatroom.logfmt import about
 from chatroom.redact import redacted_url
 
 if TYPE_CHECKING:
@@ -28,42 +30,46 @@ log = logging.getLogger("chatroom")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from chatroom.server.tcp import ServerConfig
+    from chatroom.cli import build_parser
+    from chatroom.cli.server_file import describe, settings_in_effect
 
+    try:
+        settings = settings_in_effect(build_parser(), args.argv)
+    except Exit as exc:
+        return fail(str(exc), exc.status)
+    settings.args.argv = args.argv
+    args = settings.args
+    if args.print_config:
+        print(describe(settings, build_parser()), flush=True)
+        return 0
     setup_logging(args)
     try:
         password, op_password = _serve_secrets(args)
         cert, key = _serve_certificate(args)
-        config = ServerConfig(
-            host=args.host, port=args.port, name=args.name, max_clients=args.max_clients,
-            max_text=args.max_text, history_size=args.history, outbox_limit=args.outbox_limit,
-            rate=args.rate, burst=args.burst, ping_interval=args.ping_interval,
-            pong_timeout=args.pong_timeout, handshake_timeout=args.handshake_timeout,
-            data_dir=None if args.memory or args.cluster else str(data_dir_of(args.data_dir)), sync=args.sync,
-            cluster=args.cluster,
-            resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
-            password=password, op_password=op_password, tls_cert=cert, tls_key=key,
-            max_file_size=args.max_file_size, max_per_address=args.max_per_address,
-            frame_timeout=args.frame_timeout, irc_port=args.irc_port, web_port=args.web_port,
-            web_hosts=tuple(args.web_host),
-        )
+        config = server_config(args, password=password, op_password=op_password, cert=cert, key=key)
         tracer = open_tracer(args.trace)
         server = _start_server(args, config, tracer)
     except Exit as exc:
         return fail(str(exc), exc.status)
+    if settings.path is not None:
+        log.info("settings: %s", settings.path)
     _print_welcome(args, server, config)
     _tune_collector()
-    stop = threading.Event()
+    stop, hangup = threading.Event(), threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
-        stop.set()
+        (hangup if signum == getattr(signal, "SIGHUP", None) else stop).set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     thread = server.serve_in_thread()
     announcer = _announce(args, server, config)
+    running = args
     try:
-        while not stop.wait(0.5) and thread.is_alive():
-            pass
+        while not stop.wait(0.2) and thread.is_alive():
+            if hangup.is_set():
+                hangup.clear()
+                running = reload_settings(running, server)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -74,6 +80,72 @@ def cmd_serve(args: argparse.Namespace) -> int:
             tracer.close()
     print("chatroom: server stopped", flush=True)
     return 0
+
+
+def server_config(args: argparse.Namespace, *, password: str | None, op_password: str | None, cert: str | None,
+                  key: str | None) -> ServerConfig:
+    """The server's settings from the options in effect (secrets and the certificate
+    read or made already: they are not the options' business)."""
+    from chatroom.server.tcp import ServerConfig
+
+    return ServerConfig(
+        host=args.host, port=args.port, name=args.name, max_clients=args.max_clients,
+        max_text=args.max_text, history_size=args.history, outbox_limit=args.outbox_limit,
+        rate=args.rate, burst=args.burst, ping_interval=args.ping_interval,
+        pong_timeout=args.pong_timeout, handshake_timeout=args.handshake_timeout,
+        data_dir=None if args.memory or args.cluster else str(data_dir_of(args.data_dir)), sync=args.sync,
+        cluster=args.cluster,
+        resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
+        password=password, op_password=op_password, tls_cert=cert, tls_key=key,
+        max_file_size=args.max_file_size, max_per_address=args.max_per_address,
+        frame_timeout=args.frame_timeout, irc_port=args.irc_port, web_port=args.web_port,
+        web_hosts=tuple(args.web_host), metrics_from=tuple(args.metrics_from),
+    )
+
+
+def reload_settings(running: argparse.Namespace, server: ChatServer) -> argparse.Namespace:
+    """SIGHUP: read server.toml and the command line again; take what can change live,
+    say in the log what changed and what needs a restart, and read the ban list again.
+    Returns the options now in effect (a bad file changes nothing)."""
+    from chatroom.cli import build_parser
+    from chatroom.cli.server_file import settings_in_effect
+
+    try:
+        new = settings_in_effect(build_parser(), running.argv).args
+    except Exit as exc:
+        log.error("SIGHUP: %s; nothing changed", exc, extra=about("reload_failed"))
+        return running
+    new.argv = running.argv
+    config = server.config
+    server.reconfigure(server_config(new, password=config.password, op_password=config.op_password,
+                                     cert=config.tls_cert, key=config.tls_key))
+    logging.getLogger().setLevel(new.log_level)
+    differ = sorted(key for key, value in vars(new).items()
+                    if key not in _NOT_SETTINGS and value != getattr(running, key, value))
+    live = [f"{key} {_shown(getattr(running, key))} -> {_shown(getattr(new, key))}"
+            for key in differ if key in RELOADABLE]
+    restart = [key for key in differ if key not in RELOADABLE]
+    bans = server.reload_bans()
+    log.info("SIGHUP: settings read again: %s; ban list read again (%d ban(s))%s",
+             ", ".join(live) if live else "nothing that can change live changed", bans,
+             f"; needs a restart to change: {', '.join(restart)}" if restart else "", extra=about("reloaded"))
+    for key in restart:  # keep what runs; say it again at the next SIGHUP
+        setattr(new, key, getattr(running, key))
+    return new
+
+
+def _shown(value: object) -> str:
+    return "(not set)" if value is None else str(value)
+
+
+_NOT_SETTINGS = frozenset({"argv", "func", "command", "config", "print_config"})
+
+#: Options that a running server takes on SIGHUP (their ServerConfig names are ``ServerConfig.LIVE``).
+RELOADABLE = frozenset({
+    "max_clients", "max_per_address", "max_text", "history", "outbox_limit", "handshake_timeout", "frame_timeout",
+    "ping_interval", "pong_timeout", "rate", "burst", "resume_grace", "keep_messages", "keep_days",
+    "max_file_size", "metrics_from", "log_level",
+})
 
 
 #: The collector's first threshold in a server process (CPython 3.11's default: 700).
@@ -93,11 +165,15 @@ def _tune_collector() -> None:
 
 def _serve_secrets(args: argparse.Namespace) -> tuple[str | None, str | None]:
     password = op_password = None
-    if args.password:
+    if args.password_file:
+        password = read_secret_file(args.password_file, "room password")
+    elif args.password:
         password = secret_from("CHATROOM_PASSWORD", "room password")
         if password is None:
             raise Exit("--password: set CHATROOM_PASSWORD, or run in a terminal to be asked", 2)
-    if args.op_password:
+    if args.op_password_file:
+        op_password = read_secret_file(args.op_password_file, "operator token")
+    elif args.op_password:
         op_password = secret_from("CHATROOM_OP_PASSWORD", "operator token")
         if op_password is None:
             raise Exit("--op-password: set CHATROOM_OP_PASSWORD, or run in a terminal to be asked", 2)
@@ -208,7 +284,7 @@ def _announce(args: argparse.Namespace, server: ChatServer, config: ServerConfig
     from chatroom.discovery import Announcer, should_announce
     from chatroom.netaddr import local_ipv4_addresses
 
-    if args.no_announce or not should_announce(args.host):
+    if not args.announce or not should_announce(args.host):
         return None
     addresses = [args.host] if args.host not in ("0.0.0.0", "") else local_ipv4_addresses()
     if not addresses:

@@ -8,6 +8,7 @@ when nothing was sent, ``unconfirmed`` when Redis may have stored it.  A part of
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager as ContextManager
 from typing import TYPE_CHECKING, Any
@@ -87,8 +88,9 @@ class ClusterChat:
                                     id=msg_id))
             member.last_active = now
         said = self._append(batch, bodies, results) if bodies else results  # (no Chat to stamp)
-        if answer is not None:
-            with hub.locked(batch):
+        with hub.locked(batch) as state:
+            state.said_room += sum(1 for r in said if type(r) is Chat)
+            if answer is not None:
                 answer(said)
         return said
 
@@ -100,12 +102,14 @@ class ClusterChat:
         if self._down_since is not None:  # known down: refused without a try, so surely not stored
             down: Refused = ClusterDown("your message")
             return [down if isinstance(r, Chat) else r for r in results]
+        started = time.perf_counter()
         try:
             placed = self.store.append_chats(bodies)
         except redis.RedisError as exc:
             down = self._unconfirmed(exc, "your message")
             return [down if isinstance(r, Chat) else r for r in results]
         self._up()
+        self._hub().store_timer(time.perf_counter() - started)
         stamped: list[SayResult] = []
         known: dict[str, list[tuple[EntryId, EntryId, dict[str, Any]]]] = {}  # room -> (before, id, body)
         entries = iter(zip(placed, bodies, strict=True))

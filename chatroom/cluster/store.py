@@ -175,6 +175,13 @@ class RedisStore:
         self._release = client.register_script(_RELEASE)
         self._release_if = client.register_script(_RELEASE_IF)
 
+    def healthy(self) -> bool:
+        """Redis answers a ping now (GET /healthz)."""
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
     def close(self) -> None:
         self.redis.close()
 

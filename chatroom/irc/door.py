@@ -287,7 +287,7 @@ class IrcDoor:
         session.registered_as(member.nick)
         self.update_format()
         self.welcome()
-        log.info("%s joined over IRC", self.handler.describe())
+        log.info("%s joined over IRC", self.handler.describe(), extra=self.handler.about("joined"))
 
     def welcome(self) -> None:
         nick = self.session.nick

@@ -70,7 +70,7 @@ class Admission(HandlerBase):
         ban = self.server.hub.state.bans.for_nick(nick, time.time())  # reads only: no lock needed
         if ban is None:
             return None
-        log.info("%s: refused %s: banned", self.conn.address, clean_line(nick))
+        log.info("%s: refused %s: banned", self.conn.address, clean_line(nick), extra=self.about("refused_banned"))
         return f"you are banned from this server{how_long(ban)}"
 
     def on_checked(self, event: Checked) -> None:
@@ -93,7 +93,7 @@ class Admission(HandlerBase):
         it waited (then nothing is to be answered)."""
         if not right:
             self.server.auth_guard.failed(self.conn.ip, time.monotonic())
-            log.warning("wrong %s from %s (%s)", what, self.conn.ip, self.describe())
+            log.warning("wrong %s from %s (%s)", what, self.conn.ip, self.describe(), extra=self.about("wrong_secret"))
         if not self.wait_turn(what):
             return None
         return right
@@ -110,7 +110,8 @@ class Admission(HandlerBase):
         if wait <= 0:
             return True
         conn.session.waited += wait
-        log.info("%s: throttled %s attempt, answered in %.1f s", conn.address, what, wait)
+        log.info("%s: throttled %s attempt, answered in %.1f s", conn.address, what, wait,
+                 extra=self.about("throttled"))
         deadline = time.monotonic() + wait
         told, probed = -math.inf, False
         while (left := deadline - time.monotonic()) > 0:
@@ -165,10 +166,10 @@ class Admission(HandlerBase):
                 )
                 self._welcome(member, joined, deliveries, token, proof)
         except Refused as exc:
-            log.info("%s: hello refused: %s", conn.address, exc.message)
+            log.info("%s: hello refused: %s", conn.address, exc.message, extra=self.about("hello_refused"))
             self.send_error(exc.code, exc.message, suggestion=exc.suggestion)
             return
-        log.info("%s joined %s", self.describe(), joined.room)
+        log.info("%s joined %s", self.describe(), joined.room, extra=self.about("joined", joined.room))
 
     def _welcome(self, member: Member, joined: Joined, deliveries: list[Delivery], token: str,
                  proof: str | None) -> None:
@@ -209,7 +210,7 @@ class Admission(HandlerBase):
                     several=speaks(msg.version, SEVERAL_ROOMS),
                 )
             except Refused as exc:
-                log.info("%s: resume refused", conn.address)
+                log.info("%s: resume refused", conn.address, extra=self.about("resume_refused"))
                 self.send_error(exc.code, exc.message)
                 return
             if ghost is not None and ghost is not conn:
@@ -223,7 +224,8 @@ class Admission(HandlerBase):
             self._welcome_back(member, rooms, replayed, proof)
             hub.deliver(deliveries, self.batch)
         total = sum(count for _, count in replayed)
-        log.info("%s resumed in %d room(s) (%d missed messages replayed)", self.describe(), len(rooms), total)
+        log.info("%s resumed in %d room(s) (%d missed messages replayed)", self.describe(), len(rooms), total,
+                 extra=self.about("resumed"))
 
     def _replays(self, state: ChatState, rooms: list[Room], msg: Hello) -> list[tuple[list[Outgoing], int]]:
         """What each room missed since the client's ``last_seq`` / ``seen``, as replay

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from chatroom.protocol import (
     DEFAULT_PORT,
@@ -67,6 +68,15 @@ class ServerConfig:
     # hold a password: never shown (chatroom.redact).
     cluster: str | None = field(default=None, repr=False)
     cluster_beat: float = 2.0  # seconds between a cluster server's heartbeats
+    # Addresses or networks (192.0.2.0/24) that may read GET /metrics (empty: nobody).
+    metrics_from: tuple[str, ...] = ()
+
+    #: What a running server can take without a restart (``ChatServer.reconfigure``, SIGHUP).
+    LIVE: ClassVar[tuple[str, ...]] = (
+        "max_clients", "max_per_address", "max_text", "history_size", "outbox_limit", "handshake_timeout",
+        "frame_timeout", "ping_interval", "pong_timeout", "rate", "burst", "resume_grace", "keep_messages",
+        "keep_days", "max_file_size", "metrics_from",
+    )
 
     def session_limits(self) -> SessionLimits:
         return SessionLimits(max_header=self.max_header, max_body=self.max_body, rate=self.rate, burst=self.burst,

@@ -39,6 +39,7 @@ class DoorPort(Protocol):
     def gate(self, what: str, right: bool) -> bool | None: ...  # the one gate for secrets
     def nick_ban(self, nick: str) -> str | None: ...  # the one question about bans
     def describe(self) -> str: ...  # for log lines
+    def about(self, event: str, room: str | None = None) -> dict[str, object]: ...  # a log line's extra
 
 
 @dataclass(frozen=True)

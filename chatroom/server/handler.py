@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from chatroom.errors import LocalProtocolError, Refused
+from chatroom.logfmt import about
 from chatroom.protocol import (
     Action,
     Error,
@@ -84,11 +85,13 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
     def handle(self) -> None:
         conn = self.conn
         if self.refusal is ErrorCode.SERVER_FULL:
-            log.warning("refused %s: server full (%d clients)", conn.address, self.server.config.max_clients)
+            log.warning("refused %s: server full (%d clients)", conn.address, self.server.config.max_clients,
+                        extra=self.about("refused_full"))
             self.send_error(self.refusal, "the server is full, try again later", fatal=True)
         elif self.refusal is ErrorCode.TOO_MANY_CONNECTIONS:
             limit = self.server.config.max_per_address
-            log.warning("refused %s: already %d connections from %s", conn.address, limit, conn.ip)
+            log.warning("refused %s: already %d connections from %s", conn.address, limit, conn.ip,
+                        extra=self.about("refused_address_limit"))
             self.send_error(self.refusal, f"too many connections from your address (at most {limit}): close one and "
                             "try again", fatal=True)
         elif self.refusal is not None:
@@ -96,7 +99,7 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
         if self.refusal is None:
             ban = self.server.hub.state.bans.for_address(conn.ip, time.time())  # a dict read: no lock needed
             if ban is not None:
-                log.info("refused %s: banned", conn.address)
+                log.info("refused %s: banned", conn.address, extra=self.about("refused_banned"))
                 self.send_error(ErrorCode.BANNED, f"your address is banned from this server{how_long(ban)}",
                                 fatal=True)
                 self.refusal = ErrorCode.BANNED
@@ -201,9 +204,10 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
             if not ours:
                 pass  # a resume took the session over: nothing to tell anyone
             elif member.held_until is not None:
-                log.info("%s dropped (%s); holding the session for %g s", self.describe(), text, grace)
+                log.info("%s dropped (%s); holding the session for %g s", self.describe(), text, grace,
+                         extra=self.about("dropped"))
             else:
-                log.info("%s left (%s)", self.describe(), text)
+                log.info("%s left (%s)", self.describe(), text, extra=self.about("left"))
         self.flush_batch()
         # Let a last error or goodbye leave before the socket closes: the flusher may
         # be writing it.  Bounded: a client that does not read loses the rest (a "too
@@ -253,6 +257,11 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
     def describe(self) -> str:
         member = self.conn.member
         return f"{member.nick}@{self.conn.address}" if member else self.conn.address
+
+    def about(self, event: str, room: str | None = None) -> dict[str, object]:
+        """A log line's ``extra``: ``event``, about this connection (``logfmt.py``)."""
+        member = self.conn.member
+        return about(event, peer=self.conn.address, room=room, nick=member.nick if member else None)
 
     def send(self, msg: Message) -> None:
         """Queue ``msg`` for this client (flushed with the rest of the batch)."""

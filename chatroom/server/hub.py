@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -141,6 +142,12 @@ class Hub:
         #: Told (outside the lock, by ``flush``) of each connection whose outbox overflowed:
         #: the server drops it as too slow.
         self.overflow: Callable[[Any], None] = lambda conn: None
+        #: What the metrics read (under the lock): messages queued to their recipients,
+        #: and whether the last commit to the store failed; the store's commit times go
+        #: to ``store_timer`` (seconds).
+        self.deliveries = 0
+        self.save_failed = False
+        self.store_timer: Callable[[float], None] = lambda seconds: None
 
     def locked(self, batch: Batch) -> _Locked:
         """``with hub.locked(batch) as state:`` -- see the class docstring.  (A small
@@ -199,6 +206,10 @@ class Hub:
         batch.deferred.clear()
         batch.acks.clear()
         plans = self._plans
+        delivered = 0
+        for targets, parts in entries:
+            delivered += len(targets) * len(parts)
+        self.deliveries += delivered
         if self._unpublished:  # the cluster is told before anyone sees it: queued only, sent by flush
             for targets, parts in entries:
                 framed = parts[0].framed if len(parts) == 1 else b"".join([p.framed for p in parts])
@@ -215,12 +226,17 @@ class Hub:
             self._unpublished.append(self.publisher.prepare(events, self.state))
         if self.state.unsaved or self.state.dirty:
             chats, rooms = self.state.take_unsaved()
+            started = time.perf_counter()
             try:
                 self.store.save(chats, rooms)
             except Exception as exc:  # noqa: BLE001 -- sqlite3.Error, or a bug: either way, refuse, never half-send
                 log.error("could not store %d message(s): %s; they were not sent", len(chats), exc)
                 self.state.rollback(chats)
                 self._refuse_unstored(batch)
+                self.save_failed = True
+            else:
+                self.save_failed = False
+                self.store_timer(time.perf_counter() - started)
 
 
 class _Locked:

@@ -57,6 +57,9 @@ class MemoryStore:
     def close(self) -> None:
         pass
 
+    def healthy(self) -> bool:
+        return True  # memory does not go away
+
     # ------------------------------------------------------------------ writing
 
     def save(self, chats: Iterable[Chat], rooms: Iterable[tuple[str, int, str]]) -> None:

@@ -79,6 +79,7 @@ class Remote(StateBase):
         """``member`` sent ``msg`` to a member of another server (it is on its way
         there): remember it, and echo it to the sender."""
         member.last_active = msg.ts
+        self.said_private += 1
         if msg.id is not None:
             self._remember(member, msg.id, msg)
         return [Delivery((member,), msg)] if member.echo else []

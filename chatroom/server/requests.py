@@ -113,7 +113,7 @@ class Requests(HandlerBase):
             joined, deliveries = state.join(self._member(), msg.room, time.time())
             self.send_fitted(joined)  # we see the room before anything said in it ...
             hub.deliver(deliveries, self.batch)  # ... (the old room hears we left; the new one, that we came)
-        log.info("%s joined %s", self.describe(), joined.room)
+        log.info("%s joined %s", self.describe(), joined.room, extra=self.about("joined", joined.room))
 
     def on_part(self, msg: Part) -> None:
         hub = self.server.hub
@@ -121,7 +121,7 @@ class Requests(HandlerBase):
             parted, deliveries = state.part(self._member(), msg.room, msg.reason, time.time())
             self.send(parted)
             hub.deliver(deliveries, self.batch)
-        log.info("%s left %s", self.describe(), parted.room)
+        log.info("%s left %s", self.describe(), parted.room, extra=self.about("parted", parted.room))
 
     def on_nick(self, msg: Nick) -> None:
         hub = self.server.hub
@@ -130,7 +130,7 @@ class Requests(HandlerBase):
         with claimed(self.server.chat, msg.nick, owner_of(member.key, member.token), replacing=old), \
                 hub.locked(self.batch) as state:
             hub.deliver(state.rename(member, msg.nick, time.time()), self.batch)
-        log.info("%s is now known as %s", old, member.nick)
+        log.info("%s is now known as %s", old, member.nick, extra=self.about("renamed"))
 
     def on_topic(self, msg: SetTopic) -> None:
         hub = self.server.hub
@@ -187,7 +187,7 @@ class Requests(HandlerBase):
             return
         with server.hub.locked(self.batch) as state:
             state.make_operator(member)
-        log.info("%s is now an operator", self.describe())
+        log.info("%s is now an operator", self.describe(), extra=self.about("operator"))
         self.send(Notice(text="you are now an operator: /kick /ban /unban /mute /unmute /lock /unlock"))
 
     def on_moderate(self, msg: Moderate) -> None:

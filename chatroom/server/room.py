@@ -92,6 +92,9 @@ class ChatState(Moderation, Queries, Remote):
         self._sent_before: dict[tuple[str, str], Chat | Private] = {}
         self.unsaved: list[Chat] = []  # accepted, not yet committed by the server
         self.dirty: dict[str, Room] = {}  # rooms whose sequence or topic changed
+        # Messages said by this server's members (the metrics read them).
+        self.said_room = 0
+        self.said_private = 0
         if store is not None:
             for key, msg_id, chat in store.recent_ids(RECENT_IDS):
                 self.sent[(key, msg_id)] = chat
@@ -297,6 +300,7 @@ class ChatState(Moderation, Queries, Remote):
         room.next_seq += 1
         room.history.append(chat)
         room._recent = None
+        self.said_room += 1
         member.last_active = now
         self.unsaved.append(chat)
         self.dirty[room.key] = room
@@ -421,6 +425,7 @@ class ChatState(Moderation, Queries, Remote):
         if target is None:
             raise Refused(ErrorCode.NO_SUCH_NICK, f"nobody is called {clean_line(to)[:MAX_NICK_LENGTH]}")
         msg = Private(nick=member.nick, to=target.nick, text=text, ts=now, id=msg_id)
+        self.said_private += 1
         member.last_active = now
         if msg_id is not None:
             self._remember(member, msg_id, msg)

@@ -402,6 +402,14 @@ class ServerSession:
 
     # ------------------------------------------------------------------ time
 
+    def relimit(self, limits: SessionLimits, now: float) -> None:
+        """New limits while connected (a server told to reload its settings).  A new rate
+        limit starts with a full bucket; a race with the reader costs at most a token."""
+        old, self.limits = self.limits, limits
+        if (old.rate, old.burst, old.max_strikes) != (limits.rate, limits.burst, limits.max_strikes):
+            self.limiter = RateLimiter(limits.rate, limits.burst, limits.max_strikes, now)
+            self.ping_limiter = RateLimiter(PING_RATE if limits.rate else 0, PING_BURST, limits.max_strikes, now)
+
     def tick(self, now: float) -> list[Reply]:
         """Deadlines and keepalive (the server calls this about twice a second): a ping
         to send, or an error and a closed session."""

@@ -33,6 +33,7 @@ class StateBase:
         sessions: dict[str, Member]
         sent: dict[tuple[str, str], Chat | Private]
         store: Any
+        said_private: int
 
         def members(self) -> Iterable[Member]: ...
         def missed(self, room: Room, last_seq: int | None, limit: int | None = None) -> list[Chat]: ...

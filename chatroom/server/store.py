@@ -97,6 +97,7 @@ class Store(Protocol):
     def search(self, room: str, text: str, limit: int) -> tuple[list[Chat], bool]: ...
     def recent_ids(self, limit: int) -> list[tuple[str, str, Chat]]: ...
     def close(self) -> None: ...
+    def healthy(self) -> bool: ...  # answers a trivial read now (GET /healthz)
 
 
 def _chat(row: tuple) -> Chat:  # type: ignore[type-arg]
@@ -151,6 +152,14 @@ class HistoryStore:
     @_locked
     def close(self) -> None:
         self.db.close()
+
+    @_locked
+    def healthy(self) -> bool:
+        """The database answers a read of its own (GET /healthz)."""
+        try:
+            return self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() is not None
+        except sqlite3.Error:
+            return False
 
     # ------------------------------------------------------------------ writing
 

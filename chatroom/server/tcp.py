@@ -22,6 +22,7 @@ for reading, which wakes its reader.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -29,11 +30,13 @@ import socket
 import socketserver
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from chatroom.auth import derive_key
+from chatroom.logfmt import about
 from chatroom.protocol import (
     Bye,
     Error,
@@ -42,7 +45,7 @@ from chatroom.protocol import (
     Notice,
     encode_message,
 )
-from chatroom.server.bans import Ban
+from chatroom.server.bans import Ban, BanList
 from chatroom.server.chat_path import ChatPath, LocalChat
 from chatroom.server.cluster_link import ClusterLink
 from chatroom.server.config import ServerConfig
@@ -54,6 +57,7 @@ from chatroom.server.handler import ChatHandler
 from chatroom.server.hub import Batch, Hub
 from chatroom.server.members import Member, Sanction
 from chatroom.server.memstore import MEMORY_KEEP, MemoryStore
+from chatroom.server.metrics import Metrics
 from chatroom.server.outbox import Flusher
 from chatroom.server.relay import DEFAULT_WINDOW, MAX_RECEIVING, Relay
 from chatroom.server.room import ChatState
@@ -145,23 +149,15 @@ class ChatServer(socketserver.ThreadingTCPServer):
             self.op_token = self.cluster.shared_op_token(self.op_token)
         self.flusher = Flusher()
         self.display_name = self.config.name or socket.gethostname()
-        self.limits = {
-            "max_text": self.config.max_text,
-            "max_header": self.config.max_header,
-            "max_body": self.config.max_body,
-            "history_size": self.config.history_size,
-            "ping_interval": int(self.config.ping_interval),
-            "max_file": self.config.max_file_size,
-            # The rate limit, so that clients can pace themselves instead of being refused
-            # (0: no limit).  Messages per minute: limits are integers.
-            "rate_per_minute": round(self.config.rate * 60),
-            "burst": int(self.config.burst),
-            "max_rooms": self.config.max_rooms,
-        }
+        self.limits = self._welcome_limits()
         self._conns: dict[int, Connection] = {}
         self._per_address: dict[str, int] = {}  # ip -> connections in _conns (under _conns_lock)
         self._conns_lock = threading.Lock()
         self._conns_gone = threading.Condition(self._conns_lock)
+        self._closed: Counter[str] = Counter()  # connections ended, by reason (under _conns_lock)
+        #: GET /metrics: this server's numbers (see ``metrics.py``).
+        self.metrics = Metrics(self)
+        self.hub.store_timer = self.metrics.store_seconds.observe
         self._next_housekeeping = 0.0
         self._stopping = False
         self.stopped = threading.Event()  # set by stop(): wakes handlers that wait (see wait_turn)
@@ -189,6 +185,58 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self.flusher.start()
         if self.cluster is not None:
             self.cluster.start(self.hub, self.on_cluster)
+
+    def _welcome_limits(self) -> dict[str, int]:
+        """The limits a welcome tells every client (protocol 1.1)."""
+        return {
+            "max_text": self.config.max_text,
+            "max_header": self.config.max_header,
+            "max_body": self.config.max_body,
+            "history_size": self.config.history_size,
+            "ping_interval": int(self.config.ping_interval),
+            "max_file": self.config.max_file_size,
+            # The rate limit, so that clients can pace themselves instead of being refused
+            # (0: no limit).  Messages per minute: limits are integers.
+            "rate_per_minute": round(self.config.rate * 60),
+            "burst": int(self.config.burst),
+            "max_rooms": self.config.max_rooms,
+        }
+
+    def reconfigure(self, new: ServerConfig) -> list[str]:
+        """Take the settings of ``new`` that can change while the server runs
+        (``ServerConfig.LIVE``: limits, retention, history, the metrics' audience), at
+        once and for every connection; returns the names of those that changed.  The
+        rest (addresses, ports, TLS, storage, secrets) needs a restart: the caller says so."""
+        changed = [name for name in ServerConfig.LIVE if getattr(new, name) != getattr(self.config, name)]
+        if not changed:
+            return []
+        config = dataclasses.replace(self.config, **{name: getattr(new, name) for name in changed})
+        limits = config.session_limits()
+        now = time.monotonic()
+        with self.hub.lock:
+            self.config = config
+            self.limits = self._welcome_limits()
+            state = self.hub.state
+            state.max_text = config.max_text
+            if state.history_size != config.history_size:
+                state.history_size = config.history_size
+                for room in state.rooms.values():
+                    room.history_size = config.history_size
+                    room.history = deque(room.history, maxlen=config.history_size)
+            self.relay.max_size = config.max_file_size
+            for conn in self.connections():
+                conn.session.relimit(limits, now)
+                conn.outbox.limit = config.outbox_limit
+        self._next_retention = 0.0  # a new retention applies at the next housekeeping
+        return changed
+
+    def reload_bans(self) -> int:
+        """Read the ban list again from the store (``chatroom bans --unban`` changed it
+        on disk): read outside the hub lock, swapped in under it.  Returns how many."""
+        bans = self.store.bans()
+        with self.hub.lock:
+            self.hub.state.bans = BanList(bans)
+        return len(bans)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         return self.wrap(*super().get_request())
@@ -226,6 +274,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
     def unregister(self, conn: Connection) -> None:
         with self._conns_lock:
             if self._conns.pop(conn.id, None) is not None:
+                self._closed[(conn.session.close_reason or CloseReason.LOST).text] += 1
                 left = self._per_address[conn.ip] - 1
                 if left:
                     self._per_address[conn.ip] = left
@@ -233,6 +282,22 @@ class ChatServer(socketserver.ThreadingTCPServer):
                     del self._per_address[conn.ip]
             if not self._conns:
                 self._conns_gone.notify_all()
+
+    def closed_by_reason(self) -> dict[str, int]:
+        with self._conns_lock:
+            return dict(self._closed)
+
+    def health(self) -> tuple[bool, str]:
+        """Whether this server can do its job now (GET /healthz): its store answers
+        (SQLite, or the cluster's Redis) and its last commit did not fail; and why not."""
+        if not self.store.healthy():
+            return False, "the cluster's Redis does not answer" if self.cluster is not None else \
+                "the history database does not answer"
+        if self.hub.save_failed:
+            return False, "the last messages could not be stored"
+        if self._stopping:
+            return False, "shutting down"
+        return True, "ok"
 
     def connections(self) -> list[Connection]:
         with self._conns_lock:
@@ -260,7 +325,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
                 member, text = sanction.notice
                 batch.queue(member.sink.me, Outgoing.of(Notice(text=text)))
         if sanction.added is not None or sanction.lifted or sanction.victims or sanction.address:
-            log.warning("%s: %s", op.nick, sanction.text)
+            log.warning("%s: %s", op.nick, sanction.text, extra=about("moderated", nick=op.nick, room=msg.room))
         self._store_bans(sanction, batch)
         victims = [m.sink for m in sanction.victims if m.sink is not None]
         if sanction.address is not None:
@@ -348,7 +413,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
             return
         if code is ErrorCode.TOO_SLOW:
             conn.outbox.close()  # its queue is full; nothing more will get through
-        log.warning("dropping %s: %s", conn, reason.text)
+        log.warning("dropping %s: %s", conn, reason.text, extra=_about_conn("dropped", conn))
         conn.close(reason, last=Error(code=code.value, message=message, fatal=True) if message else None)
 
     # ------------------------------------------------------------------ socketserver hooks
@@ -376,7 +441,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
             for event in session.tick(now):  # keepalive and deadlines: the session decides
                 conn.send_now(Outgoing.of(event.message))
             if was_open and session.closed:
-                log.warning("dropping %s: %s", conn, session.close_text)
+                log.warning("dropping %s: %s", conn, session.close_text, extra=_about_conn("dropped", conn))
                 conn.wake()
 
     def apply_retention(self) -> None:
@@ -388,7 +453,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
             keep=cfg.keep_messages, max_age=cfg.keep_days * 86400 if cfg.keep_days is not None else None
         )
         if deleted:
-            log.info("retention: deleted %d old messages", deleted)
+            log.info("retention: deleted %d old messages", deleted, extra=about("retention"))
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The default prints a traceback to stderr; we log it, once, and carry on.
@@ -437,7 +502,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
             self.store.close()
         if self.data_lock is not None:
             self.data_lock.release()
-        log.info("server stopped")
+        log.info("server stopped", extra=about("stopped"))
 
     def serve_in_thread(self) -> threading.Thread:
         """Start ``serve_forever`` in a daemon thread (tests, demos)."""
@@ -449,6 +514,11 @@ class ChatServer(socketserver.ThreadingTCPServer):
                 threading.Thread(target=side.serve_forever, kwargs={"poll_interval": 0.2}, name=name,
                                  daemon=True).start()
         return thread
+
+
+def _about_conn(event: str, conn: Connection) -> dict[str, object]:
+    member = conn.member
+    return about(event, peer=conn.address, nick=member.nick if member is not None else None)
 
 
 class SideDoor(socketserver.ThreadingTCPServer):

@@ -23,8 +23,10 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from chatroom.logfmt import about
 from chatroom.server.doors import Door, DoorPort
 from chatroom.server.hub import append_entry
+from chatroom.server.metrics import CONTENT_TYPE
 from chatroom.server.session import CloseReason
 from chatroom.server.wire import Outgoing
 from chatroom.web.hosts import HostCheck
@@ -40,7 +42,8 @@ _ws_log.setLevel(logging.WARNING)
 
 RECV_SIZE = 64 * 1024
 
-_REASONS = {400: "Bad Request", 421: "Misdirected Request"}
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 421: "Misdirected Request",
+            503: "Service Unavailable"}
 
 _METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
 
@@ -58,6 +61,14 @@ def http_claims(prefix: bytes) -> bool | None:
 def web_door(hosts: HostCheck) -> Door:
     """The web door, answering to the names ``hosts`` allows (composition: ``app.py``)."""
     return Door("http", http_claims, lambda handler, first: WebDoor(handler, hosts).run(first))
+
+
+def _plain(status: int, body: str | bytes, content_type: str = "text/plain; charset=utf-8") -> Response:
+    """A short answer that ends the connection."""
+    data = body.encode() if isinstance(body, str) else body
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(data))), ("Connection", "close"),
+                       *SECURITY_HEADERS])
+    return Response(status, _REASONS[status], headers, data)
 
 
 def same_origin(request: Request) -> bool:
@@ -141,14 +152,18 @@ class WebDoor:
         refusal = self.hosts.refusal(request.headers)
         if refusal is not None:
             status, why = refusal
-            log.warning("%s: HTTP request refused (%d): %s", self.conn.address, status, why)
-            headers = Headers([("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close"),
-                               *SECURITY_HEADERS])
-            body = (why + "\n").encode()
-            headers["Content-Length"] = str(len(body))
-            self.respond(Response(status, _REASONS[status], headers, body))
+            log.warning("%s: HTTP request refused (%d): %s", self.conn.address, status, why,
+                        extra=about("http_refused", peer=self.conn.address))
+            self.respond(_plain(status, why + "\n"))
             return
         path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            healthy, why = self.server.health()
+            self.respond(_plain(200 if healthy else 503, why + "\n"))
+            return
+        if path == "/metrics":
+            self.respond(self.metrics())
+            return
         if path == "/ws":
             if not same_origin(request):
                 log.warning("%s: WebSocket from another site refused (Origin %s)", self.conn.address,
@@ -168,6 +183,18 @@ class WebDoor:
         headers = Headers([("Content-Type", page.content_type), ("Content-Length", str(len(page.body))),
                            ("Connection", "close"), *SECURITY_HEADERS])
         self.respond(Response(page.status, page.reason, headers, page.body))
+
+    def metrics(self) -> Response:
+        """GET /metrics: Prometheus text for the addresses the operator named, 403 for
+        others, 404 when nobody was named (metrics are opt-in)."""
+        metrics = self.server.metrics
+        if not self.server.config.metrics_from:
+            return _plain(404, "not found (metrics are off: chatroom serve --metrics-from ADDRESS turns them on)\n")
+        if not metrics.allowed(self.conn.ip):
+            log.warning("%s: GET /metrics refused: not an address of --metrics-from", self.conn.address,
+                        extra=about("metrics_refused", peer=self.conn.address))
+            return _plain(403, "metrics are for the addresses the operator named (--metrics-from)\n")
+        return _plain(200, metrics.exposition(), CONTENT_TYPE)
 
     def respond(self, response: Response) -> None:
         """An HTTP answer that ends the connection (a page, or a refusal)."""
