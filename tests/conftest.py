@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -8,6 +10,10 @@ from chatroom.app import build_server
 from chatroom.protocol import PROTOCOL_VERSION
 from chatroom.server.tcp import ChatServer, ServerConfig
 from tests.wire import WireClient
+
+# A server.toml or client.toml in the developer's own config directory must not change
+# what the tests' servers and clients do (children inherit this too).
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="chatroom-tests-config-")
 
 
 @pytest.fixture

@@ -147,7 +147,9 @@ def _scalar(action: argparse.Action, value: object, key: str, where: str) -> obj
         try:
             converted = convert(str(value))
         except (argparse.ArgumentTypeError, ValueError) as exc:
-            why = str(exc) if isinstance(exc, argparse.ArgumentTypeError) else "not a valid value"
+            whole = "int" in getattr(convert, "__name__", "")
+            why = (str(exc) if isinstance(exc, argparse.ArgumentTypeError)
+                   else "must be a whole number" if whole else "must be a number")
             raise Exit(f"{where}: {key}: {value!r}: {why}", 2) from None
     if action.choices is not None and converted not in action.choices:
         raise Exit(f"{where}: {key} must be one of {', '.join(map(str, action.choices))} (not {value!r})", 2)

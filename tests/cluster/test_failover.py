@@ -228,3 +228,18 @@ def test_a_log_that_lost_its_tail_never_gives_a_shown_number_to_another_message(
     ann.send(Say(id="s6", text="and on"))
     assert ann.wait_for(lambda m: isinstance(m, Ack) and m.id == "s6").seq == 7
     assert bob.expect(Chat, text="and on").seq == 7
+
+
+def test_healthz_says_503_while_the_clusters_redis_is_down_and_200_when_it_is_back(cluster, redis_server):
+    from tests.server.test_metrics import http_get, samples, value
+
+    server = cluster(metrics_from=("127.0.0.0/8",))
+    assert http_get(server.port, "/healthz")[:3:2] == (200, b"ok\n")
+    page = samples(http_get(server.port, "/metrics")[2])
+    assert value(page, "chatroom_cluster_servers") == 1 and value(page, "chatroom_store_up") == 1
+    redis_server.stop()
+    status, _, body = http_get(server.port, "/healthz")
+    assert status == 503 and b"the cluster's Redis does not answer" in body
+    assert value(samples(http_get(server.port, "/metrics")[2]), "chatroom_store_up") == 0
+    redis_server.start()
+    wait_until(lambda: http_get(server.port, "/healthz")[0] == 200, what="healthy again with Redis back")
