@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     bans.add_argument("--data-dir", default=None, help="as given to 'chatroom serve' (default: the same default)")
     bans.add_argument("--unban", metavar="NICK|ADDRESS", default=None,
                       help="lift the ban of this address, or of the person or address banned under this nick "
-                           "(a running server forgets it at its next restart; /unban lifts it at once)")
+                           "(a running server forgets it when it reads its ban list again: at SIGHUP or a "
+                           "restart; /unban lifts it at once)")
     bans.set_defaults(func=cmd_bans)
 
     join = sub.add_parser("join", help="join a chat room", description="Join a chat room.")
