@@ -32,6 +32,7 @@ from chatroom.server.connection import Connection
 from chatroom.server.doors import Door
 from chatroom.server.fitting import how_long, shrunk
 from chatroom.server.hub import Batch
+from chatroom.server.pace import keep_pace
 from chatroom.server.requests import CHAT_TYPES, HANDLERS, Requests
 from chatroom.server.session import (
     Act,
@@ -79,7 +80,7 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
         self.conn = Connection(self.request, f"{host}:{port}", self.server.hub, self.server.flusher,
                                self.server.config, self.server.password)
         self.tracer = self.server.tracer
-        self.batch = Batch(self.tracer)
+        self.batch = Batch(self.tracer, pace=True)
         self.refusal = self.server.register(self.conn)
 
     def handle(self) -> None:
@@ -290,7 +291,18 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
                         id=msg_id, fatal=fatal, suggestion=suggestion))
 
     def flush_batch(self) -> None:
-        self.server.hub.flush(self.batch)
+        """The batch goes out; then, if it left readers behind, this connection's sender
+        waits for them (backpressure: ``pace.py``) -- its own deadlines paused meanwhile."""
+        batch = self.batch
+        self.server.hub.flush(batch)
+        if batch.behind:
+            behind, batch.behind = batch.behind, []
+            session = self.conn.session
+            session.pause(time.monotonic())
+            try:
+                keep_pace(behind, self.conn.outbox, self.server.stopped)
+            finally:
+                session.unpause(time.monotonic())
 
     # ------------------------------------------------------------------ dispatch
 

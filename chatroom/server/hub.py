@@ -52,10 +52,14 @@ class Batch:
     Then ``touched`` outboxes are flushed once each, outside the lock.
     """
 
-    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed", "tracer")
+    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed", "tracer", "pace", "behind")
 
-    def __init__(self, tracer: Tracer | None = None) -> None:
+    def __init__(self, tracer: Tracer | None = None, *, pace: bool = False) -> None:
         self.tracer = tracer
+        #: A connection's batch (``pace``): the outboxes it left behind are noted in
+        #: ``behind``, for its sender to wait on (``pace.py``).
+        self.pace = pace
+        self.behind: list[Outbox] = []
         self.entries: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
         self.deferred: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
         self.acks: list[tuple[Any, str]] = []  # whose acks are deferred, for errors
@@ -164,8 +168,15 @@ class Hub:
             self.publish_pending()
         touched = batch.touched
         if touched:
-            for outbox in touched:
-                outbox.flush()
+            if batch.pace:
+                behind = batch.behind
+                for outbox in touched:
+                    outbox.flush()
+                    if outbox.behind():
+                        behind.append(outbox)
+            else:
+                for outbox in touched:
+                    outbox.flush()
             touched.clear()
         if batch.overflowed:
             overflowed, batch.overflowed = batch.overflowed, []

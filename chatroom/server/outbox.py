@@ -10,7 +10,11 @@ drains.  Frames queued together go out in one ``send``: coalescing is where the 
 is (see ../shared/notes/performance.md and ``scripts/bench.py``).
 
 An outbox that would grow past its limit refuses the data and reports overflow: the
-server then drops that client as "too slow" instead of buffering without bound.
+server then drops that client as "too slow" instead of buffering without bound.  Before
+that, an outbox past its high-water mark (a quarter of the limit) is *behind*: the
+sender whose messages filled it waits until it is back under its low-water mark (an
+eighth) -- see ``pace.py`` -- so a reader that reads, however slowly, is kept up with
+rather than dropped.
 """
 
 from __future__ import annotations
@@ -18,11 +22,20 @@ from __future__ import annotations
 import logging
 import selectors
 import socket
+import struct
 import threading
 from collections import deque
 from typing import Any
 
 __all__ = ["DEFAULT_OUTBOX_LIMIT", "Outbox", "Flusher", "SENT", "QUEUED", "REFUSED"]
+
+try:  # the bytes a socket has not sent yet (Linux: SIOCOUTQ, the same number as TIOCOUTQ)
+    import fcntl
+    import termios
+
+    _OUTQ: int | None = termios.TIOCOUTQ
+except (ImportError, AttributeError):  # pragma: no cover -- Windows, or a platform without it
+    _OUTQ = None
 
 #: What :meth:`Outbox.put_or_send` did.
 SENT, QUEUED, REFUSED = 0, 1, 2
@@ -57,8 +70,8 @@ class Outbox:
     """
 
     __slots__ = (
-        "sock", "limit", "flusher", "producer_lock", "overflowed", "idle", "owner",
-        "_send", "_chunks", "_queued", "_sent", "_partial", "_flush_lock", "_parked", "_closed",
+        "sock", "limit", "flusher", "producer_lock", "overflowed", "idle", "owner", "stalled_at",
+        "_send", "_chunks", "_queued", "_sent", "_partial", "_flush_lock", "_parked", "_closed", "_drained",
     )
 
     def __init__(self, sock: socket.socket, flusher: Flusher, producer_lock: threading.RLock,
@@ -78,9 +91,50 @@ class Outbox:
         self._flush_lock = threading.Lock()
         self._parked = False  # the flusher owns writing until the backlog is gone
         self._closed = False
+        self._drained: threading.Event | None = None  # set when it is caught up (a sender waits)
+        #: ``taken()`` when a waiting sender judged its reader stalled (``pace.py``).
+        self.stalled_at: int | None = None
 
     def __len__(self) -> int:
         return self._queued - self._sent
+
+    def behind(self) -> bool:
+        """Past the high-water mark: its reader is behind (a quarter of the limit queued)."""
+        return (self._queued - self._sent) * 4 > self.limit
+
+    def caught_up(self) -> bool:
+        """Back under the low-water mark (an eighth of the limit), or gone."""
+        return (self._queued - self._sent) * 8 <= self.limit or self._closed
+
+    def taken(self) -> int:
+        """How many bytes its reader has taken: what left this outbox, less what still
+        sits in the kernel's send queue (Linux tells; elsewhere the outbox's count alone).
+        It grows while the reader reads, however slowly, even while the kernel's own
+        buffer -- megabytes on loopback -- hides the outbox's progress."""
+        taken = self._sent
+        if _OUTQ is not None:
+            try:
+                taken -= struct.unpack("i", fcntl.ioctl(self.sock.fileno(), _OUTQ, b"\0\0\0\0"))[0]
+            except (OSError, ValueError):  # closed meanwhile
+                pass
+        return taken
+
+    def wait_caught_up(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for :meth:`caught_up` (a sender keeping pace,
+        never under the hub lock).  True if it is."""
+        event = self._drained
+        if event is None or event.is_set():
+            event = self._drained = threading.Event()
+        if self.caught_up():  # (looked at after the event is in place: no wake-up is lost)
+            return True
+        event.wait(timeout)
+        return self.caught_up()
+
+    def _progress(self) -> None:
+        """The socket took bytes: wake a sender waiting for this reader if it caught up."""
+        event = self._drained
+        if event is not None and self.caught_up():
+            event.set()
 
     def put(self, data: bytes) -> bool:
         """Queue ``data``; never blocks or sends.  False if that would overflow.
@@ -198,6 +252,9 @@ class Outbox:
             parked, self._parked = self._parked, False
         if parked:
             self.flusher.forget(self)
+        event = self._drained
+        if event is not None:
+            event.set()  # nobody waits for a reader that is gone
 
     @property
     def closed(self) -> bool:
@@ -231,6 +288,8 @@ class Outbox:
                 chunks.clear()
                 return True
             self._sent += sent
+            if sent:
+                self._progress()
             if sent < len(data):
                 self._partial = memoryview(data)[sent:]
                 return False

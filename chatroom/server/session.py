@@ -221,6 +221,7 @@ class ServerSession:
         self.ping_sent: float | None = None
         self.partial_since: float | None = None  # when the frame now being received began
         self.waited = 0.0  # seconds the server made this handshake wait (throttled passwords)
+        self.paused_since: float | None = None  # the server is not reading it (keeping pace)
         self.close_reason: CloseReason | None = None
         self.close_detail = ""  # what the room is told instead of the reason's own text
         # Frames that came after a hello the pump has not answered yet (see ``release``).
@@ -402,6 +403,24 @@ class ServerSession:
 
     # ------------------------------------------------------------------ time
 
+    def pause(self, now: float) -> None:
+        """The server stops reading this connection for a while (its sender keeps pace
+        with the room: ``pace.py``): the silence is the server's, so no deadline runs."""
+        self.paused_since = now
+
+    def unpause(self, now: float) -> None:
+        """Reading again: every deadline moves on by the pause."""
+        since, self.paused_since = self.paused_since, None
+        if since is None:
+            return
+        paused = now - since
+        self.last_heard += paused
+        self.waited += paused
+        if self.ping_sent is not None:
+            self.ping_sent += paused
+        if self.partial_since is not None:
+            self.partial_since += paused
+
     def relimit(self, limits: SessionLimits, now: float) -> None:
         """New limits while connected (a server told to reload its settings).  A new rate
         limit starts with a full bucket; a race with the reader costs at most a token."""
@@ -414,7 +433,7 @@ class ServerSession:
         """Deadlines and keepalive (the server calls this about twice a second): a ping
         to send, or an error and a closed session."""
         limits = self.limits
-        if self.closed:
+        if self.closed or self.paused_since is not None:
             return []
         if self.partial_since is not None and now - self.partial_since > limits.frame_timeout:
             self.close(CloseReason.TOO_SLOW_SENDING)

@@ -188,6 +188,17 @@ def test_keepalive_pings_a_silent_member_then_times_it_out_keeping_its_session()
     assert s.close_reason.keeps_session  # a lost network: the member may resume
 
 
+def test_while_the_server_holds_a_sender_back_no_deadline_runs_and_after_it_they_move_on():
+    s = active(0.0)
+    assert s.tick(31.0) == [Reply(Ping(token="keepalive"))]  # a ping out, its answer due by 51
+    s.pause(40.0)  # the server stops reading it: its sender keeps pace with the room (pace.py)
+    assert s.tick(70.0) == [] and not s.closed  # the silence is the server's
+    s.unpause(80.0)  # held 40 s: the answer is now due by 91
+    assert s.tick(85.0) == [] and not s.closed
+    (err,) = errors(s.tick(92.0))
+    assert err.code == ErrorCode.TIMED_OUT.value
+
+
 def test_any_byte_answers_a_ping():
     s = active(0.0)
     s.tick(31.0)

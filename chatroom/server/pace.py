@@ -1,0 +1,60 @@
+"""Backpressure: a sender that floods a room is slowed to the pace of the room's
+readers, instead of the readers being dropped as too slow.
+
+After a connection's batch is flushed (its reader thread, outside the hub lock), the
+outboxes that batch filled past their high-water mark are *behind* (``outbox.py``).
+The sender's reader thread then waits for each of them to get back under its
+low-water mark -- and while it waits it does not read its socket, so the sender's
+client is slowed by TCP exactly as a fast writer is slowed by a slow reader.  Two
+exceptions keep one bad reader from holding a room:
+
+* a reader that has taken no byte for :data:`STALL` seconds is *stalled* (its progress
+  is read from the kernel's send queue, not only from the outbox, whose progress the
+  kernel's own buffer hides): nobody waits for it again until it takes a byte, its
+  outbox fills, and it is dropped as too slow, as before;
+* a sender never waits for its own outbox (a client that reads and writes in one
+  thread would be waiting for itself).
+
+The rate limit stays the first defence (a flood is refused long before this, at the
+defaults); this is the second, for ``--rate 0`` and for many senders at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from chatroom.server.outbox import Outbox
+
+__all__ = ["STALL", "keep_pace"]
+
+#: A reader behind that takes nothing for this long is not waited for (a client that
+#: stopped reading: a closed laptop, a hung program).  Short: being judged stalled
+#: only means the sender goes on, and the reader is dropped if its outbox then fills.
+STALL = 0.25
+
+#: How often a waiting sender looks again (it is also woken when a reader catches up).
+_SLICE = 0.02
+
+
+def keep_pace(behind: Iterable[Outbox], own: Outbox, stopped: threading.Event,
+              clock: Callable[[], float] = time.monotonic) -> float:
+    """Wait until every outbox of ``behind`` but ``own`` has caught up, is stalled, or
+    is gone, or the server stops.  Never under the hub lock.  Returns the seconds waited."""
+    started = clock()
+    for outbox in behind:
+        if outbox is own:
+            continue
+        taken, progress_at = outbox.taken(), started
+        if outbox.stalled_at == taken:
+            continue  # judged stalled before, and it has taken nothing since
+        while not outbox.caught_up() and not stopped.is_set():
+            if clock() - progress_at > STALL:
+                outbox.stalled_at = taken  # stalled: it is left to overflow
+                break
+            outbox.wait_caught_up(_SLICE)
+            now_taken = outbox.taken()
+            if now_taken != taken:
+                taken, progress_at = now_taken, clock()
+    return clock() - started

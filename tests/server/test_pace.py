@@ -1,0 +1,198 @@
+"""Backpressure: a flood slows its sender to the pace of the room's readers; only a
+reader that stopped reading is dropped as too slow (server/pace.py)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from chatroom.protocol import PROTOCOL_VERSION, Chat, FrameDecoder, Hello, Say, decode_message, encode_message
+from chatroom.server.outbox import Flusher, Outbox
+from chatroom.server.pace import STALL, keep_pace
+from tests.polling import wait_until
+from tests.wire import WireClient
+
+LIMIT = 64 * 1024
+
+
+def outbox_pair(flusher: Flusher, limit: int = LIMIT) -> tuple[Outbox, socket.socket]:
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    return Outbox(ours, flusher, threading.RLock(), limit), theirs
+
+
+def fill(outbox: Outbox, size: int) -> None:
+    with outbox.producer_lock:
+        for _ in range(size // 1024):
+            assert outbox.put(b"x" * 1024)
+    outbox.flush()
+
+
+def test_a_sender_waits_for_a_slow_reader_until_it_has_caught_up():
+    flusher = Flusher()
+    flusher.start()
+    stop = threading.Event()
+    outbox, reader_end = outbox_pair(flusher)
+    read = []
+
+    def slow_reader() -> None:
+        while not stop.is_set() and (data := reader_end.recv(1024)):
+            read.append(len(data))
+            stop.wait(0.001)  # a slow reader: 1 KiB a millisecond at most
+
+    thread = threading.Thread(target=slow_reader, daemon=True)
+    try:
+        fill(outbox, LIMIT // 2)
+        assert outbox.behind()
+        thread.start()
+        keep_pace([outbox], own=None, stopped=threading.Event())  # type: ignore[arg-type]
+        assert outbox.caught_up() and len(outbox) * 8 <= LIMIT
+        assert sum(read) > LIMIT // 4  # it was read, not given up on
+    finally:
+        stop.set()
+        outbox.close()
+        reader_end.close()
+        thread.join(5)
+        flusher.stop()
+
+
+def test_a_stalled_reader_is_not_waited_for_and_the_senders_own_outbox_never():
+    flusher = Flusher()
+    flusher.start()
+    stalled, stalled_end = outbox_pair(flusher)
+    own, own_end = outbox_pair(flusher)
+    try:
+        fill(stalled, LIMIT // 2)
+        fill(own, LIMIT // 2)
+        began = time.monotonic()
+        waited = keep_pace([own], own=own, stopped=threading.Event())
+        assert waited < STALL and not own.caught_up()  # its own: not waited for at all
+        waited = keep_pace([stalled], own=own, stopped=threading.Event())
+        assert STALL * 0.5 <= waited < 10 and not stalled.caught_up()  # given up on: it will overflow
+        assert keep_pace([stalled], own=own, stopped=threading.Event()) < STALL  # and not waited for again
+        assert time.monotonic() - began < 10
+        stopped = threading.Event()
+        stopped.set()
+        stalled.stalled_at = None  # as if it had just taken a byte: only the stop ends the wait
+        assert keep_pace([stalled], own=own, stopped=stopped) < STALL
+    finally:
+        for outbox, end in ((stalled, stalled_end), (own, own_end)):
+            outbox.close()
+            end.close()
+        flusher.stop()
+
+
+class Reader:
+    """A member reading (a slow one through a 4 KiB receive buffer), ``delay`` seconds between
+    reads of ``chunk`` bytes (0: as fast as it can; None: never, after its welcome)."""
+
+    def __init__(self, port: int, nick: str, chunk: int = 1024, delay: float | None = 0.0) -> None:
+        self.sock = socket.socket()
+        if delay != 0.0:  # a slow or stalled reader: the kernel holds little for it
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.settimeout(30)
+        self.chunk, self.delay = chunk, delay
+        self.decoder = FrameDecoder()
+        self.chats = 0
+        self.eof = False
+        self.stop = threading.Event()
+        self.sock.sendall(encode_message(Hello(version=PROTOCOL_VERSION, nick=nick)))
+        while not self.chats and not self._read(65536, welcome=True):
+            pass
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        if delay is not None:
+            self.thread.start()
+
+    def _read(self, size: int, welcome: bool = False) -> bool:
+        data = self.sock.recv(size)
+        if not data:
+            self.eof = True
+            return True
+        for frame in self.decoder.feed(data):
+            msg = decode_message(frame)
+            if welcome and msg.TYPE == "welcome":
+                return True
+            self.chats += isinstance(msg, Chat)
+        return False
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set() and not self.eof:
+                self._read(self.chunk)
+                if self.delay:
+                    self.stop.wait(self.delay)
+        except OSError:
+            self.eof = True
+
+    def close(self) -> None:
+        self.stop.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes its thread's recv()
+        except OSError:
+            pass
+        self.sock.close()
+        if self.thread.is_alive():
+            self.thread.join(5)
+
+
+def flood(port: int, count: int, size: int = 300) -> tuple[WireClient, threading.Thread]:
+    """A sender that writes ``count`` messages as fast as TCP lets it (reading its own
+    acks and echoes in another thread, as a real client does)."""
+    sender = WireClient(port)
+    sender.hello("flood")
+    text = "x" * size
+    data = b"".join(encode_message(Say(text=f"{n} {text}", id=f"f{n}")) for n in range(count))
+
+    def drain() -> None:
+        try:
+            while sender.sock.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    threading.Thread(target=drain, daemon=True).start()
+    writer = threading.Thread(target=sender.sock.sendall, args=(data,), daemon=True)
+    writer.start()
+    return sender, writer
+
+
+def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(make_server):
+    server = make_server(rate=0)  # (the default outbox: 1 MiB)
+    readers = [Reader(server.port, f"slow{i}", chunk=16384, delay=0.002) for i in range(3)]
+    count = 2000  # 6 MB to each: more than the kernel's buffers and the outbox together
+    sender, writer = flood(server.port, count, size=3000)
+    try:
+        wait_until(lambda: all(r.chats >= count or r.eof for r in readers), timeout=60,
+                   what="every slow reader to get the flood")
+        assert [r.chats for r in readers] == [count] * 3
+        assert not any(r.eof for r in readers)
+        assert "too slow" not in server.closed_by_reason()
+        writer.join(10)
+        assert not writer.is_alive()
+    finally:
+        sender.close()
+        for r in readers:
+            r.close()
+
+
+def test_a_reader_that_stopped_reading_is_dropped_and_the_others_get_everything(make_server):
+    server = make_server(rate=0)
+    readers = [Reader(server.port, f"fast{i}", chunk=65536) for i in range(3)]
+    stalled = Reader(server.port, "stalled", delay=None)  # its welcome, then never a read again
+    count = 2000
+    sender, writer = flood(server.port, count, size=3000)
+    try:
+        wait_until(lambda: all(r.chats >= count or r.eof for r in readers), timeout=60,
+                   what="every reading member to get the flood")
+        assert [r.chats for r in readers] == [count] * 3, server.closed_by_reason()
+        wait_until(lambda: server.closed_by_reason().get("too slow", 0) == 1, what="the stalled reader dropped")
+        writer.join(10)
+        assert not writer.is_alive()
+    finally:
+        sender.close()
+        stalled.close()
+        for r in readers:
+            r.close()
