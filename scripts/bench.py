@@ -33,7 +33,12 @@ Scenarios (100-byte messages, one room):
               before each reply), against one server alone in the same run: saturation
               deliveries/s, paced p50/p99 latency, and Redis's share of the CPU
 
-Usage: python scripts/bench.py [--quick] [--cluster] [--json FILE]
+  --compare REV  (instead of the baselines) chatroom as it is against chatroom at commit
+              REV (git archive of it, run from a temporary directory), alternating in
+              one run: the cost of a change against its parent, on the same machine at
+              the same time (scenarios saturation, paced, slow, scale)
+
+Usage: python scripts/bench.py [--quick] [--cluster] [--compare REV] [--json FILE]
 Every loop is bounded in count and time; all traffic stays on 127.0.0.1.
 """
 
@@ -73,11 +78,12 @@ class Server:
 
     kind = "framed"
 
-    def __init__(self, name: str, argv: list[str], stdout: Any = subprocess.PIPE) -> None:
+    def __init__(self, name: str, argv: list[str], stdout: Any = subprocess.PIPE, cwd: Path = ROOT) -> None:
         self.name = name
         # Its log (warnings and errors) is kept, to show when a run goes wrong.
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=stdout, stderr=self.log, text=True)
+        # (``python -m chatroom`` imports the package of its working directory first.)
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdout=stdout, stderr=self.log, text=True)
         self.port = self.wait_ready()
 
     def log_tail(self, size: int = 1500) -> str:
@@ -215,6 +221,28 @@ def chatroom_argv(*store: str) -> list[str]:
     # The load generator is one address with thousands of connections: no per-address limit.
     return [sys.executable, "-m", "chatroom", "serve", "--port", "0", "--rate", "0", "--max-clients", "10000",
             "--max-per-address", "0", "--log-level", "WARNING", *store]
+
+
+def checkout(rev: str) -> Path:
+    """The tree of commit ``rev`` in a temporary directory (``git archive``: no worktree
+    left behind in the clone)."""
+    import io
+    import tarfile
+
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev], capture_output=True,
+                             timeout=120)
+    if archive.returncode != 0:
+        raise SystemExit(f"bench.py: --compare {rev}: {archive.stderr.decode(errors='replace').strip()}")
+    where = Path(tempfile.mkdtemp(prefix="chatroom-bench-rev-"))
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(where, filter="data")
+    return where
+
+
+def start_compared(rev: str, tree: Path) -> dict[str, Server]:
+    """This tree's chatroom and the one of ``rev``, both with history in memory."""
+    return {"chatroom": Server("chatroom", chatroom_argv("--memory")),
+            f"chatroom@{rev}": Server(f"chatroom@{rev}", chatroom_argv("--memory"), cwd=tree)}
 
 
 def start_servers() -> dict[str, Server]:
@@ -909,6 +937,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster", action="store_true", help="one room over 1-3 servers sharing it through Redis")
     parser.add_argument("--redis-fsync", choices=["always", "everysec"], default="always",
                         help="--cluster: Redis's appendfsync (default %(default)s: what the README documents)")
+    parser.add_argument("--compare", metavar="REV",
+                        help="chatroom against itself at commit REV instead of the baselines (saturation, paced, "
+                             "slow, scale)")
     parser.add_argument("--file-load", nargs=2, metavar=("PORT", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.file_load:
@@ -925,6 +956,10 @@ def main(argv: list[str] | None = None) -> int:
     deliveries = 300_000 if quick else 1_000_000
     only = set(args.only.split(",")) if args.only else {"saturation", "paced", "slow", "durable", "web", "scale",
                                                          "files"}
+    tree = None
+    if args.compare:
+        only &= {"saturation", "paced", "slow", "scale"}  # (the others start servers of their own)
+        tree = checkout(args.compare)
     results: dict[str, dict[str, dict[str, float]]] = {}
     rows: list[tuple[str, str, dict[str, float], bool]] = []  # label, unit, {server: value}, higher_is_better
     alone: list[tuple[str, str, float, float, str]] = []  # chatroom against itself: label, unit, a, b, what
@@ -946,7 +981,7 @@ def main(argv: list[str] | None = None) -> int:
     def say(label: str, figures: dict[str, dict[str, float]], key: str, fmt: str) -> None:
         print(f"  {label}: " + ", ".join(f"{name} {fmt.format(f[key])}" for name, f in figures.items()), flush=True)
 
-    servers = start_servers()
+    servers = start_compared(args.compare, tree) if tree is not None else start_servers()
     counter = iter(range(10**9))
     try:
         if "saturation" in only:
@@ -1057,6 +1092,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for srv in servers.values():
             srv.stop()
+        if tree is not None:
+            shutil.rmtree(tree, ignore_errors=True)
 
     print_table(list(servers), rows, alone)
     Path(args.json).write_text(json.dumps({"quick": quick, "repeat": repeat, "results": results}, indent=2))
@@ -1066,7 +1103,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(names: list[str], rows: list[tuple[str, str, dict[str, float], bool]],
                 alone: list[tuple[str, str, float, float, str]]) -> None:
-    baselines = [name for name in names if name not in ("chatroom", "chatroom-irc")]
+    baselines = [name for name in names if name not in ("chatroom", "chatroom-irc")]  # (or chatroom@REV)
     # (ours, theirs, column title): chatroom against each baseline; its IRC door against ngircd
     pairs = [("chatroom", name, f"vs {name}") for name in baselines]
     if "chatroom-irc" in names and "ngircd" in names:

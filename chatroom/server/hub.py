@@ -52,7 +52,7 @@ class Batch:
     Then ``touched`` outboxes are flushed once each, outside the lock.
     """
 
-    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed", "tracer", "pace", "behind")
+    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed", "tracer", "pace", "behind", "widest")
 
     def __init__(self, tracer: Tracer | None = None, *, pace: bool = False) -> None:
         self.tracer = tracer
@@ -60,6 +60,7 @@ class Batch:
         #: ``behind``, for its sender to wait on (``pace.py``).
         self.pace = pace
         self.behind: list[Outbox] = []
+        self.widest = 0  # the most recipients of one of its frames: the room it spoke to
         self.entries: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
         self.deferred: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
         self.acks: list[tuple[Any, str]] = []  # whose acks are deferred, for errors
@@ -169,11 +170,18 @@ class Hub:
         touched = batch.touched
         if touched:
             if batch.pace:
-                behind = batch.behind
+                behind, lagging = batch.behind, 0
                 for outbox in touched:
                     outbox.flush()
-                    if outbox.behind():
-                        behind.append(outbox)
+                    if not outbox.caught_up():
+                        lagging += 1
+                        if outbox.behind():
+                            behind.append(outbox)
+                # The room's pace is its majority's: a sender waits when at least half of
+                # the others lag, never for a few far behind the rest (``pace.py``).
+                if behind and lagging * 2 < batch.widest - 1:
+                    behind.clear()
+                batch.widest = 0
             else:
                 for outbox in touched:
                     outbox.flush()
@@ -217,10 +225,14 @@ class Hub:
         batch.deferred.clear()
         batch.acks.clear()
         plans = self._plans
-        delivered = 0
+        delivered = widest = 0
         for targets, parts in entries:
             delivered += len(targets) * len(parts)
+            if len(targets) > widest:
+                widest = len(targets)
         self.deliveries += delivered
+        if widest > batch.widest:
+            batch.widest = widest
         if self._unpublished:  # the cluster is told before anyone sees it: queued only, sent by flush
             for targets, parts in entries:
                 framed = parts[0].framed if len(parts) == 1 else b"".join([p.framed for p in parts])

@@ -3,10 +3,14 @@ readers, instead of the readers being dropped as too slow.
 
 After a connection's batch is flushed (its reader thread, outside the hub lock), the
 outboxes that batch filled past their high-water mark are *behind* (``outbox.py``).
-The sender's reader thread then waits for each of them to get back under its
-low-water mark -- and while it waits it does not read its socket, so the sender's
-client is slowed by TCP exactly as a fast writer is slowed by a slow reader.  Two
-exceptions keep one bad reader from holding a room:
+When at least half of the other members it spoke to lag too (more than the low-water
+mark queued: ``Hub.flush``), the room as a whole reads slower than the sender writes:
+the sender's reader thread then
+waits for each of them to get back under its low-water mark -- and while it waits it
+does not read its socket, so the sender's client is slowed by TCP exactly as a fast
+writer is slowed by a slow reader.  A few laggards in a room that keeps up are not
+waited for: a reader far behind the rest of its room is dropped as too slow when its
+outbox fills, as before.  Two more exceptions keep one bad reader from holding a room:
 
 * a reader that has taken no byte for :data:`STALL` seconds is *stalled* (its progress
   is read from the kernel's send queue, not only from the outbox, whose progress the

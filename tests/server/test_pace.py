@@ -44,11 +44,11 @@ def test_a_sender_waits_for_a_slow_reader_until_it_has_caught_up():
 
     thread = threading.Thread(target=slow_reader, daemon=True)
     try:
-        fill(outbox, LIMIT // 2)
+        fill(outbox, LIMIT * 3 // 4)
         assert outbox.behind()
         thread.start()
         keep_pace([outbox], own=None, stopped=threading.Event())  # type: ignore[arg-type]
-        assert outbox.caught_up() and len(outbox) * 8 <= LIMIT
+        assert outbox.caught_up() and len(outbox) * 4 <= LIMIT
         assert sum(read) > LIMIT // 4  # it was read, not given up on
     finally:
         stop.set()
@@ -64,8 +64,8 @@ def test_a_stalled_reader_is_not_waited_for_and_the_senders_own_outbox_never():
     stalled, stalled_end = outbox_pair(flusher)
     own, own_end = outbox_pair(flusher)
     try:
-        fill(stalled, LIMIT // 2)
-        fill(own, LIMIT // 2)
+        fill(stalled, LIMIT * 3 // 4)
+        fill(own, LIMIT * 3 // 4)
         began = time.monotonic()
         waited = keep_pace([own], own=own, stopped=threading.Event())
         assert waited < STALL and not own.caught_up()  # its own: not waited for at all
@@ -161,13 +161,15 @@ def flood(port: int, count: int, size: int = 300) -> tuple[WireClient, threading
 
 def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(make_server):
     server = make_server(rate=0)  # (the default outbox: 1 MiB)
-    readers = [Reader(server.port, f"slow{i}", chunk=16384, delay=0.002) for i in range(3)]
+    # (Two: in this one process their threads share the GIL, so more would not read
+    # equally slowly, and one far behind the rest of a room is dropped: by design.)
+    readers = [Reader(server.port, f"slow{i}", chunk=16384, delay=0.002) for i in range(2)]
     count = 2000  # 6 MB to each: more than the kernel's buffers and the outbox together
     sender, writer = flood(server.port, count, size=3000)
     try:
         wait_until(lambda: all(r.chats >= count or r.eof for r in readers), timeout=60,
                    what="every slow reader to get the flood")
-        assert [r.chats for r in readers] == [count] * 3
+        assert [r.chats for r in readers] == [count] * 2
         assert not any(r.eof for r in readers)
         assert "too slow" not in server.closed_by_reason()
         writer.join(10)
