@@ -112,6 +112,9 @@ def _storage(group: argparse._ArgumentGroup, d: ServerConfig) -> None:
     store.add_argument("--cluster", default=os.environ.get("CHATROOM_CLUSTER") or None, metavar="redis://HOST:PORT/DB",
                        help="share rooms, history and nicks with the other servers using this Redis (default: "
                             "$CHATROOM_CLUSTER; none: this server alone, history in SQLite)")
+    group.add_argument("--cluster-beat", type=float, default=d.cluster_beat, metavar="SECONDS",
+                       help="--cluster: seconds between this server's heartbeats; a server silent for the resume "
+                            "grace plus three beats is taken for dead and loses its lease (default %(default)s)")
     group.add_argument("--sync", choices=["normal", "full"], default="normal",
                        help="normal: an acknowledged message survives the server crashing; "
                             "full: it also survives a power cut (slower). Default %(default)s")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import redis
 
-from chatroom.cluster.store import ClusterDown, EntryId, RedisStore, key
+from chatroom.cluster.store import ClusterDown, EntryId, Fenced, RedisStore, key
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, Private
 from chatroom.server.chat_path import Answer, LocalChat, Resent, SayResult, ToSay, no_run
@@ -42,12 +42,14 @@ class ClusterChat:
         redis: Any
         store: RedisStore
         _down_since: float | None
+        fenced: bool
         _local: LocalChat
 
         def _hub(self) -> Hub: ...
         def _down(self, exc: Exception, what: str) -> ClusterDown: ...
         def _unconfirmed(self, exc: Exception, what: str) -> Refused: ...
         def _up(self) -> None: ...
+        def _fence(self, why: str) -> None: ...
         def catch_up(self, room: str, upto: EntryId, batch: Batch,
                      known: list[tuple[EntryId, EntryId, dict[str, Any]]] = ...) -> None: ...
 
@@ -99,12 +101,16 @@ class ClusterChat:
         """Append ``bodies`` (the unstamped ``Chat`` s among ``results``) to their rooms'
         logs and apply them here: ``results`` with each stamped (or refused)."""
         self._hub().publish_pending()  # what this server decided before (a join) goes to the log first
-        if self._down_since is not None:  # known down: refused without a try, so surely not stored
+        if self._down_since is not None or self.fenced:  # known down: refused without a try: surely not stored
             down: Refused = ClusterDown("your message")
             return [down if isinstance(r, Chat) else r for r in results]
         started = time.perf_counter()
         try:
             placed = self.store.append_chats(bodies)
+        except Fenced:  # (the script refused before writing anything)
+            self._fence("a message was refused")
+            fenced: Refused = ClusterDown("your message")
+            return [fenced if isinstance(r, Chat) else r for r in results]
         except redis.RedisError as exc:
             down = self._unconfirmed(exc, "your message")
             return [down if isinstance(r, Chat) else r for r in results]
@@ -148,6 +154,8 @@ class ClusterChat:
             if local is not None and local.server is None:
                 return self._local.direct(batch, member, to, text, now, msg_id)
             text = state.check_direct(member, text, now)
+        if self.fenced:
+            raise ClusterDown("your message")
         try:
             holder = self.redis.get(key("nick", nick_key(to)))
             record = _decode(holder) if holder else None

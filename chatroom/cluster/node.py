@@ -13,6 +13,16 @@ the rooms it follows, and the two threads that keep it in step.
 - The *heartbeat* thread records that this server is alive, renews its nick claims and
   sessions, and retires servers that stopped beating long ago (their members leave).
 
+**Fencing.**  Each server holds a *lease* in Redis (``lease:{server}``), renewed by its
+heartbeat, lapsing when the others would take it for dead (the grace plus three beats)
+and deleted when they retire it.  Every write of this server checks it inside Redis:
+the message script, nick claims, and each transaction (WATCHed).  A server that finds
+its lease gone -- it was paused, or cut off from Redis, for that long, and the others
+have let its members go -- refuses everything with ``unavailable``, drops its
+connections (their clients go to another server), forgets its rooms, and joins the
+cluster again as a new server with a new lease.  So no nick is held twice, and no
+member list keeps someone the others saw leave.
+
 When Redis cannot be reached, messages are refused with ``unavailable`` (never accepted
 and lost), one log line says so, and both threads retry until it is back.
 """
@@ -32,7 +42,7 @@ import redis
 
 from chatroom.cluster import mirror
 from chatroom.cluster.chat import ClusterChat
-from chatroom.cluster.store import PREFIX, ClusterDown, EntryId, RedisStore, decode, key, parse_id
+from chatroom.cluster.store import PREFIX, ClusterDown, EntryId, Fenced, RedisStore, decode, key, parse_id
 from chatroom.errors import Refused
 from chatroom.protocol import ErrorCode, ModAction, Moderate, RoomInfo, User
 from chatroom.redact import redacted_url
@@ -88,6 +98,9 @@ class Cluster(ClusterChat):
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._down_since: float | None = None
+        #: The lease lapsed: everything is refused until this server has joined again.
+        self.fenced = False
+        self._fence_lock = threading.Lock()
         self._inbox_id = "$"
         self._control_id = "$"
         self._wake = False
@@ -100,9 +113,11 @@ class Cluster(ClusterChat):
     # ------------------------------------------------------------------ start and stop
 
     def connect(self) -> None:
-        """Check that Redis answers and say what an acknowledgement means with its
-        settings (raises ``redis.RedisError`` if it does not answer)."""
+        """Check that Redis answers, take a lease, and say what an acknowledgement means
+        with its settings (raises ``redis.RedisError`` if it does not answer)."""
         self.redis.ping()
+        self.store.lease = key("lease", self.server)
+        self.redis.set(self.store.lease, "1", ex=self._lease_ttl())
         self._inbox_id = self._last_id(key("inbox", self.server))
         self._control_id = self._last_id(key("control"))
         self.durability = self._durability()
@@ -137,26 +152,22 @@ class Cluster(ClusterChat):
         """Hold ``nick`` cluster-wide under both look-alike keys (``server/nicks.py``):
         either one held by someone else means it is taken."""
         record = _encode({"server": self.server, "owner": owner, "nick": nick})
+        if self.fenced:
+            raise ClusterDown("joining")
         try:
-            taken = [k for k in _claim_keys(nick) if not self._claim_key(k, record, owner)]
+            taken = [k for k in _claim_keys(nick) if not self.store.claim_key(k, record, owner, self.ttl)]
             if not taken:
                 return
             for k in _claim_keys(nick):
                 if k not in taken:
                     self.store.release_key(k, owner)
             suggestion = self._free_nick(nick)
+        except Fenced as exc:
+            self._fence("a nick claim was refused")
+            raise ClusterDown("joining") from exc
         except redis.RedisError as exc:
             raise self._down(exc, "joining") from exc
         raise Refused(ErrorCode.NICK_TAKEN, f"the nick {nick} is taken; try {suggestion}", suggestion)
-
-    def _claim_key(self, name: str, record: bytes, owner: str) -> bool:
-        if self.redis.set(name, record, nx=True, ex=self.ttl):
-            return True
-        holder = self.redis.get(name)
-        if holder is not None and _decode(holder).get("owner") == owner:
-            self.redis.set(name, record, ex=self.ttl)
-            return True
-        return False
 
     def release(self, nick: str, owner: str) -> None:
         try:
@@ -262,6 +273,8 @@ class Cluster(ClusterChat):
             self.store.transact(fill)
             self._wake = False
             self._up()
+        except Fenced:
+            self._fence(f"telling the other servers of {len(events)} change(s) was refused")
         except redis.RedisError as exc:
             self._down(exc, f"telling the other servers of {len(events)} change(s)")
 
@@ -303,6 +316,8 @@ class Cluster(ClusterChat):
         server that had it (dead, or alive: that one lets go).  False if the cluster
         does not know the session either."""
         hub = self._hub()
+        if self.fenced:
+            raise ClusterDown("resuming")
         try:
             raw = self.redis.get(key("session", token))
             if raw is None:
@@ -313,12 +328,16 @@ class Cluster(ClusterChat):
             previous = _decode(holder) if holder else None
             if previous is not None and previous.get("owner") != token:
                 return False  # someone else has the nick now: the session is over
-            for k in _claim_keys(nick):
-                self.redis.set(k, _encode({"server": self.server, "owner": token, "nick": nick}), ex=self.ttl)
+            record = _encode({"server": self.server, "owner": token, "nick": nick})
+            if not all(self.store.claim_key(k, record, token, self.ttl) for k in _claim_keys(nick)):
+                return False
             if previous is not None and previous.get("server") not in (None, self.server):
                 self.redis.xadd(key("inbox", previous["server"]),
                                 {"m": _encode({"t": "released", "token": token, "server": self.server})},
                                 maxlen=10_000, approximate=True)
+        except Fenced as exc:
+            self._fence("taking over a session was refused")
+            raise ClusterDown("resuming") from exc
         except redis.RedisError as exc:
             raise self._down(exc, "resuming") from exc
         with hub.locked(batch) as state:
@@ -430,10 +449,14 @@ class Cluster(ClusterChat):
 
     def _beat_forever(self) -> None:
         while not self._stopped.wait(self.beat):
+            if self.fenced:
+                continue  # (joining again: ``_rejoin``)
             try:
                 self._beat()
                 self._retire_dead()
                 self._up()
+            except Fenced:
+                self._fence("its lease had lapsed at the heartbeat")
             except redis.RedisError as exc:
                 self._down(exc, "the heartbeat")
             except Exception:  # noqa: BLE001 -- a bug must not stop the heartbeat
@@ -441,6 +464,8 @@ class Cluster(ClusterChat):
 
     def _beat(self) -> None:
         """This server is alive; its members' nicks and sessions are still held."""
+        if not self.redis.set(self.store.lease, "1", xx=True, ex=self._lease_ttl()):
+            raise Fenced("this server's lease lapsed")
         record = _encode({"beat": time.time(), "name": self.name, "address": self.address})
         members: list[Member] = []
         if self.hub is not None:
@@ -471,6 +496,39 @@ class Cluster(ClusterChat):
     def _dead_after(self) -> float:
         return self.grace + 3 * self.beat
 
+    def _lease_ttl(self) -> int:
+        """Seconds a lease lasts unrenewed: as long as the others wait before they retire
+        a silent server (they delete its lease then, too)."""
+        return max(1, math.floor(self._dead_after()))
+
+    def _fence(self, why: str) -> None:
+        """This server's lease is gone (``why``): refuse everything, and join again."""
+        with self._fence_lock:
+            if self.fenced:
+                return
+            self.fenced = True
+        log.error("this server (%s) lost its lease in the cluster: %s -- it was paused or cut off from Redis for "
+                  "over %.0f s, and the other servers let its members go. Dropping its connections (their clients "
+                  "go to another server) and joining again as a new server", self.server, why, self._dead_after())
+        threading.Thread(target=self._rejoin, name="chatroom-cluster-rejoin", daemon=True).start()
+
+    def _rejoin(self) -> None:
+        """Drop everything this server held (the server does: ``on_control``), then take
+        a new id and a new lease."""
+        self.on_control({"t": "fenced"})
+        with self._ahead_lock:
+            self._ahead.clear()
+        while not self._stopped.is_set():
+            try:
+                self.server = secrets.token_hex(4)
+                self.connect()
+                break
+            except redis.RedisError as exc:
+                self._down(exc, "joining the cluster again")
+                self._stopped.wait(1.0)
+        self.fenced = False
+        log.warning("joined the cluster again as server %s", self.server)
+
     def _retire_dead(self) -> None:
         """Servers silent for longer than the grace: their members leave their rooms
         (one server does it: whoever sets the ``retire`` key first)."""
@@ -481,6 +539,7 @@ class Cluster(ClusterChat):
                 continue
             if not self.redis.set(key("retire", server), self.server, nx=True, ex=60):
                 continue
+            self.redis.delete(key("lease", server))  # it writes nothing more, even if it wakes up now
             gone = 0
             for rk_raw, name_raw in self.redis.hgetall(key("rooms")).items():
                 rk, name = rk_raw.decode(), name_raw.decode()

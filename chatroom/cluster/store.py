@@ -42,7 +42,7 @@ from chatroom.server.search import SEARCH_DEPTH, search_in
 from chatroom.server.store import RoomRecord
 from chatroom.text import fold
 
-__all__ = ["RedisStore", "ClusterDown", "PREFIX", "EntryId", "parse_id", "decode"]
+__all__ = ["RedisStore", "ClusterDown", "Fenced", "PREFIX", "EntryId", "parse_id", "decode"]
 
 PREFIX = "chatroom:"
 
@@ -66,9 +66,14 @@ _decode = msgspec.json.Decoder(dict).decode
 # counting on from there would give those numbers to other messages, and everyone
 # would skip them as seen.  The counter is raised past the floor instead (the 4th
 # value returned: how many numbers were skipped, so the server can say so).
+# KEYS[1], the *lease* of the asking server (``node.py``): a server whose lease lapsed
+# -- the others took it for dead and let its members go -- writes nothing more.
 _SAY = """
-if KEYS[3] then
-  local seen = redis.call('GET', KEYS[3])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('FENCED this server has no lease in the cluster')
+end
+if KEYS[4] then
+  local seen = redis.call('GET', KEYS[4])
   if seen then
     local seq, digest = string.match(seen, '^(%d+) (%x+)$')
     if digest == ARGV[3] then
@@ -76,18 +81,18 @@ if KEYS[3] then
     end
   end
 end
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-local seq = redis.call('INCR', KEYS[1])
+local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+local seq = redis.call('INCR', KEYS[2])
 local floor = tonumber(ARGV[2])
 local lost = 0
 if seq <= floor then
   lost = floor + 1 - seq
   seq = floor + 1
-  redis.call('SET', KEYS[1], seq)
+  redis.call('SET', KEYS[2], seq)
 end
-redis.call('XADD', KEYS[2], seq .. '-0', 'm', ARGV[1])
-if KEYS[3] then
-  redis.call('SET', KEYS[3], seq .. ' ' .. ARGV[3], 'EX', ARGV[4])
+redis.call('XADD', KEYS[3], seq .. '-0', 'm', ARGV[1])
+if KEYS[4] then
+  redis.call('SET', KEYS[4], seq .. ' ' .. ARGV[3], 'EX', ARGV[4])
 end
 return {seq, last[1] and last[1][1] or '0-0', 0, lost}
 """
@@ -99,6 +104,21 @@ SENT_TTL = 86_400
 _EVENT = """
 local seq = redis.call('GET', KEYS[1]) or '0'
 return redis.call('XADD', KEYS[2], seq .. '-*', 'm', ARGV[1])
+"""
+
+# Hold a nick's key (KEYS[2]) for ARGV[2] (an owner: a member's session token) as
+# ARGV[1] for ARGV[3] seconds: 1 if it is ours now, 0 if someone else holds it.  Only
+# with a lease (KEYS[1]).
+_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('FENCED this server has no lease in the cluster')
+end
+local v = redis.call('GET', KEYS[2])
+if v and cjson.decode(v)['owner'] ~= ARGV[2] then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+return 1
 """
 
 # Let go of a nick only if it is still ours.
@@ -117,6 +137,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+class Fenced(redis.RedisError):
+    """This server's lease in the cluster lapsed: Redis refused a write of it."""
+
+
+def _fenced(exc: redis.ResponseError) -> bool:
+    return "FENCED this server has no lease" in str(exc)  # (in a pipeline, after "Command # n ...")
 
 
 class ClusterDown(Refused):
@@ -174,6 +202,9 @@ class RedisStore:
         self._event = client.register_script(_EVENT)
         self._release = client.register_script(_RELEASE)
         self._release_if = client.register_script(_RELEASE_IF)
+        self._claim = client.register_script(_CLAIM)
+        #: This server's lease key (``node.py``): every write of this server's checks it.
+        self.lease = key("lease", "none")
 
     def healthy(self) -> bool:
         """Redis answers a ping now (GET /healthz)."""
@@ -196,7 +227,7 @@ class RedisStore:
         calls = []
         for room, body, floor in chats:
             rk = fold(room)
-            keys = [key("seq", rk), key("log", rk)]
+            keys = [self.lease, key("seq", rk), key("log", rk)]
             args: list[Any] = [_encode(body), floor]
             if body.get("id") is not None:
                 keys.append(key("sent", f"{fold(body['nick'])}:{body['id']}"))
@@ -211,21 +242,30 @@ class RedisStore:
         rk = fold(room)
         pipe.evalsha(self._event.sha, 2, key("seq", rk), key("log", rk), _encode(body))
 
-    def transact(self, fill: Callable[[Any], None]) -> list[Any]:
-        """Run what ``fill(pipe)`` queues as one transaction.  If Redis lost our scripts
-        (it restarted), they are loaded and it runs again: no script ran, and the rest
-        of what a transaction here holds is idempotent (HSET, HDEL, SET, DEL)."""
-        for attempt in (1, 2):
+    def transact(self, fill: Callable[[Any], None], *, fenced: bool = True) -> list[Any]:
+        """Run what ``fill(pipe)`` queues as one transaction -- only while this server
+        holds its lease (``fenced``: WATCHed, so a lease that lapses before EXEC aborts
+        it; raises :class:`Fenced` when there is none).  If Redis lost our scripts (it
+        restarted), they are loaded and it runs again: no script ran, and the rest of
+        what a transaction here holds is idempotent (HSET, HDEL, SET, DEL)."""
+        for attempt in range(4):
             with self.redis.pipeline(transaction=True) as pipe:
+                if fenced:
+                    pipe.watch(self.lease)
+                    if not pipe.exists(self.lease):
+                        raise Fenced("this server has no lease in the cluster")
+                    pipe.multi()
                 fill(pipe)
                 try:
                     done: list[Any] = pipe.execute()
                     return done
+                except redis.exceptions.WatchError:  # the lease was renewed meanwhile, or lapsed: look again
+                    continue
                 except (redis.exceptions.NoScriptError, redis.exceptions.ExecAbortError):
-                    if attempt == 2:
+                    if attempt == 3:
                         raise
                     self._load_scripts()
-        raise AssertionError("unreachable")
+        raise redis.exceptions.WatchError("the lease kept changing")
 
     def _run_script(self, script: Any, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
         """One script, several times, in one round trip (EVALSHA in a pipeline: no
@@ -241,11 +281,25 @@ class RedisStore:
                     if attempt == 2:
                         raise
                     self._load_scripts()
+                except redis.ResponseError as exc:
+                    if _fenced(exc):
+                        raise Fenced(str(exc)) from exc
+                    raise
         raise AssertionError("unreachable")
 
     def _load_scripts(self) -> None:
-        for script in (self._say, self._event, self._release, self._release_if):
+        for script in (self._say, self._event, self._release, self._release_if, self._claim):
             self.redis.script_load(script.script)
+
+    def claim_key(self, name: str, record: bytes, owner: str, ttl: int) -> bool:
+        """Hold the claim ``name`` for ``owner`` (see ``_CLAIM``); raises :class:`Fenced`
+        without a lease."""
+        try:
+            return bool(self._claim(keys=[self.lease, name], args=[record, owner, ttl]))
+        except redis.ResponseError as exc:
+            if _fenced(exc):
+                raise Fenced(str(exc)) from exc
+            raise
 
     def release_key(self, name: str, owner: str) -> None:
         """Delete the claim ``name`` (a nick's key or look-alike key) if ``owner`` holds it."""

@@ -31,6 +31,7 @@ class ClusterLink(ChatPath, Peers, Protocol):
     address: str  # where this server listens (set once bound): other servers tell clients
     durability: str  # what an acknowledged message survives, in words
     cluster_id: str  # the same for every server of the cluster
+    fenced: bool  # its lease lapsed: it refuses everything until it has joined again
 
     @property
     def store(self) -> Store: ...  # the rooms' shared history

@@ -95,6 +95,9 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
                         extra=self.about("refused_address_limit"))
             self.send_error(self.refusal, f"too many connections from your address (at most {limit}): close one and "
                             "try again", fatal=True)
+        elif self.refusal is ErrorCode.UNAVAILABLE:
+            self.send_error(self.refusal, "this server is joining its cluster again: connect to another server, or "
+                            "to this one in a moment", fatal=True)
         elif self.refusal is not None:
             self.send_error(self.refusal, "the server is shutting down", fatal=True)
         if self.refusal is None:

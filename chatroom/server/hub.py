@@ -200,6 +200,12 @@ class Hub:
             while self._unpublished:
                 self.publisher.publish(self._unpublished.popleft())
 
+    def forget_unpublished(self) -> None:
+        """Drop what was decided and not yet told to the cluster (this server was fenced:
+        the cluster is not to hear it).  Not under the hub lock."""
+        with self._publishing:
+            self._unpublished.clear()
+
     def _refuse_unstored(self, batch: Batch) -> None:
         """A commit failed: nothing of this batch goes out; its senders hear why."""
         batch.entries.clear()

@@ -125,9 +125,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         else:  # on disk (SQLite), or --memory: a bounded history that dies with the process
             self.store = (HistoryStore(path, sync=self.config.sync) if path is not None
                           else MemoryStore(keep=min(MEMORY_KEEP, self.config.keep_messages or MEMORY_KEEP)))
-        state = ChatState(history_size=self.config.history_size, max_text=self.config.max_text, store=self.store,
-                          bans=self.store.bans(), max_rooms=self.config.max_rooms, peers=self.cluster)
-        self.hub = Hub(state, self.store, self.config.max_header)
+        self.hub = Hub(self._new_state(), self.store, self.config.max_header)
         self.hub.publisher = self.cluster
         #: How members' messages reach rooms and people: alone, or through the cluster.
         self.chat: ChatPath = self.cluster if self.cluster is not None else LocalChat(self.hub)
@@ -185,6 +183,12 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self.flusher.start()
         if self.cluster is not None:
             self.cluster.start(self.hub, self.on_cluster)
+
+    def _new_state(self) -> ChatState:
+        """The rooms and members as a server starts: what the store remembers (in a
+        cluster, rooms are loaded from Redis as members come)."""
+        return ChatState(history_size=self.config.history_size, max_text=self.config.max_text, store=self.store,
+                         bans=self.store.bans(), max_rooms=self.config.max_rooms, peers=self.cluster)
 
     def _welcome_limits(self) -> dict[str, int]:
         """The limits a welcome tells every client (protocol 1.1)."""
@@ -262,6 +266,8 @@ class ChatServer(socketserver.ThreadingTCPServer):
         with self._conns_lock:
             if self._stopping:
                 return ErrorCode.SHUTTING_DOWN
+            if self.cluster is not None and self.cluster.fenced:
+                return ErrorCode.UNAVAILABLE
             if len(self._conns) >= self.config.max_clients:
                 return ErrorCode.SERVER_FULL
             per_address = self._per_address.get(conn.ip, 0)
@@ -340,7 +346,9 @@ class ChatServer(socketserver.ThreadingTCPServer):
         thread): a ban or unban for every server; a kick, a mute, or a session taken
         over, for the server that has the member."""
         kind, batch = body.get("t"), self._cluster_batch
-        if kind == "ban":
+        if kind == "fenced":
+            self._start_afresh()
+        elif kind == "ban":
             self._banned_elsewhere(body)
         elif kind == "unban":
             with self.hub.lock:
@@ -354,6 +362,25 @@ class ChatServer(socketserver.ThreadingTCPServer):
         elif kind in ("kick", "mute"):
             self._sanctioned_elsewhere(kind, body, batch)
         self.hub.flush(batch)
+
+    def _start_afresh(self) -> None:
+        """The cluster took this server for dead (its lease lapsed) and let its members
+        go: drop every connection -- their clients go to another server of their list,
+        or come back here in a moment -- and forget the rooms and members it had, as a
+        restart would, without telling the cluster anything (it is not ours to tell)."""
+        refusal = Error(code=ErrorCode.UNAVAILABLE.value, fatal=True,
+                        message="this server lost its place in the cluster (it was paused or cut off from the others "
+                                "too long): connect to another server, or to this one again in a moment")
+        conns = self.connections()
+        for conn in conns:
+            conn.close(CloseReason.SHUTDOWN, last=refusal)
+        with self._conns_lock:
+            self._conns_gone.wait_for(lambda: not self._conns, timeout=5.0)
+        self.hub.forget_unpublished()
+        with self.hub.lock:
+            self.hub.state = self._new_state()
+        log.warning("dropped %d connection(s) and forgot this server's rooms: it joins the cluster again", len(conns),
+                    extra=about("fenced"))
 
     def _banned_elsewhere(self, body: dict[str, Any]) -> None:
         ban = Ban.from_record(body)

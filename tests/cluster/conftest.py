@@ -8,6 +8,7 @@ import pytest
 
 from chatroom.server.tcp import ChatServer
 from tests.cluster.redis_server import RedisServer
+from tests.terminal import ServerProcess
 
 
 @pytest.fixture
@@ -30,3 +31,18 @@ def cluster(redis_server: RedisServer, make_server: Callable[..., ChatServer]) -
         return make_server(**{"cluster": redis_server.url, "cluster_beat": 0.2, "rate": 0, **overrides})
 
     return start
+
+
+@pytest.fixture
+def cluster_process(redis_server):
+    """``chatroom serve --cluster`` as subprocesses of this test's Redis."""
+    started: list[ServerProcess] = []
+
+    def start(*extra: str) -> ServerProcess:
+        server = ServerProcess("--cluster", redis_server.url, "--rate", "0", *extra)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

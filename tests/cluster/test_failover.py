@@ -5,28 +5,10 @@ from __future__ import annotations
 import signal
 import threading
 
-import pytest
-
 from chatroom.client.connection import ChatClient, ConnState, OutgoingChanged, StateChanged
 from chatroom.protocol import Ack, Chat, Error, FetchHistory, Hello, History, Presence, PresenceEvent, Say, Welcome
 from tests.polling import Events, wait_until
-from tests.terminal import ServerProcess
 from tests.wire import WireClient
-
-
-@pytest.fixture
-def cluster_process(redis_server):
-    """``chatroom serve --cluster`` as subprocesses of this test's Redis."""
-    started: list[ServerProcess] = []
-
-    def start(*extra: str) -> ServerProcess:
-        server = ServerProcess("--cluster", redis_server.url, "--rate", "0", *extra)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def test_clients_of_a_killed_server_resume_on_another_with_nothing_lost_or_doubled(cluster_process):

@@ -1,0 +1,117 @@
+"""Fencing: a server whose lease in the cluster lapsed writes nothing more, drops its
+connections and joins again as a new server; no nick is ever held twice."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+import redis
+
+from chatroom.cluster.store import Fenced, RedisStore
+from chatroom.protocol import PROTOCOL_VERSION, Chat, Error, ErrorCode, Hello, Presence, PresenceEvent, Say, Welcome
+from chatroom.text import nick_key
+from tests.polling import wait_until
+from tests.wire import WireClient
+
+
+def test_no_write_without_a_lease(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    store = RedisStore(client)
+    store.lease = "chatroom:lease:gone"  # never taken, or lapsed
+    with pytest.raises(Fenced):
+        store.append_chats([("lobby", {"t": "chat", "room": "lobby", "nick": "ann", "text": "hi", "ts": 1.0}, 0)])
+    with pytest.raises(Fenced):
+        store.claim_key("chatroom:nick:ann", b'{"owner": "t"}', "t", 60)
+    with pytest.raises(Fenced):
+        store.transact(lambda pipe: pipe.hset("chatroom:rooms", "lobby", "lobby"))
+    assert client.get("chatroom:nick:ann") is None and not client.exists("chatroom:rooms")
+    assert not client.exists("chatroom:log:lobby")
+    client.set(store.lease, "1", ex=60)  # with one, the same writes go through
+    assert store.claim_key("chatroom:nick:ann", b'{"owner": "t"}', "t", 60)
+    ((seq, _, resent, _),) = store.append_chats(
+        [("lobby", {"t": "chat", "room": "lobby", "nick": "ann", "text": "hi", "ts": 1.0}, 0)])
+    assert (seq, resent) == (1, False)
+    client.close()
+
+
+def test_a_server_that_lost_its_lease_drops_its_clients_and_joins_again(cluster, redis_server):
+    fenced, other = cluster(resume_grace=1.0), cluster(resume_grace=1.0)
+    ann, bob = WireClient(fenced.port), WireClient(other.port)
+    ann.hello("ann")
+    bob.hello("bob")
+    old_id = fenced.cluster.server
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        assert client.exists(f"chatroom:lease:{old_id}")
+        client.delete(f"chatroom:lease:{old_id}")  # as the others do when they retire a silent server
+        error = ann.expect(Error, timeout=10)
+        assert error.code == ErrorCode.UNAVAILABLE.value and error.fatal and "another server" in error.message
+        ann.wait_closed()
+        wait_until(lambda: fenced.cluster.server != old_id and not fenced.cluster.fenced,
+                   what="the fenced server to join again")
+        assert client.exists(f"chatroom:lease:{fenced.cluster.server}")
+        assert fenced.cluster.server in other.cluster.servers()
+        cy = WireClient(fenced.port)  # it serves again, as a new server of the cluster
+        assert isinstance(cy.hello("cy"), Welcome)
+        cy.send(Say(text="hello from the server that came back", id="c1"))
+        assert bob.expect(Chat, text="hello from the server that came back").nick == "cy"
+        cy.close()
+    finally:
+        ann.close()
+        bob.close()
+        client.close()
+
+
+def test_a_paused_server_is_retired_and_on_waking_holds_no_nick_the_others_gave_away(cluster_process, redis_server):
+    # A server silent for the grace plus three beats (1 + 3 x 0.3 s) is retired by the others.
+    paused = cluster_process("--resume-grace", "1", "--cluster-beat", "0.3", "--no-announce")
+    awake = cluster_process("--resume-grace", "1", "--cluster-beat", "0.3", "--no-announce")
+    ann, bob = WireClient(paused.port), WireClient(awake.port)
+    ann.hello("ann")
+    bob.hello("bob")
+    client = redis.Redis.from_url(redis_server.url)
+    wait_until(lambda: client.hlen("chatroom:members:lobby") == 2, what="both in the cluster's lobby")
+    new_ann = None
+    paused.proc.send_signal(signal.SIGSTOP)
+    try:
+        # The others take it for dead: ann leaves, and her nick is free for someone else.
+        bob.expect(Presence, event=PresenceEvent.LEAVE.value, nick="ann", timeout=15)
+        new_ann = WireClient(awake.port)
+        assert isinstance(new_ann.hello("ann"), Welcome)
+        paused.proc.send_signal(signal.SIGCONT)
+        # Awake again, it finds its lease gone: the old ann is sent away, not served on.
+        error = ann.expect(Error, timeout=15)
+        assert error.code == ErrorCode.UNAVAILABLE.value and error.fatal
+        ann.wait_closed()
+        holder = json.loads(client.get(f"chatroom:nick:{nick_key('ann')}"))
+        servers = {k.decode(): json.loads(v) for k, v in client.hgetall("chatroom:servers").items()}
+        # The one ann is the new one, on the awake server; the woken server holds nobody.
+        awake_ids = [sid for sid, rec in servers.items() if rec["address"].endswith(f":{awake.port}")]
+        assert holder["server"] in awake_ids
+        members = {k.decode(): json.loads(v) for k, v in client.hgetall("chatroom:members:lobby").items()}
+        assert sorted(m["nick"] for m in members.values()) == ["ann", "bob"]
+        assert all(m["server"] in awake_ids for m in members.values())
+        # And it serves again, as a new member of the cluster.
+        deadline = time.monotonic() + 15
+        while True:  # (refused with unavailable while it is joining again)
+            cy = WireClient(paused.port)
+            cy.send(Hello(version=PROTOCOL_VERSION, nick="cy"))
+            reply = cy.wait_for(lambda m: isinstance(m, Welcome | Error))
+            if isinstance(reply, Welcome) or time.monotonic() > deadline:
+                break
+            assert isinstance(reply, Error) and reply.code == ErrorCode.UNAVAILABLE.value
+            cy.close()
+        assert isinstance(reply, Welcome)
+        cy.send(Say(text="back", id="b1"))
+        assert bob.expect(Chat, text="back").nick == "cy"
+        cy.close()
+    finally:
+        if paused.proc.poll() is None:
+            paused.proc.send_signal(signal.SIGCONT)
+        for c in (ann, bob, new_ann):
+            if c is not None:
+                c.close()
+        client.close()
