@@ -537,7 +537,7 @@ class ChatClient(Dialing, Reconnecting):
             elif type(action) is Settle:
                 why = self._settle(action.id, action.code, action.error) or why
             elif type(action) is End:
-                why = Why(action.why, fatal=action.fatal)
+                why = Why(action.why, fatal=action.fatal, move_on=action.elsewhere and len(self.addresses) > 1)
         return why
 
     def _settle(self, msg_id: str, code: str | None, error: str = "") -> Why | None:

@@ -83,6 +83,7 @@ class Settle:
 class End:
     why: str
     fatal: bool = False
+    elsewhere: bool = False  # this server cannot serve now: another of the list may (a cluster's)
 
 
 SessionAction = Emit | Request | Settle | End
@@ -249,7 +250,7 @@ class ClientSession:
         actions.append(Emit(msg))
         if msg.fatal:
             text = msg.message + (" (/reconnect to come back)" if msg.code == ErrorCode.KICKED else "")
-            actions.append(End(text, fatal=msg.code in FATAL_CODES))
+            actions.append(End(text, fatal=msg.code in FATAL_CODES, elsewhere=msg.code == ErrorCode.UNAVAILABLE))
         return actions
 
     def _track(self, msg: Message) -> list[SessionAction]:

@@ -10,10 +10,11 @@ import time
 import pytest
 import redis
 
+from chatroom.client.connection import ChatClient, ConnState
 from chatroom.cluster.store import Fenced, RedisStore
 from chatroom.protocol import PROTOCOL_VERSION, Chat, Error, ErrorCode, Hello, Presence, PresenceEvent, Say, Welcome
 from chatroom.text import nick_key
-from tests.polling import wait_until
+from tests.polling import Events, wait_until
 from tests.wire import WireClient
 
 
@@ -38,18 +39,26 @@ def test_no_write_without_a_lease(redis_server):
 
 
 def test_a_server_that_lost_its_lease_drops_its_clients_and_joins_again(cluster, redis_server):
-    fenced, other = cluster(resume_grace=1.0), cluster(resume_grace=1.0)
-    ann, bob = WireClient(fenced.port), WireClient(other.port)
-    ann.hello("ann")
+    fenced, other = cluster(resume_grace=5.0), cluster(resume_grace=5.0)
+    watcher, bob = WireClient(fenced.port), WireClient(other.port)
+    watcher.hello("watcher")
     bob.hello("bob")
+    events = Events()
+    ann = ChatClient("127.0.0.1", fenced.port, "ann", on_event=events, alternates=[("127.0.0.1", other.port)])
+    ann.connect()
     old_id = fenced.cluster.server
     client = redis.Redis.from_url(redis_server.url)
     try:
         assert client.exists(f"chatroom:lease:{old_id}")
         client.delete(f"chatroom:lease:{old_id}")  # as the others do when they retire a silent server
-        error = ann.expect(Error, timeout=10)
+        error = watcher.expect(Error, timeout=10)
         assert error.code == ErrorCode.UNAVAILABLE.value and error.fatal and "another server" in error.message
-        ann.wait_closed()
+        watcher.wait_closed()
+        # The stock client goes to the other server of its list and resumes there.
+        wait_until(lambda: ann.port == other.port and ann.state is ConnState.CONNECTED,
+                   what="ann's client on the other server")
+        ann.say("still here")
+        assert bob.expect(Chat, text="still here").nick == "ann"
         wait_until(lambda: fenced.cluster.server != old_id and not fenced.cluster.fenced,
                    what="the fenced server to join again")
         assert client.exists(f"chatroom:lease:{fenced.cluster.server}")
@@ -61,6 +70,7 @@ def test_a_server_that_lost_its_lease_drops_its_clients_and_joins_again(cluster,
         cy.close()
     finally:
         ann.close()
+        watcher.close()
         bob.close()
         client.close()
 
