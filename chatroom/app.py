@@ -48,6 +48,7 @@ def build_server(config: ServerConfig | None = None, tracer: Tracer | None = Non
 
         node = Cluster(config.cluster, history_size=config.history_size, grace=config.resume_grace,
                        beat=config.cluster_beat, name=config.name or socket.gethostname(),
+                       replicas=config.cluster_replicas,
                        address=f"{config.host}:{config.port}")
         node.connect()
         cluster = node

@@ -94,7 +94,7 @@ def server_config(args: argparse.Namespace, *, password: str | None, op_password
         rate=args.rate, burst=args.burst, ping_interval=args.ping_interval,
         pong_timeout=args.pong_timeout, handshake_timeout=args.handshake_timeout,
         data_dir=None if args.memory or args.cluster else str(data_dir_of(args.data_dir)), sync=args.sync,
-        cluster=args.cluster, cluster_beat=args.cluster_beat,
+        cluster=args.cluster, cluster_beat=args.cluster_beat, cluster_replicas=args.cluster_replicas,
         resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
         password=password, op_password=op_password, tls_cert=cert, tls_key=key,
         max_file_size=args.max_file_size, max_per_address=args.max_per_address,

@@ -115,6 +115,10 @@ def _storage(group: argparse._ArgumentGroup, d: ServerConfig) -> None:
     group.add_argument("--cluster-beat", type=float, default=d.cluster_beat, metavar="SECONDS",
                        help="--cluster: seconds between this server's heartbeats; a server silent for the resume "
                             "grace plus three beats is taken for dead and loses its lease (default %(default)s)")
+    group.add_argument("--cluster-replicas", type=positive_int, default=d.cluster_replicas, metavar="N",
+                       help="--cluster: acknowledge a message only once N Redis replicas have it too (Redis's WAIT; "
+                            "then a failover loses no acknowledged message), else answer unconfirmed after 1 s "
+                            "(default %(default)s: once the master has it)")
     group.add_argument("--sync", choices=["normal", "full"], default="normal",
                        help="normal: an acknowledged message survives the server crashing; "
                             "full: it also survives a power cut (slower). Default %(default)s")

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import redis
 
-from chatroom.cluster.store import ClusterDown, EntryId, Fenced, RedisStore, key
+from chatroom.cluster.store import ClusterDown, EntryId, Fenced, RedisStore, Unreplicated, key
 from chatroom.errors import Refused
-from chatroom.protocol import Chat, Private
+from chatroom.protocol import Chat, ErrorCode, Private
 from chatroom.server.chat_path import Answer, LocalChat, Resent, SayResult, ToSay, no_run
 from chatroom.server.members import Member
 from chatroom.text import nick_key
@@ -105,8 +105,14 @@ class ClusterChat:
             down: Refused = ClusterDown("your message")
             return [down if isinstance(r, Chat) else r for r in results]
         started = time.perf_counter()
+        unreplicated: Refused | None = None
         try:
             placed = self.store.append_chats(bodies)
+        except Unreplicated as exc:  # in the log, but not yet on enough replicas: it goes on, unconfirmed
+            placed = exc.placed
+            unreplicated = Refused(ErrorCode.UNCONFIRMED, f"stored, but not yet on {self.store.replicas} replica(s) "
+                                   "of the chat's store: a failover now could lose it; send it again with the same id")
+            log.warning("a message is on Redis's master but on too few replicas (%s): answered unconfirmed", exc)
         except Fenced:  # (the script refused before writing anything)
             self._fence("a message was refused")
             fenced: Refused = ClusterDown("your message")
@@ -138,6 +144,8 @@ class ClusterChat:
                 self.catch_up(room_name, upto, batch, known.get(room_name, []))
         except redis.RedisError as exc:  # stored all the same: acknowledged; the reader applies them later
             self._down(exc, "reading the room's log back")
+        if unreplicated is not None:
+            return [unreplicated if isinstance(r, Chat | Resent) else r for r in stamped]
         return stamped
 
     def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,

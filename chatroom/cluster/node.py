@@ -42,14 +42,16 @@ import redis
 
 from chatroom.cluster import mirror
 from chatroom.cluster.chat import ClusterChat
-from chatroom.cluster.store import PREFIX, ClusterDown, EntryId, Fenced, RedisStore, decode, key, parse_id
+from chatroom.cluster.liveness import Liveness
+from chatroom.cluster.redis_url import redis_client
+from chatroom.cluster.store import PREFIX, ClusterDown, EntryId, Fenced, RedisStore, claim_keys, decode, key, parse_id
 from chatroom.errors import Refused
 from chatroom.protocol import ErrorCode, ModAction, Moderate, RoomInfo, User
 from chatroom.redact import redacted_url
 from chatroom.server.chat_path import LocalChat
-from chatroom.server.members import Member, RoomSnapshot, Sanction
+from chatroom.server.members import RoomSnapshot, Sanction
 from chatroom.server.room import ChatState
-from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, lookalike_key, nick_key, nick_problem, without_hash
+from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, nick_key, nick_problem, without_hash
 
 if TYPE_CHECKING:
     from chatroom.server.hub import Batch, Hub
@@ -69,7 +71,7 @@ _RECORDED = frozenset({"join", "nick", "away", "op", "reconnected"})
 READ_COUNT = 1000
 
 
-class Cluster(ClusterChat):
+class Cluster(ClusterChat, Liveness):
     """This server in a cluster of servers sharing rooms through the Redis at ``url``.
 
     ``grace``: how long a session is kept for a resume (the server's resume grace);
@@ -80,12 +82,12 @@ class Cluster(ClusterChat):
     keeps_sessions_on_stop = True  # (ChatPath) they resume on another server, which takes them over
 
     def __init__(self, url: str, *, history_size: int = 100, grace: float = 120.0, beat: float = 2.0,
-                 name: str = "", address: str = "") -> None:
+                 name: str = "", address: str = "", replicas: int = 0) -> None:
         self.shown_url = redacted_url(url)  # what logs may say (no password)
         # (Any: redis-py annotates every reply as bytes | str | more; with decode_responses
         # off, as here, they are bytes, lists and dicts of bytes, read as such.)
-        self.redis: Any = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=1.0)
-        self.store = RedisStore(self.redis)
+        self.redis: Any = redis_client(url, socket_timeout=2.0, socket_connect_timeout=1.0)
+        self.store = RedisStore(self.redis, replicas=replicas)
         self.server = secrets.token_hex(4)  # this server's id: new at every start
         self.history_size = history_size
         self.grace = grace
@@ -155,10 +157,10 @@ class Cluster(ClusterChat):
         if self.fenced:
             raise ClusterDown("joining")
         try:
-            taken = [k for k in _claim_keys(nick) if not self.store.claim_key(k, record, owner, self.ttl)]
+            taken = [k for k in claim_keys(nick) if not self.store.claim_key(k, record, owner, self.ttl)]
             if not taken:
                 return
-            for k in _claim_keys(nick):
+            for k in claim_keys(nick):
                 if k not in taken:
                     self.store.release_key(k, owner)
             suggestion = self._free_nick(nick)
@@ -171,7 +173,7 @@ class Cluster(ClusterChat):
 
     def release(self, nick: str, owner: str) -> None:
         try:
-            for k in _claim_keys(nick):
+            for k in claim_keys(nick):
                 self.store.release_key(k, owner)
         except redis.RedisError as exc:  # it expires by itself
             self._down(exc, "releasing a nick")
@@ -281,7 +283,7 @@ class Cluster(ClusterChat):
     def _queue_event(self, pipe: Any, event: dict[str, Any], record: bytes | None, now: float) -> None:
         kind = event["t"]
         if kind == "release":  # a member of ours is gone: its nick is free (both look-alike keys)
-            for k in _claim_keys(event["nick"]):
+            for k in claim_keys(event["nick"]):
                 self.store.release_key_in(pipe, k, event["owner"])
             return
         if kind == "session":
@@ -329,7 +331,7 @@ class Cluster(ClusterChat):
             if previous is not None and previous.get("owner") != token:
                 return False  # someone else has the nick now: the session is over
             record = _encode({"server": self.server, "owner": token, "nick": nick})
-            if not all(self.store.claim_key(k, record, token, self.ttl) for k in _claim_keys(nick)):
+            if not all(self.store.claim_key(k, record, token, self.ttl) for k in claim_keys(nick)):
                 return False
             if previous is not None and previous.get("server") not in (None, self.server):
                 self.redis.xadd(key("inbox", previous["server"]),
@@ -445,131 +447,9 @@ class Cluster(ClusterChat):
     def _flush(self, batch: Batch) -> None:
         self._hub().flush(batch)  # (and members too slow for this traffic are dropped)
 
-    # ------------------------------------------------------------------ heartbeat
-
-    def _beat_forever(self) -> None:
-        while not self._stopped.wait(self.beat):
-            if self.fenced:
-                continue  # (joining again: ``_rejoin``)
-            try:
-                self._beat()
-                self._retire_dead()
-                self._up()
-            except Fenced:
-                self._fence("its lease had lapsed at the heartbeat")
-            except redis.RedisError as exc:
-                self._down(exc, "the heartbeat")
-            except Exception:  # noqa: BLE001 -- a bug must not stop the heartbeat
-                log.exception("cluster heartbeat: unexpected error")
-
-    def _beat(self) -> None:
-        """This server is alive; its members' nicks and sessions are still held."""
-        if not self.redis.set(self.store.lease, "1", xx=True, ex=self._lease_ttl()):
-            raise Fenced("this server's lease lapsed")
-        record = _encode({"beat": time.time(), "name": self.name, "address": self.address})
-        members: list[Member] = []
-        if self.hub is not None:
-            with self.hub.lock:
-                members = [m for m in self.hub.state.nicks.values() if m.server is None]
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key("servers"), self.server, record)
-            for member in members:
-                for k in _claim_keys(member.nick):
-                    pipe.expire(k, self.ttl)
-                if member.token:
-                    pipe.expire(key("session", member.token), self.ttl)
-            pipe.execute()
-
     def room_sizes(self) -> dict[str, tuple[str, int]]:
         """fold(name) -> (name, members in the whole cluster), for every room with members."""
         return self.store.room_sizes()
-
-    def servers(self) -> dict[str, dict[str, Any]]:
-        """Every server of the cluster that beat lately: id -> name, address, beat."""
-        out = {}
-        for server, raw in self.redis.hgetall(key("servers")).items():
-            record = _decode(raw)
-            if time.time() - record.get("beat", 0) < self._dead_after():
-                out[server.decode()] = record
-        return out
-
-    def _dead_after(self) -> float:
-        return self.grace + 3 * self.beat
-
-    def _lease_ttl(self) -> int:
-        """Seconds a lease lasts unrenewed: as long as the others wait before they retire
-        a silent server (they delete its lease then, too)."""
-        return max(1, math.floor(self._dead_after()))
-
-    def _fence(self, why: str) -> None:
-        """This server's lease is gone (``why``): refuse everything, and join again."""
-        with self._fence_lock:
-            if self.fenced:
-                return
-            self.fenced = True
-        log.error("this server (%s) lost its lease in the cluster: %s -- it was paused or cut off from Redis for "
-                  "over %.0f s, and the other servers let its members go. Dropping its connections (their clients "
-                  "go to another server) and joining again as a new server", self.server, why, self._dead_after())
-        threading.Thread(target=self._rejoin, name="chatroom-cluster-rejoin", daemon=True).start()
-
-    def _rejoin(self) -> None:
-        """Drop everything this server held (the server does: ``on_control``), then take
-        a new id and a new lease."""
-        self.on_control({"t": "fenced"})
-        with self._ahead_lock:
-            self._ahead.clear()
-        while not self._stopped.is_set():
-            try:
-                self.server = secrets.token_hex(4)
-                self.connect()
-                break
-            except redis.RedisError as exc:
-                self._down(exc, "joining the cluster again")
-                self._stopped.wait(1.0)
-        self.fenced = False
-        log.warning("joined the cluster again as server %s", self.server)
-
-    def _retire_dead(self) -> None:
-        """Servers silent for longer than the grace: their members leave their rooms
-        (one server does it: whoever sets the ``retire`` key first)."""
-        now = time.time()
-        for raw_server, raw in self.redis.hgetall(key("servers")).items():
-            server = raw_server.decode()
-            if server == self.server or now - _decode(raw).get("beat", 0) < self._dead_after():
-                continue
-            if not self.redis.set(key("retire", server), self.server, nx=True, ex=60):
-                continue
-            self.redis.delete(key("lease", server))  # it writes nothing more, even if it wakes up now
-            gone = 0
-            for rk_raw, name_raw in self.redis.hgetall(key("rooms")).items():
-                rk, name = rk_raw.decode(), name_raw.decode()
-                for nk, info_raw in self.redis.hgetall(key("members", rk)).items():
-                    info = _decode(info_raw)
-                    if info.get("server") != server:
-                        continue
-                    leave = {"t": "leave", "room": name, "nick": info["nick"], "reason": "connection lost",
-                             "server": server, "ts": now}
-                    # Its nick is free in the same transaction that says it left: whoever
-                    # sees it leave may take the nick at once.
-                    held = [(k, raw) for k in _claim_keys(info["nick"])
-                            if (raw := self.redis.get(k)) is not None and _decode(raw).get("server") == server]
-                    def leave_and_free(pipe: Any, leave: dict[str, Any] = leave, rk: str = rk, nk: Any = nk,
-                                       held: list[tuple[Any, Any]] = held) -> None:
-                        self.store.append_event(pipe, leave["room"], leave)
-                        pipe.hdel(key("members", rk), nk)
-                        for k, raw in held:
-                            self.store.release_if_in(pipe, k, raw)
-
-                    self.store.transact(leave_and_free)
-                    gone += 1
-            for pattern in ("nick:*", "alike:*", "session:*"):  # its nicks are free, its sessions over
-                for k in self.redis.scan_iter(match=key(pattern), count=1000):
-                    raw_record = self.redis.get(k)
-                    if raw_record is not None and _decode(raw_record).get("server") == server:
-                        self.store.release_if(k, raw_record)
-            self.redis.hdel(key("servers"), server)
-            log.warning("server %s stopped beating %.0f s ago: %d member(s) left its rooms", server,
-                        now - _decode(raw).get("beat", 0), gone)
 
     # ------------------------------------------------------------------ health
 
@@ -632,8 +512,3 @@ class Cluster(ClusterChat):
         if policy == "everysec":
             return "Redis's append-only file, written; on disk within a second (appendfsync everysec)"
         return "Redis's append-only file, written; on disk when the OS decides (appendfsync no)"
-
-
-def _claim_keys(nick: str) -> tuple[str, str]:
-    """The Redis keys a nick is held under: its key and its look-alike key."""
-    return key("nick", nick_key(nick)), key("alike", lookalike_key(nick))

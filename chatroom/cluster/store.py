@@ -40,9 +40,10 @@ from chatroom.server.bans import Ban
 from chatroom.server.members import RoomSnapshot
 from chatroom.server.search import SEARCH_DEPTH, search_in
 from chatroom.server.store import RoomRecord
-from chatroom.text import fold
+from chatroom.text import fold, lookalike_key, nick_key
 
-__all__ = ["RedisStore", "ClusterDown", "Fenced", "PREFIX", "EntryId", "parse_id", "decode"]
+__all__ = ["RedisStore", "ClusterDown", "Fenced", "Unreplicated", "WAIT_MS", "claim_keys", "PREFIX", "EntryId",
+           "parse_id", "decode"]
 
 PREFIX = "chatroom:"
 
@@ -139,6 +140,32 @@ return 0
 """
 
 
+#: How long an append waits for ``--cluster-replicas`` replicas before it answers
+#: ``unconfirmed`` (the message is on the master, not yet on enough replicas).
+WAIT_MS = 1000
+
+
+class _Answers(list[Any]):
+    """A pipeline's answers, and how many replicas had them (WAIT)."""
+
+    replicated = 0
+
+
+class Unreplicated(redis.RedisError):
+    """Appended on the master, but fewer replicas than required confirmed it in time:
+    a failover now could lose it (``unconfirmed``).  ``placed``: what ``append_chats``
+    would have returned."""
+
+    def __init__(self, placed: list[tuple[int, EntryId, bool, int]], replicated: int, wanted: int) -> None:
+        super().__init__(f"on {replicated} of {wanted} replica(s) after {WAIT_MS} ms")
+        self.placed = placed
+
+
+def claim_keys(nick: str) -> tuple[str, str]:
+    """The Redis keys a nick is held under: its key and its look-alike key."""
+    return key("nick", nick_key(nick)), key("alike", lookalike_key(nick))
+
+
 class Fenced(redis.RedisError):
     """This server's lease in the cluster lapsed: Redis refused a write of it."""
 
@@ -196,8 +223,11 @@ class RedisStore:
 
     path = None
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, replicas: int = 0) -> None:
         self.redis: Any = client  # (replies are bytes: see Cluster.redis)
+        #: ``serve --cluster-replicas``: a message counts as stored once this many replicas
+        #: have it too (Redis's WAIT, after each round trip of appends).
+        self.replicas = replicas
         self._say = client.register_script(_SAY)
         self._event = client.register_script(_EVENT)
         self._release = client.register_script(_RELEASE)
@@ -234,8 +264,11 @@ class RedisStore:
                 what = f"{'action' if body.get('action') else 'say'}\0{rk}\0{body['text']}".encode()
                 args += [hashlib.sha1(what).hexdigest(), SENT_TTL]
             calls.append((keys, args))
-        return [(int(seq), parse_id(previous), bool(dup), int(lost))
-                for seq, previous, dup, lost in self._run_script(self._say, calls)]
+        answers = self._run_script(self._say, calls, wait=self.replicas)
+        placed = [(int(seq), parse_id(previous), bool(dup), int(lost)) for seq, previous, dup, lost in answers]
+        if self.replicas and answers.replicated < self.replicas:
+            raise Unreplicated(placed, answers.replicated, self.replicas)
+        return placed
 
     def append_event(self, pipe: Any, room: str, body: dict[str, Any]) -> None:
         """Queue an entry for ``room``'s log on ``pipe`` (see ``transact``)."""
@@ -267,15 +300,20 @@ class RedisStore:
                     self._load_scripts()
         raise redis.exceptions.WatchError("the lease kept changing")
 
-    def _run_script(self, script: Any, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
+    def _run_script(self, script: Any, calls: list[tuple[list[Any], list[Any]]], wait: int = 0) -> _Answers:
         """One script, several times, in one round trip (EVALSHA in a pipeline: no
-        SCRIPT EXISTS first, as redis-py's scripts in pipelines do)."""
+        SCRIPT EXISTS first, as redis-py's scripts in pipelines do); with ``wait``, then
+        Redis's WAIT for that many replicas (at most ``WAIT_MS``), in the same trip."""
         for attempt in (1, 2):
             with self.redis.pipeline(transaction=False) as pipe:
                 for keys, args in calls:
                     pipe.evalsha(script.sha, len(keys), *keys, *args)
+                if wait:
+                    pipe.execute_command("WAIT", wait, WAIT_MS)
                 try:
-                    answers: list[Any] = pipe.execute()
+                    done: list[Any] = pipe.execute()
+                    answers = _Answers(done[:len(calls)])
+                    answers.replicated = int(done[-1]) if wait else 0
                     return answers
                 except redis.exceptions.NoScriptError:
                     if attempt == 2:

@@ -68,6 +68,7 @@ class ServerConfig:
     # hold a password: never shown (chatroom.redact).
     cluster: str | None = field(default=None, repr=False)
     cluster_beat: float = 2.0  # seconds between a cluster server's heartbeats
+    cluster_replicas: int = 0  # a message is acknowledged once this many Redis replicas have it (WAIT)
     # Addresses or networks (192.0.2.0/24) that may read GET /metrics (empty: nobody).
     metrics_from: tuple[str, ...] = ()
 
