@@ -50,6 +50,8 @@ def build_server(config: ServerConfig | None = None, tracer: Tracer | None = Non
                        beat=config.cluster_beat, name=config.name or socket.gethostname(),
                        replicas=config.cluster_replicas,
                        address=f"{config.host}:{config.port}")
+        if config.keep_days is not None:
+            node.store.sent_ttl = max(1, min(node.store.sent_ttl, int(config.keep_days * 86400)))
         node.connect()
         cluster = node
     return ChatServer(config, tracer, cluster=cluster, doors=doors_for(config))

@@ -96,6 +96,7 @@ def server_config(args: argparse.Namespace, *, password: str | None, op_password
         data_dir=None if args.memory or args.cluster else str(data_dir_of(args.data_dir)), sync=args.sync,
         cluster=args.cluster, cluster_beat=args.cluster_beat, cluster_replicas=args.cluster_replicas,
         resume_grace=args.resume_grace, keep_messages=args.keep_messages, keep_days=args.keep_days,
+        retention_interval=args.retention_interval,
         password=password, op_password=op_password, tls_cert=cert, tls_key=key,
         max_file_size=args.max_file_size, max_per_address=args.max_per_address,
         frame_timeout=args.frame_timeout, irc_port=args.irc_port, web_port=args.web_port,
@@ -120,11 +121,12 @@ def reload_settings(running: argparse.Namespace, server: ChatServer) -> argparse
     server.reconfigure(server_config(new, password=config.password, op_password=config.op_password,
                                      cert=config.tls_cert, key=config.tls_key))
     logging.getLogger().setLevel(new.log_level)
+    reloadable = _reloadable()
     differ = sorted(key for key, value in vars(new).items()
                     if key not in _NOT_SETTINGS and value != getattr(running, key, value))
     live = [f"{key} {_shown(getattr(running, key))} -> {_shown(getattr(new, key))}"
-            for key in differ if key in RELOADABLE]
-    restart = [key for key in differ if key not in RELOADABLE]
+            for key in differ if key in reloadable]
+    restart = [key for key in differ if key not in reloadable]
     bans = server.reload_bans()
     log.info("SIGHUP: settings read again: %s; ban list read again (%d ban(s))%s",
              ", ".join(live) if live else "nothing that can change live changed", bans,
@@ -140,12 +142,12 @@ def _shown(value: object) -> str:
 
 _NOT_SETTINGS = frozenset({"argv", "func", "command", "config", "print_config"})
 
-#: Options that a running server takes on SIGHUP (their ServerConfig names are ``ServerConfig.LIVE``).
-RELOADABLE = frozenset({
-    "max_clients", "max_per_address", "max_text", "history", "outbox_limit", "handshake_timeout", "frame_timeout",
-    "ping_interval", "pong_timeout", "rate", "burst", "resume_grace", "keep_messages", "keep_days",
-    "max_file_size", "metrics_from", "log_level",
-})
+def _reloadable() -> frozenset[str]:
+    """Options that a running server takes on SIGHUP: ``ServerConfig.LIVE`` by their
+    option names, and the log level."""
+    from chatroom.server.config import ServerConfig
+
+    return frozenset({"history" if name == "history_size" else name for name in ServerConfig.LIVE} | {"log_level"})
 
 
 #: The collector's first threshold in a server process (CPython 3.11's default: 700).

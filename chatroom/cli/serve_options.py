@@ -129,7 +129,10 @@ def _storage(group: argparse._ArgumentGroup, d: ServerConfig) -> None:
     group.add_argument("--keep-messages", type=positive_int, default=None, metavar="N",
                        help="retention: keep only the newest N messages per room (default: all)")
     group.add_argument("--keep-days", type=float, default=None, metavar="DAYS",
-                       help="retention: delete messages older than this many days (default: never)")
+                       help="retention: delete messages older than this many days (default: never); what "
+                            "recognises a resent message goes with it")
+    group.add_argument("--retention-interval", type=float, default=d.retention_interval, metavar="SECONDS",
+                       help="seconds between retention passes (default %(default)s)")
 
 
 def _running(group: argparse._ArgumentGroup) -> None:

@@ -228,6 +228,9 @@ class RedisStore:
         #: ``serve --cluster-replicas``: a message counts as stored once this many replicas
         #: have it too (Redis's WAIT, after each round trip of appends).
         self.replicas = replicas
+        #: How long a message's client id (and a digest of its text) is kept to recognise
+        #: a resend: a day, or less when retention keeps messages for less.
+        self.sent_ttl = SENT_TTL
         self._say = client.register_script(_SAY)
         self._event = client.register_script(_EVENT)
         self._release = client.register_script(_RELEASE)
@@ -262,7 +265,7 @@ class RedisStore:
             if body.get("id") is not None:
                 keys.append(key("sent", f"{fold(body['nick'])}:{body['id']}"))
                 what = f"{'action' if body.get('action') else 'say'}\0{rk}\0{body['text']}".encode()
-                args += [hashlib.sha1(what).hexdigest(), SENT_TTL]
+                args += [hashlib.sha1(what).hexdigest(), self.sent_ttl]
             calls.append((keys, args))
         answers = self._run_script(self._say, calls, wait=self.replicas)
         placed = [(int(seq), parse_id(previous), bool(dup), int(lost)) for seq, previous, dup, lost in answers]

@@ -76,7 +76,7 @@ class ServerConfig:
     LIVE: ClassVar[tuple[str, ...]] = (
         "max_clients", "max_per_address", "max_text", "history_size", "outbox_limit", "handshake_timeout",
         "frame_timeout", "ping_interval", "pong_timeout", "rate", "burst", "resume_grace", "keep_messages",
-        "keep_days", "max_file_size", "metrics_from",
+        "keep_days", "retention_interval", "max_file_size", "metrics_from",
     )
 
     def session_limits(self) -> SessionLimits:

@@ -402,6 +402,17 @@ class ChatState(Moderation, Queries, Remote):
         self._remember_id(key, msg)
         return True
 
+    def forget_sent_before(self, cutoff: float) -> int:
+        """Retention reaches the ids kept to recognise resends too: none of a message
+        older than ``cutoff`` (its text with it) outlives the message.  Returns how many."""
+        gone = 0
+        for ids in (self.sent, self._sent_before):
+            old = [key for key, msg in ids.items() if msg.ts < cutoff]
+            for key in old:
+                del ids[key]
+            gone += len(old)
+        return gone
+
     def _remember_id(self, key: tuple[str, str], msg: Chat | Private) -> None:
         """Two generations: a full one becomes the older and the oldest is dropped
         whole -- O(1) a message, where trimming one ordered map cost a pop (or a

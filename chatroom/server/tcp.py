@@ -479,6 +479,9 @@ class ChatServer(socketserver.ThreadingTCPServer):
         deleted = self.store.prune(
             keep=cfg.keep_messages, max_age=cfg.keep_days * 86400 if cfg.keep_days is not None else None
         )
+        if cfg.keep_days is not None:  # what recognises resends goes with the messages
+            with self.hub.lock:
+                self.hub.state.forget_sent_before(time.time() - cfg.keep_days * 86400)
         if deleted:
             log.info("retention: deleted %d old messages", deleted, extra=about("retention"))
 

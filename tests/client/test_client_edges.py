@@ -16,6 +16,7 @@ import pytest
 from chatroom.client.connection import ChatClient, ConnState, StateChanged
 from chatroom.client.transfers import Phase, Transfers
 from chatroom.protocol import (
+    Ack,
     Chat,
     Error,
     ErrorCode,
@@ -326,6 +327,20 @@ def test_the_server_applies_retention_by_itself(make_server, tmp_path):
             store.close()
 
     wait_until(lambda: kept() == 5, 10, "the server's retention pass to keep the newest 5")
+    c.close()
+
+
+def test_retention_by_age_takes_what_recognises_resends_with_the_messages(make_server, tmp_path):
+    server = make_server(data_dir=str(tmp_path), keep_days=1 / 86400, retention_interval=0.2, rate=0)
+    c = WireClient(server.port)
+    c.hello("ann")
+    c.send(Say(id="m1", text="soon gone"))
+    first = c.expect(Ack, id="m1")
+    c.send(Say(id="m1", text="soon gone"))  # a resend, while the message is kept: the same one
+    assert c.expect(Ack, id="m1").seq == first.seq
+    wait_until(lambda: server.hub.state.remembered_ids == 0, 10, "the retention pass to forget the id")
+    c.send(Say(id="m1", text="soon gone"))  # the message is gone, and nothing remembers its text
+    assert c.expect(Ack, id="m1").seq > first.seq
     c.close()
 
 
