@@ -877,21 +877,26 @@ def cluster_main(quick: bool, repeat: int, json_path: str, fsync: str = "always"
 
     try:
         store = RedisServer(fsync=fsync).start()
+        # A replica, for the row whose acknowledgements wait for one (--cluster-replicas 1).
+        replica = RedisServer(fsync=fsync, replica_of=store).start()
     except RuntimeError as exc:
         print(f"no cluster benchmark: {exc}")
         return 1
     n, s = 100, 10
     saturation = 100_000 if quick else 300_000
     paced, seconds = 5_000, (3.0 if quick else 5.0)
-    setups = [("alone", 0), ("cluster x1", 1), ("cluster x2", 2), ("cluster x3", 3)]
-    runs: dict[str, dict[str, list[dict[str, float]]]] = {name: {"saturation": [], "paced": []} for name, _ in setups}
+    setups = [("alone", 0, 0), ("cluster x1", 1, 0), ("cluster x2", 2, 0), ("cluster x3", 3, 0),
+              ("x1 +replica", 1, 1)]
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {name: {"saturation": [], "paced": []}
+                                                          for name, _, _ in setups}
     counter = iter(range(10**9))
     try:
         for r in range(repeat):
-            for name, k in setups[r % len(setups):] + setups[:r % len(setups)]:
+            for name, k, replicas in setups[r % len(setups):] + setups[:r % len(setups)]:
                 redis.Redis(port=store.port).flushall()
+                extra = ["--cluster-replicas", str(replicas)] if replicas else []
                 servers = ([Server(name, chatroom_argv("--memory"))] if k == 0 else
-                           [Server(f"{name}/{i}", chatroom_argv("--cluster", store.url)) for i in range(k)])
+                           [Server(f"{name}/{i}", chatroom_argv("--cluster", store.url, *extra)) for i in range(k)])
                 pid = store.proc.pid if k and store.proc else None
                 try:
                     runs[name]["saturation"].append(run_cluster_once(servers, pid, n, s, saturation,
@@ -902,6 +907,7 @@ def cluster_main(quick: bool, repeat: int, json_path: str, fsync: str = "always"
                     for srv in servers:
                         srv.stop()
     finally:
+        replica.close()
         store.close()
     figures = {name: {kind: median_of(r) for kind, r in by.items()} for name, by in runs.items()}
     base = figures["alone"]
@@ -909,7 +915,7 @@ def cluster_main(quick: bool, repeat: int, json_path: str, fsync: str = "always"
     print(f"one room, N={n} members, S={s} senders, spread round-robin over the servers; medians of {repeat}")
     print(f"{'setup':<12}{'sat. deliv/s':>14}{'vs alone':>10}{'paced p50':>11}{'p99':>9}{'vs alone':>10}"
           f"{'us/deliv':>10}{'redis cpu':>11}")
-    for name, _ in setups:
+    for name, _, _ in setups:
         sat, pac = figures[name]["saturation"], figures[name]["paced"]
         print(f"{name:<12}{sat['deliveries_per_s']:>14,.0f}"
               f"{sat['deliveries_per_s'] / base['saturation']['deliveries_per_s']:>9.2f}x"
@@ -917,7 +923,8 @@ def cluster_main(quick: bool, repeat: int, json_path: str, fsync: str = "always"
               f"{base['paced']['p99_ms'] / pac['p99_ms']:>9.2f}x{pac['cpu_us_per_delivery']:>10.1f}"
               f"{sat['redis_cpu_share']:>10.0%}")
     print(f"(paced: {paced:,} deliveries/s offered for {seconds:g} s; 'vs alone' > 1 is better than one server "
-          "alone; redis cpu: Redis's share of all CPU used by the servers and Redis under saturation)")
+          "alone; redis cpu: Redis's share of all CPU used by the servers and Redis under saturation; x1 +replica: "
+          "one server whose acks wait for a Redis replica, --cluster-replicas 1)")
     Path(json_path).write_text(json.dumps({"quick": quick, "repeat": repeat, "cluster": figures}, indent=2))
     print(f"raw figures: {json_path}")
     return 0
