@@ -62,3 +62,17 @@ def connect(server: ChatServer) -> Iterator[Callable[..., WireClient]]:
     yield open_client
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def netns():
+    from tests.netns import NamespacesUnavailable, NetnsPair
+
+    try:
+        pair = NetnsPair()
+    except NamespacesUnavailable as exc:
+        if os.environ.get("CHATROOM_REQUIRE_NETNS"):
+            pytest.fail(f"network namespaces are required here (CHATROOM_REQUIRE_NETNS): {exc}")
+        pytest.skip(str(exc))
+    yield pair
+    pair.close()

@@ -4,7 +4,6 @@ between two throw-away network namespaces (never in the machine's own)."""
 from __future__ import annotations
 
 import ipaddress
-import os
 import shutil
 import subprocess
 import sys
@@ -89,20 +88,6 @@ def test_a_server_on_loopback_never_announces():
 
 
 # ----------------------------------------------------------------------------- the real thing
-
-
-@pytest.fixture
-def netns():
-    from tests.netns import NamespacesUnavailable, NetnsPair
-
-    try:
-        pair = NetnsPair()
-    except NamespacesUnavailable as exc:
-        if os.environ.get("CHATROOM_REQUIRE_NETNS"):
-            pytest.fail(f"network namespaces are required here (CHATROOM_REQUIRE_NETNS): {exc}")
-        pytest.skip(str(exc))
-    yield pair
-    pair.close()
 
 
 def start_server(pair, pid: int, host: str, *extra: str) -> subprocess.Popen[str]:

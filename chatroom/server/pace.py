@@ -34,9 +34,11 @@ from chatroom.server.outbox import Outbox
 __all__ = ["STALL", "keep_pace"]
 
 #: A reader behind that takes nothing for this long is not waited for (a client that
-#: stopped reading: a closed laptop, a hung program).  Short: being judged stalled
-#: only means the sender goes on, and the reader is dropped if its outbox then fills.
-STALL = 0.25
+#: stopped reading: a closed laptop, a hung program).  It only matters in a room whose
+#: majority lags (a few laggards are never waited for), so it can be long enough for a
+#: reader on a loaded machine: at 0.25 s, readers starved of CPU for that long were
+#: taken for stalled and dropped.  Being judged stalled only means the sender goes on.
+STALL = 1.0
 
 #: How often a waiting sender looks again (it is also woken when a reader catches up).
 _SLICE = 0.02
