@@ -50,7 +50,7 @@ from chatroom.protocol import ErrorCode, ModAction, Moderate, RoomInfo, User
 from chatroom.redact import redacted_url
 from chatroom.server.chat_path import LocalChat
 from chatroom.server.members import RoomSnapshot, Sanction
-from chatroom.server.room import ChatState
+from chatroom.server.room import MAX_FLOOR_JUMP, ChatState
 from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, nick_key, nick_problem, without_hash
 
 if TYPE_CHECKING:
@@ -347,6 +347,20 @@ class Cluster(ClusterChat, Liveness):
         log.info("took over the session of %s from server %s", clean_line(nick),
                  previous.get("server") if previous else "?")
         return True
+
+    def floors(self, batch: Batch, seen: dict[str, int]) -> list[tuple[str, int, int]]:
+        """(ChatPath) Raised in Redis, where the numbers are given: the next message of
+        such a room, from any server, comes after what the client saw.  Best effort: with
+        Redis unreachable, nothing is raised (and nothing can be said either)."""
+        if self.fenced:
+            return []
+        try:
+            return self.store.raise_floors(seen, MAX_FLOOR_JUMP)
+        except Fenced:
+            self._fence("a resume was refused")
+        except redis.RedisError as exc:
+            self._down(exc, "checking the rooms' numbering")
+        return []
 
     def forward(self, sanction: Sanction, msg: Moderate) -> None:
         """An operator here kicked or muted a member of another server: that server

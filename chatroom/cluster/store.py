@@ -122,6 +122,23 @@ redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
 return 1
 """
 
+# A resuming client had seen message ARGV[1] of an existing room (its field ARGV[2] in
+# KEYS[3], the rooms): if the room's counter (KEYS[2]) is behind it, Redis lost the
+# tail of its log; the counter goes on after it (never more than ARGV[3] further).
+# Returns how many numbers were skipped.  Only with a lease (KEYS[1]).
+_FLOOR = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('FENCED this server has no lease in the cluster')
+end
+local seen = tonumber(ARGV[1])
+local now = tonumber(redis.call('GET', KEYS[2]) or '0')
+if now < seen and seen - now <= tonumber(ARGV[3]) and redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 then
+  redis.call('SET', KEYS[2], seen)
+  return seen - now
+end
+return 0
+"""
+
 # Let go of a nick only if it is still ours.
 _RELEASE = """
 local v = redis.call('GET', KEYS[1])
@@ -236,6 +253,7 @@ class RedisStore:
         self._release = client.register_script(_RELEASE)
         self._release_if = client.register_script(_RELEASE_IF)
         self._claim = client.register_script(_CLAIM)
+        self._floor = client.register_script(_FLOOR)
         #: This server's lease key (``node.py``): every write of this server's checks it.
         self.lease = key("lease", "none")
 
@@ -329,8 +347,16 @@ class RedisStore:
         raise AssertionError("unreachable")
 
     def _load_scripts(self) -> None:
-        for script in (self._say, self._event, self._release, self._release_if, self._claim):
+        for script in (self._say, self._event, self._release, self._release_if, self._claim, self._floor):
             self.redis.script_load(script.script)
+
+    def raise_floors(self, seen: dict[str, int], most: int) -> list[tuple[str, int, int]]:
+        """See ``_FLOOR``: (room, number, how many were skipped) for each room that had
+        lost the tail of its log."""
+        calls = [([self.lease, key("seq", fold(room)), key("rooms")], [seq, fold(room), most])
+                 for room, seq in seen.items()]
+        skipped = self._run_script(self._floor, calls)
+        return [(room, seq, int(n)) for (room, seq), n in zip(seen.items(), skipped, strict=True) if int(n)]
 
     def claim_key(self, name: str, record: bytes, owner: str, ttl: int) -> bool:
         """Hold the claim ``name`` for ``owner`` (see ``_CLAIM``); raises :class:`Fenced`

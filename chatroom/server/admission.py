@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from chatroom.errors import Refused
 from chatroom.protocol import (
+    MAX_ROOMS,
     PROTOCOL_VERSION,
     SEVERAL_ROOMS,
     ErrorCode,
@@ -201,6 +202,7 @@ class Admission(HandlerBase):
         each followed by its replay."""
         conn, server, hub = self.conn, self.server, self.server.hub
         token = msg.resume or ""
+        self._floors(msg)
         if token not in hub.state.sessions:  # (a dict read) another server's, maybe
             server.chat.adopt(token, conn.id, conn.address, self.batch)
         with hub.locked(self.batch) as state:
@@ -226,6 +228,16 @@ class Admission(HandlerBase):
         total = sum(count for _, count in replayed)
         log.info("%s resumed in %d room(s) (%d missed messages replayed)", self.describe(), len(rooms), total,
                  extra=self.about("resumed"))
+
+    def _floors(self, msg: Hello) -> None:
+        """What the client has seen, as a floor for the rooms' numbering (a store that
+        lost its newest messages must not give their numbers again)."""
+        seen = {without_hash(name): seq for name, seq in list((msg.seen or {}).items())[:MAX_ROOMS]}
+        for room, seq, skipped in self.server.chat.floors(self.batch, seen) if seen else ():
+            log.warning("%s had seen message %d of %s, past the last one stored: the store lost its newest %d "
+                        "message(s) (a crash with Redis's appendfsync everysec, a power cut with --sync normal?); "
+                        "the numbering goes on after it", self.describe(), seq, room, skipped,
+                        extra=self.about("log_rewound", room))
 
     def _replays(self, state: ChatState, rooms: list[Room], msg: Hello) -> list[tuple[list[Outgoing], int]]:
         """What each room missed since the client's ``last_seq`` / ``seen``, as replay

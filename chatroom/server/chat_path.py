@@ -118,6 +118,13 @@ class ChatPath(Protocol):
         server that had it, if another one did (outside the hub lock).  Alone: False."""
         ...
 
+    def floors(self, batch: Batch, seen: dict[str, int]) -> list[tuple[str, int, int]]:
+        """A resuming client says which messages it has seen (room -> number), before
+        the hub lock: a room whose numbering went backwards (its store lost its newest
+        messages) goes on after them, never giving a number shown to another message.
+        Returns (room, number, how many numbers were skipped) for each that did."""
+        ...
+
     def look_ahead(self, *, room: str | None = None, nick: str | None = None, rooms: bool = False) -> None:
         """Before the hub lock: fetch what the rules are about to ask the other servers
         -- a room to start following, a member of theirs, the list of every room -- so
@@ -148,6 +155,11 @@ class LocalChat:
 
     def look_ahead(self, *, room: str | None = None, nick: str | None = None, rooms: bool = False) -> None:
         pass  # everything is here
+
+    def floors(self, batch: Batch, seen: dict[str, int]) -> list[tuple[str, int, int]]:
+        with self.hub.locked(batch) as state:
+            raised = [(name, seq, state.seen_by_client(name, seq)) for name, seq in seen.items()]
+        return [r for r in raised if r[2]]
 
     def say_many(self, batch: Batch, member: Member, items: Sequence[ToSay], now: float,
                  answer: Answer | None = None) -> list[SayResult]:

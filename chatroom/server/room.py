@@ -65,6 +65,10 @@ from chatroom.text import (
 #: Kept in two generations of this many (see ``ChatState._remember_id``): the last
 #: RECENT_IDS are always known, at most twice as many.
 RECENT_IDS = 50_000
+#: The most numbers a resuming client's word can make a room skip (``seen_by_client``):
+#: a lost tail is a second of messages, not more; a client cannot push a room's
+#: numbering anywhere it likes.
+MAX_FLOOR_JUMP = 100_000
 
 __all__ = ["ChatState", "RECENT_IDS"]
 
@@ -401,6 +405,22 @@ class ChatState(Moderation, Queries, Remote):
             return False
         self._remember_id(key, msg)
         return True
+
+    def seen_by_client(self, name: str, seq: int) -> int:
+        """A resuming client says it has seen message ``seq`` of room ``name``.  If the
+        room's numbering is behind that, the store lost its newest messages (a power cut
+        with ``--sync normal``): numbering goes on after ``seq``, so that no number a
+        client has shown is given to another message.  Only for a room that exists, and
+        by at most ``MAX_FLOOR_JUMP``.  Returns how many numbers were skipped."""
+        room = self.rooms.get(fold(name))
+        if room is None and self.peers is None and self.store is not None and self.store.room(name) is not None:
+            room = self._room(name)
+        if room is None or not room.next_seq <= seq < room.next_seq + MAX_FLOOR_JUMP:
+            return 0
+        skipped = seq + 1 - room.next_seq
+        room.next_seq = seq + 1
+        self.dirty[room.key] = room
+        return skipped
 
     def forget_sent_before(self, cutoff: float) -> int:
         """Retention reaches the ids kept to recognise resends too: none of a message

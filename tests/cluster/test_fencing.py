@@ -12,7 +12,18 @@ import redis
 
 from chatroom.client.connection import ChatClient, ConnState
 from chatroom.cluster.store import Fenced, RedisStore
-from chatroom.protocol import PROTOCOL_VERSION, Chat, Error, ErrorCode, Hello, Presence, PresenceEvent, Say, Welcome
+from chatroom.protocol import (
+    PROTOCOL_VERSION,
+    Ack,
+    Chat,
+    Error,
+    ErrorCode,
+    Hello,
+    Presence,
+    PresenceEvent,
+    Say,
+    Welcome,
+)
 from chatroom.text import nick_key
 from tests.polling import Events, wait_until
 from tests.wire import WireClient
@@ -124,4 +135,35 @@ def test_a_paused_server_is_retired_and_on_waking_holds_no_nick_the_others_gave_
         for c in (ann, bob, new_ann):
             if c is not None:
                 c.close()
+        client.close()
+
+
+def test_a_log_that_lost_its_tail_while_every_server_restarted_never_reuses_a_number(cluster, redis_server):
+    """Redis lost its newest entries (appendfsync everysec and a crash) and no server
+    that saw them is left: a resuming client's word raises the room's counter."""
+    first = cluster()
+    ann = WireClient(first.port)
+    token = ann.hello("ann").resume_token
+    for n in range(1, 11):
+        ann.send(Say(id=f"m{n}", text=f"message {n}"))
+    assert [a.seq for a in ann.collect(Ack, 10)] == list(range(1, 11))
+    ann.close()
+    first.stop()  # (its members are held for a resume on another server)
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        kept = [(i, f) for i, f in client.xrange("chatroom:log:lobby") if int(i.split(b"-")[0]) < 6]
+        client.delete("chatroom:log:lobby")  # the lost second: the log as it was after message five
+        for entry_id, fields in kept:
+            client.xadd("chatroom:log:lobby", fields, id=entry_id)
+        client.set("chatroom:seq:lobby", 5)
+        second = cluster()  # a new server, that never saw messages six to ten
+        ann = WireClient(second.port)
+        ann.send(Hello(version=PROTOCOL_VERSION, nick="ann", resume=token, seen={"lobby": 10}))
+        welcome = ann.expect(Welcome)
+        assert welcome.resumed
+        ann.send(Say(id="after", text="after the crash"))
+        assert ann.expect(Ack, id="after").seq == 11  # not 6: six to ten were shown to people
+        assert int(client.get("chatroom:seq:lobby")) == 11
+        ann.close()
+    finally:
         client.close()

@@ -336,3 +336,34 @@ def test_chatroom_log_prints_text_json_and_markdown(tmp_path):
     assert [json.loads(x)["seq"] for x in since] == [2, 3]
     missing = log("--data-dir", str(tmp_path / "nowhere"))
     assert missing.returncode == 1 and "no history database" in missing.stderr
+
+
+def test_a_store_that_lost_its_newest_messages_never_gives_their_numbers_again(make_server, tmp_path):
+    """A power cut with --sync normal may lose the last commits; a client that saw them
+    says so when it comes back, and the room's numbering goes on after them."""
+    first = make_server(data_dir=str(tmp_path), rate=0)
+    ann = WireClient(first.port)
+    token = ann.hello("ann").resume_token
+    for n in range(1, 11):
+        ann.send(Say(id=f"m{n}", text=f"message {n}"))
+    assert [a.seq for a in ann.collect(Ack, 10)] == list(range(1, 11))
+    ann.close()
+    first.stop()
+    db = sqlite3.connect(tmp_path / DB_NAME)  # the last five commits never reached the disk
+    with db:
+        db.execute("DELETE FROM messages WHERE seq > 5")
+        db.execute("UPDATE rooms SET next_seq = 6")
+    db.close()
+    second = make_server(data_dir=str(tmp_path), rate=0)
+    ann = WireClient(second.port)  # its session went with the server: the resume is refused, the word counts
+    ann.send(Hello(version=PROTOCOL_VERSION, nick="ann", resume=token, seen={"lobby": 10}))
+    assert ann.expect(Error).code == ErrorCode.RESUME_REFUSED.value
+    ann.hello("ann")
+    ann.send(Say(id="after", text="after the power cut"))
+    assert ann.expect(Ack, id="after").seq == 11  # not 6: six to ten were shown to people
+    ann.close()
+    store = HistoryStore(tmp_path / DB_NAME, read_only=True)
+    try:
+        assert store.room("lobby").next_seq == 12  # and the store keeps the numbering
+    finally:
+        store.close()
