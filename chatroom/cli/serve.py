@@ -55,6 +55,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.info("settings: %s", settings.path)
     _print_welcome(args, server, config)
     _tune_collector()
+    try:
+        _run(args, server, config)
+    finally:
+        if tracer is not None:
+            tracer.close()
+    print("chatroom: server stopped", flush=True)
+    return 0
+
+
+def _run(args: argparse.Namespace, server: ChatServer, config: ServerConfig) -> None:
+    """Serve until Ctrl-C or SIGTERM; SIGHUP reads the settings again."""
     stop, hangup = threading.Event(), threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -76,10 +87,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if announcer is not None:
             announcer.stop()  # goodbyes first, while the rooms still exist
         server.stop()
-        if tracer is not None:
-            tracer.close()
-    print("chatroom: server stopped", flush=True)
-    return 0
 
 
 def server_config(args: argparse.Namespace, *, password: str | None, op_password: str | None, cert: str | None,

@@ -123,15 +123,19 @@ def _value(action: argparse.Action, value: object, key: str, where: str) -> obje
             raise Exit(f"{where}: {key} must be true or false", 2)
         return value
     if isinstance(action, argparse._AppendAction):
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(item, str) and item.strip() for item in items):
-            raise Exit(f"{where}: {key} must be a list of non-empty strings", 2)
-        return [_scalar(action, item, key, where) for item in items]
+        return _list(action, value, key, where)
     converted = _scalar(action, value, key, where)
     if key == "cluster" and isinstance(converted, str) and urlsplit(converted).password:
         raise Exit(f"{where}: cluster: a Redis URL with a password stays out of this file: set $CHATROOM_CLUSTER "
                    "in the service's environment instead", 2)
     return converted
+
+
+def _list(action: argparse.Action, value: object, key: str, where: str) -> list[object]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) and item.strip() for item in items):
+        raise Exit(f"{where}: {key} must be a list of non-empty strings", 2)
+    return [_scalar(action, item, key, where) for item in items]
 
 
 def _scalar(action: argparse.Action, value: object, key: str, where: str) -> object:
@@ -183,22 +187,29 @@ def describe(settings: ServeSettings, parser: argparse.ArgumentParser) -> str:
              else f"no file: {default_path()} does not exist")
     lines = [f"# chatroom serve: settings in effect ({where})"]
     for key in options:
-        value = getattr(settings.args, key)
-        source = ("command line" if key in settings.from_command_line
-                  else "file" if key in settings.from_file else "default")
-        if key == "cluster" and value:
-            value = redacted_url(value)
-            if key not in settings.from_command_line and os.environ.get("CHATROOM_CLUSTER"):
-                source = "$CHATROOM_CLUSTER"
-        if key == "data_dir" and value is None and not (settings.args.memory or settings.args.cluster):
-            from chatroom.cli.common import data_dir_of
-
-            value = str(data_dir_of(None))
+        value, source = _shown(settings, key)
         if value is None or value == []:
             lines.append(f"# {key} = (not set)".ljust(44) + f"  # {source}")
         else:
             lines.append(f"{key} = {_toml(value)}".ljust(44) + f"  # {source}")
     return "\n".join(lines)
+
+
+def _shown(settings: ServeSettings, key: str) -> tuple[object, str]:
+    """A setting's value as ``--print-config`` shows it (a Redis password masked, the
+    data directory in effect named), and where it came from."""
+    value = getattr(settings.args, key)
+    source = ("command line" if key in settings.from_command_line
+              else "file" if key in settings.from_file else "default")
+    if key == "cluster" and value:
+        value = redacted_url(value)
+        if key not in settings.from_command_line and os.environ.get("CHATROOM_CLUSTER"):
+            source = "$CHATROOM_CLUSTER"
+    if key == "data_dir" and value is None and not (settings.args.memory or settings.args.cluster):
+        from chatroom.cli.common import data_dir_of
+
+        value = str(data_dir_of(None))
+    return value, source
 
 
 def _toml(value: object) -> str:

@@ -101,29 +101,52 @@ class ClusterChat:
         """Append ``bodies`` (the unstamped ``Chat`` s among ``results``) to their rooms'
         logs and apply them here: ``results`` with each stamped (or refused)."""
         self._hub().publish_pending()  # what this server decided before (a join) goes to the log first
+        placed, refusal = self._place(bodies)
+        if placed is None:  # nothing was stored (or nothing is known): every Chat gets the refusal
+            assert refusal is not None
+            return [refusal if isinstance(r, Chat) else r for r in results]
+        stamped, known, newest = self._stamped(results, placed, bodies)
+        try:
+            for room_name, upto in newest.items():
+                self.catch_up(room_name, upto, batch, known.get(room_name, []))
+        except redis.RedisError as exc:  # stored all the same: acknowledged; the reader applies them later
+            self._down(exc, "reading the room's log back")
+        if refusal is not None:  # stored, but not on enough replicas: the sender hears it is unconfirmed
+            return [refusal if isinstance(r, Chat | Resent) else r for r in stamped]
+        return stamped
+
+    def _place(self, bodies: list[tuple[str, dict[str, Any], int]]
+               ) -> tuple[list[tuple[int, EntryId, bool, int]] | None, Refused | None]:
+        """The Redis step: where each body went (None: nowhere, or unknown), and what
+        the sender is told instead of an ack (None: an ack)."""
         if self._down_since is not None or self.fenced:  # known down: refused without a try: surely not stored
-            down: Refused = ClusterDown("your message")
-            return [down if isinstance(r, Chat) else r for r in results]
+            return None, ClusterDown("your message")
         started = time.perf_counter()
-        unreplicated: Refused | None = None
         try:
             placed = self.store.append_chats(bodies)
         except Unreplicated as exc:  # in the log, but not yet on enough replicas: it goes on, unconfirmed
-            placed = exc.placed
-            unreplicated = Refused(ErrorCode.UNCONFIRMED, f"stored, but not yet on {self.store.replicas} replica(s) "
-                                   "of the chat's store: a failover now could lose it; send it again with the same id")
             log.warning("a message is on Redis's master but on too few replicas (%s): answered unconfirmed", exc)
+            return exc.placed, Refused(ErrorCode.UNCONFIRMED, f"stored, but not yet on {self.store.replicas} "
+                                       "replica(s) of the chat's store: a failover now could lose it; send it again "
+                                       "with the same id")
         except Fenced:  # (the script refused before writing anything)
             self._fence("a message was refused")
-            fenced: Refused = ClusterDown("your message")
-            return [fenced if isinstance(r, Chat) else r for r in results]
+            return None, ClusterDown("your message")
         except redis.RedisError as exc:
-            down = self._unconfirmed(exc, "your message")
-            return [down if isinstance(r, Chat) else r for r in results]
+            return None, self._unconfirmed(exc, "your message")
         self._up()
         self._hub().store_timer(time.perf_counter() - started)
+        return placed, None
+
+    @staticmethod
+    def _stamped(results: list[SayResult], placed: list[tuple[int, EntryId, bool, int]],
+                 bodies: list[tuple[str, dict[str, Any], int]]
+                 ) -> tuple[list[SayResult], dict[str, list[tuple[EntryId, EntryId, dict[str, Any]]]],
+                            dict[str, EntryId]]:
+        """``results`` with each Chat given its number (or marked Resent); and, per room,
+        the new entries (before, id, body) and the newest id, for ``catch_up``."""
         stamped: list[SayResult] = []
-        known: dict[str, list[tuple[EntryId, EntryId, dict[str, Any]]]] = {}  # room -> (before, id, body)
+        known: dict[str, list[tuple[EntryId, EntryId, dict[str, Any]]]] = {}
         entries = iter(zip(placed, bodies, strict=True))
         newest: dict[str, EntryId] = {}
         for r in results:
@@ -139,14 +162,7 @@ class ClusterChat:
                 newest[chat.room] = max(newest.get(chat.room, (0, 0)), (seq, 0))
                 r = Resent(chat) if resent else chat
             stamped.append(r)
-        try:
-            for room_name, upto in newest.items():
-                self.catch_up(room_name, upto, batch, known.get(room_name, []))
-        except redis.RedisError as exc:  # stored all the same: acknowledged; the reader applies them later
-            self._down(exc, "reading the room's log back")
-        if unreplicated is not None:
-            return [unreplicated if isinstance(r, Chat | Resent) else r for r in stamped]
-        return stamped
+        return stamped, known, newest
 
     def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
                msg_id: str | None) -> tuple[Private | Resent, str | None]:

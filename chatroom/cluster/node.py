@@ -321,32 +321,43 @@ class Cluster(ClusterChat, Liveness):
         if self.fenced:
             raise ClusterDown("resuming")
         try:
-            raw = self.redis.get(key("session", token))
-            if raw is None:
-                return False
-            session = _decode(raw)
-            nick = session["nick"]
-            holder = self.redis.get(key("nick", nick_key(nick)))
-            previous = _decode(holder) if holder else None
-            if previous is not None and previous.get("owner") != token:
-                return False  # someone else has the nick now: the session is over
-            record = _encode({"server": self.server, "owner": token, "nick": nick})
-            if not all(self.store.claim_key(k, record, token, self.ttl) for k in claim_keys(nick)):
-                return False
-            if previous is not None and previous.get("server") not in (None, self.server):
-                self.redis.xadd(key("inbox", previous["server"]),
-                                {"m": _encode({"t": "released", "token": token, "server": self.server})},
-                                maxlen=10_000, approximate=True)
+            taken = self._take_session(token)
         except Fenced as exc:
             self._fence("taking over a session was refused")
             raise ClusterDown("resuming") from exc
         except redis.RedisError as exc:
             raise self._down(exc, "resuming") from exc
+        if taken is None:
+            return False
+        session, previous = taken
         with hub.locked(batch) as state:
-            state.take_over(token, nick, session.get("rooms", []), conn_key, address, time.time(), self.grace)
-        log.info("took over the session of %s from server %s", clean_line(nick),
+            state.take_over(token, session["nick"], session.get("rooms", []), conn_key, address, time.time(),
+                            self.grace)
+        log.info("took over the session of %s from server %s", clean_line(session["nick"]),
                  previous.get("server") if previous else "?")
         return True
+
+    def _take_session(self, token: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+        """In Redis: the session of ``token`` and the claim on its nick, now this
+        server's (the server that had it is told to let go): (session, the claim as it
+        was), or None if the session is over."""
+        raw = self.redis.get(key("session", token))
+        if raw is None:
+            return None
+        session = _decode(raw)
+        nick = session["nick"]
+        holder = self.redis.get(key("nick", nick_key(nick)))
+        previous = _decode(holder) if holder else None
+        if previous is not None and previous.get("owner") != token:
+            return None  # someone else has the nick now: the session is over
+        record = _encode({"server": self.server, "owner": token, "nick": nick})
+        if not all(self.store.claim_key(k, record, token, self.ttl) for k in claim_keys(nick)):
+            return None
+        if previous is not None and previous.get("server") not in (None, self.server):
+            self.redis.xadd(key("inbox", previous["server"]),
+                            {"m": _encode({"t": "released", "token": token, "server": self.server})},
+                            maxlen=10_000, approximate=True)
+        return session, previous
 
     def floors(self, batch: Batch, seen: dict[str, int]) -> list[tuple[str, int, int]]:
         """(ChatPath) Raised in Redis, where the numbers are given: the next message of
