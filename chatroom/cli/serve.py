@@ -218,14 +218,7 @@ def _start_server(args: argparse.Namespace, config: ServerConfig, tracer: Tracer
     except DataDirError as exc:
         raise Exit(str(exc)) from None
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise Exit(f"port {args.port} on {args.host} is already in use: stop the other server "
-                        "or choose another with --port (0 picks a free one)") from None
-        if exc.errno == errno.EADDRNOTAVAIL:
-            raise Exit(f"{args.host} is not an address of this machine") from None
-        if exc.errno == errno.EACCES:
-            raise Exit(f"not allowed to listen on port {args.port}: use a port above 1024") from None
-        raise Exit(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        raise Exit(_cannot_listen(args, exc)) from None
     except OverflowError:
         raise Exit(f"port {args.port} is out of range (0-65535)") from None
     except sqlite3.Error as exc:
@@ -241,36 +234,21 @@ def _start_server(args: argparse.Namespace, config: ServerConfig, tracer: Tracer
         raise Exit(f"cannot use the TLS certificate {config.tls_cert} / key {config.tls_key}: {exc}") from None
 
 
-def _print_welcome(args: argparse.Namespace, server: ChatServer, config: ServerConfig) -> None:
-    from chatroom.netaddr import local_ipv4_addresses
+def _cannot_listen(args: argparse.Namespace, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {args.port} on {args.host} is already in use: stop the other server or choose another with "
+                "--port (0 picks a free one)")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{args.host} is not an address of this machine"
+    if exc.errno == errno.EACCES:
+        return f"not allowed to listen on port {args.port}: use a port above 1024"
+    return f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
 
-    port = server.port
-    print(f"chatroom {__version__}: serving on {args.host}:{port}", flush=True)
-    if args.host in ("0.0.0.0", ""):
-        addresses = local_ipv4_addresses()
-        if addresses:
-            print("people on your network can join with:", flush=True)
-            for address in addresses:
-                print(f"  chatroom join {address}:{port}", flush=True)
-            print("or in a browser:", flush=True)
-            for address in addresses:
-                print(f"  {'https' if server.tls_context else 'http'}://{address}:{port}/", flush=True)
-    else:
-        print(f"join with: chatroom join {args.host}:{port}", flush=True)
-        print(f"or in a browser: {'https' if server.tls_context else 'http'}://{args.host}:{port}/", flush=True)
-    if server.web_listener is not None:
-        scheme = "https" if server.tls_context else "http"
-        for host in addresses_to_give(args.host):
-            print(f"browsers: {scheme}://{host}:{server.web_listener.port}/", flush=True)
-    if server.irc_listener is not None:
-        print(f"IRC clients: /connect {args.host} {server.irc_listener.port} (or the port above)", flush=True)
-    if server.cluster is not None:
-        others = len(server.cluster.servers()) - 1
-        print(f"cluster: {redacted_url(config.cluster or '')} (server {server.cluster.server}; {others} other "
-              "server(s) now)", flush=True)
-        print(f"history: in Redis; an acknowledged message is in {server.cluster.durability}", flush=True)
-    else:
-        print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)
+
+def _print_welcome(args: argparse.Namespace, server: ChatServer, config: ServerConfig) -> None:
+    print(f"chatroom {__version__}: serving on {args.host}:{server.port}", flush=True)
+    _print_addresses(args.host, server)
+    _print_storage(server, config)
     if config.password:
         print("this room needs a password", flush=True)
     if server.tls_fingerprint:
@@ -278,6 +256,40 @@ def _print_welcome(args: argparse.Namespace, server: ChatServer, config: ServerC
     if not config.op_password:
         print(f"operator token (type /op TOKEN in a client; shown only now): {server.op_token}", flush=True)
     print("press Ctrl-C to stop", flush=True)
+
+
+def _print_addresses(host: str, server: ChatServer) -> None:
+    """What people type to join: every address of this machine when it listens on all."""
+    from chatroom.netaddr import local_ipv4_addresses
+
+    port, scheme = server.port, "https" if server.tls_context else "http"
+    if host in ("0.0.0.0", ""):
+        addresses = local_ipv4_addresses()
+        if addresses:
+            print("people on your network can join with:", flush=True)
+            for address in addresses:
+                print(f"  chatroom join {address}:{port}", flush=True)
+            print("or in a browser:", flush=True)
+            for address in addresses:
+                print(f"  {scheme}://{address}:{port}/", flush=True)
+    else:
+        print(f"join with: chatroom join {host}:{port}", flush=True)
+        print(f"or in a browser: {scheme}://{host}:{port}/", flush=True)
+    if server.web_listener is not None:
+        for name in addresses_to_give(host):
+            print(f"browsers: {scheme}://{name}:{server.web_listener.port}/", flush=True)
+    if server.irc_listener is not None:
+        print(f"IRC clients: /connect {host} {server.irc_listener.port} (or the port above)", flush=True)
+
+
+def _print_storage(server: ChatServer, config: ServerConfig) -> None:
+    if server.cluster is not None:
+        others = len(server.cluster.servers()) - 1
+        print(f"cluster: {redacted_url(config.cluster or '')} (server {server.cluster.server}; {others} other "
+              "server(s) now)", flush=True)
+        print(f"history: in Redis; an acknowledged message is in {server.cluster.durability}", flush=True)
+    else:
+        print(f"history: {config.data_dir or 'in memory only (--memory)'}", flush=True)
 
 
 def addresses_to_give(host: str) -> list[str]:

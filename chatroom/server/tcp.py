@@ -119,12 +119,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
     def _build(self) -> None:
         """The rest of ``__init__``: store or cluster, the rooms, TLS, the listening
         socket(s).  (Split out so that a failure releases the data directory.)"""
-        path = Path(self.config.data_dir) / DB_NAME if self.config.data_dir else None
-        if self.cluster is not None:
-            self.store: Store = self.cluster.store
-        else:  # on disk (SQLite), or --memory: a bounded history that dies with the process
-            self.store = (HistoryStore(path, sync=self.config.sync) if path is not None
-                          else MemoryStore(keep=min(MEMORY_KEEP, self.config.keep_messages or MEMORY_KEEP)))
+        self.store: Store = self._open_store()
         self.hub = Hub(self._new_state(), self.store, self.config.max_header)
         self.hub.publisher = self.cluster
         #: How members' messages reach rooms and people: alone, or through the cluster.
@@ -139,12 +134,7 @@ class ChatServer(socketserver.ThreadingTCPServer):
         self._cluster_batch = Batch()
         self._next_retention = 0.0
         self.auth_guard = AuthGuard()
-        salt = os.urandom(16)
-        # Derived once: PBKDF2 is deliberately slow.
-        self.password = RoomKey(derive_key(self.config.password, salt), salt) if self.config.password else None
-        self.op_token = self.config.op_password or secrets.token_urlsafe(12)
-        if self.cluster is not None:
-            self.op_token = self.cluster.shared_op_token(self.op_token)
+        self._secrets()
         self.flusher = Flusher()
         self.display_name = self.config.name or socket.gethostname()
         self.limits = self._welcome_limits()
@@ -167,6 +157,31 @@ class ChatServer(socketserver.ThreadingTCPServer):
         super().__init__((self.config.host, self.config.port), ChatHandler)
         if self.cluster is not None:
             self.cluster.address = f"{self.config.host}:{self.port}"
+        self._side_doors()
+        self.flusher.start()
+        if self.cluster is not None:
+            self.cluster.start(self.hub, self.on_cluster)
+
+    def _open_store(self) -> Store:
+        """The cluster's, or on disk (SQLite), or --memory: a bounded history that dies
+        with the process."""
+        if self.cluster is not None:
+            return self.cluster.store
+        if self.config.data_dir:
+            return HistoryStore(Path(self.config.data_dir) / DB_NAME, sync=self.config.sync)
+        return MemoryStore(keep=min(MEMORY_KEEP, self.config.keep_messages or MEMORY_KEEP))
+
+    def _secrets(self) -> None:
+        """The room key (PBKDF2, derived once: it is deliberately slow) and the
+        operator token (in a cluster, the cluster's)."""
+        salt = os.urandom(16)
+        self.password = RoomKey(derive_key(self.config.password, salt), salt) if self.config.password else None
+        self.op_token = self.config.op_password or secrets.token_urlsafe(12)
+        if self.cluster is not None:
+            self.op_token = self.cluster.shared_op_token(self.op_token)
+
+    def _side_doors(self) -> None:
+        """``--irc-port`` and ``--web-port``, if given (all closed again if one fails)."""
         self.irc_listener: SideDoor | None = None
         self.web_listener: SideDoor | None = None
         try:
@@ -180,9 +195,6 @@ class ChatServer(socketserver.ThreadingTCPServer):
                     side.server_close()
             self.server_close()
             raise
-        self.flusher.start()
-        if self.cluster is not None:
-            self.cluster.start(self.hub, self.on_cluster)
 
     def _new_state(self) -> ChatState:
         """The rooms and members as a server starts: what the store remembers (in a
