@@ -154,28 +154,7 @@ class Liveness:
             if not self.redis.set(key("retire", server), self.server, nx=True, ex=60):
                 continue
             self.redis.delete(key("lease", server))  # it writes nothing more, even if it wakes up now
-            gone = 0
-            for rk_raw, name_raw in self.redis.hgetall(key("rooms")).items():
-                rk, name = rk_raw.decode(), name_raw.decode()
-                for nk, info_raw in self.redis.hgetall(key("members", rk)).items():
-                    info = _decode(info_raw)
-                    if info.get("server") != server:
-                        continue
-                    leave = {"t": "leave", "room": name, "nick": info["nick"], "reason": "connection lost",
-                             "server": server, "ts": now}
-                    # Its nick is free in the same transaction that says it left: whoever
-                    # sees it leave may take the nick at once.
-                    held = [(k, raw) for k in claim_keys(info["nick"])
-                            if (raw := self.redis.get(k)) is not None and _decode(raw).get("server") == server]
-                    def leave_and_free(pipe: Any, leave: dict[str, Any] = leave, rk: str = rk, nk: Any = nk,
-                                       held: list[tuple[Any, Any]] = held) -> None:
-                        self.store.append_event(pipe, leave["room"], leave)
-                        pipe.hdel(key("members", rk), nk)
-                        for k, raw in held:
-                            self.store.release_if_in(pipe, k, raw)
-
-                    self.store.transact(leave_and_free)
-                    gone += 1
+            gone = self._members_leave(server, now)
             for pattern in ("nick:*", "alike:*", "session:*"):  # its nicks are free, its sessions over
                 for k in self.redis.scan_iter(match=key(pattern), count=1000):
                     raw_record = self.redis.get(k)
@@ -184,3 +163,31 @@ class Liveness:
             self.redis.hdel(key("servers"), server)
             log.warning("server %s stopped beating %.0f s ago: %d member(s) left its rooms", server,
                         now - _decode(raw).get("beat", 0), gone)
+
+    def _members_leave(self, server: str, now: float) -> int:
+        """Every member of the dead ``server`` leaves each room (``connection lost``),
+        its nick free in the same transaction.  Returns how many departures."""
+        gone = 0
+        for rk_raw, name_raw in self.redis.hgetall(key("rooms")).items():
+            rk, name = rk_raw.decode(), name_raw.decode()
+            for nk, info_raw in self.redis.hgetall(key("members", rk)).items():
+                info = _decode(info_raw)
+                if info.get("server") == server:
+                    self._leave(server, rk, name, nk, info["nick"], now)
+                    gone += 1
+        return gone
+
+    def _leave(self, server: str, rk: str, room: str, nk: bytes, nick: str, now: float) -> None:
+        leave = {"t": "leave", "room": room, "nick": nick, "reason": "connection lost", "server": server, "ts": now}
+        # Its nick is free in the same transaction that says it left: whoever sees it
+        # leave may take the nick at once.
+        held = [(k, raw) for k in claim_keys(nick)
+                if (raw := self.redis.get(k)) is not None and _decode(raw).get("server") == server]
+
+        def leave_and_free(pipe: Any) -> None:
+            self.store.append_event(pipe, room, leave)
+            pipe.hdel(key("members", rk), nk)
+            for k, raw in held:
+                self.store.release_if_in(pipe, k, raw)
+
+        self.store.transact(leave_and_free)

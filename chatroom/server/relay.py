@@ -281,28 +281,51 @@ class Relay:
         """Expire old offers; take stalled receivers out; cancel for stalled senders."""
         out: list[Delivery] = []
         for t in list(self.transfers.values()):
-            if not t.expired and now >= t.expires_at:
-                t.expired = True
-                silent = tuple(m for m in t.invited if m not in t.answered)
-                if silent:
-                    out.append(Delivery(silent, FileUpdate(transfer=t.id, event=FileEvent.EXPIRED, over=True,
-                                                           nick=t.owner.nick, reason="nobody can accept it any more")))
-            r = t.round
-            if r is not None and now - r.since > self.stall_timeout:
-                if not r.started or r.sent < min(r.credit, t.size):
-                    out += self._end(t, FileEvent.FAILED, "the sender stopped sending")
-                    continue
-                slowest = r.slowest()
-                for conn, receiver in list(r.receivers.items()):
-                    if receiver.acked == slowest and now - receiver.since > self.stall_timeout:
-                        out += self._leave(t, conn, FileEvent.FAILED, "too slow: it stopped taking the file", now)
-            for conn, (member, since) in list(t.finishing.items()):
-                if now - since > self.stall_timeout:
-                    del t.finishing[conn]
-                    out.append(Delivery((t.sender,), FileUpdate(transfer=t.id, event=FileEvent.FAILED,
-                                                                nick=member.nick, reason="it never confirmed")))
+            out += self._expire(t, now)
+            stalled, ended = self._stalled_round(t, now)
+            out += stalled
+            if ended:
+                continue
+            out += self._unconfirmed(t, now)
             if t.id in self.transfers:
                 out += self._maybe_close(t)
+        return out
+
+    @staticmethod
+    def _expire(t: Transfer, now: float) -> list[Delivery]:
+        """An offer past its time: those who never answered it are told."""
+        if t.expired or now < t.expires_at:
+            return []
+        t.expired = True
+        silent = tuple(m for m in t.invited if m not in t.answered)
+        if not silent:
+            return []
+        return [Delivery(silent, FileUpdate(transfer=t.id, event=FileEvent.EXPIRED, over=True, nick=t.owner.nick,
+                                            reason="nobody can accept it any more"))]
+
+    def _stalled_round(self, t: Transfer, now: float) -> tuple[list[Delivery], bool]:
+        """A round that made no progress for too long: a sender that stopped ends the
+        transfer (True: it ended); the slowest receivers that stopped are taken out."""
+        r = t.round
+        if r is None or now - r.since <= self.stall_timeout:
+            return [], False
+        if not r.started or r.sent < min(r.credit, t.size):
+            return self._end(t, FileEvent.FAILED, "the sender stopped sending"), True
+        out: list[Delivery] = []
+        slowest = r.slowest()
+        for conn, receiver in list(r.receivers.items()):
+            if receiver.acked == slowest and now - receiver.since > self.stall_timeout:
+                out += self._leave(t, conn, FileEvent.FAILED, "too slow: it stopped taking the file", now)
+        return out, False
+
+    def _unconfirmed(self, t: Transfer, now: float) -> list[Delivery]:
+        """Receivers that got the whole file and never said whether it checked out."""
+        out: list[Delivery] = []
+        for conn, (member, since) in list(t.finishing.items()):
+            if now - since > self.stall_timeout:
+                del t.finishing[conn]
+                out.append(Delivery((t.sender,), FileUpdate(transfer=t.id, event=FileEvent.FAILED, nick=member.nick,
+                                                            reason="it never confirmed")))
         return out
 
     # ------------------------------------------------------------------ internals
