@@ -130,6 +130,20 @@ class Relay:
     def offer(self, conn: Any, member: Member, msg: OfferFile, recipients: Iterable[Member],
               now: float, ts: float, room: str | None = None) -> list[Delivery]:
         """``member`` offers a file to ``recipients``: the members of ``room``, or one nick."""
+        self._check_offer(conn, msg)
+        invited = self._invited(member, recipients)
+        name = shorten(clean_line(msg.name).strip(), MAX_NAME) or "file"
+        room = None if msg.to else room
+        transfer = Transfer(id=next(self._ids), sender=conn, owner=member, name=name, size=msg.size,
+                            sha256=msg.sha256, room=room, to=next(iter(invited)).nick if msg.to else None,
+                            expires_at=now + self.offer_ttl, invited=invited)
+        self.transfers[transfer.id] = transfer
+        offer = FileOffer(transfer=transfer.id, name=name, size=msg.size, sha256=msg.sha256, nick=member.nick,
+                          ts=ts, expires_in=self.offer_ttl, room=room, to=transfer.to, recipients=len(invited))
+        return [Delivery(tuple(invited), offer), Delivery((conn,), msgspec.structs.replace(offer, id=msg.id))]
+
+    def _check_offer(self, conn: Any, msg: OfferFile) -> None:
+        """The limits an offer must keep: files on, its size, offers open."""
         if self.max_size <= 0:
             raise Refused(ErrorCode.FILES_DISABLED, "file sharing is turned off on this server")
         if msg.size > self.max_size:
@@ -140,23 +154,19 @@ class Relay:
                                                         "wait for them, or /cancel one")
         if len(self.transfers) >= self.max_transfers:
             raise Refused(ErrorCode.TOO_MANY_TRANSFERS, "the server is relaying too many files: try again later")
+
+    @staticmethod
+    def _invited(member: Member, recipients: Iterable[Member]) -> set[Member]:
+        """Who gets the offer: the others -- in a cluster, those connected to this
+        server, which relays the file -- or ``Refused`` if nobody is left."""
         everyone = {m for m in recipients if m is not member}
-        # A file is relayed by one server: in a cluster, only to the members connected to it.
         invited = {m for m in everyone if m.server is None}
         if not invited:
             if everyone:
                 raise Refused(ErrorCode.NO_RECIPIENTS, "files go only between people on the same server of this "
                                                        "cluster, and nobody else here is on yours")
             raise Refused(ErrorCode.NO_RECIPIENTS, "nobody else is here to send it to")
-        name = shorten(clean_line(msg.name).strip(), MAX_NAME) or "file"
-        room = None if msg.to else room
-        transfer = Transfer(id=next(self._ids), sender=conn, owner=member, name=name, size=msg.size,
-                            sha256=msg.sha256, room=room, to=next(iter(invited)).nick if msg.to else None,
-                            expires_at=now + self.offer_ttl, invited=invited)
-        self.transfers[transfer.id] = transfer
-        offer = FileOffer(transfer=transfer.id, name=name, size=msg.size, sha256=msg.sha256, nick=member.nick,
-                          ts=ts, expires_in=self.offer_ttl, room=room, to=transfer.to, recipients=len(invited))
-        return [Delivery(tuple(invited), offer), Delivery((conn,), msgspec.structs.replace(offer, id=msg.id))]
+        return invited
 
     def accept(self, conn: Any, member: Member, transfer_id: int, now: float) -> list[Delivery]:
         t = self._offered_to(member, transfer_id)
