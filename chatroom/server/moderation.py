@@ -89,6 +89,24 @@ class Moderation(StateBase):
         return Sanction(f"{verb} {member.nick}",
                         notice=(member, f"{op.nick} {verb} you{how}" + (f": {reason}" if reason else "")))
 
+    def _ban_member(self, op: Member, member: Member, reason: str, until: float | None, why: str,
+                    handshaking: Callable[[str], int]) -> Ban | Sanction:
+        """A ban of ``member``'s address, or (done here) of the person when others share
+        it, or why not: an operator is never banned."""
+        if member.op:
+            return Sanction(f"{member.nick} is an operator: operators cannot be banned")
+        address = address_ip(member.address)
+        sharing = sum(1 for m in self.members() if m is not member and address_ip(m.address) == address)
+        sharing += handshaking(address)
+        if not sharing:
+            return Ban(address, until, member.nick, reason, op.nick)
+        # banning the address would ban them too: ban the person
+        ban = Ban(person_key(member.nick), until, member.nick, reason, op.nick)
+        self.bans.add(ban)
+        return Sanction(f"banned {member.nick} (the person, not the address {address}: {sharing} other "
+                        "connection(s) share it)", [member], code=ErrorCode.BANNED.value, why=why, added=ban,
+                        ended=[member])
+
     def _ban(self, op: Member, member: Member | None, target: str, reason: str, duration: float | None,
              now: float, handshaking: Callable[[str], int]) -> Sanction:
         """Ban ``member``'s address -- or the person, when others share that address --
@@ -96,24 +114,16 @@ class Moderation(StateBase):
         until = now + duration if duration else None
         why = "banned by " + op.nick + (f": {reason}" if reason else "")
         if member is not None:
-            if member.op:
-                return Sanction(f"{member.nick} is an operator: operators cannot be banned")
-            address = address_ip(member.address)
-            sharing = sum(1 for m in self.members() if m is not member and address_ip(m.address) == address)
-            sharing += handshaking(address)
-            if sharing:  # banning the address would ban them too: ban the person
-                ban = Ban(person_key(member.nick), until, member.nick, reason, op.nick)
-                self.bans.add(ban)
-                return Sanction(f"banned {member.nick} (the person, not the address {address}: {sharing} other "
-                                "connection(s) share it)", [member], code=ErrorCode.BANNED.value, why=why,
-                                added=ban, ended=[member])
-            ban = Ban(address, until, member.nick, reason, op.nick)
+            decided = self._ban_member(op, member, reason, until, why, handshaking)
         elif looks_like_address(target):
-            if any(m.op and address_ip(m.address) == target for m in self.members()):
-                return Sanction(f"an operator is connected from {target}: not banned")
-            ban = Ban(target, until, "", reason, op.nick)
+            decided = (Sanction(f"an operator is connected from {target}: not banned")
+                       if any(m.op and address_ip(m.address) == target for m in self.members())
+                       else Ban(target, until, "", reason, op.nick))
         else:
-            return Sanction(f"nobody is called {target}, and it is not an address")
+            decided = Sanction(f"nobody is called {target}, and it is not an address")
+        if isinstance(decided, Sanction):
+            return decided
+        ban = decided
         self.bans.add(ban)
         held = [m for m in self.members() if address_ip(m.address) == ban.target]
         how = f" for {duration:g} s" if duration else ""
