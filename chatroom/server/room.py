@@ -48,6 +48,7 @@ from chatroom.server.moderation import Moderation
 from chatroom.server.nicks import NickIndex
 from chatroom.server.queries import Queries
 from chatroom.server.remote import Peers, Remote, _owner
+from chatroom.server.resends import RECENT_IDS, Resends
 from chatroom.text import (
     MAX_NICK_LENGTH,
     MAX_TOPIC_LENGTH,
@@ -60,11 +61,6 @@ from chatroom.text import (
     without_hash,
 )
 
-#: Recently sent (nick, client id) pairs remembered to make resending idempotent.
-#: A client resends only what was unacknowledged when its connection dropped.
-#: Kept in two generations of this many (see ``ChatState._remember_id``): the last
-#: RECENT_IDS are always known, at most twice as many.
-RECENT_IDS = 50_000
 #: The most numbers a resuming client's word can make a room skip (``seen_by_client``):
 #: a lost tail is a second of messages, not more; a client cannot push a room's
 #: numbering anywhere it likes.
@@ -73,7 +69,7 @@ MAX_FLOOR_JUMP = 100_000
 __all__ = ["ChatState", "RECENT_IDS"]
 
 
-class ChatState(Moderation, Queries, Remote):
+class ChatState(Moderation, Queries, Remote, Resends):
     """Every room, member and nick of one server."""
 
     def __init__(self, *, history_size: int = 100, max_text: int = 4000, store: Any = None,
@@ -339,33 +335,6 @@ class ChatState(Moderation, Queries, Remote):
                 recipients = author.others(recipients)
         return [Delivery(recipients, chat)]
 
-    def already_sent(self, member: Member, msg_id: str, text: str, *, action: bool = False,
-                     private: bool = False, room_name: str | None = None,
-                     sender: str | None = None) -> Chat | Private | None:
-        """The message this member already sent with ``msg_id``, if this is a resend of
-        it: the same nick, id, kind and text (and room, for room messages).  An id
-        reused for anything else -- another program under the same nick, a counter
-        that restarted -- is a new message, never silently swallowed.  ``sender``:
-        ``fold(member.nick)``, if a run of messages computed it once."""
-        key = (sender or fold(member.nick), msg_id)
-        earlier = self.sent.get(key)
-        if earlier is None:
-            earlier = self._sent_before.get(key)
-        if earlier is None or earlier.text != clean_text(text):
-            return None
-        if private != isinstance(earlier, Private):
-            return None
-        if isinstance(earlier, Chat):
-            if earlier.action != action:
-                return None
-            try:
-                room = self.room_of(member, room_name)
-            except Refused:  # not a room of the member's: say() explains why
-                return None
-            if fold(earlier.room) != fold(room.name):
-                return None
-        return earlier
-
     def take_unsaved(self) -> tuple[list[Chat], list[tuple[str, int, str]]]:
         """What the server must commit now: new messages and changed rooms."""
         chats, self.unsaved = self.unsaved, []
@@ -390,22 +359,6 @@ class ChatState(Moderation, Queries, Remote):
                     if ids.get(key) is chat:
                         del ids[key]
 
-    def _remember(self, member: Member, msg_id: str, msg: Chat | Private, sender: str | None = None) -> None:
-        self._remember_id((sender or fold(member.nick), msg_id), msg)
-
-    def first_time(self, msg: Private) -> bool:
-        """A private message from another server's member: True the first time its
-        (sender, id) is seen here (then remembered), False for a resend of it (its
-        sender could not be told it arrived: ``unconfirmed``).  No id: always new."""
-        if msg.id is None:
-            return True
-        key = (fold(msg.nick), msg.id)
-        earlier = self.sent.get(key) or self._sent_before.get(key)
-        if earlier is not None and earlier.text == msg.text:
-            return False
-        self._remember_id(key, msg)
-        return True
-
     def seen_by_client(self, name: str, seq: int) -> int:
         """A resuming client says it has seen message ``seq`` of room ``name``.  If the
         room's numbering is behind that, the store lost its newest messages (a power cut
@@ -421,31 +374,6 @@ class ChatState(Moderation, Queries, Remote):
         room.next_seq = seq + 1
         self.dirty[room.key] = room
         return skipped
-
-    def forget_sent_before(self, cutoff: float) -> int:
-        """Retention reaches the ids kept to recognise resends too: none of a message
-        older than ``cutoff`` (its text with it) outlives the message.  Returns how many."""
-        gone = 0
-        for ids in (self.sent, self._sent_before):
-            old = [key for key, msg in ids.items() if msg.ts < cutoff]
-            for key in old:
-                del ids[key]
-            gone += len(old)
-        return gone
-
-    def _remember_id(self, key: tuple[str, str], msg: Chat | Private) -> None:
-        """Two generations: a full one becomes the older and the oldest is dropped
-        whole -- O(1) a message, where trimming one ordered map cost a pop (or a
-        rebuild) per message at 50,000 ids."""
-        sent = self.sent
-        sent[key] = msg
-        if len(sent) >= RECENT_IDS:
-            self._sent_before, self.sent = sent, {}
-
-    @property
-    def remembered_ids(self) -> int:
-        """How many (nick, id) pairs a resend is recognised by now (RECENT_IDS to twice that)."""
-        return len(self.sent) + len(self._sent_before)
 
     def direct(
         self, member: Member, to: str, text: str, now: float, *, msg_id: str | None = None

@@ -1,8 +1,8 @@
 """What :class:`~chatroom.server.room.ChatState` holds, as its parts see it (no I/O).
 
 ``ChatState`` is one object in several modules: its membership and messages
-(``room.py``), moderation (``moderation.py``), queries (``queries.py``) and a
-cluster's remote members (``remote.py``).  The parts inherit this base, which only
+(``room.py``), moderation (``moderation.py``), queries (``queries.py``), a
+cluster's remote members (``remote.py``) and recognising resends (``resends.py``).  The parts inherit this base, which only
 names -- for the type checker -- the state and helpers they share."""
 
 from __future__ import annotations

@@ -45,8 +45,9 @@ from chatroom.protocol import (
     Notice,
     encode_message,
 )
-from chatroom.server.bans import Ban, BanList
+from chatroom.server.bans import BanList
 from chatroom.server.chat_path import ChatPath, LocalChat
+from chatroom.server.cluster_control import ClusterControl
 from chatroom.server.cluster_link import ClusterLink
 from chatroom.server.config import ServerConfig
 from chatroom.server.connection import Connection
@@ -67,7 +68,6 @@ from chatroom.server.session import (
 )
 from chatroom.server.store import DB_NAME, HistoryStore, Store
 from chatroom.server.wire import Outgoing
-from chatroom.text import nick_key
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
 from chatroom.trace import Tracer
 
@@ -77,7 +77,7 @@ __all__ = ["ServerConfig", "ChatServer", "ChatHandler", "Connection"]
 log = logging.getLogger("chatroom.server")
 
 
-class ChatServer(socketserver.ThreadingTCPServer):
+class ChatServer(ClusterControl, socketserver.ThreadingTCPServer):
     """A chat server.  ``serve_forever()`` in one thread; :meth:`stop` from another."""
 
     # A restarted server must bind again at once, despite TIME_WAIT sockets.
@@ -345,79 +345,18 @@ class ChatServer(socketserver.ThreadingTCPServer):
         if sanction.added is not None or sanction.lifted or sanction.victims or sanction.address:
             log.warning("%s: %s", op.nick, sanction.text, extra=about("moderated", nick=op.nick, room=msg.room))
         self._store_bans(sanction, batch)
-        victims = [m.sink for m in sanction.victims if m.sink is not None]
-        if sanction.address is not None:
-            victims += [c for c in self.connections() if c.ip == sanction.address and c not in victims]
+        victims = self._victims(sanction)
         self._disconnect(victims, sanction.code, sanction.why)
         if self.cluster is not None:  # the members of other servers are theirs to kick or mute
             self.cluster.forward(sanction, msg)
         return sanction.text + (f" ({len(victims)} connection(s))" if sanction.address else "")
 
-    def on_cluster(self, body: dict[str, Any]) -> None:
-        """What another server of the cluster asks of this one (the cluster's reader
-        thread): a ban or unban for every server; a kick, a mute, or a session taken
-        over, for the server that has the member."""
-        kind, batch = body.get("t"), self._cluster_batch
-        if kind == "fenced":
-            self._start_afresh()
-        elif kind == "ban":
-            self._banned_elsewhere(body)
-        elif kind == "unban":
-            with self.hub.lock:
-                self.hub.state.bans.remove(body["target"])
-        elif kind == "released":
-            with self.hub.locked(batch) as state:
-                ghost = state.let_go(body["token"], body["server"])
-            if ghost is not None:
-                ghost.member = None  # its reader ends quietly: the member lives on elsewhere
-                ghost.close(CloseReason.REPLACED)
-        elif kind in ("kick", "mute"):
-            self._sanctioned_elsewhere(kind, body, batch)
-        self.hub.flush(batch)
-
-    def _start_afresh(self) -> None:
-        """The cluster took this server for dead (its lease lapsed) and let its members
-        go: drop every connection -- their clients go to another server of their list,
-        or come back here in a moment -- and forget the rooms and members it had, as a
-        restart would, without telling the cluster anything (it is not ours to tell)."""
-        refusal = Error(code=ErrorCode.UNAVAILABLE.value, fatal=True,
-                        message="this server lost its place in the cluster (it was paused or cut off from the others "
-                                "too long): connect to another server, or to this one again in a moment")
-        conns = self.connections()
-        for conn in conns:
-            conn.close(CloseReason.SHUTDOWN, last=refusal)
-        with self._conns_lock:
-            self._conns_gone.wait_for(lambda: not self._conns, timeout=5.0)
-        self.hub.forget_unpublished()
-        with self.hub.lock:
-            self.hub.state = self._new_state()
-        log.warning("dropped %d connection(s) and forgot this server's rooms: it joins the cluster again", len(conns),
-                    extra=about("fenced"))
-
-    def _banned_elsewhere(self, body: dict[str, Any]) -> None:
-        ban = Ban.from_record(body)
-        with self.hub.lock:
-            self.hub.state.bans.add(ban)
-        victims = [c for c in self.connections() if c.member is not None and c.member.server is None
-                   and ban.matches(c.ip, c.member.nick)]
-        self._disconnect(victims, ErrorCode.BANNED.value, f"banned by {body.get('by', '?')}"
-                         + (f": {body['reason']}" if body.get("reason") else ""))
-
-    def _sanctioned_elsewhere(self, kind: str, body: dict[str, Any], batch: Batch) -> None:
-        """An operator on another server kicked or muted a member of ours: the same
-        rules as here (``ChatState.mute``, ``remove``), then the connection."""
-        with self.hub.locked(batch) as state:
-            member = state.nicks.get(nick_key(body["nick"]))
-            if member is None or member.server is not None:
-                return
-            if kind == "mute":
-                until = float(body.get("until") or 0.0)
-                self.hub.deliver(state.mute(member, float("inf") if until < 0 else until, body.get("notice")), batch)
-                return
-            if member.sink is None:
-                self.hub.deliver(state.remove(member, body["why"], time.time()), batch)
-        if member.sink is not None:
-            self._disconnect([member.sink], ErrorCode.KICKED.value, body["why"])
+    def _victims(self, sanction: Sanction) -> list[Connection]:
+        """The connections a sanction ends: its members', and every one from a banned address."""
+        victims = [m.sink for m in sanction.victims if m.sink is not None]
+        if sanction.address is not None:
+            victims += [c for c in self.connections() if c.ip == sanction.address and c not in victims]
+        return victims
 
     def _disconnect(self, victims: list[Connection], code: str, why: str) -> None:
         reason = CloseReason.BANNED if code == ErrorCode.BANNED.value else CloseReason.KICKED

@@ -384,9 +384,9 @@ def test_a_hash_in_front_of_a_room_name_is_accepted_and_ignored():
 
 
 def test_resends_are_recognised_for_the_newest_ids_and_the_memory_of_them_is_bounded(monkeypatch):
-    from chatroom.server import room as room_module
+    from chatroom.server import resends
 
-    monkeypatch.setattr(room_module, "RECENT_IDS", 100)
+    monkeypatch.setattr(resends, "RECENT_IDS", 100)
     s = ChatState()
     ann, _, _ = s.admit(1, "Ann", "a", 0.0)
     chats = [s.say(ann, f"message {i}", float(i), msg_id=str(i))[0] for i in range(250)]
