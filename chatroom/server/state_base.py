@@ -2,8 +2,9 @@
 
 ``ChatState`` is one object in several modules: its membership and messages
 (``room.py``), moderation (``moderation.py``), queries (``queries.py``), a
-cluster's remote members (``remote.py``) and recognising resends (``resends.py``).  The parts inherit this base, which only
-names -- for the type checker -- the state and helpers they share."""
+cluster's remote members (``remote.py``) and recognising resends (``resends.py``).
+The parts inherit this base, which only names -- for the type checker -- the state
+and helpers they share."""
 
 from __future__ import annotations
 
