@@ -1,5 +1,7 @@
 """A protocol client for tests that run it inside a network namespace (where the test
-process cannot reach): ``python -m tests.ns_client HOST PORT NICK``.
+process cannot reach), or as a process of its own: ``python -m tests.ns_client HOST
+PORT NICK [CHUNK DELAY]`` -- with CHUNK and DELAY it is a slow reader: at most CHUNK
+bytes per read through a 4 KiB receive buffer, DELAY seconds between reads.
 
 It says hello as NICK, then prints every message it receives as one JSON line on
 stdout (``{"TYPE": ..., fields...}``; ``{"TYPE": "eof"}`` when the server closes), and
@@ -21,7 +23,12 @@ from chatroom.protocol import PROTOCOL_VERSION, FrameDecoder, Hello, Say, decode
 
 def main() -> int:
     host, port, nick = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    sock = socket.create_connection((host, port), timeout=30)
+    chunk, delay = (int(sys.argv[4]), float(sys.argv[5])) if len(sys.argv) > 5 else (65536, 0.0)
+    sock = socket.socket()
+    if delay:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)
+    sock.connect((host, port))
     sock.settimeout(None)
     sock.sendall(encode_message(Hello(version=PROTOCOL_VERSION, nick=nick)))
 
@@ -44,11 +51,14 @@ def main() -> int:
 
     threading.Thread(target=commands, daemon=True).start()
     decoder = FrameDecoder(max_body=16 * 1024 * 1024)
+    pause = threading.Event()  # (never set: a slow reader's pause between reads)
     while True:
         try:
-            data = sock.recv(65536)
+            data = sock.recv(chunk)
         except OSError:
             data = b""
+        if delay:
+            pause.wait(delay)
         if not data:
             print(json.dumps({"TYPE": "eof"}), flush=True)
             return 0

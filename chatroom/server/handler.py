@@ -81,6 +81,7 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
                                self.server.config, self.server.password)
         self.tracer = self.server.tracer
         self.batch = Batch(self.tracer, pace=True)
+        self.batch.own = self.conn.outbox
         self.refusal = self.server.register(self.conn)
 
     def handle(self) -> None:

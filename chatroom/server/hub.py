@@ -52,7 +52,7 @@ class Batch:
     Then ``touched`` outboxes are flushed once each, outside the lock.
     """
 
-    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed", "tracer", "pace", "behind", "widest")
+    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed", "tracer", "pace", "behind", "widest", "own")
 
     def __init__(self, tracer: Tracer | None = None, *, pace: bool = False) -> None:
         self.tracer = tracer
@@ -61,6 +61,7 @@ class Batch:
         self.pace = pace
         self.behind: list[Outbox] = []
         self.widest = 0  # the most recipients of one of its frames: the room it spoke to
+        self.own: Outbox | None = None  # the sender's own outbox: never counted, never waited for
         self.entries: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
         self.deferred: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
         self.acks: list[tuple[Any, str]] = []  # whose acks are deferred, for errors
@@ -170,16 +171,16 @@ class Hub:
         touched = batch.touched
         if touched:
             if batch.pace:
-                behind, lagging = batch.behind, 0
+                behind, lagging, own = batch.behind, 0, batch.own
                 for outbox in touched:
                     outbox.flush()
-                    if not outbox.caught_up():
+                    if outbox is not own and not outbox.caught_up():
                         lagging += 1
                         if outbox.behind():
                             behind.append(outbox)
-                # The room's pace is its majority's: a sender waits when at least half of
+                # The room's pace is its majority's: a sender waits when more than half of
                 # the others lag, never for a few far behind the rest (``pace.py``).
-                if behind and lagging * 2 < batch.widest - 1:
+                if behind and lagging * 2 <= batch.widest - 1:
                     behind.clear()
                 batch.widest = 0
             else:

@@ -3,7 +3,7 @@ readers, instead of the readers being dropped as too slow.
 
 After a connection's batch is flushed (its reader thread, outside the hub lock), the
 outboxes that batch filled past their high-water mark are *behind* (``outbox.py``).
-When at least half of the other members it spoke to lag too (more than the low-water
+When more than half of the other members it spoke to lag (more than the low-water
 mark queued: ``Hub.flush``), the room as a whole reads slower than the sender writes:
 the sender's reader thread then
 waits for each of them to get back under its low-water mark -- and while it waits it

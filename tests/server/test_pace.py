@@ -4,6 +4,8 @@ reader that stopped reading is dropped as too slow (server/pace.py)."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -11,6 +13,7 @@ from chatroom.protocol import PROTOCOL_VERSION, Chat, FrameDecoder, Hello, Say, 
 from chatroom.server.outbox import Flusher, Outbox
 from chatroom.server.pace import STALL, keep_pace
 from tests.polling import wait_until
+from tests.terminal import ROOT, chatroom_env
 from tests.wire import WireClient
 
 LIMIT = 64 * 1024
@@ -161,23 +164,39 @@ def flood(port: int, count: int, size: int = 300) -> tuple[WireClient, threading
 
 def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(make_server):
     server = make_server(rate=0)  # (the default outbox: 1 MiB)
-    # (Two: in this one process their threads share the GIL, so more would not read
-    # equally slowly, and one far behind the rest of a room is dropped: by design.)
-    readers = [Reader(server.port, f"slow{i}", chunk=16384, delay=0.002) for i in range(2)]
-    count = 2000  # 6 MB to each: more than the kernel's buffers and the outbox together
-    sender, writer = flood(server.port, count, size=3000)
+    # Each reader a process of its own, reading 16 KiB every 2 ms at most through a 4 KiB
+    # receive buffer: equally slow (threads here would share one GIL and drift apart,
+    # and a reader far behind the rest of its room is dropped: by design).
+    readers = [subprocess.Popen([sys.executable, "-m", "tests.ns_client", "127.0.0.1", str(server.port),
+                                 f"slow{i}", "16384", "0.002"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, cwd=str(ROOT), env=chatroom_env()) for i in range(3)]
+    counts = [0, 0, 0]
+    ended = [False, False, False]
+
+    def count(i: int, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            counts[i] += '"TYPE": "chat"' in line
+            ended[i] = ended[i] or '"TYPE": "eof"' in line
+
+    threads = [threading.Thread(target=count, args=(i, p), daemon=True) for i, p in enumerate(readers)]
+    for t in threads:
+        t.start()
+    wait_until(lambda: len(server.connections()) == 3, what="the readers in the room")
+    count_ = 2000  # 6 MB to each: more than the kernel's buffers and the outbox together
+    sender, writer = flood(server.port, count_, size=3000)
     try:
-        wait_until(lambda: all(r.chats >= count or r.eof for r in readers), timeout=60,
+        wait_until(lambda: all(c >= count_ for c in counts) or any(ended), timeout=90,
                    what="every slow reader to get the flood")
-        assert [r.chats for r in readers] == [count] * 2
-        assert not any(r.eof for r in readers)
+        assert counts == [count_] * 3 and not any(ended)
         assert "too slow" not in server.closed_by_reason()
         writer.join(10)
         assert not writer.is_alive()
     finally:
         sender.close()
-        for r in readers:
-            r.close()
+        for p in readers:
+            p.terminate()
+            p.wait(10)
 
 
 def test_a_reader_that_stopped_reading_is_dropped_and_the_others_get_everything(make_server):
