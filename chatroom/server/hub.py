@@ -232,21 +232,21 @@ class Hub:
         batch.deferred.clear()
         batch.acks.clear()
         plans = self._plans
-        delivered = widest = 0
+        queue_only = bool(self._unpublished)  # the cluster is told before anyone sees it: queued, sent by flush
+        delivered = widest = 0  # (for the metrics, and the room's size for pace.py)
         for targets, parts in entries:
-            delivered += len(targets) * len(parts)
-            if len(targets) > widest:
-                widest = len(targets)
+            width = len(targets)
+            delivered += width * len(parts)
+            if width > widest:
+                widest = width
+            if queue_only:
+                framed = parts[0].framed if len(parts) == 1 else b"".join([p.framed for p in parts])
+                _append_each(targets, parts, framed, batch, send=False)
+            else:
+                _append(targets, parts, batch, plans)
         self.deliveries += delivered
         if widest > batch.widest:
             batch.widest = widest
-        if self._unpublished:  # the cluster is told before anyone sees it: queued only, sent by flush
-            for targets, parts in entries:
-                framed = parts[0].framed if len(parts) == 1 else b"".join([p.framed for p in parts])
-                _append_each(targets, parts, framed, batch, send=False)
-        else:
-            for targets, parts in entries:
-                _append(targets, parts, batch, plans)
         entries.clear()
 
     def _commit(self, batch: Batch) -> None:

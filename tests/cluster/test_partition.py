@@ -28,6 +28,7 @@ import pytest
 
 from chatroom.text import nick_key
 from tests.netns import ADDRESS_A, ADDRESS_B, NetnsPair
+from tests.polling import wait_until
 from tests.terminal import ROOT, chatroom_env
 
 REDIS_PORT = 6390
@@ -114,11 +115,8 @@ def records(pair: NetnsPair, name: str) -> dict[str, dict[str, Any]]:
 
 
 def poll(pred: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)  # each look runs redis-cli in the namespace: a subprocess
+    # (each look runs redis-cli in the namespace, a subprocess: not too often)
+    wait_until(pred, timeout, what, interval=0.1)
 
 
 def test_a_server_cut_off_from_redis_is_let_go_and_fenced_when_the_cut_heals(netns):
