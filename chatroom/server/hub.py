@@ -52,7 +52,7 @@ class Batch:
     Then ``touched`` outboxes are flushed once each, outside the lock.
     """
 
-    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed", "tracer", "pace", "behind", "widest", "own")
+    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed", "tracer", "pace", "behind", "room", "own")
 
     def __init__(self, tracer: Tracer | None = None, *, pace: bool = False) -> None:
         self.tracer = tracer
@@ -60,7 +60,8 @@ class Batch:
         #: ``behind``, for its sender to wait on (``pace.py``).
         self.pace = pace
         self.behind: list[Outbox] = []
-        self.widest = 0  # the most recipients of one of its frames: the room it spoke to
+        #: The most recipients of one of its frames: the room it spoke to (``pace.py``).
+        self.room: tuple[Any, ...] = ()
         self.own: Outbox | None = None  # the sender's own outbox: never counted, never waited for
         self.entries: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
         self.deferred: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
@@ -102,6 +103,16 @@ def _describe_targets(targets: tuple[Any, ...]) -> str:
         conn = targets[0].sink
         return f"-> {conn.address} {conn.member.nick if conn and conn.member else ''}" if conn else "-> (held)"
     return f"-> {len(targets)} members"
+
+
+def room_lags(room: tuple[Any, ...], own: Outbox | None) -> bool:
+    """Whether more than half of the other members of ``room`` lag: more than a quarter
+    of their outbox limit not yet taken by their reader, counting what waits in the
+    kernel's send queue (megabytes on loopback, which hide a slow reader from its outbox).
+    Asked only when some outbox is behind; a syscall per member then."""
+    outboxes = [m.sink.outbox for m in room if m.sink is not None and m.sink.outbox is not own]
+    lagging = sum(1 for outbox in outboxes if outbox.backlog() * 4 > outbox.limit)
+    return lagging * 2 > len(outboxes)
 
 
 def append_entry(entries: list[tuple[tuple[Any, ...], list[Outgoing]]], targets: tuple[Any, ...],
@@ -171,18 +182,14 @@ class Hub:
         touched = batch.touched
         if touched:
             if batch.pace:
-                behind, lagging, own = batch.behind, 0, batch.own
+                behind, own = batch.behind, batch.own
                 for outbox in touched:
                     outbox.flush()
-                    if outbox is not own and not outbox.caught_up():
-                        lagging += 1
-                        if outbox.behind():
-                            behind.append(outbox)
-                # The room's pace is its majority's: a sender waits when more than half of
-                # the others lag, never for a few far behind the rest (``pace.py``).
-                if behind and lagging * 2 <= batch.widest - 1:
-                    behind.clear()
-                batch.widest = 0
+                    if outbox is not own and outbox.behind():
+                        behind.append(outbox)
+                if behind and not room_lags(batch.room, own):
+                    behind.clear()  # a few far behind a room that keeps up: nobody waits for them
+                batch.room = ()
             else:
                 for outbox in touched:
                     outbox.flush()
@@ -233,20 +240,19 @@ class Hub:
         batch.acks.clear()
         plans = self._plans
         queue_only = bool(self._unpublished)  # the cluster is told before anyone sees it: queued, sent by flush
-        delivered = widest = 0  # (for the metrics, and the room's size for pace.py)
+        delivered, room = 0, batch.room  # (for the metrics; the room for pace.py)
         for targets, parts in entries:
             width = len(targets)
             delivered += width * len(parts)
-            if width > widest:
-                widest = width
+            if width > len(room):
+                room = targets
             if queue_only:
                 framed = parts[0].framed if len(parts) == 1 else b"".join([p.framed for p in parts])
                 _append_each(targets, parts, framed, batch, send=False)
             else:
                 _append(targets, parts, batch, plans)
         self.deliveries += delivered
-        if widest > batch.widest:
-            batch.widest = widest
+        batch.room = room
         entries.clear()
 
     def _commit(self, batch: Batch) -> None:

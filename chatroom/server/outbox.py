@@ -112,13 +112,21 @@ class Outbox:
         sits in the kernel's send queue (Linux tells; elsewhere the outbox's count alone).
         It grows while the reader reads, however slowly, even while the kernel's own
         buffer -- megabytes on loopback -- hides the outbox's progress."""
-        taken = self._sent
-        if _OUTQ is not None:
-            try:
-                taken -= struct.unpack("i", fcntl.ioctl(self.sock.fileno(), _OUTQ, b"\0\0\0\0"))[0]
-            except (OSError, ValueError):  # closed meanwhile
-                pass
-        return taken
+        return self._sent - self._in_kernel()
+
+    def backlog(self) -> int:
+        """What its reader has not taken yet: this outbox, and (Linux) the kernel's send
+        queue -- so it is also the part of the backlog a reader must still catch up on."""
+        return self._queued - self._sent + self._in_kernel()
+
+    def _in_kernel(self) -> int:
+        """Bytes sent to the socket that its peer has not taken (Linux; 0 elsewhere)."""
+        if _OUTQ is None or self._closed:
+            return 0
+        try:
+            return int(struct.unpack("i", fcntl.ioctl(self.sock.fileno(), _OUTQ, b"\0\0\0\0"))[0])
+        except (OSError, ValueError):  # closed meanwhile
+            return 0
 
     def wait_caught_up(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for :meth:`caught_up` (a sender keeping pace,

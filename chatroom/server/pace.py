@@ -4,7 +4,8 @@ readers, instead of the readers being dropped as too slow.
 After a connection's batch is flushed (its reader thread, outside the hub lock), the
 outboxes that batch filled past their high-water mark are *behind* (``outbox.py``).
 When more than half of the other members it spoke to lag (more than the low-water
-mark queued: ``Hub.flush``), the room as a whole reads slower than the sender writes:
+mark not yet taken by their readers, the kernel's send queue included:
+``hub.room_lags``), the room as a whole reads slower than the sender writes:
 the sender's reader thread then
 waits for each of them to get back under its low-water mark -- and while it waits it
 does not read its socket, so the sender's client is slowed by TCP exactly as a fast

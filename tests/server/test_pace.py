@@ -164,11 +164,12 @@ def flood(port: int, count: int, size: int = 300) -> tuple[WireClient, threading
 
 def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(make_server):
     server = make_server(rate=0)  # (the default outbox: 1 MiB)
-    # Each reader a process of its own, reading 16 KiB every 2 ms at most through a 4 KiB
-    # receive buffer: equally slow (threads here would share one GIL and drift apart,
-    # and a reader far behind the rest of its room is dropped: by design).
+    # Each reader a process of its own, reading 16 KiB every 5 ms at most through a 4 KiB
+    # receive buffer: equally slow, their pace set by that rather than by who gets the CPU
+    # on a loaded machine (threads here would share one GIL and drift apart, and a reader
+    # far behind the rest of its room is dropped: by design).
     readers = [subprocess.Popen([sys.executable, "-m", "tests.ns_client", "127.0.0.1", str(server.port),
-                                 f"slow{i}", "16384", "0.002"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 f"slow{i}", "16384", "0.005"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 text=True, cwd=str(ROOT), env=chatroom_env()) for i in range(3)]
     counts = [0, 0, 0]
     ended = [False, False, False]
