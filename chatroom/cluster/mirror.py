@@ -5,14 +5,15 @@ under the hub lock, by whichever thread reads it first (the cluster's reader, or
 handler whose message it just appended): ``apply`` skips what is already applied, so
 the room's members here see every message once and in the log's order.  A server's own
 joins, leaves and renames were applied when they happened; only their messages come
-back through the log (the log decides their order).
+back through the log (the log decides their order).  Every change goes through the same reducers as a
+local one (``chatroom.server.changes``): this module only reads the log's records.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from chatroom.protocol import LARGE_ROOM, Chat, Presence, PresenceEvent, Private, Topic
+from chatroom.protocol import LARGE_ROOM, Chat, Presence, PresenceEvent, Private
 from chatroom.server.members import Delivery, Member, Room
 from chatroom.server.room import ChatState
 from chatroom.text import fold, nick_key
@@ -79,42 +80,29 @@ def _nick(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
     member = _member(state, body["nick"]) or _member(state, new)
     if member is None:
         return []
-    if member.nick != new:  # the first of its rooms to say so (one entry per room)
-        del state.nicks[nick_key(member.nick)]
-        member.nick = new
-        state.nicks[nick_key(new)] = member
-    room.roster_changed()
-    return [Delivery(room.everyone(), Presence(room=room.name, event=PresenceEvent.NICK, nick=body["nick"],
-                                               new_nick=new, ts=body["ts"]))]
+    return state.renamed(member, body["nick"], new, body["ts"], rooms=(room,))
 
 
 def _away(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
     member = _member(state, body["nick"])
     if member is None:
         return []
-    message = body.get("message")
-    member.away = message
-    room.roster_changed()
-    event = PresenceEvent.AWAY if message else PresenceEvent.BACK
-    return [Delivery(room.everyone(), Presence(room=room.name, event=event, nick=member.nick, message=message,
-                                               ts=body["ts"]))]
+    return state.went_away(member, body.get("message") or None, body["ts"], rooms=(room,))
 
 
 def _op(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
     member = _member(state, body["nick"])
     if member is not None:
-        member.op = True
-        room.roster_changed()
+        state.made_operator(member)
     return []
 
 
 def _topic(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
-    room.topic = body["topic"]
-    return [Delivery(room.everyone(), Topic(room=room.name, topic=room.topic, nick=body["nick"], ts=body["ts"]))]
+    return state.topic_set(room, body["topic"], body["nick"], body["ts"])
 
 
 def _lock(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
-    room.topic_locked = bool(body.get("locked"))
+    state.topic_locked(room, bool(body.get("locked")))
     return []
 
 

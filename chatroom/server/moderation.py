@@ -28,12 +28,6 @@ class Moderation(StateBase):
 
     # ------------------------------------------------------------------ moderation
 
-    def make_operator(self, member: Member) -> None:
-        member.op = True
-        for room in member.rooms.values():
-            room.roster_changed()
-            self._publish(member, room, "op")
-
     def moderate(self, op: Member, action: ModAction, target: str, reason: str, duration: float | None,
                  now: float, handshaking: Callable[[str], int] = lambda address: 0,
                  room_name: str | None = None) -> Sanction:
@@ -61,9 +55,7 @@ class Moderation(StateBase):
         return self._mute(op, member, action is ModAction.MUTE, reason, duration, now)
 
     def _lock(self, op: Member, room_name: str | None, locked: bool) -> Sanction:
-        room = self.room_of(op, room_name)
-        room.topic_locked = locked
-        self._publish(op, room, "lock", locked=locked)
+        room = self.lock_topic(op, room_name, locked)
         return Sanction(f"the topic of {room.name} is now {'locked' if locked else 'open'}")
 
     def _unban(self, target: str, now: float) -> Sanction:

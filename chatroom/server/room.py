@@ -18,7 +18,7 @@ to a new connection presenting its token, with the messages it missed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from chatroom.errors import Refused
@@ -34,9 +34,9 @@ from chatroom.protocol import (
     Presence,
     PresenceEvent,
     Private,
-    Topic,
 )
 from chatroom.server.bans import Ban, BanList
+from chatroom.server.changes import Changes
 from chatroom.server.members import (
     DEFAULT_ROOM,
     MAX_REASON,
@@ -51,7 +51,6 @@ from chatroom.server.remote import Peers, Remote, _owner
 from chatroom.server.resends import RECENT_IDS, Resends
 from chatroom.text import (
     MAX_NICK_LENGTH,
-    MAX_TOPIC_LENGTH,
     clean_line,
     clean_text,
     fold,
@@ -69,7 +68,7 @@ MAX_FLOOR_JUMP = 100_000
 __all__ = ["ChatState", "RECENT_IDS"]
 
 
-class ChatState(Moderation, Queries, Remote, Resends):
+class ChatState(Changes, Moderation, Queries, Remote, Resends):
     """Every room, member and nick of one server."""
 
     def __init__(self, *, history_size: int = 100, max_text: int = 4000, store: Any = None,
@@ -256,25 +255,6 @@ class ChatState(Moderation, Queries, Remote, Resends):
         reason = clean_line(reason).strip()[:MAX_REASON]
         return Parted(room=target.name), self.depart(member, target, f"left: {reason}" if reason else "left", now)
 
-    def rename(self, member: Member, new_nick: str, now: float) -> list[Delivery]:
-        if nick_key(new_nick) != nick_key(member.nick):
-            self._check_nick_free(new_nick, member)
-        elif new_nick == member.nick:
-            raise Refused(ErrorCode.INVALID_NICK, f"you are already {new_nick}")
-        else:  # the same key: only its spelling changes; it must still be a valid nick
-            problem = nick_problem(new_nick)
-            if problem:
-                raise Refused(ErrorCode.INVALID_NICK, problem)
-        old = member.nick
-        del self.nicks[nick_key(old)]
-        member.nick = new_nick
-        self.nicks[nick_key(new_nick)] = member
-        self._publish_session(member)
-        for room in member.rooms.values():
-            self._publish(member, room, "nick", nick=old, new_nick=new_nick)
-        return self._tell_rooms(member, lambda name: Presence(
-            room=name, event=PresenceEvent.NICK, nick=old, new_nick=new_nick, ts=now))
-
     # ------------------------------------------------------------------ messages
 
     def say(
@@ -390,42 +370,6 @@ class ChatState(Moderation, Queries, Remote, Resends):
             self._remember(member, msg_id, msg)
         recipients = (target,) if target is member else (target, member)
         return msg, [Delivery(recipients, msg)]
-
-    def set_topic(self, member: Member, topic: str, now: float, room_name: str | None = None) -> list[Delivery]:
-        room = self.room_of(member, room_name)
-        topic = clean_line(topic).strip()
-        if len(topic) > MAX_TOPIC_LENGTH:
-            raise Refused(ErrorCode.TEXT_TOO_LONG, f"a topic is at most {MAX_TOPIC_LENGTH} characters")
-        if room.topic_locked and not member.op:
-            raise Refused(ErrorCode.NOT_OPERATOR, f"the topic of {room.name} is locked: only operators may change it")
-        room.topic = topic
-        self.dirty[room.key] = room
-        self._publish(member, room, "topic", topic=topic)
-        msg = Topic(room=room.name, topic=topic, nick=member.nick, ts=now)
-        return [Delivery(room.everyone(), msg)]
-
-    def set_away(self, member: Member, message: str | None, now: float) -> list[Delivery]:
-        """Away with ``message``, or back when it is None or blank."""
-        message = clean_line(message).strip()[:MAX_TOPIC_LENGTH] if message else None
-        if not message and member.away is None:
-            raise Refused(ErrorCode.BAD_MESSAGE, "you are not away")
-        member.away = message or None
-        for room in member.rooms.values():
-            self._publish(member, room, "away", message=member.away)
-        return self._tell_rooms(member, lambda name: Presence(
-            room=name, event=PresenceEvent.AWAY if message else PresenceEvent.BACK, nick=member.nick,
-            message=message, ts=now))
-
-    def _tell_rooms(self, member: Member, event: Callable[[str], Presence]) -> list[Delivery]:
-        """A change of ``member`` itself (nick, away): ``event(room name)`` to each of its
-        rooms -- or, in no room (1.3), to the member alone, with room ``""``."""
-        if not member.rooms:
-            return [Delivery((member,), event(""))]
-        out: list[Delivery] = []
-        for room in member.rooms.values():
-            room.roster_changed()
-            out.append(Delivery(room.everyone(), event(room.name)))
-        return out
 
     # ------------------------------------------------------------------ helpers
 

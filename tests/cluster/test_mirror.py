@@ -131,3 +131,39 @@ def test_nick_claims_are_made_before_the_lock_follow_renames_and_are_freed_by_wh
     state.published.clear()
     state.remove(ann, "quit", 3.0)
     assert {"t": "release", "nick": "ANNA", "owner": "tok"} in state.published
+
+
+def test_another_servers_changes_go_through_the_same_reducers_as_ours():
+    """Rename, away, back, topic, operator, topic lock: what ann is told, the nick index
+    and the room are the same whether bob made the changes here or on another server."""
+    here = ChatState()
+    ann_here, _, _ = here.admit(1, "ann", "127.0.0.1:1", 0.0)
+    bob, _, _ = here.admit(2, "bob", "127.0.0.1:2", 0.0)
+    told_here = here.rename(bob, "rob", 2.0) + here.set_away(bob, "lunch", 2.0) + here.set_away(bob, None, 2.0)
+    here.set_away(bob, "tea", 2.0)
+    told_here += here.set_topic(bob, "plans", 2.0)
+    here.make_operator(bob)
+    here.lock_topic(bob, None, True)
+
+    there = ChatState(peers=FakePeers())
+    ann_there, _, _ = there.admit(1, "ann", "127.0.0.1:1", 0.0)
+    lobby = there.rooms["lobby"]
+    mirror.apply(there, lobby, *event((0, 1), "join", "bob"))
+    told_there = []
+    changes = [("nick", "bob", {"new_nick": "rob"}), ("away", "rob", {"message": "lunch"}), ("away", "rob", {}),
+               ("away", "rob", {"message": "tea"}), ("topic", "rob", {"topic": "plans"}), ("op", "rob", {}),
+               ("lock", "rob", {"locked": True})]
+    for i, (kind, nick, fields) in enumerate(changes, start=2):
+        told = mirror.apply(there, lobby, *event((0, i), kind, nick, **fields))
+        if kind != "away" or fields.get("message") != "tea":
+            told_there += told
+
+    def seen(told: list, ann: object) -> list:
+        return [d.message for d in told if ann in d.recipients]
+
+    assert seen(told_here, ann_here) == seen(told_there, ann_there) and len(seen(told_there, ann_there)) == 4
+    for state in (here, there):
+        room, rob = state.rooms["lobby"], state.nicks["rob"]
+        assert "bob" not in state.nicks and rob.away == "tea" and rob.op
+        assert room.topic == "plans" and room.topic_locked
+        assert [(m.nick, m.op, m.away) for m in room.member_infos(3.0)] == [("ann", False, None), ("rob", True, "tea")]
