@@ -1,4 +1,6 @@
-"""Who gets in, and how: the admission rules of every door (a part of the handler)."""
+"""Letting people in, as a handler does it: the guessing gate (which waits), then the
+admission rules of ``chatroom.server.entry`` under the hub lock, and what they decide
+sent.  A part of the handler, for every door."""
 
 from __future__ import annotations
 
@@ -7,34 +9,23 @@ import math
 import secrets
 import select
 import time
-from typing import TYPE_CHECKING
 
 from chatroom.errors import Refused
 from chatroom.protocol import (
-    MAX_ROOMS,
-    PROTOCOL_VERSION,
-    SEVERAL_ROOMS,
     ErrorCode,
     Hello,
-    Joined,
     Notice,
-    Welcome,
-    speaks,
 )
 from chatroom.server.chat_path import claimed
-from chatroom.server.fitting import REPLAY_MAX_MESSAGES, how_long, replay_frames
+from chatroom.server.entry import Entrance, Entry, seen_rooms
 from chatroom.server.handler_base import HandlerBase
-from chatroom.server.members import Delivery, Member, Room, owner_of
+from chatroom.server.members import owner_of
 from chatroom.server.session import (
     Admit,
     Checked,
     CloseReason,
 )
-from chatroom.text import clean_line, fold, without_hash
-
-if TYPE_CHECKING:
-    from chatroom.server.room import ChatState
-    from chatroom.server.wire import Outgoing
+from chatroom.text import clean_line
 
 __all__ = ["Admission"]
 
@@ -66,13 +57,11 @@ class Admission(HandlerBase):
 
     def nick_ban(self, nick: str) -> str | None:
         """Every door's one question before it admits ``nick``: is that person (or a
-        look-alike) banned?  The refusal to give, or None.  (The address was asked
-        about when the connection came, before any door.)"""
-        ban = self.server.hub.state.bans.for_nick(nick, time.time())  # reads only: no lock needed
-        if ban is None:
-            return None
-        log.info("%s: refused %s: banned", self.conn.address, clean_line(nick), extra=self.about("refused_banned"))
-        return f"you are banned from this server{how_long(ban)}"
+        look-alike) banned?  The refusal to give, or None (``Entrance.refusal``)."""
+        refusal = Entrance.refusal(self.server.hub.state.bans, nick, time.time())  # reads only: no lock needed
+        if refusal is not None:
+            log.info("%s: refused %s: banned", self.conn.address, clean_line(nick), extra=self.about("refused_banned"))
+        return refusal
 
     def on_checked(self, event: Checked) -> None:
         """A password proof was checked: this address waits its turn if it has been
@@ -154,131 +143,61 @@ class Admission(HandlerBase):
         return _FINISHED if events & _POLLRDHUP else _OPEN
 
     def admit(self, msg: Hello, proof: str | None = None) -> None:
+        """A new member: the rules decide (``Entrance.admit``), the handler sends."""
         conn, server = self.conn, self.server
-        hub = server.hub
         token = secrets.token_urlsafe(18)
         try:
             if msg.room:
                 server.chat.look_ahead(room=msg.room)
-            with claimed(server.chat, msg.nick, owner_of(conn.id, token)), hub.locked(self.batch) as state:
-                member, joined, deliveries = state.admit(
-                    conn.id, msg.nick, conn.address, time.time(), msg.room, token=token, crowd=speaks(msg.version, 2),
-                    several=speaks(msg.version, SEVERAL_ROOMS),
-                )
-                self._welcome(member, joined, deliveries, token, proof)
+            with claimed(server.chat, msg.nick, owner_of(conn.id, token)), server.hub.locked(self.batch) as state:
+                entry = server.entrance().admit(state, conn.id, msg, conn.address, time.time(), token, proof)
+                self._enter(entry)
         except Refused as exc:
             log.info("%s: hello refused: %s", conn.address, exc.message, extra=self.about("hello_refused"))
             self.send_error(exc.code, exc.message, suggestion=exc.suggestion)
             return
-        log.info("%s joined %s", self.describe(), joined.room, extra=self.about("joined", joined.room))
-
-    def _welcome(self, member: Member, joined: Joined, deliveries: list[Delivery], token: str,
-                 proof: str | None) -> None:
-        """A new member is in (under the lock): its connection, the welcome, the news."""
-        conn, server, hub = self.conn, self.server, self.server.hub
-        member.sink = conn
-        conn.member = member
-        conn.session.admitted()
-        welcome = Welcome(
-            version=PROTOCOL_VERSION,
-            server=server.display_name,
-            nick=member.nick,
-            room=joined.room,
-            topic=joined.topic,
-            members=joined.members,
-            member_count=joined.member_count,
-            history=joined.history,
-            last_seq=joined.last_seq,
-            limits=server.limits,
-            resume_token=token,
-            proof=proof,
-        )
-        self.send_fitted(welcome)
-        hub.deliver(deliveries, self.batch)
+        log.info("%s joined %s", self.describe(), entry.first_room, extra=self.about("joined", entry.first_room))
 
     def resume(self, msg: Hello, proof: str | None = None) -> None:
-        """Hand a held (or ghosted) session to this connection, with what it missed: the
-        welcome for its first room, then (1.3) a resumed ``joined`` for each other room,
-        each followed by its replay."""
-        conn, server, hub = self.conn, self.server, self.server.hub
+        """Hand a held (or ghosted) session to this connection, with what it missed
+        (``Entrance.resume``)."""
+        conn, server = self.conn, self.server
         token = msg.resume or ""
         self._floors(msg)
-        if token not in hub.state.sessions:  # (a dict read) another server's, maybe
+        if token not in server.hub.state.sessions:  # (a dict read) another server's, maybe
             server.chat.adopt(token, conn.id, conn.address, self.batch)
-        with hub.locked(self.batch) as state:
+        with server.hub.locked(self.batch) as state:
             try:
-                member, ghost, deliveries = state.resume(
-                    msg.resume or "", conn.id, conn.address, time.time(), crowd=speaks(msg.version, 2),
-                    several=speaks(msg.version, SEVERAL_ROOMS),
-                )
+                entry = server.entrance().resume(state, conn.id, msg, conn.address, time.time(), proof)
             except Refused as exc:
                 log.info("%s: resume refused", conn.address, extra=self.about("resume_refused"))
                 self.send_error(exc.code, exc.message)
                 return
-            if ghost is not None and ghost is not conn:
-                ghost.member = None  # its reader will end quietly: no leave for the others
-                ghost.close(CloseReason.REPLACED)
-            member.sink = conn
-            conn.member = member
-            conn.session.admitted()
-            rooms = list(member.rooms.values())
-            replayed = self._replays(state, rooms, msg)
-            self._welcome_back(member, rooms, replayed, proof)
-            hub.deliver(deliveries, self.batch)
-        total = sum(count for _, count in replayed)
-        log.info("%s resumed in %d room(s) (%d missed messages replayed)", self.describe(), len(rooms), total,
-                 extra=self.about("resumed"))
+            self._enter(entry)
+        log.info("%s resumed in %d room(s) (%d missed messages replayed)", self.describe(), entry.rooms,
+                 entry.replayed, extra=self.about("resumed"))
+
+    def _enter(self, entry: Entry) -> None:
+        """Under the lock: the member is this connection's (a resumed session's old
+        connection ends quietly: no leave for the others), its frames go first, then
+        the others hear of it."""
+        conn = self.conn
+        if entry.ghost is not None and entry.ghost is not conn:
+            entry.ghost.member = None  # its reader will end quietly
+            entry.ghost.close(CloseReason.REPLACED)
+        entry.member.sink = conn
+        conn.member = entry.member
+        conn.session.admitted()
+        for out in entry.frames:
+            self.batch.queue(conn.me, out)
+        self.server.hub.deliver(entry.deliveries, self.batch)
 
     def _floors(self, msg: Hello) -> None:
         """What the client has seen, as a floor for the rooms' numbering (a store that
         lost its newest messages must not give their numbers again)."""
-        seen = {without_hash(name): seq for name, seq in list((msg.seen or {}).items())[:MAX_ROOMS]}
+        seen = seen_rooms(msg)
         for room, seq, skipped in self.server.chat.floors(self.batch, seen) if seen else ():
             log.warning("%s had seen message %d of %s, past the last one stored: the store lost its newest %d "
                         "message(s) (a crash with Redis's appendfsync everysec, a power cut with --sync normal?); "
                         "the numbering goes on after it", self.describe(), seq, room, skipped,
                         extra=self.about("log_rewound", room))
-
-    def _replays(self, state: ChatState, rooms: list[Room], msg: Hello) -> list[tuple[list[Outgoing], int]]:
-        """What each room missed since the client's ``last_seq`` / ``seen``, as replay
-        frames within one budget for them all (half the outbox): (frames, messages)."""
-        config = self.server.config
-        seen = {fold(without_hash(name)): seq for name, seq in (msg.seen or {}).items()}
-        budget, replayed = config.outbox_limit // 2, []
-        for i, room in enumerate(rooms):
-            last_seq = seen.get(fold(room.name), msg.last_seq if i == 0 else None)
-            missed = state.missed(room, last_seq, REPLAY_MAX_MESSAGES)
-            frames, count = replay_frames(room.name, missed, config.max_header, budget)
-            budget = max(1, budget - sum(len(f.framed) for f in frames))
-            replayed.append((frames, count))
-        return replayed
-
-    def _welcome_back(self, member: Member, rooms: list[Room], replayed: list[tuple[list[Outgoing], int]],
-                      proof: str | None) -> None:
-        """The resumed welcome (its first room), then a resumed ``joined`` for each other
-        room; each followed by what it missed, oldest first, before any live message."""
-        server, now = self.server, time.time()
-        first = rooms[0] if rooms else None
-        self.send_fitted(Welcome(
-            version=PROTOCOL_VERSION,
-            server=server.display_name,
-            nick=member.nick,
-            room=first.name if first else "",
-            topic=first.topic if first else "",
-            members=first.member_infos(now) if first else (),
-            member_count=len(first.members) if first else 0,
-            last_seq=first.next_seq - 1 if first else 0,
-            limits=server.limits,
-            resume_token=member.token,
-            resumed=True,
-            proof=proof,
-            missed=replayed[0][1] if first else 0,
-        ))
-        for i, room in enumerate(rooms):
-            frames, count = replayed[i]
-            if i:
-                self.send_fitted(Joined(room=room.name, topic=room.topic, members=room.member_infos(now),
-                                        member_count=len(room.members), last_seq=room.next_seq - 1,
-                                        resumed=True, missed=count))
-            for out in frames:
-                self.batch.queue(self.conn.me, out)

@@ -21,7 +21,7 @@ from chatroom.protocol import (
 from chatroom.server.bans import Ban
 from chatroom.server.wire import Outgoing
 
-__all__ = ["REPLAY_MAX_MESSAGES", "replay_frames", "shrunk", "how_long"]
+__all__ = ["REPLAY_MAX_MESSAGES", "fitted", "replay_frames", "shrunk", "how_long"]
 
 
 #: A resume replays at most this many messages (and at most half the outbox limit in
@@ -53,6 +53,19 @@ def replay_frames(room: str, chats: list[Any], max_header: int, budget: int) -> 
         used += len(data)
         count += n
     return frames, count
+
+
+def fitted(msg: Welcome | Joined | History | Members | Found, max_header: int, *, forward: bool = False
+           ) -> Outgoing:
+    """``msg`` framed, dropping its oldest history, then the tail of its member list,
+    until it fits the header limit (100 long messages, or 200 members with long away
+    texts, can exceed 64 KiB; the client pages back for more history, and
+    ``member_count`` still says how many are there)."""
+    while True:
+        try:
+            return Outgoing.of(msg, max_header)
+        except LocalProtocolError:
+            msg = shrunk(msg, forward=forward)
 
 
 def shrunk(msg: Welcome | Joined | History | Members | Found, *, forward: bool = False

@@ -13,7 +13,7 @@ import socketserver
 import time
 from typing import TYPE_CHECKING
 
-from chatroom.errors import LocalProtocolError, Refused
+from chatroom.errors import Refused
 from chatroom.logfmt import about
 from chatroom.protocol import (
     Action,
@@ -30,7 +30,7 @@ from chatroom.protocol import (
 from chatroom.server.admission import Admission
 from chatroom.server.connection import Connection
 from chatroom.server.doors import Door
-from chatroom.server.fitting import how_long, shrunk
+from chatroom.server.fitting import fitted, how_long
 from chatroom.server.hub import Batch
 from chatroom.server.pace import keep_pace
 from chatroom.server.requests import CHAT_TYPES, HANDLERS, Requests
@@ -275,19 +275,10 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
             self.batch.queue(self.conn.me, out)
 
     def send_fitted(self, msg: Welcome | Joined | History | Members | Found, *, forward: bool = False) -> None:
-        """Send ``msg``, dropping its oldest history, then the tail of its member list,
-        until it fits the header limit (100 long messages, or 200 members with long away
-        texts, can exceed 64 KiB; the client pages back for more history, and
-        ``member_count`` still says how many are there)."""
-        while True:
-            try:
-                out = Outgoing.of(msg, self.server.config.max_header)
-            except LocalProtocolError:
-                msg = shrunk(msg, forward=forward)
-                continue
-            with self.server.hub.locked(self.batch):
-                self.batch.queue(self.conn.me, out)
-            return
+        """Send ``msg`` fitted to the header limit (see ``fitting.fitted``)."""
+        out = fitted(msg, self.server.config.max_header, forward=forward)
+        with self.server.hub.locked(self.batch):
+            self.batch.queue(self.conn.me, out)
 
     def send_error(self, code: str, message: str, *, msg_id: str | None = None, fatal: bool = False,
                    suggestion: str | None = None) -> None:

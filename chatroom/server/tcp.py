@@ -53,6 +53,7 @@ from chatroom.server.config import ServerConfig
 from chatroom.server.connection import Connection
 from chatroom.server.datadir import DataDirLock
 from chatroom.server.doors import Door
+from chatroom.server.entry import Entrance
 from chatroom.server.guard import AuthGuard
 from chatroom.server.handler import ChatHandler
 from chatroom.server.hub import Batch, Hub
@@ -201,6 +202,10 @@ class ChatServer(ClusterControl, socketserver.ThreadingTCPServer):
         cluster, rooms are loaded from Redis as members come)."""
         return ChatState(history_size=self.config.history_size, max_text=self.config.max_text, store=self.store,
                          bans=self.store.bans(), max_rooms=self.config.max_rooms, peers=self.cluster)
+
+    def entrance(self) -> Entrance:
+        """The admission rules, with the settings in effect now (a SIGHUP may change them)."""
+        return Entrance(self.display_name, self.limits, self.config.max_header, self.config.outbox_limit)
 
     def _welcome_limits(self) -> dict[str, int]:
         """The limits a welcome tells every client (protocol 1.1)."""
