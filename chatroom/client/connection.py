@@ -4,11 +4,11 @@ No UI here, and no prompt_toolkit.  :class:`ChatClient` runs one network thread 
 owns the socket (a ``selectors`` loop, non-blocking writes), so callers never block on
 the network: ``say()`` and friends only queue and wake it.  Everything that happens is
 reported as an event to the ``on_event`` callback, *from the network thread*; a UI
-hands it over to its own loop.  The decisions are not made here but in sans-I/O
-objects: the handshake's in ``handshake.py``, what each message means in
-``session.py``, what is unsettled and its pace in ``outbound.py``, the keepalive in
-``keepalive.py``.  This module pumps bytes and carries out what they say; reaching a
-server is ``dialing.py``'s, staying connected ``reconnect.py``'s.
+hands it over to its own loop.  The decisions are not made here but in one sans-I/O
+object, :class:`~chatroom.client.protocol.ClientProtocol` (the hello, what each
+message means, what is unsettled and its pace, resends, the keepalive).  This module
+pumps bytes and reports what the protocol says; reaching a server is
+``dialing.py``'s, staying connected ``reconnect.py``'s.
 
 Events are the server's messages (``chatroom.protocol``) plus those of ``events.py``.
 
@@ -21,10 +21,7 @@ unacknowledged, in order.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import random
 import selectors
 import socket
 import ssl
@@ -36,24 +33,11 @@ from pathlib import Path
 
 from chatroom.client.dialing import CertificateChanged, Dialing, NotTlsAnyMore, parse_address
 from chatroom.client.events import ConnState, Outgoing, OutgoingChanged, StateChanged, Trusted
-from chatroom.client.keepalive import Keepalive
-from chatroom.client.outbound import ELSEWHERE_CODES, Outbound, Pacer, Verdict
-from chatroom.client.reconnect import Reconnecting, Why
-from chatroom.client.session import ClientSession, Emit, End, Request, SessionAction, Settle
+from chatroom.client.protocol import ClientProtocol, Why
+from chatroom.client.reconnect import Reconnecting
 from chatroom.client.transfers import Transfers, default_downloads
-from chatroom.errors import FrameError, MessageError
-from chatroom.protocol import (
-    Action,
-    Bye,
-    Direct,
-    Join,
-    Message,
-    Ping,
-    Say,
-    Welcome,
-    decode_message,
-    encode_message,
-)
+from chatroom.errors import FrameError
+from chatroom.protocol import Message, Welcome
 from chatroom.tls import KnownServers, normalize_fingerprint
 from chatroom.trace import Tracer
 
@@ -70,17 +54,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("chatroom.client")
-
-#: Messages that the server's rate limit does not count (PROTOCOL.md, "Rate limit").
-_UNPACED = frozenset({"ping", "pong", "bye", "file_chunk", "file_ack", "file_done"})
-
-#: Pace to this share of the server's advertised rate, and half its burst: the server
-#: measures arrivals, which a network hiccup can bunch together.
-PACE_MARGIN = 0.9
-#: A message the server could not take now goes again after about this long, doubling
-#: (with jitter) while it still cannot, up to the reconnect backoff's ceiling.
-RETRY_START = 1.0
-
 
 EventSink = Callable[[object], None]
 
@@ -132,22 +105,15 @@ class ChatClient(Dialing, Reconnecting):
         self._emit_lock = threading.RLock()
         self.reconnect = reconnect
         self.connect_timeout = connect_timeout
-        self.ping_interval = ping_interval
-        self.pong_timeout = pong_timeout
-        #: Where we are and what we have seen (no I/O): see client/session.py.
-        self.session = ClientSession(nick, room or "")
+        #: Everything the conversation with the server decides (no I/O): the hello, the
+        #: session, what is unsettled and its pace, resends, the keepalive.
+        self.protocol = ClientProtocol(nick, room or "", ping_interval=ping_interval, pong_timeout=pong_timeout,
+                                       servers=len(self.addresses))
+        #: Where we are and what we have seen (the protocol's; see client/session.py).
+        self.session = self.protocol.session
         self.state = ConnState.CLOSED
-        self._ids = itertools.count(1)
-        self._id_prefix = os.urandom(4).hex()
-        self._lock = threading.Lock()  # guards _outbound, _requests and _calls
-        #: What the user sent and the server has not settled, and the pacing (no I/O).
-        self._outbound = Outbound()
-        #: A message the server could not take now (``unavailable``...) goes again then
-        #: (a server alone; in a cluster the client moves on to another server at once).
-        self._retry_at: float | None = None
-        self._retry_wait = RETRY_START
+        self._lock = threading.Lock()  # guards the protocol and _calls
         self._backoff = self.BACKOFF_START  # the reconnect backoff reached (see _reconnect)
-        self._requests: deque[tuple[bytes, bool]] = deque()  # (frame, paced?) queued by callers
         self._calls: deque[Callable[[], None]] = deque()  # to run on the network thread
         self._sock: socket.socket | None = None
         self._link: _Link | None = None  # the connection being served (network thread's)
@@ -159,11 +125,9 @@ class ChatClient(Dialing, Reconnecting):
         self._bye_reason = "quit"
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition(self._lock)
-        self.pings_answered = 0
-        self.refused = 0  # messages the server refused (too long, muted...): never delivered
         #: File sharing: offers, uploads and downloads (see transfers.py).
         self.files = Transfers(downloads or default_downloads(), send=self._send_file_message, emit=self._emit,
-                               next_id=self._next_id, run=self.call_soon)
+                               next_id=self.protocol.next_id, run=self.call_soon)
 
     # ------------------------------------------------------------------ public API
 
@@ -179,6 +143,15 @@ class ChatClient(Dialing, Reconnecting):
             self._handler = handler
             for event in backlog:
                 self._emit(event)
+
+    @property
+    def pings_answered(self) -> int:
+        return self.protocol.pings_answered
+
+    @property
+    def refused(self) -> int:
+        """Messages the server refused (too long, muted...): never delivered."""
+        return self.protocol.refused
 
     @property
     def nick(self) -> str:
@@ -205,28 +178,25 @@ class ChatClient(Dialing, Reconnecting):
 
     def say(self, text: str, room: str | None = None) -> Outgoing:
         """Say ``text`` in ``room`` (default: the current room)."""
-        return self._send_chat(Say(id=self._next_id(), text=text, room=room or self.session.room or None))
+        return self._send_chat(lambda p: p.say(text, room))
 
     def action(self, text: str, room: str | None = None) -> Outgoing:
-        return self._send_chat(Action(id=self._next_id(), text=text, room=room or self.session.room or None))
+        return self._send_chat(lambda p: p.say(text, room, action=True))
 
     def direct(self, to: str, text: str) -> Outgoing:
-        return self._send_chat(Direct(id=self._next_id(), to=to, text=text))
+        return self._send_chat(lambda p: p.direct(to, text))
 
     def send(self, msg: Message) -> None:
         """Send a request (join, nick, who...).  Dropped while disconnected: such
         requests are about the present, unlike chat which is kept and resent."""
-        if self.state is not ConnState.CONNECTED:
-            return
-        if isinstance(msg, Join):
-            self.session.joining(msg.room)  # what we say next goes there
-        self._queue(encode_message(msg), msg.TYPE not in _UNPACED)
+        self._send_file_message(msg)
 
     def _send_file_message(self, msg: Message) -> bool:
-        if self.state is not ConnState.CONNECTED:
-            return False
-        self._queue(encode_message(msg), msg.TYPE not in _UNPACED)
-        return True
+        with self._lock:
+            sent = self.protocol.request(msg)
+        if sent and threading.current_thread() is not self._thread:  # the network thread looks anyway
+            self._wake()
+        return sent
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the network thread (at once if there is none): state that the
@@ -253,27 +223,23 @@ class ChatClient(Dialing, Reconnecting):
 
     def pace_time(self, messages: int) -> float:
         """Seconds the server's rate limit needs for ``messages`` more (0: no limit)."""
-        rate = self._outbound.pacer.rate
-        return messages / rate if rate > 0 else 0.0
+        return self.protocol.pace_time(messages)
 
     @property
     def lag(self) -> float | None:
         """How long the server took to answer our last keepalive ping -- or, while an
         answer is overdue, how long it has been so far.  None before the first one."""
-        link = self._link
-        if link is None:
-            return None
-        waiting = link.keepalive.pending_lag(time.monotonic())
-        return waiting if waiting is not None and waiting > (link.keepalive.lag or 0.0) else link.keepalive.lag
+        with self._lock:
+            return self.protocol.lag_at(time.monotonic())
 
     def pending(self) -> list[Outgoing]:
         with self._lock:
-            return list(self._outbound.unacked.values())
+            return list(self.protocol.outbound.unacked.values())
 
     def wait_acked(self, timeout: float) -> bool:
         """Wait until every outgoing message is acknowledged or refused."""
         with self._idle:
-            return self._idle.wait_for(lambda: not self._outbound, timeout=timeout)
+            return self._idle.wait_for(lambda: not self.protocol.outbound, timeout=timeout)
 
     def close(self, reason: str = "quit", timeout: float = 2.0) -> None:
         """Say goodbye and stop.  Safe to call twice."""
@@ -293,24 +259,12 @@ class ChatClient(Dialing, Reconnecting):
 
     # ------------------------------------------------------------------ helpers
 
-    def _next_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._ids)}"
-
-    def _send_chat(self, msg: Say | Action | Direct) -> Outgoing:
-        out = Outgoing(id=msg.id, message=msg)
+    def _send_chat(self, make: Callable[[ClientProtocol], Outgoing]) -> Outgoing:
         with self._lock:
-            self._outbound.add(out)
-            if self.state is ConnState.CONNECTED:
-                self._requests.append((encode_message(msg), True))
+            out = make(self.protocol)
         self._wake()
         self._emit(OutgoingChanged(out))
         return out
-
-    def _queue(self, data: bytes, paced: bool = False) -> None:
-        with self._lock:
-            self._requests.append((data, paced))
-        if threading.current_thread() is not self._thread:  # the network thread looks anyway
-            self._wake()
 
     def _wake(self) -> None:
         try:
@@ -346,27 +300,24 @@ class ChatClient(Dialing, Reconnecting):
             tracer.frame_in("server", frame)
 
     def _adopt(self, sock: socket.socket, welcome: Welcome) -> None:
-        actions = self.session.welcomed(welcome)
         self.files.max_size = welcome.limits.get("max_file")
-        if "ping_interval" in welcome.limits:
-            self.ping_interval = max(1.0, min(self.ping_interval, welcome.limits["ping_interval"] - 1.0))
-        per_minute = welcome.limits.get("rate_per_minute", 0)
         self._sock = sock
         with self._lock:
-            self._outbound.pacer = Pacer(per_minute / 60.0 * PACE_MARGIN, max(1.0, welcome.limits.get("burst", 1) / 2),
-                                         time.monotonic())
-            self._requests.clear()
-            self._retry_at, self._retry_wait = None, RETRY_START
+            actions = self.protocol.welcomed(welcome, self._decoder, time.monotonic(), f"{self.host}:{self.port}")
         self._set_state(ConnState.CONNECTED, f"connected to {welcome.server}")
         self._emit(welcome)
         # First what the session asks (a new session rejoins our rooms, sets our away
         # text again), then everything unacknowledged, in order, ahead of new requests:
         # a message for a room goes after the join that puts us back in it.
-        self._carry_out(actions)
         with self._lock:
-            self._requests.extend((encode_message(m), True) for m in self._outbound.to_resend())
+            events, _ = self.protocol.carry_out(actions, time.monotonic())
+            self.protocol.resend()
+        for event in events:
+            self._emit(event)
 
     def _drop_socket(self) -> None:
+        with self._lock:
+            self.protocol.lost()
         sock, self._sock = self._sock, None
         if sock is not None:
             try:
@@ -381,8 +332,7 @@ class ChatClient(Dialing, Reconnecting):
         """Pump one connection until it ends; say why it ended."""
         sock = self._sock
         assert sock is not None
-        link = _Link(sock, Keepalive(self.ping_interval, self.pong_timeout, time.monotonic()))
-        self._link = link
+        link = _Link(sock)
         with selectors.DefaultSelector() as sel:
             sel.register(self._wake_r, selectors.EVENT_READ)
             sel.register(sock, selectors.EVENT_READ)
@@ -391,16 +341,10 @@ class ChatClient(Dialing, Reconnecting):
                     self._goodbye(link)
                     return Why("closed", fatal=True)
                 self._run_calls()
-                retry_wait = self._resend_due(time.monotonic())
-                pace_wait = self._take_requests(link.out)
-                if retry_wait is not None:
-                    pace_wait = retry_wait if pace_wait is None else min(pace_wait, retry_wait)
-                link.want_write(sel, bool(link.out))
-                timeout = self._keepalive(link, time.monotonic())
+                timeout = self._due(link, time.monotonic())
                 if isinstance(timeout, Why):
                     return timeout
-                if pace_wait is not None:
-                    timeout = min(timeout, pace_wait)
+                link.want_write(sel, bool(link.out))
                 for key, events in sel.select(max(0.01, timeout)):
                     if key.fileobj is self._wake_r:
                         self._drain_wake()
@@ -409,17 +353,19 @@ class ChatClient(Dialing, Reconnecting):
                     if why is not None:
                         return why
 
-    def _keepalive(self, link: _Link, now: float) -> float | Why:
-        """Ping a silent server; give up on one that does not answer (the decisions
-        are ``keepalive.py``'s).  Returns how long the loop may wait, or why the
-        connection is over."""
-        alive = link.keepalive
-        if alive.expired(now):
-            return Why("the server stopped answering")
-        if alive.ping_due(now):
-            link.out += encode_message(Ping(token="client"))
-            return 0.0
-        return alive.wait(now)
+    def _due(self, link: _Link, now: float) -> float | Why:
+        """What the protocol lets go now (pings, resends, paced requests) to the
+        socket's buffer; how long the loop may wait, or why the connection is over."""
+        with self._lock:
+            wait = self.protocol.timers(now)
+            if isinstance(wait, Why):
+                return wait
+            ready, pace_wait = self.protocol.data_to_send(now)
+        for data in ready:
+            if self.tracer is not None:
+                self.tracer.frame_out("-> server", data)
+            link.out += data
+        return wait if pace_wait is None else min(wait, pace_wait)
 
     def _on_ready(self, link: _Link, events: int) -> Why | None:
         """The socket is writable and/or readable: write what is queued, read and handle
@@ -450,44 +396,17 @@ class ChatClient(Dialing, Reconnecting):
         return None
 
     def _received(self, link: _Link, data: bytes) -> Why | None:
-        link.keepalive.heard(time.monotonic())
         try:
-            frames = self._decoder.feed(data)
+            with self._lock:
+                frames, messages = self.protocol.data_received(data, time.monotonic())
         except FrameError as exc:
             return Why(f"the server sent garbage ({exc})")
         self._trace_in(len(data), frames)
-        for frame in frames:
-            try:
-                msg = decode_message(frame)
-            except MessageError as exc:
-                log.warning("ignoring a message from the server: %s", exc)
-                continue
+        for msg in messages:
             why = self._handle(msg)
             if why is not None:
                 return why
         return None
-
-    def _take_requests(self, out: bytearray) -> float | None:
-        """Move queued requests to ``out``: paced ones (counted by the server's rate
-        limit) only as the pacer allows, in order; the rest at once.  Returns the
-        seconds until the next paced one may go, if one is waiting."""
-        now = time.monotonic()
-        with self._lock:
-            if not self._requests:
-                return None
-            waiting: deque[tuple[bytes, bool]] = deque()
-            blocked = False
-            pacer = self._outbound.pacer
-            for data, paced in self._requests:
-                if paced and (blocked or not pacer.take(now)):
-                    blocked = True
-                    waiting.append((data, paced))
-                    continue
-                if self.tracer is not None:
-                    self.tracer.frame_out("-> server", data)
-                out += data
-            self._requests = waiting
-        return pacer.wait(now) if blocked else None
 
     def _goodbye(self, link: _Link) -> None:
         """Send everything queued and a bye, then read what the server still sends until
@@ -495,13 +414,11 @@ class ChatClient(Dialing, Reconnecting):
         quitting are not lost.  Best effort, bounded to a second."""
         sock, out = link.sock, link.out
         with self._lock:  # what was said just before quitting goes too, paced or not
-            for data, _paced in self._requests:
-                out += data
-            self._requests.clear()
-        bye = encode_message(Bye(reason=self._bye_reason))
-        if self.tracer is not None:
-            self.tracer.frame_out("-> server", bye)
-        out += bye
+            frames = self.protocol.goodbye(self._bye_reason)
+        for data in frames:
+            if self.tracer is not None:
+                self.tracer.frame_out("-> server", data)
+            out += data
         deadline = time.monotonic() + 1.0
         try:
             sock.setblocking(True)
@@ -520,72 +437,29 @@ class ChatClient(Dialing, Reconnecting):
     # ------------------------------------------------------------------ incoming
 
     def _handle(self, msg: Message) -> Why | None:
-        """A message from the server: the session says what it means; do that."""
-        if isinstance(msg, Ping):
-            self.pings_answered += 1
+        """A message from the server: the protocol says what it means; report that."""
         if self.files.handle(msg):
             return None  # reported as TransferChanged events
-        return self._carry_out(self.session.receive(msg))
-
-    def _carry_out(self, actions: list[SessionAction]) -> Why | None:
-        why: Why | None = None
-        for action in actions:
-            if type(action) is Emit:
-                self._emit(action.event)
-            elif type(action) is Request:
-                self._queue(encode_message(action.message), action.message.TYPE not in _UNPACED)
-            elif type(action) is Settle:
-                why = self._settle(action.id, action.code, action.error) or why
-            elif type(action) is End:
-                why = Why(action.why, fatal=action.fatal, move_on=action.elsewhere and len(self.addresses) > 1)
+        with self._lock:
+            settled = self.protocol.settled
+            events, why = self.protocol.receive(msg, time.monotonic())
+            if self.protocol.settled != settled:
+                self._backoff = self.BACKOFF_START  # the server works: a reconnect starts afresh
+                if not self.protocol.outbound:
+                    self._idle.notify_all()
+        for event in events:
+            self._emit(event)
         return why
-
-    def _settle(self, msg_id: str, code: str | None, error: str = "") -> Why | None:
-        """The server answered one of our messages (``code`` None: an ack)."""
-        with self._lock:
-            out, verdict = self._outbound.settle(msg_id, code, error)
-            if not self._outbound:
-                self._idle.notify_all()
-            if verdict is Verdict.ACKED:
-                self._retry_wait, self._backoff = RETRY_START, self.BACKOFF_START
-        self._backoff = self.BACKOFF_START  # the reconnect backoff reached (see _reconnect)
-        if out is None:
-            return None
-        if verdict is Verdict.RETRY:
-            if code in ELSEWHERE_CODES and len(self.addresses) > 1:
-                return Why(f"{self.host}:{self.port} cannot take messages now ({error}); trying another server",
-                            move_on=True)
-            if self._retry_at is None:  # one timer for all of them: they go again together, in order
-                self._retry_at = time.monotonic() + self._retry_wait * random.uniform(0.5, 1.0)
-                self._retry_wait = min(self._retry_wait * 2, self.BACKOFF_MAX)
-            return None
-        if verdict is Verdict.REFUSED:
-            self.refused += 1
-        self._emit(OutgoingChanged(out))
-        return None
-
-    def _resend_due(self, now: float) -> float | None:
-        """Send again what the server could not take, once its pause is over.
-        Returns how long the loop may wait for that."""
-        if self._retry_at is None:
-            return None
-        if now < self._retry_at:
-            return self._retry_at - now
-        self._retry_at = None
-        with self._lock:
-            self._requests.extend((encode_message(m), True) for m in self._outbound.retrying())
-        return 0.0
 
 
 class _Link:
     """One connection's socket and its loop's state (network thread only)."""
 
-    __slots__ = ("sock", "out", "keepalive", "writing")
+    __slots__ = ("sock", "out", "writing")
 
-    def __init__(self, sock: socket.socket, keepalive: Keepalive) -> None:
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.out = bytearray()  # bytes waiting for the socket
-        self.keepalive = keepalive
         self.writing = False  # registered for EVENT_WRITE
 
     def want_write(self, sel: selectors.BaseSelector, writing: bool) -> None:

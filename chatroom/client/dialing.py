@@ -17,6 +17,9 @@ from chatroom.auth import NONCE_BYTES
 from chatroom.client.events import Trusted
 from chatroom.client.handshake import ClientHandshake, Done, NeedTls, Send
 from chatroom.client.session import ClientSession
+
+if TYPE_CHECKING:
+    from chatroom.client.protocol import ClientProtocol
 from chatroom.errors import ConnectionFailed, FrameError, MessageError
 from chatroom.protocol import (
     FrameDecoder,
@@ -26,7 +29,6 @@ from chatroom.protocol import (
     decode_message,
     encode_message,
 )
-from chatroom.text import fold
 from chatroom.tls import KnownServers, client_context, fingerprint
 from chatroom.trace import Tracer
 
@@ -74,6 +76,7 @@ class Dialing:
         connect_timeout: float
         known_servers: KnownServers | None
         session: ClientSession
+        protocol: ClientProtocol
         tracer: Tracer | None
         _decoder: FrameDecoder
 
@@ -103,11 +106,9 @@ class Dialing:
             if self.tls or pin is not None:  # a server met over TLS is never spoken to in plaintext
                 sock = self._secure(sock, pin)
             # The decisions are the handshake's (client/handshake.py); this only pumps.
-            handshake = ClientHandshake(
-                nick=self.session.wanted_nick, room=self.session.room, client=f"chatroom {__version__}",
-                password=self.password, nonce=os.urandom(NONCE_BYTES) if self.password is not None else None,
-                resume_token=self.session.resume_token,
-                last_seq=self.session.last_seq.get(fold(self.session.room)), seen=self.session.seen(), tls=self.tls)
+            handshake = self.protocol.handshake(
+                f"chatroom {__version__}", self.password,
+                os.urandom(NONCE_BYTES) if self.password is not None else None, self.tls)
             self._send_blocking(sock, handshake.hello)
             return self._pump_handshake(sock, handshake)
         except NeedTls:

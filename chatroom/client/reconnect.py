@@ -14,11 +14,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chatroom.client.dialing import CertificateChanged
 from chatroom.client.events import ConnState
+from chatroom.client.protocol import Why
 from chatroom.client.session import FATAL_CODES
 from chatroom.client.transfers import Transfers
 from chatroom.errors import ConnectionFailed, HandshakeRefused
@@ -31,15 +31,6 @@ from chatroom.protocol import (
 __all__ = ["Reconnecting", "Why"]
 
 log = logging.getLogger("chatroom.client")
-
-
-@dataclass(frozen=True)
-class Why:
-    """Why a connection ended, and whether trying again makes sense."""
-
-    text: str
-    fatal: bool = False
-    move_on: bool = False  # try the next server of the list (this one cannot serve now)
 
 
 class Reconnecting:
