@@ -163,9 +163,11 @@ class Admission(HandlerBase):
         (``Entrance.resume``)."""
         conn, server = self.conn, self.server
         token = msg.resume or ""
-        self._floors(msg)
+        seen = seen_rooms(msg)
+        self._floors(msg, seen)
         if token not in server.hub.state.sessions:  # (a dict read) another server's, maybe
             server.chat.adopt(token, conn.id, conn.address, self.batch)
+        self._look_ahead(seen)
         with server.hub.locked(self.batch) as state:
             try:
                 entry = server.entrance().resume(state, conn.id, msg, conn.address, time.time(), proof)
@@ -192,10 +194,18 @@ class Admission(HandlerBase):
             self.batch.queue(conn.me, out)
         self.server.hub.deliver(entry.deliveries, self.batch)
 
-    def _floors(self, msg: Hello) -> None:
+    def _look_ahead(self, seen: dict[str, int]) -> None:
+        """Before the lock: what the rooms of the session are, where they are not here
+        yet (another server's session; a store's rooms nobody is in)."""
+        try:
+            for name in seen:
+                self.server.chat.look_ahead(room=name)
+        except Refused:
+            pass  # read again under the lock, which says why
+
+    def _floors(self, msg: Hello, seen: dict[str, int]) -> None:
         """What the client has seen, as a floor for the rooms' numbering (a store that
         lost its newest messages must not give their numbers again)."""
-        seen = seen_rooms(msg)
         for room, seq, skipped in self.server.chat.floors(self.batch, seen) if seen else ():
             log.warning("%s had seen message %d of %s, past the last one stored: the store lost its newest %d "
                         "message(s) (a crash with Redis's appendfsync everysec, a power cut with --sync normal?); "

@@ -26,7 +26,7 @@ from chatroom.errors import Refused
 from chatroom.protocol import Chat, Private, encode_plain
 from chatroom.server.members import Delivery
 from chatroom.server.wire import Outgoing
-from chatroom.text import fold, nick_key
+from chatroom.text import fold, nick_key, without_hash
 
 if TYPE_CHECKING:
     from chatroom.server.hub import Batch, Hub
@@ -154,7 +154,8 @@ class LocalChat:
         return False  # no other server had it
 
     def look_ahead(self, *, room: str | None = None, nick: str | None = None, rooms: bool = False) -> None:
-        pass  # everything is here
+        if room is not None:  # a room about to be made: what the store has of it (members are all here)
+            self.hub.state.look_ahead(without_hash(room))
 
     def floors(self, batch: Batch, seen: dict[str, int]) -> list[tuple[str, int, int]]:
         with self.hub.locked(batch) as state:

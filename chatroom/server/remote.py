@@ -157,6 +157,7 @@ class Remote(StateBase):
         key = fold(room.name)
         if self.rooms.get(key) is room:
             del self.rooms[key]
+            self.rooms_made += 1
         for member in list(room.members.values()):
             member.rooms.pop(key, None)
             self.forget_remote(member)

@@ -91,6 +91,10 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
         self._sent_before: dict[tuple[str, str], Chat | Private] = {}
         self.unsaved: list[Chat] = []  # accepted, not yet committed by the server
         self.dirty: dict[str, Room] = {}  # rooms whose sequence or topic changed
+        #: Rooms made or dropped so far, and what was read of rooms about to be made
+        #: (``look_ahead``): fold(name) -> (rooms_made then, record, recent).
+        self.rooms_made = 0
+        self._ahead: dict[str, tuple[int, Any, list[Chat]]] = {}
         # Messages said by this server's members (the metrics read them).
         self.said_room = 0
         self.said_private = 0
@@ -417,13 +421,37 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
         if room is None and self.peers is not None:
             room = self._load(name)
         if room is None:
+            record, recent = self._stored(name)
+            self.rooms_made += 1
             room = self.rooms[key] = Room(name=name, history_size=self.history_size)
-            record = self.store.room(name) if self.store is not None else None
             if record is not None:  # it existed before: continue where it stopped
                 room.name, room.next_seq, room.topic = record.name, record.next_seq, record.topic
-                room.history.extend(self.store.recent(name, self.history_size))
+                room.history.extend(recent)
                 room.history_changed()
         return room
+
+    def look_ahead(self, name: str) -> None:
+        """*Outside* the hub lock: read what the store has of a room that is not here
+        yet, so that making it under the lock reads nothing (the store serialises its
+        reads with its commits: an fsync under the hub lock would hold every
+        connection).  Used once, and only if no room was made or dropped meanwhile."""
+        key = fold(name)
+        if self.store is None or self.peers is not None or key in self.rooms:  # (dict reads)
+            return
+        made = self.rooms_made
+        record = self.store.room(name)
+        recent = self.store.recent(name, self.history_size) if record is not None else []
+        if len(self._ahead) > 256:  # read and never used (a refused join): drop them
+            self._ahead.clear()
+        self._ahead[key] = (made, record, recent)
+
+    def _stored(self, name: str) -> tuple[Any, list[Chat]]:
+        """What the store has of room ``name``: read ahead (see :meth:`look_ahead`), or now."""
+        ahead = self._ahead.pop(fold(name), None)
+        if ahead is not None and ahead[0] == self.rooms_made:
+            return ahead[1], ahead[2]
+        record = self.store.room(name) if self.store is not None else None
+        return record, self.store.recent(name, self.history_size) if record is not None else []
 
     def _room_for_join(self, name: str) -> Room:
         return self._room(self._room_name(name))

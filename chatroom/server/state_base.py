@@ -37,6 +37,7 @@ class StateBase:
         store: Any
         said_private: int
         dirty: dict[str, Room]
+        rooms_made: int
 
         def members(self) -> Iterable[Member]: ...
         def missed(self, room: Room, last_seq: int | None, limit: int | None = None) -> list[Chat]: ...

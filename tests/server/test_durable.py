@@ -367,3 +367,35 @@ def test_a_store_that_lost_its_newest_messages_never_gives_their_numbers_again(m
         assert store.room("lobby").next_seq == 12  # and the store keeps the numbering
     finally:
         store.close()
+
+
+def test_a_room_about_to_be_made_is_read_from_the_store_before_the_lock_and_not_under_it(tmp_path):
+    """The store serialises reads with its commits (an fsync): a join reads what it has
+    of the room first (``look_ahead``), so that making the room under the hub lock
+    reads nothing -- unless a room was made or dropped meanwhile, when it reads again."""
+    store = HistoryStore(tmp_path / DB_NAME)
+    store.save([Chat(room="dev", seq=s, ts=1.0, nick="bob", text=f"m{s}") for s in (1, 2)], [("dev", 3, "plans")])
+
+    class Watched:
+        reads = 0
+
+        def __getattr__(self, name: str) -> object:
+            if name in ("room", "recent"):
+                Watched.reads += 1
+            return getattr(store, name)
+
+    state = ChatState(store=Watched())
+    ann, _, _ = state.admit(1, "ann", "127.0.0.1:1", 0.0, several=True)
+    reads = Watched.reads
+    state.look_ahead("dev")
+    assert Watched.reads == reads + 2  # the record and its recent messages, before the lock ...
+    joined, _ = state.join(ann, "dev", 1.0)
+    assert Watched.reads == reads + 2  # ... and nothing under it
+    assert joined.last_seq == 2 and joined.topic == "plans" and [c.text for c in joined.history] == ["m1", "m2"]
+
+    state.part(ann, "dev", "", 2.0)  # nobody in it: dropped
+    state.look_ahead("dev")
+    state.join(ann, "ops", 2.5)  # a room made meanwhile: what was read may be stale
+    reads = Watched.reads
+    joined, _ = state.join(ann, "dev", 3.0)
+    assert Watched.reads == reads + 2 and joined.last_seq == 2  # read again, under the lock
