@@ -129,30 +129,31 @@ class IrcSession:
 
     def _cap(self, params: list[str]) -> list[Action]:
         sub = params[0].upper() if params else ""
-        target = self.nick or "*"
+        if sub in ("LS", "REQ") and not self.registered:
+            self.negotiating = True  # registration waits for CAP END
         if sub == "LS":
-            if not self.registered:
-                self.negotiating = True
-            return [format_line("CAP", target, "LS", " ".join(CAPABILITIES), source=self.server, trailing=True)]
+            return [self._cap_line("LS", " ".join(CAPABILITIES))]
         if sub == "LIST":
-            return [format_line("CAP", target, "LIST", " ".join(sorted(self.caps)), source=self.server,
-                                trailing=True)]
+            return [self._cap_line("LIST", " ".join(sorted(self.caps)))]
         if sub == "REQ":
-            if not self.registered:
-                self.negotiating = True
-            wanted = (params[1] if len(params) > 1 else "").split()
-            names = [w.lstrip("-") for w in wanted]
-            if not wanted or any(name not in CAPABILITIES for name in names):
-                return [format_line("CAP", target, "NAK", " ".join(wanted), source=self.server, trailing=True)]
-            for word in wanted:
-                if word.startswith("-"):
-                    self.caps.discard(word[1:])
-                else:
-                    self.caps.add(word)
-            return [format_line("CAP", target, "ACK", " ".join(wanted), source=self.server, trailing=True)]
+            return [self._cap_req((params[1] if len(params) > 1 else "").split())]
         if sub == "END":
             if self.registered or not self.negotiating:
                 return []
             self.negotiating = False
             return self._maybe_register()
         return [self.reply("410", sub or "*", "Invalid CAP command")]
+
+    def _cap_req(self, wanted: list[str]) -> Action:
+        """``CAP REQ``: all of ``wanted`` (``-name`` to drop one), or none of them."""
+        if not wanted or any(w.lstrip("-") not in CAPABILITIES for w in wanted):
+            return self._cap_line("NAK", " ".join(wanted))
+        for word in wanted:
+            if word.startswith("-"):
+                self.caps.discard(word[1:])
+            else:
+                self.caps.add(word)
+        return self._cap_line("ACK", " ".join(wanted))
+
+    def _cap_line(self, sub: str, text: str) -> Action:
+        return format_line("CAP", self.nick or "*", sub, text, source=self.server, trailing=True)

@@ -21,7 +21,8 @@ How chatroom's world maps onto IRC's:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from chatroom.irc.lines import MAX_LINE, format_line
 from chatroom.protocol import (
@@ -122,34 +123,39 @@ class IrcFormat:
     def _tags(self, ts: float | None) -> dict[str, str] | None:
         return {"time": server_time(ts)} if self.server_time and ts is not None else None
 
-    def lines(self, msg: Message | Verbatim) -> bytes:  # noqa: C901 -- one case per message type, flat
-        match msg:
-            case IrcText():
-                return msg.data
-            case Chat():
-                return self.privmsg(msg.nick, channel(msg.room), msg.text, msg.ts, action=msg.action)
-            case Private():
-                return self.privmsg(msg.nick, msg.to, msg.text, msg.ts)
-            case Presence():
-                return self._presence(msg)
-            case Topic():
-                return format_line("TOPIC", channel(msg.room), msg.topic, source=mask(msg.nick),
-                                   tags=self._tags(msg.ts), trailing=True)
-            case Crowd():
-                return self._crowd(msg)
-            case Ping():
-                return format_line("PING", msg.token or "keepalive")
-            case Error() if msg.fatal:
-                return format_line("ERROR", f"Closing link: {msg.message}", trailing=True)
-            case Error() | Notice():
-                text = msg.message if isinstance(msg, Error) else msg.text
-                return b"".join(format_line("NOTICE", "*", piece, source=self.server, trailing=True)
-                                for piece in split_text(text, 400))
-            case Bye():
-                return format_line("ERROR", f"Closing link: {msg.reason or 'the server is closing'}", trailing=True)
-            case FileOffer():
-                return self._offer(msg)
-        return b""  # acks, history pages, file data, others' bytes: nothing an IRC client would understand
+    def lines(self, msg: Message | Verbatim) -> bytes:
+        """``msg`` as IRC lines; nothing for acks, history pages, file data and others'
+        bytes (nothing an IRC client would understand)."""
+        render = _RENDER.get(type(msg))
+        return render(self, msg) if render is not None else b""
+
+    def _chat(self, msg: Chat) -> bytes:
+        return self.privmsg(msg.nick, channel(msg.room), msg.text, msg.ts, action=msg.action)
+
+    def _private(self, msg: Private) -> bytes:
+        return self.privmsg(msg.nick, msg.to, msg.text, msg.ts)
+
+    def _topic(self, msg: Topic) -> bytes:
+        return format_line("TOPIC", channel(msg.room), msg.topic, source=mask(msg.nick), tags=self._tags(msg.ts),
+                           trailing=True)
+
+    def _ping(self, msg: Ping) -> bytes:
+        return format_line("PING", msg.token or "keepalive")
+
+    def _error(self, msg: Error) -> bytes:
+        if msg.fatal:
+            return format_line("ERROR", f"Closing link: {msg.message}", trailing=True)
+        return self._notice_text(msg.message)
+
+    def _notice(self, msg: Notice) -> bytes:
+        return self._notice_text(msg.text)
+
+    def _notice_text(self, text: str) -> bytes:
+        return b"".join(format_line("NOTICE", "*", piece, source=self.server, trailing=True)
+                        for piece in split_text(text, 400))
+
+    def _bye(self, msg: Bye) -> bytes:
+        return format_line("ERROR", f"Closing link: {msg.reason or 'the server is closing'}", trailing=True)
 
     def privmsg(self, nick: str, target: str, text: str, ts: float | None, *, action: bool = False,
                 batch: str | None = None) -> bytes:
@@ -189,3 +195,19 @@ class IrcFormat:
         text = (f"{f.nick} offers the file “{f.name}” ({human_size(f.size)}): files travel through chatroom's "
                 f"own client (chatroom join, then /accept {f.transfer})")
         return format_line("NOTICE", target, text, source=self.server, trailing=True)
+
+
+#: How each kind of message is rendered (``IrcFormat.lines``).
+_RENDER: dict[type, Callable[[IrcFormat, Any], bytes]] = {
+    IrcText: lambda fmt, msg: msg.data,
+    Chat: IrcFormat._chat,
+    Private: IrcFormat._private,
+    Presence: IrcFormat._presence,
+    Topic: IrcFormat._topic,
+    Crowd: IrcFormat._crowd,
+    Ping: IrcFormat._ping,
+    Error: IrcFormat._error,
+    Notice: IrcFormat._notice,
+    Bye: IrcFormat._bye,
+    FileOffer: IrcFormat._offer,
+}
