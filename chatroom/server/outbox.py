@@ -191,6 +191,11 @@ class Outbox:
                 self._keep_rest(data, sent)
             self.flusher.watch(self)
             return SENT
+        return self._put_busy(data)
+
+    def _put_busy(self, data: bytes) -> int:
+        """:meth:`put_or_send` when the outbox was not idle: queue behind what waits,
+        or -- if that was sent meanwhile and nobody is sending -- send at once."""
         # acquire(False), not acquire(blocking=False): the keyword doubles the cost of
         # the call in CPython 3.11.
         if self._chunks or self._parked or self._closed or not self._flush_lock.acquire(False):
@@ -198,22 +203,28 @@ class Outbox:
         try:
             if self._partial is not None or self._parked or self._chunks:
                 return QUEUED if self.put(data) else REFUSED
-            # Nothing pending and nobody sending: idle again after this send.
-            try:
-                sent = self._send(data, _SEND_FLAGS)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self._closed = True
+            if not self._send_alone(data):
                 return SENT
-            if sent == len(data):
-                self.idle = True
-                return SENT
-            self._keep_rest(data, sent)
         finally:
             self._flush_lock.release()
         self.flusher.watch(self)
         return SENT
+
+    def _send_alone(self, data: bytes) -> bool:
+        """Nothing pending and nobody sending (the flush lock held): send ``data``,
+        idle again if it all went.  True if part of it is left for the flusher."""
+        try:
+            sent = self._send(data, _SEND_FLAGS)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._closed = True
+            return False
+        if sent == len(data):
+            self.idle = True
+            return False
+        self._keep_rest(data, sent)
+        return True
 
     def _keep_rest(self, data: bytes, sent: int) -> None:
         """The kernel took ``sent`` bytes of ``data``: the rest waits for the flusher

@@ -137,6 +137,8 @@ LEGAL: dict[Phase, frozenset[type[Message]]] = {
 #: a ping go unanswered: pings have a limiter of their own), and a file transfer's own
 #: flow (paced by its credit; stale or impossible ones are charged by the handler).
 UNCOUNTED = frozenset({Ping, Pong, Bye, FileChunk, FileAck, FileDone})
+#: What the session answers itself (``ServerSession._own``); the rest is the handler's to act on.
+_OWN: frozenset[type[Message]] = frozenset({Ping, Pong, Hello, Auth, Bye})
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,10 +336,7 @@ class ServerSession:
         try:
             message = decode_message(frame)
         except MessageError as exc:
-            msg_id = claimed_id(frame)
-            if not (isinstance(msg_id, str) and 0 < len(msg_id) <= MAX_ID_LENGTH and unencodable(msg_id) is None):
-                msg_id = None  # only an id we could have accepted is echoed back
-            return Reply(Error(code=exc.code, message=str(exc), id=msg_id))
+            return self._undecodable(frame, exc)
         kind = type(message)
         if kind not in UNCOUNTED or kind is Ping:
             refusal = self.charge(message, now)
@@ -345,20 +344,30 @@ class ServerSession:
                 return refusal
         if kind not in LEGAL[self.phase]:
             return Reply(self._illegal(message))
-        if kind is Ping:
-            return Reply(Pong(token=message.token))  # type: ignore[attr-defined]
-        if kind is Pong:
-            return None  # any frame proves liveness; last_heard was updated on receipt
-        if kind is Hello:
-            return self._hello(message)  # type: ignore[arg-type]
-        if kind is Auth:
-            return self._auth(message)  # type: ignore[arg-type]
-        if kind is Bye:
-            # The others see the reason: "quit: lunch".  (A bare "quit" is what clients say by default.)
-            reason = clean_line(message.reason).strip()[:MAX_QUIT_REASON]  # type: ignore[attr-defined]
-            self.close(CloseReason.QUIT, f"quit: {reason}" if reason and reason != "quit" else "")
-            return None
+        if kind in _OWN:
+            return self._own(message)
         return Act(message)
+
+    @staticmethod
+    def _undecodable(frame: Frame, exc: MessageError) -> Event:
+        msg_id = claimed_id(frame)
+        if not (isinstance(msg_id, str) and 0 < len(msg_id) <= MAX_ID_LENGTH and unencodable(msg_id) is None):
+            msg_id = None  # only an id we could have accepted is echoed back
+        return Reply(Error(code=exc.code, message=str(exc), id=msg_id))
+
+    def _own(self, message: Message) -> Event | None:
+        """What the session answers itself: keepalive, the handshake, goodbye."""
+        if isinstance(message, Ping):
+            return Reply(Pong(token=message.token))
+        if isinstance(message, Hello):
+            return self._hello(message)
+        if isinstance(message, Auth):
+            return self._auth(message)
+        if isinstance(message, Bye):
+            # The others see the reason: "quit: lunch".  (A bare "quit" is what clients say by default.)
+            reason = clean_line(message.reason).strip()[:MAX_QUIT_REASON]
+            self.close(CloseReason.QUIT, f"quit: {reason}" if reason and reason != "quit" else "")
+        return None  # a pong: any frame proves liveness; last_heard was updated on receipt
 
     # ------------------------------------------------------------------ handshake
 
