@@ -293,9 +293,15 @@ class Cluster(ClusterChat, Liveness):
             pipe.delete(key("session", event["token"]))
             return
         room = event["room"]
-        rk = fold(room)
         body = {**event, "server": self.server, "ts": now}
         self.store.append_event(pipe, room, body)
+        self._remember_event(pipe, kind, room, event, record)
+
+    @staticmethod
+    def _remember_event(pipe: Any, kind: str, room: str, event: dict[str, Any], record: bytes | None) -> None:
+        """What a room's event changes of what Redis keeps of the room: its members, its
+        name, topic and lock (what a server that starts following it loads)."""
+        rk = fold(room)
         nick = event.get("new_nick") or event["nick"]
         if kind == "leave":
             pipe.hdel(key("members", rk), nick_key(nick))
@@ -311,7 +317,6 @@ class Cluster(ClusterChat, Liveness):
             pipe.hset(key("room", rk), mapping={"name": room, "topic": event["topic"]})
         elif kind == "lock":
             pipe.hset(key("room", rk), "locked", "1" if event["locked"] else "0")
-
 
     def adopt(self, token: str, conn_key: int, address: str, batch: Batch) -> bool:
         """A client resumes a session this server does not have: take it over from the

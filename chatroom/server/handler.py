@@ -32,6 +32,7 @@ from chatroom.server.connection import Connection
 from chatroom.server.doors import Door
 from chatroom.server.fitting import fitted, how_long
 from chatroom.server.hub import Batch
+from chatroom.server.members import Member
 from chatroom.server.pace import keep_pace
 from chatroom.server.requests import CHAT_TYPES, HANDLERS, Requests
 from chatroom.server.session import (
@@ -199,20 +200,7 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
         with hub.locked(self.batch):  # its transfers end with it (a resume starts afresh)
             hub.deliver(self.server.relay.connection_closed(conn, time.monotonic()), self.batch)
         if member is not None:
-            # A server of a cluster that stops keeps its members' sessions: they resume on
-            # another server (which takes them over), or leave when the grace is over.
-            keeps = reason.keeps_session or (reason is CloseReason.SHUTDOWN and self.server.chat.keeps_sessions_on_stop)
-            grace = self.server.config.resume_grace if keeps else 0.0
-            with hub.locked(self.batch) as state:  # the room decides, under the lock, whether a resume took it
-                ours = member.sink is conn
-                hub.deliver(state.hold(member, text, time.time(), grace, sink=conn), self.batch)
-            if not ours:
-                pass  # a resume took the session over: nothing to tell anyone
-            elif member.held_until is not None:
-                log.info("%s dropped (%s); holding the session for %g s", self.describe(), text, grace,
-                         extra=self.about("dropped"))
-            else:
-                log.info("%s left (%s)", self.describe(), text, extra=self.about("left"))
+            self._leave(member, reason, text)
         self.flush_batch()
         # Let a last error or goodbye leave before the socket closes: the flusher may
         # be writing it.  Bounded: a client that does not read loses the rest (a "too
@@ -228,6 +216,25 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
             conn.release()
         if self.refusal is None:
             self.server.unregister(conn)
+
+    def _leave(self, member: Member, reason: CloseReason, text: str) -> None:
+        """The connection of ``member`` is over: its session is held for a resume (or
+        ends), and the rooms are told -- unless a resume took it over meanwhile."""
+        conn, hub = self.conn, self.server.hub
+        # A server of a cluster that stops keeps its members' sessions: they resume on
+        # another server (which takes them over), or leave when the grace is over.
+        keeps = reason.keeps_session or (reason is CloseReason.SHUTDOWN and self.server.chat.keeps_sessions_on_stop)
+        grace = self.server.config.resume_grace if keeps else 0.0
+        with hub.locked(self.batch) as state:  # the room decides, under the lock, whether a resume took it
+            ours = member.sink is conn
+            hub.deliver(state.hold(member, text, time.time(), grace, sink=conn), self.batch)
+        if not ours:
+            return  # a resume took the session over: nothing to tell anyone
+        if member.held_until is not None:
+            log.info("%s dropped (%s); holding the session for %g s", self.describe(), text, grace,
+                     extra=self.about("dropped"))
+        else:
+            log.info("%s left (%s)", self.describe(), text, extra=self.about("left"))
 
     def linger(self, deadline: float) -> None:
         """A close with unread input resets the connection, and a reset can destroy the

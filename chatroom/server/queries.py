@@ -17,7 +17,7 @@ from chatroom.protocol import (
     Rooms,
     User,
 )
-from chatroom.server.members import Member
+from chatroom.server.members import Member, Room
 from chatroom.server.search import search_in
 from chatroom.server.state_base import StateBase
 from chatroom.text import (
@@ -98,12 +98,16 @@ class Queries(StateBase):
         oldest_kept = target.history[0].seq if target.history else target.next_seq
         if len(page) < limit and self.store is not None:
             page = self.store.before(target.name, min(before, oldest_kept), limit - len(page)) + page
-        if self.store is not None:
-            first = self.store.oldest_seq(target.name)
-        else:
-            first = target.history[0].seq if target.history else None
+        first = self._first_seq(target)
         complete = first is None or (page[0].seq if page else before) <= first
         return History(room=target.name, messages=tuple(page), complete=complete)
+
+    def _first_seq(self, room: Room) -> int | None:
+        """The number of ``room`` 's oldest message kept anywhere (None: it has none)."""
+        if self.store is not None:
+            first: int | None = self.store.oldest_seq(room.name)
+            return first
+        return room.history[0].seq if room.history else None
 
     def members(self) -> Iterable[Member]:
         return self.nicks.values()

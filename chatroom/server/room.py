@@ -224,14 +224,19 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
         if last_seq is None:
             return []
         oldest = room.history[0].seq if room.history else room.next_seq
-        out: list[Chat] = []
-        if last_seq + 1 < oldest and self.store is not None:
-            wanted = oldest - last_seq - 1 if limit is None else min(limit, oldest - last_seq - 1)
-            out = [c for c in self.store.after(room.name, last_seq, wanted) if c.seq < oldest]
+        out = self._stored_after(room, last_seq, oldest, limit)
         room_left = None if limit is None else limit - len(out)
         if room_left is None or room_left > 0:
             out += [c for c in room.history if c.seq > last_seq][:room_left]
         return out
+
+    def _stored_after(self, room: Room, last_seq: int, oldest: int, limit: int | None) -> list[Chat]:
+        """What the store has of ``room`` after ``last_seq`` and before ``oldest`` (the
+        oldest message in memory), at most ``limit``."""
+        if last_seq + 1 >= oldest or self.store is None:
+            return []
+        wanted = oldest - last_seq - 1 if limit is None else min(limit, oldest - last_seq - 1)
+        return [c for c in self.store.after(room.name, last_seq, wanted) if c.seq < oldest]
 
     def join(self, member: Member, room: str, now: float) -> tuple[Joined, list[Delivery]]:
         """Put ``member`` in ``room``, creating it if needed: in addition to its other
