@@ -133,6 +133,10 @@ class ChatPath(Protocol):
         ...
 
 
+#: No room looked up yet (a name never equals it; ``None`` is a name: "my only room").
+_NO_ROOM = object()
+
+
 class LocalChat:
     """The path of a server alone: every step under the hub lock, at once."""
 
@@ -178,7 +182,7 @@ class LocalChat:
         sender = fold(member.nick)  # nobody renames during the run: it holds the lock
         conn = member.sink  # (the sender's connection: acks are refused with it if the commit fails)
         room = None  # the room of the previous message, and its name
-        room_name: str | None = None
+        room_name: object = _NO_ROOM
         targets: tuple[Member, ...] = ()
         chats: list[Outgoing] = []  # for ``targets``, not queued yet
         results: list[SayResult] = []
@@ -192,8 +196,8 @@ class LocalChat:
                     if earlier is not None:  # a resend of something we have: acknowledge, don't repeat
                         results.append(Resent(earlier))
                         continue
-                if name != room_name or room is None:
-                    room = None  # (stays so if the lookup is refused)
+                if name != room_name:
+                    room_name = _NO_ROOM  # (stays so if the lookup is refused)
                     room = state.room_of(member, name)
                     room_name = name
                 chat, recipients = state.say_to(member, text, now, action=action, msg_id=msg_id,
