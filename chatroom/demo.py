@@ -13,6 +13,7 @@ import itertools
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chatroom.app import build_server
@@ -121,22 +122,27 @@ class Demo:
         if client is None:
             return
         user = self._someone()
-        if what == "dm" and user is None:
-            return  # nobody to write to
-        text = _address(text, user)
-        if what == "say":
-            client.say(text)
-        elif what == "me":
-            client.action(text)
-        elif what == "dm" and user is not None:
-            client.direct(user, text)
-        elif what == "nick":
-            client.send(Nick(nick=text))
-        elif what == "join":
-            client.send(Join(room=text))
+        if what == "dm":
+            if user is not None:  # (nobody to write to: nothing)
+                client.direct(user, _address(text, user))
         elif what == "leave":
             client.close(text or "quit")
             bot.client = None
+        else:
+            _ACTS.get(what, _nothing)(client, _address(text, user))
+
+
+def _nothing(client: ChatClient, text: str) -> None:
+    pass
+
+
+#: What a bot's line of the script does with its text (besides dm, leave, return).
+_ACTS: dict[str, Callable[[ChatClient, str], object]] = {
+    "say": lambda client, text: client.say(text),
+    "me": lambda client, text: client.action(text),
+    "nick": lambda client, text: client.send(Nick(nick=text)),
+    "join": lambda client, text: client.send(Join(room=text)),
+}
 
 
 def _address(text: str, user: str | None) -> str:

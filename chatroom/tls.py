@@ -193,24 +193,32 @@ class TlsBridge:
             sel.register(tls, selectors.EVENT_READ)
             sel.register(self._outer, selectors.EVENT_READ)
             while (pipe.peer_open or pipe.to_handler) and pipe.handler_open:
-                sel.modify(tls, (selectors.EVENT_READ if pipe.peer_open and len(pipe.to_handler) < self.BUFFER else 0)
-                           | (selectors.EVENT_WRITE if pipe.to_peer else 0) or selectors.EVENT_READ)
-                sel.modify(self._outer, (selectors.EVENT_READ if len(pipe.to_peer) < self.BUFFER else 0)
-                           | (selectors.EVENT_WRITE if pipe.to_handler else 0) or selectors.EVENT_READ)
+                sel.modify(tls, _interest(pipe.peer_open and len(pipe.to_handler) < self.BUFFER, bool(pipe.to_peer)))
+                sel.modify(self._outer, _interest(len(pipe.to_peer) < self.BUFFER, bool(pipe.to_handler)))
                 sel.select(30)
                 pipe.peer_to_handler(self.BUFFER)
                 pipe.handler_to_peer(self.BUFFER)
             # what the handler said last (a goodbye, an error) goes out before we close
             if pipe.to_peer and pipe.peer_open:
-                tls.settimeout(1.0)
-                try:
-                    tls.sendall(bytes(pipe.to_peer))
-                except (ssl.SSLError, OSError):
-                    pass
+                _send_last(tls, bytes(pipe.to_peer))
         try:
             tls.close()
         except OSError:
             pass
+
+
+def _interest(read: bool, write: bool) -> int:
+    """The selector events to wait for (reading, at least: a hang-up must be seen)."""
+    return (selectors.EVENT_READ if read else 0) | (selectors.EVENT_WRITE if write else 0) or selectors.EVENT_READ
+
+
+def _send_last(tls: ssl.SSLSocket, data: bytes) -> None:
+    """Best effort, within a second: a peer that does not read loses it."""
+    tls.settimeout(1.0)
+    try:
+        tls.sendall(data)
+    except (ssl.SSLError, OSError):
+        pass
 
 
 class _Pipe:
