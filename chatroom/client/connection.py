@@ -370,30 +370,36 @@ class ChatClient(Dialing, Reconnecting):
     def _on_ready(self, link: _Link, events: int) -> Why | None:
         """The socket is writable and/or readable: write what is queued, read and handle
         what arrived."""
-        sock = link.sock
         if events & selectors.EVENT_WRITE and link.out:
-            try:
-                del link.out[:sock.send(link.out[:65536] if self.tls else link.out)]
-            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                pass
-            except OSError as exc:
-                return Why(f"connection lost ({exc.strerror or exc})")
-        while events & selectors.EVENT_READ:
+            why = self._write(link)
+            if why is not None:
+                return why
+        return self._read(link) if events & selectors.EVENT_READ else None
+
+    def _write(self, link: _Link) -> Why | None:
+        try:
+            del link.out[:link.sock.send(link.out[:65536] if self.tls else link.out)]
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        except OSError as exc:
+            return Why(f"connection lost ({exc.strerror or exc})")
+        return None
+
+    def _read(self, link: _Link) -> Why | None:
+        sock = link.sock
+        while True:
             try:
                 data = sock.recv(1 << 18)
             except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                break
+                return None
             except OSError as exc:
                 return Why(f"connection lost ({exc.strerror or exc})")
             if not data:
                 return Why("the server closed the connection")
             why = self._received(link, data)
-            if why is not None:
-                return why
             # OpenSSL may hold decrypted bytes that select() cannot see
-            if not (self.tls and isinstance(sock, ssl.SSLSocket) and sock.pending()):
-                break
-        return None
+            if why is not None or not (self.tls and isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                return why
 
     def _received(self, link: _Link, data: bytes) -> Why | None:
         try:

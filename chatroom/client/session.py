@@ -16,8 +16,9 @@ fetched -- so that every room message is shown exactly once, in order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -199,18 +200,21 @@ class ClientSession:
         self._replays.clear()
         self._saw(welcome.history)
         if not welcome.resumed:
-            if welcome.room:
-                self._saw_up_to(welcome.room, welcome.last_seq)
-            # A new session (the server restarted, or the grace ran out): back where we
-            # were, and away again if we were (the server forgot both).
-            actions: list[SessionAction] = [Request(Join(room=name)) for name in before]
-            if self.away is not None:
-                actions.append(Request(Away(message=self.away)))
-            return actions
+            return self._afresh(welcome, before)
         # The missed messages follow in replay frames; we are current once we have
         # welcome.last_seq.  What the replay does not hold, we fetch (see _Fill).  The
         # session's other rooms follow as resumed ``joined``, each with its own replay.
         return self._expect_replay(welcome.room, welcome.missed or 0, welcome.last_seq) if welcome.room else []
+
+    def _afresh(self, welcome: Welcome, before: list[str]) -> list[SessionAction]:
+        """A new session (the server restarted, or the grace ran out): back where we
+        were, and away again if we were (the server forgot both)."""
+        if welcome.room:
+            self._saw_up_to(welcome.room, welcome.last_seq)
+        actions: list[SessionAction] = [Request(Join(room=name)) for name in before]
+        if self.away is not None:
+            actions.append(Request(Away(message=self.away)))
+        return actions
 
     def _expect_replay(self, room: str, missed: int, upto: int) -> list[SessionAction]:
         self._replays[fold(room)] = _Replay(fold(room), room, missed, upto)
@@ -220,20 +224,9 @@ class ClientSession:
 
     def receive(self, msg: Message) -> list[SessionAction]:
         """A message from the server (file messages excepted: see transfers.py)."""
-        if isinstance(msg, Ping):
-            return [Request(Pong(token=msg.token))]
-        if isinstance(msg, Pong):
-            return []
-        if isinstance(msg, Ack):
-            return [Settle(msg.id, "acked"), Emit(msg)]
-        if isinstance(msg, Error):
-            return self._error(msg)
-        if isinstance(msg, Bye):
-            return [Emit(msg), End(msg.reason or "the server said goodbye")]
-        if isinstance(msg, Chat):
-            return self._chat(msg)
-        if isinstance(msg, History):
-            return self._history(msg)
+        special = _SPECIAL.get(type(msg))
+        if special is not None:
+            return special(self, msg)
         if isinstance(msg, Crowd) and self.nick in msg.joined:
             msg = _without_me(msg, self.nick)  # we know we joined: the welcome said so
         actions = self._track(msg)
@@ -267,19 +260,8 @@ class ClientSession:
             self._own(msg)
             if view is not None:
                 self._presence(view, msg)
-        elif view is None:
-            pass
-        elif isinstance(msg, Crowd):
-            members = dict(view.members)  # copy-on-write, as for presence
-            for nick in msg.left:
-                members.pop(nick, None)
-            view.members = members
-            view.member_count = msg.member_count
-        elif isinstance(msg, Topic):
-            view.topic = msg.topic
-        elif isinstance(msg, Members):
-            view.members = {m.nick: m for m in msg.members}
-            view.member_count = msg.member_count or len(msg.members)
+        elif view is not None:
+            _view_changed(view, msg)
         return []
 
     def _own(self, p: Presence) -> None:
@@ -419,3 +401,31 @@ def _without_me(crowd: Crowd, nick: str) -> Crowd:
     joined = tuple(n for n in crowd.joined if n != nick)
     return msgspec.structs.replace(crowd, joined=joined,
                                    joined_count=crowd.joined_count - (len(crowd.joined) - len(joined)))
+
+
+def _view_changed(view: RoomView, msg: Message) -> None:
+    """A room's members or topic, as the server says they are now."""
+    if isinstance(msg, Crowd):
+        members = dict(view.members)  # copy-on-write, as for presence
+        for nick in msg.left:
+            members.pop(nick, None)
+        view.members = members
+        view.member_count = msg.member_count
+    elif isinstance(msg, Topic):
+        view.topic = msg.topic
+    elif isinstance(msg, Members):
+        view.members = {m.nick: m for m in msg.members}
+        view.member_count = msg.member_count or len(msg.members)
+
+
+#: Messages with a meaning of their own (``ClientSession.receive``); the rest change
+#: where we are and are reported.
+_SPECIAL: dict[type, Callable[[ClientSession, Any], list[SessionAction]]] = {
+    Ping: lambda session, msg: [Request(Pong(token=msg.token))],
+    Pong: lambda session, msg: [],
+    Ack: lambda session, msg: [Settle(msg.id, "acked"), Emit(msg)],
+    Error: ClientSession._error,
+    Bye: lambda session, msg: [Emit(msg), End(msg.reason or "the server said goodbye")],
+    Chat: ClientSession._chat,
+    History: ClientSession._history,
+}
