@@ -172,16 +172,8 @@ class Dialing:
             tls = client_context().wrap_socket(sock)
         except (ssl.SSLError, OSError) as exc:
             sock.close()
-            if known is not None and not self.tls:
-                where = self.known_servers.path if self.known_servers else "known_servers"
-                raise NotTlsAnyMore(
-                    f"refusing plaintext: {server} spoke TLS before (its certificate is pinned in {where}) but does "
-                    f"not now ({exc}). Someone may be downgrading you. If its host really turned TLS off, join "
-                    f"once with --forget-pin."
-                ) from None
-            raise ConnectionFailed(f"TLS with {server} failed ({exc}): is it a TLS server?") from None
-        der = tls.getpeercert(binary_form=True) or b""
-        fp = fingerprint(der)
+            raise self._no_tls(server, known, exc) from None
+        fp = fingerprint(tls.getpeercert(binary_form=True) or b"")
         expected = self.pinned or known
         first_time = False
         if expected is None and self.known_servers is not None:
@@ -189,20 +181,35 @@ class Dialing:
             expected, first_time = fp, True
         if expected is not None and fp != expected:
             tls.close()
-            if self.pinned:
-                raise CertificateChanged(
-                    f"WARNING: {server} presented certificate {fp}, not the {expected} you gave with "
-                    "--fingerprint. Someone may be impersonating the room: check the fingerprint with its host."
-                )
-            where = self.known_servers.path if self.known_servers else "known_servers"
-            raise CertificateChanged(
-                f"WARNING: THE CERTIFICATE OF {server} HAS CHANGED. Someone may be impersonating the room, or "
-                f"its host made a new certificate. Expected {expected}, got {fp}. Ask the host for the "
-                f"fingerprint 'chatroom serve --tls' printed; if it is {fp}, remove the line for {server} from "
-                f"{where} (or join with --fingerprint {fp})."
-            )
+            raise self._changed(server, expected, fp)
         self._emit(Trusted(server, fp, first_time))
         return tls
+
+    def _no_tls(self, server: str, known: str | None, exc: Exception) -> ConnectionFailed:
+        """TLS failed: a server that spoke TLS before may be downgraded on purpose."""
+        if known is not None and not self.tls:
+            where = self.known_servers.path if self.known_servers else "known_servers"
+            return NotTlsAnyMore(
+                f"refusing plaintext: {server} spoke TLS before (its certificate is pinned in {where}) but does "
+                f"not now ({exc}). Someone may be downgrading you. If its host really turned TLS off, join "
+                f"once with --forget-pin."
+            )
+        return ConnectionFailed(f"TLS with {server} failed ({exc}): is it a TLS server?")
+
+    def _changed(self, server: str, expected: str, fp: str) -> CertificateChanged:
+        """The certificate is not the one pinned or remembered: say what to check."""
+        if self.pinned:
+            return CertificateChanged(
+                f"WARNING: {server} presented certificate {fp}, not the {expected} you gave with "
+                "--fingerprint. Someone may be impersonating the room: check the fingerprint with its host."
+            )
+        where = self.known_servers.path if self.known_servers else "known_servers"
+        return CertificateChanged(
+            f"WARNING: THE CERTIFICATE OF {server} HAS CHANGED. Someone may be impersonating the room, or "
+            f"its host made a new certificate. Expected {expected}, got {fp}. Ask the host for the "
+            f"fingerprint 'chatroom serve --tls' printed; if it is {fp}, remove the line for {server} from "
+            f"{where} (or join with --fingerprint {fp})."
+        )
 
     def _send_blocking(self, sock: socket.socket, msg: Message) -> None:
         data = encode_message(msg)

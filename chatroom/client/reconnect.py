@@ -111,22 +111,29 @@ class Reconnecting:
                 if exc.code in FATAL_CODES:
                     self._set_state(ConnState.CLOSED, exc.message)
                     return None
-                reason = Why(f"{exc.message}; retrying")
-                if exc.code == ErrorCode.UNAVAILABLE.value:  # this server cannot serve now: another may
-                    self._next_address()
+                reason = self._refused(exc)
                 continue
-            except ConnectionFailed as exc:
-                reason = Why(exc.args[0] if exc.args else "connection failed")
-                self._next_address()
-                continue
-            except Exception as exc:  # noqa: BLE001 -- the network thread never dies of a bug
-                log.error("reconnecting failed unexpectedly: %s: %s", type(exc).__name__, exc)
-                log.debug("traceback", exc_info=exc)
-                reason = Why(f"reconnecting failed ({type(exc).__name__}: {exc})")
+            except (ConnectionFailed, Exception) as exc:  # noqa: BLE001 -- the network thread never dies of a bug
+                reason = self._failed(exc)
                 continue
             self._adopt(sock, welcome)
             return leftover
         return None
+
+    def _refused(self, exc: HandshakeRefused) -> Why:
+        """A server refused us for now: another may not (``unavailable``)."""
+        if exc.code == ErrorCode.UNAVAILABLE.value:  # this server cannot serve now: another may
+            self._next_address()
+        return Why(f"{exc.message}; retrying")
+
+    def _failed(self, exc: Exception) -> Why:
+        """A server could not be reached (the next one is tried), or a bug (logged)."""
+        if isinstance(exc, ConnectionFailed):
+            self._next_address()
+            return Why(exc.args[0] if exc.args else "connection failed")
+        log.error("reconnecting failed unexpectedly: %s: %s", type(exc).__name__, exc)
+        log.debug("traceback", exc_info=exc)
+        return Why(f"reconnecting failed ({type(exc).__name__}: {exc})")
 
     def _next_address(self) -> None:
         """Try the next server of the cluster next time (at once: it is another server)."""
