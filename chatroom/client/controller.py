@@ -175,35 +175,23 @@ class Controller:
 
     def _local(self, cmd: Command) -> bool:
         """Commands that work offline (chat is kept and resent).  True if handled."""
-        c, name = self.client, cmd.name
-        if name == "help":
-            self.show(help_text(cmd.rest), False)
-        elif name == "quit":
-            self.quit(cmd.rest.strip())
-        elif name == "reconnect":
-            self._reconnect()
-        elif name == "clear":
-            self.clear()
-        elif name == "bell":
-            mode = cmd.args[0].lower()
-            self.set_bell(mode)
-            self.show(f"bell: {mode}", False)
-        elif name == "me":
-            self._talk(cmd.rest, action=True)
-        elif name == "msg":
-            c.direct(cmd.args[0], cmd.rest)
-        elif name in ("query", "reply", "window", "close", "ignore", "unignore"):
-            self._window_command(cmd)
-        elif name == "topic" and not cmd.rest:
-            view = c.session.view(self.room())
-            topic = view.topic if view else ""
-            self.show(f"topic of {clean_line(self.room())}: {clean_line(topic)}" if topic else "no topic is set",
-                      False)
-        elif name == "files":
-            self.show(files_text(c.files.all()), False)
-        else:
+        if cmd.name == "topic" and cmd.rest:
+            return False  # setting it is the server's
+        act = _LOCAL.get(cmd.name)
+        if act is None:
             return False
+        act(self, cmd)
         return True
+
+    def _bell(self, cmd: Command) -> None:
+        mode = cmd.args[0].lower()
+        self.set_bell(mode)
+        self.show(f"bell: {mode}", False)
+
+    def _show_topic(self, cmd: Command) -> None:
+        view = self.client.session.view(self.room())
+        topic = view.topic if view else ""
+        self.show(f"topic of {clean_line(self.room())}: {clean_line(topic)}" if topic else "no topic is set", False)
 
     def _window_command(self, cmd: Command) -> None:
         name, args, front = cmd.name, cmd.args, self.front
@@ -319,3 +307,18 @@ def _request(cmd: Command, room: str) -> Message | None:
     if name == "bans":
         return Moderate(action=ModAction(name))
     return None
+
+
+#: The commands that work offline (``Controller._local``).
+_LOCAL: dict[str, Callable[[Controller, Command], object]] = {
+    "help": lambda c, cmd: c.show(help_text(cmd.rest), False),
+    "quit": lambda c, cmd: c.quit(cmd.rest.strip()),
+    "reconnect": lambda c, cmd: c._reconnect(),
+    "clear": lambda c, cmd: c.clear(),
+    "bell": Controller._bell,
+    "me": lambda c, cmd: c._talk(cmd.rest, action=True),
+    "msg": lambda c, cmd: c.client.direct(cmd.args[0], cmd.rest),
+    **dict.fromkeys(("query", "reply", "window", "close", "ignore", "unignore"), Controller._window_command),
+    "topic": Controller._show_topic,
+    "files": lambda c, cmd: c.show(files_text(c.client.files.all()), False),
+}

@@ -52,36 +52,54 @@ def wrap(line: Line, columns: int) -> list[Line]:
     if sum(width(text) for _, text in line) <= columns:
         return [line]
     indent = min(sum(width(text) for _, text in line[:-1]), columns // 2)
-    rows: list[Line] = []
-    row: Line = []
-    used = 0
-
-    def new_row() -> None:
-        nonlocal row, used
-        while len(row) > 1 and row[-1][1].isspace():  # no trailing blanks at a break
-            row.pop()
-        rows.append(row)
-        row, used = ([("", " " * indent)], indent) if indent else ([], 0)
-
+    rows = _Rows(columns, indent)
     for style, text in line:
         for token in _TOKENS.findall(text):
-            size = width(token)
-            if used + size <= columns:
-                row.append((style, token))
-                used += size
-            elif token.isspace():
-                new_row()  # a break between words: the space is not carried over
-            else:
-                if used > indent and size <= columns - indent:
-                    new_row()  # the word fits on a row of its own: never split it
-                for part in _cut(token, columns - used, columns - indent):
-                    if used + width(part) > columns:
-                        new_row()
-                    row.append((style, part))
-                    used += width(part)
-    if row and (len(row) > 1 or row[0][1].strip()):
-        rows.append(row)
-    return rows
+            rows.add(style, token)
+    return rows.done()
+
+
+class _Rows:
+    """The rows of one wrapped line, as they are filled."""
+
+    def __init__(self, columns: int, indent: int) -> None:
+        self.columns, self.indent = columns, indent
+        self.rows: list[Line] = []
+        self.row: Line = []
+        self.used = 0
+
+    def add(self, style: str, token: str) -> None:
+        size = width(token)
+        if self.used + size <= self.columns:
+            self.row.append((style, token))
+            self.used += size
+        elif token.isspace():
+            self.new_row()  # a break between words: the space is not carried over
+        else:
+            self._word(style, token, size)
+
+    def _word(self, style: str, token: str, size: int) -> None:
+        """A word that does not fit what is left of the row."""
+        if self.used > self.indent and size <= self.columns - self.indent:
+            self.new_row()  # the word fits on a row of its own: never split it
+        for part in _cut(token, self.columns - self.used, self.columns - self.indent):
+            if self.used + width(part) > self.columns:
+                self.new_row()
+            self.row.append((style, part))
+            self.used += width(part)
+
+    def new_row(self) -> None:
+        row = self.row
+        while len(row) > 1 and row[-1][1].isspace():  # no trailing blanks at a break
+            row.pop()
+        self.rows.append(row)
+        self.row, self.used = ([("", " " * self.indent)], self.indent) if self.indent else ([], 0)
+
+    def done(self) -> list[Line]:
+        row = self.row
+        if row and (len(row) > 1 or row[0][1].strip()):
+            self.rows.append(row)
+        return self.rows
 
 
 def _cut(word: str, first: int, rest: int) -> list[str]:
