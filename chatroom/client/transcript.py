@@ -15,6 +15,8 @@ import re
 import time
 import zlib
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from chatroom.client.events import FileTransfer, Outgoing, OutgoingChanged, Phase, TransferChanged, Trusted
 from chatroom.client.wrap import for_display, wrap
@@ -438,23 +440,28 @@ def files_text(transfers: list[FileTransfer]) -> str:
     """The answer to /files."""
     if not transfers:
         return "no file offers or transfers yet (/send PATH offers one)"
-    rows = []
-    for t in transfers:
-        number = f"{t.id:>3}" if t.id is not None else "  -"
-        arrow, who = ("↑", f"to {clean_line(t.peer)}") if t.outgoing else ("↓", f"from {clean_line(t.peer)}")
-        state = t.phase.value
-        if t.phase in (Phase.SENDING, Phase.RECEIVING):
-            state = f"{state} {t.percent:.0f}%"
-        elif t.outgoing and t.delivered:
-            state += f", delivered to {t.delivered}"
-        elif not t.outgoing and t.phase is Phase.OFFERED:
-            state = f"offered: /accept {t.id}"
-        elif t.phase is Phase.DONE and t.path is not None and not t.outgoing:
-            state = f"saved as {clean_line(str(t.path))}"
-        elif t.detail and t.phase.over:
-            state += f" ({clean_line(t.detail)})"
-        rows.append(f"{number} {arrow} {clean_line(t.name)} ({human_size(t.size)}) {who} — {state}")
-    return "files:\n" + "\n".join(rows)
+    return "files:\n" + "\n".join(_transfer_row(t) for t in transfers)
+
+
+def _transfer_row(t: FileTransfer) -> str:
+    number = f"{t.id:>3}" if t.id is not None else "  -"
+    arrow, who = ("↑", f"to {clean_line(t.peer)}") if t.outgoing else ("↓", f"from {clean_line(t.peer)}")
+    return f"{number} {arrow} {clean_line(t.name)} ({human_size(t.size)}) {who} — {_transfer_state(t)}"
+
+
+def _transfer_state(t: FileTransfer) -> str:
+    state = t.phase.value
+    if t.phase in (Phase.SENDING, Phase.RECEIVING):
+        return f"{state} {t.percent:.0f}%"
+    if t.outgoing and t.delivered:
+        return f"{state}, delivered to {t.delivered}"
+    if not t.outgoing and t.phase is Phase.OFFERED:
+        return f"offered: /accept {t.id}"
+    if t.phase is Phase.DONE and t.path is not None and not t.outgoing:
+        return f"saved as {clean_line(str(t.path))}"
+    if t.detail and t.phase.over:
+        return f"{state} ({clean_line(t.detail)})"
+    return state
 
 
 def _trusted_text(event: Trusted) -> str:
@@ -469,26 +476,35 @@ def plain_line(event: object, nick: str = "", *, several: bool = False) -> str |
     ``several``: we are in several rooms, so room messages say which."""
     if isinstance(event, Chat):
         return _plain_chat(event, several)
-    if isinstance(event, Joined) and not event.resumed:
-        return f"-- you are in {clean_line(event.room)} ({event.member_count} here)"
-    if isinstance(event, Parted):
-        return f"-- you left {clean_line(event.room)}"
-    if isinstance(event, Private):
-        return f"[{_clock(event.ts)}] [{clean_line(event.nick)} → {clean_line(event.to)}] {clean_text(event.text)}"
     if isinstance(event, Presence | Crowd | Topic):
         return f"[{_clock(event.ts)}] -- {_system_line(event)[0]}"  # type: ignore[index]
-    if isinstance(event, Error) and event.id is None:
-        return f"-- error: {clean_text(event.message)}"
-    if isinstance(event, Trusted) and event.first_time:
-        return f"-- {_trusted_text(event)}"
-    if isinstance(event, OutgoingChanged) and event.outgoing.status == "refused":
-        return f"-- not sent: {clean_line(event.outgoing.message.text)[:60]} ({clean_line(event.outgoing.error)})"
-    if isinstance(event, TransferChanged):
-        shown = transfer_text(event)
-        return None if shown is None else ("-- error: " if shown[1] else "-- ") + shown[0]
     if isinstance(event, Notice | User | Found | Members | Rooms):
         return "-- " + _system_line(event)[0]  # type: ignore[index]
-    return None
+    line = _PLAIN.get(type(event))
+    return line(event) if line is not None else None
+
+
+def _plain_transfer(event: TransferChanged) -> str | None:
+    shown = transfer_text(event)
+    return None if shown is None else ("-- error: " if shown[1] else "-- ") + shown[0]
+
+
+def _plain_refused(event: OutgoingChanged) -> str | None:
+    if event.outgoing.status != "refused":
+        return None
+    return f"-- not sent: {clean_line(event.outgoing.message.text)[:60]} ({clean_line(event.outgoing.error)})"
+
+
+#: The plain client's lines for the rest of the events (``plain_line``).
+_PLAIN: dict[type, Callable[[Any], str | None]] = {
+    Joined: lambda e: None if e.resumed else f"-- you are in {clean_line(e.room)} ({e.member_count} here)",
+    Parted: lambda e: f"-- you left {clean_line(e.room)}",
+    Private: lambda e: f"[{_clock(e.ts)}] [{clean_line(e.nick)} → {clean_line(e.to)}] {clean_text(e.text)}",
+    Error: lambda e: f"-- error: {clean_text(e.message)}" if e.id is None else None,
+    Trusted: lambda e: f"-- {_trusted_text(e)}" if e.first_time else None,
+    OutgoingChanged: _plain_refused,
+    TransferChanged: _plain_transfer,
+}
 
 
 def _plain_chat(event: Chat, several: bool) -> str:
@@ -501,30 +517,29 @@ def _plain_chat(event: Chat, several: bool) -> str:
 
 def _system_line(event: object) -> tuple[str, float | None, bool] | None:
     """(text, time, error?) of a line from us about ``event``, or None to show nothing."""
-    if isinstance(event, Presence):
-        return _presence_text(event), event.ts, False
-    if isinstance(event, Crowd):
-        return crowd_text(event), event.ts, False
-    if isinstance(event, Topic):
-        return f"{clean_line(event.nick)} set the topic: {clean_line(event.topic)}", event.ts, False
-    if isinstance(event, Members):
-        return _members_text(event), None, False
-    if isinstance(event, User):
-        return _user_text(event), None, False
-    if isinstance(event, Found):
-        return _found_text(event), None, False
-    if isinstance(event, Rooms):
-        text = "; ".join(f"{clean_line(r.name)} ({r.members})" + (f": {clean_line(r.topic)}" if r.topic else "")
-                         for r in event.rooms)
-        return f"rooms: {text}", None, False
-    if isinstance(event, Error):
-        # Refusals of our own messages show on the message.
-        return (clean_text(event.message), None, True) if event.id is None else None
-    if isinstance(event, Notice):
-        return clean_text(event.text), None, False
-    if isinstance(event, Trusted):
-        return _trusted_text(event), None, False
-    return None
+    line = _SYSTEM.get(type(event))
+    return line(event) if line is not None else None
+
+
+def _rooms_text(event: Rooms) -> str:
+    return "rooms: " + "; ".join(f"{clean_line(r.name)} ({r.members})" + (f": {clean_line(r.topic)}" if r.topic else "")
+                                 for r in event.rooms)
+
+
+#: Lines from us about events (``_system_line``).  Refusals of our own messages (an
+#: error with an id) show on the message instead.
+_SYSTEM: dict[type, Callable[[Any], tuple[str, float | None, bool] | None]] = {
+    Presence: lambda e: (_presence_text(e), e.ts, False),
+    Crowd: lambda e: (crowd_text(e), e.ts, False),
+    Topic: lambda e: (f"{clean_line(e.nick)} set the topic: {clean_line(e.topic)}", e.ts, False),
+    Members: lambda e: (_members_text(e), None, False),
+    User: lambda e: (_user_text(e), None, False),
+    Found: lambda e: (_found_text(e), None, False),
+    Rooms: lambda e: (_rooms_text(e), None, False),
+    Error: lambda e: (clean_text(e.message), None, True) if e.id is None else None,
+    Notice: lambda e: (clean_text(e.text), None, False),
+    Trusted: lambda e: (_trusted_text(e), None, False),
+}
 
 
 def _user_text(u: User) -> str:
