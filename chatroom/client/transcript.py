@@ -225,20 +225,23 @@ class Transcript:
         for chat in newer:  # missed while disconnected: they come before anything live
             self.add(chat)
         if older and fold(self.room) == key:  # paging back: goes on top
-            saved, self.lines = list(self.lines), deque(maxlen=self.lines.maxlen)
-            scroll, unread = self.scroll, self.unread
-            self.scroll = 0
-            if page.complete:
-                self.system(f"beginning of {clean_line(page.room)}")
-            for chat in older:
-                self._message(chat.ts, chat.nick, chat.text, own=chat.nick == self.nick, action=chat.action,
-                              history=True)
-            self.lines.extend(saved[: (self.lines.maxlen or len(saved)) - len(self.lines)])
-            self.scroll, self.unread = scroll, unread
+            self._on_top(page, older)
             self.oldest[key] = older[0].seq
         if page.complete and not newer:
             self.complete.add(key)
         self.version += 1
+
+    def _on_top(self, page: History, older: list[Chat]) -> None:
+        """Older messages (paging back) above the lines shown, where they are read."""
+        saved, self.lines = list(self.lines), deque(maxlen=self.lines.maxlen)
+        scroll, unread = self.scroll, self.unread
+        self.scroll = 0
+        if page.complete:
+            self.system(f"beginning of {clean_line(page.room)}")
+        for chat in older:
+            self._message(chat.ts, chat.nick, chat.text, own=chat.nick == self.nick, action=chat.action, history=True)
+        self.lines.extend(saved[: (self.lines.maxlen or len(saved)) - len(self.lines)])
+        self.scroll, self.unread = scroll, unread
 
     def system(self, text: str, *, ts: float | None = None, error: bool = False) -> None:
         """A line from us (help, errors, presence), not from a peer -- though parts of

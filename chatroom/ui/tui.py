@@ -169,22 +169,26 @@ class ChatCompleter(Completer):
     def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterable[Completion]:
         before = document.text_before_cursor
         if before.startswith("/") and " " not in before:
-            typed = before[1:].lower()
-            for name, (_args, what) in COMMANDS.items():
-                if name.startswith(typed):
-                    yield Completion(f"/{name} ", start_position=-len(before), display=f"/{name}",
-                                     display_meta=what)
-            return
+            return _commands_starting(before)
         word = document.get_word_before_cursor(WORD=True)
-        prefix = word[1:] if word.startswith("@") else word
-        if not word:
-            return
+        return self._nicks_starting(word, at_start=len(before) == len(word)) if word else ()
+
+    def _nicks_starting(self, word: str, *, at_start: bool) -> Iterable[Completion]:
+        """The room's nicks that start with ``word`` (``@word`` too): at the start of
+        the line, ``nick: ``."""
+        at = "@" if word.startswith("@") else ""
+        prefix = word[len(at):].casefold()
         view = self.client.session.view(self.room())
         for nick in sorted(view.members if view else (), key=str.casefold):
-            if nick.casefold().startswith(prefix.casefold()) and nick != self.client.nick:
-                at_start = len(before) == len(word)
-                text = ("@" if word.startswith("@") else "") + nick + (": " if at_start else " ")
-                yield Completion(text, start_position=-len(word), display=nick)
+            if nick.casefold().startswith(prefix) and nick != self.client.nick:
+                yield Completion(at + nick + (": " if at_start else " "), start_position=-len(word), display=nick)
+
+
+def _commands_starting(before: str) -> Iterable[Completion]:
+    typed = before[1:].lower()
+    for name, (_args, what) in COMMANDS.items():
+        if name.startswith(typed):
+            yield Completion(f"/{name} ", start_position=-len(before), display=f"/{name}", display_meta=what)
 
 
 class ChatApp:
@@ -391,7 +395,7 @@ class ChatApp:
         return out
 
     def _status(self) -> StyleAndTextTuples:
-        c, t = self.client, self.transcript
+        c = self.client
         name, query = self.controller.front.where()
         view = None if query else c.session.view(name)
         # What matters most comes first, as a narrow screen cuts the end of the bar: what
@@ -404,20 +408,29 @@ class ChatApp:
         if not self.state_bad:
             online = f" │ {max(view.member_count, len(view.members))} online" if view is not None else ""
             parts.append(("class:status", f"{online} │ {self._state()}"))
+        return parts + self._status_tail()
+
+    def _status_tail(self) -> StyleAndTextTuples:
+        """The rest of the status bar: a paste, what is sending, files, scrollback, bell."""
+        t = self.transcript
+        parts: StyleAndTextTuples = []
         typed = self.input.document.line_count if hasattr(self, "input") else 1
         if typed > 1:  # a paste: Enter sends it as one message of this many lines
             parts.append(("class:status.note", f" {typed} lines: Enter sends them as one message "))
         if t.pending:
             parts.append(("class:status", f" │ {len(t.pending)} sending"))
-        moving = [f for f in c.files.all() if f.phase.active or f.phase is Phase.WAITING]
-        for f in moving[:2]:
-            parts.append(("class:status.file", f" │ {f.progress_text()}"))
-        if len(moving) > 2:
-            parts.append(("class:status.file", f" +{len(moving) - 2} more (/files)"))
+        parts += self._status_files()
         if t.scroll:
             parts.append(("class:status.note", f" ↓ {t.unread} new below (PageDown) "))
         if t.bell_mode != "mentions":
             parts.append(("class:status", f" │ bell {t.bell_mode}"))
+        return parts
+
+    def _status_files(self) -> StyleAndTextTuples:
+        moving = [f for f in self.client.files.all() if f.phase.active or f.phase is Phase.WAITING]
+        parts: StyleAndTextTuples = [("class:status.file", f" │ {f.progress_text()}") for f in moving[:2]]
+        if len(moving) > 2:
+            parts.append(("class:status.file", f" +{len(moving) - 2} more (/files)"))
         return parts
 
     def _input_rows(self) -> int:
