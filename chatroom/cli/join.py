@@ -15,7 +15,9 @@ from chatroom import __version__
 from chatroom.cli.common import fail, open_tracer, secret_from
 
 if TYPE_CHECKING:
+    from chatroom.client.config import ClientConfig
     from chatroom.client.connection import ChatClient
+    from chatroom.discovery import RoomAd
     from chatroom.tls import KnownServers
     from chatroom.trace import Tracer
 
@@ -53,7 +55,7 @@ def _discover(args: argparse.Namespace) -> tuple[list[tuple[str, int]], str | No
     """Find a room on the LAN for 'join' with no address: (addresses, room, tls) --
     every server announcing that room of the same cluster, this one's first -- or a
     message saying why not."""
-    from chatroom.discovery import browse, choose, describe, one_per_room
+    from chatroom.discovery import browse, one_per_room
 
     try:
         heard = browse(2.0)
@@ -64,17 +66,30 @@ def _discover(args: argparse.Namespace) -> tuple[list[tuple[str, int]], str | No
         ads = [ad for ad in ads if ad.room.casefold() == args.room.casefold()] or ads
     if not ads:
         return "no rooms found on the LAN; join one by address: chatroom join HOST[:PORT] (127.0.0.1 for this machine)"
-    ad = ads[0]
-    if len(ads) > 1:
-        print("\n".join(describe(ads)))
-        if not sys.stdin.isatty():
-            return "several rooms found: say which with chatroom join HOST[:PORT] --room ROOM"
-        while (picked := choose(ads, input("join which room (number or name)? "))) is None:
-            print("type one of the numbers, or a room's name")
-        ad = picked
-    same = [ad] + [other for other in heard if other is not ad and ad.cluster and other.cluster == ad.cluster
+    ad = ads[0] if len(ads) == 1 else _pick(ads)
+    if isinstance(ad, str):
+        return ad
+    return [(address, a.port) for a in _servers_of(ad, heard) for address in a.addresses], ad.room, ad.tls is not None
+
+
+def _servers_of(ad: RoomAd, heard: list[RoomAd]) -> list[RoomAd]:
+    """``ad`` first, then every other server of its cluster announcing the same room."""
+    if not ad.cluster:
+        return [ad]
+    return [ad] + [other for other in heard if other is not ad and other.cluster == ad.cluster
                    and other.room.casefold() == ad.room.casefold()]
-    return [(address, a.port) for a in same for address in a.addresses], ad.room, ad.tls is not None
+
+
+def _pick(ads: list[RoomAd]) -> RoomAd | str:
+    """Several rooms on the LAN: the user picks one (or, with no terminal, is told how)."""
+    from chatroom.discovery import choose, describe
+
+    print("\n".join(describe(ads)))
+    if not sys.stdin.isatty():
+        return "several rooms found: say which with chatroom join HOST[:PORT] --room ROOM"
+    while (picked := choose(ads, input("join which room (number or name)? "))) is None:
+        print("type one of the numbers, or a room's name")
+    return picked
 
 
 def default_nick() -> str:
@@ -121,11 +136,7 @@ def cmd_join(args: argparse.Namespace) -> int:
         config = load_config(Path(args.config).expanduser() if args.config else None)
     except ConfigError as exc:
         return fail(f"the client's settings: {exc}", 2)
-    args.config_values = config
-    args.address = args.address or config.server  # the command line wins over the file
-    args.rooms = [args.room] if args.room else list(config.rooms)
-    args.room = args.rooms[0] if args.rooms else None
-    args.downloads = args.downloads or config.downloads
+    _settle_args(args, config)
     where = _join_addresses(args)
     if isinstance(where, int):
         return where
@@ -137,14 +148,27 @@ def cmd_join(args: argparse.Namespace) -> int:
         return fail(f"cannot write the trace to {args.trace}: {exc.strerror or exc}")
     known_servers = KnownServers(default_known_servers())
     if args.forget_pin:
-        for host, port in where:
-            if known_servers.forget(f"{host}:{port}"):
-                print(f"forgot the certificate remembered for {host}:{port}", file=sys.stderr)
+        _forget_pins(known_servers, where)
     try:
         return _join_one_of(where, args.nick or config.nick or default_nick(), args, tracer, known_servers)
     finally:
         if tracer is not None:
             tracer.close()
+
+
+def _settle_args(args: argparse.Namespace, config: ClientConfig) -> None:
+    """The client's settings file fills in what the command line did not say."""
+    args.config_values = config
+    args.address = args.address or config.server  # the command line wins over the file
+    args.rooms = [args.room] if args.room else list(config.rooms)
+    args.room = args.rooms[0] if args.rooms else None
+    args.downloads = args.downloads or config.downloads
+
+
+def _forget_pins(known_servers: KnownServers, where: list[tuple[str, int]]) -> None:
+    for host, port in where:
+        if known_servers.forget(f"{host}:{port}"):
+            print(f"forgot the certificate remembered for {host}:{port}", file=sys.stderr)
 
 
 def _join_one_of(addresses: list[tuple[str, int]], nick: str, args: argparse.Namespace, tracer: Tracer | None,
@@ -199,21 +223,31 @@ def _join_addresses(args: argparse.Namespace) -> list[tuple[str, int]] | int:
 _TRY_NEXT = -1
 
 
-def _run_client(client: ChatClient, args: argparse.Namespace, last: bool = True) -> int:
-    from chatroom.client.connection import CertificateChanged
-    from chatroom.errors import ConnectionFailed, HandshakeRefused
+def _connect(client: ChatClient) -> bool:
+    """Connect, asking for the room's password if it needs one and none was given.
+    False: it needs one and there is nobody to ask."""
+    from chatroom.errors import HandshakeRefused
     from chatroom.protocol import ErrorCode
 
     try:
-        try:
-            client.connect()
-        except HandshakeRefused as exc:
-            if exc.code != ErrorCode.AUTH_REQUIRED or client.password is not None:
-                raise
-            client.password = secret_from("CHATROOM_PASSWORD", "room password", confirm=False)
-            if client.password is None:
-                return fail("this room needs a password: set CHATROOM_PASSWORD, or run in a terminal to be asked")
-            client.connect()
+        client.connect()
+    except HandshakeRefused as exc:
+        if exc.code != ErrorCode.AUTH_REQUIRED or client.password is not None:
+            raise
+        client.password = secret_from("CHATROOM_PASSWORD", "room password", confirm=False)
+        if client.password is None:
+            return False
+        client.connect()
+    return True
+
+
+def _run_client(client: ChatClient, args: argparse.Namespace, last: bool = True) -> int:
+    from chatroom.client.connection import CertificateChanged
+    from chatroom.errors import ConnectionFailed, HandshakeRefused
+
+    try:
+        if not _connect(client):
+            return fail("this room needs a password: set CHATROOM_PASSWORD, or run in a terminal to be asked")
     except ConnectionFailed as exc:
         if not last and not isinstance(exc, CertificateChanged):
             return _TRY_NEXT
