@@ -150,3 +150,17 @@ def test_no_module_outgrows_its_name() -> None:
         if lines > 600:
             over[name] = lines
     assert not over, f"modules over their limit: {over}"
+
+
+def test_no_function_is_more_complex_than_ruffs_limit_as_radon_counts() -> None:
+    """ruff's C901 stops at 12; radon counts boolean operators and comprehension
+    conditions too, so it is asked as well: no function above 12 by either."""
+    from radon.complexity import cc_visit
+
+    over = []
+    for path in PACKAGE.rglob("*.py"):
+        for block in cc_visit(path.read_text(encoding="utf-8")):
+            functions = block.methods if hasattr(block, "methods") else [block]  # a class: its methods
+            over += [f"{path.relative_to(PACKAGE.parent)}:{f.lineno} {f.fullname} ({f.complexity})"
+                     for f in functions if f.complexity > 12]
+    assert not over, "functions over radon's 12:\n" + "\n".join(over)

@@ -4,18 +4,25 @@ server's ban list and history read from its data directory."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sqlite3
 import sys
 import threading
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
 
 from chatroom.cli.common import data_dir_of, fail
 from chatroom.cli.join import default_nick, refusal_advice
 from chatroom.cli.serve import addresses_to_give
+from chatroom.text import clean_line, clean_text
 
 if TYPE_CHECKING:
+    from chatroom.demo import Demo
+    from chatroom.protocol import Chat
+    from chatroom.server.store import RoomRecord
     pass
 
 __all__ = ["cmd_demo", "cmd_bans", "cmd_log"]
@@ -24,7 +31,6 @@ log = logging.getLogger("chatroom")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from chatroom.client.connection import ChatClient
     from chatroom.demo import Demo
 
     logging.getLogger().addHandler(logging.NullHandler())
@@ -39,35 +45,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return fail(f"cannot start the demo server on port {args.port}: {exc.strerror or exc}")
     demo.start()
     try:
-        if args.no_client:
-            print(f"chatroom demo: {len(demo.bots)} bots chatting on {args.host}:{demo.port}", flush=True)
-            for host in addresses_to_give(args.host):
-                print(f"join with: chatroom join {host}:{demo.port}   or in a browser: http://{host}:{demo.port}/",
-                      flush=True)
-            print("press Ctrl-C to stop", flush=True)
-            stop = threading.Event()
-            previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                while not stop.wait(0.5):
-                    pass
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-            return 0
-        from chatroom.errors import HandshakeRefused
-        from chatroom.ui.tui import ChatApp
-
-        client = ChatClient("127.0.0.1", demo.port, args.nick or default_nick())
-        try:
-            client.connect()
-        except HandshakeRefused as exc:
-            return fail(refusal_advice(exc.code, exc.message, args))
-        addresses = ", ".join(f"http://{host}:{demo.port}/" for host in addresses_to_give(args.host))
-        ChatApp(client, banner=f"others can join from a browser at {addresses}").run()
-        return 0
+        return _demo_alone(demo, args) if args.no_client else _demo_with_client(demo, args)
     finally:
         demo.stop()
         print("chatroom demo: stopped", flush=True)
+
+
+def _demo_alone(demo: Demo, args: argparse.Namespace) -> int:
+    """The demo with no client of ours: say where to join, run until Ctrl-C."""
+    print(f"chatroom demo: {len(demo.bots)} bots chatting on {args.host}:{demo.port}", flush=True)
+    for host in addresses_to_give(args.host):
+        print(f"join with: chatroom join {host}:{demo.port}   or in a browser: http://{host}:{demo.port}/",
+              flush=True)
+    print("press Ctrl-C to stop", flush=True)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _demo_with_client(demo: Demo, args: argparse.Namespace) -> int:
+    """The demo with the full-screen client joined to it."""
+    from chatroom.client.connection import ChatClient
+    from chatroom.errors import HandshakeRefused
+    from chatroom.ui.tui import ChatApp
+
+    client = ChatClient("127.0.0.1", demo.port, args.nick or default_nick())
+    try:
+        client.connect()
+    except HandshakeRefused as exc:
+        return fail(refusal_advice(exc.code, exc.message, args))
+    addresses = ", ".join(f"http://{host}:{demo.port}/" for host in addresses_to_give(args.host))
+    ChatApp(client, banner=f"others can join from a browser at {addresses}").run()
+    return 0
 
 
 def cmd_bans(args: argparse.Namespace) -> int:
@@ -119,11 +134,7 @@ def _parse_since(text: str) -> float:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    import json
-    import time
-
     from chatroom.server.store import DB_NAME, HistoryStore
-    from chatroom.text import clean_line, clean_text
 
     path = data_dir_of(args.data_dir) / DB_NAME
     if not path.exists():
@@ -142,27 +153,37 @@ def cmd_log(args: argparse.Namespace) -> int:
         store.close()
     except sqlite3.Error as exc:
         return fail(f"cannot read {path}: {exc}")
-    out = sys.stdout
-    if args.format == "json":
-        for c in chats:
-            out.write(json.dumps({"room": c.room, "seq": c.seq, "ts": c.ts, "nick": c.nick, "text": c.text,
-                                  "action": c.action}, ensure_ascii=False) + "\n")
-        return 0
+    _LOG_FORMATS[args.format](sys.stdout, record, chats)
+    return 0
 
-    def stamp(ts: float) -> str:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
-    if args.format == "markdown":
-        out.write(f"# {clean_line(record.name)}\n\n")
-        if record.topic:
-            out.write(f"*{clean_line(record.topic)}*\n\n")
-        for c in chats:
-            body = clean_text(c.text).replace("\n", "  \n")
-            who = f"*{clean_line(c.nick)} {body}*" if c.action else f"**{clean_line(c.nick)}**: {body}"
-            out.write(f"- `{stamp(c.ts)}` {who}\n")
-        return 0
+def _stamp(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _log_json(out: TextIO, record: RoomRecord, chats: list[Chat]) -> None:
+    for c in chats:
+        out.write(json.dumps({"room": c.room, "seq": c.seq, "ts": c.ts, "nick": c.nick, "text": c.text,
+                              "action": c.action}, ensure_ascii=False) + "\n")
+
+
+def _log_markdown(out: TextIO, record: RoomRecord, chats: list[Chat]) -> None:
+    out.write(f"# {clean_line(record.name)}\n\n")
+    if record.topic:
+        out.write(f"*{clean_line(record.topic)}*\n\n")
+    for c in chats:
+        body = clean_text(c.text).replace("\n", "  \n")
+        who = f"*{clean_line(c.nick)} {body}*" if c.action else f"**{clean_line(c.nick)}**: {body}"
+        out.write(f"- `{_stamp(c.ts)}` {who}\n")
+
+
+def _log_text(out: TextIO, record: RoomRecord, chats: list[Chat]) -> None:
     for c in chats:
         body = clean_text(c.text).replace("\n", "\n" + " " * 22)
         who = f"* {clean_line(c.nick)} {body}" if c.action else f"<{clean_line(c.nick)}> {body}"
-        out.write(f"[{stamp(c.ts)}] {who}\n")
-    return 0
+        out.write(f"[{_stamp(c.ts)}] {who}\n")
+
+
+#: ``chatroom log --format``.
+_LOG_FORMATS: dict[str, Callable[[TextIO, RoomRecord, list[Chat]], None]] = {
+    "json": _log_json, "markdown": _log_markdown, "text": _log_text}

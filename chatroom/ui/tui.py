@@ -19,14 +19,12 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from queue import Empty, SimpleQueue
 from typing import cast
 
 from prompt_toolkit.application import Application
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.data_structures import Point
-from prompt_toolkit.document import Document
 from prompt_toolkit.filters import Condition, has_focus
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
@@ -39,7 +37,6 @@ from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 from prompt_toolkit.widgets import SearchToolbar, TextArea
 
-from chatroom.client.commands import COMMANDS
 from chatroom.client.config import ClientConfig, data_dir
 from chatroom.client.connection import ChatClient, ConnState, StateChanged
 from chatroom.client.controller import Controller, Front
@@ -49,6 +46,7 @@ from chatroom.client.transfers import Phase
 from chatroom.client.windows import Activity, Windows
 from chatroom.protocol import Bye, Error, FetchHistory
 from chatroom.text import clean_line
+from chatroom.ui.completion import ChatCompleter
 from chatroom.ui.history import input_history
 
 __all__ = ["ChatApp", "ChatCompleter", "MessagePane", "STYLE"]
@@ -157,38 +155,6 @@ class MessagePane(UIControl):
         else:
             return NotImplemented
         return None
-
-
-class ChatCompleter(Completer):
-    """/commands at the start of the line; nicks anywhere."""
-
-    def __init__(self, client: ChatClient, room: Callable[[], str] | None = None) -> None:
-        self.client = client
-        self.room = room or (lambda: client.room)
-
-    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterable[Completion]:
-        before = document.text_before_cursor
-        if before.startswith("/") and " " not in before:
-            return _commands_starting(before)
-        word = document.get_word_before_cursor(WORD=True)
-        return self._nicks_starting(word, at_start=len(before) == len(word)) if word else ()
-
-    def _nicks_starting(self, word: str, *, at_start: bool) -> Iterable[Completion]:
-        """The room's nicks that start with ``word`` (``@word`` too): at the start of
-        the line, ``nick: ``."""
-        at = "@" if word.startswith("@") else ""
-        prefix = word[len(at):].casefold()
-        view = self.client.session.view(self.room())
-        for nick in sorted(view.members if view else (), key=str.casefold):
-            if nick.casefold().startswith(prefix) and nick != self.client.nick:
-                yield Completion(at + nick + (": " if at_start else " "), start_position=-len(word), display=nick)
-
-
-def _commands_starting(before: str) -> Iterable[Completion]:
-    typed = before[1:].lower()
-    for name, (_args, what) in COMMANDS.items():
-        if name.startswith(typed):
-            yield Completion(f"/{name} ", start_position=-len(before), display=f"/{name}", display_meta=what)
 
 
 class ChatApp:
