@@ -30,7 +30,7 @@ PURE = [
     "chatroom.server.fitting", "chatroom.server.members", "chatroom.server.moderation", "chatroom.server.queries",
     "chatroom.server.remote", "chatroom.server.state_base", "chatroom.server.handler_base",
     "chatroom.irc.lines", "chatroom.irc.session", "chatroom.irc.wire", "chatroom.irc.numerics",
-    "chatroom.irc.replies", "chatroom.irc.targets",
+    "chatroom.irc.replies", "chatroom.irc.targets", "chatroom.irc.modes",
     "chatroom.web.hosts", "chatroom.web.wire", "chatroom.cluster.mirror",
     "chatroom.client.session", "chatroom.client.handshake", "chatroom.client.events", "chatroom.client.transcript",
     "chatroom.client.windows", "chatroom.client.wrap", "chatroom.client.commands", "chatroom.client.outbound",

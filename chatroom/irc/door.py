@@ -25,18 +25,10 @@ from chatroom import __version__
 from chatroom.auth import secrets_match
 from chatroom.errors import Refused
 from chatroom.irc import numerics as n
+from chatroom.irc.asking import Asking
 from chatroom.irc.lines import IrcLine, LineError, LineReader, LineTooLong, format_line, parse_line
-from chatroom.irc.replies import (
-    history_lines,
-    irc_format,
-    ison_line,
-    list_lines,
-    lusers_lines,
-    names_lines,
-    userhost_line,
-    who_lines,
-    whois_lines,
-)
+from chatroom.irc.modes import user_modes
+from chatroom.irc.replies import history_lines, irc_format, names_lines
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
 from chatroom.irc.targets import MAX_TARGETS, chat_cost, chat_targets
 from chatroom.irc.wire import IrcText, channel, mask
@@ -47,7 +39,7 @@ from chatroom.server.hub import append_entry
 from chatroom.server.members import Delivery, Member, owner_of
 from chatroom.server.session import CloseReason
 from chatroom.server.wire import Outgoing
-from chatroom.text import MAX_NICK_LENGTH, MAX_TOPIC_LENGTH, clean_line, fold, nick_key, without_hash
+from chatroom.text import MAX_NICK_LENGTH, MAX_TOPIC_LENGTH, clean_line, fold, without_hash
 
 __all__ = ["IRC_DOOR", "IrcDoor", "irc_claims"]
 
@@ -78,9 +70,10 @@ def irc_claims(prefix: bytes) -> bool | None:
     return first.isalpha() or first == b"@"
 
 
-class IrcDoor:
+class IrcDoor(Asking):
     """Serves one IRC connection for ``handler`` (the door's port, ``server/doors.py``:
-    its connection, server, batch and socket)."""
+    its connection, server, batch and socket).  The questions (NAMES, WHO, WHOIS,
+    LIST, LUSERS...) are answered by its part in ``asking.py``."""
 
     def __init__(self, handler: DoorPort) -> None:
         self.handler = handler
@@ -321,6 +314,9 @@ class IrcDoor:
             if not name.startswith("#"):
                 self.reply(n.ERR_NOSUCHCHANNEL, name or "*", "No such channel (channels start with #)")
                 continue
+            if name.startswith("##"):  # a room's name has no # of its own: ##x would quietly be #x
+                self.reply(n.ERR_BADCHANNAME, name, "Illegal channel name (one # only)")
+                continue
             try:
                 self.join(name[1:])
             except Refused as exc:
@@ -420,39 +416,6 @@ class IrcDoor:
         else:
             self.reply(n.RPL_NOTOPIC, channel(room.name), "No topic is set")
 
-    def on_names(self, line: IrcLine) -> None:
-        with self.hub.locked(self.handler.batch) as state:
-            mine = [channel(r.name) for r in self.member().rooms.values()]
-            asked = line.params[0].split(",") if line.params else mine
-            for name in asked:
-                room = state.rooms.get(fold(without_hash(name)))
-                self.send(b"".join(names_lines(self.session, room, name)))
-
-    def on_who(self, line: IrcLine) -> None:
-        mask_ = line.params[0] if line.params else "*"
-        with self.hub.locked(self.handler.batch) as state:
-            room = state.rooms.get(fold(without_hash(mask_))) if mask_.startswith("#") else None
-            person = state.nicks.get(nick_key(mask_)) if room is None else None
-            out = who_lines(self.session, mask_, room, person)
-        self.send(b"".join(out))
-
-    def on_whois(self, line: IrcLine) -> None:
-        if not line.params:
-            self.reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")
-            return
-        now = time.time()
-        self.server.chat.look_ahead(nick=line.params[-1])
-        with self.hub.locked(self.handler.batch) as state:
-            user = state.whois(self.member(), line.params[-1], now)
-            out = whois_lines(self.session, user, state.nicks.get(nick_key(user.nick)), now)
-        self.send(b"".join(out))
-
-    def on_list(self, line: IrcLine) -> None:
-        self.server.chat.look_ahead(rooms=True)
-        with self.hub.locked(self.handler.batch) as state:
-            rooms = state.list_rooms().rooms
-        self.send(b"".join(list_lines(self.session, rooms)))
-
     def on_away(self, line: IrcLine) -> None:
         message = line.params[0] if line.params else ""
         with self.hub.locked(self.handler.batch) as state:
@@ -470,11 +433,8 @@ class IrcDoor:
             return
         target = line.params[0]
         if not target.startswith("#"):
-            if fold(target) != fold(self.session.nick):
-                self.reply(n.ERR_USERSDONTMATCH, "Cannot change mode for other users")
-            elif len(line.params) == 1:
-                self.reply(n.RPL_UMODEIS, "+i")
-            return  # user modes cannot be changed: silently, as +i is all there is
+            self.user_mode(target, line.params[1] if len(line.params) > 1 else "")
+            return
         room = self.hub.state.rooms.get(fold(without_hash(target)))
         if room is None:
             self.reply(n.ERR_NOSUCHCHANNEL, target, "No such channel")
@@ -484,6 +444,22 @@ class IrcDoor:
             self.reply(n.RPL_CHANNELMODEIS, chan, "+nt" if room.topic_locked else "+n")
             return
         self.channel_mode(chan, room.name, line.params[1], line.params[2:])
+
+    def user_mode(self, target: str, modes: str) -> None:
+        """MODE nick [+i|-i]: invisible (LUSERS counts it apart, WHO masks skip it
+        outside shared rooms) is the one user mode; operator (+o) comes with OPER."""
+        if fold(target) != fold(self.session.nick):
+            self.reply(n.ERR_USERSDONTMATCH, "Cannot change mode for other users")
+            return
+        member = self.member()
+        if not modes:
+            self.reply(n.RPL_UMODEIS, "+" + ("i" if member.invisible else "") + ("o" if member.op else ""))
+            return
+        member.invisible, changed, unknown = user_modes(modes, member.invisible)
+        if unknown:
+            self.reply(n.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+        if changed:
+            self.send(format_line("MODE", member.nick, changed, source=member.nick))
 
     def channel_mode(self, chan: str, room: str, modes: str, args: list[str]) -> None:
         if modes in ("b", "+b") and not args:  # the ban list
@@ -520,9 +496,19 @@ class IrcDoor:
     def on_kick(self, line: IrcLine) -> None:
         if not self.need(line, 2):
             return
+        chan, target = line.params[0], line.params[1]
+        room = self.hub.state.rooms.get(fold(without_hash(chan)))  # (a dict read)
+        if room is None or not chan.startswith("#"):
+            self.reply(n.ERR_NOSUCHCHANNEL, chan, "No such channel")
+            return
+        if not self.member().op:
+            self.reply(n.ERR_CHANOPRIVSNEEDED, chan, "You're not a chatroom operator (OPER any TOKEN)")
+            return
+        if all(fold(m.nick) != fold(target) for m in room.everyone()):
+            self.reply(n.ERR_USERNOTINCHANNEL, target, chan, "They aren't on that channel")
+            return
         reason = line.params[2] if len(line.params) > 2 else ""
-        self.moderate(Moderate(action=ModAction.KICK, target=line.params[1], reason=reason,
-                               room=without_hash(line.params[0])), line.params[0])
+        self.moderate(Moderate(action=ModAction.KICK, target=target, reason=reason, room=without_hash(chan)), chan)
 
     def on_oper(self, line: IrcLine) -> None:
         if not self.need(line, 2):
@@ -537,41 +523,28 @@ class IrcDoor:
             state.make_operator(self.member())
         self.reply(n.RPL_YOUREOPER, "You are now a chatroom operator: KICK, MODE +b/-b, +t/-t")
 
+    def renamed(self, member: Member, old: str, deliveries: list[Delivery]) -> None:
+        """Under the lock: the NICK line to us once, and to everyone sharing a room."""
+        if not member.rooms or all(d.recipients == (member,) for d in deliveries):
+            self.send(format_line("NICK", member.nick, source=mask(old)))  # in no room: told alone
+        else:
+            deliveries = deliveries[:1] + [  # once is enough for us (and for those in several rooms with us)
+                Delivery(tuple(m for m in d.recipients if m is not member), d.message) for d in deliveries[1:]]
+        self.deliver([d for d in deliveries if d.recipients != (member,) or member.rooms])
+
     def on_nick(self, line: IrcLine) -> None:
         if not line.params or not line.params[0]:
             self.reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")
             return
         member = self.member()
         old = member.nick
+        if line.params[0] == old:
+            return  # already so: nothing changes, nobody is told
         with claimed(self.server.chat, line.params[0], owner_of(member.key, member.token), replacing=old), \
                 self.hub.locked(self.handler.batch) as state:
             deliveries = state.rename(member, line.params[0], time.time())
-            if not member.rooms or all(d.recipients == (member,) for d in deliveries):
-                self.send(format_line("NICK", member.nick, source=mask(old)))  # in no room: told alone
-            else:
-                deliveries = deliveries[:1] + [  # once is enough for us (and for those in several rooms with us)
-                    Delivery(tuple(m for m in d.recipients if m is not member), d.message) for d in deliveries[1:]]
-            self.deliver([d for d in deliveries if d.recipients != (member,) or member.rooms])
+            self.renamed(member, old, deliveries)
         self.session.nick = member.nick
-
-    def on_lusers(self, line: IrcLine | None) -> None:
-        with self.hub.locked(self.handler.batch) as state:  # (other threads change these as we count)
-            out = lusers_lines(self.session, len(state.nicks), sum(1 for m in state.members() if m.op),
-                               len(state.rooms))
-        self.send(b"".join(out))
-
-    def on_motd(self, line: IrcLine | None) -> None:
-        self.reply(n.ERR_NOMOTD, "MOTD File is missing")
-
-    def on_ison(self, line: IrcLine) -> None:
-        with self.hub.locked(self.handler.batch) as state:
-            out = ison_line(self.session, state.nicks, " ".join(line.params).split())
-        self.send(out)
-
-    def on_userhost(self, line: IrcLine) -> None:
-        with self.hub.locked(self.handler.batch) as state:
-            out = userhost_line(self.session, state.nicks, line.params)
-        self.send(out)
 
 
 #: Each command's method, looked up per line.  Unbound, in the class's module: a table
@@ -579,10 +552,10 @@ class IrcDoor:
 #: whatever it holds until the cycle collector runs.
 _COMMANDS: dict[str, Callable[[IrcDoor, IrcLine], None]] = {
     "JOIN": IrcDoor.on_join, "PART": IrcDoor.on_part, "PRIVMSG": IrcDoor.on_privmsg, "NOTICE": IrcDoor.on_privmsg,
-    "TOPIC": IrcDoor.on_topic, "NAMES": IrcDoor.on_names, "WHO": IrcDoor.on_who, "WHOIS": IrcDoor.on_whois,
-    "LIST": IrcDoor.on_list, "AWAY": IrcDoor.on_away, "MODE": IrcDoor.on_mode, "KICK": IrcDoor.on_kick,
-    "OPER": IrcDoor.on_oper, "NICK": IrcDoor.on_nick, "LUSERS": IrcDoor.on_lusers, "MOTD": IrcDoor.on_motd,
-    "ISON": IrcDoor.on_ison, "USERHOST": IrcDoor.on_userhost,
+    "TOPIC": IrcDoor.on_topic, "NAMES": Asking.on_names, "WHO": Asking.on_who, "WHOIS": Asking.on_whois,
+    "LIST": Asking.on_list, "AWAY": IrcDoor.on_away, "MODE": IrcDoor.on_mode, "KICK": IrcDoor.on_kick,
+    "OPER": IrcDoor.on_oper, "NICK": IrcDoor.on_nick, "LUSERS": Asking.on_lusers, "MOTD": Asking.on_motd,
+    "ISON": Asking.on_ison, "USERHOST": Asking.on_userhost,
 }
 
 #: The IRC door (registered by ``app.py``).

@@ -9,6 +9,7 @@ send -- so every answer is tested with no socket.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable, Sequence
 
 from chatroom.irc import numerics as n
@@ -18,10 +19,10 @@ from chatroom.irc.wire import IrcFormat, channel
 from chatroom.protocol import Chat, RoomInfo, User
 from chatroom.server.members import Member, Room
 from chatroom.server.nicks import NickIndex
-from chatroom.text import nick_key
+from chatroom.text import fold, nick_key, without_hash
 
-__all__ = ["irc_format", "history_lines", "names_lines", "who_lines", "whois_lines", "list_lines", "lusers_lines",
-           "ison_line", "userhost_line"]
+__all__ = ["irc_format", "history_lines", "names_lines", "who_lines", "who_flags", "who_matches", "whois_lines",
+           "list_lines", "lusers_lines", "ison_line", "userhost_line"]
 
 #: A NAMES reply line holds names up to about this many characters (a line is at
 #: most 512 bytes with the prefix and the channel).
@@ -77,20 +78,34 @@ def names_lines(session: IrcSession, room: Room | None, asked: str) -> list[byte
     return out
 
 
-def who_lines(session: IrcSession, mask: str, room: Room | None, person: Member | None) -> list[bytes]:
-    """WHO of a channel (``room``) or of one nick (``person``); either may be None."""
+def who_lines(session: IrcSession, mask: str, room: Room | None, people: Iterable[Member]) -> list[bytes]:
+    """WHO of a channel (``room``), or of the people a nick or mask (``ann*``) names."""
     if room is not None:
-        people, chan = list(room.everyone()), channel(room.name)
+        chan = channel(room.name)
+        rows = [(chan, m) for m in room.everyone()]
     else:
-        people = [person] if person is not None else []
-        chan = channel(person.room.name) if person is not None and person.room is not None else "*"
-    out = []
-    for m in people:
-        flags = ("G" if m.away else "H") + ("@" if m.op else "")
-        out.append(session.reply(n.RPL_WHOREPLY, chan, m.nick, "chatroom", session.server, m.nick, flags,
-                                 f"0 {m.nick}"))
+        rows = [(channel(m.room.name) if m.room is not None else "*", m) for m in people]
+    out = [session.reply(n.RPL_WHOREPLY, chan, m.ident or m.nick, "chatroom", session.server, m.nick,
+                         who_flags(m), f"0 {m.realname or m.nick}") for chan, m in rows]
     out.append(session.reply(n.RPL_ENDOFWHO, mask, "End of /WHO list"))
     return out
+
+
+def who_flags(m: Member) -> str:
+    """``H`` here or ``G`` gone (away); ``*`` a server operator, who is ``@`` in every
+    channel (operators can do everything in every room)."""
+    return ("G" if m.away else "H") + ("*@" if m.op else "")
+
+
+def who_matches(mask: str, members: Iterable[Member], asker: Member) -> list[Member]:
+    """The people a WHO mask names: a nick, or a glob (``*``, ``ann*``, ``?ob``),
+    ignoring case.  Invisible people (+i) only if they share a room with the asker."""
+    if not any(ch in mask for ch in "*?"):
+        return []
+    pattern = mask.casefold()
+    shared = set(asker.rooms)
+    return [m for m in members if fnmatch.fnmatchcase(m.nick.casefold(), pattern)
+            and (not m.invisible or m is asker or shared & set(m.rooms))]
 
 
 def whois_lines(session: IrcSession, user: User, who: Member | None, now: float) -> list[bytes]:
@@ -112,19 +127,31 @@ def whois_lines(session: IrcSession, user: User, who: Member | None, now: float)
     return out
 
 
-def list_lines(session: IrcSession, rooms: Iterable[RoomInfo]) -> list[bytes]:
+def list_lines(session: IrcSession, rooms: Iterable[RoomInfo], asked: str = "") -> list[bytes]:
+    """LIST, of every channel or (``asked``: ``#a,#b``) of those."""
+    wanted = {fold(without_hash(name)) for name in asked.split(",") if name}
     out = [session.reply(n.RPL_LISTSTART, "Channel", "Users  Name")]
-    out += [session.reply(n.RPL_LIST, channel(r.name), str(r.members), r.topic) for r in rooms]
+    out += [session.reply(n.RPL_LIST, channel(r.name), str(r.members), r.topic) for r in rooms
+            if not wanted or fold(r.name) in wanted]
     out.append(session.reply(n.RPL_LISTEND, "End of /LIST"))
     return out
 
 
-def lusers_lines(session: IrcSession, people: int, ops: int, rooms: int) -> list[bytes]:
+def lusers_lines(session: IrcSession, members: Sequence[Member], rooms: int, most: int) -> list[bytes]:
+    """LUSERS: people (visible and invisible), operators, channels, and the counts
+    clients show (265/266: users now and the most at once; one server, so local is
+    global)."""
+    invisible = sum(1 for m in members if m.invisible)
+    ops = sum(1 for m in members if m.op)
+    people = len(members)
+    most = max(most, people)
     return [
-        session.reply(n.RPL_LUSERCLIENT, f"There are {people} users and 0 invisible on 1 server"),
+        session.reply(n.RPL_LUSERCLIENT, f"There are {people - invisible} users and {invisible} invisible on 1 server"),
         session.reply(n.RPL_LUSEROP, str(ops), "operator(s) online"),
         session.reply(n.RPL_LUSERCHANNELS, str(rooms), "channels formed"),
         session.reply(n.RPL_LUSERME, f"I have {people} clients and 0 servers"),
+        session.reply(n.RPL_LOCALUSERS, str(people), str(most), f"Current local users {people}, max {most}"),
+        session.reply(n.RPL_GLOBALUSERS, str(people), str(most), f"Current global users {people}, max {most}"),
     ]
 
 

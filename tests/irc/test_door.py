@@ -426,3 +426,47 @@ def test_lusers_and_names_while_members_come_and_go(make_server, caplog):
     assert not any("failed to handle" in str(line.params) for line in irc.inbox)
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     irc.close()
+
+
+def test_the_numerics_irc_clients_and_conformance_suites_expect(connect):
+    """WHOIS of nobody ends with 318; NICK to oneself says nothing; KICK names a
+    missing channel first, then missing rights, then a missing person; ##x is no
+    channel; MODE nick +i is kept, echoed and counted by LUSERS; WHO masks; LIST #x."""
+    bob = connect("bob")
+    port = bob.sock.getpeername()[1]
+    irc = IrcClient(port)
+    irc.send("USER annie 0 * :Ann Smith", "NICK ann")
+    irc.expect("001")
+    irc.send("JOIN #lobby", "JOIN #dev")
+    irc.expect("366", "ann", "#dev")
+    irc.send("WHOIS ghost")
+    assert irc.expect("401").params[1] == "ghost" and irc.expect("318").params[1] == "ghost"
+    irc.inbox.clear()
+    irc.send("NICK ann", "PING sync")
+    irc.expect("PONG")
+    assert not any(line.command in ("432", "NICK") for line in irc.inbox)
+    irc.send("KICK #nowhere bob", "KICK #lobby bob", "KICK #lobby ghost")
+    assert irc.expect("403").params[1] == "#nowhere"
+    assert irc.expect("482").params[1] == "#lobby"  # not an operator: before looking for ghost
+    irc.send("JOIN ##double")
+    assert irc.expect("479").params[1] == "##double"
+    irc.send("MODE ann +i")
+    assert irc.expect("MODE", "ann").params[1] == "+i"
+    irc.send("MODE ann")
+    assert irc.expect("221").params[1] == "+i"
+    irc.send("LUSERS")
+    assert "There are 1 users and 1 invisible" in irc.expect("251").params[-1]
+    assert irc.expect("265").params[1:3] == ["2", "2"]
+    irc.expect("266")
+    irc.send("WHO b*")
+    who = irc.expect("352")
+    assert (who.params[2], who.params[5], who.params[6]) == ("bob", "bob", "H")
+    irc.expect("315", "ann", "b*")
+    irc.send("WHO #lobby")
+    rows = {row.params[5]: row for row in (irc.expect("352"), irc.expect("352"))}
+    assert rows["ann"].params[2] == "annie" and rows["ann"].params[-1] == "0 Ann Smith"
+    irc.send("LIST #DEV")
+    irc.expect("321")
+    assert irc.expect("322").params[1] == "#dev"
+    irc.expect("323")  # #lobby not listed
+    irc.close()

@@ -10,8 +10,10 @@ from chatroom.irc.replies import (
     names_lines,
     userhost_line,
     who_lines,
+    who_matches,
     whois_lines,
 )
+from chatroom.irc.modes import user_modes
 from chatroom.irc.session import IrcSession
 from chatroom.protocol import Chat
 from chatroom.server.room import ChatState
@@ -60,11 +62,42 @@ def test_names_with_userhost_in_names_and_of_no_such_channel():
 def test_who_of_a_room_a_nick_and_nobody():
     state = _state(2)
     state.set_away(_member(state, "user001"), "lunch", 2.0)
-    room = _text(who_lines(_session(), "#lobby", state.rooms["lobby"], None))
+    room = _text(who_lines(_session(), "#lobby", state.rooms["lobby"], []))
     assert [line.split()[8] for line in room[:-1]] == ["H", "G"]  # here, gone (away)
-    one = _text(who_lines(_session(), "user000", None, _member(state, "user000")))
+    one = _text(who_lines(_session(), "user000", None, [_member(state, "user000")]))
     assert one[0].split()[3] == "#lobby" and one[-1].endswith(":End of /WHO list")
-    assert len(who_lines(_session(), "ghost", None, None)) == 1
+    assert len(who_lines(_session(), "ghost", None, [])) == 1
+
+
+def test_who_shows_the_user_name_and_real_name_given_and_a_server_operator_as_such():
+    state = _state(2)
+    ann = _member(state, "user000")
+    ann.ident, ann.realname = "annie", "Ann Example"
+    state.make_operator(ann)
+    rows = [line.split(" ", 9) for line in _text(who_lines(_session(), "#lobby", state.rooms["lobby"], []))[:-1]]
+    # :srv 352 asker #chan user host server nick flags :hops realname
+    assert [(r[4], r[7], r[8], r[9]) for r in rows] == [("annie", "user000", "H*@", ":0 Ann Example"),
+                                                       ("user001", "user001", "H", ":0 user001")]
+
+
+def test_who_masks_name_everyone_they_match_but_the_invisible_outside_shared_rooms():
+    state = _state(3)
+    asker = _member(state, "user000")
+    state.admit(9, "bob", "127.0.0.1:9", 1.0, several=True)
+    hidden, _, _ = state.admit(10, "hidden", "127.0.0.1:10", 1.0, several=True)
+    hidden.invisible = True
+    state.part(hidden, "lobby", "", 2.0)
+    assert {m.nick for m in who_matches("*", state.members(), asker)} == {"user000", "user001", "user002", "bob"}
+    assert [m.nick for m in who_matches("USER00?", state.members(), asker)] == ["user000", "user001", "user002"]
+    assert who_matches("user000", state.members(), asker) == []  # a plain nick is a lookup, not a mask
+    assert [m.nick for m in who_matches("hid*", state.members(), hidden)] == ["hidden"]  # oneself, always
+
+
+def test_user_modes_change_only_invisible_and_say_what_changed():
+    assert user_modes("+i", False) == (True, "+i", False)
+    assert user_modes("+i", True) == (True, "", False)  # nothing changed: nothing echoed
+    assert user_modes("-i+w", True) == (False, "-i", True)
+    assert user_modes("+o", False) == (False, "", True)  # operators come from OPER
 
 
 def test_whois_says_rooms_away_and_operator():
@@ -82,8 +115,14 @@ def test_whois_says_rooms_away_and_operator():
 def test_list_lusers_ison_and_userhost():
     state = _state(3)
     state.make_operator(_member(state, "user002"))
-    assert _text(list_lines(_session(), state.list_rooms().rooms))[1].startswith(":irc.test 322 ann #lobby 3")
-    assert "There are 3 users" in _text(lusers_lines(_session(), 3, 1, 1))[0]
+    state.join(_member(state, "user000"), "dev", 2.0)
+    rooms = state.list_rooms().rooms
+    assert [line.split()[3] for line in _text(list_lines(_session(), rooms))[1:-1]] == ["#dev", "#lobby"]
+    assert [line.split()[3] for line in _text(list_lines(_session(), rooms, "#DEV,#nowhere"))[1:-1]] == ["#dev"]
+    _member(state, "user001").invisible = True
+    lusers = _text(lusers_lines(_session(), list(state.members()), 2, 5))
+    assert "There are 2 users and 1 invisible on 1 server" in lusers[0] and " 252 ann 1 " in lusers[1]
+    assert [line.split()[1:5] for line in lusers[-2:]] == [["265", "ann", "3", "5"], ["266", "ann", "3", "5"]]
     assert _text([ison_line(_session(), state.nicks, ["USER000", "ghost", "user002"])]) == [
         ":irc.test 303 ann :user000 user002"]
     assert _text([userhost_line(_session(), state.nicks, ["user002", "user000"])]) == [

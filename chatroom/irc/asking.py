@@ -1,0 +1,106 @@
+"""The IRC door's answers to questions about the chat: NAMES, WHO, WHOIS, LIST,
+LUSERS, MOTD, ISON and USERHOST.  A part of :class:`~chatroom.irc.door.IrcDoor`: what
+is asked is read under the hub lock, and the lines are the pure functions of
+``replies.py``."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from chatroom.errors import Refused
+from chatroom.irc import numerics as n
+from chatroom.irc.lines import IrcLine
+from chatroom.irc.replies import (
+    ison_line,
+    list_lines,
+    lusers_lines,
+    names_lines,
+    userhost_line,
+    who_lines,
+    who_matches,
+    whois_lines,
+)
+from chatroom.text import fold, nick_key, without_hash
+
+if TYPE_CHECKING:
+    from chatroom.irc.session import IrcSession
+    from chatroom.server.doors import DoorPort
+    from chatroom.server.hub import Hub
+    from chatroom.server.members import Member
+    from chatroom.server.tcp import ChatServer
+
+__all__ = ["Asking"]
+
+
+class Asking:
+    """Questions, answered to this connection alone."""
+
+    if TYPE_CHECKING:  # (the door's: see door.py)
+        handler: DoorPort
+        server: ChatServer
+        hub: Hub
+        session: IrcSession
+
+        def member(self) -> Member: ...
+        def send(self, data: bytes) -> None: ...
+        def reply(self, numeric: str, *params: str) -> None: ...
+
+    def on_names(self, line: IrcLine) -> None:
+        with self.hub.locked(self.handler.batch) as state:
+            mine = [f"#{r.name}" for r in self.member().rooms.values()]
+            asked = line.params[0].split(",") if line.params else mine
+            for name in asked:
+                room = state.rooms.get(fold(without_hash(name)))
+                self.send(b"".join(names_lines(self.session, room, name)))
+
+    def on_who(self, line: IrcLine) -> None:
+        """WHO #channel, WHO nick, or WHO of a mask (``*``, ``ann*``)."""
+        mask = line.params[0] if line.params else "*"
+        with self.hub.locked(self.handler.batch) as state:
+            room = state.rooms.get(fold(without_hash(mask))) if mask.startswith("#") else None
+            people: list[Member] = []
+            if not mask.startswith("#"):
+                person = state.nicks.get(nick_key(mask))
+                people = [person] if person is not None else who_matches(mask, state.members(), self.member())
+            out = who_lines(self.session, mask, room, people)
+        self.send(b"".join(out))
+
+    def on_whois(self, line: IrcLine) -> None:
+        if not line.params:
+            self.reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")
+            return
+        nick, now = line.params[-1], time.time()
+        self.server.chat.look_ahead(nick=nick)
+        try:
+            with self.hub.locked(self.handler.batch) as state:
+                user = state.whois(self.member(), nick, now)
+                out = whois_lines(self.session, user, state.nicks.get(nick_key(user.nick)), now)
+        except Refused:
+            out = [self.session.reply(n.ERR_NOSUCHNICK, nick, "No such nick"),
+                   self.session.reply(n.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")]
+        self.send(b"".join(out))
+
+    def on_list(self, line: IrcLine) -> None:
+        self.server.chat.look_ahead(rooms=True)
+        with self.hub.locked(self.handler.batch) as state:
+            rooms = state.list_rooms().rooms
+        self.send(b"".join(list_lines(self.session, rooms, line.params[0] if line.params else "")))
+
+    def on_lusers(self, line: IrcLine | None) -> None:
+        with self.hub.locked(self.handler.batch) as state:  # (other threads change these as we count)
+            out = lusers_lines(self.session, list(state.members()), len(state.rooms), state.most_members)
+        self.send(b"".join(out))
+
+    def on_motd(self, line: IrcLine | None) -> None:
+        self.reply(n.ERR_NOMOTD, "MOTD File is missing")
+
+    def on_ison(self, line: IrcLine) -> None:
+        with self.hub.locked(self.handler.batch) as state:
+            out = ison_line(self.session, state.nicks, " ".join(line.params).split())
+        self.send(out)
+
+    def on_userhost(self, line: IrcLine) -> None:
+        with self.hub.locked(self.handler.batch) as state:
+            out = userhost_line(self.session, state.nicks, line.params)
+        self.send(out)
