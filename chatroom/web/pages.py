@@ -31,6 +31,7 @@ _FILES = {
     "/session.js": ("session.js", "text/javascript; charset=utf-8"),
     "/render.js": ("render.js", "text/javascript; charset=utf-8"),
     "/files.js": ("files.js", "text/javascript; charset=utf-8"),
+    "/sha256.js": ("sha256.js", "text/javascript; charset=utf-8"),
 }
 
 

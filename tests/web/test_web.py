@@ -194,7 +194,8 @@ def test_a_browser_proves_the_room_password_without_sending_it(make_server):
     browser = Browser(f"http://127.0.0.1:{server.port}/?nick=webpw")
     try:
         messages = "document.getElementById('rooms').textContent"
-        browser.wait(f"{messages}.includes('needs a password')", what="the page to ask for the password")
+        browser.wait("document.getElementById('problem').textContent.includes('needs a password')",
+                     what="the page to ask for the password")
         browser.eval("document.getElementById('password').value = 'correct horse';"
                      "document.getElementById('join').requestSubmit(); true")
         browser.wait(f"{messages}.includes('you are in lobby')", timeout=30, what="the password proof")
@@ -207,9 +208,19 @@ def test_a_browser_proves_the_room_password_without_sending_it(make_server):
         wrong.eval("document.getElementById('nick').value = 'guesser';"
                    "document.getElementById('password').value = 'wrong';"
                    "document.getElementById('join').requestSubmit(); true")
-        wrong.wait("document.getElementById('rooms').textContent.includes('wrong password')", timeout=30,
+        wrong.wait("document.getElementById('problem').textContent.includes('wrong password')", timeout=30,
                    what="the refusal")
         assert "guesser" not in server.hub.state.nicks
+        # Not a dead end: the form is back, the nick kept, no tab or line "sending" left over ...
+        assert wrong.eval("!document.getElementById('join').hidden && document.getElementById('say').hidden")
+        assert wrong.eval("document.getElementById('nick').value") == "guesser"
+        assert wrong.eval("document.querySelectorAll('#tabs button').length") == 0
+        # ... and the right password, typed again, gets in.
+        wrong.eval("document.getElementById('password').value = 'correct horse';"
+                   "document.getElementById('join').requestSubmit(); true")
+        wrong.wait("document.getElementById('rooms').textContent.includes('you are in lobby')", timeout=30,
+                   what="the second try")
+        assert wrong.eval("document.getElementById('problem').hidden")
     finally:
         wrong.close()
 
@@ -286,7 +297,8 @@ def test_over_tls_the_page_is_https_the_socket_wss_and_the_password_works(make_s
     browser = Browser(f"https://127.0.0.1:{server.port}/?nick=secure", trust_any_certificate=True)
     try:
         page = "document.getElementById('rooms').textContent"
-        browser.wait(f"{page}.includes('needs a password')", what="the page over https")
+        browser.wait("document.getElementById('problem').textContent.includes('needs a password')",
+                     what="the page over https")
         assert browser.eval("location.protocol") == "https:" and browser.eval("window.isSecureContext")
         browser.eval("document.getElementById('password').value = 'sesame';"
                      "document.getElementById('join').requestSubmit(); true")

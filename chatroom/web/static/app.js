@@ -14,8 +14,11 @@ let session = null;
 let receiver = null;
 let sender = null;
 let current = "";              // the room on screen (where typed text goes)
-const rooms = new Map();       // room -> { name, list, tab, topic, roster, oldest, complete, asking }
+const rooms = new Map();       // room -> { name, list, tab, topic, roster, oldest, complete, asking, who }
+const asked = new Set();       // rooms the person asked to join: shown when they come (a rejoin is not)
+const nowhere = document.getElementById("nowhere"); // what is said while in no room
 let lastState = "connecting";
+let retryAt = 0;               // while disconnected: when the next try is (the header counts down)
 
 sound.checked = localStorage.getItem("chatroom.sound") === "on";
 sound.addEventListener("change", () => localStorage.setItem("chatroom.sound", sound.checked ? "on" : "off"));
@@ -28,6 +31,8 @@ function start(nick, wanted, password = "") {
   localStorage.setItem("chatroom.nick", nick);
   joinForm.hidden = true;
   sayForm.hidden = false;
+  problem("");
+  asked.add(key(wanted || "lobby"));
   if (session) session.leave();
   session = new ChatSession(url(), nick, wanted, onEvent, password);
   sender = new Sender(session, (text, error) => show.system(here().list, text, error));
@@ -46,7 +51,7 @@ function room(name) {
   if (!r) {
     const list = document.createElement("ol");
     list.className = "messages";
-    list.setAttribute("aria-live", "polite");
+    list.setAttribute("role", "log");
     list.setAttribute("aria-label", `messages in ${name}`);
     list.addEventListener("scroll", () => pageBack(r));
     const tab = document.createElement("button");
@@ -54,15 +59,22 @@ function room(name) {
     tab.setAttribute("role", "tab");
     tab.textContent = name;
     tab.addEventListener("click", () => focus(name));
-    r = { name, list, tab, topic: "", roster: new Map(), oldest: null, complete: false, asking: false };
+    r = { name, list, tab, topic: "", roster: new Map(), oldest: null, complete: false, asking: false, who: false };
     rooms.set(key(name), r);
+    nowhere.hidden = true;
     document.getElementById("rooms").append(list);
     document.getElementById("tabs").append(tab);
   }
   return r;
 }
 
-function here() { return rooms.get(key(current)) || room(current || "lobby"); }
+// Where to say something: the room on screen, or -- in no room -- the page itself.
+function here() {
+  const r = rooms.get(key(current));
+  if (r) return r;
+  nowhere.hidden = false;
+  return { list: nowhere };
+}
 
 function focus(name) {
   current = rooms.get(key(name)).name;
@@ -81,11 +93,14 @@ function focus(name) {
 function header() {
   const r = rooms.get(key(current));
   const bad = lastState !== "connected";
-  show.header(current, r ? r.topic : "", lastState, bad);
+  const state = retryAt ? `disconnected — retrying in ${Math.max(0, Math.ceil((retryAt - Date.now()) / 1000))} s`
+    : lastState;
+  show.header(current, r ? r.topic : "", state, bad);
 }
+setInterval(() => { if (retryAt) header(); }, 1000);  // the countdown
 
 function mark(r, highlight) {
-  if (key(r.name) === key(current)) return;
+  if (!r.tab || key(r.name) === key(current)) return;
   r.tab.classList.add(highlight ? "highlight" : "activity");
 }
 
@@ -99,8 +114,35 @@ function close(name) {
     const next = rooms.values().next().value;
     current = next ? next.name : "";
     if (next) focus(next.name);
+    else { nowhere.hidden = false; show.members([]); header(); }
   }
 }
+
+// Back to the join form, saying why (a wrong password, a taken nick): nothing of the
+// attempt stays (its tabs, its lines "sending").
+function backToForm(text, nick = "") {
+  for (const name of [...rooms.keys()]) close(name);
+  show.unsent();
+  document.getElementById("nick").value = nick || (session && session.nick) || "";
+  document.getElementById("room").value = (session && session.room) || "lobby";
+  joinForm.hidden = false;
+  sayForm.hidden = true;
+  problem(text);
+  lastState = "not connected";
+  header();
+}
+
+function problem(text) {
+  const p = document.getElementById("problem");
+  p.textContent = text;
+  p.hidden = !text;
+}
+
+show.trimmed((box) => {  // old lines left the page: scrolling up fetches them again
+  for (const r of rooms.values()) {
+    if (r.list === box) { r.oldest = show.oldestShown(box) ?? r.oldest; r.complete = false; }
+  }
+});
 
 function pageBack(r) {
   if (r.list.scrollTop > 0 || !session || !session.open || r.complete || r.asking || r.oldest === null || r.oldest <= 1) {
@@ -116,11 +158,18 @@ function arrived(m) {
     r.topic = m.topic;
     r.roster = new Map((m.members || []).map((x) => [x.nick, x]));
     for (const c of m.history || []) show.chat(r.list, c, session.nick);
-    if (!m.resumed) { r.oldest = (m.history || []).length ? m.history[0].seq : m.last_seq + 1; r.complete = false; }
+    if (!m.resumed) {
+      // What is already on the page stays (after a server restart, the history came
+      // again and was filtered to what is new): paging goes on from the oldest shown.
+      const first = (m.history || []).length ? m.history[0].seq : m.last_seq + 1;
+      r.oldest = r.oldest === null ? first : Math.min(r.oldest, first);
+    }
     const others = Math.max(0, (m.member_count || 1) - 1);
     show.system(r.list, m.resumed ? `reconnected to ${r.name}` : `you are in ${r.name} with ${others} other(s)`);
   }
-  if (m.type === "welcome" || !m.resumed) focus(r.name);
+  // Shown when asked for, or when nothing is on screen -- never by a rejoin after a
+  // restart (the next line typed would go to a room the person did not pick).
+  if (asked.delete(key(r.name)) || !rooms.has(key(current))) focus(r.name);
 }
 
 function history(m) {
@@ -136,13 +185,15 @@ function history(m) {
 }
 
 function presence(m) {
-  const r = rooms.get(key(m.room)) || here();
-  if (m.event === "join") r.roster.set(m.nick, { nick: m.nick });
-  if (m.event === "leave") r.roster.delete(m.nick);
-  if (m.event === "nick") { r.roster.delete(m.nick); r.roster.set(m.new_nick, { nick: m.new_nick }); }
-  if (m.event === "away" || m.event === "back") r.roster.set(m.nick, { nick: m.nick, away: m.message });
-  if (r === here()) show.members([...r.roster.values()]);
-  show.system(r.list, {
+  const r = rooms.get(key(m.room));
+  if (r) {
+    if (m.event === "join") r.roster.set(m.nick, { nick: m.nick });
+    if (m.event === "leave") r.roster.delete(m.nick);
+    if (m.event === "nick") { r.roster.delete(m.nick); r.roster.set(m.new_nick, { nick: m.new_nick }); }
+    if (m.event === "away" || m.event === "back") r.roster.set(m.nick, { nick: m.nick, away: m.message });
+    if (key(r.name) === key(current)) show.members([...r.roster.values()]);
+  }
+  show.system((r || here()).list, {
     join: `${m.nick} joined`, leave: `${m.nick} left (${m.reason || "quit"})`, nick: `${m.nick} is now ${m.new_nick}`,
     away: `${m.nick} is away: ${m.message}`, back: `${m.nick} is back`, reconnected: `${m.nick} reconnected`,
   }[m.event] || "");
@@ -151,9 +202,10 @@ function presence(m) {
 function onEvent(m) {
   switch (m.type) {
     case "state":
-      lastState = m.state === "disconnected" ? `disconnected — retrying in ${Math.round(m.retryIn / 1000)} s` : m.state;
+      if (m.state === "disconnected" && lastState === "connected") show.system(here().list, "connection lost; retrying", true);
+      retryAt = m.state === "disconnected" ? Date.now() + m.retryIn : 0;
+      lastState = m.state;
       header();
-      if (m.state === "disconnected") show.system(here().list, "connection lost; retrying", true);
       break;
     case "welcome": case "joined": arrived(m); break;
     case "parted": close(m.room); show.system(here().list, `you left ${m.room}`); break;
@@ -184,6 +236,12 @@ function onEvent(m) {
       const r = room(m.room);
       r.roster = new Map(m.members.map((x) => [x.nick, x]));
       if (r === here()) show.members([...r.roster.values()]);
+      if (r.who) {  // /who asked: said in the room too (phones hide the side list)
+        r.who = false;
+        const names = m.members.map((x) => x.nick + (x.op ? " ★" : "") + (x.away ? " (away)" : ""));
+        const more = m.member_count > m.members.length ? ` and ${m.member_count - m.members.length} more` : "";
+        show.system(r.list, `here in ${r.name}: ${names.join(", ")}${more}`);
+      }
       break;
     }
     case "notice": show.system(here().list, m.text); break;
@@ -203,10 +261,15 @@ function onEvent(m) {
       break;
     case "error":
       if (m.id) show.settled(m.id);
-      show.system(here().list, m.message, true);
-      if (m.code === "nick_taken" || m.code === "invalid_nick") {
-        session.stopped = true; joinForm.hidden = false; sayForm.hidden = true;
+      if (!m.id && !session.open && ["nick_taken", "invalid_nick", "auth_failed"].includes(m.code)) {
+        session.stopped = true;  // refused at the door: pick again
+        const again = m.code === "auth_failed" ? "wrong password: try again" : `${m.message}: pick another nick`;
+        backToForm(again, m.code === "nick_taken" ? (m.suggestion || session.nick) : session.nick);
+        if (m.code === "auth_failed") document.getElementById("password").focus();
+        else document.getElementById("nick").select();
+        break;
       }
+      show.system(here().list, m.message, true);
       break;
     case "bye": show.system(here().list, `the server said goodbye: ${m.reason}`, true); break;
     case "file_offer":
@@ -226,10 +289,7 @@ function onEvent(m) {
       break;
     case "local_error": show.system(here().list, m.text, true); break;
     case "password_needed":
-      show.system(here().list, "this room needs a password: type it below", true);
-      document.getElementById("nick").value = session.nick;
-      document.getElementById("room").value = session.room;
-      joinForm.hidden = false; sayForm.hidden = true;
+      backToForm("this room needs a password: type it below", session.nick);
       document.getElementById("password").focus();
       break;
   }
@@ -241,15 +301,31 @@ const HELP = "commands: /me ACTION · /msg NICK TEXT · /nick NAME · /join ROOM
 function command(text) {
   const [head, ...rest] = text.slice(1).split(" ");
   const arg = rest.join(" ").trim();
+  const usage = (text) => show.system(here().list, `usage: ${text}`, true);
   switch (head.toLowerCase()) {
-    case "me": return session.action(arg, current);
-    case "msg": { const [to, ...words] = rest; return session.direct(to, words.join(" ")); }
-    case "nick": return session.send({ type: "nick", nick: arg });
-    case "join": return session.send({ type: "join", room: arg });
+    case "me": return arg ? session.action(arg, current) : usage("/me ACTION");
+    case "msg": {
+      const [to, ...words] = rest.filter((w) => w);
+      return to && words.length ? session.direct(to, words.join(" ")) : usage("/msg NICK TEXT");
+    }
+    case "nick": return arg ? session.send({ type: "nick", nick: arg }) : usage("/nick NAME");
+    case "join":
+      if (!arg) return usage("/join ROOM");
+      if (rooms.has(key(arg.replace(/^#/, "")))) return focus(arg.replace(/^#/, ""));  // there already: go there
+      asked.add(key(arg.replace(/^#/, "")));
+      return session.send({ type: "join", room: arg });
     case "part": return session.send({ type: "part", room: arg || current });
     case "away": return session.send({ type: "away", message: arg || undefined });
-    case "topic": return session.send({ type: "set_topic", topic: arg, room: current });
-    case "who": case "names": return session.send({ type: "who", room: current });
+    case "topic": {
+      if (arg) return session.send({ type: "set_topic", topic: arg, room: current });
+      const r = rooms.get(key(current));  // a bare /topic shows it (it never clears it)
+      return show.system(here().list, r && r.topic ? `topic of ${r.name}: ${r.topic}` : "no topic is set");
+    }
+    case "who": case "names": {
+      const r = rooms.get(key(current));
+      if (r) r.who = true;
+      return session.send({ type: "who", room: current });
+    }
     case "whois": return session.send({ type: "whois", nick: arg });
     case "rooms": return session.send({ type: "list_rooms" });
     case "last": return session.send({ type: "search", room: current, text: arg });

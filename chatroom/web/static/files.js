@@ -1,7 +1,9 @@
 // Receiving a shared file (PROTOCOL.md, "Sharing files"): accept an offer, store the
 // chunks in order, acknowledge them (the server paces the sender by our acks), check
-// the SHA-256 of the whole, and only then offer it as a download.
-const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+// the SHA-256 of the whole, and only then offer it as a download.  Hashing is our own
+// (sha256.js), piece by piece: it works on plain http:// LAN pages, where WebCrypto does
+// not exist, and never needs the whole file at once.
+import { Sha256, hashBlob } from "./sha256.js";
 
 // A name to save under: no folders, no hidden or empty names (the sender chose it).
 export function safeName(name) {
@@ -22,7 +24,7 @@ export class Receiver {
   accept(transfer) {
     const offer = this.offers.get(transfer);
     if (!offer) return;
-    this.active.set(transfer, { offer, chunks: [], received: 0 });
+    this.active.set(transfer, { offer, chunks: [], received: 0, hash: new Sha256() });
     this.session.send({ type: "accept_file", transfer });
   }
 
@@ -34,7 +36,7 @@ export class Receiver {
   async data(message, body) {
     const t = this.active.get(message.transfer);
     if (!t || message.offset !== t.received) return; // a new round starts from 0: see update()
-    if (body) { t.chunks.push(body); t.received += body.byteLength; }
+    if (body) { t.chunks.push(body); t.hash.update(body); t.received += body.byteLength; }
     this.session.send({ type: "file_ack", transfer: message.transfer, offset: t.received });
     if (t.received >= t.offer.size) await this.finish(message.transfer, t);
   }
@@ -46,13 +48,9 @@ export class Receiver {
 
   async finish(transfer, t) {
     this.active.delete(transfer);
-    const blob = new Blob(t.chunks);
-    if (!crypto.subtle) {
-      this.session.send({ type: "file_done", transfer, ok: false, reason: "cannot check the SHA-256 here" });
-      this.onDone(t.offer, false, "this browser checks a file's SHA-256 only on https:// pages: not kept", null);
-      return;
-    }
-    const digest = hex(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+    const blob = new Blob(t.chunks);  // (the browser may keep a big one on disk)
+    t.chunks = [];
+    const digest = t.hash.hex();
     const ok = digest === t.offer.sha256 && blob.size === t.offer.size;
     this.session.send({ type: "file_done", transfer, ok, reason: ok ? "" : "the SHA-256 did not match" });
     this.onDone(t.offer, ok, ok ? "SHA-256 verified" : "the SHA-256 did not match: not kept",
@@ -73,11 +71,8 @@ export class Sender {
   }
 
   async offer(file, room) {
-    if (!crypto.subtle) {
-      this.say("this browser hashes files only on https:// pages: ask the host to run the server with TLS", true);
-      return;
-    }
-    const sha256 = hex(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
+    if (file.size > (1 << 24)) this.say(`hashing “${file.name}”…`);
+    const sha256 = await hashBlob(file);
     const id = this.session.nextId();
     this.byId.set(id, file);
     this.session.send({ type: "offer_file", id, name: file.name, size: file.size, sha256, room });

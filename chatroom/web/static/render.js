@@ -1,5 +1,16 @@
 // What the page shows. Everything a peer sent goes in with textContent: never HTML.
 // Each room has its own list of messages (a tab); `box` is the list to write to.
+//
+// A busy room must not freeze the page: new lines are made at once but put on the
+// page together, once per frame (one layout, one scroll), and a list keeps at most
+// MAX_LINES lines -- the oldest go while the reader is at the bottom, and come back
+// from the server when scrolled to (the page's "older" paging).
+export const MAX_LINES = 500;
+const waiting = new Map();   // box -> lines made, not yet on the page
+let scheduled = false;
+let onTrimmed = () => {};    // (box) -> after old lines were removed from the top
+
+export function trimmed(callback) { onTrimmed = callback; }
 
 function clock(ts) {
   const when = new Date(ts * 1000);
@@ -22,10 +33,32 @@ function item(parts, className) {
 
 function line(box, parts, className = "") {
   const li = item(parts, className);
-  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  box.append(li);
-  if (atBottom) box.scrollTop = box.scrollHeight;
+  const lines = waiting.get(box);
+  if (lines) lines.push(li);
+  else waiting.set(box, [li]);
+  if (!scheduled) {
+    scheduled = true;
+    // A frame, or 100 ms in a tab the browser does not draw (no frames there).
+    const timer = setTimeout(flush, 100);
+    requestAnimationFrame(() => { clearTimeout(timer); flush(); });
+  }
   return li;
+}
+
+// Put every waiting line on the page: per list, one append and one scroll.
+export function flush() {
+  scheduled = false;
+  for (const [box, lines] of waiting) {
+    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+    box.append(...lines);
+    const extra = box.childElementCount - MAX_LINES;
+    if (extra > 0 && (atBottom || box.hidden)) {
+      for (let i = 0; i < extra; i++) box.firstElementChild.remove();
+      onTrimmed(box);
+    }
+    if (atBottom) box.scrollTop = box.scrollHeight;
+  }
+  waiting.clear();
 }
 
 function chatParts(c) {
@@ -42,13 +75,22 @@ export function mentions(text, nick) {
 }
 
 export function chat(box, c, me) {
-  return line(box, chatParts(c), c.nick !== me && mentions(c.text, me) ? "mention" : "");
+  const li = line(box, chatParts(c), c.nick !== me && mentions(c.text, me) ? "mention" : "");
+  li.dataset.seq = c.seq;
+  return li;
+}
+
+// The number of the oldest message a list shows (null: none).
+export function oldestShown(box) {
+  const first = box.querySelector("li[data-seq]");
+  return first ? Number(first.dataset.seq) : null;
 }
 
 // Older messages (paging back) go on top; the view stays where it was.
 export function older(box, chats, complete, room) {
+  flush();
   const before = box.scrollHeight;
-  const items = chats.map((c) => item(chatParts(c), ""));
+  const items = chats.map((c) => { const li = item(chatParts(c), ""); li.dataset.seq = c.seq; return li; });
   if (complete) items.unshift(item([["", `-- beginning of ${room}`]], "system"));
   box.prepend(...items);
   box.scrollTop += box.scrollHeight - before;
@@ -63,14 +105,23 @@ export function system(box, text, error = false) {
   return line(box, [["", `-- ${text}`]], error ? "error" : "system");
 }
 
+const sending = new Map();   // message id -> its "(sending)" line
+
 export function pending(box, message) {
   const li = line(box, [["", `… ${message.text} (sending)`]], "pending");
-  li.dataset.id = message.id;
+  sending.set(message.id, li);
 }
 
 export function settled(id) {
-  for (const li of document.querySelectorAll("#rooms li.pending")) if (li.dataset.id === id) li.remove();
+  const li = sending.get(id);
+  if (!li) return;
+  sending.delete(id);
+  li.remove();
+  for (const lines of waiting.values()) { const at = lines.indexOf(li); if (at >= 0) lines.splice(at, 1); }
 }
+
+// Every message still sending is given up (the page starts over: a wrong password...).
+export function unsent() { for (const id of [...sending.keys()]) settled(id); }
 
 export function offer(box, f, onAccept, onReject) {
   const li = line(box, [["time", clock(f.ts)], ["", `-- ${f.nick} offers “${f.name}” (${size(f.size)}) `]], "system");
@@ -114,7 +165,9 @@ export function members(infos) {
 
 export function header(room, topic, state, bad) {
   document.getElementById("where").textContent = room ? `#${room}` : "chatroom";
-  document.getElementById("topic").textContent = topic || "";
+  const shown = document.getElementById("topic");
+  shown.textContent = topic || "";
+  shown.title = topic || "";  // the whole of a long one, on hover
   const s = document.getElementById("state");
   s.textContent = state;
   s.classList.toggle("bad", bad);
