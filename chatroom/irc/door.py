@@ -26,7 +26,7 @@ from chatroom.auth import secrets_match
 from chatroom.errors import Refused
 from chatroom.irc import numerics as n
 from chatroom.irc.asking import Asking
-from chatroom.irc.lines import IrcLine, LineError, LineReader, LineTooLong, format_line, parse_line
+from chatroom.irc.lines import IrcLine, LineError, LineReader, LineTooLong, format_line, parse_line, plain_text
 from chatroom.irc.modes import user_modes
 from chatroom.irc.replies import history_lines, irc_format, names_lines
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
@@ -172,7 +172,7 @@ class IrcDoor(Asking):
         elif isinstance(action, Register):
             self.register(action)
         elif isinstance(action, Quit):
-            reason = clean_line(action.reason).strip()[:100]
+            reason = clean_line(plain_text(action.reason)).strip()[:100]
             self.send(format_line("ERROR", f"Closing link: quit{': ' + reason if reason else ''}", trailing=True))
             self.close(CloseReason.QUIT, f"quit: {reason}" if reason and reason.lower() != "quit" else "")
         elif isinstance(action, Pong):
@@ -344,7 +344,7 @@ class IrcDoor(Asking):
     def on_part(self, line: IrcLine) -> None:
         if not self.need(line, 1):
             return
-        reason = line.params[1] if len(line.params) > 1 else ""
+        reason = plain_text(line.params[1]) if len(line.params) > 1 else ""
         for room in self.rooms_of(line.params[0]):
             try:
                 self.part(room, reason)
@@ -373,6 +373,7 @@ class IrcDoor(Asking):
             if not body.upper().startswith("ACTION "):
                 return  # other CTCP (VERSION, PING...): not for people; dropped
             text, action = body[7:], True
+        text = plain_text(text)
         targets = chat_targets(line.params[0])
         if len(targets) > MAX_TARGETS:
             if line.command != "NOTICE":  # (a NOTICE is never answered)
@@ -406,7 +407,8 @@ class IrcDoor(Asking):
         chan = line.params[0]
         if len(line.params) > 1:
             with self.hub.locked(self.handler.batch) as state:
-                self.deliver(state.set_topic(self.member(), line.params[1], time.time(), without_hash(chan)))
+                self.deliver(state.set_topic(self.member(), plain_text(line.params[1]), time.time(),
+                                             without_hash(chan)))
             return
         room = self.hub.state.rooms.get(fold(without_hash(chan)))
         if room is None:
@@ -417,7 +419,7 @@ class IrcDoor(Asking):
             self.reply(n.RPL_NOTOPIC, channel(room.name), "No topic is set")
 
     def on_away(self, line: IrcLine) -> None:
-        message = line.params[0] if line.params else ""
+        message = plain_text(line.params[0]) if line.params else ""
         with self.hub.locked(self.handler.batch) as state:
             try:
                 self.deliver(state.set_away(self.member(), message or None, time.time()))
@@ -507,7 +509,7 @@ class IrcDoor(Asking):
         if all(fold(m.nick) != fold(target) for m in room.everyone()):
             self.reply(n.ERR_USERNOTINCHANNEL, target, chan, "They aren't on that channel")
             return
-        reason = line.params[2] if len(line.params) > 2 else ""
+        reason = plain_text(line.params[2]) if len(line.params) > 2 else ""
         self.moderate(Moderate(action=ModAction.KICK, target=target, reason=reason, room=without_hash(chan)), chan)
 
     def on_oper(self, line: IrcLine) -> None:

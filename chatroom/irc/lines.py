@@ -11,9 +11,23 @@ the limit instead of buffered forever.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-__all__ = ["IrcLine", "LineError", "LineTooLong", "LineReader", "parse_line", "format_line", "MAX_LINE", "MAX_TAGS"]
+__all__ = ["IrcLine", "LineError", "LineTooLong", "LineReader", "parse_line", "format_line", "plain_text", "MAX_LINE",
+           "MAX_TAGS"]
+
+#: IRC's formatting codes: bold, colour (with its numbers), hex colour, reset,
+#: monospace, reverse, italics, strike-through, underline.
+_FORMATTING = re.compile(r"\x03(?:\d{1,2}(?:,\d{1,2})?)?|\x04(?:[0-9a-fA-F]{6}(?:,[0-9a-fA-F]{6})?)?"
+                         r"|[\x02\x0f\x11\x16\x1d\x1e\x1f]")
+
+
+def plain_text(text: str) -> str:
+    """An IRC client's text without its formatting codes (bold, colours...): the
+    chat is text for every door, and the others would show each code as a box."""
+    return text if text.isprintable() else _FORMATTING.sub("", text)
+
 
 #: Bytes in a line without its tags, CR LF included (RFC 1459).
 MAX_LINE = 512

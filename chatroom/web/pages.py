@@ -32,6 +32,7 @@ _FILES = {
     "/render.js": ("render.js", "text/javascript; charset=utf-8"),
     "/files.js": ("files.js", "text/javascript; charset=utf-8"),
     "/sha256.js": ("sha256.js", "text/javascript; charset=utf-8"),
+    "/input.js": ("input.js", "text/javascript; charset=utf-8"),
 }
 
 

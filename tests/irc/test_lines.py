@@ -142,3 +142,12 @@ def test_actions_tags_and_leaves_map_onto_irc():
     assert lines_of(plain, Private(nick="bob", to="ann", text="psst", ts=0.0)) == [
         ":bob!bob@chatroom PRIVMSG ann :psst"]
     assert lines_of(plain, Topic(room="dev", topic="", nick="bob", ts=0.0)) == [":bob!bob@chatroom TOPIC #dev :"]
+
+
+def test_formatting_codes_are_removed_from_what_irc_clients_say():
+    from chatroom.irc.lines import plain_text
+
+    assert plain_text("\x02bold\x02 \x0304,12red on blue\x03 \x1ditalic\x1d\x0f") == "bold red on blue italic"
+    assert plain_text("\x04ff0000hex\x04 \x1fund\x1f \x1estrike\x1e \x11mono\x11 \x16rev") == "hex und strike mono rev"
+    assert plain_text("plain, 100% of it") == "plain, 100% of it"
+    assert plain_text("tab\tstays") == "tab\tstays"  # (not formatting: the room's rules decide)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chatroom.irc.modes import user_modes
 from chatroom.irc.replies import (
     history_lines,
     ison_line,
@@ -13,7 +14,6 @@ from chatroom.irc.replies import (
     who_matches,
     whois_lines,
 )
-from chatroom.irc.modes import user_modes
 from chatroom.irc.session import IrcSession
 from chatroom.protocol import Chat
 from chatroom.server.room import ChatState

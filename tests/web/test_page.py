@@ -5,6 +5,7 @@ what a hostile topic or line must not do to the layout."""
 from __future__ import annotations
 
 from chatroom.protocol import Chat, Presence, PresenceEvent, Say, SetTopic
+from tests.irc.client import IrcClient
 from tests.wire import WireClient
 
 TEXTS = "Array.from(document.querySelectorAll('#rooms li .text')).map((s) => s.textContent)"
@@ -273,6 +274,132 @@ def test_a_long_topic_and_a_pile_of_combining_marks_do_not_break_the_layout(serv
             const r = above.getBoundingClientRect();
             const hit = document.elementFromPoint(r.left + 60, r.top + r.height / 2);
             return above.contains(hit); })()""")
+    finally:
+        page.close()
+        bob.close()
+
+
+def _type(page, text: str, *, enter: bool = True) -> None:
+    """Type into the message box as a person does (real key events: Shift+Enter, Up, Tab)."""
+    from selenium.webdriver.common.by import By
+
+    box = page.driver.find_element(By.ID, "text")
+    box.send_keys(text)
+    if enter:
+        from selenium.webdriver.common.keys import Keys
+
+        box.send_keys(Keys.ENTER)
+
+
+def test_what_people_expect_of_a_chat_page(make_server):
+    """Links that open apart (and no javascript: link), IRC codes stripped, nick
+    colours and grouped lines, unread counts on tabs and in the title with a "new
+    messages" line, a tab per private conversation, multi-line messages, Up and Tab,
+    a dark theme, "jump to latest", the people drawer on a phone, and a desktop
+    notification for a private message when asked for."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from chatroom.protocol import Direct, Private
+    from tests.web.browser import Browser
+
+    server = make_server(rate=0)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    page = Browser(f"http://127.0.0.1:{server.port}/?nick=webann")
+    try:
+        page.wait(f"{SHOWN}.includes('you are in lobby')", what="the page to join")
+        bob.send(Say(id="1", text="see https://example.org/a_(b). and javascript:alert(1)"))
+        bob.send(Say(id="2", text="bob again"))
+        page.wait(f"{TEXTS}.includes('bob again')", what="bob's second line")
+        irc = IrcClient(server.port)  # an IRC client's formatting: stripped at its door, never boxes
+        irc.register("ircbob")
+        irc.send("JOIN #lobby", "PRIVMSG #lobby :\x02bold\x02 and \x0304red\x03")
+        page.wait(f"{TEXTS}.includes('bold and red')", what="the formatted line, stripped")
+        irc.send("QUIT")
+        links = page.eval("Array.from(document.querySelectorAll('#rooms a')).map((a) => [a.href, a.rel, a.target])")
+        assert links == [["https://example.org/a_(b)", "noopener noreferrer", "_blank"]]
+        lines = page.eval("Array.from(document.querySelectorAll('#rooms li[data-seq]')).map((li) => "
+                          "[li.textContent, li.classList.contains('more'), li.querySelector('.nick').className])")
+        bobs = [line for line in lines if "<bob>" in line[0]]
+        assert [more for _, more, _ in bobs] == [False, True]  # bob's next line (within 5 min) is grouped
+        assert bobs[0][2] == bobs[1][2] and bobs[0][2].startswith("nick c")  # one colour per nick
+
+        # Unread counts and the "new messages" line, in another room.
+        _type(page, "/join dev")
+        page.wait("document.getElementById('where').textContent === '#dev'", what="dev")
+        bob.send(Say(id="3", text="lobby while away 1"))
+        bob.send(Say(id="4", text="lobby while away 2"))
+        lobby_tab = ("Array.from(document.querySelectorAll('#tabs button'))"
+                     ".find((b) => b.textContent.startsWith('lobby'))")
+        page.wait(f"{lobby_tab}.textContent === 'lobby (2)'", what="the unread count")
+        assert page.eval("document.title") == "(2) chatroom"
+        page.eval(f"{lobby_tab}.click(); true")
+        assert page.eval("document.title") == "chatroom" and page.eval(f"{lobby_tab}.textContent") == "lobby"
+        marker = page.eval("(() => { const li = document.querySelector('#rooms ol:not([hidden]) li.unread');"
+                           " return li && li.nextElementSibling.textContent; })()")
+        assert marker and "lobby while away 1" in marker
+
+        # A private message opens a conversation of its own; what is typed there goes to bob.
+        bob.send(Direct(id="5", to="webann", text="psst"))
+        bob.expect(Private, text="psst")
+        page.wait("Array.from(document.querySelectorAll('#tabs button')).some((b) => b.textContent === '@bob (1)')",
+                  what="bob's conversation tab")
+        page.eval("Array.from(document.querySelectorAll('#tabs button')).find((b) => b.textContent.startsWith('@bob'))"
+                  ".click(); true")
+        _type(page, "hello bob")
+        assert bob.expect(Private, text="hello bob", timeout=20).to == "bob"
+
+        # Shift+Enter makes one message of several lines; Up brings the last line back.
+        page.eval(f"{lobby_tab}.click(); true")
+        box = page.driver.find_element(By.ID, "text")
+        box.send_keys("first line", Keys.SHIFT, Keys.ENTER, Keys.NULL, "second line", Keys.ENTER)
+        assert bob.expect(Chat, text="first line\nsecond line", timeout=20).nick == "webann"
+        box.send_keys(Keys.ARROW_UP)
+        assert page.eval("document.getElementById('text').value") == "first line\nsecond line"
+        box.clear()
+        box.send_keys("thanks b", Keys.TAB)
+        assert page.eval("document.getElementById('text').value") == "thanks bob "
+        box.clear()
+
+        # Dark theme: the system's choice, or the button's.
+        light = page.eval("getComputedStyle(document.body).backgroundColor")
+        page.call("Emulation.setEmulatedMedia", features=[{"name": "prefers-color-scheme", "value": "dark"}])
+        assert page.eval("getComputedStyle(document.body).backgroundColor") != light
+        page.eval("document.getElementById('theme').click(); document.getElementById('theme').click(); true")  # light
+        assert page.eval("getComputedStyle(document.body).backgroundColor") == light
+
+        # Reading back, new lines show "jump to latest", which brings the view down.
+        for n in range(80):
+            bob.send(Say(id=f"j{n}", text=f"filler {n}"))
+        page.wait(f"{TEXTS}.includes('filler 79')", what="the filler")
+        page.eval("{ const b = document.querySelector('#rooms ol:not([hidden])'); b.scrollTop = 0; "
+                  "b.dispatchEvent(new Event('scroll')); } true")
+        bob.send(Say(id="late", text="while reading back"))
+        page.wait("!document.getElementById('latest').hidden && "
+                  "document.getElementById('latest').textContent.includes('new')", what="jump to latest")
+        page.eval("document.getElementById('latest').click(); true")
+        assert page.eval("(() => { const b = document.querySelector('#rooms ol:not([hidden])');"
+                         " return b.scrollHeight - b.scrollTop - b.clientHeight < 40; })()")
+        assert page.eval("document.getElementById('latest').hidden")
+
+        # A desktop notification for a private message, once the person asked for them.
+        page.call("Browser.grantPermissions", permissions=["notifications"])
+        page.eval("window.shown = []; window.Notification = class { constructor(title, options) {"
+                  " window.shown.push([title, options.body]); } static permission = 'granted';"
+                  " static requestPermission() { return Promise.resolve('granted'); } };"
+                  "Object.defineProperty(document, 'hidden', { get: () => true }); true")
+        page.eval("document.getElementById('notify').click(); true")
+        bob.send(Direct(id="6", to="webann", text="are you there?"))
+        page.wait("window.shown.length === 1", what="the notification")
+        assert page.eval("window.shown[0]") == ["bob (private)", "are you there?"]
+
+        # On a phone, "people" opens the list as a drawer.
+        page.call("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=3, mobile=True)
+        assert page.eval("getComputedStyle(document.querySelector('aside')).display") == "none"
+        page.eval("document.getElementById('people').click(); true")
+        assert page.eval("getComputedStyle(document.querySelector('aside')).display") == "block"
+        assert "bob" in page.eval("document.getElementById('members').textContent")
     finally:
         page.close()
         bob.close()

@@ -1,27 +1,61 @@
-// The page: pick a nick (remembered), join, talk; one tab per room you are in, marked
-// when something new (+) or addressed to you (!) arrives while you look elsewhere.
+// The page: pick a nick (remembered), join, talk.  One tab per room you are in and
+// per private conversation, with a count of what arrived while you looked elsewhere
+// (also in the page's title) and a "new messages" line where it starts.
 // ?nick=NAME&room=ROOM joins directly.
 import { ChatSession } from "./session.js";
 import * as show from "./render.js";
 import { Receiver, Sender, safeName } from "./files.js";
+import { Composer } from "./input.js";
 
 const params = new URLSearchParams(location.search);
 const joinForm = document.getElementById("join");
 const sayForm = document.getElementById("say");
 const input = document.getElementById("text");
 const sound = document.getElementById("sound");
+const notify = document.getElementById("notify");
+const latest = document.getElementById("latest");
+const nowhere = document.getElementById("nowhere"); // what is said while in no room or conversation
+const TITLE = document.title;
 let session = null;
 let receiver = null;
 let sender = null;
-let current = "";              // the room on screen (where typed text goes)
-const rooms = new Map();       // room -> { name, list, tab, topic, roster, oldest, complete, asking, who }
+let current = "";              // the key of the tab on screen (where typed text goes)
+// key -> { key, name, peer?, list, tab, topic, roster, oldest, complete, asking, who, unread, highlight }
+// (a room's key is its folded name; a conversation's is "@" and the other's folded nick)
+const tabs = new Map();
 const asked = new Set();       // rooms the person asked to join: shown when they come (a rejoin is not)
-const nowhere = document.getElementById("nowhere"); // what is said while in no room
 let lastState = "connecting";
 let retryAt = 0;               // while disconnected: when the next try is (the header counts down)
 
+// ---------------------------------------------------------------- preferences
+
 sound.checked = localStorage.getItem("chatroom.sound") === "on";
 sound.addEventListener("change", () => localStorage.setItem("chatroom.sound", sound.checked ? "on" : "off"));
+notify.checked = localStorage.getItem("chatroom.notify") === "on" && "Notification" in window &&
+  Notification.permission === "granted";
+notify.addEventListener("change", async () => {
+  if (notify.checked && "Notification" in window && Notification.permission !== "granted") {
+    notify.checked = (await Notification.requestPermission()) === "granted";  // asked only now, when chosen
+  }
+  localStorage.setItem("chatroom.notify", notify.checked ? "on" : "off");
+});
+
+const THEMES = ["auto", "dark", "light"];
+function theme(name) {
+  document.documentElement.dataset.theme = name;
+  document.getElementById("theme").textContent = `theme: ${name}`;
+  localStorage.setItem("chatroom.theme", name);
+}
+theme(THEMES.includes(localStorage.getItem("chatroom.theme")) ? localStorage.getItem("chatroom.theme") : "auto");
+document.getElementById("theme").addEventListener("click", () => {
+  theme(THEMES[(THEMES.indexOf(document.documentElement.dataset.theme) + 1) % THEMES.length]);
+});
+document.getElementById("people").addEventListener("click", () => {
+  const open = document.querySelector("aside").classList.toggle("open");  // the drawer, on a phone
+  document.getElementById("people").setAttribute("aria-expanded", String(open));
+});
+
+// ---------------------------------------------------------------- joining
 
 function url() {
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`;
@@ -37,91 +71,17 @@ function start(nick, wanted, password = "") {
   session = new ChatSession(url(), nick, wanted, onEvent, password);
   sender = new Sender(session, (text, error) => show.system(here().list, text, error));
   receiver = new Receiver(session, (offer, ok, text, link) => {
-    const box = (offer.room && rooms.get(key(offer.room)) || here()).list;
+    const box = (offer.room && tabs.get(key(offer.room)) || here()).list;
     show.saved(box, offer, ok, text, link, safeName(offer.name));
   });
   session.connect();
   input.focus();
 }
 
-function key(name) { return (name || "").toLowerCase(); }
-
-function room(name) {
-  let r = rooms.get(key(name));
-  if (!r) {
-    const list = document.createElement("ol");
-    list.className = "messages";
-    list.setAttribute("role", "log");
-    list.setAttribute("aria-label", `messages in ${name}`);
-    list.addEventListener("scroll", () => pageBack(r));
-    const tab = document.createElement("button");
-    tab.type = "button";
-    tab.setAttribute("role", "tab");
-    tab.textContent = name;
-    tab.addEventListener("click", () => focus(name));
-    r = { name, list, tab, topic: "", roster: new Map(), oldest: null, complete: false, asking: false, who: false };
-    rooms.set(key(name), r);
-    nowhere.hidden = true;
-    document.getElementById("rooms").append(list);
-    document.getElementById("tabs").append(tab);
-  }
-  return r;
-}
-
-// Where to say something: the room on screen, or -- in no room -- the page itself.
-function here() {
-  const r = rooms.get(key(current));
-  if (r) return r;
-  nowhere.hidden = false;
-  return { list: nowhere };
-}
-
-function focus(name) {
-  current = rooms.get(key(name)).name;
-  for (const r of rooms.values()) {
-    const on = key(r.name) === key(current);
-    r.list.hidden = !on;
-    r.tab.setAttribute("aria-selected", String(on));
-    if (on) r.tab.classList.remove("activity", "highlight");
-  }
-  const r = here();
-  show.members([...r.roster.values()]);
-  header();
-  input.focus();
-}
-
-function header() {
-  const r = rooms.get(key(current));
-  const bad = lastState !== "connected";
-  const state = retryAt ? `disconnected — retrying in ${Math.max(0, Math.ceil((retryAt - Date.now()) / 1000))} s`
-    : lastState;
-  show.header(current, r ? r.topic : "", state, bad);
-}
-setInterval(() => { if (retryAt) header(); }, 1000);  // the countdown
-
-function mark(r, highlight) {
-  if (!r.tab || key(r.name) === key(current)) return;
-  r.tab.classList.add(highlight ? "highlight" : "activity");
-}
-
-function close(name) {
-  const r = rooms.get(key(name));
-  if (!r) return;
-  r.list.remove();
-  r.tab.remove();
-  rooms.delete(key(name));
-  if (key(name) === key(current)) {
-    const next = rooms.values().next().value;
-    current = next ? next.name : "";
-    if (next) focus(next.name);
-    else { nowhere.hidden = false; show.members([]); header(); }
-  }
-}
-
 // Back to the join form, saying why (a wrong password, a taken nick): nothing of the
 // attempt stays (its tabs, its lines "sending").
 function backToForm(text, nick = "") {
-  for (const name of [...rooms.keys()]) close(name);
+  for (const k of [...tabs.keys()]) close(k);
   show.unsent();
   document.getElementById("nick").value = nick || (session && session.nick) || "";
   document.getElementById("room").value = (session && session.room) || "lobby";
@@ -138,22 +98,154 @@ function problem(text) {
   p.hidden = !text;
 }
 
+// ---------------------------------------------------------------- tabs
+
+function key(name) { return (name || "").toLowerCase(); }
+function queryKey(nick) { return "@" + key(nick); }
+
+function open(k, name, peer = null) {
+  let t = tabs.get(k);
+  if (t) return t;
+  const list = document.createElement("ol");
+  list.className = "messages";
+  list.id = `list-${tabs.size}-${Date.now()}`;
+  list.setAttribute("role", "log");
+  list.setAttribute("tabindex", "0");  // reachable by keyboard: arrows and Page Up read back
+  list.setAttribute("aria-label", peer ? `conversation with ${peer}` : `messages in ${name}`);
+  list.addEventListener("scroll", () => { pageBack(t); jumpButton(); });
+  const tab = document.createElement("button");
+  tab.type = "button";
+  tab.setAttribute("role", "tab");
+  tab.setAttribute("aria-controls", list.id);
+  tab.classList.toggle("query", Boolean(peer));
+  tab.addEventListener("click", () => focus(t.key));  // (a conversation's key follows a new nick)
+  t = { key: k, name, peer, list, tab, topic: "", roster: new Map(), oldest: null, complete: false, asking: false,
+    who: false, unread: 0, highlight: false };
+  tabs.set(k, t);
+  label(t);
+  nowhere.hidden = true;
+  document.getElementById("rooms").append(list);
+  document.getElementById("tabs").append(tab);
+  return t;
+}
+
+function room(name) { return open(key(name), name); }
+function query(nick) {
+  const t = open(queryKey(nick), nick, nick);
+  t.name = t.peer = nick;  // (as the other spells it now)
+  label(t);
+  return t;
+}
+
+// Where to say something: the tab on screen, or -- in no room -- the page itself.
+function here() {
+  const t = tabs.get(current);
+  if (t) return t;
+  nowhere.hidden = false;
+  return { list: nowhere };
+}
+
+function label(t) {
+  t.tab.textContent = (t.peer ? "@" : "") + t.name + (t.unread ? ` (${t.unread})` : "");
+  t.tab.classList.toggle("highlight", t.highlight);
+  t.tab.classList.toggle("activity", t.unread > 0 && !t.highlight);
+  title();
+}
+
+function title() {
+  const total = [...tabs.values()].reduce((n, x) => n + x.unread, 0);
+  document.title = total ? `(${total}) ${TITLE}` : TITLE;
+}
+
+function focus(k) {
+  const t = tabs.get(k);
+  if (!t) return;
+  current = k;
+  for (const x of tabs.values()) {
+    const on = x.key === k;
+    x.list.hidden = !on;
+    x.tab.setAttribute("aria-selected", String(on));
+  }
+  if (!document.hidden) { t.unread = 0; t.highlight = false; }
+  label(t);
+  show.members([...t.roster.values()]);
+  header();
+  jumpButton();
+  input.focus();
+}
+
+function header() {
+  const t = tabs.get(current);
+  const bad = lastState !== "connected";
+  const state = retryAt ? `disconnected — retrying in ${Math.max(0, Math.ceil((retryAt - Date.now()) / 1000))} s`
+    : lastState;
+  show.header(t ? (t.peer ? `@${t.peer}` : t.name) : "", t ? t.topic : "", state, bad);
+}
+setInterval(() => { if (retryAt) header(); }, 1000);  // the countdown
+
+// Something arrived in ``t``: counted while it is not on screen (or the page is hidden),
+// with a "new messages" line where the unread part begins.
+function arrivedIn(t, highlight, line) {
+  if (t.key === current && !document.hidden) return;
+  if (!t.unread) show.unreadMarker(t.list);  // (queued before the line that follows)
+  t.unread += 1;
+  t.highlight = t.highlight || highlight;
+  label(t);
+  if (highlight && notify.checked && document.hidden) {
+    const n = new Notification(t.peer ? `${t.peer} (private)` : `${line.nick} in ${t.name}`,
+      { body: line.text.slice(0, 200), tag: t.key });
+    n.onclick = () => { window.focus(); focus(t.key); n.close(); };
+  }
+}
+document.addEventListener("visibilitychange", () => { if (!document.hidden && tabs.get(current)) focus(current); });
+
+function close(k) {
+  const t = tabs.get(k);
+  if (!t) return;
+  t.list.remove();
+  t.tab.remove();
+  tabs.delete(k);
+  title();
+  if (k === current) {
+    const next = tabs.values().next().value;
+    current = next ? next.key : "";
+    if (next) focus(next.key);
+    else { nowhere.hidden = false; show.members([]); header(); }
+  }
+}
+
+// "Jump to latest": shown while reading back, with how many lines came meanwhile.
+function jumpButton() {
+  const t = tabs.get(current);
+  const reading = Boolean(t) && show.readingBack(t.list);
+  latest.hidden = !reading;
+  if (reading) latest.textContent = t.list.unseen ? `↓ ${t.list.unseen} new` : "↓ latest";
+  else if (t) t.list.unseen = 0;
+}
+latest.addEventListener("click", () => { const t = tabs.get(current); if (t) show.toLatest(t.list); jumpButton(); });
+show.arrived((box, atBottom) => { if (!atBottom && tabs.get(current)?.list === box) jumpButton(); });
+
 show.trimmed((box) => {  // old lines left the page: scrolling up fetches them again
-  for (const r of rooms.values()) {
-    if (r.list === box) { r.oldest = show.oldestShown(box) ?? r.oldest; r.complete = false; }
+  for (const t of tabs.values()) {
+    if (t.list === box && !t.peer) { t.oldest = show.oldestShown(box) ?? t.oldest; t.complete = false; }
   }
 });
 
-function pageBack(r) {
-  if (r.list.scrollTop > 0 || !session || !session.open || r.complete || r.asking || r.oldest === null || r.oldest <= 1) {
+function pageBack(t) {
+  if (!t || t.peer || t.list.scrollTop > 0 || !session || !session.open || t.complete || t.asking ||
+      t.oldest === null || t.oldest <= 1) {
     return;
   }
-  r.asking = true;
-  session.send({ type: "fetch_history", room: r.name, before: r.oldest, limit: 50 });
+  t.asking = true;
+  session.send({ type: "fetch_history", room: t.name, before: t.oldest, limit: 50 });
 }
 
+// ---------------------------------------------------------------- what the server says
+
 function arrived(m) {
+  if (!m.room) return;  // (welcomed into no room)
   const r = room(m.room);
+  r.name = m.room;
   if (!(m.resumed && m.type === "joined")) {
     r.topic = m.topic;
     r.roster = new Map((m.members || []).map((x) => [x.nick, x]));
@@ -169,7 +261,8 @@ function arrived(m) {
   }
   // Shown when asked for, or when nothing is on screen -- never by a rejoin after a
   // restart (the next line typed would go to a room the person did not pick).
-  if (asked.delete(key(r.name)) || !rooms.has(key(current))) focus(r.name);
+  if (asked.delete(r.key) || !tabs.has(current)) focus(r.key);
+  else if (r.key === current) { show.members([...r.roster.values()]); header(); }
 }
 
 function history(m) {
@@ -185,13 +278,23 @@ function history(m) {
 }
 
 function presence(m) {
-  const r = rooms.get(key(m.room));
+  const r = tabs.get(key(m.room));
   if (r) {
     if (m.event === "join") r.roster.set(m.nick, { nick: m.nick });
     if (m.event === "leave") r.roster.delete(m.nick);
     if (m.event === "nick") { r.roster.delete(m.nick); r.roster.set(m.new_nick, { nick: m.new_nick }); }
     if (m.event === "away" || m.event === "back") r.roster.set(m.nick, { nick: m.nick, away: m.message });
-    if (key(r.name) === key(current)) show.members([...r.roster.values()]);
+    if (r.key === current) show.members([...r.roster.values()]);
+  }
+  if (m.event === "nick" && tabs.has(queryKey(m.nick))) {  // a conversation follows the other's new nick
+    const q = tabs.get(queryKey(m.nick));
+    tabs.delete(q.key);
+    q.key = queryKey(m.new_nick);
+    tabs.set(q.key, q);
+    if (current === queryKey(m.nick)) current = q.key;
+    q.name = q.peer = m.new_nick;
+    label(q);
+    show.system(q.list, `${m.nick} is now ${m.new_nick}`);
   }
   show.system((r || here()).list, {
     join: `${m.nick} joined`, leave: `${m.nick} left (${m.reason || "quit"})`, nick: `${m.nick} is now ${m.new_nick}`,
@@ -199,155 +302,194 @@ function presence(m) {
   }[m.event] || "");
 }
 
-function onEvent(m) {
-  switch (m.type) {
-    case "state":
-      if (m.state === "disconnected" && lastState === "connected") show.system(here().list, "connection lost; retrying", true);
-      retryAt = m.state === "disconnected" ? Date.now() + m.retryIn : 0;
-      lastState = m.state;
-      header();
-      break;
-    case "welcome": case "joined": arrived(m); break;
-    case "parted": close(m.room); show.system(here().list, `you left ${m.room}`); break;
-    case "chat": {
-      const r = room(m.room);
-      const line = show.chat(r.list, m, session.nick);
-      const forMe = line.className === "mention";
-      mark(r, forMe);
-      if (forMe && sound.checked) show.beep();
-      break;
-    }
-    case "history": history(m); break;
-    case "private":
-      show.privateMessage(here().list, m, session.nick);
-      if (m.nick !== session.nick && sound.checked) show.beep();
-      break;
-    case "pending": show.pending((m.message.room && rooms.get(key(m.message.room)) || here()).list, m.message); break;
-    case "ack": show.settled(m.id); break;
-    case "presence": presence(m); break;
-    case "topic": {
-      const r = room(m.room);
-      r.topic = m.topic;
-      header();
-      show.system(r.list, `${m.nick} set the topic: ${m.topic}`);
-      break;
-    }
-    case "members": {
-      const r = room(m.room);
-      r.roster = new Map(m.members.map((x) => [x.nick, x]));
-      if (r === here()) show.members([...r.roster.values()]);
-      if (r.who) {  // /who asked: said in the room too (phones hide the side list)
-        r.who = false;
-        const names = m.members.map((x) => x.nick + (x.op ? " ★" : "") + (x.away ? " (away)" : ""));
-        const more = m.member_count > m.members.length ? ` and ${m.member_count - m.members.length} more` : "";
-        show.system(r.list, `here in ${r.name}: ${names.join(", ")}${more}`);
-      }
-      break;
-    }
-    case "notice": show.system(here().list, m.text); break;
-    case "rooms":
-      show.system(here().list, "rooms: " + m.rooms.map((r) => `${r.name} (${r.members})${r.topic ? `: ${r.topic}` : ""}`)
-        .join("; "));
-      break;
-    case "user":
-      show.system(here().list, `${m.nick}: in ${m.rooms.join(", ") || "no room"}` + (m.away ? ` · away: ${m.away}` : "") +
-        (m.idle >= 60 ? ` · idle ${Math.floor(m.idle / 60)} min` : ""));
-      break;
-    case "found":
-      show.system(here().list, m.messages.length
-        ? `${m.messages.length} message(s) with “${m.text}” in ${m.room}:\n` +
-          m.messages.map((c) => `  <${c.nick}> ${c.text}`).join("\n")
-        : `nothing with “${m.text}” in ${m.room}`);
-      break;
-    case "error":
-      if (m.id) show.settled(m.id);
-      if (!m.id && !session.open && ["nick_taken", "invalid_nick", "auth_failed"].includes(m.code)) {
-        session.stopped = true;  // refused at the door: pick again
-        const again = m.code === "auth_failed" ? "wrong password: try again" : `${m.message}: pick another nick`;
-        backToForm(again, m.code === "nick_taken" ? (m.suggestion || session.nick) : session.nick);
-        if (m.code === "auth_failed") document.getElementById("password").focus();
-        else document.getElementById("nick").select();
-        break;
-      }
-      show.system(here().list, m.message, true);
-      break;
-    case "bye": show.system(here().list, `the server said goodbye: ${m.reason}`, true); break;
-    case "file_offer":
-      if (m.id) { sender.offered(m); break; } // our own offer, numbered by the server
-      receiver.offered(m);
-      show.offer((m.room && rooms.get(key(m.room)) || here()).list, m, () => receiver.accept(m.transfer),
-        () => receiver.reject(m.transfer));
-      if (m.nick !== session.nick) mark(m.room ? room(m.room) : here(), true);
-      break;
-    case "file_data": receiver.data(m, m.data); break;
-    case "file_send": sender.start(m); break;
-    case "file_credit": sender.credit(m); break;
-    case "file_update":
-      receiver.update(m);
-      sender.update(m);
-      if (m.over && m.event !== "received") show.system(here().list, `file transfer ${m.event}${m.reason ? `: ${m.reason}` : ""}`);
-      break;
-    case "local_error": show.system(here().list, m.text, true); break;
-    case "password_needed":
-      backToForm("this room needs a password: type it below", session.nick);
-      document.getElementById("password").focus();
-      break;
+function chatLine(m) {
+  const r = room(m.room);
+  const forMe = m.nick !== session.nick && show.mentions(m.text, session.nick);
+  if (m.nick !== session.nick) arrivedIn(r, forMe, m);
+  show.chat(r.list, m, session.nick);
+  if (forMe && sound.checked) show.beep();
+}
+
+function privateLine(m) {
+  const mine = m.nick === session.nick;
+  const q = query(mine ? m.to : m.nick);
+  if (!mine) arrivedIn(q, true, m);
+  show.privateMessage(q.list, m, session.nick);
+  if (!mine && sound.checked) show.beep();
+}
+
+function membersOf(m) {
+  const r = room(m.room);
+  r.roster = new Map(m.members.map((x) => [x.nick, x]));
+  if (r.key === current) show.members([...r.roster.values()]);
+  if (r.who) {  // /who asked: said in the room too (phones hide the side list)
+    r.who = false;
+    const names = m.members.map((x) => x.nick + (x.op ? " ★" : "") + (x.away ? " (away)" : ""));
+    const more = m.member_count > m.members.length ? ` and ${m.member_count - m.members.length} more` : "";
+    show.system(r.list, `here in ${r.name}: ${names.join(", ")}${more}`);
   }
 }
 
-const HELP = "commands: /me ACTION · /msg NICK TEXT · /nick NAME · /join ROOM · /part [ROOM] · /away [MESSAGE] · " +
-  "/topic [TEXT] · /who · /whois NICK · /rooms · /last TEXT · /quit [REASON] · //text sends a line starting with /";
+function refused(m) {
+  if (m.id) show.settled(m.id);
+  if (!m.id && !session.open && ["nick_taken", "invalid_nick", "auth_failed"].includes(m.code)) {
+    session.stopped = true;  // refused at the door: pick again
+    const again = m.code === "auth_failed" ? "wrong password: try again" : `${m.message}: pick another nick`;
+    backToForm(again, m.code === "nick_taken" ? (m.suggestion || session.nick) : session.nick);
+    if (m.code === "auth_failed") document.getElementById("password").focus();
+    else document.getElementById("nick").select();
+    return;
+  }
+  show.system(here().list, m.message, true);
+}
+
+const HANDLERS = {
+  state(m) {
+    if (m.state === "disconnected" && lastState === "connected") show.system(here().list, "connection lost; retrying", true);
+    retryAt = m.state === "disconnected" ? Date.now() + m.retryIn : 0;
+    lastState = m.state;
+    header();
+  },
+  welcome: arrived,
+  joined: arrived,
+  parted(m) { close(key(m.room)); show.system(here().list, `you left ${m.room}`); },
+  chat: chatLine,
+  history,
+  private: privateLine,
+  pending(m) {
+    const t = m.message.to ? query(m.message.to) : (m.message.room && tabs.get(key(m.message.room)) || here());
+    show.pending(t.list, m.message);
+  },
+  ack(m) { show.settled(m.id); },
+  presence,
+  topic(m) {
+    const r = room(m.room);
+    r.topic = m.topic;
+    header();
+    show.system(r.list, `${m.nick} set the topic: ${m.topic}`);
+  },
+  members: membersOf,
+  notice(m) { show.system(here().list, m.text); },
+  rooms(m) {
+    show.system(here().list, "rooms: " + m.rooms.map((r) => `${r.name} (${r.members})${r.topic ? `: ${r.topic}` : ""}`)
+      .join("; "));
+  },
+  user(m) {
+    show.system(here().list, `${m.nick}: in ${m.rooms.join(", ") || "no room"}` + (m.away ? ` · away: ${m.away}` : "") +
+      (m.idle >= 60 ? ` · idle ${Math.floor(m.idle / 60)} min` : ""));
+  },
+  found(m) {
+    show.system(here().list, m.messages.length
+      ? `${m.messages.length} message(s) with “${m.text}” in ${m.room}:\n` +
+        m.messages.map((c) => `  <${c.nick}> ${c.text}`).join("\n")
+      : `nothing with “${m.text}” in ${m.room}`);
+  },
+  error: refused,
+  bye(m) { show.system(here().list, `the server said goodbye: ${m.reason}`, true); },
+  file_offer(m) {
+    if (m.id) { sender.offered(m); return; } // our own offer, numbered by the server
+    receiver.offered(m);
+    const t = m.room ? room(m.room) : query(m.nick);
+    show.offer(t.list, m, () => receiver.accept(m.transfer), () => receiver.reject(m.transfer));
+    if (m.nick !== session.nick) arrivedIn(t, true, { nick: m.nick, text: `offers “${m.name}”` });
+  },
+  file_data(m) { receiver.data(m, m.data); },
+  file_send(m) { sender.start(m); },
+  file_credit(m) { sender.credit(m); },
+  file_update(m) {
+    receiver.update(m);
+    sender.update(m);
+    if (m.over && m.event !== "received") show.system(here().list, `file transfer ${m.event}${m.reason ? `: ${m.reason}` : ""}`);
+  },
+  local_error(m) { show.system(here().list, m.text, true); },
+  password_needed() {
+    backToForm("this room needs a password: type it below", session.nick);
+    document.getElementById("password").focus();
+  },
+};
+
+function onEvent(m) {
+  const handle = HANDLERS[m.type];
+  if (handle) handle(m);
+}
+
+// ---------------------------------------------------------------- what the person types
+
+const COMMANDS = ["me", "msg", "query", "nick", "join", "part", "close", "away", "topic", "who", "whois", "rooms",
+  "last", "quit", "help"];
+const HELP = "commands: /me ACTION · /msg NICK TEXT · /query NICK (a tab of its own) · /nick NAME · /join ROOM · " +
+  "/part [ROOM] · /close (a conversation's tab) · /away [MESSAGE] · /topic [TEXT] · /who · /whois NICK · /rooms · " +
+  "/last TEXT · /quit [REASON] · //text sends a line starting with / · Shift+Enter: a new line · Up: the last line · " +
+  "Tab: completes a nick or a command";
 
 function command(text) {
   const [head, ...rest] = text.slice(1).split(" ");
   const arg = rest.join(" ").trim();
-  const usage = (text) => show.system(here().list, `usage: ${text}`, true);
+  const t = tabs.get(current);
+  const usage = (line) => show.system(here().list, `usage: ${line}`, true);
   switch (head.toLowerCase()) {
-    case "me": return arg ? session.action(arg, current) : usage("/me ACTION");
+    case "me": return arg && t && !t.peer ? session.action(arg, t.name) : usage("/me ACTION (in a room)");
     case "msg": {
       const [to, ...words] = rest.filter((w) => w);
       return to && words.length ? session.direct(to, words.join(" ")) : usage("/msg NICK TEXT");
     }
+    case "query": return arg ? focus(query(arg.split(" ")[0]).key) : usage("/query NICK");
+    case "close": return t && t.peer ? close(t.key) : usage("/close (in a conversation; /part leaves a room)");
     case "nick": return arg ? session.send({ type: "nick", nick: arg }) : usage("/nick NAME");
-    case "join":
+    case "join": {
       if (!arg) return usage("/join ROOM");
-      if (rooms.has(key(arg.replace(/^#/, "")))) return focus(arg.replace(/^#/, ""));  // there already: go there
-      asked.add(key(arg.replace(/^#/, "")));
+      const name = arg.replace(/^#/, "");
+      if (tabs.has(key(name))) return focus(key(name));  // there already: go there
+      asked.add(key(name));
       return session.send({ type: "join", room: arg });
-    case "part": return session.send({ type: "part", room: arg || current });
+    }
+    case "part": return session.send({ type: "part", room: arg || (t && !t.peer ? t.name : "") });
     case "away": return session.send({ type: "away", message: arg || undefined });
     case "topic": {
-      if (arg) return session.send({ type: "set_topic", topic: arg, room: current });
-      const r = rooms.get(key(current));  // a bare /topic shows it (it never clears it)
-      return show.system(here().list, r && r.topic ? `topic of ${r.name}: ${r.topic}` : "no topic is set");
+      if (arg) return session.send({ type: "set_topic", topic: arg, room: t ? t.name : undefined });
+      return show.system(here().list, t && t.topic ? `topic of ${t.name}: ${t.topic}` : "no topic is set");
     }
-    case "who": case "names": {
-      const r = rooms.get(key(current));
-      if (r) r.who = true;
-      return session.send({ type: "who", room: current });
-    }
-    case "whois": return session.send({ type: "whois", nick: arg });
+    case "who": case "names":
+      if (!t || t.peer) return usage("/who (in a room)");
+      t.who = true;
+      return session.send({ type: "who", room: t.name });
+    case "whois": return arg ? session.send({ type: "whois", nick: arg }) : usage("/whois NICK");
     case "rooms": return session.send({ type: "list_rooms" });
-    case "last": return session.send({ type: "search", room: current, text: arg });
+    case "last": return arg && t && !t.peer ? session.send({ type: "search", room: t.name, text: arg })
+      : usage("/last TEXT (in a room)");
     case "quit": session.leave(arg || "quit"); show.system(here().list, "you left: reload the page to come back"); return;
     case "help": return show.system(here().list, HELP);
     default: show.system(here().list, `unknown command /${head}: /help lists them`, true);
   }
 }
 
+function sendLine(text) {
+  if (!text.trim() || !session) return;
+  if (text.startsWith("/") && !text.startsWith("//")) return command(text);
+  const line = text.startsWith("//") ? text.slice(1) : text;
+  const t = tabs.get(current);
+  if (t && t.peer) session.direct(t.peer, line);
+  else session.say(line, t ? t.name : undefined);
+}
+
+new Composer(input, sendLine, (commandFirst) => {
+  if (commandFirst) return COMMANDS;
+  const t = tabs.get(current);
+  return t ? [...t.roster.keys()].filter((n) => n !== (session && session.nick)) : [];
+});
+
 sayForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = input.value;
   input.value = "";
-  if (!text.trim()) return;
-  if (text.startsWith("/") && !text.startsWith("//")) command(text);
-  else session.say(text.startsWith("//") ? text.slice(1) : text, current);
+  sendLine(text);
 });
 
 document.getElementById("attach").addEventListener("click", () => document.getElementById("file").click());
 document.getElementById("file").addEventListener("change", (event) => {
   const file = event.target.files[0];
-  if (file && session) sender.offer(file, current);
+  const t = tabs.get(current);
+  if (file && session) sender.offer(file, t && !t.peer ? t.name : undefined);
   event.target.value = "";
 });
 

@@ -25,14 +25,64 @@ function item(parts, className) {
   for (const [cls, text] of parts) {
     const span = document.createElement("span");
     if (cls) span.className = cls;
-    span.textContent = text;
+    if (cls === "text") span.append(...linked(text));
+    else span.textContent = text;
     li.append(span);
   }
   return li;
 }
 
+// http(s) addresses become links (opened apart from the page, telling it nothing);
+// nothing else does -- no javascript:, no data:.  The rest stays text.
+const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/g;
+// A sentence's end is not the link's: trailing punctuation, and a closing bracket
+// that opens nowhere in the address (Wikipedia's "a_(b)" keeps its own).
+function withoutTrailing(address) {
+  for (;;) {
+    const before = address;
+    address = address.replace(/[.,;:!?'"]+$/, "");
+    for (const [open, close] of [["(", ")"], ["[", "]"], ["{", "}"]]) {
+      if (address.endsWith(close) && address.split(open).length < address.split(close).length) {
+        address = address.slice(0, -1);
+      }
+    }
+    if (address === before) return address;
+  }
+}
+
+export function linked(text) {
+  const out = [];
+  let at = 0;
+  for (const found of text.matchAll(URL_RE)) {
+    const address = withoutTrailing(found[0]);
+    const source = found.input;
+    if (found.index > at) out.push(document.createTextNode(source.slice(at, found.index)));
+    const a = document.createElement("a");
+    a.href = address;
+    a.rel = "noopener noreferrer";
+    a.target = "_blank";
+    a.textContent = address;
+    out.push(a);
+    at = found.index + address.length;
+  }
+  const rest = text.slice(at);
+  if (rest || !out.length) out.push(document.createTextNode(rest));
+  return out;
+}
+
+// The same nick, the same colour (one of eight, readable in both themes).
+export function nickColour(nick) {
+  let h = 0;
+  for (const ch of nick.toLowerCase()) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return `c${h % 8}`;
+}
+
 function line(box, parts, className = "") {
-  const li = item(parts, className);
+  box.lastChat = null;  // (a line between two of a person's breaks the group)
+  return queue(box, item(parts, className));
+}
+
+function queue(box, li) {
   const lines = waiting.get(box);
   if (lines) lines.push(li);
   else waiting.set(box, [li]);
@@ -57,8 +107,22 @@ export function flush() {
       onTrimmed(box);
     }
     if (atBottom) box.scrollTop = box.scrollHeight;
+    else box.unseen = (box.unseen || 0) + lines.length;
+    onArrived(box, atBottom);
   }
   waiting.clear();
+}
+
+let onArrived = () => {};    // (box, at the bottom?) -> after new lines were put on a list
+export function arrived(callback) { onArrived = callback; }
+
+// Scrolled away from the newest lines?  (The page shows "jump to latest" then.)
+export function readingBack(box) { return box.scrollHeight - box.scrollTop - box.clientHeight > box.clientHeight; }
+
+export function toLatest(box) {
+  flush();
+  box.scrollTop = box.scrollHeight;
+  box.unseen = 0;
 }
 
 function chatParts(c) {
@@ -68,6 +132,18 @@ function chatParts(c) {
   return parts;
 }
 
+// One person's consecutive lines (within five minutes) are a group: the nick is shown
+// once (it stays in the text, for copying and screen readers).
+function chatItem(box, c, className) {
+  const li = item(chatParts(c), className);
+  li.dataset.seq = c.seq;
+  li.querySelector(".nick, .text").classList.add(nickColour(c.nick));
+  const last = box.lastChat;
+  if (!c.action && last && last.nick === c.nick && c.ts - last.ts < 300) li.classList.add("more");
+  box.lastChat = c.action ? null : { nick: c.nick, ts: c.ts };
+  return li;
+}
+
 export function mentions(text, nick) {
   if (!nick) return false;
   const escaped = nick.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -75,9 +151,19 @@ export function mentions(text, nick) {
 }
 
 export function chat(box, c, me) {
-  const li = line(box, chatParts(c), c.nick !== me && mentions(c.text, me) ? "mention" : "");
-  li.dataset.seq = c.seq;
+  const li = chatItem(box, c, c.nick !== me && mentions(c.text, me) ? "mention" : "");
+  queue(box, li);
   return li;
+}
+
+// A line marking where the unread messages of a room begin (one per room).
+export function unreadMarker(box) {
+  box.querySelector("li.unread")?.remove();
+  for (const lines of waiting.values()) {
+    const at = lines.findIndex((li) => li.classList.contains("unread"));
+    if (at >= 0) lines.splice(at, 1);
+  }
+  return line(box, [["", "new messages"]], "unread");
 }
 
 // The number of the oldest message a list shows (null: none).
@@ -90,15 +176,17 @@ export function oldestShown(box) {
 export function older(box, chats, complete, room) {
   flush();
   const before = box.scrollHeight;
-  const items = chats.map((c) => { const li = item(chatParts(c), ""); li.dataset.seq = c.seq; return li; });
+  const saved = box.lastChat;
+  box.lastChat = null;
+  const items = chats.map((c) => chatItem(box, c, ""));
+  box.lastChat = saved;
   if (complete) items.unshift(item([["", `-- beginning of ${room}`]], "system"));
   box.prepend(...items);
   box.scrollTop += box.scrollHeight - before;
 }
 
 export function privateMessage(box, p, me) {
-  const who = p.nick === me ? `→ ${p.to}` : `${p.nick} →`;
-  return line(box, [["time", clock(p.ts)], ["nick", `[${who}] `], ["text", p.text]], p.nick === me ? "" : "mention");
+  return chat(box, { ts: p.ts, nick: p.nick, text: p.text, seq: 0 }, p.nick === me ? me : "");
 }
 
 export function system(box, text, error = false) {
