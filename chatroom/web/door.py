@@ -179,9 +179,10 @@ class WebDoor:
             self.ws.send_response(response)
             log.debug("%s: WebSocket open", self.conn.address)
             return
-        page = page_for(request.path)
+        page = page_for(request.path, request.headers.get("Accept-Encoding", ""),
+                        request.headers.get("If-None-Match", ""))
         headers = Headers([("Content-Type", page.content_type), ("Content-Length", str(len(page.body))),
-                           ("Connection", "close"), *SECURITY_HEADERS])
+                           ("Connection", "close"), *page.headers, *SECURITY_HEADERS])
         self.respond(Response(page.status, page.reason, headers, page.body))
 
     def metrics(self) -> Response:

@@ -567,3 +567,30 @@ def test_a_rebound_name_gets_nothing_in_a_real_browser_and_a_given_name_works(ma
     finally:
         browser.close()
         bob.close()
+
+
+def test_static_files_are_compressed_and_revalidated_with_an_etag(server):
+    import gzip as gz
+
+    def fetch(path: str, **headers: str) -> http.client.HTTPResponse:
+        c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        c.request("GET", path, headers=headers)
+        return c.getresponse()
+
+    plain = fetch("/app.js")
+    body = plain.read()
+    assert plain.status == 200 and plain.getheader("Content-Encoding") is None and b"import" in body
+    zipped = fetch("/app.js", **{"Accept-Encoding": "gzip, deflate, br"})
+    assert zipped.getheader("Content-Encoding") == "gzip" and zipped.getheader("Vary") == "Accept-Encoding"
+    packed = zipped.read()
+    assert gz.decompress(packed) == body and len(packed) < len(body) / 2
+    assert int(zipped.getheader("Content-Length")) == len(packed)
+    tag = zipped.getheader("ETag")
+    assert tag and tag != plain.getheader("ETag")  # one tag per representation
+    again = fetch("/app.js", **{"Accept-Encoding": "gzip", "If-None-Match": tag})
+    assert again.status == 304 and again.read() == b"" and again.getheader("ETag") == tag
+    assert again.getheader("Content-Security-Policy") == CSP
+    stale = fetch("/app.js", **{"Accept-Encoding": "gzip", "If-None-Match": '"something-else"'})
+    assert stale.status == 200 and gz.decompress(stale.read()) == body
+    refused = fetch("/style.css", **{"Accept-Encoding": "gzip;q=0, identity"})
+    assert refused.getheader("Content-Encoding") is None
