@@ -109,3 +109,32 @@ class Browser:
             except Exception:  # noqa: BLE001 -- a browser that died already: nothing to end
                 pass
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+#: axe-core, the accessibility engine the page is checked with (npm, pinned): installed
+#: once into tests/web/.axe by the first test that needs it.
+AXE_VERSION = "4.14.1"
+AXE_DIR = Path(__file__).resolve().parent / ".axe"
+
+
+def axe_source() -> str:
+    """axe-core's script, installed from npm on first use."""
+    script = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.exists() or f'"version": "{AXE_VERSION}"' not in (script.parent / "package.json").read_text():
+        npm = _tool("npm", package="npm")
+        import subprocess
+
+        AXE_DIR.mkdir(exist_ok=True)
+        result = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(AXE_DIR),
+                                 f"axe-core@{AXE_VERSION}"], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+    return script.read_text(encoding="utf-8")
+
+
+def accessibility_problems(browser: Browser) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now (WCAG 2 A/AA)."""
+    browser.eval(axe_source() + "; true")
+    found = browser.eval("axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa'] } })"
+                         ".then((r) => r.violations.filter((v) => ['serious', 'critical'].includes(v.impact))"
+                         ".map((v) => `${v.id} (${v.impact}): ${v.nodes.length} node(s), e.g. ${v.nodes[0].html}`))")
+    return list(found)

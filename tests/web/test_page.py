@@ -403,3 +403,84 @@ def test_what_people_expect_of_a_chat_page(make_server):
     finally:
         page.close()
         bob.close()
+
+
+def test_axe_finds_nothing_serious_on_desktop_or_phone_in_either_theme(make_server):
+    """axe-core (WCAG 2.1 A and AA) after joining, with messages, a mention, a line
+    sending, and the join form: no serious or critical finding at 1280x800 and at a
+    phone's 390x844, in the light and the dark theme."""
+    from tests.web.browser import Browser, accessibility_problems
+
+    server = make_server()
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    bob.send(Say(id="1", text="hello webann, see https://example.org"))
+    bob.send(SetTopic(topic="fractions"))
+    page = Browser(f"http://127.0.0.1:{server.port}/?nick=webann")
+    try:
+        page.wait("document.getElementById('topic').textContent === 'fractions'", what="the page with lines")
+        page.eval("document.getElementById('text').value = 'from the page';"
+                  "document.getElementById('say').requestSubmit(); true")
+        for width, height, mobile in ((1280, 800, False), (390, 844, True)):
+            page.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                      mobile=mobile)
+            for scheme in ("light", "dark"):
+                page.call("Emulation.setEmulatedMedia", features=[{"name": "prefers-color-scheme", "value": scheme}])
+                assert accessibility_problems(page) == [], (width, scheme)
+        form = Browser(f"http://127.0.0.1:{server.port}/")
+        try:
+            form.wait("!document.getElementById('join').hidden", what="the join form")
+            assert accessibility_problems(form) == []
+        finally:
+            form.close()
+    finally:
+        page.close()
+        bob.close()
+
+
+def test_the_page_is_usable_with_the_keyboard_alone(make_server):
+    """Tab reaches the messages (Page Up reads back), Alt+digit and Alt+arrows switch
+    tabs, and the message box sends -- no mouse."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    from tests.web.browser import Browser
+
+    server = make_server(rate=0)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    for n in range(60):
+        bob.send(Say(id=str(n), text=f"line {n}"))
+    page = Browser(f"http://127.0.0.1:{server.port}/?nick=keys&room=lobby")
+    try:
+        page.wait(f"{TEXTS}.includes('line 59')", what="the lines")
+        _type(page, "/join dev")
+        page.wait("document.getElementById('where').textContent === '#dev'", what="dev")
+        def keys() -> ActionChains:  # (a fresh chain each time: a chain replays what it held)
+            return ActionChains(page.driver)
+
+        keys().key_down(Keys.ALT).send_keys("1").key_up(Keys.ALT).perform()
+        page.wait("document.getElementById('where').textContent === '#lobby'", what="Alt+1: lobby")
+        keys().key_down(Keys.ALT).send_keys(Keys.ARROW_DOWN).key_up(Keys.ALT).perform()
+        page.wait("document.getElementById('where').textContent === '#dev'", what="Alt+Down: dev")
+        keys().key_down(Keys.ALT).send_keys(Keys.ARROW_UP).key_up(Keys.ALT).perform()
+        page.wait("document.getElementById('where').textContent === '#lobby'", what="Alt+Up: lobby")
+        # From the message box, Shift+Tab goes back to the messages, where Page Up reads back.
+        assert page.eval("document.activeElement.id") == "text"
+        keys().key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+        focused = "document.activeElement.closest && document.activeElement.closest('#rooms, main, nav, form')"
+        for _ in range(12):  # through the form's other controls, if any come first
+            if page.eval("document.activeElement.matches('#rooms ol:not([hidden])')"):
+                break
+            keys().key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+        assert page.eval("document.activeElement.matches('#rooms ol:not([hidden])')"), page.eval(focused)
+        bottom = page.eval("document.activeElement.scrollTop")
+        keys().send_keys(Keys.PAGE_UP).perform()
+        page.wait(f"document.activeElement.scrollTop < {bottom}", what="Page Up")
+        keys().send_keys(Keys.TAB).perform()  # forward again: the message box
+        assert page.eval("document.activeElement.id") == "text", page.eval("document.activeElement.outerHTML")
+        keys().send_keys("typed only", Keys.ENTER).perform()
+        assert bob.expect(Chat, text="typed only", timeout=20).room == "lobby"
+    finally:
+        page.close()
+        bob.close()

@@ -109,7 +109,6 @@ function open(k, name, peer = null) {
   const list = document.createElement("ol");
   list.className = "messages";
   list.id = `list-${tabs.size}-${Date.now()}`;
-  list.setAttribute("role", "log");
   list.setAttribute("tabindex", "0");  // reachable by keyboard: arrows and Page Up read back
   list.setAttribute("aria-label", peer ? `conversation with ${peer}` : `messages in ${name}`);
   list.addEventListener("scroll", () => { pageBack(t); jumpButton(); });
@@ -222,6 +221,20 @@ function jumpButton() {
   if (reading) latest.textContent = t.list.unseen ? `↓ ${t.list.unseen} new` : "↓ latest";
   else if (t) t.list.unseen = 0;
 }
+// Keyboard: Alt+1..9 goes to a tab (as in irssi), Alt+Up/Down to the one before or after.
+document.addEventListener("keydown", (event) => {
+  if (!event.altKey || event.ctrlKey || event.metaKey) return;
+  const order = [...tabs.keys()];
+  const at = order.indexOf(current);
+  let next = null;
+  if (/^Digit[1-9]$/.test(event.code)) next = order[Number(event.code.slice(5)) - 1];
+  else if (event.key === "ArrowUp" && at > 0) next = order[at - 1];
+  else if (event.key === "ArrowDown" && at >= 0 && at < order.length - 1) next = order[at + 1];
+  if (next === undefined || next === null) return;
+  event.preventDefault();
+  focus(next);
+});
+
 latest.addEventListener("click", () => { const t = tabs.get(current); if (t) show.toLatest(t.list); jumpButton(); });
 show.arrived((box, atBottom) => { if (!atBottom && tabs.get(current)?.list === box) jumpButton(); });
 

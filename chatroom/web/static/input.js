@@ -37,6 +37,7 @@ export class Composer {
   }
 
   key(event) {
+    if (event.altKey || event.ctrlKey || event.metaKey) return;  // (Alt+Up/Down switch tabs: not ours)
     if (event.key !== "Tab") this.tabbed = null;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();

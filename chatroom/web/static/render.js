@@ -181,7 +181,10 @@ export function older(box, chats, complete, room) {
   const items = chats.map((c) => chatItem(box, c, ""));
   box.lastChat = saved;
   if (complete) items.unshift(item([["", `-- beginning of ${room}`]], "system"));
+  const log = box.closest("[role=log]");  // older lines are not news: not announced
+  log?.setAttribute("aria-busy", "true");
   box.prepend(...items);
+  setTimeout(() => log?.removeAttribute("aria-busy"), 0);
   box.scrollTop += box.scrollHeight - before;
 }
 
