@@ -44,6 +44,7 @@ from chatroom.protocol import (
     Presence,
     PresenceEvent,
     Topic,
+    Typing,
     Welcome,
     speaks,
 )
@@ -424,6 +425,7 @@ _SPECIAL: dict[type, Callable[[ClientSession, Any], list[SessionAction]]] = {
     Ping: lambda session, msg: [Request(Pong(token=msg.token))],
     Pong: lambda session, msg: [],
     Ack: lambda session, msg: [Settle(msg.id, "acked"), Emit(msg)],
+    Typing: lambda session, msg: [],  # (the terminal client shows no typing yet)
     Error: ClientSession._error,
     Bye: lambda session, msg: [Emit(msg), End(msg.reason or "the server said goodbye")],
     Chat: ClientSession._chat,

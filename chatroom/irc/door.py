@@ -213,6 +213,7 @@ class IrcDoor(Asking):
         caps = self.session.caps
         if self.conn.member is not None:
             self.conn.member.echo = "echo-message" in caps
+            self.conn.member.hears_typing = "message-tags" in caps
         self.conn.wire = irc_format(self.name, "server-time" in caps, "away-notify" in caps)
 
     def deliver(self, deliveries: list[Delivery]) -> None:
@@ -401,6 +402,19 @@ class IrcDoor(Asking):
         if away and isinstance(sent, Private):
             self.reply(n.RPL_AWAY, sent.to, away)
 
+    def on_tagmsg(self, line: IrcLine) -> None:
+        """TAGMSG: of the client-only tags, ``+typing`` (and the draft's name for it) to
+        a channel goes to the room's members who understand it, from every door; the
+        rest are not relayed."""
+        if not self.need(line, 1):
+            return
+        state = line.tags.get("+typing") or line.tags.get("+draft/typing")
+        target = line.params[0]
+        if state not in ("active", "paused", "done") or not target.startswith("#"):
+            return
+        with self.hub.locked(self.handler.batch) as room_state:
+            self.deliver(room_state.typing(self.member(), without_hash(target), state, time.time()))
+
     def on_topic(self, line: IrcLine) -> None:
         if not self.need(line, 1):
             return
@@ -554,7 +568,8 @@ class IrcDoor(Asking):
 #: whatever it holds until the cycle collector runs.
 _COMMANDS: dict[str, Callable[[IrcDoor, IrcLine], None]] = {
     "JOIN": IrcDoor.on_join, "PART": IrcDoor.on_part, "PRIVMSG": IrcDoor.on_privmsg, "NOTICE": IrcDoor.on_privmsg,
-    "TOPIC": IrcDoor.on_topic, "NAMES": Asking.on_names, "WHO": Asking.on_who, "WHOIS": Asking.on_whois,
+    "TOPIC": IrcDoor.on_topic, "TAGMSG": IrcDoor.on_tagmsg, "NAMES": Asking.on_names, "WHO": Asking.on_who,
+    "WHOIS": Asking.on_whois,
     "LIST": Asking.on_list, "AWAY": IrcDoor.on_away, "MODE": IrcDoor.on_mode, "KICK": IrcDoor.on_kick,
     "OPER": IrcDoor.on_oper, "NICK": IrcDoor.on_nick, "LUSERS": Asking.on_lusers, "MOTD": Asking.on_motd,
     "ISON": Asking.on_ison, "USERHOST": Asking.on_userhost,

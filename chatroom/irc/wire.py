@@ -38,6 +38,7 @@ from chatroom.protocol import (
     PresenceEvent,
     Private,
     Topic,
+    Typing,
 )
 from chatroom.server.wire import Outgoing, Verbatim
 from chatroom.text import human_size
@@ -154,6 +155,11 @@ class IrcFormat:
         return b"".join(format_line("NOTICE", "*", piece, source=self.server, trailing=True)
                         for piece in split_text(text, 400))
 
+    def _typing(self, msg: Typing) -> bytes:
+        """IRCv3's typing notice (only members that negotiated message-tags get one)."""
+        return format_line("TAGMSG", channel(msg.room or ""), source=mask(msg.nick or "*"),
+                           tags={"+typing": msg.state.value})
+
     def _bye(self, msg: Bye) -> bytes:
         return format_line("ERROR", f"Closing link: {msg.reason or 'the server is closing'}", trailing=True)
 
@@ -209,5 +215,6 @@ _RENDER: dict[type, Callable[[IrcFormat, Any], bytes]] = {
     Error: IrcFormat._error,
     Notice: IrcFormat._notice,
     Bye: IrcFormat._bye,
+    Typing: IrcFormat._typing,
     FileOffer: IrcFormat._offer,
 }

@@ -27,6 +27,8 @@ __all__ = [
     "speaks",
     "LARGE_ROOM",
     "SEVERAL_ROOMS",
+    "TYPING",
+    "TypingState",
     "MAX_ROOMS",
     "MAX_SEARCH_TEXT",
     "MAX_CROWD_NAMES",
@@ -39,7 +41,7 @@ __all__ = [
 DEFAULT_PORT = 7373
 
 #: "MAJOR.MINOR".  Peers with another major version cannot talk; a newer minor only adds.
-PROTOCOL_VERSION = "1.3"
+PROTOCOL_VERSION = "1.4"
 
 #: Rooms with at least this many members (besides whoever joins or leaves) sum their
 #: joins and leaves up in one ``crowd`` frame per tick instead of one ``presence`` each:
@@ -49,6 +51,9 @@ LARGE_ROOM = 200
 #: The protocol minor version that lets a member be in several rooms at once (``join``
 #: adds a room, ``part`` leaves one).  Older clients are in one room: ``join`` moves them.
 SEVERAL_ROOMS = 3
+
+#: The minor version that added ``typing`` (1.4): only such clients are sent it.
+TYPING = 4
 
 #: Rooms one member may be in at once (server default; ``welcome.limits.max_rooms``).
 MAX_ROOMS = 20
@@ -121,6 +126,14 @@ class ErrorCode(enum.StrEnum):
     INTERNAL = "internal"
     UNAVAILABLE = "unavailable"  # a cluster's shared store cannot be reached: not done, try again
     UNCONFIRMED = "unconfirmed"  # the store stopped answering mid-way: maybe done; send again, same id
+
+
+class TypingState(enum.StrEnum):
+    """What a ``typing`` notice says (IRCv3's ``+typing`` values)."""
+
+    ACTIVE = "active"  # typing now (said again at most every few seconds while it lasts)
+    PAUSED = "paused"  # stopped typing, with text still in the box
+    DONE = "done"  # the box is empty again (or the message was sent)
 
 
 class PresenceEvent(enum.StrEnum):

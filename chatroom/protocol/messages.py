@@ -30,6 +30,7 @@ from chatroom.protocol.base import (
     PresenceEvent,
     RoomInfo,
     Seq,
+    TypingState,
     _check_hex,
     _check_text_and_id,
     _require,
@@ -46,6 +47,7 @@ __all__ = [
     "SetTopic",
     "Nick",
     "Away",
+    "Typing",
     "Who",
     "FetchHistory",
     "Welcome",
@@ -250,6 +252,16 @@ class Away(Message, tag="away", frozen=True):
     """Mark oneself away with ``message``; without a message, back again."""
 
     message: str | None = None
+
+
+class Typing(Message, tag="typing", frozen=True):
+    """Protocol 1.4: someone is typing in ``room`` (``active``), stopped (``paused``) or
+    cleared the box (``done``).  From a client: ``nick`` is ignored (the server puts
+    the sender's); from the server: to the others in the room who speak 1.4."""
+
+    state: TypingState
+    room: str | None = None
+    nick: str | None = None
 
 
 class Who(Message, tag="who", frozen=True):

@@ -19,12 +19,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from chatroom.errors import Refused
-from chatroom.protocol import ErrorCode, Presence, PresenceEvent, Topic
+from chatroom.protocol import ErrorCode, Presence, PresenceEvent, Topic, Typing, TypingState
 from chatroom.server.members import Delivery, Member, Room
 from chatroom.server.state_base import StateBase
 from chatroom.text import MAX_TOPIC_LENGTH, clean_line, nick_key, nick_problem
 
-__all__ = ["Changes"]
+__all__ = ["Changes", "TYPING_EVERY"]
+
+#: A member's typing notices of one state in one room are relayed at most this often
+#: (clients say "active" again every few seconds while typing).
+TYPING_EVERY = 2.0
 
 
 class Changes(StateBase):
@@ -82,6 +86,21 @@ class Changes(StateBase):
         self.topic_locked(room, locked)
         self._publish(op, room, "lock", locked=locked)
         return room
+
+    def typing(self, member: Member, room_name: str | None, state: str, now: float) -> list[Delivery]:
+        """``member`` is typing in one of its rooms (or paused, or done): the others
+        who understand it hear -- at most one notice per member, room and state every
+        ``TYPING_EVERY`` seconds (more are dropped: typing is news, not history), and
+        none in a large room.  Nothing is stored or sent to other servers."""
+        room = self.room_of(member, room_name)
+        said = member.typing_said.get(room.key)
+        if room.large or (said is not None and said[0] == state and now - said[1] < TYPING_EVERY):
+            return []
+        member.typing_said[room.key] = (state, now)
+        listeners = tuple(m for m in room.everyone() if m.hears_typing and m is not member)
+        if not listeners:
+            return []
+        return [Delivery(listeners, Typing(state=TypingState(state), room=room.name, nick=member.nick))]
 
     # ------------------------------------------------------------------ the reducers (asked here or elsewhere)
 

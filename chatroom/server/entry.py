@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chatroom.protocol import MAX_ROOMS, PROTOCOL_VERSION, SEVERAL_ROOMS, Hello, Joined, Welcome, speaks
+from chatroom.protocol import MAX_ROOMS, PROTOCOL_VERSION, SEVERAL_ROOMS, TYPING, Hello, Joined, Welcome, speaks
 from chatroom.server.bans import BanList
 from chatroom.server.fitting import REPLAY_MAX_MESSAGES, fitted, how_long, replay_frames
 from chatroom.server.members import Delivery, Member, Room
@@ -76,6 +76,7 @@ class Entrance:
             key, hello.nick, address, now, hello.room, token=token, crowd=speaks(hello.version, 2),
             several=speaks(hello.version, SEVERAL_ROOMS),
         )
+        member.hears_typing = speaks(hello.version, TYPING)
         welcome = Welcome(
             version=PROTOCOL_VERSION, server=self.server_name, nick=member.nick, room=joined.room,
             topic=joined.topic, members=joined.members, member_count=joined.member_count, history=joined.history,
@@ -91,6 +92,7 @@ class Entrance:
             hello.resume or "", key, address, now, crowd=speaks(hello.version, 2),
             several=speaks(hello.version, SEVERAL_ROOMS),
         )
+        member.hears_typing = speaks(hello.version, TYPING)  # (what the new connection's client speaks)
         rooms = list(member.rooms.values())
         replayed = self._replays(state, rooms, hello)
         frames = self._welcome_back(member, rooms, replayed, proof, now)

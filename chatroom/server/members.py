@@ -61,6 +61,9 @@ class Member:
     ident: str = ""
     invisible: bool = False  # (IRC's user mode +i: counted apart by LUSERS, found by WHO only in a shared room)
     echo: bool = True  # sees its own messages (an IRC client without echo-message does not)
+    hears_typing: bool = False  # understands typing notices (protocol 1.4; IRC with message-tags)
+    #: fold(room) -> (state, when) of the last typing notice relayed for this member
+    typing_said: dict[str, tuple[str, float]] = field(default_factory=dict, repr=False)
     #: In a cluster (chatroom.cluster): the id of the server that has this member's
     #: connection, when it is not this one (a *remote* member: listed, never sent to).
     server: str | None = None

@@ -36,6 +36,7 @@ from chatroom.protocol import (
     Say,
     Search,
     SetTopic,
+    Typing,
     Who,
     Whois,
     encode_plain,
@@ -141,6 +142,11 @@ class Requests(HandlerBase):
         hub = self.server.hub
         with hub.locked(self.batch) as state:
             hub.deliver(state.set_away(self._member(), msg.message, time.time()), self.batch)
+
+    def on_typing(self, msg: Typing) -> None:
+        hub = self.server.hub
+        with hub.locked(self.batch) as state:
+            hub.deliver(state.typing(self._member(), msg.room, msg.state, time.time()), self.batch)
 
     def on_who(self, msg: Who) -> None:
         hub = self.server.hub
@@ -269,6 +275,7 @@ HANDLERS: dict[type[Message], Any] = {
     Nick: Requests.on_nick,
     SetTopic: Requests.on_topic,
     Away: Requests.on_away,
+    Typing: Requests.on_typing,
     Who: Requests.on_who,
     ListRooms: Requests.on_list_rooms,
     FetchHistory: Requests.on_fetch_history,

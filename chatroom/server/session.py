@@ -68,6 +68,7 @@ from chatroom.protocol import (
     Say,
     Search,
     SetTopic,
+    Typing,
     Who,
     Whois,
     claimed_id,
@@ -122,7 +123,8 @@ class CloseReason(enum.Enum):
 
 #: The messages a client may send once it is a member (besides keepalive and goodbye).
 CLIENT_MESSAGES: frozenset[type[Message]] = frozenset({
-    Say, Action, Direct, Join, Part, Nick, SetTopic, Away, Who, Whois, ListRooms, FetchHistory, Search, Op, Moderate,
+    Say, Action, Direct, Join, Part, Nick, SetTopic, Away, Typing, Who, Whois, ListRooms, FetchHistory, Search, Op,
+    Moderate,
     OfferFile, AcceptFile, RejectFile, CancelFile, FileChunk, FileAck, FileDone,
 })
 
@@ -137,6 +139,8 @@ LEGAL: dict[Phase, frozenset[type[Message]]] = {
 #: a ping go unanswered: pings have a limiter of their own), and a file transfer's own
 #: flow (paced by its credit; stale or impossible ones are charged by the handler).
 UNCOUNTED = frozenset({Ping, Pong, Bye, FileChunk, FileAck, FileDone})
+#: Charged to the ping limiter, not the chat's (``ServerSession.charge``).
+_OWN_LIMIT: frozenset[type[Message]] = frozenset({Ping, Typing})
 #: What the session answers itself (``ServerSession._own``); the rest is the handler's to act on.
 _OWN: frozenset[type[Message]] = frozenset({Ping, Pong, Hello, Auth, Bye})
 
@@ -322,7 +326,9 @@ class ServerSession:
 
     def charge(self, message: Message, now: float) -> Event | None:
         """Charge ``message`` to the rate limit; an error to send if it is refused."""
-        limiter = self.ping_limiter if type(message) is Ping else self.limiter
+        # Pings and typing notices have a limiter of their own: a burst of chat must
+        # not silence them, nor they use up the chat's.
+        limiter = self.ping_limiter if type(message) in _OWN_LIMIT else self.limiter
         verdict = limiter.check(now)
         if verdict is Verdict.ALLOW:
             return None

@@ -18,18 +18,18 @@ globalThis.setTimeout = (fn) => { fn(); return 0; }; // reconnect at once
 const { ChatSession } = await import("../../chatroom/web/static/session.js");
 
 function welcome(extra = {}) {
-  return { type: "welcome", version: "1.3", server: "s", nick: "ann", room: "lobby", topic: "", members: [],
+  return { type: "welcome", version: "1.4", server: "s", nick: "ann", room: "lobby", topic: "", members: [],
     member_count: 1, history: [], last_seq: 5, limits: {}, resume_token: "tok", resumed: false, ...extra };
 }
 
-test("a session says hello in protocol 1.3 and shows each room message once", () => {
+test("a session says hello in protocol 1.4 and shows each room message once", () => {
   FakeSocket.made = [];
   const seen = [];
   const s = new ChatSession("ws://x/ws", "ann", "lobby", (e) => seen.push(e));
   s.connect();
   const ws = FakeSocket.made[0];
   ws.open();
-  assert.deepEqual(ws.sent[0], { type: "hello", version: "1.3", nick: "ann", room: "lobby", client: "chatroom web" });
+  assert.deepEqual(ws.sent[0], { type: "hello", version: "1.4", nick: "ann", room: "lobby", client: "chatroom web" });
   ws.deliver(welcome());
   const chat = { type: "chat", room: "lobby", seq: 6, ts: 1, nick: "bob", text: "hi", action: false };
   ws.deliver(chat);
@@ -59,4 +59,20 @@ test("what was typed offline goes out once after the reconnect, resuming with wh
   assert.deepEqual(resent.map((m) => m.id), [typed.id]); // the same id: the server acks a duplicate, never twice
   second.deliver({ type: "ack", id: typed.id, ts: 2, seq: 7, room: "lobby", duplicate: true });
   assert.equal(s.pending.size, 0);
+});
+
+test("typing notices go only to a server that speaks 1.4, and only while connected", () => {
+  for (const [version, expected] of [["1.4", 1], ["1.3", 0]]) {
+    FakeSocket.made = [];
+    const s = new ChatSession("ws://x/ws", "ann", "lobby", () => {});
+    s.typing("lobby", "active");  // not connected yet: nothing
+    s.connect();
+    const ws = FakeSocket.made[0];
+    ws.open();
+    ws.deliver(welcome({ version }));
+    s.typing("lobby", "active");
+    const typing = ws.sent.filter((m) => m.type === "typing");
+    assert.equal(typing.length, expected, version);
+    if (expected) assert.deepEqual(typing[0], { type: "typing", room: "lobby", state: "active" });
+  }
 });

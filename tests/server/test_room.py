@@ -408,3 +408,25 @@ def test_a_message_that_could_not_be_stored_is_forgotten_whole():
     assert s.already_sent(ann, "1", "kept") is kept
     again, _ = s.say(ann, "lost", 3.0, msg_id="2")
     assert again.seq == lost.seq  # ...under the number the lost one never used
+
+
+def test_typing_reaches_the_others_who_understand_it_at_most_once_per_state_every_two_seconds():
+    from chatroom.protocol import LARGE_ROOM, Typing, TypingState
+
+    s = ChatState()
+    ann, _, _ = s.admit(1, "ann", "127.0.0.1:1", 0.0, several=True)
+    bob, _, _ = s.admit(2, "bob", "127.0.0.1:2", 0.0, several=True)
+    old, _, _ = s.admit(3, "old", "127.0.0.1:3", 0.0, several=True)  # a 1.3 client: never sent one
+    ann.hears_typing = bob.hears_typing = True
+    (told,) = s.typing(ann, None, "active", 10.0)
+    assert told.recipients == (bob,) and told.message == Typing(state=TypingState.ACTIVE, room="lobby", nick="ann")
+    assert s.typing(ann, None, "active", 11.5) == []  # said 1.5 s ago: dropped
+    assert len(s.typing(ann, None, "active", 12.1)) == 1  # 2 s on: again
+    assert len(s.typing(ann, None, "done", 12.2)) == 1  # another state: at once
+    with pytest.raises(Refused) as refused:
+        s.typing(ann, "dev", "active", 13.0)
+    assert refused.value.code == ErrorCode.NOT_IN_ROOM
+    for n in range(LARGE_ROOM):
+        s.admit(100 + n, f"m{n}", "127.0.0.1:9", 0.0)[0].hears_typing = True
+    assert s.typing(bob, None, "active", 20.0) == []  # a large room: nobody is told
+    assert old.hears_typing is False

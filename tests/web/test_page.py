@@ -484,3 +484,40 @@ def test_the_page_is_usable_with_the_keyboard_alone(make_server):
     finally:
         page.close()
         bob.close()
+
+
+def test_typing_is_seen_across_doors_and_only_by_those_who_understand_it(make_server):
+    """Typing on the page reaches an IRC client with message-tags (TAGMSG +typing) and
+    not a 1.3 client; an IRC client's TAGMSG shows "… is typing" on the page, gone when
+    its line arrives."""
+    from chatroom.protocol import Hello, Typing
+    from tests.web.browser import Browser
+
+    server = make_server()
+    old = WireClient(server.port)
+    old.send(Hello(version="1.3", nick="oldie"))
+    irc = IrcClient(server.port)
+    irc.register("ircbob", caps="message-tags")
+    irc.send("JOIN #lobby")
+    irc.expect("366")
+    page = Browser(f"http://127.0.0.1:{server.port}/?nick=webann")
+    try:
+        page.wait(f"{SHOWN}.includes('you are in lobby')", what="the page to join")
+        _type(page, "I am writ", enter=False)
+        tag = irc.expect("TAGMSG", "#lobby")
+        assert tag.tags["+typing"] == "active" and tag.source.startswith("webann!")
+        page.driver.find_element("id", "text").clear()
+        page.eval("document.getElementById('text').dispatchEvent(new Event('input')); true")
+        assert irc.expect("TAGMSG", "#lobby").tags["+typing"] == "done"
+        irc.send("@+typing=active TAGMSG #lobby")
+        page.wait("document.getElementById('typing').textContent === 'ircbob is typing…'", what="ircbob typing")
+        irc.send("PRIVMSG #lobby :here it is")
+        page.wait(f"{TEXTS}.includes('here it is') && document.getElementById('typing').textContent === ''",
+                  what="the line, and no more typing")
+        old.send(Say(id="sync", text="sync"))
+        old.expect(Chat, text="sync")
+        assert not [m for m in old.inbox if isinstance(m, Typing)]  # a 1.3 client hears none
+    finally:
+        page.close()
+        irc.close()
+        old.close()

@@ -170,6 +170,7 @@ function focus(k) {
   show.members([...t.roster.values()]);
   header();
   jumpButton();
+  showTypers();
   input.focus();
 }
 
@@ -316,6 +317,7 @@ function presence(m) {
 }
 
 function chatLine(m) {
+  stoppedTyping(m.room, m.nick);  // (the line is here: no longer typing it)
   const r = room(m.room);
   const forMe = m.nick !== session.nick && show.mentions(m.text, session.nick);
   if (m.nick !== session.nick) arrivedIn(r, forMe, m);
@@ -382,6 +384,7 @@ const HANDLERS = {
     show.system(r.list, `${m.nick} set the topic: ${m.topic}`);
   },
   members: membersOf,
+  typing: typingNotice,
   notice(m) { show.system(here().list, m.text); },
   rooms(m) {
     show.system(here().list, "rooms: " + m.rooms.map((r) => `${r.name} (${r.members})${r.topic ? `: ${r.topic}` : ""}`)
@@ -476,7 +479,58 @@ function command(text) {
   }
 }
 
+// ---------------------------------------------------------------- typing
+
+// Said while typing (again every 3 s), "paused" after 5 s without a key, "done" when the
+// box is emptied or the line sent.  Only in rooms; never for a command.
+let typingIn = null;   // the room we said we are typing in
+let typingAt = 0;
+let typingIdle = null;
+function typed() {
+  const t = tabs.get(current);
+  const text = input.value;
+  if (!session || !t || t.peer || !text || text.startsWith("/")) { stopTyping(); return; }
+  if (typingIn !== t.name) stopTyping();
+  const now = Date.now();
+  if (now - typingAt > 3000) { session.typing(t.name, "active"); typingIn = t.name; typingAt = now; }
+  clearTimeout(typingIdle);
+  typingIdle = setTimeout(() => { if (typingIn) session.typing(typingIn, "paused"); typingAt = 0; }, 5000);
+}
+function stopTyping() {
+  clearTimeout(typingIdle);
+  if (typingIn && session) session.typing(typingIn, "done");
+  typingIn = null;
+  typingAt = 0;
+}
+input.addEventListener("input", typed);
+
+// Who is typing where: room key -> nick -> until when (a notice lasts 7 s unless said again).
+const typers = new Map();
+function typingNotice(m) {
+  const k = key(m.room);
+  const here = typers.get(k) || new Map();
+  if (m.state === "active") here.set(m.nick, Date.now() + 7000);
+  else here.delete(m.nick);
+  typers.set(k, here);
+  showTypers();
+}
+function stoppedTyping(room, nick) {
+  const here = typers.get(key(room));
+  if (here && here.delete(nick)) showTypers();
+}
+function showTypers() {
+  const now = Date.now();
+  const here = typers.get(current) || new Map();
+  for (const [nick, until] of here) if (until < now) here.delete(nick);
+  const nicks = [...here.keys()];
+  const p = document.getElementById("typing");
+  p.textContent = !nicks.length ? "" : nicks.length === 1 ? `${nicks[0]} is typing…`
+    : nicks.length === 2 ? `${nicks[0]} and ${nicks[1]} are typing…` : `${nicks.length} people are typing…`;
+}
+setInterval(showTypers, 1000);
+
 function sendLine(text) {
+  stopTyping();
   if (!text.trim() || !session) return;
   if (text.startsWith("/") && !text.startsWith("//")) return command(text);
   const line = text.startsWith("//") ? text.slice(1) : text;

@@ -3,7 +3,7 @@
 // No DOM here: events go to the handler given to the constructor.
 import { encodeFrame, decodeFrame } from "./framing.js";
 
-export const VERSION = "1.3";
+export const VERSION = "1.4";
 const encoder = new TextEncoder();
 
 const hex = (bytes) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -105,6 +105,13 @@ export class ChatSession {
   }
 
   say(text, room) { return this.chat("say", { text, room }); }
+
+  // Typing notices (1.4): only to a server that speaks 1.4, never kept or resent.
+  typing(room, state) {
+    if (this.open && Number((this.serverVersion || "1.0").split(".")[1]) >= 4) {
+      this.send({ type: "typing", room, state });
+    }
+  }
   action(text, room) { return this.chat("action", { text, room }); }
   direct(to, text) { return this.chat("direct", { to, text }); }
 
@@ -158,6 +165,7 @@ export class ChatSession {
     this.open = true;
     this.backoff = 1000;
     this.token = m.resume_token;
+    this.serverVersion = m.version;
     this.nick = m.nick;
     this.limits = m.limits;
     // After a lost session (a server restart), the history comes again: show only what is new.
