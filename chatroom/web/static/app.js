@@ -110,6 +110,7 @@ function open(k, name, peer = null) {
   list.className = "messages";
   list.id = `list-${tabs.size}-${Date.now()}`;
   list.setAttribute("tabindex", "0");  // reachable by keyboard: arrows and Page Up read back
+  list.hidden = k !== current;  // (shown when focused)
   list.setAttribute("aria-label", peer ? `conversation with ${peer}` : `messages in ${name}`);
   list.addEventListener("scroll", () => { pageBack(t); jumpButton(); });
   const tab = document.createElement("button");
@@ -539,7 +540,7 @@ function sendLine(text) {
   else session.say(line, t ? t.name : undefined);
 }
 
-new Composer(input, sendLine, (commandFirst) => {
+const composer = new Composer(input, sendLine, (commandFirst) => {
   if (commandFirst) return COMMANDS;
   const t = tabs.get(current);
   return t ? [...t.roster.keys()].filter((n) => n !== (session && session.nick)) : [];
@@ -549,6 +550,7 @@ sayForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = input.value;
   input.value = "";
+  composer.fit();
   sendLine(text);
 });
 

@@ -81,9 +81,10 @@ export class Composer {
     this.fit();
   }
 
-  // As tall as what is typed, up to six lines.
+  // As tall as what is typed (wrapped lines too), up to six lines.
   fit() {
-    const lines = Math.min(6, this.box.value.split("\n").length);
-    this.box.rows = lines;
+    const box = this.box;
+    box.rows = 1;
+    while (box.rows < 6 && box.scrollHeight > box.clientHeight + 1) box.rows += 1;
   }
 }
