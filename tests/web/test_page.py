@@ -345,6 +345,7 @@ def test_what_people_expect_of_a_chat_page(make_server):
         bob.expect(Private, text="psst")
         page.wait("Array.from(document.querySelectorAll('#tabs button')).some((b) => b.textContent === '@bob (1)')",
                   what="bob's conversation tab")
+        assert page.eval("document.querySelectorAll('#rooms ol:not([hidden])').length") == 1  # not beside dev
         page.eval("Array.from(document.querySelectorAll('#tabs button')).find((b) => b.textContent.startsWith('@bob'))"
                   ".click(); true")
         _type(page, "hello bob")
