@@ -48,6 +48,9 @@ class Connection:
         self.sink: Connection | None = self
         self.me: tuple[Connection, ...] = (self,)
         self._wire: WireFormat = FRAMED
+        #: Ending idle is normal for it (a browser's keep-alive connection that fetched
+        #: pages and said no hello): logged quietly, not as a dropped client.
+        self.idle_ok = False
 
     @property
     def wire(self) -> WireFormat:

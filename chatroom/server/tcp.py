@@ -424,7 +424,8 @@ class ChatServer(ClusterControl, socketserver.ThreadingTCPServer):
             for event in session.tick(now):  # keepalive and deadlines: the session decides
                 conn.send_now(Outgoing.of(event.message))
             if was_open and session.closed:
-                log.warning("dropping %s: %s", conn, session.close_text, extra=_about_conn("dropped", conn))
+                (log.debug if conn.idle_ok else log.warning)(
+                    "dropping %s: %s", conn, session.close_text, extra=_about_conn("dropped", conn))
                 conn.wake()
 
     def apply_retention(self) -> None:

@@ -42,6 +42,9 @@ _ws_log.setLevel(logging.WARNING)
 
 RECV_SIZE = 64 * 1024
 
+#: Page requests one kept-alive connection answers before it closes.
+MAX_PAGES = 100
+
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 421: "Misdirected Request",
             503: "Service Unavailable"}
 
@@ -90,11 +93,16 @@ class WebDoor:
         self.hosts = hosts
         self.conn = handler.conn
         self.server = handler.server
-        limits = self.server.config
-        # One WebSocket message is one frame: a 4-byte prefix, a header and a body.
-        self.ws = ServerProtocol(max_size=4 + limits.max_header + limits.max_body + 1024, logger=_ws_log)
+        self.ws = self._protocol()
+        self.pages = 0  # pages served on this connection (kept alive between them)
         self.conn.wire = WEBSOCKET  # passes websockets' own bytes through; frames become messages
         self.in_binary = False  # inside a fragmented binary message
+
+    def _protocol(self) -> ServerProtocol:
+        """websockets' sans-I/O server side, for the connection's next request."""
+        limits = self.server.config
+        # One WebSocket message is one frame: a 4-byte prefix, a header and a body.
+        return ServerProtocol(max_size=4 + limits.max_header + limits.max_body + 1024, logger=_ws_log)
 
     def run(self, first: bytes) -> None:
         try:
@@ -181,9 +189,33 @@ class WebDoor:
             return
         page = page_for(request.path, request.headers.get("Accept-Encoding", ""),
                         request.headers.get("If-None-Match", ""))
+        keep = page.status != 404 and self._may_keep(request)
         headers = Headers([("Content-Type", page.content_type), ("Content-Length", str(len(page.body))),
-                           ("Connection", "close"), *page.headers, *SECURITY_HEADERS])
-        self.respond(Response(page.status, page.reason, headers, page.body))
+                           ("Connection", "keep-alive" if keep else "close"), *page.headers, *SECURITY_HEADERS])
+        response = Response(page.status, page.reason, headers, page.body)
+        if keep:
+            self.serve_and_keep(response)
+        else:
+            self.respond(response)
+
+    def _may_keep(self, request: Request) -> bool:
+        """A browser fetching the page's files may use one connection for them all
+        (HTTP/1.1 keep-alive): unless it says ``close``, up to ``MAX_PAGES``, and only
+        when nothing follows the request yet (browsers wait for each answer)."""
+        return ("close" not in request.headers.get("Connection", "").lower() and self.pages < MAX_PAGES
+                and not self.ws.reader.buffer)
+
+    def serve_and_keep(self, response: Response) -> None:
+        """Answer, and read the next request with a fresh parser (websockets' ends the
+        stream after a response that is not a WebSocket's).  The connection's handshake
+        deadline still ends it, quietly, if it stays idle."""
+        with self.server.hub.locked(self.handler.batch):
+            append_entry(self.handler.batch.entries, self.conn.me, Outgoing(WsBytes(response.serialize()), b""))
+        self.handler.flush_batch()
+        self.release()
+        self.ws = self._protocol()
+        self.pages += 1
+        self.conn.idle_ok = True
 
     def metrics(self) -> Response:
         """GET /metrics: Prometheus text for the addresses the operator named, 403 for

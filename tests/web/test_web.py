@@ -492,6 +492,8 @@ def test_the_page_fits_a_phone(server):
 
 def _status_for(port: int, head: str) -> tuple[int, bytes]:
     """Send a raw request head; the status code and body of the answer."""
+    if "connection:" not in head.lower():
+        head += "Connection: close\r\n"  # (answered pages are kept alive otherwise)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head.encode() + b"\r\n")
         answer = _all_until_closed(sock)
@@ -594,3 +596,26 @@ def test_static_files_are_compressed_and_revalidated_with_an_etag(server):
     assert stale.status == 200 and gz.decompress(stale.read()) == body
     refused = fetch("/style.css", **{"Accept-Encoding": "gzip;q=0, identity"})
     assert refused.getheader("Content-Encoding") is None
+
+
+def test_a_browser_fetches_the_pages_files_on_one_kept_alive_connection(make_server, caplog):
+    """HTTP/1.1 keep-alive for the page's files (one connection, not one per file); a
+    request saying close is answered and closed; an idle kept connection ends at the
+    handshake deadline quietly (no "dropping" warning)."""
+    server = make_server(handshake_timeout=1.0)
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    ports = set()
+    for path in ("/", "/app.js", "/render.js", "/style.css"):
+        c.request("GET", path, headers={"Accept-Encoding": "gzip"})
+        answer = c.getresponse()
+        assert answer.status == 200 and answer.getheader("Connection") == "keep-alive"
+        answer.read()
+        ports.add(c.sock.getsockname()[1])
+    assert len(ports) == 1  # one connection for all four
+    c.request("GET", "/framing.js", headers={"Connection": "close"})
+    last = c.getresponse()
+    assert last.getheader("Connection") == "close" and last.read()
+    idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    idle.sendall(f"GET /style.css HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+    assert b"200 OK" in _all_until_closed(idle)  # answered, then closed at the deadline
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and "dropping" in r.getMessage()]
