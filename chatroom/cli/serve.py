@@ -10,6 +10,7 @@ import logging
 import signal
 import sqlite3
 import ssl
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -65,11 +66,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, server: ChatServer, config: ServerConfig) -> None:
-    """Serve until Ctrl-C or SIGTERM; SIGHUP reads the settings again."""
+    """Serve until Ctrl-C or SIGTERM; SIGHUP reads the settings again -- unless the
+    server runs in a terminal, where SIGHUP means the terminal went away (closed, or its
+    tmux pane killed): then it stops, as a program in a terminal should."""
     stop, hangup = threading.Event(), threading.Event()
+    in_terminal = _in_terminal()
 
     def on_signal(signum: int, frame: object) -> None:
-        (hangup if signum == getattr(signal, "SIGHUP", None) else stop).set()
+        if signum == getattr(signal, "SIGHUP", None) and not in_terminal:
+            hangup.set()
+        else:
+            stop.set()
 
     signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     previous = {sig: signal.signal(sig, on_signal) for sig in signals}
@@ -87,6 +94,14 @@ def _run(args: argparse.Namespace, server: ChatServer, config: ServerConfig) -> 
         if announcer is not None:
             announcer.stop()  # goodbyes first, while the rooms still exist
         server.stop()
+
+
+def _in_terminal() -> bool:
+    """Whether the server was started in a terminal (its input is one)."""
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):
+        return False
 
 
 def server_config(args: argparse.Namespace, *, password: str | None, op_password: str | None, cert: str | None,

@@ -187,6 +187,10 @@ class WebDoor:
             self.ws.send_response(response)
             log.debug("%s: WebSocket open", self.conn.address)
             return
+        self.serve_page(request)
+
+    def serve_page(self, request: Request) -> None:
+        """One of the page's files (or 404), kept alive for the next when it may be."""
         page = page_for(request.path, request.headers.get("Accept-Encoding", ""),
                         request.headers.get("If-None-Match", ""))
         keep = page.status != 404 and self._may_keep(request)

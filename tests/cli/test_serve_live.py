@@ -126,3 +126,26 @@ def test_zsh_and_fish_get_scripts_their_shell_can_read(shell, check, tmp_path):
     path.write_text(script.stdout, encoding="utf-8")
     result = subprocess.run([*check, str(path)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_server_in_a_terminal_stops_when_the_terminal_hangs_up(tmp_path):
+    """In a terminal, SIGHUP is the terminal going away (a closed window, a killed tmux
+    pane): the server stops -- it must not live on unseen (a service reloads instead:
+    the test above)."""
+    import pexpect
+
+    child = pexpect.spawn(sys.executable, ["-m", "chatroom", "serve", "--port", "0", "--memory", "--no-announce"],
+                          cwd=str(ROOT), env=chatroom_env(), encoding="utf-8", timeout=20)
+    try:
+        child.expect(r"serving on 127\.0\.0\.1:(\d+)")
+        port = int(child.match.group(1))
+        ann = WireClient(port)
+        assert isinstance(ann.hello("ann"), Welcome)
+        os.kill(child.pid, signal.SIGHUP)
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0 or child.signalstatus is None, (child.exitstatus, child.signalstatus)
+        ann.close()
+    finally:
+        if child.isalive():
+            child.terminate(force=True)

@@ -186,3 +186,12 @@ def test_classroom_script_lays_out_a_traced_server_and_three_clients_in_tmux():
         assert all("online" in p for p in panes[1:]), panes
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+    def gone() -> bool:  # the panes' hangup ends the server too: nothing is left running
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return True
+        return False
+
+    wait_until(gone, 20, "the classroom's server to stop with its tmux")
