@@ -460,6 +460,8 @@ def test_the_page_is_usable_with_the_keyboard_alone(make_server):
         def keys() -> ActionChains:  # (a fresh chain each time: a chain replays what it held)
             return ActionChains(page.driver)
 
+        assert page.eval("Array.from(document.querySelectorAll('[role=tab]')).every((t) => document.getElementById("
+                         "t.getAttribute('aria-controls'))?.getAttribute('role') === 'tabpanel')")  # tabs and panels
         keys().key_down(Keys.ALT).send_keys("1").key_up(Keys.ALT).perform()
         page.wait("document.getElementById('where').textContent === '#lobby'", what="Alt+1: lobby")
         keys().key_down(Keys.ALT).send_keys(Keys.ARROW_DOWN).key_up(Keys.ALT).perform()

@@ -20,6 +20,7 @@ let session = null;
 let receiver = null;
 let sender = null;
 let current = "";              // the key of the tab on screen (where typed text goes)
+let opened = 0;                // tabs opened so far (their ids)
 // key -> { key, name, peer?, list, tab, topic, roster, oldest, complete, asking, who, unread, highlight }
 // (a room's key is its folded name; a conversation's is "@" and the other's folded nick)
 const tabs = new Map();
@@ -108,23 +109,31 @@ function open(k, name, peer = null) {
   if (t) return t;
   const list = document.createElement("ol");
   list.className = "messages";
-  list.id = `list-${tabs.size}-${Date.now()}`;
+  const id = `tab-${++opened}`;
   list.setAttribute("tabindex", "0");  // reachable by keyboard: arrows and Page Up read back
   list.hidden = k !== current;  // (shown when focused)
   list.setAttribute("aria-label", peer ? `conversation with ${peer}` : `messages in ${name}`);
   list.addEventListener("scroll", () => { pageBack(t); jumpButton(); });
   const tab = document.createElement("button");
   tab.type = "button";
+  tab.id = id;
   tab.setAttribute("role", "tab");
-  tab.setAttribute("aria-controls", list.id);
+  const panel = document.createElement("div");  // the tab's panel: its list of messages
+  panel.className = "panel";
+  panel.id = `${id}-panel`;
+  panel.setAttribute("role", "tabpanel");
+  panel.setAttribute("aria-labelledby", id);
+  panel.hidden = list.hidden;
+  panel.append(list);
+  tab.setAttribute("aria-controls", panel.id);
   tab.classList.toggle("query", Boolean(peer));
   tab.addEventListener("click", () => focus(t.key));  // (a conversation's key follows a new nick)
-  t = { key: k, name, peer, list, tab, topic: "", roster: new Map(), oldest: null, complete: false, asking: false,
+  t = { key: k, name, peer, list, panel, tab, topic: "", roster: new Map(), oldest: null, complete: false, asking: false,
     who: false, unread: 0, highlight: false };
   tabs.set(k, t);
   label(t);
   nowhere.hidden = true;
-  document.getElementById("rooms").append(list);
+  document.getElementById("rooms").append(panel);
   document.getElementById("tabs").append(tab);
   return t;
 }
@@ -163,7 +172,7 @@ function focus(k) {
   current = k;
   for (const x of tabs.values()) {
     const on = x.key === k;
-    x.list.hidden = !on;
+    x.list.hidden = x.panel.hidden = !on;
     x.tab.setAttribute("aria-selected", String(on));
   }
   if (!document.hidden) { t.unread = 0; t.highlight = false; }
@@ -203,7 +212,7 @@ document.addEventListener("visibilitychange", () => { if (!document.hidden && ta
 function close(k) {
   const t = tabs.get(k);
   if (!t) return;
-  t.list.remove();
+  t.panel.remove();
   t.tab.remove();
   tabs.delete(k);
   title();
