@@ -80,8 +80,10 @@ def _demo_with_client(demo: Demo, args: argparse.Namespace) -> int:
         client.connect()
     except HandshakeRefused as exc:
         return fail(refusal_advice(exc.code, exc.message, args))
-    addresses = ", ".join(f"http://{host}:{demo.port}/" for host in addresses_to_give(args.host))
-    ChatApp(client, banner=f"others can join from a browser at {addresses}").run()
+    hosts = addresses_to_give(args.host)
+    browsers = ", ".join(f"http://{host}:{demo.port}/" for host in hosts)
+    ChatApp(client, banner=f"join from another terminal: chatroom join {hosts[0]}:{demo.port} -- "
+                           f"or from a browser: {browsers}").run()
     return 0
 
 

@@ -56,6 +56,10 @@ class Front:
     def switch(self, number: int) -> bool:
         return False
 
+    def show_room(self, name: str) -> bool:
+        """Put the window of room ``name`` on screen; False if there is none."""
+        return False
+
     def lines_with(self, text: str) -> list[str]:
         """Lines on screen containing ``text`` (the plain client keeps none)."""
         return []
@@ -108,6 +112,22 @@ class Controller:
         else:
             self._command(parsed)
 
+    def too_long(self, line: str) -> str | None:
+        """Whether ``line`` is a message over the server's length limit, and by how
+        much: said before sending, so the text stays in the input to be cut."""
+        limit = self.client.session.limits.get("max_text")
+        parsed = parse_input(self._expand(line))
+        if isinstance(parsed, ChatLine):
+            text = parsed.text
+        elif isinstance(parsed, Command) and parsed.name in ("me", "msg"):
+            text = parsed.rest if parsed.name == "me" else parsed.rest.partition(" ")[2]
+        else:
+            return None
+        if not limit or len(text) <= limit:
+            return None
+        return (f"that message is {len(text):,} characters and this server takes {limit:,}: "
+                f"cut {len(text) - limit:,} (it is still in the input line)")
+
     def _expand(self, line: str) -> str:
         """'/j dev' with the alias j = "join": '/join dev'."""
         if not line.startswith("/") or line.startswith("//"):
@@ -146,6 +166,9 @@ class Controller:
                 self.show(str(exc), True)
         elif cmd.name == "part":
             c.send(self._part(cmd.rest))
+        elif cmd.name == "join" and cmd.args and c.session.view(cmd.args[0].lstrip("#")) is not None \
+                and self.front.show_room(cmd.args[0].lstrip("#")):
+            pass  # in it already: its window is on screen now (the next line goes there)
         elif cmd.name == "last":
             self._last(cmd.rest)
         else:
@@ -241,8 +264,7 @@ class Controller:
         files = self.client.files
         number = int(cmd.args[0]) if cmd.args and name != "send" else None
         if name == "send":
-            path, to = self.send_target(cmd.rest)
-            files.offer(path, to)
+            self._send_file(cmd.rest)
         elif name == "cancel":
             files.cancel(number)
         else:
@@ -255,6 +277,16 @@ class Controller:
                 files.accept(number)
             else:
                 files.reject(number)
+
+    def _send_file(self, rest: str) -> None:
+        """/send: from a room's window to that room, from a conversation's to that
+        person (or to the nick named first)."""
+        path, to = self.send_target(rest)
+        where, query = self.front.where()
+        if query:
+            self.client.files.offer(path, to or where)
+        else:
+            self.client.files.offer(path, to, room=where or None)
 
     def send_target(self, rest: str) -> tuple[Path, str | None]:
         """'/send PATH' or '/send NICK PATH': the whole text is a path if such a file

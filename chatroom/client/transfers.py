@@ -132,9 +132,9 @@ class Transfers:
 
     # ------------------------------------------------------------------ the user's side
 
-    def offer(self, path: Path, to: str | None = None) -> FileTransfer:
-        """Offer ``path`` to the room (or to nick ``to``).  Hashing happens in the
-        background; the offer goes out when it is done."""
+    def offer(self, path: Path, to: str | None = None, room: str | None = None) -> FileTransfer:
+        """Offer ``path`` to ``room`` (None: the current one) or to nick ``to``.
+        Hashing happens in the background; the offer goes out when it is done."""
         path = path.expanduser()
         try:
             size = path.stat().st_size
@@ -154,10 +154,10 @@ class Transfers:
                          phase=Phase.HASHING, offer_id=self._next_id())
         with self._lock:
             self._preparing[t.offer_id] = t
-        threading.Thread(target=self._hash_and_offer, args=(t, to), name="chatroom-hash", daemon=True).start()
+        threading.Thread(target=self._hash_and_offer, args=(t, to, room), name="chatroom-hash", daemon=True).start()
         return t
 
-    def _hash_and_offer(self, t: FileTransfer, to: str | None) -> None:
+    def _hash_and_offer(self, t: FileTransfer, to: str | None, room: str | None) -> None:
         """The hashing thread: compute, then hand the result to the network thread."""
         assert t.path is not None
         try:
@@ -166,15 +166,16 @@ class Transfers:
             failure = f"cannot read {t.path}: {exc.strerror or exc}"
             self._run(lambda: self._fail(t, failure))
             return
-        self._run(lambda: self._hashed(t, to, digest))
+        self._run(lambda: self._hashed(t, to, room, digest))
 
-    def _hashed(self, t: FileTransfer, to: str | None, digest: str) -> None:
+    def _hashed(self, t: FileTransfer, to: str | None, room: str | None, digest: str) -> None:
         assert t.path is not None
         if t.phase is not Phase.HASHING:  # cancelled meanwhile
             return
         t.sha256 = digest
         t.phase = Phase.OFFERED
-        if not self._send(OfferFile(id=t.offer_id, name=t.path.name, size=t.size, sha256=t.sha256, to=to)):
+        if not self._send(OfferFile(id=t.offer_id, name=t.path.name, size=t.size, sha256=t.sha256, to=to,
+                                    room=None if to else room)):
             self._fail(t, "not connected to the server: try again when we are")
 
     def accept(self, transfer_id: int) -> FileTransfer:

@@ -503,6 +503,11 @@ class ChatApp:
 
     def _accept(self, buffer: object) -> bool:
         text = self.input.text
+        problem = self.controller.too_long(text)
+        if problem is not None:
+            self.controller.show(problem, True)
+            self.app.invalidate()
+            return True  # kept in the input line, to be cut
         self.transcript.nick = self.client.nick
         self.controller.handle(text)
         self.app.invalidate()
@@ -571,6 +576,11 @@ class _WindowsFront(Front):
 
     def switch(self, number: int) -> bool:
         return self.app.windows.switch(number)
+
+    def show_room(self, name: str) -> bool:
+        windows = self.app.windows
+        window = windows.find(name)
+        return window is not None and windows.switch(windows.items.index(window) + 1)
 
     def lines_with(self, text: str) -> list[str]:
         wanted = text.casefold()

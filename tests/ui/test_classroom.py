@@ -195,3 +195,19 @@ def test_classroom_script_lays_out_a_traced_server_and_three_clients_in_tmux():
         return False
 
     wait_until(gone, 20, "the classroom's server to stop with its tmux")
+
+
+def test_the_full_screen_demo_says_how_a_second_terminal_and_a_browser_join():
+    from tests.terminal import Terminal
+
+    demo = Terminal(["demo", "--rate", "5", "--bots", "2", "--nick", "teacher"], cols=160)
+    try:
+        demo.wait_text("join from another terminal: chatroom join 127.0.0.1:")
+        line = next(row for row in demo.rows if "chatroom join 127.0.0.1:" in row)
+        port = int(re.search(r"chatroom join 127\.0\.0\.1:(\d+)", line).group(1))
+        assert f"http://127.0.0.1:{port}/" in line
+        student = WireClient(port)  # the line's address works
+        assert "teacher" in {m.nick for m in student.hello("student").members}
+        student.close()
+    finally:
+        demo.close()

@@ -120,3 +120,30 @@ def test_receiving_shows_the_offer_progress_and_a_verified_file(server, tmp_path
     finally:
         alice.close()
         mallory.close()
+
+
+def test_in_two_rooms_send_offers_to_the_window_s_room_and_join_of_a_room_one_is_in_goes_there(
+        server, tmp_path: Path):
+    from chatroom.protocol import Chat, Join
+
+    source = tmp_path / "slides.bin"
+    source.write_bytes(b"x" * 5000)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    bob.send(Join(room="dev"))
+    alice = Terminal(["join", f"127.0.0.1:{server.port}", "--nick", "alice", "--downloads", str(tmp_path / "dl")],
+                     cols=120)
+    try:
+        alice.wait_text("online")
+        alice.type("/join dev\r")
+        alice.wait_text("you are in dev")
+        alice.type(f'/send "{source}"\r')  # from dev's window: to dev (no "say which one")
+        offer = bob.expect(FileOffer)
+        assert (offer.name, offer.room) == ("slides.bin", "dev")
+        alice.type("/join lobby\r")  # in it already: its window comes up
+        alice.type("hello lobby\r")
+        assert bob.expect(Chat, text="hello lobby").room == "lobby"
+        assert not any(isinstance(m, Chat) and m.room == "dev" for m in bob.inbox)
+    finally:
+        alice.close()
+        bob.close()

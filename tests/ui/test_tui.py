@@ -504,3 +504,21 @@ def test_an_operator_token_never_reaches_the_input_history_or_the_window_logs(ma
     kept = "".join(p.read_text(encoding="utf-8") for p in tmp_path.rglob("*") if p.is_file())
     assert "before" in kept and "after" in kept  # the history file and the logs were written
     assert "s3cret-token" not in kept and "wrong-token" not in kept and "alias-token" not in kept
+
+
+def test_a_message_over_the_length_limit_stays_in_the_input_with_how_much_to_cut(make_server):
+    server = make_server(max_text=40)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    long = "x" * 52
+
+    async def scenario(app, pipe, _):
+        pipe.send_text(long + "\r")
+        await until(lambda: any("cut 12" in t for t in line_texts(app)), what="how much to cut")
+        assert app.input.text == long  # not thrown away
+        pipe.send_text("\x08" * 12 + "\r")  # cut it: it goes
+        await until(lambda: any(f"<alice> {'x' * 40}" in t for t in line_texts(app)), what="the cut line")
+
+    run_app(server.port, "alice", scenario)
+    assert bob.expect(Chat).text == "x" * 40
+    bob.close()
