@@ -51,6 +51,7 @@ class Window:
     query: bool = False
     transcript: Transcript = field(default_factory=Transcript)
     activity: Activity = Activity.NONE
+    unread: int = 0  # messages that came while it was not on screen
 
     @property
     def label(self) -> str:
@@ -90,13 +91,26 @@ class Windows:
         return next((w for w in self.items if w.key == key), None)
 
     def labels(self) -> list[tuple[int, str, Activity, bool]]:
-        """(number, label, activity, on screen) for the status bar."""
-        return [(i + 1, w.label, w.activity, i == self.current) for i, w in enumerate(self.items)]
+        """(number, label with its unread count, activity, on screen) for the status bar."""
+        return [(i + 1, w.label + (f"({w.unread})" if w.unread else ""), w.activity, i == self.current)
+                for i, w in enumerate(self.items)]
 
     def status_text(self) -> str:
-        """``[1:lobby 2:dev+ 3:@bob!]``"""
+        """``[1:lobby 2:dev(3)+ 3:@bob(1)!]``"""
         marks = {Activity.NONE: "", Activity.TEXT: "+", Activity.HIGHLIGHT: "!"}
         return "[" + " ".join(f"{n}:{label}{marks[a]}" for n, label, a, _ in self.labels()) + "]"
+
+    def next_active(self) -> bool:
+        """The hotlist (irssi's Alt-A): on to the next window where something happened --
+        mentions and private messages first, then new messages, each in window order
+        from the one on screen.  False if nothing happened anywhere."""
+        count = len(self.items)
+        after = [(self.current + step) % count for step in range(1, count)]
+        for level in (Activity.HIGHLIGHT, Activity.TEXT):
+            for i in after:
+                if self.items[i].activity is level:
+                    return self.switch(i + 1)
+        return False
 
     @property
     def unread_highlights(self) -> int:
@@ -110,6 +124,7 @@ class Windows:
             return False
         self.current = number - 1
         self.active.activity = Activity.NONE
+        self.active.unread = 0
         self.active.transcript.version += 1
         return True
 
@@ -136,6 +151,7 @@ class Windows:
         if index <= self.current:  # the one on screen goes: show the one before it
             self.current = max(0, self.current - 1)
         self.active.activity = Activity.NONE
+        self.active.unread = 0
 
     # ------------------------------------------------------------------ events
 
@@ -146,7 +162,9 @@ class Windows:
         window = self.last = self._route(event)
         ring = window.transcript.add(event)
         if window is not self.active:
-            window.activity = max(window.activity, self._activity(event))
+            activity = self._activity(event)
+            window.activity = max(window.activity, activity)
+            window.unread += activity is not Activity.NONE
         if isinstance(event, Parted):
             self.close(window)
             self.active.transcript.system(f"you left {clean_line(event.room)}")

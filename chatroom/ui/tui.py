@@ -42,10 +42,10 @@ from chatroom.client.connection import ChatClient, ConnState, StateChanged
 from chatroom.client.controller import Controller, Front
 from chatroom.client.logs import WindowLogs
 from chatroom.client.transcript import NICK_COLOURS, Transcript, plain_line
-from chatroom.client.transfers import Phase
-from chatroom.client.windows import Activity, Windows
+from chatroom.client.windows import Windows
 from chatroom.protocol import Bye, Error, FetchHistory
 from chatroom.text import clean_line
+from chatroom.ui.bars import Bars
 from chatroom.ui.completion import ChatCompleter
 from chatroom.ui.history import input_history
 
@@ -157,7 +157,7 @@ class MessagePane(UIControl):
         return None
 
 
-class ChatApp:
+class ChatApp(Bars):
     """The full-screen client around a connected :class:`ChatClient`."""
 
     def __init__(self, client: ChatClient, config: ClientConfig | None = None, banner: str = "") -> None:
@@ -328,77 +328,6 @@ class ChatApp:
             self._outage = ""
             t.system(f"connection closed: {event.detail}", error=True)
 
-    def _state(self) -> str:
-        if self.state_text == "disconnected":
-            left = self._retry_at - time.monotonic()
-            return f"disconnected — retrying in {left:.0f}s" if left >= 0.5 else "disconnected — retrying"
-        return self.state_text
-
-    # ------------------------------------------------------------------ UI
-
-    def _topic(self) -> StyleAndTextTuples:
-        """The line above the messages: the window's room and topic, or whom it talks to."""
-        name, query = self.controller.front.where()
-        if query:
-            return [("class:topic", f" private conversation with {clean_line(name)} (/close to close it)")]
-        view = self.client.session.view(name)
-        if view is None:
-            return [("class:topic", f" {clean_line(name)} (not joined)" if name else " (no room: /join one)")]
-        return [("class:topic", f" {clean_line(view.name)}" + (f": {clean_line(view.topic)}" if view.topic else ""))]
-
-    def _window_list(self) -> StyleAndTextTuples:
-        """``[1:lobby 2:dev+ 3:@bob!]``: the window on screen underlined, activity in
-        white (+), highlights -- a mention or a private message -- on red (!)."""
-        styles = {Activity.NONE: "class:status.window", Activity.TEXT: "class:status.window.text",
-                  Activity.HIGHLIGHT: "class:status.window.highlight"}
-        marks = {Activity.NONE: "", Activity.TEXT: "+", Activity.HIGHLIGHT: "!"}
-        out: StyleAndTextTuples = [("class:status", " [")]
-        for i, (number, label, activity, current) in enumerate(self.windows.labels()):
-            style = "class:status.window.current" if current else styles[activity]
-            out.append(("class:status", " " if i else ""))
-            out.append((style, f"{number}:{label}{marks[activity]}"))
-        out.append(("class:status", "]"))
-        return out
-
-    def _status(self) -> StyleAndTextTuples:
-        c = self.client
-        name, query = self.controller.front.where()
-        view = None if query else c.session.view(name)
-        # What matters most comes first, as a narrow screen cuts the end of the bar: what
-        # is wrong, who we are, the windows (where something happened), then the rest.
-        parts: StyleAndTextTuples = [("class:status.bad", f" {self._state()} ")] if self.state_bad else []
-        parts.append(("class:status", f" {clean_line(c.nick)}"))
-        if c.session.away:
-            parts.append(("class:status.note", " away "))
-        parts += self._window_list()
-        if not self.state_bad:
-            online = f" │ {max(view.member_count, len(view.members))} online" if view is not None else ""
-            parts.append(("class:status", f"{online} │ {self._state()}"))
-        return parts + self._status_tail()
-
-    def _status_tail(self) -> StyleAndTextTuples:
-        """The rest of the status bar: a paste, what is sending, files, scrollback, bell."""
-        t = self.transcript
-        parts: StyleAndTextTuples = []
-        typed = self.input.document.line_count if hasattr(self, "input") else 1
-        if typed > 1:  # a paste: Enter sends it as one message of this many lines
-            parts.append(("class:status.note", f" {typed} lines: Enter sends them as one message "))
-        if t.pending:
-            parts.append(("class:status", f" │ {len(t.pending)} sending"))
-        parts += self._status_files()
-        if t.scroll:
-            parts.append(("class:status.note", f" ↓ {t.unread} new below (PageDown) "))
-        if t.bell_mode != "mentions":
-            parts.append(("class:status", f" │ bell {t.bell_mode}"))
-        return parts
-
-    def _status_files(self) -> StyleAndTextTuples:
-        moving = [f for f in self.client.files.all() if f.phase.active or f.phase is Phase.WAITING]
-        parts: StyleAndTextTuples = [("class:status.file", f" │ {f.progress_text()}") for f in moving[:2]]
-        if len(moving) > 2:
-            parts.append(("class:status.file", f" +{len(moving) - 2} more (/files)"))
-        return parts
-
     def _input_rows(self) -> int:
         """Screen rows the input needs: each line wrapped at the terminal's width
         (display width: wide characters count two), the prompt on the first."""
@@ -487,7 +416,8 @@ class ChatApp:
             self.transcript.to_bottom()
 
     def _window_keys(self, kb: KeyBindings) -> None:
-        """Alt-1..9 show a window; Ctrl-N and Ctrl-P the next and the previous."""
+        """Alt-1..9 show a window; Ctrl-N and Ctrl-P the next and the previous; Alt-A
+        the next where something happened (mentions and private messages first)."""
         for digit in "123456789":
             @kb.add("escape", digit)
             def _window(event: KeyPressEvent, number: int = int(digit)) -> None:
@@ -500,6 +430,11 @@ class ChatApp:
         @kb.add("c-p")
         def _previous(event: KeyPressEvent) -> None:
             self.windows.step(-1)
+
+        @kb.add("escape", "a")
+        def _hotlist(event: KeyPressEvent) -> None:
+            if not self.windows.next_active():
+                self.windows.system("nothing new in any other window")
 
     def _accept(self, buffer: object) -> bool:
         text = self.input.text

@@ -47,15 +47,15 @@ def test_each_room_gets_a_window_and_its_messages_go_only_there():
 def test_activity_and_highlights_mark_the_windows_not_on_screen():
     w = three_windows()
     w.add(chat("lobby", 1, "bob", "just chatting"))
-    assert w.status_text() == "[1:lobby+ 2:dev]"
+    assert w.status_text() == "[1:lobby(1)+ 2:dev]"
     w.add(chat("lobby", 2, "bob", "ann: look at this"))  # a mention
     ring = w.add(Private(nick="bob", to="ann", text="psst", ts=1.0))
     assert ring  # a direct message elsewhere rings
-    assert w.status_text() == "[1:lobby! 2:dev 3:@bob!]" and w.unread_highlights == 2
+    assert w.status_text() == "[1:lobby(2)! 2:dev 3:@bob(1)!]" and w.unread_highlights == 2
     w.add(Presence(room="lobby", event=PresenceEvent.JOIN, nick="cy", ts=1.0))
     assert w.items[0].activity is Activity.HIGHLIGHT  # presence does not lower it
     w.add(chat("dev", 1, "ann", "my own line"))  # on screen, and mine: nothing to mark
-    assert w.switch(1) and w.status_text() == "[1:lobby 2:dev 3:@bob!]"
+    assert w.switch(1) and w.status_text() == "[1:lobby 2:dev 3:@bob(1)!]"
     assert not w.switch(4)
 
 
@@ -140,3 +140,29 @@ def test_ignored_nicks_are_not_shown_anywhere():
     assert not w.add(Private(nick="Bob", to="ann", text="spam", ts=1.0))
     w.add(chat("lobby", 1, "bob", "spam"))
     assert len(w.items) == 2 and not any("spam" in t for t in texts(w, 1))
+
+
+def test_the_hotlist_goes_to_mentions_and_private_messages_first_then_new_messages():
+    w = three_windows()  # lobby, dev (on screen)
+    w.add(Joined(room="ops"))  # ops on screen now
+    w.switch(2)  # dev
+    assert not w.next_active()  # nothing happened anywhere
+    w.add(chat("ops", 1, "bob", "just chatting"))
+    w.add(chat("lobby", 1, "bob", "more chatting"))
+    w.add(Private(nick="cy", to="ann", text="psst", ts=1.0))  # window 4, a highlight
+    assert w.next_active() and w.active.label == "@cy"
+    assert w.next_active() and w.active.name == "lobby"  # then new messages, in window order from here
+    assert w.next_active() and w.active.name == "ops"
+    assert not w.next_active() and w.status_text() == "[1:lobby 2:dev 3:ops 4:@cy]"
+
+
+def test_the_status_bar_shows_the_lag_once_it_is_worth_a_look():
+    from types import SimpleNamespace
+
+    from chatroom.ui.bars import Bars
+
+    bar = Bars()
+    for lag, shown in ((None, []), (0.3, []), (2.5, [("class:status.note", " lag 2.5 s ")]),
+                       (7.0, [("class:status.bad", " lag 7.0 s ")])):
+        bar.client = SimpleNamespace(lag=lag)  # type: ignore[assignment]
+        assert bar._lag() == shown

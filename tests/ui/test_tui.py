@@ -336,16 +336,16 @@ def test_two_rooms_and_a_private_conversation_in_three_windows_with_their_marks(
         await until(lambda: app.windows.active.name == "dev", what="the dev window")
         bob.send(Say(id="1", text="alice: lunch?", room="lobby"))
         bob.send(Direct(id="2", to="alice", text="psst"))
-        status = "[1:lobby! 2:dev 3:@bob!]"
+        status = "[1:lobby(1)! 2:dev 3:@bob(1)!]"  # marks, and how many came
         await until(lambda: rendered(out, lambda d: any(status in row for row in d)), what=status)
         assert screen.display[0].startswith(" dev")  # the topic line names the window's room
         pipe.send_text("\x1b1")  # Alt-1
         await until(lambda: rendered(out, lambda d: any("<bob> alice: lunch?" in row for row in d)
-                                     and any("[1:lobby 2:dev 3:@bob!]" in row for row in d)), what="the lobby")
+                                     and any("[1:lobby 2:dev 3:@bob(1)!]" in row for row in d)), what="the lobby")
         pipe.send_text("right here\r")
         said = await asyncio.to_thread(bob.expect, Chat, text="right here")  # the loop goes on meanwhile
         assert said.room == "lobby"
-        pipe.send_text("\x0e\x0e")  # Ctrl-N twice: the conversation with bob
+        pipe.send_text("\x1ba")  # Alt-A, the hotlist: the conversation with bob, where something happened
         await until(lambda: rendered(out, lambda d: any("psst" in row for row in d)), what="the conversation")
         pipe.send_text("hi bob\r")
         private = await asyncio.to_thread(bob.expect, Private, text="hi bob")
