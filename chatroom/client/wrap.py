@@ -3,9 +3,12 @@ widths as the terminal draws them.  No I/O.
 
 Widths are wcwidth's, character by character as prompt_toolkit's renderer counts
 them (its ``get_cwidth``), never ``len()``: a CJK character takes two columns, a combining
-accent none.  Where terminals and wcwidth disagree -- emoji sequences joined with
-U+200D, skin-tone modifiers, the emoji variation selector -- the text is shown as its
-parts (:func:`for_display`), which both agree on, so a redraw never leaves stale cells.
+accent none.  Where terminals and wcwidth disagree, the text is shown in a form both
+agree on (:func:`for_display`), so a redraw never leaves stale cells: the joiners
+(U+200D) of emoji sequences, skin-tone modifiers and the emoji variation selector are
+removed (a family shows as its people, a toned thumb as a plain one), and a flag -- two
+regional-indicator letters, drawn by terminals as one glyph of two columns where wcwidth
+counts four -- shows as its letters in brackets (``[FR]``).
 """
 
 from __future__ import annotations
@@ -23,13 +26,22 @@ Line = list[Fragment]
 #: Zero-width joiner, emoji variation selector, skin-tone modifiers: a terminal may draw
 #: the sequence as one glyph of two columns where wcwidth counts each part.
 _SEQUENCE_PARTS = re.compile("[\u200d\ufe0f\U0001f3fb-\U0001f3ff]")
+#: A flag: two regional-indicator letters (or one alone).
+_FLAG = re.compile("[\U0001f1e6-\U0001f1ff]{1,2}")
+_RI_A = 0x1F1E6
 
 _TOKENS = re.compile(r"\s+|\S+")
 
 
 def for_display(text: str) -> str:
-    """``text`` with emoji sequences shown as their parts (see the module's doc)."""
-    return _SEQUENCE_PARTS.sub("", text) if _SEQUENCE_PARTS.search(text) else text
+    """``text`` as every terminal draws it alike (see the module's doc)."""
+    if text.isascii():  # the common case
+        return text
+    if _SEQUENCE_PARTS.search(text):
+        text = _SEQUENCE_PARTS.sub("", text)
+    if _FLAG.search(text):
+        text = _FLAG.sub(lambda m: "[" + "".join(chr(ord(c) - _RI_A + 65) for c in m.group()) + "]", text)
+    return text
 
 
 @lru_cache(maxsize=4096)

@@ -79,3 +79,19 @@ def test_a_day_changed_line_comes_before_the_first_live_line_of_a_new_day():
     t.add(Chat(room="r", seq=2, ts=1_700_000_000.0 + 86_400, nick="b", text="next day"))
     texts = [text_of(line) for line in t.lines]
     assert any("day changed to" in x for x in texts[1:-1]) and texts[-1].endswith("next day")
+
+
+def test_flags_and_emoji_sequences_are_shown_in_a_form_every_terminal_draws_alike():
+    from wcwidth import wcswidth
+
+    from chatroom.client.wrap import for_display, width
+
+    assert for_display("vive la \U0001f1eb\U0001f1f7 !") == "vive la [FR] !"  # a flag: its letters
+    assert for_display("\U0001f1ef\U0001f1f5\U0001f1e9") == "[JP][D]"  # a pair, then one alone
+    assert for_display("\U0001f44d\U0001f3fd ok") == "\U0001f44d ok"  # a skin tone: removed
+    assert for_display("\U0001f468\u200d\U0001f469\u200d\U0001f467") == "\U0001f468\U0001f469\U0001f467"
+    for text in ("\U0001f1eb\U0001f1f7 and \U0001f468\u200d\U0001f469", "plain", "\u674e\u56db"):
+        shown = for_display(text)
+        # what we count, character by character (as prompt_toolkit draws), is what a
+        # terminal draws for the whole string
+        assert width(shown) == wcswidth(shown), shown
