@@ -131,11 +131,14 @@ class FileTransfer:
         if not self._samples or now - self._samples[-1][0] >= 0.05:
             self._samples.append((now, self.done))
 
-    def progress_text(self) -> str:
-        """'notes.pdf 45% 9.0 MiB/20.0 MiB 31.2 MiB/s' for the status bar."""
+    def progress_text(self, *, short: bool = False) -> str:
+        """'notes.pdf 45% 9.0 MiB/20.0 MiB 31.2 MiB/s' for the status bar (``short``:
+        'notes.pdf 45%', which the full text starts with)."""
         arrow = "↑" if self.outgoing else "↓"
         if self.phase in (Phase.HASHING, Phase.WAITING):
             return f"{arrow} {_short(self.name)} {self.phase.value}…"
+        if short:
+            return f"{arrow} {_short(self.name)} {self.percent:.0f}%"
         rate = f" {human_rate(self.rate())}" if self.phase in (Phase.SENDING, Phase.RECEIVING) else ""
         return (f"{arrow} {_short(self.name)} {self.percent:.0f}% {human_size(self.done)}/{human_size(self.size)}"
                 f"{rate}")

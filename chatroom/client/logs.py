@@ -2,6 +2,11 @@
 the data directory (``logs/SERVER/WINDOW.log``), appended to across runs.  Opt out with
 ``log = false`` in the config.  A failure to write is said once on stderr's log and
 turns logging off; it never disturbs the chat.
+
+A room's log has no gap where the client was offline: the messages replayed after a
+reconnect are written as they come, in order, and each message is written once (a
+message already in the log -- replayed again, or shown twice -- is not written again).
+Older history fetched by scrolling back is not: it is older than the log's end.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from chatroom.client.transcript import plain_line
+from chatroom.protocol import Chat, History
 from chatroom.text import fold
 
 __all__ = ["WindowLogs", "log_name"]
@@ -32,10 +38,24 @@ class WindowLogs:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._files: dict[tuple[str, str], TextIO] = {}
+        self._newest: dict[tuple[str, str], int] = {}  # (server, room) -> the newest message logged
         self.broken = False
 
     def write(self, server: str, window: str, event: object, nick: str = "") -> None:
-        """Append the line ``event`` makes (as the plain client prints it), if any."""
+        """Append the line ``event`` makes (as the plain client prints it), if any: each
+        room message once, a replay's messages as theirs."""
+        if isinstance(event, History):
+            for chat in event.messages if event.replay else ():
+                self.write(server, window, chat, nick)
+            return
+        if isinstance(event, Chat):
+            key = (server, fold(event.room))
+            if event.seq <= self._newest.get(key, 0):
+                return  # in the log already
+            self._newest[key] = event.seq
+        self._line(server, window, event, nick)
+
+    def _line(self, server: str, window: str, event: object, nick: str) -> None:
         if self.broken:
             return
         line = plain_line(event, nick)

@@ -8,13 +8,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.formatted_text import StyleAndTextTuples, fragment_list_width
 
 from chatroom.client.transfers import Phase
 from chatroom.client.windows import Activity
 from chatroom.text import clean_line
 
 if TYPE_CHECKING:
+    from prompt_toolkit.application import Application
     from prompt_toolkit.widgets import TextArea
 
     from chatroom.client.connection import ChatClient
@@ -33,6 +34,7 @@ class Bars:
     """The topic line and the status bar (a mixin of ``ChatApp``)."""
 
     if TYPE_CHECKING:  # (ChatApp's)
+        app: Application[None]
         client: ChatClient
         controller: Controller
         windows: Windows
@@ -77,22 +79,43 @@ class Bars:
         return out
 
     def _status(self) -> StyleAndTextTuples:
-        c = self.client
+        """The status bar, fitted to the screen's width: what is least useful goes first
+        (the bell, the room's size, file rates and sizes, the connection's state when all
+        is well...), never half of a part or a separator."""
+        parts = self._status_parts()
+        columns = self._columns()
+        while sum(fragment_list_width(f) for _, f in parts) > columns:
+            droppable = [p for p in parts if p[0] < 9]
+            if not droppable:
+                break
+            parts.remove(max(droppable, key=lambda p: p[0]))
+        return [fragment for _, f in parts for fragment in f]
+
+    def _columns(self) -> int:
+        try:
+            return int(self.app.output.get_size().columns)
+        except Exception:  # noqa: BLE001 -- (no terminal yet: the whole bar)
+            return 10_000
+
+    def _status_parts(self) -> list[tuple[int, StyleAndTextTuples]]:
+        """The status bar's parts in order, each with how readily it goes when the screen
+        is narrow (9: never; otherwise the higher, the sooner)."""
+        c, t = self.client, self.transcript
         name, query = self.controller.front.where()
         view = None if query else c.session.view(name)
-        # What matters most comes first, as a narrow screen cuts the end of the bar: what
-        # is wrong, who we are, the windows (where something happened), then the rest.
-        parts: StyleAndTextTuples = [("class:status.bad", f" {self._state()} ")] if self.state_bad else []
-        parts.append(("class:status", f" {clean_line(c.nick)}"))
+        parts: list[tuple[int, StyleAndTextTuples]] = []
+        if self.state_bad:
+            parts.append((9, [("class:status.bad", f" {self._state()} ")]))
+        parts.append((9, [("class:status", f" {clean_line(c.nick)}")]))
         if c.session.away:
-            parts.append(("class:status.note", " away "))
-        parts += self._window_list()
-        if not self.state_bad:
-            online = f" │ {max(view.member_count, len(view.members))} online" if view is not None else ""
-            parts.append(("class:status", f"{online} │ {self._state()}"))
-            parts += self._lag()
-        return parts + self._status_tail()
-
+            parts.append((4, [("class:status.note", " away ")]))
+        parts.append((9, self._window_list()))
+        if not self.state_bad:  # (offline: no stale head count)
+            if view is not None:
+                parts.append((6, [("class:status", f" │ {max(view.member_count, len(view.members))} online")]))
+            parts.append((5, [("class:status", f" │ {self._state()}")]))
+            parts.append((3, self._lag()))
+        return parts + self._status_tail(t)
     def _lag(self) -> StyleAndTextTuples:
         """The keepalive's round trip, once it is worth a look (a second or more); while an
         answer is overdue it grows, and past 5 s it is shown as trouble."""
@@ -101,25 +124,31 @@ class Bars:
             return []
         return [("class:status.bad" if lag >= LAG_BAD else "class:status.note", f" lag {lag:.1f} s ")]
 
-    def _status_tail(self) -> StyleAndTextTuples:
+    def _status_tail(self, t: Transcript) -> list[tuple[int, StyleAndTextTuples]]:
         """The rest of the status bar: a paste, what is sending, files, scrollback, bell."""
-        t = self.transcript
-        parts: StyleAndTextTuples = []
+        parts: list[tuple[int, StyleAndTextTuples]] = []
         typed = self.input.document.line_count if hasattr(self, "input") else 1
         if typed > 1:  # a paste: Enter sends it as one message of this many lines
-            parts.append(("class:status.note", f" {typed} lines: Enter sends them as one message "))
+            parts.append((2, [("class:status.note", f" {typed} lines: Enter sends them as one message ")]))
         if t.pending:
-            parts.append(("class:status", f" │ {len(t.pending)} sending"))
+            parts.append((4, [("class:status", f" │ {len(t.pending)} sending")]))
         parts += self._status_files()
         if t.scroll:
-            parts.append(("class:status.note", f" ↓ {t.unread} new below (PageDown) "))
+            below = f"{t.unread} new below" if t.unread else "reading back"
+            parts.append((2, [("class:status.note", f" ↓ {below} (End) ")]))
         if t.bell_mode != "mentions":
-            parts.append(("class:status", f" │ bell {t.bell_mode}"))
+            parts.append((8, [("class:status", f" │ bell {t.bell_mode}")]))
         return parts
 
-    def _status_files(self) -> StyleAndTextTuples:
+    def _status_files(self) -> list[tuple[int, StyleAndTextTuples]]:
+        """Moving files: the short form (name and share) stays longer than the rate and sizes."""
         moving = [f for f in self.client.files.all() if f.phase.active or f.phase is Phase.WAITING]
-        parts: StyleAndTextTuples = [("class:status.file", f" │ {f.progress_text()}") for f in moving[:2]]
+        parts: list[tuple[int, StyleAndTextTuples]] = []
+        for f in moving[:2]:
+            full, short = f.progress_text(), f.progress_text(short=True)
+            if full != short:
+                parts.append((7, [("class:status.file", full[len(short):])]))
+            parts.insert(len(parts) - (full != short), (5, [("class:status.file", f" │ {short}")]))
         if len(moving) > 2:
-            parts.append(("class:status.file", f" +{len(moving) - 2} more (/files)"))
+            parts.append((6, [("class:status.file", f" +{len(moving) - 2} more (/files)")]))
         return parts

@@ -445,6 +445,8 @@ class ChatApp(Bars):
             return True  # kept in the input line, to be cut
         self.transcript.nick = self.client.nick
         self.controller.handle(text)
+        if text.startswith("/") and not text.startswith("//"):
+            self.transcript.to_bottom()  # (scrolled back: what the command says is seen at once)
         self.app.invalidate()
         return False  # clear the input line (it is in the history)
 

@@ -88,3 +88,22 @@ def test_each_window_has_its_own_log_file_appended_across_runs(tmp_path):
     for hostile in ("../../etc/passwd", "..", "a\\b", "/abs"):
         name = log_name(hostile)
         assert "/" not in name and "\\" not in name and not name.startswith(".") and name
+
+
+def test_a_rooms_log_has_no_gap_after_a_reconnect_and_each_message_once(tmp_path):
+    from chatroom.protocol import History
+
+    def chat(seq: int) -> Chat:
+        return Chat(room="lobby", seq=seq, ts=float(seq), nick="bob", text=f"m{seq}")
+
+    logs = WindowLogs(tmp_path)
+    for seq in (1, 2):
+        logs.write("s", "lobby", chat(seq))
+    # offline: 3 and 4 were said; the resume replays 2..4 (2 again), then 5 comes live
+    logs.write("s", "lobby", History(room="lobby", messages=(chat(2), chat(3), chat(4)), replay=True))
+    logs.write("s", "lobby", chat(4))  # shown twice (a race of replay and live): once in the log
+    logs.write("s", "lobby", chat(5))
+    logs.write("s", "lobby", History(room="lobby", messages=(chat(0),), replay=False))  # paging back: not logged
+    logs.close()
+    lines = (tmp_path / "s" / "lobby.log").read_text(encoding="utf-8").splitlines()
+    assert [line.rsplit("> ", 1)[1] for line in lines] == ["m1", "m2", "m3", "m4", "m5"]

@@ -522,3 +522,32 @@ def test_a_message_over_the_length_limit_stays_in_the_input_with_how_much_to_cut
     run_app(server.port, "alice", scenario)
     assert bob.expect(Chat).text == "x" * 40
     bob.close()
+
+
+@pytest.mark.parametrize("cols", [80, 60, 44])
+def test_a_narrow_status_bar_drops_whole_parts_least_useful_first(make_server, cols):
+    server = make_server(history_size=200, rate=0)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    for n in range(120):
+        bob.send(Say(id=str(n), text=f"line {n}"))
+    bob.collect(Chat, 120)
+    screen = pyte.Screen(cols, 20)
+
+    async def scenario(app, pipe, out):
+        await until(lambda: any("line 119" in t for t in line_texts(app)), what="the history")
+        status = "".join(text for _, text in app._status())
+        assert len(status) <= cols and " alice" in status and "[1:lobby]" in status  # who and where: always
+        assert not status.rstrip().endswith("│")  # no dangling separator, no half part
+        for word in ("connected", "online"):
+            assert word in status or word[:-1] not in status, status  # whole, or not at all
+        pipe.send_text("\x1b[5~")  # PageUp: reading back
+        await until(lambda: app.transcript.scroll > 0, what="scrolled back")
+        status = "".join(text for _, text in app._status())
+        assert "reading back" in status and "0 new below" not in status
+        pipe.send_text("/window 7\r")  # a command's answer is seen at once, not below the view
+        await until(lambda: app.transcript.scroll == 0 and any("7" in t and "window" in t for t in line_texts(app)),
+                    what="the command's answer in view")
+
+    run_app(server.port, "alice", scenario, screen=screen)
+    bob.close()
