@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "close": ("", "close this window (leaving its room)"),
     "clear": ("", "clear this window"),
     "bell": ("on|off|mentions", "when to ring the bell (default: mentions)"),
+    "set": ("[KEY [VALUE]]", "show the settings, or change one (client.toml's keys)"),
+    "save": ("", "write the settings to client.toml (its comments kept)"),
+    "reload": ("", "read client.toml again"),
+    "alias": ("[NAME [COMMAND]]", "list aliases, or make one (/alias wave me waves); NAME alone removes it"),
+    "bind": ("[KEY [COMMAND]]", "list key bindings, or bind f1-f12 or alt-b..alt-z to a command; KEY alone unbinds"),
     "quit": ("[REASON]", "leave; the others see the reason"),
     "reconnect": ("", "connect again (after a kick, or when the client gave up)"),
     "send": ("[NICK] PATH", "offer a file to the room, or to one person"),
@@ -59,12 +64,12 @@ _GROUPS = (
     ("rooms", ("join", "part", "who", "names", "whois", "rooms", "topic", "last")),
     ("files", ("send", "accept", "reject", "cancel", "files")),
     ("client", ("window", "close", "clear", "help", "bell", "reconnect", "quit")),
+    ("settings", ("set", "save", "reload", "alias", "bind")),
     ("operators", ("op", "kick", "ban", "unban", "bans", "mute", "unmute", "lock", "unlock")),
 )
-_KEYS = ("Enter send · Alt-Enter new line · Tab complete",
-         "Alt-1..9 / Ctrl-N / Ctrl-P windows · Up/Down earlier lines",
-         "PageUp/PageDown scroll · End newest · Ctrl-R search typed",
-         "Ctrl-C clear the line · Ctrl-D on an empty line: leave")
+_KEYS = ("Enter send · Alt-Enter new line · Tab complete · Up/Down earlier",
+         "Alt-1..9 Ctrl-N/P windows · Alt-A hotlist · PageUp/Down scroll",
+         "End newest · Ctrl-R search · Ctrl-C clear · Ctrl-D (empty) leave")
 
 HELP = "\n".join([
     "commands (/help NAME for one; //text sends text starting with /):",

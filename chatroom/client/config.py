@@ -19,22 +19,36 @@ does no network I/O; a bad value is a clear error naming the key, never a traceb
     j = "join"
     wave = "me waves"
 
-Command-line options win over the file.
+    [bindings]                     # a key -> a command (f1-f12, alt-b ... alt-z)
+    f5 = "join dev"
+
+Command-line options win over the file.  While the client runs, ``/set KEY VALUE``
+changes a setting (checked as the file's are), ``/set`` lists them, ``/alias`` and
+``/bind`` change the two tables, ``/save`` writes them back (keeping the file's comments
+and layout) and ``/reload`` reads the file again.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import platformdirs
+import tomlkit
 
 from chatroom.client.commands import BELL_MODES, COMMANDS
 
-__all__ = ["ClientConfig", "ConfigError", "config_path", "data_dir", "load_config", "parse_config"]
+__all__ = ["ClientConfig", "ConfigError", "config_path", "data_dir", "load_config", "parse_config", "set_setting",
+           "setting_lines", "save_config", "set_alias", "set_binding", "BINDABLE"]
 
 THEMES = ("dark", "light")
+
+#: Keys that ``[bindings]`` (and ``/bind``) may give a command: the function keys and
+#: Alt with a letter (Alt-A is the hotlist's).
+BINDABLE = (*(f"f{n}" for n in range(1, 13)), *(f"alt-{c}" for c in "bcdefghijklmnopqrstuvwxyz"))
 
 
 class ConfigError(Exception):
@@ -55,6 +69,7 @@ class ClientConfig:
     log: bool = True
     notify: bool = False
     aliases: dict[str, str] = field(default_factory=dict)
+    bindings: dict[str, str] = field(default_factory=dict)
 
 
 def config_path() -> Path:
@@ -109,8 +124,16 @@ def _values(raw: dict[str, object], where: str) -> dict[str, object]:
             values[key] = value
     if "downloads" in raw:
         values["downloads"] = Path(_string(raw, "downloads", where)).expanduser()
+    return values | _tables(raw, where)
+
+
+def _tables(raw: dict[str, object], where: str) -> dict[str, object]:
+    """``[aliases]`` and ``[bindings]`` (a binding may name an alias)."""
+    values: dict[str, object] = {}
     if "aliases" in raw:
         values["aliases"] = _aliases(raw["aliases"], where)
+    if "bindings" in raw:
+        values["bindings"] = _bindings(raw["bindings"], where, values.get("aliases", {}))
     return values
 
 
@@ -148,3 +171,108 @@ def _aliases(value: object, where: str) -> dict[str, str]:
             raise ConfigError(f"{where}: alias {name!r} names no command (/{command})")
         out[name.lower()] = target.strip().lstrip("/")
     return out
+
+
+def _bindings(value: object, where: str, aliases: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [bindings] must be a table of KEY = \"command\"")
+    out: dict[str, str] = {}
+    for key, target in value.items():
+        key = str(key).lower()
+        if key not in BINDABLE:
+            raise ConfigError(f"{where}: {key!r} cannot be bound (keys: f1-f12, alt-b ... alt-z)")
+        if not isinstance(target, str) or not target.strip():
+            raise ConfigError(f"{where}: binding {key!r} must be a command, e.g. \"join dev\"")
+        command = target.strip().lstrip("/").split()[0].lower()
+        if command not in COMMANDS and command not in aliases:
+            raise ConfigError(f"{where}: binding {key!r} names no command (/{command})")
+        out[key] = target.strip().lstrip("/")
+    return out
+
+
+# ---------------------------------------------------------------------- at run time
+
+#: The settings /set may change (the two tables have /alias and /bind).
+_SCALARS = tuple(f.name for f in fields(ClientConfig) if f.name not in ("aliases", "bindings"))
+
+
+def _raw(config: ClientConfig) -> dict[str, Any]:
+    """``config`` as the TOML values the file would hold (defaults left out)."""
+    default = ClientConfig()
+    raw: dict[str, Any] = {}
+    for f in fields(ClientConfig):
+        value = getattr(config, f.name)
+        if value == getattr(default, f.name):
+            continue
+        raw[f.name] = (list(value) if isinstance(value, tuple) else str(value) if isinstance(value, Path)
+                       else dict(value) if isinstance(value, dict) else value)
+    return raw
+
+
+def set_setting(config: ClientConfig, key: str, text: str) -> ClientConfig:
+    """``/set KEY VALUE``: the settings with ``key`` changed, checked as the file's are
+    (a bad value is a ConfigError saying why).  ``text`` is a TOML value (``true``,
+    ``["dev", "lobby"]``), or else plain text."""
+    key = key.lower()
+    if key not in _SCALARS:
+        raise ConfigError(f"/set: no setting {key!r} (settings: {', '.join(_SCALARS)}; /alias and /bind "
+                          "change the two tables)")
+    try:
+        value: Any = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text  # plain text: a string
+    raw = _raw(config)
+    raw[key] = value
+    return ClientConfig(**_values(raw, "/set"))  # type: ignore[arg-type]
+
+
+def set_alias(config: ClientConfig, name: str, target: str) -> ClientConfig:
+    """``/alias NAME COMMAND`` (an empty ``target``: the alias goes)."""
+    aliases = dict(config.aliases)
+    aliases.pop(name.lower(), None)
+    if target.strip():
+        aliases.update(_aliases({name: target}, "/alias"))
+    return replace(config, aliases=aliases)
+
+
+def set_binding(config: ClientConfig, key: str, target: str) -> ClientConfig:
+    """``/bind KEY COMMAND`` (an empty ``target``: the binding goes)."""
+    bindings = dict(config.bindings)
+    bindings.pop(key.lower(), None)
+    if target.strip():
+        bindings.update(_bindings({key: target}, "/bind", config.aliases))
+    return replace(config, bindings=bindings)
+
+
+def setting_lines(config: ClientConfig) -> list[str]:
+    """What ``/set`` alone shows: every setting as the file would say it."""
+    lines = []
+    for key in _SCALARS:
+        value = getattr(config, key)
+        shown = (list(value) if isinstance(value, tuple) else str(value) if isinstance(value, Path) else value)
+        lines.append(f"{key} = {tomlkit.item(shown).as_string() if shown is not None else '(not set)'}")
+    lines += [f"alias {name} = {target!r}" for name, target in config.aliases.items()]
+    lines += [f"bind {key} = {target!r}" for key, target in config.bindings.items()]
+    return lines
+
+
+def save_config(config: ClientConfig, path: Path | None = None) -> Path:
+    """Write ``config`` to ``path`` (default: :func:`config_path`), keeping the file's
+    comments and layout: each setting is updated where it is, added at the end, or taken
+    out when it is back to its default.  Written whole to a new file, then renamed."""
+    path = path or config_path()
+    try:
+        doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    except Exception as exc:  # noqa: BLE001 -- tomlkit's parse errors have no common base here
+        raise ConfigError(f"{path}: cannot read it to update it ({exc})") from None
+    raw = _raw(config)
+    for f in fields(ClientConfig):
+        if f.name in raw:
+            doc[f.name] = raw[f.name]
+        elif f.name in doc:
+            del doc[f.name]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_suffix(".toml.new")
+    temp.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    os.replace(temp, path)
+    return path

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from chatroom.client.commands import ChatLine, Command, Invalid, help_text, parse_duration, parse_input
 from chatroom.client.connection import ChatClient, ConnState
+from chatroom.client.runtime_settings import SETTINGS_COMMANDS, SettingsCommands, SettingsHost
 from chatroom.client.transcript import files_text
 from chatroom.client.transfers import TransferError
 from chatroom.protocol import (
@@ -78,6 +79,7 @@ class Controller:
         set_bell: Callable[[str], None] = lambda mode: None,
         front: Front | None = None,
         aliases: dict[str, str] | None = None,
+        settings: SettingsHost | None = None,
     ) -> None:
         self.client = client
         self.show = show
@@ -86,6 +88,8 @@ class Controller:
         self.set_bell = set_bell
         self.front = front or Front(client)
         self.aliases = aliases or {}  # /NAME -> a command with its first words (the config's [aliases])
+        #: /set, /save, /reload, /alias, /bind (only where a front end holds settings)
+        self.settings = SettingsCommands(settings, show) if settings is not None else None
         self.ignored: set[str] = set()  # folded nicks; the front end hides their messages
         self.last_sender = ""  # who sent the last private message (/reply)
 
@@ -353,4 +357,6 @@ _LOCAL: dict[str, Callable[[Controller, Command], object]] = {
     **dict.fromkeys(("query", "reply", "window", "close", "ignore", "unignore"), Controller._window_command),
     "topic": Controller._show_topic,
     "files": lambda c, cmd: c.show(files_text(c.client.files.all()), False),
+    **dict.fromkeys(SETTINGS_COMMANDS, lambda c, cmd: c.settings.run(cmd) if c.settings is not None
+                    else c.show(f"/{cmd.name} is for the full-screen client (the plain one keeps no settings)", True)),
 }

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import cast
 
@@ -27,7 +28,7 @@ from prompt_toolkit.application import Application
 from prompt_toolkit.data_structures import Point
 from prompt_toolkit.filters import Condition, has_focus
 from prompt_toolkit.formatted_text import StyleAndTextTuples
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.key_binding import DynamicKeyBindings, KeyBindings, KeyPressEvent, merge_key_bindings
 from prompt_toolkit.layout import Float, FloatContainer, HSplit, Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl, UIContent, UIControl
 from prompt_toolkit.layout.dimension import Dimension
@@ -208,7 +209,11 @@ class ChatApp(Bars):
             set_bell=self._set_bell,
             front=_WindowsFront(self),
             aliases=settings.aliases,
+            settings=self,
         )
+        #: Where /save writes and /reload reads (None: client.toml in the config folder).
+        self.config_file: Path | None = None
+        self._user_keys = self._bound_keys(settings)
         self.windows.ignored = self.controller.ignored  # one set: /ignore changes what windows show
         body = HSplit([
             Window(FormattedTextControl(self._topic), height=1, style="class:topic"),
@@ -223,13 +228,49 @@ class ChatApp(Bars):
                                                    content=CompletionsMenu(max_height=8, scroll_offset=1))]),
                 focused_element=self.input,
             ),
-            key_bindings=self._bindings(),
+            # The user's own (client.toml's [bindings], /bind) are looked up as they are now.
+            key_bindings=merge_key_bindings([self._bindings(), DynamicKeyBindings(lambda: self._user_keys)]),
             style=LIGHT_STYLE if settings.theme == "light" else STYLE,
             full_screen=True,
             mouse_support=True,  # the wheel scrolls the messages
             refresh_interval=1.0,  # transfer rates and the retry countdown move even when nothing arrives
         )
         client.on_event = self.on_event
+
+    # ------------------------------------------------------------------ settings (/set...)
+
+    def apply_settings(self, config: ClientConfig) -> None:
+        """New settings, at once: the bell, highlights and time format of every window,
+        aliases, key bindings, the theme, window logs and the downloads folder."""
+        self.config = config
+        self.windows.set_bell(config.bell)
+        self.windows.highlights, self.windows.time_format = config.highlight, config.timestamp
+        for t in self.windows.transcripts():
+            t.highlights, t.time_format = config.highlight, config.timestamp
+            t.version += 1
+        self.controller.aliases = dict(config.aliases)
+        self._user_keys = self._bound_keys(config)
+        self.app.style = LIGHT_STYLE if config.theme == "light" else STYLE
+        if config.log and self.logs is None:
+            self.logs = WindowLogs(data_dir() / "logs")
+        elif not config.log and self.logs is not None:
+            self.logs.close()
+            self.logs = None
+        if config.downloads is not None:
+            self.client.files.downloads = config.downloads
+        self.app.invalidate()
+
+    def _bound_keys(self, config: ClientConfig) -> KeyBindings:
+        """client.toml's [bindings]: each key runs its command as if typed."""
+        kb = KeyBindings()
+        for key, command in config.bindings.items():
+            keys = ("escape", key[4:]) if key.startswith("alt-") else (key,)
+
+            @kb.add(*keys)
+            def _bound(event: KeyPressEvent, command: str = command) -> None:
+                self.controller.handle("/" + command)
+                self.transcript.to_bottom()
+        return kb
 
     @property
     def transcript(self) -> Transcript:

@@ -107,3 +107,43 @@ def test_a_rooms_log_has_no_gap_after_a_reconnect_and_each_message_once(tmp_path
     logs.close()
     lines = (tmp_path / "s" / "lobby.log").read_text(encoding="utf-8").splitlines()
     assert [line.rsplit("> ", 1)[1] for line in lines] == ["m1", "m2", "m3", "m4", "m5"]
+
+
+def test_set_checks_a_value_as_the_file_does_and_save_keeps_the_files_comments(tmp_path):
+    from chatroom.client.config import (
+        ConfigError,
+        load_config,
+        save_config,
+        set_alias,
+        set_binding,
+        set_setting,
+        setting_lines,
+    )
+
+    path = tmp_path / "client.toml"
+    path.write_text('# my settings\nnick = "ann"  # at school\nbell = "on"\n\n[aliases]\nj = "join"\n',
+                    encoding="utf-8")
+    config = load_config(path)
+    config = set_setting(config, "bell", "off")  # plain text is a string
+    config = set_setting(config, "rooms", '["dev", "lobby"]')  # a TOML value
+    config = set_setting(config, "notify", "true")
+    assert (config.bell, config.rooms, config.notify) == ("off", ("dev", "lobby"), True)
+    for key, value, why in (("bell", "loud", "bell must be one of"), ("notify", "maybe", "true or false"),
+                            ("colour", "red", "no setting 'colour'"), ("aliases", "x", "no setting 'aliases'")):
+        with pytest.raises(ConfigError, match=why):
+            set_setting(config, key, value)
+    config = set_alias(config, "wave", "me waves")
+    config = set_binding(config, "F5", "join dev")
+    with pytest.raises(ConfigError, match="cannot be bound"):
+        set_binding(config, "ctrl-c", "quit")
+    with pytest.raises(ConfigError, match="names no command"):
+        set_binding(config, "f6", "frobnicate")
+    assert "bell = \"off\"" in setting_lines(config) and "bind f5 = 'join dev'" in setting_lines(config)
+    save_config(config, path)
+    text = path.read_text(encoding="utf-8")
+    assert "# my settings" in text and "# at school" in text  # the file's own words stay
+    again = load_config(path)
+    assert again == config
+    config = set_setting(config, "bell", "mentions")  # back to the default: out of the file
+    save_config(config, path)
+    assert "bell" not in path.read_text(encoding="utf-8")

@@ -126,7 +126,7 @@ def test_the_client_can_trace_to_a_file(tmp_path, make_server):
 
 
 def test_slow_client_demo_shows_the_tutorial_room_freezing_and_ours_carrying_on():
-    result = subprocess.run([sys.executable, "scripts/slow_client_demo.py", "--messages", "8000", "--seconds", "6"],
+    result = subprocess.run([sys.executable, "scripts/slow_client_demo.py", "--messages", "8000", "--seconds", "12"],
                             capture_output=True, text=True, timeout=120, cwd=str(ROOT), env=chatroom_env())
     assert result.returncode == 0, result.stdout + result.stderr
     room = next(line for line in result.stdout.splitlines() if line.strip().startswith("the room"))

@@ -551,3 +551,38 @@ def test_a_narrow_status_bar_drops_whole_parts_least_useful_first(make_server, c
 
     run_app(server.port, "alice", scenario, screen=screen)
     bob.close()
+
+
+def test_settings_change_while_the_client_runs_and_are_saved_and_read_again(server, tmp_path):
+    """/set (checked as the file is), /alias and /bind take effect at once; /save writes
+    client.toml, /reload reads it back."""
+    from chatroom.client.config import ClientConfig, load_config
+
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    path = tmp_path / "client.toml"
+
+    async def scenario(app, pipe, _):
+        app.config_file = path
+        pipe.send_text("/set bell loud\r")
+        await until(lambda: any("bell must be one of" in t for t in line_texts(app)), what="the file's error")
+        pipe.send_text("/set bell off\r")
+        await until(lambda: app.windows.bell_mode == "off", what="the bell off")
+        pipe.send_text("/alias wave me waves at everyone\r")
+        await until(lambda: "wave" in app.controller.aliases, what="the alias")
+        pipe.send_text("/wave\r")
+        said = await asyncio.to_thread(bob.expect, Chat, text="waves at everyone")
+        assert said.action
+        pipe.send_text("/bind f5 join dev\r")
+        await until(lambda: "f5" in app.config.bindings, what="the binding")
+        pipe.send_text("\x1b[15~")  # F5
+        await until(lambda: app.client.session.view("dev") is not None, what="F5: /join dev")
+        pipe.send_text("/save\r")
+        await until(lambda: path.exists(), what="client.toml written")
+        assert load_config(path).bindings == {"f5": "join dev"}
+        path.write_text('bell = "on"\n', encoding="utf-8")  # edited by hand meanwhile
+        pipe.send_text("/reload\r")
+        await until(lambda: app.windows.bell_mode == "on" and not app.config.bindings, what="read again")
+
+    run_app(server.port, "alice", scenario, config=ClientConfig(input_history=False, log=False))
+    bob.close()
