@@ -34,7 +34,7 @@ PURE = [
     "chatroom.web.hosts", "chatroom.web.wire", "chatroom.cluster.mirror",
     "chatroom.client.session", "chatroom.client.handshake", "chatroom.client.events", "chatroom.client.transcript",
     "chatroom.client.windows", "chatroom.client.wrap", "chatroom.client.commands", "chatroom.client.outbound",
-    "chatroom.client.keepalive", "chatroom.client.protocol",
+    "chatroom.client.keepalive", "chatroom.client.protocol", "chatroom.client.wording", "chatroom.client.finding",
 ]
 #: What no pure module may reach.
 IO_MODULES = {"socket", "ssl", "threading", "selectors", "sqlite3", "redis", "asyncio", "subprocess", "socketserver"}

@@ -15,35 +15,27 @@ import re
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
-from typing import Any
 
-from chatroom.client.events import FileTransfer, Outgoing, OutgoingChanged, Phase, TransferChanged, Trusted
+import msgspec
+
+from chatroom.client.events import Outgoing, OutgoingChanged, TransferChanged, Trusted
+from chatroom.client.finding import Finder
+from chatroom.client.wording import clock, crowd_text, files_text, plain_line, system_line, transfer_text
 from chatroom.client.wrap import for_display, wrap
 from chatroom.protocol import (
     Action,
     Chat,
-    Crowd,
     Direct,
-    Error,
     Found,
     History,
     Joined,
-    Members,
-    Notice,
-    Parted,
-    Presence,
-    PresenceEvent,
     Private,
-    Rooms,
-    Topic,
-    User,
     Welcome,
 )
-from chatroom.text import clean_line, clean_text, fold, human_size
+from chatroom.text import clean_line, clean_text, fold
 
 __all__ = ["Fragment", "Line", "Transcript", "nick_style", "plain_line", "transfer_text", "files_text",
-           "NICK_COLOURS"]
+           "NICK_COLOURS", "crowd_text"]
 
 Fragment = tuple[str, str]
 Line = list[Fragment]
@@ -58,51 +50,11 @@ def nick_style(nick: str) -> str:
     return f"class:nick.c{zlib.crc32(nick.casefold().encode()) % NICK_COLOURS}"
 
 
-def _clock(ts: float, now: float | None = None, fmt: str = "%H:%M") -> str:
-    """``14:05`` today; ``Nov 30 14:05`` on another day (history from yesterday must
-    not read as today).  ``fmt``: the time's strftime format (the config's ``timestamp``)."""
-    when = time.localtime(ts)
-    today = time.localtime(time.time() if now is None else now)
-    if when[:3] == today[:3]:
-        return time.strftime(fmt, when)
-    return time.strftime(f"%b %d {fmt}", when)
-
-
 def mentions(text: str, nick: str) -> bool:
     """Does ``text`` name ``nick`` as a word (case-insensitively, @ optional)?"""
     if not nick:
         return False
     return re.search(rf"(?<![\w]){re.escape(nick)}(?![\w])", text, re.IGNORECASE) is not None
-
-
-def _names(names: tuple[str, ...], count: int) -> str:
-    shown = ", ".join(clean_line(n) for n in names)
-    return f"{shown} and {count - len(names):,} more" if count > len(names) else shown
-
-
-def crowd_text(c: Crowd) -> str:
-    """A large room's joins and leaves of the last moment, in one line."""
-    parts = []
-    if c.joined_count:
-        parts.append(f"{c.joined_count:,} joined ({_names(c.joined, c.joined_count)})")
-    if c.left_count:
-        parts.append(f"{c.left_count:,} left ({_names(c.left, c.left_count)})")
-    return "; ".join(parts) + f"; {c.member_count:,} here now"
-
-
-def _presence_text(p: Presence) -> str:
-    nick = clean_line(p.nick)
-    if p.event is PresenceEvent.JOIN:
-        return f"{nick} joined {clean_line(p.room)}"
-    if p.event is PresenceEvent.LEAVE:
-        return f"{nick} left ({clean_line(p.reason or 'quit')})"
-    if p.event is PresenceEvent.NICK:
-        return f"{nick} is now known as {clean_line(p.new_nick or '?')}"
-    if p.event is PresenceEvent.AWAY:
-        return f"{nick} is away: {clean_line(p.message or '')}"
-    if p.event is PresenceEvent.BACK:
-        return f"{nick} is back"
-    return f"{nick} reconnected"
 
 
 class Transcript:
@@ -112,6 +64,7 @@ class Transcript:
         self.lines: deque[Line] = deque(maxlen=max_lines)
         self.pending: dict[str, Line] = {}  # client message id -> its dimmed line
         self.scroll = 0  # screen rows above the bottom; 0 = follow new messages
+        self.marked: Line | None = None  # /last's match on screen
         self.width = 80  # columns of the pane, as last drawn: rows are counted at this width
         self.unread = 0  # messages arrived while scrolled up
         self.nick = ""
@@ -143,6 +96,8 @@ class Transcript:
             self._arrived(event)
         elif isinstance(event, History):
             self._history(event)
+        elif isinstance(event, Found):
+            self._found(event)
         elif isinstance(event, OutgoingChanged):
             self._outgoing(event.outgoing)
         elif isinstance(event, TransferChanged):
@@ -152,10 +107,21 @@ class Transcript:
         else:
             if isinstance(event, Trusted):
                 self.trusted.add((event.server, event.fingerprint))
-            line = _system_line(event)
+            line = system_line(event)
             if line is not None:
                 self.system(line[0], ts=line[1], error=line[2])
         return False
+
+    def _found(self, found: Found) -> None:
+        """The server's matches: only those older than this window's first line of the
+        room (the newer ones are here already, and /last showed them in place)."""
+        first = self.oldest.get(fold(found.room))
+        older = tuple(c for c in found.messages if first is None or c.seq < first)
+        if not older and found.messages:
+            self.system(f"no older match on the server for {clean_line(found.text)!r}")
+            return
+        shown = msgspec.structs.replace(found, messages=older)
+        self.system(system_line(shown)[0] + ("" if found.complete else "\n  (/last more: older ones)"))  # type: ignore[index]
 
     def _chat(self, event: Chat) -> bool:
         self.pending.pop(event.id or "", None)
@@ -249,7 +215,7 @@ class Transcript:
         it is cleaned here, once for all of them."""
         text = clean_text(text)
         style = "class:error" if error else "class:system"
-        stamp = _clock(ts if ts is not None else time.time(), fmt=self.time_format)
+        stamp = clock(ts if ts is not None else time.time(), fmt=self.time_format)
         first = True
         for part in text.split("\n"):
             lead = [("class:time", f"{stamp} "), (style, "-- " if first else "   ")]
@@ -303,8 +269,23 @@ class Transcript:
         return self.scroll >= self.top(height)
 
     def to_bottom(self) -> None:
-        """Back to the newest line."""
+        """Back to the newest line (a /last match is no longer marked)."""
         self.scroll = self.unread = 0
+        self.marked = None
+        self.version += 1
+
+    def show_line(self, line: Line, height: int) -> None:
+        """Scroll so that ``line`` is on screen, about a third of the way up, marked."""
+        below, seen = 0, False
+        for other in reversed(self.lines):
+            if other is line:
+                seen = True
+                break
+            below += len(self.rows_of(other))
+        if not seen:
+            return
+        self.marked = line
+        self.scroll = Finder.scroll_to(below, height, self.top(height))
         self.version += 1
 
     def screen(self, width: int, height: int) -> list[Line]:
@@ -322,7 +303,11 @@ class Transcript:
         for i in range(len(self.lines) - 1, -1, -1):
             if got >= want:
                 break
-            chunks.append(self.rows_of(self.lines[i]))
+            line = self.lines[i]
+            rows = self.rows_of(line)
+            if line is self.marked:  # /last's match on screen
+                rows = [[("class:match " + style, text) for style, text in row] for row in rows]
+            chunks.append(rows)
             got += len(chunks[-1])
         rows = [row for chunk in reversed(chunks) for row in chunk]
         end = len(rows) - self.scroll if self.scroll else len(rows)
@@ -342,7 +327,7 @@ class Transcript:
         nick = clean_line(nick)
         if not history:
             self._new_day(ts)
-        stamp = f"{_clock(ts, fmt=self.time_format)} "
+        stamp = f"{clock(ts, fmt=self.time_format)} "
         body_style = "class:mention" if mention else "class:own" if own else "class:text"
         if history:
             body_style += " class:history"
@@ -400,192 +385,3 @@ class Transcript:
                 self.system(f"not sent: {clean_line(out.message.text)[:60]} — {clean_line(out.error)}", error=True)
         self.version += 1
 
-
-def transfer_text(event: TransferChanged) -> tuple[str, bool] | None:
-    """The line a file event deserves (and whether it is bad news), or None."""
-    t, what, nick, detail = event.transfer, event.what, clean_line(event.nick), clean_line(event.detail)
-    name, size, peer = f"“{clean_line(t.name)}”", human_size(t.size), clean_line(t.peer)
-    why = f": {detail}" if detail else ""
-    if t.outgoing:
-        lines = {
-            "offered": f"offered {name} ({size}) to {peer}"
-                       + (f" ({detail} people)" if peer == "the room" and detail else "")
-                       + f" — /cancel {t.id} withdraws it",
-            "accepted": f"{nick} accepted {name}",
-            "rejected": f"{nick} declined {name}",
-            "started": f"sending {name} to {detail}…",
-            "received": f"{nick} received {name} (SHA-256 verified)",
-            "cancelled": f"{nick} cancelled {name}{why}" if nick else f"cancelled {name}",
-            "stopped": f"stopped sending {name}: nobody is receiving it now",
-            "closed": f"your offer of {name} is closed (delivered to {t.delivered})",
-            "failed": f"sending {name} failed{why}" if t.phase.over else f"{name} to {nick} failed{why}",
-            "error": f"could not offer {name}{why}",
-        }
-        bad = what in ("failed", "error")
-    else:
-        lines = {
-            "offered": f"{peer} offers {name} ({size}) {detail} — /accept {t.id} or /reject {t.id}",
-            "accepted": f"accepted {name}; it will be saved in {detail}",
-            "queued": f"{name}: {detail}",
-            "saved": f"saved {name} (SHA-256 verified) as {clean_line(str(t.path))}",
-            "rejected": f"declined {name}",
-            "cancelled": f"{nick} cancelled {name}{why}" if nick else f"cancelled {name}",
-            "expired": f"the offer of {name} from {peer} expired",
-            "failed": f"{name} from {peer} failed{why}",
-            "error": f"{name}{why}",
-        }
-        bad = what in ("failed", "error")
-    text = lines.get(what)
-    return (text, bad) if text is not None else None
-
-
-def files_text(transfers: list[FileTransfer]) -> str:
-    """The answer to /files."""
-    if not transfers:
-        return "no file offers or transfers yet (/send PATH offers one)"
-    return "files:\n" + "\n".join(_transfer_row(t) for t in transfers)
-
-
-def _transfer_row(t: FileTransfer) -> str:
-    number = f"{t.id:>3}" if t.id is not None else "  -"
-    arrow, who = ("↑", f"to {clean_line(t.peer)}") if t.outgoing else ("↓", f"from {clean_line(t.peer)}")
-    return f"{number} {arrow} {clean_line(t.name)} ({human_size(t.size)}) {who} — {_transfer_state(t)}"
-
-
-def _transfer_state(t: FileTransfer) -> str:
-    state = t.phase.value
-    if t.phase in (Phase.SENDING, Phase.RECEIVING):
-        return f"{state} {t.percent:.0f}%"
-    if t.outgoing and t.delivered:
-        return f"{state}, delivered to {t.delivered}"
-    if not t.outgoing and t.phase is Phase.OFFERED:
-        return f"offered: /accept {t.id}"
-    if t.phase is Phase.DONE and t.path is not None and not t.outgoing:
-        return f"saved as {clean_line(str(t.path))}"
-    if t.detail and t.phase.over:
-        return f"{state} ({clean_line(t.detail)})"
-    return state
-
-
-def _trusted_text(event: Trusted) -> str:
-    if event.first_time:
-        return (f"TLS: first visit to {event.server}; its certificate {event.fingerprint} is now remembered. "
-                "Compare it with the one the host's server printed.")
-    return f"TLS: {event.server} is the server we know ({event.fingerprint})"
-
-
-def plain_line(event: object, nick: str = "", *, several: bool = False) -> str | None:
-    """One line of text for the plain client, or None for events it does not print.
-    ``several``: we are in several rooms, so room messages say which."""
-    if isinstance(event, Chat):
-        return _plain_chat(event, several)
-    if isinstance(event, Presence | Crowd | Topic):
-        return f"[{_clock(event.ts)}] -- {_system_line(event)[0]}"  # type: ignore[index]
-    if isinstance(event, Notice | User | Found | Members | Rooms):
-        return "-- " + _system_line(event)[0]  # type: ignore[index]
-    line = _PLAIN.get(type(event))
-    return line(event) if line is not None else None
-
-
-def _plain_transfer(event: TransferChanged) -> str | None:
-    shown = transfer_text(event)
-    return None if shown is None else ("-- error: " if shown[1] else "-- ") + shown[0]
-
-
-def _plain_refused(event: OutgoingChanged) -> str | None:
-    if event.outgoing.status != "refused":
-        return None
-    return f"-- not sent: {clean_line(event.outgoing.message.text)[:60]} ({clean_line(event.outgoing.error)})"
-
-
-#: The plain client's lines for the rest of the events (``plain_line``).
-_PLAIN: dict[type, Callable[[Any], str | None]] = {
-    Joined: lambda e: None if e.resumed else f"-- you are in {clean_line(e.room)} ({e.member_count} here)",
-    Parted: lambda e: f"-- you left {clean_line(e.room)}",
-    Private: lambda e: f"[{_clock(e.ts)}] [{clean_line(e.nick)} → {clean_line(e.to)}] {clean_text(e.text)}",
-    Error: lambda e: f"-- error: {clean_text(e.message)}" if e.id is None else None,
-    Trusted: lambda e: f"-- {_trusted_text(e)}" if e.first_time else None,
-    OutgoingChanged: _plain_refused,
-    TransferChanged: _plain_transfer,
-}
-
-
-def _plain_chat(event: Chat, several: bool) -> str:
-    text = clean_text(event.text).replace("\n", "\n    ")
-    where = f"{clean_line(event.room)} " if several else ""
-    if event.action:
-        return f"[{_clock(event.ts)}] {where}* {clean_line(event.nick)} {text}"
-    return f"[{_clock(event.ts)}] {where}<{clean_line(event.nick)}> {text}"
-
-
-def _system_line(event: object) -> tuple[str, float | None, bool] | None:
-    """(text, time, error?) of a line from us about ``event``, or None to show nothing."""
-    line = _SYSTEM.get(type(event))
-    return line(event) if line is not None else None
-
-
-def _rooms_text(event: Rooms) -> str:
-    return "rooms: " + "; ".join(f"{clean_line(r.name)} ({r.members})" + (f": {clean_line(r.topic)}" if r.topic else "")
-                                 for r in event.rooms)
-
-
-#: Lines from us about events (``_system_line``).  Refusals of our own messages (an
-#: error with an id) show on the message instead.
-_SYSTEM: dict[type, Callable[[Any], tuple[str, float | None, bool] | None]] = {
-    Presence: lambda e: (_presence_text(e), e.ts, False),
-    Crowd: lambda e: (crowd_text(e), e.ts, False),
-    Topic: lambda e: (f"{clean_line(e.nick)} set the topic: {clean_line(e.topic)}", e.ts, False),
-    Members: lambda e: (_members_text(e), None, False),
-    User: lambda e: (_user_text(e), None, False),
-    Found: lambda e: (_found_text(e), None, False),
-    Rooms: lambda e: (_rooms_text(e), None, False),
-    Error: lambda e: (clean_text(e.message), None, True) if e.id is None else None,
-    Notice: lambda e: (clean_text(e.text), None, False),
-    Trusted: lambda e: (_trusted_text(e), None, False),
-}
-
-
-def _user_text(u: User) -> str:
-    rooms = ", ".join(clean_line(r) for r in u.rooms) or "no room"
-    parts = [f"{clean_line(u.nick)}: in {rooms}"]
-    if u.held:
-        parts.append("connection lost, session kept for a reconnect")
-    elif u.idle >= 60:
-        parts.append(f"idle {_duration(u.idle)}")
-    if u.away:
-        parts.append(f"away: {clean_line(u.away)}")
-    if u.op:
-        parts.append("operator")
-    if u.address:
-        parts.append(f"from {clean_line(u.address)}")
-    return " · ".join(parts)
-
-
-def _duration(seconds: float) -> str:
-    minutes = int(seconds) // 60
-    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
-
-
-def _found_text(f: Found) -> str:
-    where = f"the history of {clean_line(f.room)}"
-    if not f.messages:
-        return f"nothing with {clean_line(f.text)!r} in {where}"
-    more = "" if f.complete else " (the newest; there are older ones)"
-    lines = [f"{len(f.messages)} message(s) with {clean_line(f.text)!r} in {where}{more}:"]
-    for c in f.messages:
-        text = clean_line(c.text.replace("\n", " "))
-        lines.append(f"  {_clock(c.ts)} " + (f"* {clean_line(c.nick)} {text}" if c.action
-                                               else f"<{clean_line(c.nick)}> {text}"))
-    return "\n".join(lines)
-
-
-def _members_text(event: Members) -> str:
-    names = ", ".join(
-        clean_line(m.nick) + (" [op]" if m.op else "")
-        + (f" <{clean_line(m.address)}>" if m.address else "")  # the server shows operators addresses
-        + (f" (away: {clean_line(m.away)})" if m.away else "")
-        + (f" idle {int(m.idle)}s" if m.idle >= 60 else "")
-        for m in event.members
-    )
-    more = event.member_count - len(event.members)
-    return f"in {clean_line(event.room)}: {names}" + (f" and {more} more" if more > 0 else "")

@@ -509,8 +509,9 @@ class RedisStore:
         return found[0].seq if found else None
 
     @_reading
-    def search(self, room: str, text: str, limit: int) -> tuple[list[Chat], bool]:
-        return search_in(self._chats(room, "+", "-", SEARCH_DEPTH, reverse=True)[::-1], text, limit)
+    def search(self, room: str, text: str, limit: int, before: int | None = None) -> tuple[list[Chat], bool]:
+        start = "+" if before is None else f"({before}-0"  # (exclusive: numbered below it)
+        return search_in(self._chats(room, start, "-", SEARCH_DEPTH, reverse=True)[::-1], text, limit)
 
     def recent_ids(self, limit: int) -> list[tuple[str, str, Chat]]:
         """Resent messages are recognised by the rooms' own recent history (see

@@ -214,11 +214,13 @@ class User(Message, tag="user", frozen=True):
 
 
 class Search(Message, tag="search", frozen=True):
-    """1.3: the newest messages of ``room`` containing ``text`` (ignoring case)."""
+    """1.3: the newest messages of ``room`` containing ``text`` (ignoring case); 1.4:
+    with ``before``, only those numbered below it (the next page of older matches)."""
 
     room: str
     text: str
     limit: Int = 50
+    before: Int | None = None
 
     def check(self) -> None:
         _require(0 < len(self.text) <= MAX_SEARCH_TEXT, "text", f"must be 1-{MAX_SEARCH_TEXT} characters")

@@ -131,10 +131,13 @@ class MemoryStore:
             start = bisect.bisect_right(messages, seq, key=_seq)
             return messages[start:start + limit]
 
-    def search(self, room: str, text: str, limit: int) -> tuple[list[Chat], bool]:
+    def search(self, room: str, text: str, limit: int, before: int | None = None) -> tuple[list[Chat], bool]:
         """As :meth:`HistoryStore.search`."""
         with self._lock:
-            messages = self._messages(room)[-SEARCH_DEPTH:]
+            messages = self._messages(room)
+            if before is not None:
+                messages = messages[:bisect.bisect_left(messages, before, key=_seq)]
+            messages = messages[-SEARCH_DEPTH:]
         return search_in(messages, text, limit)
 
     def oldest_seq(self, room: str) -> int | None:

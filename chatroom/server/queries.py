@@ -63,7 +63,7 @@ class Queries(StateBase):
                     idle=round(max(0.0, now - member.last_active), 1), away=member.away, op=member.op,
                     held=member.held_until is not None, address=member.address if asker.op else None)
 
-    def search(self, room: str, text: str, limit: int) -> Found:
+    def search(self, room: str, text: str, limit: int, before: int | None = None) -> Found:
         """The room's newest messages containing ``text`` (ignoring case), oldest first:
         from the store when there is one, else from what is in memory.  The store has its
         own lock: the caller may (and should) call this outside the hub lock."""
@@ -71,9 +71,9 @@ class Queries(StateBase):
         if target is None:
             raise Refused(ErrorCode.NO_SUCH_ROOM, f"there is no room called {clean_line(room)}")
         if self.store is not None:
-            found, complete = self.store.search(target.name, text, limit)
+            found, complete = self.store.search(target.name, text, limit, before)
         else:
-            found, complete = search_in(list(target.history), text, limit)
+            found, complete = search_in(list(target.history), text, limit, before)
         return Found(room=target.name, text=text, messages=tuple(found), complete=complete)
 
     def list_rooms(self) -> Rooms:

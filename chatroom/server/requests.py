@@ -177,9 +177,9 @@ class Requests(HandlerBase):
         state, limit = self.server.hub.state, min(msg.limit, self.server.config.history_size)
         if state.store is None:  # the rooms' own history: read it under the lock
             with self.server.hub.locked(self.batch):
-                found = state.search(msg.room, msg.text, limit)
+                found = state.search(msg.room, msg.text, limit, msg.before)
         else:  # the store has its own lock: a search (bounded) does not hold up the room
-            found = state.search(msg.room, msg.text, limit)
+            found = state.search(msg.room, msg.text, limit, msg.before)
         self.send_fitted(found)
 
     def on_op(self, msg: Op) -> None:

@@ -14,12 +14,15 @@ __all__ = ["SEARCH_DEPTH", "search_in"]
 SEARCH_DEPTH = 50_000
 
 
-def search_in(chats: Sequence[Chat], text: str, limit: int) -> tuple[list[Chat], bool]:
-    """The newest ``limit`` of ``chats`` (oldest first) containing ``text``, ignoring
-    case; and whether those are all that do."""
+def search_in(chats: Sequence[Chat], text: str, limit: int, before: int | None = None) -> tuple[list[Chat], bool]:
+    """The newest ``limit`` of ``chats`` (oldest first; only those numbered below
+    ``before``, if given) containing ``text``, ignoring case; and whether those are all
+    that do."""
     wanted = text.casefold()
     found: list[Chat] = []
     for chat in reversed(chats):
+        if before is not None and chat.seq >= before:
+            continue
         if wanted in chat.text.casefold():
             if len(found) == limit:
                 return found[::-1], False

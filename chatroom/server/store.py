@@ -94,7 +94,7 @@ class Store(Protocol):
     def before(self, room: str, seq: int, limit: int) -> list[Chat]: ...
     def after(self, room: str, seq: int, limit: int) -> list[Chat]: ...
     def oldest_seq(self, room: str) -> int | None: ...
-    def search(self, room: str, text: str, limit: int) -> tuple[list[Chat], bool]: ...
+    def search(self, room: str, text: str, limit: int, before: int | None = None) -> tuple[list[Chat], bool]: ...
     def recent_ids(self, limit: int) -> list[tuple[str, str, Chat]]: ...
     def close(self) -> None: ...
     def healthy(self) -> bool: ...  # answers a trivial read now (GET /healthz)
@@ -257,13 +257,14 @@ class HistoryStore:
         return [_chat(r) for r in rows]
 
     @_locked
-    def search(self, room: str, text: str, limit: int) -> tuple[list[Chat], bool]:
-        """The newest ``limit`` of the room's last SEARCH_DEPTH messages that contain
-        ``text`` (ignoring case), oldest first; and whether that is all of them."""
+    def search(self, room: str, text: str, limit: int, before: int | None = None) -> tuple[list[Chat], bool]:
+        """The newest ``limit`` of the room's last SEARCH_DEPTH messages (below
+        ``before``, if given) that contain ``text`` (ignoring case), oldest first; and
+        whether that is all of them."""
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS} FROM messages WHERE room_key = ? ORDER BY seq DESC LIMIT ?)"
-            " WHERE instr(casefold(text), ?) > 0 ORDER BY seq DESC LIMIT ?",
-            (fold(room), SEARCH_DEPTH, text.casefold(), limit + 1),
+            f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS} FROM messages WHERE room_key = ? AND seq < ?"
+            " ORDER BY seq DESC LIMIT ?) WHERE instr(casefold(text), ?) > 0 ORDER BY seq DESC LIMIT ?",
+            (fold(room), before if before is not None else 2**62, SEARCH_DEPTH, text.casefold(), limit + 1),
         ).fetchall()
         return [_chat(r) for r in reversed(rows[:limit])], len(rows) <= limit
 

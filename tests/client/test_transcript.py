@@ -255,7 +255,7 @@ def test_help_fits_a_small_screen_and_a_typo_gets_one_line_with_a_suggestion():
 def test_times_from_another_day_carry_their_date():
     import time as _time
 
-    from chatroom.client.transcript import _clock
+    from chatroom.client.wording import clock as _clock
 
     now = _time.mktime((2026, 12, 1, 10, 0, 0, 0, 0, -1))
     assert _clock(_time.mktime((2026, 12, 1, 9, 5, 0, 0, 0, -1)), now) == "09:05"

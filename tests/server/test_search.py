@@ -30,6 +30,18 @@ def test_a_search_finds_the_newest_matches_ignoring_case_in_any_script(store):
     assert [c.seq for c in found] == [1, 3, 5] and complete
     assert [c.text for c in store.search("lobby", "STRASSE", 5)[0]] == ["Straße gesperrt"]  # Unicode folding
     assert store.search("lobby", "50%", 5) == ([], True)  # no LIKE wildcards: text is text
+    # 1.4: the next page of older matches, below the oldest one seen
+    found, complete = store.search("lobby", "release", 1, before=5)
+    assert [c.seq for c in found] == [3] and not complete
+    found, complete = store.search("lobby", "release", 5, before=3)
+    assert [c.seq for c in found] == [1] and complete
+
+
+def test_a_search_of_a_room_in_memory_pages_back_too():
+    from chatroom.server.search import search_in
+
+    found, complete = search_in(chats(["a x", "b", "c x", "d x"]), "x", 1, before=4)
+    assert [c.seq for c in found] == [3] and not complete
 
 
 def test_whois_and_search_on_the_wire(connect):
