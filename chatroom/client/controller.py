@@ -4,11 +4,13 @@ front ends; knows nothing about terminals.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from chatroom.client.commands import ChatLine, Command, Invalid, help_text, parse_duration, parse_input
 from chatroom.client.connection import ChatClient, ConnState
+from chatroom.client.finding import Finder, pattern_of
 from chatroom.client.runtime_settings import SETTINGS_COMMANDS, SettingsCommands, SettingsHost
 from chatroom.client.transcript import files_text
 from chatroom.client.transfers import TransferError
@@ -16,6 +18,7 @@ from chatroom.protocol import (
     MAX_SEARCH_TEXT,
     Away,
     Chat,
+    Found,
     Join,
     ListRooms,
     Message,
@@ -65,6 +68,11 @@ class Front:
         """Lines on screen containing ``text`` (the plain client keeps none)."""
         return []
 
+    def find(self, pattern: re.Pattern[str]) -> Finder | None:
+        """Show the newest line of the window matching ``pattern`` in its context (the
+        keys then go to the others); None where lines are not kept (the plain client)."""
+        return None
+
 
 class Controller:
     """``show(text, error)`` prints a line from us; ``set_bell``, ``clear`` and
@@ -92,6 +100,8 @@ class Controller:
         self.settings = SettingsCommands(settings, show) if settings is not None else None
         self.ignored: set[str] = set()  # folded nicks; the front end hides their messages
         self.last_sender = ""  # who sent the last private message (/reply)
+        #: The last /last: (room, text, where its next page starts: None, none)
+        self.last_search: tuple[str, str, int | None] | None = None
 
     def hides(self, event: object) -> bool:
         """Should ``event`` not be shown (a message from someone ignored)?  Also notes
@@ -181,16 +191,46 @@ class Controller:
                 c.send(request)
 
     def _last(self, text: str) -> None:
-        """What this window shows with ``text`` in it, then (the answer to a search) what
-        the server's history of the room holds."""
-        here = self.front.lines_with(text)
-        if here:
-            self.show(f"/last {text}: {len(here)} line(s) in this window:\n" + "\n".join(here[-20:]), False)
+        """/last TEXT (or /regex/): the newest match in this window, shown in its place
+        (Alt-Up and Alt-Down go to the others); then the older matches the server's
+        history of the room holds (not for a regex: the server looks for text).
+        /last more: the next page of those."""
+        if text.strip() == "more":
+            self._last_more()
+            return
+        try:
+            pattern = pattern_of(text)
+        except re.error as exc:
+            self.show(f"/last: not a regular expression ({exc})", True)
+            return
+        finder = self.front.find(pattern)
+        if finder is None:  # a front end that keeps no lines: list them
+            here = self.front.lines_with(text)
+            if here:
+                self.show(f"/last {text}: {len(here)} line(s) in this window:\n" + "\n".join(here[-20:]), False)
+        elif not finder.matches:
+            self.show(f"no line with {text!r} in this window", False)
         room = self.room()
-        if room:
+        if room and not (text.startswith("/") and text.endswith("/") and len(text) > 2):
+            self.last_search = (room, text[:MAX_SEARCH_TEXT], None)
             self.client.send(Search(room=room, text=text[:MAX_SEARCH_TEXT]))
-        elif not here:
-            self.show(f"no line with {text!r} here", False)
+
+    def _last_more(self) -> None:
+        """The next page of the server's older matches of the last /last."""
+        if self.last_search is None:
+            self.show("/last more: search with /last TEXT first", True)
+            return
+        room, text, before = self.last_search
+        if before is None:
+            self.show("/last more: there is nothing older", False)
+            return
+        self.client.send(Search(room=room, text=text, before=before))
+
+    def found(self, found: Found) -> None:
+        """The server's answer to /last: where the next page would start."""
+        if self.last_search is not None and fold(found.room) == fold(self.last_search[0]):
+            oldest = found.messages[0].seq if found.messages and not found.complete else None
+            self.last_search = (self.last_search[0], self.last_search[1], oldest)
 
     def _part(self, rest: str) -> Part:
         """'/part', '/part ROOM', '/part ROOM REASON', '/part REASON': a first word that

@@ -117,11 +117,14 @@ class Transcript:
         room (the newer ones are here already, and /last showed them in place)."""
         first = self.oldest.get(fold(found.room))
         older = tuple(c for c in found.messages if first is None or c.seq < first)
-        if not older and found.messages:
+        more = "" if found.complete else "\n  (/last more: older ones)"
+        if older or not found.messages:
+            shown = msgspec.structs.replace(found, messages=older)
+            self.system(system_line(shown)[0] + (more if older else ""))  # type: ignore[index]
+        elif not found.complete:
+            self.system(f"the server has matches of {clean_line(found.text)!r} older than this window: /last more")
+        else:
             self.system(f"no older match on the server for {clean_line(found.text)!r}")
-            return
-        shown = msgspec.structs.replace(found, messages=older)
-        self.system(system_line(shown)[0] + ("" if found.complete else "\n  (/last more: older ones)"))  # type: ignore[index]
 
     def _chat(self, event: Chat) -> bool:
         self.pending.pop(event.id or "", None)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from chatroom.client.connection import ChatClient
     from chatroom.client.controller import Controller
+    from chatroom.client.finding import Finder
     from chatroom.client.transcript import Transcript
     from chatroom.client.windows import Windows
 
@@ -42,6 +43,7 @@ class Bars:
         state_text: str
         state_bad: bool
         _retry_at: float
+        finder: tuple[Transcript, Finder] | None
 
         @property
         def transcript(self) -> Transcript: ...
@@ -133,7 +135,9 @@ class Bars:
         if t.pending:
             parts.append((4, [("class:status", f" │ {len(t.pending)} sending")]))
         parts += self._status_files()
-        if t.scroll:
+        if t.marked is not None and self.finder is not None and self.finder[0] is t:
+            parts.append((1, [("class:status.note", f" /last: {self.finder[1].status()} (Alt-Up/Down, End) ")]))
+        elif t.scroll:
             below = f"{t.unread} new below" if t.unread else "reading back"
             parts.append((2, [("class:status.note", f" ↓ {below} (End) ")]))
         if t.bell_mode != "mentions":

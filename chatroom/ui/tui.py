@@ -40,14 +40,16 @@ from prompt_toolkit.widgets import SearchToolbar, TextArea
 
 from chatroom.client.config import ClientConfig, data_dir
 from chatroom.client.connection import ChatClient, ConnState, StateChanged
-from chatroom.client.controller import Controller, Front
+from chatroom.client.controller import Controller
+from chatroom.client.finding import Finder
 from chatroom.client.logs import WindowLogs
 from chatroom.client.transcript import NICK_COLOURS, Transcript, plain_line
 from chatroom.client.windows import Windows
-from chatroom.protocol import Bye, Error, FetchHistory
+from chatroom.protocol import Bye, Error, FetchHistory, Found
 from chatroom.text import clean_line
 from chatroom.ui.bars import Bars
 from chatroom.ui.completion import ChatCompleter
+from chatroom.ui.front import WindowsFront
 from chatroom.ui.history import input_history
 
 __all__ = ["ChatApp", "ChatCompleter", "MessagePane", "STYLE"]
@@ -81,6 +83,7 @@ STYLE = Style.from_dict({
     "status": "bg:#303a50 #e0e0e0",
     "status.bad": "bg:#703030 #ffffff bold",
     "status.note": "bg:#505000 #ffffff",
+    "match": "reverse",  # /last's match, in its context
     "status.file": "bg:#303a50 #a0e0a0",
     "status.window": "bg:#303a50 #a0a0a0",
     "status.window.current": "bg:#303a50 #ffffff bold underline",
@@ -111,6 +114,7 @@ LIGHT_STYLE = Style.from_dict({
     "status": "bg:#d0d8e8 #000000",
     "status.bad": "bg:#c04040 #ffffff bold",
     "status.note": "bg:#f0e080 #000000",
+    "match": "reverse",
     "status.file": "bg:#d0d8e8 #206020",
     "status.window": "bg:#d0d8e8 #505050",
     "status.window.current": "bg:#d0d8e8 #000000 bold underline",
@@ -207,12 +211,14 @@ class ChatApp(Bars):
             quit=self.exit,
             clear=lambda: self.transcript.clear(),
             set_bell=self._set_bell,
-            front=_WindowsFront(self),
+            front=WindowsFront(self),
             aliases=settings.aliases,
             settings=self,
         )
         #: Where /save writes and /reload reads (None: client.toml in the config folder).
         self.config_file: Path | None = None
+        #: /last's matches, and the window's transcript they are in
+        self.finder: tuple[Transcript, Finder] | None = None
         self._user_keys = self._bound_keys(settings)
         self.windows.ignored = self.controller.ignored  # one set: /ignore changes what windows show
         body = HSplit([
@@ -306,17 +312,12 @@ class ChatApp(Bars):
         t = self.transcript
         if self.windows.nick != self.client.nick:
             self.windows.set_nick(self.client.nick)
-        if isinstance(event, StateChanged):
-            self._state_changed(event)
-            return False
-        if isinstance(event, Bye):
-            t.system(f"the server said goodbye: {clean_line(event.reason)}", error=True)
-            return False
-        if isinstance(event, Error) and event.fatal:
-            t.system(f"disconnected by the server: {clean_line(event.message)}", error=True)
+        if self._ending(event, t):
             return False
         if self.controller.hides(event):
             return False
+        if isinstance(event, Found):
+            self.controller.found(event)  # (where /last more goes on)
         ring = self.windows.add(event)
         window = self.windows.last
         if self.logs is not None and window is not None:
@@ -324,6 +325,18 @@ class ChatApp(Bars):
         if ring and notify and self.config.notify:
             self._notify(event)
         return ring
+
+    def _ending(self, event: object, t: Transcript) -> bool:
+        """The connection's state, a goodbye or a fatal error: said here, not routed."""
+        if isinstance(event, StateChanged):
+            self._state_changed(event)
+        elif isinstance(event, Bye):
+            t.system(f"the server said goodbye: {clean_line(event.reason)}", error=True)
+        elif isinstance(event, Error) and event.fatal:
+            t.system(f"disconnected by the server: {clean_line(event.message)}", error=True)
+        else:
+            return False
+        return True
 
     def _set_title(self) -> None:
         """The terminal's title counts the windows with a mention or a private message."""
@@ -472,10 +485,26 @@ class ChatApp(Bars):
         def _previous(event: KeyPressEvent) -> None:
             self.windows.step(-1)
 
+        @kb.add("escape", "up")
+        def _older_match(event: KeyPressEvent) -> None:
+            self._step_match(older=True)
+
+        @kb.add("escape", "down")
+        def _newer_match(event: KeyPressEvent) -> None:
+            self._step_match(older=False)
+
         @kb.add("escape", "a")
         def _hotlist(event: KeyPressEvent) -> None:
             if not self.windows.next_active():
                 self.windows.system("nothing new in any other window")
+
+    def _step_match(self, *, older: bool) -> None:
+        """Alt-Up / Alt-Down: /last's next older or newer match, in its context."""
+        t, finder = self.finder or (None, None)
+        if t is not self.transcript or finder is None or t.marked is None:
+            return
+        if finder.step(older) and finder.current is not None:
+            t.show_line(finder.current, self.pane.height or 20)
 
     def _accept(self, buffer: object) -> bool:
         text = self.input.text
@@ -486,8 +515,8 @@ class ChatApp(Bars):
             return True  # kept in the input line, to be cut
         self.transcript.nick = self.client.nick
         self.controller.handle(text)
-        if text.startswith("/") and not text.startswith("//"):
-            self.transcript.to_bottom()  # (scrolled back: what the command says is seen at once)
+        if text.startswith("/") and not text.startswith("//") and text[1:5].lower() != "last":
+            self.transcript.to_bottom()  # (scrolled back: what the command says is seen at once; /last moves it)
         self.app.invalidate()
         return False  # clear the input line (it is in the history)
 
@@ -529,38 +558,3 @@ class ChatApp(Bars):
 
     def run(self) -> None:
         asyncio.run(self.run_async())
-
-
-class _WindowsFront(Front):
-    """Commands see the full-screen client's windows."""
-
-    def __init__(self, app: ChatApp) -> None:
-        super().__init__(app.client)
-        self.app = app
-
-    def where(self) -> tuple[str, bool]:
-        w = self.app.windows.active
-        return w.name, w.query
-
-    def open_query(self, nick: str) -> None:
-        self.app.windows.query(nick)
-
-    def close_window(self) -> bool:
-        w = self.app.windows.active
-        if not w.query and self.app.client.session.view(w.name) is not None:
-            return False  # a room: leaving it closes its window
-        self.app.windows.close(w)
-        return True
-
-    def switch(self, number: int) -> bool:
-        return self.app.windows.switch(number)
-
-    def show_room(self, name: str) -> bool:
-        windows = self.app.windows
-        window = windows.find(name)
-        return window is not None and windows.switch(windows.items.index(window) + 1)
-
-    def lines_with(self, text: str) -> list[str]:
-        wanted = text.casefold()
-        lines = ("".join(t for _, t in line) for line in self.app.transcript.lines)
-        return [line for line in lines if wanted in line.casefold() and "/last " not in line]

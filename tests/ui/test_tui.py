@@ -443,11 +443,15 @@ def test_last_lists_matching_lines_here_and_in_the_servers_history_and_whois_ans
         bob.send(Say(id="new", text="Deploy done"))
         await until(lambda: any("Deploy done" in t for t in line_texts(app)), what="a live line")
         pipe.send_text("/last deploy\r")
-        await until(lambda: any("message(s) with 'deploy' in the history of lobby" in t for t in line_texts(app)),
+        await until(lambda: app.transcript.marked is not None, what="the window's match, marked")
+        assert "Deploy done" in "".join(t for _, t in app.transcript.marked)
+        assert "match 1 of 1" in "".join(t for _, t in app._status())
+        await until(lambda: any("message(s) with 'deploy' in the history of lobby" in t
+                                for t in ["".join(x for _, x in line) for line in app.transcript.lines]),
                     what="the server's matches")
-        text = "\n".join(line_texts(app))
-        assert "/last deploy: 1 line(s) in this window" in text
-        assert "<bob> the deploy key is in the wiki" in text  # found only on the server
+        text = "\n".join("".join(x for _, x in line) for line in app.transcript.lines)
+        assert "<bob> the deploy key is in the wiki" in text  # found only on the server ...
+        assert text.count("Deploy done") == 1  # ... and what the window has is not listed again
         pipe.send_text("/whois bob\r")
         await until(lambda: any("bob: in lobby" in t for t in line_texts(app)), what="whois")
 
@@ -585,4 +589,41 @@ def test_settings_change_while_the_client_runs_and_are_saved_and_read_again(serv
         await until(lambda: app.windows.bell_mode == "on" and not app.config.bindings, what="read again")
 
     run_app(server.port, "alice", scenario, config=ClientConfig(input_history=False, log=False))
+    bob.close()
+
+
+def test_last_jumps_to_each_match_in_its_context_and_pages_the_servers_older_ones(make_server):
+    server = make_server(rate=0, history_size=10)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    for n in range(60):  # old matches, only on the server (a join replays 10)
+        bob.send(Say(id=f"o{n}", text=f"old bug {n}"))
+    bob.collect(Chat, 60)
+
+    async def scenario(app, pipe, _):
+        await until(lambda: any("old bug 59" in t for t in line_texts(app)), what="the replay")
+        for n in range(90):  # matches at 0, 10, 20, 30; then 59 lines without one
+            bob.send(Say(id=f"n{n}", text=f"{'BUG' if n % 10 == 0 and n < 40 else 'chat'} here {n}"))
+        await until(lambda: any("chat here 89" in t for t in line_texts(app)), what="the live lines")
+        pipe.send_text("/last /bug here [0-9]+/\r")  # a regex: the window only
+        await until(lambda: app.transcript.marked is not None, what="the newest match")
+
+        def marked() -> str:
+            return "".join(t for _, t in app.transcript.marked)
+
+        assert "BUG here 30" in marked() and app.transcript.scroll > 0  # in its context, the view moved
+        pipe.send_text("\x1b\x1b[A")  # Alt-Up: the next older
+        await until(lambda: "BUG here 20" in marked(), what="the older match")
+        pipe.send_text("\x1b\x1b[B")  # Alt-Down: back
+        await until(lambda: "BUG here 30" in marked(), what="the newer match")
+        pipe.send_text("/last old bug\r")  # text: the window's, then the server's older ones, 10 at a time
+        # the server's newest 10 are in the window already: it says there are older ones
+        await until(lambda: any("/last more" in t for t in ["".join(x for _, x in line)
+                                                          for line in app.transcript.lines]), what="a page")
+        for page in ("old bug 40", "old bug 30"):  # then each /last more brings the next 10 older
+            pipe.send_text("/last more\r")
+            await until(lambda page=page: any(page in "".join(x for _, x in line) for line in app.transcript.lines),
+                        timeout=15, what=page)
+
+    run_app(server.port, "alice", scenario)
     bob.close()
