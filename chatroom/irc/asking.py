@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from chatroom import __version__
 from chatroom.errors import Refused
 from chatroom.irc import numerics as n
 from chatroom.irc.lines import IrcLine
@@ -21,6 +22,7 @@ from chatroom.irc.replies import (
     who_matches,
     whois_lines,
 )
+from chatroom.protocol import PROTOCOL_VERSION
 from chatroom.text import fold, nick_key, without_hash
 
 if TYPE_CHECKING:
@@ -94,6 +96,26 @@ class Asking:
 
     def on_motd(self, line: IrcLine | None) -> None:
         self.reply(n.ERR_NOMOTD, "MOTD File is missing")
+
+    def on_version(self, line: IrcLine | None) -> None:
+        self.reply(n.RPL_VERSION, f"chatroom-{__version__}.", self.session.server,
+                   f"chatroom {__version__}, protocol {PROTOCOL_VERSION} (also IRC, and browsers)")
+
+    def on_time(self, line: IrcLine | None) -> None:
+        self.reply(n.RPL_TIME, self.session.server, time.strftime("%A %B %d %Y -- %H:%M:%S %z"))
+
+    def on_admin(self, line: IrcLine | None) -> None:
+        name = self.session.server
+        self.reply(n.RPL_ADMINME, name, "Administrative info")
+        self.reply(n.RPL_ADMINLOC1, f"a chatroom server: {name}")
+        self.reply(n.RPL_ADMINLOC2, "run by whoever started it on this network")
+        self.reply(n.RPL_ADMINEMAIL, "ask in #lobby")
+
+    def on_info(self, line: IrcLine | None) -> None:
+        for text in (f"chatroom {__version__}: a LAN chat room", "framed clients, IRC clients and browsers share "
+                     "its rooms", "see IRC.md for what the IRC door speaks"):
+            self.reply(n.RPL_INFO, text)
+        self.reply(n.RPL_ENDOFINFO, "End of /INFO list")
 
     def on_ison(self, line: IrcLine) -> None:
         with self.hub.locked(self.handler.batch) as state:

@@ -28,7 +28,7 @@ from chatroom.irc import numerics as n
 from chatroom.irc.asking import Asking
 from chatroom.irc.lines import IrcLine, LineError, LineReader, LineTooLong, format_line, parse_line, plain_text
 from chatroom.irc.modes import user_modes
-from chatroom.irc.replies import history_lines, irc_format, names_lines
+from chatroom.irc.replies import history_lines, irc_format, names_lines, topic_lines
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
 from chatroom.irc.targets import MAX_TARGETS, chat_cost, chat_targets
 from chatroom.irc.wire import IrcText, channel, mask
@@ -294,7 +294,7 @@ class IrcDoor(Asking):
         tokens = ["CHANTYPES=#", "PREFIX=(o)@", "CHANMODES=b,,,nt", f"NICKLEN={MAX_NICK_LENGTH}",
                   f"TARGMAX=PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS}",
                   f"CHANNELLEN={MAX_NICK_LENGTH + 1}", f"TOPICLEN={MAX_TOPIC_LENGTH}", "AWAYLEN=200",
-                  "KICKLEN=100", f"CHANLIMIT=#:{limits.max_rooms}", "LINELEN=512", "CASEMAPPING=rfc7613",
+                  "KICKLEN=100", f"CHANLIMIT=#:{limits.max_rooms}", "LINELEN=512", "CASEMAPPING=ascii",
                   "UTF8ONLY", "NETWORK=chatroom"]
         for at in range(0, len(tokens), 12):  # (clients expect at most 13 parameters on a line)
             self.send(format_line(n.RPL_ISUPPORT, nick, *tokens[at:at + 12], "are supported by this server",
@@ -330,9 +330,10 @@ class IrcDoor(Asking):
             joined, deliveries = state.join(member, room, time.time())
             chan = channel(joined.room)
             out = [format_line("JOIN", chan, source=mask(member.nick))]
-            if joined.topic:
-                out.append(self.session.reply(n.RPL_TOPIC, chan, joined.topic))
-            out += names_lines(self.session, state.rooms.get(fold(joined.room)), chan)
+            here = state.rooms.get(fold(joined.room))
+            if here is not None and here.topic:
+                out += topic_lines(self.session, here)
+            out += names_lines(self.session, here, chan)
             out += history_lines(self.session, chan, joined.history)
             self.send(b"".join(out))
             self.deliver(deliveries)
@@ -427,10 +428,8 @@ class IrcDoor(Asking):
         room = self.hub.state.rooms.get(fold(without_hash(chan)))
         if room is None:
             self.reply(n.ERR_NOSUCHCHANNEL, chan, "No such channel")
-        elif room.topic:
-            self.reply(n.RPL_TOPIC, channel(room.name), room.topic)
         else:
-            self.reply(n.RPL_NOTOPIC, channel(room.name), "No topic is set")
+            self.send(b"".join(topic_lines(self.session, room)))
 
     def on_away(self, line: IrcLine) -> None:
         message = plain_text(line.params[0]) if line.params else ""
@@ -458,6 +457,8 @@ class IrcDoor(Asking):
         chan = channel(room.name)
         if len(line.params) == 1:
             self.reply(n.RPL_CHANNELMODEIS, chan, "+nt" if room.topic_locked else "+n")
+            if room.created:
+                self.reply(n.RPL_CREATIONTIME, chan, str(int(room.created)))
             return
         self.channel_mode(chan, room.name, line.params[1], line.params[2:])
 
@@ -572,7 +573,8 @@ _COMMANDS: dict[str, Callable[[IrcDoor, IrcLine], None]] = {
     "WHOIS": Asking.on_whois,
     "LIST": Asking.on_list, "AWAY": IrcDoor.on_away, "MODE": IrcDoor.on_mode, "KICK": IrcDoor.on_kick,
     "OPER": IrcDoor.on_oper, "NICK": IrcDoor.on_nick, "LUSERS": Asking.on_lusers, "MOTD": Asking.on_motd,
-    "ISON": Asking.on_ison, "USERHOST": Asking.on_userhost,
+    "ISON": Asking.on_ison, "USERHOST": Asking.on_userhost, "VERSION": Asking.on_version, "TIME": Asking.on_time,
+    "ADMIN": Asking.on_admin, "INFO": Asking.on_info,
 }
 
 #: The IRC door (registered by ``app.py``).

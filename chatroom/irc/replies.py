@@ -21,8 +21,8 @@ from chatroom.server.members import Member, Room
 from chatroom.server.nicks import NickIndex
 from chatroom.text import fold, nick_key, without_hash
 
-__all__ = ["irc_format", "history_lines", "names_lines", "who_lines", "who_flags", "who_matches", "whois_lines",
-           "list_lines", "lusers_lines", "ison_line", "userhost_line"]
+__all__ = ["irc_format", "history_lines", "topic_lines", "names_lines", "who_lines", "who_flags", "who_matches",
+           "whois_lines", "list_lines", "lusers_lines", "ison_line", "userhost_line"]
 
 #: A NAMES reply line holds names up to about this many characters (a line is at
 #: most 512 bytes with the prefix and the channel).
@@ -55,6 +55,17 @@ def history_lines(session: IrcSession, chan: str, history: Sequence[Chat]) -> li
         out.append(fmt.privmsg(chat.nick, chan, chat.text, chat.ts, action=chat.action, batch=batch))
     if batch:
         out.append(format_line("BATCH", "-history", source=name))
+    return out
+
+
+def topic_lines(session: IrcSession, room: Room) -> list[bytes]:
+    """A channel's topic (332) with who set it and when (333, when known), or 331."""
+    chan = channel(room.name)
+    if not room.topic:
+        return [session.reply(n.RPL_NOTOPIC, chan, "No topic is set")]
+    out = [session.reply(n.RPL_TOPIC, chan, room.topic)]
+    if room.topic_by:
+        out.append(session.reply(n.RPL_TOPICWHOTIME, chan, room.topic_by, str(int(room.topic_at))))
     return out
 
 

@@ -133,7 +133,7 @@ class Changes(StateBase):
 
     def topic_set(self, room: Room, topic: str, nick: str, now: float) -> list[Delivery]:
         """``nick`` set ``room`` 's topic: everyone in it is told."""
-        room.topic = topic
+        room.topic, room.topic_by, room.topic_at = topic, nick, now
         return [Delivery(room.everyone(), Topic(room=room.name, topic=topic, nick=nick, ts=now))]
 
     def topic_locked(self, room: Room, locked: bool) -> None:

@@ -123,6 +123,8 @@ class Room:
     history_size: int
     topic: str = ""
     topic_locked: bool = False  # only operators may change the topic
+    topic_by: str = ""  # who set the topic, and when (unknown for a topic from before a restart)
+    topic_at: float = 0.0
     #: connection key -> member, in joining order
     members: dict[int, Member] = field(default_factory=dict)
     next_seq: int = 1
@@ -144,6 +146,8 @@ class Room:
     last_id: tuple[int, int] = field(init=False, default=(0, 0))
     #: fold(name): the room's key in ``ChatState.rooms`` (a later spelling folds the same)
     key: str = field(init=False, default="")
+    #: When the room got its first member here (IRC's 329 tells it).
+    created: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
         self.history = deque(maxlen=self.history_size)

@@ -488,6 +488,7 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
         return room
 
     def _enter(self, member: Member, room: Room, now: float) -> tuple[Joined, list[Delivery]]:
+        room.created = room.created or now
         deliveries = self.arrive(member, room, now)
         joined = Joined(
             room=room.name,

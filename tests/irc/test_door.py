@@ -19,7 +19,7 @@ def test_registration_numerics_and_an_honest_isupport(server):
         isupport = irc.expect("005")
         assert len(isupport.params) <= 15
         tokens |= set(isupport.params[1:-1])
-    assert {"CHANTYPES=#", "NICKLEN=32", "UTF8ONLY", "LINELEN=512", "CASEMAPPING=rfc7613",
+    assert {"CHANTYPES=#", "NICKLEN=32", "UTF8ONLY", "LINELEN=512", "CASEMAPPING=ascii",
             "TARGMAX=PRIVMSG:4,NOTICE:4"} <= tokens
     irc.expect("422")  # no MOTD
     irc.send("FROB x")
@@ -469,4 +469,27 @@ def test_the_numerics_irc_clients_and_conformance_suites_expect(connect):
     irc.expect("321")
     assert irc.expect("322").params[1] == "#dev"
     irc.expect("323")  # #lobby not listed
+    irc.close()
+
+
+def test_topic_who_and_when_creation_time_and_the_servers_own_answers(connect):
+    bob = connect("bob")
+    irc = IrcClient(bob.sock.getpeername()[1])
+    irc.register("ann")
+    irc.send("JOIN #lobby", "TOPIC #lobby :fractions today")
+    irc.expect("TOPIC", "#lobby")
+    irc.send("TOPIC #lobby")
+    assert irc.expect("332").params[-1] == "fractions today"
+    who = irc.expect("333")
+    assert who.params[1:3] == ["#lobby", "ann"] and abs(int(who.params[3]) - time.time()) < 60
+    irc.send("MODE #lobby")
+    irc.expect("324")
+    assert abs(int(irc.expect("329").params[2]) - time.time()) < 600
+    irc.send("VERSION", "TIME", "ADMIN", "INFO")
+    assert "chatroom" in irc.expect("351").params[1]
+    irc.expect("391")
+    for numeric in ("256", "257", "258", "259"):
+        irc.expect(numeric)
+    irc.expect("371")
+    irc.expect("374")
     irc.close()
