@@ -54,6 +54,13 @@ def fingerprint(der: bytes) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
 
 
+def hex_fingerprint(fp: str, *, colons: bool = False) -> str:
+    """``SHA256:base64`` as the hex IRC clients pin with: WeeChat's ``tls_fingerprint``
+    (64 lowercase digits), or irssi's ``-tls_pinned_cert`` (``colons``: upper case pairs)."""
+    raw = base64.b64decode(fp.removeprefix("SHA256:") + "=" * (-len(fp.removeprefix("SHA256:")) % 4))
+    return ":".join(f"{b:02X}" for b in raw) if colons else raw.hex()
+
+
 def normalize_fingerprint(text: str) -> str:
     """Accept ``SHA256:base64``, bare base64, or hex with or without colons."""
     value = text.strip()

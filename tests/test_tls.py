@@ -50,6 +50,20 @@ def test_fingerprints_are_accepted_in_the_usual_spellings():
         normalize_fingerprint("SHA256:short")
 
 
+def test_the_fingerprint_in_the_hex_forms_irc_clients_pin_with(tmp_path):
+    import hashlib
+    import ssl
+
+    from chatroom.tls import hex_fingerprint
+
+    cert, _ = ensure_certificate(tmp_path, "host")
+    digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.read_text())).hexdigest()
+    fp = certificate_fingerprint(cert)
+    assert hex_fingerprint(fp) == digest  # WeeChat's tls_fingerprint
+    assert hex_fingerprint(fp, colons=True) == ":".join(digest[i:i + 2] for i in range(0, 64, 2)).upper()  # irssi
+    assert normalize_fingerprint(hex_fingerprint(fp, colons=True)) == fp
+
+
 def test_chat_over_tls_with_trust_on_first_use(make_server, tls_files, tmp_path):
     cert, key = tls_files
     server = make_server(tls_cert=cert, tls_key=key)

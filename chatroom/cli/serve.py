@@ -19,6 +19,7 @@ from chatroom.cli.common import Exit, data_dir_of, fail, open_tracer, secret_fro
 from chatroom.cli.server_file import read_secret_file
 from chatroom.logfmt import about
 from chatroom.redact import redacted_url
+from chatroom.tls import hex_fingerprint
 
 if TYPE_CHECKING:
     from chatroom.discovery import Announcer
@@ -268,6 +269,8 @@ def _print_welcome(args: argparse.Namespace, server: ChatServer, config: ServerC
         print("this room needs a password", flush=True)
     if server.tls_fingerprint:
         print(f"TLS certificate fingerprint (people joining can compare it): {server.tls_fingerprint}", flush=True)
+        print(f"  for IRC clients: irssi -tls_pinned_cert {hex_fingerprint(server.tls_fingerprint, colons=True)}; "
+              f"WeeChat tls_fingerprint {hex_fingerprint(server.tls_fingerprint)}", flush=True)
     if not config.op_password:
         print(f"operator token (type /op TOKEN in a client; shown only now): {server.op_token}", flush=True)
     print("press Ctrl-C to stop", flush=True)
