@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bind": ("[KEY [COMMAND]]", "list key bindings, or bind f1-f12 or alt-b..alt-z to a command; KEY alone unbinds"),
     "quit": ("[REASON]", "leave; the others see the reason"),
     "reconnect": ("", "connect again (after a kick, or when the client gave up)"),
+    "connect": ("HOST[:PORT]", "connect to another server too: its rooms get windows of their own"),
+    "disconnect": ("", "leave the server of this window (not the first: /quit)"),
     "send": ("[NICK] PATH", "offer a file to the room, or to one person"),
     "accept": ("[N]", "accept a file offer (default: the newest)"),
     "reject": ("[N]", "decline a file offer (default: the newest)"),
@@ -64,7 +66,7 @@ _GROUPS = (
     ("rooms", ("join", "part", "who", "names", "whois", "rooms", "topic", "last")),
     ("files", ("send", "accept", "reject", "cancel", "files")),
     ("client", ("window", "close", "clear", "help", "bell", "reconnect", "quit")),
-    ("settings", ("set", "save", "reload", "alias", "bind")),
+    ("setup", ("set", "save", "reload", "alias", "bind", "connect", "disconnect")),
     ("operators", ("op", "kick", "ban", "unban", "bans", "mute", "unmute", "lock", "unlock")),
 )
 _KEYS = ("Enter send · Alt-Enter new line · Tab complete · Up/Down earlier",

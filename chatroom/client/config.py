@@ -14,6 +14,7 @@ does no network I/O; a bad value is a clear error naming the key, never a traceb
     input_history = true           # what you typed, kept across runs (Up, Ctrl-R)
     log = true                     # a log of each window in the data directory
     notify = false                 # desktop notifications (OSC 9 / 777) for mentions and DMs
+    servers = ["10.0.0.5:7373"]    # more servers at once, each with its own windows (/connect)
 
     [aliases]                      # /j dev -> /join dev
     j = "join"
@@ -68,6 +69,7 @@ class ClientConfig:
     input_history: bool = True
     log: bool = True
     notify: bool = False
+    servers: tuple[str, ...] = ()  # more servers to connect to at start, each with its windows
     aliases: dict[str, str] = field(default_factory=dict)
     bindings: dict[str, str] = field(default_factory=dict)
 
@@ -110,7 +112,7 @@ def _values(raw: dict[str, object], where: str) -> dict[str, object]:
     for key in ("server", "nick", "timestamp"):
         if key in raw:
             values[key] = _string(raw, key, where)
-    for key in ("rooms", "highlight"):
+    for key in ("rooms", "highlight", "servers"):
         if key in raw:
             values[key] = _strings(raw, key, where)
     for key in ("input_history", "log", "notify"):

@@ -68,6 +68,18 @@ class Front:
         """Lines on screen containing ``text`` (the plain client keeps none)."""
         return []
 
+    def client_here(self) -> ChatClient:
+        """The connection of the window on screen (a plain client has one)."""
+        return self.client
+
+    def connect(self, address: str) -> str | None:
+        """Connect to another server too; None, or why it cannot be done here."""
+        return "only the full-screen client holds several servers"
+
+    def disconnect(self) -> str | None:
+        """Leave the server of the window on screen; None, or why not."""
+        return "there is one server here: /quit leaves it"
+
     def find(self, pattern: re.Pattern[str]) -> Finder | None:
         """Show the newest line of the window matching ``pattern`` in its context (the
         keys then go to the others); None where lines are not kept (the plain client)."""
@@ -89,7 +101,7 @@ class Controller:
         aliases: dict[str, str] | None = None,
         settings: SettingsHost | None = None,
     ) -> None:
-        self.client = client
+        self._client = client
         self.show = show
         self.quit = quit
         self.clear = clear
@@ -250,6 +262,15 @@ class Controller:
         act(self, cmd)
         return True
 
+    def _answer(self, problem: str | None) -> None:
+        if problem is not None:
+            self.show(problem, True)
+
+    @property
+    def client(self) -> ChatClient:
+        """The connection commands go to: the window on screen's server."""
+        return self.front.client_here()
+
     def _bell(self, cmd: Command) -> None:
         mode = cmd.args[0].lower()
         self.set_bell(mode)
@@ -397,6 +418,8 @@ _LOCAL: dict[str, Callable[[Controller, Command], object]] = {
     **dict.fromkeys(("query", "reply", "window", "close", "ignore", "unignore"), Controller._window_command),
     "topic": Controller._show_topic,
     "files": lambda c, cmd: c.show(files_text(c.client.files.all()), False),
+    "connect": lambda c, cmd: c._answer(c.front.connect(cmd.args[0])),
+    "disconnect": lambda c, cmd: c._answer(c.front.disconnect()),
     **dict.fromkeys(SETTINGS_COMMANDS, lambda c, cmd: c.settings.run(cmd) if c.settings is not None
                     else c.show(f"/{cmd.name} is for the full-screen client (the plain one keeps no settings)", True)),
 }

@@ -52,14 +52,18 @@ class Window:
     transcript: Transcript = field(default_factory=Transcript)
     activity: Activity = Activity.NONE
     unread: int = 0  # messages that came while it was not on screen
+    #: The connection it belongs to (None: the first) and that server's name, when the
+    #: client is connected to several servers at once.
+    owner: object = None
+    server: str = ""
 
     @property
     def label(self) -> str:
         return ("@" if self.query else "") + (clean_line(self.name) or "(none)")
 
     @property
-    def key(self) -> tuple[bool, str]:
-        return self.query, fold(self.name)
+    def key(self) -> tuple[int, bool, str]:
+        return id(self.owner), self.query, fold(self.name)
 
 
 class Windows:
@@ -78,6 +82,8 @@ class Windows:
         #: The lobby's window exists before the welcome, so that lines from before it
         #: (connecting, TLS) have somewhere to go.
         self._placeholder = True
+        self._owner: object = None  # the connection whose event is being shown
+        self._server = ""
         self.items.append(self._new(""))
 
     # ------------------------------------------------------------------ looking
@@ -86,13 +92,22 @@ class Windows:
     def active(self) -> Window:
         return self.items[self.current]
 
-    def find(self, name: str, *, query: bool = False) -> Window | None:
-        key = (query, fold(name))
+    def find(self, name: str, *, query: bool = False, owner: object = ...) -> Window | None:
+        """The window of room (or conversation) ``name`` of connection ``owner`` (by
+        default: the one whose event is being shown, or the first)."""
+        key = (id(self._owner if owner is ... else owner), query, fold(name))
         return next((w for w in self.items if w.key == key), None)
+
+    @property
+    def several(self) -> bool:
+        """Windows of more than one server are open (their labels say which)."""
+        return len({id(w.owner) for w in self.items}) > 1
 
     def labels(self) -> list[tuple[int, str, Activity, bool]]:
         """(number, label with its unread count, activity, on screen) for the status bar."""
-        return [(i + 1, w.label + (f"({w.unread})" if w.unread else ""), w.activity, i == self.current)
+        several = self.several
+        return [(i + 1, w.label + (f"·{clean_line(w.server)}" if several and w.server else "")
+                 + (f"({w.unread})" if w.unread else ""), w.activity, i == self.current)
                 for i, w in enumerate(self.items)]
 
     def status_text(self) -> str:
@@ -133,10 +148,17 @@ class Windows:
         self.switch((self.current + delta) % len(self.items) + 1)
 
     def query(self, nick: str) -> Window:
-        """The conversation with ``nick``, opened if needed, on screen."""
+        """The conversation with ``nick`` (on the server of the window on screen),
+        opened if needed, on screen."""
+        self._owner, self._server = self.active.owner, self.active.server
         window = self.find(nick, query=True) or self._open(nick, query=True)
         self.switch(self.items.index(window) + 1)
         return window
+
+    def close_all_of(self, owner: object) -> None:
+        """A connection is gone: its windows close."""
+        for w in [w for w in self.items if w.owner is owner]:
+            self.close(w)
 
     def close(self, window: Window) -> None:
         """Take ``window`` off the list (a room's is closed when we leave the room)."""
@@ -155,11 +177,14 @@ class Windows:
 
     # ------------------------------------------------------------------ events
 
-    def add(self, event: object) -> bool:
-        """Show ``event`` in its window.  True if it should ring the bell."""
+    def add(self, event: object, owner: object = None, server: str = "") -> bool:
+        """Show ``event`` (from connection ``owner``, to server ``server``) in its window.
+        True if it should ring the bell."""
         if self._ignored(event):
             return False
+        self._owner, self._server = owner, server
         window = self.last = self._route(event)
+        window.server = window.server or server  # (the first window was made before the welcome named it)
         ring = window.transcript.add(event)
         if window is not self.active:
             activity = self._activity(event)
@@ -190,14 +215,14 @@ class Windows:
     # ------------------------------------------------------------------ internals
 
     def _new(self, name: str, *, query: bool = False) -> Window:
-        w = Window(name, query)
+        w = Window(name, query, owner=self._owner, server=self._server)
         w.transcript.nick, w.transcript.bell_mode = self.nick, self.bell_mode
         w.transcript.highlights, w.transcript.time_format = self.highlights, self.time_format
         w.transcript.room = "" if query else name
         return w
 
     def _open(self, name: str, *, query: bool = False) -> Window:
-        if self._placeholder and not query:  # the first room takes over the stand-in
+        if self._placeholder and not query and self._owner is None:  # the first room takes over the stand-in
             self._placeholder = False
             w = self.items[0]
             w.name = w.transcript.room = name
@@ -221,16 +246,28 @@ class Windows:
         if isinstance(event, Presence) and event.event is PresenceEvent.NICK:
             self._renamed(event.nick, event.new_nick or event.nick)
         if isinstance(event, Chat | History | Presence | Crowd | Topic | Members | Parted) and event.room:
-            return self.find(event.room) or self.active
-        return self.active
+            return self.find(event.room) or self._here()
+        return self._here()
+
+    def _here(self) -> Window:
+        """Where the rest of a connection's news goes: the window on screen if it is that
+        connection's, else that connection's first window."""
+        if self.active.owner is self._owner:
+            return self.active
+        return next((w for w in self.items if w.owner is self._owner), self.active)
 
     def _room_arrived(self, event: Welcome | Joined) -> Window:
         """A room we are in now: its window (a room we just joined comes to the front)."""
         if not event.room:
             return self.active
-        known = self.find(event.room) is not None or (self._placeholder and not self.active.name)
+        known = self.find(event.room) is not None or (self._placeholder and not self.active.name
+                                                       and self._owner is None)
         window = self._room_window(event.room)
-        if isinstance(event, Joined) and not event.resumed and not known:
+        # A room just joined comes to the front, and so does the first room of a server
+        # just connected to (/connect).
+        fresh = (isinstance(event, Joined) and not event.resumed
+                 or isinstance(event, Welcome) and self._owner is not None)
+        if fresh and not known:
             self.switch(self.items.index(window) + 1)
         return window
 

@@ -64,7 +64,9 @@ class Bars:
         view = self.client.session.view(name)
         if view is None:
             return [("class:topic", f" {clean_line(name)} (not joined)" if name else " (no room: /join one)")]
-        return [("class:topic", f" {clean_line(view.name)}" + (f": {clean_line(view.topic)}" if view.topic else ""))]
+        on = f" on {clean_line(self.windows.active.server)}" if self.windows.several else ""
+        topic = f": {clean_line(view.topic)}" if view.topic else ""
+        return [("class:topic", f" {clean_line(view.name)}{on}{topic}")]
 
     def _window_list(self) -> StyleAndTextTuples:
         """``[1:lobby 2:dev+ 3:@bob!]``: the window on screen underlined, activity in

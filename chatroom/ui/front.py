@@ -11,6 +11,7 @@ from chatroom.client.controller import Front
 from chatroom.client.finding import Finder
 
 if TYPE_CHECKING:
+    from chatroom.client.connection import ChatClient
     from chatroom.ui.tui import ChatApp
 
 __all__ = ["WindowsFront"]
@@ -22,6 +23,15 @@ class WindowsFront(Front):
     def __init__(self, app: ChatApp) -> None:
         super().__init__(app.client)
         self.app = app
+
+    def client_here(self) -> ChatClient:
+        return self.app.client
+
+    def connect(self, address: str) -> str | None:
+        return self.app.connect_more(address)
+
+    def disconnect(self) -> str | None:
+        return self.app.disconnect_here()
 
     def where(self) -> tuple[str, bool]:
         w = self.app.windows.active

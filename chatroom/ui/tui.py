@@ -51,6 +51,7 @@ from chatroom.ui.bars import Bars
 from chatroom.ui.completion import ChatCompleter
 from chatroom.ui.front import WindowsFront
 from chatroom.ui.history import input_history
+from chatroom.ui.servers import Servers
 
 __all__ = ["ChatApp", "ChatCompleter", "MessagePane", "STYLE"]
 
@@ -162,13 +163,13 @@ class MessagePane(UIControl):
         return None
 
 
-class ChatApp(Bars):
+class ChatApp(Bars, Servers):
     """The full-screen client around a connected :class:`ChatClient`."""
 
     def __init__(self, client: ChatClient, config: ClientConfig | None = None, banner: str = "") -> None:
         """``config``: the user's settings; without one (the demo, tests) nothing is kept
         on disk -- no input history, no window logs."""
-        self.client = client
+        self.clients = [client]
         settings = config or ClientConfig(input_history=False, log=False)
         self.config = settings
         self.windows = Windows(client.nick, settings.bell, highlights=settings.highlight,
@@ -178,7 +179,7 @@ class ChatApp(Bars):
         self.logs = WindowLogs(data_dir() / "logs") if settings.log else None
         self._title = ""
         self.pane = MessagePane(lambda: self.transcript)
-        self._events: SimpleQueue[object] = SimpleQueue()
+        self._events: SimpleQueue[tuple[object, ChatClient]] = SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
         self._schedule_lock = threading.Lock()
@@ -241,7 +242,7 @@ class ChatApp(Bars):
             mouse_support=True,  # the wheel scrolls the messages
             refresh_interval=1.0,  # transfer rates and the retry countdown move even when nothing arrives
         )
-        client.on_event = self.on_event
+        self.attach(client)
 
     # ------------------------------------------------------------------ settings (/set...)
 
@@ -285,8 +286,8 @@ class ChatApp(Bars):
 
     # ------------------------------------------------------------------ events (any thread)
 
-    def on_event(self, event: object) -> None:
-        self._events.put(event)
+    def on_event(self, event: object, client: ChatClient | None = None) -> None:
+        self._events.put((event, client or self.clients[0]))
         with self._schedule_lock:
             if self._loop is None or self._scheduled:
                 return
@@ -299,29 +300,29 @@ class ChatApp(Bars):
         ring = False
         while True:
             try:
-                event = self._events.get_nowait()
+                event, client = self._events.get_nowait()
             except Empty:
                 break
-            ring |= self._show(event)
+            ring |= self._show(event, client)
         if ring:
             self.app.output.bell()
         self._set_title()
         self.app.invalidate()
 
-    def _show(self, event: object, notify: bool = True) -> bool:
+    def _show(self, event: object, client: ChatClient, notify: bool = True) -> bool:
         t = self.transcript
-        if self.windows.nick != self.client.nick:
-            self.windows.set_nick(self.client.nick)
+        if self.windows.nick != self.clients[0].nick:
+            self.windows.set_nick(self.clients[0].nick)
         if self._ending(event, t):
             return False
         if self.controller.hides(event):
             return False
         if isinstance(event, Found):
             self.controller.found(event)  # (where /last more goes on)
-        ring = self.windows.add(event)
+        ring = self.windows.add(event, self.owner_of(client), self.server_name(client))
         window = self.windows.last
         if self.logs is not None and window is not None:
-            self.logs.write(self.client.session.server, window.label, event, self.client.nick)
+            self.logs.write(client.session.server, window.label, event, client.nick)
         if ring and notify and self.config.notify:
             self._notify(event)
         return ring
@@ -520,6 +521,10 @@ class ChatApp(Bars):
         self.app.invalidate()
         return False  # clear the input line (it is in the history)
 
+    def _say(self, text: str, error: bool) -> None:
+        self.transcript.system(text, error=error)
+        self.app.invalidate()
+
     def _set_bell(self, mode: str) -> None:
         self.windows.set_bell(mode)
 
@@ -535,13 +540,18 @@ class ChatApp(Bars):
             with self._schedule_lock:
                 self._loop = asyncio.get_running_loop()
             self._drain()
+            for address in self.config.servers:  # client.toml's other servers
+                problem = self.connect_more(address)
+                if problem is not None:
+                    self._say(problem, True)
 
         try:
             await self.app.run_async(pre_run=pre_run)
         finally:
             with self._schedule_lock:
                 self._loop = None
-            await asyncio.get_running_loop().run_in_executor(None, self.client.close, self.quit_reason)
+            for client in self.clients:
+                await asyncio.get_running_loop().run_in_executor(None, client.close, self.quit_reason)
             if self.logs is not None:
                 self._log_the_rest()
                 self.logs.close()
@@ -551,10 +561,10 @@ class ChatApp(Bars):
         its echo still on the way) goes to the window logs all the same."""
         while True:
             try:
-                event = self._events.get_nowait()
+                event, client = self._events.get_nowait()
             except Empty:
                 return
-            self._show(event, notify=False)
+            self._show(event, client, notify=False)
 
     def run(self) -> None:
         asyncio.run(self.run_async())

@@ -14,7 +14,7 @@ from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.output.vt100 import Vt100_Output
 
 from chatroom.client.connection import ChatClient
-from chatroom.protocol import Chat, Direct, Private, Say
+from chatroom.protocol import Chat, Direct, Presence, PresenceEvent, Private, Say
 from chatroom.server.tcp import CloseReason
 from chatroom.ui.tui import ChatApp
 from tests.wire import WireClient
@@ -627,3 +627,52 @@ def test_last_jumps_to_each_match_in_its_context_and_pages_the_servers_older_one
 
     run_app(server.port, "alice", scenario)
     bob.close()
+
+
+def test_two_servers_at_once_each_with_its_windows(make_server):
+    """/connect opens another server's rooms in windows of their own, named in the status
+    bar; what is typed in a window goes to its server; /disconnect leaves it."""
+    first, second = make_server(name="north"), make_server(name="south")
+    bob = WireClient(second.port)
+    bob.hello("bob")
+    carol = WireClient(first.port)
+    carol.hello("carol")
+
+    async def scenario(app, pipe, _):
+        pipe.send_text(f"/connect 127.0.0.1:{second.port}\r")
+        await until(lambda: len(app.clients) == 2 and len(app.windows.items) == 2, what="south's lobby window")
+        status = "".join(text for _, text in app._status())
+        assert "1:lobby·north" in status and "2:lobby·south" in status, status
+        assert app.windows.active.server == "south"  # (the new server's room comes to the front)
+        pipe.send_text("hello south\r")
+        said = await asyncio.to_thread(bob.expect, Chat, text="hello south")
+        assert said.nick == "alice"
+        pipe.send_text("\x1b1")  # Alt-1: north's lobby
+        await until(lambda: app.windows.active.server == "north", what="north's window")
+        pipe.send_text("hello north\r")
+        assert (await asyncio.to_thread(carol.expect, Chat, text="hello north")).nick == "alice"
+        pipe.send_text("\x1b2/disconnect\r")
+        await until(lambda: len(app.clients) == 1 and len(app.windows.items) == 1, what="south gone")
+        await asyncio.to_thread(bob.expect, Presence, event=PresenceEvent.LEAVE, nick="alice")
+
+    run_app(first.port, "alice", scenario)
+    bob.close()
+    carol.close()
+
+
+def test_the_settings_servers_are_connected_at_start(make_server):
+    from chatroom.client.config import ClientConfig, parse_config
+
+    first, second = make_server(name="north"), make_server(name="south")
+    assert parse_config(f'servers = ["127.0.0.1:{second.port}"]').servers == (f"127.0.0.1:{second.port}",)
+    config = ClientConfig(input_history=False, log=False, servers=(f"127.0.0.1:{second.port}", "127.0.0.1:1"))
+
+    async def scenario(app, pipe, _):
+        await until(lambda: len(app.clients) == 2, what="south connected too")
+        await until(lambda: any(w.server == "south" for w in app.windows.items), what="south's window")
+        await until(lambda: any("127.0.0.1:1" in t for w in app.windows.items for t in
+                                ["".join(x for _, x in line) for line in w.transcript.lines]),
+                    what="the server that does not answer, said so")
+        assert "south" in "".join(text for _, text in app._status())
+
+    run_app(first.port, "alice", scenario, config=config)
