@@ -84,11 +84,14 @@ def data_dir() -> Path:
 
 
 def load_config(path: Path | None = None) -> ClientConfig:
-    """The settings in ``path`` (default: :func:`config_path`); defaults if there is no file."""
-    path = path or config_path()
+    """The settings in ``path`` (default: :func:`config_path`, where no file means the
+    defaults); a file named on purpose that does not exist is an error."""
+    named, path = path is not None, path or config_path()
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if named:
+            raise ConfigError(f"{path}: no such file") from None
         return ClientConfig()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read it ({exc})") from None
@@ -112,6 +115,7 @@ def _values(raw: dict[str, object], where: str) -> dict[str, object]:
     for key in ("server", "nick", "timestamp"):
         if key in raw:
             values[key] = _string(raw, key, where)
+    _check_timestamp(str(values.get("timestamp", "%H:%M")), where)
     for key in ("rooms", "highlight", "servers"):
         if key in raw:
             values[key] = _strings(raw, key, where)
@@ -125,8 +129,27 @@ def _values(raw: dict[str, object], where: str) -> dict[str, object]:
                 raise ConfigError(f"{where}: {key} must be one of {', '.join(choices)} (not {value!r})")
             values[key] = value
     if "downloads" in raw:
-        values["downloads"] = Path(_string(raw, "downloads", where)).expanduser()
+        values["downloads"] = _folder(raw, "downloads", where)
     return values | _tables(raw, where)
+
+
+def _folder(raw: dict[str, object], key: str, where: str) -> Path:
+    folder = Path(_string(raw, key, where)).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{where}: {key} is {folder}, which is not a folder")
+    return folder
+
+
+def _check_timestamp(fmt: str, where: str) -> None:
+    """A strftime format that shows something and is not too long for a line's start."""
+    import time
+
+    try:
+        shown = time.strftime(fmt, time.localtime(0))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: timestamp {fmt!r} is not a time format ({exc})") from None
+    if not shown.strip() or len(shown) > 30 or shown == fmt:  # (nothing in it changes with the time)
+        raise ConfigError(f"{where}: timestamp {fmt!r} is not a time format (like \"%H:%M\")")
 
 
 def _tables(raw: dict[str, object], where: str) -> dict[str, object]:

@@ -240,7 +240,7 @@ class Windows:
             return self._room_arrived(event)
         if isinstance(event, Private):
             peer = event.to if event.nick == self.nick else event.nick
-            return self.find(peer, query=True) or self._open(peer, query=True)
+            return self.find(peer, query=True) or self._first_private(peer, event)
         if isinstance(event, OutgoingChanged):
             return self._outgoing_window(event)
         if isinstance(event, Presence) and event.event is PresenceEvent.NICK:
@@ -255,6 +255,16 @@ class Windows:
         if self.active.owner is self._owner:
             return self.active
         return next((w for w in self.items if w.owner is self._owner), self.active)
+
+    def _first_private(self, peer: str, event: Private) -> Window:
+        """A conversation's first message opens its window; someone else's also says so
+        in the window on screen (a busy room would hide the mark)."""
+        window = self._open(peer, query=True)
+        if event.nick != self.nick and window is not self.active:
+            number = self.items.index(window) + 1
+            keys = f"Alt-{number}" if number <= 9 else f"/window {number}"
+            self.active.transcript.system(f"{clean_line(event.nick)} wrote to you -- {keys}")
+        return window
 
     def _room_arrived(self, event: Welcome | Joined) -> Window:
         """A room we are in now: its window (a room we just joined comes to the front)."""

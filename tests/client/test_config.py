@@ -41,7 +41,7 @@ def test_every_setting_is_read_from_the_toml_file():
 
 
 def test_no_file_means_the_defaults(tmp_path):
-    assert load_config(tmp_path / "missing.toml") == ClientConfig()
+    assert load_config() == ClientConfig()  # (the test's own, empty, config folder)
 
 
 @pytest.mark.parametrize(("text", "says"), [
@@ -147,3 +147,16 @@ def test_set_checks_a_value_as_the_file_does_and_save_keeps_the_files_comments(t
     config = set_setting(config, "bell", "mentions")  # back to the default: out of the file
     save_config(config, path)
     assert "bell" not in path.read_text(encoding="utf-8")
+
+
+def test_a_named_settings_file_must_exist_and_times_and_folders_are_checked_at_start(tmp_path):
+    from chatroom.client.config import ConfigError, load_config, parse_config
+
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nowhere.toml")
+    for text, why in (('timestamp = "hh:mm"', "not a time format"), ('timestamp = "%"', "not a time format"),
+                      (f'downloads = "{tmp_path / "f.txt"}"', "not a folder")):
+        (tmp_path / "f.txt").write_text("x")
+        with pytest.raises(ConfigError, match=why):
+            parse_config(text)
+    assert parse_config('timestamp = "%H:%M:%S"').timestamp == "%H:%M:%S"

@@ -166,3 +166,11 @@ def test_the_status_bar_shows_the_lag_once_it_is_worth_a_look():
                        (7.0, [("class:status.bad", " lag 7.0 s ")])):
         bar.client = SimpleNamespace(lag=lag)  # type: ignore[assignment]
         assert bar._lag() == shown
+
+
+def test_a_first_private_message_says_so_in_the_window_on_screen():
+    w = three_windows()  # dev on screen
+    w.add(Private(nick="grace", to="ann", text="hi", ts=1.0))
+    assert any("grace wrote to you -- Alt-3" in t for t in texts(w, 2))
+    w.add(Private(nick="grace", to="ann", text="again", ts=2.0))  # said once
+    assert sum("wrote to you" in t for t in texts(w, 2)) == 1
