@@ -41,6 +41,7 @@ import platformdirs
 import tomlkit
 
 from chatroom.client.commands import BELL_MODES, COMMANDS
+from chatroom.client.ignoring import parse_rule
 
 __all__ = ["ClientConfig", "ConfigError", "config_path", "data_dir", "load_config", "parse_config", "set_setting",
            "setting_lines", "save_config", "set_alias", "set_binding", "BINDABLE"]
@@ -70,6 +71,7 @@ class ClientConfig:
     log: bool = True
     notify: bool = False
     servers: tuple[str, ...] = ()  # more servers to connect to at start, each with its windows
+    ignore: tuple[str, ...] = ()  # "MASK [KIND...]": whom not to show (/ignore keeps it here)
     aliases: dict[str, str] = field(default_factory=dict)
     bindings: dict[str, str] = field(default_factory=dict)
 
@@ -116,7 +118,8 @@ def _values(raw: dict[str, object], where: str) -> dict[str, object]:
         if key in raw:
             values[key] = _string(raw, key, where)
     _check_timestamp(str(values.get("timestamp", "%H:%M")), where)
-    for key in ("rooms", "highlight", "servers"):
+    _check_ignores(values.get("ignore", ()), where)  # type: ignore[arg-type]
+    for key in ("rooms", "highlight", "servers", "ignore"):
         if key in raw:
             values[key] = _strings(raw, key, where)
     for key in ("input_history", "log", "notify"):
@@ -138,6 +141,14 @@ def _folder(raw: dict[str, object], key: str, where: str) -> Path:
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{where}: {key} is {folder}, which is not a folder")
     return folder
+
+
+def _check_ignores(rules: tuple[str, ...], where: str) -> None:
+    for rule in rules:
+        try:
+            parse_rule(rule)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: ignore {rule!r}: {exc}") from None
 
 
 def _check_timestamp(fmt: str, where: str) -> None:
@@ -279,6 +290,14 @@ def setting_lines(config: ClientConfig) -> list[str]:
     lines += [f"alias {name} = {target!r}" for name, target in config.aliases.items()]
     lines += [f"bind {key} = {target!r}" for key, target in config.bindings.items()]
     return lines
+
+
+def save_keys(config: ClientConfig, keys: tuple[str, ...], path: Path | None = None) -> Path:
+    """Write only ``keys`` of ``config`` to the file (what /ignore keeps across runs),
+    leaving the rest of it -- and the other settings changed in this run -- alone."""
+    path = path or config_path()
+    saved = load_config(path) if path.exists() else ClientConfig()
+    return save_config(replace(saved, **{key: getattr(config, key) for key in keys}), path)
 
 
 def save_config(config: ClientConfig, path: Path | None = None) -> Path:

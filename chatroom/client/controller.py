@@ -11,13 +11,13 @@ from pathlib import Path
 from chatroom.client.commands import ChatLine, Command, Invalid, help_text, parse_duration, parse_input
 from chatroom.client.connection import ChatClient, ConnState
 from chatroom.client.finding import Finder, pattern_of
+from chatroom.client.ignoring import Ignores, parse_rule
 from chatroom.client.runtime_settings import SETTINGS_COMMANDS, SettingsCommands, SettingsHost
 from chatroom.client.transcript import files_text
 from chatroom.client.transfers import TransferError
 from chatroom.protocol import (
     MAX_SEARCH_TEXT,
     Away,
-    Chat,
     Found,
     Join,
     ListRooms,
@@ -110,7 +110,7 @@ class Controller:
         self.aliases = aliases or {}  # /NAME -> a command with its first words (the config's [aliases])
         #: /set, /save, /reload, /alias, /bind (only where a front end holds settings)
         self.settings = SettingsCommands(settings, show) if settings is not None else None
-        self.ignored: set[str] = set()  # folded nicks; the front end hides their messages
+        self.ignores = Ignores()  # whom (and what of them) the front end does not show
         self.last_sender = ""  # who sent the last private message (/reply)
         #: The last /last: (room, text, where its next page starts: None, none)
         self.last_search: tuple[str, str, int | None] | None = None
@@ -118,13 +118,10 @@ class Controller:
     def hides(self, event: object) -> bool:
         """Should ``event`` not be shown (a message from someone ignored)?  Also notes
         who sent the last private message, for /reply."""
-        nick = getattr(event, "nick", None)
-        if not isinstance(event, Chat | Private) or nick is None:
-            return False
-        if fold(nick) in self.ignored:
+        if self.ignores.hides(event):
             return True
-        if isinstance(event, Private) and nick != self.client.nick:
-            self.last_sender = nick
+        if isinstance(event, Private) and event.nick != self.client.nick:
+            self.last_sender = event.nick
         return False
 
     def handle(self, line: str) -> None:
@@ -303,19 +300,29 @@ class Controller:
                 else:
                     self.client.send(Part(room=self.room()))
         else:
-            self._ignore(name == "ignore", args[0] if args else "")
+            self._ignore(name == "ignore", cmd.rest)
 
-    def _ignore(self, on: bool, nick: str) -> None:
-        if on and not nick:
-            self.show("ignored: " + ", ".join(sorted(self.ignored)) if self.ignored else "nobody is ignored", False)
-        elif on:
-            self.ignored.add(fold(nick))
-            self.show(f"ignoring {clean_line(nick)}: their messages are not shown (/unignore to undo)", False)
-        elif fold(nick) in self.ignored:
-            self.ignored.discard(fold(nick))
-            self.show(f"no longer ignoring {clean_line(nick)}", False)
+    def _ignore(self, on: bool, rest: str) -> None:
+        """/ignore MASK [KIND...], /ignore (the list), /unignore MASK -- kept in client.toml."""
+        if on and not rest.strip():
+            rules = self.ignores.texts()
+            self.show("ignored: " + ", ".join(rules) if rules else "nobody is ignored", False)
+            return
+        if on:
+            try:
+                rule = parse_rule(rest)
+            except ValueError as exc:
+                self.show(f"/ignore: {exc}", True)
+                return
+            self.ignores.add(rule)
+            self.show(f"ignoring {clean_line(rule.text())} (/unignore {clean_line(rule.mask)} to undo)", False)
+        elif self.ignores.remove(rest.strip()):
+            self.show(f"no longer ignoring {clean_line(rest.strip())}", False)
         else:
-            self.show(f"{clean_line(nick)} is not ignored", True)
+            self.show(f"{clean_line(rest.strip())} is not ignored", True)
+            return
+        if self.settings is not None:
+            self.settings.keep_ignores(self.ignores.texts())
 
     def _reconnect(self) -> None:
         c = self.client

@@ -6,6 +6,7 @@ file's one-line error); the front end that holds the settings applies them
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -15,6 +16,7 @@ from chatroom.client.config import (
     ConfigError,
     load_config,
     save_config,
+    save_keys,
     set_alias,
     set_binding,
     set_setting,
@@ -48,6 +50,12 @@ class SettingsCommands:
             getattr(self, f"_{cmd.name}")(cmd)
         except ConfigError as exc:
             self.show(str(exc), True)
+
+    def keep_ignores(self, rules: tuple[str, ...]) -> None:
+        """/ignore's rules, in use and in client.toml at once (across runs)."""
+        config = replace(self.host.config, ignore=rules)
+        self.host.apply_settings(config)
+        save_keys(config, ("ignore",), self.host.config_file)
 
     def _change(self, config: ClientConfig, said: str) -> None:
         self.host.apply_settings(config)

@@ -13,7 +13,7 @@ bar shows them, e.g. ``1:lobby 2:dev+ 3:@bob!``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from chatroom.client.events import OutgoingChanged
@@ -77,7 +77,8 @@ class Windows:
         self.bell_mode = bell_mode
         self.highlights = highlights
         self.time_format = time_format
-        self.ignored: set[str] = set()  # folded nicks whose messages are not shown
+        #: What is not shown (the controller's /ignore rules)
+        self.hides: Callable[[object], bool] = lambda event: False
         self.last: Window | None = None  # where the last event went
         #: The lobby's window exists before the welcome, so that lines from before it
         #: (connecting, TLS) have somewhere to go.
@@ -306,4 +307,4 @@ class Windows:
         return Activity.NONE
 
     def _ignored(self, event: object) -> bool:
-        return isinstance(event, Chat | Private) and fold(event.nick) in self.ignored
+        return self.hides(event)

@@ -42,6 +42,7 @@ from chatroom.client.config import ClientConfig, data_dir
 from chatroom.client.connection import ChatClient, ConnState, StateChanged
 from chatroom.client.controller import Controller
 from chatroom.client.finding import Finder
+from chatroom.client.ignoring import Ignores
 from chatroom.client.logs import WindowLogs
 from chatroom.client.transcript import NICK_COLOURS, Transcript, plain_line
 from chatroom.client.windows import Windows
@@ -221,7 +222,8 @@ class ChatApp(Bars, Servers):
         #: /last's matches, and the window's transcript they are in
         self.finder: tuple[Transcript, Finder] | None = None
         self._user_keys = self._bound_keys(settings)
-        self.windows.ignored = self.controller.ignored  # one set: /ignore changes what windows show
+        self.controller.ignores = Ignores(settings.ignore)  # (client.toml's, kept across runs)
+        self.windows.hides = lambda event: self.controller.ignores.hides(event)
         body = HSplit([
             Window(FormattedTextControl(self._topic), height=1, style="class:topic"),
             Window(self.pane, wrap_lines=False, always_hide_cursor=True),  # the pane wraps by words
@@ -256,6 +258,7 @@ class ChatApp(Bars, Servers):
             t.highlights, t.time_format = config.highlight, config.timestamp
             t.version += 1
         self.controller.aliases = dict(config.aliases)
+        self.controller.ignores = Ignores(config.ignore)
         self._user_keys = self._bound_keys(config)
         self.app.style = LIGHT_STYLE if config.theme == "light" else STYLE
         if config.log and self.logs is None:

@@ -135,11 +135,34 @@ def test_a_resumed_session_reopens_no_window_and_keeps_the_one_on_screen():
 
 
 def test_ignored_nicks_are_not_shown_anywhere():
+    from chatroom.client.ignoring import Ignores
+
     w = three_windows()
-    w.ignored.add("bob")
+    ignores = Ignores(("bob",))
+    w.hides = ignores.hides
     assert not w.add(Private(nick="Bob", to="ann", text="spam", ts=1.0))
     w.add(chat("lobby", 1, "bob", "spam"))
     assert len(w.items) == 2 and not any("spam" in t for t in texts(w, 1))
+
+
+def test_ignoring_by_mask_and_by_kind():
+    from chatroom.client.ignoring import Ignores, parse_rule
+
+    ignores = Ignores(("*bot", "spam* joins", "eve actions private"))
+    action = Chat(room="lobby", seq=1, ts=1.0, nick="eve", text="waves", action=True)
+    assert ignores.hides(chat("lobby", 1, "newsBOT", "headline"))  # a mask, ignoring case
+    assert ignores.hides(Presence(room="lobby", event=PresenceEvent.JOIN, nick="spammer", ts=1.0))
+    assert not ignores.hides(chat("lobby", 2, "spammer", "but this is said"))  # only joins
+    assert ignores.hides(action) and ignores.hides(Private(nick="eve", to="ann", text="psst", ts=1.0))
+    assert not ignores.hides(chat("lobby", 3, "eve", "plain words"))
+    assert not ignores.hides(Presence(room="lobby", event=PresenceEvent.AWAY, nick="spammer", ts=1.0))
+    assert ignores.texts() == ("*bot", "spam* joins", "eve actions private")
+    for bad in ("", "bob loudly"):
+        try:
+            parse_rule(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
 
 
 def test_the_hotlist_goes_to_mentions_and_private_messages_first_then_new_messages():

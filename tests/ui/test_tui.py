@@ -676,3 +676,29 @@ def test_the_settings_servers_are_connected_at_start(make_server):
         assert "south" in "".join(text for _, text in app._status())
 
     run_app(first.port, "alice", scenario, config=config)
+
+
+def test_ignore_by_mask_and_kind_is_kept_across_runs(server, tmp_path):
+    from chatroom.client.config import ClientConfig, load_config
+
+    path = tmp_path / "client.toml"
+    bot = WireClient(server.port)
+    bot.hello("newsbot")
+    carol = WireClient(server.port)
+    carol.hello("carol")
+
+    async def scenario(app, pipe, _):
+        app.config_file = path
+        pipe.send_text("/ignore *bot\r")
+        await until(lambda: path.exists() and load_config(path).ignore == ("*bot",), what="kept in client.toml")
+        bot.send(Say(id="1", text="BREAKING: nothing"))
+        await asyncio.to_thread(bot.expect, Chat, text="BREAKING: nothing")  # in the room before carol speaks
+        carol.send(Say(id="2", text="after the bot"))
+        await until(lambda: any("after the bot" in t for t in line_texts(app)), what="carol's line")
+        assert not any("BREAKING" in t for t in line_texts(app))
+        pipe.send_text("/unignore *bot\r")
+        await until(lambda: load_config(path).ignore == (), what="forgotten in client.toml")
+
+    run_app(server.port, "alice", scenario, config=ClientConfig(input_history=False, log=False))
+    bot.close()
+    carol.close()
