@@ -138,7 +138,7 @@ class Bars:
             parts.append((4, [("class:status", f" │ {len(t.pending)} sending")]))
         parts += self._status_files()
         if t.marked is not None and self.finder is not None and self.finder[0] is t:
-            parts.append((1, [("class:status.note", f" /last: {self.finder[1].status()} (Alt-Up/Down, End) ")]))
+            parts.append((1, [("class:status.note", f" /last: {self.finder[1].status()} (Alt-Up/Dn) ")]))
         elif t.scroll:
             below = f"{t.unread} new below" if t.unread else "reading back"
             parts.append((2, [("class:status.note", f" ↓ {below} (End) ")]))

@@ -702,3 +702,39 @@ def test_ignore_by_mask_and_kind_is_kept_across_runs(server, tmp_path):
     run_app(server.port, "alice", scenario, config=ClientConfig(input_history=False, log=False))
     bot.close()
     carol.close()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)])
+def test_what_an_irc_user_reaches_for_as_a_terminal_shows_it(make_server, size):
+    """On a real terminal screen (pyte) at 80x24 and 60x20: the hotlist's counts in the
+    status bar, /last's match marked in place with its place in the status bar, a /set
+    answered on screen, and a second server's window named in the status bar."""
+    cols, rows = size
+    first, second = make_server(name="north", rate=0), make_server(name="south")
+    screen = pyte.Screen(cols, rows)
+    stream = pyte.Stream(screen)
+    bob = WireClient(first.port)
+    bob.hello("bob")
+
+    async def scenario(app, pipe, out):
+        def shows(text: str) -> bool:
+            return any(text in row for row in drain(stream, out))
+
+        pipe.send_text("/join dev\r")
+        await until(lambda: app.windows.active.name == "dev", what="dev")
+        for n in range(3):
+            bob.send(Say(id=str(n), text=f"deploy step {n}", room="lobby"))
+        await until(lambda: shows("1:lobby(3)+"), what="the lobby's count")
+        pipe.send_text("\x1ba")  # Alt-A: to the lobby
+        await until(lambda: shows("deploy step 2") and shows("1:lobby"), what="the lobby on screen")
+        pipe.send_text("/last step 1\r")
+        await until(lambda: shows("match 1 of 1"), what="the match's place in the status bar")
+        marked = [y for y in range(rows) if "deploy step 1" in screen.display[y]]
+        assert marked and screen.buffer[marked[0]][2].reverse  # the match is marked where it is
+        pipe.send_text("/set bell off\r")
+        await until(lambda: shows("bell = \"off\""), what="/set answered")
+        pipe.send_text(f"/connect 127.0.0.1:{second.port}\r")
+        await until(lambda: shows("·south"), what="the second server's window")
+
+    run_app(first.port, "alice", scenario, screen=screen)
+    bob.close()
