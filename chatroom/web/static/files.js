@@ -11,6 +11,9 @@ export function safeName(name) {
   return base.slice(0, 120) || "download";
 }
 
+// A received file is folded into a Blob every this many bytes, not held as chunks.
+const PART = 4 * 1024 * 1024;
+
 export class Receiver {
   constructor(session, onDone) {
     this.session = session;
@@ -24,7 +27,7 @@ export class Receiver {
   accept(transfer) {
     const offer = this.offers.get(transfer);
     if (!offer) return;
-    this.active.set(transfer, { offer, chunks: [], received: 0, hash: new Sha256() });
+    this.active.set(transfer, { offer, parts: [], chunks: [], held: 0, received: 0, hash: new Sha256() });
     this.session.send({ type: "accept_file", transfer });
   }
 
@@ -36,7 +39,17 @@ export class Receiver {
   async data(message, body) {
     const t = this.active.get(message.transfer);
     if (!t || message.offset !== t.received) return; // a new round starts from 0: see update()
-    if (body) { t.chunks.push(body); t.hash.update(body); t.received += body.byteLength; }
+    if (body) {
+      t.chunks.push(body);
+      t.hash.update(body);
+      t.received += body.byteLength;
+      t.held += body.byteLength;
+      if (t.held >= PART) {  // into a Blob as it comes: the browser keeps a large one out of the page's memory
+        t.parts.push(new Blob(t.chunks));
+        t.chunks = [];
+        t.held = 0;
+      }
+    }
     this.session.send({ type: "file_ack", transfer: message.transfer, offset: t.received });
     if (t.received >= t.offer.size) await this.finish(message.transfer, t);
   }
@@ -48,8 +61,8 @@ export class Receiver {
 
   async finish(transfer, t) {
     this.active.delete(transfer);
-    const blob = new Blob(t.chunks);  // (the browser may keep a big one on disk)
-    t.chunks = [];
+    const blob = new Blob([...t.parts, ...t.chunks]);  // (the browser may keep a big one on disk)
+    t.parts = t.chunks = [];
     const digest = t.hash.hex();
     const ok = digest === t.offer.sha256 && blob.size === t.offer.size;
     this.session.send({ type: "file_done", transfer, ok, reason: ok ? "" : "the SHA-256 did not match" });
