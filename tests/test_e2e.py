@@ -176,7 +176,7 @@ def test_the_settings_file_picks_server_nick_rooms_and_keeps_what_was_typed_and_
         zed.wait_text("zed [1:lobby 2:dev]")
         bob.hello("bob")
         bob.send(Say(id="1", text="the release is out", room="lobby"))
-        zed.wait_text("[1:lobby! 2:dev]")  # a highlight word, in the window not on screen
+        zed.wait_text("[1:lobby(1)! 2:dev]")  # a highlight word, in the window not on screen (one line)
         bob.send(Join(room="dev"))
         bob.expect(Joined)
         zed.type("remember me\r")  # the window on screen is dev, the last room joined
