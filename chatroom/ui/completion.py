@@ -17,9 +17,17 @@ __all__ = ["ChatCompleter"]
 class ChatCompleter(Completer):
     """/commands at the start of the line; nicks anywhere."""
 
-    def __init__(self, client: ChatClient, room: Callable[[], str] | None = None) -> None:
-        self.client = client
+    def __init__(self, client: ChatClient, room: Callable[[], str] | None = None,
+                 here: Callable[[], ChatClient] | None = None) -> None:
+        """``here``: the connection of the window on screen (with several servers: its
+        nicks are the ones to complete)."""
+        self._client = client
+        self.here = here or (lambda: client)
         self.room = room or (lambda: client.room)
+
+    @property
+    def client(self) -> ChatClient:
+        return self.here()
 
     def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterable[Completion]:
         before = document.text_before_cursor

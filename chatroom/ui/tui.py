@@ -202,7 +202,7 @@ class ChatApp(Bars, Servers):
             multiline=True,
             wrap_lines=True,
             history=input_history(settings),
-            completer=ChatCompleter(client, lambda: self.controller.room()),
+            completer=ChatCompleter(client, lambda: self.controller.room(), lambda: self.client),
             complete_while_typing=False,
             focus_on_click=True,
         )

@@ -644,7 +644,11 @@ def test_two_servers_at_once_each_with_its_windows(make_server):
         status = "".join(text for _, text in app._status())
         assert "1:lobby·north" in status and "2:lobby·south" in status, status
         assert app.windows.active.server == "south"  # (the new server's room comes to the front)
-        pipe.send_text("hello south\r")
+        await until(lambda: app.client.session.view("lobby") is not None
+                    and "bob" in app.client.session.view("lobby").members, what="south's members")
+        pipe.send_text("hello b\t")  # Tab completes south's nicks here (bob is not on north)
+        await until(lambda: app.input.text == "hello bob ", what="bob completed")
+        pipe.send_text("\x15hello south\r")  # (Ctrl-U: the line afresh)
         said = await asyncio.to_thread(bob.expect, Chat, text="hello south")
         assert said.nick == "alice"
         pipe.send_text("\x1b1")  # Alt-1: north's lobby
