@@ -222,8 +222,7 @@ class ChatApp(Bars, Servers):
         #: /last's matches, and the window's transcript they are in
         self.finder: tuple[Transcript, Finder] | None = None
         self._user_keys = self._bound_keys(settings)
-        self.controller.ignores = Ignores(settings.ignore)  # (client.toml's, kept across runs)
-        self.windows.hides = lambda event: self.controller.ignores.hides(event)
+        self.controller.ignores = Ignores(settings.ignore)  # (client.toml's, kept across runs; _show asks it)
         body = HSplit([
             Window(FormattedTextControl(self._topic), height=1, style="class:topic"),
             Window(self.pane, wrap_lines=False, always_hide_cursor=True),  # the pane wraps by words
