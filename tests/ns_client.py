@@ -1,7 +1,10 @@
 """A protocol client for tests that run it inside a network namespace (where the test
 process cannot reach), or as a process of its own: ``python -m tests.ns_client HOST
-PORT NICK [CHUNK DELAY]`` -- with CHUNK and DELAY it is a slow reader: at most CHUNK
-bytes per read through a 4 KiB receive buffer, DELAY seconds between reads.
+PORT NICK [CHUNK DELAY [brief]]`` -- with CHUNK and DELAY it is a slow reader: at most
+CHUNK bytes per read through a 4 KiB receive buffer, DELAY seconds between reads; with
+``brief`` it prints each chat without its text (a reader whose pace must be its own: a
+full line per 3 KB message fills the pipe to a test process whose threads wait for the
+GIL behind a flood, and the reader would then stop reading its socket).
 
 It says hello as NICK, then prints every message it receives as one JSON line on
 stdout (``{"TYPE": ..., fields...}``; ``{"TYPE": "eof"}`` when the server closes), and
@@ -24,6 +27,7 @@ from chatroom.protocol import PROTOCOL_VERSION, FrameDecoder, Hello, Say, decode
 def main() -> int:
     host, port, nick = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     chunk, delay = (int(sys.argv[4]), float(sys.argv[5])) if len(sys.argv) > 5 else (65536, 0.0)
+    brief = sys.argv[6:7] == ["brief"]
     sock = socket.socket()
     if delay:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -64,7 +68,10 @@ def main() -> int:
             return 0
         for frame in decoder.feed(data):
             msg = decode_message(frame)
-            print(json.dumps({"TYPE": msg.TYPE, **msgspec.to_builtins(msg)}), flush=True)
+            fields = msgspec.to_builtins(msg)
+            if brief:
+                fields.pop("text", None)
+            print(json.dumps({"TYPE": msg.TYPE, **fields}), flush=True)
 
 
 if __name__ == "__main__":

@@ -167,9 +167,11 @@ def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(m
     # Each reader a process of its own, reading 16 KiB every 5 ms at most through a 4 KiB
     # receive buffer: equally slow, their pace set by that rather than by who gets the CPU
     # on a loaded machine (threads here would share one GIL and drift apart, and a reader
-    # far behind the rest of its room is dropped: by design).
+    # far behind the rest of its room is dropped: by design).  Brief: each chat line
+    # without its text, so that the pipe to this process (whose threads wait for the GIL
+    # behind the flood) cannot fill and stop a reader's reading for it.
     readers = [subprocess.Popen([sys.executable, "-m", "tests.ns_client", "127.0.0.1", str(server.port),
-                                 f"slow{i}", "16384", "0.005"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 f"slow{i}", "16384", "0.005", "brief"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 text=True, cwd=str(ROOT), env=chatroom_env()) for i in range(3)]
     counts = [0, 0, 0]
     ended = [False, False, False]
