@@ -106,6 +106,10 @@ def _lock(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
     return []
 
 
+def _modes(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
+    return state.modes_set(room, body["modes"], body.get("changes") or [], body["nick"], body["ts"])
+
+
 def _reconnected(state: ChatState, room: Room, body: dict[str, Any]) -> list[Delivery]:
     member = state.remote(_info(body))  # now on the server that says so
     if member is None:
@@ -127,5 +131,6 @@ _EVENTS = {
     "op": _op,
     "topic": _topic,
     "lock": _lock,
+    "modes": _modes,
     "reconnected": _reconnected,
 }

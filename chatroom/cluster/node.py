@@ -292,6 +292,9 @@ class Cluster(ClusterChat, Liveness):
         if kind == "session_end":
             pipe.delete(key("session", event["token"]))
             return
+        if kind == "order":  # for the server that has the member (a room kick): its inbox
+            pipe.xadd(key("inbox", event["to"]), {"m": _encode(event["body"])}, maxlen=10_000, approximate=True)
+            return
         room = event["room"]
         body = {**event, "server": self.server, "ts": now}
         self.store.append_event(pipe, room, body)
@@ -317,6 +320,8 @@ class Cluster(ClusterChat, Liveness):
             pipe.hset(key("room", rk), mapping={"name": room, "topic": event["topic"]})
         elif kind == "lock":
             pipe.hset(key("room", rk), "locked", "1" if event["locked"] else "0")
+        elif kind == "modes":
+            pipe.hset(key("room", rk), "modes", event["modes"])
 
     def adopt(self, token: str, conn_key: int, address: str, batch: Batch) -> bool:
         """A client resumes a session this server does not have: take it over from the
@@ -471,7 +476,7 @@ class Cluster(ClusterChat, Liveness):
             if kind == "private":
                 with hub.locked(batch) as state:
                     hub.deliver(mirror.apply_private(state, body), batch)
-            elif kind in ("released", "kick", "mute"):
+            elif kind in ("released", "kick", "mute", "room_kick"):
                 self.on_control(body)
 
     def _flush(self, batch: Batch) -> None:

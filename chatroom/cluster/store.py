@@ -9,7 +9,7 @@ Keys (``chatroom:`` first; one Redis database per cluster):
   order that every server applies.
 - ``seq:{room}`` -- the room's last sequence number; ``INCR`` and ``XADD`` in one Lua
   script make it atomic and contiguous, whichever server's member speaks.
-- ``room:{room}`` (hash: name, topic, locked), ``members:{room}`` (hash: nick key ->
+- ``room:{room}`` (hash: name, topic, locked, modes), ``members:{room}`` (hash: nick key ->
   record of the member and the server that has it), ``rooms`` (room key -> name).
 - ``nick:{nick key}`` -- who holds the nick (server and session), with a time to live
   the holder renews; ``session:{token}`` -- a session's nick and rooms, for another
@@ -384,7 +384,7 @@ class RedisStore:
         """``release_if`` as part of a transaction (``transact``)."""
         pipe.evalsha(self._release_if.sha, 1, name, value)
 
-    def save(self, chats: Iterable[Chat], rooms: Iterable[tuple[str, int, str]]) -> None:
+    def save(self, chats: Iterable[Chat], rooms: Iterable[tuple[Any, ...]]) -> None:
         """Nothing to do: in a cluster, messages are in the log before anyone sees them
         (``append_chat``), and topics travel as log entries."""
 
@@ -448,6 +448,7 @@ class RedisStore:
             next_seq=int(seq or 0) + 1,
             topic=record.get(b"topic", b"").decode(),
             locked=record.get(b"locked") == b"1",
+            modes=record.get(b"modes", b"").decode(),
             last_id=last_id,
             recent=recent,
             members=[_decode(m) for m in members],
@@ -460,7 +461,7 @@ class RedisStore:
         if not record:
             return None
         return RoomRecord(record[b"name"].decode(), int(self.redis.get(key("seq", rk)) or 0) + 1,
-                          record.get(b"topic", b"").decode())
+                          record.get(b"topic", b"").decode(), record.get(b"modes", b"").decode())
 
     @_reading
     def rooms(self) -> list[RoomRecord]:

@@ -25,6 +25,8 @@ from chatroom.protocol.framing import (
 )
 from chatroom.protocol.messages import *  # noqa: F403
 from chatroom.protocol.messages import __all__ as _messages_all
+from chatroom.protocol.roles import *  # noqa: F403
+from chatroom.protocol.roles import __all__ as _roles_all
 
 __all__ = [  # noqa: PLE0604 -- the modules' own __all__, spliced in
     "MAX_BODY_SIZE",
@@ -36,6 +38,7 @@ __all__ = [  # noqa: PLE0604 -- the modules' own __all__, spliced in
     "parse_header",
     *_base_all,
     *_messages_all,
+    *_roles_all,
     *_files_all,
     *_codec_all,
 ]

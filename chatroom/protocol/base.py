@@ -28,6 +28,7 @@ __all__ = [
     "LARGE_ROOM",
     "SEVERAL_ROOMS",
     "TYPING",
+    "ROLES",
     "TypingState",
     "MAX_ROOMS",
     "MAX_SEARCH_TEXT",
@@ -41,7 +42,7 @@ __all__ = [
 DEFAULT_PORT = 7373
 
 #: "MAJOR.MINOR".  Peers with another major version cannot talk; a newer minor only adds.
-PROTOCOL_VERSION = "1.4"
+PROTOCOL_VERSION = "1.5"
 
 #: Rooms with at least this many members (besides whoever joins or leaves) sum their
 #: joins and leaves up in one ``crowd`` frame per tick instead of one ``presence`` each:
@@ -54,6 +55,10 @@ SEVERAL_ROOMS = 3
 
 #: The minor version that added ``typing`` (1.4): only such clients are sent it.
 TYPING = 4
+
+#: The minor version that added rooms run by their operators (1.5): roles, modes,
+#: invitations, keys; only such clients are sent ``modes`` and ``invited``.
+ROLES = 5
 
 #: Rooms one member may be in at once (server default; ``welcome.limits.max_rooms``).
 MAX_ROOMS = 20
@@ -99,6 +104,13 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "rate_limited"  # "slow down": the message was not sent
     NOT_OPERATOR = "not_operator"  # that needs operator rights
     MUTED = "muted"  # an operator muted you: the message was not sent
+    # running a room (1.5)
+    NOT_ROOM_OPERATOR = "not_room_operator"  # that needs the room's operator (or a server operator)
+    MODERATED = "moderated"  # the room is moderated and you are not voiced: the message was not sent
+    BANNED_FROM_ROOM = "banned_from_room"  # a ban of the room matches you
+    INVITE_ONLY = "invite_only"  # the room is invite-only and you were not invited
+    ROOM_FULL = "room_full"  # the room is at its member limit
+    KEY_NEEDED = "key_needed"  # the room has a key: a challenge follows (or the proof was wrong)
     # file sharing
     FILES_DISABLED = "files_disabled"  # this server does not relay files
     FILE_TOO_LARGE = "file_too_large"  # over the server's max_file limit
@@ -289,6 +301,7 @@ class MemberInfo(_Record, frozen=True):
     away: str | None = None
     op: bool = False
     address: str | None = None  # only shown to operators
+    role: str | None = None  # 1.5: "@" an operator of this room, "+" voiced in it
 
 
 class RoomInfo(_Record, frozen=True):

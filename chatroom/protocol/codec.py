@@ -13,7 +13,7 @@ import msgspec
 from chatroom.errors import InvalidField, LocalProtocolError, MalformedHeader, UnknownMessageType
 
 # Every message class is defined before ``_register`` indexes them: the catalogue first.
-from chatroom.protocol import files, messages  # noqa: F401
+from chatroom.protocol import files, messages, roles  # noqa: F401
 from chatroom.protocol.base import ENCODER, MESSAGE_TYPES, Message, _FieldProblem
 from chatroom.protocol.framing import BODY_KEY, MAX_BODY_SIZE, MAX_HEADER_SIZE, PREFIX, Frame, pack_frame, parse_header
 from chatroom.text import unencodable
@@ -47,7 +47,7 @@ def _register() -> None:
 
 def _holds_records(tp: Any) -> bool:
     text = repr(tp)
-    return any(name in text for name in ("MemberInfo", "RoomInfo", "Chat"))
+    return any(name in text for name in ("MemberInfo", "RoomInfo", "Chat", "ModeChange", "RoomBanInfo"))
 
 
 _register()

@@ -36,6 +36,7 @@ from chatroom.protocol.base import (
     _require,
     major_version,
 )
+from chatroom.protocol.roles import ModeChange
 
 __all__ = [
     "Hello",
@@ -176,9 +177,18 @@ class Direct(Message, tag="direct", frozen=True):
 
 class Join(Message, tag="join", frozen=True):
     """Go into ``room``, creating it if it does not exist: in addition to your other
-    rooms (1.3), or instead of your room (1.0-1.2)."""
+    rooms (1.3), or instead of your room (1.0-1.2).  1.5, a room with a key: after the
+    server's ``challenge``, again with your ``nonce`` and ``proof`` (as for the room
+    password, with the room's key)."""
 
     room: str
+    nonce: str | None = None
+    proof: str | None = None
+
+    def check(self) -> None:
+        if self.nonce is not None or self.proof is not None:
+            _check_hex(self.nonce or "", "nonce", 64)
+            _check_hex(self.proof or "", "proof", 64)
 
 
 class Part(Message, tag="part", frozen=True):
@@ -189,9 +199,11 @@ class Part(Message, tag="part", frozen=True):
 
 
 class Parted(Message, tag="parted", frozen=True):
-    """1.3: the answer to ``part``: you are no longer in ``room``."""
+    """1.3: the answer to ``part``: you are no longer in ``room``.  1.5: also sent
+    when a room's operator kicks you out of it (``reason``: ``kicked by NICK[: why]``)."""
 
     room: str
+    reason: str | None = None
 
 
 class Whois(Message, tag="whois", frozen=True):
@@ -355,6 +367,8 @@ class Joined(Message, tag="joined", frozen=True):
     #: is then empty)
     resumed: bool = False
     missed: Int | None = None
+    proof: str | None = None  # 1.5, a room with a key: the server's proof that it knows it
+    modes: tuple[ModeChange, ...] = ()  # 1.5: the room's modes that are on
 
 
 class Topic(Message, tag="topic", frozen=True):
@@ -391,6 +405,7 @@ class Challenge(Message, tag="challenge", frozen=True):
 
     nonce: str
     salt: str
+    room: str | None = None  # 1.5: the key of this room, not the server's password
 
     def check(self) -> None:
         _check_hex(self.nonce, "nonce", 64)

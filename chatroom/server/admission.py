@@ -142,7 +142,37 @@ class Admission(HandlerBase):
             return _GONE
         return _FINISHED if events & _POLLRDHUP else _OPEN
 
-    def admit(self, msg: Hello, proof: str | None = None) -> None:
+    def ghost_leaving(self, nick: str, timeout: float = 1.0) -> bool:
+        """``nick`` was refused as taken: if its holder's peer has already hung up (its
+        EOF waits for its own thread to read it), wait for that thread to let the nick
+        go -- as a server with one event loop would have read the EOF first -- and say
+        whether it did.  (Someone who reconnects at once after closing gets the nick.)"""
+        hub = self.server.hub
+        with hub.lock:
+            holder = hub.state.nicks.holder(nick)
+            conn = holder.sink if holder is not None else None
+        if conn is None or conn is self.conn or _poll is None:
+            return False
+        poller = _poll()
+        try:
+            poller.register(conn.sock, select.POLLIN | _POLLRDHUP)
+            events = 0
+            for _, ev in poller.poll(0):
+                events |= ev
+        except (OSError, ValueError):
+            return False
+        if not events & (select.POLLHUP | select.POLLERR | _POLLRDHUP):
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with hub.lock:
+                if hub.state.nicks.holder(nick) is not holder:
+                    return True
+            if self.server.stopped.wait(0.01):  # (polling its thread's progress, bounded)
+                return False
+        return False
+
+    def admit(self, msg: Hello, proof: str | None = None, retried: bool = False) -> None:
         """A new member: the rules decide (``Entrance.admit``), the handler sends."""
         conn, server = self.conn, self.server
         token = secrets.token_urlsafe(18)
@@ -153,6 +183,9 @@ class Admission(HandlerBase):
                 entry = server.entrance().admit(state, conn.id, msg, conn.address, time.time(), token, proof)
                 self._enter(entry)
         except Refused as exc:
+            if exc.code == ErrorCode.NICK_TAKEN and not retried and self.ghost_leaving(msg.nick):
+                self.admit(msg, proof, retried=True)
+                return
             log.info("%s: hello refused: %s", conn.address, exc.message, extra=self.about("hello_refused"))
             self.send_error(exc.code, exc.message, suggestion=exc.suggestion)
             return

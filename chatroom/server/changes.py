@@ -67,8 +67,9 @@ class Changes(StateBase):
         topic = clean_line(topic).strip()
         if len(topic) > MAX_TOPIC_LENGTH:
             raise Refused(ErrorCode.TEXT_TOO_LONG, f"a topic is at most {MAX_TOPIC_LENGTH} characters")
-        if room.topic_locked and not member.op:
-            raise Refused(ErrorCode.NOT_OPERATOR, f"the topic of {room.name} is locked: only operators may change it")
+        if room.topic_locked and not self.runs(member, room):
+            raise Refused(ErrorCode.NOT_OPERATOR,  # (its code since 1.0: clients switch on it)
+                          f"the topic of {room.name} is locked: only its operators may change it")
         deliveries = self.topic_set(room, topic, member.nick, now)
         self.dirty[room.key] = room
         self._publish(member, room, "topic", topic=topic)
@@ -114,6 +115,7 @@ class Changes(StateBase):
                 del self.nicks[nick_key(member.nick)]
             member.nick = new_nick
             self.nicks[nick_key(new_nick)] = member
+            self.roles_renamed(member, old)
         return self._tell_rooms(member, lambda name: Presence(
             room=name, event=PresenceEvent.NICK, nick=old, new_nick=new_nick, ts=now), rooms)
 

@@ -16,7 +16,7 @@ from chatroom.logfmt import about
 from chatroom.protocol import Error, ErrorCode
 from chatroom.server.bans import Ban
 from chatroom.server.session import CloseReason
-from chatroom.text import nick_key
+from chatroom.text import fold, nick_key
 
 if TYPE_CHECKING:
     from chatroom.server.connection import Connection
@@ -62,6 +62,8 @@ class ClusterControl:
                 ghost.close(CloseReason.REPLACED)
         elif kind in ("kick", "mute"):
             self._sanctioned_elsewhere(kind, body, batch)
+        elif kind == "room_kick":
+            self._kicked_out_elsewhere(body, batch)
         self.hub.flush(batch)
 
     def _start_afresh(self) -> None:
@@ -91,6 +93,16 @@ class ClusterControl:
                    and ban.matches(c.ip, c.member.nick)]
         self._disconnect(victims, ErrorCode.BANNED.value, f"banned by {body.get('by', '?')}"
                          + (f": {body['reason']}" if body.get("reason") else ""))
+
+    def _kicked_out_elsewhere(self, body: dict[str, Any], batch: Batch) -> None:
+        """An operator of a room, on another server, kicked a member of ours out of it:
+        the same reducer as here (``ChatState.kicked_out``); the room hears it through
+        the room's log, as a leave."""
+        with self.hub.locked(batch) as state:
+            member = state.nicks.get(nick_key(body["nick"]))
+            room = member.rooms.get(fold(body["room"])) if member is not None and member.server is None else None
+            if member is not None and room is not None:
+                self.hub.deliver(state.kicked_out(member, room, body["why"], time.time()), batch)
 
     def _sanctioned_elsewhere(self, kind: str, body: dict[str, Any], batch: Batch) -> None:
         """An operator on another server kicked or muted a member of ours: the same

@@ -37,6 +37,7 @@ class DoorPort(Protocol):
     def recv_more(self, size: int) -> bytes: ...  # the next bytes; b"" at the end
     def act_all(self, events: list[Event]) -> None: ...  # carry out the session's decisions
     def gate(self, what: str, right: bool) -> bool | None: ...  # the one gate for secrets
+    def ghost_leaving(self, nick: str, timeout: float = 1.0) -> bool: ...  # a taken nick's holder hung up
     def nick_ban(self, nick: str) -> str | None: ...  # the one question about bans
     def describe(self) -> str: ...  # for log lines
     def about(self, event: str, room: str | None = None) -> dict[str, object]: ...  # a log line's extra

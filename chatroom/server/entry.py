@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chatroom.protocol import MAX_ROOMS, PROTOCOL_VERSION, SEVERAL_ROOMS, TYPING, Hello, Joined, Welcome, speaks
+from chatroom.protocol import MAX_ROOMS, PROTOCOL_VERSION, ROLES, SEVERAL_ROOMS, TYPING, Hello, Joined, Welcome, speaks
 from chatroom.server.bans import BanList
 from chatroom.server.fitting import REPLAY_MAX_MESSAGES, fitted, how_long, replay_frames
 from chatroom.server.members import Delivery, Member, Room
@@ -77,6 +77,7 @@ class Entrance:
             several=speaks(hello.version, SEVERAL_ROOMS),
         )
         member.hears_typing = speaks(hello.version, TYPING)
+        member.hears_roles = member.hears_invites = speaks(hello.version, ROLES)
         welcome = Welcome(
             version=PROTOCOL_VERSION, server=self.server_name, nick=member.nick, room=joined.room,
             topic=joined.topic, members=joined.members, member_count=joined.member_count, history=joined.history,
@@ -93,6 +94,7 @@ class Entrance:
             several=speaks(hello.version, SEVERAL_ROOMS),
         )
         member.hears_typing = speaks(hello.version, TYPING)  # (what the new connection's client speaks)
+        member.hears_roles = member.hears_invites = speaks(hello.version, ROLES)
         rooms = list(member.rooms.values())
         replayed = self._replays(state, rooms, hello)
         frames = self._welcome_back(member, rooms, replayed, proof, now)

@@ -18,6 +18,7 @@ from chatroom.protocol import (
     RoomInfo,
 )
 from chatroom.server.bans import Ban
+from chatroom.server.room_modes import RoomModes
 from chatroom.text import (
     fold,
 )
@@ -62,6 +63,11 @@ class Member:
     invisible: bool = False  # (IRC's user mode +i: counted apart by LUSERS, found by WHO only in a shared room)
     echo: bool = True  # sees its own messages (an IRC client without echo-message does not)
     hears_typing: bool = False  # understands typing notices (protocol 1.4; IRC with message-tags)
+    hears_roles: bool = False  # understands modes and invitations (protocol 1.5; IRC)
+    hears_own_leave: bool = False  # is told its own leave when kicked out of a room (IRC: a KICK line)
+    hears_invites: bool = False  # is told of invitations into the rooms it runs (1.5; not IRC: no invite-notify)
+    #: fold(room) -> the server's nonce of a key challenge for that room (one proof each)
+    key_nonces: dict[str, bytes] = field(default_factory=dict, repr=False)
     #: fold(room) -> (state, when) of the last typing notice relayed for this member
     typing_said: dict[str, tuple[str, float]] = field(default_factory=dict, repr=False)
     #: In a cluster (chatroom.cluster): the id of the server that has this member's
@@ -93,13 +99,14 @@ class Member:
         self._without_me = (recipients, others)
         return others
 
-    def info(self, now: float, *, show_address: bool = False) -> MemberInfo:
+    def info(self, now: float, *, show_address: bool = False, role: str | None = None) -> MemberInfo:
         return MemberInfo(
             nick=self.nick,
             idle=round(max(0.0, now - self.last_active), 1),
             away=self.away,
             op=self.op,
             address=self.address if show_address else None,
+            role=role,
         )
 
 
@@ -148,6 +155,9 @@ class Room:
     key: str = field(init=False, default="")
     #: When the room got its first member here (IRC's 329 tells it).
     created: float = field(init=False, default=0.0)
+    #: Its roles and modes (``room_modes.py``), and who is invited (nick keys; until they come).
+    modes: RoomModes = field(default_factory=RoomModes)
+    invited: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.history = deque(maxlen=self.history_size)
@@ -207,6 +217,15 @@ class Room:
     def info(self) -> RoomInfo:
         return RoomInfo(name=self.name, members=len(self.members), topic=self.topic)
 
+    def role(self, member: Member) -> str | None:
+        """``@`` for an operator of this room (a server operator is one in every room),
+        ``+`` for a voiced member, else None."""
+        key = fold(member.nick)
+        modes = self.modes
+        if member.op or key in modes.operators:
+            return "@"
+        return "+" if key in modes.voiced else None
+
     def member_infos(self, now: float, *, show_addresses: bool = False) -> tuple[MemberInfo, ...]:
         """The first MAX_LISTED_MEMBERS members, in joining order (idle times at most
         LISTED_TTL old; operators get a fresh list, with addresses)."""
@@ -214,7 +233,7 @@ class Room:
         if not show_addresses and cached is not None and 0 <= now - cached[0] < LISTED_TTL:
             return cached[2]
         listed = list(itertools.islice(self.members.values(), MAX_LISTED_MEMBERS))
-        infos = tuple(m.info(now, show_address=show_addresses) for m in listed)
+        infos = tuple(m.info(now, show_address=show_addresses, role=self.role(m)) for m in listed)
         if not show_addresses:
             self._listed = (now, frozenset(m.key for m in listed), infos)
         return infos
@@ -252,6 +271,7 @@ class RoomSnapshot:
     last_id: tuple[int, int]
     recent: list[Chat]
     members: list[dict[str, Any]]
+    modes: str = ""  # its roles and modes (``RoomModes.dump``)
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from chatroom.protocol import Chat
 from chatroom.server.bans import Ban
 from chatroom.server.search import SEARCH_DEPTH, search_in
-from chatroom.server.store import RoomRecord
+from chatroom.server.store import RoomRecord, RoomRow
 from chatroom.text import fold
 
 __all__ = ["MemoryStore", "MEMORY_KEEP"]
@@ -35,10 +35,10 @@ def _seq(chat: Chat) -> int:
 
 
 class _Room:
-    __slots__ = ("name", "next_seq", "topic", "messages")
+    __slots__ = ("name", "next_seq", "topic", "modes", "messages")
 
     def __init__(self, name: str, next_seq: int = 1, topic: str = "") -> None:
-        self.name, self.next_seq, self.topic = name, next_seq, topic
+        self.name, self.next_seq, self.topic, self.modes = name, next_seq, topic, ""
         self.messages: list[Chat] = []  # by sequence number, oldest first
 
 
@@ -62,11 +62,13 @@ class MemoryStore:
 
     # ------------------------------------------------------------------ writing
 
-    def save(self, chats: Iterable[Chat], rooms: Iterable[tuple[str, int, str]]) -> None:
+    def save(self, chats: Iterable[Chat], rooms: Iterable[RoomRow]) -> None:
         with self._lock:
-            for room_name, next_seq, topic in rooms:
-                room = self._room(room_name)
-                room.name, room.next_seq, room.topic = room_name, next_seq, topic
+            for row in rooms:
+                room = self._room(row[0])
+                room.name, room.next_seq, room.topic = row[0], row[1], row[2]
+                if len(row) > 3:
+                    room.modes = row[3]
             current: str | None = None
             messages: list[Chat] = []
             for chat in chats:  # a batch is mostly one room's: look it up once per run
@@ -107,11 +109,11 @@ class MemoryStore:
     def room(self, name: str) -> RoomRecord | None:
         with self._lock:
             room = self._rooms.get(fold(name))
-            return RoomRecord(room.name, room.next_seq, room.topic) if room else None
+            return RoomRecord(room.name, room.next_seq, room.topic, room.modes) if room else None
 
     def rooms(self) -> list[RoomRecord]:
         with self._lock:
-            return [RoomRecord(r.name, r.next_seq, r.topic) for _, r in sorted(self._rooms.items())]
+            return [RoomRecord(r.name, r.next_seq, r.topic, r.modes) for _, r in sorted(self._rooms.items())]
 
     def recent(self, room: str, limit: int) -> list[Chat]:
         """The newest ``limit`` messages of ``room``, oldest first."""

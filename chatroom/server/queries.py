@@ -76,10 +76,16 @@ class Queries(StateBase):
             found, complete = search_in(list(target.history), text, limit, before)
         return Found(room=target.name, text=text, messages=tuple(found), complete=complete)
 
-    def list_rooms(self) -> Rooms:
+    def list_rooms(self, asker: Member | None = None) -> Rooms:
+        """The rooms, but the secret ones ``asker`` is not in (None: no secret one)."""
         if self.peers is not None:  # every room of the cluster, and everyone in it
-            return Rooms(rooms=tuple(sorted(self.peers.rooms(), key=lambda r: fold(r.name))))
-        return Rooms(rooms=tuple(sorted((r.info() for r in self.rooms.values()), key=lambda r: fold(r.name))))
+            secret = {key for key, r in self.rooms.items()
+                      if r.modes.secret and (asker is None or key not in asker.rooms)}
+            return Rooms(rooms=tuple(sorted((r for r in self.peers.rooms() if fold(r.name) not in secret),
+                                            key=lambda r: fold(r.name))))
+        return Rooms(rooms=tuple(sorted((r.info() for key, r in self.rooms.items()
+                                         if not r.modes.secret or (asker is not None and key in asker.rooms)),
+                                        key=lambda r: fold(r.name))))
 
     def history(self, room: str, before: int | None, limit: int, after: int | None = None) -> History:
         """A page of ``room``'s messages: the newest ``limit`` below ``before``, or the

@@ -16,6 +16,7 @@ from chatroom.protocol import (
     User,
 )
 from chatroom.server.members import DEFAULT_ROOM, Delivery, Member, Room, RoomSnapshot, owner_of
+from chatroom.server.room_modes import RoomModes
 from chatroom.server.state_base import StateBase
 from chatroom.text import (
     fold,
@@ -137,6 +138,8 @@ class Remote(StateBase):
         room = Room(name=snap.name, history_size=self.history_size, topic=snap.topic, topic_locked=snap.locked,
                     next_seq=snap.next_seq)
         room.last_id = snap.last_id
+        if snap.modes:
+            room.modes, room.topic_locked = RoomModes.load(snap.modes)
         room.history.extend(snap.recent[-self.history_size:])
         for chat in snap.recent:  # a resend of one of these (after a move between servers) is recognised
             if chat.id is not None:

@@ -23,9 +23,11 @@ from chatroom.protocol import (
     FileAck,
     FileChunk,
     FileDone,
+    Invite,
     Join,
     ListRooms,
     Message,
+    ModAction,
     Moderate,
     Nick,
     Notice,
@@ -35,6 +37,7 @@ from chatroom.protocol import (
     RejectFile,
     Say,
     Search,
+    SetMode,
     SetTopic,
     Typing,
     Who,
@@ -44,6 +47,7 @@ from chatroom.protocol import (
 from chatroom.server.chat_path import Resent, SayResult, claimed
 from chatroom.server.handler_base import HandlerBase
 from chatroom.server.members import Member, owner_of
+from chatroom.server.roles import KeyNeeded
 from chatroom.server.wire import Outgoing
 from chatroom.text import clean_line, nick_key
 
@@ -110,11 +114,42 @@ class Requests(HandlerBase):
     def on_join(self, msg: Join) -> None:
         hub = self.server.hub
         self.server.chat.look_ahead(room=msg.room)
-        with hub.locked(self.batch) as state:
-            joined, deliveries = state.join(self._member(), msg.room, time.time())
-            self.send_fitted(joined)  # we see the room before anything said in it ...
-            hub.deliver(deliveries, self.batch)  # ... (the old room hears we left; the new one, that we came)
+        key = (bytes.fromhex(msg.nonce), bytes.fromhex(msg.proof)) if msg.nonce and msg.proof else None
+        if key is not None and not self.wait_turn("room key"):  # a guesser waits its turn, right or wrong
+            return
+        try:
+            with hub.locked(self.batch) as state:
+                joined, deliveries = state.join(self._member(), msg.room, time.time(), key=key)
+                self.send_fitted(joined)  # we see the room before anything said in it ...
+                hub.deliver(deliveries, self.batch)  # ... (the old room hears we left; the new one, that we came)
+        except KeyNeeded as exc:  # the room's key: a challenge to prove it with (a wrong proof counts)
+            if key is not None:
+                self.server.auth_guard.failed(self.conn.ip, time.monotonic())
+                log.warning("wrong room key from %s (%s)", self.conn.ip, self.describe(),
+                            extra=self.about("wrong_secret", msg.room))
+            self.send_error(exc.code, exc.message)
+            if exc.challenge is not None:
+                self.send(exc.challenge)
+            return
         log.info("%s joined %s", self.describe(), joined.room, extra=self.about("joined", joined.room))
+
+    def on_mode(self, msg: SetMode) -> None:
+        hub = self.server.hub
+        with hub.locked(self.batch) as state:
+            if not msg.changes:
+                self.send(state.room_modes(self._member(), msg.room, time.time(), bans=msg.bans))
+                return
+            deliveries, refused = state.set_modes(self._member(), msg.room, msg.changes, time.time())
+            hub.deliver(deliveries, self.batch)
+        for change, exc in refused:
+            self.send_error(exc.code, f"{change.mode} {change.arg or ''}: {exc.message}".replace("  ", " "))
+
+    def on_invite(self, msg: Invite) -> None:
+        hub = self.server.hub
+        with hub.locked(self.batch) as state:
+            told, deliveries = state.invite(self._member(), msg.nick, msg.room, time.time())
+            self.send(told)
+            hub.deliver(deliveries, self.batch)
 
     def on_part(self, msg: Part) -> None:
         hub = self.server.hub
@@ -158,7 +193,7 @@ class Requests(HandlerBase):
         hub = self.server.hub
         self.server.chat.look_ahead(rooms=True)
         with hub.locked(self.batch) as state:
-            reply = state.list_rooms()
+            reply = state.list_rooms(self._member())
         self.send(reply)
 
     def on_fetch_history(self, msg: FetchHistory) -> None:
@@ -197,6 +232,12 @@ class Requests(HandlerBase):
         self.send(Notice(text="you are now an operator: /kick /ban /unban /mute /unmute /lock /unlock"))
 
     def on_moderate(self, msg: Moderate) -> None:
+        if msg.action is ModAction.KICK and msg.room is not None:  # 1.5: out of one room, by its operator
+            hub = self.server.hub
+            with hub.locked(self.batch) as state:
+                hub.deliver(state.room_kick(self._member(), msg.target, msg.room, msg.reason, time.time()),
+                            self.batch)
+            return
         text = self.server.moderate(self._member(), msg, self.batch)  # Refused (not an operator) is answered
         self.send(Notice(text=text))
 
@@ -281,6 +322,8 @@ HANDLERS: dict[type[Message], Any] = {
     FetchHistory: Requests.on_fetch_history,
     Op: Requests.on_op,
     Moderate: Requests.on_moderate,
+    SetMode: Requests.on_mode,
+    Invite: Requests.on_invite,
     OfferFile: Requests.on_offer_file,
     AcceptFile: Requests.on_accept_file,
     RejectFile: Requests.on_reject_file,

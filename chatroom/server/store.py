@@ -31,7 +31,7 @@ from chatroom.server.bans import Ban
 from chatroom.server.search import SEARCH_DEPTH
 from chatroom.text import fold
 
-__all__ = ["Store", "HistoryStore", "RoomRecord", "default_data_dir", "DB_NAME"]
+__all__ = ["Store", "HistoryStore", "RoomRecord", "RoomRow", "default_data_dir", "DB_NAME"]
 
 DB_NAME = "history.sqlite3"
 SCHEMA_VERSION = 1
@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS rooms (
     room_key TEXT PRIMARY KEY,        -- the folded name: rooms are case-insensitive
     name     TEXT NOT NULL,
     next_seq INTEGER NOT NULL,
-    topic    TEXT NOT NULL DEFAULT ''
+    topic    TEXT NOT NULL DEFAULT '',
+    modes    TEXT NOT NULL DEFAULT '' -- its operators and modes (JSON: server/room_modes.py)
 );
 CREATE TABLE IF NOT EXISTS messages (
     room_key  TEXT NOT NULL,
@@ -77,13 +78,19 @@ class RoomRecord:
     name: str
     next_seq: int
     topic: str
+    modes: str = ""
+
+
+#: A room as the server saves it: (name, next_seq, topic[, modes]) -- without modes,
+#: the stored ones stay.
+RoomRow = tuple[Any, ...]
 
 
 class Store(Protocol):
     """What the server needs of a history store: this SQLite one, or the bounded
     ``MemoryStore`` of ``--memory``.  Thread-safe; ``save`` is all or nothing."""
 
-    def save(self, chats: Iterable[Chat], rooms: Iterable[tuple[str, int, str]]) -> None: ...
+    def save(self, chats: Iterable[Chat], rooms: Iterable[RoomRow]) -> None: ...
     def prune(self, *, keep: int | None = None, max_age: float | None = None, now: float | None = None) -> int: ...
     def save_ban(self, address: str, until: float | None, nick: str, reason: str, by: str) -> None: ...
     def delete_ban(self, address: str) -> None: ...
@@ -147,6 +154,9 @@ class HistoryStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(rooms)")}
+        if "modes" not in columns:  # a database from before rooms had operators (protocol 1.5)
+            self.db.execute("ALTER TABLE rooms ADD COLUMN modes TEXT NOT NULL DEFAULT ''")
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     @_locked
@@ -164,8 +174,8 @@ class HistoryStore:
     # ------------------------------------------------------------------ writing
 
     @_locked
-    def save(self, chats: Iterable[Chat], rooms: Iterable[tuple[str, int, str]]) -> None:
-        """Commit ``chats`` and the rooms' (name, next_seq, topic) in one transaction.
+    def save(self, chats: Iterable[Chat], rooms: Iterable[RoomRow]) -> None:
+        """Commit ``chats`` and the rooms' (name, next_seq, topic[, modes]) in one transaction.
         Raises ``sqlite3.Error`` and writes nothing if anything fails."""
         db = self.db
         db.execute("BEGIN")
@@ -176,10 +186,11 @@ class HistoryStore:
                 [(fold(c.room), c.seq, c.room, c.ts, c.nick, c.text, int(c.action), c.id) for c in chats],
             )
             db.executemany(
-                "INSERT INTO rooms (room_key, name, next_seq, topic) VALUES (?, ?, ?, ?) "
+                "INSERT INTO rooms (room_key, name, next_seq, topic, modes) VALUES (?, ?, ?, ?, COALESCE(?, '')) "
                 "ON CONFLICT (room_key) DO UPDATE SET name=excluded.name, next_seq=excluded.next_seq, "
-                "topic=excluded.topic",
-                [(fold(name), name, next_seq, topic) for name, next_seq, topic in rooms],
+                "topic=excluded.topic, modes=COALESCE(?, rooms.modes)",
+                [(fold(r[0]), r[0], r[1], r[2], r[3] if len(r) > 3 else None, r[3] if len(r) > 3 else None)
+                 for r in rooms],
             )
             db.execute("COMMIT")
         except BaseException:
@@ -223,12 +234,14 @@ class HistoryStore:
 
     @_locked
     def room(self, name: str) -> RoomRecord | None:
-        row = self.db.execute("SELECT name, next_seq, topic FROM rooms WHERE room_key = ?", (fold(name),)).fetchone()
+        row = self.db.execute("SELECT name, next_seq, topic, modes FROM rooms WHERE room_key = ?",
+                              (fold(name),)).fetchone()
         return RoomRecord(*row) if row else None
 
     @_locked
     def rooms(self) -> list[RoomRecord]:
-        return [RoomRecord(*r) for r in self.db.execute("SELECT name, next_seq, topic FROM rooms ORDER BY room_key")]
+        return [RoomRecord(*r) for r in self.db.execute("SELECT name, next_seq, topic, modes FROM rooms "
+                                                        "ORDER BY room_key")]
 
     @_locked
     def recent(self, room: str, limit: int) -> list[Chat]:

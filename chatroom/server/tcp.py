@@ -69,6 +69,7 @@ from chatroom.server.session import (
 )
 from chatroom.server.store import DB_NAME, HistoryStore, Store
 from chatroom.server.wire import Outgoing
+from chatroom.text import fold
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
 from chatroom.trace import Tracer
 
@@ -329,13 +330,15 @@ class ChatServer(ClusterControl, socketserver.ThreadingTCPServer):
     def room_counts(self) -> list[tuple[str, int]]:
         """(room, people in it) for every room, for the LAN announcer (in a cluster:
         every room of the cluster, and everyone in it)."""
+        with self.hub.lock:
+            secret = {key for key, room in self.hub.state.rooms.items() if room.modes.secret}  # (never announced)
+            here = [(room.name, len(room.members)) for key, room in self.hub.state.rooms.items() if key not in secret]
         if self.cluster is not None:
             try:
-                return sorted(self.cluster.room_sizes().values())
+                return sorted(v for v in self.cluster.room_sizes().values() if fold(v[0]) not in secret)
             except Exception:  # noqa: BLE001 -- redis.RedisError: announce what this server knows
                 pass
-        with self.hub.lock:
-            return [(room.name, len(room.members)) for room in self.hub.state.rooms.values()]
+        return here
 
     def moderate(self, op: Member, msg: Moderate, batch: Batch) -> str:
         """Carry out an operator's action; returns what to tell the operator.  The room
@@ -457,6 +460,8 @@ class ChatServer(ClusterControl, socketserver.ThreadingTCPServer):
         """
         with self._conns_lock:
             self._stopping = True
+        with self.hub.lock:
+            self.hub.state.stopping = True  # (leaving members do not take their rooms' roles with them)
         self.stopped.set()
         bye = Outgoing.of(Bye(reason=reason))
         conns = self.connections()

@@ -18,6 +18,7 @@ from chatroom.protocol import (
     Hello,
     History,
     Join,
+    Joined,
     ListRooms,
     Members,
     ModAction,
@@ -291,3 +292,32 @@ def test_a_member_too_slow_for_another_servers_traffic_is_dropped(cluster):
     sender.send(Say(id="after", text="the room goes on"))
     assert reader.expect(Chat, text="the room goes on").nick == "sender"
     stalled.close()
+
+
+def test_a_room_run_on_one_server_is_run_the_same_on_another(cluster):
+    """Roles and modes set on one server hold on the other: the maker runs the room there
+    too, a moderated room refuses an unvoiced member of the other server, a voice given
+    here lets them speak there, and a room kick reaches across."""
+    from chatroom.protocol import ErrorCode, ModeChange, RoomMode, RoomModesInfo, SetMode
+
+    one, two = cluster(), cluster()
+    ann = WireClient(one.port)
+    ann.hello("ann")
+    bob = WireClient(two.port)
+    bob.hello("bob")
+    ann.send(Join(room="dev"))
+    assert {m.nick: m.role for m in ann.expect(Joined, room="dev").members} == {"ann": "@"}
+    bob.send(Join(room="dev"))
+    assert {m.nick: m.role for m in bob.expect(Joined, room="dev").members} == {"ann": "@", "bob": None}
+    ann.expect(Presence, event=PresenceEvent.JOIN, nick="bob")
+    ann.send(SetMode(room="dev", changes=(ModeChange(mode=RoomMode.MODERATED),)))
+    assert bob.expect(RoomModesInfo, room="dev").changes == (ModeChange(mode=RoomMode.MODERATED),)
+    bob.send(Say(id="1", text="hi?", room="dev"))
+    assert bob.expect(Error, id="1").code == ErrorCode.MODERATED.value
+    ann.send(SetMode(room="dev", changes=(ModeChange(mode=RoomMode.VOICE, arg="bob"),)))
+    bob.expect(RoomModesInfo, nick="ann")
+    bob.send(Say(id="2", text="now I may", room="dev"))
+    assert ann.expect(Chat, text="now I may").nick == "bob"
+    ann.send(Moderate(action=ModAction.KICK, target="bob", room="dev", reason="done"))  # bob is on the other server
+    assert bob.expect(Parted, room="dev").reason == "kicked by ann: done"
+    assert ann.expect(Presence, event=PresenceEvent.LEAVE, nick="bob").reason == "kicked by ann: done"

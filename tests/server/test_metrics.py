@@ -7,7 +7,7 @@ import socket
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from chatroom.protocol import Chat, Direct, Private, Say
+from chatroom.protocol import PROTOCOL_VERSION, Chat, Direct, Private, Say
 from tests.polling import wait_until
 from tests.wire import WireClient
 
@@ -74,7 +74,8 @@ def test_metrics_count_connections_messages_deliveries_and_drops(make_server):
         assert value(before, "chatroom_connections", door="framed") == 2
         assert value(before, "chatroom_connections", door="irc") == 1
         assert value(before, "chatroom_members", state="online") == 3
-        assert value(before, "chatroom_info", version=__import__("chatroom").__version__, protocol="1.4") == 1
+        assert value(before, "chatroom_info", version=__import__("chatroom").__version__,
+                     protocol=PROTOCOL_VERSION) == 1
         assert value(before, "chatroom_store_up") == 1
         for n in range(5):
             ann.send(Say(text=f"hello {n}", id=f"m{n}"))
