@@ -50,11 +50,17 @@ class Asking:
 
     def on_names(self, line: IrcLine) -> None:
         with self.hub.locked(self.handler.batch) as state:
-            mine = [f"#{r.name}" for r in self.member().rooms.values()]
+            me = self.member()
+            mine = [f"#{r.name}" for r in me.rooms.values()]
             asked = line.params[0].split(",") if line.params else mine
+            several = len(asked) > 1
             for name in asked:
                 room = state.rooms.get(fold(without_hash(name)))
-                self.send(b"".join(names_lines(self.session, room, name)))
+                if room is not None and room.modes.secret and room.key not in me.rooms:
+                    room = None  # (a secret channel is not seen from outside)
+                self.send(b"".join(names_lines(self.session, room, name, end=None if several else "")))
+            if several:
+                self.reply(n.RPL_ENDOFNAMES, line.params[0] if line.params else "*", "End of /NAMES list")
 
     def on_who(self, line: IrcLine) -> None:
         """WHO #channel, WHO nick, or WHO of a mask (``*``, ``ann*``)."""
@@ -86,8 +92,26 @@ class Asking:
     def on_list(self, line: IrcLine) -> None:
         self.server.chat.look_ahead(rooms=True)
         with self.hub.locked(self.handler.batch) as state:
-            rooms = state.list_rooms().rooms
+            rooms = tuple(r for r in state.list_rooms(self.member()).rooms if r.members)  # (IRC: no empty channel)
         self.send(b"".join(list_lines(self.session, rooms, line.params[0] if line.params else "")))
+
+    def on_whowas(self, line: IrcLine) -> None:
+        """WHOWAS nick [count]: who had that nick lately (newest first; a count of 0 or
+        less: all of them)."""
+        if not line.params or not line.params[0]:
+            self.reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")
+            return
+        nick = line.params[0]
+        count = line.params[1] if len(line.params) > 1 else ""
+        most = int(count) if count.lstrip("-").isdigit() and int(count) > 0 else None
+        with self.hub.locked(self.handler.batch) as state:
+            found = [g for g in state.gone if fold(g[0]) == fold(nick)][:most]
+        for was, user, realname, at in found:
+            self.reply(n.RPL_WHOWASUSER, was, user, "chatroom", "*", realname)
+            self.reply(n.RPL_WHOISSERVER, was, self.session.server, time.strftime("%c", time.localtime(at)))
+        if not found:
+            self.reply(n.ERR_WASNOSUCHNICK, nick, "There was no such nickname")
+        self.reply(n.RPL_ENDOFWHOWAS, nick, "End of WHOWAS")
 
     def on_lusers(self, line: IrcLine | None) -> None:
         with self.hub.locked(self.handler.batch) as state:  # (other threads change these as we count)

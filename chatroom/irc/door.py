@@ -26,17 +26,19 @@ from chatroom.auth import secrets_match
 from chatroom.errors import Refused
 from chatroom.irc import numerics as n
 from chatroom.irc.asking import Asking
+from chatroom.irc.channels import Channels
 from chatroom.irc.lines import IrcLine, LineError, LineReader, LineTooLong, format_line, parse_line, plain_text
 from chatroom.irc.modes import user_modes
 from chatroom.irc.replies import history_lines, irc_format, names_lines, topic_lines
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
 from chatroom.irc.targets import MAX_TARGETS, chat_cost, chat_targets
 from chatroom.irc.wire import IrcText, channel, mask
-from chatroom.protocol import ErrorCode, ModAction, Moderate, Presence, PresenceEvent, Private
+from chatroom.protocol import MAX_MODE_CHANGES, ErrorCode, Presence, PresenceEvent, Private
 from chatroom.server.chat_path import SayItem, claimed
 from chatroom.server.doors import Door, DoorPort
 from chatroom.server.hub import append_entry
 from chatroom.server.members import Delivery, Member, owner_of
+from chatroom.server.room_modes import MAX_ROOM_BANS
 from chatroom.server.session import CloseReason
 from chatroom.server.wire import Outgoing
 from chatroom.text import MAX_NICK_LENGTH, MAX_TOPIC_LENGTH, clean_line, fold, without_hash
@@ -59,6 +61,12 @@ _NUMERIC_FOR = {
     ErrorCode.INVALID_ROOM: n.ERR_BADCHANNAME,
     ErrorCode.TOO_MANY_ROOMS: n.ERR_TOOMANYCHANNELS,
     ErrorCode.NOT_OPERATOR: n.ERR_CHANOPRIVSNEEDED,
+    ErrorCode.NOT_ROOM_OPERATOR: n.ERR_CHANOPRIVSNEEDED,
+    ErrorCode.MODERATED: n.ERR_CANNOTSENDTOCHAN,
+    ErrorCode.BANNED_FROM_ROOM: n.ERR_BANNEDFROMCHAN,
+    ErrorCode.INVITE_ONLY: n.ERR_INVITEONLYCHAN,
+    ErrorCode.ROOM_FULL: n.ERR_CHANNELISFULL,
+    ErrorCode.KEY_NEEDED: n.ERR_BADCHANNELKEY,
     ErrorCode.BAD_MESSAGE: n.ERR_NOTEXTTOSEND,
 }
 
@@ -70,7 +78,7 @@ def irc_claims(prefix: bytes) -> bool | None:
     return first.isalpha() or first == b"@"
 
 
-class IrcDoor(Asking):
+class IrcDoor(Asking, Channels):
     """Serves one IRC connection for ``handler`` (the door's port, ``server/doors.py``:
     its connection, server, batch and socket).  The questions (NAMES, WHO, WHOIS,
     LIST, LUSERS...) are answered by its part in ``asking.py``."""
@@ -214,6 +222,7 @@ class IrcDoor(Asking):
         if self.conn.member is not None:
             self.conn.member.echo = "echo-message" in caps
             self.conn.member.hears_typing = "message-tags" in caps
+            self.conn.member.hears_invites = "invite-notify" in caps  # (an INVITE for someone else)
         self.conn.wire = irc_format(self.name, "server-time" in caps, "away-notify" in caps)
 
     def deliver(self, deliveries: list[Delivery]) -> None:
@@ -271,8 +280,12 @@ class IrcDoor(Asking):
                 member.ident = clean_line(session.user).replace(" ", "")[:32] or reg.nick
                 member.sink = conn
                 member.echo = self.echo
+                member.hears_roles = member.hears_own_leave = True  # (MODE, INVITE and KICK lines)
                 conn.member = member
         except Refused as exc:
+            if exc.code == ErrorCode.NICK_TAKEN and self.handler.ghost_leaving(reg.nick):
+                self.register(reg)  # its holder had hung up: it is free now
+                return
             session.nick_refused()
             numeric = n.ERR_NICKNAMEINUSE if exc.code == ErrorCode.NICK_TAKEN else n.ERR_ERRONEUSNICKNAME
             self.send(format_line(numeric, "*", reg.nick, exc.message, source=self.name, trailing=True))
@@ -288,11 +301,12 @@ class IrcDoor(Asking):
         self.reply(n.RPL_WELCOME, f"Welcome to chatroom on {self.name}, {nick}")
         self.reply(n.RPL_YOURHOST, f"Your host is {self.name}, running chatroom {__version__}")
         self.reply(n.RPL_CREATED, "This server speaks chatroom's protocol and IRC on one port")
-        self.send(format_line(n.RPL_MYINFO, nick, self.name, f"chatroom-{__version__}", "i", "bnt",
-                              source=self.name))
+        self.send(format_line(n.RPL_MYINFO, nick, self.name, f"chatroom-{__version__}", "io", "biklmnostv",
+                              "bklov", source=self.name))
         limits = self.server.config
-        tokens = ["CHANTYPES=#", "PREFIX=(o)@", "CHANMODES=b,,,nt", f"NICKLEN={MAX_NICK_LENGTH}",
-                  f"TARGMAX=PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS}",
+        tokens = ["CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", f"MODES={MAX_MODE_CHANGES}",
+                  f"MAXLIST=b:{MAX_ROOM_BANS}", f"NICKLEN={MAX_NICK_LENGTH}",
+                  f"TARGMAX=PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS},JOIN:,PART:,KICK:1,NAMES:,WHOIS:1",
                   f"CHANNELLEN={MAX_NICK_LENGTH + 1}", f"TOPICLEN={MAX_TOPIC_LENGTH}", "AWAYLEN=200",
                   "KICKLEN=100", f"CHANLIMIT=#:{limits.max_rooms}", "LINELEN=512", "CASEMAPPING=ascii",
                   "UTF8ONLY", "NETWORK=chatroom"]
@@ -311,7 +325,8 @@ class IrcDoor(Asking):
             for room in list(self.member().rooms.values()):
                 self.part(room.name, "left")
             return
-        for name in line.params[0].split(","):
+        keys = line.params[1].split(",") if len(line.params) > 1 else []
+        for at, name in enumerate(line.params[0].split(",")):
             if not name.startswith("#"):
                 self.reply(n.ERR_NOSUCHCHANNEL, name or "*", "No such channel (channels start with #)")
                 continue
@@ -319,15 +334,15 @@ class IrcDoor(Asking):
                 self.reply(n.ERR_BADCHANNAME, name, "Illegal channel name (one # only)")
                 continue
             try:
-                self.join(name[1:])
+                self.join_with_key(name, keys[at] if at < len(keys) else None)
             except Refused as exc:
                 self.refused(IrcLine("JOIN", [name]), exc)
 
-    def join(self, room: str) -> None:
+    def join(self, room: str, key: bytes | None = None) -> None:
         member = self.member()
         self.server.chat.look_ahead(room=room)
         with self.hub.locked(self.handler.batch) as state:
-            joined, deliveries = state.join(member, room, time.time())
+            joined, deliveries = state.join(member, room, time.time(), key=key)
             chan = channel(joined.room)
             out = [format_line("JOIN", chan, source=mask(member.nick))]
             here = state.rooms.get(fold(joined.room))
@@ -454,13 +469,10 @@ class IrcDoor(Asking):
         if room is None:
             self.reply(n.ERR_NOSUCHCHANNEL, target, "No such channel")
             return
-        chan = channel(room.name)
         if len(line.params) == 1:
-            self.reply(n.RPL_CHANNELMODEIS, chan, "+nt" if room.topic_locked else "+n")
-            if room.created:
-                self.reply(n.RPL_CREATIONTIME, chan, str(int(room.created)))
+            self.channel_modes_is(room)
             return
-        self.channel_mode(chan, room.name, line.params[1], line.params[2:])
+        self.channel_mode(room, line.params[1], line.params[2:])
 
     def user_mode(self, target: str, modes: str) -> None:
         """MODE nick [+i|-i]: invisible (LUSERS counts it apart, WHO masks skip it
@@ -478,55 +490,6 @@ class IrcDoor(Asking):
         if changed:
             self.send(format_line("MODE", member.nick, changed, source=member.nick))
 
-    def channel_mode(self, chan: str, room: str, modes: str, args: list[str]) -> None:
-        if modes in ("b", "+b") and not args:  # the ban list
-            now = time.time()
-            if self.member().op:
-                with self.hub.locked(self.handler.batch) as state:
-                    bans = state.bans.all(now)
-                for ban in bans:
-                    self.reply(n.RPL_BANLIST, chan, ban.target, ban.by or self.name, "0")
-            self.reply(n.RPL_ENDOFBANLIST, chan, "End of channel ban list")
-            return
-        actions = {"+t": ModAction.LOCK, "-t": ModAction.UNLOCK, "+b": ModAction.BAN, "-b": ModAction.UNBAN}
-        action = actions.get(modes if modes[:1] in "+-" else "+" + modes)
-        if action is None:
-            self.reply(n.ERR_UNKNOWNMODE, modes.lstrip("+-")[:1] or "?", "is not a mode chatroom has")
-            return
-        if action in (ModAction.BAN, ModAction.UNBAN):
-            if not args:
-                self.reply(n.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
-                return
-            target = args[0].split("!", 1)[0].split("@", 1)[-1] if "@" in args[0] else args[0].split("!", 1)[0]
-        else:
-            target = ""
-        self.moderate(Moderate(action=action, target=target, room=room), chan)
-
-    def moderate(self, msg: Moderate, chan: str) -> None:
-        member = self.member()
-        if not member.op:
-            self.reply(n.ERR_CHANOPRIVSNEEDED, chan, "You're not a chatroom operator (OPER any TOKEN)")
-            return
-        text = self.server.moderate(member, msg, self.handler.batch)
-        self.send(self.session.notice(text))
-
-    def on_kick(self, line: IrcLine) -> None:
-        if not self.need(line, 2):
-            return
-        chan, target = line.params[0], line.params[1]
-        room = self.hub.state.rooms.get(fold(without_hash(chan)))  # (a dict read)
-        if room is None or not chan.startswith("#"):
-            self.reply(n.ERR_NOSUCHCHANNEL, chan, "No such channel")
-            return
-        if not self.member().op:
-            self.reply(n.ERR_CHANOPRIVSNEEDED, chan, "You're not a chatroom operator (OPER any TOKEN)")
-            return
-        if all(fold(m.nick) != fold(target) for m in room.everyone()):
-            self.reply(n.ERR_USERNOTINCHANNEL, target, chan, "They aren't on that channel")
-            return
-        reason = plain_text(line.params[2]) if len(line.params) > 2 else ""
-        self.moderate(Moderate(action=ModAction.KICK, target=target, reason=reason, room=without_hash(chan)), chan)
-
     def on_oper(self, line: IrcLine) -> None:
         if not self.need(line, 2):
             return
@@ -538,7 +501,8 @@ class IrcDoor(Asking):
             return
         with self.hub.locked(self.handler.batch) as state:
             state.make_operator(self.member())
-        self.reply(n.RPL_YOUREOPER, "You are now a chatroom operator: KICK, MODE +b/-b, +t/-t")
+        self.reply(n.RPL_YOUREOPER, "You are now a chatroom operator: an operator of every channel, and KILL")
+        self.send(format_line("MODE", self.session.nick, "+o", source=self.session.nick))
 
     def renamed(self, member: Member, old: str, deliveries: list[Delivery]) -> None:
         """Under the lock: the NICK line to us once, and to everyone sharing a room."""
@@ -570,9 +534,10 @@ class IrcDoor(Asking):
 _COMMANDS: dict[str, Callable[[IrcDoor, IrcLine], None]] = {
     "JOIN": IrcDoor.on_join, "PART": IrcDoor.on_part, "PRIVMSG": IrcDoor.on_privmsg, "NOTICE": IrcDoor.on_privmsg,
     "TOPIC": IrcDoor.on_topic, "TAGMSG": IrcDoor.on_tagmsg, "NAMES": Asking.on_names, "WHO": Asking.on_who,
-    "WHOIS": Asking.on_whois,
+    "WHOIS": Asking.on_whois, "WHOWAS": Asking.on_whowas,
     "LIST": Asking.on_list, "AWAY": IrcDoor.on_away, "MODE": IrcDoor.on_mode, "KICK": IrcDoor.on_kick,
-    "OPER": IrcDoor.on_oper, "NICK": IrcDoor.on_nick, "LUSERS": Asking.on_lusers, "MOTD": Asking.on_motd,
+    "OPER": IrcDoor.on_oper, "INVITE": IrcDoor.on_invite, "KILL": IrcDoor.on_kill,
+    "NICK": IrcDoor.on_nick, "LUSERS": Asking.on_lusers, "MOTD": Asking.on_motd,
     "ISON": Asking.on_ison, "USERHOST": Asking.on_userhost, "VERSION": Asking.on_version, "TIME": Asking.on_time,
     "ADMIN": Asking.on_admin, "INFO": Asking.on_info,
 }

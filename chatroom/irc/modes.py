@@ -1,8 +1,11 @@
-"""IRC mode strings, read (no I/O): what a ``MODE`` line asks to change."""
+"""IRC mode strings (no I/O): what a ``MODE`` line asks to change, and a room's
+changes written as one."""
 
 from __future__ import annotations
 
-__all__ = ["user_modes"]
+from chatroom.protocol import LETTER_OF, LETTERS, ChannelModes, channel_modes, mode_line_parts
+
+__all__ = ["user_modes", "channel_modes", "ChannelModes", "mode_line_parts", "LETTERS", "LETTER_OF"]
 
 
 def user_modes(modes: str, invisible: bool) -> tuple[bool, str, bool]:

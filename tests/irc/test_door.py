@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from chatroom.protocol import Chat, Join, Joined, Presence, PresenceEvent, Private, Say
+from chatroom.protocol import Chat, Error, ErrorCode, Join, Joined, Part, Parted, Presence, PresenceEvent, Private, Say
 from tests.irc.client import IrcClient
 from tests.wire import WireClient
 
@@ -20,7 +20,8 @@ def test_registration_numerics_and_an_honest_isupport(server):
         assert len(isupport.params) <= 15
         tokens |= set(isupport.params[1:-1])
     assert {"CHANTYPES=#", "NICKLEN=32", "UTF8ONLY", "LINELEN=512", "CASEMAPPING=ascii",
-            "TARGMAX=PRIVMSG:4,NOTICE:4"} <= tokens
+            "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst"} <= tokens
+    assert any(t.startswith("TARGMAX=PRIVMSG:4,NOTICE:4,") for t in tokens)
     irc.expect("422")  # no MOTD
     irc.send("FROB x")
     assert irc.expect("421").params[1] == "FROB"  # never silence
@@ -129,7 +130,7 @@ def test_topic_names_who_whois_list_and_mode(connect):
     irc.expect("323")
     irc.send("MODE #dev")
     assert irc.expect("324").params[2] == "+n"
-    irc.send("MODE #dev +m")
+    irc.send("MODE #dev +z")
     assert irc.expect("472")
     irc.send("PART #dev :done here")
     assert irc.expect("PART", "#dev").params[1] == "done here"
@@ -143,28 +144,37 @@ def test_an_operator_kicks_and_bans_over_irc_with_chatrooms_rules(make_server):
     bob.hello("bob")
     irc = IrcClient(server.port)
     irc.register("ann")
-    irc.send("JOIN #lobby")
+    irc.send("JOIN #lobby")  # (the lobby is run by server operators only)
     irc.expect("366")
     irc.send("KICK #lobby bob :spam")
     assert irc.expect("482")  # not an operator yet
+    irc.send("KILL bob :spam")
+    assert irc.expect("481")
     irc.send("OPER ann wrong-token")
     assert irc.expect("464")
     irc.send(f"OPER ann {server.op_token}")
     irc.expect("381")
+    assert irc.expect("MODE", "ann").params[1] == "+o"
     irc.send("MODE #lobby +t")
-    assert "locked" in irc.expect("NOTICE").params[1]
-    irc.send("KICK #lobby bob :spam")
+    assert irc.expect("MODE", "#lobby").params[1] == "+t"
+    irc.send("KICK #lobby bob :spam")  # out of the room, not off the server
     kick = irc.expect("KICK", "#lobby", "bob")
     assert kick.params[2] == "spam" and kick.source.startswith("ann!")
+    assert bob.expect(Parted).reason == "kicked by ann: spam"
+    irc.send("KILL bob :enough")  # off the server
     assert irc.expect("NOTICE").params[1] == "kicked bob"
     bob.wait_closed()
     cy = WireClient(server.port, source="127.0.0.2")
     cy.hello("cy")
-    irc.send("MODE #lobby +b cy")
-    assert "banned" in irc.expect("NOTICE").params[1]
-    cy.wait_closed()
-    irc.send("MODE #lobby +b ann")  # operators are never banned
-    assert "operator" in irc.expect("NOTICE").params[1]
+    irc.send("MODE #lobby +b cy")  # a ban of the room: cy cannot come back in
+    assert irc.expect("MODE", "#lobby").params[1:] == ["+b", "cy!*@*"]
+    cy.send(Part(room="lobby"))
+    cy.expect(Parted)
+    cy.send(Join(room="lobby"))
+    assert cy.expect(Error).code == ErrorCode.BANNED_FROM_ROOM.value
+    irc.send("MODE #lobby b")
+    ban = irc.expect("367")
+    assert ban.params[1:4] == ["#lobby", "cy!*@*", "ann"] and int(ban.params[4]) > 1_700_000_000
 
 
 def test_away_reaches_irc_clients_that_asked_for_it(connect):
@@ -255,7 +265,7 @@ def test_the_corners_an_irc_conformance_suite_checks(connect):
     irc.expect("001")
     irc.send("JOIN #ok,bad", "NAMES #nowhere")
     irc.expect("JOIN", "#ok")
-    assert "ann!ann@chatroom" in irc.expect("353").params[-1].split()  # userhost-in-names
+    assert "@ann!ann@chatroom" in irc.expect("353").params[-1].split()  # userhost-in-names; its maker runs it
     assert irc.expect("403").params[1] == "bad"  # channels start with #
     irc.expect("366", "ann", "#ok")
     assert irc.expect("366").params[1] == "#nowhere"
@@ -456,7 +466,7 @@ def test_the_numerics_irc_clients_and_conformance_suites_expect(connect):
     assert irc.expect("221").params[1] == "+i"
     irc.send("LUSERS")
     assert "There are 1 users and 1 invisible" in irc.expect("251").params[-1]
-    assert irc.expect("265").params[1:3] == ["2", "2"]
+    assert irc.expect("265").params[1] == "Current local users 2, max 2"
     irc.expect("266")
     irc.send("WHO b*")
     who = irc.expect("352")
@@ -493,3 +503,35 @@ def test_topic_who_and_when_creation_time_and_the_servers_own_answers(connect):
     irc.expect("371")
     irc.expect("374")
     irc.close()
+
+
+def test_invitations_over_irc_and_invite_notify_for_the_other_operators(make_server):
+    from chatroom.protocol import Invite, Invited, ModeChange, RoomMode, SetMode
+
+    server = make_server()
+    ann = IrcClient(server.port)
+    ann.register("ann", caps="invite-notify")
+    ann.send("JOIN #dev", "MODE #dev +i")
+    assert ann.expect("MODE", "#dev").params[1] == "+i"
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    bob.send(Join(room="dev"))
+    assert bob.expect(Error).code == ErrorCode.INVITE_ONLY.value
+    ann.send("INVITE bob #dev")
+    assert ann.expect("341").params[1:3] == ["bob", "#dev"]
+    invited = bob.expect(Invited)
+    assert (invited.room, invited.nick, invited.to) == ("dev", "ann", "bob")
+    bob.send(Join(room="dev"))
+    bob.expect(Joined, room="dev")
+    bob.send(SetMode(room="dev", changes=(ModeChange(mode=RoomMode.OPERATOR, arg="bob"),)))
+    assert bob.expect(Error).code == ErrorCode.NOT_ROOM_OPERATOR.value
+    ann.send("MODE #dev +o bob")
+    ann.expect("MODE", "#dev")
+    dee = WireClient(server.port)
+    dee.hello("dee")
+    bob.send(Invite(nick="dee", room="dev"))  # another operator invites: ann hears of it (invite-notify)
+    notified = ann.expect("INVITE")
+    assert notified.source.startswith("bob!") and notified.params == ["dee", "#dev"]
+    ann.send("INVITE dee #nowhere", "INVITE bob #dev")
+    assert ann.expect("403")
+    assert ann.expect("443").params[1:3] == ["bob", "#dev"]
