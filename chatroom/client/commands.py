@@ -9,6 +9,8 @@ import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from chatroom.protocol import channel_modes
+
 __all__ = ["COMMANDS", "HELP", "Command", "ChatLine", "Invalid", "parse_input", "parse_duration", "help_text",
            "holds_secret"]
 
@@ -23,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "away": ("[MESSAGE]", "mark yourself away; without a message, back again"),
     "ignore": ("[MASK [KIND...]]", "hide a nick or mask (bo*): all, or messages/actions/private/joins; kept"),
     "unignore": ("MASK", "show them again"),
-    "join": ("ROOM", "join a room too (created if new); it gets a window"),
+    "join": ("ROOM [KEY]", "join a room too (created if new: you run it); it gets a window"),
     "part": ("[ROOM] [REASON]", "leave a room (default: this window's); the others see the reason"),
     "who": ("", "list the people in this room"),
     "whois": ("NICK", "someone's rooms, idle time and away message"),
@@ -49,32 +51,41 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reject": ("[N]", "decline a file offer (default: the newest)"),
     "cancel": ("[N]", "stop a file transfer, sending or receiving"),
     "files": ("", "list file offers and transfers"),
-    "op": ("TOKEN", "become an operator with the host's token (also /oper)"),
-    "kick": ("NICK [REASON]", "operators: disconnect someone"),
-    "ban": ("NICK|ADDRESS [TIME]", "operators: ban (TIME: 30m, 2h, 1d; default: until lifted)"),
-    "unban": ("NICK|ADDRESS", "operators: lift a ban"),
-    "bans": ("", "operators: list the bans in force"),
-    "mute": ("NICK [TIME]", "operators: stop someone's messages"),
-    "unmute": ("NICK", "operators: let them speak again"),
-    "lock": ("", "operators: only operators may change this room's topic"),
-    "unlock": ("", "operators: anyone may change the topic again"),
+    "op": ("NICK...", "room operators: let them run this room too"),
+    "deop": ("NICK...", "room operators: they no longer run it (yourself too)"),
+    "voice": ("NICK...", "room operators: they may speak when the room is moderated"),
+    "devoice": ("NICK...", "room operators: take their voice back"),
+    "mode": ("[+mtisnkl-... [ARGS]]", "show the room's modes, or change them (m moderated, t topic lock, "
+                                      "i invite-only, s secret, k KEY, l LIMIT, b MASK)"),
+    "invite": ("NICK", "invite someone into this room (past invite-only, a key or a ban, once)"),
+    "kick": ("NICK [REASON]", "room operators: send someone out of this room"),
+    "ban": ("NICK|MASK", "room operators: keep someone out of this room (MASK: nick!user@host, * ok)"),
+    "unban": ("NICK|MASK", "room operators: lift a ban of this room"),
+    "bans": ("", "this room's bans: who set each, and when"),
+    "oper": ("TOKEN", "become a server operator with the host's token"),
+    "kill": ("NICK [REASON]", "server operators: disconnect someone"),
+    "gban": ("NICK|ADDRESS [TIME]", "server operators: ban from the server (TIME: 30m, 2h, 1d; default: until lifted)"),
+    "gunban": ("NICK|ADDRESS", "server operators: lift a server ban"),
+    "gbans": ("", "server operators: list the server's bans"),
+    "mute": ("NICK [TIME]", "server operators: stop someone's messages"),
+    "unmute": ("NICK", "server operators: let them speak again"),
 }
 
 #: /help on one screen: the commands by what they are for, then the keys.
 _GROUPS = (
     ("talk", ("me", "msg", "query", "reply", "nick", "away", "ignore", "unignore")),
-    ("rooms", ("join", "part", "who", "names", "whois", "rooms", "topic", "last")),
+    ("rooms", ("join", "part", "who", "names", "whois", "rooms", "topic", "last", "invite")),
     ("files", ("send", "accept", "reject", "cancel", "files")),
     ("client", ("window", "close", "clear", "help", "bell", "reconnect", "quit")),
     ("setup", ("set", "save", "reload", "alias", "bind", "connect", "disconnect")),
-    ("operators", ("op", "kick", "ban", "unban", "bans", "mute", "unmute", "lock", "unlock")),
+    ("room ops", ("op", "deop", "voice", "devoice", "mode", "kick", "ban", "unban", "bans")),
+    ("server", ("oper", "kill", "gban", "gunban", "gbans", "mute", "unmute")),
 )
 _KEYS = ("Enter send · Alt-Enter new line · Tab complete · Up/Down earlier",
-         "Alt-1..9 Ctrl-N/P windows · Alt-A hotlist · PageUp/Down scroll",
-         "End newest · Ctrl-R search · Ctrl-C clear · Ctrl-D (empty) leave")
+         "Alt-1..9 Ctrl-N/P Alt-A windows · PageUp/Down End · Ctrl-R search")
 
 HELP = "\n".join([
-    "commands (/help NAME for one; //text sends text starting with /):",
+    "/help NAME for one · //text sends /text · Ctrl-D (empty) leaves",
     *(f"  {group:<10}" + " ".join(f"/{name}" for name in names) for group, names in _GROUPS),
     f"keys: {_KEYS[0]}",
     *(f"      {keys}" for keys in _KEYS[1:]),
@@ -132,6 +143,9 @@ def parse_input(line: str) -> ChatLine | Command | Invalid | None:
     head, _, rest = line[1:].partition(" ")
     name = _ALIASES.get(head.lower(), head.lower())
     rest = rest.strip()
+    if name in _REWRITES:
+        name, first = _REWRITES[name]
+        rest = f"{first} {rest}".strip()
     if name not in COMMANDS:
         return Invalid(_unknown(head))
     args = tuple(rest.split())
@@ -145,14 +159,18 @@ def parse_input(line: str) -> ChatLine | Command | Invalid | None:
 
 
 #: Other names people type for a command (IRC habits).
-_ALIASES = {"oper": "op"}
+_ALIASES = {"kline": "gban"}
 
-#: Commands whose arguments are secrets: never kept in the input history or any log.
+#: Commands that are another command with its first argument: /lock is /mode +t.
+_REWRITES = {"lock": ("mode", "+t"), "unlock": ("mode", "-t")}
+
+#: Commands whose arguments are secrets: never kept in the input history or any log
+#: (``op``: a token typed out of habit, from before ``/op`` gave a room's role).
 _SECRET = frozenset({"op", "oper"})
 
 
 def holds_secret(line: str, aliases: Mapping[str, str] | None = None) -> bool:
-    """Whether a typed line carries a secret (``/op TOKEN``, ``/oper TOKEN``, or a user's
+    """Whether a typed line carries a secret (``/oper TOKEN``, ``/op TOKEN``, or a user's
     alias of them): such a line must not reach the input history (Up, Ctrl-R, the
     history file)."""
     stripped = line.lstrip()
@@ -160,13 +178,19 @@ def holds_secret(line: str, aliases: Mapping[str, str] | None = None) -> bool:
     if not (stripped.startswith("/") and not stripped.startswith("//") and words):
         return False
     head = words[0].lower()
-    target = (aliases or {}).get(head, head).split()
-    return bool(target) and target[0].lower() in _SECRET
+    target = (aliases or {}).get(head, head).split() + (words[1].split() if len(words) > 1 else [])
+    if not target:
+        return False
+    name = target[0].lower()
+    # a room's key: /join ROOM KEY, /mode +k KEY
+    return (name in _SECRET or (name == "join" and len(target) >= 3)
+            or (name == "mode" and len(target) >= 2 and "k" in target[1].split("-")[0]))
 
 
 #: Commands that need exactly one argument, or at least one.
-_ONE_ARG = frozenset({"nick", "join", "window", "unignore", "whois"})
-_SOME_ARGS = frozenset({"op", "kick", "ban", "unban", "mute", "unmute", "query", "reply", "last"})
+_ONE_ARG = frozenset({"nick", "window", "unignore", "whois"})
+_SOME_ARGS = frozenset({"op", "deop", "voice", "devoice", "invite", "oper", "kick", "kill", "ban", "unban", "gban",
+                        "gunban", "mute", "unmute", "query", "reply", "last"})
 
 
 def _usage_problem(name: str, args: tuple[str, ...], rest: str) -> str | None:
@@ -198,8 +222,22 @@ _CHECKS: dict[str, Callable[[str, tuple[str, ...], str], str | None]] = {
                                       else "usage: /bell on|off|mentions"),
     "send": lambda name, args, rest: None if rest else "usage: /send [NICK] PATH (a path with spaces can be quoted)",
     "accept": _files_number, "reject": _files_number, "cancel": _files_number,
-    "ban": _sanction_time, "mute": _sanction_time,
+    "gban": _sanction_time, "mute": _sanction_time,
+    "join": lambda name, args, rest: None if 1 <= len(args) <= 2 else "usage: /join ROOM [KEY]",
+    "mode": lambda name, args, rest: _mode_problem(args),
 }
+
+
+def _mode_problem(args: tuple[str, ...]) -> str | None:
+    """Why ``/mode ARGS`` cannot be sent as typed, or None."""
+    if not args:
+        return None
+    asked = channel_modes(args[0], list(args[1:]))
+    if asked.unknown:
+        return f"/mode: no mode {''.join(asked.unknown)} (m t i s k l b, and o v with a nick)"
+    if asked.missing:
+        return f"/mode: {''.join(asked.missing)} needs a value (+k KEY, +l LIMIT, +o NICK)"
+    return None
 
 
 def parse_duration(text: str) -> float | None:

@@ -12,6 +12,7 @@ from chatroom.client.commands import ChatLine, Command, Invalid, help_text, pars
 from chatroom.client.connection import ChatClient, ConnState
 from chatroom.client.finding import Finder, pattern_of
 from chatroom.client.ignoring import Ignores, parse_rule
+from chatroom.client.room_roles import room_mode_request
 from chatroom.client.runtime_settings import SETTINGS_COMMANDS, SettingsCommands, SettingsHost
 from chatroom.client.transcript import files_text
 from chatroom.client.transfers import TransferError
@@ -19,6 +20,7 @@ from chatroom.protocol import (
     MAX_SEARCH_TEXT,
     Away,
     Found,
+    Invite,
     Join,
     ListRooms,
     Message,
@@ -194,10 +196,33 @@ class Controller:
             pass  # in it already: its window is on screen now (the next line goes there)
         elif cmd.name == "last":
             self._last(cmd.rest)
+        elif cmd.name in _NEEDS_ROOM and not self.room():
+            self.show(f"/{cmd.name} is about a room: use it in a room's window", True)
+        elif cmd.name in ("op", "deop", "voice", "devoice") and not self._here(cmd.args):
+            # (never sent: a word that is nobody here may be a token typed out of habit)
+            self.show(f"/{cmd.name}: name people in {self.room()} (a server operator's token goes with /oper)", True)
         else:
+            self._keys(cmd)
             request = _request(cmd, self.room())
             if request is not None:
                 c.send(request)
+
+    def _here(self, nicks: tuple[str, ...]) -> bool:
+        view = self.client.session.view(self.room())
+        here = {fold(n) for n in view.members} if view is not None else set()
+        return all(fold(n) in here for n in nicks)
+
+    def _keys(self, cmd: Command) -> None:
+        """A room's key the user typed (``/join ROOM KEY``, ``/mode +k KEY``) is kept to
+        prove it when the server asks (it never goes to the server itself)."""
+        if cmd.name == "join" and len(cmd.args) == 2:
+            self.client.session.keys.remember(cmd.args[0], cmd.args[1])
+        elif cmd.name == "mode" and cmd.args and "k" in cmd.args[0].split("-")[0]:
+            letters = [ch for ch in cmd.args[0] if ch not in "+-"]
+            takes = [ch for ch in letters if ch in "ovbkl"]
+            at = takes.index("k") if "k" in takes else -1
+            if 0 <= at < len(cmd.args) - 1:
+                self.client.session.keys.remember(self.room(), cmd.args[1 + at])
 
     def _last(self, text: str) -> None:
         """/last TEXT (or /regex/): the newest match in this window, shown in its place
@@ -396,22 +421,25 @@ def _request(cmd: Command, room: str) -> Message | None:
         "rooms": lambda: ListRooms(),
         "topic": lambda: SetTopic(topic=cmd.rest, room=room or None),
         "away": lambda: Away(message=cmd.rest or None),
-        "op": lambda: Op(token=args[0]),
-        "kick": lambda: Moderate(action=ModAction.KICK, target=args[0], reason=" ".join(args[1:])),
+        "oper": lambda: Op(token=args[0]),
+        "kick": lambda: Moderate(action=ModAction.KICK, target=args[0], reason=" ".join(args[1:]), room=room),
+        "kill": lambda: Moderate(action=ModAction.KICK, target=args[0], reason=" ".join(args[1:])),
+        "invite": lambda: Invite(nick=args[0], room=room),
+        "gbans": lambda: Moderate(action=ModAction.BANS),
     }
     if name in simple:
         return simple[name]()
-    if name in ("ban", "mute"):
+    if name in ("gban", "mute"):
         duration = parse_duration(args[1]) if len(args) > 1 else None
-        return Moderate(action=ModAction(name), target=args[0], duration=duration)
-    if name in ("unban", "unmute"):
-        return Moderate(action=ModAction(name), target=args[0])
-    if name in ("lock", "unlock"):
-        return Moderate(action=ModAction(name), room=room or None)
-    if name == "bans":
-        return Moderate(action=ModAction(name))
-    return None
+        return Moderate(action=ModAction.BAN if name == "gban" else ModAction.MUTE, target=args[0], duration=duration)
+    if name in ("gunban", "unmute"):
+        return Moderate(action=ModAction.UNBAN if name == "gunban" else ModAction.UNMUTE, target=args[0])
+    return room_mode_request(cmd, room)
 
+
+#: The commands about the window's room (a room operator's).
+_NEEDS_ROOM = frozenset({"op", "deop", "voice", "devoice", "mode", "invite", "kick", "ban", "unban", "bans", "lock",
+                         "unlock"})
 
 #: The commands that work offline (``Controller._local``).
 _LOCAL: dict[str, Callable[[Controller, Command], object]] = {

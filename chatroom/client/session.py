@@ -22,11 +22,13 @@ from typing import Any
 
 import msgspec
 
+from chatroom.client.room_roles import RoomKeys, with_roles
 from chatroom.protocol import (
     SEVERAL_ROOMS,
     Ack,
     Away,
     Bye,
+    Challenge,
     Chat,
     Crowd,
     Error,
@@ -38,17 +40,23 @@ from chatroom.protocol import (
     MemberInfo,
     Members,
     Message,
+    Notice,
     Parted,
     Ping,
     Pong,
     Presence,
     PresenceEvent,
+    RoomModesInfo,
     Topic,
     Typing,
     Welcome,
     speaks,
 )
 from chatroom.text import fold, without_hash
+
+#: A refused join (the room we were in is ours again).
+_JOIN_REFUSALS = frozenset({ErrorCode.INVALID_ROOM, ErrorCode.TOO_MANY_ROOMS, ErrorCode.BANNED_FROM_ROOM,
+                            ErrorCode.INVITE_ONLY, ErrorCode.ROOM_FULL, ErrorCode.KEY_NEEDED})
 
 __all__ = ["ClientSession", "RoomView", "Emit", "Request", "Settle", "End", "SessionAction", "FATAL_CODES"]
 
@@ -145,6 +153,7 @@ class ClientSession:
         self._replays: dict[str, _Replay] = {}
         self._return_to = ""  # folded: the room to be current again once it is back
         self._before_join = ""  # the current room before a join we asked for
+        self.keys = RoomKeys()  # keys the user gave for rooms (1.5)
 
     # The current room's view, for front ends that show one room.
     @property
@@ -235,8 +244,14 @@ class ClientSession:
             return actions
         return [Emit(msg), *actions]
 
+    def _challenge(self, msg: Challenge) -> list[SessionAction]:
+        """A room's key is asked for (1.5): proved with the key the user gave, if any
+        (the ``key_needed`` error before it has said what to do otherwise)."""
+        join = self.keys.answer(msg) if msg.room else None
+        return [Request(join)] if join is not None else []
+
     def _error(self, msg: Error) -> list[SessionAction]:
-        if msg.id is None and msg.code in (ErrorCode.INVALID_ROOM, ErrorCode.TOO_MANY_ROOMS) and self._before_join:
+        if msg.id is None and msg.code in _JOIN_REFUSALS and self._before_join:
             self.room, self._before_join = self._before_join, ""  # our join was refused
         actions: list[SessionAction] = []
         if msg.id is not None:
@@ -275,6 +290,12 @@ class ClientSession:
             self.away = p.message if p.event is PresenceEvent.AWAY else None
 
     def _joined(self, msg: Joined) -> list[SessionAction]:
+        if not self.keys.proved(msg):
+            return [Emit(Notice(text=f"{msg.room}: the server did not prove that it knows the room's key -- "
+                                     "it may not be the server you think")), *self._joined_room(msg)]
+        return self._joined_room(msg)
+
+    def _joined_room(self, msg: Joined) -> list[SessionAction]:
         key = fold(msg.room)
         self.rooms[key] = RoomView(msg.room, msg.topic, {m.nick: m for m in msg.members},
                                    msg.member_count or len(msg.members))
@@ -417,11 +438,14 @@ def _view_changed(view: RoomView, msg: Message) -> None:
     elif isinstance(msg, Members):
         view.members = {m.nick: m for m in msg.members}
         view.member_count = msg.member_count or len(msg.members)
+    elif isinstance(msg, RoomModesInfo):
+        view.members = with_roles(view.members, msg) or view.members
 
 
 #: Messages with a meaning of their own (``ClientSession.receive``); the rest change
 #: where we are and are reported.
 _SPECIAL: dict[type, Callable[[ClientSession, Any], list[SessionAction]]] = {
+    Challenge: ClientSession._challenge,
     Ping: lambda session, msg: [Request(Pong(token=msg.token))],
     Pong: lambda session, msg: [],
     Ack: lambda session, msg: [Settle(msg.id, "acked"), Emit(msg)],

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 from chatroom.client.events import FileTransfer, OutgoingChanged, Phase, TransferChanged, Trusted
+from chatroom.client.room_roles import modes_text
 from chatroom.protocol import (
     Chat,
     Crowd,
     Error,
     Found,
+    Invited,
     Joined,
     Members,
     Notice,
@@ -21,6 +23,7 @@ from chatroom.protocol import (
     Presence,
     PresenceEvent,
     Private,
+    RoomModesInfo,
     Rooms,
     Topic,
     User,
@@ -151,7 +154,7 @@ def plain_line(event: object, nick: str = "", *, several: bool = False) -> str |
         return _plain_chat(event, several)
     if isinstance(event, Presence | Crowd | Topic):
         return f"[{clock(event.ts)}] -- {system_line(event)[0]}"  # type: ignore[index]
-    if isinstance(event, Notice | User | Found | Members | Rooms):
+    if isinstance(event, Notice | User | Found | Members | Rooms | RoomModesInfo | Invited):
         return "-- " + system_line(event)[0]  # type: ignore[index]
     line = _PLAIN.get(type(event))
     return line(event) if line is not None else None
@@ -171,7 +174,7 @@ def _plain_refused(event: OutgoingChanged) -> str | None:
 #: The plain client's lines for the rest of the events (``plain_line``).
 _PLAIN: dict[type, Callable[[Any], str | None]] = {
     Joined: lambda e: None if e.resumed else f"-- you are in {clean_line(e.room)} ({e.member_count} here)",
-    Parted: lambda e: f"-- you left {clean_line(e.room)}",
+    Parted: lambda e: f"-- {_parted_text(e)}",
     Private: lambda e: f"[{clock(e.ts)}] [{clean_line(e.nick)} → {clean_line(e.to)}] {clean_text(e.text)}",
     Error: lambda e: f"-- error: {clean_text(e.message)}" if e.id is None else None,
     Trusted: lambda e: f"-- {_trusted_text(e)}" if e.first_time else None,
@@ -211,8 +214,17 @@ _SYSTEM: dict[type, Callable[[Any], tuple[str, float | None, bool] | None]] = {
     Rooms: lambda e: (_rooms_text(e), None, False),
     Error: lambda e: (clean_text(e.message), None, True) if e.id is None else None,
     Notice: lambda e: (clean_text(e.text), None, False),
+    RoomModesInfo: lambda e: (clean_text(modes_text(e)), e.ts or None, False),
+    Invited: lambda e: (f"{clean_line(e.nick)} invited {clean_line(e.to)} into {clean_line(e.room)} "
+                        f"(/join {clean_line(e.room)})", e.ts, False),
     Trusted: lambda e: (_trusted_text(e), None, False),
 }
+
+
+def _parted_text(p: Parted) -> str:
+    if p.reason:
+        return f"you are out of {clean_line(p.room)}: {clean_line(p.reason)}"
+    return f"you left {clean_line(p.room)}"
 
 
 def _user_text(u: User) -> str:
@@ -251,7 +263,7 @@ def _found_text(f: Found) -> str:
 
 def _members_text(event: Members) -> str:
     names = ", ".join(
-        clean_line(m.nick) + (" [op]" if m.op else "")
+        (m.role or "") + clean_line(m.nick) + (" [server op]" if m.op else "")
         + (f" <{clean_line(m.address)}>" if m.address else "")  # the server shows operators addresses
         + (f" (away: {clean_line(m.away)})" if m.away else "")
         + (f" idle {int(m.idle)}s" if m.idle >= 60 else "")

@@ -248,3 +248,48 @@ def test_after_a_server_restart_the_client_rejoins_then_sends_what_was_typed_and
     assert user.away == "at lunch"  # the new server was told again
     assert sorted(r.lower() for r in user.rooms) == ["dev", "lobby"]
     bob.close()
+
+
+def test_a_room_run_by_its_maker_a_key_proved_by_the_client_and_roles_in_the_member_list(server, clients):
+    """The terminal client's own requests (``room_mode_request``): ann makes dev, gives
+    it a key and moderates it; bob joins with the key (proved, never sent), is voiced,
+    and both member lists show the roles; a wrong key is refused."""
+    from chatroom.client.commands import parse_input
+    from chatroom.client.room_roles import room_mode_request
+    from chatroom.protocol import Chat, Error, ErrorCode, Notice, RoomModesInfo
+
+    ann, ann_events = clients(server.port, "ann")
+    bob, bob_events = clients(server.port, "bob")
+    cy, cy_events = clients(server.port, "cy")
+    for c in (ann, bob, cy):
+        c.connect()
+    ann.send(Join(room="dev"))
+    ann_events.wait(lambda e: isinstance(e, Joined) and e.room == "dev")
+    assert ann.session.view("dev").members["ann"].role == "@"  # its maker runs it
+
+    def typed(client: ChatClient, line: str) -> None:
+        cmd = parse_input(line)
+        request = room_mode_request(cmd, "dev")  # type: ignore[arg-type]
+        assert request is not None, line
+        client.send(request)
+
+    ann.session.keys.remember("dev", "s3same")
+    typed(ann, "/mode +mk s3same")
+    ann_events.wait(lambda e: isinstance(e, RoomModesInfo) and e.nick == "ann")
+    bob.session.keys.remember("dev", "s3same")
+    bob.send(Join(room="dev"))
+    bob_events.wait(lambda e: isinstance(e, Joined) and e.room == "dev")  # proved after the challenge
+    assert not any(isinstance(e, Notice) and "did not prove" in e.text for e in bob_events.seen)
+    cy.session.keys.remember("dev", "wrong")
+    cy.send(Join(room="dev"))
+    cy_events.wait(lambda e: isinstance(e, Error) and e.code == ErrorCode.KEY_NEEDED.value
+                   and "not the key" in e.message)
+    assert "dev" not in cy.session.rooms
+    bob.say("may I?", room="dev")
+    bob_events.wait(lambda e: isinstance(e, OutgoingChanged) and e.outgoing.status == "refused")
+    typed(ann, "/voice bob")
+    for events in (bob_events, ann_events):
+        events.wait(lambda e: isinstance(e, RoomModesInfo) and e.changes and e.changes[0].arg == "bob")
+    assert bob.session.view("dev").members["bob"].role == "+" and ann.session.view("dev").members["bob"].role == "+"
+    bob.say("now I may", room="dev")
+    ann_events.wait(lambda e: isinstance(e, Chat) and e.text == "now I may")

@@ -165,7 +165,7 @@ def test_operators_see_addresses_in_who():
     t.add(Members(room="lobby", members=(MemberInfo(nick="ann", op=True, address="127.0.0.7:5000"),
                                          MemberInfo(nick="bob")), member_count=2))
     line = "".join(text for _, text in t.lines[-1])
-    assert "ann [op] <127.0.0.7:5000>" in line and "bob" in line
+    assert "ann [server op] <127.0.0.7:5000>" in line and "bob" in line
 
 
 # ----------------------------------------------------------------------------- a thread that cannot die

@@ -18,7 +18,10 @@ from chatroom.client.commands import Command, Invalid, parse_input
     ("/send", "usage: /send [NICK] PATH"),
     ("/accept x", "usage: /accept [N]"),
     ("/cancel 1 2", "usage: /cancel [N]"),
-    ("/ban bob forever", "'forever' is not a time like 30m"),
+    ("/gban bob forever", "'forever' is not a time like 30m"),
+    ("/mode +z", "no mode z"),
+    ("/mode +l", "l needs a value"),
+    ("/join a b c", "usage: /join ROOM [KEY]"),
 ])
 def test_a_command_typed_wrong_says_its_usage(typed: str, says: str) -> None:
     result = parse_input(typed)

@@ -249,7 +249,8 @@ def test_help_fits_a_small_screen_and_a_typo_gets_one_line_with_a_suggestion():
     assert "PageUp" in HELP and "Ctrl-D" in HELP  # the keys too
     bad = parse_input("/jion dev")
     assert isinstance(bad, Invalid) and "\n" not in bad.reason and "did you mean /join?" in bad.reason
-    assert help_text("/ban").startswith("/ban NICK|ADDRESS [TIME]: ")
+    assert help_text("/gban").startswith("/gban NICK|ADDRESS [TIME]: ")
+    assert help_text("/ban").startswith("/ban NICK|MASK: room operators")
 
 
 def test_times_from_another_day_carry_their_date():

@@ -149,7 +149,7 @@ def test_commands_work_and_unknown_ones_show_help_instead_of_being_sent(server):
         pipe.send_text("/join dev\r")
         await until(lambda: app.windows.active.name == "dev", what="the dev window")
         pipe.send_text("/who\r")
-        await until(lambda: any("in dev: alice" in t for t in line_texts(app)), what="who")
+        await until(lambda: any("in dev: @alice" in t for t in line_texts(app)), what="who (its maker runs it)")
         pipe.send_text("/nick alicia\r")
         await until(lambda: app.client.nick == "alicia", what="nick change")
 
@@ -475,8 +475,8 @@ def test_ctrl_r_finds_an_earlier_typed_line(server):
 
 
 def test_an_operator_token_never_reaches_the_input_history_or_the_window_logs(make_server, tmp_path, monkeypatch):
-    """/op TOKEN (and IRC's habit, /oper TOKEN) works, but Up, Ctrl-R, the history
-    file and the window logs never show the token again."""
+    """/oper TOKEN works, but Up, Ctrl-R, the history file and the window logs never
+    show the token again (nor a token typed after /op out of habit, nor a room's key)."""
     from chatroom.client import config as client_config
     from chatroom.client.config import ClientConfig
 
@@ -490,9 +490,13 @@ def test_an_operator_token_never_reaches_the_input_history_or_the_window_logs(ma
         await until(lambda: any("<alice> before" in t for t in line_texts(app)), what="echo")
         pipe.send_text("/oper wrong-token\r")
         await until(lambda: any("not the operator token" in t for t in line_texts(app)), what="the refusal")
-        pipe.send_text("/become alias-token\r")  # (the user's alias of /op)
+        pipe.send_text("/become alias-token\r")  # (the user's alias of /oper)
         await until(lambda: sum("not the operator token" in t for t in line_texts(app)) == 2, what="the alias")
-        pipe.send_text("/op s3cret-token\r")
+        pipe.send_text("/op habit-token\r")  # /op gives a room's role now: nobody here is called that
+        await until(lambda: any("goes with /oper" in t for t in line_texts(app)), what="/op's refusal")
+        pipe.send_text("/join keyed room-key\r")
+        await until(lambda: "keyed" in app.client.session.rooms, what="the keyed join")
+        pipe.send_text("/oper s3cret-token\r")
         await until(lambda: any("you are now an operator" in t for t in line_texts(app)), what="op")
         pipe.send_text("after\r")
         await until(lambda: any("<alice> after" in t for t in line_texts(app)), what="echo")
@@ -504,10 +508,11 @@ def test_an_operator_token_never_reaches_the_input_history_or_the_window_logs(ma
         assert not any("token" in s for s in app.input.buffer.history.get_strings())
 
     run_app(server.port, "alice", scenario,
-            config=ClientConfig(input_history=True, log=True, aliases={"become": "op"}))
+            config=ClientConfig(input_history=True, log=True, aliases={"become": "oper"}))
     kept = "".join(p.read_text(encoding="utf-8") for p in tmp_path.rglob("*") if p.is_file())
     assert "before" in kept and "after" in kept  # the history file and the logs were written
-    assert "s3cret-token" not in kept and "wrong-token" not in kept and "alias-token" not in kept
+    assert not any(secret in kept for secret in ("s3cret-token", "wrong-token", "alias-token", "habit-token",
+                                                  "room-key"))
 
 
 def test_a_message_over_the_length_limit_stays_in_the_input_with_how_much_to_cut(make_server):
