@@ -40,6 +40,7 @@ _FILES = {
     "/files.js": ("files.js", "text/javascript; charset=utf-8"),
     "/sha256.js": ("sha256.js", "text/javascript; charset=utf-8"),
     "/input.js": ("input.js", "text/javascript; charset=utf-8"),
+    "/roles.js": ("roles.js", "text/javascript; charset=utf-8"),
 }
 
 

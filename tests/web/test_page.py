@@ -524,3 +524,57 @@ def test_typing_is_seen_across_doors_and_only_by_those_who_understand_it(make_se
         page.close()
         irc.close()
         old.close()
+
+
+def test_a_teacher_runs_her_lecture_room_from_the_page(make_server):
+    """The room she makes is hers (@ in the member list): moderated, a student voiced
+    (+, and then heard), a key set from the page (the page sends only its verifier)
+    that a terminal client proves, and a kick out of the room."""
+    import os
+
+    from chatroom.auth import client_proof, derive_key
+    from chatroom.protocol import Challenge, Error, ErrorCode, Join, Joined, Parted
+    from tests.web.browser import Browser
+
+    server = make_server()
+    page = Browser(f"http://127.0.0.1:{server.port}/?nick=teacher&room=lecture")
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    members = "Array.from(document.querySelectorAll('#members li')).map((li) => li.textContent)"
+
+    def typed(text: str) -> None:
+        page.eval(f"document.getElementById('text').value = {text!r};"
+                  "document.getElementById('say').requestSubmit(); true")
+
+    try:
+        page.wait(f"{members}.includes('@teacher')", what="the maker of lecture running it")
+        bob.send(Join(room="lecture"))
+        bob.expect(Joined, room="lecture")
+        page.wait(f"{members}.includes('bob')", what="bob in the member list")
+        typed("/mode +m")
+        page.wait(f"{SHOWN}.includes('teacher set lecture: +moderated')", what="the page telling the change")
+        bob.send(Say(id="1", text="hello?", room="lecture"))
+        assert bob.expect(Error, id="1").code == ErrorCode.MODERATED.value
+        typed("/voice bob")
+        page.wait(f"{members}.includes('+bob')", what="bob voiced in the member list")
+        bob.send(Say(id="2", text="a question", room="lecture"))
+        page.wait(f"{SHOWN}.includes('a question')", what="the voiced student heard")
+        typed("/mode +k s3same")
+        page.wait(f"{SHOWN}.includes('+has a key')", what="the key set")
+        modes = server.hub.state.rooms["lecture"].modes
+        assert modes.keyed and "s3same" not in modes.key_verifier  # only the verifier reached the server
+        cy = WireClient(server.port)
+        cy.hello("cy")
+        cy.send(Join(room="lecture"))
+        challenge = cy.expect(Challenge)
+        mine = os.urandom(32)
+        proof = client_proof(derive_key("s3same", bytes.fromhex(challenge.salt)), bytes.fromhex(challenge.nonce),
+                             mine)
+        cy.send(Join(room="lecture", nonce=mine.hex(), proof=proof.hex()))
+        assert cy.expect(Joined, room="lecture").proof
+        typed("/kick bob enough for today")
+        assert bob.expect(Parted, room="lecture").reason == "kicked by teacher: enough for today"
+        cy.close()
+    finally:
+        page.close()
+        bob.close()

@@ -6,6 +6,7 @@ import { ChatSession } from "./session.js";
 import * as show from "./render.js";
 import { Receiver, Sender, safeName } from "./files.js";
 import { Composer } from "./input.js";
+import { modeChanges, modesText } from "./roles.js";
 
 const params = new URLSearchParams(location.search);
 const joinForm = document.getElementById("join");
@@ -377,7 +378,24 @@ const HANDLERS = {
   },
   welcome: arrived,
   joined: arrived,
-  parted(m) { close(key(m.room)); show.system(here().list, `you left ${m.room}`); },
+  parted(m) {
+    close(key(m.room));
+    show.system(here().list, m.reason ? `you are out of ${m.room}: ${m.reason}` : `you left ${m.room}`, !!m.reason);
+  },
+  modes(m) {
+    const r = tabs.get(key(m.room)) || here();
+    for (const c of m.nick ? m.changes : []) {  // roles shown in the member list
+      if ((c.mode === "operator" || c.mode === "voice") && r.roster && r.roster.has(c.arg)) {
+        const x = { ...r.roster.get(c.arg) };
+        if (c.mode === "operator") x.role = c.on !== false ? "@" : null;
+        else if (x.role !== "@") x.role = c.on !== false ? "+" : null;
+        r.roster.set(c.arg, x);
+      }
+    }
+    if (r.key === current && r.roster) show.members([...r.roster.values()]);
+    show.system(r.list, modesText(m));
+  },
+  invited(m) { show.system(here().list, `${m.nick} invited ${m.to} into ${m.room} (/join ${m.room})`); },
   chat: chatLine,
   history,
   private: privateLine,
@@ -442,11 +460,45 @@ function onEvent(m) {
 // ---------------------------------------------------------------- what the person types
 
 const COMMANDS = ["me", "msg", "query", "nick", "join", "part", "close", "away", "topic", "who", "whois", "rooms",
-  "last", "quit", "help"];
+  "last", "quit", "help", "op", "deop", "voice", "devoice", "mode", "invite", "kick", "ban", "unban", "bans"];
 const HELP = "commands: /me ACTION · /msg NICK TEXT · /query NICK (a tab of its own) · /nick NAME · /join ROOM · " +
   "/part [ROOM] · /close (a conversation's tab) · /away [MESSAGE] · /topic [TEXT] · /who · /whois NICK · /rooms · " +
   "/last TEXT · /quit [REASON] · //text sends a line starting with / · Shift+Enter: a new line · Up: the last line · " +
-  "Tab: completes a nick or a command";
+  "Tab: completes a nick or a command · running a room: /op /deop /voice /devoice NICK · /mode [+mtisl-… ARGS] · " +
+  "/invite NICK · /kick NICK [REASON] · /ban /unban NICK|MASK · /bans · /join ROOM KEY";
+
+async function setModes(room, changes) {
+  for (const c of changes) {
+    if (c.mode === "key" && c.on) {
+      if (!crypto.subtle) throw new Error("this browser sets a room's key only on https:// pages or localhost");
+      session.roomKeys.set(room.toLowerCase(), c.arg);
+      c.arg = await session.keyVerifier(c.arg);
+    }
+  }
+  session.send({ type: "mode", room, changes });
+}
+function roomCommand(head, rest, t) {
+  if (!t || t.peer) return show.system(here().list, `/${head} is about a room: use it in a room's tab`, true);
+  const room = t.name;
+  const words = rest.filter((w) => w);
+  const roles = { op: ["operator", true], deop: ["operator", false], voice: ["voice", true], devoice: ["voice", false] };
+  if (roles[head]) {
+    if (!words.length) return show.system(t.list, `usage: /${head} NICK…`, true);
+    return session.send({ type: "mode", room, changes: words.slice(0, 6).map((nick) => ({ mode: roles[head][0],
+      on: roles[head][1], arg: nick })) });
+  }
+  if (head === "mode") {
+    if (!words.length) return session.send({ type: "mode", room });
+    try { return setModes(room, modeChanges(words[0], words.slice(1))).catch((e) => show.system(t.list, String(e.message), true)); }
+    catch (error) { return show.system(t.list, `/mode: ${error.message}`, true); }
+  }
+  if (head === "bans") return session.send({ type: "mode", room, bans: true });
+  if (!words.length) return show.system(t.list, `usage: /${head} NICK`, true);
+  if (head === "invite") return session.send({ type: "invite", nick: words[0], room });
+  if (head === "kick") return session.send({ type: "moderate", action: "kick", target: words[0], room,
+    reason: words.slice(1).join(" ") });
+  return session.send({ type: "mode", room, changes: [{ mode: "ban", on: head === "ban", arg: words[0] }] });
+}
 
 function command(text) {
   const [head, ...rest] = text.slice(1).split(" ");
@@ -463,12 +515,17 @@ function command(text) {
     case "close": return t && t.peer ? close(t.key) : usage("/close (in a conversation; /part leaves a room)");
     case "nick": return arg ? session.send({ type: "nick", nick: arg }) : usage("/nick NAME");
     case "join": {
-      if (!arg) return usage("/join ROOM");
-      const name = arg.replace(/^#/, "");
+      if (!arg) return usage("/join ROOM [KEY]");
+      const [room, given] = arg.split(/\s+/);
+      const name = room.replace(/^#/, "");
       if (tabs.has(key(name))) return focus(key(name));  // there already: go there
       asked.add(key(name));
-      return session.send({ type: "join", room: arg });
+      if (given) session.roomKeys.set(name.toLowerCase(), given);
+      return session.send({ type: "join", room: name });
     }
+    case "op": case "deop": case "voice": case "devoice": case "mode": case "invite": case "kick": case "ban":
+    case "unban": case "bans":
+      return roomCommand(head.toLowerCase(), rest, t);
     case "part": return session.send({ type: "part", room: arg || (t && !t.peer ? t.name : "") });
     case "away": return session.send({ type: "away", message: arg || undefined });
     case "topic": {

@@ -249,7 +249,8 @@ export function members(infos) {
   const ul = document.getElementById("members");
   ul.replaceChildren(...infos.map((m) => {
     const li = document.createElement("li");
-    li.textContent = m.nick + (m.away ? " (away)" : "") + (m.op ? " ★" : "");
+    li.textContent = (m.role || "") + m.nick + (m.away ? " (away)" : "") + (m.op ? " ★" : "");
+    if (m.role) li.title = m.role === "@" ? "runs this room" : "may speak when it is moderated";
     return li;
   }));
 }

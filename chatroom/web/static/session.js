@@ -3,7 +3,7 @@
 // No DOM here: events go to the handler given to the constructor.
 import { encodeFrame, decodeFrame } from "./framing.js";
 
-export const VERSION = "1.4";
+export const VERSION = "1.5";
 const encoder = new TextEncoder();
 
 const hex = (bytes) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -35,6 +35,8 @@ export class ChatSession {
     this.url = url;
     this.password = password;
     this.expectedProof = null; // the server's proof for this exchange, once we gave ours
+    this.roomKeys = new Map(); // room (lower case) -> the key the person gave for it (1.5)
+    this.roomProofs = new Map(); // room (lower case) -> the server's proof expected in "joined"
     this.nick = nick;
     this.room = room || "lobby";
     this.onEvent = onEvent;
@@ -68,6 +70,32 @@ export class ChatSession {
       hello.nonce = hex(this.nonce);
     }
     return hello;
+  }
+
+  // A room's key (PROTOCOL.md, "Running a room"): proved as the password is; the key
+  // never leaves the page.
+  async keyChallenged(m) {
+    const given = this.roomKeys.get(m.room.toLowerCase());
+    if (given === undefined) return;  // (the key_needed error said what to do)
+    if (!crypto.subtle) {
+      this.emit({ type: "local_error", text: "this browser proves a room's key only on https:// pages or localhost" });
+      return;
+    }
+    const key = await roomKey(given, unhex(m.salt));
+    const mine = crypto.getRandomValues(new Uint8Array(32));
+    this.roomProofs.set(m.room.toLowerCase(), await proof(key, "chatroom-server\0", mine, unhex(m.nonce)));
+    this.send({ type: "join", room: m.room, nonce: hex(mine), proof: await proof(key, "chatroom-client\0",
+      unhex(m.nonce), mine) });
+  }
+
+  // "SALT:VERIFIER" for /mode +k KEY: the key derived with a fresh salt, never the key.
+  async keyVerifier(given) {
+    const salt = crypto.getRandomValues(new Uint8Array(16));
+    const material = await crypto.subtle.importKey("raw", encoder.encode(given.normalize("NFKC")), "PBKDF2",
+      false, ["deriveBits"]);
+    const bits = await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations: 200000 },
+      material, 256);
+    return `${hex(salt)}:${hex(bits)}`;
   }
 
   async challenged(m) {
@@ -130,7 +158,7 @@ export class ChatSession {
           return;
         }
         return this.welcomed(m);
-      case "challenge": this.challenged(m); return;
+      case "challenge": if (m.room) this.keyChallenged(m); else this.challenged(m); return;
       case "ping": return this.send({ type: "pong", token: m.token });
       case "ack": this.pending.delete(m.id); break;
       case "error":
@@ -147,7 +175,13 @@ export class ChatSession {
         m.messages = m.messages.filter((c) => c.seq > (this.seen[c.room] || 0) || !m.replay);
         for (const c of m.messages) this.seen[c.room] = Math.max(this.seen[c.room] || 0, c.seq);
         break;
-      case "joined":
+      case "joined": {
+        const expected = this.roomProofs.get(m.room.toLowerCase());
+        this.roomProofs.delete(m.room.toLowerCase());
+        if (expected !== undefined && m.proof !== expected) {
+          this.emit({ type: "local_error", text: `${m.room}: the server did not prove it knows the room's key` });
+        }
+      }
         this.rooms.add(m.room);
         m.history = (m.history || []).filter((c) => c.seq > (this.seen[c.room] || 0));
         for (const c of m.history || []) this.seen[c.room] = Math.max(this.seen[c.room] || 0, c.seq);
