@@ -82,7 +82,7 @@ _GROUPS = (
     ("server", ("oper", "kill", "gban", "gunban", "gbans", "mute", "unmute")),
 )
 _KEYS = ("Enter send · Alt-Enter new line · Tab complete · Up/Down earlier",
-         "Alt-1..9 Ctrl-N/P Alt-A windows · PageUp/Down End · Ctrl-R search")
+         "Alt-1..9 Ctrl-N/P Alt-A windows · PageUp/Dn End · Ctrl-R search")
 
 HELP = "\n".join([
     "/help NAME for one · //text sends /text · Ctrl-D (empty) leaves",

@@ -196,7 +196,12 @@ class Controller:
             pass  # in it already: its window is on screen now (the next line goes there)
         elif cmd.name == "last":
             self._last(cmd.rest)
-        elif cmd.name in _NEEDS_ROOM and not self.room():
+        else:
+            self._request(cmd)
+
+    def _request(self, cmd: Command) -> None:
+        """A command that is a request to the server: sent, unless it cannot be right here."""
+        if cmd.name in _NEEDS_ROOM and not self.room():
             self.show(f"/{cmd.name} is about a room: use it in a room's window", True)
         elif cmd.name in ("op", "deop", "voice", "devoice") and not self._here(cmd.args):
             # (never sent: a word that is nobody here may be a token typed out of habit)
@@ -205,7 +210,7 @@ class Controller:
             self._keys(cmd)
             request = _request(cmd, self.room())
             if request is not None:
-                c.send(request)
+                self.client.send(request)
 
     def _here(self, nicks: tuple[str, ...]) -> bool:
         view = self.client.session.view(self.room())

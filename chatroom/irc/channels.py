@@ -90,20 +90,26 @@ class Channels:
             self.reply(n.ERR_NEEDMOREPARAMS, "MODE", f"+{letter} needs a parameter")
         if asked.ban_list:
             self.ban_list(room)
-        changes: list[ModeChange] = []
-        for mode, on, arg in asked.changes:
-            if mode is RoomMode.KEY and on:
-                if not valid_key(arg or ""):
-                    self.reply(n.ERR_INVALIDMODEPARAM, chan, "k", "*", "A key is 1-64 printable characters, no space")
-                    continue
-                salt = os.urandom(16)
-                arg = f"{salt.hex()}:{derive_key(arg or '', salt).hex()}"  # (outside the lock)
-            if mode is RoomMode.LIMIT and on and not ((arg or "").isdigit() and int(arg or "0") > 0):
-                self.reply(n.ERR_INVALIDMODEPARAM, chan, "l", arg or "*", "A limit is a positive number")
-                continue
-            changes.append(ModeChange(mode=mode, on=on, arg=arg))
+        changes = [c for c in (self._checked(chan, *change) for change in asked.changes) if c is not None]
         if changes:
             self.set_modes(room, changes)
+
+    def _checked(self, chan: str, mode: RoomMode, on: bool, arg: str | None) -> ModeChange | None:
+        """One change as the core takes it (a key derived here, outside the lock), or
+        None when its value is refused (696)."""
+        if mode is RoomMode.KEY and on:
+            return self._key_change(chan, arg or "")
+        if mode is RoomMode.LIMIT and on and not ((arg or "").isdigit() and int(arg or "0") > 0):
+            self.reply(n.ERR_INVALIDMODEPARAM, chan, "l", arg or "*", "A limit is a positive number")
+            return None
+        return ModeChange(mode=mode, on=on, arg=arg)
+
+    def _key_change(self, chan: str, key: str) -> ModeChange | None:
+        if not valid_key(key):
+            self.reply(n.ERR_INVALIDMODEPARAM, chan, "k", "*", "A key is 1-64 printable characters, no space")
+            return None
+        salt = os.urandom(16)
+        return ModeChange(mode=RoomMode.KEY, arg=f"{salt.hex()}:{derive_key(key, salt).hex()}")
 
     def set_modes(self, room: Room, changes: list[ModeChange]) -> None:
         """The changes in one MODE line to the channel; each refused one answered alone

@@ -79,18 +79,32 @@ def names_lines(session: IrcSession, room: Room | None, asked: str, *, end: str 
     full, multi = "userhost-in-names" in session.caps, "multi-prefix" in session.caps
     names = [prefixes(room, m, multi) + (mask(m.nick) if full else m.nick)
              for m in room.everyone()]
-    out: list[bytes] = []
+    out = [session.reply(n.RPL_NAMREPLY, kind, chan, " ".join(row)) for row in _rows(names)]
+    if end is not None:
+        out.append(session.reply(n.RPL_ENDOFNAMES, end or chan, "End of /NAMES list"))
+    return out
+
+
+def _channels_of(session: IrcSession, user: User, who: Member | None) -> str:
+    """WHOIS's 319: each channel with the person's prefix in it (known for a member here)."""
+    multi = "multi-prefix" in session.caps
+    rooms = who.rooms if who is not None else {}
+    return " ".join((prefixes(rooms[fold(r)], who, multi) if who is not None and fold(r) in rooms else "")
+                    + channel(r) for r in user.rooms)
+
+
+def _rows(names: list[str]) -> list[list[str]]:
+    """``names`` in rows of at most NAMES_PER_LINE characters (one 353 each)."""
+    rows: list[list[str]] = []
     row: list[str] = []
     for name in names:
         row.append(name)
         if sum(len(x) + 1 for x in row) > NAMES_PER_LINE:
-            out.append(session.reply(n.RPL_NAMREPLY, kind, chan, " ".join(row)))
+            rows.append(row)
             row = []
     if row:
-        out.append(session.reply(n.RPL_NAMREPLY, kind, chan, " ".join(row)))
-    if end is not None:
-        out.append(session.reply(n.RPL_ENDOFNAMES, end or chan, "End of /NAMES list"))
-    return out
+        rows.append(row)
+    return rows
 
 
 def who_lines(session: IrcSession, mask: str, room: Room | None, people: Iterable[Member]) -> list[bytes]:
@@ -145,11 +159,7 @@ def whois_lines(session: IrcSession, user: User, who: Member | None, now: float)
     ident = (who.ident if who is not None else "") or user.nick
     out = [session.reply(n.RPL_WHOISUSER, user.nick, ident, "chatroom", "*", realname)]
     if user.rooms:
-        multi = "multi-prefix" in session.caps
-        rooms = who.rooms if who is not None else {}
-        out.append(session.reply(n.RPL_WHOISCHANNELS, user.nick, " ".join(
-            (prefixes(rooms[fold(r)], who, multi) if who is not None and fold(r) in rooms else "") + channel(r)
-            for r in user.rooms)))
+        out.append(session.reply(n.RPL_WHOISCHANNELS, user.nick, _channels_of(session, user, who)))
     out.append(session.reply(n.RPL_WHOISSERVER, user.nick, session.server, "chatroom"))
     if user.away:
         out.append(session.reply(n.RPL_AWAY, user.nick, user.away))

@@ -123,6 +123,11 @@ class ChannelModes:
     ban_list: bool = False  # a bare +b: the ban list is asked for
 
 
+def _takes(mode: RoomMode, on: bool) -> bool:
+    """Whether IRC's letter for ``mode`` takes an argument (set, or unset)."""
+    return mode in ARG_OFF or (on and mode in (RoomMode.KEY, RoomMode.LIMIT))
+
+
 def channel_modes(modes: str, args: list[str]) -> ChannelModes:
     """Read ``MODE #chan MODES ARGS...`` (at most ``MAX_MODE_CHANGES`` changes)."""
     out, sign, args = ChannelModes(), "+", list(args)
@@ -130,26 +135,27 @@ def channel_modes(modes: str, args: list[str]) -> ChannelModes:
         if ch in "+-":
             sign = ch
             continue
-        on = sign == "+"
-        mode = LETTERS.get(ch)
+        on, mode = sign == "+", LETTERS.get(ch)
         if mode is None:
-            if ch != "n" or not on:
+            if ch != "n" or not on:  # (+n: always so)
                 out.unknown.append(ch)
             continue
-        takes = mode in (RoomMode.OPERATOR, RoomMode.VOICE, RoomMode.BAN) or (on and mode in (RoomMode.KEY,
-                                                                                              RoomMode.LIMIT))
-        arg = args.pop(0) if takes and args else None
-        if mode is RoomMode.KEY and not on and args[:1] and not takes:
-            args.pop(0)  # (-k takes the old key, unused)
-        if takes and arg is None:
-            if mode is RoomMode.BAN:
-                out.ban_list = True
-            else:
-                out.missing.append(ch)
-            continue
-        if len(out.changes) < MAX_MODE_CHANGES:
-            out.changes.append((mode, on, arg))
+        _read_letter(out, ch, mode, on, args)
     return out
+
+
+def _read_letter(out: ChannelModes, ch: str, mode: RoomMode, on: bool, args: list[str]) -> None:
+    takes = _takes(mode, on)
+    arg = args.pop(0) if takes and args else None
+    if mode is RoomMode.KEY and not on and args:
+        args.pop(0)  # (-k takes the old key, unused)
+    if takes and arg is None:
+        if mode is RoomMode.BAN:
+            out.ban_list = True
+        else:
+            out.missing.append(ch)
+    elif len(out.changes) < MAX_MODE_CHANGES:
+        out.changes.append((mode, on, arg))
 
 
 def mode_line_parts(changes: tuple[ModeChange, ...]) -> tuple[str, list[str]]:

@@ -22,14 +22,14 @@ function welcome(extra = {}) {
     member_count: 1, history: [], last_seq: 5, limits: {}, resume_token: "tok", resumed: false, ...extra };
 }
 
-test("a session says hello in protocol 1.4 and shows each room message once", () => {
+test("a session says hello in protocol 1.5 and shows each room message once", () => {
   FakeSocket.made = [];
   const seen = [];
   const s = new ChatSession("ws://x/ws", "ann", "lobby", (e) => seen.push(e));
   s.connect();
   const ws = FakeSocket.made[0];
   ws.open();
-  assert.deepEqual(ws.sent[0], { type: "hello", version: "1.4", nick: "ann", room: "lobby", client: "chatroom web" });
+  assert.deepEqual(ws.sent[0], { type: "hello", version: "1.5", nick: "ann", room: "lobby", client: "chatroom web" });
   ws.deliver(welcome());
   const chat = { type: "chat", room: "lobby", seq: 6, ts: 1, nick: "bob", text: "hi", action: false };
   ws.deliver(chat);
