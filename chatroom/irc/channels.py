@@ -10,6 +10,7 @@ room, which keeps nothing else.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import TYPE_CHECKING
@@ -35,6 +36,14 @@ __all__ = ["Channels", "valid_key"]
 
 #: The longest key taken (RFC 2812 says 23; modern servers take more).
 MAX_KEY = 64
+
+
+@functools.lru_cache(maxsize=64)
+def _derived(key: str, salt: str) -> bytes:
+    """A key given in clear, derived with a room's salt: remembered for the next JOIN
+    with it, so that joining and parting in a loop costs no PBKDF2 each time (a wrong
+    key is slowed by the guessing gate instead)."""
+    return derive_key(key, bytes.fromhex(salt))
 
 
 def valid_key(key: str) -> bool:
@@ -71,7 +80,7 @@ class Channels:
             right = self.handler.gate("room key", True)  # (a guesser waits its turn first)
             if right is None:
                 return
-            derived = derive_key(key, bytes.fromhex(salt))
+            derived = _derived(key, salt)
         try:
             self.join(chan[1:], derived)
         except KeyNeeded as exc:

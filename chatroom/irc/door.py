@@ -223,7 +223,7 @@ class IrcDoor(Asking, Channels):
             self.conn.member.echo = "echo-message" in caps
             self.conn.member.hears_typing = "message-tags" in caps
             self.conn.member.hears_invites = "invite-notify" in caps  # (an INVITE for someone else)
-        self.conn.wire = irc_format(self.name, "server-time" in caps, "away-notify" in caps)
+        self.conn.wire = irc_format(self.name, "server-time" in caps, "away-notify" in caps, "message-tags" in caps)
 
     def deliver(self, deliveries: list[Delivery]) -> None:
         """Queue deliveries (under the lock)."""

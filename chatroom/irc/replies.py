@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from chatroom.irc import numerics as n
 from chatroom.irc.lines import format_line
 from chatroom.irc.session import IrcSession
-from chatroom.irc.wire import IrcFormat, channel, mask
+from chatroom.irc.wire import IrcFormat, channel, mask, msgid
 from chatroom.protocol import Chat, RoomInfo, User
 from chatroom.server.members import Member, Room
 from chatroom.server.nicks import NickIndex
@@ -29,17 +29,18 @@ __all__ = ["irc_format", "history_lines", "topic_lines", "names_lines", "who_lin
 NAMES_PER_LINE = 400
 
 
-def irc_format(server: str, server_time: bool, away_notify: bool) -> IrcFormat:
+def irc_format(server: str, server_time: bool, away_notify: bool, message_tags: bool = False) -> IrcFormat:
     """The wire format of IRC connections with these capabilities (one shared object
     per combination, so the hub encodes each message once per combination in use)."""
-    key = (server, server_time, away_notify)
+    key = (server, server_time, away_notify, message_tags)
     fmt = _FORMATS.get(key)
     if fmt is None:
-        fmt = _FORMATS[key] = IrcFormat(server, server_time=server_time, away_notify=away_notify)
+        fmt = _FORMATS[key] = IrcFormat(server, server_time=server_time, away_notify=away_notify,
+                                        message_tags=message_tags)
     return fmt
 
 
-_FORMATS: dict[tuple[str, bool, bool], IrcFormat] = {}
+_FORMATS: dict[tuple[str, bool, bool, bool], IrcFormat] = {}
 
 
 def history_lines(session: IrcSession, chan: str, history: Sequence[Chat]) -> list[bytes]:
@@ -48,11 +49,13 @@ def history_lines(session: IrcSession, chan: str, history: Sequence[Chat]) -> li
     caps, name = session.caps, session.server
     if not history or "server-time" not in caps:
         return []
-    fmt = irc_format(name, True, "away-notify" in caps)  # (this connection's own)
+    tagged = "message-tags" in caps
+    fmt = irc_format(name, True, "away-notify" in caps, tagged)  # (this connection's own)
     batch = "history" if "batch" in caps else None
     out = [format_line("BATCH", "+history", "chathistory", chan, source=name)] if batch else []
     for chat in history:
-        out.append(fmt.privmsg(chat.nick, chan, chat.text, chat.ts, action=chat.action, batch=batch))
+        out.append(fmt.privmsg(chat.nick, chan, chat.text, chat.ts, action=chat.action, batch=batch,
+                               msgid=msgid(chat) if tagged else None))
     if batch:
         out.append(format_line("BATCH", "-history", source=name))
     return out

@@ -15,7 +15,8 @@ How chatroom's world maps onto IRC's:
   ACTION;
 * leaving: ``left[: why]`` and ``went to ROOM`` are PART, a kick is KICK (by the
   operator), anything else (quit, connection lost, timed out...) is QUIT with the reason;
-* ``server-time`` adds each message's time as a tag; ``away-notify`` adds AWAY lines.
+* ``server-time`` adds each message's time as a tag; ``away-notify`` adds AWAY lines;
+  ``message-tags`` a ``msgid`` to each room message.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from chatroom.protocol import (
 from chatroom.server.wire import Outgoing, Verbatim
 from chatroom.text import human_size
 
-__all__ = ["IrcFormat", "IrcText", "channel", "mask", "server_time", "split_text"]
+__all__ = ["IrcFormat", "IrcText", "channel", "mask", "msgid", "server_time", "split_text"]
 
 
 class IrcText(Verbatim):
@@ -63,6 +64,12 @@ def channel(room: str) -> str:
 def mask(nick: str) -> str:
     """The source of a person's lines: addresses stay private."""
     return f"{nick}!{nick}@chatroom"
+
+
+def msgid(chat: Chat) -> str:
+    """IRCv3 ``msgid`` of a room message: its place in the room (the same on every
+    server of a cluster, and in a replay, so a client can tell a line it has)."""
+    return f"{chat.seq}.{chat.room.casefold()}"
 
 
 def server_time(ts: float) -> str:
@@ -111,13 +118,15 @@ class IrcFormat:
 
     name = "irc"
 
-    def __init__(self, server: str, *, server_time: bool = False, away_notify: bool = False) -> None:
+    def __init__(self, server: str, *, server_time: bool = False, away_notify: bool = False,
+                 message_tags: bool = False) -> None:
         self.server = server
         self.server_time = server_time
         self.away_notify = away_notify
+        self.message_tags = message_tags  # room messages carry a msgid
 
     def __repr__(self) -> str:
-        return f"IrcFormat(time={self.server_time}, away={self.away_notify})"
+        return f"IrcFormat(time={self.server_time}, away={self.away_notify}, tags={self.message_tags})"
 
     def encode(self, parts: Sequence[Outgoing]) -> bytes:
         if len(parts) == 1:
@@ -134,7 +143,8 @@ class IrcFormat:
         return render(self, msg) if render is not None else b""
 
     def _chat(self, msg: Chat) -> bytes:
-        return self.privmsg(msg.nick, channel(msg.room), msg.text, msg.ts, action=msg.action)
+        return self.privmsg(msg.nick, channel(msg.room), msg.text, msg.ts, action=msg.action,
+                            msgid=msgid(msg) if self.message_tags else None)
 
     def _private(self, msg: Private) -> bytes:
         return self.privmsg(msg.nick, msg.to, msg.text, msg.ts)
@@ -177,15 +187,19 @@ class IrcFormat:
         return format_line("ERROR", f"Closing link: {msg.reason or 'the server is closing'}", trailing=True)
 
     def privmsg(self, nick: str, target: str, text: str, ts: float | None, *, action: bool = False,
-                batch: str | None = None) -> bytes:
+                batch: str | None = None, msgid: str | None = None) -> bytes:
+        """``text`` as PRIVMSGs (several for a long or multi-line one: the first carries
+        ``msgid``, the next ones ``msgid/2``, ``msgid/3``... -- each line its own id)."""
         source = mask(nick)
         tags = self._tags(ts)
         if batch is not None:
             tags = {**(tags or {}), "batch": batch}
         overhead = len(f":{source} PRIVMSG {target} :".encode()) + 2 + (9 if action else 0)
         out = []
-        for piece in split_text(text, MAX_LINE - overhead):
+        for at, piece in enumerate(split_text(text, MAX_LINE - overhead), 1):
             body = f"\x01ACTION {piece}\x01" if action else piece
+            if msgid is not None:
+                tags = {**(tags or {}), "msgid": msgid if at == 1 else f"{msgid}/{at}"}
             out.append(format_line("PRIVMSG", target, body, source=source, tags=tags, trailing=True))
         return b"".join(out)
 

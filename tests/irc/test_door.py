@@ -535,3 +535,23 @@ def test_invitations_over_irc_and_invite_notify_for_the_other_operators(make_ser
     ann.send("INVITE dee #nowhere", "INVITE bob #dev")
     assert ann.expect("403")
     assert ann.expect("443").params[1:3] == ["bob", "#dev"]
+
+
+def test_each_room_message_has_one_msgid_live_and_in_a_replay(connect):
+    """message-tags: a room message's msgid is its place in the room, so the line a
+    client saw live and the same line replayed on a later JOIN are recognisably one."""
+    bob = connect("bob")
+    irc = IrcClient(bob.sock.getpeername()[1])
+    irc.register("dora", caps="message-tags server-time")
+    irc.send("JOIN #lobby")
+    irc.expect("366")
+    bob.send(Say(id="1", text="one line"))
+    seq = bob.expect(Chat, text="one line").seq
+    live = irc.expect("PRIVMSG", "#lobby")
+    assert live.tags["msgid"] == f"{seq}.lobby"
+    bob.send(Say(id="2", text="x " * 400))  # longer than an IRC line: two PRIVMSGs, two ids
+    first, second = irc.expect("PRIVMSG", "#lobby"), irc.expect("PRIVMSG", "#lobby")
+    assert second.tags["msgid"] == first.tags["msgid"] + "/2"
+    irc.send("PART #lobby", "JOIN #lobby")
+    replayed = [irc.expect("PRIVMSG", "#lobby") for _ in range(3)]
+    assert [m.tags["msgid"] for m in replayed] == [live.tags["msgid"], first.tags["msgid"], second.tags["msgid"]]
