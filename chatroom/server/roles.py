@@ -43,7 +43,7 @@ from chatroom.text import clean_line, fold, nick_key
 
 __all__ = ["Roles", "KeyNeeded", "KeyAttempt", "who_forms"]
 
-_HEX = re.compile(r"[0-9a-f]{2,256}")
+_HEX = re.compile(r"(?:[0-9a-f]{2}){1,128}")  # whole bytes, as bytes.fromhex reads them
 
 #: What a joiner offers for a room's key: a chatroom client's (its nonce, its proof)
 #: after a challenge, or (IRC, in clear over its connection) the key derived with the
