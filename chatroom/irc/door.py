@@ -32,7 +32,7 @@ from chatroom.irc.modes import user_modes
 from chatroom.irc.replies import history_lines, irc_format, names_lines, topic_lines
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
 from chatroom.irc.targets import MAX_TARGETS, chat_cost, chat_targets
-from chatroom.irc.wire import IrcText, channel, mask
+from chatroom.irc.wire import IrcFormat, IrcText, channel, mask
 from chatroom.protocol import MAX_MODE_CHANGES, ErrorCode, Presence, PresenceEvent, Private
 from chatroom.server.chat_path import SayItem, claimed
 from chatroom.server.doors import Door, DoorPort
@@ -92,7 +92,7 @@ class IrcDoor(Asking, Channels):
         self.session = IrcSession(self.name, tls=self.server.tls_context is not None,
                                   password_room=self.server.password is not None)
         self.reader = LineReader()
-        self.conn.wire = irc_format(self.name, False, False)
+        self.conn.wire = irc_format(self.name, False, False, hub=self.hub)
 
     # ------------------------------------------------------------------ the pump
 
@@ -223,7 +223,13 @@ class IrcDoor(Asking, Channels):
             self.conn.member.echo = "echo-message" in caps
             self.conn.member.hears_typing = "message-tags" in caps
             self.conn.member.hears_invites = "invite-notify" in caps  # (an INVITE for someone else)
-        self.conn.wire = irc_format(self.name, "server-time" in caps, "away-notify" in caps, "message-tags" in caps)
+        self.conn.wire = self.format()
+
+    def format(self) -> IrcFormat:
+        """This connection's IRC format (its capabilities)."""
+        caps = self.session.caps
+        return irc_format(self.name, "server-time" in caps, "away-notify" in caps, "message-tags" in caps,
+                          "extended-join" in caps, self.hub)
 
     def deliver(self, deliveries: list[Delivery]) -> None:
         """Queue deliveries (under the lock)."""
@@ -344,12 +350,12 @@ class IrcDoor(Asking, Channels):
         with self.hub.locked(self.handler.batch) as state:
             joined, deliveries = state.join(member, room, time.time(), key=key)
             chan = channel(joined.room)
-            out = [format_line("JOIN", chan, source=mask(member.nick))]
+            out = [self.format().join_line(member.nick, chan)]
             here = state.rooms.get(fold(joined.room))
             if here is not None and here.topic:
                 out += topic_lines(self.session, here)
             out += names_lines(self.session, here, chan)
-            out += history_lines(self.session, chan, joined.history)
+            out += history_lines(self.session, chan, joined.history, self.hub)
             self.send(b"".join(out))
             self.deliver(deliveries)
             if member.away:  # away-notify: an away member who joins is said to be away
@@ -373,8 +379,8 @@ class IrcDoor(Asking, Channels):
         with self.hub.locked(self.handler.batch) as state:
             parted, deliveries = state.part(member, room, "" if reason == "left" else reason, time.time())
             why = clean_line(reason).strip()[:100]
-            self.send(format_line("PART", channel(parted.room), *([why] if why else []), source=mask(member.nick),
-                                  trailing=bool(why)))
+            self.send(format_line("PART", channel(parted.room), *([why] if why else []),
+                                  source=mask(member.nick, member.ident), trailing=bool(why)))
             self.deliver(deliveries)
 
     def on_privmsg(self, line: IrcLine) -> None:
@@ -507,7 +513,7 @@ class IrcDoor(Asking, Channels):
     def renamed(self, member: Member, old: str, deliveries: list[Delivery]) -> None:
         """Under the lock: the NICK line to us once, and to everyone sharing a room."""
         if not member.rooms or all(d.recipients == (member,) for d in deliveries):
-            self.send(format_line("NICK", member.nick, source=mask(old)))  # in no room: told alone
+            self.send(format_line("NICK", member.nick, source=mask(old, member.ident)))  # in no room: told alone
         else:
             deliveries = deliveries[:1] + [  # once is enough for us (and for those in several rooms with us)
                 Delivery(tuple(m for m in d.recipients if m is not member), d.message) for d in deliveries[1:]]

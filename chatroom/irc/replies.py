@@ -10,7 +10,9 @@ send -- so every answer is tested with no socket.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from chatroom.irc import numerics as n
 from chatroom.irc.lines import format_line
@@ -29,28 +31,46 @@ __all__ = ["irc_format", "history_lines", "topic_lines", "names_lines", "who_lin
 NAMES_PER_LINE = 400
 
 
-def irc_format(server: str, server_time: bool, away_notify: bool, message_tags: bool = False) -> IrcFormat:
-    """The wire format of IRC connections with these capabilities (one shared object
-    per combination, so the hub encodes each message once per combination in use)."""
-    key = (server, server_time, away_notify, message_tags)
-    fmt = _FORMATS.get(key)
+def irc_format(server: str, server_time: bool, away_notify: bool, message_tags: bool = False,
+               extended_join: bool = False, hub: Any = None) -> IrcFormat:
+    """The wire format of IRC connections with these capabilities on the server of
+    ``hub`` (one shared object per combination, so the hub encodes each message once
+    per combination in use; it asks the hub's state who a nick is, for its user name)."""
+    formats = _FORMATS.setdefault(hub, {}) if hub is not None else _UNBOUND
+    key = (server, server_time, away_notify, message_tags, extended_join)
+    fmt = formats.get(key)
     if fmt is None:
-        fmt = _FORMATS[key] = IrcFormat(server, server_time=server_time, away_notify=away_notify,
-                                        message_tags=message_tags)
+        fmt = formats[key] = IrcFormat(server, server_time=server_time, away_notify=away_notify,
+                                       message_tags=message_tags, extended_join=extended_join,
+                                       people=_people(hub) if hub is not None else None)
     return fmt
 
 
-_FORMATS: dict[tuple[str, bool, bool, bool], IrcFormat] = {}
+def _people(hub: Any) -> Callable[[str], Any]:
+    """nick -> its member on ``hub`` 's server (a weak reference: the formats do not
+    keep a stopped server alive)."""
+    ref = weakref.ref(hub)
+
+    def person(nick: str) -> Any:
+        alive = ref()
+        return alive.state.nicks.spelled(nick) if alive is not None else None
+
+    return person
 
 
-def history_lines(session: IrcSession, chan: str, history: Sequence[Chat]) -> list[bytes]:
+_FORMATS: weakref.WeakKeyDictionary[Any, dict[tuple[str, bool, bool, bool, bool], IrcFormat]] = \
+    weakref.WeakKeyDictionary()
+_UNBOUND: dict[tuple[str, bool, bool, bool, bool], IrcFormat] = {}
+
+
+def history_lines(session: IrcSession, chan: str, history: Sequence[Chat], hub: Any = None) -> list[bytes]:
     """A room's recent history, with its times: only for a client that reads
     server-time (otherwise old lines would look new), inside a batch if it can."""
     caps, name = session.caps, session.server
     if not history or "server-time" not in caps:
         return []
     tagged = "message-tags" in caps
-    fmt = irc_format(name, True, "away-notify" in caps, tagged)  # (this connection's own)
+    fmt = irc_format(name, True, "away-notify" in caps, tagged, "extended-join" in caps, hub)  # (this connection's own)
     batch = "history" if "batch" in caps else None
     out = [format_line("BATCH", "+history", "chathistory", chan, source=name)] if batch else []
     for chat in history:
@@ -80,7 +100,7 @@ def names_lines(session: IrcSession, room: Room | None, asked: str, *, end: str 
     chan = channel(room.name)
     kind = "@" if room.modes.secret else "="
     full, multi = "userhost-in-names" in session.caps, "multi-prefix" in session.caps
-    names = [prefixes(room, m, multi) + (mask(m.nick) if full else m.nick)
+    names = [prefixes(room, m, multi) + (mask(m.nick, m.ident) if full else m.nick)
              for m in room.everyone()]
     out = [session.reply(n.RPL_NAMREPLY, kind, chan, " ".join(row)) for row in _rows(names)]
     if end is not None:

@@ -8,7 +8,8 @@ its own message's recipients.
 
 How chatroom's world maps onto IRC's:
 
-* a room is the channel ``#room``; a person is ``nick!nick@chatroom`` (addresses are
+* a room is the channel ``#room``; a person is ``nick!user@chatroom`` -- the user name
+  an IRC client gave with USER, else the nick (looked up by ``people``); addresses are
   never shown, as in the framed protocol);
 * a message longer than an IRC line, or with several lines, is several PRIVMSGs, cut
   between words where it can be (never inside a UTF-8 character); an action is a CTCP
@@ -61,9 +62,10 @@ def channel(room: str) -> str:
     return f"#{room}"
 
 
-def mask(nick: str) -> str:
-    """The source of a person's lines: addresses stay private."""
-    return f"{nick}!{nick}@chatroom"
+def mask(nick: str, user: str = "") -> str:
+    """The source of a person's lines: ``nick!user@chatroom`` (the user name an IRC
+    client gave, else the nick); addresses stay private."""
+    return f"{nick}!{user or nick}@chatroom"
 
 
 def msgid(chat: Chat) -> str:
@@ -97,16 +99,16 @@ def split_text(text: str, budget: int) -> list[str]:
     return out
 
 
-def _leave(p: Presence, tags: dict[str, str] | None) -> bytes:
+def _leave(fmt: IrcFormat, p: Presence, tags: dict[str, str] | None) -> bytes:
     reason = p.reason or "quit"
-    who = mask(p.nick)
+    who = fmt.who(p.nick)
     if reason == "left" or reason.startswith("left: ") or reason.startswith("went to "):
         why = reason[6:] if reason.startswith("left: ") else "" if reason == "left" else reason
         return format_line("PART", channel(p.room), why, source=who, tags=tags, trailing=True) if why else \
             format_line("PART", channel(p.room), source=who, tags=tags)
     if reason.startswith("kicked by "):
         by, _, why = reason[len("kicked by "):].partition(": ")
-        return format_line("KICK", channel(p.room), p.nick, why or by, source=mask(by), tags=tags,
+        return format_line("KICK", channel(p.room), p.nick, why or by, source=fmt.who(by), tags=tags,
                            trailing=True)
     return format_line("QUIT", reason if not reason.startswith("quit: ") else f"Quit: {reason[6:]}",
                        source=who, tags=tags, trailing=True)
@@ -119,11 +121,20 @@ class IrcFormat:
     name = "irc"
 
     def __init__(self, server: str, *, server_time: bool = False, away_notify: bool = False,
-                 message_tags: bool = False) -> None:
+                 message_tags: bool = False, extended_join: bool = False,
+                 people: Callable[[str], Any] | None = None) -> None:
         self.server = server
         self.server_time = server_time
         self.away_notify = away_notify
         self.message_tags = message_tags  # room messages carry a msgid
+        self.extended_join = extended_join  # JOIN carries the account (none: *) and the real name
+        #: nick -> its member here (for its user and real name), or None
+        self.people = people or (lambda nick: None)
+
+    def who(self, nick: str) -> str:
+        """``nick!user@chatroom`` with the user name its member gave (else the nick)."""
+        member = self.people(nick)
+        return mask(nick, member.ident if member is not None else "")
 
     def __repr__(self) -> str:
         return f"IrcFormat(time={self.server_time}, away={self.away_notify}, tags={self.message_tags})"
@@ -150,7 +161,7 @@ class IrcFormat:
         return self.privmsg(msg.nick, msg.to, msg.text, msg.ts)
 
     def _topic(self, msg: Topic) -> bytes:
-        return format_line("TOPIC", channel(msg.room), msg.topic, source=mask(msg.nick), tags=self._tags(msg.ts),
+        return format_line("TOPIC", channel(msg.room), msg.topic, source=self.who(msg.nick), tags=self._tags(msg.ts),
                            trailing=True)
 
     def _ping(self, msg: Ping) -> bytes:
@@ -170,7 +181,7 @@ class IrcFormat:
 
     def _typing(self, msg: Typing) -> bytes:
         """IRCv3's typing notice (only members that negotiated message-tags get one)."""
-        return format_line("TAGMSG", channel(msg.room or ""), source=mask(msg.nick or "*"),
+        return format_line("TAGMSG", channel(msg.room or ""), source=self.who(msg.nick or "*"),
                            tags={"+typing": msg.state.value})
 
     def _modes(self, msg: RoomModesInfo) -> bytes:
@@ -178,10 +189,11 @@ class IrcFormat:
         if not msg.nick or not msg.changes:
             return b""
         letters, args = mode_line_parts(msg.changes)
-        return format_line("MODE", channel(msg.room), letters, *args, source=mask(msg.nick), tags=self._tags(msg.ts))
+        return format_line("MODE", channel(msg.room), letters, *args, source=self.who(msg.nick),
+                           tags=self._tags(msg.ts))
 
     def _invited(self, msg: Invited) -> bytes:
-        return format_line("INVITE", msg.to, channel(msg.room), source=mask(msg.nick), tags=self._tags(msg.ts))
+        return format_line("INVITE", msg.to, channel(msg.room), source=self.who(msg.nick), tags=self._tags(msg.ts))
 
     def _bye(self, msg: Bye) -> bytes:
         return format_line("ERROR", f"Closing link: {msg.reason or 'the server is closing'}", trailing=True)
@@ -190,7 +202,7 @@ class IrcFormat:
                 batch: str | None = None, msgid: str | None = None) -> bytes:
         """``text`` as PRIVMSGs (several for a long or multi-line one: the first carries
         ``msgid``, the next ones ``msgid/2``, ``msgid/3``... -- each line its own id)."""
-        source = mask(nick)
+        source = self.who(nick)
         tags = self._tags(ts)
         if batch is not None:
             tags = {**(tags or {}), "batch": batch}
@@ -206,21 +218,35 @@ class IrcFormat:
     def _presence(self, p: Presence) -> bytes:
         tags = self._tags(p.ts)
         if p.event is PresenceEvent.JOIN:
-            return format_line("JOIN", channel(p.room), source=mask(p.nick), tags=tags)
+            return self.join_line(p.nick, channel(p.room), tags)
         if p.event is PresenceEvent.LEAVE:
-            return _leave(p, tags)
+            return _leave(self, p, tags)
         if p.event is PresenceEvent.NICK and p.new_nick:
-            return format_line("NICK", p.new_nick, source=mask(p.nick), tags=tags)
+            return format_line("NICK", p.new_nick, source=mask(p.nick, self._user(p.new_nick)), tags=tags)
         if p.event is PresenceEvent.AWAY and self.away_notify:
-            return format_line("AWAY", p.message or "away", source=mask(p.nick), tags=tags, trailing=True)
+            return format_line("AWAY", p.message or "away", source=self.who(p.nick), tags=tags, trailing=True)
         if p.event is PresenceEvent.BACK and self.away_notify:
-            return format_line("AWAY", source=mask(p.nick), tags=tags)
+            return format_line("AWAY", source=self.who(p.nick), tags=tags)
         return b""
+
+    def _user(self, nick: str) -> str:
+        member = self.people(nick)
+        return member.ident if member is not None else ""
+
+    def join_line(self, nick: str, chan: str, tags: dict[str, str] | None = None) -> bytes:
+        """``nick`` joins ``chan`` (``extended-join``: with ``*`` for no account, and
+        the real name its member gave -- else the nick)."""
+        member = self.people(nick)
+        source = mask(nick, member.ident if member is not None else "")
+        if self.extended_join:
+            realname = (member.realname if member is not None else "") or nick
+            return format_line("JOIN", chan, "*", realname, source=source, tags=tags, trailing=True)
+        return format_line("JOIN", chan, source=source, tags=tags)
 
     def _crowd(self, c: Crowd) -> bytes:
         tags = self._tags(c.ts)
-        out = [format_line("JOIN", channel(c.room), source=mask(n), tags=tags) for n in c.joined]
-        out += [format_line("PART", channel(c.room), source=mask(n), tags=tags) for n in c.left]
+        out = [self.join_line(n, channel(c.room), tags) for n in c.joined]
+        out += [format_line("PART", channel(c.room), source=self.who(n), tags=tags) for n in c.left]
         return b"".join(out)
 
     def _offer(self, f: FileOffer) -> bytes:

@@ -24,17 +24,19 @@ class NickIndex(dict[str, Any]):
     those keep the second key in step.  :meth:`holder` is the question "is this nick
     free?"."""
 
-    __slots__ = ("_alike", "_alike_of")
+    __slots__ = ("_alike", "_alike_of", "_spelled")
 
     def __init__(self) -> None:
         super().__init__()
         self._alike: dict[str, Any] = {}  # lookalike_key -> member
         self._alike_of: dict[str, str] = {}  # nick_key -> the lookalike_key it was filed under
+        self._spelled: dict[str, Any] = {}  # the nick exactly as its member spells it -> member
 
     def __setitem__(self, key: str, member: Any) -> None:
         if key in self:
             self._forget(key, self[key])
         super().__setitem__(key, member)
+        self._spelled[member.nick] = member
         alike = lookalike_key(member.nick)
         self._alike[alike] = member
         self._alike_of[key] = alike
@@ -53,8 +55,17 @@ class NickIndex(dict[str, Any]):
         super().clear()
         self._alike.clear()
         self._alike_of.clear()
+        self._spelled.clear()
+
+    def spelled(self, nick: str) -> Any:
+        """The member whose nick is exactly ``nick`` (one dict lookup: the IRC door asks
+        it for every line it writes, to show the person's user name), or None."""
+        return self._spelled.get(nick)
 
     def _forget(self, key: str, member: Any) -> None:
+        nick = member.nick
+        if self._spelled.get(nick) is member:
+            del self._spelled[nick]
         alike = self._alike_of.pop(key, None)
         if alike is not None and self._alike.get(alike) is member:
             del self._alike[alike]

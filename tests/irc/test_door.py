@@ -264,8 +264,8 @@ def test_the_corners_an_irc_conformance_suite_checks(connect):
     irc.send("USER ident 0 * :Ann Smith", "NICK ann", "CAP END")
     irc.expect("001")
     irc.send("JOIN #ok,bad", "NAMES #nowhere")
-    irc.expect("JOIN", "#ok")
-    assert "@ann!ann@chatroom" in irc.expect("353").params[-1].split()  # userhost-in-names; its maker runs it
+    assert irc.expect("JOIN", "#ok").source == "ann!ident@chatroom"  # the user name given, never the address
+    assert "@ann!ident@chatroom" in irc.expect("353").params[-1].split()  # userhost-in-names; its maker runs it
     assert irc.expect("403").params[1] == "bad"  # channels start with #
     irc.expect("366", "ann", "#ok")
     assert irc.expect("366").params[1] == "#nowhere"
@@ -555,3 +555,27 @@ def test_each_room_message_has_one_msgid_live_and_in_a_replay(connect):
     irc.send("PART #lobby", "JOIN #lobby")
     replayed = [irc.expect("PRIVMSG", "#lobby") for _ in range(3)]
     assert [m.tags["msgid"] for m in replayed] == [live.tags["msgid"], first.tags["msgid"], second.tags["msgid"]]
+
+
+def test_lines_come_from_nick_user_at_chatroom_and_extended_join_carries_the_real_name(connect):
+    """The source of a person's lines names the user they gave (a framed member: its
+    nick), everywhere: PRIVMSG, JOIN (with extended-join: ``*`` and the real name)."""
+    bob = connect("bob")
+    port = bob.sock.getpeername()[1]
+    ann = IrcClient(port)
+    ann.send("USER annie 0 * :Ann Smith", "NICK ann")
+    ann.expect("001")
+    dora = IrcClient(port)
+    dora.register("dora", caps="extended-join")
+    dora.send("JOIN #lobby")
+    assert dora.expect("JOIN", "#lobby").params == ["#lobby", "*", "dora"]  # its own, first
+    dora.expect("366")
+    ann.send("JOIN #lobby")
+    joined = dora.expect("JOIN", "#lobby")
+    assert joined.source == "ann!annie@chatroom" and joined.params == ["#lobby", "*", "Ann Smith"]
+    ann.send("PRIVMSG #lobby :hello")
+    assert dora.expect("PRIVMSG", "#lobby").source == "ann!annie@chatroom"
+    bob.send(Say(id="1", text="hi"))
+    assert dora.expect("PRIVMSG", "#lobby").source == "bob!bob@chatroom"
+    ann.send("NICK anna")
+    assert dora.expect("NICK").source == "ann!annie@chatroom"
