@@ -307,10 +307,10 @@ class IrcDoor(Asking, Channels):
         self.reply(n.RPL_WELCOME, f"Welcome to chatroom on {self.name}, {nick}")
         self.reply(n.RPL_YOURHOST, f"Your host is {self.name}, running chatroom {__version__}")
         self.reply(n.RPL_CREATED, "This server speaks chatroom's protocol and IRC on one port")
-        self.send(format_line(n.RPL_MYINFO, nick, self.name, f"chatroom-{__version__}", "io", "biklmnostv",
+        self.send(format_line(n.RPL_MYINFO, nick, self.name, f"chatroom-{__version__}", "Bio", "biklmnostv",
                               "bklov", source=self.name))
         limits = self.server.config
-        tokens = ["CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", f"MODES={MAX_MODE_CHANGES}",
+        tokens = ["CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", "BOT=B", f"MODES={MAX_MODE_CHANGES}",
                   f"MAXLIST=b:{MAX_ROOM_BANS}", f"NICKLEN={MAX_NICK_LENGTH}",
                   f"TARGMAX=PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS},JOIN:,PART:,KICK:1,NAMES:,WHOIS:1",
                   f"CHANNELLEN={MAX_NICK_LENGTH + 1}", f"TOPICLEN={MAX_TOPIC_LENGTH}", "AWAYLEN=200",
@@ -481,16 +481,19 @@ class IrcDoor(Asking, Channels):
         self.channel_mode(room, line.params[1], line.params[2:])
 
     def user_mode(self, target: str, modes: str) -> None:
-        """MODE nick [+i|-i]: invisible (LUSERS counts it apart, WHO masks skip it
-        outside shared rooms) is the one user mode; operator (+o) comes with OPER."""
+        """MODE nick [+i|-i|+B|-B]: invisible (LUSERS counts it apart, WHO masks skip
+        it outside shared rooms) and bot (IRCv3: a ``bot`` tag on its messages, 335 in
+        WHOIS, ``B`` in WHO); operator (+o) comes with OPER."""
         if fold(target) != fold(self.session.nick):
             self.reply(n.ERR_USERSDONTMATCH, "Cannot change mode for other users")
             return
         member = self.member()
+        have = ("i" if member.invisible else "") + ("B" if member.bot else "")
         if not modes:
-            self.reply(n.RPL_UMODEIS, "+" + ("i" if member.invisible else "") + ("o" if member.op else ""))
+            self.reply(n.RPL_UMODEIS, "+" + have + ("o" if member.op else ""))
             return
-        member.invisible, changed, unknown = user_modes(modes, member.invisible)
+        now, changed, unknown = user_modes(modes, have)
+        member.invisible, member.bot = "i" in now, "B" in now
         if unknown:
             self.reply(n.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
         if changed:

@@ -5,22 +5,27 @@ from __future__ import annotations
 
 from chatroom.protocol import LETTER_OF, LETTERS, ChannelModes, channel_modes, mode_line_parts
 
-__all__ = ["user_modes", "channel_modes", "ChannelModes", "mode_line_parts", "LETTERS", "LETTER_OF"]
+__all__ = ["USER_MODES", "user_modes", "channel_modes", "ChannelModes", "mode_line_parts", "LETTERS", "LETTER_OF"]
 
 
-def user_modes(modes: str, invisible: bool) -> tuple[bool, str, bool]:
-    """``MODE nick +i-x...`` for a user who is ``invisible`` now: whether they are
-    invisible after it, what changed (``+i``, ``-i`` or nothing: what to echo), and
-    whether a flag was asked that cannot be set this way (anything but ``i``; ``-o``
-    and ``+o`` too -- operators are made by OPER)."""
-    changed, sign, unknown = "", "+", False
+#: The user modes a client sets itself: invisible, and bot (IRCv3 bot mode).
+USER_MODES = "iB"
+
+
+def user_modes(modes: str, have: str) -> tuple[str, str, bool]:
+    """``MODE nick +i-B...`` for a user whose modes are ``have`` (of ``USER_MODES``):
+    its modes after it, what changed (``+i``, ``-B``, nothing: what to echo), and
+    whether a flag was asked that cannot be set this way (anything else; ``+o`` too --
+    operators are made by OPER)."""
+    now, changed, sign, unknown, told = set(have), "", "+", False, ""
     for ch in modes:
         if ch in "+-":
             sign = ch
-        elif ch == "i":
-            if invisible != (sign == "+"):
-                invisible = sign == "+"
-                changed += sign + "i"
+        elif ch in USER_MODES:
+            if (ch in now) != (sign == "+"):
+                (now.add if sign == "+" else now.discard)(ch)
+                changed += ("" if told == sign else sign) + ch
+                told = sign
         else:
             unknown = True
-    return invisible, changed, unknown
+    return "".join(ch for ch in USER_MODES if ch in now), changed, unknown

@@ -158,7 +158,7 @@ def prefixes(room: Room, m: Member, multi: bool) -> str:
 def who_flags(m: Member, room: Room | None = None, multi: bool = False) -> str:
     """``H`` here or ``G`` gone (away); ``*`` a server operator; then the member's
     prefixes in the channel asked about (a server operator's ``@`` everywhere)."""
-    status = ("G" if m.away else "H") + ("*" if m.op else "")
+    status = ("G" if m.away else "H") + ("*" if m.op else "") + ("B" if m.bot else "")
     if room is None:
         return status + ("@" if m.op else "")
     return status + prefixes(room, m, multi)
@@ -188,6 +188,8 @@ def whois_lines(session: IrcSession, user: User, who: Member | None, now: float)
         out.append(session.reply(n.RPL_AWAY, user.nick, user.away))
     if user.op:
         out.append(session.reply(n.RPL_WHOISOPERATOR, user.nick, "is a chatroom operator"))
+    if who is not None and who.bot:
+        out.append(session.reply(n.RPL_WHOISBOT, user.nick, "is a bot"))
     out.append(session.reply(n.RPL_WHOISIDLE, user.nick, str(int(user.idle)), str(int(joined_at)),
                              "seconds idle, signon time"))
     out.append(session.reply(n.RPL_ENDOFWHOIS, user.nick, "End of /WHOIS list"))

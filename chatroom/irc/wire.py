@@ -202,10 +202,13 @@ class IrcFormat:
                 batch: str | None = None, msgid: str | None = None) -> bytes:
         """``text`` as PRIVMSGs (several for a long or multi-line one: the first carries
         ``msgid``, the next ones ``msgid/2``, ``msgid/3``... -- each line its own id)."""
-        source = self.who(nick)
+        member = self.people(nick)
+        source = mask(nick, member.ident if member is not None else "")
         tags = self._tags(ts)
         if batch is not None:
             tags = {**(tags or {}), "batch": batch}
+        if self.message_tags and member is not None and member.bot:
+            tags = {**(tags or {}), "bot": ""}
         overhead = len(f":{source} PRIVMSG {target} :".encode()) + 2 + (9 if action else 0)
         out = []
         for at, piece in enumerate(split_text(text, MAX_LINE - overhead), 1):

@@ -61,6 +61,7 @@ class Member:
     realname: str = ""  # an IRC client's "real name" and user name (USER), shown by WHOIS
     ident: str = ""
     invisible: bool = False  # (IRC's user mode +i: counted apart by LUSERS, found by WHO only in a shared room)
+    bot: bool = False  # says it is a bot (IRC's user mode +B: a ``bot`` tag on its lines, 335 in WHOIS)
     echo: bool = True  # sees its own messages (an IRC client without echo-message does not)
     hears_typing: bool = False  # understands typing notices (protocol 1.4; IRC with message-tags)
     hears_roles: bool = False  # understands modes and invitations (protocol 1.5; IRC)

@@ -579,3 +579,25 @@ def test_lines_come_from_nick_user_at_chatroom_and_extended_join_carries_the_rea
     assert dora.expect("PRIVMSG", "#lobby").source == "bob!bob@chatroom"
     ann.send("NICK anna")
     assert dora.expect("NICK").source == "ann!annie@chatroom"
+
+
+def test_a_bot_says_so_mode_b_whois_who_and_a_bot_tag_on_its_lines(connect):
+    bob = connect("bob")
+    port = bob.sock.getpeername()[1]
+    bot = IrcClient(port)
+    bot.register("beep")
+    bot.send("MODE beep +B", "MODE beep")
+    assert bot.expect("MODE", "beep").params[1] == "+B"
+    assert "B" in bot.expect("221").params[1]
+    dora = IrcClient(port)
+    dora.register("dora", caps="message-tags")
+    dora.send("JOIN #lobby", "WHOIS beep")
+    assert dora.expect("335").params[1] == "beep"
+    bot.send("JOIN #lobby")
+    bot.expect("366")
+    dora.send("WHO #lobby")
+    flags = {line.params[5]: line.params[6] for line in (dora.expect("352") for _ in range(3))}
+    assert "B" in flags["beep"] and "B" not in flags["dora"]
+    bot.send("PRIVMSG #lobby :beep boop", "PRIVMSG dora :just you")
+    assert "bot" in dora.expect("PRIVMSG", "#lobby").tags
+    assert "bot" in dora.expect("PRIVMSG", "dora").tags

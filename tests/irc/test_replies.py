@@ -93,11 +93,13 @@ def test_who_masks_name_everyone_they_match_but_the_invisible_outside_shared_roo
     assert [m.nick for m in who_matches("hid*", state.members(), hidden)] == ["hidden"]  # oneself, always
 
 
-def test_user_modes_change_only_invisible_and_say_what_changed():
-    assert user_modes("+i", False) == (True, "+i", False)
-    assert user_modes("+i", True) == (True, "", False)  # nothing changed: nothing echoed
-    assert user_modes("-i+w", True) == (False, "-i", True)
-    assert user_modes("+o", False) == (False, "", True)  # operators come from OPER
+def test_user_modes_change_only_invisible_and_bot_and_say_what_changed():
+    assert user_modes("+i", "") == ("i", "+i", False)
+    assert user_modes("+i", "i") == ("i", "", False)  # nothing changed: nothing echoed
+    assert user_modes("-i+w", "i") == ("", "-i", True)
+    assert user_modes("+o", "") == ("", "", True)  # operators come from OPER
+    assert user_modes("+Bi", "") == ("iB", "+Bi", False)
+    assert user_modes("-B", "iB") == ("i", "-B", False)
 
 
 def test_whois_says_rooms_away_and_operator():

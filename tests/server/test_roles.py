@@ -158,7 +158,8 @@ def test_a_key_is_proved_never_told_and_a_wrong_proof_gets_a_new_challenge(room)
     refused(ErrorCode.KEY_NEEDED, state.join, dee, "dev", 9.0, key=derive_key("nope", salt))
     state.join(dee, "dev", 9.0, key=verifier)
     refused_change(ErrorCode.INVALID_FIELD, state, ann, "dev", change(RoomMode.KEY, arg="plaintext"))
-    refused_change(ErrorCode.INVALID_FIELD, state, ann, "dev", change(RoomMode.KEY, arg="abc:" + "0" * 64))  # half a byte
+    half_a_byte = change(RoomMode.KEY, arg="abc:" + "0" * 64)
+    refused_change(ErrorCode.INVALID_FIELD, state, ann, "dev", half_a_byte)
 
 
 def test_a_room_kick_sends_one_out_of_the_room_and_keeps_them_on_the_server(room):
