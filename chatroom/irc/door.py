@@ -287,6 +287,7 @@ class IrcDoor(Asking, Channels):
                 member.sink = conn
                 member.echo = self.echo
                 member.hears_roles = member.hears_own_leave = True  # (MODE, INVITE and KICK lines)
+                member.once_per_person = True  # one NICK, one AWAY line for a change, however many channels shared
                 conn.member = member
         except Refused as exc:
             if exc.code == ErrorCode.NICK_TAKEN and self.handler.ghost_leaving(reg.nick):

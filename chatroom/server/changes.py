@@ -152,7 +152,12 @@ class Changes(StateBase):
                 return [Delivery((member,), event(""))]
             rooms = member.rooms.values()
         out: list[Delivery] = []
+        told: set[int] = set()  # members who hear a change of a person once (IRC: one NICK, one AWAY)
         for room in rooms:
             room.roster_changed()
-            out.append(Delivery(room.everyone(), event(room.name)))
+            everyone = room.everyone()
+            if told:
+                everyone = tuple(m for m in everyone if m.key not in told)
+            told.update(m.key for m in everyone if m.once_per_person)
+            out.append(Delivery(everyone, event(room.name)))
         return out

@@ -601,3 +601,27 @@ def test_a_bot_says_so_mode_b_whois_who_and_a_bot_tag_on_its_lines(connect):
     bot.send("PRIVMSG #lobby :beep boop", "PRIVMSG dora :just you")
     assert "bot" in dora.expect("PRIVMSG", "#lobby").tags
     assert "bot" in dora.expect("PRIVMSG", "dora").tags
+
+
+def test_a_person_in_two_shared_channels_changes_once_for_irc_and_once_per_room_for_chatroom(connect):
+    """away-notify and NICK: one line per change for an IRC client, however many
+    channels it shares with the person (a chatroom client hears it in each room)."""
+    from chatroom.protocol import Away, Nick
+
+    bob = connect("bob")
+    port = bob.sock.getpeername()[1]
+    cy = connect("cy")
+    dora = IrcClient(port)
+    dora.register("dora", caps="away-notify")
+    for who in (bob, cy):
+        who.send(Join(room="dev"))
+        who.expect(Joined, room="dev")
+    dora.send("JOIN #lobby,#dev")
+    dora.expect("366", "dora", "#dev")
+    for msg in (Away(message="lunch"), Nick(nick="bobby"), Say(id="end", text="last", room="dev")):
+        bob.send(msg)
+    dora.expect("PRIVMSG", "#dev")  # everything bob did is here by now
+    assert [line.command for line in dora.inbox if line.command in ("AWAY", "NICK")] == ["AWAY", "NICK"]
+    cy.expect(Chat, text="last")
+    assert len([p for p in cy.inbox if isinstance(p, Presence) and p.event is PresenceEvent.AWAY]) == 2
+    assert len([p for p in cy.inbox if isinstance(p, Presence) and p.event is PresenceEvent.NICK]) == 2
