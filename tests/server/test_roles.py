@@ -202,3 +202,26 @@ def test_roles_and_modes_are_saved_with_the_room_and_come_back_after_a_restart()
     dev = after.rooms["dev"]
     assert after.runs(ann2, dev) and dev.modes.moderated and "bob" in dev.modes.voiced
     assert [b.mask for b in dev.modes.bans] == ["*!*@10.0.0.66"]
+
+
+def test_an_older_client_is_never_sent_what_it_does_not_know_and_is_refused_plainly(make_server):
+    """A 1.4 client in a room being run: no ``modes`` or ``invited`` frames (it could not
+    read them), the same refusals as anyone (moderated), and its member list shows the
+    roles in a field it ignores."""
+    from chatroom.protocol import Error, Join, Joined, Say, SetMode
+    from tests.wire import WireClient
+
+    server = make_server()
+    ann = WireClient(server.port)
+    ann.hello("ann")
+    old = WireClient(server.port)
+    old.hello("old", "1.4")
+    ann.send(Join(room="dev"))
+    ann.expect(Joined, room="dev")
+    old.send(Join(room="dev"))
+    assert {m.nick: m.role for m in old.expect(Joined, room="dev").members} == {"ann": "@", "old": None}
+    ann.send(SetMode(room="dev", changes=(change(RoomMode.MODERATED),)))
+    ann.expect(RoomModesInfo, nick="ann")
+    old.send(Say(id="1", text="hello?", room="dev"))
+    assert old.expect(Error, id="1").code == ErrorCode.MODERATED.value
+    assert not [m for m in old.inbox if isinstance(m, RoomModesInfo | Invited)]
