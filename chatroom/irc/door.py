@@ -71,6 +71,14 @@ _NUMERIC_FOR = {
 }
 
 
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def irc_claims(prefix: bytes) -> bool | None:
     """A connection's first bytes are IRC: a command word (a letter first) or IRCv3
     tags (``@``), rather than a frame (whose first byte is 0)."""
@@ -151,6 +159,9 @@ class IrcDoor(Asking, Channels):
             self.conn.session.limiter.check(time.monotonic(), cost)
         elif line.command not in ("PING", "PONG"):
             self.pace()
+        if not raw.isascii() and not _utf8(raw):  # (UTF8ONLY: replaced, carried, and said so)
+            self.send(format_line("WARN", line.command, "INVALID_UTF8",
+                                  "Your line was not valid UTF-8: the bad bytes became U+FFFD", source=self.name))
         try:
             for action in self.session.receive(line):
                 self.act(action)

@@ -625,3 +625,13 @@ def test_a_person_in_two_shared_channels_changes_once_for_irc_and_once_per_room_
     cy.expect(Chat, text="last")
     assert len([p for p in cy.inbox if isinstance(p, Presence) and p.event is PresenceEvent.AWAY]) == 2
     assert len([p for p in cy.inbox if isinstance(p, Presence) and p.event is PresenceEvent.NICK]) == 2
+
+
+def test_invalid_utf8_is_replaced_carried_and_the_sender_warned(connect):
+    bob = connect("bob")
+    irc = IrcClient(bob.sock.getpeername()[1])
+    irc.register("dora")
+    irc.sock.sendall(b"PRIVMSG bob :caf\xe9\r\n")
+    warn = irc.expect("WARN")
+    assert warn.params[:2] == ["PRIVMSG", "INVALID_UTF8"]
+    assert bob.expect(Private).text == "caf\ufffd"
