@@ -63,15 +63,17 @@ class Asking:
                 self.reply(n.RPL_ENDOFNAMES, line.params[0] if line.params else "*", "End of /NAMES list")
 
     def on_who(self, line: IrcLine) -> None:
-        """WHO #channel, WHO nick, or WHO of a mask (``*``, ``ann*``)."""
+        """WHO #channel, WHO nick, or WHO of a mask (``*``, ``ann*``); WHOX with
+        ``%fields[,token]``."""
         mask = line.params[0] if line.params else "*"
+        whox = line.params[1] if len(line.params) > 1 and line.params[1].startswith("%") else ""
         with self.hub.locked(self.handler.batch) as state:
             room = state.rooms.get(fold(without_hash(mask))) if mask.startswith("#") else None
             people: list[Member] = []
             if not mask.startswith("#"):
                 person = state.nicks.get(nick_key(mask))
                 people = [person] if person is not None else who_matches(mask, state.members(), self.member())
-            out = who_lines(self.session, mask, room, people)
+            out = who_lines(self.session, mask, room, people, whox, time.time())
         self.send(b"".join(out))
 
     def on_whois(self, line: IrcLine) -> None:

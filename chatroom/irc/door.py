@@ -322,7 +322,7 @@ class IrcDoor(Asking, Channels):
         self.send(format_line(n.RPL_MYINFO, nick, self.name, f"chatroom-{__version__}", "Bio", "biklmnostv",
                               "bklov", source=self.name))
         limits = self.server.config
-        tokens = ["CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", "BOT=B", f"MODES={MAX_MODE_CHANGES}",
+        tokens = ["CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", "BOT=B", "WHOX", f"MODES={MAX_MODE_CHANGES}",
                   f"MAXLIST=b:{MAX_ROOM_BANS}", f"NICKLEN={MAX_NICK_LENGTH}",
                   f"TARGMAX=PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS},JOIN:,PART:,KICK:1,NAMES:,WHOIS:1",
                   f"CHANNELLEN={MAX_NICK_LENGTH + 1}", f"TOPICLEN={MAX_TOPIC_LENGTH}", "AWAYLEN=200",

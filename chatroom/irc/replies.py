@@ -130,18 +130,41 @@ def _rows(names: list[str]) -> list[list[str]]:
     return rows
 
 
-def who_lines(session: IrcSession, mask: str, room: Room | None, people: Iterable[Member]) -> list[bytes]:
-    """WHO of a channel (``room``), or of the people a nick or mask (``ann*``) names."""
+def who_lines(session: IrcSession, mask: str, room: Room | None, people: Iterable[Member],
+              whox: str = "", now: float = 0.0) -> list[bytes]:
+    """WHO of a channel (``room``), or of the people a nick or mask (``ann*``) names;
+    ``whox``: the ``%fields[,token]`` of a WHOX request (354 lines, not 352)."""
     if room is not None:
         chan = channel(room.name)
         rows: list[tuple[str, Member, Room | None]] = [(chan, m, room) for m in room.everyone()]
     else:
         rows = [(channel(m.room.name) if m.room is not None else "*", m, m.room) for m in people]
     multi = "multi-prefix" in session.caps
-    out = [session.reply(n.RPL_WHOREPLY, chan, m.ident or m.nick, "chatroom", session.server, m.nick,
-                         who_flags(m, r, multi), f"0 {m.realname or m.nick}") for chan, m, r in rows]
+    if whox:
+        fields, _, token = whox[1:].partition(",")
+        out = [session.reply(n.RPL_WHOSPCRPL, *_whox_fields(session, fields, token, chan, m, r, multi, now))
+               for chan, m, r in rows]
+    else:
+        out = [session.reply(n.RPL_WHOREPLY, chan, m.ident or m.nick, "chatroom", session.server, m.nick,
+                             who_flags(m, r, multi), f"0 {m.realname or m.nick}") for chan, m, r in rows]
     out.append(session.reply(n.RPL_ENDOFWHO, mask, "End of /WHO list"))
     return out
+
+
+#: WHOX's fields, in the order a reply gives them whatever order they were asked in.
+WHOX_FIELDS = "tcuihsnfdlaor"
+
+
+def _whox_fields(session: IrcSession, fields: str, token: str, chan: str, m: Member, room: Room | None,
+                 multi: bool, now: float) -> list[str]:
+    """One 354 line's parameters: the asked fields (no addresses: ``i`` is hidden; no
+    accounts: ``a`` is 0)."""
+    value = {
+        "t": token or "0", "c": chan, "u": m.ident or m.nick, "i": "255.255.255.255", "h": "chatroom",
+        "s": session.server, "n": m.nick, "f": who_flags(m, room, multi), "d": "0",
+        "l": str(max(0, int(now - m.last_active))), "a": "0", "o": "n/a", "r": m.realname or m.nick,
+    }
+    return [value[f] for f in WHOX_FIELDS if f in fields]
 
 
 def prefixes(room: Room, m: Member, multi: bool) -> str:

@@ -635,3 +635,15 @@ def test_invalid_utf8_is_replaced_carried_and_the_sender_warned(connect):
     warn = irc.expect("WARN")
     assert warn.params[:2] == ["PRIVMSG", "INVALID_UTF8"]
     assert bob.expect(Private).text == "caf\ufffd"
+
+
+def test_whox_answers_the_fields_asked_in_their_order_with_the_token(connect):
+    bob = connect("bob")
+    irc = IrcClient(bob.sock.getpeername()[1])
+    irc.send("USER annie 0 * :Ann Smith", "NICK ann")
+    irc.expect("001")
+    irc.send("JOIN #dev", "WHO ann %rnt,42", "WHO #dev %cuhnfal")
+    assert irc.expect("354").params[1:] == ["42", "ann", "Ann Smith"]  # t, n, r: the reply's order
+    row = irc.expect("354").params[1:]
+    assert row[:4] == ["#dev", "annie", "chatroom", "ann"] and row[4] == "H@" and row[6] == "0"
+    assert irc.expect("315").params[1] == "ann" and irc.expect("315").params[1] == "#dev"
