@@ -234,6 +234,7 @@ class IrcDoor(Asking, Channels):
             self.conn.member.echo = "echo-message" in caps
             self.conn.member.hears_typing = "message-tags" in caps
             self.conn.member.hears_invites = "invite-notify" in caps  # (an INVITE for someone else)
+            self.conn.member.hears_setname = "setname" in caps
         self.conn.wire = self.format()
 
     def format(self) -> IrcFormat:
@@ -511,6 +512,24 @@ class IrcDoor(Asking, Channels):
         if changed:
             self.send(format_line("MODE", member.nick, changed, source=member.nick))
 
+    def on_setname(self, line: IrcLine) -> None:
+        """SETNAME :real name (IRCv3 setname): the new real name, told to whoever asked
+        for ``setname`` and shares a channel (the client too)."""
+        realname = clean_line(line.params[0]).strip()[:100] if line.params else ""
+        if not realname:
+            self.send(format_line("FAIL", "SETNAME", "INVALID_REALNAME", "A real name is 1-100 characters",
+                                  source=self.name))
+            return
+        with self.hub.locked(self.handler.batch):
+            member = self.member()
+            member.realname = realname
+            told = {member.key: member} if member.hears_setname else {}
+            for room in member.rooms.values():
+                told.update((m.key, m) for m in room.everyone() if m.hears_setname and m.sink is not None)
+            line_out = format_line("SETNAME", realname, source=mask(member.nick, member.ident), trailing=True)
+            for m in told.values():  # (IRC clients only: a line, not a message of the rooms)
+                append_entry(self.handler.batch.entries, m.sink.me, Outgoing(IrcText(line_out), b""))
+
     def on_oper(self, line: IrcLine) -> None:
         if not self.need(line, 2):
             return
@@ -557,7 +576,7 @@ _COMMANDS: dict[str, Callable[[IrcDoor, IrcLine], None]] = {
     "TOPIC": IrcDoor.on_topic, "TAGMSG": IrcDoor.on_tagmsg, "NAMES": Asking.on_names, "WHO": Asking.on_who,
     "WHOIS": Asking.on_whois, "WHOWAS": Asking.on_whowas,
     "LIST": Asking.on_list, "AWAY": IrcDoor.on_away, "MODE": IrcDoor.on_mode, "KICK": IrcDoor.on_kick,
-    "OPER": IrcDoor.on_oper, "INVITE": IrcDoor.on_invite, "KILL": IrcDoor.on_kill,
+    "OPER": IrcDoor.on_oper, "INVITE": IrcDoor.on_invite, "KILL": IrcDoor.on_kill, "SETNAME": IrcDoor.on_setname,
     "NICK": IrcDoor.on_nick, "LUSERS": Asking.on_lusers, "MOTD": Asking.on_motd,
     "ISON": Asking.on_ison, "USERHOST": Asking.on_userhost, "VERSION": Asking.on_version, "TIME": Asking.on_time,
     "ADMIN": Asking.on_admin, "INFO": Asking.on_info,

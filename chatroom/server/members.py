@@ -66,6 +66,7 @@ class Member:
     hears_typing: bool = False  # understands typing notices (protocol 1.4; IRC with message-tags)
     hears_roles: bool = False  # understands modes and invitations (protocol 1.5; IRC)
     hears_own_leave: bool = False  # is told its own leave when kicked out of a room (IRC: a KICK line)
+    hears_setname: bool = False  # is told when someone in its rooms changes their real name (IRC's setname)
     once_per_person: bool = False  # hears a person's nick or away change once, not once per shared room (IRC)
     hears_invites: bool = False  # is told of invitations into the rooms it runs (1.5; not IRC: no invite-notify)
     #: fold(room) -> the server's nonce of a key challenge for that room (one proof each)

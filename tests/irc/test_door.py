@@ -647,3 +647,26 @@ def test_whox_answers_the_fields_asked_in_their_order_with_the_token(connect):
     row = irc.expect("354").params[1:]
     assert row[:4] == ["#dev", "annie", "chatroom", "ann"] and row[4] == "H@" and row[6] == "0"
     assert irc.expect("315").params[1] == "ann" and irc.expect("315").params[1] == "#dev"
+
+
+def test_setname_changes_the_real_name_and_tells_those_who_asked(connect):
+    bob = connect("bob")
+    port = bob.sock.getpeername()[1]
+    ann = IrcClient(port)
+    ann.register("ann", caps="setname")
+    dora = IrcClient(port)
+    dora.register("dora", caps="setname")
+    cy = IrcClient(port)
+    cy.register("cy")
+    for irc in (ann, dora, cy):
+        irc.send("JOIN #lobby")
+        irc.expect("366")
+    ann.send("SETNAME :Ann Smith")
+    for irc in (ann, dora):
+        line = irc.expect("SETNAME")
+        assert line.source.startswith("ann!") and line.params == ["Ann Smith"]
+    cy.send("WHOIS ann")
+    assert cy.expect("311").params[-1] == "Ann Smith"
+    assert not [line for line in cy.inbox if line.command == "SETNAME"]  # it did not ask
+    ann.send("SETNAME :")
+    assert ann.expect("FAIL").params[:2] == ["SETNAME", "INVALID_REALNAME"]
