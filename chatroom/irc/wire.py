@@ -198,17 +198,22 @@ class IrcFormat:
     def _bye(self, msg: Bye) -> bytes:
         return format_line("ERROR", f"Closing link: {msg.reason or 'the server is closing'}", trailing=True)
 
+    def _line_tags(self, ts: float | None, batch: str | None, bot: bool) -> dict[str, str] | None:
+        """A message's tags: its time, its batch, and ``bot`` for a bot's."""
+        tags = self._tags(ts)
+        if batch is not None:
+            tags = {**(tags or {}), "batch": batch}
+        if bot:
+            tags = {**(tags or {}), "bot": ""}
+        return tags
+
     def privmsg(self, nick: str, target: str, text: str, ts: float | None, *, action: bool = False,
                 batch: str | None = None, msgid: str | None = None) -> bytes:
         """``text`` as PRIVMSGs (several for a long or multi-line one: the first carries
         ``msgid``, the next ones ``msgid/2``, ``msgid/3``... -- each line its own id)."""
         member = self.people(nick)
         source = mask(nick, member.ident if member is not None else "")
-        tags = self._tags(ts)
-        if batch is not None:
-            tags = {**(tags or {}), "batch": batch}
-        if self.message_tags and member is not None and member.bot:
-            tags = {**(tags or {}), "bot": ""}
+        tags = self._line_tags(ts, batch, self.message_tags and member is not None and member.bot)
         overhead = len(f":{source} PRIVMSG {target} :".encode()) + 2 + (9 if action else 0)
         out = []
         for at, piece in enumerate(split_text(text, MAX_LINE - overhead), 1):
