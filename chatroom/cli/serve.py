@@ -272,7 +272,7 @@ def _print_welcome(args: argparse.Namespace, server: ChatServer, config: ServerC
         print(f"  for IRC clients: irssi -tls_pinned_cert {hex_fingerprint(server.tls_fingerprint, colons=True)}; "
               f"WeeChat tls_fingerprint {hex_fingerprint(server.tls_fingerprint)}", flush=True)
     if not config.op_password:
-        print(f"operator token (type /op TOKEN in a client; shown only now): {server.op_token}", flush=True)
+        print(f"operator token (type /oper TOKEN in a client; shown only now): {server.op_token}", flush=True)
     print("press Ctrl-C to stop", flush=True)
 
 

@@ -1,5 +1,5 @@
 """What was typed, for Up and Ctrl-R: kept across runs in the data directory (unless
-the config turns it off), and never a line that carries a secret (``/op TOKEN``, an
+the config turns it off), and never a line that carries a secret (``/oper TOKEN``, an
 alias of it: see ``client.commands.holds_secret``).  prompt_toolkit's histories with
 one rule added."""
 
@@ -39,7 +39,7 @@ class _FileHistory(FileHistory):
 
 def input_history(config: ClientConfig) -> History:
     """What was typed: kept across runs in the data directory (Up, Ctrl-R), unless off.
-    Never a ``/op TOKEN`` line (or an alias of it), in the file or in this run's Up."""
+    Never a ``/oper TOKEN`` line (or an alias of it, or a room key), in the file or in this run's Up."""
     if not config.input_history:
         return _MemoryHistory(config.aliases)
     path = data_dir() / "input_history"
