@@ -161,6 +161,9 @@ class Room:
     #: Its roles and modes (``room_modes.py``), and who is invited (nick keys; until they come).
     modes: RoomModes = field(default_factory=RoomModes)
     invited: set[str] = field(default_factory=set)
+    #: Moderated, or with bans: whoever speaks is asked about (one flag on the chat path;
+    #: ``modes_changed`` keeps it).
+    guarded: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.history = deque(maxlen=self.history_size)
@@ -199,6 +202,10 @@ class Room:
         if gone is not None and gone.server is None:
             self.local -= 1
         return gone is not None
+
+    def modes_changed(self) -> None:
+        """Its modes were changed or replaced: the chat path's flag follows."""
+        self.guarded = self.modes.moderated or bool(self.modes.bans)
 
     def roster_changed(self) -> None:
         """A member's nick, away message or operator flag changed."""

@@ -140,6 +140,7 @@ class Remote(StateBase):
         room.last_id = snap.last_id
         if snap.modes:
             room.modes, room.topic_locked = RoomModes.load(snap.modes)
+            room.modes_changed()
         room.history.extend(snap.recent[-self.history_size:])
         for chat in snap.recent:  # a resend of one of these (after a move between servers) is recognised
             if chat.id is not None:

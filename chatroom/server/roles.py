@@ -105,6 +105,7 @@ class Roles(StateBase):
                 done.append(applied)
         if not done:
             return [], refused
+        room.modes_changed()
         self.dirty[room.key] = room
         self._publish(member, room, "modes", modes=room.modes.dump(room.topic_locked),
                       changes=[[c.mode.value, c.on, c.arg] for c in done])
@@ -155,6 +156,7 @@ class Roles(StateBase):
         """Another server's change of ``room`` 's modes: the room's modes as it saved
         them (``dumped``), and what changed, told here as there."""
         room.modes, room.topic_locked = RoomModes.load(dumped)
+        room.modes_changed()
         room.roster_changed()
         told = tuple(ModeChange(mode=RoomMode(str(m)), on=bool(on), arg=None if arg is None else str(arg))
                      for m, on, arg in changes)

@@ -340,7 +340,7 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles):
             room = self.room_of(member, room_name)
         if member.muted_until > now:
             self._check_not_muted(member, now)
-        if room.modes.moderated or room.modes.bans:
+        if room.guarded:
             self.check_voice(member, room)
         return room, self._clean_message(text)
 
@@ -461,6 +461,7 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles):
         """The last one left ``room``: nobody runs it any more, and its modes go with its
         operators (as an IRC channel's do); its topic and history stay."""
         room.modes, room.topic_locked = RoomModes(), False
+        room.modes_changed()
         room.invited.clear()
         self.dirty[room.key] = room
         self._publish(member, room, "modes", modes=room.modes.dump(False), changes=[])
@@ -477,6 +478,7 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles):
             if record is not None:  # it existed before: continue where it stopped
                 room.name, room.next_seq, room.topic = record.name, record.next_seq, record.topic
                 room.modes, room.topic_locked = RoomModes.load(record.modes)
+                room.modes_changed()
                 room.history.extend(recent)
                 room.history_changed()
         return room
