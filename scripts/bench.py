@@ -18,7 +18,7 @@ Scenarios (100-byte messages, one room):
   paced       a fixed offered load in deliveries/s; p50/p99 latency
   slow        one extra member never reads; the others' deliveries/s as a fraction
               of the same run without it
-  scale       5,000 members join; one broadcast reaches all; join time, server RSS
+  scale       5,000 members join (--scale-members N); one broadcast reaches all; join time, server RSS
               per member, server threads
   web         chatroom only: the same room with every member a browser (frames in
               WebSocket messages on /ws) against every member a terminal client:
@@ -1005,6 +1005,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", metavar="REV",
                         help="chatroom against itself at commit REV instead of the baselines (saturation, paced, "
                              "slow, scale)")
+    parser.add_argument("--scale-members", type=int, metavar="N",
+                        help="members of the scale scenario (default 1,000 with --quick, else 5,000)")
     parser.add_argument("--file-load", nargs=2, metavar=("PORT", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.file_load:
@@ -1012,7 +1014,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 20000)), hard))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 50000)), hard))  # (10,000 members: both ends)
 
     quick = args.quick
     repeat = args.repeat or (1 if quick else 3)
@@ -1161,7 +1163,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{busy['p50_ms']:.1f}/{busy['p99_ms']:.1f} ms while {busy['transfers']:.0f} x 20 MiB went to 3 "
                   f"receivers at {rate:.0f} MiB/s each", flush=True)
         if "scale" in only:
-            n = 1000 if quick else 5000
+            n = args.scale_members or (1000 if quick else 5000)
             figures = {}
             for name, srv in servers.items():  # once each: a restart would be needed to repeat cleanly
                 figures[name] = run_scale(srv, n, f"c{next(counter)}x")
