@@ -132,7 +132,7 @@ class Server:
 
 NGIRCD_CONF = """\
 [Global]
-Name = bench.invalid
+Name = {name}
 Info = chatroom benchmark baseline
 Listen = 127.0.0.1
 Ports = {port}
@@ -153,8 +153,8 @@ DNS = no
 Ident = no
 PAM = no
 [Operator]
-Name = bench
-Password = bench
+Name = {oper}
+Password = {password}
 """
 
 
@@ -183,7 +183,8 @@ class Ngircd(Server):
             probe.bind((HOST, 0))
             self.chosen = probe.getsockname()[1]
         conf = Path(self.dir) / "ngircd.conf"
-        conf.write_text(NGIRCD_CONF.format(port=self.chosen, dir=self.dir, uid=os.getuid(), gid=os.getgid()))
+        conf.write_text(NGIRCD_CONF.format(name="bench.invalid", port=self.chosen, dir=self.dir, uid=os.getuid(),
+                                           gid=os.getgid(), oper="bench", password="bench"))
         os.chmod(self.dir, 0o755)
         # Its log goes nowhere: a pipe nobody reads would fill and stop it.
         super().__init__("ngircd", [binary, "--nodaemon", "--config", str(conf)], stdout=subprocess.DEVNULL)

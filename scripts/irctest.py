@@ -29,37 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-HOST = "127.0.0.1"
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import HOST, NGIRCD_CONF, ROOT, ngircd_path  # noqa: E402 -- (the benchmark's ngircd, configured alike)
+
 SELECTION = "not services and not Ergo and not deprecated"
 NAME = "My.Little.Server"  # the server name irctest's tests expect
 OPER = ("operuser", "operpassword")
-
-NGIRCD_CONF = """\
-[Global]
-Name = {name}
-Info = irctest baseline
-Listen = 127.0.0.1
-Ports = {port}
-MotdPhrase = irctest
-PidFile = {dir}/ngircd.pid
-ServerUID = {uid}
-ServerGID = {gid}
-[Limits]
-MaxConnections = 0
-MaxConnectionsIP = 0
-MaxJoins = 0
-MaxNickLength = 32
-MaxPenaltyTime = 0
-[Options]
-DNS = no
-Ident = no
-PAM = no
-[Operator]
-Name = {oper}
-Password = {password}
-"""
-
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -90,7 +65,7 @@ def start_chatroom(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
 
 
 def start_ngircd(workdir: str) -> tuple[subprocess.Popen[bytes], int] | None:
-    binary = shutil.which("ngircd") or ("/usr/sbin/ngircd" if Path("/usr/sbin/ngircd").exists() else None)
+    binary = ngircd_path()
     if binary is None:
         return None
     port = free_port()

@@ -135,11 +135,7 @@ def modes_text(msg: RoomModesInfo) -> str:
 
 
 def _word(change: ModeChange) -> str:
-    if change.mode is RoomMode.OPERATOR:
-        return f"operator {change.arg}"
-    if change.mode is RoomMode.VOICE:
-        return f"voice {change.arg}"
-    if change.mode is RoomMode.BAN:
-        return f"ban {change.arg}"
+    if change.mode in (RoomMode.OPERATOR, RoomMode.VOICE, RoomMode.BAN):
+        return f"{change.mode.value} {change.arg}"
     word = _WORDS.get(change.mode, change.mode.value)
     return f"{word} {change.arg}" if change.mode is RoomMode.LIMIT and change.arg else word

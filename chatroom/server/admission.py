@@ -9,6 +9,7 @@ import math
 import secrets
 import select
 import time
+from typing import Any
 
 from chatroom.errors import Refused
 from chatroom.protocol import (
@@ -36,6 +37,25 @@ log = logging.getLogger("chatroom.server")
 _poll = getattr(select, "poll", None)
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0)  # (Linux) the peer sent its last byte
 _GONE, _FINISHED, _OPEN = object(), object(), object()
+
+
+def socket_state(sock: Any) -> object:
+    """Whether a socket's peer is still there, without reading what it sent: ``_GONE``
+    (reset, or closed both ways), ``_FINISHED`` (it will send nothing more, but may
+    still read) or ``_OPEN`` (also when it cannot be told: no poll(), on Windows)."""
+    if _poll is None:
+        return _OPEN
+    poller = _poll()
+    try:
+        poller.register(sock, select.POLLIN | _POLLRDHUP)  # hang-ups and errors always count
+        events = 0
+        for _, ev in poller.poll(0):
+            events |= ev
+    except (OSError, ValueError):
+        return _GONE
+    if events & (select.POLLHUP | select.POLLERR):
+        return _GONE
+    return _FINISHED if events & _POLLRDHUP else _OPEN
 
 
 class Admission(HandlerBase):
@@ -128,19 +148,7 @@ class Admission(HandlerBase):
         still read) or ``_OPEN``."""
         if self.conn.outbox.closed:  # a send to it failed
             return _GONE
-        if _poll is None:  # no poll() (Windows): wait the whole turn
-            return _OPEN
-        poller = _poll()
-        poller.register(self.request, select.POLLIN | _POLLRDHUP)  # hang-ups and errors always count
-        try:
-            events = 0
-            for _, ev in poller.poll(0):
-                events |= ev
-        except (OSError, ValueError):
-            return _GONE
-        if events & (select.POLLHUP | select.POLLERR):
-            return _GONE
-        return _FINISHED if events & _POLLRDHUP else _OPEN
+        return socket_state(self.request)
 
     def ghost_leaving(self, nick: str, timeout: float = 1.0) -> bool:
         """``nick`` was refused as taken: if its holder's peer has already hung up (its
@@ -151,17 +159,7 @@ class Admission(HandlerBase):
         with hub.lock:
             holder = hub.state.nicks.holder(nick)
             conn = holder.sink if holder is not None else None
-        if conn is None or conn is self.conn or _poll is None:
-            return False
-        poller = _poll()
-        try:
-            poller.register(conn.sock, select.POLLIN | _POLLRDHUP)
-            events = 0
-            for _, ev in poller.poll(0):
-                events |= ev
-        except (OSError, ValueError):
-            return False
-        if not events & (select.POLLHUP | select.POLLERR | _POLLRDHUP):
+        if conn is None or conn is self.conn or socket_state(conn.sock) is _OPEN:
             return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

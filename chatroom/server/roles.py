@@ -19,11 +19,10 @@ of :class:`~chatroom.server.room.ChatState`.
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Callable, Iterable
 
-from chatroom.auth import client_proof, server_proof
+from chatroom.auth import client_proof, proofs_match, server_proof
 from chatroom.errors import Refused
 from chatroom.protocol import (
     Challenge,
@@ -202,26 +201,22 @@ class Roles(StateBase):
 
     def _check_key(self, member: Member, room: Room, key: KeyAttempt, nonce: Callable[[], bytes]) -> str | None:
         verifier = bytes.fromhex(room.modes.key_verifier)
+        wrong = f"that is not the key of {room.name}"
         if isinstance(key, bytes):  # derived by the door from a key given in clear
-            if hmac.compare_digest(key, verifier):
+            if proofs_match(key, verifier):
                 return None
-            raise KeyNeeded(f"that is not the key of {room.name}", None)
+            raise KeyNeeded(wrong, None)
         sent = member.key_nonces.pop(room.key, None)
         if key is not None and sent is not None:
             client_nonce, proof = key
-            if hmac.compare_digest(proof, client_proof(verifier, sent, client_nonce)):
+            if proofs_match(proof, client_proof(verifier, sent, client_nonce)):
                 return server_proof(verifier, client_nonce, sent).hex()
-        fresh = nonce()
+        fresh = nonce()  # a new challenge: one proof each
         member.key_nonces[room.key] = fresh
         if len(member.key_nonces) > 8:  # (challenges never answered: keep a few)
             member.key_nonces.pop(next(iter(member.key_nonces)))
-        wrong = key is not None
-        return self._key_needed(room, fresh, wrong)
-
-    @staticmethod
-    def _key_needed(room: Room, fresh: bytes, wrong: bool) -> str:
-        challenge = Challenge(nonce=fresh.hex(), salt=room.modes.key_salt, room=room.name)
-        raise KeyNeeded(f"that is not the key of {room.name}" if wrong else f"{room.name} has a key", challenge)
+        raise KeyNeeded(wrong if key is not None else f"{room.name} has a key",
+                        Challenge(nonce=fresh.hex(), salt=room.modes.key_salt, room=room.name))
 
     def check_voice(self, member: Member, room: Room) -> None:
         """Whether ``member`` may speak in ``room`` (a moderated room, or one whose bans

@@ -25,6 +25,12 @@ def _scroll_to_top(page, until: str, tries: int = 8) -> None:
     raise AssertionError(f"never: {until}")
 
 
+def _submit(page, text: str) -> None:
+    """A line sent from the message box as its form submits it (no key events)."""
+    page.eval(f"document.getElementById('text').value = {text!r};"
+              "document.getElementById('say').requestSubmit(); true")
+
+
 def test_after_a_server_restart_nothing_is_shown_twice_and_the_room_on_screen_stays(make_server, tmp_path):
     """A restart (a new session, not a resume): the history comes again, the page
     rejoins its other room -- and still shows each line once, also after paging back
@@ -127,8 +133,7 @@ def test_the_commands_people_type_answer_on_the_page(make_server):
     page = Browser(f"http://127.0.0.1:{server.port}/?nick=webann")
 
     def typed(text: str) -> None:
-        page.eval(f"document.getElementById('text').value = {text!r};"
-                  "document.getElementById('say').requestSubmit(); true")
+        _submit(page, text)
 
     try:
         page.wait(f"{SHOWN}.includes('you are in lobby')", what="the page to join")
@@ -543,8 +548,7 @@ def test_a_teacher_runs_her_lecture_room_from_the_page(make_server):
     members = "Array.from(document.querySelectorAll('#members li')).map((li) => li.textContent)"
 
     def typed(text: str) -> None:
-        page.eval(f"document.getElementById('text').value = {text!r};"
-                  "document.getElementById('say').requestSubmit(); true")
+        _submit(page, text)
 
     try:
         page.wait(f"{members}.includes('@teacher')", what="the maker of lecture running it")
