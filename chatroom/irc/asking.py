@@ -143,6 +143,20 @@ class Asking:
             self.reply(n.RPL_INFO, text)
         self.reply(n.RPL_ENDOFINFO, "End of /INFO list")
 
+    def on_stats(self, line: IrcLine) -> None:
+        """STATS u (how long the server has run); any other letter: only its end (there
+        are no links, and what an operator would count is in /metrics)."""
+        if not line.params:
+            self.reply(n.ERR_NEEDMOREPARAMS, "STATS", "Not enough parameters")
+            return
+        letter = line.params[0][:1]
+        if letter == "u":
+            up = int(time.time() - self.server.started)
+            days, rest = divmod(up, 86400)
+            clock = f"{rest // 3600}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+            self.reply(n.RPL_STATSUPTIME, f"Server Up {days} days {clock}")
+        self.reply(n.RPL_ENDOFSTATS, letter or "*", "End of /STATS report")
+
     def on_ison(self, line: IrcLine) -> None:
         with self.hub.locked(self.handler.batch) as state:
             out = ison_line(self.session, state.nicks, " ".join(line.params).split())

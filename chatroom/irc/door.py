@@ -27,8 +27,10 @@ from chatroom.errors import Refused
 from chatroom.irc import numerics as n
 from chatroom.irc.asking import Asking
 from chatroom.irc.channels import Channels
+from chatroom.irc.labels import Capture, labeled
 from chatroom.irc.lines import IrcLine, LineError, LineReader, LineTooLong, format_line, parse_line, plain_text
-from chatroom.irc.modes import user_modes
+from chatroom.irc.monitor import Monitor
+from chatroom.irc.person import Person
 from chatroom.irc.replies import history_lines, irc_format, names_lines, topic_lines
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
 from chatroom.irc.targets import MAX_TARGETS, chat_cost, chat_targets
@@ -40,6 +42,7 @@ from chatroom.server.hub import append_entry
 from chatroom.server.members import Delivery, Member, owner_of
 from chatroom.server.room_modes import MAX_ROOM_BANS
 from chatroom.server.session import CloseReason
+from chatroom.server.watch import MAX_WATCHED
 from chatroom.server.wire import Outgoing
 from chatroom.text import MAX_NICK_LENGTH, MAX_TOPIC_LENGTH, clean_line, fold, without_hash
 
@@ -86,7 +89,7 @@ def irc_claims(prefix: bytes) -> bool | None:
     return first.isalpha() or first == b"@"
 
 
-class IrcDoor(Asking, Channels):
+class IrcDoor(Asking, Channels, Monitor, Person):
     """Serves one IRC connection for ``handler`` (the door's port, ``server/doors.py``:
     its connection, server, batch and socket).  The questions (NAMES, WHO, WHOIS,
     LIST, LUSERS...) are answered by its part in ``asking.py``."""
@@ -101,6 +104,7 @@ class IrcDoor(Asking, Channels):
                                   password_room=self.server.password is not None)
         self.reader = LineReader()
         self.conn.wire = irc_format(self.name, False, False, hub=self.hub)
+        self.labels = 0  # labeled commands answered (each batch of an answer needs a new name)
 
     # ------------------------------------------------------------------ the pump
 
@@ -131,6 +135,10 @@ class IrcDoor(Asking, Channels):
         conn, limiter = self.conn, self.conn.session.limiter
         i = 0
         while i < len(lines) and not conn.session.closed:
+            if lines[i][:1] == b"@" and "labeled-response" in self.session.caps:
+                self.labeled_line(lines[i])
+                i += 1
+                continue
             cost = chat_cost(lines[i]) if self.session.registered else 0
             if cost:
                 with self.handler.server.chat.run(self.handler.batch):
@@ -172,6 +180,30 @@ class IrcDoor(Asking, Channels):
                       type(exc).__name__, exc)
             log.debug("traceback of that internal error", exc_info=exc)
             self.send(self.session.notice(f"the server failed to handle that {line.command}; it had no effect"))
+
+    def labeled_line(self, raw: bytes) -> None:
+        """A line that may carry IRCv3's ``label`` tag: handled alone, and what it makes
+        us say to this client comes back labeled (``labels.py``)."""
+        try:
+            label = parse_line(raw).tags.get("label")
+        except LineError:
+            label = None
+        if not label or raw[:1] != b"@":
+            self.line(raw)
+            return
+        self.handler.flush_batch()  # (what came before is not part of the answer)
+        capture = Capture(self.conn.wire)
+        self.conn.wire = capture
+        try:
+            cost = chat_cost(raw)
+            if cost:
+                self.pace(take=False, cost=cost)
+            self.line(raw, cost=cost)
+            self.handler.flush_batch()
+        finally:
+            self.conn.wire = capture.base
+        self.labels += 1
+        self.send(labeled(b"".join(capture.kept), label, self.name, f"L{self.labels}"))
 
     def pace(self, *, take: bool = True, cost: int = 1) -> None:
         """Over the rate limit, wait for ``cost`` tokens instead of refusing (see the
@@ -235,7 +267,10 @@ class IrcDoor(Asking, Channels):
             self.conn.member.hears_typing = "message-tags" in caps
             self.conn.member.hears_invites = "invite-notify" in caps  # (an INVITE for someone else)
             self.conn.member.hears_setname = "setname" in caps
-        self.conn.wire = self.format()
+        if isinstance(self.conn.wire, Capture):  # (in a labeled command: keep capturing, in the new format)
+            self.conn.wire.base = self.format()
+        else:
+            self.conn.wire = self.format()
 
     def format(self) -> IrcFormat:
         """This connection's IRC format (its capabilities)."""
@@ -323,11 +358,11 @@ class IrcDoor(Asking, Channels):
         self.send(format_line(n.RPL_MYINFO, nick, self.name, f"chatroom-{__version__}", "Bio", "biklmnostv",
                               "bklov", source=self.name))
         limits = self.server.config
-        tokens = ["CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", "BOT=B", "WHOX", f"MODES={MAX_MODE_CHANGES}",
-                  f"MAXLIST=b:{MAX_ROOM_BANS}", f"NICKLEN={MAX_NICK_LENGTH}",
-                  f"TARGMAX=PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS},JOIN:,PART:,KICK:1,NAMES:,WHOIS:1",
-                  f"CHANNELLEN={MAX_NICK_LENGTH + 1}", f"TOPICLEN={MAX_TOPIC_LENGTH}", "AWAYLEN=200",
-                  "KICKLEN=100", f"CHANLIMIT=#:{limits.max_rooms}", "LINELEN=512", "CASEMAPPING=ascii",
+        tokens = ["CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", "BOT=B", "WHOX", "ELIST=MNU",
+                  f"MONITOR={MAX_WATCHED}", f"MODES={MAX_MODE_CHANGES}", f"MAXLIST=b:{MAX_ROOM_BANS}",
+                  f"NICKLEN={MAX_NICK_LENGTH}", f"CHANNELLEN={MAX_NICK_LENGTH + 1}", f"TOPICLEN={MAX_TOPIC_LENGTH}",
+                  f"TARGMAX=PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS},JOIN:,PART:,KICK:1,NAMES:,WHOIS:1,MONITOR:",
+                  "AWAYLEN=200", "KICKLEN=100", f"CHANLIMIT=#:{limits.max_rooms}", "LINELEN=512", "CASEMAPPING=ascii",
                   "UTF8ONLY", "NETWORK=chatroom"]
         for at in range(0, len(tokens), 12):  # (clients expect at most 13 parameters on a line)
             self.send(format_line(n.RPL_ISUPPORT, nick, *tokens[at:at + 12], "are supported by this server",
@@ -465,18 +500,6 @@ class IrcDoor(Asking, Channels):
         else:
             self.send(b"".join(topic_lines(self.session, room)))
 
-    def on_away(self, line: IrcLine) -> None:
-        message = plain_text(line.params[0]) if line.params else ""
-        with self.hub.locked(self.handler.batch) as state:
-            try:
-                self.deliver(state.set_away(self.member(), message or None, time.time()))
-            except Refused:
-                pass  # "back" while not away: IRC says 305 all the same
-        if message:
-            self.reply(n.RPL_NOWAWAY, "You have been marked as being away")
-        else:
-            self.reply(n.RPL_UNAWAY, "You are no longer marked as being away")
-
     def on_mode(self, line: IrcLine) -> None:
         if not self.need(line, 1):
             return
@@ -493,80 +516,6 @@ class IrcDoor(Asking, Channels):
             return
         self.channel_mode(room, line.params[1], line.params[2:])
 
-    def user_mode(self, target: str, modes: str) -> None:
-        """MODE nick [+i|-i|+B|-B]: invisible (LUSERS counts it apart, WHO masks skip
-        it outside shared rooms) and bot (IRCv3: a ``bot`` tag on its messages, 335 in
-        WHOIS, ``B`` in WHO); operator (+o) comes with OPER."""
-        if fold(target) != fold(self.session.nick):
-            self.reply(n.ERR_USERSDONTMATCH, "Cannot change mode for other users")
-            return
-        member = self.member()
-        have = ("i" if member.invisible else "") + ("B" if member.bot else "")
-        if not modes:
-            self.reply(n.RPL_UMODEIS, "+" + have + ("o" if member.op else ""))
-            return
-        now, changed, unknown = user_modes(modes, have)
-        member.invisible, member.bot = "i" in now, "B" in now
-        if unknown:
-            self.reply(n.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
-        if changed:
-            self.send(format_line("MODE", member.nick, changed, source=member.nick))
-
-    def on_setname(self, line: IrcLine) -> None:
-        """SETNAME :real name (IRCv3 setname): the new real name, told to whoever asked
-        for ``setname`` and shares a channel (the client too)."""
-        realname = clean_line(line.params[0]).strip()[:100] if line.params else ""
-        if not realname:
-            self.send(format_line("FAIL", "SETNAME", "INVALID_REALNAME", "A real name is 1-100 characters",
-                                  source=self.name))
-            return
-        with self.hub.locked(self.handler.batch):
-            member = self.member()
-            member.realname = realname
-            told = {member.key: member} if member.hears_setname else {}
-            for room in member.rooms.values():
-                told.update((m.key, m) for m in room.everyone() if m.hears_setname and m.sink is not None)
-            line_out = format_line("SETNAME", realname, source=mask(member.nick, member.ident), trailing=True)
-            for m in told.values():  # (IRC clients only: a line, not a message of the rooms)
-                append_entry(self.handler.batch.entries, m.sink.me, Outgoing(IrcText(line_out), b""))
-
-    def on_oper(self, line: IrcLine) -> None:
-        if not self.need(line, 2):
-            return
-        right = self.handler.gate("operator token", secrets_match(line.params[1], self.server.op_token))
-        if right is None:
-            return
-        if not right:
-            self.reply(n.ERR_PASSWDMISMATCH, "Password incorrect")
-            return
-        with self.hub.locked(self.handler.batch) as state:
-            state.make_operator(self.member())
-        self.reply(n.RPL_YOUREOPER, "You are now a chatroom operator: an operator of every channel, and KILL")
-        self.send(format_line("MODE", self.session.nick, "+o", source=self.session.nick))
-
-    def renamed(self, member: Member, old: str, deliveries: list[Delivery]) -> None:
-        """Under the lock: the NICK line to us once, and to everyone sharing a room."""
-        if not member.rooms or all(d.recipients == (member,) for d in deliveries):
-            self.send(format_line("NICK", member.nick, source=mask(old, member.ident)))  # in no room: told alone
-        else:
-            deliveries = deliveries[:1] + [  # once is enough for us (and for those in several rooms with us)
-                Delivery(tuple(m for m in d.recipients if m is not member), d.message) for d in deliveries[1:]]
-        self.deliver([d for d in deliveries if d.recipients != (member,) or member.rooms])
-
-    def on_nick(self, line: IrcLine) -> None:
-        if not line.params or not line.params[0]:
-            self.reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")
-            return
-        member = self.member()
-        old = member.nick
-        if line.params[0] == old:
-            return  # already so: nothing changes, nobody is told
-        with claimed(self.server.chat, line.params[0], owner_of(member.key, member.token), replacing=old), \
-                self.hub.locked(self.handler.batch) as state:
-            deliveries = state.rename(member, line.params[0], time.time())
-            self.renamed(member, old, deliveries)
-        self.session.nick = member.nick
-
 
 #: Each command's method, looked up per line.  Unbound, in the class's module: a table
 #: of bound methods on the door would make every door a reference cycle, kept with
@@ -575,11 +524,12 @@ _COMMANDS: dict[str, Callable[[IrcDoor, IrcLine], None]] = {
     "JOIN": IrcDoor.on_join, "PART": IrcDoor.on_part, "PRIVMSG": IrcDoor.on_privmsg, "NOTICE": IrcDoor.on_privmsg,
     "TOPIC": IrcDoor.on_topic, "TAGMSG": IrcDoor.on_tagmsg, "NAMES": Asking.on_names, "WHO": Asking.on_who,
     "WHOIS": Asking.on_whois, "WHOWAS": Asking.on_whowas,
-    "LIST": Asking.on_list, "AWAY": IrcDoor.on_away, "MODE": IrcDoor.on_mode, "KICK": IrcDoor.on_kick,
-    "OPER": IrcDoor.on_oper, "INVITE": IrcDoor.on_invite, "KILL": IrcDoor.on_kill, "SETNAME": IrcDoor.on_setname,
-    "NICK": IrcDoor.on_nick, "LUSERS": Asking.on_lusers, "MOTD": Asking.on_motd,
+    "LIST": Asking.on_list, "AWAY": Person.on_away, "MODE": IrcDoor.on_mode, "KICK": IrcDoor.on_kick,
+    "OPER": Person.on_oper, "INVITE": IrcDoor.on_invite, "KILL": IrcDoor.on_kill, "SETNAME": Person.on_setname,
+    "NICK": Person.on_nick, "LUSERS": Asking.on_lusers, "MOTD": Asking.on_motd,
     "ISON": Asking.on_ison, "USERHOST": Asking.on_userhost, "VERSION": Asking.on_version, "TIME": Asking.on_time,
-    "ADMIN": Asking.on_admin, "INFO": Asking.on_info,
+    "ADMIN": Asking.on_admin, "INFO": Asking.on_info, "STATS": Asking.on_stats,
+    "MONITOR": Monitor.on_monitor,
 }
 
 #: The IRC door (registered by ``app.py``).

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["IrcLine", "LineError", "LineTooLong", "LineReader", "parse_line", "format_line", "plain_text", "MAX_LINE",
-           "MAX_TAGS"]
+__all__ = ["IrcLine", "LineError", "LineTooLong", "LineReader", "parse_line", "format_line", "plain_text", "escape_tag",
+           "MAX_LINE", "MAX_TAGS"]
 
 #: IRC's formatting codes: bold, colour (with its numbers), hex colour, reset,
 #: monospace, reverse, italics, strike-through, underline.
@@ -69,7 +69,8 @@ def _unescape(value: str) -> str:
     return "".join(out)
 
 
-def _escape(value: str) -> str:
+def escape_tag(value: str) -> str:
+    """An IRCv3 tag value, escaped."""
     return (value.replace("\\", "\\\\").replace(";", "\\:").replace(" ", "\\s")
             .replace("\r", "\\r").replace("\n", "\\n"))
 
@@ -116,7 +117,7 @@ def format_line(command: str, *params: str, source: str | None = None,
     when ``trailing`` says so (text: PRIVMSG, NOTICE, PART, QUIT, TOPIC...)."""
     parts: list[str] = []
     if tags:
-        parts.append("@" + ";".join(f"{k}={_escape(v)}" if v else k for k, v in tags.items()))
+        parts.append("@" + ";".join(f"{k}={escape_tag(v)}" if v else k for k, v in tags.items()))
     if source:
         parts.append(f":{source}")
     parts.append(command)

@@ -219,12 +219,42 @@ def whois_lines(session: IrcSession, user: User, who: Member | None, now: float)
     return out
 
 
+def list_filter(asked: str) -> Callable[[RoomInfo], bool]:
+    """Which channels a LIST names (ISUPPORT ``ELIST=MNU``), from its comma-separated
+    words: channel names (``#a``) and masks (``#c*``, ``*an1``), any of which may match;
+    masks that must not (``!*an1``); and user counts (``>5``, ``<10``), all of which
+    must hold.  Nothing asked: every channel."""
+    names: set[str] = set()
+    masks: list[str] = []
+    nots: list[str] = []
+    more, fewer = -1, 1 << 62
+    for word in filter(None, asked.split(",")):
+        if word[0] in "<>" and word[1:].isdigit():
+            if word[0] == ">":
+                more = max(more, int(word[1:]))
+            else:
+                fewer = min(fewer, int(word[1:]))
+        elif word[0] == "!":
+            nots.append(word[1:].casefold())
+        elif "*" in word or "?" in word:
+            masks.append(word.casefold())
+        else:
+            names.add(fold(without_hash(word)))
+
+    def wanted(room: RoomInfo) -> bool:
+        chan = channel(room.name).casefold()
+        if (names or masks) and fold(room.name) not in names \
+                and not any(fnmatch.fnmatchcase(chan, m) for m in masks):
+            return False
+        return more < room.members < fewer and not any(fnmatch.fnmatchcase(chan, m) for m in nots)
+    return wanted
+
+
 def list_lines(session: IrcSession, rooms: Iterable[RoomInfo], asked: str = "") -> list[bytes]:
-    """LIST, of every channel or (``asked``: ``#a,#b``) of those."""
-    wanted = {fold(without_hash(name)) for name in asked.split(",") if name}
+    """LIST, of every channel or of those ``asked`` names (``list_filter``)."""
+    wanted = list_filter(asked)
     out = [session.reply(n.RPL_LISTSTART, "Channel", "Users  Name")]
-    out += [session.reply(n.RPL_LIST, channel(r.name), str(r.members), r.topic) for r in rooms
-            if not wanted or fold(r.name) in wanted]
+    out += [session.reply(n.RPL_LIST, channel(r.name), str(r.members), r.topic) for r in rooms if wanted(r)]
     out.append(session.reply(n.RPL_LISTEND, "End of /LIST"))
     return out
 

@@ -22,7 +22,7 @@ __all__ = ["CAPABILITIES", "IrcSession", "Register", "Quit", "Pong"]
 
 #: What we offer to ``CAP LS``.
 CAPABILITIES = ("server-time", "message-tags", "echo-message", "batch", "away-notify", "multi-prefix",
-                "userhost-in-names", "invite-notify", "cap-notify", "extended-join", "setname")
+                "userhost-in-names", "invite-notify", "cap-notify", "extended-join", "setname", "labeled-response")
 
 _BEFORE = frozenset({"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
 

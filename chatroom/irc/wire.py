@@ -17,11 +17,13 @@ How chatroom's world maps onto IRC's:
 * leaving: ``left[: why]`` and ``went to ROOM`` are PART, a kick is KICK (by the
   operator), anything else (quit, connection lost, timed out...) is QUIT with the reason;
 * ``server-time`` adds each message's time as a tag; ``away-notify`` adds AWAY lines;
-  ``message-tags`` a ``msgid`` to each room message.
+  ``message-tags`` a ``msgid`` to each room and direct message.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -45,10 +47,11 @@ from chatroom.protocol import (
     Topic,
     Typing,
 )
+from chatroom.server.watch import Watched
 from chatroom.server.wire import Outgoing, Verbatim
 from chatroom.text import human_size
 
-__all__ = ["IrcFormat", "IrcText", "channel", "mask", "msgid", "server_time", "split_text"]
+__all__ = ["IrcFormat", "IrcText", "channel", "listed", "mask", "msgid", "private_msgid", "server_time", "split_text"]
 
 
 class IrcText(Verbatim):
@@ -72,6 +75,29 @@ def msgid(chat: Chat) -> str:
     """IRCv3 ``msgid`` of a room message: its place in the room (the same on every
     server of a cluster, and in a replay, so a client can tell a line it has)."""
     return f"{chat.seq}.{chat.room.casefold()}"
+
+
+def private_msgid(msg: Private) -> str:
+    """IRCv3 ``msgid`` of a direct message: its sender, addressee, time and text,
+    hashed (the same for both ends and for an echo; a private has no place in a room)."""
+    digest = hashlib.blake2b(f"{msg.nick}\0{msg.to}\0{msg.ts!r}\0{msg.text}".encode(), digest_size=10).digest()
+    return "p" + base64.b32encode(digest).decode().lower()
+
+
+def listed(server: str, numeric: str, to: str, items: Sequence[str], budget: int = 400) -> bytes:
+    """``:server NUMERIC to :a,b,c`` lines, as many as ``items`` need (MONITOR's)."""
+    out: list[bytes] = []
+    line: list[str] = []
+    size = 0
+    for item in items:
+        if line and size + len(item) + 1 > budget:
+            out.append(format_line(numeric, to, ",".join(line), source=server, trailing=True))
+            line, size = [], 0
+        line.append(item)
+        size += len(item) + 1
+    if line:
+        out.append(format_line(numeric, to, ",".join(line), source=server, trailing=True))
+    return b"".join(out)
 
 
 def server_time(ts: float) -> str:
@@ -158,7 +184,8 @@ class IrcFormat:
                             msgid=msgid(msg) if self.message_tags else None)
 
     def _private(self, msg: Private) -> bytes:
-        return self.privmsg(msg.nick, msg.to, msg.text, msg.ts)
+        return self.privmsg(msg.nick, msg.to, msg.text, msg.ts,
+                            msgid=private_msgid(msg) if self.message_tags else None)
 
     def _topic(self, msg: Topic) -> bytes:
         return format_line("TOPIC", channel(msg.room), msg.topic, source=self.who(msg.nick), tags=self._tags(msg.ts),
@@ -173,10 +200,10 @@ class IrcFormat:
         return self._notice_text(msg.message)
 
     def _notice(self, msg: Notice) -> bytes:
-        return self._notice_text(msg.text)
+        return self._notice_text(msg.text, msg.to or "*")
 
-    def _notice_text(self, text: str) -> bytes:
-        return b"".join(format_line("NOTICE", "*", piece, source=self.server, trailing=True)
+    def _notice_text(self, text: str, to: str = "*") -> bytes:
+        return b"".join(format_line("NOTICE", to, piece, source=self.server, trailing=True)
                         for piece in split_text(text, 400))
 
     def _typing(self, msg: Typing) -> bytes:
@@ -194,6 +221,12 @@ class IrcFormat:
 
     def _invited(self, msg: Invited) -> bytes:
         return format_line("INVITE", msg.to, channel(msg.room), source=self.who(msg.nick), tags=self._tags(msg.ts))
+
+    def _watched(self, msg: Watched) -> bytes:
+        """MONITOR: watched people came online (730) or went (731)."""
+        if msg.online:
+            return listed(self.server, "730", msg.to, [mask(m.nick, m.ident) for m in msg.people])
+        return listed(self.server, "731", msg.to, msg.gone)
 
     def _bye(self, msg: Bye) -> bytes:
         return format_line("ERROR", f"Closing link: {msg.reason or 'the server is closing'}", trailing=True)
@@ -280,4 +313,5 @@ _RENDER: dict[type, Callable[[IrcFormat, Any], bytes]] = {
     FileOffer: IrcFormat._offer,
     RoomModesInfo: IrcFormat._modes,
     Invited: IrcFormat._invited,
+    Watched: IrcFormat._watched,
 }

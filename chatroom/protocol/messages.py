@@ -453,9 +453,11 @@ class Moderate(Message, tag="moderate", frozen=True):
 
 
 class Notice(Message, tag="notice", frozen=True):
-    """Information for one client from the server (not from a peer)."""
+    """Information for one client from the server (not from a peer); ``to``: its nick
+    when it has one (IRC addresses a NOTICE to it)."""
 
     text: str
+    to: str | None = None
 
 
 class Ping(Message, tag="ping", frozen=True):

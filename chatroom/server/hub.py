@@ -292,6 +292,10 @@ class _Locked:
         try:
             hub._depth -= 1
             if not hub._depth:  # the outermost block: now the batch is complete
+                if hub.state.nicks.news:  # (a watched nick came or went: its watchers are told)
+                    for watcher, news in hub.state.watch_news():
+                        if watcher.sink is not None:
+                            self.batch.queue(watcher.sink.me, Outgoing(news, b""))
                 hub._fan_out(self.batch)
         finally:
             hub.lock.release()

@@ -71,6 +71,8 @@ class Member:
     hears_invites: bool = False  # is told of invitations into the rooms it runs (1.5; not IRC: no invite-notify)
     #: fold(room) -> the server's nonce of a key challenge for that room (one proof each)
     key_nonces: dict[str, bytes] = field(default_factory=dict, repr=False)
+    #: nick_key -> the nick as given: the people it watches (IRC's MONITOR; ``watch.py``)
+    watching: dict[str, str] = field(default_factory=dict, repr=False)
     #: fold(room) -> (state, when) of the last typing notice relayed for this member
     typing_said: dict[str, tuple[str, float]] = field(default_factory=dict, repr=False)
     #: In a cluster (chatroom.cluster): the id of the server that has this member's

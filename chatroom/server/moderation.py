@@ -70,7 +70,7 @@ class Moderation(StateBase):
         operator of another server of the cluster decided; ``notice`` tells it why."""
         member.muted_until = until
         if notice and member.sink is not None:
-            return [Delivery((member,), Notice(text=notice))]
+            return [Delivery((member,), Notice(text=notice, to=member.nick))]
         return []
 
     def _mute(self, op: Member, member: Member, mute: bool, reason: str, duration: float | None,

@@ -24,17 +24,23 @@ class NickIndex(dict[str, Any]):
     those keep the second key in step.  :meth:`holder` is the question "is this nick
     free?"."""
 
-    __slots__ = ("_alike", "_alike_of", "_spelled")
+    __slots__ = ("_alike", "_alike_of", "_spelled", "watched", "news")
 
     def __init__(self) -> None:
         super().__init__()
         self._alike: dict[str, Any] = {}  # lookalike_key -> member
         self._alike_of: dict[str, str] = {}  # nick_key -> the lookalike_key it was filed under
         self._spelled: dict[str, Any] = {}  # the nick exactly as its member spells it -> member
+        #: keys someone watches (``watch.py``), and what happened to them: (key, its new
+        #: holder or None, the nick) -- a watched key that got a holder or lost it
+        self.watched: set[str] = set()
+        self.news: list[tuple[str, Any, str]] = []
 
     def __setitem__(self, key: str, member: Any) -> None:
         if key in self:
             self._forget(key, self[key])
+        elif key in self.watched:
+            self.news.append((key, member, member.nick))
         super().__setitem__(key, member)
         self._spelled[member.nick] = member
         alike = lookalike_key(member.nick)
@@ -49,6 +55,8 @@ class NickIndex(dict[str, Any]):
             return default[0] if default else super().pop(key)
         member = super().pop(key)
         self._forget(key, member)
+        if key in self.watched:
+            self.news.append((key, None, member.nick))
         return member
 
     def clear(self) -> None:

@@ -56,6 +56,7 @@ from chatroom.server.remote import Peers, Remote, _owner
 from chatroom.server.resends import RECENT_IDS, Resends
 from chatroom.server.roles import KeyAttempt, Roles
 from chatroom.server.room_modes import RoomModes
+from chatroom.server.watch import Watching
 from chatroom.text import (
     MAX_NICK_LENGTH,
     clean_line,
@@ -83,7 +84,7 @@ def _nonce() -> bytes:
     return os.urandom(NONCE_BYTES)
 
 
-class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles):
+class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles, Watching):
     """Every room, member and nick of one server."""
 
     def __init__(self, *, history_size: int = 100, max_text: int = 4000, store: Any = None,
@@ -100,6 +101,7 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles):
         self.bans = BanList(bans)
         self.rooms: dict[str, Room] = {}  # fold(name) -> room
         self.nicks = NickIndex()  # nick_key(nick) -> member, and look-alikes by their other key (see nicks.py)
+        self.watchers: dict[str, dict[int, Member]] = {}  # nick_key -> who watches it (watch.py)
         self.sessions: dict[str, Member] = {}  # resume token -> member
         # (fold(nick), id) -> message: the newer generation, and the one before it
         self.sent: dict[tuple[str, str], Chat | Private] = {}
@@ -167,6 +169,8 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles):
         if member.token and self.sessions.get(member.token) is member:
             del self.sessions[member.token]
         member.held_until = None
+        if member.watching:
+            self.unwatch(member)
         deliveries: list[Delivery] = []
         for room in list(member.rooms.values()):
             deliveries += self.depart(member, room, reason, now)

@@ -32,6 +32,7 @@ class StateBase:
         bans: BanList
         rooms: dict[str, Room]
         nicks: NickIndex
+        watchers: dict[str, dict[int, Member]]
         sessions: dict[str, Member]
         sent: dict[tuple[str, str], Chat | Private]
         store: Any

@@ -100,6 +100,7 @@ class ChatServer(ClusterControl, socketserver.ThreadingTCPServer):
         framed one that this port also speaks, in the order the sniffer asks them.
         ``chatroom.app.build_server`` chooses both from the config."""
         self.config = config or ServerConfig()
+        self.started = time.time()  # (IRC's STATS u)
         self.tracer = tracer
         #: In a cluster: the other servers, through Redis (see ``cluster_link.py``).
         self.cluster = cluster
@@ -349,7 +350,7 @@ class ChatServer(ClusterControl, socketserver.ThreadingTCPServer):
                                       handshaking=self._handshaking_from, room_name=msg.room)
             if sanction.notice is not None and sanction.notice[0].sink is not None:
                 member, text = sanction.notice
-                batch.queue(member.sink.me, Outgoing.of(Notice(text=text)))
+                batch.queue(member.sink.me, Outgoing.of(Notice(text=text, to=member.nick)))
         if sanction.added is not None or sanction.lifted or sanction.victims or sanction.address:
             log.warning("%s: %s", op.nick, sanction.text, extra=about("moderated", nick=op.nick, room=msg.room))
         self._store_bans(sanction, batch)

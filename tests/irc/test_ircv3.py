@@ -1,0 +1,143 @@
+"""IRCv3 and modern-IRC extras of the IRC door, end to end over loopback: labeled
+responses, MONITOR, msgid on direct messages, server notices addressed to their
+reader, STATS and LIST's ELIST conditions."""
+
+from __future__ import annotations
+
+from chatroom.protocol import Bye, ModAction, Moderate, Notice, Op, Say
+from tests.irc.client import IrcClient
+from tests.wire import WireClient
+
+LABELED = "echo-message batch labeled-response message-tags"
+
+
+def answer(client: IrcClient, line: str) -> list[str]:
+    """The raw lines ``client`` gets for ``line`` (sent with a label), up to the end of
+    the labeled answer."""
+    client.raw.clear()
+    client.inbox.clear()
+    client.send(line)
+    client.wait_for(lambda m: "label" in m.tags and m.command != "BATCH" or
+                    m.command == "BATCH" and m.params[0].startswith("-"), what="the labeled answer")
+    return [raw.decode() for raw in client.raw]
+
+
+def test_a_labeled_command_gets_its_answer_labeled_and_nobody_else_sees_the_label(server):
+    foo, bar = IrcClient(server.port), IrcClient(server.port)
+    foo.register("foo", caps=LABELED)
+    bar.register("bar", caps=LABELED)
+    foo.send("PING warm")
+    foo.expect("PONG")
+    # One line: the line itself carries the label (the echo of a PRIVMSG included).
+    lines = answer(foo, "@label=a1 PRIVMSG bar :hi")
+    assert len(lines) == 1 and lines[0].startswith("@label=a1;") and " PRIVMSG bar :hi" in lines[0]
+    got = bar.expect("PRIVMSG", "bar", "hi")
+    assert "label" not in got.tags and got.tags["msgid"].startswith("p")
+    # Nothing to say: an ACK.
+    assert answer(foo, "@label=a2 PONG whatever") == [f"@label=a2 :{server.display_name} ACK"]
+    # Several lines: one labeled batch around them all.
+    lines = answer(foo, "@label=a4 JOIN #xyz")
+    start, *inside, end = lines
+    ref = start.split()[-2][1:]
+    assert start.startswith("@label=a4 ") and start.endswith(f"BATCH +{ref} labeled-response")
+    assert all(line.startswith(f"@batch={ref}") for line in inside)
+    assert any(" JOIN #xyz" in line for line in inside) and any(" 366 " in line for line in inside)
+    assert end.endswith(f"BATCH -{ref}")
+    # An unknown command's 421 is labeled too; an unlabeled line is not.
+    (unknown,) = answer(foo, "@label=a5 FROB")
+    assert unknown.startswith("@label=a5 ") and " 421 foo FROB " in unknown
+    foo.send("PING plain")
+    assert "label" not in foo.expect("PONG").tags
+
+
+def test_monitor_tells_of_arrivals_departures_and_renames_at_every_door(server):
+    ann = IrcClient(server.port)
+    ann.register("ann")
+    tokens = " ".join(" ".join(ann.expect("005").params[1:-1]) for _ in range(2))
+    assert "MONITOR=100" in tokens and "ELIST=MNU" in tokens
+    ann.send("MONITOR + Bob,cy")
+    assert ann.expect("731").params[1].split(",") == ["Bob", "cy"]  # neither is here yet
+    bob = WireClient(server.port)  # a framed client: the same core tells of it
+    bob.hello("bob")
+    assert ann.expect("730").params[1] == "bob!bob@chatroom"
+    cy = IrcClient(server.port)
+    cy.register("cy")
+    assert ann.expect("730").params[1] == "cy!cy@chatroom"
+    cy.send("NICK cyd")  # the watched nick goes; the new one nobody watches
+    assert ann.expect("731").params[1] == "cy"
+    ann.send("MONITOR L")
+    assert set(ann.expect("732").params[1].split(",")) == {"Bob", "cy"}
+    ann.expect("733")
+    ann.send("MONITOR S")
+    assert ann.expect("730").params[1] == "bob!bob@chatroom" and ann.expect("731").params[1] == "cy"
+    ann.send("MONITOR - cy", "PING unwatched")
+    ann.expect("PONG")
+    cy.send("NICK cy")
+    cy.expect("NICK", "cy")
+    bob.send(Bye(reason="quit"))  # (a dropped connection is held for a resume first: still here)
+    assert ann.expect("731").params[1] == "bob"
+    ann.send("PING after")
+    ann.expect("PONG")
+    assert not [line for line in ann.inbox if line.command == "730"]  # cy is no longer watched
+    ann.send("MONITOR C", "MONITOR L")
+    assert ann.expect("733") and not any(line.command == "732" for line in ann.inbox)
+    ann.send("MONITOR + " + ",".join(f"n{i}" for i in range(105)))
+    full = ann.expect("734")
+    assert full.params[1] == "100" and full.params[2].split(",") == [f"n{i}" for i in range(100, 105)]
+
+
+def test_a_server_notice_is_addressed_to_its_reader(make_server):
+    server = make_server()
+    op = WireClient(server.port)
+    op.hello("op")
+    op.send(Op(token=server.op_token))
+    op.expect(Notice)
+    ann = IrcClient(server.port)
+    ann.register("ann")
+    op.send(Moderate(action=ModAction.MUTE, target="ann", reason="calm down"))
+    notice = ann.expect("NOTICE")
+    assert notice.params[0] == "ann" and "muted" in notice.params[1]
+
+
+def test_a_direct_message_has_one_msgid_at_both_ends_and_rooms_keep_theirs(connect):
+    bob = connect("bob")
+    ann, cy = IrcClient(bob.sock.getpeername()[1]), IrcClient(bob.sock.getpeername()[1])
+    ann.register("ann", caps="message-tags echo-message")
+    cy.register("cy", caps="message-tags")
+    ann.send("PRIVMSG cy :one", "PRIVMSG cy :one")
+    echoes = [ann.expect("PRIVMSG", "cy") for _ in range(2)]
+    got = [cy.expect("PRIVMSG", "cy") for _ in range(2)]
+    assert [e.tags["msgid"] for e in echoes] == [g.tags["msgid"] for g in got]
+    assert len({g.tags["msgid"] for g in got}) == 2  # the same text twice: two messages
+    ann.send("JOIN #lobby")
+    ann.expect("366")
+    bob.send(Say(id="1", text="room line"))
+    assert ann.expect("PRIVMSG", "#lobby").tags["msgid"].endswith(".lobby")
+
+
+def test_stats_and_list_conditions(server):
+    ann, bob = IrcClient(server.port), IrcClient(server.port)
+    ann.register("ann")
+    bob.register("bob")
+    ann.send("JOIN #chan1", "JOIN #chan2")
+    bob.send("JOIN #chan2")
+    bob.expect("366")
+
+    def listed(query: str) -> set[str]:
+        bob.inbox.clear()
+        bob.send(f"LIST {query}")
+        bob.expect("323")
+        return {line.params[1] for line in bob.inbox if line.command == "322"} - {"#lobby"}
+
+    assert listed(">1") == {"#chan2"}
+    assert listed("<2") == {"#chan1"}
+    assert listed("*an1") == {"#chan1"}
+    assert listed("!*an1") == {"#chan2"}
+    assert listed("#ch*,<2") == {"#chan1"}
+    assert listed("#chan2") == {"#chan2"}
+    ann.send("STATS u")
+    up = ann.expect("242")
+    assert up.params[1].startswith("Server Up 0 days 0:00:")
+    assert ann.expect("219").params[1] == "u"
+    ann.send("STATS")
+    assert ann.expect("461")
