@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatroom.protocol import LARGE_ROOM, Chat, Presence, PresenceEvent, Private
+import msgspec
+
+from chatroom.protocol import LARGE_ROOM, Chat, Presence, PresenceEvent, Private, TaggedChat
 from chatroom.server.members import Delivery, Member, Room
 from chatroom.server.room import ChatState
 from chatroom.text import fold, nick_key
@@ -30,6 +32,8 @@ def apply(state: ChatState, room: Room, entry_id: tuple[int, int], body: dict[st
     if kind == "chat":
         chat = Chat(room=room.name, seq=entry_id[0], ts=body["ts"], nick=body["nick"], text=body["text"],
                     action=bool(body.get("action")), id=body.get("id"))
+        if isinstance(body.get("tags"), dict):  # (live only: a history read leaves them out, as SQLite does)
+            chat = TaggedChat(**msgspec.structs.asdict(chat), tags=body["tags"])
         return state.apply_chat(room, chat)
     if state.peers is None or body.get("server") == state.peers.server:
         return []  # ours: applied when it happened
@@ -42,7 +46,8 @@ def apply_private(state: ChatState, body: dict[str, Any]) -> list[Delivery]:
     target = state.nicks.get(nick_key(body["to"]))
     if target is None or target.server is not None:
         return []  # gone meanwhile; the sender was acknowledged when it reached this server's inbox
-    msg = Private(nick=body["nick"], to=target.nick, text=body["text"], ts=body["ts"], id=body.get("id"))
+    msg = Private(nick=body["nick"], to=target.nick, text=body["text"], ts=body["ts"], id=body.get("id"),
+                  tags=body["tags"] if isinstance(body.get("tags"), dict) else None)
     if not state.first_time(msg):
         return []  # a resend of one that arrived (its sender was not told: ``unconfirmed``)
     return [Delivery((target,), msg)]

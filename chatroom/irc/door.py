@@ -28,7 +28,16 @@ from chatroom.irc import numerics as n
 from chatroom.irc.asking import Asking
 from chatroom.irc.channels import Channels
 from chatroom.irc.labels import Capture, labeled
-from chatroom.irc.lines import IrcLine, LineError, LineReader, LineTooLong, format_line, parse_line, plain_text
+from chatroom.irc.lines import (
+    IrcLine,
+    LineError,
+    LineReader,
+    LineTooLong,
+    client_tags,
+    format_line,
+    parse_line,
+    plain_text,
+)
 from chatroom.irc.monitor import Monitor
 from chatroom.irc.person import Person
 from chatroom.irc.replies import history_lines, irc_format, names_lines, topic_lines
@@ -264,7 +273,7 @@ class IrcDoor(Asking, Channels, Monitor, Person):
         caps = self.session.caps
         if self.conn.member is not None:
             self.conn.member.echo = "echo-message" in caps
-            self.conn.member.hears_typing = "message-tags" in caps
+            self.conn.member.hears_typing = self.conn.member.hears_tags = "message-tags" in caps
             self.conn.member.hears_invites = "invite-notify" in caps  # (an INVITE for someone else)
             self.conn.member.hears_setname = "setname" in caps
         if isinstance(self.conn.wire, Capture):  # (in a labeled command: keep capturing, in the new format)
@@ -445,6 +454,7 @@ class IrcDoor(Asking, Channels, Monitor, Person):
                 return  # other CTCP (VERSION, PING...): not for people; dropped
             text, action = body[7:], True
         text = plain_text(text)
+        tags = client_tags(line.tags)
         targets = chat_targets(line.params[0])
         if len(targets) > MAX_TARGETS:
             if line.command != "NOTICE":  # (a NOTICE is never answered)
@@ -454,36 +464,42 @@ class IrcDoor(Asking, Channels, Monitor, Person):
         for target in targets:
             if line.command == "NOTICE":  # a NOTICE is never answered, not even with an error
                 try:
-                    self.say(target, text, action)
+                    self.say(target, text, action, tags)
                 except Refused:
                     pass
             else:
-                self.say(target, text, action)
+                self.say(target, text, action, tags)
 
-    def say(self, target: str, text: str, action: bool) -> None:
+    def say(self, target: str, text: str, action: bool, tags: dict[str, str] | None) -> None:
         member, now, chat = self.member(), time.time(), self.handler.server.chat
         if target.startswith("#"):
-            (result,) = chat.say_many(self.handler.batch, member, [SayItem(text, action, None, target[1:])], now)
+            (result,) = chat.say_many(self.handler.batch, member, [SayItem(text, action, None, target[1:], tags)], now)
             if isinstance(result, Exception):  # (Refused, or a bug)
                 raise result
             return
         sent, away = chat.direct(self.handler.batch, member, target, f"* {member.nick} {text}" if action else text,
-                                 now, None)
+                                 now, None, tags)
         if away and isinstance(sent, Private):
             self.reply(n.RPL_AWAY, sent.to, away)
 
     def on_tagmsg(self, line: IrcLine) -> None:
-        """TAGMSG: of the client-only tags, ``+typing`` (and the draft's name for it) to
-        a channel goes to the room's members who understand it, from every door; the
-        rest are not relayed."""
+        """TAGMSG: ``+typing`` (and the draft's name for it) to a channel goes to the
+        room's members who understand it, from every door; the other client tags go,
+        as a message of tags alone, to those who read tags (``server/tag_messages.py``)."""
         if not self.need(line, 1):
             return
-        state = line.tags.get("+typing") or line.tags.get("+draft/typing")
         target = line.params[0]
-        if state not in ("active", "paused", "done") or not target.startswith("#"):
-            return
-        with self.hub.locked(self.handler.batch) as room_state:
-            self.deliver(room_state.typing(self.member(), without_hash(target), state, time.time()))
+        typing = line.tags.get("+typing") or line.tags.get("+draft/typing")
+        now = time.time()
+        with self.hub.locked(self.handler.batch) as state:
+            if typing in ("active", "paused", "done") and target.startswith("#"):
+                self.deliver(state.typing(self.member(), without_hash(target), typing, now))
+            tags = client_tags(line.tags, typing=False)
+            if tags:
+                msg, hearers = state.tag_only(self.member(), tags, now, **(
+                    {"room_name": without_hash(target)} if target.startswith("#") else {"to": target}))
+                if hearers:
+                    self.handler.batch.queue(hearers, Outgoing(msg, b""))
 
     def on_topic(self, line: IrcLine) -> None:
         if not self.need(line, 1):

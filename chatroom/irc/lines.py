@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 __all__ = ["IrcLine", "LineError", "LineTooLong", "LineReader", "parse_line", "format_line", "plain_text", "escape_tag",
-           "MAX_LINE", "MAX_TAGS"]
+           "client_tags", "MAX_LINE", "MAX_TAGS"]
 
 #: IRC's formatting codes: bold, colour (with its numbers), hex colour, reset,
 #: monospace, reverse, italics, strike-through, underline.
@@ -73,6 +73,17 @@ def escape_tag(value: str) -> str:
     """An IRCv3 tag value, escaped."""
     return (value.replace("\\", "\\\\").replace(";", "\\:").replace(" ", "\\s")
             .replace("\r", "\\r").replace("\n", "\\n"))
+
+
+def client_tags(tags: dict[str, str], *, typing: bool = True) -> dict[str, str] | None:
+    """The client-only tags of a line (IRCv3: their names start with ``+``), which are
+    relayed to those who read tags; None if there are none.  ``typing`` False: without
+    the typing notices, which travel as ``typing`` messages of their own."""
+    out = {k: v for k, v in tags.items() if k.startswith("+") and (typing or k not in _TYPING)}
+    return out or None
+
+
+_TYPING = frozenset({"+typing", "+draft/typing"})
 
 
 def parse_line(raw: bytes) -> IrcLine:

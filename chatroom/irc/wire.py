@@ -44,9 +44,11 @@ from chatroom.protocol import (
     PresenceEvent,
     Private,
     RoomModesInfo,
+    TaggedChat,
     Topic,
     Typing,
 )
+from chatroom.server.tag_messages import TagOnly
 from chatroom.server.watch import Watched
 from chatroom.server.wire import Outgoing, Verbatim
 from chatroom.text import human_size
@@ -77,11 +79,16 @@ def msgid(chat: Chat) -> str:
     return f"{chat.seq}.{chat.room.casefold()}"
 
 
+def hashed_msgid(kind: str, *parts: str) -> str:
+    """An IRCv3 ``msgid`` for a message with no place in a room: what it is, hashed
+    (the same for every recipient and for an echo), after ``kind``'s letter."""
+    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=10).digest()
+    return kind + base64.b32encode(digest).decode().lower()
+
+
 def private_msgid(msg: Private) -> str:
-    """IRCv3 ``msgid`` of a direct message: its sender, addressee, time and text,
-    hashed (the same for both ends and for an echo; a private has no place in a room)."""
-    digest = hashlib.blake2b(f"{msg.nick}\0{msg.to}\0{msg.ts!r}\0{msg.text}".encode(), digest_size=10).digest()
-    return "p" + base64.b32encode(digest).decode().lower()
+    """A direct message's ``msgid``: its sender, addressee, time and text."""
+    return hashed_msgid("p", msg.nick, msg.to, repr(msg.ts), msg.text)
 
 
 def listed(server: str, numeric: str, to: str, items: Sequence[str], budget: int = 400) -> bytes:
@@ -183,9 +190,23 @@ class IrcFormat:
         return self.privmsg(msg.nick, channel(msg.room), msg.text, msg.ts, action=msg.action,
                             msgid=msgid(msg) if self.message_tags else None)
 
+    def _tagged_chat(self, msg: TaggedChat) -> bytes:
+        if not self.message_tags:
+            return self._chat(msg)
+        return self.privmsg(msg.nick, channel(msg.room), msg.text, msg.ts, action=msg.action, msgid=msgid(msg),
+                            client_tags=msg.tags)
+
     def _private(self, msg: Private) -> bytes:
-        return self.privmsg(msg.nick, msg.to, msg.text, msg.ts,
-                            msgid=private_msgid(msg) if self.message_tags else None)
+        if not self.message_tags:
+            return self.privmsg(msg.nick, msg.to, msg.text, msg.ts)
+        return self.privmsg(msg.nick, msg.to, msg.text, msg.ts, msgid=private_msgid(msg), client_tags=msg.tags)
+
+    def _tag_only(self, msg: TagOnly) -> bytes:
+        """IRCv3's TAGMSG: client tags alone (to members with message-tags only)."""
+        target = channel(msg.room) if msg.room is not None else msg.to or "*"
+        tags = {**(self._tags(msg.ts) or {}), **msg.tags}
+        tags["msgid"] = hashed_msgid("t", msg.nick, target, repr(msg.ts), repr(sorted(msg.tags.items())))
+        return format_line("TAGMSG", target, source=self.who(msg.nick), tags=tags)
 
     def _topic(self, msg: Topic) -> bytes:
         return format_line("TOPIC", channel(msg.room), msg.topic, source=self.who(msg.nick), tags=self._tags(msg.ts),
@@ -241,12 +262,15 @@ class IrcFormat:
         return tags
 
     def privmsg(self, nick: str, target: str, text: str, ts: float | None, *, action: bool = False,
-                batch: str | None = None, msgid: str | None = None) -> bytes:
+                batch: str | None = None, msgid: str | None = None, client_tags: dict[str, str] | None = None
+                ) -> bytes:
         """``text`` as PRIVMSGs (several for a long or multi-line one: the first carries
         ``msgid``, the next ones ``msgid/2``, ``msgid/3``... -- each line its own id)."""
         member = self.people(nick)
         source = mask(nick, member.ident if member is not None else "")
         tags = self._line_tags(ts, batch, self.message_tags and member is not None and member.bot)
+        if client_tags:
+            tags = {**(tags or {}), **client_tags}
         overhead = len(f":{source} PRIVMSG {target} :".encode()) + 2 + (9 if action else 0)
         out = []
         for at, piece in enumerate(split_text(text, MAX_LINE - overhead), 1):
@@ -301,6 +325,8 @@ class IrcFormat:
 _RENDER: dict[type, Callable[[IrcFormat, Any], bytes]] = {
     IrcText: lambda fmt, msg: msg.data,
     Chat: IrcFormat._chat,
+    TaggedChat: IrcFormat._tagged_chat,
+    TagOnly: IrcFormat._tag_only,
     Private: IrcFormat._private,
     Presence: IrcFormat._presence,
     Topic: IrcFormat._topic,

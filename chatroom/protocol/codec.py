@@ -36,6 +36,8 @@ def _register() -> None:
     while pending:
         cls = pending.pop()
         pending += cls.__subclasses__()
+        if cls.__dict__.get("ALIAS"):  # (another class's type, with more fields: TaggedChat)
+            continue
         tag = cls.__struct_config__.tag
         assert isinstance(tag, str)  # (every message names its type)
         cls.TYPE = tag

@@ -54,6 +54,7 @@ __all__ = [
     "Welcome",
     "Ack",
     "Chat",
+    "TaggedChat",
     "Private",
     "Presence",
     "Crowd",
@@ -94,6 +95,16 @@ class Chat(Message, tag="chat", frozen=True):
     text: str
     action: bool = False
     id: str | None = None  # the sender's client message id
+
+
+class TaggedChat(Chat, tag="chat", frozen=True):
+    """A chat with the client-only tags its sender attached (IRCv3's ``+name=value``: a
+    reply marker, a reaction...): a ``chat`` on the wire with one field more, ``tags``.
+    Not a type of its own (decoded as a :class:`Chat`); a class apart so that the chats
+    without tags -- nearly all -- carry no empty field on the hot path."""
+
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+    ALIAS: ClassVar[bool] = True  # (not registered: "chat" is Chat's)
 
 
 class Hello(Message, tag="hello", frozen=True):
@@ -144,6 +155,7 @@ class Say(Message, tag="say", frozen=True):
     text: str
     room: str | None = None
     action: ClassVar[bool] = False  # (not on the wire: the chat path's view of a message)
+    tags: ClassVar[None] = None  # (nor client tags: only IRC clients attach them)
 
     def check(self) -> None:
         if not (self.text and 0 < len(self.id) <= MAX_ID_LENGTH):  # one test on the hot path
@@ -157,6 +169,7 @@ class Action(Message, tag="action", frozen=True):
     text: str
     room: str | None = None
     action: ClassVar[bool] = True
+    tags: ClassVar[None] = None
 
     def check(self) -> None:
         if not (self.text and 0 < len(self.id) <= MAX_ID_LENGTH):  # one test on the hot path
@@ -315,6 +328,7 @@ class Private(Message, tag="private", frozen=True):
     text: str
     ts: float
     id: str | None = None
+    tags: dict[str, str] | None = None  # 1.5: client-only tags its sender attached (see TaggedChat)
 
 
 class Presence(Message, tag="presence", frozen=True):

@@ -64,6 +64,7 @@ class Member:
     bot: bool = False  # says it is a bot (IRC's user mode +B: a ``bot`` tag on its lines, 335 in WHOIS)
     echo: bool = True  # sees its own messages (an IRC client without echo-message does not)
     hears_typing: bool = False  # understands typing notices (protocol 1.4; IRC with message-tags)
+    hears_tags: bool = False  # reads client-only tags: messages of tags alone (IRC with message-tags)
     hears_roles: bool = False  # understands modes and invitations (protocol 1.5; IRC)
     hears_own_leave: bool = False  # is told its own leave when kicked out of a room (IRC: a KICK line)
     hears_setname: bool = False  # is told when someone in its rooms changes their real name (IRC's setname)

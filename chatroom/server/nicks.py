@@ -31,16 +31,16 @@ class NickIndex(dict[str, Any]):
         self._alike: dict[str, Any] = {}  # lookalike_key -> member
         self._alike_of: dict[str, str] = {}  # nick_key -> the lookalike_key it was filed under
         self._spelled: dict[str, Any] = {}  # the nick exactly as its member spells it -> member
-        #: keys someone watches (``watch.py``), and what happened to them: (key, its new
-        #: holder or None, the nick) -- a watched key that got a holder or lost it
+        #: keys someone watches (``watch.py``), and what happened to them: (key, member,
+        #: True if it took the key / False if it let go of it, the nick it had)
         self.watched: set[str] = set()
-        self.news: list[tuple[str, Any, str]] = []
+        self.news: list[tuple[str, Any, bool, str]] = []
 
     def __setitem__(self, key: str, member: Any) -> None:
         if key in self:
             self._forget(key, self[key])
         elif key in self.watched:
-            self.news.append((key, member, member.nick))
+            self.news.append((key, member, True, member.nick))
         super().__setitem__(key, member)
         self._spelled[member.nick] = member
         alike = lookalike_key(member.nick)
@@ -56,7 +56,7 @@ class NickIndex(dict[str, Any]):
         member = super().pop(key)
         self._forget(key, member)
         if key in self.watched:
-            self.news.append((key, None, member.nick))
+            self.news.append((key, member, False, member.nick))
         return member
 
     def clear(self) -> None:

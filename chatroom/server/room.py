@@ -39,6 +39,7 @@ from chatroom.protocol import (
     Presence,
     PresenceEvent,
     Private,
+    TaggedChat,
 )
 from chatroom.server.bans import Ban, BanList
 from chatroom.server.changes import Changes
@@ -56,6 +57,7 @@ from chatroom.server.remote import Peers, Remote, _owner
 from chatroom.server.resends import RECENT_IDS, Resends
 from chatroom.server.roles import KeyAttempt, Roles
 from chatroom.server.room_modes import RoomModes
+from chatroom.server.tag_messages import TagMessages
 from chatroom.server.watch import Watching
 from chatroom.text import (
     MAX_NICK_LENGTH,
@@ -84,7 +86,7 @@ def _nonce() -> bytes:
     return os.urandom(NONCE_BYTES)
 
 
-class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles, Watching):
+class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles, TagMessages, Watching):
     """Every room, member and nick of one server."""
 
     def __init__(self, *, history_size: int = 100, max_text: int = 4000, store: Any = None,
@@ -317,6 +319,7 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles, Watching):
     def say_to(
         self, member: Member, text: str, now: float, *, action: bool = False, msg_id: str | None = None,
         room_name: str | None = None, room: Room | None = None, sender: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> tuple[Chat, tuple[Member, ...]]:
         """:meth:`say`, returning the chat and its recipients (the hot path's form).
         A run of messages may pass what it already looked up: ``room`` (the member's
@@ -324,7 +327,8 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles, Watching):
         room, text = self.check_say(member, text, now, room_name, room)
         chat = Chat(
             room=room.name, seq=room.next_seq, ts=now, nick=member.nick, text=text, action=action, id=msg_id
-        )
+        ) if tags is None else TaggedChat(room=room.name, seq=room.next_seq, ts=now, nick=member.nick, text=text,
+                                          action=action, id=msg_id, tags=tags)
         room.next_seq += 1
         room.history.append(chat)
         room._recent = None
@@ -406,14 +410,15 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles, Watching):
         return skipped
 
     def direct(
-        self, member: Member, to: str, text: str, now: float, *, msg_id: str | None = None
+        self, member: Member, to: str, text: str, now: float, *, msg_id: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> tuple[Private, list[Delivery]]:
         self._check_not_muted(member, now)
         text = self._clean_message(text)
         target = self.nicks.get(nick_key(to))
         if target is None:
             raise Refused(ErrorCode.NO_SUCH_NICK, f"nobody is called {clean_line(to)[:MAX_NICK_LENGTH]}")
-        msg = Private(nick=member.nick, to=target.nick, text=text, ts=now, id=msg_id)
+        msg = Private(nick=member.nick, to=target.nick, text=text, ts=now, id=msg_id, tags=tags)
         self.said_private += 1
         member.last_active = now
         if msg_id is not None:

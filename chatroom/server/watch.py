@@ -14,6 +14,7 @@ the rooms it follows, so that is what a watch sees.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from chatroom.server.members import Member
 from chatroom.server.state_base import StateBase
@@ -37,6 +38,24 @@ class Watched(Verbatim):
     def __init__(self, to: str, online: bool, people: tuple[Member, ...] = (), gone: tuple[str, ...] = ()) -> None:
         super().__init__(b"")
         self.to, self.online, self.people, self.gone = to, online, people, gone
+
+
+def _net(news: list[tuple[str, Any, bool, str]]) -> list[tuple[str, Any, bool, str]]:
+    """The changes that remain when a member that let go of a key took it again (a
+    rename that only changes case: ``qux`` -> ``QUX`` is the same nick)."""
+    out: list[tuple[str, Any, bool, str] | None] = []
+    let_go: dict[str, int] = {}
+    for change in news:
+        key, member, took, _ = change
+        at = let_go.pop(key, None)
+        prior = out[at] if at is not None else None
+        if took and at is not None and prior is not None and prior[1] is member:
+            out[at] = None
+            continue
+        if not took:
+            let_go[key] = len(out)
+        out.append(change)
+    return [change for change in out if change is not None]
 
 
 class Watching(StateBase):
@@ -82,19 +101,19 @@ class Watching(StateBase):
         """What the watchers are told (each its own :class:`Watched`: a door writes the
         watcher's nick into it) of the watched nicks that came or went since the last
         time -- the nick index kept the changes."""
-        news, self.nicks.news = self.nicks.news, []
         came: dict[int, list[Member]] = {}
         went: dict[int, list[str]] = {}
         told: dict[int, Member] = {}
-        for key, holder, nick in news:
+        for key, holder, took, nick in _net(self.nicks.news):
             for watcher in self.watchers.get(key, {}).values():
                 if watcher is holder or watcher.sink is None:
                     continue
                 told[watcher.key] = watcher
-                if holder is not None:
+                if took:
                     came.setdefault(watcher.key, []).append(holder)
                 else:
                     went.setdefault(watcher.key, []).append(nick)
+        self.nicks.news = []
         out = []
         for conn_key, watcher in told.items():
             if conn_key in went:

@@ -4,7 +4,7 @@ reader, STATS and LIST's ELIST conditions."""
 
 from __future__ import annotations
 
-from chatroom.protocol import Bye, ModAction, Moderate, Notice, Op, Say
+from chatroom.protocol import Bye, Chat, ModAction, Moderate, Notice, Op, Say
 from tests.irc.client import IrcClient
 from tests.wire import WireClient
 
@@ -63,8 +63,11 @@ def test_monitor_tells_of_arrivals_departures_and_renames_at_every_door(server):
     cy = IrcClient(server.port)
     cy.register("cy")
     assert ann.expect("730").params[1] == "cy!cy@chatroom"
+    cy.send("NICK CY", "NICK cy")  # only its case: the same nick, nobody is told
+    cy.expect("NICK", "cy")
     cy.send("NICK cyd")  # the watched nick goes; the new one nobody watches
     assert ann.expect("731").params[1] == "cy"
+    assert not [line for line in ann.inbox if line.command in ("730", "731")]
     ann.send("MONITOR L")
     assert set(ann.expect("732").params[1].split(",")) == {"Bob", "cy"}
     ann.expect("733")
@@ -120,6 +123,8 @@ def test_stats_and_list_conditions(server):
     ann.register("ann")
     bob.register("bob")
     ann.send("JOIN #chan1", "JOIN #chan2")
+    ann.expect("366", "ann", "#chan1")
+    ann.expect("366", "ann", "#chan2")
     bob.send("JOIN #chan2")
     bob.expect("366")
 
@@ -141,3 +146,32 @@ def test_stats_and_list_conditions(server):
     assert ann.expect("219").params[1] == "u"
     ann.send("STATS")
     assert ann.expect("461")
+
+
+def test_client_only_tags_reach_those_who_read_tags_with_the_message_or_alone(connect):
+    bob = connect("bob")  # a framed member: the chat, never a message of tags alone
+    port = bob.sock.getpeername()[1]
+    ann, cy, dee = IrcClient(port), IrcClient(port), IrcClient(port)
+    ann.register("ann", caps="message-tags echo-message")
+    cy.register("cy", caps="message-tags")
+    dee.register("dee")  # no message-tags: the text, no tags
+    for c in (ann, cy, dee):
+        c.send("JOIN #lobby")
+        c.expect("366")
+    ann.send("@+draft/reply=12.lobby;+example=a\\sb;plain=x PRIVMSG #lobby :agreed")
+    got = cy.expect("PRIVMSG", "#lobby", "agreed")
+    assert got.tags["+draft/reply"] == "12.lobby" and got.tags["+example"] == "a b" and "plain" not in got.tags
+    assert ann.expect("PRIVMSG", "#lobby", "agreed").tags["+example"] == "a b"  # the echo too
+    assert dee.expect("PRIVMSG", "#lobby", "agreed").tags == {}
+    assert bob.expect(Chat, text="agreed").nick == "ann"
+    ann.send("@+draft/react=👍;+draft/reply=12.lobby TAGMSG #lobby", "@+draft/react=🎉 TAGMSG cy")
+    react = cy.expect("TAGMSG", "#lobby")
+    assert react.source.startswith("ann!") and react.tags["+draft/react"] == "👍" and react.tags["msgid"]
+    assert ann.expect("TAGMSG", "#lobby").tags["+draft/react"] == "👍"
+    direct = cy.expect("TAGMSG", "cy")
+    assert direct.tags["+draft/react"] == "🎉"
+    ann.send("@+draft/react=x TAGMSG nobody")
+    assert ann.expect("401").params[1] == "nobody"
+    dee.send("PING end")
+    dee.expect("PONG")
+    assert not [line for line in dee.inbox if line.command == "TAGMSG"]  # (it reads no tags)

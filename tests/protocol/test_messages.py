@@ -39,7 +39,7 @@ def strategy_for(tp: typing.Any) -> st.SearchStrategy[typing.Any]:
     if origin is tuple:
         return st.lists(strategy_for(typing.get_args(tp)[0]), max_size=3).map(tuple)
     if origin is dict:
-        return st.dictionaries(st.text(max_size=10), st.integers(0, 2**40), max_size=3)
+        return st.dictionaries(st.text(max_size=10), strategy_for(typing.get_args(tp)[1]), max_size=3)
     if tp is str:
         return st.text(min_size=1, max_size=40)
     if tp is int:
