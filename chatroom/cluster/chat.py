@@ -87,6 +87,8 @@ class ClusterChat:
                     body["id"] = msg_id
                 if item.tags:
                     body["tags"] = item.tags
+                if item.notice:
+                    body["notice"] = True
                 bodies.append((room.name, body, room.next_seq - 1))
                 results.append(Chat(room=room.name, seq=0, ts=now, nick=member.nick, text=clean, action=action,
                                     id=msg_id))
@@ -167,7 +169,8 @@ class ClusterChat:
         return stamped, known, newest
 
     def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
-               msg_id: str | None, tags: dict[str, str] | None = None) -> tuple[Private | Resent, str | None]:
+               msg_id: str | None, tags: dict[str, str] | None = None, notice: bool = False
+               ) -> tuple[Private | Resent, str | None]:
         """A private message: to a member of another server, into that server's inbox
         (echoed to the sender here); to one of this server's, as on a server alone."""
         hub = self._hub()
@@ -178,7 +181,7 @@ class ClusterChat:
                     return Resent(earlier), None
             local = state.nicks.get(nick_key(to))
             if local is not None and local.server is None:
-                return self._local.direct(batch, member, to, text, now, msg_id, tags)
+                return self._local.direct(batch, member, to, text, now, msg_id, tags, notice)
             text = state.check_direct(member, text, now)
         if self.fenced:
             raise ClusterDown("your message")
@@ -186,11 +189,14 @@ class ClusterChat:
             holder = self.redis.get(key("nick", nick_key(to)))
             record = _decode(holder) if holder else None
             if record is None or record.get("server") == self.server:  # nobody: the room rules say so
-                return self._local.direct(batch, member, to, text, now, msg_id, tags)
-            msg = Private(nick=member.nick, to=record.get("nick", to), text=text, ts=now, id=msg_id, tags=tags)
+                return self._local.direct(batch, member, to, text, now, msg_id, tags, notice)
+            msg = Private(nick=member.nick, to=record.get("nick", to), text=text, ts=now, id=msg_id, tags=tags,
+                          notice=notice or None)
             body = {"t": "private", "nick": msg.nick, "to": msg.to, "text": msg.text, "ts": now, "id": msg_id}
             if tags:
                 body["tags"] = tags
+            if notice:
+                body["notice"] = True
         except redis.RedisError as exc:  # (nothing was sent yet)
             raise self._down(exc, "your message") from exc
         try:

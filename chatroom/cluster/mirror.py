@@ -32,8 +32,10 @@ def apply(state: ChatState, room: Room, entry_id: tuple[int, int], body: dict[st
     if kind == "chat":
         chat = Chat(room=room.name, seq=entry_id[0], ts=body["ts"], nick=body["nick"], text=body["text"],
                     action=bool(body.get("action")), id=body.get("id"))
-        if isinstance(body.get("tags"), dict):  # (live only: a history read leaves them out, as SQLite does)
-            chat = TaggedChat(**msgspec.structs.asdict(chat), tags=body["tags"])
+        tags = body.get("tags")
+        if isinstance(tags, dict) or body.get("notice"):  # (live only: a history read leaves them out, as SQLite does)
+            chat = TaggedChat(**msgspec.structs.asdict(chat), tags=tags if isinstance(tags, dict) else {},
+                              notice=bool(body.get("notice")))
         return state.apply_chat(room, chat)
     if state.peers is None or body.get("server") == state.peers.server:
         return []  # ours: applied when it happened
@@ -47,7 +49,7 @@ def apply_private(state: ChatState, body: dict[str, Any]) -> list[Delivery]:
     if target is None or target.server is not None:
         return []  # gone meanwhile; the sender was acknowledged when it reached this server's inbox
     msg = Private(nick=body["nick"], to=target.nick, text=body["text"], ts=body["ts"], id=body.get("id"),
-                  tags=body["tags"] if isinstance(body.get("tags"), dict) else None)
+                  tags=body["tags"] if isinstance(body.get("tags"), dict) else None, notice=body.get("notice") or None)
     if not state.first_time(msg):
         return []  # a resend of one that arrived (its sender was not told: ``unconfirmed``)
     return [Delivery((target,), msg)]

@@ -182,6 +182,8 @@ class IrcDoor(Asking, Channels, Monitor, Person):
         try:
             for action in self.session.receive(line):
                 self.act(action)
+            if line.command == "CAP" and self.conn.member is not None:
+                self.update_format()  # (capabilities asked for after registration count at once)
         except Refused as exc:
             self.refused(line, exc)
         except Exception as exc:  # noqa: BLE001 -- a bug must cost one line, not the connection
@@ -464,22 +466,23 @@ class IrcDoor(Asking, Channels, Monitor, Person):
         for target in targets:
             if line.command == "NOTICE":  # a NOTICE is never answered, not even with an error
                 try:
-                    self.say(target, text, action, tags)
+                    self.say(target, text, action, tags, notice=True)
                 except Refused:
                     pass
             else:
                 self.say(target, text, action, tags)
 
-    def say(self, target: str, text: str, action: bool, tags: dict[str, str] | None) -> None:
+    def say(self, target: str, text: str, action: bool, tags: dict[str, str] | None, *, notice: bool = False) -> None:
         member, now, chat = self.member(), time.time(), self.handler.server.chat
         if target.startswith("#"):
-            (result,) = chat.say_many(self.handler.batch, member, [SayItem(text, action, None, target[1:], tags)], now)
+            item = SayItem(text, action, None, target[1:], tags, notice)
+            (result,) = chat.say_many(self.handler.batch, member, [item], now)
             if isinstance(result, Exception):  # (Refused, or a bug)
                 raise result
             return
         sent, away = chat.direct(self.handler.batch, member, target, f"* {member.nick} {text}" if action else text,
-                                 now, None, tags)
-        if away and isinstance(sent, Private):
+                                 now, None, tags, notice)
+        if away and isinstance(sent, Private) and not notice:  # (a NOTICE is never answered)
             self.reply(n.RPL_AWAY, sent.to, away)
 
     def on_tagmsg(self, line: IrcLine) -> None:

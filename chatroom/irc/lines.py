@@ -95,7 +95,7 @@ def parse_line(raw: bytes) -> IrcLine:
     rest = raw
     if rest.startswith(b"@"):
         tagged, _, rest = rest.partition(b" ")
-        if len(tagged) > MAX_TAGS:
+        if len(tagged) + 1 > MAX_TAGS:  # (the "@" and the space after count)
             raise LineTooLong("too many tags")
         for item in tagged[1:].decode("utf-8", "replace").split(";"):
             if item:

@@ -191,15 +191,16 @@ class IrcFormat:
                             msgid=msgid(msg) if self.message_tags else None)
 
     def _tagged_chat(self, msg: TaggedChat) -> bytes:
-        if not self.message_tags:
-            return self._chat(msg)
-        return self.privmsg(msg.nick, channel(msg.room), msg.text, msg.ts, action=msg.action, msgid=msgid(msg),
-                            client_tags=msg.tags)
+        """A chat with client tags, or sent as a NOTICE."""
+        tagged = self.message_tags
+        return self.privmsg(msg.nick, channel(msg.room), msg.text, msg.ts, action=msg.action,
+                            msgid=msgid(msg) if tagged else None, client_tags=msg.tags if tagged else None,
+                            command="NOTICE" if msg.notice else "PRIVMSG")
 
     def _private(self, msg: Private) -> bytes:
-        if not self.message_tags:
-            return self.privmsg(msg.nick, msg.to, msg.text, msg.ts)
-        return self.privmsg(msg.nick, msg.to, msg.text, msg.ts, msgid=private_msgid(msg), client_tags=msg.tags)
+        tagged = self.message_tags
+        return self.privmsg(msg.nick, msg.to, msg.text, msg.ts, msgid=private_msgid(msg) if tagged else None,
+                            client_tags=msg.tags if tagged else None, command="NOTICE" if msg.notice else "PRIVMSG")
 
     def _tag_only(self, msg: TagOnly) -> bytes:
         """IRCv3's TAGMSG: client tags alone (to members with message-tags only)."""
@@ -262,8 +263,8 @@ class IrcFormat:
         return tags
 
     def privmsg(self, nick: str, target: str, text: str, ts: float | None, *, action: bool = False,
-                batch: str | None = None, msgid: str | None = None, client_tags: dict[str, str] | None = None
-                ) -> bytes:
+                batch: str | None = None, msgid: str | None = None, client_tags: dict[str, str] | None = None,
+                command: str = "PRIVMSG") -> bytes:
         """``text`` as PRIVMSGs (several for a long or multi-line one: the first carries
         ``msgid``, the next ones ``msgid/2``, ``msgid/3``... -- each line its own id)."""
         member = self.people(nick)
@@ -271,13 +272,13 @@ class IrcFormat:
         tags = self._line_tags(ts, batch, self.message_tags and member is not None and member.bot)
         if client_tags:
             tags = {**(tags or {}), **client_tags}
-        overhead = len(f":{source} PRIVMSG {target} :".encode()) + 2 + (9 if action else 0)
+        overhead = len(f":{source} {command} {target} :".encode()) + 2 + (9 if action else 0)
         out = []
         for at, piece in enumerate(split_text(text, MAX_LINE - overhead), 1):
             body = f"\x01ACTION {piece}\x01" if action else piece
             if msgid is not None:
                 tags = {**(tags or {}), "msgid": msgid if at == 1 else f"{msgid}/{at}"}
-            out.append(format_line("PRIVMSG", target, body, source=source, tags=tags, trailing=True))
+            out.append(format_line(command, target, body, source=source, tags=tags, trailing=True))
         return b"".join(out)
 
     def _presence(self, p: Presence) -> bytes:

@@ -98,12 +98,14 @@ class Chat(Message, tag="chat", frozen=True):
 
 
 class TaggedChat(Chat, tag="chat", frozen=True):
-    """A chat with the client-only tags its sender attached (IRCv3's ``+name=value``: a
-    reply marker, a reaction...): a ``chat`` on the wire with one field more, ``tags``.
-    Not a type of its own (decoded as a :class:`Chat`); a class apart so that the chats
-    without tags -- nearly all -- carry no empty field on the hot path."""
+    """A chat with what only some doors say: the client-only tags its sender attached
+    (IRCv3's ``+name=value``: a reply marker, a reaction...), or that it was sent as an
+    IRC NOTICE.  A ``chat`` on the wire with two fields more.  Not a type of its own
+    (decoded as a :class:`Chat`); a class apart so that the plain chats -- nearly all --
+    carry no empty field on the hot path."""
 
     tags: dict[str, str] = msgspec.field(default_factory=dict)
+    notice: bool = False
     ALIAS: ClassVar[bool] = True  # (not registered: "chat" is Chat's)
 
 
@@ -156,6 +158,7 @@ class Say(Message, tag="say", frozen=True):
     room: str | None = None
     action: ClassVar[bool] = False  # (not on the wire: the chat path's view of a message)
     tags: ClassVar[None] = None  # (nor client tags: only IRC clients attach them)
+    notice: ClassVar[bool] = False
 
     def check(self) -> None:
         if not (self.text and 0 < len(self.id) <= MAX_ID_LENGTH):  # one test on the hot path
@@ -170,6 +173,7 @@ class Action(Message, tag="action", frozen=True):
     room: str | None = None
     action: ClassVar[bool] = True
     tags: ClassVar[None] = None
+    notice: ClassVar[bool] = False
 
     def check(self) -> None:
         if not (self.text and 0 < len(self.id) <= MAX_ID_LENGTH):  # one test on the hot path
@@ -329,6 +333,7 @@ class Private(Message, tag="private", frozen=True):
     ts: float
     id: str | None = None
     tags: dict[str, str] | None = None  # 1.5: client-only tags its sender attached (see TaggedChat)
+    notice: bool | None = None  # 1.5: sent as an IRC NOTICE (None: not)
 
 
 class Presence(Message, tag="presence", frozen=True):

@@ -50,6 +50,8 @@ class ToSay(Protocol):
     def room(self) -> str | None: ...
     @property
     def tags(self) -> dict[str, str] | None: ...
+    @property
+    def notice(self) -> bool: ...
 
 
 class SayItem(NamedTuple):
@@ -60,6 +62,7 @@ class SayItem(NamedTuple):
     id: str | None
     room: str | None
     tags: dict[str, str] | None = None  # client-only tags (IRCv3 ``+name=value``)
+    notice: bool = False  # sent as an IRC NOTICE
 
 
 class Resent(NamedTuple):
@@ -100,7 +103,8 @@ class ChatPath(Protocol):
         ...
 
     def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
-               msg_id: str | None, tags: dict[str, str] | None = None) -> tuple[Private | Resent, str | None]:
+               msg_id: str | None, tags: dict[str, str] | None = None, notice: bool = False
+               ) -> tuple[Private | Resent, str | None]:
         """``member`` sends ``text`` to the member called ``to``: the message as sent
         (or ``Resent``), and that member's away text if it has one.  ``Refused`` if it
         was not sent."""
@@ -204,7 +208,8 @@ class LocalChat:
                     room = state.room_of(member, name)
                     room_name = name
                 chat, recipients = state.say_to(member, text, now, action=action, msg_id=msg_id,
-                                                room_name=name, room=room, sender=sender, tags=item.tags)
+                                                room_name=name, room=room, sender=sender, tags=item.tags,
+                                                notice=item.notice)
                 out = Outgoing(chat, encode_plain(chat, max_header))  # every field set: encode_plain
             except Exception as exc:  # noqa: BLE001 -- Refused, or a bug: either costs one message
                 results.append(exc)
@@ -225,13 +230,14 @@ class LocalChat:
         return results
 
     def direct(self, batch: Batch, member: Member, to: str, text: str, now: float,
-               msg_id: str | None, tags: dict[str, str] | None = None) -> tuple[Private | Resent, str | None]:
+               msg_id: str | None, tags: dict[str, str] | None = None, notice: bool = False
+               ) -> tuple[Private | Resent, str | None]:
         with self.hub.locked(batch) as state:
             if msg_id is not None:
                 earlier = state.already_sent(member, msg_id, text, private=True)
                 if earlier is not None:
                     return Resent(earlier), None
-            private, deliveries = state.direct(member, to, text, now, msg_id=msg_id, tags=tags)
+            private, deliveries = state.direct(member, to, text, now, msg_id=msg_id, tags=tags, notice=notice)
             if not member.echo:
                 deliveries = [Delivery(member.others(d.recipients), d.message) for d in deliveries]
             self.hub.deliver([d for d in deliveries if d.recipients], batch)

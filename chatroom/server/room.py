@@ -319,7 +319,7 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles, TagMessage
     def say_to(
         self, member: Member, text: str, now: float, *, action: bool = False, msg_id: str | None = None,
         room_name: str | None = None, room: Room | None = None, sender: str | None = None,
-        tags: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None, notice: bool = False,
     ) -> tuple[Chat, tuple[Member, ...]]:
         """:meth:`say`, returning the chat and its recipients (the hot path's form).
         A run of messages may pass what it already looked up: ``room`` (the member's
@@ -327,8 +327,9 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles, TagMessage
         room, text = self.check_say(member, text, now, room_name, room)
         chat = Chat(
             room=room.name, seq=room.next_seq, ts=now, nick=member.nick, text=text, action=action, id=msg_id
-        ) if tags is None else TaggedChat(room=room.name, seq=room.next_seq, ts=now, nick=member.nick, text=text,
-                                          action=action, id=msg_id, tags=tags)
+        ) if tags is None and not notice else TaggedChat(room=room.name, seq=room.next_seq, ts=now, nick=member.nick,
+                                                         text=text, action=action, id=msg_id, tags=tags or {},
+                                                         notice=notice)
         room.next_seq += 1
         room.history.append(chat)
         room._recent = None
@@ -411,14 +412,15 @@ class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles, TagMessage
 
     def direct(
         self, member: Member, to: str, text: str, now: float, *, msg_id: str | None = None,
-        tags: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None, notice: bool = False,
     ) -> tuple[Private, list[Delivery]]:
         self._check_not_muted(member, now)
         text = self._clean_message(text)
         target = self.nicks.get(nick_key(to))
         if target is None:
             raise Refused(ErrorCode.NO_SUCH_NICK, f"nobody is called {clean_line(to)[:MAX_NICK_LENGTH]}")
-        msg = Private(nick=member.nick, to=target.nick, text=text, ts=now, id=msg_id, tags=tags)
+        msg = Private(nick=member.nick, to=target.nick, text=text, ts=now, id=msg_id, tags=tags,
+                      notice=notice or None)
         self.said_private += 1
         member.last_active = now
         if msg_id is not None:

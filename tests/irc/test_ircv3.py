@@ -175,3 +175,32 @@ def test_client_only_tags_reach_those_who_read_tags_with_the_message_or_alone(co
     dee.send("PING end")
     dee.expect("PONG")
     assert not [line for line in dee.inbox if line.command == "TAGMSG"]  # (it reads no tags)
+    dee.send("CAP REQ :message-tags")  # asked for after registration: it counts at once
+    dee.expect("CAP")
+    ann.send("@+draft/reply=13.lobby PRIVMSG #lobby :now you see it")
+    assert dee.expect("PRIVMSG", "#lobby", "now you see it").tags["+draft/reply"] == "13.lobby"
+
+
+def test_a_notice_stays_a_notice_for_irc_clients_and_is_a_message_for_the_others(connect):
+    bob = connect("bob")
+    port = bob.sock.getpeername()[1]
+    ann, cy = IrcClient(port), IrcClient(port)
+    ann.register("ann", caps="echo-message")
+    cy.register("cy")
+    for c in (ann, cy):
+        c.send("JOIN #lobby")
+        c.expect("366")
+    ann.send("NOTICE #lobby :the build is green", "NOTICE cy :psst")
+    assert cy.expect("NOTICE", "#lobby", "the build is green").source.startswith("ann!")
+    assert ann.expect("NOTICE", "#lobby", "the build is green")  # the echo, as sent
+    assert cy.expect("NOTICE", "cy", "psst")
+    assert bob.expect(Chat, text="the build is green").nick == "ann"  # a framed client: a message
+    cy.send("AWAY :lunch", "PING away")
+    cy.expect("PONG")
+    ann.send("PING sync")
+    ann.expect("PONG")
+    ann.inbox.clear()
+    ann.send("NOTICE cy :are you there", "PRIVMSG cy :hello?", "PING done")
+    ann.expect("PONG")
+    assert [line.command for line in ann.inbox if line.command in ("301", "NOTICE", "PRIVMSG")] == \
+        ["NOTICE", "PRIVMSG", "301"]  # (its echoes; only the PRIVMSG is answered with 301)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatroom.irc.lines import MAX_LINE, IrcLine, LineError, LineReader, format_line, parse_line
+from chatroom.irc.lines import MAX_LINE, IrcLine, LineError, LineReader, LineTooLong, format_line, parse_line
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
 from chatroom.irc.wire import IrcFormat, split_text
 from chatroom.protocol import Chat, Presence, PresenceEvent, Private, Topic
@@ -151,3 +151,11 @@ def test_formatting_codes_are_removed_from_what_irc_clients_say():
     assert plain_text("\x04ff0000hex\x04 \x1fund\x1f \x1estrike\x1e \x11mono\x11 \x16rev") == "hex und strike mono rev"
     assert plain_text("plain, 100% of it") == "plain, 100% of it"
     assert plain_text("tab\tstays") == "tab\tstays"  # (not formatting: the room's rules decide)
+
+
+def test_the_tags_of_a_line_are_at_most_4096_bytes_with_their_at_sign_and_space():
+    at_limit = b"@foo=bar;+baz=" + b"a" * 4081 + b" TAGMSG #test"
+    assert at_limit.index(b"TAGMSG") == 4096
+    assert parse_line(at_limit).tags["+baz"] == "a" * 4081
+    with pytest.raises(LineTooLong):
+        parse_line(b"@foo=bar;+baz=" + b"a" * 4082 + b" TAGMSG #test")
