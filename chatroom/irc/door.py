@@ -39,6 +39,7 @@ from chatroom.irc.lines import (
     plain_text,
 )
 from chatroom.irc.monitor import Monitor
+from chatroom.irc.multiline import Gathered, Multiline
 from chatroom.irc.person import Person
 from chatroom.irc.replies import history_lines, irc_format, names_lines, topic_lines
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
@@ -98,7 +99,7 @@ def irc_claims(prefix: bytes) -> bool | None:
     return first.isalpha() or first == b"@"
 
 
-class IrcDoor(Asking, Channels, Monitor, Person):
+class IrcDoor(Asking, Channels, Monitor, Multiline, Person):
     """Serves one IRC connection for ``handler`` (the door's port, ``server/doors.py``:
     its connection, server, batch and socket).  The questions (NAMES, WHO, WHOIS,
     LIST, LUSERS...) are answered by its part in ``asking.py``."""
@@ -114,6 +115,7 @@ class IrcDoor(Asking, Channels, Monitor, Person):
         self.reader = LineReader()
         self.conn.wire = irc_format(self.name, False, False, hub=self.hub)
         self.labels = 0  # labeled commands answered (each batch of an answer needs a new name)
+        self.gathering: Gathered | None = None  # a draft/multiline batch being read (multiline.py)
 
     # ------------------------------------------------------------------ the pump
 
@@ -172,6 +174,11 @@ class IrcDoor(Asking, Channels, Monitor, Person):
             else:
                 self.send(self.session.notice(f"line ignored: {exc}"))
             return
+        if self.gathering is not None and "batch" in line.tags:  # (a line of a multiline batch: gathered)
+            if cost:
+                self.conn.session.limiter.check(time.monotonic(), cost)
+            self.gathered(line)
+            return
         if cost:
             self.conn.session.limiter.check(time.monotonic(), cost)
         elif line.command not in ("PING", "PONG"):
@@ -196,20 +203,33 @@ class IrcDoor(Asking, Channels, Monitor, Person):
         """A line that may carry IRCv3's ``label`` tag: handled alone, and what it makes
         us say to this client comes back labeled (``labels.py``)."""
         try:
-            label = parse_line(raw).tags.get("label")
+            parsed = parse_line(raw)
         except LineError:
-            label = None
-        if not label or raw[:1] != b"@":
+            parsed = None
+        label = parsed.tags.get("label") if parsed is not None else None
+        if parsed is None or not label:
             self.line(raw)
             return
+        if parsed.command == "BATCH" and parsed.params[:1] and parsed.params[0].startswith("+"):
+            self.line(raw)  # (a multiline batch: its answer is the message's, labeled when it ends)
+            if self.gathering is not None:
+                self.gathering.label = label
+            return
+        cost = chat_cost(raw)
+
+        def work() -> None:
+            if cost:
+                self.pace(take=False, cost=cost)
+            self.line(raw, cost=cost)
+        self.with_label(label, work)
+
+    def with_label(self, label: str, work: Callable[[], None]) -> None:
+        """Do ``work`` and send what it made us say to this client, labeled."""
         self.handler.flush_batch()  # (what came before is not part of the answer)
         capture = Capture(self.conn.wire)
         self.conn.wire = capture
         try:
-            cost = chat_cost(raw)
-            if cost:
-                self.pace(take=False, cost=cost)
-            self.line(raw, cost=cost)
+            work()
             self.handler.flush_batch()
         finally:
             self.conn.wire = capture.base
@@ -287,7 +307,7 @@ class IrcDoor(Asking, Channels, Monitor, Person):
         """This connection's IRC format (its capabilities)."""
         caps = self.session.caps
         return irc_format(self.name, "server-time" in caps, "away-notify" in caps, "message-tags" in caps,
-                          "extended-join" in caps, self.hub)
+                          "extended-join" in caps, self.hub, "draft/multiline" in caps)
 
     def deliver(self, deliveries: list[Delivery]) -> None:
         """Queue deliveries (under the lock)."""
@@ -548,7 +568,7 @@ _COMMANDS: dict[str, Callable[[IrcDoor, IrcLine], None]] = {
     "NICK": Person.on_nick, "LUSERS": Asking.on_lusers, "MOTD": Asking.on_motd,
     "ISON": Asking.on_ison, "USERHOST": Asking.on_userhost, "VERSION": Asking.on_version, "TIME": Asking.on_time,
     "ADMIN": Asking.on_admin, "INFO": Asking.on_info, "STATS": Asking.on_stats,
-    "MONITOR": Monitor.on_monitor,
+    "MONITOR": Monitor.on_monitor, "BATCH": Multiline.on_batch,
 }
 
 #: The IRC door (registered by ``app.py``).

@@ -3,7 +3,8 @@ sender, marked with the client's label.  No I/O.
 
 A client that negotiated the capability may tag a command with ``@label=X``; every
 line the server writes back to it *because of that command* then carries the label:
-nothing at all is an ``ACK`` with the label, one line gets the tag, several come in a
+nothing at all is an ``ACK`` with the label, one line gets the tag (so does one batch,
+on its start: the echo of a multiline message), several come in a
 ``BATCH +ref labeled-response`` whose start line carries it.  Lines meant for others
 (the recipients of a PRIVMSG) never carry it.
 
@@ -21,7 +22,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from chatroom.irc.lines import escape_tag
+from chatroom.irc.lines import escape_tag, parse_line
 from chatroom.server.wire import Outgoing
 
 __all__ = ["Capture", "labeled"]
@@ -55,6 +56,15 @@ def _tagged(line: bytes, tag: bytes) -> bytes:
     return b"@" + tag + b" " + line
 
 
+def _one_batch(lines: list[bytes]) -> bool:
+    """Whether ``lines`` are one batch: its start, its lines, its end."""
+    first, last = parse_line(lines[0]), parse_line(lines[-1])
+    if first.command != "BATCH" or last.command != "BATCH" or not first.params[0].startswith("+"):
+        return False
+    ref = first.params[0][1:]
+    return last.params[:1] == [f"-{ref}"] and all(parse_line(line).tags.get("batch") == ref for line in lines[1:-1])
+
+
 def labeled(data: bytes, label: str, server: str, ref: str) -> bytes:
     """What a labeled command made the server say (``data``: whole lines), labeled:
     an ``ACK``, one tagged line, or a ``BATCH`` named ``ref`` around them all."""
@@ -62,8 +72,8 @@ def labeled(data: bytes, label: str, server: str, ref: str) -> bytes:
     tag = b"label=" + escape_tag(label).encode()
     if not lines:
         return _tagged(f":{server} ACK".encode(), tag) + b"\r\n"
-    if len(lines) == 1:
-        return _tagged(lines[0], tag) + b"\r\n"
+    if len(lines) == 1 or _one_batch(lines):  # (a batch already, a multiline echo: labeled on its start)
+        return b"\r\n".join([_tagged(lines[0], tag), *lines[1:]]) + b"\r\n"
     inside = f"batch={ref}".encode()
     out = [_tagged(f":{server} BATCH +{ref} labeled-response".encode(), tag)]
     out += [_tagged(line, inside) for line in lines]

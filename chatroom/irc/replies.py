@@ -32,16 +32,16 @@ NAMES_PER_LINE = 400
 
 
 def irc_format(server: str, server_time: bool, away_notify: bool, message_tags: bool = False,
-               extended_join: bool = False, hub: Any = None) -> IrcFormat:
+               extended_join: bool = False, hub: Any = None, multiline: bool = False) -> IrcFormat:
     """The wire format of IRC connections with these capabilities on the server of
     ``hub`` (one shared object per combination, so the hub encodes each message once
     per combination in use; it asks the hub's state who a nick is, for its user name)."""
     formats = _FORMATS.setdefault(hub, {}) if hub is not None else _UNBOUND
-    key = (server, server_time, away_notify, message_tags, extended_join)
+    key = (server, server_time, away_notify, message_tags, extended_join, multiline)
     fmt = formats.get(key)
     if fmt is None:
         fmt = formats[key] = IrcFormat(server, server_time=server_time, away_notify=away_notify,
-                                       message_tags=message_tags, extended_join=extended_join,
+                                       message_tags=message_tags, extended_join=extended_join, multiline=multiline,
                                        people=_people(hub) if hub is not None else None)
     return fmt
 
@@ -58,9 +58,9 @@ def _people(hub: Any) -> Callable[[str], Any]:
     return person
 
 
-_FORMATS: weakref.WeakKeyDictionary[Any, dict[tuple[str, bool, bool, bool, bool], IrcFormat]] = \
+_FORMATS: weakref.WeakKeyDictionary[Any, dict[tuple[str, bool, bool, bool, bool, bool], IrcFormat]] = \
     weakref.WeakKeyDictionary()
-_UNBOUND: dict[tuple[str, bool, bool, bool, bool], IrcFormat] = {}
+_UNBOUND: dict[tuple[str, bool, bool, bool, bool, bool], IrcFormat] = {}
 
 
 def history_lines(session: IrcSession, chan: str, history: Sequence[Chat], hub: Any = None) -> list[bytes]:
@@ -70,7 +70,8 @@ def history_lines(session: IrcSession, chan: str, history: Sequence[Chat], hub: 
     if not history or "server-time" not in caps:
         return []
     tagged = "message-tags" in caps
-    fmt = irc_format(name, True, "away-notify" in caps, tagged, "extended-join" in caps, hub)  # (this connection's own)
+    fmt = irc_format(name, True, "away-notify" in caps, tagged, "extended-join" in caps, hub,  # (this connection's own)
+                     "draft/multiline" in caps)
     batch = "history" if "batch" in caps else None
     out = [format_line("BATCH", "+history", "chathistory", chan, source=name)] if batch else []
     for chat in history:

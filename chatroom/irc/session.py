@@ -18,11 +18,18 @@ from dataclasses import dataclass
 from chatroom.irc import numerics as n
 from chatroom.irc.lines import IrcLine, format_line
 
-__all__ = ["CAPABILITIES", "IrcSession", "Register", "Quit", "Pong"]
+__all__ = ["CAPABILITIES", "MULTILINE_BYTES", "MULTILINE_LINES", "IrcSession", "Register", "Quit", "Pong"]
 
 #: What we offer to ``CAP LS``.
 CAPABILITIES = ("server-time", "message-tags", "echo-message", "batch", "away-notify", "multi-prefix",
-                "userhost-in-names", "invite-notify", "cap-notify", "extended-join", "setname", "labeled-response")
+                "userhost-in-names", "invite-notify", "cap-notify", "extended-join", "setname", "labeled-response",
+                "draft/multiline")
+#: The most a ``draft/multiline`` batch may hold: bytes of text (the rooms' longest
+#: message) and lines.
+MULTILINE_BYTES = 4000
+MULTILINE_LINES = 100
+#: What ``CAP LS 302`` says of some capabilities.
+_VALUES = {"draft/multiline": f"max-bytes={MULTILINE_BYTES},max-lines={MULTILINE_LINES}"}
 
 _BEFORE = frozenset({"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
 
@@ -132,7 +139,9 @@ class IrcSession:
         if sub in ("LS", "REQ") and not self.registered:
             self.negotiating = True  # registration waits for CAP END
         if sub == "LS":
-            return [self._cap_line("LS", " ".join(CAPABILITIES))]
+            values = len(params) > 1 and params[1].isdigit() and int(params[1]) >= 302
+            return [self._cap_line("LS", " ".join(f"{c}={_VALUES[c]}" if values and c in _VALUES else c
+                                                  for c in CAPABILITIES))]
         if sub == "LIST":
             return [self._cap_line("LIST", " ".join(sorted(self.caps)))]
         if sub == "REQ":

@@ -115,20 +115,26 @@ def server_time(ts: float) -> str:
 def split_text(text: str, budget: int) -> list[str]:
     """``text`` as IRC-sized pieces of at most ``budget`` UTF-8 bytes each: one per
     line of it, each cut between words where possible.  Empty lines are dropped."""
-    out: list[str] = []
+    return [piece.rstrip(" ") for piece, _ in split_pieces(text, budget) if piece.strip()]
+
+
+def split_pieces(text: str, budget: int) -> list[tuple[str, bool]]:
+    """``text`` as IRC-sized pieces, each with whether it goes on the line before it
+    (IRCv3 multiline's ``concat``: a line too long for one PRIVMSG, cut).  Blank lines
+    are kept (a multiline batch carries them), but not at either end."""
+    out: list[tuple[str, bool]] = []
     budget = max(16, budget)
-    for line in text.split("\n"):
+    for line in text.strip("\n").split("\n"):
         line = line.rstrip()
+        concat = False
         while len(line.encode("utf-8")) > budget:
-            cut = budget
-            head = line.encode("utf-8")[:cut].decode("utf-8", "ignore")  # never half a character
+            head = line.encode("utf-8")[:budget].decode("utf-8", "ignore")  # never half a character
             space = head.rfind(" ")
             if space > len(head) // 2:
-                head = head[:space]
-            out.append(head)
-            line = line[len(head):].lstrip(" ")
-        if line.strip():
-            out.append(line)
+                head = head[:space + 1]  # (the space stays with the first piece: concat restores the line)
+            out.append((head, concat))
+            line, concat = line[len(head):], True
+        out.append((line, concat))
     return out
 
 
@@ -147,6 +153,23 @@ def _leave(fmt: IrcFormat, p: Presence, tags: dict[str, str] | None) -> bytes:
                        source=who, tags=tags, trailing=True)
 
 
+def _multiline(source: str, command: str, target: str, pieces: list[tuple[str, bool]], tags: dict[str, str],
+               outer: str | None) -> bytes:
+    """One message of several lines as an IRCv3 ``draft/multiline`` batch: its tags
+    (``msgid``, ``time``...) on the batch's start, each line inside it (a cut line with
+    ``draft/multiline-concat``); named after its msgid (the same for every recipient).
+    ``outer``: the batch it is in (a replay's)."""
+    ref = "ml" + hashlib.blake2b(tags["msgid"].encode(), digest_size=6).hexdigest()
+    out = [format_line("BATCH", f"+{ref}", "draft/multiline", target, source=source,
+                       tags={**tags, "batch": outer} if outer is not None else tags)]
+    inside = {"batch": ref}
+    joined = {"batch": ref, "draft/multiline-concat": ""}
+    out += [format_line(command, target, piece, source=source, tags=joined if concat else inside, trailing=True)
+            for piece, concat in pieces]
+    out.append(format_line("BATCH", f"-{ref}", source=source, tags={"batch": outer} if outer is not None else None))
+    return b"".join(out)
+
+
 class IrcFormat:
     """IRC lines for connections that negotiated ``server_time`` and ``away_notify``
     (or not).  ``server``: the name numerics and notices come from."""
@@ -154,13 +177,14 @@ class IrcFormat:
     name = "irc"
 
     def __init__(self, server: str, *, server_time: bool = False, away_notify: bool = False,
-                 message_tags: bool = False, extended_join: bool = False,
+                 message_tags: bool = False, extended_join: bool = False, multiline: bool = False,
                  people: Callable[[str], Any] | None = None) -> None:
         self.server = server
         self.server_time = server_time
         self.away_notify = away_notify
         self.message_tags = message_tags  # room messages carry a msgid
         self.extended_join = extended_join  # JOIN carries the account (none: *) and the real name
+        self.multiline = multiline  # a message of several lines comes as one draft/multiline batch
         #: nick -> its member here (for its user and real name), or None
         self.people = people or (lambda nick: None)
 
@@ -273,8 +297,13 @@ class IrcFormat:
         if client_tags:
             tags = {**(tags or {}), **client_tags}
         overhead = len(f":{source} {command} {target} :".encode()) + 2 + (9 if action else 0)
+        budget = MAX_LINE - overhead
+        if self.multiline and msgid is not None and not action and ("\n" in text or len(text) * 4 > budget):
+            pieces = split_pieces(text, budget)
+            if len(pieces) > 1:
+                return _multiline(source, command, target, pieces, {**(tags or {}), "msgid": msgid}, batch)
         out = []
-        for at, piece in enumerate(split_text(text, MAX_LINE - overhead), 1):
+        for at, piece in enumerate(split_text(text, budget), 1):
             body = f"\x01ACTION {piece}\x01" if action else piece
             if msgid is not None:
                 tags = {**(tags or {}), "msgid": msgid if at == 1 else f"{msgid}/{at}"}

@@ -204,3 +204,54 @@ def test_a_notice_stays_a_notice_for_irc_clients_and_is_a_message_for_the_others
     ann.expect("PONG")
     assert [line.command for line in ann.inbox if line.command in ("301", "NOTICE", "PRIVMSG")] == \
         ["NOTICE", "PRIVMSG", "301"]  # (its echoes; only the PRIVMSG is answered with 301)
+
+
+MULTI = "message-tags batch echo-message server-time labeled-response draft/multiline"
+
+
+def test_a_multiline_batch_is_one_message_at_every_door(connect):
+    bob = connect("bob")  # framed: one chat with the lines
+    port = bob.sock.getpeername()[1]
+    ann, cy, dee = IrcClient(port), IrcClient(port), IrcClient(port)
+    ann.send("CAP LS 302")
+    assert "draft/multiline=max-bytes=4000,max-lines=100" in ann.expect("CAP").params[-1].split()
+    ann.register("ann", caps=MULTI)
+    cy.register("cy", caps=MULTI)
+    dee.register("dee", caps="message-tags server-time")  # no multiline: one PRIVMSG per line
+    for c in (ann, cy, dee):
+        c.send("JOIN #lobby")
+        c.expect("366")
+    ann.send("@label=m1;+draft/reply=1.lobby BATCH +b1 draft/multiline #lobby", "@batch=b1 PRIVMSG #lobby :first",
+             "@batch=b1 PRIVMSG #lobby :second, cut ", "@batch=b1;draft/multiline-concat PRIVMSG #lobby :and joined",
+             "BATCH -b1")
+    chat = bob.expect(Chat, nick="ann")
+    assert chat.text == "first\nsecond, cut and joined"
+    start = cy.expect("BATCH")
+    ref = start.params[0][1:]
+    assert start.params[1:] == ["draft/multiline", "#lobby"] and start.tags["msgid"] == f"{chat.seq}.lobby"
+    assert start.tags["+draft/reply"] == "1.lobby" and start.tags["time"]
+    lines = [cy.expect("PRIVMSG", "#lobby") for _ in range(2)]
+    assert [(m.params[1], m.tags.get("batch")) for m in lines] == [("first", ref), ("second, cut and joined", ref)]
+    assert cy.expect("BATCH").params == [f"-{ref}"]
+    assert [dee.expect("PRIVMSG", "#lobby").params[1] for _ in range(2)] == ["first", "second, cut and joined"]
+    echo = ann.expect("BATCH")  # the echo, labeled: one batch (the label on its start)
+    assert echo.tags["label"] == "m1" and echo.params[1] == "draft/multiline"
+    # A line too long for one PRIVMSG reaches multiline readers cut, with concat, and whole elsewhere.
+    long = ("word " * 150).rstrip()
+    ann.send("BATCH +b2 draft/multiline #lobby", f"@batch=b2 PRIVMSG #lobby :{long[:400]}",
+             f"@batch=b2;draft/multiline-concat PRIVMSG #lobby :{long[400:]}", "BATCH -b2")
+    assert bob.expect(Chat, nick="ann").text == long
+    cy.expect("BATCH")
+    parts = [cy.expect("PRIVMSG", "#lobby"), cy.expect("PRIVMSG", "#lobby")]
+    assert "draft/multiline-concat" in parts[1].tags and "".join(p.params[1] for p in parts) == long
+    # Refused: over the limits, a blank concat line, a stray batch end; nothing is sent.
+    ann.send("BATCH +b3 draft/multiline #lobby", *[f"@batch=b3 PRIVMSG #lobby :{'x' * 400}"] * 11, "BATCH -b3")
+    assert ann.expect("FAIL").params[:3] == ["BATCH", "MULTILINE_MAX_BYTES", "4000"]
+    ann.send("BATCH +b4 draft/multiline #lobby", "@batch=b4 PRIVMSG #lobby :hi",
+             "@batch=b4;draft/multiline-concat PRIVMSG #lobby :", "BATCH -b4")
+    assert ann.expect("FAIL").params[:2] == ["BATCH", "MULTILINE_INVALID"]
+    ann.send("BATCH -nope")
+    assert ann.expect("FAIL").params[:2] == ["BATCH", "MULTILINE_INVALID"]
+    bob.send(Say(id="after", text="after"))
+    assert bob.expect(Chat, nick="bob").text == "after"  # (no chat of the refused batches came before it)
+    assert not [m for m in bob.inbox if isinstance(m, Chat) and m.nick == "ann"]
