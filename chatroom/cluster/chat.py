@@ -79,16 +79,8 @@ class ClusterChat:
                 except Exception as exc:  # noqa: BLE001 -- Refused, or a bug: either costs one message
                     results.append(exc)
                     continue
-                body: dict[str, Any] = {"t": "chat", "room": room.name, "nick": member.nick, "text": clean, "ts": now,
-                                        "server": self.server}
-                if action:
-                    body["action"] = True
-                if msg_id is not None:
-                    body["id"] = msg_id
-                if item.tags:
-                    body["tags"] = item.tags
-                if item.notice:
-                    body["notice"] = True
+                body = _extras({"t": "chat", "room": room.name, "nick": member.nick, "text": clean, "ts": now,
+                                "server": self.server, "action": action or None, "id": msg_id}, item.tags, item.notice)
                 bodies.append((room.name, body, room.next_seq - 1))
                 results.append(Chat(room=room.name, seq=0, ts=now, nick=member.nick, text=clean, action=action,
                                     id=msg_id))
@@ -192,11 +184,8 @@ class ClusterChat:
                 return self._local.direct(batch, member, to, text, now, msg_id, tags, notice)
             msg = Private(nick=member.nick, to=record.get("nick", to), text=text, ts=now, id=msg_id, tags=tags,
                           notice=notice or None)
-            body = {"t": "private", "nick": msg.nick, "to": msg.to, "text": msg.text, "ts": now, "id": msg_id}
-            if tags:
-                body["tags"] = tags
-            if notice:
-                body["notice"] = True
+            body = _extras({"t": "private", "nick": msg.nick, "to": msg.to, "text": msg.text, "ts": now,
+                            "id": msg_id}, tags, notice)
         except redis.RedisError as exc:  # (nothing was sent yet)
             raise self._down(exc, "your message") from exc
         try:
@@ -206,3 +195,13 @@ class ClusterChat:
         with hub.locked(batch) as state:
             hub.deliver(state.sent_elsewhere(member, msg), batch)
         return msg, None
+
+
+def _extras(body: dict[str, Any], tags: dict[str, str] | None, notice: bool) -> dict[str, Any]:
+    """A log or inbox entry with what only some messages carry (client tags, sent as a
+    NOTICE), and without the fields that say nothing (None)."""
+    if tags:
+        body["tags"] = tags
+    if notice:
+        body["notice"] = True
+    return {k: v for k, v in body.items() if v is not None}

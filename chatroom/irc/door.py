@@ -27,6 +27,7 @@ from chatroom.errors import Refused
 from chatroom.irc import numerics as n
 from chatroom.irc.asking import Asking
 from chatroom.irc.channels import Channels
+from chatroom.irc.chathistory import ChatHistory
 from chatroom.irc.labels import Capture, labeled
 from chatroom.irc.lines import (
     IrcLine,
@@ -99,7 +100,7 @@ def irc_claims(prefix: bytes) -> bool | None:
     return first.isalpha() or first == b"@"
 
 
-class IrcDoor(Asking, Channels, Monitor, Multiline, Person):
+class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person):
     """Serves one IRC connection for ``handler`` (the door's port, ``server/doors.py``:
     its connection, server, batch and socket).  The questions (NAMES, WHO, WHOIS,
     LIST, LUSERS...) are answered by its part in ``asking.py``."""
@@ -174,15 +175,10 @@ class IrcDoor(Asking, Channels, Monitor, Multiline, Person):
             else:
                 self.send(self.session.notice(f"line ignored: {exc}"))
             return
+        self.charge(line, cost)
         if self.gathering is not None and "batch" in line.tags:  # (a line of a multiline batch: gathered)
-            if cost:
-                self.conn.session.limiter.check(time.monotonic(), cost)
             self.gathered(line)
             return
-        if cost:
-            self.conn.session.limiter.check(time.monotonic(), cost)
-        elif line.command not in ("PING", "PONG"):
-            self.pace()
         if not raw.isascii() and not _utf8(raw):  # (UTF8ONLY: replaced, carried, and said so)
             self.send(format_line("WARN", line.command, "INVALID_UTF8",
                                   "Your line was not valid UTF-8: the bad bytes became U+FFFD", source=self.name))
@@ -198,6 +194,14 @@ class IrcDoor(Asking, Channels, Monitor, Multiline, Person):
                       type(exc).__name__, exc)
             log.debug("traceback of that internal error", exc_info=exc)
             self.send(self.session.notice(f"the server failed to handle that {line.command}; it had no effect"))
+
+    def charge(self, line: IrcLine, cost: int) -> None:
+        """The rate limit's charge for ``line``: ``cost`` if it was paced already (a chat
+        line), else one, waited for if need be; keepalive is free."""
+        if cost:
+            self.conn.session.limiter.check(time.monotonic(), cost)
+        elif line.command not in ("PING", "PONG"):
+            self.pace()
 
     def labeled_line(self, raw: bytes) -> None:
         """A line that may carry IRCv3's ``label`` tag: handled alone, and what it makes
@@ -390,8 +394,9 @@ class IrcDoor(Asking, Channels, Monitor, Multiline, Person):
                               "bklov", source=self.name))
         limits = self.server.config
         tokens = ["CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", "BOT=B", "WHOX", "ELIST=MNU",
-                  f"MONITOR={MAX_WATCHED}", f"MODES={MAX_MODE_CHANGES}", f"MAXLIST=b:{MAX_ROOM_BANS}",
-                  f"NICKLEN={MAX_NICK_LENGTH}", f"CHANNELLEN={MAX_NICK_LENGTH + 1}", f"TOPICLEN={MAX_TOPIC_LENGTH}",
+                  f"MONITOR={MAX_WATCHED}", f"CHATHISTORY={limits.history_size}", "MSGREFTYPES=msgid,timestamp",
+                  f"MODES={MAX_MODE_CHANGES}", f"MAXLIST=b:{MAX_ROOM_BANS}", f"NICKLEN={MAX_NICK_LENGTH}",
+                  f"CHANNELLEN={MAX_NICK_LENGTH + 1}", f"TOPICLEN={MAX_TOPIC_LENGTH}",
                   f"TARGMAX=PRIVMSG:{MAX_TARGETS},NOTICE:{MAX_TARGETS},JOIN:,PART:,KICK:1,NAMES:,WHOIS:1,MONITOR:",
                   "AWAYLEN=200", "KICKLEN=100", f"CHANLIMIT=#:{limits.max_rooms}", "LINELEN=512", "CASEMAPPING=ascii",
                   "UTF8ONLY", "NETWORK=chatroom"]
@@ -569,6 +574,7 @@ _COMMANDS: dict[str, Callable[[IrcDoor, IrcLine], None]] = {
     "ISON": Asking.on_ison, "USERHOST": Asking.on_userhost, "VERSION": Asking.on_version, "TIME": Asking.on_time,
     "ADMIN": Asking.on_admin, "INFO": Asking.on_info, "STATS": Asking.on_stats,
     "MONITOR": Monitor.on_monitor, "BATCH": Multiline.on_batch,
+    "CHATHISTORY": ChatHistory.on_chathistory,
 }
 
 #: The IRC door (registered by ``app.py``).

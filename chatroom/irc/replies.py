@@ -63,22 +63,26 @@ _FORMATS: weakref.WeakKeyDictionary[Any, dict[tuple[str, bool, bool, bool, bool,
 _UNBOUND: dict[tuple[str, bool, bool, bool, bool, bool], IrcFormat] = {}
 
 
-def history_lines(session: IrcSession, chan: str, history: Sequence[Chat], hub: Any = None) -> list[bytes]:
-    """A room's recent history, with its times: only for a client that reads
-    server-time (otherwise old lines would look new), inside a batch if it can."""
+def history_lines(session: IrcSession, chan: str, history: Sequence[Chat], hub: Any = None, *,
+                  ref: str = "history", asked: bool = False) -> list[bytes]:
+    """A room's recent history, with its times, inside a ``chathistory`` batch named
+    ``ref`` if the client reads batches.  Pushed on JOIN (``asked`` False) only to a
+    client that reads server-time (otherwise old lines would look new) and does not
+    page history itself (``draft/chathistory``); ``asked``: a CHATHISTORY page, even
+    empty."""
     caps, name = session.caps, session.server
-    if not history or "server-time" not in caps:
+    if not asked and (not history or "server-time" not in caps or "draft/chathistory" in caps):
         return []
     tagged = "message-tags" in caps
     fmt = irc_format(name, True, "away-notify" in caps, tagged, "extended-join" in caps, hub,  # (this connection's own)
                      "draft/multiline" in caps)
-    batch = "history" if "batch" in caps else None
-    out = [format_line("BATCH", "+history", "chathistory", chan, source=name)] if batch else []
+    batch = ref if "batch" in caps else None
+    out = [format_line("BATCH", f"+{ref}", "chathistory", chan, source=name)] if batch else []
     for chat in history:
         out.append(fmt.privmsg(chat.nick, chan, chat.text, chat.ts, action=chat.action, batch=batch,
                                msgid=msgid(chat) if tagged else None))
     if batch:
-        out.append(format_line("BATCH", "-history", source=name))
+        out.append(format_line("BATCH", f"-{ref}", source=name))
     return out
 
 

@@ -23,7 +23,7 @@ __all__ = ["CAPABILITIES", "MULTILINE_BYTES", "MULTILINE_LINES", "IrcSession", "
 #: What we offer to ``CAP LS``.
 CAPABILITIES = ("server-time", "message-tags", "echo-message", "batch", "away-notify", "multi-prefix",
                 "userhost-in-names", "invite-notify", "cap-notify", "extended-join", "setname", "labeled-response",
-                "draft/multiline")
+                "draft/multiline", "draft/chathistory")
 #: The most a ``draft/multiline`` batch may hold: bytes of text (the rooms' longest
 #: message) and lines.
 MULTILINE_BYTES = 4000
@@ -32,6 +32,12 @@ MULTILINE_LINES = 100
 _VALUES = {"draft/multiline": f"max-bytes={MULTILINE_BYTES},max-lines={MULTILINE_LINES}"}
 
 _BEFORE = frozenset({"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
+
+
+def _offered(version: list[str]) -> str:
+    """What ``CAP LS [version]`` offers (from 302 on: with their values)."""
+    values = bool(version) and version[0].isdigit() and int(version[0]) >= 302
+    return " ".join(f"{cap}={_VALUES[cap]}" if values and cap in _VALUES else cap for cap in CAPABILITIES)
 
 
 @dataclass(frozen=True)
@@ -139,9 +145,7 @@ class IrcSession:
         if sub in ("LS", "REQ") and not self.registered:
             self.negotiating = True  # registration waits for CAP END
         if sub == "LS":
-            values = len(params) > 1 and params[1].isdigit() and int(params[1]) >= 302
-            return [self._cap_line("LS", " ".join(f"{c}={_VALUES[c]}" if values and c in _VALUES else c
-                                                  for c in CAPABILITIES))]
+            return [self._cap_line("LS", _offered(params[1:]))]
         if sub == "LIST":
             return [self._cap_line("LIST", " ".join(sorted(self.caps)))]
         if sub == "REQ":

@@ -291,17 +291,12 @@ class IrcFormat:
                 command: str = "PRIVMSG") -> bytes:
         """``text`` as PRIVMSGs (several for a long or multi-line one: the first carries
         ``msgid``, the next ones ``msgid/2``, ``msgid/3``... -- each line its own id)."""
-        member = self.people(nick)
-        source = mask(nick, member.ident if member is not None else "")
-        tags = self._line_tags(ts, batch, self.message_tags and member is not None and member.bot)
-        if client_tags:
-            tags = {**(tags or {}), **client_tags}
-        overhead = len(f":{source} {command} {target} :".encode()) + 2 + (9 if action else 0)
-        budget = MAX_LINE - overhead
-        if self.multiline and msgid is not None and not action and ("\n" in text or len(text) * 4 > budget):
-            pieces = split_pieces(text, budget)
-            if len(pieces) > 1:
-                return _multiline(source, command, target, pieces, {**(tags or {}), "msgid": msgid}, batch)
+        source, tags = self._head(nick, ts, batch, client_tags)
+        budget = MAX_LINE - len(f":{source} {command} {target} :".encode()) - 2 - (9 if action else 0)
+        if self.multiline and msgid is not None and not action:
+            several = self._several(source, command, target, text, budget, {**(tags or {}), "msgid": msgid}, batch)
+            if several:
+                return several
         out = []
         for at, piece in enumerate(split_text(text, budget), 1):
             body = f"\x01ACTION {piece}\x01" if action else piece
@@ -309,6 +304,25 @@ class IrcFormat:
                 tags = {**(tags or {}), "msgid": msgid if at == 1 else f"{msgid}/{at}"}
             out.append(format_line(command, target, body, source=source, tags=tags, trailing=True))
         return b"".join(out)
+
+    def _head(self, nick: str, ts: float | None, batch: str | None,
+              client_tags: dict[str, str] | None) -> tuple[str, dict[str, str] | None]:
+        """A person's message's source and tags (its time, batch, bot mark, client tags)."""
+        member = self.people(nick)
+        source = mask(nick, member.ident if member is not None else "")
+        tags = self._line_tags(ts, batch, self.message_tags and member is not None and member.bot)
+        if client_tags:
+            tags = {**(tags or {}), **client_tags}
+        return source, tags
+
+    @staticmethod
+    def _several(source: str, command: str, target: str, text: str, budget: int, tags: dict[str, str],
+                 batch: str | None) -> bytes:
+        """A message that needs several lines, as one multiline batch (else b"")."""
+        if "\n" not in text and len(text) * 4 <= budget:
+            return b""  # (one line, whatever its characters)
+        pieces = split_pieces(text, budget)
+        return _multiline(source, command, target, pieces, tags, batch) if len(pieces) > 1 else b""
 
     def _presence(self, p: Presence) -> bytes:
         tags = self._tags(p.ts)

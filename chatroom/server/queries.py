@@ -108,6 +108,27 @@ class Queries(StateBase):
         complete = first is None or (page[0].seq if page else before) <= first
         return History(room=target.name, messages=tuple(page), complete=complete)
 
+    def seq_at(self, room: Room, ts: float) -> int:
+        """The number of ``room`` 's first message sent at ``ts`` or after, or the
+        number the next message will have.  A bisection over the numbers, one message
+        read per step (IRC's CHATHISTORY ``timestamp=``)."""
+        def after(when: float) -> bool:
+            return when >= ts
+
+        recent = room.history
+        if recent and after(recent[0].ts):  # (not in memory: only older than what is)
+            low, high = self._first_seq(room) or recent[0].seq, recent[0].seq
+        else:
+            return next((c.seq for c in recent if after(c.ts)), room.next_seq)
+        while low < high:  # the first number whose message (or the next existing one) is late enough
+            mid = (low + high) // 2
+            found = self.store.after(room.name, mid - 1, 1) if self.store is not None else []
+            if found and found[0].seq < high and not after(found[0].ts):
+                low = found[0].seq + 1
+            else:
+                high = mid
+        return low
+
     def _first_seq(self, room: Room) -> int | None:
         """The number of ``room`` 's oldest message kept anywhere (None: it has none)."""
         if self.store is not None:

@@ -4,6 +4,8 @@ reader, STATS and LIST's ELIST conditions."""
 
 from __future__ import annotations
 
+import time
+
 from chatroom.protocol import Bye, Chat, ModAction, Moderate, Notice, Op, Say
 from tests.irc.client import IrcClient
 from tests.wire import WireClient
@@ -255,3 +257,67 @@ def test_a_multiline_batch_is_one_message_at_every_door(connect):
     bob.send(Say(id="after", text="after"))
     assert bob.expect(Chat, nick="bob").text == "after"  # (no chat of the refused batches came before it)
     assert not [m for m in bob.inbox if isinstance(m, Chat) and m.nick == "ann"]
+
+
+def test_chathistory_pages_a_channel_by_msgid_and_by_time(make_server):
+    server = make_server(history_size=4)  # (pages of at most 4; older ones come from the store)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    chats = []
+    for n in range(10):  # each in a millisecond of its own (server-time's precision)
+        bob.send(Say(id=str(n), text=f"m{n}"))
+        chats.append(bob.expect(Chat, text=f"m{n}"))
+        spin_until = time.time() + 0.003  # (the server runs in this process: the same clock)
+        while time.time() < spin_until:
+            pass
+    seq = {c.text: c.seq for c in chats}
+    ann = IrcClient(server.port)
+    ann.register("ann", caps="draft/chathistory batch server-time message-tags labeled-response")
+    tokens = " ".join(" ".join(ann.expect("005").params[1:-1]) for _ in range(2))
+    assert "CHATHISTORY=4" in tokens and "MSGREFTYPES=msgid,timestamp" in tokens
+    ann.send("JOIN #lobby")
+    ann.expect("366")
+
+    def page(query: str) -> list[str]:
+        ann.inbox.clear()
+        ann.send(f"CHATHISTORY {query}")
+        start = ann.expect("BATCH")
+        assert start.params[1:] == ["chathistory", start.params[2]] and start.params[0].startswith("+")
+        ref = start.params[0][1:]
+        texts = []
+        while True:
+            line = ann.wait_for(lambda m: m.tags.get("batch") == ref or m.params[:1] == [f"-{ref}"])
+            if line.command == "BATCH":
+                return texts
+            texts.append(line.params[1])
+
+    assert not [line for line in ann.inbox if line.command == "PRIVMSG"]  # no push on JOIN: it asks
+    mid = f"msgid={seq['m5']}.lobby"
+    assert page("LATEST #lobby * 3") == ["m7", "m8", "m9"]
+    assert page(f"LATEST #lobby {mid} 9") == ["m6", "m7", "m8", "m9"]  # (at most 4: the page size)
+    assert page(f"BEFORE #lobby {mid} 2") == ["m3", "m4"]
+    assert page(f"AFTER #lobby {mid} 2") == ["m6", "m7"]
+    assert page(f"AROUND #lobby {mid} 4") == ["m3", "m4", "m5", "m6"]
+    assert page(f"BETWEEN #lobby msgid={seq['m1']}.lobby {mid} 4") == ["m2", "m3", "m4"]
+    assert page(f"BETWEEN #lobby {mid} msgid={seq['m1']}.lobby 2") == ["m3", "m4"]  # backwards: the newest first
+    ann.inbox.clear()
+    ann.send(f"CHATHISTORY AFTER #lobby {mid} 1")
+    (m6,) = [ann.expect("PRIVMSG", "#lobby")]
+    stamp = m6.tags["time"]
+    assert m6.tags["msgid"] == f"{seq['m6']}.lobby"
+    assert page(f"BEFORE #lobby timestamp={stamp} 2") == ["m4", "m5"]
+    assert page(f"AFTER #lobby timestamp={stamp} 2") == ["m7", "m8"]
+    assert page("BEFORE #lobby timestamp=2000-01-01T00:00:00.000Z 3") == []
+    assert page("AFTER #lobby timestamp=2000-01-01T00:00:00.000Z 2") == ["m0", "m1"]
+    assert page("LATEST bob * 5") == []  # direct messages are not kept
+    ann.send("CHATHISTORY LATEST #elsewhere * 5")
+    assert ann.expect("FAIL").params[:3] == ["CHATHISTORY", "INVALID_TARGET", "LATEST"]
+    ann.send("CHATHISTORY BEFORE #lobby msgid=zz 5", "CHATHISTORY AFTER #lobby * 0")
+    assert ann.expect("FAIL").params[1] == "INVALID_MSGREFTYPE"
+    assert ann.expect("FAIL").params[1] == "INVALID_PARAMS"
+    ann.send("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 10")
+    ann.expect("BATCH")
+    target = ann.expect("CHATHISTORY")
+    assert target.params[:2] == ["TARGETS", "#lobby"] and target.params[2].endswith("Z")
+    ann.send("@label=L1 CHATHISTORY LATEST #lobby * 1")  # a labeled page: the label on its batch
+    assert ann.wait_for(lambda m: m.command == "BATCH" and m.tags.get("label") == "L1").params[1] == "chathistory"
