@@ -117,6 +117,7 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person):
         self.conn.wire = irc_format(self.name, False, False, hub=self.hub)
         self.labels = 0  # labeled commands answered (each batch of an answer needs a new name)
         self.gathering: Gathered | None = None  # a draft/multiline batch being read (multiline.py)
+        self.slowed_told = -3600.0  # when a client with standard-replies was last told it is slowed
 
     # ------------------------------------------------------------------ the pump
 
@@ -245,6 +246,11 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person):
         module's doc); a flooder only slows itself down.  ``take``: and use them."""
         limiter = self.conn.session.limiter
         wait = limiter.delay(time.monotonic(), cost)
+        if wait > 0 and "standard-replies" in self.session.caps and time.monotonic() - self.slowed_told > 60:
+            self.slowed_told = time.monotonic()  # (said at most once a minute)
+            self.send(format_line("NOTE", "*", "RATE_LIMITED", "You are sending faster than the server's limit: "
+                                  "your next lines are read more slowly (none is lost)", source=self.name))
+            self.handler.flush_batch()
         if wait > 0 and self.server.stopped.wait(wait):
             return
         if take:
@@ -326,7 +332,9 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person):
         numeric: str | None = None
         if exc.code in ErrorCode._value2member_map_:
             numeric = _NUMERIC_FOR.get(ErrorCode(exc.code))
-        if numeric is None:
+        if numeric is None and "standard-replies" in self.session.caps:
+            self.send(format_line("FAIL", line.command, exc.code.upper(), exc.message, source=self.name))
+        elif numeric is None:
             self.send(self.session.notice(exc.message))
         else:
             self.reply(numeric, target, exc.message)

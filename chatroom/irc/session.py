@@ -23,7 +23,7 @@ __all__ = ["CAPABILITIES", "MULTILINE_BYTES", "MULTILINE_LINES", "IrcSession", "
 #: What we offer to ``CAP LS``.
 CAPABILITIES = ("server-time", "message-tags", "echo-message", "batch", "away-notify", "multi-prefix",
                 "userhost-in-names", "invite-notify", "cap-notify", "extended-join", "setname", "labeled-response",
-                "draft/multiline", "draft/chathistory")
+                "draft/multiline", "draft/chathistory", "standard-replies")
 #: The most a ``draft/multiline`` batch may hold: bytes of text (the rooms' longest
 #: message) and lines.
 MULTILINE_BYTES = 4000

@@ -321,3 +321,22 @@ def test_chathistory_pages_a_channel_by_msgid_and_by_time(make_server):
     assert target.params[:2] == ["TARGETS", "#lobby"] and target.params[2].endswith("Z")
     ann.send("@label=L1 CHATHISTORY LATEST #lobby * 1")  # a labeled page: the label on its batch
     assert ann.wait_for(lambda m: m.command == "BATCH" and m.tags.get("label") == "L1").params[1] == "chathistory"
+
+
+def test_standard_replies_for_refusals_without_a_numeric_and_for_being_slowed(make_server):
+    server = make_server(rate=60, burst=3)
+    modern, old = IrcClient(server.port), IrcClient(server.port)
+    modern.register("ann", caps="standard-replies")
+    old.register("bob")
+    for c in (modern, old):
+        c.send("JOIN #dev")
+        c.expect("366")
+        c.send("TOPIC #dev :" + "x" * 400)
+    fail = modern.expect("FAIL")
+    assert fail.params[:2] == ["TOPIC", "TEXT_TOO_LONG"] and "300" in fail.params[-1]
+    assert "300" in old.expect("NOTICE").params[-1]  # without the capability: a NOTICE, as before
+    modern.send(*[f"PRIVMSG #dev :line {n}" for n in range(6)])  # past the burst: slowed, and told so once
+    note = modern.expect("NOTE")
+    assert note.params[:2] == ["*", "RATE_LIMITED"]
+    assert [old.expect("PRIVMSG", "#dev").params[1] for _ in range(6)] == [f"line {n}" for n in range(6)]
+    assert not [line for line in modern.inbox if line.command == "NOTE"]  # (once a minute, not per line)
