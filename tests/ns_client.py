@@ -1,10 +1,12 @@
 """A protocol client for tests that run it inside a network namespace (where the test
 process cannot reach), or as a process of its own: ``python -m tests.ns_client HOST
-PORT NICK [CHUNK DELAY [brief]]`` -- with CHUNK and DELAY it is a slow reader: at most
+PORT NICK [CHUNK DELAY [count]]`` -- with CHUNK and DELAY it is a slow reader: at most
 CHUNK bytes per read through a 4 KiB receive buffer, DELAY seconds between reads; with
-``brief`` it prints each chat without its text (a reader whose pace must be its own: a
-full line per 3 KB message fills the pipe to a test process whose threads wait for the
-GIL behind a flood, and the reader would then stop reading its socket).
+``count`` it prints no chat, only ``{"TYPE": "count", "chats": N}`` every 100 chats and
+when the server closes (a reader whose pace must be its own: a line per message fills
+the pipe to a test process whose threads wait for the GIL behind a flood, and the
+reader would then stop reading its socket, fall behind the rest of its room, and be
+dropped -- as designed).
 
 It says hello as NICK, then prints every message it receives as one JSON line on
 stdout (``{"TYPE": ..., fields...}``; ``{"TYPE": "eof"}`` when the server closes), and
@@ -27,7 +29,8 @@ from chatroom.protocol import PROTOCOL_VERSION, FrameDecoder, Hello, Say, decode
 def main() -> int:
     host, port, nick = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     chunk, delay = (int(sys.argv[4]), float(sys.argv[5])) if len(sys.argv) > 5 else (65536, 0.0)
-    brief = sys.argv[6:7] == ["brief"]
+    counting = sys.argv[6:7] == ["count"]
+    chats = 0
     sock = socket.socket()
     if delay:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -64,14 +67,18 @@ def main() -> int:
         if delay:
             pause.wait(delay)
         if not data:
+            if counting:
+                print(json.dumps({"TYPE": "count", "chats": chats}))
             print(json.dumps({"TYPE": "eof"}), flush=True)
             return 0
         for frame in decoder.feed(data):
             msg = decode_message(frame)
-            fields = msgspec.to_builtins(msg)
-            if brief:
-                fields.pop("text", None)
-            print(json.dumps({"TYPE": msg.TYPE, **fields}), flush=True)
+            if counting and msg.TYPE == "chat":
+                chats += 1
+                if chats % 100 == 0:
+                    print(json.dumps({"TYPE": "count", "chats": chats}), flush=True)
+                continue
+            print(json.dumps({"TYPE": msg.TYPE, **msgspec.to_builtins(msg)}), flush=True)
 
 
 if __name__ == "__main__":

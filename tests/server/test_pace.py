@@ -3,6 +3,7 @@ reader that stopped reading is dropped as too slow (server/pace.py)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -167,11 +168,11 @@ def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(m
     # Each reader a process of its own, reading 16 KiB every 5 ms at most through a 4 KiB
     # receive buffer: equally slow, their pace set by that rather than by who gets the CPU
     # on a loaded machine (threads here would share one GIL and drift apart, and a reader
-    # far behind the rest of its room is dropped: by design).  Brief: each chat line
-    # without its text, so that the pipe to this process (whose threads wait for the GIL
-    # behind the flood) cannot fill and stop a reader's reading for it.
+    # far behind the rest of its room is dropped: by design).  Counting: a line per 100
+    # chats, so that the pipe to this process (whose threads wait for the GIL behind the
+    # flood) cannot fill and stop a reader's reading for it.
     readers = [subprocess.Popen([sys.executable, "-m", "tests.ns_client", "127.0.0.1", str(server.port),
-                                 f"slow{i}", "16384", "0.005", "brief"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 f"slow{i}", "16384", "0.005", "count"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 text=True, cwd=str(ROOT), env=chatroom_env()) for i in range(3)]
     counts = [0, 0, 0]
     ended = [False, False, False]
@@ -179,7 +180,8 @@ def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(m
     def count(i: int, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            counts[i] += '"TYPE": "chat"' in line
+            if '"TYPE": "count"' in line:
+                counts[i] = json.loads(line)["chats"]
             ended[i] = ended[i] or '"TYPE": "eof"' in line
 
     threads = [threading.Thread(target=count, args=(i, p), daemon=True) for i, p in enumerate(readers)]
@@ -191,7 +193,7 @@ def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(m
     try:
         wait_until(lambda: all(c >= count_ for c in counts) or any(ended), timeout=90,
                    what="every slow reader to get the flood")
-        assert counts == [count_] * 3 and not any(ended)
+        assert counts == [count_] * 3 and not any(ended), server.closed_by_reason()
         assert "too slow" not in server.closed_by_reason()
         writer.join(10)
         assert not writer.is_alive()
