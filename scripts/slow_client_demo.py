@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatroom.protocol import PROTOCOL_VERSION, FrameDecoder, Hello, Say, encode_message  # noqa: E402
+from chatroom.server.pace import STALL  # noqa: E402
 
 CHAT = b'{"type":"chat"'
 
@@ -120,7 +121,11 @@ def run_room(port: int, messages: int, seconds: float) -> Outcome:
     threads = [threading.Thread(target=listen, daemon=True), threading.Thread(target=drain_talker, daemon=True)]
     for t in threads:
         t.start()
-    talker.settimeout(0.5)
+    # A room that froze never reads the talker again; chatroom may hold a fast talker
+    # back while most of its room is behind -- at most STALL for a reader that stopped
+    # (then it is left to be dropped), longer only for readers that are reading.  So a
+    # talker not read for three times that is in a frozen room.
+    talker.settimeout(3 * STALL)
     text = "x" * 1000
     try:
         for n in range(messages):
