@@ -65,7 +65,7 @@ RECV_SIZE = 64 * 1024
 #: ... but a reader waiting in recv() holds a buffer of the size it asked for, and most
 #: of a big room's members are idle: they wait with this much, and ask for RECV_SIZE
 #: only after a read that filled it (5,000 idle members: 20 MB instead of 320 MB).
-IDLE_RECV_SIZE = 4 * 1024
+IDLE_RECV_SIZE = 1024
 
 
 class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
@@ -130,10 +130,10 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
         client's connections are served by their door from there on; the rest is the
         framed protocol's pump."""
         door, data = self.sniff()
-        if door is None:
-            self.pump(data)
-        else:
+        if door is not None:
             door.serve(self, data)
+            return
+        self.pump(data)
 
     def sniff(self) -> tuple[Door | None, bytes]:
         """Read until the first bytes say which door they came to (TCP may cut them short
@@ -183,6 +183,8 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
             self.flush_batch()
             if session.closed:
                 break
+            del frames, events
+            data = b""  # (nothing read is kept while waiting for the next bytes)
             try:
                 data = sock.recv(size)
             except OSError:
