@@ -12,6 +12,7 @@ from chatroom import __version__
 from chatroom.errors import Refused
 from chatroom.irc import numerics as n
 from chatroom.irc.lines import IrcLine
+from chatroom.irc.part import DoorPart
 from chatroom.irc.replies import (
     ison_line,
     list_lines,
@@ -26,27 +27,13 @@ from chatroom.protocol import PROTOCOL_VERSION
 from chatroom.text import fold, nick_key, without_hash
 
 if TYPE_CHECKING:
-    from chatroom.irc.session import IrcSession
-    from chatroom.server.doors import DoorPort
-    from chatroom.server.hub import Hub
     from chatroom.server.members import Member
-    from chatroom.server.tcp import ChatServer
 
 __all__ = ["Asking"]
 
 
-class Asking:
+class Asking(DoorPart):
     """Questions, answered to this connection alone."""
-
-    if TYPE_CHECKING:  # (the door's: see door.py)
-        handler: DoorPort
-        server: ChatServer
-        hub: Hub
-        session: IrcSession
-
-        def member(self) -> Member: ...
-        def send(self, data: bytes) -> None: ...
-        def reply(self, numeric: str, *params: str) -> None: ...
 
     def on_names(self, line: IrcLine) -> None:
         with self.hub.locked(self.handler.batch) as state:

@@ -20,17 +20,14 @@ from chatroom.errors import Refused
 from chatroom.irc import numerics as n
 from chatroom.irc.lines import IrcLine, plain_text
 from chatroom.irc.modes import LETTER_OF, channel_modes, mode_line_parts
+from chatroom.irc.part import DoorPart
 from chatroom.irc.wire import channel
 from chatroom.protocol import ErrorCode, ModAction, ModeChange, Moderate, RoomMode
 from chatroom.server.roles import KeyNeeded
 from chatroom.text import fold, without_hash
 
 if TYPE_CHECKING:
-    from chatroom.irc.session import IrcSession
-    from chatroom.server.doors import DoorPort
-    from chatroom.server.hub import Hub
-    from chatroom.server.members import Delivery, Member, Room
-    from chatroom.server.tcp import ChatServer
+    from chatroom.server.members import Room
 
 __all__ = ["Channels", "valid_key"]
 
@@ -51,22 +48,10 @@ def valid_key(key: str) -> bool:
     return 0 < len(key) <= MAX_KEY and all(0x21 <= ord(ch) < 0x7F and ch != "," for ch in key)
 
 
-class Channels:
+class Channels(DoorPart):
     """Running channels, over IRC."""
 
     if TYPE_CHECKING:  # (the door's: see door.py)
-        handler: DoorPort
-        server: ChatServer
-        hub: Hub
-        session: IrcSession
-        name: str
-
-        def member(self) -> Member: ...
-        def send(self, data: bytes) -> None: ...
-        def reply(self, numeric: str, *params: str) -> None: ...
-        def deliver(self, deliveries: list[Delivery]) -> None: ...
-        def refused(self, line: IrcLine, exc: Refused) -> None: ...
-        def need(self, line: IrcLine, count: int) -> bool: ...
         def join(self, room: str, key: bytes | None = None) -> None: ...
 
     # ------------------------------------------------------------------ JOIN with keys

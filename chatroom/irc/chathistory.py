@@ -24,18 +24,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from chatroom.irc.lines import IrcLine, format_line
+from chatroom.irc.part import DoorPart
 from chatroom.irc.replies import history_lines
 from chatroom.irc.wire import channel, server_time
 from chatroom.protocol import Chat
 from chatroom.text import fold, without_hash
 
 if TYPE_CHECKING:
-    from chatroom.irc.session import IrcSession
-    from chatroom.server.doors import DoorPort
-    from chatroom.server.hub import Hub
-    from chatroom.server.members import Member, Room
+    from chatroom.server.members import Room
     from chatroom.server.room import ChatState
-    from chatroom.server.tcp import ChatServer
 
 __all__ = ["ChatHistory", "parse_timestamp"]
 
@@ -60,19 +57,8 @@ class _BadParams(Exception):
         self.code = code
 
 
-class ChatHistory:
+class ChatHistory(DoorPart):
     """Paging history, over IRC."""
-
-    if TYPE_CHECKING:  # (the door's: see door.py)
-        handler: DoorPort
-        server: ChatServer
-        hub: Hub
-        session: IrcSession
-        name: str
-
-        def member(self) -> Member: ...
-        def send(self, data: bytes) -> None: ...
-        def need(self, line: IrcLine, count: int) -> bool: ...
 
     def on_chathistory(self, line: IrcLine) -> None:
         if not self.need(line, 1):

@@ -14,32 +14,19 @@ from typing import TYPE_CHECKING
 
 from chatroom.irc import numerics as n
 from chatroom.irc.lines import IrcLine
+from chatroom.irc.part import DoorPart
 from chatroom.irc.wire import listed, mask
 from chatroom.server.watch import MAX_WATCHED
 
 if TYPE_CHECKING:
-    from chatroom.irc.session import IrcSession
-    from chatroom.server.doors import DoorPort
-    from chatroom.server.hub import Hub
     from chatroom.server.members import Member
     from chatroom.server.room import ChatState
 
 __all__ = ["Monitor"]
 
 
-class Monitor:
+class Monitor(DoorPart):
     """Watching for people, over IRC."""
-
-    if TYPE_CHECKING:  # (the door's: see door.py)
-        handler: DoorPort
-        hub: Hub
-        session: IrcSession
-        name: str
-
-        def member(self) -> Member: ...
-        def send(self, data: bytes) -> None: ...
-        def reply(self, numeric: str, *params: str) -> None: ...
-        def need(self, line: IrcLine, count: int) -> bool: ...
 
     def on_monitor(self, line: IrcLine) -> None:
         if not self.need(line, 1):

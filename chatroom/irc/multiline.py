@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 
 from chatroom.errors import Refused
 from chatroom.irc.lines import IrcLine, client_tags, format_line, plain_text
+from chatroom.irc.part import DoorPart
 from chatroom.irc.session import MULTILINE_BYTES, MULTILINE_LINES
 from chatroom.text import fold
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from chatroom.irc.session import IrcSession
 
 __all__ = ["Gathered", "Multiline"]
 
@@ -78,19 +78,14 @@ class Gathered:
         return "\n".join(out)
 
 
-class Multiline:
+class Multiline(DoorPart):
     """Reading multiline batches, over IRC."""
 
     if TYPE_CHECKING:  # (the door's: see door.py)
-        session: IrcSession
-        name: str
         gathering: Gathered | None
 
-        def send(self, data: bytes) -> None: ...
-        def need(self, line: IrcLine, count: int) -> bool: ...
         def say(self, target: str, text: str, action: bool, tags: dict[str, str] | None, *,
                 notice: bool = False) -> None: ...
-        def refused(self, line: IrcLine, exc: Refused) -> None: ...
         def with_label(self, label: str, work: Callable[[], None]) -> None: ...
 
     def fail(self, code: str, limit: str, text: str) -> None:

@@ -12,6 +12,7 @@ from chatroom.errors import Refused
 from chatroom.irc import numerics as n
 from chatroom.irc.lines import IrcLine, format_line, plain_text
 from chatroom.irc.modes import user_modes
+from chatroom.irc.part import DoorPart
 from chatroom.irc.wire import IrcText, mask
 from chatroom.server.chat_path import claimed
 from chatroom.server.hub import append_entry
@@ -20,30 +21,13 @@ from chatroom.server.wire import Outgoing
 from chatroom.text import clean_line, fold
 
 if TYPE_CHECKING:
-    from chatroom.irc.session import IrcSession
-    from chatroom.server.doors import DoorPort
-    from chatroom.server.hub import Hub
     from chatroom.server.members import Delivery, Member
-    from chatroom.server.tcp import ChatServer
 
 __all__ = ["Person"]
 
 
-class Person:
+class Person(DoorPart):
     """What a person says of itself, over IRC."""
-
-    if TYPE_CHECKING:  # (the door's: see door.py)
-        handler: DoorPort
-        server: ChatServer
-        hub: Hub
-        session: IrcSession
-        name: str
-
-        def need(self, line: IrcLine, count: int) -> bool: ...
-        def member(self) -> Member: ...
-        def send(self, data: bytes) -> None: ...
-        def reply(self, numeric: str, *params: str) -> None: ...
-        def deliver(self, deliveries: list[Delivery]) -> None: ...
 
     def on_away(self, line: IrcLine) -> None:
         message = plain_text(line.params[0]) if line.params else ""
