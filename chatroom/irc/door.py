@@ -215,21 +215,19 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person):
         if parsed is None or not label:
             self.line(raw)
             return
-        if parsed.command == "BATCH" and parsed.params[:1] and parsed.params[0].startswith("+"):
-            self.line(raw)  # (a multiline batch: its answer is the message's, labeled when it ends)
-            if self.gathering is not None:
-                self.gathering.label = label
-            return
+        starts = parsed.command == "BATCH" and parsed.params[:1] != [] and parsed.params[0].startswith("+")
         cost = chat_cost(raw)
 
         def work() -> None:
             if cost:
                 self.pace(take=False, cost=cost)
             self.line(raw, cost=cost)
-        self.with_label(label, work)
+        self.with_label(label, work, starts=starts)
 
-    def with_label(self, label: str, work: Callable[[], None]) -> None:
-        """Do ``work`` and send what it made us say to this client, labeled."""
+    def with_label(self, label: str, work: Callable[[], None], *, starts: bool = False) -> None:
+        """Do ``work`` and send what it made us say to this client, labeled.  ``starts``:
+        it may start a multiline batch, whose answer -- the message's -- is labeled
+        when the batch ends (``multiline.py``)."""
         self.handler.flush_batch()  # (what came before is not part of the answer)
         capture = Capture(self.conn.wire)
         self.conn.wire = capture
@@ -238,6 +236,9 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person):
             self.handler.flush_batch()
         finally:
             self.conn.wire = capture.base
+        if starts and self.gathering is not None and not capture.kept:
+            self.gathering.label = label
+            return
         self.labels += 1
         self.send(labeled(b"".join(capture.kept), label, self.name, f"L{self.labels}"))
 

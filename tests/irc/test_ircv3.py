@@ -254,6 +254,8 @@ def test_a_multiline_batch_is_one_message_at_every_door(connect):
     assert ann.expect("FAIL").params[:2] == ["BATCH", "MULTILINE_INVALID"]
     ann.send("BATCH -nope")
     assert ann.expect("FAIL").params[:2] == ["BATCH", "MULTILINE_INVALID"]
+    ann.send("@label=m9 BATCH +b5 draft/multiline")  # (no target) a labeled start refused: the FAIL is labeled
+    assert ann.expect("FAIL").tags["label"] == "m9"
     bob.send(Say(id="after", text="after"))
     assert bob.expect(Chat, nick="bob").text == "after"  # (no chat of the refused batches came before it)
     assert not [m for m in bob.inbox if isinstance(m, Chat) and m.nick == "ann"]
