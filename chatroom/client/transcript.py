@@ -143,7 +143,7 @@ class Transcript:
     def _private(self, event: Private) -> bool:
         self.pending.pop(event.id or "", None)
         own = event.nick == self.nick
-        who = f"→ {event.to}" if own else f"{event.nick} →"
+        who = f"→ {event.to}" if own else f"{event.nick} → {event.to}" if event.to[:1] in "@+" else f"{event.nick} →"
         self._message(event.ts, event.nick, event.text, own=own, private=who)
         return not own and self.bell_mode != "off"
 

@@ -240,8 +240,7 @@ class Windows:
         if isinstance(event, Welcome | Joined):
             return self._room_arrived(event)
         if isinstance(event, Private):
-            peer = event.to if event.nick == self.nick else event.nick
-            return self.find(peer, query=True) or self._first_private(peer, event)
+            return self._private_window(event)
         if isinstance(event, OutgoingChanged):
             return self._outgoing_window(event)
         if isinstance(event, Presence) and event.event is PresenceEvent.NICK:
@@ -249,6 +248,14 @@ class Windows:
         if isinstance(event, Chat | History | Presence | Crowd | Topic | Members | Parted) and event.room:
             return self.find(event.room) or self._here()
         return self._here()
+
+    def _private_window(self, event: Private) -> Window:
+        """A conversation's window; a message to a room's operators (``to`` ``@#room``,
+        an IRC client's) goes in the room's."""
+        if event.to[:2] in ("@#", "+#"):
+            return self.find(event.to[2:]) or self._here()
+        peer = event.to if event.nick == self.nick else event.nick
+        return self.find(peer, query=True) or self._first_private(peer, event)
 
     def _here(self) -> Window:
         """Where the rest of a connection's news goes: the window on screen if it is that

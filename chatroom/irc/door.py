@@ -402,7 +402,7 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person):
         self.send(format_line(n.RPL_MYINFO, nick, self.name, f"chatroom-{__version__}", "Bio", "biklmnostv",
                               "bklov", source=self.name))
         limits = self.server.config
-        tokens = ["CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", "BOT=B", "WHOX", "ELIST=MNU",
+        tokens = ["CHANTYPES=#", "PREFIX=(ov)@+", "CHANMODES=b,k,l,imnst", "BOT=B", "WHOX", "ELIST=MNU", "STATUSMSG=@+",
                   f"MONITOR={MAX_WATCHED}", f"CHATHISTORY={limits.history_size}", "MSGREFTYPES=msgid,timestamp",
                   f"MODES={MAX_MODE_CHANGES}", f"MAXLIST=b:{MAX_ROOM_BANS}", f"NICKLEN={MAX_NICK_LENGTH}",
                   f"CHANNELLEN={MAX_NICK_LENGTH + 1}", f"TOPICLEN={MAX_TOPIC_LENGTH}",
@@ -508,6 +508,12 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person):
 
     def say(self, target: str, text: str, action: bool, tags: dict[str, str] | None, *, notice: bool = False) -> None:
         member, now, chat = self.member(), time.time(), self.handler.server.chat
+        if target[:2] in ("@#", "+#"):  # (STATUSMSG: to the channel's operators, and its voiced for +)
+            with self.hub.locked(self.handler.batch) as state:
+                msg, hearers = state.to_runners(member, target[2:], f"* {member.nick} {text}" if action else text, now,
+                                                voiced=target[0] == "+", tags=tags, notice=notice)
+                self.deliver([Delivery(hearers, msg)])
+            return
         if target.startswith("#"):
             item = SayItem(text, action, None, target[1:], tags, notice)
             (result,) = chat.say_many(self.handler.batch, member, [item], now)
@@ -522,7 +528,7 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person):
     def on_tagmsg(self, line: IrcLine) -> None:
         """TAGMSG: ``+typing`` (and the draft's name for it) to a channel goes to the
         room's members who understand it, from every door; the other client tags go,
-        as a message of tags alone, to those who read tags (``server/tag_messages.py``)."""
+        as a message of tags alone, to those who read tags (``server/side_messages.py``)."""
         if not self.need(line, 1):
             return
         target = line.params[0]

@@ -48,7 +48,7 @@ from chatroom.protocol import (
     Topic,
     Typing,
 )
-from chatroom.server.tag_messages import TagOnly
+from chatroom.server.side_messages import TagOnly
 from chatroom.server.watch import Watched
 from chatroom.server.wire import Outgoing, Verbatim
 from chatroom.text import human_size

@@ -57,7 +57,7 @@ from chatroom.server.remote import Peers, Remote, _owner
 from chatroom.server.resends import RECENT_IDS, Resends
 from chatroom.server.roles import KeyAttempt, Roles
 from chatroom.server.room_modes import RoomModes
-from chatroom.server.tag_messages import TagMessages
+from chatroom.server.side_messages import SideMessages
 from chatroom.server.watch import Watching
 from chatroom.text import (
     MAX_NICK_LENGTH,
@@ -86,7 +86,7 @@ def _nonce() -> bytes:
     return os.urandom(NONCE_BYTES)
 
 
-class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles, TagMessages, Watching):
+class ChatState(Changes, Moderation, Queries, Remote, Resends, Roles, SideMessages, Watching):
     """Every room, member and nick of one server."""
 
     def __init__(self, *, history_size: int = 100, max_text: int = 4000, store: Any = None,

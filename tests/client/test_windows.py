@@ -197,3 +197,10 @@ def test_a_first_private_message_says_so_in_the_window_on_screen():
     assert any("grace wrote to you -- Alt-3" in t for t in texts(w, 2))
     w.add(Private(nick="grace", to="ann", text="again", ts=2.0))  # said once
     assert sum("wrote to you" in t for t in texts(w, 2)) == 1
+
+
+def test_a_message_to_a_rooms_operators_shows_in_that_room_not_as_a_conversation():
+    w = three_windows()
+    w.add(Private(nick="bob", to="@#lobby", text="ops: a spammer", ts=1.0))  # (an IRC client's STATUSMSG)
+    assert [x.label for x in w.items] == ["lobby", "dev"]  # no window of its own
+    assert any("bob → @#lobby" in t and "ops: a spammer" in t for t in texts(w, 1))

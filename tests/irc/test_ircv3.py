@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from chatroom.protocol import Bye, Chat, ModAction, Moderate, Notice, Op, Say
+from chatroom.protocol import Bye, Chat, Join, Joined, ModAction, Moderate, Notice, Op, Private, Say
 from tests.irc.client import IrcClient
 from tests.wire import WireClient
 
@@ -342,3 +342,39 @@ def test_standard_replies_for_refusals_without_a_numeric_and_for_being_slowed(ma
     assert note.params[:2] == ["*", "RATE_LIMITED"]
     assert [old.expect("PRIVMSG", "#dev").params[1] for _ in range(6)] == [f"line {n}" for n in range(6)]
     assert not [line for line in modern.inbox if line.command == "NOTE"]  # (once a minute, not per line)
+
+
+def test_a_message_to_a_channels_operators_reaches_them_at_every_door(make_server):
+    server = make_server()
+    opa, bob, cy, dee = (IrcClient(server.port) for _ in range(4))
+    opa.register("opa")  # makes #dev: runs it
+    tokens = " ".join(" ".join(opa.expect("005").params[1:-1]) for _ in range(2))
+    assert "STATUSMSG=@+" in tokens
+    opa.send("JOIN #dev")
+    opa.expect("366")
+    for c, nick in ((bob, "bob"), (cy, "cy"), (dee, "dee")):
+        c.register(nick)
+        c.send("JOIN #dev")
+        c.expect("366")
+    fred = WireClient(server.port)  # a framed server operator: runs every room
+    fred.hello("fred")
+    fred.send(Op(token=server.op_token))
+    fred.expect(Notice)
+    fred.send(Join(room="dev"))
+    fred.expect(Joined, room="dev")
+    opa.send("MODE #dev +v bob")
+    bob.expect("MODE", "#dev")
+    dee.send("PRIVMSG @#dev :ops only", "PRIVMSG +#dev :voices too", "PRIVMSG #dev :everyone")
+    assert opa.expect("PRIVMSG", "@#dev").params[1] == "ops only"
+    assert opa.expect("PRIVMSG", "+#dev").params[1] == "voices too"
+    assert [m.text for m in (fred.expect(Private, to="@#dev"), fred.expect(Private, to="+#dev"))] == \
+        ["ops only", "voices too"]
+    assert bob.expect("PRIVMSG", "+#dev").params[1] == "voices too"
+    cy.expect("PRIVMSG", "#dev", "everyone")
+    bob.expect("PRIVMSG", "#dev", "everyone")
+    assert not [m for c in (bob, cy) for m in c.inbox if m.params[:1] == ["@#dev"]]
+    assert not [m for m in cy.inbox if m.params[:1] == ["+#dev"]]
+    outsider = IrcClient(server.port)
+    outsider.register("eve")
+    outsider.send("PRIVMSG @#dev :let me in")
+    assert outsider.expect("404").params[1] == "@#dev"

@@ -337,6 +337,11 @@ function chatLine(m) {
 }
 
 function privateLine(m) {
+  if (/^[@+]#/.test(m.to)) {  // to a room's operators (IRC's STATUSMSG): in that room
+    const r = room(m.to.slice(2));
+    show.chat(r.list, { ts: m.ts, nick: m.nick, text: `→ ${m.to}: ${m.text}`, seq: 0 }, session.nick);
+    return;
+  }
   const mine = m.nick === session.nick;
   const q = query(mine ? m.to : m.nick);
   if (!mine) arrivedIn(q, true, m);
