@@ -34,7 +34,6 @@ from chatroom.irc.lines import (
     LineError,
     LineReader,
     LineTooLong,
-    client_tags,
     format_line,
     parse_line,
     plain_text,
@@ -44,10 +43,11 @@ from chatroom.irc.multiline import Gathered, Multiline
 from chatroom.irc.person import Person
 from chatroom.irc.replies import history_lines, irc_format, names_lines, topic_lines
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
-from chatroom.irc.targets import MAX_TARGETS, chat_cost, chat_targets
+from chatroom.irc.speaking import Speaking
+from chatroom.irc.targets import MAX_TARGETS, chat_cost
 from chatroom.irc.wire import IrcFormat, IrcText, channel, mask
-from chatroom.protocol import MAX_MODE_CHANGES, ErrorCode, Presence, PresenceEvent, Private
-from chatroom.server.chat_path import SayItem, claimed
+from chatroom.protocol import MAX_MODE_CHANGES, ErrorCode, Presence, PresenceEvent
+from chatroom.server.chat_path import claimed
 from chatroom.server.doors import Door, DoorPort
 from chatroom.server.hub import append_entry
 from chatroom.server.members import Delivery, Member, owner_of
@@ -100,7 +100,7 @@ def irc_claims(prefix: bytes) -> bool | None:
     return first.isalpha() or first == b"@"
 
 
-class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person):
+class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speaking):
     """Serves one IRC connection for ``handler`` (the door's port, ``server/doors.py``:
     its connection, server, batch and socket).  The questions (NAMES, WHO, WHOIS,
     LIST, LUSERS...) are answered by its part in ``asking.py``."""
@@ -476,74 +476,6 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person):
                                   source=mask(member.nick, member.ident), trailing=bool(why)))
             self.deliver(deliveries)
 
-    def on_privmsg(self, line: IrcLine) -> None:
-        if not line.params:
-            self.reply(n.ERR_NORECIPIENT, f"No recipient given ({line.command})")
-            return
-        if len(line.params) < 2 or not line.params[1]:
-            self.reply(n.ERR_NOTEXTTOSEND, "No text to send")
-            return
-        text, action = line.params[1], False
-        if text.startswith("\x01"):
-            body = text.strip("\x01")
-            if not body.upper().startswith("ACTION "):
-                return  # other CTCP (VERSION, PING...): not for people; dropped
-            text, action = body[7:], True
-        text = plain_text(text)
-        tags = client_tags(line.tags)
-        targets = chat_targets(line.params[0])
-        if len(targets) > MAX_TARGETS:
-            if line.command != "NOTICE":  # (a NOTICE is never answered)
-                self.reply(n.ERR_TOOMANYTARGETS, targets[MAX_TARGETS],
-                           f"Too many targets: at most {MAX_TARGETS} per line, nothing was sent")
-            return
-        for target in targets:
-            if line.command == "NOTICE":  # a NOTICE is never answered, not even with an error
-                try:
-                    self.say(target, text, action, tags, notice=True)
-                except Refused:
-                    pass
-            else:
-                self.say(target, text, action, tags)
-
-    def say(self, target: str, text: str, action: bool, tags: dict[str, str] | None, *, notice: bool = False) -> None:
-        member, now, chat = self.member(), time.time(), self.handler.server.chat
-        if target[:2] in ("@#", "+#"):  # (STATUSMSG: to the channel's operators, and its voiced for +)
-            with self.hub.locked(self.handler.batch) as state:
-                msg, hearers = state.to_runners(member, target[2:], f"* {member.nick} {text}" if action else text, now,
-                                                voiced=target[0] == "+", tags=tags, notice=notice)
-                self.deliver([Delivery(hearers, msg)])
-            return
-        if target.startswith("#"):
-            item = SayItem(text, action, None, target[1:], tags, notice)
-            (result,) = chat.say_many(self.handler.batch, member, [item], now)
-            if isinstance(result, Exception):  # (Refused, or a bug)
-                raise result
-            return
-        sent, away = chat.direct(self.handler.batch, member, target, f"* {member.nick} {text}" if action else text,
-                                 now, None, tags, notice)
-        if away and isinstance(sent, Private) and not notice:  # (a NOTICE is never answered)
-            self.reply(n.RPL_AWAY, sent.to, away)
-
-    def on_tagmsg(self, line: IrcLine) -> None:
-        """TAGMSG: ``+typing`` (and the draft's name for it) to a channel goes to the
-        room's members who understand it, from every door; the other client tags go,
-        as a message of tags alone, to those who read tags (``server/side_messages.py``)."""
-        if not self.need(line, 1):
-            return
-        target = line.params[0]
-        typing = line.tags.get("+typing") or line.tags.get("+draft/typing")
-        now = time.time()
-        with self.hub.locked(self.handler.batch) as state:
-            if typing in ("active", "paused", "done") and target.startswith("#"):
-                self.deliver(state.typing(self.member(), without_hash(target), typing, now))
-            tags = client_tags(line.tags, typing=False)
-            if tags:
-                msg, hearers = state.tag_only(self.member(), tags, now, **(
-                    {"room_name": without_hash(target)} if target.startswith("#") else {"to": target}))
-                if hearers:
-                    self.handler.batch.queue(hearers, Outgoing(msg, b""))
-
     def on_topic(self, line: IrcLine) -> None:
         if not self.need(line, 1):
             return
@@ -580,8 +512,8 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person):
 #: of bound methods on the door would make every door a reference cycle, kept with
 #: whatever it holds until the cycle collector runs.
 _COMMANDS: dict[str, Callable[[IrcDoor, IrcLine], None]] = {
-    "JOIN": IrcDoor.on_join, "PART": IrcDoor.on_part, "PRIVMSG": IrcDoor.on_privmsg, "NOTICE": IrcDoor.on_privmsg,
-    "TOPIC": IrcDoor.on_topic, "TAGMSG": IrcDoor.on_tagmsg, "NAMES": Asking.on_names, "WHO": Asking.on_who,
+    "JOIN": IrcDoor.on_join, "PART": IrcDoor.on_part, "PRIVMSG": Speaking.on_privmsg, "NOTICE": Speaking.on_privmsg,
+    "TOPIC": IrcDoor.on_topic, "TAGMSG": Speaking.on_tagmsg, "NAMES": Asking.on_names, "WHO": Asking.on_who,
     "WHOIS": Asking.on_whois, "WHOWAS": Asking.on_whowas,
     "LIST": Asking.on_list, "AWAY": Person.on_away, "MODE": IrcDoor.on_mode, "KICK": IrcDoor.on_kick,
     "OPER": Person.on_oper, "INVITE": IrcDoor.on_invite, "KILL": IrcDoor.on_kill, "SETNAME": Person.on_setname,

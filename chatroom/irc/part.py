@@ -1,6 +1,6 @@
 """What each part of the IRC door -- ``asking.py``, ``channels.py``, ``chathistory.py``,
-``monitor.py``, ``multiline.py``, ``person.py`` -- uses of the door itself, declared
-once for the type checker (``door.py`` defines them all)."""
+``monitor.py``, ``multiline.py``, ``person.py``, ``speaking.py`` -- uses of the door
+itself, declared once for the type checker (``door.py`` defines them all)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,93 @@
+"""The IRC door's messages: PRIVMSG and NOTICE (to a channel, a nick, or a channel's
+operators), and TAGMSG.  A part of :class:`~chatroom.irc.door.IrcDoor`: the rules are
+the core's chat path (``server/chat_path.py``) and its messages beside the history
+(``server/side_messages.py``), the same for every door."""
+
+from __future__ import annotations
+
+import time
+
+from chatroom.errors import Refused
+from chatroom.irc import numerics as n
+from chatroom.irc.lines import IrcLine, client_tags, plain_text
+from chatroom.irc.part import DoorPart
+from chatroom.irc.targets import MAX_TARGETS, chat_targets
+from chatroom.protocol import Private
+from chatroom.server.chat_path import SayItem
+from chatroom.server.members import Delivery
+from chatroom.server.wire import Outgoing
+from chatroom.text import without_hash
+
+__all__ = ["Speaking"]
+
+
+class Speaking(DoorPart):
+    """Talking, over IRC."""
+
+    def on_privmsg(self, line: IrcLine) -> None:
+        if not line.params:
+            self.reply(n.ERR_NORECIPIENT, f"No recipient given ({line.command})")
+            return
+        if len(line.params) < 2 or not line.params[1]:
+            self.reply(n.ERR_NOTEXTTOSEND, "No text to send")
+            return
+        text, action = line.params[1], False
+        if text.startswith("\x01"):
+            body = text.strip("\x01")
+            if not body.upper().startswith("ACTION "):
+                return  # other CTCP (VERSION, PING...): not for people; dropped
+            text, action = body[7:], True
+        text = plain_text(text)
+        tags = client_tags(line.tags)
+        targets = chat_targets(line.params[0])
+        if len(targets) > MAX_TARGETS:
+            if line.command != "NOTICE":  # (a NOTICE is never answered)
+                self.reply(n.ERR_TOOMANYTARGETS, targets[MAX_TARGETS],
+                           f"Too many targets: at most {MAX_TARGETS} per line, nothing was sent")
+            return
+        for target in targets:
+            if line.command == "NOTICE":  # a NOTICE is never answered, not even with an error
+                try:
+                    self.say(target, text, action, tags, notice=True)
+                except Refused:
+                    pass
+            else:
+                self.say(target, text, action, tags)
+
+    def say(self, target: str, text: str, action: bool, tags: dict[str, str] | None, *, notice: bool = False) -> None:
+        member, now, chat = self.member(), time.time(), self.handler.server.chat
+        if target[:2] in ("@#", "+#"):  # (STATUSMSG: to the channel's operators, and its voiced for +)
+            with self.hub.locked(self.handler.batch) as state:
+                msg, hearers = state.to_runners(member, target[2:], f"* {member.nick} {text}" if action else text, now,
+                                                voiced=target[0] == "+", tags=tags, notice=notice)
+                self.deliver([Delivery(hearers, msg)])
+            return
+        if target.startswith("#"):
+            item = SayItem(text, action, None, target[1:], tags, notice)
+            (result,) = chat.say_many(self.handler.batch, member, [item], now)
+            if isinstance(result, Exception):  # (Refused, or a bug)
+                raise result
+            return
+        sent, away = chat.direct(self.handler.batch, member, target, f"* {member.nick} {text}" if action else text,
+                                 now, None, tags, notice)
+        if away and isinstance(sent, Private) and not notice:  # (a NOTICE is never answered)
+            self.reply(n.RPL_AWAY, sent.to, away)
+
+    def on_tagmsg(self, line: IrcLine) -> None:
+        """TAGMSG: ``+typing`` (and the draft's name for it) to a channel goes to the
+        room's members who understand it, from every door; the other client tags go,
+        as a message of tags alone, to those who read tags (``server/side_messages.py``)."""
+        if not self.need(line, 1):
+            return
+        target = line.params[0]
+        typing = line.tags.get("+typing") or line.tags.get("+draft/typing")
+        now = time.time()
+        with self.hub.locked(self.handler.batch) as state:
+            if typing in ("active", "paused", "done") and target.startswith("#"):
+                self.deliver(state.typing(self.member(), without_hash(target), typing, now))
+            tags = client_tags(line.tags, typing=False)
+            if tags:
+                msg, hearers = state.tag_only(self.member(), tags, now, **(
+                    {"room_name": without_hash(target)} if target.startswith("#") else {"to": target}))
+                if hearers:
+                    self.handler.batch.queue(hearers, Outgoing(msg, b""))
