@@ -189,7 +189,22 @@ def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(m
         t.start()
     wait_until(lambda: len(server.connections()) == 3, what="the readers in the room")
     count_ = 2000  # 6 MB to each: more than the kernel's buffers and the outbox together
-    sender, writer = flood(server.port, count_, size=3000)
+    # The sender a process of its own too (its echoes read there, not by a thread of this
+    # process queued for the GIL behind the flood with the server's).
+    sender = subprocess.Popen([sys.executable, "-m", "tests.ns_client", "127.0.0.1", str(server.port), "flood",
+                               "65536", "0", "count"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                              cwd=str(ROOT), env=chatroom_env())
+    wait_until(lambda: len(server.connections()) == 4, what="the sender in the room")
+    text = "x" * 3000
+
+    def write() -> None:
+        assert sender.stdin is not None
+        for n in range(count_):
+            sender.stdin.write(f"say f{n} {n} {text}\n")
+        sender.stdin.flush()
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
     try:
         wait_until(lambda: all(c >= count_ for c in counts) or any(ended), timeout=90,
                    what="every slow reader to get the flood")
@@ -198,8 +213,7 @@ def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(m
         writer.join(10)
         assert not writer.is_alive()
     finally:
-        sender.close()
-        for p in readers:
+        for p in [sender, *readers]:
             p.terminate()
             p.wait(10)
 
