@@ -26,6 +26,7 @@ defaults); this is the second, for ``--rate 0`` and for many senders at once.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -33,6 +34,8 @@ from collections.abc import Callable, Iterable
 from chatroom.server.outbox import Outbox
 
 __all__ = ["STALL", "keep_pace"]
+
+log = logging.getLogger("chatroom.server")
 
 #: A reader behind that takes nothing for this long is not waited for (a client that
 #: stopped reading: a closed laptop, a hung program).  It only matters in a room whose
@@ -43,6 +46,12 @@ STALL = 1.0
 
 #: How often a waiting sender looks again (it is also woken when a reader catches up).
 _SLICE = 0.02
+#: ... and how many looks without progress it takes, besides STALL's time, to judge a
+#: reader stalled: a second in which this thread hardly ran (the machine paused, a
+#: loaded host, the GIL) is not a second in which the reader was seen not reading.  On
+#: two shared cores with two CPU-bound processes beside the tests, readers that read
+#: were taken for stalled after 1.2-1.4 s of wall time and dropped.
+_LOOKS = int(STALL / _SLICE) // 2
 
 
 def keep_pace(behind: Iterable[Outbox], own: Outbox, stopped: threading.Event,
@@ -53,15 +62,18 @@ def keep_pace(behind: Iterable[Outbox], own: Outbox, stopped: threading.Event,
     for outbox in behind:
         if outbox is own:
             continue
-        taken, progress_at = outbox.taken(), started
+        taken, progress_at, looks = outbox.taken(), started, 0
         if outbox.stalled_at == taken:
             continue  # judged stalled before, and it has taken nothing since
         while not outbox.caught_up() and not stopped.is_set():
-            if clock() - progress_at > STALL:
+            if clock() - progress_at > STALL and looks >= _LOOKS:
                 outbox.stalled_at = taken  # stalled: it is left to overflow
+                log.info("%s took nothing for %.1f s while behind: not waited for (it is dropped if it "
+                         "overflows)", outbox.owner, clock() - progress_at)
                 break
             outbox.wait_caught_up(_SLICE)
+            looks += 1
             now_taken = outbox.taken()
             if now_taken != taken:
-                taken, progress_at = now_taken, clock()
+                taken, progress_at, looks = now_taken, clock(), 0
     return clock() - started
