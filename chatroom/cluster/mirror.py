@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from chatroom.protocol import LARGE_ROOM, Chat, Presence, PresenceEvent, Private, TaggedChat
 from chatroom.server.members import Delivery, Member, Room
 from chatroom.server.room import ChatState
@@ -30,13 +28,13 @@ def apply(state: ChatState, room: Room, entry_id: tuple[int, int], body: dict[st
     room.last_id = entry_id
     kind = body.get("t")
     if kind == "chat":
-        chat = Chat(room=room.name, seq=entry_id[0], ts=body["ts"], nick=body["nick"], text=body["text"],
-                    action=bool(body.get("action")), id=body.get("id"))
+        fields = {"room": room.name, "seq": entry_id[0], "ts": body["ts"], "nick": body["nick"], "text": body["text"],
+                  "action": bool(body.get("action")), "id": body.get("id")}
         tags = body.get("tags")
         if isinstance(tags, dict) or body.get("notice"):  # (live only: a history read leaves them out, as SQLite does)
-            chat = TaggedChat(**msgspec.structs.asdict(chat), tags=tags if isinstance(tags, dict) else {},
-                              notice=bool(body.get("notice")))
-        return state.apply_chat(room, chat)
+            return state.apply_chat(room, TaggedChat(**fields, tags=tags if isinstance(tags, dict) else {},
+                                                     notice=bool(body.get("notice"))))
+        return state.apply_chat(room, Chat(**fields))
     if state.peers is None or body.get("server") == state.peers.server:
         return []  # ours: applied when it happened
     handler = _EVENTS.get(kind or "")

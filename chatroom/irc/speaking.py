@@ -56,10 +56,12 @@ class Speaking(DoorPart):
 
     def say(self, target: str, text: str, action: bool, tags: dict[str, str] | None, *, notice: bool = False) -> None:
         member, now, chat = self.member(), time.time(), self.handler.server.chat
+        if not target.startswith("#"):  # (not a room message: no action of its own, so said as one)
+            text = f"* {member.nick} {text}" if action else text
         if target[:2] in ("@#", "+#"):  # (STATUSMSG: to the channel's operators, and its voiced for +)
             with self.hub.locked(self.handler.batch) as state:
-                msg, hearers = state.to_runners(member, target[2:], f"* {member.nick} {text}" if action else text, now,
-                                                voiced=target[0] == "+", tags=tags, notice=notice)
+                msg, hearers = state.to_runners(member, target[2:], text, now, voiced=target[0] == "+", tags=tags,
+                                                notice=notice)
                 self.deliver([Delivery(hearers, msg)])
             return
         if target.startswith("#"):
@@ -68,8 +70,7 @@ class Speaking(DoorPart):
             if isinstance(result, Exception):  # (Refused, or a bug)
                 raise result
             return
-        sent, away = chat.direct(self.handler.batch, member, target, f"* {member.nick} {text}" if action else text,
-                                 now, None, tags, notice)
+        sent, away = chat.direct(self.handler.batch, member, target, text, now, None, tags, notice)
         if away and isinstance(sent, Private) and not notice:  # (a NOTICE is never answered)
             self.reply(n.RPL_AWAY, sent.to, away)
 
@@ -87,7 +88,9 @@ class Speaking(DoorPart):
                 self.deliver(state.typing(self.member(), without_hash(target), typing, now))
             tags = client_tags(line.tags, typing=False)
             if tags:
-                msg, hearers = state.tag_only(self.member(), tags, now, **(
-                    {"room_name": without_hash(target)} if target.startswith("#") else {"to": target}))
+                if target.startswith("#"):
+                    msg, hearers = state.tag_only(self.member(), tags, now, room_name=without_hash(target))
+                else:
+                    msg, hearers = state.tag_only(self.member(), tags, now, to=target)
                 if hearers:
                     self.handler.batch.queue(hearers, Outgoing(msg, b""))

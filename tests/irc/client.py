@@ -30,6 +30,11 @@ class IrcClient:
             self.send("CAP END")
         return self.expect("001")
 
+    def join(self, channel: str) -> IrcLine:
+        """JOIN ``channel`` and wait until its NAMES have ended (the join is done)."""
+        self.send(f"JOIN {channel}")
+        return self.wait_for(lambda m: m.command == "366" and m.params[1:2] == [channel], what=f"366 {channel}")
+
     def _pump(self, deadline: float) -> bool:
         if self.eof:
             return False

@@ -81,8 +81,7 @@ def test_echo_message_decides_whether_a_sender_sees_its_own_lines(connect):
     echo.register("ann", caps="echo-message")
     quiet.register("cy")
     for c in (echo, quiet):
-        c.send("JOIN #lobby")
-        c.expect("366")
+        c.join("#lobby")
     echo.send("PRIVMSG #lobby :from ann")
     quiet.send("PRIVMSG #lobby :from cy")
     assert echo.expect("PRIVMSG", "#lobby", "from ann").source.startswith("ann!")

@@ -114,8 +114,7 @@ def test_a_direct_message_has_one_msgid_at_both_ends_and_rooms_keep_theirs(conne
     got = [cy.expect("PRIVMSG", "cy") for _ in range(2)]
     assert [e.tags["msgid"] for e in echoes] == [g.tags["msgid"] for g in got]
     assert len({g.tags["msgid"] for g in got}) == 2  # the same text twice: two messages
-    ann.send("JOIN #lobby")
-    ann.expect("366")
+    ann.join("#lobby")
     bob.send(Say(id="1", text="room line"))
     assert ann.expect("PRIVMSG", "#lobby").tags["msgid"].endswith(".lobby")
 
@@ -124,11 +123,9 @@ def test_stats_and_list_conditions(server):
     ann, bob = IrcClient(server.port), IrcClient(server.port)
     ann.register("ann")
     bob.register("bob")
-    ann.send("JOIN #chan1", "JOIN #chan2")
-    ann.expect("366", "ann", "#chan1")
-    ann.expect("366", "ann", "#chan2")
-    bob.send("JOIN #chan2")
-    bob.expect("366")
+    ann.join("#chan1")
+    ann.join("#chan2")
+    bob.join("#chan2")
 
     def listed(query: str) -> set[str]:
         bob.inbox.clear()
@@ -158,8 +155,7 @@ def test_client_only_tags_reach_those_who_read_tags_with_the_message_or_alone(co
     cy.register("cy", caps="message-tags")
     dee.register("dee")  # no message-tags: the text, no tags
     for c in (ann, cy, dee):
-        c.send("JOIN #lobby")
-        c.expect("366")
+        c.join("#lobby")
     ann.send("@+draft/reply=12.lobby;+example=a\\sb;plain=x PRIVMSG #lobby :agreed")
     got = cy.expect("PRIVMSG", "#lobby", "agreed")
     assert got.tags["+draft/reply"] == "12.lobby" and got.tags["+example"] == "a b" and "plain" not in got.tags
@@ -190,8 +186,7 @@ def test_a_notice_stays_a_notice_for_irc_clients_and_is_a_message_for_the_others
     ann.register("ann", caps="echo-message")
     cy.register("cy")
     for c in (ann, cy):
-        c.send("JOIN #lobby")
-        c.expect("366")
+        c.join("#lobby")
     ann.send("NOTICE #lobby :the build is green", "NOTICE cy :psst")
     assert cy.expect("NOTICE", "#lobby", "the build is green").source.startswith("ann!")
     assert ann.expect("NOTICE", "#lobby", "the build is green")  # the echo, as sent
@@ -221,8 +216,7 @@ def test_a_multiline_batch_is_one_message_at_every_door(connect):
     cy.register("cy", caps=MULTI)
     dee.register("dee", caps="message-tags server-time")  # no multiline: one PRIVMSG per line
     for c in (ann, cy, dee):
-        c.send("JOIN #lobby")
-        c.expect("366")
+        c.join("#lobby")
     ann.send("@label=m1;+draft/reply=1.lobby BATCH +b1 draft/multiline #lobby", "@batch=b1 PRIVMSG #lobby :first",
              "@batch=b1 PRIVMSG #lobby :second, cut ", "@batch=b1;draft/multiline-concat PRIVMSG #lobby :and joined",
              "BATCH -b1")
@@ -277,8 +271,7 @@ def test_chathistory_pages_a_channel_by_msgid_and_by_time(make_server):
     ann.register("ann", caps="draft/chathistory batch server-time message-tags labeled-response")
     tokens = " ".join(" ".join(ann.expect("005").params[1:-1]) for _ in range(2))
     assert "CHATHISTORY=4" in tokens and "MSGREFTYPES=msgid,timestamp" in tokens
-    ann.send("JOIN #lobby")
-    ann.expect("366")
+    ann.join("#lobby")
 
     def page(query: str) -> list[str]:
         ann.inbox.clear()
@@ -331,8 +324,7 @@ def test_standard_replies_for_refusals_without_a_numeric_and_for_being_slowed(ma
     modern.register("ann", caps="standard-replies")
     old.register("bob")
     for c in (modern, old):
-        c.send("JOIN #dev")
-        c.expect("366")
+        c.join("#dev")
         c.send("TOPIC #dev :" + "x" * 400)
     fail = modern.expect("FAIL")
     assert fail.params[:2] == ["TOPIC", "TEXT_TOO_LONG"] and "300" in fail.params[-1]
@@ -350,12 +342,10 @@ def test_a_message_to_a_channels_operators_reaches_them_at_every_door(make_serve
     opa.register("opa")  # makes #dev: runs it
     tokens = " ".join(" ".join(opa.expect("005").params[1:-1]) for _ in range(2))
     assert "STATUSMSG=@+" in tokens
-    opa.send("JOIN #dev")
-    opa.expect("366")
+    opa.join("#dev")
     for c, nick in ((bob, "bob"), (cy, "cy"), (dee, "dee")):
         c.register(nick)
-        c.send("JOIN #dev")
-        c.expect("366")
+        c.join("#dev")
     fred = WireClient(server.port)  # a framed server operator: runs every room
     fred.hello("fred")
     fred.send(Op(token=server.op_token))
