@@ -482,15 +482,15 @@ def close_members(members: list[Member]) -> None:
 
 def say_frames(count: int, serial: int, irc: bool = False) -> bytes:
     """``count`` say frames (or IRC PRIVMSG lines) with the send time in the text, 100
-    bytes of text each."""
-    now = time.time()
+    bytes of text each.  The text is made once per call (one time for the whole burst);
+    only the ids differ: the generator's own cost per message is a few byte joins."""
+    text = f"T{time.time():.6f} ".ljust(100, "x")
+    if irc:
+        return f"PRIVMSG {IRC_CHANNEL} :{text}\r\n".encode() * count
+    tail = f'","text":"{text}"}}'.encode()
     parts = []
-    for k in range(count):
-        text = f"T{now:.6f} ".ljust(100, "x")
-        if irc:
-            parts.append(f"PRIVMSG {IRC_CHANNEL} :{text}\r\n".encode())
-            continue
-        header = f'{{"type":"say","id":"{serial + k}","text":"{text}"}}'.encode()
+    for k in range(serial, serial + count):
+        header = b'{"type":"say","id":"%d%b' % (k, tail)
         parts.append(len(header).to_bytes(4, "big") + header)
     return b"".join(parts)
 
@@ -634,15 +634,18 @@ def run_saturation(server: Server, n: int, s: int, total_deliveries: int, tag: s
         for snd in senders:
             snd.remaining = per_sender
         expected = set_expected(members, senders, per_sender)
-        cpu = server.cpu_seconds()
+        cpu, mine = server.cpu_seconds(), own_cpu_seconds()
         start, end = pump(members, senders, time.monotonic() + time_limit)
-        cpu = server.cpu_seconds() - cpu
+        cpu, mine, wall = server.cpu_seconds() - cpu, own_cpu_seconds() - mine, time.monotonic() - start
         report_resets(server, senders, tag)
         delivered = sum(min(m.chats, m.expected) for m in members)
         latencies = [x for m in members for x in m.latencies]
         return {
             "deliveries_per_s": delivered / max(end - start, 1e-9),
             "cpu_us_per_delivery": cpu / max(delivered, 1) * 1e6,
+            # The load generator's own CPU over the run, as a share of one core: near 1.0,
+            # it (not the server) may be what bounds the row.
+            "generator_busy": mine / max(wall, 1e-9),
             "complete": float(delivered == expected),
             "p50_ms": percentile(latencies, 50) * 1000,
             "p99_ms": percentile(latencies, 99) * 1000,
@@ -989,8 +992,21 @@ def cluster_main(quick: bool, repeat: int, json_path: str, fsync: str = "always"
     return 0
 
 
+def own_cpu_seconds() -> float:
+    """This process's CPU time (the load generator's), user and system."""
+    t = os.times()
+    return t.user + t.system
+
+
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    """The median of each figure, and its spread over the runs as ``KEY~``: (largest -
+    smallest) / median, so a reader sees how far one run could be from another."""
+    figures: dict[str, float] = {}
+    for k in runs[0]:
+        values = [r[k] for r in runs]
+        mid = figures[k] = statistics.median(values)
+        figures[f"{k}~"] = (max(values) - min(values)) / mid if mid else float("nan")
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1029,13 +1045,15 @@ def main(argv: list[str] | None = None) -> int:
         only &= {"saturation", "paced", "slow", "scale"}  # (the others start servers of their own)
         tree = checkout(args.compare)
     results: dict[str, dict[str, dict[str, float]]] = {}
-    rows: list[tuple[str, str, dict[str, float], bool]] = []  # label, unit, {server: value}, higher_is_better
+    # label, unit, {server: median}, higher_is_better, {server: spread}
+    rows: list[tuple[str, str, dict[str, float], bool, dict[str, float]]] = []
     alone: list[tuple[str, str, float, float, str]] = []  # chatroom against itself: label, unit, a, b, what
 
     def record(label: str, figures: dict[str, dict[str, float]], keys: list[tuple[str, str, bool]]) -> None:
         results[label] = figures
         for key, unit, higher in keys:
-            rows.append((f"{label} {key}", unit, {name: f[key] for name, f in figures.items()}, higher))
+            rows.append((f"{label} {key}", unit, {name: f[key] for name, f in figures.items()}, higher,
+                         {name: f.get(f"{key}~", float("nan")) for name, f in figures.items()}))
 
     def alternate(fn) -> dict[str, dict[str, float]]:
         """Each server ``repeat`` times, the order rotating, medians."""
@@ -1060,6 +1078,7 @@ def main(argv: list[str] | None = None) -> int:
                     label = f"saturation N={n} S={s}"
                     record(label, figures, [("deliveries_per_s", "/s", True), ("p99_ms", "ms", False)])
                     say(label, figures, "deliveries_per_s", "{:,.0f}/s")
+                    say("    the load generator busy", figures, "generator_busy", "{:.0%}")
         if "paced" in only:
             for n, s, offered in [(100, 10, 20_000), (500, 50, 20_000), (500, 50, 100_000)]:
                 seconds = 2.0 if quick else 4.0
@@ -1183,7 +1202,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def print_table(names: list[str], rows: list[tuple[str, str, dict[str, float], bool]],
+def spread(value: float) -> str:
+    return "" if value != value else f"+-{value * 50:.0f}%"  # (half the range: +- around the median)
+
+
+def print_table(names: list[str], rows: list[tuple[str, str, dict[str, float], bool, dict[str, float]]],
                 alone: list[tuple[str, str, float, float, str]]) -> None:
     baselines = [name for name in names if name not in ("chatroom", "chatroom-irc")]  # (or chatroom@REV)
     # (ours, theirs, column title): chatroom against each baseline; its IRC door against ngircd
@@ -1191,17 +1214,18 @@ def print_table(names: list[str], rows: list[tuple[str, str, dict[str, float], b
     if "chatroom-irc" in names and "ngircd" in names:
         pairs.append(("chatroom-irc", "ngircd", "irc/ngircd"))
     print()
-    print(f"{'scenario':<44}" + "".join(f"{name:>15}" for name in names)
+    print(f"{'scenario':<44}" + "".join(f"{name:>21}" for name in names)
           + "".join(f"{title:>11}" for _, _, title in pairs))
-    for label, unit, values, higher in rows:
-        line = f"{label:<44}" + "".join(f"{values[name]:>13,.1f}{unit[:2]:>2}" for name in names)
+    for label, unit, values, higher, spreads in rows:
+        line = f"{label:<44}" + "".join(f"{values[name]:>13,.1f}{unit[:2]:>2}{spread(spreads[name]):>6}"
+                                        for name in names)
         for ours_name, base_name, _ in pairs:
             ours, base = values[ours_name], values[base_name]
             ratio = (ours / base if higher else base / ours) if ours and base else float("nan")
             line += f"{ratio:>10.2f}x"
         print(line)
     print("(a ratio > 1 means chatroom is better: faster, or lower latency/CPU/memory; irc/ngircd: chatroom's IRC "
-          "door against ngircd, both driven as IRC)")
+          "door against ngircd, both driven as IRC; +-N%: the spread of the runs, (max - min) / median)")
     if alone:
         print()
         for label, unit, a, b, what in alone:
