@@ -48,6 +48,9 @@ MAX_PAGES = 100
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 421: "Misdirected Request",
             503: "Service Unavailable"}
 
+#: A text message, or its continuation.
+_TEXT = (Opcode.TEXT, Opcode.CONT)
+
 _METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
 
 
@@ -125,13 +128,19 @@ class WebDoor:
         data = first
         while True:
             self.ws.receive_data(data)
+            chunks: list[bytes] = []  # the read's binary messages, not fed yet
             for event in self.ws.events_received():
+                if isinstance(event, Frame) and self.ws.state is State.OPEN and self.carries_frames(event):
+                    chunks.append(event.data)
+                    continue
+                self.feed(chunks)
                 if conn.session.closed:
                     break  # a refused request, a broken frame: nothing after it counts
                 if isinstance(event, Request):
                     self.request(event)
-                elif isinstance(event, Frame) and self.ws.state is State.OPEN:
-                    self.frame(event)
+                elif isinstance(event, Frame) and self.ws.state is State.OPEN and event.opcode in _TEXT:
+                    self.ws.fail(1003, "frames travel in binary messages")  # (ours are binary: a mistake)
+            self.feed(chunks)
             self.write_out()
             self.handler.flush_batch()
             if conn.session.closed or self.ws.close_expected():
@@ -240,13 +249,25 @@ class WebDoor:
         self.handler.flush_batch()
         self.conn.close(CloseReason.REFUSED if response.status_code >= 400 else CloseReason.QUIT)
 
-    def frame(self, frame: Frame) -> None:
-        """A WebSocket frame.  A browser may cut a large message into fragments
-        (a binary frame, then continuations): their bytes are fed as they come -- the
-        session's frame decoder reads a stream, so it reassembles them either way."""
+    def carries_frames(self, frame: Frame) -> bool:
+        """Whether a WebSocket frame carries bytes of our frames: a binary message, or a
+        continuation of one (a browser may cut a large message into fragments; the
+        session's frame decoder reads a stream, so it reassembles them either way).
+        The rest are control frames (websockets answers them) or a text message."""
         if frame.opcode is Opcode.BINARY or (frame.opcode is Opcode.CONT and self.in_binary):
             self.in_binary = not frame.fin
-            frames, events = self.conn.session.receive_data(bytes(frame.data), time.monotonic())
-            self.handler.act_all(events)
-        elif frame.opcode in (Opcode.TEXT, Opcode.CONT):  # our frames are binary: a text message is a mistake
-            self.ws.fail(1003, "frames travel in binary messages")
+            return True
+        return False
+
+    def feed(self, chunks: list[bytes]) -> None:
+        """The bytes of a read's binary messages, fed to the session in one piece, as a
+        TCP client's read is: a burst of chats is one run under the hub lock and one
+        fan-out, not one per message (one per message cost a send to every member for
+        each: 6 us of server CPU per delivery under a flood, against 0.13 framed)."""
+        if not chunks or self.conn.session.closed:
+            chunks.clear()
+            return
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        _, events = self.conn.session.receive_data(bytes(data), time.monotonic())
+        self.handler.act_all(events)

@@ -124,6 +124,51 @@ def test_what_follows_a_websocket_request_in_the_same_packet_waits_for_its_answe
     bob.close()
 
 
+def _server_messages(data: bytes) -> tuple[list[bytes], list[tuple[int, bytes]]]:
+    """A server's (unmasked) WebSocket stream after its HTTP answer: the payloads of its
+    binary messages, and its other frames as (opcode, payload)."""
+    data = data[data.index(b"\r\n\r\n") + 4:]
+    binary, other, pos = [], [], 0
+    while pos < len(data):
+        opcode, size, pos = data[pos] & 0x0F, data[pos + 1] & 0x7F, pos + 2
+        if size == 126:
+            size, pos = struct.unpack_from("!H", data, pos)[0], pos + 2
+        elif size == 127:
+            size, pos = struct.unpack_from("!Q", data, pos)[0], pos + 8
+        payload, pos = data[pos:pos + size], pos + size
+        (binary.append(payload) if opcode == 0x2 else other.append((opcode, payload)))
+    return binary, other
+
+
+def test_a_burst_of_messages_in_one_read_is_one_run_and_a_text_message_ends_it(server):
+    """Binary messages read at once are fed to the session as one read of a terminal
+    client's is: one run under the hub lock, one fan-out -- so the sender's echoes
+    reach it before the acks that follow them (fed message by message, each echo was
+    followed by its ack).  (BURST: within the rate limit's burst of 20, the hello's
+    token included.)  A text message behind them is a
+    mistake (close 1003), after the twenty are in the room."""
+    port, BURST = server.port, 15
+    bob = WireClient(port)
+    bob.hello("bob")
+    says = b"".join(_ws_frame(encode_message(Say(id=str(i), text=f"burst {i}"))) for i in range(BURST))
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(_upgrade(port, f"http://127.0.0.1:{port}")
+                  + _ws_frame(encode_message(Hello(version="1.3", nick="webby"))))
+        welcome = b""
+        while b'"type":"welcome"' not in welcome:  # (the burst after the welcome: judged as a member's)
+            welcome += s.recv(65536)
+        s.sendall(says + ws_frame(0x1, b"not a frame of ours"))
+        binary, other = _server_messages(welcome + _all_until_closed(s))
+    kinds = [(decode_message(f).TYPE, getattr(decode_message(f), "id", None))
+             for payload in binary for f in FrameDecoder().feed(payload)]
+    said = [k for k in kinds if k[0] in ("chat", "ack")]
+    assert said == [("chat", str(i)) for i in range(BURST)] + [("ack", str(i)) for i in range(BURST)]
+    assert other and other[-1][0] == 0x8 and struct.unpack("!H", other[-1][1][:2])[0] == 1003
+    for i in range(BURST):
+        assert bob.expect(Chat, text=f"burst {i}").nick == "webby"
+    bob.close()
+
+
 def test_a_browser_joins_from_a_link_and_talks_with_a_terminal_client(server):
     from tests.web.browser import Browser
 
