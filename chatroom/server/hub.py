@@ -312,7 +312,7 @@ MAX_PLANNED = 32_768
 
 class _Plan:
     """A recipient tuple, flattened once for the fan-out: the outboxes of its members
-    that take frames, and its connections that want another wire format.
+    that take frames, and those of its members that want another wire format, by format.
 
     Walking member -> connection -> wire, outbox -> socket for every recipient of every
     message touched five objects each, and each ``send()`` in between makes the kernel
@@ -324,28 +324,26 @@ class _Plan:
     and no member's sink or connection's wire has changed since (``Member.sink_changes``).
     """
 
-    __slots__ = ("targets", "generation", "outboxes", "others")
+    __slots__ = ("targets", "generation", "outboxes", "others", "size")
 
     def __init__(self, targets: tuple[Any, ...]) -> None:
         self.targets = targets
         self.generation = -1  # not flattened yet: seen once
         self.outboxes: tuple[Outbox, ...] = ()
-        self.others: tuple[Any, ...] = ()
+        self.others: tuple[tuple[Any, tuple[Outbox, ...]], ...] = ()  # (wire format, its outboxes)
+        self.size = 0  # references kept: outboxes of every format
 
     def flatten(self) -> None:
         self.generation = Member.sink_changes  # read before looking
-        outboxes: list[Outbox] = []
-        others: list[Any] = []
+        by_wire: dict[Any, list[Outbox]] = {FRAMED: []}
         for target in self.targets:
             conn = target.sink
             if conn is None:  # held for a reconnect: it will get what it missed then
                 continue
-            if conn.wire is FRAMED:
-                outboxes.append(conn.outbox)
-            else:
-                others.append(conn)
-        self.outboxes = tuple(outboxes)
-        self.others = tuple(others)
+            by_wire.setdefault(conn.wire, []).append(conn.outbox)
+        self.outboxes = tuple(by_wire.pop(FRAMED))
+        self.others = tuple((wire, tuple(outboxes)) for wire, outboxes in by_wire.items())
+        self.size = len(self.outboxes) + sum(len(outboxes) for _, outboxes in self.others)
 
 
 class _Plans:
@@ -370,14 +368,14 @@ class _Plans:
         plan = self._by_id.get(id(targets))
         if plan is not None and plan.targets is targets:  # (kept alive by the plan: the id is its own)
             if plan.generation != Member.sink_changes:
-                self._kept -= len(plan.outboxes) + len(plan.others)
+                self._kept -= plan.size
                 plan.flatten()
-                self._kept += len(plan.outboxes) + len(plan.others)
+                self._kept += plan.size
             return plan
         by_id = self._by_id
         while by_id and (len(by_id) >= MAX_PLANS or self._kept + len(targets) > MAX_PLANNED):
             old = by_id.pop(next(iter(by_id)))
-            self._kept -= len(old.targets) + len(old.outboxes) + len(old.others)
+            self._kept -= len(old.targets) + old.size
         by_id[id(targets)] = _Plan(targets)
         self._kept += len(targets)
         return None
@@ -392,9 +390,18 @@ def _append(targets: tuple[Any, ...], parts: list[Outgoing], batch: Batch, plans
     if plan is None:
         _append_each(targets, parts, framed, batch)
         return
+    _put_all(plan.outboxes, framed, batch)
+    for wire, outboxes in plan.others:  # (browsers, IRC clients: encoded once for all of them)
+        data = wire.encode(parts)
+        if data:  # (b"": nothing of this is shown in that format)
+            _put_all(outboxes, data, batch)
+
+
+def _put_all(outboxes: tuple[Outbox, ...], data: bytes, batch: Batch) -> None:
+    """``data`` into each outbox: sent at once if it is idle, else queued."""
     touched = batch.touched
-    for outbox in plan.outboxes:
-        done = outbox.put_or_send(framed)
+    for outbox in outboxes:
+        done = outbox.put_or_send(data)
         if done:  # not SENT
             if done == QUEUED:
                 touched.add(outbox)
@@ -402,8 +409,6 @@ def _append(targets: tuple[Any, ...], parts: list[Outgoing], batch: Batch, plans
                 owner = outbox.owner  # (None once its connection has ended)
                 if owner is not None and not owner.closing:
                     batch.overflowed.append(owner)
-    if plan.others:
-        _append_each(plan.others, parts, framed, batch)
 
 
 def _append_each(targets: tuple[Any, ...], parts: list[Outgoing], framed: bytes, batch: Batch,
