@@ -128,7 +128,7 @@ class WebDoor:
         data = first
         while True:
             self.ws.receive_data(data)
-            chunks: list[bytes] = []  # the read's binary messages, not fed yet
+            chunks: list[bytes | bytearray | memoryview] = []  # the read's binary messages, not fed yet
             for event in self.ws.events_received():
                 if isinstance(event, Frame) and self.ws.state is State.OPEN and self.carries_frames(event):
                     chunks.append(event.data)
@@ -259,7 +259,7 @@ class WebDoor:
             return True
         return False
 
-    def feed(self, chunks: list[bytes]) -> None:
+    def feed(self, chunks: list[bytes | bytearray | memoryview]) -> None:
         """The bytes of a read's binary messages, fed to the session in one piece, as a
         TCP client's read is: a burst of chats is one run under the hub lock and one
         fan-out, not one per message (one per message cost a send to every member for
