@@ -59,6 +59,8 @@ class Connection:
 
     @wire.setter
     def wire(self, wire: WireFormat) -> None:
+        if wire is self._wire:  # (the IRC door sets it after every command: most change nothing)
+            return
         self._wire = wire
         Member.sink_changes += 1  # the hub's flattened fan-out lists notice
 
