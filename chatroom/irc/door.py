@@ -118,6 +118,7 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speakin
         self.labels = 0  # labeled commands answered (each batch of an answer needs a new name)
         self.gathering: Gathered | None = None  # a draft/multiline batch being read (multiline.py)
         self.slowed_told = -3600.0  # when a client with standard-replies was last told it is slowed
+        self.derived: tuple[int, Member | None, object] | None = None  # what update_format last derived from
 
     # ------------------------------------------------------------------ the pump
 
@@ -303,6 +304,11 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speakin
         return "echo-message" in self.session.caps
 
     def update_format(self) -> None:
+        """The connection's wire format and its member's flags from the capabilities:
+        again only when they or the member changed (it is asked after every command)."""
+        derived = (self.session.caps_changed, self.conn.member, self.conn.wire)
+        if derived == self.derived:
+            return
         caps = self.session.caps
         if self.conn.member is not None:
             self.conn.member.echo = "echo-message" in caps
@@ -313,6 +319,7 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speakin
             self.conn.wire.base = self.format()
         else:
             self.conn.wire = self.format()
+        self.derived = (self.session.caps_changed, self.conn.member, self.conn.wire)
 
     def format(self) -> IrcFormat:
         """This connection's IRC format (its capabilities)."""

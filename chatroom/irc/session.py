@@ -71,6 +71,7 @@ class IrcSession:
         self.realname = ""
         self.password: str | None = None
         self.caps: set[str] = set()
+        self.caps_changed = 0  # how many times ``caps`` changed (the door re-derives its format then)
         self.negotiating = False  # CAP LS/REQ seen, CAP END not yet
         self.registered = False
         self.refused = False  # registration ended (464): the connection closes
@@ -166,6 +167,7 @@ class IrcSession:
                 self.caps.discard(word[1:])
             else:
                 self.caps.add(word)
+        self.caps_changed += 1
         return self._cap_line("ACK", " ".join(wanted))
 
     def _cap_line(self, sub: str, text: str) -> Action:
