@@ -115,6 +115,9 @@ def server_time(ts: float) -> str:
 def split_text(text: str, budget: int) -> list[str]:
     """``text`` as IRC-sized pieces of at most ``budget`` UTF-8 bytes each: one per
     line of it, each cut between words where possible.  Empty lines are dropped."""
+    if "\n" not in text and len(text) * 4 <= budget:  # one line that fits, whatever its characters (most)
+        line = text.rstrip()
+        return [line] if line else []
     return [piece.rstrip(" ") for piece, _ in split_pieces(text, budget) if piece.strip()]
 
 
