@@ -55,47 +55,66 @@ CHUNK = 500
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict).decode
 
-# A message: the next sequence number and its entry, atomically; and the id of the
-# entry before it (a server that applied that one may apply this one at once).  With a
-# client id (KEYS[3]: sent:{nick}:{id}; ARGV[3]: a digest of kind, room and text), a
-# resend of a message already in the log -- its first answer lost with a connection,
-# to Redis or to the client -- gets that message's number back, flagged 1.
+# Messages of one room, in order (one script for a read's run of them: one command to
+# pack and run, not one per message): for each, the next sequence number and its
+# entry, atomically; and the id of the entry before it (a server that applied that one
+# may apply this one at once).  KEYS[1]: the *lease* of the asking server
+# (``node.py``): a server whose lease lapsed -- the others took it for dead and let its
+# members go -- writes nothing more.  KEYS[2], KEYS[3]: the room's counter and log.
+# Message i (from 1) has KEYS[3 + i] and ARGV[4i-3 .. 4i]: body, floor, digest, ttl.
 #
-# ARGV[2], the *floor*: the highest number the asking server has seen in the room.  A
-# Redis that lost the tail of its log (``appendfsync everysec`` and a crash lose up to
-# a second) has a counter below numbers that servers and clients have already shown;
-# counting on from there would give those numbers to other messages, and everyone
-# would skip them as seen.  The counter is raised past the floor instead (the 4th
-# value returned: how many numbers were skipped, so the server can say so).
-# KEYS[1], the *lease* of the asking server (``node.py``): a server whose lease lapsed
-# -- the others took it for dead and let its members go -- writes nothing more.
+# With a client id (KEYS[3 + i]: sent:{nick}:{id}; the digest: of kind, room and text;
+# no id: the log's key and an empty digest), a resend of a message already in the log
+# -- its first answer lost with a connection, to Redis or to the client -- gets that
+# message's number back, flagged 1.
+#
+# The *floor*: the highest number the asking server has seen in the room.  A Redis that
+# lost the tail of its log (``appendfsync everysec`` and a crash lose up to a second)
+# has a counter below numbers that servers and clients have already shown; counting on
+# from there would give those numbers to other messages, and everyone would skip them
+# as seen.  The counter is raised past the floor instead (the 4th value returned for
+# the message: how many numbers were skipped, so the server can say so).
 _SAY = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('FENCED this server has no lease in the cluster')
 end
-if KEYS[4] then
-  local seen = redis.call('GET', KEYS[4])
-  if seen then
-    local seq, digest = string.match(seen, '^(%d+) (%x+)$')
-    if digest == ARGV[3] then
-      return {tonumber(seq), '0-0', 1, 0}
+local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+local before = last[1] and last[1][1] or '0-0'
+local out = {}
+for i = 1, #KEYS - 3 do
+  local a = 4 * (i - 1)
+  local sent, digest = KEYS[3 + i], ARGV[a + 3]
+  local again = nil
+  if digest ~= '' then
+    local seen = redis.call('GET', sent)
+    if seen then
+      local seq, known = string.match(seen, '^(%d+) (%x+)$')
+      if known == digest then
+        again = tonumber(seq)
+      end
     end
   end
+  if again then
+    out[i] = {again, '0-0', 1, 0}
+  else
+    local seq = redis.call('INCR', KEYS[2])
+    local floor = tonumber(ARGV[a + 2])
+    local lost = 0
+    if seq <= floor then
+      lost = floor + 1 - seq
+      seq = floor + 1
+      redis.call('SET', KEYS[2], seq)
+    end
+    local id = seq .. '-0'
+    redis.call('XADD', KEYS[3], id, 'm', ARGV[a + 1])
+    if digest ~= '' then
+      redis.call('SET', sent, seq .. ' ' .. digest, 'EX', ARGV[a + 4])
+    end
+    out[i] = {seq, before, 0, lost}
+    before = id
+  end
 end
-local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-local seq = redis.call('INCR', KEYS[2])
-local floor = tonumber(ARGV[2])
-local lost = 0
-if seq <= floor then
-  lost = floor + 1 - seq
-  seq = floor + 1
-  redis.call('SET', KEYS[2], seq)
-end
-redis.call('XADD', KEYS[3], seq .. '-0', 'm', ARGV[1])
-if KEYS[4] then
-  redis.call('SET', KEYS[4], seq .. ' ' .. ARGV[3], 'EX', ARGV[4])
-end
-return {seq, last[1] and last[1][1] or '0-0', 0, lost}
+return out
 """
 
 #: How long a message's client id is remembered to recognise a resend.
@@ -275,18 +294,24 @@ class RedisStore:
         a resend of one already there, how many numbers were skipped because the log
         had lost its tail -- see ``_SAY``) each.  ``floor``: the highest number of the
         room the caller has seen."""
-        calls = []
+        calls: list[tuple[list[Any], list[Any]]] = []  # one script per run of one room's messages
+        room_key = None
         for room, body, floor in chats:
             rk = fold(room)
-            keys = [self.lease, key("seq", rk), key("log", rk)]
-            args: list[Any] = [_encode(body), floor]
+            if rk != room_key:
+                room_key = rk
+                calls.append(([self.lease, key("seq", rk), key("log", rk)], []))
+            keys, args = calls[-1]
             if body.get("id") is not None:
                 keys.append(key("sent", f"{fold(body['nick'])}:{body['id']}"))
                 what = f"{'action' if body.get('action') else 'say'}\0{rk}\0{body['text']}".encode()
-                args += [hashlib.sha1(what).hexdigest(), self.sent_ttl]
-            calls.append((keys, args))
+                args += [_encode(body), floor, hashlib.sha1(what).hexdigest(), self.sent_ttl]
+            else:
+                keys.append(key("log", rk))
+                args += [_encode(body), floor, "", 0]
         answers = self._run_script(self._say, calls, wait=self.replicas)
-        placed = [(int(seq), parse_id(previous), bool(dup), int(lost)) for seq, previous, dup, lost in answers]
+        placed = [(int(seq), parse_id(previous), bool(dup), int(lost))
+                  for run in answers for seq, previous, dup, lost in run]
         if self.replicas and answers.replicated < self.replicas:
             raise Unreplicated(placed, answers.replicated, self.replicas)
         return placed
