@@ -167,3 +167,27 @@ def test_a_log_that_lost_its_tail_while_every_server_restarted_never_reuses_a_nu
         ann.close()
     finally:
         client.close()
+
+
+def test_a_read_of_several_rooms_messages_is_appended_in_order_with_each_ones_checks(redis_server):
+    """One append of a read's messages (one script per run of one room's): each gets
+    the room's next number and the id of the entry before it (so a server can apply
+    the run at once), a resend in the same read is recognised, a message without an id
+    is appended, and a floor above the counter raises it."""
+    client = redis.Redis.from_url(redis_server.url)
+    store = RedisStore(client)
+    client.set(store.lease, "1", ex=60)
+
+    def chat(room: str, text: str, msg_id: str | None) -> dict[str, object]:
+        body: dict[str, object] = {"t": "chat", "room": room, "nick": "ann", "text": text, "ts": 1.0}
+        return body if msg_id is None else {**body, "id": msg_id}
+
+    placed = store.append_chats([("lobby", chat("lobby", "one", "1"), 0), ("lobby", chat("lobby", "two", None), 0),
+                                 ("dev", chat("dev", "three", "3"), 0), ("lobby", chat("lobby", "one", "1"), 0),
+                                 ("lobby", chat("lobby", "four", "4"), 0)])
+    assert placed == [(1, (0, 0), False, 0), (2, (1, 0), False, 0), (1, (0, 0), False, 0), (1, (0, 0), True, 0),
+                      (3, (2, 0), False, 0)]
+    ((seq, before, resent, lost),) = store.append_chats([("lobby", chat("lobby", "five", "5"), 9)])
+    assert (seq, before, resent, lost) == (10, (3, 0), False, 6)  # numbers 4..9 were shown: never reused
+    assert [int(i.split(b"-")[0]) for i, _ in client.xrange("chatroom:log:lobby")] == [1, 2, 3, 10]
+    client.close()
