@@ -128,19 +128,7 @@ class WebDoor:
         data = first
         while True:
             self.ws.receive_data(data)
-            chunks: list[bytes | bytearray | memoryview] = []  # the read's binary messages, not fed yet
-            for event in self.ws.events_received():
-                if isinstance(event, Frame) and self.ws.state is State.OPEN and self.carries_frames(event):
-                    chunks.append(event.data)
-                    continue
-                self.feed(chunks)
-                if conn.session.closed:
-                    break  # a refused request, a broken frame: nothing after it counts
-                if isinstance(event, Request):
-                    self.request(event)
-                elif isinstance(event, Frame) and self.ws.state is State.OPEN and event.opcode in _TEXT:
-                    self.ws.fail(1003, "frames travel in binary messages")  # (ours are binary: a mistake)
-            self.feed(chunks)
+            self.take_events()
             self.write_out()
             self.handler.flush_batch()
             if conn.session.closed or self.ws.close_expected():
@@ -248,6 +236,23 @@ class WebDoor:
         self.write_out()
         self.handler.flush_batch()
         self.conn.close(CloseReason.REFUSED if response.status_code >= 400 else CloseReason.QUIT)
+
+    def take_events(self) -> None:
+        """What websockets parsed from a read, in order: a request, or our frames (the
+        read's binary messages, fed as one piece), or a text message (a mistake)."""
+        chunks: list[bytes | bytearray | memoryview] = []  # the read's binary messages, not fed yet
+        for event in self.ws.events_received():
+            if isinstance(event, Frame) and self.ws.state is State.OPEN and self.carries_frames(event):
+                chunks.append(event.data)
+                continue
+            self.feed(chunks)
+            if self.conn.session.closed:
+                return  # a refused request, a broken frame: nothing after it counts
+            if isinstance(event, Request):
+                self.request(event)
+            elif isinstance(event, Frame) and self.ws.state is State.OPEN and event.opcode in _TEXT:
+                self.ws.fail(1003, "frames travel in binary messages")  # (ours are binary: a mistake)
+        self.feed(chunks)
 
     def carries_frames(self, frame: Frame) -> bool:
         """Whether a WebSocket frame carries bytes of our frames: a binary message, or a
