@@ -21,9 +21,10 @@ from chatroom.errors import Refused
 from chatroom.protocol import Chat, ErrorCode, Private
 from chatroom.server.chat_path import Answer, LocalChat, Resent, SayResult, ToSay, no_run
 from chatroom.server.members import Member
-from chatroom.text import nick_key
+from chatroom.text import fold, nick_key
 
 if TYPE_CHECKING:
+    from chatroom.cluster.parking import Parking
     from chatroom.server.hub import Batch, Hub
 
 __all__ = ["ClusterChat"]
@@ -50,8 +51,11 @@ class ClusterChat:
         def _unconfirmed(self, exc: Exception, what: str) -> Refused: ...
         def _up(self) -> None: ...
         def _fence(self, why: str) -> None: ...
+        parking: Parking
+
         def catch_up(self, room: str, upto: EntryId, batch: Batch,
-                     known: list[tuple[EntryId, EntryId, dict[str, Any]]] = ...) -> None: ...
+                     known: list[tuple[EntryId, EntryId, dict[str, Any]]] = ...,
+                     pending: set[str] | None = None) -> None: ...
 
     def run(self, batch: Batch) -> ContextManager[object]:
         return no_run()  # (each message goes to Redis first: never under the lock)
@@ -97,16 +101,21 @@ class ClusterChat:
         """Append ``bodies`` (the unstamped ``Chat`` s among ``results``) to their rooms'
         logs and apply them here: ``results`` with each stamped (or refused)."""
         self._hub().publish_pending()  # what this server decided before (a join) goes to the log first
-        placed, refusal = self._place(bodies)
-        if placed is None:  # nothing was stored (or nothing is known): every Chat gets the refusal
-            assert refusal is not None
-            return [refusal if isinstance(r, Chat) else r for r in results]
-        stamped, known, newest = self._stamped(results, placed, bodies)
+        pending = {fold(name) for name, _, _ in bodies}  # (in flight: this server's other senders may wait for them)
+        self.parking.begin(pending)
         try:
-            for room_name, upto in newest.items():
-                self.catch_up(room_name, upto, batch, known.get(room_name, []))
-        except redis.RedisError as exc:  # stored all the same: acknowledged; the reader applies them later
-            self._down(exc, "reading the room's log back")
+            placed, refusal = self._place(bodies)
+            if placed is None:  # nothing was stored (or nothing is known): every Chat gets the refusal
+                assert refusal is not None
+                return [refusal if isinstance(r, Chat) else r for r in results]
+            stamped, known, newest = self._stamped(results, placed, bodies)
+            try:
+                for room_name, upto in newest.items():
+                    self.catch_up(room_name, upto, batch, known.get(room_name, []), pending)
+            except redis.RedisError as exc:  # stored all the same: acknowledged; the reader applies them later
+                self._down(exc, "reading the room's log back")
+        finally:
+            self.parking.end(pending)
         if refusal is not None:  # stored, but not on enough replicas: the sender hears it is unconfirmed
             return [refusal if isinstance(r, Chat | Resent) else r for r in stamped]
         return stamped

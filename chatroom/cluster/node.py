@@ -43,13 +43,14 @@ import redis
 from chatroom.cluster import mirror
 from chatroom.cluster.chat import ClusterChat
 from chatroom.cluster.liveness import Liveness
+from chatroom.cluster.parking import Parking
 from chatroom.cluster.redis_url import redis_client
 from chatroom.cluster.store import PREFIX, ClusterDown, EntryId, Fenced, RedisStore, claim_keys, decode, key, parse_id
 from chatroom.errors import Refused
 from chatroom.protocol import ErrorCode, ModAction, Moderate, RoomInfo, User
 from chatroom.redact import redacted_url
 from chatroom.server.chat_path import LocalChat
-from chatroom.server.members import RoomSnapshot, Sanction
+from chatroom.server.members import Room, RoomSnapshot, Sanction
 from chatroom.server.room import MAX_FLOOR_JUMP, ChatState
 from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, nick_key, nick_problem, without_hash
 
@@ -109,6 +110,8 @@ class Cluster(ClusterChat, Liveness):
         #: What look_ahead fetched before the hub lock, for the next load/whois/rooms under it.
         self._ahead: dict[tuple[str, str], Any] = {}
         self._ahead_lock = threading.Lock()  # (a dict, read and written by any thread)
+        #: This server's appends that came back out of the log's order (``parking.py``).
+        self.parking = Parking()
         self.durability = "unknown"
         self.cluster_id = ""  # the same for every server of the cluster (discovery groups them)
 
@@ -403,29 +406,54 @@ class Cluster(ClusterChat, Liveness):
     # ------------------------------------------------------------------ following the logs
 
     def catch_up(self, room: str, upto: EntryId, batch: Batch,
-                 known: list[tuple[EntryId, EntryId, dict[str, Any]]] = ()) -> None:  # type: ignore[assignment]
+                 known: list[tuple[EntryId, EntryId, dict[str, Any]]] = (),  # type: ignore[assignment]
+                 pending: set[str] | None = None) -> None:
         """Apply ``room``'s log here up to entry ``upto``, in order, if not done yet.
         ``known``: entries this server just appended, with the id of the entry before
         each: applied at once when that one was the last applied here (the usual case:
-        no read from Redis)."""
-        hub = self._hub()
+        no read from Redis), else parked until it is (``parking.py``).  ``pending``: the
+        rooms of that append still counted in flight (this one is not, once parked)."""
+        hub, rk = self._hub(), fold(room)
         with hub.locked(batch) as state:
-            target = state.rooms.get(fold(room))
+            target = state.rooms.get(rk)
             if target is None:
                 return
-            for before, entry_id, body in known:
-                if target.last_id == before:
-                    hub.deliver(mirror.apply(state, target, entry_id, body), batch)
+            self.parking.park(rk, known, target.last_id)
+            if pending is not None and rk in pending:
+                pending.discard(rk)
+                self.parking.end((rk,))
+            self._apply_parked(state, target, batch)
+            if target.last_id >= upto:
+                return
+        waiting = target
+        if self.parking.wait(rk, lambda: waiting.last_id >= upto):
+            return  # (another of this server's appends came back, and applied ours after its own)
+        with hub.locked(batch) as state:
+            target = state.rooms.get(rk)
+            if target is None:
+                return
+            self._apply_parked(state, target, batch)
             if target.last_id >= upto:
                 return
             after = target.last_id
-        entries = self.store.entries(room, after, upto)
+        entries = self.store.entries(room, after, upto)  # (another server's entries in between: read back)
         with hub.locked(batch) as state:
-            target = state.rooms.get(fold(room))
+            target = state.rooms.get(rk)
             if target is None:
                 return
             for entry_id, body in entries:
                 hub.deliver(mirror.apply(state, target, entry_id, body), batch)
+            self._apply_parked(state, target, batch)
+
+    def _apply_parked(self, state: ChatState, room: Room, batch: Batch) -> None:
+        """The parked entries that follow what ``room`` has applied, in order (under
+        the hub lock)."""
+        rk, hub = fold(room.name), self._hub()
+        entry = self.parking.next_after(rk, room.last_id)
+        while entry is not None:
+            hub.deliver(mirror.apply(state, room, *entry), batch)
+            entry = self.parking.next_after(rk, room.last_id)
+        self.parking.applied(rk, room.last_id)
 
     def _read_forever(self) -> None:
         from chatroom.server.hub import Batch  # (a cycle at import time: hub imports the room)
@@ -468,6 +496,7 @@ class Cluster(ClusterChat, Liveness):
                         continue
                     for raw_id, fields in entries:
                         hub.deliver(mirror.apply(state, room, parse_id(raw_id), decode(fields)), batch)
+                    self._apply_parked(state, room, batch)
 
     def _on_inbox(self, bodies: list[dict[str, Any]], batch: Batch) -> None:
         hub = self._hub()
