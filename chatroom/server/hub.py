@@ -177,8 +177,7 @@ class Hub:
         each connection whose outbox overflowed is dropped as too slow (``overflow``).
         One place, so that no path can forget the drop: one once did, and a member too
         slow for another server's traffic stayed connected, its frames discarded."""
-        if self._unpublished:
-            self.publish_pending()
+        self.publish_pending()
         touched = batch.touched
         if touched:
             if batch.pace:
@@ -204,6 +203,10 @@ class Hub:
         was decided (outside the hub lock: a Redis round trip).  The cluster's chat
         path calls it before a message goes to a room's log, so that the log has a
         member's join before what it said."""
+        if not self._unpublished and not self._publishing.locked():
+            return  # nothing to tell, and nobody telling it
+        # (Locked: another thread may have taken *our* records off the queue and be
+        # telling them now -- the queue looks empty, but they are not told yet: wait.)
         with self._publishing:
             while self._unpublished:
                 self.publisher.publish(self._unpublished.popleft())
@@ -239,7 +242,9 @@ class Hub:
         batch.deferred.clear()
         batch.acks.clear()
         plans = self._plans
-        queue_only = bool(self._unpublished)  # the cluster is told before anyone sees it: queued, sent by flush
+        # The cluster is told before anyone sees it: queued, sent by flush -- also when
+        # another thread is telling the cluster now (it may hold this batch's records).
+        queue_only = bool(self._unpublished) or self._publishing.locked()
         delivered, room = 0, batch.room  # (for the metrics; the room for pace.py)
         for targets, parts in entries:
             width = len(targets)

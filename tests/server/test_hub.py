@@ -4,6 +4,7 @@ plain objects with an outbox that records; no sockets, no threads."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from chatroom.protocol import FrameDecoder, Notice, decode_message
@@ -20,6 +21,7 @@ class Recorder:
 
     def __init__(self, limit: int = 1_000) -> None:
         self.data: list[bytes] = []
+        self.queued: list[bytes] = []
         self.limit = limit
         self.owner = None
 
@@ -28,6 +30,17 @@ class Recorder:
             return REFUSED
         self.data.append(data)
         return SENT
+
+    def put(self, data: bytes) -> bool:  # (queued: sent by flush)
+        self.queued.append(data)
+        return True
+
+    def flush(self) -> None:
+        self.data += self.queued
+        self.queued.clear()
+
+    def behind(self) -> bool:
+        return False
 
 
 class Sink:
@@ -200,3 +213,40 @@ def test_a_wave_of_arrivals_leaves_few_old_member_tuples_behind():
     assert len(hub._plans) <= MAX_PLANS and hub._plans.kept <= MAX_PLANNED
     assert len(crowd[0].outbox.data) == 80 and len(crowd[2010].outbox.data) == 2 * 29
     assert crowd[2099].outbox.data == []
+
+
+def test_nobody_sees_what_the_cluster_is_still_being_told():
+    """In a cluster, what a batch decided (a join) is told to the other servers before
+    anyone sees it.  When another thread has taken the batch's records off the queue and
+    is telling them, the queue looks empty -- yet the batch must wait for that thread,
+    not go out.  (Seen beside two CPU-bound processes: a room's maker got its ``joined``
+    before the cluster had it, and a member of another server then made the room anew.)"""
+    hub, state, members, sinks = room_of([FRAMED, FRAMED])
+    telling, release, told = threading.Event(), threading.Event(), threading.Event()
+
+    class Publisher:
+        def prepare(self, events, state):
+            return list(events)
+
+        def publish(self, records):
+            telling.set()
+            release.wait(10)
+            told.set()
+
+    hub.publisher = Publisher()
+    state.published = []
+    batch = Batch()
+    with hub.locked(batch) as st:
+        st.published.append({"t": "join", "nick": "user0"})
+        hub.deliver(st.say(members[0], "I made this room", 1.0)[1], batch)
+    other = threading.Thread(target=hub.publish_pending)  # (the cluster's reader, flushing its own batch)
+    other.start()
+    assert telling.wait(10)  # it holds the records; the queue is empty
+    flushing = threading.Thread(target=hub.flush, args=(batch,))
+    flushing.start()
+    flushing.join(0.2)
+    assert flushing.is_alive() and not any(sink.outbox.data for sink in sinks)  # waits: nobody has it yet
+    release.set()
+    flushing.join(10)
+    other.join(10)
+    assert told.is_set() and [m.text for m in frames(sinks[1].outbox.data[0])] == ["I made this room"]
