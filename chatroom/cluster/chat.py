@@ -101,7 +101,7 @@ class ClusterChat:
         """Append ``bodies`` (the unstamped ``Chat`` s among ``results``) to their rooms'
         logs and apply them here: ``results`` with each stamped (or refused)."""
         self._hub().publish_pending()  # what this server decided before (a join) goes to the log first
-        pending = {fold(name) for name, _, _ in bodies}  # (in flight: this server's other senders may wait for them)
+        pending = {fold(name) for name in {name for name, _, _ in bodies}}  # (in flight: others here may wait)
         self.parking.begin(pending)
         try:
             placed, refusal = self._place(bodies)

@@ -39,9 +39,6 @@ class Recorder:
         self.data += self.queued
         self.queued.clear()
 
-    def behind(self) -> bool:
-        return False
-
 
 class Sink:
     def __init__(self, wire, limit: int = 1_000) -> None:
