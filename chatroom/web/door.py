@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
@@ -29,6 +30,7 @@ from chatroom.server.hub import append_entry
 from chatroom.server.metrics import CONTENT_TYPE
 from chatroom.server.session import CloseReason
 from chatroom.server.wire import Outgoing
+from chatroom.web.frames import Cutter
 from chatroom.web.hosts import HostCheck
 from chatroom.web.pages import SECURITY_HEADERS, page_for
 from chatroom.web.wire import WEBSOCKET, WsBytes
@@ -100,12 +102,20 @@ class WebDoor:
         self.pages = 0  # pages served on this connection (kept alive between them)
         self.conn.wire = WEBSOCKET  # passes websockets' own bytes through; frames become messages
         self.in_binary = False  # inside a fragmented binary message
+        # Once the socket is open: a browser's common frames are cut here, not parsed
+        # by websockets (``frames.py``); None before, and for good after anything else.
+        self.lane: Cutter | None = None
+        self.request_tail = b""  # the last bytes of a request not complete yet
+        self.accepted = False  # the WebSocket is open (and not failed by us since)
 
     def _protocol(self) -> ServerProtocol:
         """websockets' sans-I/O server side, for the connection's next request."""
+        return ServerProtocol(max_size=self.max_size(), logger=_ws_log)
+
+    def max_size(self) -> int:
+        """The largest WebSocket message: one frame, a 4-byte prefix, a header and a body."""
         limits = self.server.config
-        # One WebSocket message is one frame: a 4-byte prefix, a header and a body.
-        return ServerProtocol(max_size=4 + limits.max_header + limits.max_body + 1024, logger=_ws_log)
+        return 4 + limits.max_header + limits.max_body + 1024
 
     def run(self, first: bytes) -> None:
         try:
@@ -127,8 +137,7 @@ class WebDoor:
         conn = self.conn
         data = first
         while True:
-            self.ws.receive_data(data)
-            self.take_events()
+            self.receive(data)
             self.write_out()
             self.handler.flush_batch()
             if conn.session.closed or self.ws.close_expected():
@@ -139,6 +148,31 @@ class WebDoor:
             if not data:
                 self.ws.receive_eof()
                 return
+
+    def receive(self, data: bytes) -> None:
+        """One read: the common frames cut by the lane, the rest parsed by websockets.
+
+        The lane opens only when the read that completed the WebSocket request ended
+        with it: then websockets has read nothing past the request, and the lane starts
+        at a frame's first byte (a client may pipeline frames behind its request:
+        websockets parses those, and all that follows them)."""
+        if self.lane is not None:
+            payloads, rest = self.lane.cut(data)
+            self.feed(payloads)
+            if rest is None or self.conn.session.closed:
+                return
+            self.lane, data = None, rest
+        if self.ws.state is not State.CONNECTING:
+            self.ws.receive_data(data)
+            self.take_events()
+            return
+        request = self.request_tail + data
+        ends_here = request.find(b"\r\n\r\n") == len(request) - 4  # the first blank line ends it
+        self.request_tail = request[-3:]
+        self.ws.receive_data(data)
+        self.take_events()
+        if ends_here and self.accepted and not self.conn.session.closed:
+            self.lane = Cutter(self.max_size())
 
     def write_out(self) -> None:
         """What websockets wrote (the handshake, pongs, a close), in order with the rest."""
@@ -182,6 +216,7 @@ class WebDoor:
             for name, value in SECURITY_HEADERS[1:]:
                 response.headers[name] = value
             self.ws.send_response(response)
+            self.accepted = True
             log.debug("%s: WebSocket open", self.conn.address)
             return
         self.serve_page(request)
@@ -215,6 +250,7 @@ class WebDoor:
         self.handler.flush_batch()
         self.release()
         self.ws = self._protocol()
+        self.request_tail = b""
         self.pages += 1
         self.conn.idle_ok = True
 
@@ -242,16 +278,21 @@ class WebDoor:
         read's binary messages, fed as one piece), or a text message (a mistake)."""
         chunks: list[bytes | bytearray | memoryview] = []  # the read's binary messages, not fed yet
         for event in self.ws.events_received():
-            if isinstance(event, Frame) and self.ws.state is State.OPEN and self.carries_frames(event):
+            # (Frames count once the socket is accepted -- websockets parses those behind
+            # a request before it is answered -- including those ahead of the peer's close
+            # in the same read: by then websockets is CLOSING.)
+            if isinstance(event, Frame) and self.accepted and self.carries_frames(event):
                 chunks.append(event.data)
                 continue
             self.feed(chunks)
+            chunks = []
             if self.conn.session.closed:
                 return  # a refused request, a broken frame: nothing after it counts
             if isinstance(event, Request):
                 self.request(event)
-            elif isinstance(event, Frame) and self.ws.state is State.OPEN and event.opcode in _TEXT:
+            elif isinstance(event, Frame) and self.accepted and event.opcode in _TEXT:
                 self.ws.fail(1003, "frames travel in binary messages")  # (ours are binary: a mistake)
+                self.accepted = False  # nothing after it counts
         self.feed(chunks)
 
     def carries_frames(self, frame: Frame) -> bool:
@@ -264,15 +305,13 @@ class WebDoor:
             return True
         return False
 
-    def feed(self, chunks: list[bytes | bytearray | memoryview]) -> None:
+    def feed(self, chunks: Sequence[bytes | bytearray | memoryview]) -> None:
         """The bytes of a read's binary messages, fed to the session in one piece, as a
         TCP client's read is: a burst of chats is one run under the hub lock and one
         fan-out, not one per message (one per message cost a send to every member for
         each: 6 us of server CPU per delivery under a flood, against 0.13 framed)."""
         if not chunks or self.conn.session.closed:
-            chunks.clear()
             return
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
         _, events = self.conn.session.receive_data(bytes(data), time.monotonic())
         self.handler.act_all(events)

@@ -1,16 +1,15 @@
 """The framed protocol inside WebSocket messages: a wire format of the hub's fan-out.
 No I/O.  Each frame of PROTOCOL.md is one binary WebSocket message; the server's
 messages are not masked, so the same bytes go to every browser (encoded once per
-batch entry, as for every format).  The WebSocket framing is the ``websockets``
-package's, never written here."""
+batch entry, as for every format).  Each message's header is ``frames.py``'s (the
+common case of RFC 6455, what ``websockets`` writes for it); websockets writes the rest."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from websockets.frames import Frame, Opcode
-
 from chatroom.server.wire import Outgoing, Verbatim
+from chatroom.web.frames import binary_header
 
 __all__ = ["WebSocketFormat", "WEBSOCKET", "WsBytes"]
 
@@ -33,7 +32,8 @@ class WebSocketFormat:
             if isinstance(message, WsBytes):
                 out.append(message.data)
             elif p.framed:
-                out.append(Frame(Opcode.BINARY, p.framed).serialize(mask=False))
+                out.append(binary_header(len(p.framed)))
+                out.append(p.framed)
         return b"".join(out)
 
     def __repr__(self) -> str:

@@ -169,6 +169,37 @@ def test_a_burst_of_messages_in_one_read_is_one_run_and_a_text_message_ends_it(s
     bob.close()
 
 
+def test_a_ping_amid_a_burst_is_answered_and_the_burst_goes_on(server):
+    """The door cuts a browser's binary messages itself (``web/frames.py``) and hands
+    websockets the first frame that is anything else, with everything after it: a
+    ping amid a burst gets its pong, the messages on both sides of it reach the room
+    in order (one longer than 125 bytes: a 16-bit length), and a close ends it
+    cleanly."""
+    port = server.port
+    bob = WireClient(port)
+    bob.hello("bob")
+    texts = [f"around the ping {i}" + ("!" * 150 if i == 1 else "") for i in range(6)]
+    says = [_ws_frame(encode_message(Say(id=str(i), text=t))) for i, t in enumerate(texts)]
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(_upgrade(port, f"http://127.0.0.1:{port}"))
+        answer = b""
+        while b"\r\n\r\n" not in answer:  # (the lane opens after a request that ended its read)
+            answer += s.recv(65536)
+        s.sendall(_ws_frame(encode_message(Hello(version="1.3", nick="webby"))))
+        while b'"type":"welcome"' not in answer:
+            answer += s.recv(65536)
+        s.sendall(b"".join(says[:3]) + ws_frame(0x9, b"are you there") + b"".join(says[3:])
+                  + ws_frame(0x8, struct.pack("!H", 1000)))
+        binary, other = _server_messages(answer + _all_until_closed(s))
+    assert (0xA, b"are you there") in other
+    assert other[-1][0] == 0x8 and struct.unpack("!H", other[-1][1][:2])[0] == 1000
+    acks = [decode_message(f) for payload in binary for f in FrameDecoder().feed(payload)]
+    assert [m.id for m in acks if m.TYPE == "ack"] == [str(i) for i in range(6)]
+    for text in texts:
+        assert bob.expect(Chat, text=text).nick == "webby"
+    bob.close()
+
+
 def test_a_browser_joins_from_a_link_and_talks_with_a_terminal_client(server):
     from tests.web.browser import Browser
 
