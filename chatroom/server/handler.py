@@ -60,15 +60,10 @@ log = logging.getLogger("chatroom.server")
 FINAL_FLUSH_SECONDS = 1.0
 
 #: One recv() takes what the kernel has, up to this; a busy sender's frames arrive
-#: many to a read and are relayed as one batch.
+#: many to a read and are relayed as one batch.  A reader waits for its next bytes
+#: with a 1-byte peek, not in this recv(): a thread blocked in recv(n) holds an n-byte
+#: buffer, and most of a big room's members are idle (``ChatHandler.recv_next``).
 RECV_SIZE = 64 * 1024
-#: ... but a reader waiting in recv() holds a buffer of the size it asked for, and most
-#: of a big room's members are idle: they wait with this much, and ask for RECV_SIZE
-#: only after a read that filled it (5,000 idle members: 20 MB instead of 320 MB).
-#: (1 KiB saved 3 KiB per idle member, and cost 0.55x deliveries/s with 500 members and
-#: 50 senders: each sender's burst began with a smaller read, so more batches, each
-#: fanned out to 500 outboxes -- bench.py --quick --only saturation --compare, twice.)
-IDLE_RECV_SIZE = 4 * 1024
 
 
 class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
@@ -150,7 +145,7 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
         prefix = b""
         while not self.conn.session.closed:
             try:
-                data = self.request.recv(IDLE_RECV_SIZE)
+                data = self.recv_next(RECV_SIZE)
             except OSError:
                 break
             if not data:
@@ -165,8 +160,6 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
         """recv -> session -> act (room, relay) -> flush, until it closes; ``data``:
         what was read already."""
         conn, session = self.conn, self.conn.session
-        sock = self.request
-        size = IDLE_RECV_SIZE
         while not session.closed:
             if not data:
                 cut = session.receive_eof()
@@ -189,10 +182,9 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
             del frames, events
             data = b""  # (nothing read is kept while waiting for the next bytes)
             try:
-                data = sock.recv(size)
+                data = self.recv_next(RECV_SIZE)
             except OSError:
                 break
-            size = RECV_SIZE if len(data) == size else IDLE_RECV_SIZE
 
     def finish(self) -> None:
         conn = self.conn
@@ -263,9 +255,23 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
         """The next bytes from the peer for a door's pump; b"" when it closed or the
         socket failed (the handler's ``finish`` then does the rest)."""
         try:
-            return self.request.recv(size)
+            return self.recv_next(size)
         except OSError:
             return b""
+
+    def recv_next(self, size: int) -> bytes:
+        """The next bytes, up to ``size``, once there are some; b"" at the end.
+
+        The wait is a peek at one byte: a thread blocked in ``recv(n)`` holds an n-byte
+        buffer all the while, and most members of a big room are idle (waiting in
+        recv(4096) was 3.5 KiB of the server's memory per member: ``scripts/bench.py
+        --only scale``; before that, recv(65536) was 64).  Then one read of what is
+        there, at most ``size``: a busy sender's whole backlog, as one batch.  (TLS
+        reaches this handler through a socketpair: a plain socket too.)"""
+        sock = self.request
+        if not sock.recv(1, socket.MSG_PEEK):
+            return b""
+        return sock.recv(size)
 
     def peer(self) -> str:
         member = self.conn.member
