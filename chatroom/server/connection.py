@@ -3,9 +3,9 @@ and the one way to close it."""
 
 from __future__ import annotations
 
+import _thread
 import itertools
 import socket
-import threading
 import time
 
 from chatroom.protocol import (
@@ -42,7 +42,9 @@ class Connection:
         #: The protocol state (no I/O): phase, limits, deadlines, close reason.
         self.session = ServerSession(config.session_limits(), time.monotonic(), password)
         self.member: Member | None = None
-        self.thread = threading.current_thread()
+        #: Held while its handler runs (``threads.py``): ``stop()`` joins it by this.
+        self.ended = _thread.allocate_lock()
+        self.ended.acquire()
         #: Deliveries name recipients by objects with a ``sink`` (members); a connection
         #: is its own sink, and ``me`` is its cached one-element recipient tuple.
         self.sink: Connection | None = self

@@ -187,6 +187,12 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
                 break
 
     def finish(self) -> None:
+        try:
+            self._finish()
+        finally:
+            self.conn.ended.release()  # (stop() joins this thread by it)
+
+    def _finish(self) -> None:
         conn = self.conn
         session = conn.session
         reason = session.close_reason or CloseReason.LOST

@@ -68,6 +68,7 @@ from chatroom.server.session import (
     RoomKey,
 )
 from chatroom.server.store import DB_NAME, HistoryStore, Store
+from chatroom.server.threads import LightThreads, quiet_thread_names
 from chatroom.server.wire import Outgoing
 from chatroom.text import fold
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
@@ -79,7 +80,7 @@ __all__ = ["ServerConfig", "ChatServer", "ChatHandler", "Connection"]
 log = logging.getLogger("chatroom.server")
 
 
-class ChatServer(ClusterControl, socketserver.ThreadingTCPServer):
+class ChatServer(ClusterControl, LightThreads, socketserver.ThreadingTCPServer):
     """A chat server.  ``serve_forever()`` in one thread; :meth:`stop` from another."""
 
     # A restarted server must bind again at once, despite TIME_WAIT sockets.
@@ -100,6 +101,7 @@ class ChatServer(ClusterControl, socketserver.ThreadingTCPServer):
         framed one that this port also speaks, in the order the sniffer asks them.
         ``chatroom.app.build_server`` chooses both from the config."""
         self.config = config or ServerConfig()
+        quiet_thread_names()  # (its handler threads are not threading's: threads.py)
         self.started = time.time()  # (IRC's STATS u)
         self.tracer = tracer
         #: In a cluster: the other servers, through Redis (see ``cluster_link.py``).
@@ -487,7 +489,8 @@ class ChatServer(ClusterControl, socketserver.ThreadingTCPServer):
             self._conns_gone.wait_for(lambda: not self._conns, timeout=1.0)
             stragglers = list(self._conns.values())
         for conn in conns + stragglers:
-            conn.thread.join(max(0.0, deadline - time.monotonic()))
+            if conn.ended.acquire(True, max(0.0, deadline - time.monotonic())):
+                conn.ended.release()
         self.flusher.stop()
         if self.cluster is not None:
             self.cluster.stop()
@@ -514,7 +517,7 @@ def _about_conn(event: str, conn: Connection) -> dict[str, object]:
     return about(event, peer=conn.address, nick=member.nick if member is not None else None)
 
 
-class SideDoor(socketserver.ThreadingTCPServer):
+class SideDoor(LightThreads, socketserver.ThreadingTCPServer):
     """``--irc-port`` / ``--web-port``: another port for clients that assume one (6667
     for IRC, 80 or 8080 for browsers).  Its connections are the chat server's own: the
     same handler (which tells frames, IRC and HTTP apart by the first bytes, as on the

@@ -28,6 +28,7 @@ import pytest
 from chatroom.protocol import PROTOCOL_VERSION, Hello, encode_message
 from chatroom.server.tcp import ChatServer
 from tests.polling import wait_until
+from tests.threads import os_threads
 
 #: A frame header declaring a 1 MiB body (the largest allowed), and most of that body.
 BIG_HEADER = json.dumps({"type": "file_chunk", "transfer": 1, "offset": 0, "body": 1024 * 1024}).encode()
@@ -155,10 +156,10 @@ def left_for_the_collector() -> dict[str, int]:
         gc.garbage.clear()
 
 
-def quiet(server: ChatServer, threads_before: int) -> None:
+def quiet(server: ChatServer, threads_before: set[int]) -> None:
     """Every attacker's connection has ended on the server, and its thread is gone."""
     wait_until(lambda: not server.connections(), 20, "the server to finish every aborted connection")
-    wait_until(lambda: threading.active_count() <= threads_before, 20, "the handler threads to end")
+    wait_until(lambda: os_threads() <= threads_before, 20, "the handler threads to end")
 
 
 @pytest.mark.parametrize("door", ["framed", "tls", "web", "irc"])
@@ -169,7 +170,7 @@ def test_aborted_connections_free_what_they_buffered_without_the_collector(
         options["tls_cert"], options["tls_key"] = tls_files
     server = make_server(**options)
     attack = {"framed": framed_attack, "tls": tls_attack, "web": web_attack, "irc": irc_attack}[door]
-    threads_before = threading.active_count()
+    threads_before = os_threads()
     run_attack(attack, server.port, AT_ONCE)  # warm up: first-use allocations are not a leak
     quiet(server, threads_before)
     tracemalloc.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -35,6 +36,7 @@ from chatroom.protocol import (
     encode_message,
 )
 from tests.polling import wait_until
+from tests.threads import os_threads
 from tests.wire import WireClient
 
 
@@ -324,7 +326,7 @@ def test_bye_leaves_with_its_reason_for_everyone_to_see(connect):
 
 
 def test_shutdown_with_clients_connected_some_not_reading_is_quick_and_leaks_no_thread(make_server):
-    before = {t for t in threading.enumerate()}
+    before = os_threads()
     server = make_server(rate=0, outbox_limit=256 * 1024)
     readers = [WireClient(server.port) for _ in range(5)]
     for i, r in enumerate(readers):
@@ -345,25 +347,33 @@ def test_shutdown_with_clients_connected_some_not_reading_is_quick_and_leaks_no_
     for r in readers:
         r.wait_for(lambda m: isinstance(m, Bye))
         r.wait_closed()
-    leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert leftover == []
+    wait_until(lambda: os_threads() <= before, 2.0, "every thread of the server to end")
     for x in [*readers]:
         x.close()
     for s in stalled:
         s.close()
 
 
-def test_handler_threads_end_when_clients_leave(make_server):
+def test_handler_threads_end_when_clients_leave_and_leave_nothing_in_threading(make_server, caplog):
+    """A connection's thread ends with it; and, started without ``threading``
+    (``server/threads.py``), it leaves no "dummy" Thread behind in threading's registry
+    -- which any ``threading.current_thread()`` on it would (logging's thread name
+    did, for every line a connection logged: INFO here, as a server logs)."""
+    caplog.set_level(logging.DEBUG, logger="chatroom")
     server = make_server(resume_grace=0)  # no session hold: members go at once
-    base = threading.active_count()
+    base, registered = os_threads(), threading.active_count()
     clients = [WireClient(server.port) for _ in range(10)]
     for i, c in enumerate(clients):
         c.hello(f"c{i}")
-    assert threading.active_count() >= base + 10
+        c.send(Say(id="1", text=f"hello from c{i}"))
+        c.expect(Ack)
+    assert len(os_threads() - base) >= 10
     for c in clients:
         c.close()
-    wait_until(lambda: threading.active_count() <= base, what="handler threads to end")
+    wait_until(lambda: os_threads() <= base, what="handler threads to end")
     wait_until(lambda: not server.hub.state.nicks, what="members to be removed")
+    assert any("joined" in r.getMessage() for r in caplog.records)  # (they logged)
+    assert threading.active_count() == registered
 
 
 def test_welcome_trims_the_oldest_history_to_fit_the_header_limit(make_server):
