@@ -43,7 +43,7 @@ from chatroom.irc.multiline import Gathered, Multiline
 from chatroom.irc.person import Person
 from chatroom.irc.replies import history_lines, irc_format, names_lines, topic_lines
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
-from chatroom.irc.speaking import Speaking
+from chatroom.irc.speaking import Speaking, plain_privmsg
 from chatroom.irc.targets import MAX_TARGETS, chat_cost
 from chatroom.irc.wire import IrcFormat, IrcText, channel, mask
 from chatroom.protocol import MAX_MODE_CHANGES, ErrorCode, Presence, PresenceEvent
@@ -146,7 +146,7 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speakin
         outbox gets the run as one entry -- one send() each, not one per line, as for
         framed clients.  Anything else, and any wait for the rate limit, happens
         outside the lock (OPER may wait its turn; moderation writes bans)."""
-        conn, limiter = self.conn, self.conn.session.limiter
+        conn = self.conn
         i = 0
         while i < len(lines) and not conn.session.closed:
             if lines[i][:1] == b"@" and "labeled-response" in self.session.caps:
@@ -155,17 +155,41 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speakin
                 continue
             cost = chat_cost(lines[i]) if self.session.registered else 0
             if cost:
-                with self.handler.server.chat.run(self.handler.batch):
-                    while cost and not conn.session.closed and limiter.delay(time.monotonic(), cost) == 0:
-                        self.line(lines[i], cost=cost)
-                        i += 1
-                        cost = chat_cost(lines[i]) if i < len(lines) else 0
+                i, cost = self.chat_lines(lines, i, cost)
                 if cost:
                     self.handler.flush_batch()  # what was said so far goes out before we wait
                     self.pace(take=False, cost=cost)
                 continue
             self.line(lines[i])
             i += 1
+
+    def chat_lines(self, lines: list[bytes], i: int, cost: int) -> tuple[int, int]:
+        """The run of chat lines from ``lines[i]`` (``cost``: its charge) that the rate
+        limit lets through now, under one acquisition of the hub lock; the plain
+        PRIVMSGs among them (``plain_privmsg``) said in one pass of the chat path
+        (``say_plain``), the others line by line, all in order.  Returns the index and
+        cost of the first line it left (0: none).
+
+        (Not for a client that asked for echo-message: a refusal's numeric would come
+        after the echoes of the lines behind it in the pass.  Without echoes, what the
+        sender and the room see is what line by line makes, in the same order.)"""
+        conn, limiter = self.conn, self.conn.session.limiter
+        plain: list[tuple[bytes, str, str]] = []
+        passes = self.gathering is None and not self.echo  # (a CAP or BATCH line ends the run)
+        with self.handler.server.chat.run(self.handler.batch):
+            while cost and not conn.session.closed and limiter.delay(time.monotonic(), cost) == 0:
+                said = plain_privmsg(lines[i]) if passes else None
+                if said is not None:
+                    limiter.check(time.monotonic(), cost)
+                    plain.append((lines[i], *said))
+                else:
+                    self.say_plain(plain)
+                    plain = []
+                    self.line(lines[i], cost=cost)
+                i += 1
+                cost = chat_cost(lines[i]) if i < len(lines) else 0
+            self.say_plain(plain)
+        return i, cost
 
     def line(self, raw: bytes, *, cost: int = 0) -> None:
         """Handle one line; ``cost``: a chat line already paced (its rate-limit charge)."""
@@ -189,13 +213,19 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speakin
                 self.act(action)
             if line.command == "CAP" and self.conn.member is not None:
                 self.update_format()  # (capabilities asked for after registration count at once)
-        except Refused as exc:
-            self.refused(line, exc)
         except Exception as exc:  # noqa: BLE001 -- a bug must cost one line, not the connection
-            log.error("%s: internal error handling IRC %s: %s: %s", self.handler.describe(), line.command,
-                      type(exc).__name__, exc)
-            log.debug("traceback of that internal error", exc_info=exc)
-            self.send(self.session.notice(f"the server failed to handle that {line.command}; it had no effect"))
+            self.failed(line, exc)
+
+    def failed(self, line: IrcLine, exc: Exception) -> None:
+        """``line`` was refused (the room rules: a numeric), or hit a bug (logged; the
+        client is told it had no effect)."""
+        if isinstance(exc, Refused):
+            self.refused(line, exc)
+            return
+        log.error("%s: internal error handling IRC %s: %s: %s", self.handler.describe(), line.command,
+                  type(exc).__name__, exc)
+        log.debug("traceback of that internal error", exc_info=exc)
+        self.send(self.session.notice(f"the server failed to handle that {line.command}; it had no effect"))
 
     def charge(self, line: IrcLine, cost: int) -> None:
         """The rate limit's charge for ``line``: ``cost`` if it was paced already (a chat

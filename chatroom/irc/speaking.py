@@ -5,11 +5,12 @@ the core's chat path (``server/chat_path.py``) and its messages beside the histo
 
 from __future__ import annotations
 
+import re
 import time
 
 from chatroom.errors import Refused
 from chatroom.irc import numerics as n
-from chatroom.irc.lines import IrcLine, client_tags, plain_text
+from chatroom.irc.lines import MAX_LINE, IrcLine, client_tags, parse_line, plain_text
 from chatroom.irc.part import DoorPart
 from chatroom.irc.targets import MAX_TARGETS, chat_targets
 from chatroom.protocol import Private
@@ -21,8 +22,40 @@ from chatroom.text import without_hash
 __all__ = ["Speaking"]
 
 
+#: A line that is only ``PRIVMSG #room :text``: no tags or source, one channel, a
+#: text that is not CTCP (a busy client's every line).
+_PLAIN_PRIVMSG = re.compile(rb"PRIVMSG (#[^ ,\x00]+) :([^\x00\x01][^\x00]*)")
+
+
+def plain_privmsg(raw: bytes) -> tuple[str, str] | None:
+    """The channel and text of a plain PRIVMSG (``_PLAIN_PRIVMSG``, valid UTF-8, within
+    the line limit), which needs neither ``parse_line`` nor the command dispatch: what
+    they would make of it is ``on_privmsg`` to one channel.  None for any other line."""
+    if len(raw) > MAX_LINE - 2:
+        return None
+    match = _PLAIN_PRIVMSG.fullmatch(raw)
+    if match is None:
+        return None
+    try:
+        return match[1].decode("utf-8"), match[2].decode("utf-8")
+    except UnicodeDecodeError:  # (the full path says so: UTF8ONLY's WARN)
+        return None
+
+
 class Speaking(DoorPart):
     """Talking, over IRC."""
+
+    def say_plain(self, run: list[tuple[bytes, str, str]]) -> None:
+        """A run of plain PRIVMSGs (raw line, channel, text: ``plain_privmsg``), said in
+        one pass of the chat path -- as ``on_privmsg`` says each, refusals answered
+        line by line as ``line()`` answers them."""
+        if not run:
+            return
+        items = [SayItem(plain_text(text), False, None, room[1:]) for _, room, text in run]
+        results = self.handler.server.chat.say_many(self.handler.batch, self.member(), items, time.time())
+        for (raw, _, _), result in zip(run, results, strict=True):
+            if isinstance(result, Exception):
+                self.failed(parse_line(raw), result)
 
     def on_privmsg(self, line: IrcLine) -> None:
         if not line.params:

@@ -669,3 +669,56 @@ def test_setname_changes_the_real_name_and_tells_those_who_asked(connect):
     assert not [line for line in cy.inbox if line.command == "SETNAME"]  # it did not ask
     ann.send("SETNAME :")
     assert ann.expect("FAIL").params[:2] == ["SETNAME", "INVALID_REALNAME"]
+
+
+_MIXED_READ = (b"PRIVMSG #lobby :one\r\n"
+               b"PRIVMSG #lobby :\x01ACTION two\x01\r\n"
+               b"PRIVMSG #nowhere :three\r\n"
+               b"PRIVMSG #lobby :four\r\n"
+               b"PRIVMSG #lobby :caf\xe9 five\r\n"
+               b"privmsg #lobby :six\r\n"
+               b"PRIVMSG #attic :seven\r\n"
+               b"PRIVMSG bob :eight\r\n"
+               b"PRIVMSG #lobby :nine\r\n")
+
+
+def _answers(irc: IrcClient, count: int) -> list[tuple[str, str]]:
+    """The next ``count`` lines the sender gets: (command, what it is about)."""
+    got: list[tuple[str, str]] = []
+    while len(got) < count:
+        line = irc.wait_for(lambda m: m.command in ("PRIVMSG", "NOTICE", "WARN", "403", "404"),
+                            what=f"answer {len(got) + 1} of {count}")
+        got.append((line.command, line.params[1]))  # (the text, the channel, the warning's code)
+    return got
+
+
+def test_a_read_of_plain_privmsgs_among_other_lines_is_answered_as_line_by_line(make_server):
+    """A busy client's read: plain PRIVMSGs -- said in one pass of the chat path
+    (``plain_privmsg``) -- among lines that are not (an action, a line of bad UTF-8, a
+    lowercase command, a private message, channels the sender is not in).  The room
+    sees every message in order; the sender gets each refusal and warning in order,
+    and -- with echo-message, whose lines go one by one -- each echo in its place."""
+    server = make_server(rate=0)
+    bob = WireClient(server.port)
+    bob.hello("bob")
+    for nick, caps in (("ann", ""), ("cy", "echo-message")):
+        irc = IrcClient(server.port)
+        irc.register(nick, caps)
+        irc.join("#lobby")
+        irc.sock.sendall(_MIXED_READ)
+        texts = ["one", "two", "four", "caf\ufffd five", "six", "nine"]
+        for text in texts:
+            chat = bob.expect(Chat, text=text, nick=nick)
+            assert chat.action == (text == "two")
+        assert bob.expect(Private, nick=nick).text == "eight"
+        said = [c.text for c in bob.inbox if isinstance(c, Chat) and c.nick == nick]
+        assert said == [], said  # (expect() took them in order; none was left behind)
+        if not caps:
+            assert _answers(irc, 3) == [("404", "#nowhere"), ("WARN", "INVALID_UTF8"), ("404", "#attic")]
+        else:
+            echoes = _answers(irc, 10)
+            assert echoes == [("PRIVMSG", "one"), ("PRIVMSG", "\x01ACTION two\x01"), ("404", "#nowhere"),
+                              ("PRIVMSG", "four"), ("WARN", "INVALID_UTF8"), ("PRIVMSG", "caf\ufffd five"),
+                              ("PRIVMSG", "six"), ("404", "#attic"), ("PRIVMSG", "eight"), ("PRIVMSG", "nine")]
+        irc.close()
+    bob.close()
