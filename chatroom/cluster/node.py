@@ -495,7 +495,9 @@ class Cluster(ClusterChat, Liveness):
                     if room is None:
                         continue
                     for raw_id, fields in entries:
-                        hub.deliver(mirror.apply(state, room, parse_id(raw_id), decode(fields)), batch)
+                        entry_id = parse_id(raw_id)
+                        if entry_id > room.last_id:  # (not decoded when applied already: ours, mostly)
+                            hub.deliver(mirror.apply(state, room, entry_id, decode(fields)), batch)
                     self._apply_parked(state, room, batch)
 
     def _on_inbox(self, bodies: list[dict[str, Any]], batch: Batch) -> None:
