@@ -176,9 +176,9 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speakin
         conn, limiter = self.conn, self.conn.session.limiter
         plain: list[tuple[bytes, str, str]] = []
         passes = self.gathering is None and not self.echo  # (a CAP or BATCH line ends the run)
+        said = plain_privmsg(lines[i]) if passes else None
         with self.handler.server.chat.run(self.handler.batch):
             while cost and not conn.session.closed and limiter.delay(time.monotonic(), cost) == 0:
-                said = plain_privmsg(lines[i]) if passes else None
                 if said is not None:
                     limiter.check(time.monotonic(), cost)
                     plain.append((lines[i], *said))
@@ -187,7 +187,8 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speakin
                     plain = []
                     self.line(lines[i], cost=cost)
                 i += 1
-                cost = chat_cost(lines[i]) if i < len(lines) else 0
+                said = plain_privmsg(lines[i]) if passes and i < len(lines) else None
+                cost = 1 if said is not None else chat_cost(lines[i]) if i < len(lines) else 0
             self.say_plain(plain)
         return i, cost
 

@@ -173,6 +173,33 @@ def _multiline(source: str, command: str, target: str, pieces: list[tuple[str, b
     return b"".join(out)
 
 
+def _one_line(source: str, command: str, target: str, text: str, action: bool) -> bytes:
+    """What ``format_line`` makes of a message with no tags that fits one line (and
+    ``split_text`` of its text: trailing spaces dropped, nothing if nothing is left),
+    without its general steps."""
+    text = text.rstrip()
+    if not text:
+        return b""
+    if "\r" in text or "\0" in text:  # (a room's text has neither: cleaned when it was said)
+        text = text.replace("\r", " ").replace("\0", "")
+    if action:
+        text = f"\x01ACTION {text}\x01"
+    return f":{source} {command} {target} :{text}\r\n".encode()
+
+
+def _split_lines(source: str, command: str, target: str, text: str, action: bool, budget: int,
+                 tags: dict[str, str] | None, msgid: str | None) -> bytes:
+    """A message as the lines ``split_text`` cuts it into, each with the tags (and the
+    first with ``msgid``, the next ones ``msgid/2``, ``msgid/3``...)."""
+    out = []
+    for at, piece in enumerate(split_text(text, budget), 1):
+        body = f"\x01ACTION {piece}\x01" if action else piece
+        if msgid is not None:
+            tags = {**(tags or {}), "msgid": msgid if at == 1 else f"{msgid}/{at}"}
+        out.append(format_line(command, target, body, source=source, tags=tags, trailing=True))
+    return b"".join(out)
+
+
 class IrcFormat:
     """IRC lines for connections that negotiated ``server_time`` and ``away_notify``
     (or not).  ``server``: the name numerics and notices come from."""
@@ -296,17 +323,13 @@ class IrcFormat:
         ``msgid``, the next ones ``msgid/2``, ``msgid/3``... -- each line its own id)."""
         source, tags = self._head(nick, ts, batch, client_tags)
         budget = MAX_LINE - len(f":{source} {command} {target} :".encode()) - 2 - (9 if action else 0)
+        if tags is None and msgid is None and "\n" not in text and len(text) * 4 <= budget:
+            return _one_line(source, command, target, text, action)  # (most: no tags, one short line)
         if self.multiline and msgid is not None and not action:
             several = self._several(source, command, target, text, budget, {**(tags or {}), "msgid": msgid}, batch)
             if several:
                 return several
-        out = []
-        for at, piece in enumerate(split_text(text, budget), 1):
-            body = f"\x01ACTION {piece}\x01" if action else piece
-            if msgid is not None:
-                tags = {**(tags or {}), "msgid": msgid if at == 1 else f"{msgid}/{at}"}
-            out.append(format_line(command, target, body, source=source, tags=tags, trailing=True))
-        return b"".join(out)
+        return _split_lines(source, command, target, text, action, budget, tags, msgid)
 
     def _head(self, nick: str, ts: float | None, batch: str | None,
               client_tags: dict[str, str] | None) -> tuple[str, dict[str, str] | None]:

@@ -6,7 +6,7 @@ import pytest
 
 from chatroom.irc.lines import MAX_LINE, IrcLine, LineError, LineReader, LineTooLong, format_line, parse_line
 from chatroom.irc.session import IrcSession, Pong, Quit, Register
-from chatroom.irc.wire import IrcFormat, split_text
+from chatroom.irc.wire import IrcFormat, _one_line, _split_lines, split_text
 from chatroom.protocol import Chat, Presence, PresenceEvent, Private, Topic
 from chatroom.server.wire import Outgoing
 
@@ -115,6 +115,21 @@ def test_a_long_or_multi_line_message_is_several_privmsgs_cut_between_words():
     assert bodies[0] == "first line" and bodies[-1] == "last"
     assert " ".join(bodies[1:-1]).split() == [f"word{i}" for i in range(200)]  # no word cut
     assert all(line.startswith(":ann!ann@chatroom PRIVMSG #lobby :") for line in lines)
+
+
+@pytest.mark.parametrize("text", ["hello", "trailing spaces   ", "   ", "tab\tinside", "x" * 110, "é" * 110,
+                                  "a\rb", "nul\0here", "emoji \U0001f600 ok", " leading"])
+@pytest.mark.parametrize("action", [False, True])
+def test_a_message_of_one_line_is_written_as_the_general_path_writes_it(text, action):
+    """``_one_line`` (no tags, one short line: most chats) against the general path --
+    ``split_text`` and ``format_line`` -- that every other message takes."""
+    budget = MAX_LINE - len(b":ann!ann@chatroom PRIVMSG #lobby :") - 2 - (9 if action else 0)
+    assert len(text) * 4 <= budget
+    general = _split_lines("ann!ann@chatroom", "PRIVMSG", "#lobby", text, action, budget, None, None)
+    assert _one_line("ann!ann@chatroom", "PRIVMSG", "#lobby", text, action) == general
+    fmt = IrcFormat("srv")
+    assert fmt.encode([Outgoing(Chat(room="lobby", seq=1, ts=0.0, nick="ann", text=text, action=action), b"")]) \
+        == general
 
 
 def test_split_text_never_cuts_a_character():
