@@ -1154,7 +1154,10 @@ def main(argv: list[str] | None = None) -> int:
             # clients and once as browsers, alternating.
             web = ChatroomWeb("chatroom-web", chatroom_argv("--memory"))
             try:
-                for kind, fn in (("saturation", lambda srv: run_saturation(srv, 100, 10, deliveries,
+                # (Three times the deliveries of the saturation rows: this row compares CPU
+                # per delivery, and a run of 2 M deliveries is ~25 of the kernel's 10 ms
+                # ticks of server CPU -- its spread was +-46 %.)
+                for kind, fn in (("saturation", lambda srv: run_saturation(srv, 100, 10, 3 * deliveries,
                                                                            f"w{next(counter)}x")),
                                  ("paced 20k/s", lambda srv: run_paced(srv, 100, 10, 20_000, 2.0 if quick else 4.0,
                                                                        f"v{next(counter)}x"))):
@@ -1210,8 +1213,9 @@ def main(argv: list[str] | None = None) -> int:
             figures = {}
             for name, srv in servers.items():  # once each: a restart would be needed to repeat cleanly
                 figures[name] = run_scale(srv, n, f"c{next(counter)}x")
-            record(f"scale N={n}", figures, [("joined", "", True), ("join_s", "s", False), ("broadcast_ms", "ms", False),
-                                             ("rss_per_client_kib", "KiB", False), ("threads", "", False)])
+            record(f"scale N={n}", figures, [("joined", "", True), ("join_s", "s", False),
+                                             ("broadcast_ms", "ms", False), ("rss_per_client_kib", "KiB", False),
+                                             ("threads", "", False)])
             say(f"scale N={n}: joined (in at most {SCALE_JOIN_LIMIT:.0f} s)", figures, "joined", "{:.0f}")
             say(f"scale N={n}: reached", figures, "reached", "{:.0f}")
     finally:
