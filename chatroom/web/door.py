@@ -167,7 +167,8 @@ class WebDoor:
             self.take_events()
             return
         request = self.request_tail + data
-        ends_here = request.find(b"\r\n\r\n") == len(request) - 4  # the first blank line ends it
+        end = request.find(b"\r\n\r\n")  # (the first blank line ends a request)
+        ends_here = 0 <= end == len(request) - 4
         self.request_tail = request[-3:]
         self.ws.receive_data(data)
         self.take_events()
