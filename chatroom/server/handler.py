@@ -33,6 +33,7 @@ from chatroom.server.doors import Door
 from chatroom.server.fitting import fitted, how_long
 from chatroom.server.hub import Batch
 from chatroom.server.members import Member
+from chatroom.server.outbox import Outbox
 from chatroom.server.pace import keep_pace
 from chatroom.server.requests import CHAT_TYPES, HANDLERS, Requests
 from chatroom.server.session import (
@@ -316,12 +317,17 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
         self.server.hub.flush(batch)
         if batch.behind:
             behind, batch.behind = batch.behind, []
-            session = self.conn.session
-            session.pause(time.monotonic())
-            try:
-                keep_pace(behind, self.conn.outbox, self.server.stopped)
-            finally:
-                session.unpause(time.monotonic())
+            self.wait_for(behind)
+
+    def wait_for(self, behind: list[Outbox]) -> None:
+        """Wait for the readers of ``behind`` to catch up (``pace.py``), this connection's
+        own deadlines paused meanwhile."""
+        session = self.conn.session
+        session.pause(time.monotonic())
+        try:
+            keep_pace(behind, self.conn.outbox, self.server.stopped)
+        finally:
+            session.unpause(time.monotonic())
 
     # ------------------------------------------------------------------ dispatch
 

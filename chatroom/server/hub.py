@@ -52,7 +52,8 @@ class Batch:
     Then ``touched`` outboxes are flushed once each, outside the lock.
     """
 
-    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed", "tracer", "pace", "behind", "room", "own")
+    __slots__ = ("entries", "deferred", "acks", "touched", "overflowed", "tracer", "pace", "behind", "room", "own",
+                 "spoke_to")
 
     def __init__(self, tracer: Tracer | None = None, *, pace: bool = False) -> None:
         self.tracer = tracer
@@ -63,6 +64,8 @@ class Batch:
         #: The most recipients of one of its frames: the room it spoke to (``pace.py``).
         self.room: tuple[Any, ...] = ()
         self.own: Outbox | None = None  # the sender's own outbox: never counted, never waited for
+        #: ``room`` of the last flush that had one: where a sender's next burst goes, most likely.
+        self.spoke_to: tuple[Any, ...] = ()
         self.entries: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
         self.deferred: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
         self.acks: list[tuple[Any, str]] = []  # whose acks are deferred, for errors
@@ -188,6 +191,8 @@ class Hub:
                         behind.append(outbox)
                 if behind and not room_lags(batch.room, own):
                     behind.clear()  # a few far behind a room that keeps up: nobody waits for them
+                if batch.room:
+                    batch.spoke_to = batch.room
                 batch.room = ()
             else:
                 for outbox in touched:

@@ -30,10 +30,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
+from chatroom.server.hub import room_lags
 from chatroom.server.outbox import Outbox
 
-__all__ = ["STALL", "keep_pace"]
+__all__ = ["BURST", "STALL", "keep_pace", "to_wait_for"]
 
 log = logging.getLogger("chatroom.server")
 
@@ -52,6 +54,30 @@ _SLICE = 0.02
 #: two shared cores with two CPU-bound processes beside the tests, readers that read
 #: were taken for stalled after 1.2-1.4 s of wall time and dropped.
 _LOOKS = int(STALL / _SLICE) // 2
+
+
+#: A run of this many chat messages from one read is a burst: before it is fanned out,
+#: its sender looks whether its room is behind (``to_wait_for``).  (A message or two
+#: adds a few hundred bytes to each outbox: not worth a look at every member.)
+BURST = 8
+
+
+def to_wait_for(room: tuple[Any, ...], own: Outbox | None) -> list[Outbox]:
+    """The outboxes of ``room`` past their high-water mark that a sender must wait for
+    before it adds a burst -- none unless the room lags as a whole (``room_lags``: a
+    few far behind a room that keeps up are not waited for), nor those judged stalled.
+
+    Asked under the hub lock, right before the burst is fanned out, so the look and the
+    fan-out are one step: a burst lands only on outboxes under the mark, and however
+    many senders flood at once an outbox passes it by one burst at most.  (Looked at
+    after each burst only, as before, ten senders' bursts in flight at once -- 64 KiB
+    reads, ~90 KB to every outbox each -- filled outboxes past their limit: readers
+    that kept up with the rest of the room were dropped as too slow, and the run
+    stopped: ``scripts/bench.py``'s browsers row, 12 M deliveries.)"""
+    behind = [m.sink.outbox for m in room if m.sink is not None and m.sink.outbox is not own
+              and m.sink.outbox.behind()]
+    behind = [outbox for outbox in behind if outbox.stalled_at != outbox.taken()]
+    return behind if behind and room_lags(room, own) else []
 
 
 def keep_pace(behind: Iterable[Outbox], own: Outbox, stopped: threading.Event,

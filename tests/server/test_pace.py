@@ -218,6 +218,67 @@ def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(m
             p.wait(10)
 
 
+def test_many_senders_flooding_a_room_of_slow_readers_are_slowed_and_nobody_is_dropped(make_server):
+    """Eight senders flood at once, into a room where everyone reads slowly (the
+    senders too).  Each looks whether its room is behind right before
+    its burst lands (``pace.to_wait_for``), under the hub lock, so an outbox passes its
+    high-water mark by one burst at most.  When they looked only after their bursts,
+    eight bursts in flight (64 KiB reads of short messages: ~110 KB to every outbox
+    each) filled the readers' outboxes past the limit -- readers that kept up with the
+    rest of the room were dropped as too slow."""
+    server = make_server(rate=0)  # (the default outbox: 1 MiB)
+    readers = [subprocess.Popen([sys.executable, "-m", "tests.ns_client", "127.0.0.1", str(server.port),
+                                 f"slow{i}", "16384", "0.005", "count"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, cwd=str(ROOT), env=chatroom_env()) for i in range(3)]
+    counts, ended = [0, 0, 0], [False, False, False]
+
+    def count(i: int, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if '"TYPE": "count"' in line:
+                counts[i] = json.loads(line)["chats"]
+            ended[i] = ended[i] or '"TYPE": "eof"' in line
+
+    for i, p in enumerate(readers):
+        threading.Thread(target=count, args=(i, p), daemon=True).start()
+    wait_until(lambda: len(server.connections()) == 3, what="the readers in the room")
+    senders, each = [], 3000  # 24,000 chats, ~5.5 MB to every reader: past its kernel buffers and outbox
+    for k in range(8):
+        sender = WireClient(server.port)
+        sender.hello(f"flood{k}")
+        senders.append(sender)
+    writers, done = [], threading.Event()
+    for k, sender in enumerate(senders):
+        data = b"".join(encode_message(Say(text=f"{k}-{n} " + "x" * 100, id=f"f{n}")) for n in range(each))
+        threading.Thread(target=_drain, args=(sender.sock, done), daemon=True).start()
+        writers.append(threading.Thread(target=sender.sock.sendall, args=(data,), daemon=True))
+    for w in writers:
+        w.start()
+    try:
+        total = 8 * each
+        wait_until(lambda: all(c >= total for c in counts) or any(ended), timeout=120,
+                   what="every slow reader to get every flood")
+        assert counts == [total] * 3 and not any(ended), server.closed_by_reason()
+        assert "too slow" not in server.closed_by_reason()
+    finally:
+        done.set()
+        for sender in senders:
+            sender.close()
+        for p in readers:
+            p.terminate()
+            p.wait(10)
+
+
+def _drain(sock: socket.socket, stop: threading.Event) -> None:
+    """Read (and drop) what a flooding sender gets back -- the room's chats and its own
+    acks -- as slowly as the slow readers: 16 KiB every 5 ms."""
+    try:
+        while sock.recv(16384) and not stop.wait(0.005):
+            pass
+    except OSError:
+        pass
+
+
 def test_a_reader_that_stopped_reading_is_dropped_and_the_others_get_everything(make_server):
     server = make_server(rate=0)
     readers = [Reader(server.port, f"fast{i}", chunk=65536) for i in range(3)]
