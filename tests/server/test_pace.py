@@ -163,19 +163,18 @@ def flood(port: int, count: int, size: int = 300) -> tuple[WireClient, threading
     return sender, writer
 
 
-def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(make_server):
-    server = make_server(rate=0)  # (the default outbox: 1 MiB)
-    # Each reader a process of its own, reading 16 KiB every 5 ms at most through a 4 KiB
-    # receive buffer: equally slow, their pace set by that rather than by who gets the CPU
-    # on a loaded machine (threads here would share one GIL and drift apart, and a reader
-    # far behind the rest of its room is dropped: by design).  Counting: a line per 100
-    # chats, so that the pipe to this process (whose threads wait for the GIL behind the
-    # flood) cannot fill and stop a reader's reading for it.
+def slow_readers(server, n: int) -> tuple[list[subprocess.Popen[str]], list[int], list[bool]]:
+    """``n`` slow readers in the room: each a process of its own, reading 16 KiB every 5
+    ms at most through a 4 KiB receive buffer -- equally slow, their pace set by that
+    rather than by who gets the CPU on a loaded machine (threads here would share one
+    GIL and drift apart, and a reader far behind the rest of its room is dropped: by
+    design).  Counting: a line per 100 chats, so that the pipe to this process (whose
+    threads wait for the GIL behind the flood) cannot fill and stop a reader's reading
+    for it.  Returns the processes, their chat counts and whether each saw the end."""
     readers = [subprocess.Popen([sys.executable, "-m", "tests.ns_client", "127.0.0.1", str(server.port),
                                  f"slow{i}", "16384", "0.005", "count"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True, cwd=str(ROOT), env=chatroom_env()) for i in range(3)]
-    counts = [0, 0, 0]
-    ended = [False, False, False]
+                                text=True, cwd=str(ROOT), env=chatroom_env()) for i in range(n)]
+    counts, ended = [0] * n, [False] * n
 
     def count(i: int, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
@@ -184,10 +183,15 @@ def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(m
                 counts[i] = json.loads(line)["chats"]
             ended[i] = ended[i] or '"TYPE": "eof"' in line
 
-    threads = [threading.Thread(target=count, args=(i, p), daemon=True) for i, p in enumerate(readers)]
-    for t in threads:
-        t.start()
-    wait_until(lambda: len(server.connections()) == 3, what="the readers in the room")
+    for i, proc in enumerate(readers):
+        threading.Thread(target=count, args=(i, proc), daemon=True).start()
+    wait_until(lambda: len(server.connections()) == n, what="the readers in the room")
+    return readers, counts, ended
+
+
+def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(make_server):
+    server = make_server(rate=0)  # (the default outbox: 1 MiB)
+    readers, counts, ended = slow_readers(server, 3)
     count_ = 2000  # 6 MB to each: more than the kernel's buffers and the outbox together
     # The sender a process of its own too (its echoes read there, not by a thread of this
     # process queued for the GIL behind the flood with the server's).
@@ -227,21 +231,7 @@ def test_many_senders_flooding_a_room_of_slow_readers_are_slowed_and_nobody_is_d
     each) filled the readers' outboxes past the limit -- readers that kept up with the
     rest of the room were dropped as too slow."""
     server = make_server(rate=0)  # (the default outbox: 1 MiB)
-    readers = [subprocess.Popen([sys.executable, "-m", "tests.ns_client", "127.0.0.1", str(server.port),
-                                 f"slow{i}", "16384", "0.005", "count"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True, cwd=str(ROOT), env=chatroom_env()) for i in range(3)]
-    counts, ended = [0, 0, 0], [False, False, False]
-
-    def count(i: int, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if '"TYPE": "count"' in line:
-                counts[i] = json.loads(line)["chats"]
-            ended[i] = ended[i] or '"TYPE": "eof"' in line
-
-    for i, p in enumerate(readers):
-        threading.Thread(target=count, args=(i, p), daemon=True).start()
-    wait_until(lambda: len(server.connections()) == 3, what="the readers in the room")
+    readers, counts, ended = slow_readers(server, 3)
     senders, each = [], 3000  # 24,000 chats, ~5.5 MB to every reader: past its kernel buffers and outbox
     for k in range(8):
         sender = WireClient(server.port)
