@@ -73,16 +73,21 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
     server: ChatServer
     request: socket.socket
 
+    def __init__(self, request: socket.socket, client_address: tuple[str, int], server: ChatServer,
+                 conn: Connection, refusal: ErrorCode | None) -> None:
+        """``conn``, registered by the accepting thread (``ChatServer.process_request``),
+        or ``refusal``: why not (it is then told, and closed)."""
+        self.conn = conn
+        self.refusal = refusal
+        super().__init__(request, client_address, server)
+
     def setup(self) -> None:
         if self.request.family in (socket.AF_INET, socket.AF_INET6):  # TLS hands us a socketpair end
-            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        host, port = self.client_address[:2]
-        self.conn = Connection(self.request, f"{host}:{port}", self.server.hub, self.server.flusher,
-                               self.server.config, self.server.password)
+            with contextlib.suppress(OSError):  # (gone already: its first read says so, and it ends)
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.tracer = self.server.tracer
         self.batch = Batch(self.tracer, pace=True)
         self.batch.own = self.conn.outbox
-        self.refusal = self.server.register(self.conn)
 
     def handle(self) -> None:
         conn = self.conn

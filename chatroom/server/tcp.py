@@ -45,6 +45,7 @@ from chatroom.protocol import (
     Notice,
     encode_message,
 )
+from chatroom.server import threads
 from chatroom.server.bans import BanList
 from chatroom.server.chat_path import ChatPath, LocalChat
 from chatroom.server.cluster_control import ClusterControl
@@ -68,7 +69,6 @@ from chatroom.server.session import (
     RoomKey,
 )
 from chatroom.server.store import DB_NAME, HistoryStore, Store
-from chatroom.server.threads import LightThreads, quiet_thread_names
 from chatroom.server.wire import Outgoing
 from chatroom.text import fold
 from chatroom.tls import TlsBridge, certificate_fingerprint, server_context
@@ -80,7 +80,7 @@ __all__ = ["ServerConfig", "ChatServer", "ChatHandler", "Connection"]
 log = logging.getLogger("chatroom.server")
 
 
-class ChatServer(ClusterControl, LightThreads, socketserver.ThreadingTCPServer):
+class ChatServer(ClusterControl, socketserver.ThreadingTCPServer):
     """A chat server.  ``serve_forever()`` in one thread; :meth:`stop` from another."""
 
     # A restarted server must bind again at once, despite TIME_WAIT sockets.
@@ -101,7 +101,7 @@ class ChatServer(ClusterControl, LightThreads, socketserver.ThreadingTCPServer):
         framed one that this port also speaks, in the order the sniffer asks them.
         ``chatroom.app.build_server`` chooses both from the config."""
         self.config = config or ServerConfig()
-        quiet_thread_names()  # (its handler threads are not threading's: threads.py)
+        threads.quiet_thread_names()  # (its handler threads are not threading's: threads.py)
         self.started = time.time()  # (IRC's STATS u)
         self.tracer = tracer
         #: In a cluster: the other servers, through Redis (see ``cluster_link.py``).
@@ -159,7 +159,8 @@ class ChatServer(ClusterControl, LightThreads, socketserver.ThreadingTCPServer):
         if self.config.tls_cert and self.config.tls_key:
             self.tls_context = server_context(Path(self.config.tls_cert), Path(self.config.tls_key))
             self.tls_fingerprint = certificate_fingerprint(Path(self.config.tls_cert))
-        super().__init__((self.config.host, self.config.port), ChatHandler)
+        # (process_request makes each ChatHandler, with the Connection it admitted)
+        super().__init__((self.config.host, self.config.port), ChatHandler)  # type: ignore[arg-type]
         if self.cluster is not None:
             self.cluster.address = f"{self.config.host}:{self.port}"
         self._side_doors()
@@ -281,6 +282,30 @@ class ChatServer(ClusterControl, LightThreads, socketserver.ThreadingTCPServer):
         return int(self.server_address[1])
 
     # ------------------------------------------------------------------ connections
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A connection is admitted here, in the accepting thread -- in the order the
+        clients connected, so the one refused as one too many is the last to come --
+        then served by a :class:`ChatHandler` on a thread of its own."""
+        host, port = client_address[:2]
+        conn = Connection(request, f"{host}:{port}", self.hub, self.flusher, self.config, self.password)
+        refusal = self.register(conn)
+        try:
+            threads.start(self._serve, request, client_address, conn, refusal)
+        except BaseException:  # no thread (the caller logs it and closes the socket)
+            if refusal is None:
+                self.unregister(conn)
+            conn.ended.release()
+            raise
+
+    def _serve(self, request: Any, client_address: Any, conn: Connection, refusal: ErrorCode | None) -> None:
+        """A connection's thread (socketserver's ``process_request_thread``)."""
+        try:
+            ChatHandler(request, client_address, self, conn, refusal)
+        except Exception:  # noqa: BLE001 -- logged; the socket closes below
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
 
     def register(self, conn: Connection) -> ErrorCode | None:
         """Admit ``conn`` to the server, or say why not (full, shutting down)."""
@@ -517,7 +542,7 @@ def _about_conn(event: str, conn: Connection) -> dict[str, object]:
     return about(event, peer=conn.address, nick=member.nick if member is not None else None)
 
 
-class SideDoor(LightThreads, socketserver.ThreadingTCPServer):
+class SideDoor(socketserver.ThreadingTCPServer):
     """``--irc-port`` / ``--web-port``: another port for clients that assume one (6667
     for IRC, 80 or 8080 for browsers).  Its connections are the chat server's own: the
     same handler (which tells frames, IRC and HTTP apart by the first bytes, as on the
@@ -530,7 +555,7 @@ class SideDoor(LightThreads, socketserver.ThreadingTCPServer):
 
     def __init__(self, chat: ChatServer, port: int) -> None:
         self.chat = chat
-        super().__init__((chat.config.host, port), ChatHandler)
+        super().__init__((chat.config.host, port), ChatHandler)  # type: ignore[arg-type]  # (as above)
 
     @property
     def port(self) -> int:
@@ -539,8 +564,8 @@ class SideDoor(LightThreads, socketserver.ThreadingTCPServer):
     def get_request(self) -> tuple[socket.socket, Any]:
         return self.chat.wrap(*super().get_request())
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        ChatHandler(request, client_address, self.chat)
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.chat.process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         self.chat.handle_error(request, client_address)

@@ -6,8 +6,8 @@ its exception hook's closure and its registry entries, 2.5 KiB of Python objects
 live as long as the connection -- a tenth of a member's memory in a room of 10,000
 (``scripts/bench.py --only scale``).  Nothing here uses them: the server tracks its
 connections itself (``tcp.py``) and joins a connection's thread by its ``ended`` lock
-(``connection.py``).  So :class:`LightThreads` starts the same
-``process_request_thread`` with ``_thread``, the primitive ``threading`` is built on.
+(``connection.py``).  So the server starts each connection's thread with :func:`start`,
+on ``_thread``, the primitive ``threading`` is built on.
 
 One rule comes with it: nothing on such a thread may call
 ``threading.current_thread()``, which would register a "dummy" ``Thread`` for it that
@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import _thread
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["LightThreads", "quiet_thread_names"]
+__all__ = ["quiet_thread_names", "start"]
 
 
 def quiet_thread_names() -> None:
@@ -30,12 +31,7 @@ def quiet_thread_names() -> None:
     logging.logThreads = False
 
 
-class LightThreads:
-    """Mixed in before ``socketserver.ThreadingMixIn``: its ``process_request``, on a
-    ``_thread`` thread (daemonic, as ours are: ``daemon_threads = True``)."""
-
-    if TYPE_CHECKING:
-        def process_request_thread(self, request: Any, client_address: Any) -> None: ...  # ThreadingMixIn's
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        _thread.start_new_thread(self.process_request_thread, (request, client_address))
+def start(function: Callable[..., object], *args: Any) -> None:
+    """Run ``function(*args)`` on a new daemonic thread (as socketserver's would be
+    with ``daemon_threads = True``).  Raises ``RuntimeError`` if none can start."""
+    _thread.start_new_thread(function, args)
