@@ -45,7 +45,7 @@ from chatroom.cluster.chat import ClusterChat
 from chatroom.cluster.liveness import Liveness
 from chatroom.cluster.parking import Parking
 from chatroom.cluster.redis_url import redis_client
-from chatroom.cluster.store import PREFIX, ClusterDown, EntryId, Fenced, RedisStore, claim_keys, decode, key, parse_id
+from chatroom.cluster.store import PREFIX, ClusterDown, EntryId, Fenced, RedisStore, claim_keys, key, parse_id
 from chatroom.errors import Refused
 from chatroom.protocol import ErrorCode, ModAction, Moderate, RoomInfo, User
 from chatroom.redact import redacted_url
@@ -478,26 +478,24 @@ class Cluster(ClusterChat, Liveness):
             rooms = {key("log", rk): f"{r.last_id[0]}-{r.last_id[1]}" for rk, r in hub.state.rooms.items()}
         inbox, control = key("inbox", self.server), key("control")
         streams = {**rooms, inbox: self._inbox_id, control: self._control_id}
-        result = self.redis.xread(streams, count=READ_COUNT, block=BLOCK_MS)
-        for raw_stream, entries in result or ():
-            stream = raw_stream.decode()
+        for stream, entries in self.store.follow(streams, READ_COUNT, BLOCK_MS):
             if stream == inbox:
                 self._inbox_id = entries[-1][0].decode()
-                self._on_inbox([decode(f) for _, f in entries], batch)
+                self._on_inbox([_decode(m) for _, m in entries], batch)
             elif stream == control:
                 self._control_id = entries[-1][0].decode()
-                for _, fields in entries:
-                    self.on_control(decode(fields))
+                for _, message in entries:
+                    self.on_control(_decode(message))
             else:
                 rk = stream[len(PREFIX) + len("log:"):]
                 with hub.locked(batch) as state:
                     room = state.rooms.get(rk)
                     if room is None:
                         continue
-                    for raw_id, fields in entries:
+                    for raw_id, message in entries:
                         entry_id = parse_id(raw_id)
                         if entry_id > room.last_id:  # (not decoded when applied already: ours, mostly)
-                            hub.deliver(mirror.apply(state, room, entry_id, decode(fields)), batch)
+                            hub.deliver(mirror.apply(state, room, entry_id, _decode(message)), batch)
                     self._apply_parked(state, room, batch)
 
     def _on_inbox(self, bodies: list[dict[str, Any]], batch: Batch) -> None:

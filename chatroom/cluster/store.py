@@ -43,7 +43,7 @@ from chatroom.server.store import RoomRecord
 from chatroom.text import fold, lookalike_key, nick_key
 
 __all__ = ["RedisStore", "ClusterDown", "Fenced", "Unreplicated", "WAIT_MS", "claim_keys", "PREFIX", "EntryId",
-           "parse_id", "decode"]
+           "parse_id"]
 
 PREFIX = "chatroom:"
 
@@ -61,7 +61,9 @@ _decode = msgspec.json.Decoder(dict).decode
 # may apply this one at once).  KEYS[1]: the *lease* of the asking server
 # (``node.py``): a server whose lease lapsed -- the others took it for dead and let its
 # members go -- writes nothing more.  KEYS[2], KEYS[3]: the room's counter and log.
-# Message i (from 1) has KEYS[3 + i] and ARGV[4i-3 .. 4i]: body, floor, digest, ttl.
+# ARGV[1], ARGV[2]: the floor (below) and how long a client id is kept, in seconds; then
+# message i (from 1) has KEYS[3 + i] and ARGV[2i + 1], ARGV[2i + 2]: body, digest.  (Given
+# once per run, not per message: packing each argument is redis-py's dearest step.)
 #
 # With a client id (KEYS[3 + i]: sent:{nick}:{id}; the digest: of kind, room and text;
 # no id: the log's key and an empty digest), a resend of a message already in the log
@@ -80,10 +82,10 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
 local before = last[1] and last[1][1] or '0-0'
+local floor, ttl = tonumber(ARGV[1]), ARGV[2]
 local out = {}
 for i = 1, #KEYS - 3 do
-  local a = 4 * (i - 1)
-  local sent, digest = KEYS[3 + i], ARGV[a + 3]
+  local sent, digest = KEYS[3 + i], ARGV[2 * i + 2]
   local again = nil
   if digest ~= '' then
     local seen = redis.call('GET', sent)
@@ -98,7 +100,6 @@ for i = 1, #KEYS - 3 do
     out[i] = {again, '0-0', 1, 0}
   else
     local seq = redis.call('INCR', KEYS[2])
-    local floor = tonumber(ARGV[a + 2])
     local lost = 0
     if seq <= floor then
       lost = floor + 1 - seq
@@ -106,9 +107,9 @@ for i = 1, #KEYS - 3 do
       redis.call('SET', KEYS[2], seq)
     end
     local id = seq .. '-0'
-    redis.call('XADD', KEYS[3], id, 'm', ARGV[a + 1])
+    redis.call('XADD', KEYS[3], id, 'm', ARGV[2 * i + 1])
     if digest ~= '' then
-      redis.call('SET', sent, seq .. ' ' .. digest, 'EX', ARGV[a + 4])
+      redis.call('SET', sent, seq .. ' ' .. digest, 'EX', ttl)
     end
     out[i] = {seq, before, 0, lost}
     before = id
@@ -244,6 +245,18 @@ def decode(fields: dict[bytes, bytes]) -> dict[str, Any]:
     return _decode(fields[b"m"])
 
 
+def _as_sent(reply: Any, **options: Any) -> Any:
+    """A reply as Redis sent it (a redis-py response callback that does nothing)."""
+    return reply
+
+
+def _message(fields: list[bytes]) -> bytes:
+    """The ``m`` field of an entry's flat field list (every entry here has it alone)."""
+    if fields[0] == b"m":
+        return fields[1]
+    return dict(zip(fields[::2], fields[1::2], strict=True))[b"m"]
+
+
 def _chat(room: str, entry_id: EntryId, body: dict[str, Any]) -> Chat:
     return Chat(room=body.get("room", room), seq=entry_id[0], ts=body["ts"], nick=body["nick"], text=body["text"],
                 action=bool(body.get("action")), id=body.get("id"))
@@ -267,6 +280,8 @@ class RedisStore:
         #: How long a message's client id (and a digest of its text) is kept to recognise
         #: a resend: a day, or less when retention keeps messages for less.
         self.sent_ttl = SENT_TTL
+        # XREAD's reply as Redis sends it (see ``follow``): only this store reads streams so.
+        client.set_response_callback("XREAD", _as_sent)
         self._say = client.register_script(_SAY)
         self._event = client.register_script(_EVENT)
         self._release = client.register_script(_RELEASE)
@@ -286,6 +301,22 @@ class RedisStore:
     def close(self) -> None:
         self.redis.close()
 
+    # ------------------------------------------------------------------ reading
+
+    def follow(self, streams: dict[str, str], count: int, block_ms: int) -> list[tuple[str, list[tuple[bytes, bytes]]]]:
+        """New entries of ``streams`` (key -> the id read up to), waiting up to
+        ``block_ms`` for one: (key, [(entry id, its message)]) per stream that has any.
+        From XREAD's reply as Redis sent it: redis-py would make a dict of each entry's
+        fields, and most entries a server reads are its own, skipped unread (1/20 of a
+        busy cluster server's CPU went to that)."""
+        reply = self.redis.execute_command("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *streams,
+                                           *streams.values())
+        if not reply:
+            return []
+        pairs = reply.items() if isinstance(reply, dict) else reply  # (RESP3: a map; RESP2: [key, entries] pairs)
+        return [(name.decode(), [(entry_id, _message(fields)) for entry_id, fields in entries])
+                for name, entries in pairs]
+
     # ------------------------------------------------------------------ writing
 
     def append_chats(self, chats: list[tuple[str, dict[str, Any], int]]) -> list[tuple[int, EntryId, bool, int]]:
@@ -300,15 +331,16 @@ class RedisStore:
             rk = fold(room)
             if rk != room_key:
                 room_key = rk
-                calls.append(([self.lease, key("seq", rk), key("log", rk)], []))
+                calls.append(([self.lease, key("seq", rk), key("log", rk)], [floor, self.sent_ttl]))
             keys, args = calls[-1]
+            args[0] = max(args[0], floor)
             if body.get("id") is not None:
                 keys.append(key("sent", f"{fold(body['nick'])}:{body['id']}"))
                 what = f"{'action' if body.get('action') else 'say'}\0{rk}\0{body['text']}".encode()
-                args += [_encode(body), floor, hashlib.sha1(what).hexdigest(), self.sent_ttl]
+                args += [_encode(body), hashlib.sha1(what).hexdigest()]
             else:
                 keys.append(key("log", rk))
-                args += [_encode(body), floor, "", 0]
+                args += [_encode(body), ""]
         answers = self._run_script(self._say, calls, wait=self.replicas)
         placed = [(int(seq), parse_id(previous), bool(dup), int(lost))
                   for run in answers for seq, previous, dup, lost in run]

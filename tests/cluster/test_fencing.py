@@ -191,3 +191,23 @@ def test_a_read_of_several_rooms_messages_is_appended_in_order_with_each_ones_ch
     assert (seq, before, resent, lost) == (10, (3, 0), False, 6)  # numbers 4..9 were shown: never reused
     assert [int(i.split(b"-")[0]) for i, _ in client.xrange("chatroom:log:lobby")] == [1, 2, 3, 10]
     client.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_following_the_logs_reads_each_entry_as_it_was_appended_in_either_reply_format(redis_server, protocol):
+    """``follow`` reads XREAD's reply as Redis sends it -- a map in RESP3, pairs in RESP2
+    (a Redis too old for RESP3) -- and an entry with other fields besides its message."""
+    client = redis.Redis.from_url(redis_server.url, protocol=protocol)
+    store = RedisStore(client)
+    client.set(store.lease, "1", ex=60)
+    store.append_chats([("lobby", {"t": "chat", "room": "lobby", "nick": "ann", "text": "hi", "ts": 1.0, "id": "1"}, 0),
+                        ("dev", {"t": "chat", "room": "dev", "nick": "bob", "text": "yo", "ts": 2.0}, 0)])
+    client.xadd("chatroom:log:dev", {"by": b"hand", "m": b'{"t": "topic"}'}, id="1-1")
+    got = store.follow({"chatroom:log:lobby": "0-0", "chatroom:log:dev": "0-0", "chatroom:log:none": "0-0"}, 10, 10)
+    assert {name: [(i, json.loads(m)) for i, m in entries] for name, entries in got} == {
+        "chatroom:log:lobby": [(b"1-0", {"t": "chat", "room": "lobby", "nick": "ann", "text": "hi", "ts": 1.0,
+                                         "id": "1"})],
+        "chatroom:log:dev": [(b"1-0", {"t": "chat", "room": "dev", "nick": "bob", "text": "yo", "ts": 2.0}),
+                             (b"1-1", {"t": "topic"})]}
+    assert store.follow({"chatroom:log:lobby": "1-0"}, 10, 10) == []  # nothing new within 10 ms
+    client.close()
