@@ -64,18 +64,25 @@ _decode = msgspec.json.Decoder(dict).decode
 # ARGV[1], ARGV[2]: the floor (below) and how long a client id is kept, in seconds; then
 # message i (from 1) has KEYS[3 + i] and ARGV[2i + 1], ARGV[2i + 2]: body, digest.  (Given
 # once per run, not per message: packing each argument is redis-py's dearest step.)
+# The ids are looked up in one MGET, and the counter read and written once per run:
+# each ``redis.call`` from a script costs Redis as much as a small command, and Redis
+# shares the machine.
 #
 # With a client id (KEYS[3 + i]: sent:{nick}:{id}; the digest: of kind, room and text;
 # no id: the log's key and an empty digest), a resend of a message already in the log
 # -- its first answer lost with a connection, to Redis or to the client -- gets that
-# message's number back, flagged 1.
+# message's number back.
 #
 # The *floor*: the highest number the asking server has seen in the room.  A Redis that
 # lost the tail of its log (``appendfsync everysec`` and a crash lose up to a second)
 # has a counter below numbers that servers and clients have already shown; counting on
 # from there would give those numbers to other messages, and everyone would skip them
-# as seen.  The counter is raised past the floor instead (the 4th value returned for
-# the message: how many numbers were skipped, so the server can say so).
+# as seen.  The counter is raised past the floor instead (and says how many numbers
+# were skipped, so the server can say so).
+#
+# Returned, flat (a table per message cost Redis more than the message's XADD): the id
+# of the log's entry before the run, how many numbers were skipped before its first
+# new message, then each message's number -- a resend's negated.
 _SAY = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('FENCED this server has no lease in the cluster')
@@ -83,37 +90,54 @@ end
 local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
 local before = last[1] and last[1][1] or '0-0'
 local floor, ttl = tonumber(ARGV[1]), ARGV[2]
-local out = {}
-for i = 1, #KEYS - 3 do
+local n = #KEYS - 3
+local seen = {}
+local ids = {}
+for i = 1, n do
+  if ARGV[2 * i + 2] ~= '' then
+    ids[#ids + 1] = KEYS[3 + i]
+  end
+  if #ids == 1000 or (i == n and #ids > 0) then
+    local got = redis.call('MGET', unpack(ids))
+    for j = 1, #ids do
+      seen[ids[j]] = got[j]
+    end
+    ids = {}
+  end
+end
+local counter = tonumber(redis.call('GET', KEYS[2]) or '0')
+local seq0 = counter
+local out = {before, 0}
+for i = 1, n do
   local sent, digest = KEYS[3 + i], ARGV[2 * i + 2]
   local again = nil
-  if digest ~= '' then
-    local seen = redis.call('GET', sent)
-    if seen then
-      local seq, known = string.match(seen, '^(%d+) (%x+)$')
-      if known == digest then
-        again = tonumber(seq)
-      end
+  if digest ~= '' and seen[sent] then
+    local seq, known = string.match(seen[sent], '^(%d+) (%x+)$')
+    if known == digest then
+      again = tonumber(seq)
     end
   end
   if again then
-    out[i] = {again, '0-0', 1, 0}
+    out[i + 2] = -again
   else
-    local seq = redis.call('INCR', KEYS[2])
-    local lost = 0
+    local seq = counter + 1
     if seq <= floor then
-      lost = floor + 1 - seq
+      out[2] = floor + 1 - seq
       seq = floor + 1
-      redis.call('SET', KEYS[2], seq)
     end
+    counter = seq
     local id = seq .. '-0'
     redis.call('XADD', KEYS[3], id, 'm', ARGV[2 * i + 1])
     if digest ~= '' then
-      redis.call('SET', sent, seq .. ' ' .. digest, 'EX', ttl)
+      local record = seq .. ' ' .. digest
+      redis.call('SET', sent, record, 'EX', ttl)
+      seen[sent] = record
     end
-    out[i] = {seq, before, 0, lost}
-    before = id
+    out[i + 2] = seq
   end
+end
+if counter ~= seq0 then
+  redis.call('SET', KEYS[2], counter)
 end
 return out
 """
@@ -342,8 +366,15 @@ class RedisStore:
                 keys.append(key("log", rk))
                 args += [_encode(body), ""]
         answers = self._run_script(self._say, calls, wait=self.replicas)
-        placed = [(int(seq), parse_id(previous), bool(dup), int(lost))
-                  for run in answers for seq, previous, dup, lost in run]
+        placed: list[tuple[int, EntryId, bool, int]] = []
+        for run in answers:  # [the entry before the run, numbers skipped, each one's number (a resend's: < 0)]
+            before, lost = parse_id(run[0]), run[1]
+            for seq in run[2:]:
+                if seq < 0:
+                    placed.append((-seq, (0, 0), True, 0))
+                else:
+                    placed.append((seq, before, False, lost))
+                    before, lost = (seq, 0), 0
         if self.replicas and answers.replicated < self.replicas:
             raise Unreplicated(placed, answers.replicated, self.replicas)
         return placed
