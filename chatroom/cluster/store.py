@@ -265,10 +265,6 @@ def parse_id(raw: bytes | str) -> EntryId:
     return int(ms), int(n or 0)
 
 
-def decode(fields: dict[bytes, bytes]) -> dict[str, Any]:
-    return _decode(fields[b"m"])
-
-
 def _as_sent(reply: Any, **options: Any) -> Any:
     """A reply as Redis sent it (a redis-py response callback that does nothing)."""
     return reply
@@ -304,8 +300,10 @@ class RedisStore:
         #: How long a message's client id (and a digest of its text) is kept to recognise
         #: a resend: a day, or less when retention keeps messages for less.
         self.sent_ttl = SENT_TTL
-        # XREAD's reply as Redis sends it (see ``follow``): only this store reads streams so.
-        client.set_response_callback("XREAD", _as_sent)
+        # Replies of stream reads as Redis sends them (see ``follow``, ``_scan``): only
+        # this store reads streams.
+        for command in ("XREAD", "XRANGE", "XREVRANGE"):
+            client.set_response_callback(command, _as_sent)
         self._say = client.register_script(_SAY)
         self._event = client.register_script(_EVENT)
         self._release = client.register_script(_RELEASE)
@@ -490,8 +488,8 @@ class RedisStore:
                     deleted += self.redis.xtrim(log, minid=f"{last - keep + 1}-0", approximate=False)
             if cutoff is not None:
                 oldest_kept = None
-                for entry_id, fields in self._scan(log, "-", "+", reverse=False):
-                    if entry_id[1] == 0 and decode(fields)["ts"] >= cutoff:
+                for entry_id, message in self._scan(log, "-", "+", reverse=False):
+                    if entry_id[1] == 0 and _decode(message)["ts"] >= cutoff:
                         oldest_kept = entry_id
                         break
                 if oldest_kept is not None:
@@ -610,7 +608,7 @@ class RedisStore:
     def entries(self, room: str, after: EntryId, upto: EntryId) -> list[tuple[EntryId, dict[str, Any]]]:
         """The log of ``room`` after ``after``, up to ``upto`` included."""
         start = f"({after[0]}-{after[1]}"
-        return [(i, decode(f)) for i, f in self._scan(key("log", fold(room)), start, f"{upto[0]}-{upto[1]}",
+        return [(i, _decode(m)) for i, m in self._scan(key("log", fold(room)), start, f"{upto[0]}-{upto[1]}",
                                                       reverse=False)]
 
     # ------------------------------------------------------------------ internals
@@ -621,21 +619,19 @@ class RedisStore:
         out: list[Chat] = []
         if limit <= 0:
             return out
-        for entry_id, fields in self._scan(key("log", fold(room)), start, end, reverse=reverse):
+        for entry_id, message in self._scan(key("log", fold(room)), start, end, reverse=reverse):
             if entry_id[1] == 0:
-                out.append(_chat(room, entry_id, decode(fields)))
+                out.append(_chat(room, entry_id, _decode(message)))
                 if len(out) >= limit:
                     break
         return out
 
-    def _scan(self, log: str, start: str, end: str, *, reverse: bool) -> Iterator[tuple[EntryId, dict[bytes, bytes]]]:
+    def _scan(self, log: str, start: str, end: str, *, reverse: bool) -> Iterator[tuple[EntryId, bytes]]:
+        """The entries of ``log`` from ``start`` to ``end``: (id, message)."""
         while True:
-            if reverse:
-                batch = self.redis.xrevrange(log, max=start, min=end, count=CHUNK)
-            else:
-                batch = self.redis.xrange(log, min=start, max=end, count=CHUNK)
+            batch = self.redis.execute_command("XREVRANGE" if reverse else "XRANGE", log, start, end, "COUNT", CHUNK)
             for raw_id, fields in batch:
-                yield parse_id(raw_id), fields
+                yield parse_id(raw_id), _message(fields)
             if len(batch) < CHUNK:
                 return
             last = batch[-1][0].decode()

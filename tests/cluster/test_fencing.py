@@ -196,7 +196,8 @@ def test_a_read_of_several_rooms_messages_is_appended_in_order_with_each_ones_ch
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_following_the_logs_reads_each_entry_as_it_was_appended_in_either_reply_format(redis_server, protocol):
     """``follow`` reads XREAD's reply as Redis sends it -- a map in RESP3, pairs in RESP2
-    (a Redis too old for RESP3) -- and an entry with other fields besides its message."""
+    (a Redis too old for RESP3) -- and an entry with other fields besides its message;
+    so do the reads of a log's range."""
     client = redis.Redis.from_url(redis_server.url, protocol=protocol)
     store = RedisStore(client)
     client.set(store.lease, "1", ex=60)
@@ -210,4 +211,6 @@ def test_following_the_logs_reads_each_entry_as_it_was_appended_in_either_reply_
         "chatroom:log:dev": [(b"1-0", {"t": "chat", "room": "dev", "nick": "bob", "text": "yo", "ts": 2.0}),
                              (b"1-1", {"t": "topic"})]}
     assert store.follow({"chatroom:log:lobby": "1-0"}, 10, 10) == []  # nothing new within 10 ms
+    assert store.entries("dev", (1, 0), (1, 1)) == [((1, 1), {"t": "topic"})]  # (XRANGE, read the same way)
+    assert [chat.text for chat in store.recent("dev", 5)] == ["yo"]  # (XREVRANGE; the topic is no message)
     client.close()
