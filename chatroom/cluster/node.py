@@ -9,7 +9,8 @@ the rooms it follows, and the two threads that keep it in step.
   applied here at once, and published as the hub lock is released (``publish``).
 - The *reader* thread follows, with one blocking ``XREAD``, the logs of the rooms this
   server has members in, its inbox and the cluster's control stream: a message crosses
-  the network once per server, and reaches the members here through their outboxes.
+  the network once per server, and reaches the members here through their outboxes
+  (``following.py``).
 - The *heartbeat* thread records that this server is alive, renews its nick claims and
   sessions, and retires servers that stopped beating long ago (their members leave).
 
@@ -40,18 +41,19 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import redis
 
-from chatroom.cluster import mirror
 from chatroom.cluster.chat import ClusterChat
+from chatroom.cluster.following import Following
 from chatroom.cluster.liveness import Liveness
 from chatroom.cluster.parking import Parking
 from chatroom.cluster.redis_url import redis_client
-from chatroom.cluster.store import PREFIX, ClusterDown, EntryId, Fenced, RedisStore, claim_keys, key, parse_id
+from chatroom.cluster.store import ClusterDown, Fenced, RedisStore, claim_keys, key
 from chatroom.errors import Refused
 from chatroom.protocol import ErrorCode, ModAction, Moderate, RoomInfo, User
 from chatroom.redact import redacted_url
 from chatroom.server.chat_path import LocalChat
-from chatroom.server.members import Room, RoomSnapshot, Sanction
-from chatroom.server.room import MAX_FLOOR_JUMP, ChatState
+from chatroom.server.members import RoomSnapshot, Sanction
+from chatroom.server.room import ChatState
+from chatroom.server.speech import MAX_FLOOR_JUMP
 from chatroom.text import MAX_NICK_LENGTH, clean_line, fold, nick_key, nick_problem, without_hash
 
 if TYPE_CHECKING:
@@ -64,15 +66,11 @@ log = logging.getLogger("chatroom.cluster")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict).decode
 
-#: How long the reader waits in one XREAD (it also picks up new rooms this often).
-BLOCK_MS = 1000
 #: Events that write the member's record into the room's member list.
 _RECORDED = frozenset({"join", "nick", "away", "op", "reconnected"})
-#: Entries one XREAD may return.
-READ_COUNT = 1000
 
 
-class Cluster(ClusterChat, Liveness):
+class Cluster(ClusterChat, Following, Liveness):
     """This server in a cluster of servers sharing rooms through the Redis at ``url``.
 
     ``grace``: how long a session is kept for a resume (the server's resume grace);
@@ -402,114 +400,6 @@ class Cluster(ClusterChat, Liveness):
                 self.redis.xadd(key("inbox", server), {"m": _encode(body)}, maxlen=10_000, approximate=True)
         except redis.RedisError as exc:
             raise self._down(exc, "that") from exc
-
-    # ------------------------------------------------------------------ following the logs
-
-    def catch_up(self, room: str, upto: EntryId, batch: Batch,
-                 known: list[tuple[EntryId, EntryId, dict[str, Any]]] = (),  # type: ignore[assignment]
-                 pending: set[str] | None = None) -> None:
-        """Apply ``room``'s log here up to entry ``upto``, in order, if not done yet.
-        ``known``: entries this server just appended, with the id of the entry before
-        each: applied at once when that one was the last applied here (the usual case:
-        no read from Redis), else parked until it is (``parking.py``).  ``pending``: the
-        rooms of that append still counted in flight (this one is not, once parked)."""
-        hub, rk = self._hub(), fold(room)
-        with hub.locked(batch) as state:
-            target = state.rooms.get(rk)
-            if target is None:
-                return
-            self.parking.park(rk, known, target.last_id)
-            if pending is not None and rk in pending:
-                pending.discard(rk)
-                self.parking.end((rk,))
-            self._apply_parked(state, target, batch)
-            if target.last_id >= upto:
-                return
-        waiting = target
-        if self.parking.wait(rk, lambda: waiting.last_id >= upto):
-            return  # (another of this server's appends came back, and applied ours after its own)
-        with hub.locked(batch) as state:
-            target = state.rooms.get(rk)
-            if target is None:
-                return
-            self._apply_parked(state, target, batch)
-            if target.last_id >= upto:
-                return
-            after = target.last_id
-        entries = self.store.entries(room, after, upto)  # (another server's entries in between: read back)
-        with hub.locked(batch) as state:
-            target = state.rooms.get(rk)
-            if target is None:
-                return
-            for entry_id, body in entries:
-                hub.deliver(mirror.apply(state, target, entry_id, body), batch)
-            self._apply_parked(state, target, batch)
-
-    def _apply_parked(self, state: ChatState, room: Room, batch: Batch) -> None:
-        """The parked entries that follow what ``room`` has applied, in order (under
-        the hub lock)."""
-        rk, hub = fold(room.name), self._hub()
-        entry = self.parking.next_after(rk, room.last_id)
-        while entry is not None:
-            hub.deliver(mirror.apply(state, room, *entry), batch)
-            entry = self.parking.next_after(rk, room.last_id)
-        self.parking.applied(rk, room.last_id)
-
-    def _read_forever(self) -> None:
-        from chatroom.server.hub import Batch  # (a cycle at import time: hub imports the room)
-
-        batch = Batch()
-        while not self._stopped.is_set():
-            try:
-                self._read_once(batch)
-                self._up()
-            except redis.RedisError as exc:
-                self._down(exc, "following the rooms")
-                self._stopped.wait(0.5)
-            except Exception:  # noqa: BLE001 -- a bug must not stop the cluster's reader
-                log.exception("cluster reader: unexpected error")
-                self._stopped.wait(0.5)
-            finally:
-                self._flush(batch)
-
-    def _read_once(self, batch: Batch) -> None:
-        hub = self._hub()
-        with hub.lock:
-            rooms = {key("log", rk): f"{r.last_id[0]}-{r.last_id[1]}" for rk, r in hub.state.rooms.items()}
-        inbox, control = key("inbox", self.server), key("control")
-        streams = {**rooms, inbox: self._inbox_id, control: self._control_id}
-        for stream, entries in self.store.follow(streams, READ_COUNT, BLOCK_MS):
-            if stream == inbox:
-                self._inbox_id = entries[-1][0].decode()
-                self._on_inbox([_decode(m) for _, m in entries], batch)
-            elif stream == control:
-                self._control_id = entries[-1][0].decode()
-                for _, message in entries:
-                    self.on_control(_decode(message))
-            else:
-                rk = stream[len(PREFIX) + len("log:"):]
-                with hub.locked(batch) as state:
-                    room = state.rooms.get(rk)
-                    if room is None:
-                        continue
-                    for raw_id, message in entries:
-                        entry_id = parse_id(raw_id)
-                        if entry_id > room.last_id:  # (not decoded when applied already: ours, mostly)
-                            hub.deliver(mirror.apply(state, room, entry_id, _decode(message)), batch)
-                    self._apply_parked(state, room, batch)
-
-    def _on_inbox(self, bodies: list[dict[str, Any]], batch: Batch) -> None:
-        hub = self._hub()
-        for body in bodies:
-            kind = body.get("t")
-            if kind == "private":
-                with hub.locked(batch) as state:
-                    hub.deliver(mirror.apply_private(state, body), batch)
-            elif kind in ("released", "kick", "mute", "room_kick"):
-                self.on_control(body)
-
-    def _flush(self, batch: Batch) -> None:
-        self._hub().flush(batch)  # (and members too slow for this traffic are dropped)
 
     def room_sizes(self) -> dict[str, tuple[str, int]]:
         """fold(name) -> (name, members in the whole cluster), for every room with members."""

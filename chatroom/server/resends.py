@@ -26,9 +26,6 @@ RECENT_IDS = 50_000
 class Resends(StateBase):
     """The ids of recent messages, in two generations (``sent``, ``_sent_before``)."""
 
-    if TYPE_CHECKING:
-        _sent_before: dict[tuple[str, str], Chat | Private]
-
     def already_sent(self, member: Member, msg_id: str, text: str, *, action: bool = False,
                      private: bool = False, room_name: str | None = None,
                      sender: str | None = None) -> Chat | Private | None:

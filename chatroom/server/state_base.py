@@ -1,7 +1,7 @@
 """What :class:`~chatroom.server.room.ChatState` holds, as its parts see it (no I/O).
 
-``ChatState`` is one object in several modules: its membership and messages
-(``room.py``), changes of members and rooms (``changes.py``), moderation
+``ChatState`` is one object in several modules: its membership (``room.py``),
+messages (``speech.py``), changes of members and rooms (``changes.py``), moderation
 (``moderation.py``), queries (``queries.py``), a
 cluster's remote members (``remote.py``) and recognising resends (``resends.py``).
 The parts inherit this base, which only names -- for the type checker -- the state
@@ -35,6 +35,10 @@ class StateBase:
         watchers: dict[str, dict[int, Member]]
         sessions: dict[str, Member]
         sent: dict[tuple[str, str], Chat | Private]
+        _sent_before: dict[tuple[str, str], Chat | Private]
+        unsaved: list[Chat]
+        said_room: int
+        max_text: int
         store: Any
         said_private: int
         dirty: dict[str, Room]
@@ -46,6 +50,7 @@ class StateBase:
         def _check_not_muted(self, member: Member, now: float) -> None: ...
         def _clean_message(self, text: str) -> str: ...
         def _remember(self, member: Member, msg_id: str, msg: Chat | Private, sender: str | None = None) -> None: ...
+        def _remember_id(self, key: tuple[str, str], msg: Chat | Private) -> None: ...
         def _room_for_join(self, name: str) -> Room: ...
         def _room(self, name: str) -> Room: ...
         def _publish(self, member: Member, room: Room, kind: str, **fields: Any) -> None: ...
