@@ -13,6 +13,7 @@ import time
 from chatroom.protocol import PROTOCOL_VERSION, Chat, FrameDecoder, Hello, Say, decode_message, encode_message
 from chatroom.server.outbox import Flusher, Outbox
 from chatroom.server.pace import STALL, keep_pace
+from tests.irc.client import IrcClient
 from tests.polling import wait_until
 from tests.terminal import ROOT, chatroom_env
 from tests.wire import WireClient
@@ -287,3 +288,37 @@ def test_a_reader_that_stopped_reading_is_dropped_and_the_others_get_everything(
         stalled.close()
         for r in readers:
             r.close()
+
+
+def test_many_irc_senders_flooding_a_room_of_slow_readers_are_slowed_and_nobody_is_dropped(make_server):
+    """The same flood through the IRC door: eight IRC clients' PRIVMSG bursts are slowed
+    to the room's pace (``IrcDoor.lines`` waits after each read's run, as its batch
+    leaves readers behind), and no reader is dropped.  (Fails with the wait removed.)"""
+    server = make_server(rate=0, max_per_address=0)
+    readers, counts, ended = slow_readers(server, 3)
+    senders, each = [], 3000
+    for k in range(8):
+        sender = IrcClient(server.port)
+        sender.register(f"flood{k}")
+        sender.join("#lobby")
+        senders.append(sender)
+    writers, done = [], threading.Event()
+    for k, sender in enumerate(senders):
+        data = b"".join(f"PRIVMSG #lobby :{k}-{n} {'x' * 100}\r\n".encode() for n in range(each))
+        threading.Thread(target=_drain, args=(sender.sock, done), daemon=True).start()
+        writers.append(threading.Thread(target=sender.sock.sendall, args=(data,), daemon=True))
+    for w in writers:
+        w.start()
+    try:
+        total = 8 * each
+        wait_until(lambda: all(c >= total for c in counts) or any(ended), timeout=120,
+                   what="every slow reader to get every flood")
+        assert counts == [total] * 3 and not any(ended), server.closed_by_reason()
+        assert "too slow" not in server.closed_by_reason()
+    finally:
+        done.set()
+        for sender in senders:
+            sender.close()
+        for p in readers:
+            p.terminate()
+            p.wait(10)
