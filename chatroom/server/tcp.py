@@ -2,6 +2,9 @@
 
 How a message travels::
 
+    accepting thread (serve_forever)         one per port
+      accept -> process_request: the Connection registered (or refused: full, too
+      many from one address) in the order clients came -> its reader thread starts
     reader thread (ChatHandler.handle)       one per connection, blocking recv()
       recv 64 KiB -> ServerSession (frames, validation, phase, rate limit: no I/O)
       -> Hub: under ONE lock, ChatState decides (stamp, sequence, history)
