@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from chatroom.protocol import PROTOCOL_VERSION, Chat, FrameDecoder, Hello, Say, decode_message, encode_message
 from chatroom.server.outbox import Flusher, Outbox
@@ -232,33 +233,47 @@ def test_many_senders_flooding_a_room_of_slow_readers_are_slowed_and_nobody_is_d
     each) filled the readers' outboxes past the limit -- readers that kept up with the
     rest of the room were dropped as too slow."""
     server = make_server(rate=0)  # (the default outbox: 1 MiB)
-    readers, counts, ended = slow_readers(server, 3)
-    senders, each = [], 3000  # 24,000 chats, ~5.5 MB to every reader: past its kernel buffers and outbox
+    readers = slow_readers(server, 3)
+    senders = []
     for k in range(8):
         sender = WireClient(server.port)
         sender.hello(f"flood{k}")
         senders.append(sender)
+    flood_slow_room(server, readers, senders, lambda k, n: encode_message(Say(text=f"{k}-{n} " + "x" * 100,
+                                                                              id=f"f{n}")))
+
+
+#: Chats each of the eight senders floods with: 24,000 chats, ~5.5 MB to every reader,
+#: past its kernel buffers and outbox.
+EACH = 3000
+
+
+def flood_slow_room(server, readers: tuple[list[subprocess.Popen[str]], list[int], list[bool]],
+                    senders: list[WireClient] | list[IrcClient], chat: Callable[[int, int], bytes]) -> None:
+    """``senders`` each send ``EACH`` chats at once (``chat(sender, n)``: its bytes) into
+    the room of the ``slow_readers``, reading what comes back as slowly; every reader
+    must get every chat, and nobody may be dropped as too slow."""
+    procs, counts, ended = readers
     writers, done = [], threading.Event()
     for k, sender in enumerate(senders):
-        data = b"".join(encode_message(Say(text=f"{k}-{n} " + "x" * 100, id=f"f{n}")) for n in range(each))
+        data = b"".join(chat(k, n) for n in range(EACH))
         threading.Thread(target=_drain, args=(sender.sock, done), daemon=True).start()
         writers.append(threading.Thread(target=sender.sock.sendall, args=(data,), daemon=True))
     for w in writers:
         w.start()
     try:
-        total = 8 * each
+        total = len(senders) * EACH
         wait_until(lambda: all(c >= total for c in counts) or any(ended), timeout=120,
                    what="every slow reader to get every flood")
-        assert counts == [total] * 3 and not any(ended), server.closed_by_reason()
+        assert counts == [total] * len(procs) and not any(ended), server.closed_by_reason()
         assert "too slow" not in server.closed_by_reason()
     finally:
         done.set()
         for sender in senders:
             sender.close()
-        for p in readers:
+        for p in procs:
             p.terminate()
             p.wait(10)
-
 
 def _drain(sock: socket.socket, stop: threading.Event) -> None:
     """Read (and drop) what a flooding sender gets back -- the room's chats and its own
@@ -295,30 +310,11 @@ def test_many_irc_senders_flooding_a_room_of_slow_readers_are_slowed_and_nobody_
     to the room's pace (``IrcDoor.lines`` waits after each read's run, as its batch
     leaves readers behind), and no reader is dropped.  (Fails with the wait removed.)"""
     server = make_server(rate=0, max_per_address=0)
-    readers, counts, ended = slow_readers(server, 3)
-    senders, each = [], 3000
+    readers = slow_readers(server, 3)
+    senders = []
     for k in range(8):
         sender = IrcClient(server.port)
         sender.register(f"flood{k}")
         sender.join("#lobby")
         senders.append(sender)
-    writers, done = [], threading.Event()
-    for k, sender in enumerate(senders):
-        data = b"".join(f"PRIVMSG #lobby :{k}-{n} {'x' * 100}\r\n".encode() for n in range(each))
-        threading.Thread(target=_drain, args=(sender.sock, done), daemon=True).start()
-        writers.append(threading.Thread(target=sender.sock.sendall, args=(data,), daemon=True))
-    for w in writers:
-        w.start()
-    try:
-        total = 8 * each
-        wait_until(lambda: all(c >= total for c in counts) or any(ended), timeout=120,
-                   what="every slow reader to get every flood")
-        assert counts == [total] * 3 and not any(ended), server.closed_by_reason()
-        assert "too slow" not in server.closed_by_reason()
-    finally:
-        done.set()
-        for sender in senders:
-            sender.close()
-        for p in readers:
-            p.terminate()
-            p.wait(10)
+    flood_slow_room(server, readers, senders, lambda k, n: f"PRIVMSG #lobby :{k}-{n} {'x' * 100}\r\n".encode())
