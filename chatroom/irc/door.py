@@ -51,6 +51,8 @@ from chatroom.server.chat_path import claimed
 from chatroom.server.doors import Door, DoorPort
 from chatroom.server.hub import append_entry
 from chatroom.server.members import Delivery, Member, owner_of
+from chatroom.server.outbox import Outbox
+from chatroom.server.pace import BURST, to_wait_for
 from chatroom.server.room_modes import MAX_ROOM_BANS
 from chatroom.server.session import CloseReason
 from chatroom.server.watch import MAX_WATCHED
@@ -155,7 +157,11 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speakin
                 continue
             cost = chat_cost(lines[i]) if self.session.registered else 0
             if cost:
-                i, cost = self.chat_lines(lines, i, cost)
+                i, cost, behind = self.chat_lines(lines, i, cost)
+                if behind:  # (a burst, and its room behind: nothing of it said yet)
+                    self.handler.flush_batch()
+                    self.handler.wait_for(behind)
+                    continue
                 if cost:
                     self.handler.flush_batch()  # what was said so far goes out before we wait
                     self.pace(take=False, cost=cost)
@@ -163,12 +169,15 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speakin
             self.line(lines[i])
             i += 1
 
-    def chat_lines(self, lines: list[bytes], i: int, cost: int) -> tuple[int, int]:
+    def chat_lines(self, lines: list[bytes], i: int, cost: int) -> tuple[int, int, list[Outbox]]:
         """The run of chat lines from ``lines[i]`` (``cost``: its charge) that the rate
         limit lets through now, under one acquisition of the hub lock; the plain
         PRIVMSGs among them (``plain_privmsg``) said in one pass of the chat path
         (``say_plain``), the others line by line, all in order.  Returns the index and
-        cost of the first line it left (0: none).
+        cost of the first line it left (0: none), and what to wait for first: a burst
+        (``pace.BURST`` lines or more left) whose room is behind says none of it, and
+        returns the room's outboxes past their mark (``pace.to_wait_for``) -- looked at
+        under the same hold of the lock as the fan-out, as for framed senders.
 
         (Not for a client that asked for echo-message: a refusal's numeric would come
         after the echoes of the lines behind it in the pass.  Without echoes, what the
@@ -178,6 +187,9 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speakin
         passes = self.gathering is None and not self.echo  # (a CAP or BATCH line ends the run)
         said = plain_privmsg(lines[i]) if passes else None
         with self.handler.server.chat.run(self.handler.batch):
+            behind = self.burst_behind(len(lines) - i)
+            if behind:
+                return i, cost, behind
             while cost and not conn.session.closed and limiter.delay(time.monotonic(), cost) == 0:
                 if said is not None:
                     limiter.check(time.monotonic(), cost)
@@ -190,7 +202,16 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speakin
                 said = plain_privmsg(lines[i]) if passes and i < len(lines) else None
                 cost = 1 if said is not None else chat_cost(lines[i]) if i < len(lines) else 0
             self.say_plain(plain)
-        return i, cost
+        return i, cost, []
+
+    def burst_behind(self, left: int) -> list[Outbox]:
+        """Before a burst (``left`` lines of a read, ``pace.BURST`` or more) is said,
+        under the hub lock: the outboxes of the room last spoken to that it must wait
+        for (``pace.to_wait_for``)."""
+        if left < BURST or self.handler.server.stopped.is_set():
+            return []
+        batch = self.handler.batch
+        return to_wait_for(batch.spoke_to, batch.own)
 
     def line(self, raw: bytes, *, cost: int = 0) -> None:
         """Handle one line; ``cost``: a chat line already paced (its rate-limit charge)."""

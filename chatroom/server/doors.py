@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from chatroom.server.hub import Batch
+    from chatroom.server.outbox import Outbox
     from chatroom.server.session import Event
     from chatroom.server.tcp import ChatServer, Connection
 
@@ -34,6 +35,7 @@ class DoorPort(Protocol):
     def batch(self) -> Batch: ...  # what this connection queues under the hub lock
 
     def flush_batch(self) -> None: ...  # the batch ends: flushed, overflowed members dropped
+    def wait_for(self, behind: list[Outbox]) -> None: ...  # backpressure: the room's readers catch up
     def recv_more(self, size: int) -> bytes: ...  # the next bytes; b"" at the end
     def act_all(self, events: list[Event]) -> None: ...  # carry out the session's decisions
     def gate(self, what: str, right: bool) -> bool | None: ...  # the one gate for secrets
