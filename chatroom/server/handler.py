@@ -330,7 +330,7 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
         session = self.conn.session
         session.pause(time.monotonic())
         try:
-            keep_pace(behind, self.conn.outbox, self.server.stopped)
+            keep_pace(behind, self.server.stopped)
         finally:
             session.unpause(time.monotonic())
 

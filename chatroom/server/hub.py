@@ -63,7 +63,7 @@ class Batch:
         self.behind: list[Outbox] = []
         #: The most recipients of one of its frames: the room it spoke to (``pace.py``).
         self.room: tuple[Any, ...] = ()
-        self.own: Outbox | None = None  # the sender's own outbox: never counted, never waited for
+        self.own: Outbox | None = None  # the sender's own outbox: not counted in whether the room lags
         #: ``room`` of the last flush that had one: where a sender's next burst goes, most likely.
         self.spoke_to: tuple[Any, ...] = ()
         self.entries: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
@@ -191,6 +191,8 @@ class Hub:
                         behind.append(outbox)
                 if behind and not room_lags(batch.room, own):
                     behind.clear()  # a few far behind a room that keeps up: nobody waits for them
+                if own is not None and own in touched and own.behind():
+                    behind.append(own)  # the sender's own echoes and acks: it waits for its own reading
                 if batch.room:
                     batch.spoke_to = batch.room
                 batch.room = ()

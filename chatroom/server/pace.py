@@ -17,8 +17,12 @@ outbox fills, as before.  Two more exceptions keep one bad reader from holding a
   is read from the kernel's send queue, not only from the outbox, whose progress the
   kernel's own buffer hides): nobody waits for it again until it takes a byte, its
   outbox fills, and it is dropped as too slow, as before;
-* a sender never waits for its own outbox (a client that reads and writes in one
-  thread would be waiting for itself).
+* a sender's own outbox (its echoes and acks) does not count in whether the room
+  lags; but when it is behind itself, the sender waits for it as for any other: a
+  client that writes faster than it reads what comes back is slowed to its own
+  reading, not dropped.  (A client that reads only between its writes, blocked in a
+  write meanwhile, takes nothing while its sender waits: it is judged stalled, as
+  above, and the sender goes on.)
 
 The rate limit stays the first defence (a flood is refused long before this, at the
 defaults); this is the second, for ``--rate 0`` and for many senders at once.
@@ -77,17 +81,19 @@ def to_wait_for(room: tuple[Any, ...], own: Outbox | None) -> list[Outbox]:
     behind = [m.sink.outbox for m in room if m.sink is not None and m.sink.outbox is not own
               and m.sink.outbox.behind()]
     behind = [outbox for outbox in behind if outbox.stalled_at != outbox.taken()]
-    return behind if behind and room_lags(room, own) else []
+    if behind and not room_lags(room, own):
+        behind = []
+    if own is not None and own.behind() and own.stalled_at != own.taken():
+        behind.append(own)  # its own echoes and acks: it waits for its own reading
+    return behind
 
 
-def keep_pace(behind: Iterable[Outbox], own: Outbox, stopped: threading.Event,
+def keep_pace(behind: Iterable[Outbox], stopped: threading.Event,
               clock: Callable[[], float] = time.monotonic) -> float:
-    """Wait until every outbox of ``behind`` but ``own`` has caught up, is stalled, or
-    is gone, or the server stops.  Never under the hub lock.  Returns the seconds waited."""
+    """Wait until every outbox of ``behind`` has caught up, is stalled, or is gone, or
+    the server stops.  Never under the hub lock.  Returns the seconds waited."""
     started = clock()
     for outbox in behind:
-        if outbox is own:
-            continue
         taken, progress_at, looks = outbox.taken(), started, 0
         if outbox.stalled_at == taken:
             continue  # judged stalled before, and it has taken nothing since

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from chatroom.protocol import PROTOCOL_VERSION, Chat, FrameDecoder, Hello, Say, decode_message, encode_message
 from chatroom.server.outbox import Flusher, Outbox
-from chatroom.server.pace import STALL, keep_pace
+from chatroom.server.pace import STALL, keep_pace, to_wait_for
 from tests.irc.client import IrcClient
 from tests.polling import wait_until
 from tests.terminal import ROOT, chatroom_env
@@ -53,7 +53,7 @@ def test_a_sender_waits_for_a_slow_reader_until_it_has_caught_up():
         fill(outbox, LIMIT * 3 // 4)
         assert outbox.behind()
         thread.start()
-        keep_pace([outbox], own=None, stopped=threading.Event())  # type: ignore[arg-type]
+        keep_pace([outbox], stopped=threading.Event())
         assert outbox.caught_up() and len(outbox) * 4 <= LIMIT
         assert sum(read) > LIMIT // 4  # it was read, not given up on
     finally:
@@ -64,29 +64,26 @@ def test_a_sender_waits_for_a_slow_reader_until_it_has_caught_up():
         flusher.stop()
 
 
-def test_a_stalled_reader_is_not_waited_for_and_the_senders_own_outbox_never():
+def test_a_stalled_reader_is_not_waited_for():
     flusher = Flusher()
     flusher.start()
     stalled, stalled_end = outbox_pair(flusher)
-    own, own_end = outbox_pair(flusher)
     try:
         fill(stalled, LIMIT * 3 // 4)
-        fill(own, LIMIT * 3 // 4)
         began = time.monotonic()
-        waited = keep_pace([own], own=own, stopped=threading.Event())
-        assert waited < STALL and not own.caught_up()  # its own: not waited for at all
-        waited = keep_pace([stalled], own=own, stopped=threading.Event())
+        waited = keep_pace([stalled], stopped=threading.Event())
         assert STALL * 0.5 <= waited < 10 and not stalled.caught_up()  # given up on: it will overflow
-        assert keep_pace([stalled], own=own, stopped=threading.Event()) < STALL  # and not waited for again
+        assert keep_pace([stalled], stopped=threading.Event()) < STALL  # and not waited for again
+        assert to_wait_for((), stalled) == []  # (nor as a sender's own outbox)
         assert time.monotonic() - began < 10
         stopped = threading.Event()
         stopped.set()
         stalled.stalled_at = None  # as if it had just taken a byte: only the stop ends the wait
-        assert keep_pace([stalled], own=own, stopped=stopped) < STALL
+        assert keep_pace([stalled], stopped=stopped) < STALL
+        assert to_wait_for((), stalled) == [stalled]  # behind and not stalled: its sender waits for it
     finally:
-        for outbox, end in ((stalled, stalled_end), (own, own_end)):
-            outbox.close()
-            end.close()
+        stalled.close()
+        stalled_end.close()
         flusher.stop()
 
 
@@ -222,6 +219,46 @@ def test_a_flood_into_a_room_of_slow_readers_slows_the_sender_and_drops_nobody(m
         for p in [sender, *readers]:
             p.terminate()
             p.wait(10)
+
+
+def test_a_sender_that_reads_its_own_echoes_slowly_is_slowed_to_its_reading_not_dropped(make_server):
+    """Alone in its room, a sender floods and reads what comes back -- its echoes and
+    acks -- slowly: its own outbox fills faster than it reads.  Its server thread waits
+    for it as for any reader behind (``pace.to_wait_for``), so its writes are slowed
+    by TCP.  When a sender never waited for its own outbox, the bench's 100-member,
+    10-sender flood had senders dropped as too slow (1 run in 10): the whole room
+    lagged, the other senders waited, and a sender's own burst overflowed its own."""
+    server = make_server(rate=0)  # (the default outbox: 1 MiB)
+    sender = subprocess.Popen([sys.executable, "-m", "tests.ns_client", "127.0.0.1", str(server.port), "flood",
+                               "16384", "0.005", "count"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              cwd=str(ROOT), env=chatroom_env())
+    echoes, ended = [0], [False]
+
+    def count() -> None:
+        assert sender.stdout is not None
+        for line in sender.stdout:
+            if '"TYPE": "count"' in line:
+                echoes[0] = json.loads(line)["chats"]
+            ended[0] = ended[0] or '"TYPE": "eof"' in line
+
+    threading.Thread(target=count, daemon=True).start()
+    wait_until(lambda: len(server.connections()) == 1, what="the sender in the room")
+    count_ = 2000  # 6 MB of echoes: more than the kernel's buffers and the outbox together
+    text = "x" * 3000
+
+    def write() -> None:  # (in a thread: a sender cut off would stop reading its stdin)
+        assert sender.stdin is not None
+        sender.stdin.write("".join(f"say f{n} {n} {text}\n" for n in range(count_)))
+        sender.stdin.flush()
+
+    threading.Thread(target=write, daemon=True).start()
+    try:
+        wait_until(lambda: echoes[0] >= count_ or ended[0], timeout=90, what="the sender to get its echoes")
+        assert echoes[0] == count_ and not ended[0], server.closed_by_reason()
+        assert "too slow" not in server.closed_by_reason()
+    finally:
+        sender.terminate()
+        sender.wait(10)
 
 
 def test_many_senders_flooding_a_room_of_slow_readers_are_slowed_and_nobody_is_dropped(make_server):
