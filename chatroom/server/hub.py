@@ -63,7 +63,7 @@ class Batch:
         self.behind: list[Outbox] = []
         #: The most recipients of one of its frames: the room it spoke to (``pace.py``).
         self.room: tuple[Any, ...] = ()
-        self.own: Outbox | None = None  # the sender's own outbox: not counted in whether the room lags
+        self.own: Outbox | None = None  # the sender's own outbox (waited for like the others')
         #: ``room`` of the last flush that had one: where a sender's next burst goes, most likely.
         self.spoke_to: tuple[Any, ...] = ()
         self.entries: list[tuple[tuple[Any, ...], list[Outgoing]]] = []
@@ -106,16 +106,6 @@ def _describe_targets(targets: tuple[Any, ...]) -> str:
         conn = targets[0].sink
         return f"-> {conn.address} {conn.member.nick if conn and conn.member else ''}" if conn else "-> (held)"
     return f"-> {len(targets)} members"
-
-
-def room_lags(room: tuple[Any, ...], own: Outbox | None) -> bool:
-    """Whether more than half of the other members of ``room`` lag: more than a quarter
-    of their outbox limit not yet taken by their reader, counting what waits in the
-    kernel's send queue (megabytes on loopback, which hide a slow reader from its outbox).
-    Asked only when some outbox is behind; a syscall per member then."""
-    outboxes = [m.sink.outbox for m in room if m.sink is not None and m.sink.outbox is not own]
-    lagging = sum(1 for outbox in outboxes if outbox.backlog() * 4 > outbox.limit)
-    return lagging * 2 > len(outboxes)
 
 
 def append_entry(entries: list[tuple[tuple[Any, ...], list[Outgoing]]], targets: tuple[Any, ...],
@@ -184,15 +174,11 @@ class Hub:
         touched = batch.touched
         if touched:
             if batch.pace:
-                behind, own = batch.behind, batch.own
+                behind = batch.behind
                 for outbox in touched:
                     outbox.flush()
-                    if outbox is not own and outbox.behind():
-                        behind.append(outbox)
-                if behind and not room_lags(batch.room, own):
-                    behind.clear()  # a few far behind a room that keeps up: nobody waits for them
-                if own is not None and own in touched and own.behind():
-                    behind.append(own)  # the sender's own echoes and acks: it waits for its own reading
+                    if outbox.behind():
+                        behind.append(outbox)  # (its own too: it waits for its own reading)
                 if batch.room:
                     batch.spoke_to = batch.room
                 batch.room = ()

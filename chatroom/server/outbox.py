@@ -102,8 +102,10 @@ class Outbox:
         return self._queued - self._sent
 
     def behind(self) -> bool:
-        """Past the high-water mark: its reader is behind (half the limit queued)."""
-        return (self._queued - self._sent) * 2 > self.limit
+        """Past the high-water mark: its reader is behind (half the limit queued).  Never
+        once closed: a sender waiting for it would find it caught up at once, look
+        again, and spin until its connection's thread had taken it out of the room."""
+        return (self._queued - self._sent) * 2 > self.limit and not self._closed
 
     def caught_up(self) -> bool:
         """Back under the low-water mark (a quarter of the limit), or gone."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from chatroom.protocol import PROTOCOL_VERSION, Chat, FrameDecoder, Hello, Say, decode_message, encode_message
 from chatroom.server.outbox import Flusher, Outbox
-from chatroom.server.pace import STALL, keep_pace, to_wait_for
+from chatroom.server.pace import RESUME, STALL, keep_pace, to_wait_for, waited_for
 from tests.irc.client import IrcClient
 from tests.polling import wait_until
 from tests.terminal import ROOT, chatroom_env
@@ -78,12 +78,47 @@ def test_a_stalled_reader_is_not_waited_for():
         assert time.monotonic() - began < 10
         stopped = threading.Event()
         stopped.set()
-        stalled.stalled_at = None  # as if it had just taken a byte: only the stop ends the wait
+        stalled.stalled_at = stalled.taken() - RESUME  # as if it had taken RESUME bytes since: only the stop ends the wait
         assert keep_pace([stalled], stopped=stopped) < STALL
         assert to_wait_for((), stalled) == [stalled]  # behind and not stalled: its sender waits for it
     finally:
         stalled.close()
         stalled_end.close()
+        flusher.stop()
+
+
+def test_a_reader_that_trickles_bytes_is_stalled_too_and_one_back_from_a_pause_is_waited_for_again():
+    """A reader that takes a few bytes now and then -- to hold its room's senders, or
+    hung but for a keepalive -- is judged stalled like one that takes nothing; one that
+    reads again after a pause is waited for again as soon as it has taken RESUME bytes."""
+    flusher = Flusher()
+    flusher.start()
+    outbox, reader_end = outbox_pair(flusher)
+    stop = threading.Event()
+    pace = {"chunk": 16, "delay": 0.05}  # 320 bytes a second: far under MIN_RATE
+
+    def reader() -> None:
+        while not stop.is_set() and (data := reader_end.recv(pace["chunk"])):
+            if pace["delay"]:
+                stop.wait(pace["delay"])
+
+    thread = threading.Thread(target=reader, daemon=True)
+    try:
+        fill(outbox, LIMIT * 3 // 4)
+        thread.start()
+        waited = keep_pace([outbox], stopped=threading.Event())
+        assert STALL * 0.5 <= waited < 10 and not outbox.caught_up()  # given up on, though it reads
+        assert outbox.stalled_at is not None
+        assert not waited_for(outbox) and to_wait_for((), outbox) == []
+        pace.update(chunk=65536, delay=0)  # it reads at full speed again
+        wait_until(lambda: waited_for(outbox), what="the reader to take RESUME bytes")
+        keep_pace([outbox], stopped=threading.Event())
+        assert outbox.caught_up()  # waited for until it caught up
+    finally:
+        stop.set()
+        outbox.close()
+        reader_end.close()
+        thread.join(5)
         flusher.stop()
 
 
