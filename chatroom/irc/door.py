@@ -52,7 +52,7 @@ from chatroom.server.doors import Door, DoorPort
 from chatroom.server.hub import append_entry
 from chatroom.server.members import Delivery, Member, owner_of
 from chatroom.server.outbox import Outbox
-from chatroom.server.pace import BURST, to_wait_for
+from chatroom.server.pace import BURST, burst_room, to_wait_for
 from chatroom.server.room_modes import MAX_ROOM_BANS
 from chatroom.server.session import CloseReason
 from chatroom.server.watch import MAX_WATCHED
@@ -211,7 +211,7 @@ class IrcDoor(Asking, Channels, ChatHistory, Monitor, Multiline, Person, Speakin
         if left < BURST or self.handler.server.stopped.is_set():
             return []
         batch = self.handler.batch
-        return to_wait_for(batch.spoke_to, batch.own)
+        return to_wait_for(burst_room(batch.spoke_to, self.member()), batch.own)
 
     def line(self, raw: bytes, *, cost: int = 0) -> None:
         """Handle one line; ``cost``: a chat line already paced (its rate-limit charge)."""

@@ -34,7 +34,7 @@ from chatroom.server.fitting import fitted, how_long
 from chatroom.server.hub import Batch
 from chatroom.server.members import Member
 from chatroom.server.outbox import Outbox
-from chatroom.server.pace import keep_pace
+from chatroom.server.pace import keep_pace, worth_waiting
 from chatroom.server.requests import CHAT_TYPES, HANDLERS, Requests
 from chatroom.server.session import (
     Act,
@@ -322,7 +322,9 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
         self.server.hub.flush(batch)
         if batch.behind:
             behind, batch.behind = batch.behind, []
-            self.wait_for(behind)
+            behind = worth_waiting(behind, batch.spoke_to, batch.own)
+            if behind:
+                self.wait_for(behind)
 
     def wait_for(self, behind: list[Outbox]) -> None:
         """Wait for the readers of ``behind`` to catch up (``pace.py``), this connection's

@@ -171,6 +171,8 @@ class Hub:
         One place, so that no path can forget the drop: one once did, and a member too
         slow for another server's traffic stayed connected, its frames discarded."""
         self.publish_pending()
+        if batch.room:  # (also when every outbox took its part at once: nothing touched)
+            batch.spoke_to, batch.room = batch.room, ()
         touched = batch.touched
         if touched:
             if batch.pace:
@@ -179,9 +181,6 @@ class Hub:
                     outbox.flush()
                     if outbox.behind():
                         behind.append(outbox)  # (its own too: it waits for its own reading)
-                if batch.room:
-                    batch.spoke_to = batch.room
-                batch.room = ()
             else:
                 for outbox in touched:
                     outbox.flush()

@@ -47,7 +47,7 @@ from chatroom.protocol import (
 from chatroom.server.chat_path import Answer, Resent, SayResult, claimed
 from chatroom.server.handler_base import HandlerBase
 from chatroom.server.members import Member, owner_of
-from chatroom.server.pace import BURST, to_wait_for
+from chatroom.server.pace import BURST, burst_room, to_wait_for
 from chatroom.server.roles import KeyNeeded
 from chatroom.server.wire import Outgoing
 from chatroom.text import clean_line, nick_key
@@ -113,7 +113,7 @@ class Requests(HandlerBase):
         chat, batch, member = self.server.chat, self.batch, self._member()
         while len(msgs) >= BURST and not self.server.stopped.is_set():
             with chat.run(batch):
-                behind = to_wait_for(batch.spoke_to, batch.own)
+                behind = to_wait_for(burst_room(batch.spoke_to, member), batch.own)
                 if not behind:
                     chat.say_many(batch, member, msgs, time.time(), answer)
                     return

@@ -10,10 +10,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 
 from chatroom.protocol import PROTOCOL_VERSION, Chat, FrameDecoder, Hello, Say, decode_message, encode_message
 from chatroom.server.outbox import Flusher, Outbox
-from chatroom.server.pace import RESUME, STALL, keep_pace, to_wait_for, waited_for
+from chatroom.server.pace import RESUME, STALL, burst_room, keep_pace, room_lags, to_wait_for, waited_for
 from tests.irc.client import IrcClient
 from tests.polling import wait_until
 from tests.terminal import ROOT, chatroom_env
@@ -78,7 +79,7 @@ def test_a_stalled_reader_is_not_waited_for():
         assert time.monotonic() - began < 10
         stopped = threading.Event()
         stopped.set()
-        stalled.stalled_at = stalled.taken() - RESUME  # as if it had taken RESUME bytes since: only the stop ends the wait
+        stalled.stalled_at = stalled.taken() - RESUME  # as if it had taken RESUME bytes since: the stop ends the wait
         assert keep_pace([stalled], stopped=stopped) < STALL
         assert to_wait_for((), stalled) == [stalled]  # behind and not stalled: its sender waits for it
     finally:
@@ -98,7 +99,7 @@ def test_a_reader_that_trickles_bytes_is_stalled_too_and_one_back_from_a_pause_i
     pace = {"chunk": 16, "delay": 0.05}  # 320 bytes a second: far under MIN_RATE
 
     def reader() -> None:
-        while not stop.is_set() and (data := reader_end.recv(pace["chunk"])):
+        while not stop.is_set() and reader_end.recv(pace["chunk"]):
             if pace["delay"]:
                 stop.wait(pace["delay"])
 
@@ -120,6 +121,48 @@ def test_a_reader_that_trickles_bytes_is_stalled_too_and_one_back_from_a_pause_i
         reader_end.close()
         thread.join(5)
         flusher.stop()
+
+
+class _Member:
+    """What ``pace`` reads of a room's member: its connection's outbox."""
+
+    def __init__(self, outbox: Outbox | None) -> None:
+        self.sink = self
+        self.outbox = outbox
+
+
+def test_a_few_behind_a_room_that_keeps_up_are_not_waited_for_a_room_behind_is_and_so_is_ones_own():
+    """A reader that stopped, in a room that keeps up, costs the room nothing (it
+    overflows and is dropped); when most of the room lags, everyone behind is waited
+    for; and a sender's own outbox whenever it is behind."""
+    flusher = Flusher()
+    flusher.start()
+    pairs = [outbox_pair(flusher) for _ in range(3)]
+    (stopped_reader, _), (other, _), (own, _) = pairs
+    room = tuple(_Member(outbox) for outbox, _ in pairs)
+    try:
+        fill(stopped_reader, LIMIT * 3 // 4)
+        assert not room_lags(room, own) and to_wait_for(room, own) == []  # one of two others behind
+        fill(own, LIMIT * 3 // 4)
+        assert to_wait_for(room, own) == [own]  # its own: always
+        fill(other, LIMIT * 3 // 4)
+        assert room_lags(room, own) and to_wait_for(room, own) == [stopped_reader, other, own]
+    finally:
+        for outbox, end in pairs:
+            outbox.close()
+            end.close()
+        flusher.stop()
+
+
+def test_a_senders_first_burst_looks_at_everyone_in_its_rooms():
+    """Before a sender has spoken (nothing fanned out yet: ``Batch.spoke_to`` empty),
+    its burst looks at its rooms' members: a sender whose thread first ran when the
+    room's outboxes were nearly full had its burst land unlooked-at and overflow them."""
+    a, b = _Member(None), _Member(None)
+    member = SimpleNamespace(rooms={"lobby": SimpleNamespace(everyone=(a, b)),
+                                    "news": SimpleNamespace(everyone=(b,))})
+    assert burst_room((), member) == (a, b, b)
+    assert burst_room((a,), member) == (a,)  # once it has spoken: where it spoke
 
 
 class Reader:
