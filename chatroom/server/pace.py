@@ -47,9 +47,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatroom.server.outbox import Outbox
+
+if TYPE_CHECKING:
+    from chatroom.server.members import Member
 
 __all__ = ["BURST", "MIN_RATE", "RESUME", "STALL", "burst_room", "keep_pace", "room_lags", "to_wait_for",
            "waited_for", "worth_waiting"]
@@ -111,7 +114,7 @@ def worth_waiting(behind: list[Outbox], room: tuple[Any, ...], own: Outbox | Non
     return others
 
 
-def burst_room(spoke_to: tuple[Any, ...], member: Any) -> tuple[Any, ...]:
+def burst_room(spoke_to: tuple[Any, ...], member: Member) -> tuple[Any, ...]:
     """Where a sender's burst goes, most likely: the recipients of its last fan-out
     (``Batch.spoke_to``) -- or, before its first, everyone in its rooms.  (Looked at
     only once it had spoken, a sender's first burst landed unlooked-at: ten senders
@@ -119,7 +122,7 @@ def burst_room(spoke_to: tuple[Any, ...], member: Any) -> tuple[Any, ...]:
     full overflowed them, and readers were dropped as too slow.)"""
     if spoke_to:
         return spoke_to
-    return tuple(m for room in list(member.rooms.values()) for m in room.everyone)
+    return tuple(m for room in list(member.rooms.values()) for m in room.everyone())
 
 
 def waited_for(outbox: Outbox) -> bool:

@@ -159,8 +159,8 @@ def test_a_senders_first_burst_looks_at_everyone_in_its_rooms():
     its burst looks at its rooms' members: a sender whose thread first ran when the
     room's outboxes were nearly full had its burst land unlooked-at and overflow them."""
     a, b = _Member(None), _Member(None)
-    member = SimpleNamespace(rooms={"lobby": SimpleNamespace(everyone=(a, b)),
-                                    "news": SimpleNamespace(everyone=(b,))})
+    member = SimpleNamespace(rooms={"lobby": SimpleNamespace(everyone=lambda: (a, b)),
+                                    "news": SimpleNamespace(everyone=lambda: (b,))})
     assert burst_room((), member) == (a, b, b)
     assert burst_room((a,), member) == (a,)  # once it has spoken: where it spoke
 
