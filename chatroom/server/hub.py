@@ -63,7 +63,7 @@ class Batch:
         self.behind: list[Outbox] = []
         #: The most recipients of one of its frames: the room it spoke to (``pace.py``).
         self.room: tuple[Any, ...] = ()
-        self.own: Outbox | None = None  # the sender's own outbox (waited for like the others')
+        self.own: Outbox | None = None  # the sender's own outbox: waited for whenever behind (pace.py)
         #: ``room`` of the last flush that had one: where a sender's next burst goes, most likely.
         self.spoke_to: tuple[Any, ...] = ()
         self.entries: list[tuple[tuple[Any, ...], list[Outgoing]]] = []

@@ -67,11 +67,12 @@ STALL = 1.0
 
 #: How often a waiting sender looks again (it is also woken when a reader catches up).
 _SLICE = 0.02
-#: A window also takes looks, half as many as fit in it (``keep_pace``), to judge a
-#: reader stalled: a second in which this thread hardly ran (the machine paused, a
-#: loaded host, the GIL) is not a second in which the reader was seen not reading.  On
-#: two shared cores with two CPU-bound processes beside the tests, readers that read
-#: were taken for stalled after 1.2-1.4 s of wall time and dropped.
+#: ... and how many looks a window takes, besides STALL's time, to judge a reader
+#: stalled: a second in which this thread hardly ran (the machine paused, a loaded
+#: host, the GIL) is not a second in which the reader was seen not reading.  On two
+#: shared cores with two CPU-bound processes beside the tests, readers that read were
+#: taken for stalled after 1.2-1.4 s of wall time and dropped.
+_LOOKS = int(STALL / _SLICE) // 2
 
 #: What a reader waited for must take a second to be waited for still (a phone on a
 #: poor link reads ten times that); and what one judged stalled must take before it
@@ -141,13 +142,11 @@ def room_lags(room: tuple[Any, ...], own: Outbox | None) -> bool:
     return lagging * 2 > len(outboxes)
 
 
-def keep_pace(behind: Iterable[Outbox], stopped: threading.Event, window: float = STALL,
+def keep_pace(behind: Iterable[Outbox], stopped: threading.Event,
               clock: Callable[[], float] = time.monotonic) -> float:
-    """Wait until every outbox of ``behind`` has caught up, is stalled (judged over
-    ``window`` seconds), or is gone, or the server stops.  Never under the hub lock.
-    Returns the seconds waited."""
+    """Wait until every outbox of ``behind`` has caught up, is stalled, or is gone, or
+    the server stops.  Never under the hub lock.  Returns the seconds waited."""
     started = clock()
-    min_looks = max(3, int(window / _SLICE) // 2)  # (see _SLICE)
     for outbox in behind:
         if not waited_for(outbox):
             continue  # judged stalled before, and it has hardly taken anything since
@@ -156,7 +155,7 @@ def keep_pace(behind: Iterable[Outbox], stopped: threading.Event, window: float 
             outbox.wait_caught_up(_SLICE)
             looks += 1
             now = clock()
-            if now - since > window and looks >= min_looks:  # a window's end: did it read?
+            if now - since > STALL and looks >= _LOOKS:  # a window's end: did it read?
                 now_taken = outbox.taken()
                 if now_taken - taken < MIN_RATE * (now - since):
                     outbox.stalled_at = now_taken  # stalled: it is left to overflow
