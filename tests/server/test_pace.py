@@ -37,6 +37,16 @@ def fill(outbox: Outbox, size: int) -> None:
     outbox.flush()
 
 
+def stop_reading(stop: threading.Event, thread: threading.Thread, outbox: Outbox, reader_end: socket.socket,
+                 flusher: Flusher) -> None:
+    """A test's reader thread stopped, its outbox pair closed, the flusher stopped."""
+    stop.set()
+    outbox.close()
+    reader_end.close()
+    thread.join(5)
+    flusher.stop()
+
+
 def test_a_sender_waits_for_a_slow_reader_until_it_has_caught_up():
     flusher = Flusher()
     flusher.start()
@@ -58,11 +68,7 @@ def test_a_sender_waits_for_a_slow_reader_until_it_has_caught_up():
         assert outbox.caught_up() and len(outbox) * 4 <= LIMIT
         assert sum(read) > LIMIT // 4  # it was read, not given up on
     finally:
-        stop.set()
-        outbox.close()
-        reader_end.close()
-        thread.join(5)
-        flusher.stop()
+        stop_reading(stop, thread, outbox, reader_end, flusher)
 
 
 def test_a_stalled_reader_is_not_waited_for():
@@ -116,11 +122,7 @@ def test_a_reader_that_trickles_bytes_is_stalled_too_and_one_back_from_a_pause_i
         keep_pace([outbox], stopped=threading.Event())
         assert outbox.caught_up()  # waited for until it caught up
     finally:
-        stop.set()
-        outbox.close()
-        reader_end.close()
-        thread.join(5)
-        flusher.stop()
+        stop_reading(stop, thread, outbox, reader_end, flusher)
 
 
 class _Member:
