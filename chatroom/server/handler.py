@@ -322,7 +322,7 @@ class ChatHandler(Admission, Requests, socketserver.BaseRequestHandler):
         self.server.hub.flush(batch)
         if batch.behind:
             behind, batch.behind = batch.behind, []
-            behind = worth_waiting(behind, batch.spoke_to, batch.own)
+            behind = worth_waiting(behind, batch.own)
             if behind:
                 self.wait_for(behind)
 

@@ -25,6 +25,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -71,7 +72,8 @@ class Outbox:
     """
 
     __slots__ = (
-        "sock", "limit", "flusher", "producer_lock", "overflowed", "idle", "owner", "stalled_at",
+        "sock", "limit", "flusher", "producer_lock", "overflowed", "idle", "owner", "stalled_at", "seen_at",
+        "seen_taken",
         "_send", "_chunks", "_queued", "_sent", "_partial", "_flush_lock", "_parked", "_closed", "_drained",
     )
 
@@ -97,6 +99,11 @@ class Outbox:
         self._drained: threading.Event | None = None  # set when it is caught up (a sender waits)
         #: ``taken()`` when a waiting sender judged its reader stalled (``pace.py``).
         self.stalled_at: int | None = None
+        #: Its reader's progress as last seen -- when, and ``taken()`` then: looked at
+        #: each time the kernel would take no more (the socket is full) and by the
+        #: senders that look whether it is stalled (``pace.waited_for``).
+        self.seen_at = 0.0
+        self.seen_taken = 0
 
     def __len__(self) -> int:
         return self._queued - self._sent
@@ -237,6 +244,15 @@ class Outbox:
         self._sent += sent
         self._partial = memoryview(data)[sent:]
         self._parked = True
+        self._full()
+
+    def _full(self) -> None:
+        """The kernel takes no more: what the reader has taken so far is noted, so that
+        a sender looking soon after can tell whether it takes anything (``pace.py``): a
+        reader that stopped shows it from the moment its socket filled, not from the
+        moment its outbox fell behind.  (A system call each time the socket fills.)"""
+        self.seen_at = time.monotonic()
+        self.seen_taken = self._sent - self._in_kernel()
 
     def send_now(self, data: bytes) -> None:
         """Queue ``data`` and flush (any thread: takes ``producer_lock`` itself)."""
@@ -319,6 +335,7 @@ class Outbox:
                 self._progress()
             if sent < len(data):
                 self._partial = memoryview(data)[sent:]
+                self._full()
                 return False
         return True
 
