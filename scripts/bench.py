@@ -1090,9 +1090,11 @@ def main(argv: list[str] | None = None) -> int:
             n, s = 100, 10
             limit = 10.0 if quick else 15.0
 
-            # ~8 MB to every member: more than a stalled socket's kernel buffers absorb
-            # (several MB on loopback), so a server that waits for it must show it.
-            volume = 8_000_000 // 150 * n
+            # ~24 MB to every member: far more than a stalled socket's kernel buffers
+            # absorb (several MB on loopback), so a server that waits for it must show
+            # it; and ~3 s of flood, not ~1 -- at 8 MB, runs of the same tree read 46 %
+            # apart in their ratio (one-second runs: the first joins, the scheduler).
+            volume = 24_000_000 // 150 * n
 
             def slow_ratio(srv: Server) -> dict[str, float]:
                 free = run_saturation(srv, n, s, volume, f"f{next(counter)}x", time_limit=limit)
