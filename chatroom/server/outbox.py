@@ -125,11 +125,6 @@ class Outbox:
         buffer -- megabytes on loopback -- hides the outbox's progress."""
         return self._sent - self._in_kernel()
 
-    def backlog(self) -> int:
-        """What its reader has not taken yet: this outbox, and (Linux) the kernel's send
-        queue -- so it is also the part of the backlog a reader must still catch up on."""
-        return self._queued - self._sent + self._in_kernel()
-
     def _in_kernel(self) -> int:
         """Bytes sent to the socket that its peer has not taken (Linux; 0 elsewhere)."""
         if _OUTQ is None or self._closed:
