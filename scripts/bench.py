@@ -59,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ CHAT = b'{"type":"chat"'
 TS = re.compile(rb'"text":"T(\d+\.\d+) ')
 IRC_TS = re.compile(rb' :T(\d+\.\d+) ')
 PREFIX = 4
+#: The load generator's one receive buffer (a read's bytes are counted where they lie).
+RECV_BUF = bytearray(1 << 18)
 
 
 # ----------------------------------------------------------------------------- servers
@@ -331,7 +334,7 @@ class Member:
     done_at: float = 0.0
     reset: bool = False  # the server closed this sender's connection during the run
 
-    def feed(self, data: bytes, now: float) -> None:
+    def feed(self, buf: bytearray, n: int, now: float) -> None:
         # Counted as it comes, in C, for every kind of member; a member that measures
         # latency finds the send times in the stream with one regex too.  A chat's
         # header (or IRC line) is in the stream as it is: a browser member's WebSocket
@@ -341,13 +344,21 @@ class Member:
         # browsers' row; decoding the frames of the two latency members in Python was
         # a fifth of all deliveries in the 10-member rows, and a third of the
         # generator's CPU there.)  A send time cut in two by a read is not measured.
+        # The first ``n`` bytes of ``buf`` (the one receive buffer) are new: searched
+        # where they lie, never copied (joining each read to the last one's tail
+        # copied every byte once more), and a marker cut in two by a read is found in
+        # the join of the two ends.
         marker = IRC_CHAT if self.irc else CHAT
-        joined = self.tail + data
-        self.chats += joined.count(marker)
-        if self.parse:  # (a match is longer than the tail: none is seen twice)
+        k = len(marker) - 1
+        self.chats += buf.count(marker, 0, n) + (self.tail + buf[:min(n, k)]).count(marker)
+        if self.parse:
+            # A burst's messages share one send time: each time seen is converted
+            # once, and its latency counted once per message (it was a float and a
+            # match object per message, a quarter of the generator's CPU at 10 members).
             pattern = IRC_TS if self.irc else TS
-            self.latencies.extend(now - float(m.group(1)) for m in pattern.finditer(joined))
-        self.tail = joined[-(len(marker) - 1):]
+            for sent, count in Counter(pattern.findall(buf, 0, n)).items():
+                self.latencies += [now - float(sent)] * count
+        self.tail = bytes(buf[n - k:n]) if n >= k else (self.tail + buf[:n])[-k:]
 
 
 def join_one(server: Server, nick: str, *, rcvbuf: int = 0) -> socket.socket:
@@ -501,7 +512,8 @@ def pump(members: list[Member], senders: list[Member], deadline: float,
     # Senders are spread evenly over one period, so a paced load is smooth, not bursts.
     period = 1.0 / rate_per_sender if rate_per_sender else 0.0
     next_send = {id(s): start + i * period / len(senders) for i, s in enumerate(senders)}
-    want_write: set[int] = set()
+    want_write: set[int] = set()  # senders whose socket was full, waiting to be writable
+    writable: set[int] = set()
     pending = len(members)
     for m in members:  # nothing to wait for (an IRC sender alone: its messages do not come back)
         if m.chats >= m.expected:
@@ -526,7 +538,13 @@ def pump(members: list[Member], senders: list[Member], deadline: float,
                     s.out += outgoing(s, say_frames(batch, serial, s.irc))
                     serial += batch
                     s.remaining -= batch
-            if s.out:
+            # A sender whose socket was full is tried again only once the selector
+            # says it is writable: trying it on every turn of this loop (each try an
+            # exception made with its error text) spun the generator at a full core
+            # whenever the server was the slower side -- a core taken from the server
+            # under test on two cores.
+            if s.out and (id(s) not in want_write or id(s) in writable):
+                writable.discard(id(s))
                 try:
                     sent = s.sock.send(s.out)
                     del s.out[:sent]
@@ -542,25 +560,25 @@ def pump(members: list[Member], senders: list[Member], deadline: float,
             if not s.out and id(s) in want_write:
                 sel.modify(s.sock, selectors.EVENT_READ, s)
                 want_write.discard(id(s))
-        if not senders or all(not s.remaining and not s.out for s in senders):
-            timeout = 0.05
-        elif not rate_per_sender:
-            timeout = 0
+        if not rate_per_sender and any(s.remaining and not s.out for s in senders):
+            timeout = 0  # a sender has room for its next burst: make it at once
         for key, events in sel.select(max(0.0, timeout)):
             m: Member = key.data
+            if events & selectors.EVENT_WRITE:
+                writable.add(id(m))
             if events & selectors.EVENT_READ:
                 try:
-                    data = m.sock.recv(1 << 18)
+                    got = m.sock.recv_into(RECV_BUF)
                 except (BlockingIOError, InterruptedError):
                     continue
                 except OSError:
-                    data = b""
-                if not data:
+                    got = 0
+                if not got:
                     sel.unregister(m.sock)
                     if not m.done_at:
                         pending -= 1
                     continue
-                m.feed(data, time.time())
+                m.feed(RECV_BUF, got, time.time())
                 if not m.done_at and m.chats >= m.expected:
                     m.done_at = time.monotonic()
                     pending -= 1
