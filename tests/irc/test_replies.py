@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chatroom.irc.modes import user_modes
 from chatroom.irc.replies import (
+    NAMES_PER_LINE,
     history_lines,
     ison_line,
     list_lines,
@@ -17,7 +18,7 @@ from chatroom.irc.replies import (
 from chatroom.irc.session import IrcSession
 from chatroom.protocol import Chat
 from chatroom.server.room import ChatState
-from chatroom.text import nick_key
+from chatroom.text import MAX_NICK_LENGTH, nick_key
 
 
 def _session(*caps: str) -> IrcSession:
@@ -50,6 +51,20 @@ def test_names_of_a_big_room_are_split_into_lines_that_fit_and_end_once():
     assert len(out) > 2 and out[-1] == ":irc.test 366 ann #lobby :End of /NAMES list"
     names = " ".join(line.split(" :", 1)[1] for line in out[:-1]).split()
     assert len(names) == 120 and names[0] == "@user000"
+
+
+def test_names_rows_never_pass_their_width_however_long_the_names():
+    state = ChatState()
+    for i in range(300):  # the longest nicks, each also its ident: masks of ~75 characters
+        state.admit(i + 1, f"n{i:03d}".ljust(MAX_NICK_LENGTH, "x"), f"127.0.0.1:{2000 + i}", 1.0)
+    out = _text(names_lines(_session("userhost-in-names"), state.rooms["lobby"], "#lobby"))
+    rows = [line.split(" :", 1)[1] for line in out[:-1]]
+    assert all(len(row) + 1 <= NAMES_PER_LINE for row in rows)
+    assert all(len(line.encode()) <= 512 for line in out)
+    # every row is as full as it may be: the next row's first name did not fit
+    pairs = zip(rows, rows[1:], strict=False)
+    assert all(len(row) + 1 + len(nxt.split()[0]) + 1 > NAMES_PER_LINE for row, nxt in pairs)
+    assert len(" ".join(rows).split()) == 300
 
 
 def test_names_with_userhost_in_names_and_of_no_such_channel():
