@@ -271,9 +271,12 @@ def start_servers() -> dict[str, Server]:
 # ----------------------------------------------------------------------------- clients
 
 
+def frame(header: bytes) -> bytes:
+    return len(header).to_bytes(4, "big") + header
+
+
 def hello(nick: str) -> bytes:
-    data = json.dumps({"type": "hello", "version": "1.0", "nick": nick}).encode()
-    return len(data).to_bytes(4, "big") + data
+    return frame(json.dumps({"type": "hello", "version": "1.0", "nick": nick}).encode())
 
 
 def irc_register(nick: str, ngircd: bool = False) -> bytes:
@@ -326,6 +329,7 @@ class Member:
     chats: int = 0
     expected: int = 0
     tail: bytes = b""
+    ping_tail: bytes = b""  # (drain's: a keepalive cut in two by a read is answered too)
     latencies: list[float] = field(default_factory=list)
     # sending
     remaining: int = 0
@@ -452,14 +456,27 @@ def join_members(server: Server, n: int, tag: str, parse_every: int,
     return members
 
 
+#: A server's keepalive in each kind of stream, and the answer a client gives.  Members
+#: that only listen are asked after half a minute of silence (chatroom's --ping-interval,
+#: ngircd's PingTimeout) and let go if they do not answer: joining 10,000 IRC members
+#: takes longer than that, and a generator that never answered lost the first half.
+PINGS = {False: (b'{"type":"ping"', frame(b'{"type":"pong","token":"bench"}')),
+         True: (b"PING ", b"PONG :bench\r\n")}
+
+
 def drain(members: list[Member]) -> None:
-    """Read (and drop) what is waiting for each member, without blocking."""
+    """Read (and drop) what is waiting for each member, without blocking; a keepalive
+    is answered, as a client does."""
     for m in members:
+        ping, pong = PINGS[m.irc]
         try:
             while chunk := m.sock.recv(1 << 18):
                 if m.ws is not None:  # through the WebSocket parser, which must stay in step
                     m.ws.receive_data(chunk)
                     m.ws.events_received()
+                elif ping in m.ping_tail + chunk[:len(ping) - 1] or ping in chunk:
+                    m.sock.send(pong)
+                m.ping_tail = chunk[-(len(ping) - 1):]
         except (BlockingIOError, InterruptedError):
             pass
         except OSError:
