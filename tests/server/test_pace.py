@@ -154,10 +154,15 @@ def test_a_reader_behind_is_waited_for_while_it_reads_however_far_behind_the_res
     thread = threading.Thread(target=read_slowly, daemon=True)
     try:
         fill(stopped_reader, LIMIT * 3 // 4)
+        # The flusher tries the socket once more before it watches it, and notes it full
+        # again then: the reader's progress is counted from that last look.
+        wait_until(lambda: flusher.backlog == 1, what="the flusher watching the stopped reader")
         full = stopped_reader.seen_at
         assert full > 0  # its socket filled: its progress is counted from then
         assert waited_for(stopped_reader, clock=lambda: full + STALL / 2)  # too soon to tell
-        assert not waited_for(stopped_reader, clock=lambda: full + STALL)  # took nothing in STALL: stalled
+        # took nothing in STALL: stalled (a millisecond past it: full + STALL - full can
+        # round below STALL once the monotonic clock is in the tens of thousands)
+        assert not waited_for(stopped_reader, clock=lambda: full + STALL + 0.001)
         assert to_wait_for(room, own) == []
         fill(slow_reader, LIMIT * 3 // 4)
         thread.start()
