@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chatroom.errors import Refused
 from chatroom.protocol import Chat, ErrorCode, ModAction, Presence, PresenceEvent, Private, Topic
 from chatroom.server.members import DEFAULT_ROOM
 from chatroom.server.room import ChatState
-from chatroom.text import nick_key, nick_problem
+from chatroom.text import fold, nick_key, nick_problem
 
 
 def test_members_start_in_the_lobby_and_hear_each_other_arrive():
@@ -430,3 +434,9 @@ def test_typing_reaches_the_others_who_understand_it_at_most_once_per_state_ever
         s.admit(100 + n, f"m{n}", "127.0.0.1:9", 0.0)[0].hears_typing = True
     assert s.typing(bob, None, "active", 20.0) == []  # a large room: nobody is told
     assert old.hears_typing is False
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.text())
+def test_fold_is_nfkc_then_casefold_for_any_text_ascii_by_its_shortcut(name):
+    assert fold(name) == unicodedata.normalize("NFKC", name).casefold()
