@@ -247,7 +247,7 @@ class Outbox:
         reader that stopped shows it from the moment its socket filled, not from the
         moment its outbox fell behind.  (A system call each time the socket fills.)"""
         self.seen_at = time.monotonic()
-        self.seen_taken = self._sent - self._in_kernel()
+        self.seen_taken = self.taken()
 
     def send_now(self, data: bytes) -> None:
         """Queue ``data`` and flush (any thread: takes ``producer_lock`` itself)."""
