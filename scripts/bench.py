@@ -499,11 +499,7 @@ def say_frames(count: int, serial: int, irc: bool = False) -> bytes:
     if irc:
         return f"PRIVMSG {IRC_CHANNEL} :{text}\r\n".encode() * count
     tail = f'","text":"{text}"}}'.encode()
-    parts = []
-    for k in range(serial, serial + count):
-        header = b'{"type":"say","id":"%d%b' % (k, tail)
-        parts.append(len(header).to_bytes(4, "big") + header)
-    return b"".join(parts)
+    return b"".join([frame(b'{"type":"say","id":"%d%b' % (k, tail)) for k in range(serial, serial + count)])
 
 
 def set_expected(members: list[Member], senders: list[Member], per_sender: int) -> int:
