@@ -1261,7 +1261,7 @@ def print_table(names: list[str], rows: list[tuple[str, str, dict[str, float], b
             line += f"{ratio:>10.2f}x"
         print(line)
     print("(a ratio > 1 means chatroom is better: faster, or lower latency/CPU/memory; irc/ngircd: chatroom's IRC "
-          "door against ngircd, both driven as IRC; +-N%: the spread of the runs, (max - min) / median)")
+          "door against ngircd, both driven as IRC; +-N%: half the spread of the runs, (max - min) / 2 / median)")
     if alone:
         print()
         for label, unit, a, b, what in alone:
