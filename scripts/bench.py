@@ -1047,7 +1047,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="chatroom against itself at commit REV instead of the baselines (saturation, paced, "
                              "slow, scale)")
     parser.add_argument("--scale-members", type=int, metavar="N",
-                        help="members of the scale scenario (default 1,000 with --quick, else 5,000)")
+                        help="members of the scale scenario (default 1,000 with --quick, else 10,000)")
     parser.add_argument("--file-load", nargs=2, metavar=("PORT", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.file_load:
